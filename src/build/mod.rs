@@ -1,0 +1,3 @@
+//! The build pipeline: stages in order, each keyed by the hash of what it reads.
+
+pub mod doctor;

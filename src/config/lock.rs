@@ -1,0 +1,54 @@
+//! The lock file (`recipes/NAME.lock`): every resolved input of a recipe pinned by
+//! sha256. Written by `sanforge lock`; `build --locked` refuses a missing or stale lock.
+
+use super::{parse_toml, ConfigError};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Lock {
+    pub version: u32,
+    #[serde(default, rename = "source")]
+    pub sources: Vec<LockedSource>,
+}
+
+/// One pinned input. `name` is `kernel`, `package:<debian name>` or the recipe's
+/// source name.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LockedSource {
+    pub name: String,
+    /// `url`, `debian` or `path`.
+    pub kind: String,
+    /// What the recipe said (URL list, `package=version`, or path) — compared to find
+    /// a stale entry.
+    pub origin: String,
+    pub sha256: String,
+}
+
+impl Lock {
+    pub const VERSION: u32 = 1;
+
+    pub fn load(file: &Path) -> anyhow::Result<Lock> {
+        let text = crate::util::fs::read_to_string(file)?;
+        Ok(Self::parse(file, &text)?)
+    }
+
+    pub fn parse(file: &Path, text: &str) -> Result<Lock, ConfigError> {
+        let lock: Lock = parse_toml(file, text)?;
+        if lock.version != Self::VERSION {
+            return Err(ConfigError::whole(file, format!("lock version {} is not supported: expected {}", lock.version, Self::VERSION)));
+        }
+        Ok(lock)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&LockedSource> {
+        self.sources.iter().find(|s| s.name == name)
+    }
+
+    pub fn to_toml(&self) -> String {
+        let body = toml::to_string_pretty(self).unwrap_or_default();
+        format!("# Written by `sanforge lock`. Every input of the recipe, pinned by sha256.\n# `sanforge build --locked` refuses to build when this file is missing or stale.\n{body}")
+    }
+}

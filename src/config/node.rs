@@ -1,0 +1,468 @@
+//! The node config (`/etc/sanforge/node.toml` in the image): what one storage node
+//! does at boot. sanforge-init reads it; the builder validates it with these same
+//! types, so a mistake fails the build instead of the boot.
+
+use super::{find_key, parse_toml, ConfigError};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct NodeConfig {
+    pub hostname: String,
+    #[serde(default)]
+    pub sysctl: BTreeMap<String, String>,
+    #[serde(default)]
+    pub modules: Modules,
+    #[serde(default)]
+    pub network: Network,
+    #[serde(default)]
+    pub lio: Option<Lio>,
+    #[serde(default)]
+    pub services: Vec<Service>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Modules {
+    /// Modules to load, in this order (each after its dependencies from modules.dep).
+    #[serde(default)]
+    pub load: Vec<String>,
+    /// Parameters per module, e.g. `qla2xxx_scst = "qlini_mode=disabled"`.
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+    /// Modules never to load, even as a dependency.
+    #[serde(default)]
+    pub blacklist: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Network {
+    #[serde(default)]
+    pub interfaces: Vec<Interface>,
+    #[serde(default)]
+    pub routes: Vec<Route>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Interface {
+    pub name: String,
+    /// IPv4 addresses with prefix length, `192.0.2.15/24`.
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    #[serde(default)]
+    pub mtu: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Route {
+    /// `default` or `a.b.c.d/len`.
+    pub to: String,
+    pub via: String,
+}
+
+/// LIO target configuration (configfs).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Lio {
+    #[serde(default)]
+    pub backstores: Vec<Backstore>,
+    #[serde(default)]
+    pub iscsi: Vec<IscsiTarget>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackstoreKind {
+    /// A file (created with `size` if missing); on tmpfs it is RAM-backed.
+    Fileio,
+    /// A block device (`path` = /dev/…).
+    Block,
+    /// A kernel ramdisk of `size` bytes (rd_mcp).
+    Ramdisk,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Backstore {
+    pub name: String,
+    pub kind: BackstoreKind,
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Bytes, or with a suffix: `64MiB`, `1GiB`.
+    #[serde(default)]
+    pub size: Option<String>,
+    /// Unit serial (VPD page 0x80); defaults to one derived from the name.
+    #[serde(default)]
+    pub serial: Option<String>,
+    #[serde(default)]
+    pub write_back: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct IscsiTarget {
+    pub iqn: String,
+    #[serde(default = "one")]
+    pub tpg: u16,
+    /// `ip:port`; `0.0.0.0:3260` listens everywhere.
+    pub portals: Vec<String>,
+    #[serde(default)]
+    pub luns: Vec<Lun>,
+    #[serde(default)]
+    pub acls: Vec<Acl>,
+}
+
+fn one() -> u16 {
+    1
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Lun {
+    pub lun: u32,
+    pub backstore: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Acl {
+    pub initiator: String,
+    /// Mapped LUNs; empty maps every target LUN at its own number.
+    #[serde(default)]
+    pub mapped_luns: Vec<MappedLun>,
+    #[serde(default)]
+    pub chap: Option<Chap>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MappedLun {
+    /// The LUN number the initiator sees.
+    pub mapped: u32,
+    /// The target LUN it maps to.
+    pub lun: u32,
+    #[serde(default)]
+    pub write_protect: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Chap {
+    pub userid: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Restart {
+    #[default]
+    Always,
+    OnFailure,
+    Never,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Service {
+    pub name: String,
+    /// Program and arguments; the program is an absolute path in the image.
+    pub argv: Vec<String>,
+    #[serde(default)]
+    pub restart: Restart,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+/// A node config that passed validation (the only kind the init acts on).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidNode(NodeConfig);
+
+impl std::ops::Deref for ValidNode {
+    type Target = NodeConfig;
+    fn deref(&self) -> &NodeConfig {
+        &self.0
+    }
+}
+
+/// An IPv4 address with prefix length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    pub addr: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl Cidr {
+    pub fn parse(s: &str) -> Option<Cidr> {
+        let (a, p) = s.split_once('/')?;
+        let prefix: u8 = p.parse().ok()?;
+        if prefix > 32 {
+            return None;
+        }
+        Some(Cidr { addr: a.parse().ok()?, prefix })
+    }
+    pub fn netmask(&self) -> Ipv4Addr {
+        let bits: u32 = if self.prefix == 0 { 0 } else { u32::MAX << (32 - self.prefix) };
+        Ipv4Addr::from(bits)
+    }
+    pub fn network(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.addr) & u32::from(self.netmask()))
+    }
+}
+
+/// Parses `64MiB`, `1GiB`, `512KiB`, `4096` (bytes).
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" | "K" => 1 << 10,
+        "MiB" | "M" => 1 << 20,
+        "GiB" | "G" => 1 << 30,
+        "TiB" | "T" => 1 << 40,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+/// True for a syntactically valid iSCSI name (iqn., eui. or naa. form, RFC 3720).
+pub fn is_iscsi_name(s: &str) -> bool {
+    if s.is_empty() || s.len() > 223 {
+        return false;
+    }
+    if let Some(rest) = s.strip_prefix("iqn.") {
+        // iqn.YYYY-MM.reversed.domain[:anything]
+        let b = rest.as_bytes();
+        b.len() > 8
+            && b[..4].iter().all(u8::is_ascii_digit)
+            && b[4] == b'-'
+            && b[5..7].iter().all(u8::is_ascii_digit)
+            && b[7] == b'.'
+            && rest.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b".-:".contains(&c))
+    } else if let Some(hex) = s.strip_prefix("eui.") {
+        hex.len() == 16 && hex.bytes().all(|c| c.is_ascii_hexdigit())
+    } else if let Some(hex) = s.strip_prefix("naa.") {
+        (hex.len() == 16 || hex.len() == 32) && hex.bytes().all(|c| c.is_ascii_hexdigit())
+    } else {
+        false
+    }
+}
+
+impl NodeConfig {
+    /// Parses and validates a node config.
+    pub fn parse(file: &Path, text: &str) -> Result<ValidNode, ConfigError> {
+        let raw: NodeConfig = parse_toml(file, text)?;
+        raw.validate(file, text)
+    }
+
+    pub fn load(file: &Path) -> anyhow::Result<ValidNode> {
+        let text = crate::util::fs::read_to_string(file)?;
+        Ok(Self::parse(file, &text)?)
+    }
+
+    pub fn validate(self, file: &Path, text: &str) -> Result<ValidNode, ConfigError> {
+        let err = |key: &str, msg: String| {
+            let (l, c) = find_key(text, key);
+            ConfigError::new(file, l, c, msg)
+        };
+        let h = &self.hostname;
+        if h.is_empty() || h.len() > 64 || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.') || h.starts_with('-') {
+            return Err(err("hostname", format!("hostname `{h}`: expected 1 to 64 letters, digits, `-` or `.`")));
+        }
+        for m in self.modules.load.iter().chain(&self.modules.blacklist).chain(self.modules.params.keys()) {
+            if m.is_empty() || !m.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+                return Err(err(m, format!("module name `{m}`: expected letters, digits, `_` or `-`")));
+            }
+        }
+        for m in &self.modules.load {
+            if self.modules.blacklist.iter().any(|b| norm_mod(b) == norm_mod(m)) {
+                return Err(err("blacklist", format!("module `{m}` is both in `load` and in `blacklist`")));
+            }
+        }
+        for (k, v) in &self.sysctl {
+            if k.is_empty() || k.contains("..") || k.starts_with('/') || v.contains('\n') {
+                return Err(err(k, format!("sysctl `{k}`: expected a key like net.ipv4.ip_forward and a one-line value")));
+            }
+        }
+        let mut names = BTreeSet::new();
+        for i in &self.network.interfaces {
+            if i.name.is_empty() || i.name.len() > 15 || i.name.contains('/') {
+                return Err(err("name", format!("interface name `{}`: expected 1 to 15 characters without `/`", i.name)));
+            }
+            if !names.insert(&i.name) {
+                return Err(err("name", format!("interface `{}` is listed twice", i.name)));
+            }
+            for a in &i.addresses {
+                if Cidr::parse(a).is_none() {
+                    return Err(err("addresses", format!("address `{a}` on {}: expected IPv4/prefix like 192.0.2.15/24", i.name)));
+                }
+            }
+            if let Some(m) = i.mtu {
+                if !(68..=65535).contains(&m) {
+                    return Err(err("mtu", format!("mtu {m} on {}: expected 68 to 65535", i.name)));
+                }
+            }
+        }
+        for r in &self.network.routes {
+            if r.to != "default" && Cidr::parse(&r.to).is_none() {
+                return Err(err("to", format!("route to `{}`: expected `default` or IPv4/prefix", r.to)));
+            }
+            if r.via.parse::<Ipv4Addr>().is_err() {
+                return Err(err("via", format!("route via `{}`: expected an IPv4 address", r.via)));
+            }
+        }
+        if let Some(lio) = &self.lio {
+            let mut stores = BTreeSet::new();
+            for b in &lio.backstores {
+                if b.name.is_empty() || !b.name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-') {
+                    return Err(err("name", format!("backstore name `{}`: expected letters, digits, `_` or `-`", b.name)));
+                }
+                if !stores.insert(b.name.as_str()) {
+                    return Err(err("name", format!("backstore `{}` is defined twice", b.name)));
+                }
+                let size_ok = b.size.as_deref().map(|s| parse_size(s).is_some_and(|n| n > 0));
+                match b.kind {
+                    BackstoreKind::Fileio => {
+                        if b.path.as_deref().is_none_or(|p| !p.starts_with('/')) {
+                            return Err(err("path", format!("fileio backstore `{}`: expected an absolute `path`", b.name)));
+                        }
+                        if size_ok == Some(false) {
+                            return Err(err("size", format!("backstore `{}`: size `{}` is not like 64MiB", b.name, b.size.clone().unwrap_or_default())));
+                        }
+                    }
+                    BackstoreKind::Block => {
+                        if b.path.as_deref().is_none_or(|p| !p.starts_with("/dev/")) {
+                            return Err(err("path", format!("block backstore `{}`: expected `path` under /dev/", b.name)));
+                        }
+                    }
+                    BackstoreKind::Ramdisk => {
+                        if size_ok != Some(true) {
+                            return Err(err("size", format!("ramdisk backstore `{}`: expected a `size` like 64MiB", b.name)));
+                        }
+                    }
+                }
+                if let Some(s) = &b.serial {
+                    if s.is_empty() || s.len() > 80 || !s.bytes().all(|c| c.is_ascii_graphic()) {
+                        return Err(err("serial", format!("serial `{s}`: expected up to 80 printable characters without spaces")));
+                    }
+                }
+            }
+            let mut iqns = BTreeSet::new();
+            for t in &lio.iscsi {
+                if !is_iscsi_name(&t.iqn) {
+                    return Err(err("iqn", format!("target name `{}`: expected an iSCSI name like iqn.2026-11.org.example:target", t.iqn)));
+                }
+                if !iqns.insert((&t.iqn, t.tpg)) {
+                    return Err(err("iqn", format!("target `{}` tpg {} is defined twice", t.iqn, t.tpg)));
+                }
+                if t.portals.is_empty() {
+                    return Err(err("portals", format!("target `{}`: expected at least one portal like 0.0.0.0:3260", t.iqn)));
+                }
+                for p in &t.portals {
+                    if p.parse::<std::net::SocketAddrV4>().is_err() {
+                        return Err(err("portals", format!("portal `{p}`: expected ip:port like 0.0.0.0:3260")));
+                    }
+                }
+                let mut luns = BTreeSet::new();
+                for l in &t.luns {
+                    if !stores.contains(l.backstore.as_str()) {
+                        return Err(err("backstore", format!("LUN {} of `{}` uses backstore `{}`, which is not defined", l.lun, t.iqn, l.backstore)));
+                    }
+                    if !luns.insert(l.lun) {
+                        return Err(err("lun", format!("LUN {} of `{}` is defined twice", l.lun, t.iqn)));
+                    }
+                }
+                let mut inits = BTreeSet::new();
+                for a in &t.acls {
+                    if !is_iscsi_name(&a.initiator) {
+                        return Err(err("initiator", format!("initiator name `{}`: expected an iSCSI name like iqn.2026-11.org.example:host", a.initiator)));
+                    }
+                    if !inits.insert(&a.initiator) {
+                        return Err(err("initiator", format!("initiator `{}` has two ACLs on `{}`", a.initiator, t.iqn)));
+                    }
+                    let mut mapped = BTreeSet::new();
+                    for m in &a.mapped_luns {
+                        if !luns.contains(&m.lun) {
+                            return Err(err("mapped-luns", format!("ACL `{}` maps target LUN {}, which `{}` does not have", a.initiator, m.lun, t.iqn)));
+                        }
+                        if !mapped.insert(m.mapped) {
+                            return Err(err("mapped-luns", format!("ACL `{}` maps LUN {} twice", a.initiator, m.mapped)));
+                        }
+                    }
+                    if let Some(c) = &a.chap {
+                        if c.userid.is_empty() || !(12..=16).contains(&c.password.len()) {
+                            return Err(err("chap", format!("CHAP for `{}`: expected a userid and a secret of 12 to 16 characters", a.initiator)));
+                        }
+                    }
+                }
+            }
+        }
+        let mut svc = BTreeSet::new();
+        for s in &self.services {
+            if !svc.insert(&s.name) {
+                return Err(err("name", format!("service `{}` is defined twice", s.name)));
+            }
+            if s.argv.first().is_none_or(|p| !p.starts_with('/')) {
+                return Err(err("argv", format!("service `{}`: argv must start with an absolute program path", s.name)));
+            }
+        }
+        Ok(ValidNode(self))
+    }
+}
+
+/// Module names treat `-` and `_` alike.
+pub fn norm_mod(name: &str) -> String {
+    name.replace('-', "_")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("64MiB"), Some(64 << 20));
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("1.5G"), None);
+        assert_eq!(parse_size("12XB"), None);
+    }
+
+    #[test]
+    fn iscsi_names() {
+        assert!(is_iscsi_name("iqn.2026-11.org.example:node1"));
+        assert!(is_iscsi_name("eui.0123456789abcdef"));
+        assert!(!is_iscsi_name("iqn.26-11.org"));
+        assert!(!is_iscsi_name("iqn.2026-11.org.Example"));
+        assert!(!is_iscsi_name("foo"));
+    }
+
+    #[test]
+    fn cidr() {
+        let c = Cidr::parse("192.0.2.15/24").unwrap();
+        assert_eq!(c.netmask(), Ipv4Addr::new(255, 255, 255, 0));
+        assert_eq!(c.network(), Ipv4Addr::new(192, 0, 2, 0));
+        assert!(Cidr::parse("192.0.2.15/33").is_none());
+    }
+
+    #[test]
+    fn undefined_backstore_is_located() {
+        let t = "hostname = \"n\"\n[lio]\n[[lio.iscsi]]\niqn = \"iqn.2026-11.org.example:t\"\nportals = [\"0.0.0.0:3260\"]\nluns = [{ lun = 0, backstore = \"nope\" }]\n";
+        let e = NodeConfig::parse(Path::new("n.toml"), t).unwrap_err();
+        assert!(e.message.contains("`nope`"), "{e}");
+        assert_eq!(e.line, 6);
+    }
+
+    #[test]
+    fn unknown_key_has_line_and_column() {
+        let e = NodeConfig::parse(Path::new("n.toml"), "hostname = \"n\"\nbogus = 1\n").unwrap_err();
+        assert_eq!((e.line, e.column), (2, 1));
+        assert!(e.message.contains("bogus"), "{e}");
+    }
+}
