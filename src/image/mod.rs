@@ -1,1 +1,5 @@
-//! (filled in by its stage)
+//! Image assembly: the deterministic cpio writer for the initramfs and the ELF
+//! dependency closure used to prune the Debian userland.
+
+pub mod cpio;
+pub mod elf;
