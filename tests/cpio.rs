@@ -97,8 +97,19 @@ fn cpio_listing(archive: &[u8]) -> Vec<(String, String, Option<String>)> {
         .collect()
 }
 
-/// A minimal independent newc parser: (name, ino, mode, uid, gid, mtime, filesize) per entry.
-fn parse_newc(buf: &[u8]) -> Vec<(String, u32, u32, u32, u32, u32, Vec<u8>)> {
+/// One member as read back by [`parse_newc`].
+struct Parsed {
+    name: String,
+    ino: u32,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    mtime: u32,
+    data: Vec<u8>,
+}
+
+/// A minimal independent newc parser.
+fn parse_newc(buf: &[u8]) -> Vec<Parsed> {
     let field = |h: &[u8], i: usize| {
         u32::from_str_radix(std::str::from_utf8(&h[6 + 8 * i..14 + 8 * i]).unwrap(), 16).unwrap()
     };
@@ -124,15 +135,15 @@ fn parse_newc(buf: &[u8]) -> Vec<(String, u32, u32, u32, u32, u32, Vec<u8>)> {
             assert_eq!(pos, buf.len(), "nothing after the trailer");
             return out;
         }
-        out.push((
+        out.push(Parsed {
             name,
-            field(h, 0),
-            field(h, 1),
-            field(h, 2),
-            field(h, 3),
-            field(h, 5),
+            ino: field(h, 0),
+            mode: field(h, 1),
+            uid: field(h, 2),
+            gid: field(h, 3),
+            mtime: field(h, 5),
             data,
-        ));
+        });
     }
 }
 
@@ -159,12 +170,12 @@ fn headers_are_canonical() {
     make_tree(t.path(), SystemTime::now());
     let buf = to_bytes(&build(t.path()), 1_700_000_000);
     let entries = parse_newc(&buf);
-    for (i, (name, ino, _mode, uid, gid, mtime, _)) in entries.iter().enumerate() {
-        assert_eq!(*ino as usize, i + 1, "ino of {name}");
-        assert_eq!((*uid, *gid), (0, 0), "owner of {name}");
-        assert_eq!(*mtime, 1_700_000_000, "mtime of {name}");
+    for (i, e) in entries.iter().enumerate() {
+        assert_eq!(e.ino as usize, i + 1, "ino of {}", e.name);
+        assert_eq!((e.uid, e.gid), (0, 0), "owner of {}", e.name);
+        assert_eq!(e.mtime, 1_700_000_000, "mtime of {}", e.name);
     }
-    let names: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
+    let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
     assert_eq!(
         names,
         [
@@ -183,9 +194,9 @@ fn headers_are_canonical() {
             "usr/lib/empty"
         ]
     );
-    let busybox = entries.iter().find(|e| e.0 == "bin/busybox").unwrap();
-    assert_eq!(busybox.2, 0o104755);
-    assert_eq!(busybox.6, b"#!fake busybox\n");
+    let busybox = entries.iter().find(|e| e.name == "bin/busybox").unwrap();
+    assert_eq!(busybox.mode, 0o104755);
+    assert_eq!(busybox.data, b"#!fake busybox\n");
 }
 
 #[test]
