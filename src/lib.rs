@@ -22,6 +22,7 @@
 //! * [`util`] — the one command runner, path-naming fs helpers, hashing, progress.
 
 pub mod build;
+pub mod cli;
 pub mod config;
 pub mod image;
 pub mod init;

@@ -156,6 +156,16 @@ impl Cmd {
         }
     }
 
+    /// Runs with this terminal as its stdin/stdout/stderr (an interactive console).
+    pub fn run_interactive(&self) -> Result<()> {
+        let out = self.expression().unchecked().run().with_context(|| self.spawn_error())?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(self.failure(out.status, Vec::new(), &Log::none()))
+        }
+    }
+
     /// Runs and returns stdout (stderr is kept for the error message and the log).
     pub fn output(&self, log: &Log) -> Result<String> {
         log.line(&format!("$ {}", self.display()));

@@ -1,0 +1,254 @@
+//! The kernel stage: unpack the source, apply the patch series, build the config
+//! (base + fragments + recipe assertions, `make olddefconfig`, verify), compile
+//! `bzImage` and modules, install the modules and run depmod.
+//!
+//! Reads the kernel source blob (or path), `kernel-configs/` fragments and patches
+//! named by the recipe. Writes into its cache entry: `vmlinuz`, `config`,
+//! `kernel.release`, `modules/lib/modules/<release>/…`, and keeps `src/` and `build/`
+//! for out-of-tree module builds (KDIR).
+
+use super::kconfig;
+use super::pipeline::Ctx;
+use crate::config::recipe::Source;
+use crate::util::cmd::{Cmd, Log};
+use crate::util::fs as ufs;
+use crate::util::progress::{self, Task};
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+
+/// Options sanforge always asserts: the init is loaded from an initramfs compressed
+/// with zstd and talks to a serial console.
+const REQUIRED: &[(&str, &str)] = &[("CONFIG_BLK_DEV_INITRD", "y"), ("CONFIG_RD_ZSTD", "y"), ("CONFIG_DEVTMPFS", "y"), ("CONFIG_BINFMT_ELF", "y")];
+
+pub fn build(ctx: &Ctx, dir: &Path, log: &Log) -> Result<()> {
+    let src = dir.join("src");
+    let obj = dir.join("build");
+    unpack(ctx, &src, log)?;
+    apply_patches(&ctx.recipe.patches, &src, log)?;
+    configure(ctx, &src, &obj, log)?;
+    compile(ctx, &src, &obj, log)?;
+    install(ctx, &src, &obj, dir, log)?;
+    Ok(())
+}
+
+/// `sanforge kconfig check`: unpack the source into a scratch directory, build the
+/// config and verify it, without compiling. Returns the number of verified options.
+pub fn check_config(ctx: &Ctx) -> Result<usize> {
+    let scratch = tempfile::Builder::new()
+        .prefix("kconfig-check-")
+        .tempdir_in(ctx.cache.tmp_dir()?)
+        .context("cannot create a scratch directory in the cache")?;
+    let log = Log::open(&scratch.path().join("kconfig.log"))?;
+    let src = scratch.path().join("src");
+    unpack(ctx, &src, &log)?;
+    apply_patches(&ctx.recipe.patches, &src, &log)?;
+    configure(ctx, &src, &scratch.path().join("build"), &log)?;
+    Ok(requests(ctx)?.len())
+}
+
+/// Where the source comes from, as a file (archive) or a directory.
+fn unpack(ctx: &Ctx, src: &Path, log: &Log) -> Result<()> {
+    let input = ctx.input("kernel").context("the kernel source is not resolved")?;
+    ufs::create_dir_all(src)?;
+    let tmp = tempfile::tempdir_in(ufs::parent_dir(src)).with_context(|| format!("cannot create a temporary directory in {}", src.display()))?;
+    let archive: PathBuf = match &ctx.recipe.kernel_source {
+        Source::Path { path } if path.is_dir() => {
+            progress::step(&format!("kernel: copying source tree {}", path.display()));
+            Cmd::new("cp").arg("-a").arg(path.join(".")).arg(src).run(log)?;
+            return Ok(());
+        }
+        Source::Path { path } => path.clone(),
+        Source::Url { mirrors, sha256 } => super::fetch::fetch_url(&ctx.cache, mirrors, sha256)?,
+        Source::Debian { package, version, member } => {
+            let (deb, _) = super::fetch::fetch_debian(&ctx.cache, package, version, Some(&input.sha256), log)?;
+            let member = member.as_deref().context("a Debian kernel source needs `member` (the tarball inside the package)")?;
+            let dest = tmp.path().join("source.tar");
+            let mut task = Task::start("kernel: extracting the source from the package", None, "files");
+            super::fetch::extract_deb_member(&deb, member, &dest, log)?;
+            task.inc(1);
+            task.finish(member);
+            dest
+        }
+    };
+    let mut task = Task::start("kernel: unpacking the source", None, "files");
+    Cmd::new("tar")
+        .arg("-xvf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(src)
+        .arg("--strip-components=1")
+        .arg("--no-same-owner")
+        .run_lines(&Log::none(), |_| task.inc(1))?;
+    let n = task.count();
+    task.finish(&format!("{n} files"));
+    log.line(&format!("unpacked {n} files from {}", archive.display()));
+    if !src.join("Makefile").is_file() || !src.join("Kconfig").is_file() {
+        bail!("{} does not look like a Linux source tree (no Makefile and Kconfig at its top)", archive.display());
+    }
+    Ok(())
+}
+
+/// Applies patches in order, each dry-run first; a failing patch names its file and
+/// the hunks that failed.
+pub fn apply_patches(patches: &[PathBuf], src: &Path, log: &Log) -> Result<()> {
+    for p in patches {
+        let dry = Cmd::new("patch").args(["-p1", "--dry-run", "--batch", "--forward", "-d"]).arg(src).arg("-i").arg(p);
+        let mut out = Vec::new();
+        if let Err(e) = dry.run_lines(log, |l| out.push(l.to_string())) {
+            let mut file = String::new();
+            let mut failed = Vec::new();
+            for l in &out {
+                if let Some(f) = l.strip_prefix("patching file ").or_else(|| l.strip_prefix("checking file ")) {
+                    file = f.trim().to_string();
+                } else if l.contains("FAILED") || l.contains("Reversed (or previously applied)") || l.contains("can't find file") {
+                    failed.push(format!("{file}: {}", l.trim()));
+                }
+            }
+            let detail = if failed.is_empty() { e.to_string() } else { failed.join("\n  ") };
+            bail!("patch {} does not apply:\n  {detail}", p.display());
+        }
+        Cmd::new("patch").args(["-p1", "--batch", "--forward", "-d"]).arg(src).arg("-i").arg(p).run(log)?;
+        progress::step(&format!("kernel: applied {}", p.display()));
+    }
+    Ok(())
+}
+
+fn make(src: &Path, obj: &Path) -> Cmd {
+    Cmd::new("make").arg("-C").arg(src).arg(format!("O={}", obj.display()))
+}
+
+/// Every option the recipe asks for: sanforge's own, the fragments, the recipe's.
+pub fn requests(ctx: &Ctx) -> Result<Vec<kconfig::Request>> {
+    let mut reqs: Vec<kconfig::Request> = REQUIRED
+        .iter()
+        .map(|(o, v)| kconfig::Request { option: o.to_string(), value: v.to_string(), origin: "sanforge (initramfs boot)".into() })
+        .collect();
+    for f in &ctx.recipe.fragments {
+        let shown = f.strip_prefix(&ctx.recipe.root).unwrap_or(f).display().to_string();
+        reqs.extend(kconfig::parse_fragment(f, &shown)?);
+    }
+    reqs.extend(kconfig::requests_from_recipe(&ctx.recipe.raw.kernel.options));
+    Ok(reqs)
+}
+
+fn configure(ctx: &Ctx, src: &Path, obj: &Path, log: &Log) -> Result<()> {
+    ufs::create_dir_all(obj)?;
+    let base = &ctx.recipe.raw.kernel.base;
+    let task = Task::start(&format!("kernel: configuring ({base} + {} fragments)", ctx.recipe.fragments.len()), None, "steps");
+    match base.as_str() {
+        "tinyconfig" | "defconfig" | "allnoconfig" => make(src, obj).arg(base).run(log)?,
+        file => {
+            ufs::copy(&ctx.recipe.root.join(file), &obj.join(".config"))?;
+            make(src, obj).arg("olddefconfig").run(log)?;
+        }
+    }
+    let base_text = ufs::read_to_string(&obj.join(".config"))?;
+    let reqs = requests(ctx)?;
+    ufs::write(&obj.join(".config"), kconfig::merge(&base_text, &reqs))?;
+    make(src, obj).arg("olddefconfig").run(log)?;
+    let final_text = ufs::read_to_string(&obj.join(".config"))?;
+    kconfig::verify(&final_text, &reqs, &ctx.recipe.raw.kernel.forbid, Some(src)).map_err(|e| anyhow::anyhow!("kernel config verification failed:\n{e}"))?;
+    task.finish(&format!("{} requested options verified", reqs.len()));
+    Ok(())
+}
+
+/// Environment that makes the kernel build reproducible.
+pub fn repro_env(ctx: &Ctx) -> Vec<(String, String)> {
+    vec![
+        ("KBUILD_BUILD_TIMESTAMP".into(), format_epoch(ctx.source_date_epoch())),
+        ("KBUILD_BUILD_USER".into(), "sanforge".into()),
+        ("KBUILD_BUILD_HOST".into(), "sanforge".into()),
+        ("KBUILD_BUILD_VERSION".into(), "1".into()),
+        ("SOURCE_DATE_EPOCH".into(), ctx.source_date_epoch().to_string()),
+        ("LC_ALL".into(), "C".into()),
+        ("TZ".into(), "UTC".into()),
+    ]
+}
+
+fn with_env(mut cmd: Cmd, ctx: &Ctx) -> Cmd {
+    for (k, v) in repro_env(ctx) {
+        cmd = cmd.env(k, v);
+    }
+    cmd
+}
+
+fn compile(ctx: &Ctx, src: &Path, obj: &Path, log: &Log) -> Result<()> {
+    let modules = modules_enabled(obj)?;
+    let mut task = Task::start(&format!("kernel: compiling with {} jobs", ctx.jobs), None, "objects");
+    let mut cmd = make(src, obj).arg(format!("-j{}", ctx.jobs)).arg(format!("LOCALVERSION={}", ctx.recipe.raw.kernel.localversion)).arg("bzImage");
+    if modules {
+        cmd = cmd.arg("modules");
+    }
+    with_env(cmd, ctx).run_lines(log, |l| {
+        let t = l.trim_start();
+        if t.starts_with("CC ") || t.starts_with("AS ") || t.starts_with("LD ") || t.starts_with("AR ") {
+            task.inc(1);
+            task.set_message(t);
+        }
+    })?;
+    let n = task.count();
+    task.finish(&format!("{n} objects"));
+    Ok(())
+}
+
+fn modules_enabled(obj: &Path) -> Result<bool> {
+    Ok(ufs::read_to_string(&obj.join(".config"))?.lines().any(|l| l == "CONFIG_MODULES=y"))
+}
+
+fn install(ctx: &Ctx, src: &Path, obj: &Path, dir: &Path, log: &Log) -> Result<()> {
+    let release = ufs::read_to_string(&obj.join("include/config/kernel.release"))?.trim().to_string();
+    ufs::copy(&obj.join("arch/x86/boot/bzImage"), &dir.join("vmlinuz"))?;
+    ufs::copy(&obj.join(".config"), &dir.join("config"))?;
+    ufs::write(&dir.join("kernel.release"), format!("{release}\n"))?;
+    let moddir = dir.join("modules");
+    ufs::create_dir_all(&moddir)?;
+    if modules_enabled(obj)? {
+        let depmod = crate::build::doctor::which("depmod").unwrap_or_else(|| PathBuf::from("/sbin/depmod"));
+        with_env(make(src, obj), ctx)
+            .arg(format!("LOCALVERSION={}", ctx.recipe.raw.kernel.localversion))
+            .arg(format!("INSTALL_MOD_PATH={}", moddir.display()))
+            .arg("INSTALL_MOD_STRIP=1")
+            .arg(format!("DEPMOD={}", depmod.display()))
+            .arg("modules_install")
+            .run(log)?;
+        let lib = moddir.join("lib/modules").join(&release);
+        for link in ["build", "source"] {
+            let _ = std::fs::remove_file(lib.join(link));
+        }
+    }
+    progress::step(&format!("kernel: {release} installed"));
+    Ok(())
+}
+
+/// `Tue Nov 14 22:13:20 UTC 2023` for an epoch (what `date` prints; the kernel shows
+/// it in `uname -v`).
+pub fn format_epoch(epoch: u64) -> String {
+    let days = (epoch / 86400) as i64;
+    let secs = epoch % 86400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let wd = (days + 4).rem_euclid(7) as usize; // 1970-01-01 was a Thursday
+    const WD: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+    const MO: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    format!("{} {} {:2} {:02}:{:02}:{:02} UTC {}", WD[wd], MO[(m - 1) as usize], d, secs / 3600, secs / 60 % 60, secs % 60, y)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoch_formats_like_date() {
+        assert_eq!(format_epoch(0), "Thu Jan  1 00:00:00 UTC 1970");
+        assert_eq!(format_epoch(1_700_000_000), "Tue Nov 14 22:13:20 UTC 2023");
+        assert_eq!(format_epoch(951_782_400), "Tue Feb 29 00:00:00 UTC 2000");
+    }
+}

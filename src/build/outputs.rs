@@ -1,0 +1,118 @@
+//! The outputs stage: what lands in `out/<recipe>/` — `vmlinuz`,
+//! `initramfs.cpio.zst`, `boot.ipxe`, `manifest.json` and `SHA256SUMS` (logs go to
+//! `logs/`, outside the sums).
+//!
+//! Reads the kernel, userland and rootfs cache entries; writes the staging directory
+//! that the pipeline swaps into place.
+
+use super::pipeline::Ctx;
+use crate::util::cmd::Log;
+use crate::util::fs as ufs;
+use crate::util::hash::sha256_file;
+use anyhow::{Context, Result};
+use serde_json::json;
+use std::path::Path;
+
+/// The files every PXE bundle has, in SHA256SUMS order.
+pub const FILES: &[&str] = &["boot.ipxe", "initramfs.cpio.zst", "manifest.json", "vmlinuz"];
+
+pub fn write(ctx: &Ctx, kernel: &Path, userland: &Path, rootfs: &Path, out: &Path, log: &Log) -> Result<()> {
+    ufs::copy(&kernel.join("vmlinuz"), &out.join("vmlinuz"))?;
+    ufs::copy(&rootfs.join("initramfs.cpio.zst"), &out.join("initramfs.cpio.zst"))?;
+    ufs::write(&out.join("boot.ipxe"), boot_ipxe(&ctx.recipe.raw.kernel.cmdline))?;
+    let manifest = manifest(ctx, kernel, userland, rootfs, out)?;
+    ufs::write(&out.join("manifest.json"), serde_json::to_string_pretty(&manifest)? + "\n")?;
+    let mut sums = String::new();
+    for f in FILES {
+        sums.push_str(&format!("{}  {f}\n", sha256_file(&out.join(f))?));
+    }
+    ufs::write(&out.join("SHA256SUMS"), &sums)?;
+    log.line(&sums);
+    Ok(())
+}
+
+/// An iPXE script that boots the bundle from wherever it was fetched (relative URLs).
+pub fn boot_ipxe(cmdline: &str) -> String {
+    format!("#!ipxe\n# sanforge PXE bundle: serve this directory over HTTP or TFTP and chain boot.ipxe\nkernel vmlinuz initrd=initramfs.cpio.zst {cmdline}\ninitrd initramfs.cpio.zst\nboot\n")
+}
+
+fn manifest(ctx: &Ctx, kernel: &Path, userland: &Path, rootfs: &Path, out: &Path) -> Result<serde_json::Value> {
+    let r = &ctx.recipe;
+    let release = super::rootfs::kernel_release(kernel)?;
+    let moddir = kernel.join("modules/lib/modules").join(&release);
+    let mut modules = Vec::new();
+    if moddir.join("modules.dep").is_file() {
+        for l in ufs::read_to_string(&moddir.join("modules.dep"))?.lines() {
+            if let Some((m, _)) = l.split_once(':') {
+                modules.push(m.to_string());
+            }
+        }
+    }
+    modules.sort();
+    let packages: Vec<_> = ctx
+        .inputs
+        .iter()
+        .filter_map(|i| {
+            let name = i.name.strip_prefix("package:")?;
+            let version = i.origin.split_once('=').map(|(_, v)| v).unwrap_or("");
+            Some(json!({ "name": name, "version": version, "sha256": i.sha256 }))
+        })
+        .collect();
+    let mut outputs = Vec::new();
+    for f in FILES.iter().filter(|f| **f != "manifest.json") {
+        let p = out.join(f);
+        let size = std::fs::metadata(&p).with_context(|| format!("cannot stat {}", p.display()))?.len();
+        outputs.push(json!({ "file": f, "sha256": sha256_file(&p)?, "size": size }));
+    }
+    let rel = |p: &Path| p.strip_prefix(&r.root).unwrap_or(p).display().to_string();
+    let files = super::userland::files(&userland.join("root"))?;
+    Ok(json!({
+        "sanforge": { "version": env!("CARGO_PKG_VERSION") },
+        "recipe": {
+            "name": r.name,
+            "file": rel(&r.file),
+            "sha256": super::pipeline::text_sha(&r.text),
+            "source-date-epoch": r.source_date_epoch(),
+            "target-stack": r.raw.target.stack,
+        },
+        "keys": ctx.keys,
+        "inputs": ctx.inputs,
+        "kernel": {
+            "release": release,
+            "source-sha256": ctx.input("kernel").map(|i| i.sha256.clone()),
+            "config-sha256": sha256_file(&kernel.join("config"))?,
+            "cmdline": r.raw.kernel.cmdline,
+            "patches": r.patches.iter().map(|p| rel(p)).collect::<Vec<_>>(),
+            "fragments": r.fragments.iter().map(|p| rel(p)).collect::<Vec<_>>(),
+        },
+        "modules": modules,
+        "packages": packages,
+        "userland-files": files,
+        "init": { "sha256": ctx.init_sha256 },
+        "node-config": { "file": rel(&r.node_config), "sha256": super::pipeline::text_sha(&ctx.node_text), "hostname": ctx.node.hostname },
+        "rootfs": { "entries": ufs::read_to_string(&rootfs.join("rootfs.list"))?.lines().count() },
+        "outputs": outputs,
+    }))
+}
+
+/// True when `out` holds the outputs of exactly this build and every file still
+/// matches SHA256SUMS.
+pub fn up_to_date(out: &Path, key: &str) -> bool {
+    let check = || -> Result<bool> {
+        let m: serde_json::Value = serde_json::from_str(&ufs::read_to_string(&out.join("manifest.json"))?)?;
+        if m["keys"]["outputs"].as_str() != Some(key) {
+            return Ok(false);
+        }
+        let sums = ufs::read_to_string(&out.join("SHA256SUMS"))?;
+        let mut seen = 0;
+        for l in sums.lines() {
+            let Some((sha, file)) = l.split_once("  ") else { return Ok(false) };
+            if sha256_file(&out.join(file))? != sha {
+                return Ok(false);
+            }
+            seen += 1;
+        }
+        Ok(seen == FILES.len())
+    };
+    check().unwrap_or(false)
+}

@@ -1,0 +1,372 @@
+//! The pipeline itself: the build context, the stage keys, `plan` and `build`.
+//!
+//! Reads the recipe (and its lock), the node config, overlays, kernel fragments and
+//! patches, the init binary; writes stage outputs into the cache and the final
+//! outputs into `out/<recipe>/`, atomically (a staging directory swapped in at the end).
+
+use super::cache::Cache;
+use crate::config::lock::Lock;
+use crate::config::node::{NodeConfig, ValidNode};
+use crate::config::recipe::{Recipe, Source};
+use crate::util::cmd::Log;
+use crate::util::fs as ufs;
+use crate::util::hash::{sha256_bytes, sha256_file, KeyBuilder};
+use crate::util::progress;
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// Bump when a stage's code changes what it produces, to invalidate old cache entries.
+const KERNEL_STAGE: &str = "kernel-v1";
+const USERLAND_STAGE: &str = "userland-v1";
+const ROOTFS_STAGE: &str = "rootfs-v1";
+const OUTPUTS_STAGE: &str = "outputs-v1";
+
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// Output directory (default `out/<recipe name>` under the project root).
+    pub out: Option<PathBuf>,
+    /// Refuse to build without an up-to-date lock file.
+    pub locked: bool,
+    /// Parallel jobs for make (default: number of CPUs).
+    pub jobs: Option<usize>,
+    /// The sanforge-init binary to put in the image (default: beside this executable).
+    pub init: Option<PathBuf>,
+}
+
+/// Everything a stage may read, resolved once.
+pub struct Ctx {
+    pub recipe: Recipe,
+    pub cache: Cache,
+    pub lock: Option<Lock>,
+    pub node: ValidNode,
+    pub node_text: String,
+    pub init_bin: PathBuf,
+    pub init_sha256: String,
+    pub jobs: usize,
+    pub out: PathBuf,
+    /// Resolved sha256 of every fetched input, by lock name (`kernel`, `package:NAME`, …).
+    pub inputs: Vec<Input>,
+    pub keys: Keys,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Input {
+    pub name: String,
+    pub kind: String,
+    pub origin: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Keys {
+    pub kernel: String,
+    pub userland: String,
+    pub rootfs: String,
+    pub outputs: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanEntry {
+    pub stage: String,
+    pub key: String,
+    pub cached: bool,
+    pub reason: String,
+}
+
+impl Ctx {
+    pub fn new(recipe: Recipe, opts: &BuildOptions) -> Result<Ctx> {
+        let cache = Cache::from_env()?;
+        let lock = super::lock::load_for(&recipe, opts.locked)?;
+        let node_text = ufs::read_to_string(&recipe.node_config)?;
+        let node = NodeConfig::parse(&recipe.node_config, &node_text)?;
+        let init_bin = match &opts.init {
+            Some(p) => p.clone(),
+            None => find_init()?,
+        };
+        check_static(&init_bin)?;
+        let init_sha256 = sha256_file(&init_bin)?;
+        let jobs = opts.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+        let out = match &opts.out {
+            Some(o) => std::path::absolute(o).unwrap_or_else(|_| o.clone()),
+            None => recipe.root.join("out").join(&recipe.name),
+        };
+        let inputs = resolve_inputs(&recipe, lock.as_ref())?;
+        let mut ctx = Ctx { recipe, cache, lock, node, node_text, init_bin, init_sha256, jobs, out, inputs, keys: Keys::default() };
+        ctx.keys = compute_keys(&ctx)?;
+        Ok(ctx)
+    }
+
+    pub fn input(&self, name: &str) -> Option<&Input> {
+        self.inputs.iter().find(|i| i.name == name)
+    }
+
+    pub fn source_date_epoch(&self) -> u64 {
+        self.recipe.source_date_epoch()
+    }
+}
+
+/// The sanforge-init binary: `$SANFORGE_INIT`, or `sanforge-init` beside this program.
+pub fn find_init() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("SANFORGE_INIT") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().context("cannot find the path of this program")?;
+    let dir = ufs::parent_dir(&exe);
+    for cand in [dir.join("sanforge-init"), ufs::parent_dir(&dir).join("sanforge-init")] {
+        if cand.is_file() {
+            return Ok(cand);
+        }
+    }
+    bail!(
+        "cannot find sanforge-init beside {} (build it with `cargo build --bin sanforge-init`, or point SANFORGE_INIT at it)",
+        exe.display()
+    )
+}
+
+/// The init is PID 1 in an image without a libc: it must have no ELF interpreter.
+fn check_static(path: &Path) -> Result<()> {
+    match crate::image::elf::needed(path)? {
+        None => bail!("{} is not an ELF executable", path.display()),
+        Some(info) if info.interpreter.is_some() || !info.needed.is_empty() => bail!(
+            "{} is dynamically linked (needs {}): build it with `-C target-feature=+crt-static` (see .cargo/config.toml)",
+            path.display(),
+            info.needed.join(", ")
+        ),
+        Some(_) => Ok(()),
+    }
+}
+
+fn resolve_inputs(recipe: &Recipe, lock: Option<&Lock>) -> Result<Vec<Input>> {
+    let mut inputs = Vec::new();
+    let mut add = |name: &str, src: &Source| -> Result<()> {
+        let (kind, origin) = match src {
+            Source::Url { mirrors, .. } => ("url", mirrors.join(" ")),
+            Source::Debian { package, version, .. } => ("debian", format!("{package}={version}")),
+            Source::Path { path } => ("path", path.display().to_string()),
+        };
+        let locked = lock.and_then(|l| l.get(name)).filter(|l| l.kind == kind && l.origin == origin);
+        let sha256 = match (locked, src) {
+            (Some(l), _) => l.sha256.clone(),
+            (None, Source::Url { sha256, .. }) => sha256.clone(),
+            (None, Source::Debian { package, version, .. }) => super::fetch::debian_info(package, version)?.sha256,
+            (None, Source::Path { path }) if path.is_dir() => KeyBuilder::new("tree").add_tree("tree", path)?.finish(),
+            (None, Source::Path { path }) => sha256_file(path)?,
+        };
+        inputs.push(Input { name: name.to_string(), kind: kind.to_string(), origin, sha256 });
+        Ok(())
+    };
+    add("kernel", &recipe.kernel_source)?;
+    for (n, s) in &recipe.sources {
+        add(n, s)?;
+    }
+    for (name, version) in &recipe.raw.userland.packages {
+        add(&format!("package:{name}"), &Source::Debian { package: name.clone(), version: version.clone(), member: None })?;
+    }
+    Ok(inputs)
+}
+
+fn compute_keys(ctx: &Ctx) -> Result<Keys> {
+    let r = &ctx.recipe;
+    let k = &r.raw.kernel;
+    let mut kb = KeyBuilder::new(KERNEL_STAGE);
+    kb.add_str("source", &ctx.input("kernel").map(|i| i.sha256.clone()).unwrap_or_default());
+    kb.add_str("member", match &r.kernel_source {
+        Source::Debian { member, .. } => member.as_deref().unwrap_or(""),
+        _ => "",
+    });
+    kb.add_str("base", &k.base);
+    let base_file = r.root.join(&k.base);
+    if base_file.is_file() {
+        kb.add("base-file", &ufs::read(&base_file)?);
+    }
+    for f in &r.fragments {
+        kb.add_str("fragment", &f.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
+        kb.add("fragment-content", &ufs::read(f)?);
+    }
+    for (o, v) in &k.options {
+        kb.add_str("option", &format!("{o}={v}"));
+    }
+    for o in &k.forbid {
+        kb.add_str("forbid", o);
+    }
+    for p in &r.patches {
+        kb.add("patch", &ufs::read(p)?);
+    }
+    kb.add_str("localversion", &k.localversion);
+    kb.add_str("sde", &r.source_date_epoch().to_string());
+    let kernel = kb.finish();
+
+    let mut ub = KeyBuilder::new(USERLAND_STAGE);
+    for i in ctx.inputs.iter().filter(|i| i.name.starts_with("package:")) {
+        ub.add_str("package", &format!("{} {} {}", i.name, i.origin, i.sha256));
+    }
+    for keep in &r.raw.userland.keep {
+        ub.add_str("keep", keep);
+    }
+    for (l, t) in &r.raw.userland.links {
+        ub.add_str("link", &format!("{l} -> {t}"));
+    }
+    let userland = ub.finish();
+
+    let mut rb = KeyBuilder::new(ROOTFS_STAGE);
+    rb.add_str("kernel", &kernel).add_str("userland", &userland);
+    for o in &r.overlays {
+        rb.add_str("overlay", &o.display().to_string());
+        rb.add_tree("overlay-tree", o)?;
+    }
+    rb.add("node", ctx.node_text.as_bytes());
+    rb.add_str("init", &ctx.init_sha256);
+    rb.add_str("recipe", &r.name);
+    rb.add_str("sde", &r.source_date_epoch().to_string());
+    rb.add_str("zstd", &r.raw.outputs.zstd_level.to_string());
+    let rootfs = rb.finish();
+
+    let mut ob = KeyBuilder::new(OUTPUTS_STAGE);
+    ob.add_str("rootfs", &rootfs).add_str("cmdline", &k.cmdline);
+    for i in &ctx.inputs {
+        ob.add_str("input", &format!("{} {} {}", i.name, i.origin, i.sha256));
+    }
+    let outputs = ob.finish();
+    Ok(Keys { kernel, userland, rootfs, outputs })
+}
+
+/// Every stage, its key, and whether it will run. Works offline.
+pub fn plan(ctx: &Ctx) -> Result<Vec<PlanEntry>> {
+    let c = &ctx.cache;
+    let k = &ctx.keys;
+    let kernel_cached = c.stage_done("kernel", &k.kernel).is_some();
+    let userland_cached = c.stage_done("userland", &k.userland).is_some();
+    let rootfs_cached = c.stage_done("rootfs", &k.rootfs).is_some();
+    let outputs_cached = super::outputs::up_to_date(&ctx.out, &k.outputs);
+    // Fetch only matters for the stages that will run.
+    let mut missing = Vec::new();
+    for i in &ctx.inputs {
+        let needed = if i.name == "kernel" { !kernel_cached } else if i.name.starts_with("package:") { !userland_cached } else { true };
+        if needed && i.kind != "path" && !c.blob_path(&i.sha256).is_file() {
+            missing.push(i.name.clone());
+        }
+    }
+    let fetch_key = {
+        let mut kb = KeyBuilder::new("fetch");
+        for i in &ctx.inputs {
+            kb.add_str("input", &i.sha256);
+        }
+        kb.finish()
+    };
+    let why = |cached: bool, reason: &str| if cached { "cache entry present".to_string() } else { reason.to_string() };
+    Ok(vec![
+        PlanEntry {
+            stage: "fetch".into(),
+            key: fetch_key,
+            cached: missing.is_empty(),
+            reason: if missing.is_empty() { "every needed input is in the cache".into() } else { format!("not in the cache: {}", missing.join(", ")) },
+        },
+        PlanEntry { stage: "kernel".into(), key: k.kernel.clone(), cached: kernel_cached, reason: why(kernel_cached, "no cache entry for this kernel source, config and patch set") },
+        PlanEntry { stage: "userland".into(), key: k.userland.clone(), cached: userland_cached, reason: why(userland_cached, "no cache entry for this package set") },
+        PlanEntry {
+            stage: "rootfs".into(),
+            key: k.rootfs.clone(),
+            cached: rootfs_cached,
+            reason: why(rootfs_cached, if !kernel_cached { "the kernel will be rebuilt" } else if !userland_cached { "the userland will be rebuilt" } else { "node config, overlays or init changed" }),
+        },
+        PlanEntry {
+            stage: "outputs".into(),
+            key: k.outputs.clone(),
+            cached: outputs_cached,
+            reason: if outputs_cached { format!("{} is up to date", ctx.out.display()) } else { format!("{} is missing or from another build", ctx.out.display()) },
+        },
+    ])
+}
+
+/// What `build` did, for the caller to print.
+pub struct BuildReport {
+    pub out: PathBuf,
+    pub ran: Vec<String>,
+    pub skipped: Vec<String>,
+}
+
+/// Builds the image: runs each stage whose key is not in the cache.
+pub fn build(ctx: &Ctx) -> Result<BuildReport> {
+    let mut ran = Vec::new();
+    let mut skipped = Vec::new();
+    let staging = staging_dir(&ctx.out);
+    if super::outputs::up_to_date(&ctx.out, &ctx.keys.outputs) {
+        progress::step(&format!("{} is up to date (outputs key {})", ctx.out.display(), short(&ctx.keys.outputs)));
+        for s in ["kernel", "userland", "rootfs", "outputs"] {
+            skipped.push(s.to_string());
+        }
+        return Ok(BuildReport { out: ctx.out.clone(), ran, skipped });
+    }
+    ufs::remove_dir_all(&staging)?;
+    let logs = staging.join("logs");
+    ufs::create_dir_all(&logs)?;
+
+    let kernel_dir = run_stage(ctx, "kernel", &ctx.keys.kernel, &logs, &mut ran, &mut skipped, super::kernel::build)?;
+    let userland_dir = run_stage(ctx, "userland", &ctx.keys.userland, &logs, &mut ran, &mut skipped, super::userland::build)?;
+    let rootfs_dir = run_stage(ctx, "rootfs", &ctx.keys.rootfs, &logs, &mut ran, &mut skipped, |ctx, dir, log| {
+        super::rootfs::build(ctx, &kernel_dir, &userland_dir, dir, log)
+    })?;
+    progress::step("outputs: writing vmlinuz, initramfs, boot.ipxe, manifest");
+    let log = Log::open(&logs.join("outputs.log"))?;
+    super::outputs::write(ctx, &kernel_dir, &userland_dir, &rootfs_dir, &staging, &log)?;
+    ran.push("outputs".into());
+    swap_into_place(&staging, &ctx.out)?;
+    Ok(BuildReport { out: ctx.out.clone(), ran, skipped })
+}
+
+type StageFn<'a> = dyn Fn(&Ctx, &Path, &Log) -> Result<()> + 'a;
+
+fn run_stage<F>(ctx: &Ctx, stage: &str, key: &str, logs: &Path, ran: &mut Vec<String>, skipped: &mut Vec<String>, f: F) -> Result<PathBuf>
+where
+    F: Fn(&Ctx, &Path, &Log) -> Result<()>,
+{
+    if let Some(dir) = ctx.cache.stage_done(stage, key) {
+        progress::step(&format!("{stage}: cached ({})", short(key)));
+        skipped.push(stage.to_string());
+        return Ok(dir);
+    }
+    let log_path = logs.join(format!("{stage}.log"));
+    let log = Log::open(&log_path)?;
+    progress::step(&format!("{stage}: building ({}); log: {}", short(key), log_path.display()));
+    let started = std::time::Instant::now();
+    let f: &StageFn = &f;
+    let dir = ctx
+        .cache
+        .build_stage(stage, key, |dir| f(ctx, dir, &log))
+        .with_context(|| format!("stage {stage} failed (log: {})", log_path.display()))?;
+    progress::step(&format!("{stage}: done in {:.1}s", started.elapsed().as_secs_f64()));
+    ran.push(stage.to_string());
+    Ok(dir)
+}
+
+pub fn short(key: &str) -> &str {
+    &key[..key.len().min(12)]
+}
+
+/// `out/NAME` → `out/NAME.partial`: where a build assembles its outputs and logs.
+pub fn staging_dir(out: &Path) -> PathBuf {
+    let mut name = out.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".partial");
+    ufs::parent_dir(out).join(name)
+}
+
+/// Replaces `out` by `staging` so that readers see the old or the new outputs, never
+/// a mix: old → `.old`, staging → out, remove `.old`.
+fn swap_into_place(staging: &Path, out: &Path) -> Result<()> {
+    let mut old_name = out.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    old_name.push(".old");
+    let old = ufs::parent_dir(out).join(old_name);
+    ufs::remove_dir_all(&old)?;
+    if out.exists() {
+        ufs::rename(out, &old)?;
+    }
+    ufs::rename(staging, out)?;
+    ufs::remove_dir_all(&old)?;
+    Ok(())
+}
+
+/// sha256 of a string (used for config hashes in the manifest).
+pub fn text_sha(s: &str) -> String {
+    sha256_bytes(s.as_bytes())
+}

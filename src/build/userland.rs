@@ -1,0 +1,121 @@
+//! The userland stage: Debian packages, pinned by version (and by sha256 in the lock),
+//! unpacked with `dpkg-deb` and pruned to what the node runs — the files the recipe
+//! keeps and the ELF closure of their shared libraries — without documentation, man
+//! pages and locales.
+//!
+//! Reads the package blobs from the cache; writes `root/` into its cache entry.
+
+use super::pipeline::Ctx;
+use crate::util::cmd::{Cmd, Log};
+use crate::util::fs as ufs;
+use crate::util::progress::Task;
+use anyhow::{bail, Context, Result};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// Paths never copied into an image when a package is kept whole.
+const PRUNED: &[&str] = &["usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale", "usr/share/lintian", "usr/share/bug", "usr/share/menu"];
+
+pub fn build(ctx: &Ctx, dir: &Path, log: &Log) -> Result<()> {
+    let unpacked = dir.join("unpacked");
+    let root = dir.join("root");
+    ufs::create_dir_all(&unpacked)?;
+    ufs::create_dir_all(&root)?;
+    let pkgs = &ctx.recipe.raw.userland.packages;
+    let mut task = Task::start(&format!("userland: {} Debian packages", pkgs.len()), Some(pkgs.len() as u64), "packages");
+    for (name, version) in pkgs {
+        let lname = format!("package:{name}");
+        let input = ctx.input(&lname).with_context(|| format!("package {name} is not resolved"))?;
+        task.set_message(name);
+        let (deb, _) = super::fetch::fetch_debian(&ctx.cache, name, version, Some(&input.sha256), log)?;
+        Cmd::new("dpkg-deb").arg("-x").arg(&deb).arg(&unpacked).run(log)?;
+        task.inc(1);
+    }
+    task.finish("");
+    let keep = &ctx.recipe.raw.userland.keep;
+    if keep.is_empty() {
+        copy_pruned(&unpacked, &root, Path::new(""))?;
+    } else {
+        let set = crate::image::elf::closure(&unpacked, keep).context("cannot compute what the kept files need")?;
+        for p in &set {
+            copy_one(&unpacked, &root, p)?;
+        }
+        log.line(&format!("kept {} files: {}", set.len(), set.iter().cloned().collect::<Vec<_>>().join(" ")));
+    }
+    for (link, target) in &ctx.recipe.raw.userland.links {
+        let rel = link.trim_start_matches('/');
+        let dst = root.join(rel);
+        ufs::create_dir_all(&ufs::parent_dir(&dst))?;
+        let _ = std::fs::remove_file(&dst);
+        std::os::unix::fs::symlink(target, &dst).with_context(|| format!("cannot create symlink {}", dst.display()))?;
+    }
+    ufs::remove_dir_all(&unpacked)?;
+    Ok(())
+}
+
+/// Copies one in-image path (and its parent directories) from `from` to `to`.
+fn copy_one(from: &Path, to: &Path, path: &str) -> Result<()> {
+    let rel = path.trim_start_matches('/');
+    let src = from.join(rel);
+    let dst = to.join(rel);
+    ufs::create_dir_all(&ufs::parent_dir(&dst))?;
+    let meta = std::fs::symlink_metadata(&src).with_context(|| format!("cannot stat {}", src.display()))?;
+    if meta.file_type().is_symlink() {
+        let t = std::fs::read_link(&src).with_context(|| format!("cannot read link {}", src.display()))?;
+        let _ = std::fs::remove_file(&dst);
+        std::os::unix::fs::symlink(t, &dst).with_context(|| format!("cannot create symlink {}", dst.display()))?;
+    } else if meta.is_dir() {
+        ufs::create_dir_all(&dst)?;
+    } else {
+        ufs::copy(&src, &dst)?;
+    }
+    Ok(())
+}
+
+fn copy_pruned(from: &Path, to: &Path, rel: &Path) -> Result<()> {
+    let dir = from.join(rel);
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("cannot list {}", dir.display()))?
+        .map(|e| e.map(|e| rel.join(e.file_name())))
+        .collect::<std::io::Result<_>>()
+        .with_context(|| format!("cannot list {}", dir.display()))?;
+    names.sort();
+    for r in names {
+        let s = r.to_string_lossy();
+        if PRUNED.iter().any(|p| s == *p) {
+            continue;
+        }
+        let src = from.join(&r);
+        if std::fs::symlink_metadata(&src).with_context(|| format!("cannot stat {}", src.display()))?.is_dir() {
+            ufs::create_dir_all(&to.join(&r))?;
+            copy_pruned(from, to, &r)?;
+        } else {
+            copy_one(from, to, &s)?;
+        }
+    }
+    Ok(())
+}
+
+/// Files of the userland tree, for the manifest and checks.
+pub fn files(root: &Path) -> Result<BTreeSet<String>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeSet<String>) -> Result<()> {
+        for e in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
+            let e = e.with_context(|| format!("cannot list {}", dir.display()))?;
+            let p = e.path();
+            let rel = p.strip_prefix(root).unwrap_or(&p).to_string_lossy().into_owned();
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                walk(root, &p, out)?;
+            } else {
+                out.insert(format!("/{rel}"));
+            }
+        }
+        Ok(())
+    }
+    let mut out = BTreeSet::new();
+    if root.is_dir() {
+        walk(root, root, &mut out)?;
+    } else {
+        bail!("{} is not a directory", root.display());
+    }
+    Ok(out)
+}

@@ -1,0 +1,251 @@
+//! The `sanforge` command line: verbs, their options and help texts, each a thin call
+//! into the library. `main` only parses, runs and prints the error chain.
+
+use crate::build::{self, run::Accel, BuildOptions, Ctx};
+use crate::config::recipe::Recipe;
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "sanforge",
+    version,
+    about = "Build bootable, minimal, immutable OS images for SAN storage nodes",
+    long_about = "sanforge turns a recipe (recipes/NAME.toml) into a bootable storage-node image: a \
+kernel built from pinned sources with a verified config, a Debian userland pruned to what the node \
+runs, and sanforge-init as PID 1, which loads the modules, configures the SCSI target (LIO or SCST) \
+and starts the services.\n\nTypical session:\n  sanforge doctor            # which host tools are missing\n  \
+sanforge plan              # what will be built, what is cached\n  sanforge build             # build out/storage-node/\n  \
+sanforge run --until-ready # boot it in QEMU, iSCSI on 127.0.0.1:3260\n\nThe cache lives in $SANFORGE_CACHE \
+(default ~/.cache/sanforge); stages whose inputs did not change are not rebuilt."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+const DEFAULT_RECIPE: &str = "recipes/storage-node.toml";
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Build an image from a recipe (only the stages whose inputs changed)
+    #[command(long_about = "Build an image from a recipe. Each stage (fetch, kernel, userland, rootfs, outputs) \
+is keyed by the hash of everything it reads; a stage whose key is in the cache is skipped, so changing the node \
+config rebuilds the initramfs but not the kernel. Outputs are written to a staging directory and swapped in at \
+the end: an interrupted build never leaves half an output. Logs: OUT/logs/STAGE.log.")]
+    Build {
+        /// Recipe file
+        #[arg(default_value = DEFAULT_RECIPE)]
+        recipe: PathBuf,
+        /// Output directory [default: out/<recipe name>]
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Fail unless recipes/<name>.lock exists and matches the recipe
+        #[arg(long)]
+        locked: bool,
+        /// Parallel jobs for the kernel build [default: number of CPUs]
+        #[arg(long, short = 'j')]
+        jobs: Option<usize>,
+        /// The sanforge-init binary to install as /init [default: beside this program]
+        #[arg(long)]
+        init: Option<PathBuf>,
+    },
+    /// Show every stage with its cache key and whether it will run (offline)
+    Plan {
+        #[arg(default_value = DEFAULT_RECIPE)]
+        recipe: PathBuf,
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        init: Option<PathBuf>,
+    },
+    /// Download a recipe's sources into the cache, or import files into it
+    #[command(long_about = "Download every source a recipe names into the cache, verifying each sha256. \
+With --import, put local files into the cache by their sha256 instead (for machines that cannot reach \
+upstream: copy the file over, import it, and the recipe finds it without network).")]
+    Fetch {
+        #[arg(default_value = DEFAULT_RECIPE)]
+        recipe: PathBuf,
+        /// Files to put into the cache by their sha256 (no download)
+        #[arg(long, value_name = "FILE")]
+        import: Vec<PathBuf>,
+    },
+    /// Pin every input of a recipe by sha256 in recipes/<name>.lock
+    Lock {
+        #[arg(default_value = DEFAULT_RECIPE)]
+        recipe: PathBuf,
+    },
+    /// Boot an output directory in QEMU (serial console here, iSCSI forwarded to 127.0.0.1)
+    #[command(long_about = "Boot an output directory in QEMU. The guest gets user networking restricted to \
+itself (192.0.2.15, nothing outside reachable) with its iSCSI port forwarded to 127.0.0.1:--iscsi-port. \
+Without --until-ready the console is this terminal (Ctrl-A X quits). With --until-ready QEMU runs in the \
+background and this command exits 0 once the console prints `sanforge-init: ready` (non-zero on timeout); \
+stop it with --stop.")]
+    Run {
+        /// Output directory [default: out/storage-node]
+        #[arg(default_value = "out/storage-node")]
+        out: PathBuf,
+        /// Host port (on 127.0.0.1) forwarded to the guest's iSCSI port 3260
+        #[arg(long, default_value_t = 3260)]
+        iscsi_port: u16,
+        /// Return once the node is ready, leaving it running in the background
+        #[arg(long)]
+        until_ready: bool,
+        /// Seconds to wait for ready
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+        /// Guest memory in MiB
+        #[arg(long, default_value_t = 512)]
+        memory: u32,
+        #[arg(long, value_enum, default_value_t = Accel::Auto)]
+        accel: Accel,
+        /// Extra kernel command-line arguments (repeatable), e.g. sanforge.node=san2
+        #[arg(long = "append", value_name = "ARG")]
+        append: Vec<String>,
+        /// Stop the VM that `run --until-ready` started for this output directory
+        #[arg(long)]
+        stop: bool,
+        /// Do not copy the console to this terminal while waiting
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// List the host tools sanforge needs, which are missing, and their Debian packages
+    Doctor,
+    /// Kernel configuration tools
+    Kconfig {
+        #[command(subcommand)]
+        command: KconfigCommand,
+    },
+    /// Node config tools
+    Node {
+        #[command(subcommand)]
+        command: NodeCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum KconfigCommand {
+    /// Build the recipe's kernel config and verify every requested option survived
+    Check {
+        #[arg(default_value = DEFAULT_RECIPE)]
+        recipe: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum NodeCommand {
+    /// Validate a node config (the same check the init makes at boot)
+    Check { file: PathBuf },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_recipe(path: &Path) -> Result<Recipe> {
+    Recipe::load(path).with_context(|| format!("cannot load recipe {}", path.display()))
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Build { recipe, out, locked, jobs, init } => {
+            let started = std::time::Instant::now();
+            let ctx = Ctx::new(load_recipe(&recipe)?, &BuildOptions { out, locked, jobs, init })?;
+            let report = build::build(&ctx)?;
+            println!(
+                "built {} in {:.1}s (ran: {}; cached: {})",
+                report.out.display(),
+                started.elapsed().as_secs_f64(),
+                if report.ran.is_empty() { "nothing".to_string() } else { report.ran.join(", ") },
+                if report.skipped.is_empty() { "nothing".to_string() } else { report.skipped.join(", ") }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plan { recipe, json, out, init } => {
+            let ctx = Ctx::new(load_recipe(&recipe)?, &BuildOptions { out, init, ..Default::default() })?;
+            let plan = build::plan(&ctx)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&plan)?);
+            } else {
+                println!("{:<10} {:<14} {:<9} WHY", "STAGE", "KEY", "STATUS");
+                for e in &plan {
+                    println!("{:<10} {:<14} {:<9} {}", e.stage, build::pipeline::short(&e.key), if e.cached { "cached" } else { "will run" }, e.reason);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Fetch { recipe, import } => {
+            let cache = build::cache::Cache::from_env()?;
+            if !import.is_empty() {
+                for f in &import {
+                    let sha = cache.import(f)?;
+                    println!("{sha}  {}", f.display());
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let r = load_recipe(&recipe)?;
+            let n = build::fetch::fetch_all(&r, &cache)?;
+            println!("{n} sources in the cache ({})", cache.root().display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Lock { recipe } => {
+            let r = load_recipe(&recipe)?;
+            let cache = build::cache::Cache::from_env()?;
+            let lock = build::lock::resolve(&r, &cache, &crate::util::cmd::Log::none())?;
+            build::lock::write(&r, &lock)?;
+            println!("wrote {} ({} entries)", r.lock_path().display(), lock.sources.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run { out, iscsi_port, until_ready, timeout, memory, accel, append, stop, quiet } => {
+            if stop {
+                let stopped = build::run::stop(&out)?;
+                println!("{}", if stopped { "stopped" } else { "not running" });
+                return Ok(ExitCode::SUCCESS);
+            }
+            let opts = build::run::RunOptions {
+                out,
+                iscsi_port,
+                memory_mib: memory,
+                accel,
+                until_ready,
+                timeout: Duration::from_secs(timeout),
+                extra_cmdline: append,
+                echo: !quiet,
+            };
+            build::run::run(&opts)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Doctor => {
+            let (text, missing) = build::doctor::report(&build::doctor::check());
+            print!("{text}");
+            Ok(if missing { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+        }
+        Command::Kconfig { command: KconfigCommand::Check { recipe } } => {
+            let ctx = Ctx::new(load_recipe(&recipe)?, &BuildOptions::default())?;
+            let n = build::kernel::check_config(&ctx)?;
+            println!("kernel config OK: {n} requested options verified");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Node { command: NodeCommand::Check { file } } => {
+            let node = crate::config::node::NodeConfig::load(&file)?;
+            println!("{}: OK (hostname {})", file.display(), node.hostname);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
