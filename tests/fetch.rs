@@ -465,3 +465,108 @@ fn url_source_is_fetched_through_fetch_source() {
     assert_eq!(got.sha256.as_deref(), Some(sha.as_str()));
     assert_eq!(std::fs::read(got.path).unwrap(), b);
 }
+
+// ---- Debian packages (built locally with dpkg-deb; nothing is downloaded) ----
+
+/// Builds a tiny .deb holding `usr/src/linux-source-9.9.tar.xz`, or `None` when
+/// dpkg-deb is not installed.
+fn build_deb(dir: &Path) -> Option<std::path::PathBuf> {
+    if std::process::Command::new("dpkg-deb")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("dpkg-deb not installed: skipping");
+        return None;
+    }
+    let tree = dir.join("pkg");
+    std::fs::create_dir_all(tree.join("DEBIAN")).unwrap();
+    std::fs::create_dir_all(tree.join("usr/src")).unwrap();
+    std::fs::write(
+        tree.join("DEBIAN/control"),
+        "Package: linux-source-9.9\nVersion: 9.9-1\nArchitecture: all\nMaintainer: t <t@example.org>\nDescription: test\n",
+    )
+    .unwrap();
+    std::fs::write(
+        tree.join("usr/src/linux-source-9.9.tar.xz"),
+        b"fake kernel tarball",
+    )
+    .unwrap();
+    let deb = dir.join("linux-source-9.9_9.9-1_all.deb");
+    let st = std::process::Command::new("dpkg-deb")
+        .args(["--root-owner-group", "-b"])
+        .arg(&tree)
+        .arg(&deb)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    Some(deb)
+}
+
+#[test]
+fn deb_member_is_extracted() {
+    let d = tempfile::tempdir().unwrap();
+    let Some(deb) = build_deb(d.path()) else {
+        return;
+    };
+    let dest = d.path().join("out/linux.tar.xz");
+    sanforge::build::fetch::extract_deb_member(
+        &deb,
+        "./usr/src/linux-source-9.9.tar.xz",
+        &dest,
+        &Log::none(),
+    )
+    .unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), b"fake kernel tarball");
+    let e = err_text(sanforge::build::fetch::extract_deb_member(
+        &deb,
+        "usr/src/nope",
+        &d.path().join("x"),
+        &Log::none(),
+    ));
+    assert!(e.contains("has no file `usr/src/nope`"), "{e}");
+    // The temporary extraction directory is gone either way.
+    let left: Vec<String> = entries(&d.path().join("out"));
+    assert_eq!(left, vec!["linux.tar.xz"]);
+}
+
+#[test]
+fn locked_debian_source_comes_from_the_cache_without_apt() {
+    let d = tempfile::tempdir().unwrap();
+    let Some(deb) = build_deb(d.path()) else {
+        return;
+    };
+    let (_c, cache) = new_cache();
+    let sha = cache.import(&deb).unwrap();
+    let lock = Lock {
+        version: Lock::VERSION,
+        sources: vec![sanforge::config::lock::LockedSource {
+            name: "kernel".into(),
+            kind: "debian".into(),
+            origin: "linux-source-9.9=9.9-1".into(),
+            sha256: sha.clone(),
+        }],
+    };
+    let src = Source::Debian {
+        package: "linux-source-9.9".into(),
+        version: "9.9-1".into(),
+        member: Some("usr/src/linux-source-9.9.tar.xz".into()),
+    };
+    let got = fetch_source(&cache, "kernel", &src, Some(&lock), &Log::none()).unwrap();
+    assert_eq!(got.sha256.as_deref(), Some(sha.as_str()));
+    assert!(
+        got.path.ends_with("linux-source-9.9.tar.xz"),
+        "{}",
+        got.path.display()
+    );
+    assert_eq!(std::fs::read(&got.path).unwrap(), b"fake kernel tarball");
+    // Second time: the extracted member is reused.
+    assert_eq!(
+        fetch_source(&cache, "kernel", &src, Some(&lock), &Log::none()).unwrap(),
+        got
+    );
+}

@@ -212,6 +212,11 @@ pub fn debian_info(package: &str, version: &str) -> Result<DebInfo> {
     }
 }
 
+/// The sha256 apt lists for a package version (`None` if its repository lists none).
+pub(crate) fn apt_sha256(package: &str, version: &str, log: &Log) -> Result<Option<String>> {
+    Ok(apt_show(package, version, log)?.0)
+}
+
 /// `(sha256 if apt lists one, filename, size)` of a package version.
 fn apt_show(package: &str, version: &str, log: &Log) -> Result<(Option<String>, String, u64)> {
     let spec = format!("{package}={version}");
@@ -234,11 +239,11 @@ fn apt_show(package: &str, version: &str, log: &Log) -> Result<(Option<String>, 
             } else {
                 format!("apt knows {}", versions.join(", "))
             };
-            let mut msg = format!("debian package {spec} is not known to apt ({known}); run `apt-get update` or pin a known version");
-            if let Err(e) = out {
-                msg.push_str(&format!("\n  caused by: {e:#}"));
+            let msg = format!("debian package {spec} is not known to apt ({known}); run `apt-get update` or pin a known version");
+            match out {
+                Err(e) => Err(e.context(msg)),
+                Ok(_) => Err(anyhow!(msg)),
             }
-            Err(anyhow!(msg))
         }
     }
 }

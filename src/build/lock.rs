@@ -110,13 +110,10 @@ pub fn resolve(recipe: &Recipe, cache: &Cache, log: &Log) -> Result<Lock> {
 }
 
 fn debian_sha(cache: &Cache, package: &str, version: &str, log: &Log) -> Result<String> {
-    match fetch::debian_info(package, version) {
-        Ok(info) => Ok(info.sha256),
+    match fetch::apt_sha256(package, version, log)? {
+        Some(sha) => Ok(sha),
         // Known to apt but without a listed sha256: download and hash.
-        Err(e) if e.to_string().starts_with("apt has no SHA256") => {
-            Ok(fetch::fetch_debian(cache, package, version, None, log)?.1)
-        }
-        Err(e) => Err(e),
+        None => Ok(fetch::fetch_debian(cache, package, version, None, log)?.1),
     }
 }
 
