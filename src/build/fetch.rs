@@ -37,6 +37,9 @@ pub struct Fetched {
 /// Returns the blob with `sha256`, downloading it from the first mirror that serves
 /// the right bytes if it is not cached yet.
 pub fn fetch_url(cache: &Cache, mirrors: &[String], sha256: &str) -> Result<PathBuf> {
+    if !crate::util::hash::is_sha256(sha256) {
+        bail!("`{sha256}` is not a sha256: expected 64 lowercase hex digits");
+    }
     match cache.get_verified(sha256) {
         Ok(Some(p)) => return Ok(p),
         Ok(None) => {}
