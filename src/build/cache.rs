@@ -251,6 +251,36 @@ impl Cache {
         result
     }
 
+    /// Like [`Cache::build_stage`], but `f` works in the final directory itself, for
+    /// outputs that must not move once built (a kernel build tree records its absolute
+    /// path, and out-of-tree modules are built against it). The `.complete` marker is
+    /// written last; a directory without it is a leftover and is wiped before reuse.
+    pub fn build_stage_in_place(
+        &self,
+        stage: &str,
+        key: &str,
+        f: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<PathBuf> {
+        check_component("stage", stage)?;
+        check_component("key", key)?;
+        if let Some(done) = self.stage_done(stage, key) {
+            return Ok(done);
+        }
+        let dir = self.stage_path(stage, key);
+        let _ = make_writable(&dir);
+        fs::remove_dir_all(&dir)?;
+        fs::create_dir_all(&dir)?;
+        let result = f(&dir).and_then(|()| {
+            fs::write_atomic(&dir.join(COMPLETE_MARKER), format!("{stage} {key}\n"))?;
+            Ok(dir.clone())
+        });
+        if result.is_err() {
+            let _ = make_writable(&dir);
+            let _ = fs::remove_dir_all(&dir);
+        }
+        result
+    }
+
     /// Removes every stage output not listed in `keep` (as `(stage, key)`) and every
     /// stale temporary entry. Blobs are kept. Returns how many outputs were removed.
     pub fn prune(&self, keep: &[(&str, &str)]) -> Result<usize> {

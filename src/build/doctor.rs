@@ -11,6 +11,7 @@ pub const TOOLS: &[(&str, &str, &str)] = &[
     ("bison", "bison", "kernel config"),
     ("perl", "perl", "kernel build"),
     ("tar", "tar", "source unpacking"),
+    ("cp", "coreutils", "copying source trees"),
     ("xz", "xz-utils", "kernel source unpacking"),
     ("patch", "patch", "kernel patches"),
     ("depmod", "kmod", "module dependency lists"),

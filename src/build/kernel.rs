@@ -36,7 +36,7 @@ pub fn build(ctx: &Ctx, dir: &Path, log: &Log) -> Result<()> {
 pub fn check_config(ctx: &Ctx) -> Result<usize> {
     let scratch = tempfile::Builder::new()
         .prefix("kconfig-check-")
-        .tempdir_in(ctx.cache.tmp_dir()?)
+        .tempdir_in(ctx.cache.tmp_dir())
         .context("cannot create a scratch directory in the cache")?;
     let log = Log::open(&scratch.path().join("kconfig.log"))?;
     let src = scratch.path().join("src");
@@ -48,28 +48,14 @@ pub fn check_config(ctx: &Ctx) -> Result<usize> {
 
 /// Where the source comes from, as a file (archive) or a directory.
 fn unpack(ctx: &Ctx, src: &Path, log: &Log) -> Result<()> {
-    let input = ctx.input("kernel").context("the kernel source is not resolved")?;
     ufs::create_dir_all(src)?;
-    let tmp = tempfile::tempdir_in(ufs::parent_dir(src)).with_context(|| format!("cannot create a temporary directory in {}", src.display()))?;
-    let archive: PathBuf = match &ctx.recipe.kernel_source {
-        Source::Path { path } if path.is_dir() => {
-            progress::step(&format!("kernel: copying source tree {}", path.display()));
-            Cmd::new("cp").arg("-a").arg(path.join(".")).arg(src).run(log)?;
-            return Ok(());
-        }
-        Source::Path { path } => path.clone(),
-        Source::Url { mirrors, sha256 } => super::fetch::fetch_url(&ctx.cache, mirrors, sha256)?,
-        Source::Debian { package, version, member } => {
-            let (deb, _) = super::fetch::fetch_debian(&ctx.cache, package, version, Some(&input.sha256), log)?;
-            let member = member.as_deref().context("a Debian kernel source needs `member` (the tarball inside the package)")?;
-            let dest = tmp.path().join("source.tar");
-            let mut task = Task::start("kernel: extracting the source from the package", None, "files");
-            super::fetch::extract_deb_member(&deb, member, &dest, log)?;
-            task.inc(1);
-            task.finish(member);
-            dest
-        }
-    };
+    let fetched = super::fetch::fetch_source(&ctx.cache, "kernel", &ctx.recipe.kernel_source, ctx.lock.as_ref(), log)?;
+    if fetched.path.is_dir() {
+        progress::step(&format!("kernel: copying source tree {}", fetched.path.display()));
+        Cmd::new("cp").arg("-a").arg(fetched.path.join(".")).arg(src).run(log)?;
+        return Ok(());
+    }
+    let archive = fetched.path;
     let mut task = Task::start("kernel: unpacking the source", None, "files");
     Cmd::new("tar")
         .arg("-xvf")

@@ -139,29 +139,30 @@ fn check_static(path: &Path) -> Result<()> {
 
 fn resolve_inputs(recipe: &Recipe, lock: Option<&Lock>) -> Result<Vec<Input>> {
     let mut inputs = Vec::new();
-    let mut add = |name: &str, src: &Source| -> Result<()> {
+    let mut add = |name: &str, src: &Source, written: Option<&Path>| -> Result<()> {
         let (kind, origin) = match src {
             Source::Url { mirrors, .. } => ("url", mirrors.join(" ")),
             Source::Debian { package, version, .. } => ("debian", format!("{package}={version}")),
-            Source::Path { path } => ("path", path.display().to_string()),
+            // As written in the recipe (relative), so that outputs do not depend on
+            // where the project is checked out; the lock uses the same form.
+            Source::Path { path } => ("path", written.unwrap_or(path).display().to_string()),
         };
         let locked = lock.and_then(|l| l.get(name)).filter(|l| l.kind == kind && l.origin == origin);
         let sha256 = match (locked, src) {
             (Some(l), _) => l.sha256.clone(),
             (None, Source::Url { sha256, .. }) => sha256.clone(),
             (None, Source::Debian { package, version, .. }) => super::fetch::debian_info(package, version)?.sha256,
-            (None, Source::Path { path }) if path.is_dir() => KeyBuilder::new("tree").add_tree("tree", path)?.finish(),
-            (None, Source::Path { path }) => sha256_file(path)?,
+            (None, Source::Path { path }) => super::fetch::path_sha256(path)?,
         };
         inputs.push(Input { name: name.to_string(), kind: kind.to_string(), origin, sha256 });
         Ok(())
     };
-    add("kernel", &recipe.kernel_source)?;
+    add("kernel", &recipe.kernel_source, recipe.raw.kernel.source.path.as_deref())?;
     for (n, s) in &recipe.sources {
-        add(n, s)?;
+        add(n, s, recipe.raw.sources.get(n).and_then(|spec| spec.path.as_deref()))?;
     }
     for (name, version) in &recipe.raw.userland.packages {
-        add(&format!("package:{name}"), &Source::Debian { package: name.clone(), version: version.clone(), member: None })?;
+        add(&format!("package:{name}"), &Source::Debian { package: name.clone(), version: version.clone(), member: None }, None)?;
     }
     Ok(inputs)
 }
@@ -212,7 +213,7 @@ fn compute_keys(ctx: &Ctx) -> Result<Keys> {
     let mut rb = KeyBuilder::new(ROOTFS_STAGE);
     rb.add_str("kernel", &kernel).add_str("userland", &userland);
     for o in &r.overlays {
-        rb.add_str("overlay", &o.display().to_string());
+        rb.add_str("overlay", &o.strip_prefix(&r.root).unwrap_or(o).display().to_string());
         rb.add_tree("overlay-tree", o)?;
     }
     rb.add("node", ctx.node_text.as_bytes());
@@ -331,9 +332,13 @@ where
     progress::step(&format!("{stage}: building ({}); log: {}", short(key), log_path.display()));
     let started = std::time::Instant::now();
     let f: &StageFn = &f;
-    let dir = ctx
-        .cache
-        .build_stage(stage, key, |dir| f(ctx, dir, &log))
+    // The kernel tree must stay where it was built (out-of-tree modules use it).
+    let result = if stage == "kernel" {
+        ctx.cache.build_stage_in_place(stage, key, |dir| f(ctx, dir, &log))
+    } else {
+        ctx.cache.build_stage(stage, key, |dir| f(ctx, dir, &log))
+    };
+    let dir = result
         .with_context(|| format!("stage {stage} failed (log: {})", log_path.display()))?;
     progress::step(&format!("{stage}: done in {:.1}s", started.elapsed().as_secs_f64()));
     ran.push(stage.to_string());

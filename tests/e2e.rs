@@ -1,0 +1,133 @@
+//! End to end: build the default recipe for real (kernel from Debian's
+//! linux-source-6.1, busybox userland, sanforge-init), boot it in QEMU with
+//! `sanforge run --until-ready`, and talk to its LUN from the host with libiscsi's
+//! `iscsi-inq` and `iscsi-test-cu`.
+//!
+//! Needs the packages `.ci/setup` installs and a reachable Debian mirror (or a warm
+//! `$SANFORGE_CACHE`). The first run builds the kernel (minutes); later runs reuse it.
+//! Set SANFORGE_SKIP_E2E=1 to skip it during development (it says so when skipped).
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+const TARGET: &str = "iqn.2026-11.org.example.sanforge:storage-node";
+const INITIATOR: &str = "iqn.2026-11.org.example:initiator";
+
+fn sanforge() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sanforge"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    c.env("SANFORGE_INIT", env!("CARGO_BIN_EXE_sanforge-init"));
+    c.env("SANFORGE_PROGRESS", "plain");
+    c
+}
+
+fn show(o: &Output) -> String {
+    format!("status {}\n--- stdout\n{}\n--- stderr\n{}", o.status, String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(13260)
+}
+
+/// Stops the VM even when an assertion fails.
+struct Vm(PathBuf);
+impl Drop for Vm {
+    fn drop(&mut self) {
+        let _ = sanforge().arg("run").arg(&self.0).arg("--stop").output();
+    }
+}
+
+fn skip() -> bool {
+    if std::env::var_os("SANFORGE_SKIP_E2E").is_some() {
+        eprintln!("e2e skipped: SANFORGE_SKIP_E2E is set");
+        return true;
+    }
+    false
+}
+
+/// Parses CUnit's "tests  N  N  N  F  I" summary line: (ran, passed, failed).
+fn cunit_summary(text: &str) -> Option<(u32, u32, u32)> {
+    let line = text.lines().find(|l| l.trim_start().starts_with("tests"))?;
+    let n: Vec<u32> = line.split_whitespace().skip(1).filter_map(|w| w.parse().ok()).collect();
+    (n.len() >= 4).then(|| (n[1], n[2], n[3]))
+}
+
+#[test]
+fn default_recipe_builds_boots_and_serves_a_lun() {
+    if skip() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("storage-node");
+    let o = sanforge().args(["build", "recipes/storage-node.toml", "--out"]).arg(&out).output().unwrap();
+    assert!(o.status.success(), "build failed: {}", show(&o));
+    for f in ["vmlinuz", "initramfs.cpio.zst", "boot.ipxe", "manifest.json", "SHA256SUMS"] {
+        assert!(out.join(f).is_file(), "{f} missing from {}", out.display());
+    }
+    assert!(out.join("logs").is_dir(), "no per-stage logs");
+    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let modules: Vec<&str> = manifest["modules"].as_array().unwrap().iter().filter_map(|m| m.as_str()).collect();
+    assert!(modules.iter().any(|m| m.ends_with("iscsi_target_mod.ko")), "manifest modules: {modules:?}");
+    assert!(manifest["kernel"]["release"].as_str().unwrap().ends_with("-sanforge"));
+    assert_eq!(manifest["packages"][0]["name"], "busybox-static");
+
+    // A second build with nothing changed runs no stage.
+    let o = sanforge().args(["build", "recipes/storage-node.toml", "--out"]).arg(&out).output().unwrap();
+    assert!(o.status.success(), "rebuild failed: {}", show(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("ran: nothing"), "second build re-ran stages: {}", show(&o));
+
+    let port = free_port();
+    let _vm = Vm(out.clone());
+    let o = sanforge()
+        .arg("run")
+        .arg(&out)
+        .args(["--until-ready", "--quiet", "--timeout", "180", "--iscsi-port", &port.to_string()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "the image did not reach ready: {}", show(&o));
+    let console = std::fs::read_to_string(out.with_file_name("storage-node.run").join("console.log")).unwrap_or_default();
+    assert!(!console.contains("degraded"), "init is degraded:\n{console}");
+    eprintln!("{}", String::from_utf8_lossy(&o.stderr));
+
+    let url = format!("iscsi://127.0.0.1:{port}/{TARGET}/0");
+    let inq = Command::new("iscsi-inq").args(["-i", INITIATOR, &url]).output().expect("iscsi-inq (libiscsi-bin) is not installed");
+    let inq_text = String::from_utf8_lossy(&inq.stdout);
+    assert!(inq.status.success(), "iscsi-inq failed: {}\nconsole:\n{console}", show(&inq));
+    assert!(inq_text.contains("DIRECT_ACCESS"), "iscsi-inq: {inq_text}");
+
+    // An initiator without an ACL is refused.
+    let denied = Command::new("iscsi-inq").args(["-i", "iqn.2026-11.org.example:stranger", &url]).output().unwrap();
+    assert!(!denied.status.success(), "an initiator without an ACL got in: {}", show(&denied));
+
+    for family in [
+        "SCSI.TestUnitReady",
+        "SCSI.Inquiry",
+        "SCSI.ReadCapacity10",
+        "SCSI.ReadCapacity16",
+        "SCSI.Read10",
+        "SCSI.Write10",
+        "SCSI.Read16",
+        "SCSI.Write16",
+    ] {
+        let o = Command::new("iscsi-test-cu")
+            .args(["--initiator-name", INITIATOR, &format!("--test={family}"), &url])
+            .output()
+            .expect("iscsi-test-cu (libiscsi-bin) is not installed");
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        let (ran, passed, failed) = cunit_summary(&text).unwrap_or_else(|| panic!("{family}: no CUnit summary: {}", show(&o)));
+        eprintln!("{family}: ran {ran}, passed {passed}, failed {failed}");
+        assert!(ran > 0, "{family}: no test ran: {}", show(&o));
+        assert_eq!(failed, 0, "{family}: failures: {}", show(&o));
+        assert!(o.status.success(), "{family}: {}", show(&o));
+    }
+}
+
+#[test]
+fn cunit_summary_parses_the_run_summary() {
+    let text = "Run Summary:    Type  Total    Ran Passed Failed Inactive\n              suites      1      1    n/a      0        0\n               tests      6      6      5      1        0\n";
+    assert_eq!(cunit_summary(text), Some((6, 5, 1)));
+    assert_eq!(cunit_summary("nothing"), None);
+}
+
