@@ -18,6 +18,12 @@
 //! re-creates devices whose creation parameters changed and `replace`s LUNs that
 //! changed, like `-config -force`. Attributes that disappear from the config are left
 //! alone (sysfs cannot reset them to defaults).
+//!
+//! Known gaps: creation parameters and dynamic attributes come from [`catalog`], not
+//! from the `mgmt` help texts of the running kernel; scstadmin enables a qla2x00t
+//! driver's hardware ports before creating NPIV ports, which this plan does not do
+//! (enables stay last); deleting an initiator group with sessions fails with `EBUSY`
+//! unless `scst` was loaded with `forcibly_close_sessions=1`.
 
 use std::collections::HashSet;
 use std::io;
