@@ -1,1 +1,2 @@
-//! (filled in by its stage)
+//! SCSI target models: LIO configfs plans and SCST scst.conf.
+pub mod scst;

@@ -1,0 +1,349 @@
+//! The SCST target model: `scst.conf` as scstadmin reads it, turned into the ordered
+//! `/sys/kernel/scst_tgt` writes that configure a running SCST.
+//!
+//! Users already have `scst.conf` files, so the node config carries one verbatim. This
+//! module reads it ([`parse`]), prints it back in one canonical form ([`print`]), checks
+//! it with line numbers ([`validate`]), and computes the sysfs writes that apply it to an
+//! empty SCST or move a running SCST from one config to another ([`plan`], [`diff_plan`]);
+//! [`apply`] performs them through caller-supplied closures, so the init can run them
+//! against a fake tree in tests. Facts come from `reference/scst.md` §B9–B12.
+//!
+//! Order inside a block is kept as written (scstadmin stores blocks in hashes and sorts
+//! names; the file order is deterministic and reads more naturally in plans).
+
+pub mod catalog;
+pub mod gen;
+pub mod parse;
+pub mod plan;
+pub mod print;
+pub mod validate;
+
+use std::path::Path;
+
+use anyhow::Context;
+
+pub use gen::generate;
+pub use parse::{parse, ParseError};
+pub use plan::{apply, apply_with, diff_plan, plan, ApplyError, ApplyOptions, SysfsWrite};
+pub use print::print;
+pub use validate::{validate, Diagnostic, Severity};
+
+/// Where SCST's sysfs tree lives on a real system; plan paths are relative to it.
+pub const SCST_SYSFS: &str = "/sys/kernel/scst_tgt";
+
+/// One `name value` line. `line` is 0 for entries that were not read from a file.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Attr {
+    pub name: String,
+    pub value: String,
+    pub line: usize,
+}
+
+impl Attr {
+    pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
+        Attr {
+            name: name.into(),
+            value: value.into(),
+            line: 0,
+        }
+    }
+}
+
+/// A whole `scst.conf`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ScstConf {
+    /// Top-level `ATTR VALUE` lines: `/sys/kernel/scst_tgt/ATTR` (setup_id, cluster_name…).
+    pub globals: Vec<Attr>,
+    /// The `ALUA { … }` block: attributes of `/sys/kernel/scst_tgt/device_groups`.
+    pub alua: Vec<Attr>,
+    pub handlers: Vec<Handler>,
+    pub drivers: Vec<TargetDriver>,
+    pub device_groups: Vec<DeviceGroup>,
+}
+
+/// `HANDLER name { attrs; DEVICE … }`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Handler {
+    pub name: String,
+    pub attrs: Vec<Attr>,
+    pub devices: Vec<Device>,
+    pub line: usize,
+}
+
+/// `DEVICE name { attrs }` inside a handler.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Device {
+    pub name: String,
+    pub attrs: Vec<Attr>,
+    pub line: usize,
+}
+
+/// `TARGET_DRIVER name { enabled; attrs; TARGET … }`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TargetDriver {
+    pub name: String,
+    /// The driver-level `enabled` line (iscsi has one; `None` when absent).
+    pub enabled: Option<bool>,
+    pub attrs: Vec<Attr>,
+    pub targets: Vec<Target>,
+    pub line: usize,
+}
+
+/// `TARGET name { HW_TARGET; enabled; attrs; LUN …; GROUP … }`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Target {
+    pub name: String,
+    /// A physical port: never created with `add_target`.
+    pub hw_target: bool,
+    pub enabled: Option<bool>,
+    pub attrs: Vec<Attr>,
+    pub luns: Vec<Lun>,
+    pub groups: Vec<IniGroup>,
+    pub line: usize,
+}
+
+/// `LUN number device { read_only }`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Lun {
+    pub number: u32,
+    pub device: String,
+    pub attrs: Vec<Attr>,
+    pub line: usize,
+}
+
+/// `GROUP name { attrs; LUN …; INITIATOR … }`: an access-control group of a target.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IniGroup {
+    pub name: String,
+    pub attrs: Vec<Attr>,
+    pub luns: Vec<Lun>,
+    pub initiators: Vec<Initiator>,
+    pub line: usize,
+}
+
+/// `INITIATOR name-or-pattern` (wildcards `*` `?`, leading `!`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Initiator {
+    pub name: String,
+    pub line: usize,
+}
+
+/// `DEVICE_GROUP name { DEVICE …; TARGET_GROUP …; attrs }` (ALUA).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeviceGroup {
+    pub name: String,
+    pub attrs: Vec<Attr>,
+    pub devices: Vec<DgDevice>,
+    pub target_groups: Vec<TargetGroup>,
+    pub line: usize,
+}
+
+/// `DEVICE name` inside a device group.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DgDevice {
+    pub name: String,
+    pub line: usize,
+}
+
+/// `TARGET_GROUP name { group_id; preferred; state; TARGET … }`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TargetGroup {
+    pub name: String,
+    pub attrs: Vec<Attr>,
+    pub targets: Vec<TgTarget>,
+    pub line: usize,
+}
+
+/// `TARGET name { rel_tgt_id }` inside a target group (local or remote port).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TgTarget {
+    pub name: String,
+    pub attrs: Vec<Attr>,
+    pub line: usize,
+}
+
+/// Looks an attribute up by name (the first one).
+pub fn attr<'a>(attrs: &'a [Attr], name: &str) -> Option<&'a str> {
+    attrs
+        .iter()
+        .find(|a| a.name == name)
+        .map(|a| a.value.as_str())
+}
+
+impl ScstConf {
+    /// The same model with every line number set to 0, to compare configs by content.
+    pub fn without_lines(&self) -> ScstConf {
+        fn a(v: &[Attr]) -> Vec<Attr> {
+            v.iter()
+                .map(|x| Attr {
+                    line: 0,
+                    ..x.clone()
+                })
+                .collect()
+        }
+        fn luns(v: &[Lun]) -> Vec<Lun> {
+            v.iter()
+                .map(|l| Lun {
+                    number: l.number,
+                    device: l.device.clone(),
+                    attrs: a(&l.attrs),
+                    line: 0,
+                })
+                .collect()
+        }
+        ScstConf {
+            globals: a(&self.globals),
+            alua: a(&self.alua),
+            handlers: self
+                .handlers
+                .iter()
+                .map(|h| Handler {
+                    name: h.name.clone(),
+                    attrs: a(&h.attrs),
+                    devices: h
+                        .devices
+                        .iter()
+                        .map(|d| Device {
+                            name: d.name.clone(),
+                            attrs: a(&d.attrs),
+                            line: 0,
+                        })
+                        .collect(),
+                    line: 0,
+                })
+                .collect(),
+            drivers: self
+                .drivers
+                .iter()
+                .map(|d| TargetDriver {
+                    name: d.name.clone(),
+                    enabled: d.enabled,
+                    attrs: a(&d.attrs),
+                    targets: d
+                        .targets
+                        .iter()
+                        .map(|t| Target {
+                            name: t.name.clone(),
+                            hw_target: t.hw_target,
+                            enabled: t.enabled,
+                            attrs: a(&t.attrs),
+                            luns: luns(&t.luns),
+                            groups: t
+                                .groups
+                                .iter()
+                                .map(|g| IniGroup {
+                                    name: g.name.clone(),
+                                    attrs: a(&g.attrs),
+                                    luns: luns(&g.luns),
+                                    initiators: g
+                                        .initiators
+                                        .iter()
+                                        .map(|i| Initiator {
+                                            name: i.name.clone(),
+                                            line: 0,
+                                        })
+                                        .collect(),
+                                    line: 0,
+                                })
+                                .collect(),
+                            line: 0,
+                        })
+                        .collect(),
+                    line: 0,
+                })
+                .collect(),
+            device_groups: self
+                .device_groups
+                .iter()
+                .map(|dg| DeviceGroup {
+                    name: dg.name.clone(),
+                    attrs: a(&dg.attrs),
+                    devices: dg
+                        .devices
+                        .iter()
+                        .map(|d| DgDevice {
+                            name: d.name.clone(),
+                            line: 0,
+                        })
+                        .collect(),
+                    target_groups: dg
+                        .target_groups
+                        .iter()
+                        .map(|tg| TargetGroup {
+                            name: tg.name.clone(),
+                            attrs: a(&tg.attrs),
+                            targets: tg
+                                .targets
+                                .iter()
+                                .map(|t| TgTarget {
+                                    name: t.name.clone(),
+                                    attrs: a(&t.attrs),
+                                    line: 0,
+                                })
+                                .collect(),
+                            line: 0,
+                        })
+                        .collect(),
+                    line: 0,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `sanforge scst check FILE`: parses and validates, returning one `FILE:LINE: error: …`
+/// (or `warning:`) line per finding, and whether any of them is an error.
+pub fn check_file(path: &Path) -> anyhow::Result<(String, bool)> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let file = path.display();
+    let conf = match parse(&text) {
+        Ok(c) => c,
+        Err(e) => return Ok((format!("{file}:{}: error: {}\n", e.line, e.message), true)),
+    };
+    let diags = validate(&conf);
+    let mut report = String::new();
+    let mut errors = 0;
+    let mut warnings = 0;
+    for d in &diags {
+        match d.severity {
+            Severity::Error => errors += 1,
+            Severity::Warning => warnings += 1,
+        }
+        report.push_str(&format!("{file}:{d}\n"));
+    }
+    let devices: usize = conf.handlers.iter().map(|h| h.devices.len()).sum();
+    let targets: usize = conf.drivers.iter().map(|d| d.targets.len()).sum();
+    report.push_str(&format!(
+        "{file}: {devices} devices, {targets} targets, {} device groups: {errors} errors, {warnings} warnings\n",
+        conf.device_groups.len()
+    ));
+    Ok((report, errors > 0))
+}
+
+/// `sanforge scst plan FILE`: the writes that apply FILE to an empty SCST, one
+/// `PATH <- VALUE` line each, paths absolute under `/sys/kernel/scst_tgt`. Refuses a
+/// config that has validation errors.
+pub fn plan_file(path: &Path) -> anyhow::Result<String> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let file = path.display();
+    let conf = parse(&text).map_err(|e| anyhow::anyhow!("{file}:{}: {}", e.line, e.message))?;
+    let errors: Vec<String> = validate(&conf)
+        .into_iter()
+        .filter(|d| d.severity == Severity::Error)
+        .map(|d| format!("{file}:{d}"))
+        .collect();
+    if !errors.is_empty() {
+        anyhow::bail!(
+            "{} has {} errors:\n{}",
+            path.display(),
+            errors.len(),
+            errors.join("\n")
+        );
+    }
+    Ok(plan(&conf)
+        .iter()
+        .map(|w| format!("{SCST_SYSFS}/{} <- {}\n", w.path, w.value))
+        .collect())
+}

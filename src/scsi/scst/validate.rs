@@ -1,0 +1,636 @@
+//! Semantic checks of an `scst.conf` model, each tied to a line: what scstadmin would
+//! refuse or warn about (reference §B11 `checkConfiguration`), what the kernel would
+//! reject at apply time (§B10, §B12), and what scstadmin would silently get wrong
+//! (duplicate sections replace each other, §B9).
+
+use std::collections::HashMap;
+use std::fmt;
+
+use super::catalog;
+use super::{Attr, IniGroup, Lun, ScstConf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One finding. `line` is 0 for entries built in code rather than read from a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    pub line: usize,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    /// `LINE: error: message` (prefix it with the file name).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sev = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        write!(f, "{}: {sev}: {}", self.line, self.message)
+    }
+}
+
+#[derive(Default)]
+struct Out(Vec<Diagnostic>);
+
+impl Out {
+    fn error(&mut self, line: usize, message: String) {
+        self.0.push(Diagnostic {
+            severity: Severity::Error,
+            line,
+            message,
+        });
+    }
+    fn warn(&mut self, line: usize, message: String) {
+        self.0.push(Diagnostic {
+            severity: Severity::Warning,
+            line,
+            message,
+        });
+    }
+}
+
+/// `xx:xx:xx:xx:xx:xx:xx:xx` (8 hex bytes; sysfs names are lower-case).
+pub fn is_wwpn(s: &str) -> bool {
+    let parts: Vec<&str> = s.split(':').collect();
+    parts.len() == 8
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// An iSCSI name: `iqn.YYYY-MM.naming-authority[:unique]`, `eui.` + 16 hex digits or
+/// `naa.` + 16 or 32 hex digits (RFC 3720 §3.2.6.3), at most 223 bytes.
+pub fn is_iscsi_name(s: &str) -> bool {
+    if s.len() > 223 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return false;
+    }
+    let hex = |h: &str| h.chars().all(|c| c.is_ascii_hexdigit());
+    if let Some(h) = s.strip_prefix("eui.") {
+        return h.len() == 16 && hex(h);
+    }
+    if let Some(h) = s.strip_prefix("naa.") {
+        return (h.len() == 16 || h.len() == 32) && hex(h);
+    }
+    let Some(rest) = s.strip_prefix("iqn.") else {
+        return false;
+    };
+    let b = rest.as_bytes();
+    b.len() > 8
+        && b[..4].iter().all(u8::is_ascii_digit)
+        && b[4] == b'-'
+        && b[5..7].iter().all(u8::is_ascii_digit)
+        && b[7] == b'.'
+        && (b'0'..=b'1').contains(&b[5])
+}
+
+fn is_pattern(s: &str) -> bool {
+    s.starts_with('!') || s.contains('*') || s.contains('?')
+}
+
+/// A character the config file or the sysfs interface cannot carry in a value.
+fn bad_char(v: &str) -> Option<char> {
+    v.chars()
+        .find(|c| matches!(c, '{' | '}' | '"') || c.is_control() && *c != '\t')
+}
+
+fn show(c: char) -> String {
+    match c {
+        '\n' => "a newline".into(),
+        '\r' => "a carriage return".into(),
+        '\t' => "a tab".into(),
+        c if c.is_control() => format!("control character U+{:04X}", c as u32),
+        c => format!("'{c}'"),
+    }
+}
+
+/// Checks a name used as a word of a sysfs command or a path component.
+fn check_name(o: &mut Out, what: &str, name: &str, line: usize) {
+    if name.is_empty() {
+        o.error(line, format!("{what} name is empty"));
+    } else if let Some(c) = name.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        o.error(
+            line,
+            format!(
+                "{what} name '{}' contains {}, which sysfs commands cannot carry",
+                name.escape_debug(),
+                show(c)
+            ),
+        );
+    } else if let Some(c) = bad_char(name) {
+        o.error(
+            line,
+            format!(
+                "{what} name '{name}' contains {}, which scst.conf cannot carry",
+                show(c)
+            ),
+        );
+    } else if name.contains('/') {
+        o.error(line, format!("{what} name '{name}' contains '/'"));
+    }
+}
+
+/// Checks every attribute: carriable characters, single values for plain attributes.
+/// `params` are passed inside `p=v;` lists, which also forbid blanks, `=` and `;`.
+fn check_attrs(o: &mut Out, what: &str, attrs: &[Attr], params: &[&str], dynamic: &[&str]) {
+    let mut seen: HashMap<&str, (&str, usize)> = HashMap::new();
+    for a in attrs {
+        if let Some(c) = bad_char(&a.value) {
+            o.error(
+                a.line,
+                format!(
+                    "{what} attribute '{}' value '{}' contains {}, which scst.conf and sysfs cannot carry",
+                    a.name,
+                    a.value.escape_debug(),
+                    show(c)
+                ),
+            );
+        } else if params.contains(&a.name.as_str())
+            && a.value
+                .chars()
+                .any(|c| c.is_whitespace() || c == '=' || c == ';')
+        {
+            o.error(
+                a.line,
+                format!(
+                    "{what} attribute '{}' is a creation parameter; its value '{}' cannot contain blanks, '=' or ';'",
+                    a.name, a.value
+                ),
+            );
+        }
+        if a.name.is_empty()
+            || a.name
+                .chars()
+                .any(|c| c.is_whitespace() || c == '/' || c.is_control())
+        {
+            o.error(
+                a.line,
+                format!(
+                    "{what} attribute name '{}' is not a valid sysfs file name",
+                    a.name.escape_debug()
+                ),
+            );
+        }
+        if a.value.len() > 4000 {
+            o.error(
+                a.line,
+                format!(
+                    "{what} attribute '{}' value is longer than one sysfs write (4096 bytes)",
+                    a.name
+                ),
+            );
+        }
+        if dynamic.contains(&a.name.as_str()) {
+            continue;
+        }
+        match seen.get(a.name.as_str()) {
+            Some((v, first)) if *v != a.value => o.error(
+                a.line,
+                format!(
+                    "{what} attribute '{}' is set twice with different values (first on line {first})",
+                    a.name
+                ),
+            ),
+            _ => {
+                seen.insert(&a.name, (&a.value, a.line));
+            }
+        }
+    }
+}
+
+fn check_bool(o: &mut Out, attrs: &[Attr], name: &str) {
+    for a in attrs.iter().filter(|a| a.name == name) {
+        if a.value != "0" && a.value != "1" {
+            o.error(
+                a.line,
+                format!("'{name}' must be 0 or 1, not '{}'", a.value),
+            );
+        }
+    }
+}
+
+fn check_range(o: &mut Out, attrs: &[Attr], name: &str) -> Option<(u32, usize)> {
+    let a = attrs.iter().find(|a| a.name == name)?;
+    match a.value.parse::<u32>() {
+        Ok(n) if (1..=65535).contains(&n) => Some((n, a.line)),
+        _ => {
+            o.error(
+                a.line,
+                format!(
+                    "'{name}' must be a number from 1 to 65535, not '{}'",
+                    a.value
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// Whether the device table knows a name.
+struct Devices<'a> {
+    by_name: HashMap<&'a str, (&'a str, usize)>,
+}
+
+fn check_luns(
+    o: &mut Out,
+    owner: &str,
+    luns: &[Lun],
+    devs: &Devices,
+    line: usize,
+    skip_lun0: bool,
+) {
+    let mut numbers: HashMap<u32, usize> = HashMap::new();
+    for l in luns {
+        if let Some(first) = numbers.insert(l.number, l.line) {
+            o.error(
+                l.line,
+                format!(
+                    "LUN {} is defined twice in {owner} (first on line {first})",
+                    l.number
+                ),
+            );
+        }
+        if l.number > catalog::MAX_LUN {
+            o.error(
+                l.line,
+                format!("LUN {} is above the maximum {}", l.number, catalog::MAX_LUN),
+            );
+        }
+        if !devs.by_name.contains_key(l.device.as_str()) {
+            o.error(
+                l.line,
+                format!(
+                    "LUN {} uses device '{}', which no HANDLER block defines",
+                    l.number, l.device
+                ),
+            );
+        }
+        for a in &l.attrs {
+            if a.name != "read_only" {
+                o.error(
+                    a.line,
+                    format!(
+                        "LUN attribute '{}' is not supported; the kernel accepts only read_only",
+                        a.name
+                    ),
+                );
+            }
+        }
+        check_bool(o, &l.attrs, "read_only");
+        check_attrs(o, "LUN", &l.attrs, &["read_only"], &[]);
+    }
+    if !luns.is_empty() && !numbers.contains_key(&0) && !skip_lun0 {
+        o.warn(
+            line,
+            format!("{owner} has no LUN 0; initiators may not find the other LUNs"),
+        );
+    }
+}
+
+fn check_initiator(o: &mut Out, driver: &str, g: &IniGroup) {
+    for i in &g.initiators {
+        check_name(o, "initiator", &i.name, i.line);
+        if is_pattern(&i.name) {
+            continue;
+        }
+        if catalog::is_fc_driver(driver) {
+            check_wwpn(o, "initiator", &i.name, i.line);
+        } else if driver == "iscsi" && !is_iscsi_name(&i.name) {
+            o.error(
+                i.line,
+                format!(
+                    "initiator '{}' is not an iSCSI name (iqn.YYYY-MM.domain[:id], eui.…, naa.…)",
+                    i.name
+                ),
+            );
+        }
+    }
+}
+
+fn check_wwpn(o: &mut Out, what: &str, name: &str, line: usize) {
+    if !is_wwpn(name) {
+        o.error(
+            line,
+            format!("{what} '{name}' is not a WWPN (8 hex bytes separated by colons, e.g. 21:00:00:24:ff:54:09:32)"),
+        );
+    } else if name.chars().any(|c| c.is_ascii_uppercase()) {
+        o.warn(
+            line,
+            format!("{what} '{name}' has upper-case hex; SCST names ports in lower case, so it will not match"),
+        );
+    }
+}
+
+/// Validates a parsed config. Errors make the config unusable; warnings are what
+/// scstadmin would warn about.
+pub fn validate(conf: &ScstConf) -> Vec<Diagnostic> {
+    let mut o = Out::default();
+    check_attrs(&mut o, "global", &conf.globals, &[], &[]);
+    check_attrs(&mut o, "ALUA", &conf.alua, &[], &[]);
+
+    // Handlers and devices.
+    let mut devs = Devices {
+        by_name: HashMap::new(),
+    };
+    let mut handlers: HashMap<&str, usize> = HashMap::new();
+    for h in &conf.handlers {
+        if let Some(first) = handlers.insert(&h.name, h.line) {
+            o.error(h.line, format!("HANDLER {} appears twice (first on line {first}); scstadmin would keep only the last block", h.name));
+        }
+        if !catalog::known_handler(&h.name) {
+            o.error(
+                h.line,
+                format!(
+                    "unknown handler '{}'; known: {}",
+                    h.name,
+                    catalog::HANDLERS.join(", ")
+                ),
+            );
+        }
+        check_attrs(&mut o, "handler", &h.attrs, &[], &[]);
+        let creation = catalog::device_creation_params(&h.name);
+        for d in &h.devices {
+            check_name(&mut o, "device", &d.name, d.line);
+            if let Some((hn, first)) = devs.by_name.insert(&d.name, (&h.name, d.line)) {
+                o.error(
+                    d.line,
+                    format!(
+                        "device '{}' is defined twice (first on line {first}, handler {hn})",
+                        d.name
+                    ),
+                );
+            }
+            if catalog::is_passthrough(&h.name) {
+                let ok = d.name.split(':').count() == 4
+                    && d.name
+                        .split(':')
+                        .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+                if !ok {
+                    o.error(
+                        d.line,
+                        format!("pass-through device '{}' must be named H:C:I:L", d.name),
+                    );
+                }
+            } else if catalog::is_vdisk(&h.name) && d.name.len() > 64 {
+                o.error(
+                    d.line,
+                    format!("device name '{}' is longer than 64 characters", d.name),
+                );
+            }
+            check_attrs(&mut o, "device", &d.attrs, creation, &[]);
+            for a in d.attrs.iter().filter(|a| a.name == "filename") {
+                if !a.value.starts_with('/') {
+                    o.error(
+                        a.line,
+                        format!("filename '{}' must be an absolute path", a.value),
+                    );
+                }
+            }
+            for b in [
+                "read_only",
+                "nv_cache",
+                "write_through",
+                "rotational",
+                "cluster_mode",
+                "o_direct",
+                "removable",
+                "thin_provisioned",
+                "bind_alua_state",
+                "active",
+            ] {
+                check_bool(&mut o, &d.attrs, b);
+            }
+            if super::attr(&d.attrs, "cluster_mode") == Some("1")
+                && super::attr(&d.attrs, "t10_dev_id").is_none()
+            {
+                o.warn(d.line, format!("device '{}' has cluster_mode 1 but no t10_dev_id; every node must use the same t10_dev_id (the DLM lockspace is scst-<t10_dev_id>)", d.name));
+            }
+            if (h.name == "vdisk_fileio" || h.name == "vdisk_blockio")
+                && super::attr(&d.attrs, "filename").is_none()
+            {
+                o.error(
+                    d.line,
+                    format!("device '{}' of {} has no filename", d.name, h.name),
+                );
+            }
+        }
+    }
+
+    // Target drivers, targets, LUNs, groups. rel_tgt_id: id → (target, line).
+    let mut rel_ids: HashMap<u32, (String, usize)> = HashMap::new();
+    let mut check_rel = |o: &mut Out, target: &str, id: u32, line: usize| {
+        match rel_ids.get(&id) {
+        Some((t, first)) if t != target => o.error(line, format!("rel_tgt_id {id} of '{target}' is already used by '{t}' (line {first}); relative target port ids must be unique across all nodes")),
+        Some(_) => {}
+        None => {
+            rel_ids.insert(id, (target.to_string(), line));
+        }
+    }
+    };
+    let mut drivers: HashMap<&str, usize> = HashMap::new();
+    for d in &conf.drivers {
+        if let Some(first) = drivers.insert(&d.name, d.line) {
+            o.error(d.line, format!("TARGET_DRIVER {} appears twice (first on line {first}); scstadmin would keep only the last block", d.name));
+        }
+        if !catalog::known_driver(&d.name) {
+            o.error(
+                d.line,
+                format!(
+                    "unknown target driver '{}'; known: {}",
+                    d.name,
+                    catalog::DRIVERS.join(", ")
+                ),
+            );
+        }
+        check_attrs(
+            &mut o,
+            "driver",
+            &d.attrs,
+            &[],
+            catalog::driver_dynamic_attrs(&d.name),
+        );
+        let mut targets: HashMap<&str, usize> = HashMap::new();
+        for t in &d.targets {
+            check_name(&mut o, "target", &t.name, t.line);
+            if let Some(first) = targets.insert(&t.name, t.line) {
+                o.error(
+                    t.line,
+                    format!(
+                        "TARGET {} appears twice in {} (first on line {first})",
+                        t.name, d.name
+                    ),
+                );
+            }
+            if catalog::is_fc_driver(&d.name) {
+                check_wwpn(&mut o, "target", &t.name, t.line);
+            } else if d.name == "iscsi" && !is_iscsi_name(&t.name) {
+                o.error(t.line, format!("iSCSI target '{}' is not an iSCSI name (iqn.YYYY-MM.domain[:id], eui.…, naa.…)", t.name));
+            }
+            let virt = catalog::is_virtual_target(&d.name, t);
+            let params = if virt {
+                catalog::target_creation_params(&d.name)
+            } else {
+                &[]
+            };
+            check_attrs(
+                &mut o,
+                "target",
+                &t.attrs,
+                params,
+                catalog::target_dynamic_attrs(&d.name),
+            );
+            if d.name == "qla2x00t" && virt {
+                for p in ["node_name", "parent_host"] {
+                    match super::attr(&t.attrs, p) {
+                        None => o.error(t.line, format!("NPIV target '{}' needs both node_name and parent_host (or HW_TARGET for a physical port)", t.name)),
+                        Some(v) if !is_wwpn(v) => o.error(t.line, format!("{p} '{v}' of '{}' is not a WWN", t.name)),
+                        _ => {}
+                    }
+                }
+            }
+            if let Some((id, line)) = check_range(&mut o, &t.attrs, "rel_tgt_id") {
+                check_rel(&mut o, &t.name, id, line);
+            }
+            let cm = d.name == "copy_manager";
+            check_luns(
+                &mut o,
+                &format!("target {}", t.name),
+                &t.luns,
+                &devs,
+                t.line,
+                cm,
+            );
+            let mut groups: HashMap<&str, usize> = HashMap::new();
+            let mut inis: HashMap<&str, (&str, usize)> = HashMap::new();
+            for g in &t.groups {
+                check_name(&mut o, "group", &g.name, g.line);
+                if let Some(first) = groups.insert(&g.name, g.line) {
+                    o.error(
+                        g.line,
+                        format!(
+                            "GROUP {} appears twice in target {} (first on line {first})",
+                            g.name, t.name
+                        ),
+                    );
+                }
+                check_attrs(&mut o, "group", &g.attrs, &[], &[]);
+                check_luns(
+                    &mut o,
+                    &format!("group {}", g.name),
+                    &g.luns,
+                    &devs,
+                    g.line,
+                    cm,
+                );
+                check_initiator(&mut o, &d.name, g);
+                for i in &g.initiators {
+                    if let Some((og, first)) = inis.insert(&i.name, (&g.name, i.line)) {
+                        o.error(i.line, format!("initiator '{}' is listed twice in target {} (first on line {first}, group {og}); an initiator can be in only one group", i.name, t.name));
+                    }
+                }
+            }
+        }
+    }
+
+    // ALUA: device groups and target groups.
+    let mut dgs: HashMap<&str, usize> = HashMap::new();
+    let mut dg_devs: HashMap<&str, (&str, usize)> = HashMap::new();
+    for dg in &conf.device_groups {
+        check_name(&mut o, "device group", &dg.name, dg.line);
+        if let Some(first) = dgs.insert(&dg.name, dg.line) {
+            o.error(dg.line, format!("DEVICE_GROUP {} appears twice (first on line {first}); scstadmin would keep only the last block", dg.name));
+        }
+        check_attrs(&mut o, "device group", &dg.attrs, &[], &[]);
+        for dv in &dg.devices {
+            if !devs.by_name.contains_key(dv.name.as_str()) {
+                o.error(
+                    dv.line,
+                    format!(
+                        "device group {} lists device '{}', which no HANDLER block defines",
+                        dg.name, dv.name
+                    ),
+                );
+            }
+            if let Some((g, first)) = dg_devs.insert(&dv.name, (&dg.name, dv.line)) {
+                o.error(dv.line, format!("device '{}' is already in device group {g} (line {first}); a device can be in only one", dv.name));
+            }
+        }
+        let mut tgs: HashMap<&str, usize> = HashMap::new();
+        let mut gids: HashMap<u32, (&str, usize)> = HashMap::new();
+        for tg in &dg.target_groups {
+            check_name(&mut o, "target group", &tg.name, tg.line);
+            if let Some(first) = tgs.insert(&tg.name, tg.line) {
+                o.error(
+                    tg.line,
+                    format!(
+                        "TARGET_GROUP {} appears twice in {} (first on line {first})",
+                        tg.name, dg.name
+                    ),
+                );
+            }
+            check_attrs(&mut o, "target group", &tg.attrs, &[], &[]);
+            if let Some((id, line)) = check_range(&mut o, &tg.attrs, "group_id") {
+                if let Some((other, first)) = gids.insert(id, (&tg.name, line)) {
+                    o.error(
+                        line,
+                        format!(
+                            "group_id {id} is already used by target group {other} (line {first})"
+                        ),
+                    );
+                }
+            }
+            check_bool(&mut o, &tg.attrs, "preferred");
+            for a in tg.attrs.iter().filter(|a| a.name == "state") {
+                if !catalog::ALUA_STATES.contains(&a.value.as_str()) {
+                    o.error(
+                        a.line,
+                        format!(
+                            "invalid ALUA state '{}'; expected one of {}",
+                            a.value,
+                            catalog::ALUA_STATES.join(", ")
+                        ),
+                    );
+                }
+            }
+            for t in &tg.targets {
+                check_name(&mut o, "target", &t.name, t.line);
+                if t.name.contains(':') && t.name.chars().all(|c| c == ':' || c.is_ascii_hexdigit())
+                {
+                    check_wwpn(&mut o, "target", &t.name, t.line);
+                }
+                check_attrs(&mut o, "target-group target", &t.attrs, &[], &[]);
+                for a in &t.attrs {
+                    if a.name != "rel_tgt_id" {
+                        o.warn(a.line, format!("target-group target attribute '{}' is not known; only rel_tgt_id is", a.name));
+                    }
+                }
+                if let Some((id, line)) = check_range(&mut o, &t.attrs, "rel_tgt_id") {
+                    check_rel(&mut o, &t.name, id, line);
+                }
+            }
+        }
+    }
+    let mut v = o.0;
+    v.sort_by_key(|d| d.line);
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(is_wwpn("21:00:00:24:ff:54:09:32"));
+        assert!(!is_wwpn("21:00:00:24:ff:54:09"));
+        assert!(!is_wwpn("21:00:00:24:ff:54:09:3g"));
+        assert!(is_iscsi_name("iqn.2011-04.ru.domain:VM_STORAGE_1"));
+        assert!(is_iscsi_name("eui.0123456789abcdef"));
+        assert!(!is_iscsi_name("iqn.2011.ru.domain"));
+        assert!(!is_iscsi_name("VM_STORAGE_1"));
+    }
+}
