@@ -13,6 +13,7 @@
 //! file named `Kconfig*` under the kernel source root. It never spawns a program.
 
 use anyhow::{bail, Context, Result};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
@@ -1103,22 +1104,26 @@ impl KconfigIndex {
     fn add_file(&mut self, rel: &str, text: &str) {
         self.files += 1;
         // Join continuation lines, keeping the number of the first physical line.
-        let mut lines: Vec<(usize, String)> = Vec::new();
+        let mut lines: Vec<(usize, Cow<str>)> = Vec::new();
         let mut pending: Option<(usize, String)> = None;
         for (i, raw) in text.lines().enumerate() {
             let raw = raw.trim_end_matches('\r');
-            let (n, mut acc) = pending.take().unwrap_or((i + 1, String::new()));
-            if let Some(head) = raw.strip_suffix('\\') {
-                acc.push_str(head);
-                acc.push(' ');
-                pending = Some((n, acc));
-            } else {
-                acc.push_str(raw);
-                lines.push((n, acc));
+            match (pending.take(), raw.strip_suffix('\\')) {
+                (None, None) => lines.push((i + 1, Cow::Borrowed(raw))),
+                (None, Some(head)) => pending = Some((i + 1, format!("{head} "))),
+                (Some((n, mut acc)), Some(head)) => {
+                    acc.push_str(head);
+                    acc.push(' ');
+                    pending = Some((n, acc));
+                }
+                (Some((n, mut acc)), None) => {
+                    acc.push_str(raw);
+                    lines.push((n, Cow::Owned(acc)));
+                }
             }
         }
-        if let Some(p) = pending {
-            lines.push(p);
+        if let Some((n, acc)) = pending {
+            lines.push((n, Cow::Owned(acc)));
         }
 
         let mut frames: Vec<Frame> = Vec::new();
@@ -1147,7 +1152,26 @@ impl KconfigIndex {
                 Some(i) => (&code[..i], code[i..].trim()),
                 None => (code, ""),
             };
-            let toks = tokenize(rest);
+            // Only lines whose arguments matter are tokenized (most lines are prompts,
+            // defaults and help).
+            let needs_tokens = matches!(
+                kw,
+                "if" | "source"
+                    | "rsource"
+                    | "osource"
+                    | "orsource"
+                    | "depends"
+                    | "visible"
+                    | "select"
+                    | "bool"
+                    | "boolean"
+                    | "tristate"
+                    | "string"
+                    | "int"
+                    | "hex"
+                    | "prompt"
+            );
+            let toks = if needs_tokens { tokenize(rest) } else { None };
             let expr_of_rest = || match &toks {
                 Some(t) => parse_expr(t),
                 None => Expr::Unknown(rest.to_string()),
