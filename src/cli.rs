@@ -122,6 +122,11 @@ stop it with --stop.")]
         #[command(subcommand)]
         command: KconfigCommand,
     },
+    /// SCST tools: check an scst.conf, print the sysfs writes it makes
+    Scst {
+        #[command(subcommand)]
+        command: ScstCommand,
+    },
     /// Node config tools
     Node {
         #[command(subcommand)]
@@ -136,6 +141,14 @@ pub enum KconfigCommand {
         #[arg(default_value = DEFAULT_RECIPE)]
         recipe: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+pub enum ScstCommand {
+    /// Validate an scst.conf (scstadmin's grammar); exit 1 on errors, warnings are printed
+    Check { file: PathBuf },
+    /// Print the ordered sysfs writes (path <- command) that applying FILE makes
+    Plan { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -240,6 +253,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let ctx = Ctx::new(load_recipe(&recipe)?, &BuildOptions::default())?;
             let n = build::kernel::check_config(&ctx)?;
             println!("kernel config OK: {n} requested options verified");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Scst { command: ScstCommand::Check { file } } => {
+            let (report, errors) = crate::scsi::scst::check_file(&file)?;
+            print!("{report}");
+            Ok(if errors { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+        }
+        Command::Scst { command: ScstCommand::Plan { file } } => {
+            print!("{}", crate::scsi::scst::plan_file(&file)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Node { command: NodeCommand::Check { file } } => {

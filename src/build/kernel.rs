@@ -9,7 +9,6 @@
 
 use super::kconfig;
 use super::pipeline::Ctx;
-use crate::config::recipe::Source;
 use crate::util::cmd::{Cmd, Log};
 use crate::util::fs as ufs;
 use crate::util::progress::{self, Task};
@@ -114,6 +113,7 @@ pub fn requests(ctx: &Ctx) -> Result<Vec<kconfig::Request>> {
         reqs.extend(kconfig::parse_fragment(f, &shown)?);
     }
     reqs.extend(kconfig::requests_from_recipe(&ctx.recipe.raw.kernel.options));
+    reqs.extend(kconfig::requests_from_forbid(&ctx.recipe.raw.kernel.forbid));
     Ok(reqs)
 }
 
