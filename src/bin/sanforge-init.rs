@@ -38,7 +38,9 @@ fn main() -> ExitCode {
             println!("{USAGE}");
             ExitCode::SUCCESS
         }
-        [flag, dir, step, rest @ ..] if flag == "--root" => run_step(PathBuf::from(dir), step, rest),
+        [flag, dir, step, rest @ ..] if flag == "--root" => {
+            run_step(PathBuf::from(dir), step, rest)
+        }
         _ => {
             eprintln!("error: unexpected arguments\n\n{USAGE}");
             ExitCode::from(2)
@@ -64,7 +66,10 @@ fn run_step(dir: PathBuf, step: &str, rest: &[String]) -> ExitCode {
         ("shutdown", []) => vec![init::load_config, shutdown],
         ("boot", []) => vec![],
         _ => {
-            eprintln!("error: unknown step or arguments `{step} {}`\n\n{USAGE}", rest.join(" "));
+            eprintln!(
+                "error: unknown step or arguments `{step} {}`\n\n{USAGE}",
+                rest.join(" ")
+            );
             return ExitCode::from(2);
         }
     };

@@ -47,7 +47,10 @@ impl Logger {
     }
     /// Keeps lines in memory instead of printing them (unit tests).
     pub fn capture() -> Self {
-        Logger { kmsg: None, captured: Some(Vec::new()) }
+        Logger {
+            kmsg: None,
+            captured: Some(Vec::new()),
+        }
     }
     /// Also log to `/dev/kmsg` under the root, if it can be opened.
     pub fn open_kmsg(&mut self, sys: &dyn Sys) {
@@ -89,14 +92,46 @@ pub struct Step {
 
 /// The boot, in order (DESIGN.md, "sanforge-init").
 pub const BOOT: &[Step] = &[
-    Step { name: "mounts", policy: Policy::Fatal, run: mount_filesystems },
-    Step { name: "config", policy: Policy::Fatal, run: load_config },
-    Step { name: "hostname", policy: Policy::Warn, run: set_hostname_and_sysctls },
-    Step { name: "modules", policy: Policy::Warn, run: load_modules },
-    Step { name: "network", policy: Policy::Warn, run: configure_network },
-    Step { name: "targets", policy: Policy::Warn, run: apply_targets },
-    Step { name: "services", policy: Policy::Warn, run: start_services },
-    Step { name: "enable ports", policy: Policy::Warn, run: enable_ports },
+    Step {
+        name: "mounts",
+        policy: Policy::Fatal,
+        run: mount_filesystems,
+    },
+    Step {
+        name: "config",
+        policy: Policy::Fatal,
+        run: load_config,
+    },
+    Step {
+        name: "hostname",
+        policy: Policy::Warn,
+        run: set_hostname_and_sysctls,
+    },
+    Step {
+        name: "modules",
+        policy: Policy::Warn,
+        run: load_modules,
+    },
+    Step {
+        name: "network",
+        policy: Policy::Warn,
+        run: configure_network,
+    },
+    Step {
+        name: "targets",
+        policy: Policy::Warn,
+        run: apply_targets,
+    },
+    Step {
+        name: "services",
+        policy: Policy::Warn,
+        run: start_services,
+    },
+    Step {
+        name: "enable ports",
+        policy: Policy::Warn,
+        run: enable_ports,
+    },
 ];
 
 /// The state the steps share.
@@ -129,7 +164,9 @@ impl<'a> Init<'a> {
     }
 
     fn node(&self) -> Result<ValidNode> {
-        self.node.clone().ok_or_else(|| anyhow!("no node config loaded"))
+        self.node
+            .clone()
+            .ok_or_else(|| anyhow!("no node config loaded"))
     }
 
     fn warn(&mut self, msg: impl std::fmt::Display) {
@@ -169,7 +206,8 @@ impl<'a> Init<'a> {
 
     pub fn print_state(&mut self) {
         if self.degraded.is_some() {
-            self.log.line("state: degraded (see above); no targets, no services");
+            self.log
+                .line("state: degraded (see above); no targets, no services");
         } else if !self.targets_ok {
             self.log.line("state: degraded targets (ports disabled)");
         } else {
@@ -181,10 +219,16 @@ impl<'a> Init<'a> {
     pub fn supervise(&mut self) -> RebootCmd {
         loop {
             let now = Instant::now();
-            let timeout = self.supervisor.next_wakeup(now).map_or(Duration::from_secs(1), |d| d.clamp(Duration::from_millis(10), Duration::from_secs(1)));
+            let timeout = self
+                .supervisor
+                .next_wakeup(now)
+                .map_or(Duration::from_secs(1), |d| {
+                    d.clamp(Duration::from_millis(10), Duration::from_secs(1))
+                });
             match self.sys.wait_signal(timeout) {
                 Some(s @ (Signal::Term | Signal::Int | Signal::Usr2 | Signal::Pwr)) => {
-                    self.log.line(&format!("SIG{} received: power off", s.name()));
+                    self.log
+                        .line(&format!("SIG{} received: power off", s.name()));
                     return RebootCmd::PowerOff;
                 }
                 Some(Signal::Usr1) => {
@@ -213,7 +257,8 @@ impl<'a> Init<'a> {
         self.supervisor.stop(self.sys, &mut self.log, Signal::Term);
         let deadline = Instant::now() + STOP_GRACE;
         for _ in 0..100 {
-            self.supervisor.reap_all(self.sys, &mut self.log, Instant::now());
+            self.supervisor
+                .reap_all(self.sys, &mut self.log, Instant::now());
             if self.supervisor.running().is_empty() || Instant::now() >= deadline {
                 break;
             }
@@ -221,12 +266,14 @@ impl<'a> Init<'a> {
         }
         let left = self.supervisor.running();
         if !left.is_empty() {
-            self.log.line(&format!("{} services still running: SIGKILL", left.len()));
+            self.log
+                .line(&format!("{} services still running: SIGKILL", left.len()));
             self.supervisor.stop(self.sys, &mut self.log, Signal::Kill);
         }
         // Stray processes (orphans adopted by PID 1).
         let _ = self.sys.kill(-1, Signal::Kill);
-        self.supervisor.reap_all(self.sys, &mut self.log, Instant::now());
+        self.supervisor
+            .reap_all(self.sys, &mut self.log, Instant::now());
         self.sys.sync();
         if let Err(e) = self.sys.reboot(cmd) {
             self.warn(e);
@@ -251,18 +298,50 @@ pub fn run_pid1(sys: &mut dyn Sys) -> ! {
 /// Step 1: the kernel file systems, then console + kmsg logging.
 pub fn mount_filesystems(init: &mut Init) -> Result<()> {
     const MOUNTS: [(&str, &str, &str, u64, &str); 6] = [
-        ("proc", "/proc", "proc", (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC) as u64, ""),
-        ("sysfs", "/sys", "sysfs", (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC) as u64, ""),
-        ("devtmpfs", "/dev", "devtmpfs", libc::MS_NOSUID as u64, "mode=0755"),
-        ("tmpfs", "/run", "tmpfs", (libc::MS_NOSUID | libc::MS_NODEV) as u64, "mode=0755"),
-        ("tmpfs", "/tmp", "tmpfs", (libc::MS_NOSUID | libc::MS_NODEV) as u64, "mode=1777"),
-        ("configfs", "/sys/kernel/config", "configfs", (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC) as u64, ""),
+        (
+            "proc",
+            "/proc",
+            "proc",
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            "",
+        ),
+        (
+            "sysfs",
+            "/sys",
+            "sysfs",
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            "",
+        ),
+        ("devtmpfs", "/dev", "devtmpfs", libc::MS_NOSUID, "mode=0755"),
+        (
+            "tmpfs",
+            "/run",
+            "tmpfs",
+            libc::MS_NOSUID | libc::MS_NODEV,
+            "mode=0755",
+        ),
+        (
+            "tmpfs",
+            "/tmp",
+            "tmpfs",
+            libc::MS_NOSUID | libc::MS_NODEV,
+            "mode=1777",
+        ),
+        (
+            "configfs",
+            "/sys/kernel/config",
+            "configfs",
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            "",
+        ),
     ];
     for (src, target, fstype, flags, data) in MOUNTS {
         let t = Path::new(target);
         init.sys.mkdir(t)?;
         match init.sys.mount(src, t, fstype, flags, data) {
-            Err(e) if e.errno() == Some(libc::EBUSY) => init.log.line(&format!("{target} already mounted")),
+            Err(e) if e.errno() == Some(libc::EBUSY) => {
+                init.log.line(&format!("{target} already mounted"))
+            }
             r => r?,
         }
         if target == "/dev" {
@@ -275,13 +354,17 @@ pub fn mount_filesystems(init: &mut Init) -> Result<()> {
 
 /// The `sanforge.node=NAME` value of a kernel command line.
 pub fn cmdline_node(cmdline: &str) -> Option<&str> {
-    cmdline.split_whitespace().filter_map(|w| w.strip_prefix("sanforge.node=")).next_back()
+    cmdline
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix("sanforge.node="))
+        .next_back()
 }
 
 /// Step 2: the node config; the command line may pick another node's file.
 pub fn load_config(init: &mut Init) -> Result<()> {
     let (path, text) = if let Some(f) = init.config_file.clone() {
-        let text = std::fs::read_to_string(&f).with_context(|| format!("cannot read {}", f.display()))?;
+        let text =
+            std::fs::read_to_string(&f).with_context(|| format!("cannot read {}", f.display()))?;
         (f, text)
     } else {
         let mut path = PathBuf::from(NODE_CONFIG);
@@ -291,7 +374,10 @@ pub fn load_config(init: &mut Init) -> Result<()> {
                 if !name.is_empty() && !name.contains('/') && init.sys.exists(&p) {
                     path = p;
                 } else {
-                    init.warn(format!("sanforge.node={name}: {} not found, using {NODE_CONFIG}", p.display()));
+                    init.warn(format!(
+                        "sanforge.node={name}: {} not found, using {NODE_CONFIG}",
+                        p.display()
+                    ));
                 }
             }
         }
@@ -299,7 +385,11 @@ pub fn load_config(init: &mut Init) -> Result<()> {
         (path, text)
     };
     let node = NodeConfig::parse(&path, &text)?;
-    init.log.line(&format!("node config {} (host {})", path.display(), node.hostname));
+    init.log.line(&format!(
+        "node config {} (host {})",
+        path.display(),
+        node.hostname
+    ));
     init.node = Some(node);
     Ok(())
 }
@@ -351,7 +441,11 @@ pub fn load_modules(init: &mut Init) -> Result<()> {
     }
     let dir = modules_dir(init.sys)?;
     let db = modules::DepDb::parse(&init.sys.read_to_string(&dir.join("modules.dep"))?);
-    let builtin = init.sys.read_to_string(&dir.join("modules.builtin")).map(|t| modules::parse_builtin(&t)).unwrap_or_default();
+    let builtin = init
+        .sys
+        .read_to_string(&dir.join("modules.builtin"))
+        .map(|t| modules::parse_builtin(&t))
+        .unwrap_or_default();
     let plan = modules::load_order(&db, &builtin, &m.load, &m.blacklist);
     for b in &plan.builtin {
         init.log.line(&format!("module {b} is built in"));
@@ -361,10 +455,17 @@ pub fn load_modules(init: &mut Init) -> Result<()> {
         init.warn(w);
     }
     for l in &plan.loads {
-        let params = m.params.iter().find(|(k, _)| norm_mod(k) == l.name).map(|(_, v)| v.as_str()).unwrap_or("");
+        let params = m
+            .params
+            .iter()
+            .find(|(k, _)| norm_mod(k) == l.name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("");
         match init.sys.finit_module(&dir.join(&l.path), params) {
             Ok(()) => init.log.line(&format!("loaded module {}", l.name)),
-            Err(e) if e.errno() == Some(libc::EEXIST) => init.log.line(&format!("module {} already loaded", l.name)),
+            Err(e) if e.errno() == Some(libc::EEXIST) => {
+                init.log.line(&format!("module {} already loaded", l.name))
+            }
             Err(e) => {
                 init.warn(e);
                 failed += 1;
@@ -402,7 +503,11 @@ pub fn configure_network(init: &mut Init) -> Result<()> {
             waited += Duration::from_millis(100);
         }
         if !init.sys.exists(&sysdir) {
-            init.warn(format!("interface {} did not appear within {} s", i.name, LINK_WAIT.as_secs()));
+            init.warn(format!(
+                "interface {} did not appear within {} s",
+                i.name,
+                LINK_WAIT.as_secs()
+            ));
             failed += 1;
             continue;
         }
@@ -413,7 +518,11 @@ pub fn configure_network(init: &mut Init) -> Result<()> {
         for (n, a) in i.addresses.iter().enumerate() {
             let Some(c) = Cidr::parse(a) else { continue };
             // Extra addresses go on alias labels (eth0:1): SIOCSIFADDR replaces.
-            let label = if n == 0 { i.name.clone() } else { format!("{}:{n}", i.name) };
+            let label = if n == 0 {
+                i.name.clone()
+            } else {
+                format!("{}:{n}", i.name)
+            };
             let r = init.sys.add_ipv4_addr(&label, c.addr, c.prefix);
             failed += check(init, r);
         }
@@ -430,7 +539,9 @@ pub fn configure_network(init: &mut Init) -> Result<()> {
                 None => continue,
             }
         };
-        let Ok(gw) = r.via.parse::<Ipv4Addr>() else { continue };
+        let Ok(gw) = r.via.parse::<Ipv4Addr>() else {
+            continue;
+        };
         let res = init.sys.add_route(dest, prefix, gw);
         failed += check(init, res);
     }
@@ -447,20 +558,32 @@ fn run_configfs(init: &mut Init, ops: &[ConfigfsOp], what: &str) -> Option<Strin
         let r = match op {
             ConfigfsOp::Mkdir(p) => init.sys.mkdir(&base.join(p)),
             ConfigfsOp::Write(p, v) => init.sys.write_file(&base.join(p), v),
-            ConfigfsOp::Symlink { target, link } => init.sys.symlink(&base.join(target), &base.join(link)),
+            ConfigfsOp::Symlink { target, link } => {
+                init.sys.symlink(&base.join(target), &base.join(link))
+            }
         };
         if let Err(e) = r {
             let value = match op {
                 ConfigfsOp::Write(_, v) => format!(" (value {v:?})"),
                 _ => String::new(),
             };
-            let errno = e.errno().map(|n| format!(", errno {n}")).unwrap_or_default();
-            let msg = format!("configfs {what}: {e}{value}{errno}");
-            init.warn(&msg);
-            return Some(msg);
+            let errno = e
+                .errno()
+                .map(|n| format!(", errno {n}"))
+                .unwrap_or_default();
+            init.warn(format!("configfs {what}: {e}{value}{errno}"));
+            return Some(format!("{} failed", op_path(op)));
         }
     }
     None
+}
+
+fn op_path(op: &ConfigfsOp) -> String {
+    match op {
+        ConfigfsOp::Mkdir(p) | ConfigfsOp::Write(p, _) | ConfigfsOp::Symlink { link: p, .. } => {
+            format!("{CONFIGFS_TARGET}/{p}")
+        }
+    }
 }
 
 /// Step 5: LIO targets with every TPG disabled. On error the disable ops run and
@@ -473,22 +596,27 @@ pub fn apply_targets(init: &mut Init) -> Result<()> {
     if let Some(msg) = run_configfs(init, &plan.setup, "setup") {
         init.targets_ok = false;
         let _ = run_configfs(init, &plan.disable, "disable");
-        bail!("targets degraded: {msg}");
+        bail!("setup failed ({msg}): ports stay disabled");
     }
-    init.log.line(&format!("{} iSCSI targets configured (ports disabled)", l.iscsi.len()));
+    init.log.line(&format!(
+        "{} iSCSI targets configured (ports disabled)",
+        l.iscsi.len()
+    ));
     Ok(())
 }
 
 /// Step 7: enable the target ports (`tpgt_N/enable` ← 1).
 pub fn enable_ports(init: &mut Init) -> Result<()> {
-    let Some(plan) = init.lio.clone() else { return Ok(()) };
+    let Some(plan) = init.lio.clone() else {
+        return Ok(());
+    };
     if !init.targets_ok {
         bail!("target setup failed: ports stay disabled");
     }
     if let Some(msg) = run_configfs(init, &plan.enable, "enable") {
         init.targets_ok = false;
         let _ = run_configfs(init, &plan.disable, "disable");
-        bail!("targets degraded: {msg}");
+        bail!("enabling failed ({msg}): ports disabled again");
     }
     if !plan.enable.is_empty() {
         init.log.line("target ports enabled");
@@ -513,7 +641,10 @@ mod tests {
 
     #[test]
     fn cmdline_picks_the_last_node() {
-        assert_eq!(cmdline_node("quiet sanforge.node=a console=ttyS0 sanforge.node=b\n"), Some("b"));
+        assert_eq!(
+            cmdline_node("quiet sanforge.node=a console=ttyS0 sanforge.node=b\n"),
+            Some("b")
+        );
         assert_eq!(cmdline_node("quiet"), None);
     }
 
@@ -528,16 +659,33 @@ mod tests {
         )
         .unwrap();
         let mut sys = FakeSys::new(dir.path());
-        sys.fail.push(("mkdir /sys/kernel/config/target/iscsi/iqn.2026-11.org.example:t/tpgt_1/np".into(), libc::EADDRINUSE));
+        sys.fail.push((
+            "mkdir /sys/kernel/config/target/iscsi/iqn.2026-11.org.example:t/tpgt_1/np".into(),
+            libc::EADDRINUSE,
+        ));
         let mut init = Init::new(&mut sys, Logger::capture());
         init.boot();
         assert!(init.degraded.is_none());
         assert!(!init.targets_ok);
-        assert!(init.log.lines().iter().any(|l| l.contains("errno 98") && l.contains("np/0.0.0.0:3260")), "{:?}", init.log.lines());
-        assert_eq!(init.log.lines().last().unwrap(), "state: degraded targets (ports disabled)");
+        assert!(
+            init.log
+                .lines()
+                .iter()
+                .any(|l| l.contains("errno 98") && l.contains("np/0.0.0.0:3260")),
+            "{:?}",
+            init.log.lines()
+        );
+        assert_eq!(
+            init.log.lines().last().unwrap(),
+            "state: degraded targets (ports disabled)"
+        );
         let ops: Vec<String> = sys.ops.iter().map(ToString::to_string).collect();
-        let enable = "write /sys/kernel/config/target/iscsi/iqn.2026-11.org.example:t/tpgt_1/enable";
-        assert_eq!(ops.iter().rev().find(|o| o.starts_with(enable)).unwrap(), &format!("{enable} 0"));
+        let enable =
+            "write /sys/kernel/config/target/iscsi/iqn.2026-11.org.example:t/tpgt_1/enable";
+        assert_eq!(
+            ops.iter().rev().find(|o| o.starts_with(enable)).unwrap(),
+            &format!("{enable} 0")
+        );
         assert!(!ops.contains(&format!("{enable} 1")));
     }
 
@@ -545,14 +693,31 @@ mod tests {
     fn supervise_then_shutdown() {
         let dir = tempfile::tempdir().unwrap();
         let mut sys = FakeSys::new(dir.path());
-        sys.signals.extend([None, Some(Signal::Chld), Some(Signal::Usr1)]);
+        sys.signals
+            .extend([None, Some(Signal::Chld), Some(Signal::Usr1)]);
         let mut init = Init::new(&mut sys, Logger::capture());
-        let svc = crate::config::node::Service { name: "s".into(), argv: vec!["/bin/s".into()], restart: Default::default(), env: Default::default() };
+        let svc = crate::config::node::Service {
+            name: "s".into(),
+            argv: vec!["/bin/s".into()],
+            restart: Default::default(),
+            env: Default::default(),
+        };
         init.supervisor = Supervisor::new(&[svc], Instant::now());
-        init.supervisor.start_due(init.sys, &mut init.log, Instant::now());
+        init.supervisor
+            .start_due(init.sys, &mut init.log, Instant::now());
         assert_eq!(init.supervise(), RebootCmd::Reboot);
         init.shutdown(RebootCmd::Reboot);
         let ops: Vec<String> = sys.ops.iter().map(ToString::to_string).collect();
-        assert_eq!(ops, ["spawn /bin/s", "kill 101 TERM", "kill 101 KILL", "kill -1 KILL", "sync", "reboot restart"]);
+        assert_eq!(
+            ops,
+            [
+                "spawn /bin/s",
+                "kill 101 TERM",
+                "kill 101 KILL",
+                "kill -1 KILL",
+                "sync",
+                "reboot restart"
+            ]
+        );
     }
 }

@@ -25,7 +25,9 @@ impl DepDb {
     pub fn parse(text: &str) -> DepDb {
         let mut modules = BTreeMap::new();
         for line in text.lines() {
-            let Some((path, deps)) = line.split_once(':') else { continue };
+            let Some((path, deps)) = line.split_once(':') else {
+                continue;
+            };
             let path = path.trim();
             if path.is_empty() {
                 continue;
@@ -39,7 +41,11 @@ impl DepDb {
 
 /// `modules.builtin`: names of the modules compiled into the kernel.
 pub fn parse_builtin(text: &str) -> BTreeSet<String> {
-    text.lines().map(str::trim).filter(|l| !l.is_empty()).map(module_name).collect()
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(module_name)
+        .collect()
 }
 
 /// One module to load, with its path relative to the modules directory.
@@ -61,14 +67,20 @@ pub struct LoadPlan {
 /// The load order for `requested`: for each, its dependencies depth-first in
 /// modules.dep order, then the module; a module already in the plan is not repeated.
 /// A requested module that needs a blacklisted one is left out with a warning.
-pub fn load_order(db: &DepDb, builtin: &BTreeSet<String>, requested: &[String], blacklist: &[String]) -> LoadPlan {
+pub fn load_order(
+    db: &DepDb,
+    builtin: &BTreeSet<String>,
+    requested: &[String],
+    blacklist: &[String],
+) -> LoadPlan {
     let black: BTreeSet<String> = blacklist.iter().map(|b| norm_mod(b)).collect();
     let mut plan = LoadPlan::default();
     let mut done: BTreeSet<String> = BTreeSet::new();
     for r in requested {
         let n = norm_mod(r);
         if black.contains(&n) {
-            plan.warnings.push(format!("module {r} is blacklisted: not loaded"));
+            plan.warnings
+                .push(format!("module {r} is blacklisted: not loaded"));
             continue;
         }
         if builtin.contains(&n) {
@@ -117,7 +129,10 @@ fn visit(
         visit(db, builtin, black, done, d, visiting, out)?;
     }
     visiting.pop();
-    out.push(ModuleLoad { name: n.to_string(), path: path.clone() });
+    out.push(ModuleLoad {
+        name: n.to_string(),
+        path: path.clone(),
+    });
     Ok(())
 }
 
@@ -149,8 +164,23 @@ kernel/drivers/net/b.ko: kernel/drivers/net/a.ko
     #[test]
     fn dependencies_first_each_once() {
         let db = DepDb::parse(DEP);
-        let p = load_order(&db, &BTreeSet::new(), &req(&["iscsi_target_mod", "target-core-file", "target_core_mod"]), &[]);
-        assert_eq!(names(&p), ["configfs", "crc32c_generic", "target_core_mod", "libcrc32c", "iscsi_target_mod", "target_core_file"]);
+        let p = load_order(
+            &db,
+            &BTreeSet::new(),
+            &req(&["iscsi_target_mod", "target-core-file", "target_core_mod"]),
+            &[],
+        );
+        assert_eq!(
+            names(&p),
+            [
+                "configfs",
+                "crc32c_generic",
+                "target_core_mod",
+                "libcrc32c",
+                "iscsi_target_mod",
+                "target_core_file"
+            ]
+        );
         assert_eq!(p.loads[0].path, "kernel/lib/configfs.ko");
         assert!(p.warnings.is_empty());
     }
@@ -158,17 +188,32 @@ kernel/drivers/net/b.ko: kernel/drivers/net/a.ko
     #[test]
     fn blacklisted_dependency_names_both() {
         let db = DepDb::parse(DEP);
-        let p = load_order(&db, &BTreeSet::new(), &req(&["qla2xxx", "configfs"]), &req(&["scsi_transport_fc"]));
+        let p = load_order(
+            &db,
+            &BTreeSet::new(),
+            &req(&["qla2xxx", "configfs"]),
+            &req(&["scsi_transport_fc"]),
+        );
         assert_eq!(names(&p), ["configfs"]);
         assert_eq!(p.warnings.len(), 1);
-        assert!(p.warnings[0].contains("qla2xxx") && p.warnings[0].contains("scsi_transport_fc"), "{:?}", p.warnings);
+        assert!(
+            p.warnings[0].contains("qla2xxx") && p.warnings[0].contains("scsi_transport_fc"),
+            "{:?}",
+            p.warnings
+        );
     }
 
     #[test]
     fn builtin_modules_are_skipped_and_unknown_ones_warned() {
         let db = DepDb::parse(DEP);
-        let builtin = parse_builtin("kernel/lib/configfs.ko\nkernel/drivers/target/target_core_mod.ko\n");
-        let p = load_order(&db, &builtin, &req(&["target_core_file", "configfs", "nosuch"]), &[]);
+        let builtin =
+            parse_builtin("kernel/lib/configfs.ko\nkernel/drivers/target/target_core_mod.ko\n");
+        let p = load_order(
+            &db,
+            &builtin,
+            &req(&["target_core_file", "configfs", "nosuch"]),
+            &[],
+        );
         assert_eq!(names(&p), ["target_core_file"]);
         assert_eq!(p.builtin, ["configfs"]);
         assert!(p.warnings[0].contains("nosuch"));

@@ -16,7 +16,11 @@ pub const BACKOFF_RESET: Duration = Duration::from_secs(60);
 /// Given the current backoff and how long the service ran, returns the delay before
 /// the restart and the backoff to keep for next time.
 pub fn restart_delay(backoff: Duration, uptime: Duration) -> (Duration, Duration) {
-    let cur = if uptime >= BACKOFF_RESET { BACKOFF_MIN } else { backoff.clamp(BACKOFF_MIN, BACKOFF_MAX) };
+    let cur = if uptime >= BACKOFF_RESET {
+        BACKOFF_MIN
+    } else {
+        backoff.clamp(BACKOFF_MIN, BACKOFF_MAX)
+    };
     (cur, (cur * 2).min(BACKOFF_MAX))
 }
 
@@ -47,9 +51,18 @@ impl Supervisor {
     pub fn new(services: &[Service], now: Instant) -> Self {
         let services = services
             .iter()
-            .map(|s| Supervised { svc: s.clone(), pid: None, started: None, backoff: BACKOFF_MIN, next_start: Some(now) })
+            .map(|s| Supervised {
+                svc: s.clone(),
+                pid: None,
+                started: None,
+                backoff: BACKOFF_MIN,
+                next_start: Some(now),
+            })
             .collect();
-        Supervisor { services, stopping: false }
+        Supervisor {
+            services,
+            stopping: false,
+        }
     }
 
     /// Starts every service whose start time has come.
@@ -62,7 +75,12 @@ impl Supervisor {
                 continue;
             }
             s.next_start = None;
-            let mut env: Vec<(String, String)> = s.svc.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            let mut env: Vec<(String, String)> = s
+                .svc
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
             if !s.svc.env.contains_key("PATH") {
                 env.push(("PATH".into(), "/usr/sbin:/usr/bin:/sbin:/bin".into()));
             }
@@ -92,13 +110,23 @@ impl Supervisor {
             return;
         };
         s.pid = None;
-        let uptime = s.started.map(|t| now.saturating_duration_since(t)).unwrap_or_default();
-        log.line(&format!("service {} (pid {pid}) exited: {status}", s.svc.name));
+        let uptime = s
+            .started
+            .map(|t| now.saturating_duration_since(t))
+            .unwrap_or_default();
+        log.line(&format!(
+            "service {} (pid {pid}) exited: {status}",
+            s.svc.name
+        ));
         if !stopping && should_restart(s.svc.restart, status) {
             let (delay, next) = restart_delay(s.backoff, uptime);
             s.backoff = next;
             s.next_start = Some(now + delay);
-            log.line(&format!("service {}: restarting in {} s", s.svc.name, delay.as_secs()));
+            log.line(&format!(
+                "service {}: restarting in {} s",
+                s.svc.name,
+                delay.as_secs()
+            ));
         }
     }
 
@@ -111,7 +139,11 @@ impl Supervisor {
 
     /// Time until the next scheduled start, if any.
     pub fn next_wakeup(&self, now: Instant) -> Option<Duration> {
-        self.services.iter().filter_map(|s| s.next_start).map(|t| t.saturating_duration_since(now)).min()
+        self.services
+            .iter()
+            .filter_map(|s| s.next_start)
+            .map(|t| t.saturating_duration_since(now))
+            .min()
     }
 
     pub fn running(&self) -> Vec<i32> {
@@ -134,6 +166,7 @@ impl Supervisor {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::sys::FakeSys;
 
@@ -168,21 +201,40 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut sys = FakeSys::new(dir.path());
         let mut log = Logger::capture();
-        let svc = |name: &str, restart| Service { name: name.into(), argv: vec![format!("/bin/{name}")], restart, env: Default::default() };
+        let svc = |name: &str, restart| Service {
+            name: name.into(),
+            argv: vec![format!("/bin/{name}")],
+            restart,
+            env: Default::default(),
+        };
         let t0 = Instant::now();
         let mut sup = Supervisor::new(&[svc("a", Restart::Always), svc("b", Restart::Never)], t0);
         sup.start_due(&mut sys, &mut log, t0);
         let pids = sup.running();
         assert_eq!(pids.len(), 2);
-        sys.exits.extend([(pids[0], ExitStatus::Exited(1)), (pids[1], ExitStatus::Exited(1)), (4242, ExitStatus::Exited(0))]);
+        sys.exits.extend([
+            (pids[0], ExitStatus::Exited(1)),
+            (pids[1], ExitStatus::Exited(1)),
+            (4242, ExitStatus::Exited(0)),
+        ]);
         sup.reap_all(&mut sys, &mut log, t0 + secs(5));
         assert!(sup.running().is_empty());
         assert_eq!(sup.next_wakeup(t0 + secs(5)), Some(secs(1)));
-        assert!(log.lines().iter().any(|l| l == "reaped pid 4242 (exit status 0)"), "{:?}", log.lines());
+        assert!(
+            log.lines()
+                .iter()
+                .any(|l| l == "reaped pid 4242 (exit status 0)"),
+            "{:?}",
+            log.lines()
+        );
         sup.start_due(&mut sys, &mut log, t0 + secs(6));
         assert_eq!(sup.running().len(), 1);
         assert_eq!(sup.services[0].backoff, secs(2));
-        let spawns = sys.ops.iter().filter(|o| o.to_string() == "spawn /bin/a").count();
+        let spawns = sys
+            .ops
+            .iter()
+            .filter(|o| o.to_string() == "spawn /bin/a")
+            .count();
         assert_eq!(spawns, 2);
     }
 }

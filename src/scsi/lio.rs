@@ -21,7 +21,10 @@ pub enum ConfigfsOp {
     Write(String, String),
     /// `link` points at `target` (both relative to [`CONFIGFS_TARGET`]; the init
     /// makes the target absolute).
-    Symlink { target: String, link: String },
+    Symlink {
+        target: String,
+        link: String,
+    },
 }
 
 impl fmt::Display for ConfigfsOp {
@@ -43,7 +46,11 @@ pub struct LioPlan {
 
 impl fmt::Display for LioPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (title, ops) in [("setup", &self.setup), ("enable", &self.enable), ("disable", &self.disable)] {
+        for (title, ops) in [
+            ("setup", &self.setup),
+            ("enable", &self.enable),
+            ("disable", &self.disable),
+        ] {
             writeln!(f, "# {title}")?;
             for op in ops {
                 writeln!(f, "{op}")?;
@@ -110,16 +117,27 @@ pub fn plan(lio: &Lio) -> LioPlan {
         s.push(Mkdir(tpg.clone()));
         s.push(w(format!("{tpg}/enable"), "0"));
         let chap = t.acls.iter().any(|a| a.chap.is_some());
-        s.push(w(format!("{tpg}/attrib/authentication"), if chap { "1" } else { "0" }));
+        s.push(w(
+            format!("{tpg}/attrib/authentication"),
+            if chap { "1" } else { "0" },
+        ));
         s.push(w(format!("{tpg}/attrib/generate_node_acls"), "0"));
         s.push(w(format!("{tpg}/attrib/demo_mode_write_protect"), "0"));
         for l in &t.luns {
-            let Some((idx, b)) = lio.backstores.iter().enumerate().find(|(_, b)| b.name == l.backstore) else {
+            let Some((idx, b)) = lio
+                .backstores
+                .iter()
+                .enumerate()
+                .find(|(_, b)| b.name == l.backstore)
+            else {
                 continue;
             };
             let lun = format!("{tpg}/lun/lun_{}", l.lun);
             s.push(Mkdir(lun.clone()));
-            s.push(Symlink { target: format!("core/{}/{}", hba(b.kind, idx), b.name), link: format!("{lun}/{}", b.name) });
+            s.push(Symlink {
+                target: format!("core/{}/{}", hba(b.kind, idx), b.name),
+                link: format!("{lun}/{}", b.name),
+            });
         }
         for portal in &t.portals {
             s.push(Mkdir(format!("{tpg}/np/{portal}")));
@@ -130,12 +148,18 @@ pub fn plan(lio: &Lio) -> LioPlan {
             let maps: Vec<(u32, u32, bool)> = if a.mapped_luns.is_empty() {
                 t.luns.iter().map(|l| (l.lun, l.lun, false)).collect()
             } else {
-                a.mapped_luns.iter().map(|m| (m.mapped, m.lun, m.write_protect)).collect()
+                a.mapped_luns
+                    .iter()
+                    .map(|m| (m.mapped, m.lun, m.write_protect))
+                    .collect()
             };
             for (mapped, lun, wp) in maps {
                 let m = format!("{acl}/lun_{mapped}");
                 s.push(Mkdir(m.clone()));
-                s.push(Symlink { target: format!("{tpg}/lun/lun_{lun}"), link: format!("{m}/lun") });
+                s.push(Symlink {
+                    target: format!("{tpg}/lun/lun_{lun}"),
+                    link: format!("{m}/lun"),
+                });
                 if wp {
                     s.push(w(format!("{m}/write_protect"), "1"));
                 }
@@ -198,10 +222,21 @@ luns = [{ lun = 0, backstore = "rd" }]
         let p = demo();
         let tpg = "iscsi/iqn.2026-11.org.example:san1/tpgt_1";
         let first = p.setup.iter().position(|o| matches!(o, ConfigfsOp::Write(path, v) if path == &format!("{tpg}/enable") && v == "0"));
-        let first_lun = p.setup.iter().position(|o| matches!(o, ConfigfsOp::Mkdir(path) if path.starts_with(&format!("{tpg}/lun/"))));
+        let first_lun = p.setup.iter().position(
+            |o| matches!(o, ConfigfsOp::Mkdir(path) if path.starts_with(&format!("{tpg}/lun/"))),
+        );
         assert!(first.unwrap() < first_lun.unwrap());
         assert!(!p.setup.iter().any(|o| matches!(o, ConfigfsOp::Write(path, v) if path.ends_with("tpgt_1/enable") && v == "1")));
-        assert_eq!(p.enable, vec![ConfigfsOp::Write(format!("{tpg}/enable"), "1".into()), ConfigfsOp::Write("iscsi/iqn.2026-11.org.example:san1-b/tpgt_2/enable".into(), "1".into())]);
+        assert_eq!(
+            p.enable,
+            vec![
+                ConfigfsOp::Write(format!("{tpg}/enable"), "1".into()),
+                ConfigfsOp::Write(
+                    "iscsi/iqn.2026-11.org.example:san1-b/tpgt_2/enable".into(),
+                    "1".into()
+                )
+            ]
+        );
         assert_eq!(p.disable.len(), 2);
     }
 
@@ -209,25 +244,46 @@ luns = [{ lun = 0, backstore = "rd" }]
     fn backstore_controls() {
         let p = demo();
         let has = |path: &str, v: &str| p.setup.contains(&ConfigfsOp::Write(path.into(), v.into()));
-        assert!(has("core/fileio_0/disk0/control", "fd_dev_name=/run/disk0.img,fd_dev_size=67108864"));
-        assert!(has("core/fileio_1/fast/control", "fd_dev_name=/run/fast.img,fd_dev_size=1073741824,fd_buffered_io=1"));
+        assert!(has(
+            "core/fileio_0/disk0/control",
+            "fd_dev_name=/run/disk0.img,fd_dev_size=67108864"
+        ));
+        assert!(has(
+            "core/fileio_1/fast/control",
+            "fd_dev_name=/run/fast.img,fd_dev_size=1073741824,fd_buffered_io=1"
+        ));
         assert!(has("core/iblock_2/sda/control", "udev_path=/dev/sda"));
         assert!(has("core/rd_mcp_3/rd/control", "rd_pages=4096"));
         assert!(has("core/fileio_1/fast/wwn/vpd_unit_serial", "SER-FAST"));
-        assert!(has("core/fileio_0/disk0/wwn/vpd_unit_serial", &default_serial("disk0")));
+        assert!(has(
+            "core/fileio_0/disk0/wwn/vpd_unit_serial",
+            &default_serial("disk0")
+        ));
     }
 
     #[test]
     fn chap_turns_authentication_on_and_default_acl_maps_every_lun() {
         let p = demo();
         let tpg = "iscsi/iqn.2026-11.org.example:san1/tpgt_1";
-        assert!(p.setup.contains(&ConfigfsOp::Write(format!("{tpg}/attrib/authentication"), "1".into())));
+        assert!(p.setup.contains(&ConfigfsOp::Write(
+            format!("{tpg}/attrib/authentication"),
+            "1".into()
+        )));
         let h1 = format!("{tpg}/acls/iqn.2026-11.org.example:host1");
         for l in [0, 1] {
-            assert!(p.setup.contains(&ConfigfsOp::Symlink { target: format!("{tpg}/lun/lun_{l}"), link: format!("{h1}/lun_{l}/lun") }));
+            assert!(p.setup.contains(&ConfigfsOp::Symlink {
+                target: format!("{tpg}/lun/lun_{l}"),
+                link: format!("{h1}/lun_{l}/lun")
+            }));
         }
         let h2 = format!("{tpg}/acls/iqn.2026-11.org.example:host2");
-        assert!(p.setup.contains(&ConfigfsOp::Write(format!("{h2}/lun_5/write_protect"), "1".into())));
-        assert!(!p.setup.iter().any(|o| matches!(o, ConfigfsOp::Mkdir(d) if d == &format!("{h2}/lun_0"))));
+        assert!(p.setup.contains(&ConfigfsOp::Write(
+            format!("{h2}/lun_5/write_protect"),
+            "1".into()
+        )));
+        assert!(!p
+            .setup
+            .iter()
+            .any(|o| matches!(o, ConfigfsOp::Mkdir(d) if d == &format!("{h2}/lun_0"))));
     }
 }

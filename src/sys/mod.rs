@@ -54,7 +54,11 @@ pub struct SysError {
 
 impl SysError {
     pub fn new(op: &'static str, what: impl fmt::Display, err: io::Error) -> Self {
-        SysError { op, what: what.to_string(), err }
+        SysError {
+            op,
+            what: what.to_string(),
+            err,
+        }
     }
     pub fn errno(&self) -> Option<i32> {
         self.err.raw_os_error()
@@ -96,7 +100,11 @@ impl Signal {
         }
     }
     pub fn from_number(n: i32) -> Option<Signal> {
-        HANDLED.iter().copied().chain([Signal::Kill]).find(|s| s.number() == n)
+        HANDLED
+            .iter()
+            .copied()
+            .chain([Signal::Kill])
+            .find(|s| s.number() == n)
     }
     pub fn name(self) -> &'static str {
         match self {
@@ -112,7 +120,14 @@ impl Signal {
 }
 
 /// The signals blocked at start and collected with `wait_signal`.
-pub const HANDLED: [Signal; 6] = [Signal::Term, Signal::Int, Signal::Chld, Signal::Usr1, Signal::Usr2, Signal::Pwr];
+pub const HANDLED: [Signal; 6] = [
+    Signal::Term,
+    Signal::Int,
+    Signal::Chld,
+    Signal::Usr1,
+    Signal::Usr2,
+    Signal::Pwr,
+];
 
 /// What `reboot(2)` does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,7 +162,14 @@ impl fmt::Display for ExitStatus {
 /// inside the image; implementations resolve them under their [`SysRoot`].
 pub trait Sys {
     fn root(&self) -> &SysRoot;
-    fn mount(&mut self, source: &str, target: &Path, fstype: &str, flags: u64, data: &str) -> SysResult<()>;
+    fn mount(
+        &mut self,
+        source: &str,
+        target: &Path,
+        fstype: &str,
+        flags: u64,
+        data: &str,
+    ) -> SysResult<()>;
     /// Loads a module from its file (`finit_module(2)`); `EEXIST` means already loaded.
     fn finit_module(&mut self, path: &Path, params: &str) -> SysResult<()>;
     fn sethostname(&mut self, name: &str) -> SysResult<()>;
@@ -188,8 +210,17 @@ pub trait Sys {
 /// `sanforge-init --root` prints.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
-    Mount { source: String, target: String, fstype: String, flags: u64, data: String },
-    FinitModule { path: String, params: String },
+    Mount {
+        source: String,
+        target: String,
+        fstype: String,
+        flags: u64,
+        data: String,
+    },
+    FinitModule {
+        path: String,
+        params: String,
+    },
     Sethostname(String),
     LinkUp(String),
     Mtu(String, u32),
@@ -207,7 +238,13 @@ pub enum Op {
 impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Op::Mount { source, target, fstype, flags, data } => {
+            Op::Mount {
+                source,
+                target,
+                fstype,
+                flags,
+                data,
+            } => {
                 write!(f, "mount {source} {target} {fstype}")?;
                 if *flags != 0 {
                     write!(f, " flags={flags:#x}")?;
@@ -268,7 +305,11 @@ impl FakeSys {
         let line = op.to_string();
         self.ops.push(op);
         match self.fail.iter().find(|(p, _)| line.starts_with(p.as_str())) {
-            Some((_, errno)) => Err(SysError::new(name, what, io::Error::from_raw_os_error(*errno))),
+            Some((_, errno)) => Err(SysError::new(
+                name,
+                what,
+                io::Error::from_raw_os_error(*errno),
+            )),
             None => Ok(()),
         }
     }
@@ -282,12 +323,32 @@ impl Sys for FakeSys {
     fn root(&self) -> &SysRoot {
         &self.root
     }
-    fn mount(&mut self, source: &str, target: &Path, fstype: &str, flags: u64, data: &str) -> SysResult<()> {
-        let op = Op::Mount { source: source.into(), target: show(target), fstype: fstype.into(), flags, data: data.into() };
+    fn mount(
+        &mut self,
+        source: &str,
+        target: &Path,
+        fstype: &str,
+        flags: u64,
+        data: &str,
+    ) -> SysResult<()> {
+        let op = Op::Mount {
+            source: source.into(),
+            target: show(target),
+            fstype: fstype.into(),
+            flags,
+            data: data.into(),
+        };
         self.record(op, format!("{fstype} on {}", target.display()), "mount")
     }
     fn finit_module(&mut self, path: &Path, params: &str) -> SysResult<()> {
-        self.record(Op::FinitModule { path: show(path), params: params.into() }, path.display(), "load module")
+        self.record(
+            Op::FinitModule {
+                path: show(path),
+                params: params.into(),
+            },
+            path.display(),
+            "load module",
+        )
     }
     fn sethostname(&mut self, name: &str) -> SysResult<()> {
         self.record(Op::Sethostname(name.into()), name, "set hostname")
@@ -302,10 +363,18 @@ impl Sys for FakeSys {
         self.record(Op::Mtu(ifname.into(), mtu), ifname, "set mtu of")
     }
     fn add_ipv4_addr(&mut self, ifname: &str, addr: Ipv4Addr, prefix: u8) -> SysResult<()> {
-        self.record(Op::Addr(ifname.into(), addr, prefix), format!("{addr}/{prefix} to {ifname}"), "add address")
+        self.record(
+            Op::Addr(ifname.into(), addr, prefix),
+            format!("{addr}/{prefix} to {ifname}"),
+            "add address",
+        )
     }
     fn add_route(&mut self, dest: Ipv4Addr, prefix: u8, gateway: Ipv4Addr) -> SysResult<()> {
-        self.record(Op::Route(dest, prefix, gateway), format!("{dest}/{prefix} via {gateway}"), "add route")
+        self.record(
+            Op::Route(dest, prefix, gateway),
+            format!("{dest}/{prefix} via {gateway}"),
+            "add route",
+        )
     }
     fn reboot(&mut self, cmd: RebootCmd) -> SysResult<()> {
         self.record(Op::Reboot(cmd), format!("{cmd:?}"), "reboot")
@@ -334,19 +403,41 @@ impl Sys for FakeSys {
     fn sleep(&mut self, _d: Duration) {}
     fn mkdir(&mut self, path: &Path) -> SysResult<()> {
         self.record(Op::Mkdir(show(path)), path.display(), "create directory")?;
-        std::fs::create_dir_all(self.root.join(path)).map_err(|e| SysError::new("create directory", path.display(), e))
+        std::fs::create_dir_all(self.root.join(path))
+            .map_err(|e| SysError::new("create directory", path.display(), e))
     }
     fn write_file(&mut self, path: &Path, value: &str) -> SysResult<()> {
         self.record(Op::Write(show(path), value.into()), path.display(), "write")?;
-        std::fs::write(self.root.join(path), value).map_err(|e| SysError::new("write", path.display(), e))
+        // The kernel creates attribute groups (wwn/, attrib/, auth/) by itself.
+        let p = self.root.join(path);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| SysError::new("write", path.display(), e))?;
+        }
+        std::fs::write(p, value).map_err(|e| SysError::new("write", path.display(), e))
     }
     fn symlink(&mut self, target: &Path, link: &Path) -> SysResult<()> {
-        self.record(Op::Symlink(show(target), show(link)), link.display(), "create symlink")?;
-        let t = if target.is_absolute() { self.root.join(target) } else { target.to_path_buf() };
-        std::os::unix::fs::symlink(t, self.root.join(link)).map_err(|e| SysError::new("create symlink", link.display(), e))
+        self.record(
+            Op::Symlink(show(target), show(link)),
+            link.display(),
+            "create symlink",
+        )?;
+        let t = if target.is_absolute() {
+            self.root.join(target)
+        } else {
+            target.to_path_buf()
+        };
+        let l = self.root.join(link);
+        if let Some(parent) = l.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| SysError::new("create symlink", link.display(), e))?;
+        }
+        std::os::unix::fs::symlink(t, l)
+            .map_err(|e| SysError::new("create symlink", link.display(), e))
     }
     fn read_to_string(&mut self, path: &Path) -> SysResult<String> {
-        std::fs::read_to_string(self.root.join(path)).map_err(|e| SysError::new("read", path.display(), e))
+        std::fs::read_to_string(self.root.join(path))
+            .map_err(|e| SysError::new("read", path.display(), e))
     }
     fn exists(&mut self, path: &Path) -> bool {
         self.root.join(path).exists()
@@ -372,8 +463,14 @@ mod tests {
     #[test]
     fn sysroot_joins_absolute_paths_under_the_root() {
         let r = SysRoot::new("/tmp/x");
-        assert_eq!(r.join(Path::new("/sys/kernel/config")), PathBuf::from("/tmp/x/sys/kernel/config"));
-        assert_eq!(SysRoot::new("/").join(Path::new("/proc")), PathBuf::from("/proc"));
+        assert_eq!(
+            r.join(Path::new("/sys/kernel/config")),
+            PathBuf::from("/tmp/x/sys/kernel/config")
+        );
+        assert_eq!(
+            SysRoot::new("/").join(Path::new("/proc")),
+            PathBuf::from("/proc")
+        );
     }
 
     #[test]
@@ -383,10 +480,16 @@ mod tests {
         s.mkdir(Path::new("/a/b")).unwrap();
         s.write_file(Path::new("/a/b/enable"), "1").unwrap();
         s.symlink(Path::new("/a/b"), Path::new("/a/link")).unwrap();
-        assert_eq!(std::fs::read_to_string(dir.path().join("a/b/enable")).unwrap(), "1");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("a/b/enable")).unwrap(),
+            "1"
+        );
         assert!(dir.path().join("a/link/enable").exists());
         let lines: Vec<String> = s.ops.iter().map(ToString::to_string).collect();
-        assert_eq!(lines, ["mkdir /a/b", "write /a/b/enable 1", "symlink /a/b /a/link"]);
+        assert_eq!(
+            lines,
+            ["mkdir /a/b", "write /a/b/enable 1", "symlink /a/b /a/link"]
+        );
     }
 
     #[test]

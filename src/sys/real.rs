@@ -22,7 +22,8 @@ impl RealSys {
 }
 
 fn cstr(op: &'static str, what: &str, s: &str) -> SysResult<CString> {
-    CString::new(s).map_err(|_| SysError::new(op, what, io::Error::from(io::ErrorKind::InvalidInput)))
+    CString::new(s)
+        .map_err(|_| SysError::new(op, what, io::Error::from(io::ErrorKind::InvalidInput)))
 }
 
 fn check(op: &'static str, what: impl std::fmt::Display, rc: libc::c_long) -> SysResult<()> {
@@ -49,7 +50,9 @@ fn sockaddr_in(a: Ipv4Addr) -> libc::sockaddr {
     let sin = libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
         sin_port: 0,
-        sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(a.octets()) },
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(a.octets()),
+        },
         sin_zero: [0; 8],
     };
     // SAFETY: sockaddr_in and sockaddr are both 16-byte plain-data C structs; the
@@ -61,7 +64,11 @@ fn inet_socket(what: &str) -> SysResult<OwnedFd> {
     // SAFETY: socket(2) takes no pointers.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
-        return Err(SysError::new("open a socket for", what, io::Error::last_os_error()));
+        return Err(SysError::new(
+            "open a socket for",
+            what,
+            io::Error::last_os_error(),
+        ));
     }
     // SAFETY: `fd` is a fresh descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
@@ -72,7 +79,11 @@ fn ifreq(ifname: &str) -> SysResult<libc::ifreq> {
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     let b = ifname.as_bytes();
     if b.is_empty() || b.len() >= libc::IFNAMSIZ || b.contains(&0) {
-        return Err(SysError::new("configure", ifname, io::Error::from(io::ErrorKind::InvalidInput)));
+        return Err(SysError::new(
+            "configure",
+            ifname,
+            io::Error::from(io::ErrorKind::InvalidInput),
+        ));
     }
     for (d, s) in req.ifr_name.iter_mut().zip(b) {
         *d = *s as libc::c_char;
@@ -80,7 +91,13 @@ fn ifreq(ifname: &str) -> SysResult<libc::ifreq> {
     Ok(req)
 }
 
-fn ioctl(op: &'static str, what: &str, fd: &OwnedFd, req: libc::c_ulong, arg: *mut libc::c_void) -> SysResult<()> {
+fn ioctl(
+    op: &'static str,
+    what: &str,
+    fd: &OwnedFd,
+    req: libc::c_ulong,
+    arg: *mut libc::c_void,
+) -> SysResult<()> {
     // SAFETY: callers pass a request code together with a pointer to the matching,
     // initialised struct (ifreq or rtentry) that lives across the call.
     let rc = unsafe { libc::ioctl(fd.as_raw_fd(), req as _, arg) };
@@ -113,7 +130,14 @@ impl Sys for RealSys {
         &self.root
     }
 
-    fn mount(&mut self, source: &str, target: &Path, fstype: &str, flags: u64, data: &str) -> SysResult<()> {
+    fn mount(
+        &mut self,
+        source: &str,
+        target: &Path,
+        fstype: &str,
+        flags: u64,
+        data: &str,
+    ) -> SysResult<()> {
         let what = format!("{fstype} on {}", target.display());
         let t = self.root.join(target);
         let src = cstr("mount", &what, source)?;
@@ -122,14 +146,21 @@ impl Sys for RealSys {
         let d = cstr("mount", &what, data)?;
         // SAFETY: every pointer is a NUL-terminated string that outlives the call.
         let rc = unsafe {
-            libc::mount(src.as_ptr(), tgt.as_ptr(), fs.as_ptr(), flags as libc::c_ulong, d.as_ptr().cast())
+            libc::mount(
+                src.as_ptr(),
+                tgt.as_ptr(),
+                fs.as_ptr(),
+                flags as libc::c_ulong,
+                d.as_ptr().cast(),
+            )
         };
         check("mount", what, rc.into())
     }
 
     fn finit_module(&mut self, path: &Path, params: &str) -> SysResult<()> {
         let what = path.display().to_string();
-        let f = std::fs::File::open(self.root.join(path)).map_err(|e| SysError::new("open module", &what, e))?;
+        let f = std::fs::File::open(self.root.join(path))
+            .map_err(|e| SysError::new("open module", &what, e))?;
         let p = cstr("load module", &what, params)?;
         // SAFETY: finit_module takes an open fd, a NUL-terminated string and flags.
         let rc = unsafe { libc::syscall(libc::SYS_finit_module, f.as_raw_fd(), p.as_ptr(), 0) };
@@ -149,24 +180,47 @@ impl Sys for RealSys {
         if unsafe { libc::uname(&mut u) } != 0 {
             return None;
         }
-        let bytes: Vec<u8> = u.release.iter().take_while(|c| **c != 0).map(|c| *c as u8).collect();
+        let bytes: Vec<u8> = u
+            .release
+            .iter()
+            .take_while(|c| **c != 0)
+            .map(|c| *c as u8)
+            .collect();
         String::from_utf8(bytes).ok()
     }
 
     fn set_link_up(&mut self, ifname: &str) -> SysResult<()> {
         let fd = inet_socket(ifname)?;
         let mut req = ifreq(ifname)?;
-        ioctl("read flags of", ifname, &fd, libc::SIOCGIFFLAGS, (&mut req as *mut libc::ifreq).cast())?;
+        ioctl(
+            "read flags of",
+            ifname,
+            &fd,
+            libc::SIOCGIFFLAGS,
+            (&mut req as *mut libc::ifreq).cast(),
+        )?;
         // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
         unsafe { req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short };
-        ioctl("bring up", ifname, &fd, libc::SIOCSIFFLAGS, (&mut req as *mut libc::ifreq).cast())
+        ioctl(
+            "bring up",
+            ifname,
+            &fd,
+            libc::SIOCSIFFLAGS,
+            (&mut req as *mut libc::ifreq).cast(),
+        )
     }
 
     fn set_mtu(&mut self, ifname: &str, mtu: u32) -> SysResult<()> {
         let fd = inet_socket(ifname)?;
         let mut req = ifreq(ifname)?;
         req.ifr_ifru.ifru_mtu = mtu as libc::c_int;
-        ioctl("set mtu of", ifname, &fd, libc::SIOCSIFMTU, (&mut req as *mut libc::ifreq).cast())
+        ioctl(
+            "set mtu of",
+            ifname,
+            &fd,
+            libc::SIOCSIFMTU,
+            (&mut req as *mut libc::ifreq).cast(),
+        )
     }
 
     fn add_ipv4_addr(&mut self, ifname: &str, addr: Ipv4Addr, prefix: u8) -> SysResult<()> {
@@ -174,16 +228,36 @@ impl Sys for RealSys {
         let fd = inet_socket(ifname)?;
         let mut req = ifreq(ifname)?;
         req.ifr_ifru.ifru_addr = sockaddr_in(addr);
-        ioctl("add address", &what, &fd, libc::SIOCSIFADDR, (&mut req as *mut libc::ifreq).cast())?;
-        let bits: u32 = if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix.min(32))) };
+        ioctl(
+            "add address",
+            &what,
+            &fd,
+            libc::SIOCSIFADDR,
+            (&mut req as *mut libc::ifreq).cast(),
+        )?;
+        let bits: u32 = if prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(prefix.min(32)))
+        };
         req.ifr_ifru.ifru_netmask = sockaddr_in(Ipv4Addr::from(bits));
-        ioctl("set netmask", &what, &fd, libc::SIOCSIFNETMASK, (&mut req as *mut libc::ifreq).cast())
+        ioctl(
+            "set netmask",
+            &what,
+            &fd,
+            libc::SIOCSIFNETMASK,
+            (&mut req as *mut libc::ifreq).cast(),
+        )
     }
 
     fn add_route(&mut self, dest: Ipv4Addr, prefix: u8, gateway: Ipv4Addr) -> SysResult<()> {
         let what = format!("{dest}/{prefix} via {gateway}");
         let fd = inet_socket(&what)?;
-        let bits: u32 = if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix.min(32))) };
+        let bits: u32 = if prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(prefix.min(32)))
+        };
         let mut rt = RtEntry {
             rt_pad1: 0,
             rt_dst: sockaddr_in(dest),
@@ -199,7 +273,13 @@ impl Sys for RealSys {
             rt_window: 0,
             rt_irtt: 0,
         };
-        ioctl("add route", &what, &fd, libc::SIOCADDRT, (&mut rt as *mut RtEntry).cast())
+        ioctl(
+            "add route",
+            &what,
+            &fd,
+            libc::SIOCADDRT,
+            (&mut rt as *mut RtEntry).cast(),
+        )
     }
 
     fn reboot(&mut self, cmd: RebootCmd) -> SysResult<()> {
@@ -220,7 +300,9 @@ impl Sys for RealSys {
     fn spawn(&mut self, argv: &[String], env: &[(String, String)]) -> SysResult<i32> {
         let prog = argv.first().cloned().unwrap_or_default();
         let mut cmd = std::process::Command::new(&prog);
-        cmd.args(argv.iter().skip(1)).env_clear().envs(env.iter().map(|(k, v)| (k, v)));
+        cmd.args(argv.iter().skip(1))
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k, v)));
         // SAFETY: the closure runs between fork and exec and only calls the
         // async-signal-safe sigprocmask and setsid on the child's own state.
         unsafe {
@@ -287,27 +369,40 @@ impl Sys for RealSys {
     }
 
     fn mkdir(&mut self, path: &Path) -> SysResult<()> {
-        std::fs::create_dir_all(self.root.join(path)).map_err(|e| SysError::new("create directory", path.display(), e))
+        std::fs::create_dir_all(self.root.join(path))
+            .map_err(|e| SysError::new("create directory", path.display(), e))
     }
 
     fn write_file(&mut self, path: &Path, value: &str) -> SysResult<()> {
         let err = |e| SysError::new("write", path.display(), e);
-        let mut f = std::fs::OpenOptions::new().write(true).open(self.root.join(path)).map_err(err)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(self.root.join(path))
+            .map_err(err)?;
         // One write(2): sysfs and configfs take an attribute in a single call.
         let n = f.write(value.as_bytes()).map_err(err)?;
         if n != value.len() {
-            return Err(err(io::Error::new(io::ErrorKind::WriteZero, format!("short write ({n} of {} bytes)", value.len()))));
+            return Err(err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                format!("short write ({n} of {} bytes)", value.len()),
+            )));
         }
         Ok(())
     }
 
     fn symlink(&mut self, target: &Path, link: &Path) -> SysResult<()> {
-        let t = if target.is_absolute() { self.root.join(target) } else { target.to_path_buf() };
-        std::os::unix::fs::symlink(t, self.root.join(link)).map_err(|e| SysError::new("create symlink", link.display(), e))
+        let t = if target.is_absolute() {
+            self.root.join(target)
+        } else {
+            target.to_path_buf()
+        };
+        std::os::unix::fs::symlink(t, self.root.join(link))
+            .map_err(|e| SysError::new("create symlink", link.display(), e))
     }
 
     fn read_to_string(&mut self, path: &Path) -> SysResult<String> {
-        std::fs::read_to_string(self.root.join(path)).map_err(|e| SysError::new("read", path.display(), e))
+        std::fs::read_to_string(self.root.join(path))
+            .map_err(|e| SysError::new("read", path.display(), e))
     }
 
     fn exists(&mut self, path: &Path) -> bool {
