@@ -1,1 +1,105 @@
-fn main() {}
+//! sanforge-init: PID 1 of a sanforge storage node (`/init` in the initramfs), or,
+//! with `--root DIR STEP`, one boot step run against a fake tree with every syscall
+//! recorded and printed (for tests and development). Thin: the work is in
+//! `sanforge::init`.
+
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use sanforge::init::{self, Init, Logger};
+use sanforge::sys::{FakeSys, RealSys, RebootCmd, SysRoot};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: sanforge-init                       run as PID 1 (the image's /init)
+       sanforge-init --root DIR STEP [ARGS] run one step against the tree DIR, syscalls faked and printed
+
+steps: mounts, load-modules, network, apply-targets [NODE_TOML], boot, shutdown";
+
+fn main() -> ExitCode {
+    // As PID 1 the kernel may pass leftover command-line words as arguments: ignore them.
+    if std::process::id() == 1 {
+        let mut sys = RealSys::new(SysRoot::new("/"));
+        init::run_pid1(&mut sys);
+    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.as_slice() {
+        [] => {
+            eprintln!(
+                "sanforge-init: this is pid {}, not 1: refusing to take over the machine\n\
+                 sanforge-init runs as /init of a sanforge image; to try a step on this machine use\n  \
+                 sanforge-init --root DIR STEP   (e.g. sanforge-init --root /tmp/tree boot)\n\n{USAGE}",
+                std::process::id()
+            );
+            ExitCode::from(2)
+        }
+        [h] if h == "-h" || h == "--help" => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        [flag, dir, step, rest @ ..] if flag == "--root" => {
+            run_step(PathBuf::from(dir), step, rest)
+        }
+        _ => {
+            eprintln!("error: unexpected arguments\n\n{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run_step(dir: PathBuf, step: &str, rest: &[String]) -> ExitCode {
+    if !dir.is_dir() {
+        eprintln!("error: --root {}: not a directory", dir.display());
+        return ExitCode::from(2);
+    }
+    let mut sys = FakeSys::new(dir);
+    let mut init = Init::new(&mut sys, Logger::console());
+    let steps: Vec<fn(&mut Init) -> anyhow::Result<()>> = match (step, rest) {
+        ("mounts", []) => vec![init::mount_filesystems],
+        ("load-modules", []) => vec![init::load_config, init::load_modules],
+        ("network", []) => vec![init::load_config, init::configure_network],
+        ("apply-targets", [] | [_]) => {
+            init.config_file = rest.first().map(PathBuf::from);
+            vec![init::load_config, init::apply_targets, init::enable_ports]
+        }
+        ("shutdown", []) => vec![init::load_config, shutdown],
+        ("boot", []) => vec![],
+        _ => {
+            eprintln!(
+                "error: unknown step or arguments `{step} {}`\n\n{USAGE}",
+                rest.join(" ")
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let mut code = ExitCode::SUCCESS;
+    if step == "boot" {
+        // Degraded or not, a boot "succeeds": the node stays up and says why.
+        init.boot();
+    } else {
+        for f in steps {
+            if let Err(e) = f(&mut init) {
+                eprintln!("error: {e:#}");
+                code = ExitCode::FAILURE;
+                break;
+            }
+        }
+    }
+    drop(init);
+    let mut out = std::io::stdout().lock();
+    for op in &sys.ops {
+        let _ = writeln!(out, "{op}");
+    }
+    code
+}
+
+fn shutdown(init: &mut Init) -> anyhow::Result<()> {
+    if let Some(n) = init.node.clone() {
+        if let Some(l) = &n.lio {
+            init.lio = Some(sanforge::scsi::lio::plan(l));
+        }
+    }
+    init.shutdown(RebootCmd::PowerOff);
+    Ok(())
+}

@@ -1,1 +1,723 @@
-//! (filled in by its stage)
+//! sanforge-init, PID 1 of a storage node: the boot steps, the supervisor loop and
+//! the shutdown, as plain functions over an [`Init`] context.
+//!
+//! Reads `/proc/cmdline`, `/etc/sanforge/node.toml` (or `/etc/sanforge/nodes/NAME.toml`
+//! when the command line says `sanforge.node=NAME`), `/lib/modules/<release>/modules.dep`
+//! and `modules.builtin`, `/sys/class/net`. Every path goes through the `SysRoot` of
+//! the [`Sys`] it is given and every syscall through that trait, so the same code runs
+//! as PID 1 and against a temporary tree in tests. A panic here is a kernel panic:
+//! errors are logged and the node stays up, degraded if need be.
+//!
+//! Signals in the main loop: SIGCHLD reaps; SIGTERM, SIGINT, SIGUSR2 and SIGPWR power
+//! off; SIGUSR1 reboots.
+
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod modules;
+pub mod supervisor;
+
+use crate::config::node::{norm_mod, Cidr, NodeConfig, ValidNode};
+use crate::scsi::lio::{self, ConfigfsOp, LioPlan, CONFIGFS_TARGET};
+use crate::sys::{RebootCmd, Signal, Sys};
+use anyhow::{anyhow, bail, Context, Result};
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use supervisor::Supervisor;
+
+pub const NODE_CONFIG: &str = "/etc/sanforge/node.toml";
+pub const NODE_CONFIG_DIR: &str = "/etc/sanforge/nodes";
+/// How long to wait for a configured network interface to appear.
+pub const LINK_WAIT: Duration = Duration::from_secs(2);
+/// How long services get between SIGTERM and SIGKILL at shutdown.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Console (stdout, which is /dev/console for PID 1) and /dev/kmsg logging; every
+/// line is prefixed `sanforge-init: `. Write errors are ignored.
+#[derive(Debug, Default)]
+pub struct Logger {
+    kmsg: Option<std::fs::File>,
+    captured: Option<Vec<String>>,
+}
+
+impl Logger {
+    pub fn console() -> Self {
+        Logger::default()
+    }
+    /// Keeps lines in memory instead of printing them (unit tests).
+    pub fn capture() -> Self {
+        Logger {
+            kmsg: None,
+            captured: Some(Vec::new()),
+        }
+    }
+    /// Also log to `/dev/kmsg` under the root, if it can be opened.
+    pub fn open_kmsg(&mut self, sys: &dyn Sys) {
+        let p = sys.root().join(Path::new("/dev/kmsg"));
+        self.kmsg = std::fs::OpenOptions::new().write(true).open(p).ok();
+    }
+    pub fn line(&mut self, msg: &str) {
+        let text = format!("sanforge-init: {msg}\n");
+        if let Some(c) = &mut self.captured {
+            c.push(msg.to_string());
+            return;
+        }
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(text.as_bytes());
+        let _ = out.flush();
+        if let Some(k) = &mut self.kmsg {
+            let _ = k.write_all(text.as_bytes());
+        }
+    }
+    pub fn lines(&self) -> &[String] {
+        self.captured.as_deref().unwrap_or(&[])
+    }
+}
+
+/// What a step's failure means for the boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// The node enters degraded mode: no further step runs, it stays up.
+    Fatal,
+    /// Logged; the boot goes on.
+    Warn,
+}
+
+pub struct Step {
+    pub name: &'static str,
+    pub policy: Policy,
+    pub run: fn(&mut Init) -> Result<()>,
+}
+
+/// The boot, in order (DESIGN.md, "sanforge-init").
+pub const BOOT: &[Step] = &[
+    Step {
+        name: "mounts",
+        policy: Policy::Fatal,
+        run: mount_filesystems,
+    },
+    Step {
+        name: "config",
+        policy: Policy::Fatal,
+        run: load_config,
+    },
+    Step {
+        name: "hostname",
+        policy: Policy::Warn,
+        run: set_hostname_and_sysctls,
+    },
+    Step {
+        name: "modules",
+        policy: Policy::Warn,
+        run: load_modules,
+    },
+    Step {
+        name: "network",
+        policy: Policy::Warn,
+        run: configure_network,
+    },
+    Step {
+        name: "targets",
+        policy: Policy::Warn,
+        run: apply_targets,
+    },
+    Step {
+        name: "services",
+        policy: Policy::Warn,
+        run: start_services,
+    },
+    Step {
+        name: "enable ports",
+        policy: Policy::Warn,
+        run: enable_ports,
+    },
+];
+
+/// The state the steps share.
+pub struct Init<'a> {
+    pub sys: &'a mut dyn Sys,
+    pub log: Logger,
+    /// A node config file on the host to use instead of the one in the root (dev mode).
+    pub config_file: Option<PathBuf>,
+    pub node: Option<ValidNode>,
+    /// Why the node is degraded (a fatal step failed).
+    pub degraded: Option<String>,
+    pub lio: Option<LioPlan>,
+    /// False once target setup failed: ports stay disabled.
+    pub targets_ok: bool,
+    pub supervisor: Supervisor,
+}
+
+impl<'a> Init<'a> {
+    pub fn new(sys: &'a mut dyn Sys, log: Logger) -> Self {
+        Init {
+            sys,
+            log,
+            config_file: None,
+            node: None,
+            degraded: None,
+            lio: None,
+            targets_ok: true,
+            supervisor: Supervisor::default(),
+        }
+    }
+
+    fn node(&self) -> Result<ValidNode> {
+        self.node
+            .clone()
+            .ok_or_else(|| anyhow!("no node config loaded"))
+    }
+
+    fn warn(&mut self, msg: impl std::fmt::Display) {
+        self.log.line(&format!("warning: {msg}"));
+    }
+
+    /// Runs one step under its policy; returns false if the node is now degraded.
+    pub fn run_step(&mut self, step: &Step) -> bool {
+        if self.degraded.is_some() {
+            return false;
+        }
+        match ((step.run)(self), step.policy) {
+            (Ok(()), _) => true,
+            (Err(e), Policy::Warn) => {
+                self.warn(format!("{}: {e:#}", step.name));
+                true
+            }
+            (Err(e), Policy::Fatal) => {
+                let reason = format!("{e:#}");
+                self.log.line(&format!("degraded: {reason}"));
+                self.degraded = Some(reason);
+                false
+            }
+        }
+    }
+
+    /// Runs every boot step, then prints the final state line: `ready` when all is
+    /// well, `state: degraded` otherwise.
+    pub fn boot(&mut self) {
+        for step in BOOT {
+            if !self.run_step(step) {
+                break;
+            }
+        }
+        self.print_state();
+    }
+
+    pub fn print_state(&mut self) {
+        if self.degraded.is_some() {
+            self.log
+                .line("state: degraded (see above); no targets, no services");
+        } else if !self.targets_ok {
+            self.log.line("state: degraded targets (ports disabled)");
+        } else {
+            self.log.line("ready");
+        }
+    }
+
+    /// The main loop of PID 1: reap and restart until a signal asks to stop.
+    pub fn supervise(&mut self) -> RebootCmd {
+        loop {
+            let now = Instant::now();
+            let timeout = self
+                .supervisor
+                .next_wakeup(now)
+                .map_or(Duration::from_secs(1), |d| {
+                    d.clamp(Duration::from_millis(10), Duration::from_secs(1))
+                });
+            match self.sys.wait_signal(timeout) {
+                Some(s @ (Signal::Term | Signal::Int | Signal::Usr2 | Signal::Pwr)) => {
+                    self.log
+                        .line(&format!("SIG{} received: power off", s.name()));
+                    return RebootCmd::PowerOff;
+                }
+                Some(Signal::Usr1) => {
+                    self.log.line("SIGUSR1 received: reboot");
+                    return RebootCmd::Reboot;
+                }
+                _ => {}
+            }
+            let now = Instant::now();
+            self.supervisor.reap_all(self.sys, &mut self.log, now);
+            self.supervisor.start_due(self.sys, &mut self.log, now);
+        }
+    }
+
+    /// Disables the target ports, stops every service (SIGTERM, then SIGKILL after
+    /// [`STOP_GRACE`]), syncs and calls reboot(2). Returns only if reboot(2) failed
+    /// or is faked.
+    pub fn shutdown(&mut self, cmd: RebootCmd) {
+        self.log.line(match cmd {
+            RebootCmd::PowerOff => "shutting down: power off",
+            RebootCmd::Reboot => "shutting down: reboot",
+        });
+        if let Some(p) = self.lio.clone() {
+            run_configfs(self, &p.disable, "disable");
+        }
+        self.supervisor.stop(self.sys, &mut self.log, Signal::Term);
+        let deadline = Instant::now() + STOP_GRACE;
+        for _ in 0..100 {
+            self.supervisor
+                .reap_all(self.sys, &mut self.log, Instant::now());
+            if self.supervisor.running().is_empty() || Instant::now() >= deadline {
+                break;
+            }
+            self.sys.wait_signal(Duration::from_millis(100));
+        }
+        let left = self.supervisor.running();
+        if !left.is_empty() {
+            self.log
+                .line(&format!("{} services still running: SIGKILL", left.len()));
+            self.supervisor.stop(self.sys, &mut self.log, Signal::Kill);
+        }
+        // Stray processes (orphans adopted by PID 1).
+        let _ = self.sys.kill(-1, Signal::Kill);
+        self.supervisor
+            .reap_all(self.sys, &mut self.log, Instant::now());
+        self.sys.sync();
+        if let Err(e) = self.sys.reboot(cmd) {
+            self.warn(e);
+        }
+    }
+}
+
+/// PID 1: blocks signals, boots, supervises, shuts down. Never returns.
+pub fn run_pid1(sys: &mut dyn Sys) -> ! {
+    let mut init = Init::new(sys, Logger::console());
+    if let Err(e) = init.sys.block_signals() {
+        init.warn(e);
+    }
+    init.boot();
+    let cmd = init.supervise();
+    init.shutdown(cmd);
+    loop {
+        init.sys.sleep(Duration::from_secs(3600));
+    }
+}
+
+/// Step 1: the kernel file systems, then console + kmsg logging.
+pub fn mount_filesystems(init: &mut Init) -> Result<()> {
+    const MOUNTS: [(&str, &str, &str, u64, &str); 6] = [
+        (
+            "proc",
+            "/proc",
+            "proc",
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            "",
+        ),
+        (
+            "sysfs",
+            "/sys",
+            "sysfs",
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            "",
+        ),
+        ("devtmpfs", "/dev", "devtmpfs", libc::MS_NOSUID, "mode=0755"),
+        (
+            "tmpfs",
+            "/run",
+            "tmpfs",
+            libc::MS_NOSUID | libc::MS_NODEV,
+            "mode=0755",
+        ),
+        (
+            "tmpfs",
+            "/tmp",
+            "tmpfs",
+            libc::MS_NOSUID | libc::MS_NODEV,
+            "mode=1777",
+        ),
+        (
+            "configfs",
+            "/sys/kernel/config",
+            "configfs",
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            "",
+        ),
+    ];
+    for (src, target, fstype, flags, data) in MOUNTS {
+        let t = Path::new(target);
+        init.sys.mkdir(t)?;
+        match init.sys.mount(src, t, fstype, flags, data) {
+            Err(e) if e.errno() == Some(libc::EBUSY) => {
+                init.log.line(&format!("{target} already mounted"))
+            }
+            r => r?,
+        }
+        if target == "/dev" {
+            init.log.open_kmsg(init.sys);
+        }
+        init.log.line(&format!("mounted {fstype} on {target}"));
+    }
+    Ok(())
+}
+
+/// The `sanforge.node=NAME` value of a kernel command line.
+pub fn cmdline_node(cmdline: &str) -> Option<&str> {
+    cmdline
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix("sanforge.node="))
+        .next_back()
+}
+
+/// Step 2: the node config; the command line may pick another node's file.
+pub fn load_config(init: &mut Init) -> Result<()> {
+    let (path, text) = if let Some(f) = init.config_file.clone() {
+        let text =
+            std::fs::read_to_string(&f).with_context(|| format!("cannot read {}", f.display()))?;
+        (f, text)
+    } else {
+        let mut path = PathBuf::from(NODE_CONFIG);
+        if let Ok(cmdline) = init.sys.read_to_string(Path::new("/proc/cmdline")) {
+            if let Some(name) = cmdline_node(&cmdline) {
+                let p = Path::new(NODE_CONFIG_DIR).join(format!("{name}.toml"));
+                if !name.is_empty() && !name.contains('/') && init.sys.exists(&p) {
+                    path = p;
+                } else {
+                    init.warn(format!(
+                        "sanforge.node={name}: {} not found, using {NODE_CONFIG}",
+                        p.display()
+                    ));
+                }
+            }
+        }
+        let text = init.sys.read_to_string(&path)?;
+        (path, text)
+    };
+    let node = NodeConfig::parse(&path, &text)?;
+    init.log.line(&format!(
+        "node config {} (host {})",
+        path.display(),
+        node.hostname
+    ));
+    init.node = Some(node);
+    Ok(())
+}
+
+/// Step 3a: hostname and sysctls.
+pub fn set_hostname_and_sysctls(init: &mut Init) -> Result<()> {
+    let node = init.node()?;
+    let mut failed = 0;
+    if let Err(e) = init.sys.sethostname(&node.hostname) {
+        init.warn(e);
+        failed += 1;
+    }
+    for (k, v) in &node.sysctl {
+        let p = PathBuf::from("/proc/sys").join(k.replace('.', "/"));
+        if let Err(e) = init.sys.write_file(&p, v) {
+            init.warn(format!("sysctl {k} = {v}: {e}"));
+            failed += 1;
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} settings failed");
+    }
+    Ok(())
+}
+
+/// `/lib/modules/<uname -r>`, or the only directory under `/lib/modules`.
+pub fn modules_dir(sys: &mut dyn Sys) -> Result<PathBuf> {
+    let base = Path::new("/lib/modules");
+    if let Some(rel) = sys.kernel_release() {
+        let d = base.join(rel);
+        if sys.exists(&d.join("modules.dep")) {
+            return Ok(d);
+        }
+    }
+    let dirs = sys.list_dir(base)?;
+    match dirs.as_slice() {
+        [one] => Ok(base.join(one)),
+        [] => bail!("no kernel modules directory under /lib/modules"),
+        many => bail!("several module directories under /lib/modules ({}) and none matches the running kernel", many.join(", ")),
+    }
+}
+
+/// Step 3b: modules in modules.dep order, with parameters, honouring the blacklist.
+pub fn load_modules(init: &mut Init) -> Result<()> {
+    let node = init.node()?;
+    let m = &node.modules;
+    if m.load.is_empty() {
+        return Ok(());
+    }
+    let dir = modules_dir(init.sys)?;
+    let db = modules::DepDb::parse(&init.sys.read_to_string(&dir.join("modules.dep"))?);
+    let builtin = init
+        .sys
+        .read_to_string(&dir.join("modules.builtin"))
+        .map(|t| modules::parse_builtin(&t))
+        .unwrap_or_default();
+    let plan = modules::load_order(&db, &builtin, &m.load, &m.blacklist);
+    for b in &plan.builtin {
+        init.log.line(&format!("module {b} is built in"));
+    }
+    let mut failed = plan.warnings.len();
+    for w in &plan.warnings {
+        init.warn(w);
+    }
+    for l in &plan.loads {
+        let params = m
+            .params
+            .iter()
+            .find(|(k, _)| norm_mod(k) == l.name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("");
+        match init.sys.finit_module(&dir.join(&l.path), params) {
+            Ok(()) => init.log.line(&format!("loaded module {}", l.name)),
+            Err(e) if e.errno() == Some(libc::EEXIST) => {
+                init.log.line(&format!("module {} already loaded", l.name))
+            }
+            Err(e) => {
+                init.warn(e);
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} modules not loaded");
+    }
+    Ok(())
+}
+
+/// Step 4: loopback, then each interface (wait for it, mtu, addresses, up), then routes.
+pub fn configure_network(init: &mut Init) -> Result<()> {
+    let node = init.node()?;
+    let mut failed = 0;
+    fn check(init: &mut Init, r: crate::sys::SysResult<()>) -> usize {
+        match r {
+            Ok(()) => 0,
+            Err(e) => {
+                init.warn(e);
+                1
+            }
+        }
+    }
+    let r = init.sys.add_ipv4_addr("lo", Ipv4Addr::LOCALHOST, 8);
+    failed += check(init, r);
+    let r = init.sys.set_link_up("lo");
+    failed += check(init, r);
+    for i in &node.network.interfaces {
+        let sysdir = Path::new("/sys/class/net").join(&i.name);
+        let mut waited = Duration::ZERO;
+        while !init.sys.exists(&sysdir) && waited < LINK_WAIT {
+            init.sys.sleep(Duration::from_millis(100));
+            waited += Duration::from_millis(100);
+        }
+        if !init.sys.exists(&sysdir) {
+            init.warn(format!(
+                "interface {} did not appear within {} s",
+                i.name,
+                LINK_WAIT.as_secs()
+            ));
+            failed += 1;
+            continue;
+        }
+        if let Some(mtu) = i.mtu {
+            let r = init.sys.set_mtu(&i.name, mtu);
+            failed += check(init, r);
+        }
+        for (n, a) in i.addresses.iter().enumerate() {
+            let Some(c) = Cidr::parse(a) else { continue };
+            // Extra addresses go on alias labels (eth0:1): SIOCSIFADDR replaces.
+            let label = if n == 0 {
+                i.name.clone()
+            } else {
+                format!("{}:{n}", i.name)
+            };
+            let r = init.sys.add_ipv4_addr(&label, c.addr, c.prefix);
+            failed += check(init, r);
+        }
+        let r = init.sys.set_link_up(&i.name);
+        failed += check(init, r);
+        init.log.line(&format!("interface {} configured", i.name));
+    }
+    for r in &node.network.routes {
+        let (dest, prefix) = if r.to == "default" {
+            (Ipv4Addr::UNSPECIFIED, 0)
+        } else {
+            match Cidr::parse(&r.to) {
+                Some(c) => (c.network(), c.prefix),
+                None => continue,
+            }
+        };
+        let Ok(gw) = r.via.parse::<Ipv4Addr>() else {
+            continue;
+        };
+        let res = init.sys.add_route(dest, prefix, gw);
+        failed += check(init, res);
+    }
+    if failed > 0 {
+        bail!("{failed} network settings failed");
+    }
+    Ok(())
+}
+
+/// Runs configfs ops; on the first error logs path, value and errno and returns it.
+fn run_configfs(init: &mut Init, ops: &[ConfigfsOp], what: &str) -> Option<String> {
+    let base = Path::new(CONFIGFS_TARGET);
+    for op in ops {
+        let r = match op {
+            ConfigfsOp::Mkdir(p) => init.sys.mkdir(&base.join(p)),
+            ConfigfsOp::Write(p, v) => init.sys.write_file(&base.join(p), v),
+            ConfigfsOp::Symlink { target, link } => {
+                init.sys.symlink(&base.join(target), &base.join(link))
+            }
+        };
+        if let Err(e) = r {
+            let value = match op {
+                ConfigfsOp::Write(_, v) => format!(" (value {v:?})"),
+                _ => String::new(),
+            };
+            let errno = e
+                .errno()
+                .map(|n| format!(", errno {n}"))
+                .unwrap_or_default();
+            init.warn(format!("configfs {what}: {e}{value}{errno}"));
+            return Some(format!("{} failed", op_path(op)));
+        }
+    }
+    None
+}
+
+fn op_path(op: &ConfigfsOp) -> String {
+    match op {
+        ConfigfsOp::Mkdir(p) | ConfigfsOp::Write(p, _) | ConfigfsOp::Symlink { link: p, .. } => {
+            format!("{CONFIGFS_TARGET}/{p}")
+        }
+    }
+}
+
+/// Step 5: LIO targets with every TPG disabled. On error the disable ops run and
+/// the ports stay disabled (degraded targets); the node stays up.
+pub fn apply_targets(init: &mut Init) -> Result<()> {
+    let node = init.node()?;
+    let Some(l) = &node.lio else { return Ok(()) };
+    let plan = lio::plan(l);
+    init.lio = Some(plan.clone());
+    if let Some(msg) = run_configfs(init, &plan.setup, "setup") {
+        init.targets_ok = false;
+        let _ = run_configfs(init, &plan.disable, "disable");
+        bail!("setup failed ({msg}): ports stay disabled");
+    }
+    init.log.line(&format!(
+        "{} iSCSI targets configured (ports disabled)",
+        l.iscsi.len()
+    ));
+    Ok(())
+}
+
+/// Step 7: enable the target ports (`tpgt_N/enable` ← 1).
+pub fn enable_ports(init: &mut Init) -> Result<()> {
+    let Some(plan) = init.lio.clone() else {
+        return Ok(());
+    };
+    if !init.targets_ok {
+        bail!("target setup failed: ports stay disabled");
+    }
+    if let Some(msg) = run_configfs(init, &plan.enable, "enable") {
+        init.targets_ok = false;
+        let _ = run_configfs(init, &plan.disable, "disable");
+        bail!("enabling failed ({msg}): ports disabled again");
+    }
+    if !plan.enable.is_empty() {
+        init.log.line("target ports enabled");
+    }
+    Ok(())
+}
+
+/// Step 8: start the services.
+pub fn start_services(init: &mut Init) -> Result<()> {
+    let node = init.node()?;
+    let now = Instant::now();
+    init.supervisor = Supervisor::new(&node.services, now);
+    init.supervisor.start_due(init.sys, &mut init.log, now);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::sys::FakeSys;
+
+    #[test]
+    fn cmdline_picks_the_last_node() {
+        assert_eq!(
+            cmdline_node("quiet sanforge.node=a console=ttyS0 sanforge.node=b\n"),
+            Some("b")
+        );
+        assert_eq!(cmdline_node("quiet"), None);
+    }
+
+    #[test]
+    fn configfs_failure_disables_ports_and_keeps_going() {
+        let dir = tempfile::tempdir().unwrap();
+        let etc = dir.path().join("etc/sanforge");
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::write(
+            etc.join("node.toml"),
+            "hostname = \"n\"\n[lio]\nbackstores = [{ name = \"d\", kind = \"ramdisk\", size = \"1MiB\" }]\n[[lio.iscsi]]\niqn = \"iqn.2026-11.org.example:t\"\nportals = [\"0.0.0.0:3260\"]\nluns = [{ lun = 0, backstore = \"d\" }]\n",
+        )
+        .unwrap();
+        let mut sys = FakeSys::new(dir.path());
+        sys.fail.push((
+            "mkdir /sys/kernel/config/target/iscsi/iqn.2026-11.org.example:t/tpgt_1/np".into(),
+            libc::EADDRINUSE,
+        ));
+        let mut init = Init::new(&mut sys, Logger::capture());
+        init.boot();
+        assert!(init.degraded.is_none());
+        assert!(!init.targets_ok);
+        assert!(
+            init.log
+                .lines()
+                .iter()
+                .any(|l| l.contains("errno 98") && l.contains("np/0.0.0.0:3260")),
+            "{:?}",
+            init.log.lines()
+        );
+        assert_eq!(
+            init.log.lines().last().unwrap(),
+            "state: degraded targets (ports disabled)"
+        );
+        let ops: Vec<String> = sys.ops.iter().map(ToString::to_string).collect();
+        let enable =
+            "write /sys/kernel/config/target/iscsi/iqn.2026-11.org.example:t/tpgt_1/enable";
+        assert_eq!(
+            ops.iter().rev().find(|o| o.starts_with(enable)).unwrap(),
+            &format!("{enable} 0")
+        );
+        assert!(!ops.contains(&format!("{enable} 1")));
+    }
+
+    #[test]
+    fn supervise_then_shutdown() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sys = FakeSys::new(dir.path());
+        sys.signals
+            .extend([None, Some(Signal::Chld), Some(Signal::Usr1)]);
+        let mut init = Init::new(&mut sys, Logger::capture());
+        let svc = crate::config::node::Service {
+            name: "s".into(),
+            argv: vec!["/bin/s".into()],
+            restart: Default::default(),
+            env: Default::default(),
+        };
+        init.supervisor = Supervisor::new(&[svc], Instant::now());
+        init.supervisor
+            .start_due(init.sys, &mut init.log, Instant::now());
+        assert_eq!(init.supervise(), RebootCmd::Reboot);
+        init.shutdown(RebootCmd::Reboot);
+        let ops: Vec<String> = sys.ops.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            ops,
+            [
+                "spawn /bin/s",
+                "kill 101 TERM",
+                "kill 101 KILL",
+                "kill -1 KILL",
+                "sync",
+                "reboot restart"
+            ]
+        );
+    }
+}

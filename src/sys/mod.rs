@@ -1,1 +1,504 @@
-//! (filled in by its stage)
+//! The only place with raw syscalls: everything sanforge-init asks of the kernel goes
+//! through the [`Sys`] trait, so the boot steps can run against a recording fake.
+//!
+//! [`RealSys`] calls libc (every `unsafe` block says why it is sound); [`FakeSys`]
+//! records each call as an [`Op`] and performs file operations inside a directory,
+//! so configfs and sysfs writes land as plain files in a temporary tree. Both resolve
+//! paths through a [`SysRoot`]: `/` in production, a temporary directory in tests.
+//! Reads: whatever the caller names (sysfs, procfs, configfs, `/lib/modules`).
+
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::io;
+use std::net::Ipv4Addr;
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+mod real;
+pub use real::RealSys;
+
+/// The directory every absolute path of the init is resolved under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SysRoot(PathBuf);
+
+impl SysRoot {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        SysRoot(dir.into())
+    }
+    pub fn dir(&self) -> &Path {
+        &self.0
+    }
+    /// `path` (absolute, as seen inside the image) resolved under the root.
+    pub fn join(&self, path: &Path) -> PathBuf {
+        let mut out = self.0.clone();
+        for c in path.components() {
+            match c {
+                Component::Normal(n) => out.push(n),
+                Component::ParentDir => out.push(".."),
+                Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+            }
+        }
+        out
+    }
+}
+
+/// An error from one syscall: the operation, the path (or object) and the OS error.
+#[derive(Debug)]
+pub struct SysError {
+    pub op: &'static str,
+    pub what: String,
+    pub err: io::Error,
+}
+
+impl SysError {
+    pub fn new(op: &'static str, what: impl fmt::Display, err: io::Error) -> Self {
+        SysError {
+            op,
+            what: what.to_string(),
+            err,
+        }
+    }
+    pub fn errno(&self) -> Option<i32> {
+        self.err.raw_os_error()
+    }
+}
+
+impl fmt::Display for SysError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot {} {}: {}", self.op, self.what, self.err)
+    }
+}
+
+impl std::error::Error for SysError {}
+
+pub type SysResult<T> = Result<T, SysError>;
+
+/// The signals PID 1 handles; everything else is ignored (blocked or unhandled).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Term,
+    Int,
+    Chld,
+    Usr1,
+    Usr2,
+    Pwr,
+    Kill,
+}
+
+impl Signal {
+    pub fn number(self) -> i32 {
+        match self {
+            Signal::Term => libc::SIGTERM,
+            Signal::Int => libc::SIGINT,
+            Signal::Chld => libc::SIGCHLD,
+            Signal::Usr1 => libc::SIGUSR1,
+            Signal::Usr2 => libc::SIGUSR2,
+            Signal::Pwr => libc::SIGPWR,
+            Signal::Kill => libc::SIGKILL,
+        }
+    }
+    pub fn from_number(n: i32) -> Option<Signal> {
+        HANDLED
+            .iter()
+            .copied()
+            .chain([Signal::Kill])
+            .find(|s| s.number() == n)
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Term => "TERM",
+            Signal::Int => "INT",
+            Signal::Chld => "CHLD",
+            Signal::Usr1 => "USR1",
+            Signal::Usr2 => "USR2",
+            Signal::Pwr => "PWR",
+            Signal::Kill => "KILL",
+        }
+    }
+}
+
+/// The signals blocked at start and collected with `wait_signal`.
+pub const HANDLED: [Signal; 6] = [
+    Signal::Term,
+    Signal::Int,
+    Signal::Chld,
+    Signal::Usr1,
+    Signal::Usr2,
+    Signal::Pwr,
+];
+
+/// What `reboot(2)` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RebootCmd {
+    PowerOff,
+    Reboot,
+}
+
+/// How a child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Exited(i32),
+    Signaled(i32),
+}
+
+impl ExitStatus {
+    pub fn success(self) -> bool {
+        self == ExitStatus::Exited(0)
+    }
+}
+
+impl fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExitStatus::Exited(c) => write!(f, "exit status {c}"),
+            ExitStatus::Signaled(s) => write!(f, "killed by signal {s}"),
+        }
+    }
+}
+
+/// Every kernel interface the init uses. File operations take absolute paths as seen
+/// inside the image; implementations resolve them under their [`SysRoot`].
+pub trait Sys {
+    fn root(&self) -> &SysRoot;
+    fn mount(
+        &mut self,
+        source: &str,
+        target: &Path,
+        fstype: &str,
+        flags: u64,
+        data: &str,
+    ) -> SysResult<()>;
+    /// Loads a module from its file (`finit_module(2)`); `EEXIST` means already loaded.
+    fn finit_module(&mut self, path: &Path, params: &str) -> SysResult<()>;
+    fn sethostname(&mut self, name: &str) -> SysResult<()>;
+    /// The running kernel's release (`uname -r`).
+    fn kernel_release(&mut self) -> Option<String>;
+    fn set_link_up(&mut self, ifname: &str) -> SysResult<()>;
+    fn set_mtu(&mut self, ifname: &str, mtu: u32) -> SysResult<()>;
+    /// Sets an IPv4 address and netmask (`SIOCSIFADDR` + `SIOCSIFNETMASK`).
+    fn add_ipv4_addr(&mut self, ifname: &str, addr: Ipv4Addr, prefix: u8) -> SysResult<()>;
+    /// Adds a route through a gateway (`SIOCADDRT`).
+    fn add_route(&mut self, dest: Ipv4Addr, prefix: u8, gateway: Ipv4Addr) -> SysResult<()>;
+    fn reboot(&mut self, cmd: RebootCmd) -> SysResult<()>;
+    fn sync(&mut self);
+    /// Starts `argv` with exactly `env`, an empty signal mask, in a new session.
+    fn spawn(&mut self, argv: &[String], env: &[(String, String)]) -> SysResult<i32>;
+    /// Reaps one exited child if any (`waitpid(-1, WNOHANG)`).
+    fn wait_any_nohang(&mut self) -> Option<(i32, ExitStatus)>;
+    /// Blocks [`HANDLED`] so that they are only seen through `wait_signal`.
+    fn block_signals(&mut self) -> SysResult<()>;
+    /// Waits up to `timeout` for one of the [`HANDLED`] signals.
+    fn wait_signal(&mut self, timeout: Duration) -> Option<Signal>;
+    /// `pid` -1 means every process but PID 1.
+    fn kill(&mut self, pid: i32, sig: Signal) -> SysResult<()>;
+    fn sleep(&mut self, d: Duration);
+    /// Creates a directory and its missing parents.
+    fn mkdir(&mut self, path: &Path) -> SysResult<()>;
+    /// Writes `value` with a single `write(2)` (sysfs and configfs need this).
+    fn write_file(&mut self, path: &Path, value: &str) -> SysResult<()>;
+    /// Creates `link` pointing at `target`; an absolute target is resolved under the root.
+    fn symlink(&mut self, target: &Path, link: &Path) -> SysResult<()>;
+    fn read_to_string(&mut self, path: &Path) -> SysResult<String>;
+    fn exists(&mut self, path: &Path) -> bool;
+    /// Names of the entries of a directory, sorted.
+    fn list_dir(&mut self, path: &Path) -> SysResult<Vec<String>>;
+}
+
+/// One recorded call of [`FakeSys`]; `Display` is the stable one-line form that
+/// `sanforge-init --root` prints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    Mount {
+        source: String,
+        target: String,
+        fstype: String,
+        flags: u64,
+        data: String,
+    },
+    FinitModule {
+        path: String,
+        params: String,
+    },
+    Sethostname(String),
+    LinkUp(String),
+    Mtu(String, u32),
+    Addr(String, Ipv4Addr, u8),
+    Route(Ipv4Addr, u8, Ipv4Addr),
+    Reboot(RebootCmd),
+    Sync,
+    Spawn(Vec<String>),
+    Kill(i32, Signal),
+    Mkdir(String),
+    Write(String, String),
+    Symlink(String, String),
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Op::Mount {
+                source,
+                target,
+                fstype,
+                flags,
+                data,
+            } => {
+                write!(f, "mount {source} {target} {fstype}")?;
+                if *flags != 0 {
+                    write!(f, " flags={flags:#x}")?;
+                }
+                if !data.is_empty() {
+                    write!(f, " {data}")?;
+                }
+                Ok(())
+            }
+            Op::FinitModule { path, params } => write!(f, "finit_module {path} {params:?}"),
+            Op::Sethostname(n) => write!(f, "sethostname {n}"),
+            Op::LinkUp(i) => write!(f, "link_up {i}"),
+            Op::Mtu(i, m) => write!(f, "mtu {i} {m}"),
+            Op::Addr(i, a, p) => write!(f, "addr {i} {a}/{p}"),
+            Op::Route(d, p, g) => write!(f, "route {d}/{p} via {g}"),
+            Op::Reboot(RebootCmd::PowerOff) => write!(f, "reboot poweroff"),
+            Op::Reboot(RebootCmd::Reboot) => write!(f, "reboot restart"),
+            Op::Sync => write!(f, "sync"),
+            Op::Spawn(argv) => write!(f, "spawn {}", argv.join(" ")),
+            Op::Kill(pid, s) => write!(f, "kill {pid} {}", s.name()),
+            Op::Mkdir(p) => write!(f, "mkdir {p}"),
+            Op::Write(p, v) => write!(f, "write {p} {v}"),
+            Op::Symlink(t, l) => write!(f, "symlink {t} {l}"),
+        }
+    }
+}
+
+/// A [`Sys`] that records every call, performs file operations under its root and
+/// succeeds at everything else. Tests can script failures, child exits and signals.
+#[derive(Debug)]
+pub struct FakeSys {
+    root: SysRoot,
+    pub ops: Vec<Op>,
+    /// An op whose `Display` starts with one of these prefixes fails with the errno.
+    pub fail: Vec<(String, i32)>,
+    /// Returned by `wait_any_nohang`, front first.
+    pub exits: VecDeque<(i32, ExitStatus)>,
+    /// Returned by `wait_signal`, front first; `None` entries are timeouts.
+    pub signals: VecDeque<Option<Signal>>,
+    pub release: Option<String>,
+    next_pid: i32,
+}
+
+impl FakeSys {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        FakeSys {
+            root: SysRoot::new(root),
+            ops: Vec::new(),
+            fail: Vec::new(),
+            exits: VecDeque::new(),
+            signals: VecDeque::new(),
+            release: None,
+            next_pid: 100,
+        }
+    }
+
+    fn record(&mut self, op: Op, what: impl fmt::Display, name: &'static str) -> SysResult<()> {
+        let line = op.to_string();
+        self.ops.push(op);
+        match self.fail.iter().find(|(p, _)| line.starts_with(p.as_str())) {
+            Some((_, errno)) => Err(SysError::new(
+                name,
+                what,
+                io::Error::from_raw_os_error(*errno),
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+fn show(p: &Path) -> String {
+    p.display().to_string()
+}
+
+impl Sys for FakeSys {
+    fn root(&self) -> &SysRoot {
+        &self.root
+    }
+    fn mount(
+        &mut self,
+        source: &str,
+        target: &Path,
+        fstype: &str,
+        flags: u64,
+        data: &str,
+    ) -> SysResult<()> {
+        let op = Op::Mount {
+            source: source.into(),
+            target: show(target),
+            fstype: fstype.into(),
+            flags,
+            data: data.into(),
+        };
+        self.record(op, format!("{fstype} on {}", target.display()), "mount")
+    }
+    fn finit_module(&mut self, path: &Path, params: &str) -> SysResult<()> {
+        self.record(
+            Op::FinitModule {
+                path: show(path),
+                params: params.into(),
+            },
+            path.display(),
+            "load module",
+        )
+    }
+    fn sethostname(&mut self, name: &str) -> SysResult<()> {
+        self.record(Op::Sethostname(name.into()), name, "set hostname")
+    }
+    fn kernel_release(&mut self) -> Option<String> {
+        self.release.clone()
+    }
+    fn set_link_up(&mut self, ifname: &str) -> SysResult<()> {
+        self.record(Op::LinkUp(ifname.into()), ifname, "bring up")
+    }
+    fn set_mtu(&mut self, ifname: &str, mtu: u32) -> SysResult<()> {
+        self.record(Op::Mtu(ifname.into(), mtu), ifname, "set mtu of")
+    }
+    fn add_ipv4_addr(&mut self, ifname: &str, addr: Ipv4Addr, prefix: u8) -> SysResult<()> {
+        self.record(
+            Op::Addr(ifname.into(), addr, prefix),
+            format!("{addr}/{prefix} to {ifname}"),
+            "add address",
+        )
+    }
+    fn add_route(&mut self, dest: Ipv4Addr, prefix: u8, gateway: Ipv4Addr) -> SysResult<()> {
+        self.record(
+            Op::Route(dest, prefix, gateway),
+            format!("{dest}/{prefix} via {gateway}"),
+            "add route",
+        )
+    }
+    fn reboot(&mut self, cmd: RebootCmd) -> SysResult<()> {
+        self.record(Op::Reboot(cmd), format!("{cmd:?}"), "reboot")
+    }
+    fn sync(&mut self) {
+        self.ops.push(Op::Sync);
+    }
+    fn spawn(&mut self, argv: &[String], _env: &[(String, String)]) -> SysResult<i32> {
+        let prog = argv.first().cloned().unwrap_or_default();
+        self.record(Op::Spawn(argv.to_vec()), prog, "start")?;
+        self.next_pid += 1;
+        Ok(self.next_pid)
+    }
+    fn wait_any_nohang(&mut self) -> Option<(i32, ExitStatus)> {
+        self.exits.pop_front()
+    }
+    fn block_signals(&mut self) -> SysResult<()> {
+        Ok(())
+    }
+    fn wait_signal(&mut self, _timeout: Duration) -> Option<Signal> {
+        self.signals.pop_front().flatten()
+    }
+    fn kill(&mut self, pid: i32, sig: Signal) -> SysResult<()> {
+        self.record(Op::Kill(pid, sig), format!("pid {pid}"), "signal")
+    }
+    fn sleep(&mut self, _d: Duration) {}
+    fn mkdir(&mut self, path: &Path) -> SysResult<()> {
+        self.record(Op::Mkdir(show(path)), path.display(), "create directory")?;
+        std::fs::create_dir_all(self.root.join(path))
+            .map_err(|e| SysError::new("create directory", path.display(), e))
+    }
+    fn write_file(&mut self, path: &Path, value: &str) -> SysResult<()> {
+        self.record(Op::Write(show(path), value.into()), path.display(), "write")?;
+        // The kernel creates attribute groups (wwn/, attrib/, auth/) by itself.
+        let p = self.root.join(path);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| SysError::new("write", path.display(), e))?;
+        }
+        std::fs::write(p, value).map_err(|e| SysError::new("write", path.display(), e))
+    }
+    fn symlink(&mut self, target: &Path, link: &Path) -> SysResult<()> {
+        self.record(
+            Op::Symlink(show(target), show(link)),
+            link.display(),
+            "create symlink",
+        )?;
+        let t = if target.is_absolute() {
+            self.root.join(target)
+        } else {
+            target.to_path_buf()
+        };
+        let l = self.root.join(link);
+        if let Some(parent) = l.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| SysError::new("create symlink", link.display(), e))?;
+        }
+        std::os::unix::fs::symlink(t, l)
+            .map_err(|e| SysError::new("create symlink", link.display(), e))
+    }
+    fn read_to_string(&mut self, path: &Path) -> SysResult<String> {
+        std::fs::read_to_string(self.root.join(path))
+            .map_err(|e| SysError::new("read", path.display(), e))
+    }
+    fn exists(&mut self, path: &Path) -> bool {
+        self.root.join(path).exists()
+    }
+    fn list_dir(&mut self, path: &Path) -> SysResult<Vec<String>> {
+        list_dir(&self.root.join(path)).map_err(|e| SysError::new("list", path.display(), e))
+    }
+}
+
+fn list_dir(dir: &Path) -> io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        names.push(e?.file_name().to_string_lossy().into_owned());
+    }
+    names.sort();
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sysroot_joins_absolute_paths_under_the_root() {
+        let r = SysRoot::new("/tmp/x");
+        assert_eq!(
+            r.join(Path::new("/sys/kernel/config")),
+            PathBuf::from("/tmp/x/sys/kernel/config")
+        );
+        assert_eq!(
+            SysRoot::new("/").join(Path::new("/proc")),
+            PathBuf::from("/proc")
+        );
+    }
+
+    #[test]
+    fn fake_records_and_writes_files_under_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = FakeSys::new(dir.path());
+        s.mkdir(Path::new("/a/b")).unwrap();
+        s.write_file(Path::new("/a/b/enable"), "1").unwrap();
+        s.symlink(Path::new("/a/b"), Path::new("/a/link")).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("a/b/enable")).unwrap(),
+            "1"
+        );
+        assert!(dir.path().join("a/link/enable").exists());
+        let lines: Vec<String> = s.ops.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            lines,
+            ["mkdir /a/b", "write /a/b/enable 1", "symlink /a/b /a/link"]
+        );
+    }
+
+    #[test]
+    fn fake_failures_carry_op_path_and_errno() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = FakeSys::new(dir.path());
+        s.fail.push(("write /x".into(), libc::EINVAL));
+        let e = s.write_file(Path::new("/x/enable"), "1").unwrap_err();
+        assert_eq!(e.errno(), Some(libc::EINVAL));
+        assert!(e.to_string().starts_with("cannot write /x/enable: "), "{e}");
+    }
+}

@@ -1,0 +1,415 @@
+//! [`RealSys`]: the [`Sys`] trait against the running kernel, through libc.
+
+use super::{list_dir, ExitStatus, RebootCmd, Signal, Sys, SysError, SysResult, SysRoot, HANDLED};
+use std::ffi::CString;
+use std::io::{self, Write};
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::time::Duration;
+
+/// The real kernel; paths resolve under `root` (`/` in production).
+#[derive(Debug)]
+pub struct RealSys {
+    root: SysRoot,
+}
+
+impl RealSys {
+    pub fn new(root: SysRoot) -> Self {
+        RealSys { root }
+    }
+}
+
+fn cstr(op: &'static str, what: &str, s: &str) -> SysResult<CString> {
+    CString::new(s)
+        .map_err(|_| SysError::new(op, what, io::Error::from(io::ErrorKind::InvalidInput)))
+}
+
+fn check(op: &'static str, what: impl std::fmt::Display, rc: libc::c_long) -> SysResult<()> {
+    if rc < 0 {
+        Err(SysError::new(op, what, io::Error::last_os_error()))
+    } else {
+        Ok(())
+    }
+}
+
+fn handled_set() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; sigemptyset initialises it before use.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid, writable sigset_t.
+    unsafe { libc::sigemptyset(&mut set) };
+    for s in HANDLED {
+        // SAFETY: `set` is initialised and the signal numbers are valid.
+        unsafe { libc::sigaddset(&mut set, s.number()) };
+    }
+    set
+}
+
+fn sockaddr_in(a: Ipv4Addr) -> libc::sockaddr {
+    let sin = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(a.octets()),
+        },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: sockaddr_in and sockaddr are both 16-byte plain-data C structs; the
+    // kernel reads a sockaddr_in through a sockaddr for AF_INET.
+    unsafe { std::mem::transmute::<libc::sockaddr_in, libc::sockaddr>(sin) }
+}
+
+fn inet_socket(what: &str) -> SysResult<OwnedFd> {
+    // SAFETY: socket(2) takes no pointers.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(SysError::new(
+            "open a socket for",
+            what,
+            io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn ifreq(ifname: &str) -> SysResult<libc::ifreq> {
+    // SAFETY: ifreq is plain data (names, integers, sockaddrs); all zeroes is valid.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    let b = ifname.as_bytes();
+    if b.is_empty() || b.len() >= libc::IFNAMSIZ || b.contains(&0) {
+        return Err(SysError::new(
+            "configure",
+            ifname,
+            io::Error::from(io::ErrorKind::InvalidInput),
+        ));
+    }
+    for (d, s) in req.ifr_name.iter_mut().zip(b) {
+        *d = *s as libc::c_char;
+    }
+    Ok(req)
+}
+
+fn ioctl(
+    op: &'static str,
+    what: &str,
+    fd: &OwnedFd,
+    req: libc::c_ulong,
+    arg: *mut libc::c_void,
+) -> SysResult<()> {
+    // SAFETY: callers pass a request code together with a pointer to the matching,
+    // initialised struct (ifreq or rtentry) that lives across the call.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), req as _, arg) };
+    check(op, what, rc as libc::c_long)
+}
+
+/// The kernel's `struct rtentry` (include/uapi/linux/route.h); libc has none for gnu.
+#[repr(C)]
+struct RtEntry {
+    rt_pad1: libc::c_ulong,
+    rt_dst: libc::sockaddr,
+    rt_gateway: libc::sockaddr,
+    rt_genmask: libc::sockaddr,
+    rt_flags: libc::c_ushort,
+    rt_pad2: libc::c_short,
+    rt_pad3: libc::c_ulong,
+    rt_pad4: *mut libc::c_void,
+    rt_metric: libc::c_short,
+    rt_dev: *mut libc::c_char,
+    rt_mtu: libc::c_ulong,
+    rt_window: libc::c_ulong,
+    rt_irtt: libc::c_ushort,
+}
+
+const RTF_UP: libc::c_ushort = 0x0001;
+const RTF_GATEWAY: libc::c_ushort = 0x0002;
+
+impl Sys for RealSys {
+    fn root(&self) -> &SysRoot {
+        &self.root
+    }
+
+    fn mount(
+        &mut self,
+        source: &str,
+        target: &Path,
+        fstype: &str,
+        flags: u64,
+        data: &str,
+    ) -> SysResult<()> {
+        let what = format!("{fstype} on {}", target.display());
+        let t = self.root.join(target);
+        let src = cstr("mount", &what, source)?;
+        let tgt = cstr("mount", &what, &t.to_string_lossy())?;
+        let fs = cstr("mount", &what, fstype)?;
+        let d = cstr("mount", &what, data)?;
+        // SAFETY: every pointer is a NUL-terminated string that outlives the call.
+        let rc = unsafe {
+            libc::mount(
+                src.as_ptr(),
+                tgt.as_ptr(),
+                fs.as_ptr(),
+                flags as libc::c_ulong,
+                d.as_ptr().cast(),
+            )
+        };
+        check("mount", what, rc.into())
+    }
+
+    fn finit_module(&mut self, path: &Path, params: &str) -> SysResult<()> {
+        let what = path.display().to_string();
+        let f = std::fs::File::open(self.root.join(path))
+            .map_err(|e| SysError::new("open module", &what, e))?;
+        let p = cstr("load module", &what, params)?;
+        // SAFETY: finit_module takes an open fd, a NUL-terminated string and flags.
+        let rc = unsafe { libc::syscall(libc::SYS_finit_module, f.as_raw_fd(), p.as_ptr(), 0) };
+        check("load module", what, rc)
+    }
+
+    fn sethostname(&mut self, name: &str) -> SysResult<()> {
+        // SAFETY: the pointer and length describe `name`'s bytes.
+        let rc = unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) };
+        check("set hostname", name, rc.into())
+    }
+
+    fn kernel_release(&mut self) -> Option<String> {
+        // SAFETY: utsname is plain data; uname fills it.
+        let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+        // SAFETY: `u` is a valid, writable utsname.
+        if unsafe { libc::uname(&mut u) } != 0 {
+            return None;
+        }
+        let bytes: Vec<u8> = u
+            .release
+            .iter()
+            .take_while(|c| **c != 0)
+            .map(|c| *c as u8)
+            .collect();
+        String::from_utf8(bytes).ok()
+    }
+
+    fn set_link_up(&mut self, ifname: &str) -> SysResult<()> {
+        let fd = inet_socket(ifname)?;
+        let mut req = ifreq(ifname)?;
+        ioctl(
+            "read flags of",
+            ifname,
+            &fd,
+            libc::SIOCGIFFLAGS,
+            (&mut req as *mut libc::ifreq).cast(),
+        )?;
+        // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
+        unsafe { req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short };
+        ioctl(
+            "bring up",
+            ifname,
+            &fd,
+            libc::SIOCSIFFLAGS,
+            (&mut req as *mut libc::ifreq).cast(),
+        )
+    }
+
+    fn set_mtu(&mut self, ifname: &str, mtu: u32) -> SysResult<()> {
+        let fd = inet_socket(ifname)?;
+        let mut req = ifreq(ifname)?;
+        req.ifr_ifru.ifru_mtu = mtu as libc::c_int;
+        ioctl(
+            "set mtu of",
+            ifname,
+            &fd,
+            libc::SIOCSIFMTU,
+            (&mut req as *mut libc::ifreq).cast(),
+        )
+    }
+
+    fn add_ipv4_addr(&mut self, ifname: &str, addr: Ipv4Addr, prefix: u8) -> SysResult<()> {
+        let what = format!("{addr}/{prefix} to {ifname}");
+        let fd = inet_socket(ifname)?;
+        let mut req = ifreq(ifname)?;
+        req.ifr_ifru.ifru_addr = sockaddr_in(addr);
+        ioctl(
+            "add address",
+            &what,
+            &fd,
+            libc::SIOCSIFADDR,
+            (&mut req as *mut libc::ifreq).cast(),
+        )?;
+        let bits: u32 = if prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(prefix.min(32)))
+        };
+        req.ifr_ifru.ifru_netmask = sockaddr_in(Ipv4Addr::from(bits));
+        ioctl(
+            "set netmask",
+            &what,
+            &fd,
+            libc::SIOCSIFNETMASK,
+            (&mut req as *mut libc::ifreq).cast(),
+        )
+    }
+
+    fn add_route(&mut self, dest: Ipv4Addr, prefix: u8, gateway: Ipv4Addr) -> SysResult<()> {
+        let what = format!("{dest}/{prefix} via {gateway}");
+        let fd = inet_socket(&what)?;
+        let bits: u32 = if prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(prefix.min(32)))
+        };
+        let mut rt = RtEntry {
+            rt_pad1: 0,
+            rt_dst: sockaddr_in(dest),
+            rt_gateway: sockaddr_in(gateway),
+            rt_genmask: sockaddr_in(Ipv4Addr::from(bits)),
+            rt_flags: RTF_UP | RTF_GATEWAY,
+            rt_pad2: 0,
+            rt_pad3: 0,
+            rt_pad4: std::ptr::null_mut(),
+            rt_metric: 0,
+            rt_dev: std::ptr::null_mut(),
+            rt_mtu: 0,
+            rt_window: 0,
+            rt_irtt: 0,
+        };
+        ioctl(
+            "add route",
+            &what,
+            &fd,
+            libc::SIOCADDRT,
+            (&mut rt as *mut RtEntry).cast(),
+        )
+    }
+
+    fn reboot(&mut self, cmd: RebootCmd) -> SysResult<()> {
+        let c = match cmd {
+            RebootCmd::PowerOff => libc::RB_POWER_OFF,
+            RebootCmd::Reboot => libc::RB_AUTOBOOT,
+        };
+        // SAFETY: reboot(2) takes an integer command.
+        let rc = unsafe { libc::reboot(c) };
+        check("reboot", format!("({cmd:?})"), rc.into())
+    }
+
+    fn sync(&mut self) {
+        // SAFETY: sync(2) takes no arguments.
+        unsafe { libc::sync() };
+    }
+
+    fn spawn(&mut self, argv: &[String], env: &[(String, String)]) -> SysResult<i32> {
+        let prog = argv.first().cloned().unwrap_or_default();
+        let mut cmd = std::process::Command::new(&prog);
+        cmd.args(argv.iter().skip(1))
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k, v)));
+        // SAFETY: the closure runs between fork and exec and only calls the
+        // async-signal-safe sigprocmask and setsid on the child's own state.
+        unsafe {
+            cmd.pre_exec(|| {
+                // SAFETY: sigset_t is plain data; sigemptyset initialises it.
+                let mut empty: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut empty);
+                if libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                libc::setsid();
+                Ok(())
+            })
+        };
+        let child = cmd.spawn().map_err(|e| SysError::new("start", &prog, e))?;
+        Ok(child.id() as i32)
+    }
+
+    fn wait_any_nohang(&mut self) -> Option<(i32, ExitStatus)> {
+        let mut status: libc::c_int = 0;
+        // SAFETY: `status` is a valid int to write to.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if pid <= 0 {
+            return None;
+        }
+        let st = if libc::WIFEXITED(status) {
+            ExitStatus::Exited(libc::WEXITSTATUS(status))
+        } else {
+            ExitStatus::Signaled(libc::WTERMSIG(status))
+        };
+        Some((pid, st))
+    }
+
+    fn block_signals(&mut self) -> SysResult<()> {
+        let set = handled_set();
+        // SAFETY: `set` is an initialised sigset_t; the old mask is not wanted.
+        let rc = unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+        check("block", "signals", rc.into())
+    }
+
+    fn wait_signal(&mut self, timeout: Duration) -> Option<Signal> {
+        let set = handled_set();
+        let ts = libc::timespec {
+            tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
+            tv_nsec: timeout.subsec_nanos() as libc::c_long,
+        };
+        // SAFETY: `set` and `ts` are initialised and outlive the call; no siginfo wanted.
+        let n = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &ts) };
+        if n < 0 {
+            None
+        } else {
+            Signal::from_number(n)
+        }
+    }
+
+    fn kill(&mut self, pid: i32, sig: Signal) -> SysResult<()> {
+        // SAFETY: kill(2) takes integers.
+        let rc = unsafe { libc::kill(pid, sig.number()) };
+        check("signal", format!("pid {pid}"), rc.into())
+    }
+
+    fn sleep(&mut self, d: Duration) {
+        std::thread::sleep(d);
+    }
+
+    fn mkdir(&mut self, path: &Path) -> SysResult<()> {
+        std::fs::create_dir_all(self.root.join(path))
+            .map_err(|e| SysError::new("create directory", path.display(), e))
+    }
+
+    fn write_file(&mut self, path: &Path, value: &str) -> SysResult<()> {
+        let err = |e| SysError::new("write", path.display(), e);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(self.root.join(path))
+            .map_err(err)?;
+        // One write(2): sysfs and configfs take an attribute in a single call.
+        let n = f.write(value.as_bytes()).map_err(err)?;
+        if n != value.len() {
+            return Err(err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                format!("short write ({n} of {} bytes)", value.len()),
+            )));
+        }
+        Ok(())
+    }
+
+    fn symlink(&mut self, target: &Path, link: &Path) -> SysResult<()> {
+        let t = if target.is_absolute() {
+            self.root.join(target)
+        } else {
+            target.to_path_buf()
+        };
+        std::os::unix::fs::symlink(t, self.root.join(link))
+            .map_err(|e| SysError::new("create symlink", link.display(), e))
+    }
+
+    fn read_to_string(&mut self, path: &Path) -> SysResult<String> {
+        std::fs::read_to_string(self.root.join(path))
+            .map_err(|e| SysError::new("read", path.display(), e))
+    }
+
+    fn exists(&mut self, path: &Path) -> bool {
+        self.root.join(path).exists()
+    }
+
+    fn list_dir(&mut self, path: &Path) -> SysResult<Vec<String>> {
+        list_dir(&self.root.join(path)).map_err(|e| SysError::new("list", path.display(), e))
+    }
+}
