@@ -502,3 +502,13 @@ mod tests {
         assert!(e.to_string().starts_with("cannot write /x/enable: "), "{e}");
     }
 }
+
+/// Sends `sig` to `pid` (used by the builder to stop a QEMU it started). Returns
+/// whether the signal was delivered.
+pub fn kill_pid(pid: i32, sig: i32) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: kill(2) takes plain integers; a positive pid never signals a group.
+    unsafe { libc::kill(pid, sig) == 0 }
+}

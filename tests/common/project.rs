@@ -80,7 +80,9 @@ impl Project {
     /// Writes recipes/test.toml; `extra_kernel` lines go into the [kernel] table.
     pub fn write_recipe(&self, extra_kernel: &str) {
         let text = format!(
-            r#"[recipe]
+            r#"overlays = ["overlays/base"]
+
+[recipe]
 name = "test"
 source-date-epoch = 1767225600
 
@@ -94,7 +96,6 @@ localversion = "-t"
 [userland]
 packages = {{}}
 
-overlays = ["overlays/base"]
 
 [node]
 config = "recipes/nodes/node.toml"
