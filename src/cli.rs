@@ -1,7 +1,7 @@
 //! The `sanforge` command line: verbs, their options and help texts, each a thin call
 //! into the library. `main` only parses, runs and prints the error chain.
 
-use crate::build::{self, run::Accel, BuildOptions, Ctx};
+use crate::build::{self, run::Accel, run::BootMode, BuildOptions, Ctx};
 use crate::config::recipe::Recipe;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -105,6 +105,9 @@ stop it with --stop.")]
         memory: u32,
         #[arg(long, value_enum, default_value_t = Accel::Auto)]
         accel: Accel,
+        /// How the guest boots: direct kernel load, or PXE through iPXE and TFTP
+        #[arg(long, value_enum, default_value_t = BootMode::Direct)]
+        boot: BootMode,
         /// Extra kernel command-line arguments (repeatable), e.g. sanforge.node=san2
         #[arg(long = "append", value_name = "ARG")]
         append: Vec<String>,
@@ -114,6 +117,14 @@ stop it with --stop.")]
         /// Do not copy the console to this terminal while waiting
         #[arg(long)]
         quiet: bool,
+    },
+    /// Serve an output directory over HTTP for iPXE (`chain http://ADDR/boot.ipxe`)
+    Serve {
+        #[arg(default_value = "out/storage-node")]
+        out: PathBuf,
+        /// Address to listen on: loopback for tests, a LAN address for PXE clients
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
     },
     /// List the host tools sanforge needs, which are missing, and their Debian packages
     Doctor,
@@ -225,13 +236,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("wrote {} ({} entries)", r.lock_path().display(), lock.sources.len());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { out, iscsi_port, until_ready, timeout, memory, accel, append, stop, quiet } => {
+        Command::Run { out, iscsi_port, until_ready, timeout, memory, accel, boot, append, stop, quiet } => {
             if stop {
                 let stopped = build::run::stop(&out)?;
                 println!("{}", if stopped { "stopped" } else { "not running" });
                 return Ok(ExitCode::SUCCESS);
             }
             let opts = build::run::RunOptions {
+                boot,
                 out,
                 iscsi_port,
                 memory_mib: memory,
@@ -242,6 +254,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 echo: !quiet,
             };
             build::run::run(&opts)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve { out, listen } => {
+            let srv = crate::image::pxe::Server::bind(&out, &listen)?;
+            eprintln!("serving {} on http://{}/ (iPXE: chain http://{}/boot.ipxe)", out.display(), srv.local_addr()?, srv.local_addr()?);
+            srv.serve(None)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Doctor => {

@@ -24,8 +24,18 @@ pub enum Accel {
     Tcg,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BootMode {
+    /// QEMU loads vmlinuz and the initramfs directly (fastest).
+    Direct,
+    /// The firmware's iPXE fetches boot.ipxe, then the kernel and initramfs, over TFTP
+    /// from the output directory (QEMU's built-in server): the PXE path, for real.
+    Pxe,
+}
+
 #[derive(Debug, Clone)]
 pub struct RunOptions {
+    pub boot: BootMode,
     pub out: PathBuf,
     pub iscsi_port: u16,
     pub memory_mib: u32,
@@ -61,17 +71,29 @@ fn qemu(opts: &RunOptions, accel: Accel) -> Result<Cmd> {
             bail!("{} has no {f}: is it a sanforge output directory? (build one with `sanforge build`)", opts.out.display());
         }
     }
-    let net = format!("user,id=n0,restrict=on,net=192.0.2.0/24,host=192.0.2.2,hostfwd=tcp:127.0.0.1:{}-:3260", opts.iscsi_port);
+    let mut net = format!("user,id=n0,restrict=on,net=192.0.2.0/24,host=192.0.2.2,hostfwd=tcp:127.0.0.1:{}-:3260", opts.iscsi_port);
     let mut c = Cmd::new("qemu-system-x86_64")
         .args(["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"])
-        .args(["-m", &opts.memory_mib.to_string()])
-        .arg("-kernel")
-        .arg(opts.out.join("vmlinuz"))
-        .arg("-initrd")
-        .arg(opts.out.join("initramfs.cpio.zst"))
-        .args(["-append", &cmdline(&opts.out, &opts.extra_cmdline)?])
-        .args(["-netdev", &net, "-device", "virtio-net-pci,netdev=n0,mac=52:54:00:00:02:0f"])
-        .args(["-device", "virtio-rng-pci"]);
+        .args(["-m", &opts.memory_mib.to_string()]);
+    match opts.boot {
+        BootMode::Direct => {
+            c = c
+                .arg("-kernel")
+                .arg(opts.out.join("vmlinuz"))
+                .arg("-initrd")
+                .arg(opts.out.join("initramfs.cpio.zst"))
+                .args(["-append", &cmdline(&opts.out, &opts.extra_cmdline)?]);
+        }
+        BootMode::Pxe => {
+            if !opts.extra_cmdline.is_empty() {
+                bail!("--append does not apply to --boot pxe: the command line comes from boot.ipxe");
+            }
+            let dir = opts.out.to_str().filter(|d| !d.contains(',')).with_context(|| format!("{} cannot be a TFTP root (not UTF-8 or has a comma)", opts.out.display()))?;
+            net.push_str(&format!(",tftp={dir},bootfile=boot.ipxe"));
+            c = c.args(["-boot", "n"]);
+        }
+    }
+    c = c.args(["-netdev", &net, "-device", "virtio-net-pci,netdev=n0,mac=52:54:00:00:02:0f"]).args(["-device", "virtio-rng-pci"]);
     c = match accel {
         Accel::Kvm => c.args(["-accel", "kvm"]),
         _ => c.args(["-accel", "tcg"]),

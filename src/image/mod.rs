@@ -3,3 +3,4 @@
 
 pub mod cpio;
 pub mod elf;
+pub mod pxe;
