@@ -108,6 +108,10 @@ fn kvm_usable() -> bool {
 /// Boots in the foreground (console on this terminal, Ctrl-A X quits) or, with
 /// `until_ready`, in the background until the console says ready.
 pub fn run(opts: &RunOptions) -> Result<()> {
+    // QEMU -daemonize changes to /: every path it gets must be absolute.
+    let mut opts = opts.clone();
+    opts.out = std::path::absolute(&opts.out).with_context(|| format!("cannot resolve {}", opts.out.display()))?;
+    let opts = &opts;
     if !opts.until_ready {
         let accel = if opts.accel == Accel::Auto && kvm_usable() { Accel::Kvm } else if opts.accel == Accel::Auto { Accel::Tcg } else { opts.accel };
         return qemu(opts, accel)?.args(["-serial", "mon:stdio"]).run_interactive();
