@@ -3,3 +3,5 @@
 
 pub mod cpio;
 pub mod elf;
+pub mod sbom;
+pub mod sign;
