@@ -627,7 +627,7 @@ fn copy_project(from: &Path, to: &Path, skip: &[PathBuf]) -> Result<()> {
         entries.sort_by_key(|e| e.file_name());
         for e in entries {
             let src = e.path();
-            if skip.iter().any(|s| *s == src) {
+            if skip.contains(&src) {
                 continue;
             }
             let dst = to.join(e.file_name());
