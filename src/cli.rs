@@ -52,6 +52,28 @@ the end: an interrupted build never leaves half an output. Logs: OUT/logs/STAGE.
         /// The sanforge-init binary to install as /init [default: beside this program]
         #[arg(long)]
         init: Option<PathBuf>,
+        /// Build twice (other paths, umask, TZ, locale, fresh stage caches) and compare every output byte for byte
+        #[arg(long, conflicts_with = "out")]
+        verify: bool,
+    },
+    /// Sign an output directory: writes OUT/SHA256SUMS.sig (Ed25519 over SHA256SUMS)
+    Sign {
+        out: PathBuf,
+        /// Secret key written by `sanforge keygen`
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Check an output directory's signature and re-hash every file SHA256SUMS lists
+    VerifyImage {
+        out: PathBuf,
+        /// Trusted public key (KEY.pub written by `sanforge keygen`)
+        #[arg(long)]
+        pubkey: PathBuf,
+    },
+    /// Create a signing key pair: KEY (secret, mode 0600) and KEY.pub
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Show every stage with its cache key and whether it will run (offline)
     Plan {
@@ -188,7 +210,34 @@ fn load_recipe(path: &Path) -> Result<Recipe> {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Build { recipe, out, locked, jobs, init } => {
+        Command::Build { recipe, verify: true, locked, jobs, init, .. } => {
+            let report = build::verify::verify_build(&recipe, &BuildOptions { out: None, locked, jobs, init })?;
+            print!("{}", report.table());
+            println!("outputs kept in {} and {}", report.first.display(), report.second.display());
+            if report.identical() {
+                println!("reproducible: both builds are identical");
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!("NOT reproducible: {} of {} files differ", report.differences.len(), report.files.len());
+            Ok(ExitCode::FAILURE)
+        }
+        Command::Sign { out, key } => {
+            let sig = crate::image::sign::sign_dir(&out, &crate::image::sign::load_signing_key(&key)?)?;
+            println!("wrote {}", sig.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::VerifyImage { out, pubkey } => {
+            let key = crate::image::sign::load_verifying_key(&pubkey)?;
+            let files = crate::image::sign::verify_dir_files(&out, &key)?;
+            println!("{}: signature OK (key {}), {} files match SHA256SUMS", out.display(), crate::image::sign::fingerprint(&key), files.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keygen { out } => {
+            let key = crate::image::sign::keygen(&out)?;
+            println!("wrote {} (secret, keep it private) and {} (key {})", out.display(), crate::image::sign::public_path(&out).display(), crate::image::sign::fingerprint(&key));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Build { recipe, out, locked, jobs, init, verify: false } => {
             let started = std::time::Instant::now();
             let ctx = Ctx::new(load_recipe(&recipe)?, &BuildOptions { out, locked, jobs, init })?;
             let report = build::build(&ctx)?;

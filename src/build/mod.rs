@@ -17,5 +17,6 @@ pub mod pipeline;
 pub mod rootfs;
 pub mod run;
 pub mod userland;
+pub mod verify;
 
 pub use pipeline::{build, plan, BuildOptions, Ctx, PlanEntry};

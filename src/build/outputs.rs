@@ -1,5 +1,5 @@
 //! The outputs stage: what lands in `out/<recipe>/` — `vmlinuz`,
-//! `initramfs.cpio.zst`, `boot.ipxe`, `manifest.json` and `SHA256SUMS` (logs go to
+//! `initramfs.cpio.zst`, `boot.ipxe`, `manifest.json`, `sbom.cdx.json` and `SHA256SUMS` (logs go to
 //! `logs/`, outside the sums).
 //!
 //! Reads the kernel, userland and rootfs cache entries; writes the staging directory
@@ -14,7 +14,7 @@ use serde_json::json;
 use std::path::Path;
 
 /// The files every PXE bundle has, in SHA256SUMS order.
-pub const FILES: &[&str] = &["boot.ipxe", "initramfs.cpio.zst", "manifest.json", "vmlinuz"];
+pub const FILES: &[&str] = &["boot.ipxe", "initramfs.cpio.zst", "manifest.json", "sbom.cdx.json", "vmlinuz"];
 
 pub fn write(ctx: &Ctx, kernel: &Path, userland: &Path, rootfs: &Path, out: &Path, log: &Log) -> Result<()> {
     ufs::copy(&kernel.join("vmlinuz"), &out.join("vmlinuz"))?;
@@ -22,6 +22,8 @@ pub fn write(ctx: &Ctx, kernel: &Path, userland: &Path, rootfs: &Path, out: &Pat
     ufs::write(&out.join("boot.ipxe"), boot_ipxe(&ctx.recipe.raw.kernel.cmdline))?;
     let manifest = manifest(ctx, kernel, userland, rootfs, out)?;
     ufs::write(&out.join("manifest.json"), serde_json::to_string_pretty(&manifest)? + "\n")?;
+    let sbom = crate::image::sbom::sbom_from_manifest(&manifest);
+    ufs::write(&out.join(crate::image::sbom::FILE), serde_json::to_string_pretty(&sbom)? + "\n")?;
     let mut sums = String::new();
     for f in FILES {
         sums.push_str(&format!("{}  {f}\n", sha256_file(&out.join(f))?));
@@ -59,7 +61,8 @@ fn manifest(ctx: &Ctx, kernel: &Path, userland: &Path, rootfs: &Path, out: &Path
         })
         .collect();
     let mut outputs = Vec::new();
-    for f in FILES.iter().filter(|f| **f != "manifest.json") {
+    // The manifest and the SBOM (derived from the manifest) cannot list themselves.
+    for f in FILES.iter().filter(|f| **f != "manifest.json" && **f != crate::image::sbom::FILE) {
         let p = out.join(f);
         let size = std::fs::metadata(&p).with_context(|| format!("cannot stat {}", p.display()))?.len();
         outputs.push(json!({ "file": f, "sha256": sha256_file(&p)?, "size": size }));

@@ -289,6 +289,9 @@ pub struct BuildReport {
 
 /// Builds the image: runs each stage whose key is not in the cache.
 pub fn build(ctx: &Ctx) -> Result<BuildReport> {
+    // Modes of files the stages create (modules_install, dpkg-deb, …) end up in the
+    // image: they must not depend on the caller's umask (`build --verify` checks this).
+    crate::sys::set_umask(0o022);
     let mut ran = Vec::new();
     let mut skipped = Vec::new();
     let staging = staging_dir(&ctx.out);

@@ -1,6 +1,9 @@
-//! Image assembly: the deterministic cpio writer for the initramfs and the ELF
-//! dependency closure used to prune the Debian userland.
+//! Image assembly: the deterministic cpio writer for the initramfs, the ELF
+//! dependency closure used to prune the Debian userland, the PXE bundle server,
+//! signatures and the SBOM.
 
 pub mod cpio;
 pub mod elf;
 pub mod pxe;
+pub mod sbom;
+pub mod sign;

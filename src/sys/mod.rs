@@ -456,6 +456,13 @@ fn list_dir(dir: &Path) -> io::Result<Vec<String>> {
     Ok(names)
 }
 
+/// Sets the process umask and returns the previous one (used by the builder so that
+/// the modes of files its stages create do not depend on the caller's umask).
+pub fn set_umask(mask: u32) -> u32 {
+    // SAFETY: umask(2) takes a plain integer and cannot fail.
+    unsafe { libc::umask(mask as libc::mode_t) as u32 }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
