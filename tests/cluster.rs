@@ -790,3 +790,26 @@ fn corosync_accepts_the_config() {
         "corosync -t accepted a bad hash"
     );
 }
+
+#[test]
+fn sbd_fencing_renders_a_watchdog_service_before_corosync() {
+    let t = fixture_text();
+    let start = t.find("mode = \"agent\"").unwrap();
+    let end = t.find("[[node]]").unwrap();
+    let sbd = format!(
+        "{}mode = \"sbd\"\nwatchdog = \"/dev/watchdog\"\ndevices = [\"/dev/disk/by-id/sbd1\"]\n\n{}",
+        &t[..start],
+        &t[end..]
+    );
+    let c = Cluster::parse(Path::new("cluster.toml"), &sbd).unwrap();
+    let r = render_files(&c, &secrets(&c)).unwrap();
+    let node = NodeConfig::parse(Path::new("n"), &text(&r, "alpha/node.toml")).unwrap();
+    assert_eq!(node.services[0].name, "sbd");
+    assert_eq!(node.services[0].env["SBD_WATCHDOG_DEV"], "/dev/watchdog");
+    assert_eq!(node.services[1].name, "corosync");
+    let cib = text(&r, "alpha/cib.xml");
+    assert!(cib.contains("type=\"fence_sbd\""), "{cib}");
+    // Watchdog-only sbd cannot fence a two-node cluster.
+    let e = error_for(&sbd.replace("devices = [\"/dev/disk/by-id/sbd1\"]\n", ""));
+    assert!(e.message.contains("watchdog-only sbd"), "{e}");
+}
