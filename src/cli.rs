@@ -165,6 +165,34 @@ stop it with --stop.")]
         #[command(subcommand)]
         command: NodeCommand,
     },
+    /// HA cluster: check cluster.toml, render per-node Corosync/Pacemaker/DRBD/SCST files, make secrets
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ClusterCommand {
+    /// Render OUT/NODE/{node.toml,corosync.conf,cib.xml,drbd/,scst.conf,secrets/} for every node
+    Render {
+        file: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Secrets file [default: CLUSTER.secrets.toml beside the cluster file]
+        #[arg(long)]
+        secrets: Option<PathBuf>,
+    },
+    /// Validate a cluster.toml; exit 1 on errors, warnings are printed
+    Check { file: PathBuf },
+    /// Write a new secrets file (mode 0600) with random keys; never overwrites
+    Secrets {
+        #[arg(long)]
+        out: PathBuf,
+        /// Also make CHAP secrets for this cluster's `chap = true` initiators
+        #[arg(long)]
+        cluster: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -331,6 +359,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             print!("{}", crate::scsi::scst::plan_file(&file)?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Cluster { command } => crate::ha::render::run_cli(command),
         Command::Node { command: NodeCommand::Check { file } } => {
             let node = crate::config::node::NodeConfig::load(&file)?;
             println!("{}: OK (hostname {})", file.display(), node.hostname);

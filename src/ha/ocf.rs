@@ -1,0 +1,1 @@
+//! OCF resource agent (filled in by its own change).

@@ -1,0 +1,815 @@
+//! `cluster.toml` → per-node HA files: validation errors name their field, renders are
+//! deterministic, secrets stay out of public files, and the real tools accept the
+//! output: `crm_verify`/`crm_simulate` (pacemaker-cli-utils), `drbdadm dump`
+//! (drbd-utils) and `corosync -t` (corosync). A missing tool fails the test with the
+//! package to install.
+
+use sanforge::config::node::NodeConfig;
+use sanforge::ha::cluster::{generate_secrets, write_secrets, Cluster, Secrets};
+use sanforge::ha::render::{self, merge_auth, render_files, Rendered};
+use sanforge::scsi::scst;
+use sanforge::util::cmd::{Cmd, Log};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+fn fixture_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cluster/cluster.toml")
+}
+
+fn fixture_text() -> String {
+    std::fs::read_to_string(fixture_path()).unwrap()
+}
+
+fn cluster() -> Cluster {
+    Cluster::parse(&fixture_path(), &fixture_text()).unwrap()
+}
+
+fn secrets(c: &Cluster) -> Secrets {
+    generate_secrets(Some(c)).unwrap()
+}
+
+fn text(r: &Rendered, path: &str) -> String {
+    String::from_utf8(
+        r.get(path)
+            .unwrap_or_else(|| panic!("{path} not rendered"))
+            .data
+            .clone(),
+    )
+    .unwrap()
+}
+
+/// Fails (never skips) when a tool is missing: CI installs these packages.
+fn require(tool: &str, package: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+        .unwrap_or(false)
+        || Path::new("/usr/sbin").join(tool).is_file();
+    assert!(
+        found,
+        "`{tool}` is not installed: run `apt-get install -y {package}` (CI must install it)"
+    );
+}
+
+fn tool(name: &str) -> String {
+    let sbin = Path::new("/usr/sbin").join(name);
+    if sbin.is_file() {
+        sbin.display().to_string()
+    } else {
+        name.to_string()
+    }
+}
+
+// ----------------------------------------------------------------------------------
+// Rendering
+// ----------------------------------------------------------------------------------
+
+#[test]
+fn fixture_renders_every_file_for_both_nodes() {
+    let c = cluster();
+    let r = render_files(&c, &secrets(&c)).unwrap();
+    for n in ["alpha", "beta"] {
+        for f in [
+            "node.toml",
+            "corosync.conf",
+            "cib.xml",
+            "drbd/drbd.conf",
+            "drbd/r0.res",
+            "scst.conf",
+            "MANIFEST",
+            "secrets/authkey",
+            "secrets/drbd-secret.conf",
+            "secrets/scst-auth.conf",
+            "secrets/.gitignore",
+        ] {
+            assert!(r.get(&format!("{n}/{f}")).is_some(), "{n}/{f} missing");
+        }
+    }
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    // corosync.conf is the same on both nodes; the CIB too.
+    assert_eq!(
+        text(&r, "alpha/corosync.conf"),
+        text(&r, "beta/corosync.conf")
+    );
+    assert_eq!(text(&r, "alpha/cib.xml"), text(&r, "beta/cib.xml"));
+}
+
+#[test]
+fn render_is_deterministic_on_disk() {
+    let c = cluster();
+    let s = secrets(&c);
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    render::render(&c, &s, a.path()).unwrap();
+    render::render(&c, &s, b.path()).unwrap();
+    let r = render_files(&c, &s).unwrap();
+    for f in &r.files {
+        let x = std::fs::read(a.path().join(&f.path)).unwrap();
+        let y = std::fs::read(b.path().join(&f.path)).unwrap();
+        assert_eq!(x, y, "{} differs between renders", f.path.display());
+        assert_eq!(x, f.data);
+        let mode = std::fs::metadata(a.path().join(&f.path))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(
+            mode,
+            if f.secret { 0o600 } else { 0o644 },
+            "{}",
+            f.path.display()
+        );
+    }
+    let dir_mode = std::fs::metadata(a.path().join("alpha/secrets"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(dir_mode, 0o700);
+}
+
+#[test]
+fn node_toml_is_a_valid_node_config() {
+    let c = cluster();
+    let r = render_files(&c, &secrets(&c)).unwrap();
+    let node =
+        NodeConfig::parse(Path::new("alpha/node.toml"), &text(&r, "alpha/node.toml")).unwrap();
+    assert_eq!(node.hostname, "alpha");
+    let eth1 = node
+        .network
+        .interfaces
+        .iter()
+        .find(|i| i.name == "eth1")
+        .unwrap();
+    assert_eq!(eth1.addresses, vec!["10.0.1.1/24".to_string()]);
+    assert_eq!(eth1.mtu, Some(9000));
+    let names: Vec<&str> = node.services.iter().map(|s| s.name.as_str()).collect();
+    let cs = names.iter().position(|n| *n == "corosync").unwrap();
+    let pm = names.iter().position(|n| *n == "pacemaker").unwrap();
+    assert!(cs < pm, "corosync must start before pacemaker: {names:?}");
+    for m in [
+        "drbd",
+        "scst",
+        "scst_vdisk",
+        "iscsi_scst",
+        "qla2x00tgt",
+        "dlm",
+    ] {
+        assert!(
+            node.modules.load.iter().any(|x| x == m),
+            "module {m} missing: {:?}",
+            node.modules.load
+        );
+    }
+}
+
+#[test]
+fn corosync_conf_has_two_links_crypto_and_two_node_quorum() {
+    let c = cluster();
+    let t = text(
+        &render_files(&c, &secrets(&c)).unwrap(),
+        "alpha/corosync.conf",
+    );
+    for want in [
+        "transport: knet",
+        "crypto_cipher: aes256",
+        "crypto_hash: sha256",
+        "token: 3000",
+        "ring0_addr: 10.0.0.1",
+        "ring1_addr: 10.0.1.1",
+        "ring0_addr: 10.0.0.2",
+        "ring1_addr: 10.0.1.2",
+        "two_node: 1",
+        "provider: corosync_votequorum",
+        "keyfile: /etc/corosync/authkey",
+        "to_syslog: yes",
+    ] {
+        assert!(t.contains(want), "corosync.conf lacks `{want}`:\n{t}");
+    }
+}
+
+#[test]
+fn drbd_res_has_protocol_c_fencing_and_handlers() {
+    let c = cluster();
+    let t = text(
+        &render_files(&c, &secrets(&c)).unwrap(),
+        "alpha/drbd/r0.res",
+    );
+    for want in [
+        "protocol C;",
+        "fencing resource-and-stonith;",
+        "crm-fence-peer.9.sh",
+        "crm-unfence-peer.9.sh",
+        "auto-promote no;",
+        "on \"alpha\"",
+        "on \"beta\"",
+        "address 10.0.1.1:7789;",
+        "disk \"/dev/vg0/r0\";",
+    ] {
+        assert!(t.contains(want), "r0.res lacks `{want}`:\n{t}");
+    }
+    assert!(
+        !t.contains("shared-secret"),
+        "the shared secret must not be in the .res file"
+    );
+}
+
+#[test]
+fn scst_conf_is_valid_with_unique_rel_tgt_ids_and_standby_groups() {
+    let c = cluster();
+    let s = secrets(&c);
+    let r = render_files(&c, &s).unwrap();
+    let mut ids_by_node = Vec::new();
+    for n in ["alpha", "beta"] {
+        let conf = scst::parse(&text(&r, &format!("{n}/scst.conf"))).unwrap();
+        let errors: Vec<_> = scst::validate(&conf)
+            .into_iter()
+            .filter(|d| d.severity == scst::Severity::Error)
+            .collect();
+        assert!(errors.is_empty(), "{n}: {errors:?}");
+        let dg = &conf.device_groups[0];
+        assert_eq!(dg.target_groups.len(), 2);
+        for tg in &dg.target_groups {
+            // Nothing is active before the agent promotes.
+            assert_eq!(
+                scst::attr(&tg.attrs, "state"),
+                Some("unavailable"),
+                "{n}/{}",
+                tg.name
+            );
+        }
+        let dev = &conf.handlers[0].devices[0];
+        assert_eq!(scst::attr(&dev.attrs, "cluster_mode"), Some("1"));
+        assert_eq!(scst::attr(&dev.attrs, "t10_dev_id"), Some("disk0"));
+        let mut ids: Vec<(String, String)> = conf
+            .drivers
+            .iter()
+            .flat_map(|d| {
+                d.targets.iter().map(|t| {
+                    (
+                        t.name.clone(),
+                        scst::attr(&t.attrs, "rel_tgt_id").unwrap().to_string(),
+                    )
+                })
+            })
+            .collect();
+        ids.sort();
+        ids_by_node.push(ids);
+        // The secret overlay merges into a config that still validates.
+        let mut merged = conf.clone();
+        merge_auth(
+            &mut merged,
+            &scst::parse(&text(&r, &format!("{n}/secrets/scst-auth.conf"))).unwrap(),
+        );
+        assert!(scst::validate(&merged)
+            .iter()
+            .all(|d| d.severity != scst::Severity::Error));
+        let t = &merged
+            .drivers
+            .iter()
+            .find(|d| d.name == "iscsi")
+            .unwrap()
+            .targets[0];
+        let want = format!("{} {}", s.chap["esx1"].user, s.chap["esx1"].password);
+        assert_eq!(scst::attr(&t.attrs, "IncomingUser"), Some(want.as_str()));
+    }
+    // rel_tgt_id unique across the two nodes.
+    let all: Vec<&String> = ids_by_node.iter().flatten().map(|(_, id)| id).collect();
+    let mut dedup = all.clone();
+    dedup.sort();
+    dedup.dedup();
+    assert_eq!(all.len(), dedup.len(), "{ids_by_node:?}");
+    assert_eq!(all.len(), 4);
+}
+
+// ----------------------------------------------------------------------------------
+// Secrets
+// ----------------------------------------------------------------------------------
+
+#[test]
+fn secrets_never_land_in_public_files() {
+    let c = cluster();
+    let s = secrets(&c);
+    let out = tempfile::tempdir().unwrap();
+    render::render(&c, &s, out.path()).unwrap();
+    let r = render_files(&c, &s).unwrap();
+    let chap = &s.chap["esx1"].password;
+    let key = s.authkey();
+    let values: Vec<&[u8]> = vec![
+        s.drbd_shared_secret.as_bytes(),
+        chap.as_bytes(),
+        s.corosync_authkey.as_bytes(),
+        &key[..],
+    ];
+    let mut public = 0;
+    for f in &r.files {
+        let data = std::fs::read(out.path().join(&f.path)).unwrap();
+        if f.secret {
+            assert!(
+                f.path.components().any(|c| c.as_os_str() == "secrets"),
+                "{}",
+                f.path.display()
+            );
+            continue;
+        }
+        public += 1;
+        for v in &values {
+            assert!(
+                !data.windows(v.len()).any(|w| w == *v),
+                "a secret value leaked into {}",
+                f.path.display()
+            );
+        }
+    }
+    assert!(public >= 14, "{public}");
+    // And they are where they belong.
+    assert_eq!(
+        std::fs::read(out.path().join("alpha/secrets/authkey")).unwrap(),
+        key
+    );
+    assert!(
+        std::fs::read_to_string(out.path().join("beta/secrets/drbd-secret.conf"))
+            .unwrap()
+            .contains(&s.drbd_shared_secret)
+    );
+    assert!(
+        std::fs::read_to_string(out.path().join("beta/secrets/scst-auth.conf"))
+            .unwrap()
+            .contains(chap.as_str())
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("alpha/secrets/.gitignore"))
+            .unwrap()
+            .lines()
+            .last(),
+        Some("*")
+    );
+}
+
+#[test]
+fn missing_secrets_file_says_how_to_generate_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("cluster.secrets.toml");
+    let e = Secrets::load(&p).unwrap_err().to_string();
+    assert!(
+        e.contains("does not exist")
+            && e.contains(&format!("sanforge cluster secrets --out {}", p.display())),
+        "{e}"
+    );
+}
+
+#[test]
+fn generated_secrets_file_is_0600_loadable_and_never_overwritten() {
+    let c = cluster();
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("s.toml");
+    let s = generate_secrets(Some(&c)).unwrap();
+    write_secrets(&p, &s).unwrap();
+    assert_eq!(
+        std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let back = Secrets::load(&p).unwrap();
+    assert!(back == s, "secrets did not round-trip");
+    assert_eq!(back.authkey().len(), 256);
+    back.check_for(&c, &p).unwrap();
+    let e = write_secrets(&p, &generate_secrets(None).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("refusing to overwrite"), "{e}");
+    assert!(Secrets::load(&p).unwrap() == s, "the file changed");
+    // A CHAP initiator without its secret is reported.
+    let bare = generate_secrets(None).unwrap();
+    let e = bare.check_for(&c, &p).unwrap_err().to_string();
+    assert!(e.contains("[chap.esx1]"), "{e}");
+}
+
+// ----------------------------------------------------------------------------------
+// Validation errors
+// ----------------------------------------------------------------------------------
+
+fn error_for(text: &str) -> sanforge::config::ConfigError {
+    match Cluster::parse(Path::new("cluster.toml"), text) {
+        Ok(_) => panic!("accepted:\n{text}"),
+        Err(e) => e,
+    }
+}
+
+fn mutate(from: &str, to: &str) -> String {
+    let t = fixture_text();
+    assert!(t.contains(from), "fixture lacks `{from}`");
+    t.replacen(from, to, 1)
+}
+
+#[test]
+fn node_on_one_link_is_rejected() {
+    let e = error_for(&mutate(
+        "addresses = [\"10.0.1.2/24\"]\ncorosync-link = 1\n",
+        "addresses = [\"10.0.1.2/24\"]\n",
+    ));
+    assert!(
+        e.message
+            .contains("node `beta` is on corosync link(s) [0] only"),
+        "{e}"
+    );
+    assert!(e.line > 0, "{e}");
+}
+
+#[test]
+fn duplicate_node_names_are_rejected() {
+    let e = error_for(&mutate("name = \"beta\"", "name = \"alpha\""));
+    assert!(
+        e.message.contains("node.name `alpha` is used by two nodes"),
+        "{e}"
+    );
+}
+
+#[test]
+fn duplicate_addresses_are_rejected() {
+    let e = error_for(&mutate("\"10.0.10.2/24\"", "\"10.0.10.1/24\""));
+    assert!(
+        e.message
+            .contains("address 10.0.10.1 is also used by node `alpha`"),
+        "{e}"
+    );
+    let e = error_for(&mutate(
+        "address = \"10.0.10.100/24\"",
+        "address = \"10.0.10.2/24\"",
+    ));
+    assert!(
+        e.message
+            .contains("vip `iscsi0`: address 10.0.10.2 is also used by beta"),
+        "{e}"
+    );
+}
+
+#[test]
+fn drbd_without_fencing_policy_is_rejected() {
+    let e = error_for(&mutate("fencing = \"resource-and-stonith\"\n", ""));
+    assert!(e.message.contains("drbd `r0` has no fencing policy"), "{e}");
+    let e = error_for(&mutate(
+        "fencing = \"resource-and-stonith\"",
+        "fencing = \"dont-care\"",
+    ));
+    assert!(e.message.contains("fencing `dont-care`"), "{e}");
+}
+
+#[test]
+fn alua_states_letting_both_nodes_write_are_rejected() {
+    for bad in ["nonoptimized", "active"] {
+        let e = error_for(&mutate(
+            "unpromoted-state = \"unavailable\"",
+            &format!("unpromoted-state = \"{bad}\""),
+        ));
+        assert!(
+            e.message.contains("alua.unpromoted-state")
+                && e.message.contains("would let both nodes serve writes"),
+            "{e}"
+        );
+        let (line, _) = sanforge::config::find_key(&fixture_text(), "unpromoted-state");
+        assert_eq!(e.line, line, "{e}");
+    }
+    let e = error_for(&mutate(
+        "promoted-state = \"active\"",
+        "promoted-state = \"standby\"",
+    ));
+    assert!(e.message.contains("alua.promoted-state"), "{e}");
+}
+
+#[test]
+fn unknown_nodes_are_rejected() {
+    let e = error_for(&mutate(
+        "preferred-node = \"alpha\"",
+        "preferred-node = \"gamma\"",
+    ));
+    assert!(
+        e.message
+            .contains("preferred-node `gamma` is not a [[node]]"),
+        "{e}"
+    );
+    let e = error_for(&mutate("[drbd.nodes.beta]", "[drbd.nodes.gamma]"));
+    assert!(
+        e.message.contains("nodes.gamma: unknown node `gamma`"),
+        "{e}"
+    );
+    let e = error_for(&mutate("[fencing.params.beta]", "[fencing.params.gamma]"));
+    assert!(
+        e.message
+            .contains("fencing.params.gamma: unknown node `gamma`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn two_node_quorum_needs_two_nodes() {
+    let t = fixture_text();
+    let start = t.find("[[node]]\nname = \"beta\"").unwrap();
+    let end = t.find("[[drbd]]").unwrap();
+    let one = format!("{}{}", &t[..start], &t[end..]);
+    let e = error_for(&one);
+    assert!(
+        e.message
+            .contains("quorum.two-node needs exactly two [[node]] entries, found 1"),
+        "{e}"
+    );
+}
+
+#[test]
+fn fencing_off_must_be_explicit_and_is_warned_about() {
+    let off = fixture_text()
+        .replacen("mode = \"agent\"", "mode = \"off\"", 1)
+        .replacen(
+            "fencing = \"resource-and-stonith\"",
+            "fencing = \"resource-only\"",
+            1,
+        );
+    let e = error_for(&off);
+    assert!(e.message.contains("i-understand = true"), "{e}");
+    // resource-and-stonith needs fencing.
+    let e = error_for(&mutate(
+        "mode = \"agent\"",
+        "mode = \"off\"\ni-understand = true",
+    ));
+    assert!(e.message.contains("needs cluster fencing"), "{e}");
+    let ok = off.replacen("mode = \"off\"", "mode = \"off\"\ni-understand = true", 1);
+    let c = Cluster::parse(Path::new("cluster.toml"), &ok).unwrap();
+    let r = render_files(&c, &secrets(&c)).unwrap();
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.starts_with("WARNING: cluster `san1` has fencing off")),
+        "{:?}",
+        r.warnings
+    );
+    let cib = text(&r, "alpha/cib.xml");
+    assert!(
+        cib.contains("name=\"stonith-enabled\" value=\"false\""),
+        "{cib}"
+    );
+    assert!(!cib.contains("class=\"stonith\""));
+}
+
+#[test]
+fn unknown_fields_and_bad_values_are_located() {
+    let e = error_for(&mutate("token = 3000", "token = 3000\nbogus = 1"));
+    assert!(e.message.contains("bogus"), "{e}");
+    assert_eq!(e.line, 9, "{e}");
+    let e = error_for(&mutate(
+        "crypto-cipher = \"aes256\"",
+        "crypto-cipher = \"none\"",
+    ));
+    assert!(e.message.contains("corosync.crypto-cipher `none`"), "{e}");
+    assert_eq!(e.line, 6);
+    let e = error_for(&mutate(
+        "lanplus = \"1\"",
+        "lanplus = \"1\"\npassword = \"x\"",
+    ));
+    assert!(e.message.contains("belong in the secrets file"), "{e}");
+    let e = error_for(&mutate("protocol = \"C\"", "protocol = \"A\""));
+    assert!(e.message.contains("only C is accepted"), "{e}");
+}
+
+// ----------------------------------------------------------------------------------
+// The real tools
+// ----------------------------------------------------------------------------------
+
+/// The rendered CIB plus a status section with both nodes online, quorum, and the
+/// promotion scores the DRBD and ALUA agents set at runtime (`crm_master`), so that
+/// the scheduler has something to place. The configuration part is untouched.
+fn live_cib(cib: &str) -> String {
+    let mut s = cib.replacen("<cib ", "<cib have-quorum=\"1\" dc-uuid=\"1\" ", 1);
+    let mut status = String::from("<status>\n");
+    for (id, n) in [(1, "alpha"), (2, "beta")] {
+        status.push_str(&format!(
+            "    <node_state id=\"{id}\" uname=\"{n}\" in_ccm=\"true\" crmd=\"online\" join=\"member\" expected=\"member\">\n      <transient_attributes id=\"{id}\">\n        <instance_attributes id=\"status-{id}\">\n          <nvpair id=\"status-{id}-drbd\" name=\"master-drbd-r0\" value=\"10000\"/>\n          <nvpair id=\"status-{id}-alua\" name=\"master-alua-r0\" value=\"10000\"/>\n        </instance_attributes>\n      </transient_attributes>\n    </node_state>\n"
+        ));
+    }
+    status.push_str("  </status>");
+    s = s.replacen("<status/>", &status, 1);
+    s
+}
+
+fn run(cmd: Cmd) -> String {
+    cmd.output(&Log::none()).unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+fn promoted_on(summary: &str, clone: &str) -> String {
+    let after = summary
+        .split("Revised Cluster Status")
+        .nth(1)
+        .unwrap_or(summary);
+    let block = after
+        .split(&format!("Clone Set: {clone}"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("{clone} not in:\n{after}"));
+    let line = block
+        .lines()
+        .find(|l| l.contains("Promoted: ["))
+        .unwrap_or_else(|| panic!("{clone} not promoted:\n{after}"));
+    line.split('[')
+        .nth(1)
+        .unwrap()
+        .trim_end_matches([']', ' '])
+        .trim()
+        .to_string()
+}
+
+fn vip_node(summary: &str) -> String {
+    let after = summary
+        .split("Revised Cluster Status")
+        .nth(1)
+        .unwrap_or(summary);
+    let line = after.lines().find(|l| l.contains("vip-iscsi0")).unwrap();
+    line.split_whitespace().last().unwrap().to_string()
+}
+
+#[test]
+fn crm_verify_accepts_the_cib_and_crm_simulate_places_and_fails_over() {
+    require("crm_verify", "pacemaker-cli-utils");
+    require("crm_simulate", "pacemaker-cli-utils");
+    let c = cluster();
+    let r = render_files(&c, &secrets(&c)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cib = dir.path().join("cib.xml");
+    std::fs::write(&cib, text(&r, "alpha/cib.xml")).unwrap();
+    // The rendered CIB has an empty status, for which crm_verify only warns (no
+    // quorum yet, nodes unclean); give it a live-looking status so any warning counts.
+    let live = dir.path().join("live.xml");
+    std::fs::write(&live, live_cib(&text(&r, "alpha/cib.xml"))).unwrap();
+    // With both nodes up and quorate, crm_verify must find nothing at all (rc 0,
+    // no warning even at -V).
+    run(Cmd::new(tool("crm_verify"))
+        .arg("--xml-file")
+        .arg(&live)
+        .arg("-V"));
+    // A broken CIB is refused (the check is not a no-op).
+    let broken = dir.path().join("broken.xml");
+    std::fs::write(
+        &broken,
+        live_cib(&text(&r, "alpha/cib.xml"))
+            .replace("with-rsc-role=\"Promoted\"", "with-rsc-role=\"Boss\""),
+    )
+    .unwrap();
+    assert!(
+        Cmd::new(tool("crm_verify"))
+            .arg("--xml-file")
+            .arg(&broken)
+            .output(&Log::none())
+            .is_err(),
+        "crm_verify accepted an invalid role"
+    );
+
+    // Placement: DRBD, the ALUA target and the VIP are promoted/started together on
+    // the preferred node; each fence device runs on the other node.
+    let s1 = dir.path().join("s1.xml");
+    let out = run(Cmd::new(tool("crm_simulate"))
+        .arg("-x")
+        .arg(&live)
+        .arg("-S")
+        .arg("-O")
+        .arg(&s1));
+    assert_eq!(promoted_on(&out, "drbd-r0-clone"), "alpha", "{out}");
+    assert_eq!(promoted_on(&out, "alua-r0-clone"), "alpha", "{out}");
+    assert_eq!(vip_node(&out), "alpha", "{out}");
+    assert!(
+        out.contains("fence-alpha\t(stonith:fence_ipmilan):\t Started beta"),
+        "{out}"
+    );
+
+    // alpha fails: it is fenced, beta promotes DRBD, then the target, then the VIP.
+    let s2 = dir.path().join("s2.xml");
+    let out = run(Cmd::new(tool("crm_simulate"))
+        .arg("-x")
+        .arg(&s1)
+        .arg("-S")
+        .arg("-f")
+        .arg("alpha")
+        .arg("-O")
+        .arg(&s2));
+    assert!(out.contains("Fence (reboot) alpha"), "{out}");
+    assert_eq!(promoted_on(&out, "drbd-r0-clone"), "beta", "{out}");
+    assert_eq!(promoted_on(&out, "alua-r0-clone"), "beta", "{out}");
+    assert_eq!(vip_node(&out), "beta", "{out}");
+
+    // alpha comes back: no automatic failback (stickiness above the preference).
+    let out = run(Cmd::new(tool("crm_simulate"))
+        .arg("-x")
+        .arg(&s2)
+        .arg("-S")
+        .arg("-u")
+        .arg("alpha"));
+    assert_eq!(promoted_on(&out, "drbd-r0-clone"), "beta", "{out}");
+    assert_eq!(promoted_on(&out, "alua-r0-clone"), "beta", "{out}");
+    assert_eq!(vip_node(&out), "beta", "{out}");
+}
+
+#[test]
+fn drbdadm_parses_the_resource_files_with_the_secret_include() {
+    require("drbdadm", "drbd-utils");
+    let c = cluster();
+    let r = render_files(&c, &secrets(&c)).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    render::write(&r, out.path()).unwrap();
+    let node = out.path().join("alpha");
+    // drbd.conf includes absolute image paths; point a test copy at the rendered files.
+    let conf = out.path().join("drbd-test.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "include \"{}\";\ninclude \"{}\";\n",
+            node.join("secrets/drbd-secret.conf").display(),
+            node.join("drbd/*.res").display()
+        ),
+    )
+    .unwrap();
+    let dump = run(Cmd::new(tool("drbdadm"))
+        .arg("-c")
+        .arg(&conf)
+        .arg("dump")
+        .arg("all"));
+    for want in [
+        "resource r0",
+        "protocol           C;",
+        "fencing          resource-and-stonith;",
+        "address          ipv4 10.0.1.2:7789;",
+        "cram-hmac-alg    sha256;",
+    ] {
+        assert!(dump.contains(want), "drbdadm dump lacks `{want}`:\n{dump}");
+    }
+    // The checker is not a no-op: a misspelt keyword is refused.
+    let bad = out.path().join("bad.res");
+    std::fs::write(
+        &bad,
+        text(&r, "alpha/drbd/r0.res").replace("protocol C;", "protocoll C;"),
+    )
+    .unwrap();
+    assert!(
+        Cmd::new(tool("drbdadm"))
+            .arg("-c")
+            .arg(&bad)
+            .arg("dump")
+            .arg("all")
+            .output(&Log::none())
+            .is_err(),
+        "drbdadm accepted a bad keyword"
+    );
+}
+
+#[test]
+fn corosync_accepts_the_config() {
+    require("corosync", "corosync");
+    let c = cluster();
+    let r = render_files(&c, &secrets(&c)).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    render::write(&r, out.path()).unwrap();
+    // `corosync -t` reads the key and looks for the local node among the ring
+    // addresses: point the test copy at the rendered key and give alpha's link 0 this
+    // host's loopback address. Nothing else changes.
+    let key = out.path().join("alpha/secrets/authkey");
+    let t = text(&r, "alpha/corosync.conf")
+        .replace(
+            "keyfile: /etc/corosync/authkey",
+            &format!("keyfile: {}", key.display()),
+        )
+        .replace("ring0_addr: 10.0.0.1\n", "ring0_addr: 127.0.0.1\n");
+    let conf = out.path().join("corosync-test.conf");
+    std::fs::write(&conf, &t).unwrap();
+    run(Cmd::new(tool("corosync")).arg("-t").arg("-c").arg(&conf));
+    let bad = out.path().join("bad.conf");
+    std::fs::write(
+        &bad,
+        t.replace("crypto_hash: sha256", "crypto_hash: sha255"),
+    )
+    .unwrap();
+    assert!(
+        Cmd::new(tool("corosync"))
+            .arg("-t")
+            .arg("-c")
+            .arg(&bad)
+            .output(&Log::none())
+            .is_err(),
+        "corosync -t accepted a bad hash"
+    );
+}
+
+#[test]
+fn sbd_fencing_renders_a_watchdog_service_before_corosync() {
+    let t = fixture_text();
+    let start = t.find("mode = \"agent\"").unwrap();
+    let end = t.find("[[node]]").unwrap();
+    let sbd = format!(
+        "{}mode = \"sbd\"\nwatchdog = \"/dev/watchdog\"\ndevices = [\"/dev/disk/by-id/sbd1\"]\n\n{}",
+        &t[..start],
+        &t[end..]
+    );
+    let c = Cluster::parse(Path::new("cluster.toml"), &sbd).unwrap();
+    let r = render_files(&c, &secrets(&c)).unwrap();
+    let node = NodeConfig::parse(Path::new("n"), &text(&r, "alpha/node.toml")).unwrap();
+    assert_eq!(node.services[0].name, "sbd");
+    assert_eq!(node.services[0].env["SBD_WATCHDOG_DEV"], "/dev/watchdog");
+    assert_eq!(node.services[1].name, "corosync");
+    let cib = text(&r, "alpha/cib.xml");
+    assert!(cib.contains("type=\"fence_sbd\""), "{cib}");
+    // Watchdog-only sbd cannot fence a two-node cluster.
+    let e = error_for(&sbd.replace("devices = [\"/dev/disk/by-id/sbd1\"]\n", ""));
+    assert!(e.message.contains("watchdog-only sbd"), "{e}");
+}
