@@ -24,6 +24,7 @@
 pub mod build;
 pub mod cli;
 pub mod config;
+pub mod ha;
 pub mod image;
 pub mod init;
 pub mod scsi;
