@@ -129,7 +129,10 @@ impl AluaState {
 
     /// Parses an SCST state name (exact, as the kernel compares them).
     pub fn from_scst(s: &str) -> Option<Self> {
-        ALL_STATES.iter().copied().find(|st| *st != AluaState::LbaDependent && st.scst_name() == s)
+        ALL_STATES
+            .iter()
+            .copied()
+            .find(|st| *st != AluaState::LbaDependent && st.scst_name() == s)
     }
 
     /// Parses a LIO `alua_access_state` value (decimal or 0x-hex, like `kstrtoul(…, 0)`).
@@ -280,8 +283,13 @@ impl Env {
             .collect())
     }
 
-    pub fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
-        Env(pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Env(pairs
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect())
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
@@ -290,7 +298,9 @@ impl Env {
 
     /// `OCF_RESKEY_<name>`, blank values treated as unset.
     fn param(&self, name: &str) -> Option<&str> {
-        self.get(&format!("OCF_RESKEY_{name}")).map(str::trim).filter(|v| !v.is_empty())
+        self.get(&format!("OCF_RESKEY_{name}"))
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
     }
 }
 
@@ -312,7 +322,12 @@ pub struct Params {
 
 /// A single path component: not empty, no `/`, not `.` or `..`, no blanks.
 fn check_name(what: &str, v: &str) -> Result<(), String> {
-    if v.is_empty() || v == "." || v == ".." || v.contains('/') || v.chars().any(char::is_whitespace) {
+    if v.is_empty()
+        || v == "."
+        || v == ".."
+        || v.contains('/')
+        || v.chars().any(char::is_whitespace)
+    {
         return Err(format!("{what} '{v}' is not a valid name"));
     }
     Ok(())
@@ -337,7 +352,10 @@ impl Params {
         };
         let sysfs_root = PathBuf::from(env.param("sysfs_root").unwrap_or("/sys"));
         if !sysfs_root.is_absolute() {
-            return Err(format!("sysfs_root '{}' is not an absolute path", sysfs_root.display()));
+            return Err(format!(
+                "sysfs_root '{}' is not an absolute path",
+                sysfs_root.display()
+            ));
         }
         let local_target_group = env
             .param("local_target_group")
@@ -348,21 +366,32 @@ impl Params {
         if let Some(r) = &remote_target_group {
             check_name("remote_target_group", r)?;
             if *r == local_target_group {
-                return Err(format!("remote_target_group '{r}' is the local target group"));
+                return Err(format!(
+                    "remote_target_group '{r}' is the local target group"
+                ));
             }
         }
-        let state = |name: &str, default: &str, allowed: &[AluaState]| -> Result<AluaState, String> {
-            let v = env.param(name).unwrap_or(default);
-            let names: Vec<&str> = allowed.iter().map(|s| s.scst_name()).collect();
-            AluaState::from_scst(v)
-                .filter(|s| allowed.contains(s))
-                .ok_or_else(|| format!("{name} '{v}' is not one of {}", names.join(", ")))
-        };
-        let promoted_state = state("promoted_state", "active", &[AluaState::Active, AluaState::Nonoptimized])?;
+        let state =
+            |name: &str, default: &str, allowed: &[AluaState]| -> Result<AluaState, String> {
+                let v = env.param(name).unwrap_or(default);
+                let names: Vec<&str> = allowed.iter().map(|s| s.scst_name()).collect();
+                AluaState::from_scst(v)
+                    .filter(|s| allowed.contains(s))
+                    .ok_or_else(|| format!("{name} '{v}' is not one of {}", names.join(", ")))
+            };
+        let promoted_state = state(
+            "promoted_state",
+            "active",
+            &[AluaState::Active, AluaState::Nonoptimized],
+        )?;
         let unpromoted_state = state(
             "unpromoted_state",
             "standby",
-            &[AluaState::Standby, AluaState::Unavailable, AluaState::Nonoptimized],
+            &[
+                AluaState::Standby,
+                AluaState::Unavailable,
+                AluaState::Nonoptimized,
+            ],
         )?;
         if promoted_state == unpromoted_state {
             return Err(format!(
@@ -370,12 +399,16 @@ impl Params {
             ));
         }
         let list = |name: &str| -> Vec<String> {
-            env.param(name).map(|v| v.split_whitespace().map(str::to_string).collect()).unwrap_or_default()
+            env.param(name)
+                .map(|v| v.split_whitespace().map(str::to_string).collect())
+                .unwrap_or_default()
         };
         let ports = list("ports");
         let (device_group, lio_devices) = match stack {
             Stack::Scst => {
-                let dg = env.param("device_group").ok_or("stack scst needs the parameter device_group")?;
+                let dg = env
+                    .param("device_group")
+                    .ok_or("stack scst needs the parameter device_group")?;
                 check_name("device_group", dg)?;
                 if env.param("lio_devices").is_some() {
                     return Err("lio_devices is for stack lio, not scst".into());
@@ -404,10 +437,19 @@ impl Params {
         };
         // One promoted instance cluster-wide, one instance per node: two active/optimized
         // groups over single-primary storage would hand initiators paths that cannot write.
-        for key in ["promoted_max", "master_max", "promoted_node_max", "master_node_max", "clone_node_max"] {
+        for key in [
+            "promoted_max",
+            "master_max",
+            "promoted_node_max",
+            "master_node_max",
+            "clone_node_max",
+        ] {
             if let Some(v) = env.get(&format!("OCF_RESKEY_CRM_meta_{key}")) {
                 if v.trim() != "1" {
-                    return Err(format!("meta attribute {} is {v}; this agent needs 1", key.replace('_', "-")));
+                    return Err(format!(
+                        "meta attribute {} is {v}; this agent needs 1",
+                        key.replace('_', "-")
+                    ));
                 }
             }
         }
@@ -437,12 +479,23 @@ impl Params {
         match self.stack {
             Stack::Scst => {
                 let dg = self.device_group.as_deref().unwrap_or_default();
-                vec![root.join("device_groups").join(dg).join("target_groups").join(tg).join("state")]
+                vec![root
+                    .join("device_groups")
+                    .join(dg)
+                    .join("target_groups")
+                    .join(tg)
+                    .join("state")]
             }
             Stack::Lio => self
                 .lio_devices
                 .iter()
-                .map(|d| root.join("core").join(d).join("alua").join(tg).join("alua_access_state"))
+                .map(|d| {
+                    root.join("core")
+                        .join(d)
+                        .join("alua")
+                        .join(tg)
+                        .join("alua_access_state")
+                })
                 .collect(),
         }
     }
@@ -461,9 +514,15 @@ impl Params {
     /// Everything validate-all requires to exist, with what it stands for.
     fn required_paths(&self) -> Vec<(PathBuf, String)> {
         let root = self.stack_root();
-        let mut out = vec![(root.clone(), format!("{} tree (is the module loaded?)", self.stack_name()))];
+        let mut out = vec![(
+            root.clone(),
+            format!("{} tree (is the module loaded?)", self.stack_name()),
+        )];
         if let (Stack::Scst, Some(dg)) = (self.stack, &self.device_group) {
-            out.push((root.join("device_groups").join(dg), format!("device group {dg}")));
+            out.push((
+                root.join("device_groups").join(dg),
+                format!("device group {dg}"),
+            ));
         }
         if self.stack == Stack::Lio {
             for d in &self.lio_devices {
@@ -519,51 +578,89 @@ pub fn classify(p: &Params, o: &Observed) -> (Rc, String) {
     }
     if promoted_looking {
         if present.len() != o.local.len() {
-            return (Rc::FailedPromoted, "promoted, but the local target group is missing on some devices".into());
+            return (
+                Rc::FailedPromoted,
+                "promoted, but the local target group is missing on some devices".into(),
+            );
         }
         if present.iter().any(|s| *s != p.promoted_state) {
-            return (Rc::FailedPromoted, format!("promoted on some devices only: {}", list(&present)));
+            return (
+                Rc::FailedPromoted,
+                format!("promoted on some devices only: {}", list(&present)),
+            );
         }
         if matches!(o.ports, Ports::AllDisabled | Ports::Mixed) {
-            return (Rc::FailedPromoted, "promoted, but not every port is enabled".into());
+            return (
+                Rc::FailedPromoted,
+                "promoted, but not every port is enabled".into(),
+            );
         }
         if o.remote.iter().flatten().any(|s| *s == p.promoted_state) {
             return (
                 Rc::FailedPromoted,
-                format!("promoted, but the remote target group is {} too", p.promoted_state),
+                format!(
+                    "promoted, but the remote target group is {} too",
+                    p.promoted_state
+                ),
             );
         }
-        return (Rc::RunningPromoted, format!("running promoted ({})", p.promoted_state));
+        return (
+            Rc::RunningPromoted,
+            format!("running promoted ({})", p.promoted_state),
+        );
     }
     if present.len() != o.local.len() {
-        return (Rc::ErrGeneric, "the local target group is missing on some devices".into());
+        return (
+            Rc::ErrGeneric,
+            "the local target group is missing on some devices".into(),
+        );
     }
-    let first = present[0];
+    let Some(&first) = present.first() else {
+        return (Rc::NotRunning, "the local target group is absent".into());
+    };
     if present.iter().any(|s| *s != first) {
-        return (Rc::ErrGeneric, format!("the devices disagree: {}", list(&present)));
+        return (
+            Rc::ErrGeneric,
+            format!("the devices disagree: {}", list(&present)),
+        );
     }
     match (first, o.ports) {
-        (AluaState::Offline, Ports::Unmanaged | Ports::AllDisabled) => (Rc::NotRunning, "stopped (offline)".into()),
-        (AluaState::Offline, _) => (Rc::ErrGeneric, "offline, but ports are enabled: an unfinished stop".into()),
-        (s, Ports::AllDisabled) if s == p.unpromoted_state => {
-            (Rc::NotRunning, format!("stopped ({s}, every port disabled)"))
+        (AluaState::Offline, Ports::Unmanaged | Ports::AllDisabled) => {
+            (Rc::NotRunning, "stopped (offline)".into())
         }
-        (s, Ports::Mixed) if s == p.unpromoted_state => {
-            (Rc::ErrGeneric, format!("{s}, but only some ports are enabled"))
-        }
+        (AluaState::Offline, _) => (
+            Rc::ErrGeneric,
+            "offline, but ports are enabled: an unfinished stop".into(),
+        ),
+        (s, Ports::AllDisabled) if s == p.unpromoted_state => (
+            Rc::NotRunning,
+            format!("stopped ({s}, every port disabled)"),
+        ),
+        (s, Ports::Mixed) if s == p.unpromoted_state => (
+            Rc::ErrGeneric,
+            format!("{s}, but only some ports are enabled"),
+        ),
         (s, _) if s == p.unpromoted_state => (Rc::Success, format!("running unpromoted ({s})")),
-        (AluaState::Transitioning, _) => {
-            (Rc::ErrGeneric, "left in transitioning (an interrupted promote or demote)".into())
-        }
+        (AluaState::Transitioning, _) => (
+            Rc::ErrGeneric,
+            "left in transitioning (an interrupted promote or demote)".into(),
+        ),
         (s, _) => (
             Rc::ErrGeneric,
-            format!("unexpected state {s} (promoted_state {}, unpromoted_state {})", p.promoted_state, p.unpromoted_state),
+            format!(
+                "unexpected state {s} (promoted_state {}, unpromoted_state {})",
+                p.promoted_state, p.unpromoted_state
+            ),
         ),
     }
 }
 
 fn list(states: &[AluaState]) -> String {
-    states.iter().map(|s| s.scst_name()).collect::<Vec<_>>().join(", ")
+    states
+        .iter()
+        .map(|s| s.scst_name())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Where log lines go.
@@ -579,7 +676,10 @@ impl Log {
         Log {
             prefix: format!("{AGENT}({inst})[{}]", std::process::id()),
             debug: matches!(env.get("HA_debug"), Some("1" | "yes" | "true")),
-            file: env.get("HA_LOGFILE").filter(|f| !f.is_empty()).map(PathBuf::from),
+            file: env
+                .get("HA_LOGFILE")
+                .filter(|f| !f.is_empty())
+                .map(PathBuf::from),
         }
     }
 
@@ -611,7 +711,10 @@ impl Log {
 
 /// `YYYY-MM-DDTHH:MM:SSZ` (civil-from-days, no date crate needed).
 fn utc_now() -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let (days, rem) = ((secs / 86400) as i64, secs % 86400);
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -622,7 +725,12 @@ fn utc_now() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Reads one sysfs attribute's first line (SCST adds `[key]` as a second line).
@@ -642,16 +750,29 @@ pub struct Agent<'a> {
 impl<'a> Agent<'a> {
     pub fn new(params: Params, env: &Env, log: &'a Log) -> Self {
         // Pacemaker passes the action's timeout; keep a margin to report before it kills us.
-        let ms = env.get("OCF_RESKEY_CRM_meta_timeout").and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(20_000);
-        let budget = Duration::from_millis(ms).saturating_sub(Duration::from_secs(2)).max(Duration::from_secs(1));
-        Agent { params, log, deadline: Instant::now() + budget }
+        let ms = env
+            .get("OCF_RESKEY_CRM_meta_timeout")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(20_000)
+            .min(86_400_000);
+        let budget = Duration::from_millis(ms)
+            .saturating_sub(Duration::from_secs(2))
+            .max(Duration::from_secs(1));
+        Agent {
+            params,
+            log,
+            deadline: Instant::now() + budget,
+        }
     }
 
     /// 0 when every required file exists, else 5 naming the first missing one.
     pub fn check_installed(&self) -> Result<(), String> {
         for (path, what) in self.params.required_paths() {
             if !path.exists() {
-                return Err(format!("{what} not found: {} does not exist", path.display()));
+                return Err(format!(
+                    "{what} not found: {} does not exist",
+                    path.display()
+                ));
             }
         }
         Ok(())
@@ -700,12 +821,19 @@ impl<'a> Agent<'a> {
             Some(r) => self.read_states(&p.state_files(r))?,
             None => Vec::new(),
         };
-        Ok(Observed { local, remote, ports: self.read_ports()? })
+        Ok(Observed {
+            local,
+            remote,
+            ports: self.read_ports()?,
+        })
     }
 
     pub fn monitor(&self) -> Rc {
         if !self.params.stack_root().exists() {
-            self.log.debug(&format!("{} does not exist: not running", self.params.stack_root().display()));
+            self.log.debug(&format!(
+                "{} does not exist: not running",
+                self.params.stack_root().display()
+            ));
             return Rc::NotRunning;
         }
         match self.observe() {
@@ -730,14 +858,22 @@ impl<'a> Agent<'a> {
     fn write_attr(&self, path: &Path, value: &str) -> Result<(), String> {
         let shown = value.trim_end();
         loop {
-            self.log.debug(&format!("write '{shown}' to {}", path.display()));
-            let res = OpenOptions::new().write(true).open(path).and_then(|mut f| {
-                let n = f.write(value.as_bytes())?;
-                if n != value.len() {
-                    return Err(io::Error::other(format!("short write: {n} of {} bytes", value.len())));
-                }
-                Ok(())
-            });
+            self.log
+                .debug(&format!("write '{shown}' to {}", path.display()));
+            let res = OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(path)
+                .and_then(|mut f| {
+                    let n = f.write(value.as_bytes())?;
+                    if n != value.len() {
+                        return Err(io::Error::other(format!(
+                            "short write: {n} of {} bytes",
+                            value.len()
+                        )));
+                    }
+                    Ok(())
+                });
             let err = match res {
                 Ok(()) => return Ok(()),
                 Err(e) => e,
@@ -747,11 +883,17 @@ impl<'a> Agent<'a> {
                 return self.wait_scst_mgmt(path, shown);
             }
             if matches!(errno, Some(libc::EINTR | libc::EBUSY)) && Instant::now() < self.deadline {
-                self.log.warn(&format!("cannot write '{shown}' to {}: {err}; retrying", path.display()));
+                self.log.warn(&format!(
+                    "cannot write '{shown}' to {}: {err}; retrying",
+                    path.display()
+                ));
                 std::thread::sleep(Duration::from_secs(1));
                 continue;
             }
-            return Err(format!("cannot write '{shown}' to {}: {err}", path.display()));
+            return Err(format!(
+                "cannot write '{shown}' to {}: {err}",
+                path.display()
+            ));
         }
     }
 
@@ -759,7 +901,11 @@ impl<'a> Agent<'a> {
     /// `last_sysfs_mgmt_res` (readable once no work is queued) as 0 or -errno.
     fn wait_scst_mgmt(&self, path: &Path, shown: &str) -> Result<(), String> {
         let res_file = self.params.stack_root().join("last_sysfs_mgmt_res");
-        self.log.info(&format!("{} is still being applied; polling {}", path.display(), res_file.display()));
+        self.log.info(&format!(
+            "{} is still being applied; polling {}",
+            path.display(),
+            res_file.display()
+        ));
         loop {
             match read_attr(&res_file) {
                 Ok(v) => {
@@ -771,10 +917,15 @@ impl<'a> Agent<'a> {
                             io::Error::from_raw_os_error(-n),
                             res_file.display()
                         )),
-                        Err(_) => Err(format!("{} holds '{v}', not a result code", res_file.display())),
+                        Err(_) => Err(format!(
+                            "{} holds '{v}', not a result code",
+                            res_file.display()
+                        )),
                     };
                 }
-                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) && Instant::now() < self.deadline => {
+                Err(e)
+                    if e.raw_os_error() == Some(libc::EAGAIN) && Instant::now() < self.deadline =>
+                {
                     std::thread::sleep(Duration::from_secs(1));
                 }
                 Err(e) => return Err(format!("cannot read {}: {e}", res_file.display())),
@@ -786,12 +937,16 @@ impl<'a> Agent<'a> {
     /// (each write raises a unit attention on every initiator).
     fn set_group(&self, tg: &str, state: AluaState, errors: &mut Vec<String>) {
         for f in self.params.state_files(tg) {
-            let cur = read_attr(&f).ok().and_then(|v| AluaState::decode(self.params.stack, &v));
+            let cur = read_attr(&f)
+                .ok()
+                .and_then(|v| AluaState::decode(self.params.stack, &v));
             if cur == Some(state) {
                 continue;
             }
             match self.write_attr(&f, &state.encode(self.params.stack)) {
-                Ok(()) => self.log.info(&format!("target group {tg}: {state} ({})", f.display())),
+                Ok(()) => self
+                    .log
+                    .info(&format!("target group {tg}: {state} ({})", f.display())),
                 Err(e) => errors.push(e),
             }
         }
@@ -804,7 +959,11 @@ impl<'a> Agent<'a> {
                 continue;
             }
             match self.write_attr(&f, &format!("{want}\n")) {
-                Ok(()) => self.log.info(&format!("{} {}", if on { "enabled" } else { "disabled" }, f.display())),
+                Ok(()) => self.log.info(&format!(
+                    "{} {}",
+                    if on { "enabled" } else { "disabled" },
+                    f.display()
+                )),
                 Err(e) => errors.push(e),
             }
         }
@@ -828,7 +987,11 @@ impl<'a> Agent<'a> {
         }
         let rc = self.monitor();
         if rc != want {
-            self.log.err(&format!("{action} failed: monitor says {} instead of {}", rc.code(), want.code()));
+            self.log.err(&format!(
+                "{action} failed: monitor says {} instead of {}",
+                rc.code(),
+                want.code()
+            ));
             return Rc::ErrGeneric;
         }
         self.log.info(&format!("{action}: done"));
@@ -877,7 +1040,8 @@ impl<'a> Agent<'a> {
         self.set_ports(false, &mut errors);
         let rc = self.finish("stop", errors, Rc::NotRunning);
         if rc != Rc::Success {
-            self.log.err("stop did not complete: Pacemaker will fence this node");
+            self.log
+                .err("stop did not complete: Pacemaker will fence this node");
         }
         rc
     }
@@ -893,7 +1057,8 @@ impl<'a> Agent<'a> {
                 return Rc::Success;
             }
             Rc::NotRunning => {
-                self.log.err("promote: the resource is not running (start it first)");
+                self.log
+                    .err("promote: the resource is not running (start it first)");
                 return Rc::ErrGeneric;
             }
             _ => {}
@@ -946,7 +1111,10 @@ impl<'a> Agent<'a> {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// The OCF 1.1 meta-data (valid against `ra-api-1.dtd` and resource-agents' metadata.rng).
@@ -978,7 +1146,9 @@ pub fn metadata() -> String {
             u8::from(p.required),
             esc(p.longdesc),
             esc(p.shortdesc),
-            p.default.map(|d| format!(" default=\"{}\"", esc(d))).unwrap_or_default()
+            p.default
+                .map(|d| format!(" default=\"{}\"", esc(d)))
+                .unwrap_or_default()
         ));
     }
     x.push_str(
@@ -999,7 +1169,8 @@ pub fn metadata() -> String {
     x
 }
 
-const USAGE: &str = "usage: alua {start|stop|monitor|promote|demote|notify|meta-data|validate-all}\n\
+const USAGE: &str =
+    "usage: alua {start|stop|monitor|promote|demote|notify|meta-data|validate-all}\n\
                      (or: sanforge-init ocf-alua ACTION); parameters come from OCF_RESKEY_*";
 
 /// Runs one OCF action with the given environment; returns its exit code.
@@ -1032,7 +1203,8 @@ pub fn run(action: Option<&str>, env: &Env) -> Rc {
         log.info(&format!(
             "notify: {}-{}",
             env.get("OCF_RESKEY_CRM_meta_notify_type").unwrap_or("?"),
-            env.get("OCF_RESKEY_CRM_meta_notify_operation").unwrap_or("?")
+            env.get("OCF_RESKEY_CRM_meta_notify_operation")
+                .unwrap_or("?")
         ));
         return Rc::Success;
     }
@@ -1065,7 +1237,11 @@ pub fn run(action: Option<&str>, env: &Env) -> Rc {
 /// For `main` of sanforge-init: when invoked as `…/alua ACTION` or
 /// `sanforge-init ocf-alua ACTION`, runs the agent and returns its exit code.
 pub fn dispatch(args: &[OsString]) -> Option<u8> {
-    let name = args.first().map(Path::new).and_then(Path::file_name).and_then(|n| n.to_str());
+    let name = args
+        .first()
+        .map(Path::new)
+        .and_then(Path::file_name)
+        .and_then(|n| n.to_str());
     let action = if name == Some(AGENT) {
         args.get(1)
     } else if args.get(1).and_then(|a| a.to_str()) == Some(SUBCOMMAND) {
@@ -1078,17 +1254,28 @@ pub fn dispatch(args: &[OsString]) -> Option<u8> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     fn params(stack: &str) -> Params {
-        let mut env = vec![("OCF_RESKEY_stack", stack), ("OCF_RESKEY_local_target_group", "a")];
+        let mut env = vec![
+            ("OCF_RESKEY_stack", stack),
+            ("OCF_RESKEY_local_target_group", "a"),
+        ];
         if stack == "lio" {
             env.push(("OCF_RESKEY_lio_devices", "iblock_0/d1 iblock_0/d2"));
         } else {
             env.push(("OCF_RESKEY_device_group", "dg1"));
         }
-        env.push(("OCF_RESKEY_ports", if stack == "lio" { "iscsi/iqn.x/tpgt_1" } else { "iscsi/iqn.x" }));
+        env.push((
+            "OCF_RESKEY_ports",
+            if stack == "lio" {
+                "iscsi/iqn.x/tpgt_1"
+            } else {
+                "iscsi/iqn.x"
+            },
+        ));
         Params::from_env(&Env::from_pairs(env)).unwrap()
     }
 
@@ -1106,18 +1293,33 @@ mod tests {
     #[test]
     fn defaults_and_paths() {
         let p = params("scst");
-        assert_eq!((p.promoted_state, p.unpromoted_state), (AluaState::Active, AluaState::Standby));
+        assert_eq!(
+            (p.promoted_state, p.unpromoted_state),
+            (AluaState::Active, AluaState::Standby)
+        );
         assert_eq!(
             p.state_files("a"),
-            [PathBuf::from("/sys/kernel/scst_tgt/device_groups/dg1/target_groups/a/state")]
+            [PathBuf::from(
+                "/sys/kernel/scst_tgt/device_groups/dg1/target_groups/a/state"
+            )]
         );
-        assert_eq!(p.port_files(), [PathBuf::from("/sys/kernel/scst_tgt/targets/iscsi/iqn.x/enabled")]);
+        assert_eq!(
+            p.port_files(),
+            [PathBuf::from(
+                "/sys/kernel/scst_tgt/targets/iscsi/iqn.x/enabled"
+            )]
+        );
         let l = params("lio");
         assert_eq!(
             l.state_files("a")[1],
             PathBuf::from("/sys/kernel/config/target/core/iblock_0/d2/alua/a/alua_access_state")
         );
-        assert_eq!(l.port_files(), [PathBuf::from("/sys/kernel/config/target/iscsi/iqn.x/tpgt_1/enable")]);
+        assert_eq!(
+            l.port_files(),
+            [PathBuf::from(
+                "/sys/kernel/config/target/iscsi/iqn.x/tpgt_1/enable"
+            )]
+        );
     }
 
     #[test]
@@ -1126,24 +1328,59 @@ mod tests {
             let e = Params::from_env(&Env::from_pairs(pairs)).unwrap_err();
             assert!(e.contains(needle), "{e}");
         };
-        bad(vec![("OCF_RESKEY_device_group", "dg")], "local_target_group");
+        bad(
+            vec![("OCF_RESKEY_device_group", "dg")],
+            "local_target_group",
+        );
         bad(vec![("OCF_RESKEY_local_target_group", "a")], "device_group");
-        bad(vec![("OCF_RESKEY_stack", "iet"), ("OCF_RESKEY_local_target_group", "a")], "iet");
-        let base = [("OCF_RESKEY_device_group", "dg"), ("OCF_RESKEY_local_target_group", "a")];
-        let with = |k: &'static str, v: &'static str| base.iter().copied().chain([(k, v)]).collect::<Vec<_>>();
-        bad(with("OCF_RESKEY_promoted_state", "standby"), "promoted_state");
-        bad(with("OCF_RESKEY_unpromoted_state", "active"), "unpromoted_state");
-        bad(with("OCF_RESKEY_unpromoted_state", "offline"), "unpromoted_state");
-        bad(with("OCF_RESKEY_remote_target_group", "a"), "remote_target_group");
+        bad(
+            vec![
+                ("OCF_RESKEY_stack", "iet"),
+                ("OCF_RESKEY_local_target_group", "a"),
+            ],
+            "iet",
+        );
+        let base = [
+            ("OCF_RESKEY_device_group", "dg"),
+            ("OCF_RESKEY_local_target_group", "a"),
+        ];
+        let with = |k: &'static str, v: &'static str| {
+            base.iter().copied().chain([(k, v)]).collect::<Vec<_>>()
+        };
+        bad(
+            with("OCF_RESKEY_promoted_state", "standby"),
+            "promoted_state",
+        );
+        bad(
+            with("OCF_RESKEY_unpromoted_state", "active"),
+            "unpromoted_state",
+        );
+        bad(
+            with("OCF_RESKEY_unpromoted_state", "offline"),
+            "unpromoted_state",
+        );
+        bad(
+            with("OCF_RESKEY_remote_target_group", "a"),
+            "remote_target_group",
+        );
         bad(with("OCF_RESKEY_ports", "iscsi"), "DRIVER/TARGET");
         bad(with("OCF_RESKEY_sysfs_root", "rel"), "absolute");
-        bad(with("OCF_RESKEY_CRM_meta_promoted_max", "2"), "promoted-max");
         bad(
-            vec![("OCF_RESKEY_local_target_group", "a"), ("OCF_RESKEY_device_group", "../x")],
+            with("OCF_RESKEY_CRM_meta_promoted_max", "2"),
+            "promoted-max",
+        );
+        bad(
+            vec![
+                ("OCF_RESKEY_local_target_group", "a"),
+                ("OCF_RESKEY_device_group", "../x"),
+            ],
             "device_group",
         );
         bad(
-            with("OCF_RESKEY_promoted_state", "nonoptimized").into_iter().chain([("OCF_RESKEY_unpromoted_state", "nonoptimized")]).collect(),
+            with("OCF_RESKEY_promoted_state", "nonoptimized")
+                .into_iter()
+                .chain([("OCF_RESKEY_unpromoted_state", "nonoptimized")])
+                .collect(),
             "both",
         );
     }
@@ -1158,28 +1395,101 @@ mod tests {
             ports,
         };
         let rc = |o: Observed| classify(&p, &o).0;
-        assert_eq!(rc(obs(&[Some(Active), Some(Active)], &[], Ports::AllEnabled)), Rc::RunningPromoted);
-        assert_eq!(rc(obs(&[Some(Active), Some(Active)], &[], Ports::Unmanaged)), Rc::RunningPromoted);
-        assert_eq!(rc(obs(&[Some(Active), Some(Standby)], &[], Ports::AllEnabled)), Rc::FailedPromoted);
-        assert_eq!(rc(obs(&[Some(Active), None], &[], Ports::AllEnabled)), Rc::FailedPromoted);
-        assert_eq!(rc(obs(&[Some(Active), Some(Active)], &[], Ports::AllDisabled)), Rc::FailedPromoted);
-        assert_eq!(rc(obs(&[Some(Active), Some(Active)], &[Some(Active)], Ports::AllEnabled)), Rc::FailedPromoted);
-        assert_eq!(rc(obs(&[Some(Standby), Some(Standby)], &[Some(Active)], Ports::AllEnabled)), Rc::Success);
-        assert_eq!(rc(obs(&[Some(Standby), Some(Standby)], &[], Ports::AllDisabled)), Rc::NotRunning);
-        assert_eq!(rc(obs(&[Some(Standby), Some(Standby)], &[], Ports::Mixed)), Rc::ErrGeneric);
-        assert_eq!(rc(obs(&[Some(Offline), Some(Offline)], &[], Ports::AllDisabled)), Rc::NotRunning);
-        assert_eq!(rc(obs(&[Some(Offline), Some(Offline)], &[], Ports::AllEnabled)), Rc::ErrGeneric);
-        assert_eq!(rc(obs(&[None, None], &[], Ports::AllEnabled)), Rc::NotRunning);
-        assert_eq!(rc(obs(&[Some(Transitioning), Some(Transitioning)], &[], Ports::AllEnabled)), Rc::ErrGeneric);
-        assert_eq!(rc(obs(&[Some(Unavailable), Some(Unavailable)], &[], Ports::AllEnabled)), Rc::ErrGeneric);
-        assert_eq!(rc(obs(&[Some(Standby), None], &[], Ports::AllEnabled)), Rc::ErrGeneric);
+        assert_eq!(
+            rc(obs(&[Some(Active), Some(Active)], &[], Ports::AllEnabled)),
+            Rc::RunningPromoted
+        );
+        assert_eq!(
+            rc(obs(&[Some(Active), Some(Active)], &[], Ports::Unmanaged)),
+            Rc::RunningPromoted
+        );
+        assert_eq!(
+            rc(obs(&[Some(Active), Some(Standby)], &[], Ports::AllEnabled)),
+            Rc::FailedPromoted
+        );
+        assert_eq!(
+            rc(obs(&[Some(Active), None], &[], Ports::AllEnabled)),
+            Rc::FailedPromoted
+        );
+        assert_eq!(
+            rc(obs(&[Some(Active), Some(Active)], &[], Ports::AllDisabled)),
+            Rc::FailedPromoted
+        );
+        assert_eq!(
+            rc(obs(
+                &[Some(Active), Some(Active)],
+                &[Some(Active)],
+                Ports::AllEnabled
+            )),
+            Rc::FailedPromoted
+        );
+        assert_eq!(
+            rc(obs(
+                &[Some(Standby), Some(Standby)],
+                &[Some(Active)],
+                Ports::AllEnabled
+            )),
+            Rc::Success
+        );
+        assert_eq!(
+            rc(obs(
+                &[Some(Standby), Some(Standby)],
+                &[],
+                Ports::AllDisabled
+            )),
+            Rc::NotRunning
+        );
+        assert_eq!(
+            rc(obs(&[Some(Standby), Some(Standby)], &[], Ports::Mixed)),
+            Rc::ErrGeneric
+        );
+        assert_eq!(
+            rc(obs(
+                &[Some(Offline), Some(Offline)],
+                &[],
+                Ports::AllDisabled
+            )),
+            Rc::NotRunning
+        );
+        assert_eq!(
+            rc(obs(&[Some(Offline), Some(Offline)], &[], Ports::AllEnabled)),
+            Rc::ErrGeneric
+        );
+        assert_eq!(
+            rc(obs(&[None, None], &[], Ports::AllEnabled)),
+            Rc::NotRunning
+        );
+        assert_eq!(
+            rc(obs(
+                &[Some(Transitioning), Some(Transitioning)],
+                &[],
+                Ports::AllEnabled
+            )),
+            Rc::ErrGeneric
+        );
+        assert_eq!(
+            rc(obs(
+                &[Some(Unavailable), Some(Unavailable)],
+                &[],
+                Ports::AllEnabled
+            )),
+            Rc::ErrGeneric
+        );
+        assert_eq!(
+            rc(obs(&[Some(Standby), None], &[], Ports::AllEnabled)),
+            Rc::ErrGeneric
+        );
     }
 
     #[test]
     fn metadata_lists_every_parameter_and_role_monitors() {
         let m = metadata();
         for p in PARAMS {
-            assert!(m.contains(&format!("<parameter name=\"{}\"", p.name)), "{}", p.name);
+            assert!(
+                m.contains(&format!("<parameter name=\"{}\"", p.name)),
+                "{}",
+                p.name
+            );
         }
         assert!(m.contains("interval=\"10s\" role=\"Promoted\""));
         assert!(m.contains("interval=\"11s\" role=\"Unpromoted\""));
@@ -1190,8 +1500,14 @@ mod tests {
     fn dispatch_only_answers_to_its_names() {
         let a = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
         assert_eq!(dispatch(&a(&["/init"])), None);
-        assert_eq!(dispatch(&a(&["sanforge-init", "--root", "x", "boot"])), None);
-        assert_eq!(dispatch(&a(&["/usr/lib/ocf/resource.d/sanforge/alua", "frobnicate"])), Some(3));
+        assert_eq!(
+            dispatch(&a(&["sanforge-init", "--root", "x", "boot"])),
+            None
+        );
+        assert_eq!(
+            dispatch(&a(&["/usr/lib/ocf/resource.d/sanforge/alua", "frobnicate"])),
+            Some(3)
+        );
         assert_eq!(dispatch(&a(&["sanforge-init", "ocf-alua"])), Some(2));
     }
 
