@@ -18,6 +18,11 @@ usage: sanforge-init                       run as PID 1 (the image's /init)
 steps: mounts, load-modules, network, apply-targets [NODE_TOML], boot, shutdown";
 
 fn main() -> ExitCode {
+    // Also the Pacemaker agent ocf:sanforge:alua (argv[0] `alua`, or `ocf-alua ACTION`).
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(code) = sanforge::ha::ocf::dispatch(&argv) {
+        return ExitCode::from(code);
+    }
     // As PID 1 the kernel may pass leftover command-line words as arguments: ignore them.
     if std::process::id() == 1 {
         let mut sys = RealSys::new(SysRoot::new("/"));

@@ -1,1 +1,1520 @@
-//! OCF resource agent (filled in by its own change).
+//! `ocf:sanforge:alua`, the Pacemaker resource agent that moves the ALUA state of this
+//! node's target port group between the promoted state (active/optimized) and the
+//! unpromoted one (standby), for SCST and for LIO. It runs as a promotable clone,
+//! ordered after (and colocated with) the DRBD promotable clone, so the node whose DRBD
+//! is Primary is the one advertising active/optimized paths.
+//!
+//! Invoked by Pacemaker as `/usr/lib/ocf/resource.d/sanforge/alua ACTION` (a symlink to
+//! `/init`, dispatched on argv[0]) or by hand as `sanforge-init ocf-alua ACTION`; it reads
+//! its parameters from `OCF_RESKEY_*` and these files only:
+//!
+//! * SCST: `<sysfs_root>/kernel/scst_tgt/device_groups/<dg>/target_groups/<tg>/state`
+//!   (ALUA state names), `…/targets/<driver>/<target>/enabled`, `last_sysfs_mgmt_res`;
+//! * LIO: `<sysfs_root>/kernel/config/target/core/<hba>/<dev>/alua/<tg_pt_gp>/alua_access_state`
+//!   (numbers, `target_core_alua.h`: 0 active/optimized, 1 active/non-optimized,
+//!   2 standby, 3 unavailable, 4 LBA-dependent, 14 offline, 15 transitioning) and
+//!   `…/target/<fabric>/<wwn>/tpgt_N/enable`.
+//!
+//! Semantics (exit codes are OCF's, see [`Rc`]):
+//! * start: local group → unpromoted state, remote group (when named) → promoted
+//!   state (the peer is assumed to serve), ports enabled. Monitor then says 0.
+//! * promote: local → `transitioning`, remote → unpromoted, local → promoted (8).
+//! * demote: local → `transitioning` → unpromoted, remote → promoted (0).
+//! * stop: local → `transitioning` (when promoted) → `offline`, ports disabled (7).
+//!   A stop that cannot finish returns 1: Pacemaker then **fences the node**, which is
+//!   the only safe answer when a node may still be advertising active paths.
+//! * monitor: 8 promoted, 0 unpromoted, 7 stopped (group absent, local state offline,
+//!   or every configured port disabled), 9 promoted-looking but inconsistent (ports
+//!   not all enabled, devices disagreeing, the remote group promoted too), 1 anything
+//!   else (e.g. left in `transitioning` by an interrupted promote).
+//!
+//! Why `standby` by default when unpromoted: with single-primary DRBD the secondary
+//! cannot serve I/O at all, so advertising active/non-optimized would send initiators
+//! I/O that must fail (ha.md §3, "design tension"). `standby` is SPC's state for a
+//! path that becomes usable by a transition (initiators keep probing it; Linux's
+//! multipath ranks it above `unavailable`, which means "broken"); SCST's
+//! `bind_alua_state=1` also closes the backing device outside the active states, which
+//! is what a DRBD secondary needs. Use `nonoptimized` only with dual-primary DRBD or
+//! I/O forwarding. `transitioning` is written during every switchover, as SCST's README
+//! recommends, so initiators retry instead of failing.
+//!
+//! Every sysfs/configfs write is one `write(2)` of the whole value on a fresh open
+//! (never creating the file), and every error names the path and the errno. Log lines
+//! go to stderr (Pacemaker collects them) prefixed with `alua(<instance>)[pid]`, and are
+//! appended to `$HA_LOGFILE` when set; debug lines only with `HA_debug=1`.
+
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The agent's type name (`ocf:sanforge:alua`); also the argv[0] name it answers to.
+pub const AGENT: &str = "alua";
+/// The sanforge-init subcommand that runs the agent.
+pub const SUBCOMMAND: &str = "ocf-alua";
+
+/// OCF exit codes (Pacemaker_Administration/agents.rst).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rc {
+    Success = 0,
+    ErrGeneric = 1,
+    ErrArgs = 2,
+    ErrUnimplemented = 3,
+    ErrPerm = 4,
+    ErrInstalled = 5,
+    ErrConfigured = 6,
+    NotRunning = 7,
+    RunningPromoted = 8,
+    FailedPromoted = 9,
+}
+
+impl Rc {
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+/// Which SCSI target stack the node runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stack {
+    Scst,
+    Lio,
+}
+
+/// An ALUA asymmetric access state (SPC-4), as SCST names it and LIO numbers it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AluaState {
+    Active,
+    Nonoptimized,
+    Standby,
+    Unavailable,
+    /// LIO only (SCST does not support it); never written by the agent.
+    LbaDependent,
+    Offline,
+    Transitioning,
+}
+
+impl AluaState {
+    /// The SCST sysfs name (`scst_tg_state_names`).
+    pub fn scst_name(self) -> &'static str {
+        match self {
+            AluaState::Active => "active",
+            AluaState::Nonoptimized => "nonoptimized",
+            AluaState::Standby => "standby",
+            AluaState::Unavailable => "unavailable",
+            AluaState::LbaDependent => "lba-dependent",
+            AluaState::Offline => "offline",
+            AluaState::Transitioning => "transitioning",
+        }
+    }
+
+    /// The LIO configfs number (`ALUA_ACCESS_STATE_*`).
+    pub fn lio_code(self) -> u8 {
+        match self {
+            AluaState::Active => 0,
+            AluaState::Nonoptimized => 1,
+            AluaState::Standby => 2,
+            AluaState::Unavailable => 3,
+            AluaState::LbaDependent => 4,
+            AluaState::Offline => 14,
+            AluaState::Transitioning => 15,
+        }
+    }
+
+    /// Parses an SCST state name (exact, as the kernel compares them).
+    pub fn from_scst(s: &str) -> Option<Self> {
+        ALL_STATES
+            .iter()
+            .copied()
+            .find(|st| *st != AluaState::LbaDependent && st.scst_name() == s)
+    }
+
+    /// Parses a LIO `alua_access_state` value (decimal or 0x-hex, like `kstrtoul(…, 0)`).
+    pub fn from_lio(s: &str) -> Option<Self> {
+        let n = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+            Some(h) => u8::from_str_radix(h, 16).ok()?,
+            None => s.parse::<u8>().ok()?,
+        };
+        ALL_STATES.iter().copied().find(|st| st.lio_code() == n)
+    }
+
+    fn encode(self, stack: Stack) -> String {
+        match stack {
+            Stack::Scst => format!("{}\n", self.scst_name()),
+            Stack::Lio => format!("{}\n", self.lio_code()),
+        }
+    }
+
+    fn decode(stack: Stack, s: &str) -> Option<Self> {
+        match stack {
+            Stack::Scst => Self::from_scst(s),
+            Stack::Lio => Self::from_lio(s),
+        }
+    }
+}
+
+impl fmt::Display for AluaState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.scst_name())
+    }
+}
+
+const ALL_STATES: [AluaState; 7] = [
+    AluaState::Active,
+    AluaState::Nonoptimized,
+    AluaState::Standby,
+    AluaState::Unavailable,
+    AluaState::LbaDependent,
+    AluaState::Offline,
+    AluaState::Transitioning,
+];
+
+/// One agent parameter, as the meta-data describes it.
+pub struct ParamSpec {
+    pub name: &'static str,
+    pub required: bool,
+    pub default: Option<&'static str>,
+    pub shortdesc: &'static str,
+    pub longdesc: &'static str,
+}
+
+/// Every parameter the agent reads (`OCF_RESKEY_<name>`), in meta-data order.
+pub const PARAMS: &[ParamSpec] = &[
+    ParamSpec {
+        name: "stack",
+        required: false,
+        default: Some("scst"),
+        shortdesc: "SCSI target stack: scst or lio",
+        longdesc: "The SCSI target stack whose ALUA state this agent manages: scst \
+                   (/sys/kernel/scst_tgt) or lio (configfs, /sys/kernel/config/target).",
+    },
+    ParamSpec {
+        name: "device_group",
+        required: false,
+        default: None,
+        shortdesc: "SCST device group",
+        longdesc: "SCST only, required there: the ALUA device group (DEVICE_GROUP in \
+                   scst.conf, /sys/kernel/scst_tgt/device_groups/NAME) whose target groups \
+                   this agent switches.",
+    },
+    ParamSpec {
+        name: "lio_devices",
+        required: false,
+        default: None,
+        shortdesc: "LIO backstores (HBA/DEVICE, space separated)",
+        longdesc: "LIO only, required there: the backstores whose ALUA target port groups \
+                   this agent switches, each as HBA/DEVICE under \
+                   /sys/kernel/config/target/core (e.g. iblock_0/disk1), separated by blanks.",
+    },
+    ParamSpec {
+        name: "local_target_group",
+        required: true,
+        default: None,
+        shortdesc: "Target group of this node's ports",
+        longdesc: "The ALUA target group that holds this node's target ports: an SCST \
+                   TARGET_GROUP of the device group, or for LIO the tg_pt_gp name under \
+                   core/HBA/DEVICE/alua/ of every listed backstore. Its state is what \
+                   promote and demote switch.",
+    },
+    ParamSpec {
+        name: "remote_target_group",
+        required: false,
+        default: None,
+        shortdesc: "Target group of the peer's ports (optional)",
+        longdesc: "The ALUA target group that stands for the peer node's ports in this \
+                   node's configuration (SCST keeps no ALUA state in sync between nodes). \
+                   When set, promote marks it with unpromoted_state and start and demote \
+                   mark it with promoted_state, so both nodes report the same picture to \
+                   initiators.",
+    },
+    ParamSpec {
+        name: "promoted_state",
+        required: false,
+        default: Some("active"),
+        shortdesc: "ALUA state when promoted: active or nonoptimized",
+        longdesc: "The ALUA state of the local target group while this instance is \
+                   promoted: active (active/optimized, the default) or nonoptimized.",
+    },
+    ParamSpec {
+        name: "unpromoted_state",
+        required: false,
+        default: Some("standby"),
+        shortdesc: "ALUA state when unpromoted: standby, unavailable or nonoptimized",
+        longdesc: "The ALUA state of the local target group while this instance runs \
+                   unpromoted. standby (the default) suits single-primary DRBD, whose \
+                   secondary cannot serve I/O; unavailable also refuses I/O; nonoptimized \
+                   only makes sense with dual-primary DRBD or I/O forwarding.",
+    },
+    ParamSpec {
+        name: "ports",
+        required: false,
+        default: Some(""),
+        shortdesc: "Target ports enabled on start, disabled on stop (optional)",
+        longdesc: "Target ports this agent enables on start and disables on stop, separated \
+                   by blanks. SCST: DRIVER/TARGET under /sys/kernel/scst_tgt/targets \
+                   (e.g. iscsi/iqn.2024-01.org.example:t1). LIO: FABRIC/WWN/tpgt_N under \
+                   /sys/kernel/config/target (e.g. iscsi/iqn.2024-01.org.example:t1/tpgt_1). \
+                   When set, a node whose ports are all disabled is reported stopped.",
+    },
+    ParamSpec {
+        name: "sysfs_root",
+        required: false,
+        default: Some("/sys"),
+        shortdesc: "Advanced: where sysfs is mounted",
+        longdesc: "Advanced, for tests: the directory standing for /sys (configfs is \
+                   expected at SYSFS_ROOT/kernel/config). Leave the default in production.",
+    },
+];
+
+/// The environment the agent reads (a snapshot of the process's, or given by tests).
+#[derive(Clone, Debug, Default)]
+pub struct Env(BTreeMap<String, String>);
+
+impl Env {
+    pub fn from_process() -> Self {
+        Env(std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect())
+    }
+
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Env(pairs
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect())
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+
+    /// `OCF_RESKEY_<name>`, blank values treated as unset.
+    fn param(&self, name: &str) -> Option<&str> {
+        self.get(&format!("OCF_RESKEY_{name}"))
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    }
+}
+
+/// Validated parameters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Params {
+    pub stack: Stack,
+    pub sysfs_root: PathBuf,
+    /// SCST: the device group.
+    pub device_group: Option<String>,
+    /// LIO: `HBA/DEVICE` backstores.
+    pub lio_devices: Vec<String>,
+    pub local_target_group: String,
+    pub remote_target_group: Option<String>,
+    pub promoted_state: AluaState,
+    pub unpromoted_state: AluaState,
+    pub ports: Vec<String>,
+}
+
+/// A single path component: not empty, no `/`, not `.` or `..`, no blanks.
+fn check_name(what: &str, v: &str) -> Result<(), String> {
+    if v.is_empty()
+        || v == "."
+        || v == ".."
+        || v.contains('/')
+        || v.chars().any(char::is_whitespace)
+    {
+        return Err(format!("{what} '{v}' is not a valid name"));
+    }
+    Ok(())
+}
+
+/// `a/b[/c]` with exactly `n` valid components.
+fn check_path(what: &str, v: &str, n: usize, shape: &str) -> Result<(), String> {
+    let parts: Vec<&str> = v.split('/').collect();
+    if parts.len() != n || parts.iter().any(|p| check_name(what, p).is_err()) {
+        return Err(format!("{what} '{v}' must have the form {shape}"));
+    }
+    Ok(())
+}
+
+impl Params {
+    /// Reads and checks `OCF_RESKEY_*`; the error says which parameter is wrong.
+    pub fn from_env(env: &Env) -> Result<Params, String> {
+        let stack = match env.param("stack").unwrap_or("scst") {
+            "scst" => Stack::Scst,
+            "lio" => Stack::Lio,
+            other => return Err(format!("stack '{other}' is neither scst nor lio")),
+        };
+        let sysfs_root = PathBuf::from(env.param("sysfs_root").unwrap_or("/sys"));
+        if !sysfs_root.is_absolute() {
+            return Err(format!(
+                "sysfs_root '{}' is not an absolute path",
+                sysfs_root.display()
+            ));
+        }
+        let local_target_group = env
+            .param("local_target_group")
+            .ok_or("the required parameter local_target_group is not set")?
+            .to_string();
+        check_name("local_target_group", &local_target_group)?;
+        let remote_target_group = env.param("remote_target_group").map(str::to_string);
+        if let Some(r) = &remote_target_group {
+            check_name("remote_target_group", r)?;
+            if *r == local_target_group {
+                return Err(format!(
+                    "remote_target_group '{r}' is the local target group"
+                ));
+            }
+        }
+        let state =
+            |name: &str, default: &str, allowed: &[AluaState]| -> Result<AluaState, String> {
+                let v = env.param(name).unwrap_or(default);
+                let names: Vec<&str> = allowed.iter().map(|s| s.scst_name()).collect();
+                AluaState::from_scst(v)
+                    .filter(|s| allowed.contains(s))
+                    .ok_or_else(|| format!("{name} '{v}' is not one of {}", names.join(", ")))
+            };
+        let promoted_state = state(
+            "promoted_state",
+            "active",
+            &[AluaState::Active, AluaState::Nonoptimized],
+        )?;
+        let unpromoted_state = state(
+            "unpromoted_state",
+            "standby",
+            &[
+                AluaState::Standby,
+                AluaState::Unavailable,
+                AluaState::Nonoptimized,
+            ],
+        )?;
+        if promoted_state == unpromoted_state {
+            return Err(format!(
+                "promoted_state and unpromoted_state are both '{promoted_state}': promotion would change nothing"
+            ));
+        }
+        let list = |name: &str| -> Vec<String> {
+            env.param(name)
+                .map(|v| v.split_whitespace().map(str::to_string).collect())
+                .unwrap_or_default()
+        };
+        let ports = list("ports");
+        let (device_group, lio_devices) = match stack {
+            Stack::Scst => {
+                let dg = env
+                    .param("device_group")
+                    .ok_or("stack scst needs the parameter device_group")?;
+                check_name("device_group", dg)?;
+                if env.param("lio_devices").is_some() {
+                    return Err("lio_devices is for stack lio, not scst".into());
+                }
+                for p in &ports {
+                    check_path("port", p, 2, "DRIVER/TARGET")?;
+                }
+                (Some(dg.to_string()), Vec::new())
+            }
+            Stack::Lio => {
+                let devs = list("lio_devices");
+                if devs.is_empty() {
+                    return Err("stack lio needs the parameter lio_devices (HBA/DEVICE …)".into());
+                }
+                if env.param("device_group").is_some() {
+                    return Err("device_group is for stack scst; lio uses lio_devices".into());
+                }
+                for d in &devs {
+                    check_path("lio device", d, 2, "HBA/DEVICE")?;
+                }
+                for p in &ports {
+                    check_path("port", p, 3, "FABRIC/WWN/tpgt_N")?;
+                }
+                (None, devs)
+            }
+        };
+        // One promoted instance cluster-wide, one instance per node: two active/optimized
+        // groups over single-primary storage would hand initiators paths that cannot write.
+        for key in [
+            "promoted_max",
+            "master_max",
+            "promoted_node_max",
+            "master_node_max",
+            "clone_node_max",
+        ] {
+            if let Some(v) = env.get(&format!("OCF_RESKEY_CRM_meta_{key}")) {
+                if v.trim() != "1" {
+                    return Err(format!(
+                        "meta attribute {} is {v}; this agent needs 1",
+                        key.replace('_', "-")
+                    ));
+                }
+            }
+        }
+        Ok(Params {
+            stack,
+            sysfs_root,
+            device_group,
+            lio_devices,
+            local_target_group,
+            remote_target_group,
+            promoted_state,
+            unpromoted_state,
+            ports,
+        })
+    }
+
+    fn stack_root(&self) -> PathBuf {
+        match self.stack {
+            Stack::Scst => self.sysfs_root.join("kernel/scst_tgt"),
+            Stack::Lio => self.sysfs_root.join("kernel/config/target"),
+        }
+    }
+
+    /// The state files of target group `tg` (one for SCST, one per backstore for LIO).
+    fn state_files(&self, tg: &str) -> Vec<PathBuf> {
+        let root = self.stack_root();
+        match self.stack {
+            Stack::Scst => {
+                let dg = self.device_group.as_deref().unwrap_or_default();
+                vec![root
+                    .join("device_groups")
+                    .join(dg)
+                    .join("target_groups")
+                    .join(tg)
+                    .join("state")]
+            }
+            Stack::Lio => self
+                .lio_devices
+                .iter()
+                .map(|d| {
+                    root.join("core")
+                        .join(d)
+                        .join("alua")
+                        .join(tg)
+                        .join("alua_access_state")
+                })
+                .collect(),
+        }
+    }
+
+    fn port_files(&self) -> Vec<PathBuf> {
+        let root = self.stack_root();
+        self.ports
+            .iter()
+            .map(|p| match self.stack {
+                Stack::Scst => root.join("targets").join(p).join("enabled"),
+                Stack::Lio => root.join(p).join("enable"),
+            })
+            .collect()
+    }
+
+    /// Everything validate-all requires to exist, with what it stands for.
+    fn required_paths(&self) -> Vec<(PathBuf, String)> {
+        let root = self.stack_root();
+        let mut out = vec![(
+            root.clone(),
+            format!("{} tree (is the module loaded?)", self.stack_name()),
+        )];
+        if let (Stack::Scst, Some(dg)) = (self.stack, &self.device_group) {
+            out.push((
+                root.join("device_groups").join(dg),
+                format!("device group {dg}"),
+            ));
+        }
+        if self.stack == Stack::Lio {
+            for d in &self.lio_devices {
+                out.push((root.join("core").join(d), format!("backstore {d}")));
+            }
+        }
+        let mut tgs = vec![self.local_target_group.as_str()];
+        tgs.extend(self.remote_target_group.as_deref());
+        for tg in tgs {
+            for f in self.state_files(tg) {
+                out.push((f, format!("target group {tg}")));
+            }
+        }
+        for (f, p) in self.port_files().into_iter().zip(&self.ports) {
+            out.push((f, format!("port {p}")));
+        }
+        out
+    }
+
+    fn stack_name(&self) -> &'static str {
+        match self.stack {
+            Stack::Scst => "scst",
+            Stack::Lio => "lio",
+        }
+    }
+}
+
+/// The ports' combined state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ports {
+    /// No `ports` parameter.
+    Unmanaged,
+    AllEnabled,
+    AllDisabled,
+    Mixed,
+}
+
+/// What monitor saw: the local group's state per state file (`None` = file absent),
+/// the remote group's, and the ports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observed {
+    pub local: Vec<Option<AluaState>>,
+    pub remote: Vec<Option<AluaState>>,
+    pub ports: Ports,
+}
+
+/// Monitor's verdict from an observation (pure, so the whole table is unit-tested).
+pub fn classify(p: &Params, o: &Observed) -> (Rc, String) {
+    let present: Vec<AluaState> = o.local.iter().flatten().copied().collect();
+    let promoted_looking = present.contains(&p.promoted_state);
+    if present.is_empty() {
+        return (Rc::NotRunning, "the local target group is absent".into());
+    }
+    if promoted_looking {
+        if present.len() != o.local.len() {
+            return (
+                Rc::FailedPromoted,
+                "promoted, but the local target group is missing on some devices".into(),
+            );
+        }
+        if present.iter().any(|s| *s != p.promoted_state) {
+            return (
+                Rc::FailedPromoted,
+                format!("promoted on some devices only: {}", list(&present)),
+            );
+        }
+        if matches!(o.ports, Ports::AllDisabled | Ports::Mixed) {
+            return (
+                Rc::FailedPromoted,
+                "promoted, but not every port is enabled".into(),
+            );
+        }
+        if o.remote.iter().flatten().any(|s| *s == p.promoted_state) {
+            return (
+                Rc::FailedPromoted,
+                format!(
+                    "promoted, but the remote target group is {} too",
+                    p.promoted_state
+                ),
+            );
+        }
+        return (
+            Rc::RunningPromoted,
+            format!("running promoted ({})", p.promoted_state),
+        );
+    }
+    if present.len() != o.local.len() {
+        return (
+            Rc::ErrGeneric,
+            "the local target group is missing on some devices".into(),
+        );
+    }
+    let Some(&first) = present.first() else {
+        return (Rc::NotRunning, "the local target group is absent".into());
+    };
+    if present.iter().any(|s| *s != first) {
+        return (
+            Rc::ErrGeneric,
+            format!("the devices disagree: {}", list(&present)),
+        );
+    }
+    match (first, o.ports) {
+        (AluaState::Offline, Ports::Unmanaged | Ports::AllDisabled) => {
+            (Rc::NotRunning, "stopped (offline)".into())
+        }
+        (AluaState::Offline, _) => (
+            Rc::ErrGeneric,
+            "offline, but ports are enabled: an unfinished stop".into(),
+        ),
+        (s, Ports::AllDisabled) if s == p.unpromoted_state => (
+            Rc::NotRunning,
+            format!("stopped ({s}, every port disabled)"),
+        ),
+        (s, Ports::Mixed) if s == p.unpromoted_state => (
+            Rc::ErrGeneric,
+            format!("{s}, but only some ports are enabled"),
+        ),
+        (s, _) if s == p.unpromoted_state => (Rc::Success, format!("running unpromoted ({s})")),
+        (AluaState::Transitioning, _) => (
+            Rc::ErrGeneric,
+            "left in transitioning (an interrupted promote or demote)".into(),
+        ),
+        (s, _) => (
+            Rc::ErrGeneric,
+            format!(
+                "unexpected state {s} (promoted_state {}, unpromoted_state {})",
+                p.promoted_state, p.unpromoted_state
+            ),
+        ),
+    }
+}
+
+fn list(states: &[AluaState]) -> String {
+    states
+        .iter()
+        .map(|s| s.scst_name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Where log lines go.
+pub struct Log {
+    prefix: String,
+    debug: bool,
+    file: Option<PathBuf>,
+}
+
+impl Log {
+    pub fn from_env(env: &Env) -> Self {
+        let inst = env.get("OCF_RESOURCE_INSTANCE").unwrap_or("default");
+        Log {
+            prefix: format!("{AGENT}({inst})[{}]", std::process::id()),
+            debug: matches!(env.get("HA_debug"), Some("1" | "yes" | "true")),
+            file: env
+                .get("HA_LOGFILE")
+                .filter(|f| !f.is_empty())
+                .map(PathBuf::from),
+        }
+    }
+
+    fn line(&self, level: &str, msg: &str) {
+        let line = format!("{}: {level}: {msg}", self.prefix);
+        eprintln!("{line}");
+        if let Some(f) = &self.file {
+            // Logging never fails an action.
+            if let Ok(mut fh) = OpenOptions::new().create(true).append(true).open(f) {
+                let _ = writeln!(fh, "{} {line}", utc_now());
+            }
+        }
+    }
+    pub fn info(&self, msg: &str) {
+        self.line("INFO", msg)
+    }
+    pub fn warn(&self, msg: &str) {
+        self.line("WARNING", msg)
+    }
+    pub fn err(&self, msg: &str) {
+        self.line("ERROR", msg)
+    }
+    pub fn debug(&self, msg: &str) {
+        if self.debug {
+            self.line("DEBUG", msg)
+        }
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` (civil-from-days, no date crate needed).
+fn utc_now() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = ((secs / 86400) as i64, secs % 86400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Reads one sysfs attribute's first line (SCST adds `[key]` as a second line).
+fn read_attr(path: &Path) -> io::Result<String> {
+    let mut s = String::new();
+    File::open(path)?.take(4096).read_to_string(&mut s)?;
+    Ok(s.lines().next().unwrap_or("").trim().to_string())
+}
+
+/// The agent bound to its parameters, environment and deadline.
+pub struct Agent<'a> {
+    pub params: Params,
+    log: &'a Log,
+    deadline: Instant,
+}
+
+impl<'a> Agent<'a> {
+    pub fn new(params: Params, env: &Env, log: &'a Log) -> Self {
+        // Pacemaker passes the action's timeout; keep a margin to report before it kills us.
+        let ms = env
+            .get("OCF_RESKEY_CRM_meta_timeout")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(20_000)
+            .min(86_400_000);
+        let budget = Duration::from_millis(ms)
+            .saturating_sub(Duration::from_secs(2))
+            .max(Duration::from_secs(1));
+        Agent {
+            params,
+            log,
+            deadline: Instant::now() + budget,
+        }
+    }
+
+    /// 0 when every required file exists, else 5 naming the first missing one.
+    pub fn check_installed(&self) -> Result<(), String> {
+        for (path, what) in self.params.required_paths() {
+            if !path.exists() {
+                return Err(format!(
+                    "{what} not found: {} does not exist",
+                    path.display()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn read_states(&self, files: &[PathBuf]) -> Result<Vec<Option<AluaState>>, String> {
+        files
+            .iter()
+            .map(|f| match read_attr(f) {
+                Ok(v) => AluaState::decode(self.params.stack, &v)
+                    .map(Some)
+                    .ok_or_else(|| format!("{} holds '{v}', not an ALUA state", f.display())),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(format!("cannot read {}: {e}", f.display())),
+            })
+            .collect()
+    }
+
+    fn read_ports(&self) -> Result<Ports, String> {
+        let files = self.params.port_files();
+        if files.is_empty() {
+            return Ok(Ports::Unmanaged);
+        }
+        let mut on = 0;
+        for f in &files {
+            match read_attr(f) {
+                Ok(v) if v == "1" => on += 1,
+                Ok(v) if v == "0" => {}
+                Ok(v) => return Err(format!("{} holds '{v}', expected 0 or 1", f.display())),
+                // A port that does not exist serves nothing: count it as disabled.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(format!("cannot read {}: {e}", f.display())),
+            }
+        }
+        Ok(match on {
+            0 => Ports::AllDisabled,
+            n if n == files.len() => Ports::AllEnabled,
+            _ => Ports::Mixed,
+        })
+    }
+
+    pub fn observe(&self) -> Result<Observed, String> {
+        let p = &self.params;
+        let local = self.read_states(&p.state_files(&p.local_target_group))?;
+        let remote = match &p.remote_target_group {
+            Some(r) => self.read_states(&p.state_files(r))?,
+            None => Vec::new(),
+        };
+        Ok(Observed {
+            local,
+            remote,
+            ports: self.read_ports()?,
+        })
+    }
+
+    pub fn monitor(&self) -> Rc {
+        if !self.params.stack_root().exists() {
+            self.log.debug(&format!(
+                "{} does not exist: not running",
+                self.params.stack_root().display()
+            ));
+            return Rc::NotRunning;
+        }
+        match self.observe() {
+            Ok(o) => {
+                let (rc, why) = classify(&self.params, &o);
+                match rc {
+                    Rc::Success | Rc::RunningPromoted | Rc::NotRunning => self.log.debug(&why),
+                    _ => self.log.err(&why),
+                }
+                rc
+            }
+            Err(e) => {
+                self.log.err(&e);
+                Rc::ErrGeneric
+            }
+        }
+    }
+
+    /// Writes `value` to `path` in one write(2) on a fresh open that never creates the
+    /// file. SCST's EAGAIN ("queued, not finished") is followed by polling
+    /// `last_sysfs_mgmt_res`; EINTR and EBUSY are retried until the deadline.
+    fn write_attr(&self, path: &Path, value: &str) -> Result<(), String> {
+        let shown = value.trim_end();
+        loop {
+            self.log
+                .debug(&format!("write '{shown}' to {}", path.display()));
+            let res = OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(path)
+                .and_then(|mut f| {
+                    let n = f.write(value.as_bytes())?;
+                    if n != value.len() {
+                        return Err(io::Error::other(format!(
+                            "short write: {n} of {} bytes",
+                            value.len()
+                        )));
+                    }
+                    Ok(())
+                });
+            let err = match res {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            let errno = err.raw_os_error();
+            if self.params.stack == Stack::Scst && errno == Some(libc::EAGAIN) {
+                return self.wait_scst_mgmt(path, shown);
+            }
+            if matches!(errno, Some(libc::EINTR | libc::EBUSY)) && Instant::now() < self.deadline {
+                self.log.warn(&format!(
+                    "cannot write '{shown}' to {}: {err}; retrying",
+                    path.display()
+                ));
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
+            return Err(format!(
+                "cannot write '{shown}' to {}: {err}",
+                path.display()
+            ));
+        }
+    }
+
+    /// After EAGAIN, SCST finishes the work in the background; its result shows in
+    /// `last_sysfs_mgmt_res` (readable once no work is queued) as 0 or -errno.
+    fn wait_scst_mgmt(&self, path: &Path, shown: &str) -> Result<(), String> {
+        let res_file = self.params.stack_root().join("last_sysfs_mgmt_res");
+        self.log.info(&format!(
+            "{} is still being applied; polling {}",
+            path.display(),
+            res_file.display()
+        ));
+        loop {
+            match read_attr(&res_file) {
+                Ok(v) => {
+                    return match v.parse::<i32>() {
+                        Ok(0) => Ok(()),
+                        Ok(n) => Err(format!(
+                            "cannot write '{shown}' to {}: {} (from {}; see dmesg)",
+                            path.display(),
+                            io::Error::from_raw_os_error(-n),
+                            res_file.display()
+                        )),
+                        Err(_) => Err(format!(
+                            "{} holds '{v}', not a result code",
+                            res_file.display()
+                        )),
+                    };
+                }
+                Err(e)
+                    if e.raw_os_error() == Some(libc::EAGAIN) && Instant::now() < self.deadline =>
+                {
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                Err(e) => return Err(format!("cannot read {}: {e}", res_file.display())),
+            }
+        }
+    }
+
+    /// Sets every state file of group `tg` to `state`, skipping those already there
+    /// (each write raises a unit attention on every initiator).
+    fn set_group(&self, tg: &str, state: AluaState, errors: &mut Vec<String>) {
+        for f in self.params.state_files(tg) {
+            let cur = read_attr(&f)
+                .ok()
+                .and_then(|v| AluaState::decode(self.params.stack, &v));
+            if cur == Some(state) {
+                continue;
+            }
+            match self.write_attr(&f, &state.encode(self.params.stack)) {
+                Ok(()) => self
+                    .log
+                    .info(&format!("target group {tg}: {state} ({})", f.display())),
+                Err(e) => errors.push(e),
+            }
+        }
+    }
+
+    fn set_ports(&self, on: bool, errors: &mut Vec<String>) {
+        let want = if on { "1" } else { "0" };
+        for f in self.params.port_files() {
+            if read_attr(&f).map(|v| v == want).unwrap_or(false) {
+                continue;
+            }
+            match self.write_attr(&f, &format!("{want}\n")) {
+                Ok(()) => self.log.info(&format!(
+                    "{} {}",
+                    if on { "enabled" } else { "disabled" },
+                    f.display()
+                )),
+                Err(e) => errors.push(e),
+            }
+        }
+    }
+
+    fn local_is_promoted(&self) -> bool {
+        let p = &self.params;
+        self.read_states(&p.state_files(&p.local_target_group))
+            .map(|v| v.contains(&Some(p.promoted_state)))
+            .unwrap_or(true)
+    }
+
+    /// Logs the errors and returns 1, or checks that monitor now says `want`.
+    fn finish(&self, action: &str, errors: Vec<String>, want: Rc) -> Rc {
+        if !errors.is_empty() {
+            for e in &errors {
+                self.log.err(e);
+            }
+            self.log.err(&format!("{action} failed"));
+            return Rc::ErrGeneric;
+        }
+        let rc = self.monitor();
+        if rc != want {
+            self.log.err(&format!(
+                "{action} failed: monitor says {} instead of {}",
+                rc.code(),
+                want.code()
+            ));
+            return Rc::ErrGeneric;
+        }
+        self.log.info(&format!("{action}: done"));
+        Rc::Success
+    }
+
+    pub fn start(&self) -> Rc {
+        if let Err(e) = self.check_installed() {
+            self.log.err(&e);
+            return Rc::ErrInstalled;
+        }
+        if self.monitor() == Rc::Success {
+            self.log.info("start: already running unpromoted");
+            return Rc::Success;
+        }
+        let p = &self.params;
+        let mut errors = Vec::new();
+        if self.local_is_promoted() {
+            self.set_group(&p.local_target_group, AluaState::Transitioning, &mut errors);
+        }
+        self.set_group(&p.local_target_group, p.unpromoted_state, &mut errors);
+        if let Some(r) = &p.remote_target_group {
+            self.set_group(r, p.promoted_state, &mut errors);
+        }
+        if errors.is_empty() {
+            self.set_ports(true, &mut errors);
+        }
+        self.finish("start", errors, Rc::Success)
+    }
+
+    /// Stop must reach "stopped" or fail with 1, upon which Pacemaker fences the node.
+    pub fn stop(&self) -> Rc {
+        if let Err(e) = self.check_installed() {
+            if !self.params.stack_root().exists() || self.monitor() == Rc::NotRunning {
+                self.log.info(&format!("stop: nothing to stop ({e})"));
+                return Rc::Success;
+            }
+        }
+        let p = &self.params;
+        let mut errors = Vec::new();
+        if self.local_is_promoted() {
+            self.set_group(&p.local_target_group, AluaState::Transitioning, &mut errors);
+        }
+        self.set_group(&p.local_target_group, AluaState::Offline, &mut errors);
+        // Disable the ports even when the state write failed: fewer paths left to serve.
+        self.set_ports(false, &mut errors);
+        let rc = self.finish("stop", errors, Rc::NotRunning);
+        if rc != Rc::Success {
+            self.log
+                .err("stop did not complete: Pacemaker will fence this node");
+        }
+        rc
+    }
+
+    pub fn promote(&self) -> Rc {
+        if let Err(e) = self.check_installed() {
+            self.log.err(&e);
+            return Rc::ErrInstalled;
+        }
+        match self.monitor() {
+            Rc::RunningPromoted => {
+                self.log.info("promote: already promoted");
+                return Rc::Success;
+            }
+            Rc::NotRunning => {
+                self.log
+                    .err("promote: the resource is not running (start it first)");
+                return Rc::ErrGeneric;
+            }
+            _ => {}
+        }
+        let p = &self.params;
+        let mut errors = Vec::new();
+        if !self.local_is_promoted() {
+            self.set_group(&p.local_target_group, AluaState::Transitioning, &mut errors);
+        }
+        if let Some(r) = &p.remote_target_group {
+            self.set_group(r, p.unpromoted_state, &mut errors);
+        }
+        self.set_group(&p.local_target_group, p.promoted_state, &mut errors);
+        if errors.is_empty() {
+            self.set_ports(true, &mut errors);
+        }
+        self.finish("promote", errors, Rc::RunningPromoted)
+    }
+
+    pub fn demote(&self) -> Rc {
+        if let Err(e) = self.check_installed() {
+            self.log.err(&e);
+            return Rc::ErrInstalled;
+        }
+        match self.monitor() {
+            Rc::Success => {
+                self.log.info("demote: already unpromoted");
+                return Rc::Success;
+            }
+            Rc::NotRunning => {
+                self.log.err("demote: the resource is not running");
+                return Rc::ErrGeneric;
+            }
+            _ => {}
+        }
+        let p = &self.params;
+        let mut errors = Vec::new();
+        if self.local_is_promoted() {
+            self.set_group(&p.local_target_group, AluaState::Transitioning, &mut errors);
+        }
+        self.set_group(&p.local_target_group, p.unpromoted_state, &mut errors);
+        if let Some(r) = &p.remote_target_group {
+            self.set_group(r, p.promoted_state, &mut errors);
+        }
+        if errors.is_empty() {
+            self.set_ports(true, &mut errors);
+        }
+        self.finish("demote", errors, Rc::Success)
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The OCF 1.1 meta-data (valid against `ra-api-1.dtd` and resource-agents' metadata.rng).
+pub fn metadata() -> String {
+    let mut x = String::from(
+        "<?xml version=\"1.0\"?>\n\
+         <!DOCTYPE resource-agent SYSTEM \"ra-api-1.dtd\">\n\
+         <resource-agent name=\"alua\" version=\"1.0\">\n\
+         <version>1.1</version>\n\
+         <longdesc lang=\"en\">\n\
+         Switches the ALUA state of this node's target port group (SCST or LIO) with the \
+         cluster role: the promoted instance advertises promoted_state (active/optimized), \
+         the others unpromoted_state (standby), with transitioning during every switchover. \
+         Run it as a promotable clone (promoted-max=1, clone-node-max=1) ordered after and \
+         colocated with the DRBD promotable clone. A stop that cannot finish returns 1, so \
+         Pacemaker fences the node.\n\
+         </longdesc>\n\
+         <shortdesc lang=\"en\">ALUA target port group state for SCST and LIO</shortdesc>\n\
+         <parameters>\n",
+    );
+    for p in PARAMS {
+        x.push_str(&format!(
+            "<parameter name=\"{}\" unique=\"0\" required=\"{}\">\n\
+             <longdesc lang=\"en\">{}</longdesc>\n\
+             <shortdesc lang=\"en\">{}</shortdesc>\n\
+             <content type=\"string\"{} />\n\
+             </parameter>\n",
+            p.name,
+            u8::from(p.required),
+            esc(p.longdesc),
+            esc(p.shortdesc),
+            p.default
+                .map(|d| format!(" default=\"{}\"", esc(d)))
+                .unwrap_or_default()
+        ));
+    }
+    x.push_str(
+        "</parameters>\n\
+         <actions>\n\
+         <action name=\"start\" timeout=\"60s\" />\n\
+         <action name=\"stop\" timeout=\"60s\" />\n\
+         <action name=\"promote\" timeout=\"60s\" />\n\
+         <action name=\"demote\" timeout=\"60s\" />\n\
+         <action name=\"monitor\" depth=\"0\" timeout=\"20s\" interval=\"10s\" role=\"Promoted\" />\n\
+         <action name=\"monitor\" depth=\"0\" timeout=\"20s\" interval=\"11s\" role=\"Unpromoted\" />\n\
+         <action name=\"notify\" timeout=\"20s\" />\n\
+         <action name=\"meta-data\" timeout=\"5s\" />\n\
+         <action name=\"validate-all\" timeout=\"20s\" />\n\
+         </actions>\n\
+         </resource-agent>\n",
+    );
+    x
+}
+
+const USAGE: &str =
+    "usage: alua {start|stop|monitor|promote|demote|notify|meta-data|validate-all}\n\
+                     (or: sanforge-init ocf-alua ACTION); parameters come from OCF_RESKEY_*";
+
+/// Runs one OCF action with the given environment; returns its exit code.
+pub fn run(action: Option<&str>, env: &Env) -> Rc {
+    let log = Log::from_env(env);
+    let action = match action {
+        None => {
+            eprintln!("{USAGE}");
+            return Rc::ErrArgs;
+        }
+        Some(a) => a,
+    };
+    match action {
+        "meta-data" => {
+            print!("{}", metadata());
+            return Rc::Success;
+        }
+        "usage" | "help" | "-h" | "--help" => {
+            println!("{USAGE}");
+            return Rc::Success;
+        }
+        "start" | "stop" | "monitor" | "promote" | "demote" | "notify" | "validate-all" => {}
+        other => {
+            log.err(&format!("action '{other}' is not implemented"));
+            return Rc::ErrUnimplemented;
+        }
+    }
+    if action == "notify" {
+        // Notifications carry no work for this agent; Pacemaker requires 0.
+        log.info(&format!(
+            "notify: {}-{}",
+            env.get("OCF_RESKEY_CRM_meta_notify_type").unwrap_or("?"),
+            env.get("OCF_RESKEY_CRM_meta_notify_operation")
+                .unwrap_or("?")
+        ));
+        return Rc::Success;
+    }
+    let params = match Params::from_env(env) {
+        Ok(p) => p,
+        Err(e) => {
+            log.err(&format!("{action}: invalid parameters: {e}"));
+            return Rc::ErrConfigured;
+        }
+    };
+    let agent = Agent::new(params, env, &log);
+    log.debug(&format!("{action}: {:?}", agent.params));
+    match action {
+        "validate-all" => match agent.check_installed() {
+            Ok(()) => Rc::Success,
+            Err(e) => {
+                log.err(&e);
+                Rc::ErrInstalled
+            }
+        },
+        "start" => agent.start(),
+        "stop" => agent.stop(),
+        "monitor" => agent.monitor(),
+        "promote" => agent.promote(),
+        "demote" => agent.demote(),
+        _ => Rc::ErrUnimplemented,
+    }
+}
+
+/// For `main` of sanforge-init: when invoked as `…/alua ACTION` or
+/// `sanforge-init ocf-alua ACTION`, runs the agent and returns its exit code.
+pub fn dispatch(args: &[OsString]) -> Option<u8> {
+    let name = args
+        .first()
+        .map(Path::new)
+        .and_then(Path::file_name)
+        .and_then(|n| n.to_str());
+    let action = if name == Some(AGENT) {
+        args.get(1)
+    } else if args.get(1).and_then(|a| a.to_str()) == Some(SUBCOMMAND) {
+        args.get(2)
+    } else {
+        return None;
+    };
+    let action = action.map(|a| a.to_string_lossy().into_owned());
+    Some(run(action.as_deref(), &Env::from_process()).code())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn params(stack: &str) -> Params {
+        let mut env = vec![
+            ("OCF_RESKEY_stack", stack),
+            ("OCF_RESKEY_local_target_group", "a"),
+        ];
+        if stack == "lio" {
+            env.push(("OCF_RESKEY_lio_devices", "iblock_0/d1 iblock_0/d2"));
+        } else {
+            env.push(("OCF_RESKEY_device_group", "dg1"));
+        }
+        env.push((
+            "OCF_RESKEY_ports",
+            if stack == "lio" {
+                "iscsi/iqn.x/tpgt_1"
+            } else {
+                "iscsi/iqn.x"
+            },
+        ));
+        Params::from_env(&Env::from_pairs(env)).unwrap()
+    }
+
+    #[test]
+    fn lio_codes_match_target_core_alua_h() {
+        let codes: Vec<u8> = ALL_STATES.iter().map(|s| s.lio_code()).collect();
+        assert_eq!(codes, [0, 1, 2, 3, 4, 14, 15]);
+        assert_eq!(AluaState::from_lio("0xf"), Some(AluaState::Transitioning));
+        assert_eq!(AluaState::from_lio("14"), Some(AluaState::Offline));
+        assert_eq!(AluaState::from_lio("5"), None);
+        assert_eq!(AluaState::from_scst("lba-dependent"), None);
+        assert_eq!(AluaState::from_scst("Active"), None);
+    }
+
+    #[test]
+    fn defaults_and_paths() {
+        let p = params("scst");
+        assert_eq!(
+            (p.promoted_state, p.unpromoted_state),
+            (AluaState::Active, AluaState::Standby)
+        );
+        assert_eq!(
+            p.state_files("a"),
+            [PathBuf::from(
+                "/sys/kernel/scst_tgt/device_groups/dg1/target_groups/a/state"
+            )]
+        );
+        assert_eq!(
+            p.port_files(),
+            [PathBuf::from(
+                "/sys/kernel/scst_tgt/targets/iscsi/iqn.x/enabled"
+            )]
+        );
+        let l = params("lio");
+        assert_eq!(
+            l.state_files("a")[1],
+            PathBuf::from("/sys/kernel/config/target/core/iblock_0/d2/alua/a/alua_access_state")
+        );
+        assert_eq!(
+            l.port_files(),
+            [PathBuf::from(
+                "/sys/kernel/config/target/iscsi/iqn.x/tpgt_1/enable"
+            )]
+        );
+    }
+
+    #[test]
+    fn bad_parameters_are_named() {
+        let bad = |pairs: Vec<(&str, &str)>, needle: &str| {
+            let e = Params::from_env(&Env::from_pairs(pairs)).unwrap_err();
+            assert!(e.contains(needle), "{e}");
+        };
+        bad(
+            vec![("OCF_RESKEY_device_group", "dg")],
+            "local_target_group",
+        );
+        bad(vec![("OCF_RESKEY_local_target_group", "a")], "device_group");
+        bad(
+            vec![
+                ("OCF_RESKEY_stack", "iet"),
+                ("OCF_RESKEY_local_target_group", "a"),
+            ],
+            "iet",
+        );
+        let base = [
+            ("OCF_RESKEY_device_group", "dg"),
+            ("OCF_RESKEY_local_target_group", "a"),
+        ];
+        let with = |k: &'static str, v: &'static str| {
+            base.iter().copied().chain([(k, v)]).collect::<Vec<_>>()
+        };
+        bad(
+            with("OCF_RESKEY_promoted_state", "standby"),
+            "promoted_state",
+        );
+        bad(
+            with("OCF_RESKEY_unpromoted_state", "active"),
+            "unpromoted_state",
+        );
+        bad(
+            with("OCF_RESKEY_unpromoted_state", "offline"),
+            "unpromoted_state",
+        );
+        bad(
+            with("OCF_RESKEY_remote_target_group", "a"),
+            "remote_target_group",
+        );
+        bad(with("OCF_RESKEY_ports", "iscsi"), "DRIVER/TARGET");
+        bad(with("OCF_RESKEY_sysfs_root", "rel"), "absolute");
+        bad(
+            with("OCF_RESKEY_CRM_meta_promoted_max", "2"),
+            "promoted-max",
+        );
+        bad(
+            vec![
+                ("OCF_RESKEY_local_target_group", "a"),
+                ("OCF_RESKEY_device_group", "../x"),
+            ],
+            "device_group",
+        );
+        bad(
+            with("OCF_RESKEY_promoted_state", "nonoptimized")
+                .into_iter()
+                .chain([("OCF_RESKEY_unpromoted_state", "nonoptimized")])
+                .collect(),
+            "both",
+        );
+    }
+
+    #[test]
+    fn classify_table() {
+        use AluaState::*;
+        let p = params("lio");
+        let obs = |l: &[Option<AluaState>], r: &[Option<AluaState>], ports| Observed {
+            local: l.to_vec(),
+            remote: r.to_vec(),
+            ports,
+        };
+        let rc = |o: Observed| classify(&p, &o).0;
+        assert_eq!(
+            rc(obs(&[Some(Active), Some(Active)], &[], Ports::AllEnabled)),
+            Rc::RunningPromoted
+        );
+        assert_eq!(
+            rc(obs(&[Some(Active), Some(Active)], &[], Ports::Unmanaged)),
+            Rc::RunningPromoted
+        );
+        assert_eq!(
+            rc(obs(&[Some(Active), Some(Standby)], &[], Ports::AllEnabled)),
+            Rc::FailedPromoted
+        );
+        assert_eq!(
+            rc(obs(&[Some(Active), None], &[], Ports::AllEnabled)),
+            Rc::FailedPromoted
+        );
+        assert_eq!(
+            rc(obs(&[Some(Active), Some(Active)], &[], Ports::AllDisabled)),
+            Rc::FailedPromoted
+        );
+        assert_eq!(
+            rc(obs(
+                &[Some(Active), Some(Active)],
+                &[Some(Active)],
+                Ports::AllEnabled
+            )),
+            Rc::FailedPromoted
+        );
+        assert_eq!(
+            rc(obs(
+                &[Some(Standby), Some(Standby)],
+                &[Some(Active)],
+                Ports::AllEnabled
+            )),
+            Rc::Success
+        );
+        assert_eq!(
+            rc(obs(
+                &[Some(Standby), Some(Standby)],
+                &[],
+                Ports::AllDisabled
+            )),
+            Rc::NotRunning
+        );
+        assert_eq!(
+            rc(obs(&[Some(Standby), Some(Standby)], &[], Ports::Mixed)),
+            Rc::ErrGeneric
+        );
+        assert_eq!(
+            rc(obs(
+                &[Some(Offline), Some(Offline)],
+                &[],
+                Ports::AllDisabled
+            )),
+            Rc::NotRunning
+        );
+        assert_eq!(
+            rc(obs(&[Some(Offline), Some(Offline)], &[], Ports::AllEnabled)),
+            Rc::ErrGeneric
+        );
+        assert_eq!(
+            rc(obs(&[None, None], &[], Ports::AllEnabled)),
+            Rc::NotRunning
+        );
+        assert_eq!(
+            rc(obs(
+                &[Some(Transitioning), Some(Transitioning)],
+                &[],
+                Ports::AllEnabled
+            )),
+            Rc::ErrGeneric
+        );
+        assert_eq!(
+            rc(obs(
+                &[Some(Unavailable), Some(Unavailable)],
+                &[],
+                Ports::AllEnabled
+            )),
+            Rc::ErrGeneric
+        );
+        assert_eq!(
+            rc(obs(&[Some(Standby), None], &[], Ports::AllEnabled)),
+            Rc::ErrGeneric
+        );
+    }
+
+    #[test]
+    fn metadata_lists_every_parameter_and_role_monitors() {
+        let m = metadata();
+        for p in PARAMS {
+            assert!(
+                m.contains(&format!("<parameter name=\"{}\"", p.name)),
+                "{}",
+                p.name
+            );
+        }
+        assert!(m.contains("interval=\"10s\" role=\"Promoted\""));
+        assert!(m.contains("interval=\"11s\" role=\"Unpromoted\""));
+        assert!(!m.contains("&&"));
+    }
+
+    #[test]
+    fn dispatch_only_answers_to_its_names() {
+        let a = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
+        assert_eq!(dispatch(&a(&["/init"])), None);
+        assert_eq!(
+            dispatch(&a(&["sanforge-init", "--root", "x", "boot"])),
+            None
+        );
+        assert_eq!(
+            dispatch(&a(&["/usr/lib/ocf/resource.d/sanforge/alua", "frobnicate"])),
+            Some(3)
+        );
+        assert_eq!(dispatch(&a(&["sanforge-init", "ocf-alua"])), Some(2));
+    }
+
+    #[test]
+    fn utc_date_is_civil() {
+        let s = utc_now();
+        assert_eq!(s.len(), 20, "{s}");
+        assert!(s.starts_with("20") && s.ends_with('Z'), "{s}");
+    }
+}
