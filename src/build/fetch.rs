@@ -467,6 +467,29 @@ pub fn path_sha256(path: &Path) -> Result<String> {
     }
 }
 
+/// `sanforge fetch RECIPE`: every source of the recipe into the cache (the lock's
+/// pins when there is a lock). Returns how many sources are ready.
+pub fn fetch_all(recipe: &crate::config::recipe::Recipe, cache: &Cache) -> Result<usize> {
+    let lock = super::lock::load_for(recipe, false)?;
+    let log = Log::none();
+    let mut n = 0;
+    fetch_source(cache, "kernel", &recipe.kernel_source, lock.as_ref(), &log)?;
+    n += 1;
+    for (name, src) in &recipe.sources {
+        fetch_source(cache, name, src, lock.as_ref(), &log)?;
+        n += 1;
+    }
+    for (name, version) in &recipe.raw.userland.packages {
+        let pinned = lock
+            .as_ref()
+            .and_then(|l| l.get(&format!("package:{name}")))
+            .map(|l| l.sha256.clone());
+        fetch_debian(cache, name, version, pinned.as_deref(), &log)?;
+        n += 1;
+    }
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -496,27 +519,4 @@ mod tests {
         );
         assert!(parse_madison(t, "bash").is_empty());
     }
-}
-
-/// `sanforge fetch RECIPE`: every source of the recipe into the cache (the lock's
-/// pins when there is a lock). Returns how many sources are ready.
-pub fn fetch_all(recipe: &crate::config::recipe::Recipe, cache: &Cache) -> Result<usize> {
-    let lock = super::lock::load_for(recipe, false)?;
-    let log = Log::none();
-    let mut n = 0;
-    fetch_source(cache, "kernel", &recipe.kernel_source, lock.as_ref(), &log)?;
-    n += 1;
-    for (name, src) in &recipe.sources {
-        fetch_source(cache, name, src, lock.as_ref(), &log)?;
-        n += 1;
-    }
-    for (name, version) in &recipe.raw.userland.packages {
-        let pinned = lock
-            .as_ref()
-            .and_then(|l| l.get(&format!("package:{name}")))
-            .map(|l| l.sha256.clone());
-        fetch_debian(cache, name, version, pinned.as_deref(), &log)?;
-        n += 1;
-    }
-    Ok(n)
 }

@@ -463,6 +463,16 @@ pub fn set_umask(mask: u32) -> u32 {
     unsafe { libc::umask(mask as libc::mode_t) as u32 }
 }
 
+/// Sends `sig` to `pid` (used by the builder to stop a QEMU it started). Returns
+/// whether the signal was delivered.
+pub fn kill_pid(pid: i32, sig: i32) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: kill(2) takes plain integers; a positive pid never signals a group.
+    unsafe { libc::kill(pid, sig) == 0 }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -508,14 +518,4 @@ mod tests {
         assert_eq!(e.errno(), Some(libc::EINVAL));
         assert!(e.to_string().starts_with("cannot write /x/enable: "), "{e}");
     }
-}
-
-/// Sends `sig` to `pid` (used by the builder to stop a QEMU it started). Returns
-/// whether the signal was delivered.
-pub fn kill_pid(pid: i32, sig: i32) -> bool {
-    if pid <= 0 {
-        return false;
-    }
-    // SAFETY: kill(2) takes plain integers; a positive pid never signals a group.
-    unsafe { libc::kill(pid, sig) == 0 }
 }
