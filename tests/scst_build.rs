@@ -664,3 +664,67 @@ fn plan_of_the_flagship_recipe_lists_scst_and_firmware_missing() {
         );
     }
 }
+
+/// A tiny module built against the REAL kernel build tree of a finished kernel stage
+/// (the default cache, or `SANFORGE_REAL_KERNEL=<stage dir>`): its `.modinfo`, read
+/// by sanforge without `modinfo`, has the kernel's vermagic and the firmware it
+/// declares. Skipped (with the reason) when no real kernel was built on this machine.
+#[test]
+fn real_kernel_fixture_module_has_the_kernels_vermagic() {
+    let stage = std::env::var_os("SANFORGE_REAL_KERNEL")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let home = std::env::var_os("HOME")?;
+            let dir = Path::new(&home).join(".cache/sanforge/stages/kernel");
+            std::fs::read_dir(dir)
+                .ok()?
+                .filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .find(|p| p.join(".complete").is_file() && p.join("build/.config").is_file())
+        });
+    let Some(stage) = stage else {
+        eprintln!("skipped: no finished real kernel stage (build recipes/storage-node.toml first, or set SANFORGE_REAL_KERNEL)");
+        return;
+    };
+    let release = std::fs::read_to_string(stage.join("kernel.release"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let in_tree =
+        sanforge::build::firmware::find_modules(&stage.join("modules/lib/modules").join(&release))
+            .unwrap();
+    let Some(reference) = in_tree.first() else {
+        eprintln!(
+            "skipped: the real kernel at {} has no modules",
+            stage.display()
+        );
+        return;
+    };
+    let m = tempfile::tempdir().unwrap();
+    std::fs::write(m.path().join("fixture.c"), "#include <linux/module.h>\nMODULE_LICENSE(\"GPL\");\nMODULE_FIRMWARE(\"ql2500_fw.bin\");\nstatic int __init fixture_init(void) { return 0; }\nmodule_init(fixture_init);\n").unwrap();
+    std::fs::write(m.path().join("Kbuild"), "obj-m := fixture.o\n").unwrap();
+    let o = Command::new("make")
+        .arg("-C")
+        .arg(stage.join("build"))
+        .arg(format!("M={}", m.path().display()))
+        .arg("modules")
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{}",
+        String::from_utf8_lossy(&o.stdout) + String::from_utf8_lossy(&o.stderr)
+    );
+    let ours = sanforge::build::firmware::modinfo(&m.path().join("fixture.ko")).unwrap();
+    let theirs = sanforge::build::firmware::modinfo(reference).unwrap();
+    assert_eq!(ours.first("vermagic"), theirs.first("vermagic"));
+    assert!(ours
+        .first("vermagic")
+        .unwrap()
+        .starts_with(&format!("{release} ")));
+    assert_eq!(ours.all("firmware"), vec!["ql2500_fw.bin"]);
+    assert_eq!(
+        sanforge::build::firmware::module_name(&m.path().join("fixture.ko"), &ours),
+        "fixture"
+    );
+}
