@@ -24,6 +24,7 @@ pub fn build(ctx: &Ctx, dir: &Path, log: &Log) -> Result<()> {
     let obj = dir.join("build");
     unpack(ctx, &src, log)?;
     apply_patches(&ctx.recipe.patches, &src, log)?;
+    super::scst::prepare_kernel_tree(ctx, &src, log)?;
     configure(ctx, &src, &obj, log)?;
     compile(ctx, &src, &obj, log)?;
     install(ctx, &src, &obj, dir, log)?;
@@ -41,6 +42,7 @@ pub fn check_config(ctx: &Ctx) -> Result<usize> {
     let src = scratch.path().join("src");
     unpack(ctx, &src, &log)?;
     apply_patches(&ctx.recipe.patches, &src, &log)?;
+    super::scst::prepare_kernel_tree(ctx, &src, &log)?;
     configure(ctx, &src, &scratch.path().join("build"), &log)?;
     Ok(requests(ctx)?.len())
 }
@@ -114,6 +116,7 @@ pub fn requests(ctx: &Ctx) -> Result<Vec<kconfig::Request>> {
     }
     reqs.extend(kconfig::requests_from_recipe(&ctx.recipe.raw.kernel.options));
     reqs.extend(kconfig::requests_from_forbid(&ctx.recipe.raw.kernel.forbid));
+    reqs.extend(super::scst::kernel_requests(ctx));
     Ok(reqs)
 }
 

@@ -9,6 +9,7 @@
 pub mod cache;
 pub mod doctor;
 pub mod fetch;
+pub mod firmware;
 pub mod kconfig;
 pub mod kernel;
 pub mod lock;
@@ -16,6 +17,7 @@ pub mod outputs;
 pub mod pipeline;
 pub mod rootfs;
 pub mod run;
+pub mod scst;
 pub mod userland;
 pub mod verify;
 

@@ -16,11 +16,11 @@ use std::path::Path;
 /// The files every PXE bundle has, in SHA256SUMS order.
 pub const FILES: &[&str] = &["boot.ipxe", "initramfs.cpio.zst", "manifest.json", "sbom.cdx.json", "vmlinuz"];
 
-pub fn write(ctx: &Ctx, kernel: &Path, userland: &Path, rootfs: &Path, out: &Path, log: &Log) -> Result<()> {
+pub fn write(ctx: &Ctx, kernel: &Path, modules_stage: Option<&Path>, userland: &Path, rootfs: &Path, out: &Path, log: &Log) -> Result<()> {
     ufs::copy(&kernel.join("vmlinuz"), &out.join("vmlinuz"))?;
     ufs::copy(&rootfs.join("initramfs.cpio.zst"), &out.join("initramfs.cpio.zst"))?;
     ufs::write(&out.join("boot.ipxe"), boot_ipxe(&ctx.recipe.raw.kernel.cmdline))?;
-    let manifest = manifest(ctx, kernel, userland, rootfs, out)?;
+    let manifest = manifest(ctx, kernel, modules_stage, userland, rootfs, out)?;
     ufs::write(&out.join("manifest.json"), serde_json::to_string_pretty(&manifest)? + "\n")?;
     let sbom = crate::image::sbom::sbom_from_manifest(&manifest);
     ufs::write(&out.join(crate::image::sbom::FILE), serde_json::to_string_pretty(&sbom)? + "\n")?;
@@ -38,10 +38,15 @@ pub fn boot_ipxe(cmdline: &str) -> String {
     format!("#!ipxe\n# sanforge PXE bundle: serve this directory over HTTP or TFTP and chain boot.ipxe\nkernel vmlinuz initrd=initramfs.cpio.zst {cmdline}\ninitrd initramfs.cpio.zst\nboot\n")
 }
 
-fn manifest(ctx: &Ctx, kernel: &Path, userland: &Path, rootfs: &Path, out: &Path) -> Result<serde_json::Value> {
+fn manifest(ctx: &Ctx, kernel: &Path, modules_stage: Option<&Path>, userland: &Path, rootfs: &Path, out: &Path) -> Result<serde_json::Value> {
     let r = &ctx.recipe;
     let release = super::rootfs::kernel_release(kernel)?;
-    let moddir = kernel.join("modules/lib/modules").join(&release);
+    // With SCST, the modules stage's index covers the kernel's modules and its own.
+    let moddir = match modules_stage {
+        Some(m) => m.join("root/lib/modules").join(&release),
+        None => kernel.join("modules/lib/modules").join(&release),
+    };
+    let scst = modules_stage.map(super::scst::record).transpose()?;
     let mut modules = Vec::new();
     if moddir.join("modules.dep").is_file() {
         for l in ufs::read_to_string(&moddir.join("modules.dep"))?.lines() {
@@ -95,6 +100,8 @@ fn manifest(ctx: &Ctx, kernel: &Path, userland: &Path, rootfs: &Path, out: &Path
         "node-config": { "file": rel(&r.node_config), "sha256": super::pipeline::text_sha(&ctx.node_text), "hostname": ctx.node.hostname },
         "rootfs": { "entries": ufs::read_to_string(&rootfs.join("rootfs.list"))?.lines().count() },
         "outputs": outputs,
+        "firmware": scst.as_ref().map(|s| s.firmware.clone()).unwrap_or_default(),
+        "scst": scst,
     }))
 }
 

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 /// Bump when a stage's code changes what it produces, to invalidate old cache entries.
 const KERNEL_STAGE: &str = "kernel-v1";
+const MODULES_STAGE: &str = "modules-v1";
 const USERLAND_STAGE: &str = "userland-v1";
 const ROOTFS_STAGE: &str = "rootfs-v1";
 const OUTPUTS_STAGE: &str = "outputs-v1";
@@ -61,6 +62,9 @@ pub struct Input {
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Keys {
     pub kernel: String,
+    /// Empty when the recipe has no `[scst]` (no modules stage).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub modules: String,
     pub userland: String,
     pub rootfs: String,
     pub outputs: String,
@@ -196,7 +200,38 @@ fn compute_keys(ctx: &Ctx) -> Result<Keys> {
     }
     kb.add_str("localversion", &k.localversion);
     kb.add_str("sde", &r.source_date_epoch().to_string());
+    if let Some(s) = r.scst.as_ref().filter(|s| s.driver_mode == crate::config::recipe::DriverMode::InTree) {
+        // The in-tree swap changes the kernel source.
+        kb.add_str("scst", &ctx.input("scst").map(|i| i.sha256.clone()).unwrap_or_default());
+        kb.add_str("scst-mode", s.driver_mode.as_str());
+        kb.add_str("scst-qla", &s.components.join(" "));
+    }
     let kernel = kb.finish();
+
+    let modules = match &r.scst {
+        None => String::new(),
+        Some(s) => {
+            let mut mb = KeyBuilder::new(MODULES_STAGE);
+            mb.add_str("kernel", &kernel);
+            mb.add_str("scst", &ctx.input("scst").map(|i| i.sha256.clone()).unwrap_or_default());
+            mb.add_str("mode", s.driver_mode.as_str());
+            for c in &s.components {
+                mb.add_str("component", c);
+            }
+            for p in &r.patches {
+                mb.add("patch", &ufs::read(p)?);
+            }
+            for name in s.firmware.keys() {
+                let input = crate::config::recipe::Scst::firmware_input(name);
+                mb.add_str("firmware", &format!("{name} {}", ctx.input(&input).map(|i| i.sha256.clone()).unwrap_or_default()));
+            }
+            for w in &s.waived {
+                mb.add_str("waive", w);
+            }
+            mb.add_str("sde", &r.source_date_epoch().to_string());
+            mb.finish()
+        }
+    };
 
     let mut ub = KeyBuilder::new(USERLAND_STAGE);
     for i in ctx.inputs.iter().filter(|i| i.name.starts_with("package:")) {
@@ -211,7 +246,7 @@ fn compute_keys(ctx: &Ctx) -> Result<Keys> {
     let userland = ub.finish();
 
     let mut rb = KeyBuilder::new(ROOTFS_STAGE);
-    rb.add_str("kernel", &kernel).add_str("userland", &userland);
+    rb.add_str("kernel", &kernel).add_str("userland", &userland).add_str("modules", &modules);
     for o in &r.overlays {
         rb.add_str("overlay", &o.strip_prefix(&r.root).unwrap_or(o).display().to_string());
         rb.add_tree("overlay-tree", o)?;
@@ -229,7 +264,7 @@ fn compute_keys(ctx: &Ctx) -> Result<Keys> {
         ob.add_str("input", &format!("{} {} {}", i.name, i.origin, i.sha256));
     }
     let outputs = ob.finish();
-    Ok(Keys { kernel, userland, rootfs, outputs })
+    Ok(Keys { kernel, modules, userland, rootfs, outputs })
 }
 
 /// Every stage, its key, and whether it will run. Works offline.
@@ -237,13 +272,22 @@ pub fn plan(ctx: &Ctx) -> Result<Vec<PlanEntry>> {
     let c = &ctx.cache;
     let k = &ctx.keys;
     let kernel_cached = c.stage_done("kernel", &k.kernel).is_some();
+    let modules_cached = ctx.recipe.scst.is_none() || c.stage_done("modules", &k.modules).is_some();
     let userland_cached = c.stage_done("userland", &k.userland).is_some();
     let rootfs_cached = c.stage_done("rootfs", &k.rootfs).is_some();
     let outputs_cached = super::outputs::up_to_date(&ctx.out, &k.outputs);
     // Fetch only matters for the stages that will run.
     let mut missing = Vec::new();
     for i in &ctx.inputs {
-        let needed = if i.name == "kernel" { !kernel_cached } else if i.name.starts_with("package:") { !userland_cached } else { true };
+        let needed = if i.name == "kernel" {
+            !kernel_cached
+        } else if i.name.starts_with("package:") {
+            !userland_cached
+        } else if i.name == "scst" || i.name.starts_with("firmware:") {
+            !modules_cached || (i.name == "scst" && !kernel_cached)
+        } else {
+            true
+        };
         if needed && i.kind != "path" && !c.blob_path(&i.sha256).is_file() {
             missing.push(i.name.clone());
         }
@@ -256,7 +300,7 @@ pub fn plan(ctx: &Ctx) -> Result<Vec<PlanEntry>> {
         kb.finish()
     };
     let why = |cached: bool, reason: &str| if cached { "cache entry present".to_string() } else { reason.to_string() };
-    Ok(vec![
+    let mut entries = vec![
         PlanEntry {
             stage: "fetch".into(),
             key: fetch_key,
@@ -265,11 +309,28 @@ pub fn plan(ctx: &Ctx) -> Result<Vec<PlanEntry>> {
         },
         PlanEntry { stage: "kernel".into(), key: k.kernel.clone(), cached: kernel_cached, reason: why(kernel_cached, "no cache entry for this kernel source, config and patch set") },
         PlanEntry { stage: "userland".into(), key: k.userland.clone(), cached: userland_cached, reason: why(userland_cached, "no cache entry for this package set") },
+    ];
+    if ctx.recipe.scst.is_some() {
+        let reason = if !kernel_cached { "the kernel will be rebuilt" } else { "no cache entry for this SCST source, driver mode, component list and firmware set" };
+        entries.insert(2, PlanEntry { stage: "modules".into(), key: k.modules.clone(), cached: modules_cached, reason: why(modules_cached, reason) });
+    }
+    entries.extend([
         PlanEntry {
             stage: "rootfs".into(),
             key: k.rootfs.clone(),
             cached: rootfs_cached,
-            reason: why(rootfs_cached, if !kernel_cached { "the kernel will be rebuilt" } else if !userland_cached { "the userland will be rebuilt" } else { "node config, overlays or init changed" }),
+            reason: why(
+                rootfs_cached,
+                if !kernel_cached {
+                    "the kernel will be rebuilt"
+                } else if !modules_cached {
+                    "the SCST modules will be rebuilt"
+                } else if !userland_cached {
+                    "the userland will be rebuilt"
+                } else {
+                    "node config, overlays or init changed"
+                },
+            ),
         },
         PlanEntry {
             stage: "outputs".into(),
@@ -277,7 +338,8 @@ pub fn plan(ctx: &Ctx) -> Result<Vec<PlanEntry>> {
             cached: outputs_cached,
             reason: if outputs_cached { format!("{} is up to date", ctx.out.display()) } else { format!("{} is missing or from another build", ctx.out.display()) },
         },
-    ])
+    ]);
+    Ok(entries)
 }
 
 /// What `build` did, for the caller to print.
@@ -297,8 +359,10 @@ pub fn build(ctx: &Ctx) -> Result<BuildReport> {
     let staging = staging_dir(&ctx.out);
     if super::outputs::up_to_date(&ctx.out, &ctx.keys.outputs) {
         progress::step(&format!("{} is up to date (outputs key {})", ctx.out.display(), short(&ctx.keys.outputs)));
-        for s in ["kernel", "userland", "rootfs", "outputs"] {
-            skipped.push(s.to_string());
+        for s in ["kernel", "modules", "userland", "rootfs", "outputs"] {
+            if s != "modules" || ctx.recipe.scst.is_some() {
+                skipped.push(s.to_string());
+            }
         }
         return Ok(BuildReport { out: ctx.out.clone(), ran, skipped });
     }
@@ -307,13 +371,17 @@ pub fn build(ctx: &Ctx) -> Result<BuildReport> {
     ufs::create_dir_all(&logs)?;
 
     let kernel_dir = run_stage(ctx, "kernel", &ctx.keys.kernel, &logs, &mut ran, &mut skipped, super::kernel::build)?;
+    let modules_dir = match &ctx.recipe.scst {
+        Some(_) => Some(run_stage(ctx, "modules", &ctx.keys.modules, &logs, &mut ran, &mut skipped, |ctx, dir, log| super::scst::build(ctx, &kernel_dir, dir, log))?),
+        None => None,
+    };
     let userland_dir = run_stage(ctx, "userland", &ctx.keys.userland, &logs, &mut ran, &mut skipped, super::userland::build)?;
     let rootfs_dir = run_stage(ctx, "rootfs", &ctx.keys.rootfs, &logs, &mut ran, &mut skipped, |ctx, dir, log| {
-        super::rootfs::build(ctx, &kernel_dir, &userland_dir, dir, log)
+        super::rootfs::build(ctx, &kernel_dir, modules_dir.as_deref(), &userland_dir, dir, log)
     })?;
     progress::step("outputs: writing vmlinuz, initramfs, boot.ipxe, manifest");
     let log = Log::open(&logs.join("outputs.log"))?;
-    super::outputs::write(ctx, &kernel_dir, &userland_dir, &rootfs_dir, &staging, &log)?;
+    super::outputs::write(ctx, &kernel_dir, modules_dir.as_deref(), &userland_dir, &rootfs_dir, &staging, &log)?;
     ran.push("outputs".into());
     swap_into_place(&staging, &ctx.out)?;
     Ok(BuildReport { out: ctx.out.clone(), ran, skipped })

@@ -16,7 +16,7 @@ use std::path::Path;
 /// Directories every image has (mount points and the init's own).
 const DIRS: &[&str] = &["dev", "proc", "sys", "run", "tmp", "etc", "etc/sanforge", "root", "var", "lib/modules", "lib/firmware"];
 
-pub fn build(ctx: &Ctx, kernel: &Path, userland: &Path, dir: &Path, log: &Log) -> Result<()> {
+pub fn build(ctx: &Ctx, kernel: &Path, modules_stage: Option<&Path>, userland: &Path, dir: &Path, log: &Log) -> Result<()> {
     let task = Task::start("rootfs: assembling the initramfs", None, "files");
     let mut ar = Archive::new();
     for d in DIRS {
@@ -30,6 +30,11 @@ pub fn build(ctx: &Ctx, kernel: &Path, userland: &Path, dir: &Path, log: &Log) -
     let modules = kernel.join("modules/lib/modules");
     if modules.is_dir() {
         ar.add_tree(&modules, "lib/modules")?;
+    }
+    // SCST's modules, firmware and the module index over both (replaces the kernel's).
+    if let Some(m) = modules_stage {
+        super::scst::check_node(ctx, &super::scst::record(m)?)?;
+        ar.add_tree(&m.join("root"), "")?;
     }
     let rendered = tempfile::tempdir().context("cannot create a temporary directory for overlays")?;
     for (i, overlay) in ctx.recipe.overlays.iter().enumerate() {

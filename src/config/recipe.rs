@@ -76,6 +76,9 @@ pub struct RawRecipe {
     /// Extra named sources (SCST, firmware, …) by name.
     #[serde(default)]
     pub sources: BTreeMap<String, SourceSpec>,
+    /// SCST: its source, how the QLogic driver is built, firmware.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scst: Option<ScstSpec>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -195,6 +198,8 @@ pub struct Recipe {
     pub patches: Vec<PathBuf>,
     pub overlays: Vec<PathBuf>,
     pub node_config: PathBuf,
+    /// The validated `[scst]` table.
+    pub scst: Option<Scst>,
     /// The text of the recipe file (kept for locating errors).
     pub text: String,
 }
@@ -211,7 +216,7 @@ impl Recipe {
     }
 
     pub fn parse(file: &Path, text: &str) -> Result<Recipe, ConfigError> {
-        let raw: RawRecipe = parse_toml(file, text)?;
+        let mut raw: RawRecipe = parse_toml(file, text)?;
         let err = |key: &str, msg: String| {
             let (l, c) = find_key(text, key);
             ConfigError::new(file, l, c, msg)
@@ -237,6 +242,10 @@ impl Recipe {
             let v = validate_source(s, &root).map_err(|m| err(n, format!("source `{n}`: {m}")))?;
             sources.insert(n.clone(), v);
         }
+        let scst = match raw.scst.clone() {
+            Some(spec) => Some(validate_scst(&spec, &root, &mut raw.sources, &mut sources, &err)?),
+            None => None,
+        };
         let base = raw.kernel.base.as_str();
         if !matches!(base, "tinyconfig" | "defconfig" | "allnoconfig") && !root.join(base).is_file() {
             return Err(err("base", format!("kernel base `{base}`: expected `tinyconfig`, `defconfig`, `allnoconfig` or an existing config file")));
@@ -301,6 +310,7 @@ impl Recipe {
             patches,
             overlays,
             node_config,
+            scst,
             text: text.to_string(),
             raw,
         })
@@ -339,4 +349,176 @@ fn validate_source(s: &SourceSpec, root: &Path) -> Result<Source, String> {
     }
     let path = s.path.clone().unwrap_or_default();
     Ok(Source::Path { path: root.join(path) })
+}
+
+/// How SCST's QLogic driver gets into the image (reference/scst.md §A3).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum DriverMode {
+    /// The documented build: `qla2xxx_scst.ko` + `qla2x00tgt.ko` against the kernel
+    /// build tree; the in-tree `qla2xxx` stays unmodified (and is blacklisted).
+    #[default]
+    OutOfTree,
+    /// The legacy swap: the kernel's `drivers/scsi/qla2xxx` is replaced by SCST's
+    /// tree and the version-matched SCST kernel patches are applied before the kernel
+    /// build; only the target add-on and the SCST core are built out of tree.
+    InTree,
+}
+
+impl DriverMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DriverMode::OutOfTree => "out-of-tree",
+            DriverMode::InTree => "in-tree",
+        }
+    }
+}
+
+/// `[scst]` as written.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ScstSpec {
+    /// The SCST release archive (url + sha256) or a local tree/archive (`path`).
+    pub source: SourceSpec,
+    #[serde(default)]
+    pub driver_mode: DriverMode,
+    /// SCST components to build (make directories), in any order; built in SCST's
+    /// order. Default: `scst` and `qla2x00t-32gbit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modules: Option<Vec<String>>,
+    /// Firmware files the image provides, by the name modules request.
+    #[serde(default)]
+    pub firmware: Vec<FirmwareSpec>,
+    /// Firmware names requested by modules that the image deliberately omits.
+    #[serde(default)]
+    pub waive_firmware: Vec<String>,
+}
+
+/// One firmware file: its name under /lib/firmware and where it comes from (the
+/// fields of a source: `url` + `sha256`, `path`, or `debian` + `version` + `member`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FirmwareSpec {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<UrlList>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub debian: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+}
+
+impl FirmwareSpec {
+    pub fn source_spec(&self) -> SourceSpec {
+        SourceSpec {
+            url: self.url.clone(),
+            sha256: self.sha256.clone(),
+            debian: self.debian.clone(),
+            version: self.version.clone(),
+            member: self.member.clone(),
+            path: self.path.clone(),
+        }
+    }
+}
+
+/// SCST components sanforge knows how to build: name, make directory (relative to
+/// the SCST tree), in the order SCST's top-level Makefile builds them (the target
+/// drivers link against `scst/src/Module.symvers`, so `scst` comes first).
+pub const SCST_COMPONENTS: &[(&str, &str)] = &[
+    ("scst", "scst"),
+    ("iscsi-scst", "iscsi-scst"),
+    ("qla2x00t-32gbit", "qla2x00t-32gbit/qla2x00-target"),
+    ("qla2x00t", "qla2x00t/qla2x00-target"),
+    ("srpt", "srpt"),
+    ("scst_local", "scst_local"),
+    ("fcst", "fcst"),
+];
+
+/// The validated `[scst]` table. Its source is also in `Recipe::sources` as `scst`,
+/// each firmware file as `firmware:NAME` (so lock, fetch and plan see them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scst {
+    pub source: Source,
+    pub driver_mode: DriverMode,
+    /// Components in build order.
+    pub components: Vec<String>,
+    /// Firmware name → source.
+    pub firmware: BTreeMap<String, Source>,
+    pub waived: Vec<String>,
+}
+
+impl Scst {
+    /// The lock/input name of a firmware file.
+    pub fn firmware_input(name: &str) -> String {
+        format!("firmware:{name}")
+    }
+}
+
+fn validate_scst(
+    spec: &ScstSpec,
+    root: &Path,
+    raw_sources: &mut BTreeMap<String, SourceSpec>,
+    sources: &mut BTreeMap<String, Source>,
+    err: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<Scst, ConfigError> {
+    let source = validate_source(&spec.source, root).map_err(|m| err("source", format!("scst source: {m}")))?;
+    let requested = spec.modules.clone().unwrap_or_else(|| vec!["scst".to_string(), "qla2x00t-32gbit".to_string()]);
+    if requested.is_empty() {
+        return Err(err("modules", "scst modules: expected at least one component (e.g. \"scst\")".into()));
+    }
+    for m in &requested {
+        if !SCST_COMPONENTS.iter().any(|(n, _)| n == m) {
+            let known: Vec<&str> = SCST_COMPONENTS.iter().map(|(n, _)| *n).collect();
+            return Err(err(
+                "modules",
+                format!("scst modules: unknown component `{m}`: expected one of {} (device handlers such as scst_vdisk are built with `scst`)", known.join(", ")),
+            ));
+        }
+    }
+    let components: Vec<String> = SCST_COMPONENTS.iter().filter(|(n, _)| requested.iter().any(|r| r == n)).map(|(n, _)| n.to_string()).collect();
+    if !components.iter().any(|c| c == "scst") {
+        return Err(err("modules", "scst modules: `scst` (the core) is required: every other component links against it".into()));
+    }
+    if components.iter().any(|c| c == "qla2x00t") && components.iter().any(|c| c == "qla2x00t-32gbit") {
+        return Err(err("modules", "scst modules: choose one of `qla2x00t-32gbit` and `qla2x00t` (the two QLogic trees cannot be mixed)".into()));
+    }
+    if spec.driver_mode == DriverMode::InTree && !components.iter().any(|c| c.starts_with("qla2x00t")) {
+        return Err(err("driver-mode", "scst driver-mode = \"in-tree\" swaps the QLogic driver: add `qla2x00t-32gbit` to modules".into()));
+    }
+    let valid_name = |n: &str| !n.is_empty() && !n.starts_with('/') && n.split('/').all(|c| !c.is_empty() && c != "." && c != "..");
+    let mut firmware = BTreeMap::new();
+    let mut inputs = vec![("scst".to_string(), spec.source.clone(), source.clone())];
+    for f in &spec.firmware {
+        if !valid_name(&f.name) {
+            return Err(err("firmware", format!("firmware name `{}`: expected a relative file name under /lib/firmware", f.name)));
+        }
+        let s = validate_source(&f.source_spec(), root).map_err(|m| err("firmware", format!("firmware `{}`: {m}", f.name)))?;
+        if firmware.insert(f.name.clone(), s.clone()).is_some() {
+            return Err(err("firmware", format!("firmware `{}` is listed twice", f.name)));
+        }
+        inputs.push((Scst::firmware_input(&f.name), f.source_spec(), s));
+    }
+    for w in &spec.waive_firmware {
+        if !valid_name(w) {
+            return Err(err("waive-firmware", format!("waived firmware `{w}`: expected a file name")));
+        }
+        if firmware.contains_key(w) {
+            return Err(err("waive-firmware", format!("firmware `{w}` is both provided and waived")));
+        }
+    }
+    // Named inputs like any [sources.NAME]: the lock pins them, fetch and plan see them.
+    for (name, raw, v) in inputs {
+        if raw_sources.contains_key(&name) {
+            return Err(err(&name, format!("source `{name}` is defined by [scst]: remove it from [sources]")));
+        }
+        raw_sources.insert(name.clone(), raw);
+        sources.insert(name, v);
+    }
+    Ok(Scst { source, driver_mode: spec.driver_mode, components, firmware, waived: spec.waive_firmware.clone() })
 }

@@ -1,0 +1,274 @@
+//! Kernel module metadata and the firmware closure of an image.
+//!
+//! Why it exists: a QLogic HBA driver that cannot find its firmware leaves the port
+//! dead at boot, long after the build said "ok". The modules an image ships declare the
+//! firmware files they may request (`firmware=` in their `.modinfo` section, what
+//! `modinfo -F firmware` prints); that set is the image's required firmware. Each
+//! name must be provided by the recipe (`[scst] firmware`, fetched and verified like
+//! any source) or waived explicitly (`[scst] waive-firmware`); anything else fails the
+//! build, naming the module and the file.
+//!
+//! Reads: `.ko` files (ELF `.modinfo` sections, parsed with goblin: no `modinfo`
+//! spawn), the recipe's firmware sources through the cache.
+
+use super::pipeline::Ctx;
+use crate::config::recipe::Scst;
+use crate::util::cmd::Log;
+use crate::util::fs as ufs;
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The `.modinfo` of one module file.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ModInfo {
+    /// `key=value` entries in file order (keys repeat: `alias`, `firmware`, …).
+    pub entries: Vec<(String, String)>,
+}
+
+impl ModInfo {
+    /// Every value of `key`.
+    pub fn all(&self, key: &str) -> Vec<&str> {
+        self.entries
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    pub fn first(&self, key: &str) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads the `.modinfo` section of a module (an ELF relocatable object).
+pub fn modinfo(path: &Path) -> Result<ModInfo> {
+    let bytes = ufs::read(path)?;
+    parse_modinfo(&bytes)
+        .with_context(|| format!("cannot read the module information of {}", path.display()))
+}
+
+/// The `.modinfo` section of an ELF image in memory: NUL-separated `key=value` strings.
+pub fn parse_modinfo(bytes: &[u8]) -> Result<ModInfo> {
+    let elf = goblin::elf::Elf::parse(bytes).context("not an ELF file")?;
+    let Some(sh) = elf
+        .section_headers
+        .iter()
+        .find(|sh| elf.shdr_strtab.get_at(sh.sh_name) == Some(".modinfo"))
+    else {
+        bail!("no .modinfo section (not a kernel module)");
+    };
+    let start = usize::try_from(sh.sh_offset).context("bad .modinfo offset")?;
+    let end = start
+        .checked_add(usize::try_from(sh.sh_size).context("bad .modinfo size")?)
+        .filter(|e| *e <= bytes.len());
+    let Some(end) = end else {
+        bail!(".modinfo section runs past the end of the file")
+    };
+    let mut entries = Vec::new();
+    for s in bytes[start..end].split(|b| *b == 0) {
+        let s = String::from_utf8_lossy(s);
+        if let Some((k, v)) = s.split_once('=') {
+            entries.push((k.to_string(), v.to_string()));
+        }
+    }
+    Ok(ModInfo { entries })
+}
+
+/// The module name: `name=` from `.modinfo` (kernels ≥ 5.x write it), else the file
+/// name without `.ko` and with `-` as `_` (what the kernel does).
+pub fn module_name(path: &Path, info: &ModInfo) -> String {
+    if let Some(n) = info.first("name") {
+        return n.to_string();
+    }
+    let file = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    file.strip_suffix(".ko").unwrap_or(&file).replace('-', "_")
+}
+
+/// Every `*.ko` under `dir`, sorted. Compressed modules are refused: their
+/// `.modinfo` cannot be read without decompressing, and the init loads plain `.ko`.
+pub fn find_modules(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    walk(dir, &mut out)?;
+    out.sort();
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    if !dir.is_dir() {
+        return Ok(());
+    }
+    for e in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
+        let e = e.with_context(|| format!("cannot list {}", dir.display()))?;
+        let p = e.path();
+        let ft = e
+            .file_type()
+            .with_context(|| format!("cannot stat {}", p.display()))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if ft.is_dir() {
+            walk(&p, out)?;
+        } else if name.ends_with(".ko") {
+            out.push(p);
+        } else if name.ends_with(".ko.xz") || name.ends_with(".ko.zst") || name.ends_with(".ko.gz")
+        {
+            bail!("{} is a compressed module: sanforge reads and loads plain .ko files (turn CONFIG_MODULE_COMPRESS_* off)", p.display());
+        }
+    }
+    Ok(())
+}
+
+/// One firmware file of the image, for the manifest.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Firmware {
+    pub name: String,
+    /// `None` for a waived file (not in the image).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// The first module that requests it (`None`: provided but requested by none).
+    pub module: Option<String>,
+    /// Every module that requests it.
+    pub modules: Vec<String>,
+    pub waived: bool,
+}
+
+/// Firmware name → the modules that request it, over every module file in `modules`
+/// (module file paths, with their display names).
+pub fn required(modules: &[(String, ModInfo)]) -> BTreeMap<String, Vec<String>> {
+    let mut req: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (name, info) in modules {
+        for fw in info.all("firmware") {
+            let v = req.entry(fw.to_string()).or_default();
+            if !v.contains(name) {
+                v.push(name.clone());
+            }
+        }
+    }
+    req
+}
+
+/// Checks the closure and installs every provided file under `root/lib/firmware/`.
+/// Missing files fail the build, each named with the module that requests it.
+pub fn install(
+    ctx: &Ctx,
+    scst: &Scst,
+    required: &BTreeMap<String, Vec<String>>,
+    root: &Path,
+    log: &Log,
+) -> Result<Vec<Firmware>> {
+    let missing: Vec<String> = required
+        .iter()
+        .filter(|(name, _)| !scst.firmware.contains_key(*name) && !scst.waived.contains(name))
+        .map(|(name, mods)| {
+            format!(
+                "{name} (requested by {})",
+                mods.iter()
+                    .map(|m| format!("module {m}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "firmware missing from the recipe:\n  {}\nadd each file to [scst] firmware (name + url + sha256, or name + path), or list it in [scst] waive-firmware if the hardware loads it from flash",
+            missing.join("\n  ")
+        );
+    }
+    let mut out = Vec::new();
+    for (name, source) in &scst.firmware {
+        let input = Scst::firmware_input(name);
+        let fetched =
+            super::fetch::fetch_source(&ctx.cache, &input, source, ctx.lock.as_ref(), log)
+                .with_context(|| format!("cannot get firmware {name}"))?;
+        if fetched.path.is_dir() {
+            bail!(
+                "firmware {name}: {} is a directory, expected a file",
+                fetched.path.display()
+            );
+        }
+        let dst = root.join("lib/firmware").join(name);
+        ufs::create_dir_all(&ufs::parent_dir(&dst))?;
+        ufs::copy(&fetched.path, &dst)?;
+        let sha256 = match fetched.sha256 {
+            Some(s) => s,
+            None => crate::util::hash::sha256_file(&dst)?,
+        };
+        let modules = required.get(name).cloned().unwrap_or_default();
+        if modules.is_empty() {
+            log.line(&format!(
+                "firmware {name}: provided by the recipe, requested by no module"
+            ));
+        }
+        log.line(&format!("firmware {name}: installed (sha256 {sha256})"));
+        out.push(Firmware {
+            name: name.clone(),
+            sha256: Some(sha256),
+            module: modules.first().cloned(),
+            modules,
+            waived: false,
+        });
+    }
+    for name in &scst.waived {
+        let modules = required.get(name).cloned().unwrap_or_default();
+        log.line(&format!("firmware {name}: waived by the recipe"));
+        out.push(Firmware {
+            name: name.clone(),
+            sha256: None,
+            module: modules.first().cloned(),
+            modules,
+            waived: true,
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn required_groups_modules_by_file() {
+        let a = ModInfo {
+            entries: vec![
+                ("firmware".into(), "ql2500_fw.bin".into()),
+                ("firmware".into(), "ql2400_fw.bin".into()),
+            ],
+        };
+        let b = ModInfo {
+            entries: vec![
+                ("firmware".into(), "ql2500_fw.bin".into()),
+                ("alias".into(), "x".into()),
+            ],
+        };
+        let r = required(&[("qla2xxx".into(), a), ("qla2xxx_scst".into(), b)]);
+        assert_eq!(r["ql2500_fw.bin"], vec!["qla2xxx", "qla2xxx_scst"]);
+        assert_eq!(r["ql2400_fw.bin"], vec!["qla2xxx"]);
+        assert_eq!(r.len(), 2);
+    }
+
+    #[test]
+    fn module_name_falls_back_to_the_file_name() {
+        let none = ModInfo::default();
+        assert_eq!(
+            module_name(Path::new("/x/iscsi-scst.ko"), &none),
+            "iscsi_scst"
+        );
+        let named = ModInfo {
+            entries: vec![("name".into(), "scst".into())],
+        };
+        assert_eq!(module_name(Path::new("/x/other.ko"), &named), "scst");
+    }
+
+    #[test]
+    fn not_elf_is_an_error() {
+        assert!(parse_modinfo(b"ko").is_err());
+    }
+}
