@@ -32,10 +32,12 @@ const DEFAULT_RECIPE: &str = "recipes/storage-node.toml";
 #[derive(Subcommand)]
 pub enum Command {
     /// Build an image from a recipe (only the stages whose inputs changed)
-    #[command(long_about = "Build an image from a recipe. Each stage (fetch, kernel, userland, rootfs, outputs) \
+    #[command(
+        long_about = "Build an image from a recipe. Each stage (fetch, kernel, userland, rootfs, outputs) \
 is keyed by the hash of everything it reads; a stage whose key is in the cache is skipped, so changing the node \
 config rebuilds the initramfs but not the kernel. Outputs are written to a staging directory and swapped in at \
-the end: an interrupted build never leaves half an output. Logs: OUT/logs/STAGE.log.")]
+the end: an interrupted build never leaves half an output. Logs: OUT/logs/STAGE.log."
+    )]
     Build {
         /// Recipe file
         #[arg(default_value = DEFAULT_RECIPE)]
@@ -88,9 +90,11 @@ the end: an interrupted build never leaves half an output. Logs: OUT/logs/STAGE.
         init: Option<PathBuf>,
     },
     /// Download a recipe's sources into the cache, or import files into it
-    #[command(long_about = "Download every source a recipe names into the cache, verifying each sha256. \
+    #[command(
+        long_about = "Download every source a recipe names into the cache, verifying each sha256. \
 With --import, put local files into the cache by their sha256 instead (for machines that cannot reach \
-upstream: copy the file over, import it, and the recipe finds it without network).")]
+upstream: copy the file over, import it, and the recipe finds it without network)."
+    )]
     Fetch {
         #[arg(default_value = DEFAULT_RECIPE)]
         recipe: PathBuf,
@@ -104,11 +108,13 @@ upstream: copy the file over, import it, and the recipe finds it without network
         recipe: PathBuf,
     },
     /// Boot an output directory in QEMU (serial console here, iSCSI forwarded to 127.0.0.1)
-    #[command(long_about = "Boot an output directory in QEMU. The guest gets user networking restricted to \
+    #[command(
+        long_about = "Boot an output directory in QEMU. The guest gets user networking restricted to \
 itself (192.0.2.15, nothing outside reachable) with its iSCSI port forwarded to 127.0.0.1:--iscsi-port. \
 Without --until-ready the console is this terminal (Ctrl-A X quits). With --until-ready QEMU runs in the \
 background and this command exits 0 once the console prints `sanforge-init: ready` (non-zero on timeout); \
-stop it with --stop.")]
+stop it with --stop."
+    )]
     Run {
         /// Output directory [default: out/storage-node]
         #[arg(default_value = "out/storage-node")]
@@ -238,55 +244,130 @@ fn load_recipe(path: &Path) -> Result<Recipe> {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Build { recipe, verify: true, locked, jobs, init, .. } => {
-            let report = build::verify::verify_build(&recipe, &BuildOptions { out: None, locked, jobs, init })?;
+        Command::Build {
+            recipe,
+            verify: true,
+            locked,
+            jobs,
+            init,
+            ..
+        } => {
+            let report = build::verify::verify_build(
+                &recipe,
+                &BuildOptions {
+                    out: None,
+                    locked,
+                    jobs,
+                    init,
+                },
+            )?;
             print!("{}", report.table());
-            println!("outputs kept in {} and {}", report.first.display(), report.second.display());
+            println!(
+                "outputs kept in {} and {}",
+                report.first.display(),
+                report.second.display()
+            );
             if report.identical() {
                 println!("reproducible: both builds are identical");
                 return Ok(ExitCode::SUCCESS);
             }
-            println!("NOT reproducible: {} of {} files differ", report.differences.len(), report.files.len());
+            println!(
+                "NOT reproducible: {} of {} files differ",
+                report.differences.len(),
+                report.files.len()
+            );
             Ok(ExitCode::FAILURE)
         }
         Command::Sign { out, key } => {
-            let sig = crate::image::sign::sign_dir(&out, &crate::image::sign::load_signing_key(&key)?)?;
+            let sig =
+                crate::image::sign::sign_dir(&out, &crate::image::sign::load_signing_key(&key)?)?;
             println!("wrote {}", sig.display());
             Ok(ExitCode::SUCCESS)
         }
         Command::VerifyImage { out, pubkey } => {
             let key = crate::image::sign::load_verifying_key(&pubkey)?;
             let files = crate::image::sign::verify_dir_files(&out, &key)?;
-            println!("{}: signature OK (key {}), {} files match SHA256SUMS", out.display(), crate::image::sign::fingerprint(&key), files.len());
+            println!(
+                "{}: signature OK (key {}), {} files match SHA256SUMS",
+                out.display(),
+                crate::image::sign::fingerprint(&key),
+                files.len()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Keygen { out } => {
             let key = crate::image::sign::keygen(&out)?;
-            println!("wrote {} (secret, keep it private) and {} (key {})", out.display(), crate::image::sign::public_path(&out).display(), crate::image::sign::fingerprint(&key));
+            println!(
+                "wrote {} (secret, keep it private) and {} (key {})",
+                out.display(),
+                crate::image::sign::public_path(&out).display(),
+                crate::image::sign::fingerprint(&key)
+            );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Build { recipe, out, locked, jobs, init, verify: false } => {
+        Command::Build {
+            recipe,
+            out,
+            locked,
+            jobs,
+            init,
+            verify: false,
+        } => {
             let started = std::time::Instant::now();
-            let ctx = Ctx::new(load_recipe(&recipe)?, &BuildOptions { out, locked, jobs, init })?;
+            let ctx = Ctx::new(
+                load_recipe(&recipe)?,
+                &BuildOptions {
+                    out,
+                    locked,
+                    jobs,
+                    init,
+                },
+            )?;
             let report = build::build(&ctx)?;
             println!(
                 "built {} in {:.1}s (ran: {}; cached: {})",
                 report.out.display(),
                 started.elapsed().as_secs_f64(),
-                if report.ran.is_empty() { "nothing".to_string() } else { report.ran.join(", ") },
-                if report.skipped.is_empty() { "nothing".to_string() } else { report.skipped.join(", ") }
+                if report.ran.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    report.ran.join(", ")
+                },
+                if report.skipped.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    report.skipped.join(", ")
+                }
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Plan { recipe, json, out, init } => {
-            let ctx = Ctx::new(load_recipe(&recipe)?, &BuildOptions { out, init, ..Default::default() })?;
+        Command::Plan {
+            recipe,
+            json,
+            out,
+            init,
+        } => {
+            let ctx = Ctx::new(
+                load_recipe(&recipe)?,
+                &BuildOptions {
+                    out,
+                    init,
+                    ..Default::default()
+                },
+            )?;
             let plan = build::plan(&ctx)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&plan)?);
             } else {
                 println!("{:<10} {:<14} {:<9} WHY", "STAGE", "KEY", "STATUS");
                 for e in &plan {
-                    println!("{:<10} {:<14} {:<9} {}", e.stage, build::pipeline::short(&e.key), if e.cached { "cached" } else { "will run" }, e.reason);
+                    println!(
+                        "{:<10} {:<14} {:<9} {}",
+                        e.stage,
+                        build::pipeline::short(&e.key),
+                        if e.cached { "cached" } else { "will run" },
+                        e.reason
+                    );
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -310,10 +391,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let cache = build::cache::Cache::from_env()?;
             let lock = build::lock::resolve(&r, &cache, &crate::util::cmd::Log::none())?;
             build::lock::write(&r, &lock)?;
-            println!("wrote {} ({} entries)", r.lock_path().display(), lock.sources.len());
+            println!(
+                "wrote {} ({} entries)",
+                r.lock_path().display(),
+                lock.sources.len()
+            );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { out, iscsi_port, until_ready, timeout, memory, accel, boot, append, stop, quiet } => {
+        Command::Run {
+            out,
+            iscsi_port,
+            until_ready,
+            timeout,
+            memory,
+            accel,
+            boot,
+            append,
+            stop,
+            quiet,
+        } => {
             if stop {
                 let stopped = build::run::stop(&out)?;
                 println!("{}", if stopped { "stopped" } else { "not running" });
@@ -335,32 +431,53 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Serve { out, listen } => {
             let srv = crate::image::pxe::Server::bind(&out, &listen)?;
-            eprintln!("serving {} on http://{}/ (iPXE: chain http://{}/boot.ipxe)", out.display(), srv.local_addr()?, srv.local_addr()?);
+            eprintln!(
+                "serving {} on http://{}/ (iPXE: chain http://{}/boot.ipxe)",
+                out.display(),
+                srv.local_addr()?,
+                srv.local_addr()?
+            );
             srv.serve(None)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Doctor => {
             let (text, missing) = build::doctor::report(&build::doctor::check());
             print!("{text}");
-            Ok(if missing { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+            Ok(if missing {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
         }
-        Command::Kconfig { command: KconfigCommand::Check { recipe } } => {
+        Command::Kconfig {
+            command: KconfigCommand::Check { recipe },
+        } => {
             let ctx = Ctx::new(load_recipe(&recipe)?, &BuildOptions::default())?;
             let n = build::kernel::check_config(&ctx)?;
             println!("kernel config OK: {n} requested options verified");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Scst { command: ScstCommand::Check { file } } => {
+        Command::Scst {
+            command: ScstCommand::Check { file },
+        } => {
             let (report, errors) = crate::scsi::scst::check_file(&file)?;
             print!("{report}");
-            Ok(if errors { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+            Ok(if errors {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
         }
-        Command::Scst { command: ScstCommand::Plan { file } } => {
+        Command::Scst {
+            command: ScstCommand::Plan { file },
+        } => {
             print!("{}", crate::scsi::scst::plan_file(&file)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Cluster { command } => crate::ha::render::run_cli(command),
-        Command::Node { command: NodeCommand::Check { file } } => {
+        Command::Node {
+            command: NodeCommand::Check { file },
+        } => {
             let node = crate::config::node::NodeConfig::load(&file)?;
             println!("{}: OK (hostname {})", file.display(), node.hostname);
             Ok(ExitCode::SUCCESS)

@@ -22,7 +22,14 @@ fn build_writes_every_output_and_a_manifest() {
     let o = p.run(&["build", "recipes/test.toml"]);
     assert!(o.status.success(), "{}", text(&o));
     let out = p.root().join("out/test");
-    for f in ["vmlinuz", "initramfs.cpio.zst", "boot.ipxe", "manifest.json", "SHA256SUMS", "logs/kernel.log"] {
+    for f in [
+        "vmlinuz",
+        "initramfs.cpio.zst",
+        "boot.ipxe",
+        "manifest.json",
+        "SHA256SUMS",
+        "logs/kernel.log",
+    ] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
     let m = manifest(&out);
@@ -37,19 +44,37 @@ fn build_writes_every_output_and_a_manifest() {
         assert_eq!(sha, sanforge::util::hash::sha256_bytes(&data), "{f}");
     }
     let ipxe = std::fs::read_to_string(out.join("boot.ipxe")).unwrap();
-    assert!(ipxe.starts_with("#!ipxe") && ipxe.contains("initrd initramfs.cpio.zst"), "{ipxe}");
+    assert!(
+        ipxe.starts_with("#!ipxe") && ipxe.contains("initrd initramfs.cpio.zst"),
+        "{ipxe}"
+    );
     // The initramfs holds the init, the node config, the rendered overlay and the modules.
     let cpio = Command::new("sh")
         .arg("-c")
-        .arg(format!("zstd -dc {} | cpio -t 2>/dev/null", out.join("initramfs.cpio.zst").display()))
+        .arg(format!(
+            "zstd -dc {} | cpio -t 2>/dev/null",
+            out.join("initramfs.cpio.zst").display()
+        ))
         .output()
         .unwrap();
     let listing = String::from_utf8_lossy(&cpio.stdout);
-    for want in ["init", "etc/sanforge/node.toml", "etc/motd", "dev/console", "lib/modules/6.1.0-t/modules.dep"] {
-        assert!(listing.lines().any(|l| l == want), "{want} not in initramfs:\n{listing}");
+    for want in [
+        "init",
+        "etc/sanforge/node.toml",
+        "etc/motd",
+        "dev/console",
+        "lib/modules/6.1.0-t/modules.dep",
+    ] {
+        assert!(
+            listing.lines().any(|l| l == want),
+            "{want} not in initramfs:\n{listing}"
+        );
     }
     assert!(!listing.contains("motd.tera"), "template kept its suffix");
-    assert!(!listing.contains("modules/6.1.0-t/build"), "build symlink leaked into the image");
+    assert!(
+        !listing.contains("modules/6.1.0-t/build"),
+        "build symlink leaked into the image"
+    );
 }
 
 use std::process::Command;
@@ -60,22 +85,47 @@ fn nothing_changed_runs_no_stage_and_node_change_skips_the_kernel() {
     assert!(p.run(&["build", "recipes/test.toml"]).status.success());
     let o = p.run(&["build", "recipes/test.toml"]);
     assert!(o.status.success(), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("ran: nothing"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("ran: nothing"),
+        "{}",
+        text(&o)
+    );
 
     let node = p.root().join("recipes/nodes/node.toml");
-    let t = std::fs::read_to_string(&node).unwrap().replace("test-node", "test-node-2");
+    let t = std::fs::read_to_string(&node)
+        .unwrap()
+        .replace("test-node", "test-node-2");
     std::fs::write(&node, t).unwrap();
     let plan = p.run(&["plan", "recipes/test.toml", "--json"]);
     let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
-    let cached: Vec<(String, bool)> = plan.as_array().unwrap().iter().map(|e| (e["stage"].as_str().unwrap().to_string(), e["cached"].as_bool().unwrap())).collect();
+    let cached: Vec<(String, bool)> = plan
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["stage"].as_str().unwrap().to_string(),
+                e["cached"].as_bool().unwrap(),
+            )
+        })
+        .collect();
     assert_eq!(
         cached,
-        vec![("fetch".into(), true), ("kernel".into(), true), ("userland".into(), true), ("rootfs".into(), false), ("outputs".into(), false)]
+        vec![
+            ("fetch".into(), true),
+            ("kernel".into(), true),
+            ("userland".into(), true),
+            ("rootfs".into(), false),
+            ("outputs".into(), false)
+        ]
     );
     let o = p.run(&["build", "recipes/test.toml"]);
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("ran: rootfs, outputs"), "{}", text(&o));
-    assert_eq!(manifest(&p.root().join("out/test"))["node-config"]["hostname"], "test-node-2");
+    assert_eq!(
+        manifest(&p.root().join("out/test"))["node-config"]["hostname"],
+        "test-node-2"
+    );
 }
 
 #[test]
@@ -95,12 +145,21 @@ fn same_inputs_give_byte_identical_outputs_in_another_directory() {
 fn interrupted_build_is_rebuilt_without_cleanup() {
     use std::os::unix::process::CommandExt;
     let p = Project::new();
-    let mut child = p.sanforge().args(["build", "recipes/test.toml"]).env("FAKE_KERNEL_SLEEP", "30").process_group(0).spawn().unwrap();
+    let mut child = p
+        .sanforge()
+        .args(["build", "recipes/test.toml"])
+        .env("FAKE_KERNEL_SLEEP", "30")
+        .process_group(0)
+        .spawn()
+        .unwrap();
     // Wait until the kernel stage is compiling (its log says so), then kill the whole
     // process group, as Ctrl-C or a killed CI job would.
     let log = p.root().join("out/test.partial/logs/kernel.log");
     for _ in 0..200 {
-        if std::fs::read_to_string(&log).unwrap_or_default().contains("sleep") {
+        if std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("sleep")
+        {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
@@ -108,25 +167,51 @@ fn interrupted_build_is_rebuilt_without_cleanup() {
     // SAFETY: signalling a process group this test created.
     unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
     let _ = child.wait();
-    assert!(!p.root().join("out/test/manifest.json").exists(), "an interrupted build left an output");
+    assert!(
+        !p.root().join("out/test/manifest.json").exists(),
+        "an interrupted build left an output"
+    );
     let o = p.run(&["build", "recipes/test.toml"]);
-    assert!(o.status.success(), "rebuild after interruption failed: {}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("ran: kernel"), "{}", text(&o));
+    assert!(
+        o.status.success(),
+        "rebuild after interruption failed: {}",
+        text(&o)
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("ran: kernel"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
 fn dropped_kernel_option_names_option_and_dependency() {
     let p = Project::new();
-    std::fs::write(p.root().join("kernel-configs/base.config"), "CONFIG_64BIT=y\nCONFIG_SQUASHFS=y\n").unwrap();
+    std::fs::write(
+        p.root().join("kernel-configs/base.config"),
+        "CONFIG_64BIT=y\nCONFIG_SQUASHFS=y\n",
+    )
+    .unwrap();
     let o = p.run(&["build", "recipes/test.toml"]);
     assert!(!o.status.success());
     let e = stderr(&o);
-    assert!(e.contains("CONFIG_SQUASHFS") && e.contains("MISC_FILESYSTEMS"), "{}", text(&o));
-    assert!(e.contains("base.config:2"), "the fragment line is not named: {e}");
+    assert!(
+        e.contains("CONFIG_SQUASHFS") && e.contains("MISC_FILESYSTEMS"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        e.contains("base.config:2"),
+        "the fragment line is not named: {e}"
+    );
     assert!(!p.root().join("out/test/manifest.json").exists());
     // `kconfig check` reports the same without compiling.
     let o = p.run(&["kconfig", "check", "recipes/test.toml"]);
-    assert!(!o.status.success() && stderr(&o).contains("MISC_FILESYSTEMS"), "{}", text(&o));
+    assert!(
+        !o.status.success() && stderr(&o).contains("MISC_FILESYSTEMS"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
@@ -141,25 +226,44 @@ fn failing_patch_names_patch_and_hunk() {
     let o = p.run(&["build", "recipes/test.toml"]);
     assert!(!o.status.success());
     let e = stderr(&o);
-    assert!(e.contains("bad.patch") && e.contains("Hunk #1 FAILED"), "{}", text(&o));
+    assert!(
+        e.contains("bad.patch") && e.contains("Hunk #1 FAILED"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
 fn unknown_recipe_key_and_wrong_type_are_located() {
     let p = Project::new();
     let r = p.recipe();
-    let t = std::fs::read_to_string(&r).unwrap().replace("localversion = \"-t\"", "localversion = \"-t\"\nfrobnicate = true");
+    let t = std::fs::read_to_string(&r).unwrap().replace(
+        "localversion = \"-t\"",
+        "localversion = \"-t\"\nfrobnicate = true",
+    );
     std::fs::write(&r, t).unwrap();
     let o = p.run(&["plan", "recipes/test.toml"]);
     assert!(!o.status.success());
     let e = stderr(&o);
-    assert!(e.contains("test.toml:12:1") && e.contains("frobnicate"), "{e}");
+    assert!(
+        e.contains("test.toml:12:1") && e.contains("frobnicate"),
+        "{e}"
+    );
 
-    let t = std::fs::read_to_string(&r).unwrap().replace("frobnicate = true\n", "").replace("source-date-epoch = 1767225600", "source-date-epoch = \"soon\"");
+    let t = std::fs::read_to_string(&r)
+        .unwrap()
+        .replace("frobnicate = true\n", "")
+        .replace(
+            "source-date-epoch = 1767225600",
+            "source-date-epoch = \"soon\"",
+        );
     std::fs::write(&r, t).unwrap();
     let o = p.run(&["plan", "recipes/test.toml"]);
     let e = stderr(&o);
-    assert!(!o.status.success() && e.contains("test.toml:5:21") && e.contains("expected u64"), "{e}");
+    assert!(
+        !o.status.success() && e.contains("test.toml:5:21") && e.contains("expected u64"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -168,15 +272,29 @@ fn malformed_node_config_fails_the_build_with_its_location() {
     std::fs::write(p.root().join("recipes/nodes/node.toml"), "hostname = \"n\"\n[[network.interfaces]]\nname = \"eth0\"\naddresses = [\"192.0.2.300/24\"]\n").unwrap();
     let o = p.run(&["build", "recipes/test.toml"]);
     let e = stderr(&o);
-    assert!(!o.status.success() && e.contains("node.toml:4:") && e.contains("192.0.2.300/24"), "{e}");
+    assert!(
+        !o.status.success() && e.contains("node.toml:4:") && e.contains("192.0.2.300/24"),
+        "{e}"
+    );
     let o = p.run(&["node", "check", "recipes/nodes/node.toml"]);
-    assert!(!o.status.success() && stderr(&o).contains("node.toml:4:"), "{}", text(&o));
+    assert!(
+        !o.status.success() && stderr(&o).contains("node.toml:4:"),
+        "{}",
+        text(&o)
+    );
 }
 
 fn url_recipe(p: &Project, urls: &[String], sha: &str) {
-    let list = urls.iter().map(|u| format!("\"{u}\"")).collect::<Vec<_>>().join(", ");
+    let list = urls
+        .iter()
+        .map(|u| format!("\"{u}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
     let t = std::fs::read_to_string(p.recipe()).unwrap();
-    let t = t.replace("source = { path = \"fake-linux\" }", &format!("source = {{ url = [{list}], sha256 = \"{sha}\" }}"));
+    let t = t.replace(
+        "source = { path = \"fake-linux\" }",
+        &format!("source = {{ url = [{list}], sha256 = \"{sha}\" }}"),
+    );
     std::fs::write(p.recipe(), t).unwrap();
 }
 
@@ -184,7 +302,10 @@ fn url_recipe(p: &Project, urls: &[String], sha: &str) {
 fn fetch_downloads_verifies_and_reports_bad_sources() {
     let body = b"pretend this is linux-6.1.tar.xz".to_vec();
     let sha = sanforge::util::hash::sha256_bytes(&body);
-    let srv = Server::start(vec![("/good", Route::Ok(body.clone())), ("/missing", Route::NotFound)]);
+    let srv = Server::start(vec![
+        ("/good", Route::Ok(body.clone())),
+        ("/missing", Route::NotFound),
+    ]);
     let p = Project::new();
 
     url_recipe(&p, &[srv.url("/missing"), srv.url("/good")], &sha);
@@ -198,19 +319,40 @@ fn fetch_downloads_verifies_and_reports_bad_sources() {
     url_recipe(&q, &[srv.url("/good")], &wrong);
     let o = q.run(&["fetch", "recipes/test.toml"]);
     let e = stderr(&o);
-    assert!(!o.status.success() && e.contains(&wrong) && e.contains(&sha), "expected and actual sha256 not both shown: {e}");
-    assert!(std::fs::read_dir(q.cache.join("blobs/sha256")).unwrap().next().is_none(), "a bad download was cached");
+    assert!(
+        !o.status.success() && e.contains(&wrong) && e.contains(&sha),
+        "expected and actual sha256 not both shown: {e}"
+    );
+    assert!(
+        std::fs::read_dir(q.cache.join("blobs/sha256"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "a bad download was cached"
+    );
 
     let r = Project::new();
     url_recipe(&r, &[closed_port_url("/linux.tar.xz")], &sha);
     let o = r.run(&["fetch", "recipes/test.toml"]);
     let e = stderr(&o);
-    assert!(!o.status.success() && e.contains("fetch --import") && e.contains("/linux.tar.xz"), "{e}");
+    assert!(
+        !o.status.success() && e.contains("fetch --import") && e.contains("/linux.tar.xz"),
+        "{e}"
+    );
     // Seeding the cache makes the same recipe work with no network at all.
     let f = r.root().join("linux.tar.xz");
     std::fs::write(&f, &body).unwrap();
-    let o = r.sanforge().args(["fetch", "--import"]).arg(&f).output().unwrap();
-    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains(&sha), "{}", text(&o));
+    let o = r
+        .sanforge()
+        .args(["fetch", "--import"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains(&sha),
+        "{}",
+        text(&o)
+    );
     let o = r.run(&["fetch", "recipes/test.toml"]);
     assert!(o.status.success(), "{}", text(&o));
 }
@@ -220,7 +362,10 @@ fn lock_and_locked_builds() {
     let p = Project::new();
     let o = p.run(&["build", "recipes/test.toml", "--locked"]);
     let e = stderr(&o);
-    assert!(!o.status.success() && e.contains("test.lock") && e.contains("sanforge lock"), "{e}");
+    assert!(
+        !o.status.success() && e.contains("test.lock") && e.contains("sanforge lock"),
+        "{e}"
+    );
     let o = p.run(&["lock", "recipes/test.toml"]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(p.root().join("recipes/test.lock").is_file());
@@ -230,7 +375,10 @@ fn lock_and_locked_builds() {
     std::fs::write(p.root().join("fake-linux/README"), "changed").unwrap();
     let o = p.run(&["build", "recipes/test.toml", "--locked"]);
     let e = stderr(&o);
-    assert!(!o.status.success() && e.contains("kernel") && e.contains("sanforge lock"), "{e}");
+    assert!(
+        !o.status.success() && e.contains("kernel") && e.contains("sanforge lock"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -238,17 +386,35 @@ fn doctor_lists_tools_and_packages() {
     let p = Project::new();
     let o = p.run(&["doctor"]);
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains("qemu-system-x86_64") && out.contains("qemu-system-x86") && out.contains("libiscsi-bin"), "{out}");
+    assert!(
+        out.contains("qemu-system-x86_64")
+            && out.contains("qemu-system-x86")
+            && out.contains("libiscsi-bin"),
+        "{out}"
+    );
     // With an empty PATH, everything is missing and the install line names packages.
-    let o = p.sanforge().arg("doctor").env("PATH", "/nonexistent").output().unwrap();
+    let o = p
+        .sanforge()
+        .arg("doctor")
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(!o.status.success() && out.contains("apt-get install") && out.contains("libiscsi-bin"), "{out}");
+    assert!(
+        !o.status.success() && out.contains("apt-get install") && out.contains("libiscsi-bin"),
+        "{out}"
+    );
 }
 
 #[test]
 fn missing_host_tool_names_the_debian_package() {
     let p = Project::new();
-    let o = p.sanforge().args(["build", "recipes/test.toml"]).env("PATH", "/nonexistent").output().unwrap();
+    let o = p
+        .sanforge()
+        .args(["build", "recipes/test.toml"])
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
     let e = stderr(&o);
     assert!(!o.status.success() && e.contains("Debian package"), "{e}");
 }

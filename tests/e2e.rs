@@ -23,11 +23,19 @@ fn sanforge() -> Command {
 }
 
 fn show(o: &Output) -> String {
-    format!("status {}\n--- stdout\n{}\n--- stderr\n{}", o.status, String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "status {}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(13260)
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(13260)
 }
 
 /// Stops the VM even when an assertion fails.
@@ -49,7 +57,11 @@ fn skip() -> bool {
 /// Parses CUnit's "tests  N  N  N  F  I" summary line: (ran, passed, failed).
 fn cunit_summary(text: &str) -> Option<(u32, u32, u32)> {
     let line = text.lines().find(|l| l.trim_start().starts_with("tests"))?;
-    let n: Vec<u32> = line.split_whitespace().skip(1).filter_map(|w| w.parse().ok()).collect();
+    let n: Vec<u32> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|w| w.parse().ok())
+        .collect();
     (n.len() >= 4).then(|| (n[1], n[2], n[3]))
 }
 
@@ -60,46 +72,106 @@ fn default_recipe_builds_boots_and_serves_a_lun() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("storage-node");
-    let o = sanforge().args(["build", "recipes/storage-node.toml", "--out"]).arg(&out).output().unwrap();
+    let o = sanforge()
+        .args(["build", "recipes/storage-node.toml", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "build failed: {}", show(&o));
-    for f in ["vmlinuz", "initramfs.cpio.zst", "boot.ipxe", "manifest.json", "SHA256SUMS"] {
+    for f in [
+        "vmlinuz",
+        "initramfs.cpio.zst",
+        "boot.ipxe",
+        "manifest.json",
+        "SHA256SUMS",
+    ] {
         assert!(out.join(f).is_file(), "{f} missing from {}", out.display());
     }
     assert!(out.join("logs").is_dir(), "no per-stage logs");
-    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
-    let modules: Vec<&str> = manifest["modules"].as_array().unwrap().iter().filter_map(|m| m.as_str()).collect();
-    assert!(modules.iter().any(|m| m.ends_with("iscsi_target_mod.ko")), "manifest modules: {modules:?}");
-    assert!(manifest["kernel"]["release"].as_str().unwrap().ends_with("-sanforge"));
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let modules: Vec<&str> = manifest["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m.as_str())
+        .collect();
+    assert!(
+        modules.iter().any(|m| m.ends_with("iscsi_target_mod.ko")),
+        "manifest modules: {modules:?}"
+    );
+    assert!(manifest["kernel"]["release"]
+        .as_str()
+        .unwrap()
+        .ends_with("-sanforge"));
     assert_eq!(manifest["packages"][0]["name"], "busybox-static");
 
     // A second build with nothing changed runs no stage.
-    let o = sanforge().args(["build", "recipes/storage-node.toml", "--out"]).arg(&out).output().unwrap();
+    let o = sanforge()
+        .args(["build", "recipes/storage-node.toml", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "rebuild failed: {}", show(&o));
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(text.contains("ran: nothing"), "second build re-ran stages: {}", show(&o));
+    assert!(
+        text.contains("ran: nothing"),
+        "second build re-ran stages: {}",
+        show(&o)
+    );
 
     let port = free_port();
     let _vm = Vm(out.clone());
     let o = sanforge()
         .arg("run")
         .arg(&out)
-        .args(["--until-ready", "--quiet", "--timeout", "180", "--iscsi-port", &port.to_string()])
+        .args([
+            "--until-ready",
+            "--quiet",
+            "--timeout",
+            "180",
+            "--iscsi-port",
+            &port.to_string(),
+        ])
         .output()
         .unwrap();
-    assert!(o.status.success(), "the image did not reach ready: {}", show(&o));
-    let console = std::fs::read_to_string(out.with_file_name("storage-node.run").join("console.log")).unwrap_or_default();
-    assert!(!console.contains("degraded"), "init is degraded:\n{console}");
+    assert!(
+        o.status.success(),
+        "the image did not reach ready: {}",
+        show(&o)
+    );
+    let console =
+        std::fs::read_to_string(out.with_file_name("storage-node.run").join("console.log"))
+            .unwrap_or_default();
+    assert!(
+        !console.contains("degraded"),
+        "init is degraded:\n{console}"
+    );
     eprintln!("{}", String::from_utf8_lossy(&o.stderr));
 
     let url = format!("iscsi://127.0.0.1:{port}/{TARGET}/0");
-    let inq = Command::new("iscsi-inq").args(["-i", INITIATOR, &url]).output().expect("iscsi-inq (libiscsi-bin) is not installed");
+    let inq = Command::new("iscsi-inq")
+        .args(["-i", INITIATOR, &url])
+        .output()
+        .expect("iscsi-inq (libiscsi-bin) is not installed");
     let inq_text = String::from_utf8_lossy(&inq.stdout);
-    assert!(inq.status.success(), "iscsi-inq failed: {}\nconsole:\n{console}", show(&inq));
+    assert!(
+        inq.status.success(),
+        "iscsi-inq failed: {}\nconsole:\n{console}",
+        show(&inq)
+    );
     assert!(inq_text.contains("DIRECT_ACCESS"), "iscsi-inq: {inq_text}");
 
     // An initiator without an ACL is refused.
-    let denied = Command::new("iscsi-inq").args(["-i", "iqn.2026-11.org.example:stranger", &url]).output().unwrap();
-    assert!(!denied.status.success(), "an initiator without an ACL got in: {}", show(&denied));
+    let denied = Command::new("iscsi-inq")
+        .args(["-i", "iqn.2026-11.org.example:stranger", &url])
+        .output()
+        .unwrap();
+    assert!(
+        !denied.status.success(),
+        "an initiator without an ACL got in: {}",
+        show(&denied)
+    );
 
     for family in [
         "SCSI.TestUnitReady",
@@ -112,11 +184,17 @@ fn default_recipe_builds_boots_and_serves_a_lun() {
         "SCSI.Write16",
     ] {
         let o = Command::new("iscsi-test-cu")
-            .args(["--initiator-name", INITIATOR, &format!("--test={family}"), &url])
+            .args([
+                "--initiator-name",
+                INITIATOR,
+                &format!("--test={family}"),
+                &url,
+            ])
             .output()
             .expect("iscsi-test-cu (libiscsi-bin) is not installed");
         let text = String::from_utf8_lossy(&o.stdout).into_owned();
-        let (ran, passed, failed) = cunit_summary(&text).unwrap_or_else(|| panic!("{family}: no CUnit summary: {}", show(&o)));
+        let (ran, passed, failed) = cunit_summary(&text)
+            .unwrap_or_else(|| panic!("{family}: no CUnit summary: {}", show(&o)));
         eprintln!("{family}: ran {ran}, passed {passed}, failed {failed}");
         assert!(ran > 0, "{family}: no test ran: {}", show(&o));
         assert_eq!(failed, 0, "{family}: failures: {}", show(&o));
@@ -130,4 +208,3 @@ fn cunit_summary_parses_the_run_summary() {
     assert_eq!(cunit_summary(text), Some((6, 5, 1)));
     assert_eq!(cunit_summary("nothing"), None);
 }
-

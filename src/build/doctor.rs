@@ -27,7 +27,10 @@ pub const TOOLS: &[(&str, &str, &str)] = &[
 /// Debian package that provides `program`, if sanforge knows it.
 pub fn package_for(program: &str) -> Option<&'static str> {
     let base = program.rsplit('/').next().unwrap_or(program);
-    TOOLS.iter().find(|(p, _, _)| *p == base).map(|(_, pkg, _)| *pkg)
+    TOOLS
+        .iter()
+        .find(|(p, _, _)| *p == base)
+        .map(|(_, pkg, _)| *pkg)
 }
 
 /// Finds `program` on PATH (and in the sbin directories, which a normal user's PATH
@@ -36,9 +39,14 @@ pub fn which(program: &str) -> Option<std::path::PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let path = std::env::var_os("PATH").unwrap_or_default();
     let extra = ["/usr/local/sbin", "/usr/sbin", "/sbin"].map(std::path::PathBuf::from);
-    std::env::split_paths(&path).chain(extra).map(|d| d.join(program)).find(|p| {
-        std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
-    })
+    std::env::split_paths(&path)
+        .chain(extra)
+        .map(|d| d.join(program))
+        .find(|p| {
+            std::fs::metadata(p)
+                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false)
+        })
 }
 
 /// One row of the doctor's table.
@@ -51,24 +59,45 @@ pub struct Check {
 
 /// Checks every tool sanforge may run.
 pub fn check() -> Vec<Check> {
-    TOOLS.iter().map(|(program, package, purpose)| Check { program, package, purpose, found: which(program) }).collect()
+    TOOLS
+        .iter()
+        .map(|(program, package, purpose)| Check {
+            program,
+            package,
+            purpose,
+            found: which(program),
+        })
+        .collect()
 }
 
 /// The doctor's report and whether anything is missing.
 pub fn report(checks: &[Check]) -> (String, bool) {
     let mut out = String::new();
-    out.push_str(&format!("{:<20} {:<16} {:<8} {}\n", "TOOL", "PACKAGE", "STATUS", "NEEDED FOR"));
+    out.push_str(&format!(
+        "{:<20} {:<16} {:<8} {}\n",
+        "TOOL", "PACKAGE", "STATUS", "NEEDED FOR"
+    ));
     for c in checks {
         let status = if c.found.is_some() { "ok" } else { "MISSING" };
-        out.push_str(&format!("{:<20} {:<16} {:<8} {}\n", c.program, c.package, status, c.purpose));
+        out.push_str(&format!(
+            "{:<20} {:<16} {:<8} {}\n",
+            c.program, c.package, status, c.purpose
+        ));
     }
-    let mut missing: Vec<&str> = checks.iter().filter(|c| c.found.is_none()).map(|c| c.package).collect();
+    let mut missing: Vec<&str> = checks
+        .iter()
+        .filter(|c| c.found.is_none())
+        .map(|c| c.package)
+        .collect();
     missing.sort();
     missing.dedup();
     if missing.is_empty() {
         out.push_str("\nevery tool is installed\n");
     } else {
-        out.push_str(&format!("\nmissing: install them with\n  apt-get install {}\n", missing.join(" ")));
+        out.push_str(&format!(
+            "\nmissing: install them with\n  apt-get install {}\n",
+            missing.join(" ")
+        ));
     }
     (out, !missing.is_empty())
 }

@@ -17,7 +17,12 @@ use std::path::{Path, PathBuf};
 
 /// Options sanforge always asserts: the init is loaded from an initramfs compressed
 /// with zstd and talks to a serial console.
-const REQUIRED: &[(&str, &str)] = &[("CONFIG_BLK_DEV_INITRD", "y"), ("CONFIG_RD_ZSTD", "y"), ("CONFIG_DEVTMPFS", "y"), ("CONFIG_BINFMT_ELF", "y")];
+const REQUIRED: &[(&str, &str)] = &[
+    ("CONFIG_BLK_DEV_INITRD", "y"),
+    ("CONFIG_RD_ZSTD", "y"),
+    ("CONFIG_DEVTMPFS", "y"),
+    ("CONFIG_BINFMT_ELF", "y"),
+];
 
 pub fn build(ctx: &Ctx, dir: &Path, log: &Log) -> Result<()> {
     let src = dir.join("src");
@@ -50,10 +55,23 @@ pub fn check_config(ctx: &Ctx) -> Result<usize> {
 /// Where the source comes from, as a file (archive) or a directory.
 fn unpack(ctx: &Ctx, src: &Path, log: &Log) -> Result<()> {
     ufs::create_dir_all(src)?;
-    let fetched = super::fetch::fetch_source(&ctx.cache, "kernel", &ctx.recipe.kernel_source, ctx.lock.as_ref(), log)?;
+    let fetched = super::fetch::fetch_source(
+        &ctx.cache,
+        "kernel",
+        &ctx.recipe.kernel_source,
+        ctx.lock.as_ref(),
+        log,
+    )?;
     if fetched.path.is_dir() {
-        progress::step(&format!("kernel: copying source tree {}", fetched.path.display()));
-        Cmd::new("cp").arg("-a").arg(fetched.path.join(".")).arg(src).run(log)?;
+        progress::step(&format!(
+            "kernel: copying source tree {}",
+            fetched.path.display()
+        ));
+        Cmd::new("cp")
+            .arg("-a")
+            .arg(fetched.path.join("."))
+            .arg(src)
+            .run(log)?;
         return Ok(());
     }
     let archive = fetched.path;
@@ -70,7 +88,10 @@ fn unpack(ctx: &Ctx, src: &Path, log: &Log) -> Result<()> {
     task.finish(&format!("{n} files"));
     log.line(&format!("unpacked {n} files from {}", archive.display()));
     if !src.join("Makefile").is_file() || !src.join("Kconfig").is_file() {
-        bail!("{} does not look like a Linux source tree (no Makefile and Kconfig at its top)", archive.display());
+        bail!(
+            "{} does not look like a Linux source tree (no Makefile and Kconfig at its top)",
+            archive.display()
+        );
     }
     Ok(())
 }
@@ -79,42 +100,74 @@ fn unpack(ctx: &Ctx, src: &Path, log: &Log) -> Result<()> {
 /// the hunks that failed.
 pub fn apply_patches(patches: &[PathBuf], src: &Path, log: &Log) -> Result<()> {
     for p in patches {
-        let dry = Cmd::new("patch").args(["-p1", "--dry-run", "--batch", "--forward", "-d"]).arg(src).arg("-i").arg(p);
+        let dry = Cmd::new("patch")
+            .args(["-p1", "--dry-run", "--batch", "--forward", "-d"])
+            .arg(src)
+            .arg("-i")
+            .arg(p);
         let mut out = Vec::new();
         if let Err(e) = dry.run_lines(log, |l| out.push(l.to_string())) {
             let mut file = String::new();
             let mut failed = Vec::new();
             for l in &out {
-                if let Some(f) = l.strip_prefix("patching file ").or_else(|| l.strip_prefix("checking file ")) {
+                if let Some(f) = l
+                    .strip_prefix("patching file ")
+                    .or_else(|| l.strip_prefix("checking file "))
+                {
                     file = f.trim().to_string();
-                } else if l.contains("FAILED") || l.contains("Reversed (or previously applied)") || l.contains("can't find file") {
+                } else if l.contains("FAILED")
+                    || l.contains("Reversed (or previously applied)")
+                    || l.contains("can't find file")
+                {
                     failed.push(format!("{file}: {}", l.trim()));
                 }
             }
-            let detail = if failed.is_empty() { e.to_string() } else { failed.join("\n  ") };
+            let detail = if failed.is_empty() {
+                e.to_string()
+            } else {
+                failed.join("\n  ")
+            };
             bail!("patch {} does not apply:\n  {detail}", p.display());
         }
-        Cmd::new("patch").args(["-p1", "--batch", "--forward", "-d"]).arg(src).arg("-i").arg(p).run(log)?;
+        Cmd::new("patch")
+            .args(["-p1", "--batch", "--forward", "-d"])
+            .arg(src)
+            .arg("-i")
+            .arg(p)
+            .run(log)?;
         progress::step(&format!("kernel: applied {}", p.display()));
     }
     Ok(())
 }
 
 fn make(src: &Path, obj: &Path) -> Cmd {
-    Cmd::new("make").arg("-C").arg(src).arg(format!("O={}", obj.display()))
+    Cmd::new("make")
+        .arg("-C")
+        .arg(src)
+        .arg(format!("O={}", obj.display()))
 }
 
 /// Every option the recipe asks for: sanforge's own, the fragments, the recipe's.
 pub fn requests(ctx: &Ctx) -> Result<Vec<kconfig::Request>> {
     let mut reqs: Vec<kconfig::Request> = REQUIRED
         .iter()
-        .map(|(o, v)| kconfig::Request { option: o.to_string(), value: v.to_string(), origin: "sanforge (initramfs boot)".into() })
+        .map(|(o, v)| kconfig::Request {
+            option: o.to_string(),
+            value: v.to_string(),
+            origin: "sanforge (initramfs boot)".into(),
+        })
         .collect();
     for f in &ctx.recipe.fragments {
-        let shown = f.strip_prefix(&ctx.recipe.root).unwrap_or(f).display().to_string();
+        let shown = f
+            .strip_prefix(&ctx.recipe.root)
+            .unwrap_or(f)
+            .display()
+            .to_string();
         reqs.extend(kconfig::parse_fragment(f, &shown)?);
     }
-    reqs.extend(kconfig::requests_from_recipe(&ctx.recipe.raw.kernel.options));
+    reqs.extend(kconfig::requests_from_recipe(
+        &ctx.recipe.raw.kernel.options,
+    ));
     reqs.extend(kconfig::requests_from_forbid(&ctx.recipe.raw.kernel.forbid));
     reqs.extend(super::scst::kernel_requests(ctx));
     Ok(reqs)
@@ -123,7 +176,14 @@ pub fn requests(ctx: &Ctx) -> Result<Vec<kconfig::Request>> {
 fn configure(ctx: &Ctx, src: &Path, obj: &Path, log: &Log) -> Result<()> {
     ufs::create_dir_all(obj)?;
     let base = &ctx.recipe.raw.kernel.base;
-    let task = Task::start(&format!("kernel: configuring ({base} + {} fragments)", ctx.recipe.fragments.len()), None, "steps");
+    let task = Task::start(
+        &format!(
+            "kernel: configuring ({base} + {} fragments)",
+            ctx.recipe.fragments.len()
+        ),
+        None,
+        "steps",
+    );
     match base.as_str() {
         "tinyconfig" | "defconfig" | "allnoconfig" => make(src, obj).arg(base).run(log)?,
         file => {
@@ -136,7 +196,8 @@ fn configure(ctx: &Ctx, src: &Path, obj: &Path, log: &Log) -> Result<()> {
     ufs::write(&obj.join(".config"), kconfig::merge(&base_text, &reqs))?;
     make(src, obj).arg("olddefconfig").run(log)?;
     let final_text = ufs::read_to_string(&obj.join(".config"))?;
-    kconfig::verify(&final_text, &reqs, &ctx.recipe.raw.kernel.forbid, Some(src)).map_err(|e| anyhow::anyhow!("kernel config verification failed:\n{e}"))?;
+    kconfig::verify(&final_text, &reqs, &ctx.recipe.raw.kernel.forbid, Some(src))
+        .map_err(|e| anyhow::anyhow!("kernel config verification failed:\n{e}"))?;
     task.finish(&format!("{} requested options verified", reqs.len()));
     Ok(())
 }
@@ -144,11 +205,17 @@ fn configure(ctx: &Ctx, src: &Path, obj: &Path, log: &Log) -> Result<()> {
 /// Environment that makes the kernel build reproducible.
 pub fn repro_env(ctx: &Ctx) -> Vec<(String, String)> {
     vec![
-        ("KBUILD_BUILD_TIMESTAMP".into(), format_epoch(ctx.source_date_epoch())),
+        (
+            "KBUILD_BUILD_TIMESTAMP".into(),
+            format_epoch(ctx.source_date_epoch()),
+        ),
         ("KBUILD_BUILD_USER".into(), "sanforge".into()),
         ("KBUILD_BUILD_HOST".into(), "sanforge".into()),
         ("KBUILD_BUILD_VERSION".into(), "1".into()),
-        ("SOURCE_DATE_EPOCH".into(), ctx.source_date_epoch().to_string()),
+        (
+            "SOURCE_DATE_EPOCH".into(),
+            ctx.source_date_epoch().to_string(),
+        ),
         ("LC_ALL".into(), "C".into()),
         ("TZ".into(), "UTC".into()),
     ]
@@ -163,14 +230,28 @@ fn with_env(mut cmd: Cmd, ctx: &Ctx) -> Cmd {
 
 fn compile(ctx: &Ctx, src: &Path, obj: &Path, log: &Log) -> Result<()> {
     let modules = modules_enabled(obj)?;
-    let mut task = Task::start(&format!("kernel: compiling with {} jobs", ctx.jobs), None, "objects");
-    let mut cmd = make(src, obj).arg(format!("-j{}", ctx.jobs)).arg(format!("LOCALVERSION={}", ctx.recipe.raw.kernel.localversion)).arg("bzImage");
+    let mut task = Task::start(
+        &format!("kernel: compiling with {} jobs", ctx.jobs),
+        None,
+        "objects",
+    );
+    let mut cmd = make(src, obj)
+        .arg(format!("-j{}", ctx.jobs))
+        .arg(format!(
+            "LOCALVERSION={}",
+            ctx.recipe.raw.kernel.localversion
+        ))
+        .arg("bzImage");
     if modules {
         cmd = cmd.arg("modules");
     }
     with_env(cmd, ctx).run_lines(log, |l| {
         let t = l.trim_start();
-        if t.starts_with("CC ") || t.starts_with("AS ") || t.starts_with("LD ") || t.starts_with("AR ") {
+        if t.starts_with("CC ")
+            || t.starts_with("AS ")
+            || t.starts_with("LD ")
+            || t.starts_with("AR ")
+        {
             task.inc(1);
             task.set_message(t);
         }
@@ -181,20 +262,28 @@ fn compile(ctx: &Ctx, src: &Path, obj: &Path, log: &Log) -> Result<()> {
 }
 
 fn modules_enabled(obj: &Path) -> Result<bool> {
-    Ok(ufs::read_to_string(&obj.join(".config"))?.lines().any(|l| l == "CONFIG_MODULES=y"))
+    Ok(ufs::read_to_string(&obj.join(".config"))?
+        .lines()
+        .any(|l| l == "CONFIG_MODULES=y"))
 }
 
 fn install(ctx: &Ctx, src: &Path, obj: &Path, dir: &Path, log: &Log) -> Result<()> {
-    let release = ufs::read_to_string(&obj.join("include/config/kernel.release"))?.trim().to_string();
+    let release = ufs::read_to_string(&obj.join("include/config/kernel.release"))?
+        .trim()
+        .to_string();
     ufs::copy(&obj.join("arch/x86/boot/bzImage"), &dir.join("vmlinuz"))?;
     ufs::copy(&obj.join(".config"), &dir.join("config"))?;
     ufs::write(&dir.join("kernel.release"), format!("{release}\n"))?;
     let moddir = dir.join("modules");
     ufs::create_dir_all(&moddir)?;
     if modules_enabled(obj)? {
-        let depmod = crate::build::doctor::which("depmod").unwrap_or_else(|| PathBuf::from("/sbin/depmod"));
+        let depmod =
+            crate::build::doctor::which("depmod").unwrap_or_else(|| PathBuf::from("/sbin/depmod"));
         with_env(make(src, obj), ctx)
-            .arg(format!("LOCALVERSION={}", ctx.recipe.raw.kernel.localversion))
+            .arg(format!(
+                "LOCALVERSION={}",
+                ctx.recipe.raw.kernel.localversion
+            ))
             .arg(format!("INSTALL_MOD_PATH={}", moddir.display()))
             .arg("INSTALL_MOD_STRIP=1")
             .arg(format!("DEPMOD={}", depmod.display()))
@@ -226,8 +315,19 @@ pub fn format_epoch(epoch: u64) -> String {
     let y = yoe + era * 400 + i64::from(m <= 2);
     let wd = (days + 4).rem_euclid(7) as usize; // 1970-01-01 was a Thursday
     const WD: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-    const MO: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    format!("{} {} {:2} {:02}:{:02}:{:02} UTC {}", WD[wd], MO[(m - 1) as usize], d, secs / 3600, secs / 60 % 60, secs % 60, y)
+    const MO: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{} {} {:2} {:02}:{:02}:{:02} UTC {}",
+        WD[wd],
+        MO[(m - 1) as usize],
+        d,
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60,
+        y
+    )
 }
 
 #[cfg(test)]

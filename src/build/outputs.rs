@@ -14,16 +14,42 @@ use serde_json::json;
 use std::path::Path;
 
 /// The files every PXE bundle has, in SHA256SUMS order.
-pub const FILES: &[&str] = &["boot.ipxe", "initramfs.cpio.zst", "manifest.json", "sbom.cdx.json", "vmlinuz"];
+pub const FILES: &[&str] = &[
+    "boot.ipxe",
+    "initramfs.cpio.zst",
+    "manifest.json",
+    "sbom.cdx.json",
+    "vmlinuz",
+];
 
-pub fn write(ctx: &Ctx, kernel: &Path, modules_stage: Option<&Path>, userland: &Path, rootfs: &Path, out: &Path, log: &Log) -> Result<()> {
+pub fn write(
+    ctx: &Ctx,
+    kernel: &Path,
+    modules_stage: Option<&Path>,
+    userland: &Path,
+    rootfs: &Path,
+    out: &Path,
+    log: &Log,
+) -> Result<()> {
     ufs::copy(&kernel.join("vmlinuz"), &out.join("vmlinuz"))?;
-    ufs::copy(&rootfs.join("initramfs.cpio.zst"), &out.join("initramfs.cpio.zst"))?;
-    ufs::write(&out.join("boot.ipxe"), boot_ipxe(&ctx.recipe.raw.kernel.cmdline))?;
+    ufs::copy(
+        &rootfs.join("initramfs.cpio.zst"),
+        &out.join("initramfs.cpio.zst"),
+    )?;
+    ufs::write(
+        &out.join("boot.ipxe"),
+        boot_ipxe(&ctx.recipe.raw.kernel.cmdline),
+    )?;
     let manifest = manifest(ctx, kernel, modules_stage, userland, rootfs, out)?;
-    ufs::write(&out.join("manifest.json"), serde_json::to_string_pretty(&manifest)? + "\n")?;
+    ufs::write(
+        &out.join("manifest.json"),
+        serde_json::to_string_pretty(&manifest)? + "\n",
+    )?;
     let sbom = crate::image::sbom::sbom_from_manifest(&manifest);
-    ufs::write(&out.join(crate::image::sbom::FILE), serde_json::to_string_pretty(&sbom)? + "\n")?;
+    ufs::write(
+        &out.join(crate::image::sbom::FILE),
+        serde_json::to_string_pretty(&sbom)? + "\n",
+    )?;
     let mut sums = String::new();
     for f in FILES {
         sums.push_str(&format!("{}  {f}\n", sha256_file(&out.join(f))?));
@@ -38,7 +64,14 @@ pub fn boot_ipxe(cmdline: &str) -> String {
     format!("#!ipxe\n# sanforge PXE bundle: serve this directory over HTTP or TFTP and chain boot.ipxe\nkernel vmlinuz initrd=initramfs.cpio.zst {cmdline}\ninitrd initramfs.cpio.zst\nboot\n")
 }
 
-fn manifest(ctx: &Ctx, kernel: &Path, modules_stage: Option<&Path>, userland: &Path, rootfs: &Path, out: &Path) -> Result<serde_json::Value> {
+fn manifest(
+    ctx: &Ctx,
+    kernel: &Path,
+    modules_stage: Option<&Path>,
+    userland: &Path,
+    rootfs: &Path,
+    out: &Path,
+) -> Result<serde_json::Value> {
     let r = &ctx.recipe;
     let release = super::rootfs::kernel_release(kernel)?;
     // With SCST, the modules stage's index covers the kernel's modules and its own.
@@ -67,9 +100,14 @@ fn manifest(ctx: &Ctx, kernel: &Path, modules_stage: Option<&Path>, userland: &P
         .collect();
     let mut outputs = Vec::new();
     // The manifest and the SBOM (derived from the manifest) cannot list themselves.
-    for f in FILES.iter().filter(|f| **f != "manifest.json" && **f != crate::image::sbom::FILE) {
+    for f in FILES
+        .iter()
+        .filter(|f| **f != "manifest.json" && **f != crate::image::sbom::FILE)
+    {
         let p = out.join(f);
-        let size = std::fs::metadata(&p).with_context(|| format!("cannot stat {}", p.display()))?.len();
+        let size = std::fs::metadata(&p)
+            .with_context(|| format!("cannot stat {}", p.display()))?
+            .len();
         outputs.push(json!({ "file": f, "sha256": sha256_file(&p)?, "size": size }));
     }
     let rel = |p: &Path| p.strip_prefix(&r.root).unwrap_or(p).display().to_string();
@@ -109,14 +147,17 @@ fn manifest(ctx: &Ctx, kernel: &Path, modules_stage: Option<&Path>, userland: &P
 /// matches SHA256SUMS.
 pub fn up_to_date(out: &Path, key: &str) -> bool {
     let check = || -> Result<bool> {
-        let m: serde_json::Value = serde_json::from_str(&ufs::read_to_string(&out.join("manifest.json"))?)?;
+        let m: serde_json::Value =
+            serde_json::from_str(&ufs::read_to_string(&out.join("manifest.json"))?)?;
         if m["keys"]["outputs"].as_str() != Some(key) {
             return Ok(false);
         }
         let sums = ufs::read_to_string(&out.join("SHA256SUMS"))?;
         let mut seen = 0;
         for l in sums.lines() {
-            let Some((sha, file)) = l.split_once("  ") else { return Ok(false) };
+            let Some((sha, file)) = l.split_once("  ") else {
+                return Ok(false);
+            };
             if sha256_file(&out.join(file))? != sha {
                 return Ok(false);
             }

@@ -90,13 +90,29 @@ impl Ctx {
         };
         check_static(&init_bin)?;
         let init_sha256 = sha256_file(&init_bin)?;
-        let jobs = opts.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+        let jobs = opts.jobs.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
         let out = match &opts.out {
             Some(o) => std::path::absolute(o).unwrap_or_else(|_| o.clone()),
             None => recipe.root.join("out").join(&recipe.name),
         };
         let inputs = resolve_inputs(&recipe, lock.as_ref())?;
-        let mut ctx = Ctx { recipe, cache, lock, node, node_text, init_bin, init_sha256, jobs, out, inputs, keys: Keys::default() };
+        let mut ctx = Ctx {
+            recipe,
+            cache,
+            lock,
+            node,
+            node_text,
+            init_bin,
+            init_sha256,
+            jobs,
+            out,
+            inputs,
+            keys: Keys::default(),
+        };
         ctx.keys = compute_keys(&ctx)?;
         Ok(ctx)
     }
@@ -117,7 +133,10 @@ pub fn find_init() -> Result<PathBuf> {
     }
     let exe = std::env::current_exe().context("cannot find the path of this program")?;
     let dir = ufs::parent_dir(&exe);
-    for cand in [dir.join("sanforge-init"), ufs::parent_dir(&dir).join("sanforge-init")] {
+    for cand in [
+        dir.join("sanforge-init"),
+        ufs::parent_dir(&dir).join("sanforge-init"),
+    ] {
         if cand.is_file() {
             return Ok(cand);
         }
@@ -146,27 +165,61 @@ fn resolve_inputs(recipe: &Recipe, lock: Option<&Lock>) -> Result<Vec<Input>> {
     let mut add = |name: &str, src: &Source, written: Option<&Path>| -> Result<()> {
         let (kind, origin) = match src {
             Source::Url { mirrors, .. } => ("url", mirrors.join(" ")),
-            Source::Debian { package, version, .. } => ("debian", format!("{package}={version}")),
+            Source::Debian {
+                package, version, ..
+            } => ("debian", format!("{package}={version}")),
             // As written in the recipe (relative), so that outputs do not depend on
             // where the project is checked out; the lock uses the same form.
             Source::Path { path } => ("path", written.unwrap_or(path).display().to_string()),
         };
-        let locked = lock.and_then(|l| l.get(name)).filter(|l| l.kind == kind && l.origin == origin);
+        let locked = lock
+            .and_then(|l| l.get(name))
+            .filter(|l| l.kind == kind && l.origin == origin);
         let sha256 = match (locked, src) {
             (Some(l), _) => l.sha256.clone(),
             (None, Source::Url { sha256, .. }) => sha256.clone(),
-            (None, Source::Debian { package, version, .. }) => super::fetch::debian_info(package, version)?.sha256,
+            (
+                None,
+                Source::Debian {
+                    package, version, ..
+                },
+            ) => super::fetch::debian_info(package, version)?.sha256,
             (None, Source::Path { path }) => super::fetch::path_sha256(path)?,
         };
-        inputs.push(Input { name: name.to_string(), kind: kind.to_string(), origin, sha256 });
+        inputs.push(Input {
+            name: name.to_string(),
+            kind: kind.to_string(),
+            origin,
+            sha256,
+        });
         Ok(())
     };
-    add("kernel", &recipe.kernel_source, recipe.raw.kernel.source.path.as_deref())?;
+    add(
+        "kernel",
+        &recipe.kernel_source,
+        recipe.raw.kernel.source.path.as_deref(),
+    )?;
     for (n, s) in &recipe.sources {
-        add(n, s, recipe.raw.sources.get(n).and_then(|spec| spec.path.as_deref()))?;
+        add(
+            n,
+            s,
+            recipe
+                .raw
+                .sources
+                .get(n)
+                .and_then(|spec| spec.path.as_deref()),
+        )?;
     }
     for (name, version) in &recipe.raw.userland.packages {
-        add(&format!("package:{name}"), &Source::Debian { package: name.clone(), version: version.clone(), member: None }, None)?;
+        add(
+            &format!("package:{name}"),
+            &Source::Debian {
+                package: name.clone(),
+                version: version.clone(),
+                member: None,
+            },
+            None,
+        )?;
     }
     Ok(inputs)
 }
@@ -175,18 +228,31 @@ fn compute_keys(ctx: &Ctx) -> Result<Keys> {
     let r = &ctx.recipe;
     let k = &r.raw.kernel;
     let mut kb = KeyBuilder::new(KERNEL_STAGE);
-    kb.add_str("source", &ctx.input("kernel").map(|i| i.sha256.clone()).unwrap_or_default());
-    kb.add_str("member", match &r.kernel_source {
-        Source::Debian { member, .. } => member.as_deref().unwrap_or(""),
-        _ => "",
-    });
+    kb.add_str(
+        "source",
+        &ctx.input("kernel")
+            .map(|i| i.sha256.clone())
+            .unwrap_or_default(),
+    );
+    kb.add_str(
+        "member",
+        match &r.kernel_source {
+            Source::Debian { member, .. } => member.as_deref().unwrap_or(""),
+            _ => "",
+        },
+    );
     kb.add_str("base", &k.base);
     let base_file = r.root.join(&k.base);
     if base_file.is_file() {
         kb.add("base-file", &ufs::read(&base_file)?);
     }
     for f in &r.fragments {
-        kb.add_str("fragment", &f.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
+        kb.add_str(
+            "fragment",
+            &f.file_name()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        );
         kb.add("fragment-content", &ufs::read(f)?);
     }
     for (o, v) in &k.options {
@@ -200,9 +266,18 @@ fn compute_keys(ctx: &Ctx) -> Result<Keys> {
     }
     kb.add_str("localversion", &k.localversion);
     kb.add_str("sde", &r.source_date_epoch().to_string());
-    if let Some(s) = r.scst.as_ref().filter(|s| s.driver_mode == crate::config::recipe::DriverMode::InTree) {
+    if let Some(s) = r
+        .scst
+        .as_ref()
+        .filter(|s| s.driver_mode == crate::config::recipe::DriverMode::InTree)
+    {
         // The in-tree swap changes the kernel source.
-        kb.add_str("scst", &ctx.input("scst").map(|i| i.sha256.clone()).unwrap_or_default());
+        kb.add_str(
+            "scst",
+            &ctx.input("scst")
+                .map(|i| i.sha256.clone())
+                .unwrap_or_default(),
+        );
         kb.add_str("scst-mode", s.driver_mode.as_str());
         kb.add_str("scst-qla", &s.components.join(" "));
     }
@@ -213,7 +288,12 @@ fn compute_keys(ctx: &Ctx) -> Result<Keys> {
         Some(s) => {
             let mut mb = KeyBuilder::new(MODULES_STAGE);
             mb.add_str("kernel", &kernel);
-            mb.add_str("scst", &ctx.input("scst").map(|i| i.sha256.clone()).unwrap_or_default());
+            mb.add_str(
+                "scst",
+                &ctx.input("scst")
+                    .map(|i| i.sha256.clone())
+                    .unwrap_or_default(),
+            );
             mb.add_str("mode", s.driver_mode.as_str());
             for c in &s.components {
                 mb.add_str("component", c);
@@ -223,7 +303,15 @@ fn compute_keys(ctx: &Ctx) -> Result<Keys> {
             }
             for name in s.firmware.keys() {
                 let input = crate::config::recipe::Scst::firmware_input(name);
-                mb.add_str("firmware", &format!("{name} {}", ctx.input(&input).map(|i| i.sha256.clone()).unwrap_or_default()));
+                mb.add_str(
+                    "firmware",
+                    &format!(
+                        "{name} {}",
+                        ctx.input(&input)
+                            .map(|i| i.sha256.clone())
+                            .unwrap_or_default()
+                    ),
+                );
             }
             for w in &s.waived {
                 mb.add_str("waive", w);
@@ -246,9 +334,14 @@ fn compute_keys(ctx: &Ctx) -> Result<Keys> {
     let userland = ub.finish();
 
     let mut rb = KeyBuilder::new(ROOTFS_STAGE);
-    rb.add_str("kernel", &kernel).add_str("userland", &userland).add_str("modules", &modules);
+    rb.add_str("kernel", &kernel)
+        .add_str("userland", &userland)
+        .add_str("modules", &modules);
     for o in &r.overlays {
-        rb.add_str("overlay", &o.strip_prefix(&r.root).unwrap_or(o).display().to_string());
+        rb.add_str(
+            "overlay",
+            &o.strip_prefix(&r.root).unwrap_or(o).display().to_string(),
+        );
         rb.add_tree("overlay-tree", o)?;
     }
     rb.add("node", ctx.node_text.as_bytes());
@@ -264,7 +357,13 @@ fn compute_keys(ctx: &Ctx) -> Result<Keys> {
         ob.add_str("input", &format!("{} {} {}", i.name, i.origin, i.sha256));
     }
     let outputs = ob.finish();
-    Ok(Keys { kernel, modules, userland, rootfs, outputs })
+    Ok(Keys {
+        kernel,
+        modules,
+        userland,
+        rootfs,
+        outputs,
+    })
 }
 
 /// Every stage, its key, and whether it will run. Works offline.
@@ -299,20 +398,55 @@ pub fn plan(ctx: &Ctx) -> Result<Vec<PlanEntry>> {
         }
         kb.finish()
     };
-    let why = |cached: bool, reason: &str| if cached { "cache entry present".to_string() } else { reason.to_string() };
+    let why = |cached: bool, reason: &str| {
+        if cached {
+            "cache entry present".to_string()
+        } else {
+            reason.to_string()
+        }
+    };
     let mut entries = vec![
         PlanEntry {
             stage: "fetch".into(),
             key: fetch_key,
             cached: missing.is_empty(),
-            reason: if missing.is_empty() { "every needed input is in the cache".into() } else { format!("not in the cache: {}", missing.join(", ")) },
+            reason: if missing.is_empty() {
+                "every needed input is in the cache".into()
+            } else {
+                format!("not in the cache: {}", missing.join(", "))
+            },
         },
-        PlanEntry { stage: "kernel".into(), key: k.kernel.clone(), cached: kernel_cached, reason: why(kernel_cached, "no cache entry for this kernel source, config and patch set") },
-        PlanEntry { stage: "userland".into(), key: k.userland.clone(), cached: userland_cached, reason: why(userland_cached, "no cache entry for this package set") },
+        PlanEntry {
+            stage: "kernel".into(),
+            key: k.kernel.clone(),
+            cached: kernel_cached,
+            reason: why(
+                kernel_cached,
+                "no cache entry for this kernel source, config and patch set",
+            ),
+        },
+        PlanEntry {
+            stage: "userland".into(),
+            key: k.userland.clone(),
+            cached: userland_cached,
+            reason: why(userland_cached, "no cache entry for this package set"),
+        },
     ];
     if ctx.recipe.scst.is_some() {
-        let reason = if !kernel_cached { "the kernel will be rebuilt" } else { "no cache entry for this SCST source, driver mode, component list and firmware set" };
-        entries.insert(2, PlanEntry { stage: "modules".into(), key: k.modules.clone(), cached: modules_cached, reason: why(modules_cached, reason) });
+        let reason = if !kernel_cached {
+            "the kernel will be rebuilt"
+        } else {
+            "no cache entry for this SCST source, driver mode, component list and firmware set"
+        };
+        entries.insert(
+            2,
+            PlanEntry {
+                stage: "modules".into(),
+                key: k.modules.clone(),
+                cached: modules_cached,
+                reason: why(modules_cached, reason),
+            },
+        );
     }
     entries.extend([
         PlanEntry {
@@ -336,7 +470,11 @@ pub fn plan(ctx: &Ctx) -> Result<Vec<PlanEntry>> {
             stage: "outputs".into(),
             key: k.outputs.clone(),
             cached: outputs_cached,
-            reason: if outputs_cached { format!("{} is up to date", ctx.out.display()) } else { format!("{} is missing or from another build", ctx.out.display()) },
+            reason: if outputs_cached {
+                format!("{} is up to date", ctx.out.display())
+            } else {
+                format!("{} is missing or from another build", ctx.out.display())
+            },
         },
     ]);
     Ok(entries)
@@ -358,38 +496,105 @@ pub fn build(ctx: &Ctx) -> Result<BuildReport> {
     let mut skipped = Vec::new();
     let staging = staging_dir(&ctx.out);
     if super::outputs::up_to_date(&ctx.out, &ctx.keys.outputs) {
-        progress::step(&format!("{} is up to date (outputs key {})", ctx.out.display(), short(&ctx.keys.outputs)));
+        progress::step(&format!(
+            "{} is up to date (outputs key {})",
+            ctx.out.display(),
+            short(&ctx.keys.outputs)
+        ));
         for s in ["kernel", "modules", "userland", "rootfs", "outputs"] {
             if s != "modules" || ctx.recipe.scst.is_some() {
                 skipped.push(s.to_string());
             }
         }
-        return Ok(BuildReport { out: ctx.out.clone(), ran, skipped });
+        return Ok(BuildReport {
+            out: ctx.out.clone(),
+            ran,
+            skipped,
+        });
     }
     ufs::remove_dir_all(&staging)?;
     let logs = staging.join("logs");
     ufs::create_dir_all(&logs)?;
 
-    let kernel_dir = run_stage(ctx, "kernel", &ctx.keys.kernel, &logs, &mut ran, &mut skipped, super::kernel::build)?;
+    let kernel_dir = run_stage(
+        ctx,
+        "kernel",
+        &ctx.keys.kernel,
+        &logs,
+        &mut ran,
+        &mut skipped,
+        super::kernel::build,
+    )?;
     let modules_dir = match &ctx.recipe.scst {
-        Some(_) => Some(run_stage(ctx, "modules", &ctx.keys.modules, &logs, &mut ran, &mut skipped, |ctx, dir, log| super::scst::build(ctx, &kernel_dir, dir, log))?),
+        Some(_) => Some(run_stage(
+            ctx,
+            "modules",
+            &ctx.keys.modules,
+            &logs,
+            &mut ran,
+            &mut skipped,
+            |ctx, dir, log| super::scst::build(ctx, &kernel_dir, dir, log),
+        )?),
         None => None,
     };
-    let userland_dir = run_stage(ctx, "userland", &ctx.keys.userland, &logs, &mut ran, &mut skipped, super::userland::build)?;
-    let rootfs_dir = run_stage(ctx, "rootfs", &ctx.keys.rootfs, &logs, &mut ran, &mut skipped, |ctx, dir, log| {
-        super::rootfs::build(ctx, &kernel_dir, modules_dir.as_deref(), &userland_dir, dir, log)
-    })?;
+    let userland_dir = run_stage(
+        ctx,
+        "userland",
+        &ctx.keys.userland,
+        &logs,
+        &mut ran,
+        &mut skipped,
+        super::userland::build,
+    )?;
+    let rootfs_dir = run_stage(
+        ctx,
+        "rootfs",
+        &ctx.keys.rootfs,
+        &logs,
+        &mut ran,
+        &mut skipped,
+        |ctx, dir, log| {
+            super::rootfs::build(
+                ctx,
+                &kernel_dir,
+                modules_dir.as_deref(),
+                &userland_dir,
+                dir,
+                log,
+            )
+        },
+    )?;
     progress::step("outputs: writing vmlinuz, initramfs, boot.ipxe, manifest");
     let log = Log::open(&logs.join("outputs.log"))?;
-    super::outputs::write(ctx, &kernel_dir, modules_dir.as_deref(), &userland_dir, &rootfs_dir, &staging, &log)?;
+    super::outputs::write(
+        ctx,
+        &kernel_dir,
+        modules_dir.as_deref(),
+        &userland_dir,
+        &rootfs_dir,
+        &staging,
+        &log,
+    )?;
     ran.push("outputs".into());
     swap_into_place(&staging, &ctx.out)?;
-    Ok(BuildReport { out: ctx.out.clone(), ran, skipped })
+    Ok(BuildReport {
+        out: ctx.out.clone(),
+        ran,
+        skipped,
+    })
 }
 
 type StageFn<'a> = dyn Fn(&Ctx, &Path, &Log) -> Result<()> + 'a;
 
-fn run_stage<F>(ctx: &Ctx, stage: &str, key: &str, logs: &Path, ran: &mut Vec<String>, skipped: &mut Vec<String>, f: F) -> Result<PathBuf>
+fn run_stage<F>(
+    ctx: &Ctx,
+    stage: &str,
+    key: &str,
+    logs: &Path,
+    ran: &mut Vec<String>,
+    skipped: &mut Vec<String>,
+    f: F,
+) -> Result<PathBuf>
 where
     F: Fn(&Ctx, &Path, &Log) -> Result<()>,
 {
@@ -400,18 +605,26 @@ where
     }
     let log_path = logs.join(format!("{stage}.log"));
     let log = Log::open(&log_path)?;
-    progress::step(&format!("{stage}: building ({}); log: {}", short(key), log_path.display()));
+    progress::step(&format!(
+        "{stage}: building ({}); log: {}",
+        short(key),
+        log_path.display()
+    ));
     let started = std::time::Instant::now();
     let f: &StageFn = &f;
     // The kernel tree must stay where it was built (out-of-tree modules use it).
     let result = if stage == "kernel" {
-        ctx.cache.build_stage_in_place(stage, key, |dir| f(ctx, dir, &log))
+        ctx.cache
+            .build_stage_in_place(stage, key, |dir| f(ctx, dir, &log))
     } else {
         ctx.cache.build_stage(stage, key, |dir| f(ctx, dir, &log))
     };
-    let dir = result
-        .with_context(|| format!("stage {stage} failed (log: {})", log_path.display()))?;
-    progress::step(&format!("{stage}: done in {:.1}s", started.elapsed().as_secs_f64()));
+    let dir =
+        result.with_context(|| format!("stage {stage} failed (log: {})", log_path.display()))?;
+    progress::step(&format!(
+        "{stage}: done in {:.1}s",
+        started.elapsed().as_secs_f64()
+    ));
     ran.push(stage.to_string());
     Ok(dir)
 }
@@ -422,7 +635,10 @@ pub fn short(key: &str) -> &str {
 
 /// `out/NAME` → `out/NAME.partial`: where a build assembles its outputs and logs.
 pub fn staging_dir(out: &Path) -> PathBuf {
-    let mut name = out.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = out
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(".partial");
     ufs::parent_dir(out).join(name)
 }
@@ -430,7 +646,10 @@ pub fn staging_dir(out: &Path) -> PathBuf {
 /// Replaces `out` by `staging` so that readers see the old or the new outputs, never
 /// a mix: old → `.old`, staging → out, remove `.old`.
 fn swap_into_place(staging: &Path, out: &Path) -> Result<()> {
-    let mut old_name = out.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut old_name = out
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     old_name.push(".old");
     let old = ufs::parent_dir(out).join(old_name);
     ufs::remove_dir_all(&old)?;

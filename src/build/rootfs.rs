@@ -14,18 +14,57 @@ use anyhow::{Context, Result};
 use std::path::Path;
 
 /// Directories every image has (mount points and the init's own).
-const DIRS: &[&str] = &["dev", "proc", "sys", "run", "tmp", "etc", "etc/sanforge", "root", "var", "lib/modules", "lib/firmware"];
+const DIRS: &[&str] = &[
+    "dev",
+    "proc",
+    "sys",
+    "run",
+    "tmp",
+    "etc",
+    "etc/sanforge",
+    "root",
+    "var",
+    "lib/modules",
+    "lib/firmware",
+];
 
-pub fn build(ctx: &Ctx, kernel: &Path, modules_stage: Option<&Path>, userland: &Path, dir: &Path, log: &Log) -> Result<()> {
+pub fn build(
+    ctx: &Ctx,
+    kernel: &Path,
+    modules_stage: Option<&Path>,
+    userland: &Path,
+    dir: &Path,
+    log: &Log,
+) -> Result<()> {
     let task = Task::start("rootfs: assembling the initramfs", None, "files");
     let mut ar = Archive::new();
     for d in DIRS {
-        ar.add(Entry { path: d.to_string(), kind: EntryKind::Dir, mode: 0o755 });
+        ar.add(Entry {
+            path: d.to_string(),
+            kind: EntryKind::Dir,
+            mode: 0o755,
+        });
     }
-    ar.add(Entry { path: "tmp".into(), kind: EntryKind::Dir, mode: 0o1777 });
-    ar.add(Entry { path: "root".into(), kind: EntryKind::Dir, mode: 0o700 });
-    ar.add(Entry { path: "dev/console".into(), kind: EntryKind::CharDev { major: 5, minor: 1 }, mode: 0o600 });
-    ar.add(Entry { path: "dev/null".into(), kind: EntryKind::CharDev { major: 1, minor: 3 }, mode: 0o666 });
+    ar.add(Entry {
+        path: "tmp".into(),
+        kind: EntryKind::Dir,
+        mode: 0o1777,
+    });
+    ar.add(Entry {
+        path: "root".into(),
+        kind: EntryKind::Dir,
+        mode: 0o700,
+    });
+    ar.add(Entry {
+        path: "dev/console".into(),
+        kind: EntryKind::CharDev { major: 5, minor: 1 },
+        mode: 0o600,
+    });
+    ar.add(Entry {
+        path: "dev/null".into(),
+        kind: EntryKind::CharDev { major: 1, minor: 3 },
+        mode: 0o666,
+    });
     ar.add_tree(&userland.join("root"), "")?;
     let modules = kernel.join("modules/lib/modules");
     if modules.is_dir() {
@@ -36,7 +75,8 @@ pub fn build(ctx: &Ctx, kernel: &Path, modules_stage: Option<&Path>, userland: &
         super::scst::check_node(ctx, &super::scst::record(m)?)?;
         ar.add_tree(&m.join("root"), "")?;
     }
-    let rendered = tempfile::tempdir().context("cannot create a temporary directory for overlays")?;
+    let rendered =
+        tempfile::tempdir().context("cannot create a temporary directory for overlays")?;
     for (i, overlay) in ctx.recipe.overlays.iter().enumerate() {
         let out = rendered.path().join(i.to_string());
         render_overlay(ctx, kernel, overlay, &out)?;
@@ -44,8 +84,16 @@ pub fn build(ctx: &Ctx, kernel: &Path, modules_stage: Option<&Path>, userland: &
         log.line(&format!("overlay {} added", overlay.display()));
     }
     // Placed by the builder, never by overlays.
-    ar.add(Entry { path: "init".into(), kind: EntryKind::File(ctx.init_bin.clone()), mode: 0o755 });
-    ar.add(Entry { path: "etc/sanforge/node.toml".into(), kind: EntryKind::Data(ctx.node_text.clone().into_bytes()), mode: 0o644 });
+    ar.add(Entry {
+        path: "init".into(),
+        kind: EntryKind::File(ctx.init_bin.clone()),
+        mode: 0o755,
+    });
+    ar.add(Entry {
+        path: "etc/sanforge/node.toml".into(),
+        kind: EntryKind::Data(ctx.node_text.clone().into_bytes()),
+        mode: 0o644,
+    });
     let release = kernel_release(kernel)?;
     let os_release = format!(
         "NAME=sanforge\nID=sanforge\nPRETTY_NAME=\"sanforge {} ({})\"\nVARIANT_ID={}\nIMAGE_ID={}\nIMAGE_VERSION={}\n",
@@ -55,21 +103,49 @@ pub fn build(ctx: &Ctx, kernel: &Path, modules_stage: Option<&Path>, userland: &
         ctx.recipe.name,
         &ctx.keys.rootfs[..12]
     );
-    ar.add(Entry { path: "etc/os-release".into(), kind: EntryKind::Data(os_release.into_bytes()), mode: 0o644 });
-    ar.add(Entry { path: "etc/hostname".into(), kind: EntryKind::Data(format!("{}\n", ctx.node.hostname).into_bytes()), mode: 0o644 });
+    ar.add(Entry {
+        path: "etc/os-release".into(),
+        kind: EntryKind::Data(os_release.into_bytes()),
+        mode: 0o644,
+    });
+    ar.add(Entry {
+        path: "etc/hostname".into(),
+        kind: EntryKind::Data(format!("{}\n", ctx.node.hostname).into_bytes()),
+        mode: 0o644,
+    });
     let listing = ar.list();
     ufs::write(&dir.join("rootfs.list"), listing.join("\n") + "\n")?;
-    let mtime = u32::try_from(ctx.source_date_epoch()).context("source-date-epoch does not fit the cpio format (32 bits)")?;
+    let mtime = u32::try_from(ctx.source_date_epoch())
+        .context("source-date-epoch does not fit the cpio format (32 bits)")?;
     drop(task);
-    let task = Task::start(&format!("rootfs: compressing (zstd -{})", ctx.recipe.raw.outputs.zstd_level), None, "bytes");
-    ar.write_zstd(&dir.join("initramfs.cpio.zst"), mtime, ctx.recipe.raw.outputs.zstd_level)?;
-    let size = std::fs::metadata(dir.join("initramfs.cpio.zst")).map(|m| m.len()).unwrap_or(0);
-    task.finish(&format!("{} entries, {:.1} MiB", listing.len(), size as f64 / 1048576.0));
+    let task = Task::start(
+        &format!(
+            "rootfs: compressing (zstd -{})",
+            ctx.recipe.raw.outputs.zstd_level
+        ),
+        None,
+        "bytes",
+    );
+    ar.write_zstd(
+        &dir.join("initramfs.cpio.zst"),
+        mtime,
+        ctx.recipe.raw.outputs.zstd_level,
+    )?;
+    let size = std::fs::metadata(dir.join("initramfs.cpio.zst"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    task.finish(&format!(
+        "{} entries, {:.1} MiB",
+        listing.len(),
+        size as f64 / 1048576.0
+    ));
     Ok(())
 }
 
 pub fn kernel_release(kernel: &Path) -> Result<String> {
-    Ok(ufs::read_to_string(&kernel.join("kernel.release"))?.trim().to_string())
+    Ok(ufs::read_to_string(&kernel.join("kernel.release"))?
+        .trim()
+        .to_string())
 }
 
 /// Copies an overlay directory to `out`, rendering `*.tera` files (which lose the
@@ -79,7 +155,10 @@ pub fn render_overlay(ctx: &Ctx, kernel: &Path, overlay: &Path, out: &Path) -> R
     let mut vars = tera::Context::new();
     vars.insert("recipe", &serde_json::json!({ "name": ctx.recipe.name, "description": ctx.recipe.raw.recipe.description }));
     vars.insert("node", &*ctx.node);
-    vars.insert("kernel", &serde_json::json!({ "release": kernel_release(kernel).unwrap_or_default() }));
+    vars.insert(
+        "kernel",
+        &serde_json::json!({ "release": kernel_release(kernel).unwrap_or_default() }),
+    );
     vars.insert("source_date_epoch", &ctx.source_date_epoch());
     render_templates(out, overlay, &vars)
 }
@@ -94,20 +173,28 @@ pub fn render_templates(dir: &Path, origin: &Path, vars: &tera::Context) -> Resu
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
         let p = e.path();
-        let ft = e.file_type().with_context(|| format!("cannot stat {}", p.display()))?;
+        let ft = e
+            .file_type()
+            .with_context(|| format!("cannot stat {}", p.display()))?;
         if ft.is_dir() {
             render_templates(&p, &origin.join(e.file_name()), vars)?;
             continue;
         }
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(stem) = name.strip_suffix(".tera") else { continue };
+        let Some(stem) = name.strip_suffix(".tera") else {
+            continue;
+        };
         let shown = origin.join(&name);
         let text = ufs::read_to_string(&p)?;
-        let rendered = tera::Tera::one_off(&text, vars, false).map_err(|err| template_error(&shown, &err))?;
+        let rendered =
+            tera::Tera::one_off(&text, vars, false).map_err(|err| template_error(&shown, &err))?;
         let dst = dir.join(stem);
-        let mode = std::fs::metadata(&p).with_context(|| format!("cannot stat {}", p.display()))?.permissions();
+        let mode = std::fs::metadata(&p)
+            .with_context(|| format!("cannot stat {}", p.display()))?
+            .permissions();
         ufs::write(&dst, rendered)?;
-        std::fs::set_permissions(&dst, mode).with_context(|| format!("cannot set mode of {}", dst.display()))?;
+        std::fs::set_permissions(&dst, mode)
+            .with_context(|| format!("cannot set mode of {}", dst.display()))?;
         std::fs::remove_file(&p).with_context(|| format!("cannot remove {}", p.display()))?;
     }
     Ok(())
@@ -124,9 +211,21 @@ fn template_error(file: &Path, err: &tera::Error) -> anyhow::Error {
         msg.push_str(&s.to_string());
         src = s.source();
     }
-    let line = msg.split("--> ").nth(1).and_then(|r| r.split(':').next()).and_then(|n| n.trim().parse::<usize>().ok());
+    let line = msg
+        .split("--> ")
+        .nth(1)
+        .and_then(|r| r.split(':').next())
+        .and_then(|n| n.trim().parse::<usize>().ok());
     match line {
-        Some(l) => anyhow::anyhow!("template {}:{l}: {}", file.display(), msg.replace("__tera_one_off", &file.display().to_string())),
-        None => anyhow::anyhow!("template {}: {}", file.display(), msg.replace("__tera_one_off", &file.display().to_string())),
+        Some(l) => anyhow::anyhow!(
+            "template {}:{l}: {}",
+            file.display(),
+            msg.replace("__tera_one_off", &file.display().to_string())
+        ),
+        None => anyhow::anyhow!(
+            "template {}: {}",
+            file.display(),
+            msg.replace("__tera_one_off", &file.display().to_string())
+        ),
     }
 }

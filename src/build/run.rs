@@ -49,15 +49,23 @@ pub struct RunOptions {
 
 /// `<OUT>.run/`: console log, pid file and monitor socket of a running VM.
 pub fn state_dir(out: &Path) -> PathBuf {
-    let mut name = out.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = out
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(".run");
     ufs::parent_dir(out).join(name)
 }
 
 fn cmdline(out: &Path, extra: &[String]) -> Result<String> {
-    let m: serde_json::Value = serde_json::from_str(&ufs::read_to_string(&out.join("manifest.json"))?)
-        .with_context(|| format!("{} is not valid JSON", out.join("manifest.json").display()))?;
-    let mut c = m["kernel"]["cmdline"].as_str().unwrap_or("console=ttyS0 panic=-1").to_string();
+    let m: serde_json::Value = serde_json::from_str(&ufs::read_to_string(
+        &out.join("manifest.json"),
+    )?)
+    .with_context(|| format!("{} is not valid JSON", out.join("manifest.json").display()))?;
+    let mut c = m["kernel"]["cmdline"]
+        .as_str()
+        .unwrap_or("console=ttyS0 panic=-1")
+        .to_string();
     for e in extra {
         c.push(' ');
         c.push_str(e);
@@ -71,9 +79,18 @@ fn qemu(opts: &RunOptions, accel: Accel) -> Result<Cmd> {
             bail!("{} has no {f}: is it a sanforge output directory? (build one with `sanforge build`)", opts.out.display());
         }
     }
-    let mut net = format!("user,id=n0,restrict=on,net=192.0.2.0/24,host=192.0.2.2,hostfwd=tcp:127.0.0.1:{}-:3260", opts.iscsi_port);
+    let mut net = format!(
+        "user,id=n0,restrict=on,net=192.0.2.0/24,host=192.0.2.2,hostfwd=tcp:127.0.0.1:{}-:3260",
+        opts.iscsi_port
+    );
     let mut c = Cmd::new("qemu-system-x86_64")
-        .args(["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"])
+        .args([
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-no-reboot",
+        ])
         .args(["-m", &opts.memory_mib.to_string()]);
     match opts.boot {
         BootMode::Direct => {
@@ -86,14 +103,32 @@ fn qemu(opts: &RunOptions, accel: Accel) -> Result<Cmd> {
         }
         BootMode::Pxe => {
             if !opts.extra_cmdline.is_empty() {
-                bail!("--append does not apply to --boot pxe: the command line comes from boot.ipxe");
+                bail!(
+                    "--append does not apply to --boot pxe: the command line comes from boot.ipxe"
+                );
             }
-            let dir = opts.out.to_str().filter(|d| !d.contains(',')).with_context(|| format!("{} cannot be a TFTP root (not UTF-8 or has a comma)", opts.out.display()))?;
+            let dir = opts
+                .out
+                .to_str()
+                .filter(|d| !d.contains(','))
+                .with_context(|| {
+                    format!(
+                        "{} cannot be a TFTP root (not UTF-8 or has a comma)",
+                        opts.out.display()
+                    )
+                })?;
             net.push_str(&format!(",tftp={dir},bootfile=boot.ipxe"));
             c = c.args(["-boot", "n"]);
         }
     }
-    c = c.args(["-netdev", &net, "-device", "virtio-net-pci,netdev=n0,mac=52:54:00:00:02:0f"]).args(["-device", "virtio-rng-pci"]);
+    c = c
+        .args([
+            "-netdev",
+            &net,
+            "-device",
+            "virtio-net-pci,netdev=n0,mac=52:54:00:00:02:0f",
+        ])
+        .args(["-device", "virtio-rng-pci"]);
     c = match accel {
         Accel::Kvm => c.args(["-accel", "kvm"]),
         _ => c.args(["-accel", "tcg"]),
@@ -102,7 +137,11 @@ fn qemu(opts: &RunOptions, accel: Accel) -> Result<Cmd> {
 }
 
 fn kvm_usable() -> bool {
-    std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_ok()
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok()
 }
 
 /// Boots in the foreground (console on this terminal, Ctrl-A X quits) or, with
@@ -110,11 +149,20 @@ fn kvm_usable() -> bool {
 pub fn run(opts: &RunOptions) -> Result<()> {
     // QEMU -daemonize changes to /: every path it gets must be absolute.
     let mut opts = opts.clone();
-    opts.out = std::path::absolute(&opts.out).with_context(|| format!("cannot resolve {}", opts.out.display()))?;
+    opts.out = std::path::absolute(&opts.out)
+        .with_context(|| format!("cannot resolve {}", opts.out.display()))?;
     let opts = &opts;
     if !opts.until_ready {
-        let accel = if opts.accel == Accel::Auto && kvm_usable() { Accel::Kvm } else if opts.accel == Accel::Auto { Accel::Tcg } else { opts.accel };
-        return qemu(opts, accel)?.args(["-serial", "mon:stdio"]).run_interactive();
+        let accel = if opts.accel == Accel::Auto && kvm_usable() {
+            Accel::Kvm
+        } else if opts.accel == Accel::Auto {
+            Accel::Tcg
+        } else {
+            opts.accel
+        };
+        return qemu(opts, accel)?
+            .args(["-serial", "mon:stdio"])
+            .run_interactive();
     }
     let first = match opts.accel {
         Accel::Auto if kvm_usable() => Accel::Kvm,
@@ -142,20 +190,26 @@ fn boot_background(opts: &RunOptions, accel: Accel) -> Result<()> {
         .arg("-serial")
         .arg(format!("file:{}", console.display()))
         .arg("-monitor")
-        .arg(format!("unix:{},server=on,wait=off", state.join("monitor.sock").display()))
+        .arg(format!(
+            "unix:{},server=on,wait=off",
+            state.join("monitor.sock").display()
+        ))
         .arg("-pidfile")
         .arg(&pidfile)
         .arg("-daemonize")
         .run(&Log::open(&state.join("qemu.log"))?)?;
-    let mut f = std::fs::File::open(&console).with_context(|| format!("cannot open {}", console.display()))?;
+    let mut f = std::fs::File::open(&console)
+        .with_context(|| format!("cannot open {}", console.display()))?;
     let mut seen = String::new();
     let mut pos = 0u64;
     // With KVM, a kernel that has printed nothing after a few seconds is stuck.
     let kvm_deadline = Duration::from_secs(8);
     loop {
         let mut buf = Vec::new();
-        f.seek(SeekFrom::Start(pos)).with_context(|| format!("cannot read {}", console.display()))?;
-        f.read_to_end(&mut buf).with_context(|| format!("cannot read {}", console.display()))?;
+        f.seek(SeekFrom::Start(pos))
+            .with_context(|| format!("cannot read {}", console.display()))?;
+        f.read_to_end(&mut buf)
+            .with_context(|| format!("cannot read {}", console.display()))?;
         pos += buf.len() as u64;
         let text = String::from_utf8_lossy(&buf);
         if opts.echo && !text.is_empty() {
@@ -175,18 +229,45 @@ fn boot_background(opts: &RunOptions, accel: Accel) -> Result<()> {
             );
             return Ok(());
         }
-        if accel == Accel::Kvm && started.elapsed() > kvm_deadline && !seen.contains("Linux version") {
+        if accel == Accel::Kvm
+            && started.elapsed() > kvm_deadline
+            && !seen.contains("Linux version")
+        {
             stop(&opts.out).ok();
-            bail!("no kernel output after {}s under KVM", kvm_deadline.as_secs());
+            bail!(
+                "no kernel output after {}s under KVM",
+                kvm_deadline.as_secs()
+            );
         }
         if started.elapsed() > opts.timeout {
             stop(&opts.out).ok();
-            let tail: Vec<&str> = seen.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect();
-            bail!("`{READY}` did not appear within {}s; last console lines:\n  {}", opts.timeout.as_secs(), tail.join("\n  "));
+            let tail: Vec<&str> = seen
+                .lines()
+                .rev()
+                .take(20)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            bail!(
+                "`{READY}` did not appear within {}s; last console lines:\n  {}",
+                opts.timeout.as_secs(),
+                tail.join("\n  ")
+            );
         }
         if !alive(&pidfile) && started.elapsed() > Duration::from_secs(1) {
-            let tail: Vec<&str> = seen.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect();
-            bail!("QEMU exited before `{READY}`; last console lines:\n  {}", tail.join("\n  "));
+            let tail: Vec<&str> = seen
+                .lines()
+                .rev()
+                .take(20)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            bail!(
+                "QEMU exited before `{READY}`; last console lines:\n  {}",
+                tail.join("\n  ")
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -203,7 +284,9 @@ fn alive(pidfile: &Path) -> bool {
 /// Stops the VM started by `run --until-ready` for this output directory.
 pub fn stop(out: &Path) -> Result<bool> {
     let pidfile = state_dir(out).join("qemu.pid");
-    let Some(pid) = read_pid(&pidfile) else { return Ok(false) };
+    let Some(pid) = read_pid(&pidfile) else {
+        return Ok(false);
+    };
     let proc_cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     if !String::from_utf8_lossy(&proc_cmd).contains("qemu") {
         let _ = std::fs::remove_file(&pidfile);

@@ -14,7 +14,15 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// Paths never copied into an image when a package is kept whole.
-const PRUNED: &[&str] = &["usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale", "usr/share/lintian", "usr/share/bug", "usr/share/menu"];
+const PRUNED: &[&str] = &[
+    "usr/share/doc",
+    "usr/share/man",
+    "usr/share/info",
+    "usr/share/locale",
+    "usr/share/lintian",
+    "usr/share/bug",
+    "usr/share/menu",
+];
 
 pub fn build(ctx: &Ctx, dir: &Path, log: &Log) -> Result<()> {
     let unpacked = dir.join("unpacked");
@@ -22,13 +30,24 @@ pub fn build(ctx: &Ctx, dir: &Path, log: &Log) -> Result<()> {
     ufs::create_dir_all(&unpacked)?;
     ufs::create_dir_all(&root)?;
     let pkgs = &ctx.recipe.raw.userland.packages;
-    let mut task = Task::start(&format!("userland: {} Debian packages", pkgs.len()), Some(pkgs.len() as u64), "packages");
+    let mut task = Task::start(
+        &format!("userland: {} Debian packages", pkgs.len()),
+        Some(pkgs.len() as u64),
+        "packages",
+    );
     for (name, version) in pkgs {
         let lname = format!("package:{name}");
-        let input = ctx.input(&lname).with_context(|| format!("package {name} is not resolved"))?;
+        let input = ctx
+            .input(&lname)
+            .with_context(|| format!("package {name} is not resolved"))?;
         task.set_message(name);
-        let (deb, _) = super::fetch::fetch_debian(&ctx.cache, name, version, Some(&input.sha256), log)?;
-        Cmd::new("dpkg-deb").arg("-x").arg(&deb).arg(&unpacked).run(log)?;
+        let (deb, _) =
+            super::fetch::fetch_debian(&ctx.cache, name, version, Some(&input.sha256), log)?;
+        Cmd::new("dpkg-deb")
+            .arg("-x")
+            .arg(&deb)
+            .arg(&unpacked)
+            .run(log)?;
         task.inc(1);
     }
     task.finish("");
@@ -36,18 +55,24 @@ pub fn build(ctx: &Ctx, dir: &Path, log: &Log) -> Result<()> {
     if keep.is_empty() {
         copy_pruned(&unpacked, &root, Path::new(""))?;
     } else {
-        let set = crate::image::elf::closure(&unpacked, keep).context("cannot compute what the kept files need")?;
+        let set = crate::image::elf::closure(&unpacked, keep)
+            .context("cannot compute what the kept files need")?;
         for p in &set {
             copy_one(&unpacked, &root, p)?;
         }
-        log.line(&format!("kept {} files: {}", set.len(), set.iter().cloned().collect::<Vec<_>>().join(" ")));
+        log.line(&format!(
+            "kept {} files: {}",
+            set.len(),
+            set.iter().cloned().collect::<Vec<_>>().join(" ")
+        ));
     }
     for (link, target) in &ctx.recipe.raw.userland.links {
         let rel = link.trim_start_matches('/');
         let dst = root.join(rel);
         ufs::create_dir_all(&ufs::parent_dir(&dst))?;
         let _ = std::fs::remove_file(&dst);
-        std::os::unix::fs::symlink(target, &dst).with_context(|| format!("cannot create symlink {}", dst.display()))?;
+        std::os::unix::fs::symlink(target, &dst)
+            .with_context(|| format!("cannot create symlink {}", dst.display()))?;
     }
     ufs::remove_dir_all(&unpacked)?;
     Ok(())
@@ -59,11 +84,14 @@ fn copy_one(from: &Path, to: &Path, path: &str) -> Result<()> {
     let src = from.join(rel);
     let dst = to.join(rel);
     ufs::create_dir_all(&ufs::parent_dir(&dst))?;
-    let meta = std::fs::symlink_metadata(&src).with_context(|| format!("cannot stat {}", src.display()))?;
+    let meta = std::fs::symlink_metadata(&src)
+        .with_context(|| format!("cannot stat {}", src.display()))?;
     if meta.file_type().is_symlink() {
-        let t = std::fs::read_link(&src).with_context(|| format!("cannot read link {}", src.display()))?;
+        let t = std::fs::read_link(&src)
+            .with_context(|| format!("cannot read link {}", src.display()))?;
         let _ = std::fs::remove_file(&dst);
-        std::os::unix::fs::symlink(t, &dst).with_context(|| format!("cannot create symlink {}", dst.display()))?;
+        std::os::unix::fs::symlink(t, &dst)
+            .with_context(|| format!("cannot create symlink {}", dst.display()))?;
     } else if meta.is_dir() {
         ufs::create_dir_all(&dst)?;
     } else {
@@ -86,7 +114,10 @@ fn copy_pruned(from: &Path, to: &Path, rel: &Path) -> Result<()> {
             continue;
         }
         let src = from.join(&r);
-        if std::fs::symlink_metadata(&src).with_context(|| format!("cannot stat {}", src.display()))?.is_dir() {
+        if std::fs::symlink_metadata(&src)
+            .with_context(|| format!("cannot stat {}", src.display()))?
+            .is_dir()
+        {
             ufs::create_dir_all(&to.join(&r))?;
             copy_pruned(from, to, &r)?;
         } else {
@@ -102,7 +133,11 @@ pub fn files(root: &Path) -> Result<BTreeSet<String>> {
         for e in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
             let e = e.with_context(|| format!("cannot list {}", dir.display()))?;
             let p = e.path();
-            let rel = p.strip_prefix(root).unwrap_or(&p).to_string_lossy().into_owned();
+            let rel = p
+                .strip_prefix(root)
+                .unwrap_or(&p)
+                .to_string_lossy()
+                .into_owned();
             if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
                 walk(root, &p, out)?;
             } else {

@@ -38,7 +38,14 @@ impl Lock {
     pub fn parse(file: &Path, text: &str) -> Result<Lock, ConfigError> {
         let lock: Lock = parse_toml(file, text)?;
         if lock.version != Self::VERSION {
-            return Err(ConfigError::whole(file, format!("lock version {} is not supported: expected {}", lock.version, Self::VERSION)));
+            return Err(ConfigError::whole(
+                file,
+                format!(
+                    "lock version {} is not supported: expected {}",
+                    lock.version,
+                    Self::VERSION
+                ),
+            ));
         }
         Ok(lock)
     }

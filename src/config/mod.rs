@@ -26,7 +26,11 @@ impl fmt::Display for ConfigError {
         if self.line == 0 {
             write!(f, "{}: {}", self.file, self.message)
         } else {
-            write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file, self.line, self.column, self.message
+            )
         }
     }
 }
@@ -35,7 +39,12 @@ impl std::error::Error for ConfigError {}
 
 impl ConfigError {
     pub fn new(file: &Path, line: usize, column: usize, message: impl Into<String>) -> Self {
-        ConfigError { file: file.display().to_string(), line, column, message: message.into() }
+        ConfigError {
+            file: file.display().to_string(),
+            line,
+            column,
+            message: message.into(),
+        }
     }
     /// An error about the file as a whole, or about a field whose line is not known.
     pub fn whole(file: &Path, message: impl Into<String>) -> Self {
@@ -48,7 +57,11 @@ pub fn line_col(text: &str, pos: usize) -> (usize, usize) {
     let pos = pos.min(text.len());
     let before = &text[..pos];
     let line = before.matches('\n').count() + 1;
-    let col = before.rfind('\n').map(|i| before[i + 1..].chars().count()).unwrap_or(before.chars().count()) + 1;
+    let col = before
+        .rfind('\n')
+        .map(|i| before[i + 1..].chars().count())
+        .unwrap_or(before.chars().count())
+        + 1;
     (line, col)
 }
 
@@ -66,11 +79,29 @@ pub fn find_key(text: &str, key: &str) -> (usize, usize) {
             }
         }
     }
+    // An inline table: `luns = [{ lun = 0, backstore = "x" }]`.
+    for (i, l) in text.lines().enumerate() {
+        let mut from = 0;
+        while let Some(pos) = l[from..].find(key) {
+            let start = from + pos;
+            let before = l[..start].chars().next_back();
+            let after = l[start + key.len()..].trim_start();
+            if matches!(before, Some('{') | Some(',') | Some(' ') | Some('\t'))
+                && after.starts_with('=')
+            {
+                return (i + 1, start + 1);
+            }
+            from = start + key.len();
+        }
+    }
     (0, 0)
 }
 
 /// Parses TOML text into `T`, turning a serde error into a located `ConfigError`.
-pub fn parse_toml<T: serde::de::DeserializeOwned>(file: &Path, text: &str) -> Result<T, ConfigError> {
+pub fn parse_toml<T: serde::de::DeserializeOwned>(
+    file: &Path,
+    text: &str,
+) -> Result<T, ConfigError> {
     toml::from_str::<T>(text).map_err(|e| {
         let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
         ConfigError::new(file, line, column, e.message().trim().to_string())

@@ -204,10 +204,17 @@ impl Cidr {
         if prefix > 32 {
             return None;
         }
-        Some(Cidr { addr: a.parse().ok()?, prefix })
+        Some(Cidr {
+            addr: a.parse().ok()?,
+            prefix,
+        })
     }
     pub fn netmask(&self) -> Ipv4Addr {
-        let bits: u32 = if self.prefix == 0 { 0 } else { u32::MAX << (32 - self.prefix) };
+        let bits: u32 = if self.prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - self.prefix)
+        };
         Ipv4Addr::from(bits)
     }
     pub fn network(&self) -> Ipv4Addr {
@@ -245,7 +252,9 @@ pub fn is_iscsi_name(s: &str) -> bool {
             && b[4] == b'-'
             && b[5..7].iter().all(u8::is_ascii_digit)
             && b[7] == b'.'
-            && rest.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b".-:".contains(&c))
+            && rest
+                .bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b".-:".contains(&c))
     } else if let Some(hex) = s.strip_prefix("eui.") {
         hex.len() == 16 && hex.bytes().all(|c| c.is_ascii_hexdigit())
     } else if let Some(hex) = s.strip_prefix("naa.") {
@@ -273,17 +282,47 @@ impl NodeConfig {
             ConfigError::new(file, l, c, msg)
         };
         let h = &self.hostname;
-        if h.is_empty() || h.len() > 64 || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.') || h.starts_with('-') {
-            return Err(err("hostname", format!("hostname `{h}`: expected 1 to 64 letters, digits, `-` or `.`")));
+        if h.is_empty()
+            || h.len() > 64
+            || !h
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            || h.starts_with('-')
+        {
+            return Err(err(
+                "hostname",
+                format!("hostname `{h}`: expected 1 to 64 letters, digits, `-` or `.`"),
+            ));
         }
-        for m in self.modules.load.iter().chain(&self.modules.blacklist).chain(self.modules.params.keys()) {
-            if m.is_empty() || !m.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
-                return Err(err(m, format!("module name `{m}`: expected letters, digits, `_` or `-`")));
+        for m in self
+            .modules
+            .load
+            .iter()
+            .chain(&self.modules.blacklist)
+            .chain(self.modules.params.keys())
+        {
+            if m.is_empty()
+                || !m
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            {
+                return Err(err(
+                    m,
+                    format!("module name `{m}`: expected letters, digits, `_` or `-`"),
+                ));
             }
         }
         for m in &self.modules.load {
-            if self.modules.blacklist.iter().any(|b| norm_mod(b) == norm_mod(m)) {
-                return Err(err("blacklist", format!("module `{m}` is both in `load` and in `blacklist`")));
+            if self
+                .modules
+                .blacklist
+                .iter()
+                .any(|b| norm_mod(b) == norm_mod(m))
+            {
+                return Err(err(
+                    "blacklist",
+                    format!("module `{m}` is both in `load` and in `blacklist`"),
+                ));
             }
         }
         for (k, v) in &self.sysctl {
@@ -294,57 +333,123 @@ impl NodeConfig {
         let mut names = BTreeSet::new();
         for i in &self.network.interfaces {
             if i.name.is_empty() || i.name.len() > 15 || i.name.contains('/') {
-                return Err(err("name", format!("interface name `{}`: expected 1 to 15 characters without `/`", i.name)));
+                return Err(err(
+                    "name",
+                    format!(
+                        "interface name `{}`: expected 1 to 15 characters without `/`",
+                        i.name
+                    ),
+                ));
             }
             if !names.insert(&i.name) {
-                return Err(err("name", format!("interface `{}` is listed twice", i.name)));
+                return Err(err(
+                    "name",
+                    format!("interface `{}` is listed twice", i.name),
+                ));
             }
             for a in &i.addresses {
                 if Cidr::parse(a).is_none() {
-                    return Err(err("addresses", format!("address `{a}` on {}: expected IPv4/prefix like 192.0.2.15/24", i.name)));
+                    return Err(err(
+                        "addresses",
+                        format!(
+                            "address `{a}` on {}: expected IPv4/prefix like 192.0.2.15/24",
+                            i.name
+                        ),
+                    ));
                 }
             }
             if let Some(m) = i.mtu {
                 if !(68..=65535).contains(&m) {
-                    return Err(err("mtu", format!("mtu {m} on {}: expected 68 to 65535", i.name)));
+                    return Err(err(
+                        "mtu",
+                        format!("mtu {m} on {}: expected 68 to 65535", i.name),
+                    ));
                 }
             }
         }
         for r in &self.network.routes {
             if r.to != "default" && Cidr::parse(&r.to).is_none() {
-                return Err(err("to", format!("route to `{}`: expected `default` or IPv4/prefix", r.to)));
+                return Err(err(
+                    "to",
+                    format!("route to `{}`: expected `default` or IPv4/prefix", r.to),
+                ));
             }
             if r.via.parse::<Ipv4Addr>().is_err() {
-                return Err(err("via", format!("route via `{}`: expected an IPv4 address", r.via)));
+                return Err(err(
+                    "via",
+                    format!("route via `{}`: expected an IPv4 address", r.via),
+                ));
             }
         }
         if let Some(lio) = &self.lio {
             let mut stores = BTreeSet::new();
             for b in &lio.backstores {
-                if b.name.is_empty() || !b.name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-') {
-                    return Err(err("name", format!("backstore name `{}`: expected letters, digits, `_` or `-`", b.name)));
+                if b.name.is_empty()
+                    || !b
+                        .name
+                        .bytes()
+                        .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+                {
+                    return Err(err(
+                        "name",
+                        format!(
+                            "backstore name `{}`: expected letters, digits, `_` or `-`",
+                            b.name
+                        ),
+                    ));
                 }
                 if !stores.insert(b.name.as_str()) {
-                    return Err(err("name", format!("backstore `{}` is defined twice", b.name)));
+                    return Err(err(
+                        "name",
+                        format!("backstore `{}` is defined twice", b.name),
+                    ));
                 }
-                let size_ok = b.size.as_deref().map(|s| parse_size(s).is_some_and(|n| n > 0));
+                let size_ok = b
+                    .size
+                    .as_deref()
+                    .map(|s| parse_size(s).is_some_and(|n| n > 0));
                 match b.kind {
                     BackstoreKind::Fileio => {
                         if b.path.as_deref().is_none_or(|p| !p.starts_with('/')) {
-                            return Err(err("path", format!("fileio backstore `{}`: expected an absolute `path`", b.name)));
+                            return Err(err(
+                                "path",
+                                format!(
+                                    "fileio backstore `{}`: expected an absolute `path`",
+                                    b.name
+                                ),
+                            ));
                         }
                         if size_ok == Some(false) {
-                            return Err(err("size", format!("backstore `{}`: size `{}` is not like 64MiB", b.name, b.size.clone().unwrap_or_default())));
+                            return Err(err(
+                                "size",
+                                format!(
+                                    "backstore `{}`: size `{}` is not like 64MiB",
+                                    b.name,
+                                    b.size.clone().unwrap_or_default()
+                                ),
+                            ));
                         }
                     }
                     BackstoreKind::Block => {
                         if b.path.as_deref().is_none_or(|p| !p.starts_with("/dev/")) {
-                            return Err(err("path", format!("block backstore `{}`: expected `path` under /dev/", b.name)));
+                            return Err(err(
+                                "path",
+                                format!(
+                                    "block backstore `{}`: expected `path` under /dev/",
+                                    b.name
+                                ),
+                            ));
                         }
                     }
                     BackstoreKind::Ramdisk => {
                         if size_ok != Some(true) {
-                            return Err(err("size", format!("ramdisk backstore `{}`: expected a `size` like 64MiB", b.name)));
+                            return Err(err(
+                                "size",
+                                format!(
+                                    "ramdisk backstore `{}`: expected a `size` like 64MiB",
+                                    b.name
+                                ),
+                            ));
                         }
                     }
                 }
@@ -360,23 +465,44 @@ impl NodeConfig {
                     return Err(err("iqn", format!("target name `{}`: expected an iSCSI name like iqn.2026-11.org.example:target", t.iqn)));
                 }
                 if !iqns.insert((&t.iqn, t.tpg)) {
-                    return Err(err("iqn", format!("target `{}` tpg {} is defined twice", t.iqn, t.tpg)));
+                    return Err(err(
+                        "iqn",
+                        format!("target `{}` tpg {} is defined twice", t.iqn, t.tpg),
+                    ));
                 }
                 if t.portals.is_empty() {
-                    return Err(err("portals", format!("target `{}`: expected at least one portal like 0.0.0.0:3260", t.iqn)));
+                    return Err(err(
+                        "portals",
+                        format!(
+                            "target `{}`: expected at least one portal like 0.0.0.0:3260",
+                            t.iqn
+                        ),
+                    ));
                 }
                 for p in &t.portals {
                     if p.parse::<std::net::SocketAddrV4>().is_err() {
-                        return Err(err("portals", format!("portal `{p}`: expected ip:port like 0.0.0.0:3260")));
+                        return Err(err(
+                            "portals",
+                            format!("portal `{p}`: expected ip:port like 0.0.0.0:3260"),
+                        ));
                     }
                 }
                 let mut luns = BTreeSet::new();
                 for l in &t.luns {
                     if !stores.contains(l.backstore.as_str()) {
-                        return Err(err("backstore", format!("LUN {} of `{}` uses backstore `{}`, which is not defined", l.lun, t.iqn, l.backstore)));
+                        return Err(err(
+                            "backstore",
+                            format!(
+                                "LUN {} of `{}` uses backstore `{}`, which is not defined",
+                                l.lun, t.iqn, l.backstore
+                            ),
+                        ));
                     }
                     if !luns.insert(l.lun) {
-                        return Err(err("lun", format!("LUN {} of `{}` is defined twice", l.lun, t.iqn)));
+                        return Err(err(
+                            "lun",
+                            format!("LUN {} of `{}` is defined twice", l.lun, t.iqn),
+                        ));
                     }
                 }
                 let mut inits = BTreeSet::new();
@@ -385,15 +511,27 @@ impl NodeConfig {
                         return Err(err("initiator", format!("initiator name `{}`: expected an iSCSI name like iqn.2026-11.org.example:host", a.initiator)));
                     }
                     if !inits.insert(&a.initiator) {
-                        return Err(err("initiator", format!("initiator `{}` has two ACLs on `{}`", a.initiator, t.iqn)));
+                        return Err(err(
+                            "initiator",
+                            format!("initiator `{}` has two ACLs on `{}`", a.initiator, t.iqn),
+                        ));
                     }
                     let mut mapped = BTreeSet::new();
                     for m in &a.mapped_luns {
                         if !luns.contains(&m.lun) {
-                            return Err(err("mapped-luns", format!("ACL `{}` maps target LUN {}, which `{}` does not have", a.initiator, m.lun, t.iqn)));
+                            return Err(err(
+                                "mapped-luns",
+                                format!(
+                                    "ACL `{}` maps target LUN {}, which `{}` does not have",
+                                    a.initiator, m.lun, t.iqn
+                                ),
+                            ));
                         }
                         if !mapped.insert(m.mapped) {
-                            return Err(err("mapped-luns", format!("ACL `{}` maps LUN {} twice", a.initiator, m.mapped)));
+                            return Err(err(
+                                "mapped-luns",
+                                format!("ACL `{}` maps LUN {} twice", a.initiator, m.mapped),
+                            ));
                         }
                     }
                     if let Some(c) = &a.chap {
@@ -407,10 +545,19 @@ impl NodeConfig {
         let mut svc = BTreeSet::new();
         for s in &self.services {
             if !svc.insert(&s.name) {
-                return Err(err("name", format!("service `{}` is defined twice", s.name)));
+                return Err(err(
+                    "name",
+                    format!("service `{}` is defined twice", s.name),
+                ));
             }
             if s.argv.first().is_none_or(|p| !p.starts_with('/')) {
-                return Err(err("argv", format!("service `{}`: argv must start with an absolute program path", s.name)));
+                return Err(err(
+                    "argv",
+                    format!(
+                        "service `{}`: argv must start with an absolute program path",
+                        s.name
+                    ),
+                ));
             }
         }
         Ok(ValidNode(self))
@@ -461,7 +608,8 @@ mod tests {
 
     #[test]
     fn unknown_key_has_line_and_column() {
-        let e = NodeConfig::parse(Path::new("n.toml"), "hostname = \"n\"\nbogus = 1\n").unwrap_err();
+        let e =
+            NodeConfig::parse(Path::new("n.toml"), "hostname = \"n\"\nbogus = 1\n").unwrap_err();
         assert_eq!((e.line, e.column), (2, 1));
         assert!(e.message.contains("bogus"), "{e}");
     }

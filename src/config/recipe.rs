@@ -54,9 +54,18 @@ impl UrlList {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Source {
-    Url { mirrors: Vec<String>, sha256: String },
-    Debian { package: String, version: String, member: Option<String> },
-    Path { path: PathBuf },
+    Url {
+        mirrors: Vec<String>,
+        sha256: String,
+    },
+    Debian {
+        package: String,
+        version: String,
+        member: Option<String>,
+    },
+    Path {
+        path: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -176,7 +185,9 @@ pub struct OutputsSpec {
 
 impl Default for OutputsSpec {
     fn default() -> Self {
-        OutputsSpec { zstd_level: default_zstd_level() }
+        OutputsSpec {
+            zstd_level: default_zstd_level(),
+        }
     }
 }
 
@@ -224,51 +235,102 @@ impl Recipe {
         let abs = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
         let recipe_dir = crate::util::fs::parent_dir(&abs);
         // recipes/NAME.toml → the project root is the parent of recipes/.
-        let root = if recipe_dir.file_name().map(|n| n == "recipes").unwrap_or(false) {
+        let root = if recipe_dir
+            .file_name()
+            .map(|n| n == "recipes")
+            .unwrap_or(false)
+        {
             crate::util::fs::parent_dir(&recipe_dir)
         } else {
             recipe_dir.clone()
         };
         let name = match &raw.recipe.name {
             Some(n) => n.clone(),
-            None => abs.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+            None => abs
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
         };
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.') {
-            return Err(err("name", format!("recipe name `{name}` is invalid: expected letters, digits, `-`, `_` or `.`")));
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        {
+            return Err(err(
+                "name",
+                format!(
+                    "recipe name `{name}` is invalid: expected letters, digits, `-`, `_` or `.`"
+                ),
+            ));
         }
-        let kernel_source = validate_source(&raw.kernel.source, &root).map_err(|m| err("source", format!("kernel source: {m}")))?;
+        let kernel_source = validate_source(&raw.kernel.source, &root)
+            .map_err(|m| err("source", format!("kernel source: {m}")))?;
         let mut sources = BTreeMap::new();
         for (n, s) in &raw.sources {
             let v = validate_source(s, &root).map_err(|m| err(n, format!("source `{n}`: {m}")))?;
             sources.insert(n.clone(), v);
         }
         let scst = match raw.scst.clone() {
-            Some(spec) => Some(validate_scst(&spec, &root, &mut raw.sources, &mut sources, &err)?),
+            Some(spec) => Some(validate_scst(
+                &spec,
+                &root,
+                &mut raw.sources,
+                &mut sources,
+                &err,
+            )?),
             None => None,
         };
         let base = raw.kernel.base.as_str();
-        if !matches!(base, "tinyconfig" | "defconfig" | "allnoconfig") && !root.join(base).is_file() {
+        if !matches!(base, "tinyconfig" | "defconfig" | "allnoconfig") && !root.join(base).is_file()
+        {
             return Err(err("base", format!("kernel base `{base}`: expected `tinyconfig`, `defconfig`, `allnoconfig` or an existing config file")));
         }
         let mut fragments = Vec::new();
         for f in &raw.kernel.fragments {
-            let p = if f.components().count() == 1 { root.join("kernel-configs").join(f) } else { root.join(f) };
+            let p = if f.components().count() == 1 {
+                root.join("kernel-configs").join(f)
+            } else {
+                root.join(f)
+            };
             if !p.is_file() {
-                return Err(err("fragments", format!("kernel fragment `{}` not found (looked at {})", f.display(), p.display())));
+                return Err(err(
+                    "fragments",
+                    format!(
+                        "kernel fragment `{}` not found (looked at {})",
+                        f.display(),
+                        p.display()
+                    ),
+                ));
             }
             fragments.push(p);
         }
         for (k, v) in &raw.kernel.options {
-            if !k.starts_with("CONFIG_") || k.len() <= 7 || !k[7..].bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-                return Err(err(k, format!("kernel option `{k}`: expected a name like CONFIG_FOO")));
+            if !k.starts_with("CONFIG_")
+                || k.len() <= 7
+                || !k[7..]
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            {
+                return Err(err(
+                    k,
+                    format!("kernel option `{k}`: expected a name like CONFIG_FOO"),
+                ));
             }
             if v.is_empty() {
-                return Err(err(k, format!("kernel option `{k}`: expected a value (y, m, n, a number or a string)")));
+                return Err(err(
+                    k,
+                    format!(
+                        "kernel option `{k}`: expected a value (y, m, n, a number or a string)"
+                    ),
+                ));
             }
         }
         for k in &raw.kernel.forbid {
             if !k.starts_with("CONFIG_") {
-                return Err(err("forbid", format!("forbidden option `{k}`: expected a name like CONFIG_FOO")));
+                return Err(err(
+                    "forbid",
+                    format!("forbidden option `{k}`: expected a name like CONFIG_FOO"),
+                ));
             }
         }
         let patches = raw
@@ -277,7 +339,11 @@ impl Recipe {
             .iter()
             .map(|p| {
                 let a = root.join(p);
-                if a.is_file() { Ok(a) } else { Err(err("patches", format!("patch `{}` not found", p.display()))) }
+                if a.is_file() {
+                    Ok(a)
+                } else {
+                    Err(err("patches", format!("patch `{}` not found", p.display())))
+                }
             })
             .collect::<Result<Vec<_>, _>>()?;
         let overlays = raw
@@ -285,19 +351,35 @@ impl Recipe {
             .iter()
             .map(|p| {
                 let a = root.join(p);
-                if a.is_dir() { Ok(a) } else { Err(err("overlays", format!("overlay directory `{}` not found", p.display()))) }
+                if a.is_dir() {
+                    Ok(a)
+                } else {
+                    Err(err(
+                        "overlays",
+                        format!("overlay directory `{}` not found", p.display()),
+                    ))
+                }
             })
             .collect::<Result<Vec<_>, _>>()?;
         let node_config = root.join(&raw.node.config);
         if !node_config.is_file() {
-            return Err(err("config", format!("node config `{}` not found", raw.node.config.display())));
+            return Err(err(
+                "config",
+                format!("node config `{}` not found", raw.node.config.display()),
+            ));
         }
         if !(1..=19).contains(&raw.outputs.zstd_level) {
-            return Err(err("zstd-level", format!("zstd-level {}: expected 1 to 19", raw.outputs.zstd_level)));
+            return Err(err(
+                "zstd-level",
+                format!("zstd-level {}: expected 1 to 19", raw.outputs.zstd_level),
+            ));
         }
         for (name, version) in &raw.userland.packages {
             if version.is_empty() {
-                return Err(err(name, format!("package `{name}`: expected a pinned version")));
+                return Err(err(
+                    name,
+                    format!("package `{name}`: expected a pinned version"),
+                ));
             }
         }
         Ok(Recipe {
@@ -323,7 +405,10 @@ impl Recipe {
 }
 
 fn validate_source(s: &SourceSpec, root: &Path) -> Result<Source, String> {
-    let kinds = [s.url.is_some(), s.debian.is_some(), s.path.is_some()].iter().filter(|b| **b).count();
+    let kinds = [s.url.is_some(), s.debian.is_some(), s.path.is_some()]
+        .iter()
+        .filter(|b| **b)
+        .count();
     if kinds != 1 {
         return Err("expected exactly one of `url`, `debian` or `path`".into());
     }
@@ -333,7 +418,8 @@ fn validate_source(s: &SourceSpec, root: &Path) -> Result<Source, String> {
             return Err("`url` is an empty list".into());
         }
         for m in &mirrors {
-            if !(m.starts_with("http://") || m.starts_with("https://") || m.starts_with("file://")) {
+            if !(m.starts_with("http://") || m.starts_with("https://") || m.starts_with("file://"))
+            {
                 return Err(format!("url `{m}`: expected http://, https:// or file://"));
             }
         }
@@ -341,14 +427,26 @@ fn validate_source(s: &SourceSpec, root: &Path) -> Result<Source, String> {
         if !crate::util::hash::is_sha256(&sha) {
             return Err(format!("sha256 `{sha}`: expected 64 lowercase hex digits"));
         }
-        return Ok(Source::Url { mirrors, sha256: sha });
+        return Ok(Source::Url {
+            mirrors,
+            sha256: sha,
+        });
     }
     if let Some(p) = &s.debian {
-        let version = s.version.clone().ok_or("a `debian` source needs `version`")?;
-        return Ok(Source::Debian { package: p.clone(), version, member: s.member.clone() });
+        let version = s
+            .version
+            .clone()
+            .ok_or("a `debian` source needs `version`")?;
+        return Ok(Source::Debian {
+            package: p.clone(),
+            version,
+            member: s.member.clone(),
+        });
     }
     let path = s.path.clone().unwrap_or_default();
-    Ok(Source::Path { path: root.join(path) })
+    Ok(Source::Path {
+        path: root.join(path),
+    })
 }
 
 /// How SCST's QLogic driver gets into the image (reference/scst.md §A3).
@@ -467,10 +565,17 @@ fn validate_scst(
     sources: &mut BTreeMap<String, Source>,
     err: &dyn Fn(&str, String) -> ConfigError,
 ) -> Result<Scst, ConfigError> {
-    let source = validate_source(&spec.source, root).map_err(|m| err("source", format!("scst source: {m}")))?;
-    let requested = spec.modules.clone().unwrap_or_else(|| vec!["scst".to_string(), "qla2x00t-32gbit".to_string()]);
+    let source = validate_source(&spec.source, root)
+        .map_err(|m| err("source", format!("scst source: {m}")))?;
+    let requested = spec
+        .modules
+        .clone()
+        .unwrap_or_else(|| vec!["scst".to_string(), "qla2x00t-32gbit".to_string()]);
     if requested.is_empty() {
-        return Err(err("modules", "scst modules: expected at least one component (e.g. \"scst\")".into()));
+        return Err(err(
+            "modules",
+            "scst modules: expected at least one component (e.g. \"scst\")".into(),
+        ));
     }
     for m in &requested {
         if !SCST_COMPONENTS.iter().any(|(n, _)| n == m) {
@@ -481,44 +586,85 @@ fn validate_scst(
             ));
         }
     }
-    let components: Vec<String> = SCST_COMPONENTS.iter().filter(|(n, _)| requested.iter().any(|r| r == n)).map(|(n, _)| n.to_string()).collect();
+    let components: Vec<String> = SCST_COMPONENTS
+        .iter()
+        .filter(|(n, _)| requested.iter().any(|r| r == n))
+        .map(|(n, _)| n.to_string())
+        .collect();
     if !components.iter().any(|c| c == "scst") {
-        return Err(err("modules", "scst modules: `scst` (the core) is required: every other component links against it".into()));
+        return Err(err(
+            "modules",
+            "scst modules: `scst` (the core) is required: every other component links against it"
+                .into(),
+        ));
     }
-    if components.iter().any(|c| c == "qla2x00t") && components.iter().any(|c| c == "qla2x00t-32gbit") {
+    if components.iter().any(|c| c == "qla2x00t")
+        && components.iter().any(|c| c == "qla2x00t-32gbit")
+    {
         return Err(err("modules", "scst modules: choose one of `qla2x00t-32gbit` and `qla2x00t` (the two QLogic trees cannot be mixed)".into()));
     }
-    if spec.driver_mode == DriverMode::InTree && !components.iter().any(|c| c.starts_with("qla2x00t")) {
+    if spec.driver_mode == DriverMode::InTree
+        && !components.iter().any(|c| c.starts_with("qla2x00t"))
+    {
         return Err(err("driver-mode", "scst driver-mode = \"in-tree\" swaps the QLogic driver: add `qla2x00t-32gbit` to modules".into()));
     }
-    let valid_name = |n: &str| !n.is_empty() && !n.starts_with('/') && n.split('/').all(|c| !c.is_empty() && c != "." && c != "..");
+    let valid_name = |n: &str| {
+        !n.is_empty()
+            && !n.starts_with('/')
+            && n.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+    };
     let mut firmware = BTreeMap::new();
     let mut inputs = vec![("scst".to_string(), spec.source.clone(), source.clone())];
     for f in &spec.firmware {
         if !valid_name(&f.name) {
-            return Err(err("firmware", format!("firmware name `{}`: expected a relative file name under /lib/firmware", f.name)));
+            return Err(err(
+                "firmware",
+                format!(
+                    "firmware name `{}`: expected a relative file name under /lib/firmware",
+                    f.name
+                ),
+            ));
         }
-        let s = validate_source(&f.source_spec(), root).map_err(|m| err("firmware", format!("firmware `{}`: {m}", f.name)))?;
+        let s = validate_source(&f.source_spec(), root)
+            .map_err(|m| err("firmware", format!("firmware `{}`: {m}", f.name)))?;
         if firmware.insert(f.name.clone(), s.clone()).is_some() {
-            return Err(err("firmware", format!("firmware `{}` is listed twice", f.name)));
+            return Err(err(
+                "firmware",
+                format!("firmware `{}` is listed twice", f.name),
+            ));
         }
         inputs.push((Scst::firmware_input(&f.name), f.source_spec(), s));
     }
     for w in &spec.waive_firmware {
         if !valid_name(w) {
-            return Err(err("waive-firmware", format!("waived firmware `{w}`: expected a file name")));
+            return Err(err(
+                "waive-firmware",
+                format!("waived firmware `{w}`: expected a file name"),
+            ));
         }
         if firmware.contains_key(w) {
-            return Err(err("waive-firmware", format!("firmware `{w}` is both provided and waived")));
+            return Err(err(
+                "waive-firmware",
+                format!("firmware `{w}` is both provided and waived"),
+            ));
         }
     }
     // Named inputs like any [sources.NAME]: the lock pins them, fetch and plan see them.
     for (name, raw, v) in inputs {
         if raw_sources.contains_key(&name) {
-            return Err(err(&name, format!("source `{name}` is defined by [scst]: remove it from [sources]")));
+            return Err(err(
+                &name,
+                format!("source `{name}` is defined by [scst]: remove it from [sources]"),
+            ));
         }
         raw_sources.insert(name.clone(), raw);
         sources.insert(name, v);
     }
-    Ok(Scst { source, driver_mode: spec.driver_mode, components, firmware, waived: spec.waive_firmware.clone() })
+    Ok(Scst {
+        source,
+        driver_mode: spec.driver_mode,
+        components,
+        firmware,
+        waived: spec.waive_firmware.clone(),
+    })
 }

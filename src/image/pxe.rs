@@ -16,14 +16,23 @@ impl Server {
     /// Binds `addr` (e.g. `127.0.0.1:8080`, or a LAN address for real PXE clients).
     pub fn bind(dir: &Path, addr: &str) -> Result<Server> {
         if !dir.join("boot.ipxe").is_file() {
-            anyhow::bail!("{} has no boot.ipxe: is it a sanforge output directory?", dir.display());
+            anyhow::bail!(
+                "{} has no boot.ipxe: is it a sanforge output directory?",
+                dir.display()
+            );
         }
-        let listener = TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
-        Ok(Server { listener, dir: dir.to_path_buf() })
+        let listener =
+            TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
+        Ok(Server {
+            listener,
+            dir: dir.to_path_buf(),
+        })
     }
 
     pub fn local_addr(&self) -> Result<SocketAddr> {
-        self.listener.local_addr().context("cannot read the listening address")
+        self.listener
+            .local_addr()
+            .context("cannot read the listening address")
     }
 
     /// Serves connections one thread each, forever (or `limit` connections).
@@ -48,21 +57,36 @@ impl Server {
 }
 
 fn handle(stream: TcpStream, dir: &Path) -> Result<()> {
-    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     let mut reader = BufReader::new(stream.try_clone().context("cannot clone the connection")?);
     let mut request = String::new();
-    reader.read_line(&mut request).context("cannot read the request")?;
+    reader
+        .read_line(&mut request)
+        .context("cannot read the request")?;
     // Skip the headers.
     loop {
         let mut l = String::new();
-        if reader.read_line(&mut l).context("cannot read the request headers")? == 0 || l == "\r\n" || l == "\n" {
+        if reader
+            .read_line(&mut l)
+            .context("cannot read the request headers")?
+            == 0
+            || l == "\r\n"
+            || l == "\n"
+        {
             break;
         }
     }
     let mut parts = request.split_whitespace();
     let method = parts.next().unwrap_or("");
     let target = parts.next().unwrap_or("");
-    let name = target.split('?').next().unwrap_or("").trim_start_matches('/');
+    let name = target
+        .split('?')
+        .next()
+        .unwrap_or("")
+        .trim_start_matches('/');
     let mut out = stream;
     let file = resolve(dir, name);
     match (method, file) {
@@ -76,7 +100,10 @@ fn handle(stream: TcpStream, dir: &Path) -> Result<()> {
             eprintln!("serve: {peer} {method} /{name} 200 {} bytes", data.len());
         }
         ("GET" | "HEAD", None) => {
-            out.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").context("cannot write the response")?;
+            out.write_all(
+                b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            )
+            .context("cannot write the response")?;
             eprintln!("serve: {peer} {method} {target} 404");
         }
         _ => {
@@ -116,7 +143,10 @@ mod tests {
         let addr = srv.local_addr().unwrap();
         let t = std::thread::spawn(move || srv.serve(Some(3)));
         let ok = get(addr, "/boot.ipxe");
-        assert!(ok.starts_with("HTTP/1.1 200") && ok.ends_with("#!ipxe\nboot\n"), "{ok}");
+        assert!(
+            ok.starts_with("HTTP/1.1 200") && ok.ends_with("#!ipxe\nboot\n"),
+            "{ok}"
+        );
         assert!(get(addr, "/../etc/passwd").starts_with("HTTP/1.1 404"));
         assert!(get(addr, "/missing").starts_with("HTTP/1.1 404"));
         t.join().unwrap().unwrap();

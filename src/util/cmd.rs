@@ -34,7 +34,9 @@ impl Log {
             .append(true)
             .open(path)
             .with_context(|| format!("cannot open log {}", path.display()))?;
-        Ok(Log { inner: Some(Arc::new((path.to_path_buf(), Mutex::new(f)))) })
+        Ok(Log {
+            inner: Some(Arc::new((path.to_path_buf(), Mutex::new(f)))),
+        })
     }
 
     pub fn path(&self) -> Option<&Path> {
@@ -61,7 +63,11 @@ pub struct Cmd {
 
 impl Cmd {
     pub fn new(program: impl AsRef<OsStr>) -> Self {
-        Cmd { argv: vec![program.as_ref().to_os_string()], dir: None, env: Vec::new() }
+        Cmd {
+            argv: vec![program.as_ref().to_os_string()],
+            dir: None,
+            env: Vec::new(),
+        }
     }
     pub fn arg(mut self, a: impl AsRef<OsStr>) -> Self {
         self.argv.push(a.as_ref().to_os_string());
@@ -72,7 +78,8 @@ impl Cmd {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        self.argv.extend(args.into_iter().map(|a| a.as_ref().to_os_string()));
+        self.argv
+            .extend(args.into_iter().map(|a| a.as_ref().to_os_string()));
         self
     }
     pub fn dir(mut self, d: impl AsRef<Path>) -> Self {
@@ -80,7 +87,8 @@ impl Cmd {
         self
     }
     pub fn env(mut self, k: impl AsRef<OsStr>, v: impl AsRef<OsStr>) -> Self {
-        self.env.push((k.as_ref().to_os_string(), v.as_ref().to_os_string()));
+        self.env
+            .push((k.as_ref().to_os_string(), v.as_ref().to_os_string()));
         self
     }
 
@@ -90,7 +98,8 @@ impl Cmd {
             .iter()
             .map(|a| {
                 let s = a.to_string_lossy();
-                if s.is_empty() || s.contains(|c: char| c.is_whitespace() || c == '\'' || c == '"') {
+                if s.is_empty() || s.contains(|c: char| c.is_whitespace() || c == '\'' || c == '"')
+                {
                     format!("'{}'", s.replace('\'', "'\\''"))
                 } else {
                     s.into_owned()
@@ -132,7 +141,9 @@ impl Cmd {
         let mut line = Vec::new();
         loop {
             line.clear();
-            let n = buf.read_until(b'\n', &mut line).with_context(|| format!("cannot read the output of `{}`", self.display()))?;
+            let n = buf
+                .read_until(b'\n', &mut line)
+                .with_context(|| format!("cannot read the output of `{}`", self.display()))?;
             if n == 0 {
                 break;
             }
@@ -158,7 +169,11 @@ impl Cmd {
 
     /// Runs with this terminal as its stdin/stdout/stderr (an interactive console).
     pub fn run_interactive(&self) -> Result<()> {
-        let out = self.expression().unchecked().run().with_context(|| self.spawn_error())?;
+        let out = self
+            .expression()
+            .unchecked()
+            .run()
+            .with_context(|| self.spawn_error())?;
         if out.status.success() {
             Ok(())
         } else {
@@ -182,21 +197,38 @@ impl Cmd {
             log.line(stderr.trim_end());
         }
         if !out.status.success() {
-            let tail: Vec<String> = stderr.lines().rev().take(TAIL_LINES).map(String::from).collect::<Vec<_>>().into_iter().rev().collect();
+            let tail: Vec<String> = stderr
+                .lines()
+                .rev()
+                .take(TAIL_LINES)
+                .map(String::from)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
             return Err(self.failure(out.status, tail, log));
         }
-        String::from_utf8(out.stdout).with_context(|| format!("`{}` printed something that is not UTF-8", self.display()))
+        String::from_utf8(out.stdout)
+            .with_context(|| format!("`{}` printed something that is not UTF-8", self.display()))
     }
 
     fn spawn_error(&self) -> String {
         let prog = self.argv[0].to_string_lossy();
         match crate::build::doctor::package_for(&prog) {
-            Some(pkg) => format!("cannot run `{}` (is `{prog}` installed? it comes with the Debian package `{pkg}`)", self.display()),
+            Some(pkg) => format!(
+                "cannot run `{}` (is `{prog}` installed? it comes with the Debian package `{pkg}`)",
+                self.display()
+            ),
             None => format!("cannot run `{}`", self.display()),
         }
     }
 
-    fn failure(&self, status: std::process::ExitStatus, tail: Vec<String>, log: &Log) -> anyhow::Error {
+    fn failure(
+        &self,
+        status: std::process::ExitStatus,
+        tail: Vec<String>,
+        log: &Log,
+    ) -> anyhow::Error {
         use std::os::unix::process::ExitStatusExt;
         let how = match (status.code(), status.signal()) {
             (Some(c), _) => format!("exited with status {c}"),

@@ -20,7 +20,8 @@ pub fn write(path: &Path, data: impl AsRef<[u8]>) -> Result<()> {
 }
 
 pub fn create_dir_all(path: &Path) -> Result<()> {
-    std::fs::create_dir_all(path).with_context(|| format!("cannot create directory {}", path.display()))
+    std::fs::create_dir_all(path)
+        .with_context(|| format!("cannot create directory {}", path.display()))
 }
 
 pub fn remove_dir_all(path: &Path) -> Result<()> {
@@ -90,8 +91,11 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
                 .with_context(|| format!("cannot create symlink {}", dst.display()))?;
         } else if ft.is_dir() {
             copy_tree(&src, &dst)?;
-            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(meta.permissions().mode()))
-                .with_context(|| format!("cannot set mode of {}", dst.display()))?;
+            std::fs::set_permissions(
+                &dst,
+                std::fs::Permissions::from_mode(meta.permissions().mode()),
+            )
+            .with_context(|| format!("cannot set mode of {}", dst.display()))?;
         } else {
             copy(&src, &dst)?;
         }

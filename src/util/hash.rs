@@ -10,11 +10,14 @@ pub fn sha256_bytes(data: &[u8]) -> String {
 }
 
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut f =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = f.read(&mut buf).with_context(|| format!("cannot read {}", path.display()))?;
+        let n = f
+            .read(&mut buf)
+            .with_context(|| format!("cannot read {}", path.display()))?;
         if n == 0 {
             break;
         }
@@ -25,7 +28,9 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 
 /// True if `s` looks like a lowercase hex SHA-256.
 pub fn is_sha256(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Builds a stage key from labelled parts. Each part is length-prefixed so that
@@ -59,7 +64,8 @@ impl KeyBuilder {
         files.sort();
         for rel in files {
             let p = dir.join(&rel);
-            let meta = std::fs::symlink_metadata(&p).with_context(|| format!("cannot stat {}", p.display()))?;
+            let meta = std::fs::symlink_metadata(&p)
+                .with_context(|| format!("cannot stat {}", p.display()))?;
             let content = if meta.file_type().is_symlink() {
                 std::fs::read_link(&p)
                     .with_context(|| format!("cannot read link {}", p.display()))?
@@ -86,8 +92,14 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
     for e in rd {
         let e = e.with_context(|| format!("cannot list {}", dir.display()))?;
         let p = e.path();
-        let ft = e.file_type().with_context(|| format!("cannot stat {}", p.display()))?;
-        let rel = p.strip_prefix(root).unwrap_or(&p).to_string_lossy().into_owned();
+        let ft = e
+            .file_type()
+            .with_context(|| format!("cannot stat {}", p.display()))?;
+        let rel = p
+            .strip_prefix(root)
+            .unwrap_or(&p)
+            .to_string_lossy()
+            .into_owned();
         out.push(rel);
         if ft.is_dir() {
             walk(root, &p, out)?;

@@ -7,7 +7,10 @@ use std::time::Instant;
 
 /// Whether bars are drawn. `SANFORGE_PROGRESS=plain` forces plain lines.
 pub fn interactive() -> bool {
-    std::env::var("SANFORGE_PROGRESS").map(|v| v != "plain").unwrap_or(true) && std::io::stderr().is_terminal()
+    std::env::var("SANFORGE_PROGRESS")
+        .map(|v| v != "plain")
+        .unwrap_or(true)
+        && std::io::stderr().is_terminal()
 }
 
 /// Prints one step message on stderr.
@@ -32,7 +35,9 @@ impl Task {
                 None => ProgressBar::new_spinner(),
             };
             let tmpl = match (len.is_some(), unit == "bytes") {
-                (true, true) => "{spinner} {prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}",
+                (true, true) => {
+                    "{spinner} {prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}"
+                }
                 (true, false) => "{spinner} {prefix} [{bar:30}] {pos}/{len} {msg}",
                 (false, true) => "{spinner} {prefix} {bytes} {bytes_per_sec} {elapsed} {msg}",
                 (false, false) => "{spinner} {prefix} {pos} {unit} {elapsed} {msg}",
@@ -48,7 +53,12 @@ impl Task {
             step(&format!("{name} …"));
             None
         };
-        Task { bar, name: name.to_string(), started: Instant::now(), count: 0 }
+        Task {
+            bar,
+            name: name.to_string(),
+            started: Instant::now(),
+            count: 0,
+        }
     }
 
     pub fn inc(&mut self, n: u64) {
@@ -73,7 +83,11 @@ impl Task {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
         }
-        step(&format!("{} done in {secs:.1}s{}{summary}", self.name, if summary.is_empty() { "" } else { ": " }));
+        step(&format!(
+            "{} done in {secs:.1}s{}{summary}",
+            self.name,
+            if summary.is_empty() { "" } else { ": " }
+        ));
     }
 }
 

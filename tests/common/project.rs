@@ -56,15 +56,32 @@ impl Project {
     pub fn new() -> Project {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        for d in ["recipes/nodes", "kernel-configs", "overlays/base/etc", "fake-linux", "cache"] {
+        for d in [
+            "recipes/nodes",
+            "kernel-configs",
+            "overlays/base/etc",
+            "fake-linux",
+            "cache",
+        ] {
             std::fs::create_dir_all(root.join(d)).unwrap();
         }
         std::fs::write(root.join("fake-linux/Makefile"), FAKE_MAKEFILE).unwrap();
         std::fs::write(root.join("fake-linux/Kconfig"), KCONFIG).unwrap();
-        std::fs::write(root.join("kernel-configs/base.config"), "CONFIG_64BIT=y\nCONFIG_MODULES=y\n").unwrap();
+        std::fs::write(
+            root.join("kernel-configs/base.config"),
+            "CONFIG_64BIT=y\nCONFIG_MODULES=y\n",
+        )
+        .unwrap();
         std::fs::write(root.join("recipes/nodes/node.toml"), NODE).unwrap();
-        std::fs::write(root.join("overlays/base/etc/motd.tera"), "welcome to {{ node.hostname }} ({{ recipe.name }})\n").unwrap();
-        let p = Project { cache: root.join("cache"), dir };
+        std::fs::write(
+            root.join("overlays/base/etc/motd.tera"),
+            "welcome to {{ node.hostname }} ({{ recipe.name }})\n",
+        )
+        .unwrap();
+        let p = Project {
+            cache: root.join("cache"),
+            dir,
+        };
         p.write_recipe("");
         p
     }
@@ -123,5 +140,10 @@ zstd-level = 3
 }
 
 pub fn text(o: &Output) -> String {
-    format!("status {}\n--- stdout\n{}\n--- stderr\n{}", o.status, String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "status {}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
