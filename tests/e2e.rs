@@ -200,6 +200,22 @@ fn default_recipe_builds_boots_and_serves_a_lun() {
         assert_eq!(failed, 0, "{family}: failures: {}", show(&o));
         assert!(o.status.success(), "{family}: {}", show(&o));
     }
+
+    // The same bundle, booted the PXE way: the firmware's iPXE fetches boot.ipxe, the
+    // kernel and the initramfs over TFTP from the output directory.
+    drop(_vm);
+    let port = free_port();
+    let _vm = Vm(out.clone());
+    let o = sanforge()
+        .arg("run")
+        .arg(&out)
+        .args(["--boot", "pxe", "--until-ready", "--quiet", "--timeout", "180", "--iscsi-port", &port.to_string()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "the PXE boot did not reach ready: {}", show(&o));
+    let url = format!("iscsi://127.0.0.1:{port}/{TARGET}/0");
+    let inq = Command::new("iscsi-inq").args(["-i", INITIATOR, &url]).output().unwrap();
+    assert!(String::from_utf8_lossy(&inq.stdout).contains("DIRECT_ACCESS"), "PXE-booted node: {}", show(&inq));
 }
 
 #[test]

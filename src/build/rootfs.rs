@@ -26,6 +26,8 @@ const DIRS: &[&str] = &[
     "var",
     "lib/modules",
     "lib/firmware",
+    // LIO keeps persistent-reservation state (APTPL) here and complains at load without it.
+    "etc/target",
 ];
 
 pub fn build(

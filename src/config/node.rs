@@ -419,11 +419,11 @@ impl NodeConfig {
                                 ),
                             ));
                         }
-                        if size_ok == Some(false) {
+                        if size_ok != Some(true) {
                             return Err(err(
                                 "size",
                                 format!(
-                                    "backstore `{}`: size `{}` is not like 64MiB",
+                                    "fileio backstore `{}`: size `{}` is not a size like 64MiB (the kernel needs one to create the file)",
                                     b.name,
                                     b.size.clone().unwrap_or_default()
                                 ),

@@ -358,6 +358,13 @@ impl Archive {
         tmp.as_file()
             .sync_all()
             .with_context(|| format!("cannot sync {}", tmp.path().display()))?;
+        // An output for PXE servers and USB sticks: world-readable like the others
+        // (temporary files are created 0600).
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
+                .with_context(|| format!("cannot set the mode of {}", tmp.path().display()))?;
+        }
         tmp.persist(path)
             .map_err(|e| e.error)
             .with_context(|| format!("cannot rename a temporary file to {}", path.display()))?;

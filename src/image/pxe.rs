@@ -38,9 +38,6 @@ impl Server {
     /// Serves connections one thread each, forever (or `limit` connections).
     pub fn serve(&self, limit: Option<usize>) -> Result<()> {
         for (n, conn) in self.listener.incoming().enumerate() {
-            if limit.is_some_and(|l| n >= l) {
-                break;
-            }
             let Ok(stream) = conn else { continue };
             let dir = self.dir.clone();
             let handle = std::thread::spawn(move || {
@@ -48,8 +45,11 @@ impl Server {
                     eprintln!("serve: {e:#}");
                 }
             });
-            if limit.is_some() {
+            if let Some(l) = limit {
                 let _ = handle.join();
+                if n + 1 >= l {
+                    break;
+                }
             }
         }
         Ok(())
