@@ -17,8 +17,8 @@ while [ $# -gt 0 ]; do
   shift
 done
 cargo build --release -q
-bin=target/x86_64-unknown-linux-gnu/release
-export SANFORGE_PROGRESS=plain SANFORGE_INIT="$PWD/$bin/sanforge-init"
+bin="$(realpath "${CARGO_TARGET_DIR:-target}")/x86_64-unknown-linux-gnu/release"
+export SANFORGE_PROGRESS=plain SANFORGE_INIT="$bin/sanforge-init"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # A copy of the project, so the node config can change without touching the checkout.
@@ -29,7 +29,7 @@ if [ "$cold" = 1 ]; then
   mkdir -p "$SANFORGE_CACHE/blobs"
   [ -d "$main_cache/blobs/sha256" ] && cp -a "$main_cache/blobs/sha256" "$SANFORGE_CACHE/blobs/"
 fi
-sf="$PWD/$bin/sanforge"
+sf="$bin/sanforge"
 secs() { local s e; s=$(date +%s%N); "$@" > "$work/last.log" 2>&1 || { cat "$work/last.log" >&2; exit 1; }; e=$(date +%s%N); echo "scale=2; ($e - $s) / 1000000000" | bc; }
 out="$work/out/storage-node"
 first=$(cd "$work" && secs "$sf" build --out "$out")

@@ -418,3 +418,22 @@ fn missing_host_tool_names_the_debian_package() {
     let e = stderr(&o);
     assert!(!o.status.success() && e.contains("Debian package"), "{e}");
 }
+
+#[test]
+fn template_error_names_the_file_and_line() {
+    let p = Project::new();
+    std::fs::write(
+        p.root().join("overlays/base/etc/issue.tera"),
+        "line one\n{{ node.hostname }}\n{% if %}\n",
+    )
+    .unwrap();
+    let o = p.run(&["build", "recipes/test.toml"]);
+    let e = stderr(&o);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(e.contains("etc/issue.tera:3"), "template file and line not named: {e}");
+    // A variable that does not exist is named too.
+    std::fs::write(p.root().join("overlays/base/etc/issue.tera"), "{{ node.no_such_field }}\n").unwrap();
+    let o = p.run(&["build", "recipes/test.toml"]);
+    let e = stderr(&o);
+    assert!(!o.status.success() && e.contains("issue.tera") && e.contains("no_such_field"), "{e}");
+}
