@@ -15,6 +15,7 @@ pub const TOOLS: &[(&str, &str, &str)] = &[
     ("xz", "xz-utils", "kernel source unpacking"),
     ("patch", "patch", "kernel patches"),
     ("depmod", "kmod", "module dependency lists"),
+    ("strip", "binutils", "stripping out-of-tree modules"),
     ("apt-get", "apt", "Debian package download"),
     ("apt-cache", "apt", "Debian package resolution"),
     ("dpkg-deb", "dpkg", "Debian package unpacking"),
