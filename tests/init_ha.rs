@@ -4,6 +4,9 @@
 //! Runs the built `sanforge-init --root DIR STEP`, and the library for the parts that
 //! need a boot and a shutdown in one process (service pids).
 
+mod common;
+
+use common::project::{text, Project};
 use sanforge::init::{ha, Init, Logger};
 use sanforge::sys::{ExitStatus, FakeSys, RebootCmd};
 use std::path::Path;
@@ -421,4 +424,56 @@ fn boot_supervise_shutdown_stops_pacemaker_then_corosync() {
 
 fn libc_sigterm() -> i32 {
     15
+}
+
+#[test]
+fn one_image_bakes_every_node_config_of_a_rendered_cluster() {
+    let p = Project::new();
+    let r = p.root();
+    write(
+        r,
+        "cluster/alpha/node.toml",
+        &node("alpha", "52:54:00:00:00:01", HA),
+    );
+    write(
+        r,
+        "cluster/beta/node.toml",
+        &node("beta", "52:54:00:00:00:02", HA),
+    );
+    let recipe = std::fs::read_to_string(p.recipe()).unwrap().replace(
+        "config = \"recipes/nodes/node.toml\"",
+        "config = \"recipes/nodes/node.toml\"\nconfigs = [\"cluster\"]",
+    );
+    std::fs::write(p.recipe(), recipe).unwrap();
+    let o = p.run(&["build", "recipes/test.toml"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let img = p.root().join("out/test/initramfs.cpio.zst");
+    let x = tempfile::tempdir().unwrap();
+    let st = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "zstd -dc {} | cpio -id --quiet etc/sanforge/nodes/*",
+            img.display()
+        ))
+        .current_dir(x.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    for n in ["alpha", "beta"] {
+        let got =
+            std::fs::read_to_string(x.path().join(format!("etc/sanforge/nodes/{n}.toml"))).unwrap();
+        assert_eq!(
+            got,
+            std::fs::read_to_string(r.join(format!("cluster/{n}/node.toml"))).unwrap()
+        );
+    }
+    // A node config that does not validate fails the build, not the boot.
+    write(
+        r,
+        "cluster/gamma/node.toml",
+        "hostname = \"gamma\"\nbogus = 1\n",
+    );
+    let o = p.run(&["build", "recipes/test.toml"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("bogus"), "{}", text(&o));
 }
