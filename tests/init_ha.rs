@@ -477,3 +477,30 @@ fn one_image_bakes_every_node_config_of_a_rendered_cluster() {
     assert!(!o.status.success());
     assert!(text(&o).contains("bogus"), "{}", text(&o));
 }
+
+#[test]
+fn corosync_that_cannot_start_means_no_pacemaker_and_no_quorum_state() {
+    let t = tree(HA, true);
+    let mut sys = FakeSys::new(t.path());
+    sys.fail.push(("spawn /usr/sbin/corosync".into(), 2));
+    let mut init = Init::new(&mut sys, Logger::capture());
+    init.boot();
+    let lines = init.log.lines().to_vec();
+    drop(init);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("warning: cluster: corosync did not start")),
+        "{lines:?}"
+    );
+    assert_eq!(
+        lines.last().unwrap(),
+        "state: up without quorum (ports disabled)"
+    );
+    let ops: Vec<String> = sys.ops.iter().map(ToString::to_string).collect();
+    assert!(!ops.iter().any(|o| o.contains("pacemakerd")), "{ops:#?}");
+    assert!(
+        !ops.iter().any(|o| o.ends_with("tpgt_1/enable 1")),
+        "{ops:#?}"
+    );
+}

@@ -283,9 +283,11 @@ pub fn start_cluster(init: &mut Init) -> Result<()> {
             },
         }
     }
+    // From here on the node waits for quorum, whatever fails below: the main loop
+    // keeps polling while the supervisor retries a daemon that did not start.
+    init.ha.waiting_quorum = true;
     add_service(init, "corosync", &ha.corosync)?;
     add_service(init, "pacemaker", &ha.pacemaker)?;
-    init.ha.waiting_quorum = true;
     let mut waited = Duration::ZERO;
     loop {
         let now = Instant::now();
