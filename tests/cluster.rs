@@ -142,10 +142,17 @@ fn node_toml_is_a_valid_node_config() {
         .unwrap();
     assert_eq!(eth1.addresses, vec!["10.0.1.1/24".to_string()]);
     assert_eq!(eth1.mtu, Some(9000));
+    assert_eq!(eth1.mac.as_deref(), Some("52:54:00:00:01:02"));
+    // Corosync and Pacemaker are started by the init's `[ha]` order, not as services.
     let names: Vec<&str> = node.services.iter().map(|s| s.name.as_str()).collect();
-    let cs = names.iter().position(|n| *n == "corosync").unwrap();
-    let pm = names.iter().position(|n| *n == "pacemaker").unwrap();
-    assert!(cs < pm, "corosync must start before pacemaker: {names:?}");
+    assert!(
+        !names.contains(&"corosync") && !names.contains(&"pacemaker"),
+        "{names:?}"
+    );
+    let ha = node.ha.clone().unwrap();
+    assert!(ha.enabled && ha.cluster_mode);
+    assert_eq!(ha.corosync, ["/usr/sbin/corosync", "-f"]);
+    assert_eq!(ha.pacemaker, ["/usr/sbin/pacemakerd"]);
     for m in [
         "drbd",
         "scst",
@@ -806,7 +813,10 @@ fn sbd_fencing_renders_a_watchdog_service_before_corosync() {
     let node = NodeConfig::parse(Path::new("n"), &text(&r, "alpha/node.toml")).unwrap();
     assert_eq!(node.services[0].name, "sbd");
     assert_eq!(node.services[0].env["SBD_WATCHDOG_DEV"], "/dev/watchdog");
-    assert_eq!(node.services[1].name, "corosync");
+    let ha = node.ha.clone().unwrap();
+    let wd = ha.watchdog.unwrap();
+    assert_eq!(wd.device, "/dev/watchdog");
+    assert_eq!(wd.mode, sanforge::config::node::WatchdogMode::Sbd);
     let cib = text(&r, "alpha/cib.xml");
     assert!(cib.contains("type=\"fence_sbd\""), "{cib}");
     // Watchdog-only sbd cannot fence a two-node cluster.

@@ -42,6 +42,8 @@ pub struct Ctx {
     pub lock: Option<Lock>,
     pub node: ValidNode,
     pub node_text: String,
+    /// `[node] configs`: (NAME, text) baked as /etc/sanforge/nodes/NAME.toml, sorted.
+    pub node_configs: Vec<(String, String)>,
     pub init_bin: PathBuf,
     pub init_sha256: String,
     pub jobs: usize,
@@ -84,6 +86,7 @@ impl Ctx {
         let lock = super::lock::load_for(&recipe, opts.locked)?;
         let node_text = ufs::read_to_string(&recipe.node_config)?;
         let node = NodeConfig::parse(&recipe.node_config, &node_text)?;
+        let node_configs = node_configs(&recipe.root, &recipe.raw.node.configs)?;
         let init_bin = match &opts.init {
             Some(p) => p.clone(),
             None => find_init()?,
@@ -106,6 +109,7 @@ impl Ctx {
             lock,
             node,
             node_text,
+            node_configs,
             init_bin,
             init_sha256,
             jobs,
@@ -345,6 +349,10 @@ fn compute_keys(ctx: &Ctx) -> Result<Keys> {
         rb.add_tree("overlay-tree", o)?;
     }
     rb.add("node", ctx.node_text.as_bytes());
+    for (name, text) in &ctx.node_configs {
+        rb.add_str("node-name", name);
+        rb.add("node-config", text.as_bytes());
+    }
     rb.add_str("init", &ctx.init_sha256);
     rb.add_str("recipe", &r.name);
     rb.add_str("sde", &r.source_date_epoch().to_string());
@@ -664,4 +672,120 @@ fn swap_into_place(staging: &Path, out: &Path) -> Result<()> {
 /// sha256 of a string (used for config hashes in the manifest).
 pub fn text_sha(s: &str) -> String {
     sha256_bytes(s.as_bytes())
+}
+
+/// The node configs of `[node] configs`, validated, as (NAME, text) sorted by name.
+/// A file is named by its stem, or by its directory when it is `node.toml` (the
+/// layout `sanforge cluster render` writes); a directory holds `NAME/node.toml` or
+/// `NAME.toml` entries.
+pub fn node_configs(root: &Path, entries: &[PathBuf]) -> Result<Vec<(String, String)>> {
+    let mut files: Vec<(String, PathBuf)> = Vec::new();
+    let name_of = |p: &Path| -> String {
+        let stem = p.file_stem().map(|s| s.to_string_lossy().into_owned());
+        match (p.file_name().and_then(|n| n.to_str()), p.parent()) {
+            (Some("node.toml"), Some(d)) => d
+                .file_name()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            _ => stem.unwrap_or_default(),
+        }
+    };
+    for e in entries {
+        let p = root.join(e);
+        if p.is_dir() {
+            let mut found = Vec::new();
+            for d in
+                std::fs::read_dir(&p).with_context(|| format!("cannot list {}", p.display()))?
+            {
+                let d = d
+                    .with_context(|| format!("cannot list {}", p.display()))?
+                    .path();
+                if d.is_dir() && d.join("node.toml").is_file() {
+                    found.push(d.join("node.toml"));
+                } else if d.is_file() && d.extension().is_some_and(|x| x == "toml") {
+                    found.push(d);
+                }
+            }
+            if found.is_empty() {
+                bail!(
+                    "node configs directory {} holds no NAME/node.toml or NAME.toml",
+                    p.display()
+                );
+            }
+            files.extend(found.into_iter().map(|f| (name_of(&f), f)));
+        } else if p.is_file() {
+            files.push((name_of(&p), p));
+        } else {
+            bail!("node config `{}` not found", e.display());
+        }
+    }
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (name, f) in files {
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+            || name.starts_with('.')
+        {
+            bail!(
+                "node config {}: cannot name a node `{name}` (letters, digits, `-`, `_`, `.`)",
+                f.display()
+            );
+        }
+        if out.iter().any(|(n, _)| *n == name) {
+            bail!(
+                "node config {}: a node named `{name}` is listed twice",
+                f.display()
+            );
+        }
+        let text = ufs::read_to_string(&f)?;
+        NodeConfig::parse(&f, &text)?;
+        out.push((name, text));
+    }
+    out.sort();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn put(root: &Path, rel: &str, text: &str) {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    #[test]
+    fn node_configs_from_render_layout_files_and_errors() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        put(r, "cluster/alpha/node.toml", "hostname = \"alpha\"\n");
+        put(r, "cluster/beta/node.toml", "hostname = \"beta\"\n");
+        put(r, "cluster/beta/corosync.conf", "totem {}\n");
+        put(r, "extra/gamma.toml", "hostname = \"gamma\"\n");
+        let got = node_configs(r, &["extra/gamma.toml".into(), "cluster".into()]).unwrap();
+        let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["alpha", "beta", "gamma"]);
+        assert_eq!(got[1].1, "hostname = \"beta\"\n");
+        assert!(node_configs(r, &[]).unwrap().is_empty());
+
+        let e = node_configs(r, &["cluster".into(), "cluster/alpha/node.toml".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`alpha` is listed twice"), "{e}");
+        let e = node_configs(r, &["nope".into()]).unwrap_err().to_string();
+        assert_eq!(e, "node config `nope` not found");
+        put(
+            r,
+            "bad/delta.toml",
+            "hostname = \"delta\"\nfrobnicate = 1\n",
+        );
+        let e = format!("{:#}", node_configs(r, &["bad".into()]).unwrap_err());
+        assert!(e.contains("frobnicate"), "{e}");
+        std::fs::create_dir_all(r.join("empty")).unwrap();
+        let e = node_configs(r, &["empty".into()]).unwrap_err().to_string();
+        assert!(e.contains("holds no NAME/node.toml"), "{e}");
+    }
 }

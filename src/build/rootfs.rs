@@ -96,6 +96,14 @@ pub fn build(
         kind: EntryKind::Data(ctx.node_text.clone().into_bytes()),
         mode: 0o644,
     });
+    // One image, several nodes: the init picks one by sanforge.node= or by MAC.
+    for (name, text) in &ctx.node_configs {
+        ar.add(Entry {
+            path: format!("etc/sanforge/nodes/{name}.toml"),
+            kind: EntryKind::Data(text.clone().into_bytes()),
+            mode: 0o644,
+        });
+    }
     let release = kernel_release(kernel)?;
     let os_release = format!(
         "NAME=sanforge\nID=sanforge\nPRETTY_NAME=\"sanforge {} ({})\"\nVARIANT_ID={}\nIMAGE_ID={}\nIMAGE_VERSION={}\n",

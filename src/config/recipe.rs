@@ -173,6 +173,10 @@ fn default_suite() -> String {
 pub struct NodeSpec {
     /// The node config baked into the image as /etc/sanforge/node.toml.
     pub config: PathBuf,
+    /// More node configs (files, or directories of `NAME/node.toml` or `NAME.toml`),
+    /// baked as /etc/sanforge/nodes/NAME.toml: one image for a whole cluster.
+    #[serde(default)]
+    pub configs: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]

@@ -8,7 +8,9 @@
 //! Reads: only its arguments.
 
 use super::cluster::{Cluster, Fencing, Node, Quorum, Secrets};
-use crate::config::node::{Interface, Modules, Network, NodeConfig, Service};
+use crate::config::node::{
+    Ha, Interface, Modules, Network, NodeConfig, Service, Watchdog, WatchdogMode,
+};
 use crate::scsi::scst::{
     self, Attr, Device, DeviceGroup, DgDevice, Handler, IniGroup, Initiator, Lun, ScstConf, Target,
     TargetDriver, TargetGroup, TgTarget,
@@ -249,18 +251,21 @@ pub fn node_toml(c: &Cluster, node: &Node) -> Result<String> {
             env,
         });
     }
-    services.push(Service {
-        name: "corosync".into(),
-        argv: vec!["/usr/sbin/corosync".into(), "-f".into()],
-        restart: Default::default(),
-        env: BTreeMap::new(),
-    });
-    services.push(Service {
-        name: "pacemaker".into(),
-        argv: vec!["/usr/sbin/pacemakerd".into()],
-        restart: Default::default(),
-        env: BTreeMap::new(),
-    });
+    // Corosync and Pacemaker are not plain services: the init starts them in the
+    // cluster order of its `[ha]` section (src/init/ha.rs), after sbd (a service).
+    let ha = Ha {
+        enabled: true,
+        cluster_mode: c.exports.iter().any(|e| e.cluster_mode),
+        watchdog: match &c.fencing {
+            Fencing::Sbd { watchdog, .. } => Some(Watchdog {
+                device: watchdog.clone(),
+                mode: WatchdogMode::Sbd,
+                ..Watchdog::default()
+            }),
+            _ => None,
+        },
+        ..Ha::default()
+    };
     if !node.iscsi_targets.is_empty() {
         services.push(Service {
             name: "iscsi-scstd".into(),
@@ -285,11 +290,13 @@ pub fn node_toml(c: &Cluster, node: &Node) -> Result<String> {
                     name: i.name.clone(),
                     addresses: i.addresses.clone(),
                     mtu: i.mtu,
+                    mac: i.mac.clone(),
                 })
                 .collect(),
             routes: Vec::new(),
         },
         lio: None,
+        ha: Some(ha),
         services,
     };
     let body = toml::to_string(&cfg).context("cannot serialize node.toml")?;

@@ -13,6 +13,7 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod ha;
 pub mod modules;
 pub mod supervisor;
 
@@ -123,9 +124,19 @@ pub const BOOT: &[Step] = &[
         run: apply_targets,
     },
     Step {
+        name: "cluster mode",
+        policy: Policy::Warn,
+        run: ha::cluster_mode_on,
+    },
+    Step {
         name: "services",
         policy: Policy::Warn,
         run: start_services,
+    },
+    Step {
+        name: "cluster",
+        policy: Policy::Warn,
+        run: ha::start_cluster,
     },
     Step {
         name: "enable ports",
@@ -147,6 +158,7 @@ pub struct Init<'a> {
     /// False once target setup failed: ports stay disabled.
     pub targets_ok: bool,
     pub supervisor: Supervisor,
+    pub ha: ha::HaState,
 }
 
 impl<'a> Init<'a> {
@@ -160,6 +172,7 @@ impl<'a> Init<'a> {
             lio: None,
             targets_ok: true,
             supervisor: Supervisor::default(),
+            ha: ha::HaState::default(),
         }
     }
 
@@ -210,6 +223,8 @@ impl<'a> Init<'a> {
                 .line("state: degraded (see above); no targets, no services");
         } else if !self.targets_ok {
             self.log.line("state: degraded targets (ports disabled)");
+        } else if let Some(line) = ha::state_line(self) {
+            self.log.line(line);
         } else {
             self.log.line("ready");
         }
@@ -240,6 +255,7 @@ impl<'a> Init<'a> {
             let now = Instant::now();
             self.supervisor.reap_all(self.sys, &mut self.log, now);
             self.supervisor.start_due(self.sys, &mut self.log, now);
+            ha::tick(self, now);
         }
     }
 
@@ -254,6 +270,7 @@ impl<'a> Init<'a> {
         if let Some(p) = self.lio.clone() {
             run_configfs(self, &p.disable, "disable");
         }
+        ha::stop_cluster(self);
         self.supervisor.stop(self.sys, &mut self.log, Signal::Term);
         let deadline = Instant::now() + STOP_GRACE;
         for _ in 0..100 {
@@ -274,6 +291,7 @@ impl<'a> Init<'a> {
         let _ = self.sys.kill(-1, Signal::Kill);
         self.supervisor
             .reap_all(self.sys, &mut self.log, Instant::now());
+        ha::finish_shutdown(self);
         self.sys.sync();
         if let Err(e) = self.sys.reboot(cmd) {
             self.warn(e);
@@ -368,18 +386,22 @@ pub fn load_config(init: &mut Init) -> Result<()> {
         (f, text)
     } else {
         let mut path = PathBuf::from(NODE_CONFIG);
-        if let Ok(cmdline) = init.sys.read_to_string(Path::new("/proc/cmdline")) {
-            if let Some(name) = cmdline_node(&cmdline) {
-                let p = Path::new(NODE_CONFIG_DIR).join(format!("{name}.toml"));
-                if !name.is_empty() && !name.contains('/') && init.sys.exists(&p) {
-                    path = p;
-                } else {
-                    init.warn(format!(
-                        "sanforge.node={name}: {} not found, using {NODE_CONFIG}",
-                        p.display()
-                    ));
-                }
+        let cmdline = init
+            .sys
+            .read_to_string(Path::new("/proc/cmdline"))
+            .unwrap_or_default();
+        if let Some(name) = cmdline_node(&cmdline) {
+            let p = Path::new(NODE_CONFIG_DIR).join(format!("{name}.toml"));
+            if !name.is_empty() && !name.contains('/') && init.sys.exists(&p) {
+                path = p;
+            } else {
+                init.warn(format!(
+                    "sanforge.node={name}: {} not found, using {NODE_CONFIG}",
+                    p.display()
+                ));
             }
+        } else if let Some(p) = ha::node_by_mac(init)? {
+            path = p;
         }
         let text = init.sys.read_to_string(&path)?;
         (path, text)
@@ -612,6 +634,9 @@ pub fn enable_ports(init: &mut Init) -> Result<()> {
     };
     if !init.targets_ok {
         bail!("target setup failed: ports stay disabled");
+    }
+    if ha::owns_ports(init) {
+        return Ok(());
     }
     if let Some(msg) = run_configfs(init, &plan.enable, "enable") {
         init.targets_ok = false;

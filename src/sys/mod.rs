@@ -204,6 +204,22 @@ pub trait Sys {
     fn exists(&mut self, path: &Path) -> bool;
     /// Names of the entries of a directory, sorted.
     fn list_dir(&mut self, path: &Path) -> SysResult<Vec<String>>;
+    /// Unloads a module (`delete_module(2)`, `O_NONBLOCK`); `ENOENT` means not loaded.
+    fn delete_module(&mut self, name: &str) -> SysResult<()>;
+    /// Runs `argv` to completion (killed after `timeout`) and returns its exit status
+    /// and stdout. Used for short status commands (`crm_mon -1`), never for services.
+    fn run_capture(
+        &mut self,
+        argv: &[String],
+        timeout: Duration,
+    ) -> SysResult<(ExitStatus, String)>;
+    /// Opens (and so arms) a watchdog device; the init keeps it open and pets it.
+    fn watchdog_open(&mut self, device: &Path) -> SysResult<()>;
+    /// Pets the open watchdog (one write of `1`); no-op when none is open.
+    fn watchdog_pet(&mut self) -> SysResult<()>;
+    /// Writes the magic `V` and closes the watchdog, disarming it (unless the driver
+    /// was built with nowayout); no-op when none is open.
+    fn watchdog_close(&mut self) -> SysResult<()>;
 }
 
 /// One recorded call of [`FakeSys`]; `Display` is the stable one-line form that
@@ -233,6 +249,11 @@ pub enum Op {
     Mkdir(String),
     Write(String, String),
     Symlink(String, String),
+    DeleteModule(String),
+    Run(Vec<String>),
+    WatchdogOpen(String),
+    WatchdogPet,
+    WatchdogClose,
 }
 
 impl fmt::Display for Op {
@@ -268,6 +289,11 @@ impl fmt::Display for Op {
             Op::Mkdir(p) => write!(f, "mkdir {p}"),
             Op::Write(p, v) => write!(f, "write {p} {v}"),
             Op::Symlink(t, l) => write!(f, "symlink {t} {l}"),
+            Op::DeleteModule(m) => write!(f, "delete_module {m}"),
+            Op::Run(argv) => write!(f, "run {}", argv.join(" ")),
+            Op::WatchdogOpen(d) => write!(f, "watchdog_open {d}"),
+            Op::WatchdogPet => write!(f, "watchdog_pet"),
+            Op::WatchdogClose => write!(f, "watchdog_close V"),
         }
     }
 }
@@ -286,7 +312,13 @@ pub struct FakeSys {
     pub signals: VecDeque<Option<Signal>>,
     pub release: Option<String>,
     next_pid: i32,
+    watchdog_open: bool,
 }
+
+/// Where [`FakeSys::run_capture`] finds the answers of a command, under the root:
+/// `<dir>/<basename of argv[0]>` is its stdout (exit 0 unless `<basename>.rc` holds
+/// another code); no such file means the program is missing (`ENOENT`).
+pub const FAKE_RUN_DIR: &str = "/fake-run";
 
 impl FakeSys {
     pub fn new(root: impl Into<PathBuf>) -> Self {
@@ -298,6 +330,7 @@ impl FakeSys {
             signals: VecDeque::new(),
             release: None,
             next_pid: 100,
+            watchdog_open: false,
         }
     }
 
@@ -444,6 +477,51 @@ impl Sys for FakeSys {
     }
     fn list_dir(&mut self, path: &Path) -> SysResult<Vec<String>> {
         list_dir(&self.root.join(path)).map_err(|e| SysError::new("list", path.display(), e))
+    }
+    fn delete_module(&mut self, name: &str) -> SysResult<()> {
+        self.record(Op::DeleteModule(name.into()), name, "unload module")
+    }
+    fn run_capture(
+        &mut self,
+        argv: &[String],
+        _timeout: Duration,
+    ) -> SysResult<(ExitStatus, String)> {
+        let prog = argv.first().cloned().unwrap_or_default();
+        self.record(Op::Run(argv.to_vec()), &prog, "run")?;
+        let base = Path::new(&prog)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let dir = self.root.join(Path::new(FAKE_RUN_DIR));
+        let out =
+            std::fs::read_to_string(dir.join(&base)).map_err(|e| SysError::new("run", &prog, e))?;
+        let code = std::fs::read_to_string(dir.join(format!("{base}.rc")))
+            .ok()
+            .and_then(|c| c.trim().parse().ok())
+            .unwrap_or(0);
+        Ok((ExitStatus::Exited(code), out))
+    }
+    fn watchdog_open(&mut self, device: &Path) -> SysResult<()> {
+        self.record(
+            Op::WatchdogOpen(show(device)),
+            device.display(),
+            "open watchdog",
+        )?;
+        self.watchdog_open = true;
+        Ok(())
+    }
+    fn watchdog_pet(&mut self) -> SysResult<()> {
+        if !self.watchdog_open {
+            return Ok(());
+        }
+        self.record(Op::WatchdogPet, "watchdog", "pet")
+    }
+    fn watchdog_close(&mut self) -> SysResult<()> {
+        if !self.watchdog_open {
+            return Ok(());
+        }
+        self.watchdog_open = false;
+        self.record(Op::WatchdogClose, "watchdog", "close")
     }
 }
 

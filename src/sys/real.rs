@@ -13,11 +13,16 @@ use std::time::Duration;
 #[derive(Debug)]
 pub struct RealSys {
     root: SysRoot,
+    /// The watchdog device, kept open while the init pets it.
+    watchdog: Option<std::fs::File>,
 }
 
 impl RealSys {
     pub fn new(root: SysRoot) -> Self {
-        RealSys { root }
+        RealSys {
+            root,
+            watchdog: None,
+        }
     }
 }
 
@@ -411,5 +416,115 @@ impl Sys for RealSys {
 
     fn list_dir(&mut self, path: &Path) -> SysResult<Vec<String>> {
         list_dir(&self.root.join(path)).map_err(|e| SysError::new("list", path.display(), e))
+    }
+
+    fn delete_module(&mut self, name: &str) -> SysResult<()> {
+        let c = CString::new(name).map_err(|_| {
+            SysError::new(
+                "unload module",
+                name,
+                io::Error::from(io::ErrorKind::InvalidInput),
+            )
+        })?;
+        // SAFETY: delete_module(2) reads a NUL-terminated name that outlives the call;
+        // O_NONBLOCK makes it fail with EWOULDBLOCK instead of waiting for users.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_delete_module,
+                c.as_ptr(),
+                libc::O_NONBLOCK as libc::c_uint,
+            )
+        };
+        check("unload module", name, rc)
+    }
+
+    fn run_capture(
+        &mut self,
+        argv: &[String],
+        timeout: Duration,
+    ) -> SysResult<(ExitStatus, String)> {
+        use std::io::Read;
+        let prog = argv.first().cloned().unwrap_or_default();
+        let err = |e| SysError::new("run", &prog, e);
+        let mut cmd = std::process::Command::new(&prog);
+        cmd.args(argv.iter().skip(1))
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        // SAFETY: the closure runs between fork and exec and only calls the
+        // async-signal-safe sigprocmask on the child's own state.
+        unsafe {
+            cmd.pre_exec(|| {
+                // SAFETY: sigset_t is plain data; sigemptyset initialises it.
+                let mut empty: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut empty);
+                if libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            })
+        };
+        let mut child = cmd.spawn().map_err(err)?;
+        // Status commands print little: read it all on a thread, so that a full pipe
+        // cannot block the child while we wait for it with a deadline.
+        let mut stdout = child.stdout.take();
+        let reader = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(s) = &mut stdout {
+                let _ = s.read_to_end(&mut buf);
+            }
+            buf
+        });
+        let deadline = std::time::Instant::now() + timeout;
+        let status = loop {
+            match child.try_wait().map_err(err)? {
+                Some(s) => break s,
+                None if std::time::Instant::now() >= deadline => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("no answer within {} s", timeout.as_secs()),
+                    )));
+                }
+                None => std::thread::sleep(Duration::from_millis(50)),
+            }
+        };
+        let out = reader.join().unwrap_or_default();
+        use std::os::unix::process::ExitStatusExt;
+        let st = match (status.code(), status.signal()) {
+            (Some(c), _) => ExitStatus::Exited(c),
+            (None, Some(s)) => ExitStatus::Signaled(s),
+            (None, None) => ExitStatus::Exited(-1),
+        };
+        Ok((st, String::from_utf8_lossy(&out).into_owned()))
+    }
+
+    fn watchdog_open(&mut self, device: &Path) -> SysResult<()> {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(self.root.join(device))
+            .map_err(|e| SysError::new("open watchdog", device.display(), e))?;
+        self.watchdog = Some(f);
+        Ok(())
+    }
+
+    fn watchdog_pet(&mut self) -> SysResult<()> {
+        let Some(f) = &mut self.watchdog else {
+            return Ok(());
+        };
+        f.write_all(b"1")
+            .map_err(|e| SysError::new("pet", "watchdog", e))
+    }
+
+    fn watchdog_close(&mut self) -> SysResult<()> {
+        let Some(mut f) = self.watchdog.take() else {
+            return Ok(());
+        };
+        // The magic close: 'V' right before close(2) disarms the watchdog.
+        f.write_all(b"V")
+            .map_err(|e| SysError::new("close", "watchdog", e))
     }
 }
