@@ -42,6 +42,8 @@ pub struct Ctx {
     pub lock: Option<Lock>,
     pub node: ValidNode,
     pub node_text: String,
+    /// The node's `scst.conf` (validated), when the node config has `[scst]`.
+    pub scst_conf: Option<super::rootfs::NodeScstConf>,
     pub init_bin: PathBuf,
     pub init_sha256: String,
     pub jobs: usize,
@@ -84,6 +86,7 @@ impl Ctx {
         let lock = super::lock::load_for(&recipe, opts.locked)?;
         let node_text = ufs::read_to_string(&recipe.node_config)?;
         let node = NodeConfig::parse(&recipe.node_config, &node_text)?;
+        let scst_conf = super::rootfs::load_node_scst(&recipe.node_config, &node)?;
         let init_bin = match &opts.init {
             Some(p) => p.clone(),
             None => find_init()?,
@@ -106,6 +109,7 @@ impl Ctx {
             lock,
             node,
             node_text,
+            scst_conf,
             init_bin,
             init_sha256,
             jobs,
@@ -345,6 +349,10 @@ fn compute_keys(ctx: &Ctx) -> Result<Keys> {
         rb.add_tree("overlay-tree", o)?;
     }
     rb.add("node", ctx.node_text.as_bytes());
+    if let Some(s) = &ctx.scst_conf {
+        rb.add_str("scst-conf-path", &s.image_path);
+        rb.add("scst-conf", s.text.as_bytes());
+    }
     rb.add_str("init", &ctx.init_sha256);
     rb.add_str("recipe", &r.name);
     rb.add_str("sde", &r.source_date_epoch().to_string());

@@ -14,6 +14,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod modules;
+pub mod scst;
 pub mod supervisor;
 
 use crate::config::node::{norm_mod, Cidr, NodeConfig, ValidNode};
@@ -123,6 +124,11 @@ pub const BOOT: &[Step] = &[
         run: apply_targets,
     },
     Step {
+        name: "scst",
+        policy: Policy::Warn,
+        run: scst::apply_at_boot,
+    },
+    Step {
         name: "services",
         policy: Policy::Warn,
         run: start_services,
@@ -147,6 +153,7 @@ pub struct Init<'a> {
     /// False once target setup failed: ports stay disabled.
     pub targets_ok: bool,
     pub supervisor: Supervisor,
+    pub scst: Option<scst::ScstBoot>,
 }
 
 impl<'a> Init<'a> {
@@ -160,6 +167,7 @@ impl<'a> Init<'a> {
             lio: None,
             targets_ok: true,
             supervisor: Supervisor::default(),
+            scst: None,
         }
     }
 
@@ -254,6 +262,7 @@ impl<'a> Init<'a> {
         if let Some(p) = self.lio.clone() {
             run_configfs(self, &p.disable, "disable");
         }
+        scst::disable_ports(self);
         self.supervisor.stop(self.sys, &mut self.log, Signal::Term);
         let deadline = Instant::now() + STOP_GRACE;
         for _ in 0..100 {
@@ -607,6 +616,7 @@ pub fn apply_targets(init: &mut Init) -> Result<()> {
 
 /// Step 7: enable the target ports (`tpgt_N/enable` ← 1).
 pub fn enable_ports(init: &mut Init) -> Result<()> {
+    scst::enable_ports(init)?;
     let Some(plan) = init.lio.clone() else {
         return Ok(());
     };
@@ -628,7 +638,9 @@ pub fn enable_ports(init: &mut Init) -> Result<()> {
 pub fn start_services(init: &mut Init) -> Result<()> {
     let node = init.node()?;
     let now = Instant::now();
+    let started = std::mem::take(&mut init.supervisor.services); // e.g. the iSCSI daemon
     init.supervisor = Supervisor::new(&node.services, now);
+    init.supervisor.services.splice(0..0, started);
     init.supervisor.start_due(init.sys, &mut init.log, now);
     Ok(())
 }
