@@ -1,6 +1,7 @@
 //! sanforge-init: PID 1 of a sanforge storage node (`/init` in the initramfs), or,
 //! with `--root DIR STEP`, one boot step run against a fake tree with every syscall
-//! recorded and printed (for tests and development). Thin: the work is in
+//! recorded and printed (for tests and development); `apply-scst FILE [--prune]` moves
+//! the running SCST to another scst.conf on a live node. Thin: the work is in
 //! `sanforge::init`.
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
