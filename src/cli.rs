@@ -216,6 +216,16 @@ pub enum ScstCommand {
     Check { file: PathBuf },
     /// Print the ordered sysfs writes (path <- command) that applying FILE makes
     Plan { file: PathBuf },
+    /// Print a synthetic valid scst.conf of the given size (for benches/scst.sh)
+    #[command(hide = true)]
+    Generate {
+        #[arg(long, default_value_t = 1000)]
+        devices: usize,
+        #[arg(long, default_value_t = 64)]
+        targets: usize,
+        #[arg(long, default_value_t = 64)]
+        groups: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -474,11 +484,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
             print!("{}", crate::scsi::scst::plan_file(&file)?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Scst {
+            command:
+                ScstCommand::Generate {
+                    devices,
+                    targets,
+                    groups,
+                },
+        } => {
+            let conf = crate::scsi::scst::generate(devices, targets, groups);
+            print!("{}", crate::scsi::scst::print(&conf));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Cluster { command } => crate::ha::render::run_cli(command),
         Command::Node {
             command: NodeCommand::Check { file },
         } => {
             let node = crate::config::node::NodeConfig::load(&file)?;
+            build::rootfs::load_node_scst(&file, &node)?;
             println!("{}: OK (hostname {})", file.display(), node.hostname);
             Ok(ExitCode::SUCCESS)
         }

@@ -430,10 +430,20 @@ fn template_error_names_the_file_and_line() {
     let o = p.run(&["build", "recipes/test.toml"]);
     let e = stderr(&o);
     assert!(!o.status.success(), "{}", text(&o));
-    assert!(e.contains("etc/issue.tera:3"), "template file and line not named: {e}");
+    assert!(
+        e.contains("etc/issue.tera:3"),
+        "template file and line not named: {e}"
+    );
     // A variable that does not exist is named too.
-    std::fs::write(p.root().join("overlays/base/etc/issue.tera"), "{{ node.no_such_field }}\n").unwrap();
+    std::fs::write(
+        p.root().join("overlays/base/etc/issue.tera"),
+        "{{ node.no_such_field }}\n",
+    )
+    .unwrap();
     let o = p.run(&["build", "recipes/test.toml"]);
     let e = stderr(&o);
-    assert!(!o.status.success() && e.contains("issue.tera") && e.contains("no_such_field"), "{e}");
+    assert!(
+        !o.status.success() && e.contains("issue.tera") && e.contains("no_such_field"),
+        "{e}"
+    );
 }

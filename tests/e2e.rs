@@ -209,13 +209,33 @@ fn default_recipe_builds_boots_and_serves_a_lun() {
     let o = sanforge()
         .arg("run")
         .arg(&out)
-        .args(["--boot", "pxe", "--until-ready", "--quiet", "--timeout", "180", "--iscsi-port", &port.to_string()])
+        .args([
+            "--boot",
+            "pxe",
+            "--until-ready",
+            "--quiet",
+            "--timeout",
+            "180",
+            "--iscsi-port",
+            &port.to_string(),
+        ])
         .output()
         .unwrap();
-    assert!(o.status.success(), "the PXE boot did not reach ready: {}", show(&o));
+    assert!(
+        o.status.success(),
+        "the PXE boot did not reach ready: {}",
+        show(&o)
+    );
     let url = format!("iscsi://127.0.0.1:{port}/{TARGET}/0");
-    let inq = Command::new("iscsi-inq").args(["-i", INITIATOR, &url]).output().unwrap();
-    assert!(String::from_utf8_lossy(&inq.stdout).contains("DIRECT_ACCESS"), "PXE-booted node: {}", show(&inq));
+    let inq = Command::new("iscsi-inq")
+        .args(["-i", INITIATOR, &url])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&inq.stdout).contains("DIRECT_ACCESS"),
+        "PXE-booted node: {}",
+        show(&inq)
+    );
 }
 
 #[test]

@@ -538,27 +538,3 @@ fn generated_config_is_valid_and_round_trips() {
     );
     assert_eq!(p.iter().filter(|w| w.is_enable()).count(), 4);
 }
-
-/// Not a test: `cargo test --test scst bench -- --ignored --nocapture` prints how long
-/// parsing, validating and planning 1,000 devices / 64 targets / 64 groups takes.
-#[test]
-#[ignore]
-fn bench_generated() {
-    let text = print(&generate(1000, 64, 64));
-    let start = std::time::Instant::now();
-    let c = parse(&text).unwrap();
-    let parsed = start.elapsed();
-    let d = validate(&c);
-    let validated = start.elapsed();
-    let p = plan(&c);
-    let planned = start.elapsed();
-    println!(
-        "{} bytes, {} lines: parse {parsed:?}, +validate {:?} ({} findings), +plan {:?} ({} writes)",
-        text.len(),
-        text.lines().count(),
-        validated - parsed,
-        d.len(),
-        planned - validated,
-        p.len()
-    );
-}

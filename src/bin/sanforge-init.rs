@@ -1,6 +1,7 @@
 //! sanforge-init: PID 1 of a sanforge storage node (`/init` in the initramfs), or,
 //! with `--root DIR STEP`, one boot step run against a fake tree with every syscall
-//! recorded and printed (for tests and development). Thin: the work is in
+//! recorded and printed (for tests and development); `apply-scst FILE [--prune]` moves
+//! the running SCST to another scst.conf on a live node. Thin: the work is in
 //! `sanforge::init`.
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -14,8 +15,12 @@ use std::process::ExitCode;
 const USAGE: &str = "\
 usage: sanforge-init                       run as PID 1 (the image's /init)
        sanforge-init --root DIR STEP [ARGS] run one step against the tree DIR, syscalls faked and printed
+       sanforge-init apply-scst [FILE] [--prune]
+                                           move the running SCST to FILE (default: the node's scst.conf),
+                                           writing only what differs; --prune also removes what FILE lacks
 
-steps: mounts, load-modules, network, apply-targets [NODE_TOML], boot, shutdown";
+steps: mounts, load-modules, network, apply-targets [NODE_TOML], apply-scst [FILE] [--prune],
+       boot, shutdown";
 
 fn main() -> ExitCode {
     // Also the Pacemaker agent ocf:sanforge:alua (argv[0] `alua`, or `ocf-alua ACTION`).
@@ -43,6 +48,16 @@ fn main() -> ExitCode {
             println!("{USAGE}");
             ExitCode::SUCCESS
         }
+        [cmd, rest @ ..] if cmd == "apply-scst" => {
+            let mut sys = RealSys::new(SysRoot::new("/"));
+            match apply_scst(&mut sys, rest) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         [flag, dir, step, rest @ ..] if flag == "--root" => {
             run_step(PathBuf::from(dir), step, rest)
         }
@@ -59,6 +74,20 @@ fn run_step(dir: PathBuf, step: &str, rest: &[String]) -> ExitCode {
         return ExitCode::from(2);
     }
     let mut sys = FakeSys::new(dir);
+    if step == "apply-scst" {
+        let code = match apply_scst(&mut sys, rest) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+        let mut out = std::io::stdout().lock();
+        for op in &sys.ops {
+            let _ = writeln!(out, "{op}");
+        }
+        return code;
+    }
     let mut init = Init::new(&mut sys, Logger::console());
     let steps: Vec<fn(&mut Init) -> anyhow::Result<()>> = match (step, rest) {
         ("mounts", []) => vec![init::mount_filesystems],
@@ -106,5 +135,38 @@ fn shutdown(init: &mut Init) -> anyhow::Result<()> {
         }
     }
     init.shutdown(RebootCmd::PowerOff);
+    Ok(())
+}
+
+/// `apply-scst [FILE] [--prune]`: FILE is read from this machine; without it, the
+/// node config's scst.conf inside the root.
+fn apply_scst(sys: &mut dyn sanforge::sys::Sys, args: &[String]) -> anyhow::Result<()> {
+    let prune = args.iter().any(|a| a == "--prune");
+    let files: Vec<&String> = args.iter().filter(|a| *a != "--prune").collect();
+    let (file, text) = match files.as_slice() {
+        [f] if !f.starts_with('-') => {
+            let p = PathBuf::from(f);
+            let text = std::fs::read_to_string(&p)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?;
+            (p, text)
+        }
+        [] => {
+            let mut init = Init::new(sys, Logger::console());
+            init::load_config(&mut init)?;
+            let node = init
+                .node
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("no node config loaded"))?;
+            let Some(s) = &node.scst else {
+                anyhow::bail!("the node config has no [scst] and no FILE was given");
+            };
+            let p = init::scst::conf_path(&s.conf);
+            let text = init.sys.read_to_string(&p)?;
+            (p, text)
+        }
+        _ => anyhow::bail!("usage: apply-scst [FILE] [--prune]"),
+    };
+    let mut log = Logger::console();
+    init::scst::apply_file(sys, &mut log, &file, &text, prune)?;
     Ok(())
 }

@@ -44,6 +44,8 @@ pub struct Ctx {
     pub node_text: String,
     /// `[node] configs`: (NAME, text) baked as /etc/sanforge/nodes/NAME.toml, sorted.
     pub node_configs: Vec<(String, String)>,
+    /// The node's `scst.conf` (validated), when the node config has `[scst]`.
+    pub scst_conf: Option<super::rootfs::NodeScstConf>,
     pub init_bin: PathBuf,
     pub init_sha256: String,
     pub jobs: usize,
@@ -87,6 +89,7 @@ impl Ctx {
         let node_text = ufs::read_to_string(&recipe.node_config)?;
         let node = NodeConfig::parse(&recipe.node_config, &node_text)?;
         let node_configs = node_configs(&recipe.root, &recipe.raw.node.configs)?;
+        let scst_conf = super::rootfs::load_node_scst(&recipe.node_config, &node)?;
         let init_bin = match &opts.init {
             Some(p) => p.clone(),
             None => find_init()?,
@@ -110,6 +113,7 @@ impl Ctx {
             node,
             node_text,
             node_configs,
+            scst_conf,
             init_bin,
             init_sha256,
             jobs,
@@ -352,6 +356,10 @@ fn compute_keys(ctx: &Ctx) -> Result<Keys> {
     for (name, text) in &ctx.node_configs {
         rb.add_str("node-name", name);
         rb.add("node-config", text.as_bytes());
+    }
+    if let Some(s) = &ctx.scst_conf {
+        rb.add_str("scst-conf-path", &s.image_path);
+        rb.add("scst-conf", s.text.as_bytes());
     }
     rb.add_str("init", &ctx.init_sha256);
     rb.add_str("recipe", &r.name);

@@ -2,10 +2,12 @@
 //! zstd-compressed newc cpio (the initramfs the kernel unpacks and runs from RAM).
 //!
 //! Reads the userland tree, the kernel modules, the recipe's overlays (rendering
-//! `*.tera` templates), the init binary and the node config. Writes
+//! `*.tera` templates), the init binary, the node config and the `scst.conf` it names
+//! (validated here, baked where the init looks for it). Writes
 //! `initramfs.cpio.zst` and `rootfs.list` into its cache entry.
 
 use super::pipeline::Ctx;
+use crate::config::node::ValidNode;
 use crate::image::cpio::{Archive, Entry, EntryKind};
 use crate::util::cmd::Log;
 use crate::util::fs as ufs;
@@ -104,6 +106,13 @@ pub fn build(
             mode: 0o644,
         });
     }
+    if let Some(s) = &ctx.scst_conf {
+        ar.add(Entry {
+            path: s.image_path.clone(),
+            kind: EntryKind::Data(s.text.clone().into_bytes()),
+            mode: 0o644,
+        });
+    }
     let release = kernel_release(kernel)?;
     let os_release = format!(
         "NAME=sanforge\nID=sanforge\nPRETTY_NAME=\"sanforge {} ({})\"\nVARIANT_ID={}\nIMAGE_ID={}\nIMAGE_VERSION={}\n",
@@ -150,6 +159,45 @@ pub fn build(
         size as f64 / 1048576.0
     ));
     Ok(())
+}
+
+/// The node's `scst.conf`, read and validated at build time.
+#[derive(Debug, Clone)]
+pub struct NodeScstConf {
+    /// Where it is baked: the init's path for it without the leading `/`
+    /// (`etc/sanforge/scst.conf` for `conf = "scst.conf"`).
+    pub image_path: String,
+    pub text: String,
+}
+
+/// Reads the `scst.conf` named by the node config's `[scst] conf` (relative to the node
+/// config file) and validates it with the init's own parser and checks: an error fails
+/// the build naming FILE:LINE.
+pub fn load_node_scst(node_file: &Path, node: &ValidNode) -> Result<Option<NodeScstConf>> {
+    let Some(s) = &node.scst else {
+        return Ok(None);
+    };
+    let rel = Path::new(&s.conf);
+    if rel
+        .components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        anyhow::bail!(
+            "{}: [scst] conf `{}`: `..` is not allowed (the file is baked under /etc/sanforge)",
+            node_file.display(),
+            s.conf
+        );
+    }
+    let host = ufs::parent_dir(node_file).join(rel);
+    let text = ufs::read_to_string(&host)
+        .with_context(|| format!("[scst] conf of {}", node_file.display()))?;
+    crate::init::scst::load_conf(&host, &text)
+        .with_context(|| format!("invalid scst.conf for {}", node_file.display()))?;
+    let image = crate::init::scst::conf_path(&s.conf);
+    Ok(Some(NodeScstConf {
+        image_path: image.to_string_lossy().trim_start_matches('/').to_string(),
+        text,
+    }))
 }
 
 pub fn kernel_release(kernel: &Path) -> Result<String> {

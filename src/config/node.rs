@@ -25,6 +25,24 @@ pub struct NodeConfig {
     pub ha: Option<Ha>,
     #[serde(default)]
     pub services: Vec<Service>,
+    #[serde(default)]
+    pub scst: Option<ScstNode>,
+}
+
+/// `[scst]`: the node's SCST configuration, an `scst.conf` applied at boot by the init.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ScstNode {
+    /// At build time relative to the node config file; in the image an absolute path,
+    /// or one relative to /etc/sanforge (the builder bakes it as /etc/sanforge/scst.conf).
+    pub conf: String,
+    /// The iSCSI daemon (e.g. `["/usr/sbin/iscsi-scstd", "-f"]`), supervised like a
+    /// service and started before iSCSI targets are added; only with an `iscsi` driver.
+    #[serde(default)]
+    pub iscsi_daemon: Option<Vec<String>>,
+    /// Whether the node runs SCST devices in DLM cluster mode (for the HA stack).
+    #[serde(default)]
+    pub cluster_mode: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, Default)]
@@ -678,6 +696,23 @@ impl NodeConfig {
                         "service `{}`: argv must start with an absolute program path",
                         s.name
                     ),
+                ));
+            }
+        }
+        if let Some(s) = &self.scst {
+            if s.conf.is_empty() || s.conf.contains('\n') {
+                return Err(err(
+                    "conf",
+                    "scst conf: expected the path of an scst.conf".into(),
+                ));
+            }
+            if s.iscsi_daemon
+                .as_ref()
+                .is_some_and(|a| a.first().is_none_or(|p| !p.starts_with('/')))
+            {
+                return Err(err(
+                    "iscsi-daemon",
+                    "scst iscsi-daemon: argv must start with an absolute program path".into(),
                 ));
             }
         }

@@ -15,6 +15,7 @@
 
 pub mod ha;
 pub mod modules;
+pub mod scst;
 pub mod supervisor;
 
 use crate::config::node::{norm_mod, Cidr, NodeConfig, ValidNode};
@@ -124,6 +125,11 @@ pub const BOOT: &[Step] = &[
         run: apply_targets,
     },
     Step {
+        name: "scst",
+        policy: Policy::Warn,
+        run: scst::apply_at_boot,
+    },
+    Step {
         name: "cluster mode",
         policy: Policy::Warn,
         run: ha::cluster_mode_on,
@@ -159,6 +165,7 @@ pub struct Init<'a> {
     pub targets_ok: bool,
     pub supervisor: Supervisor,
     pub ha: ha::HaState,
+    pub scst: Option<scst::ScstBoot>,
 }
 
 impl<'a> Init<'a> {
@@ -173,6 +180,7 @@ impl<'a> Init<'a> {
             targets_ok: true,
             supervisor: Supervisor::default(),
             ha: ha::HaState::default(),
+            scst: None,
         }
     }
 
@@ -270,6 +278,7 @@ impl<'a> Init<'a> {
         if let Some(p) = self.lio.clone() {
             run_configfs(self, &p.disable, "disable");
         }
+        scst::disable_ports(self);
         ha::stop_cluster(self);
         self.supervisor.stop(self.sys, &mut self.log, Signal::Term);
         let deadline = Instant::now() + STOP_GRACE;
@@ -629,6 +638,7 @@ pub fn apply_targets(init: &mut Init) -> Result<()> {
 
 /// Step 7: enable the target ports (`tpgt_N/enable` ← 1).
 pub fn enable_ports(init: &mut Init) -> Result<()> {
+    scst::enable_ports(init)?;
     let Some(plan) = init.lio.clone() else {
         return Ok(());
     };
@@ -653,7 +663,9 @@ pub fn enable_ports(init: &mut Init) -> Result<()> {
 pub fn start_services(init: &mut Init) -> Result<()> {
     let node = init.node()?;
     let now = Instant::now();
+    let started = std::mem::take(&mut init.supervisor.services); // e.g. the iSCSI daemon
     init.supervisor = Supervisor::new(&node.services, now);
+    init.supervisor.services.splice(0..0, started);
     init.supervisor.start_due(init.sys, &mut init.log, now);
     Ok(())
 }
