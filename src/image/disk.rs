@@ -244,7 +244,7 @@ pub fn entry(recipe: &str, slot: char, version: u64, cmdline: &str) -> String {
 /// config partition, which ends 1 MiB before the end (room for the backup GPT).
 pub fn layout(recipe: &str, size: u64) -> Result<(Guid, Vec<Partition>)> {
     let min = (CONFIG_MIB + 4) * MIB;
-    if size % MIB != 0 || size < min {
+    if !size.is_multiple_of(MIB) || size < min {
         bail!(
             "disk size {size} bytes: expected a multiple of 1 MiB of at least {} MiB",
             min / MIB
@@ -335,7 +335,6 @@ fn stage_esp(input: &DiskInput, dir: &Path) -> Result<()> {
 
 /// Makes a FAT file system image of `bytes` at `img`, filled with the top-level
 /// entries of `content` (if any).
-#[allow(clippy::too_many_arguments)]
 fn make_fat(
     img: &Path,
     bytes: u64,

@@ -14,6 +14,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod modules;
+pub mod persist;
 pub mod supervisor;
 
 use crate::config::node::{norm_mod, Cidr, NodeConfig, ValidNode};
@@ -101,6 +102,11 @@ pub const BOOT: &[Step] = &[
         name: "config",
         policy: Policy::Fatal,
         run: load_config,
+    },
+    Step {
+        name: "persist",
+        policy: Policy::Warn,
+        run: persist::persist,
     },
     Step {
         name: "hostname",
@@ -202,6 +208,9 @@ impl<'a> Init<'a> {
             }
         }
         self.print_state();
+        if self.degraded.is_none() && self.targets_ok {
+            persist::bless_after_ready(self);
+        }
     }
 
     pub fn print_state(&mut self) {

@@ -204,6 +204,17 @@ pub trait Sys {
     fn exists(&mut self, path: &Path) -> bool;
     /// Names of the entries of a directory, sorted.
     fn list_dir(&mut self, path: &Path) -> SysResult<Vec<String>>;
+    /// Up to `len` bytes from the start of a file or block device (a boot sector).
+    fn read_head(&mut self, path: &Path, len: usize) -> SysResult<Vec<u8>>;
+    /// Creates or truncates `path`, writes `data` and fsyncs it.
+    fn write_durable(&mut self, path: &Path, data: &[u8]) -> SysResult<()>;
+    /// Copies a regular file and fsyncs the copy.
+    fn copy_file(&mut self, from: &Path, to: &Path) -> SysResult<()>;
+    /// `rename(2)`: atomic replacement within one file system.
+    fn rename(&mut self, from: &Path, to: &Path) -> SysResult<()>;
+    fn remove_file(&mut self, path: &Path) -> SysResult<()>;
+    /// fsync(2) on a directory: makes renames and removals in it durable.
+    fn fsync_dir(&mut self, path: &Path) -> SysResult<()>;
 }
 
 /// One recorded call of [`FakeSys`]; `Display` is the stable one-line form that
@@ -233,6 +244,11 @@ pub enum Op {
     Mkdir(String),
     Write(String, String),
     Symlink(String, String),
+    WriteDurable(String, usize),
+    Copy(String, String),
+    Rename(String, String),
+    Remove(String),
+    FsyncDir(String),
 }
 
 impl fmt::Display for Op {
@@ -268,6 +284,11 @@ impl fmt::Display for Op {
             Op::Mkdir(p) => write!(f, "mkdir {p}"),
             Op::Write(p, v) => write!(f, "write {p} {v}"),
             Op::Symlink(t, l) => write!(f, "symlink {t} {l}"),
+            Op::WriteDurable(p, n) => write!(f, "write_durable {p} ({n} bytes)"),
+            Op::Copy(a, b) => write!(f, "copy {a} {b}"),
+            Op::Rename(a, b) => write!(f, "rename {a} {b}"),
+            Op::Remove(p) => write!(f, "remove {p}"),
+            Op::FsyncDir(p) => write!(f, "fsync {p}"),
         }
     }
 }
@@ -445,6 +466,47 @@ impl Sys for FakeSys {
     fn list_dir(&mut self, path: &Path) -> SysResult<Vec<String>> {
         list_dir(&self.root.join(path)).map_err(|e| SysError::new("list", path.display(), e))
     }
+    fn read_head(&mut self, path: &Path, len: usize) -> SysResult<Vec<u8>> {
+        read_head(&self.root.join(path), len).map_err(|e| SysError::new("read", path.display(), e))
+    }
+    fn write_durable(&mut self, path: &Path, data: &[u8]) -> SysResult<()> {
+        self.record(
+            Op::WriteDurable(show(path), data.len()),
+            path.display(),
+            "write",
+        )?;
+        std::fs::write(self.root.join(path), data)
+            .map_err(|e| SysError::new("write", path.display(), e))
+    }
+    fn copy_file(&mut self, from: &Path, to: &Path) -> SysResult<()> {
+        self.record(Op::Copy(show(from), show(to)), to.display(), "copy to")?;
+        std::fs::copy(self.root.join(from), self.root.join(to))
+            .map(|_| ())
+            .map_err(|e| SysError::new("copy to", to.display(), e))
+    }
+    fn rename(&mut self, from: &Path, to: &Path) -> SysResult<()> {
+        self.record(Op::Rename(show(from), show(to)), from.display(), "rename")?;
+        std::fs::rename(self.root.join(from), self.root.join(to))
+            .map_err(|e| SysError::new("rename", from.display(), e))
+    }
+    fn remove_file(&mut self, path: &Path) -> SysResult<()> {
+        self.record(Op::Remove(show(path)), path.display(), "remove")?;
+        std::fs::remove_file(self.root.join(path))
+            .map_err(|e| SysError::new("remove", path.display(), e))
+    }
+    fn fsync_dir(&mut self, path: &Path) -> SysResult<()> {
+        self.record(Op::FsyncDir(show(path)), path.display(), "fsync")
+    }
+}
+
+/// Up to `len` bytes from the start of `p`.
+pub(crate) fn read_head(p: &Path, len: usize) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = Vec::with_capacity(len);
+    std::fs::File::open(p)?
+        .take(len as u64)
+        .read_to_end(&mut buf)?;
+    Ok(buf)
 }
 
 fn list_dir(dir: &Path) -> io::Result<Vec<String>> {
