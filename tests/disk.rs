@@ -566,3 +566,99 @@ fn init_cli_runs_config_set_against_a_tree() {
         OVERRIDE
     );
 }
+
+// ---------------------------------------------------------------------------------
+// UEFI boot: `sanforge run OUT --boot uefi`.
+
+#[test]
+fn uefi_boot_of_an_output_without_disk_image_says_what_to_add() {
+    let p = Project::new();
+    let o = p.run(&["build", "recipes/test.toml"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = p.run(&["run", "out/test", "--boot", "uefi", "--until-ready"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("has no disk.img") && err.contains("[outputs]"),
+        "{err}"
+    );
+    let p = disk_project("48MiB");
+    assert!(p.run(&["build", "recipes/test.toml"]).status.success());
+    let o = p.run(&["run", "out/test", "--boot", "uefi", "--append", "x=1"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("--append does not apply to --boot uefi"),
+        "{err}"
+    );
+}
+
+/// Stops the VM even when an assertion fails.
+struct Vm(PathBuf);
+impl Drop for Vm {
+    fn drop(&mut self) {
+        let _ = Command::new(env!("CARGO_BIN_EXE_sanforge"))
+            .arg("run")
+            .arg(&self.0)
+            .arg("--stop")
+            .output();
+    }
+}
+
+/// The default recipe for real: its disk.img boots under OVMF through systemd-boot to
+/// `ready`, and the init blesses slot A. Skipped under SANFORGE_SKIP_E2E.
+#[test]
+fn default_recipe_disk_image_boots_under_uefi_and_blesses_its_slot() {
+    if std::env::var_os("SANFORGE_SKIP_E2E").is_some() {
+        eprintln!("uefi e2e skipped: SANFORGE_SKIP_E2E is set");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("storage-node");
+    let sanforge = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_sanforge"));
+        c.current_dir(env!("CARGO_MANIFEST_DIR"));
+        c.env("SANFORGE_INIT", env!("CARGO_BIN_EXE_sanforge-init"));
+        c.env("SANFORGE_PROGRESS", "plain");
+        c
+    };
+    let o = sanforge()
+        .args(["build", "recipes/storage-node.toml", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "build failed: {}", text(&o));
+    assert!(out.join("disk.img").is_file());
+    let _vm = Vm(out.clone());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap();
+    let o = sanforge()
+        .arg("run")
+        .arg(&out)
+        .args([
+            "--boot",
+            "uefi",
+            "--until-ready",
+            "--timeout",
+            "600",
+            "--quiet",
+        ])
+        .args(["--iscsi-port", &port.to_string()])
+        .output()
+        .unwrap();
+    let console = std::fs::read_to_string(tmp.path().join("storage-node.run/console.log"))
+        .unwrap_or_default();
+    assert!(
+        o.status.success(),
+        "uefi boot failed: {}\n--- console\n{console}",
+        text(&o)
+    );
+    assert!(console.contains("sanforge-init: ready"), "{console}");
+    assert!(
+        console.contains("sanforge-init: boot slot blessed: sanforge-a.conf"),
+        "{console}"
+    );
+    assert!(console.contains("SANFORGECFG"), "{console}");
+}
