@@ -277,6 +277,8 @@ fn boot_background(opts: &RunOptions, accel: Accel) -> Result<()> {
         if accel == Accel::Kvm
             && started.elapsed() > kvm_deadline
             && !seen.contains("Linux version")
+            // Under UEFI, the firmware's boot manager speaks first.
+            && !(opts.boot == BootMode::Uefi && seen.contains("BdsDxe"))
         {
             stop(&opts.out).ok();
             bail!(
