@@ -662,3 +662,20 @@ fn default_recipe_disk_image_boots_under_uefi_and_blesses_its_slot() {
     );
     assert!(console.contains("SANFORGECFG"), "{console}");
 }
+
+#[test]
+fn build_verify_compares_the_disk_image_too() {
+    let p = disk_project("48MiB");
+    let o = p.run(&["build", "recipes/test.toml", "--verify"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        all.lines()
+            .any(|l| l.contains("disk.img") && l.contains("identical")),
+        "{all}"
+    );
+}
