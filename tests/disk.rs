@@ -605,38 +605,24 @@ impl Drop for Vm {
     }
 }
 
-/// The default recipe for real: its disk.img boots under OVMF through systemd-boot to
-/// `ready`, and the init blesses slot A. Skipped under SANFORGE_SKIP_E2E.
-#[test]
-fn default_recipe_disk_image_boots_under_uefi_and_blesses_its_slot() {
-    if std::env::var_os("SANFORGE_SKIP_E2E").is_some() {
-        eprintln!("uefi e2e skipped: SANFORGE_SKIP_E2E is set");
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("storage-node");
-    let sanforge = || {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_sanforge"));
-        c.current_dir(env!("CARGO_MANIFEST_DIR"));
-        c.env("SANFORGE_INIT", env!("CARGO_BIN_EXE_sanforge-init"));
-        c.env("SANFORGE_PROGRESS", "plain");
-        c
-    };
-    let o = sanforge()
-        .args(["build", "recipes/storage-node.toml", "--out"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "build failed: {}", text(&o));
-    assert!(out.join("disk.img").is_file());
-    let _vm = Vm(out.clone());
+fn sanforge_in_repo() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sanforge"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    c.env("SANFORGE_INIT", env!("CARGO_BIN_EXE_sanforge-init"));
+    c.env("SANFORGE_PROGRESS", "plain");
+    c
+}
+
+/// Boots `out/disk.img` under OVMF until ready; returns the console.
+fn boot_uefi(out: &Path) -> String {
+    let _vm = Vm(out.to_path_buf());
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .unwrap();
-    let o = sanforge()
+    let o = sanforge_in_repo()
         .arg("run")
-        .arg(&out)
+        .arg(out)
         .args([
             "--boot",
             "uefi",
@@ -648,19 +634,89 @@ fn default_recipe_disk_image_boots_under_uefi_and_blesses_its_slot() {
         .args(["--iscsi-port", &port.to_string()])
         .output()
         .unwrap();
-    let console = std::fs::read_to_string(tmp.path().join("storage-node.run/console.log"))
-        .unwrap_or_default();
+    let mut run_dir = out.as_os_str().to_owned();
+    run_dir.push(".run");
+    let console =
+        std::fs::read_to_string(PathBuf::from(run_dir).join("console.log")).unwrap_or_default();
     assert!(
         o.status.success(),
         "uefi boot failed: {}\n--- console\n{console}",
         text(&o)
     );
+    console
+}
+
+/// The default recipe for real: its disk.img boots under OVMF through systemd-boot to
+/// `ready` and the init blesses slot A; with an updated slot B (newer version, one
+/// try) systemd-boot boots B; once B's try is used up it falls back to A.
+/// Skipped under SANFORGE_SKIP_E2E.
+#[test]
+fn default_recipe_disk_image_boots_under_uefi_and_falls_back_between_slots() {
+    if std::env::var_os("SANFORGE_SKIP_E2E").is_some() {
+        eprintln!("uefi e2e skipped: SANFORGE_SKIP_E2E is set");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("storage-node");
+    let o = sanforge_in_repo()
+        .args(["build", "recipes/storage-node.toml", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "build failed: {}", text(&o));
+    let console = boot_uefi(&out);
     assert!(console.contains("sanforge-init: ready"), "{console}");
     assert!(
         console.contains("sanforge-init: boot slot blessed: sanforge-a.conf"),
         "{console}"
     );
-    assert!(console.contains("SANFORGECFG"), "{console}");
+    assert!(console.contains("SANFORGECFG: /dev/vda2"), "{console}");
+
+    // Slot B as `sanforge-init update` leaves it: a newer entry with one try.
+    let ab = tmp.path().join("ab");
+    std::fs::create_dir_all(&ab).unwrap();
+    for f in ["disk.img", "manifest.json"] {
+        std::fs::copy(out.join(f), ab.join(f)).unwrap();
+    }
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let entry_b = tmp.path().join("sanforge-b+1.conf");
+    std::fs::write(
+        &entry_b,
+        disk::entry(
+            "storage-node",
+            'b',
+            2,
+            m["kernel"]["cmdline"].as_str().unwrap(),
+        ),
+    )
+    .unwrap();
+    let esp = format!("{}@@1M", ab.join("disk.img").display());
+    mtools(&[
+        "mcopy",
+        "-i",
+        &esp,
+        entry_b.to_str().unwrap(),
+        "::/loader/entries/",
+    ]);
+    let console = boot_uefi(&ab);
+    assert!(
+        console.contains("sanforge-init: boot slot blessed: sanforge-b.conf"),
+        "{console}"
+    );
+    // B's only try used up without a blessing: systemd-boot goes back to A.
+    mtools(&[
+        "mren",
+        "-i",
+        &esp,
+        "::/loader/entries/sanforge-b+1.conf",
+        "::/loader/entries/sanforge-b+0-1.conf",
+    ]);
+    let console = boot_uefi(&ab);
+    assert!(
+        console.contains("sanforge-init: boot slot blessed: sanforge-a.conf"),
+        "{console}"
+    );
 }
 
 #[test]
