@@ -7,7 +7,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use sanforge::init::{self, Init, Logger};
-use sanforge::sys::{FakeSys, RealSys, RebootCmd, SysRoot};
+use sanforge::sys::{FakeSys, RealSys, RebootCmd, Sys, SysRoot};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,8 +19,12 @@ usage: sanforge-init                       run as PID 1 (the image's /init)
                                            move the running SCST to FILE (default: the node's scst.conf),
                                            writing only what differs; --prune also removes what FILE lacks
 
+       sanforge-init config-set FILE         validate FILE and commit it to the config partition (next boot uses it)
+       sanforge-init factory-reset           remove the config partition's override (next boot uses the baked config)
+       sanforge-init update DIR              verify the output directory DIR and install it into the inactive boot slot, then reboot
+
 steps: mounts, load-modules, network, apply-targets [NODE_TOML], apply-scst [FILE] [--prune],
-       boot, shutdown";
+       boot, shutdown, config-set FILE, factory-reset, update DIR (DIR inside the tree)";
 
 fn main() -> ExitCode {
     // Also the Pacemaker agent ocf:sanforge:alua (argv[0] `alua`, or `ocf-alua ACTION`).
@@ -61,6 +65,20 @@ fn main() -> ExitCode {
         [flag, dir, step, rest @ ..] if flag == "--root" => {
             run_step(PathBuf::from(dir), step, rest)
         }
+        [cmd, rest @ ..] if is_persist_command(cmd) => {
+            let mut sys = RealSys::new(SysRoot::new("/"));
+            match persist_command(&mut sys, cmd, rest, true) {
+                Some(Ok(())) => ExitCode::SUCCESS,
+                Some(Err(e)) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+                None => {
+                    eprintln!("error: unexpected arguments\n\n{USAGE}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         _ => {
             eprintln!("error: unexpected arguments\n\n{USAGE}");
             ExitCode::from(2)
@@ -87,6 +105,24 @@ fn run_step(dir: PathBuf, step: &str, rest: &[String]) -> ExitCode {
             let _ = writeln!(out, "{op}");
         }
         return code;
+    }
+    if is_persist_command(step) {
+        let r = persist_command(&mut sys, step, rest, true);
+        let mut out = std::io::stdout().lock();
+        for op in &sys.ops {
+            let _ = writeln!(out, "{op}");
+        }
+        return match r {
+            Some(Ok(())) => ExitCode::SUCCESS,
+            Some(Err(e)) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+            None => {
+                eprintln!("error: unexpected arguments for `{step}`\n\n{USAGE}");
+                ExitCode::from(2)
+            }
+        };
     }
     let mut init = Init::new(&mut sys, Logger::console());
     let steps: Vec<fn(&mut Init) -> anyhow::Result<()>> = match (step, rest) {
@@ -126,6 +162,34 @@ fn run_step(dir: PathBuf, step: &str, rest: &[String]) -> ExitCode {
         let _ = writeln!(out, "{op}");
     }
     code
+}
+
+fn is_persist_command(cmd: &str) -> bool {
+    matches!(cmd, "config-set" | "factory-reset" | "update")
+}
+
+/// The config partition and update commands; None on wrong arguments.
+fn persist_command(
+    sys: &mut dyn Sys,
+    cmd: &str,
+    rest: &[String],
+    reboot: bool,
+) -> Option<anyhow::Result<()>> {
+    use sanforge::init::persist;
+    Some(match (cmd, rest) {
+        ("config-set", [file]) => persist::config_set(sys, std::path::Path::new(file)).map(|()| {
+            println!(
+                "config committed to {}/{}; it applies at the next boot",
+                persist::CONFIG_MOUNT,
+                persist::OVERRIDE
+            )
+        }),
+        ("factory-reset", []) => persist::factory_reset(sys)
+            .map(|()| println!("config override removed; the next boot uses the baked config")),
+        ("update", [dir]) => persist::update(sys, std::path::Path::new(dir), reboot)
+            .map(|slot| println!("slot {slot} updated (one try); rebooting into it")),
+        _ => return None,
+    })
 }
 
 fn shutdown(init: &mut Init) -> anyhow::Result<()> {

@@ -1,6 +1,6 @@
 //! The outputs stage: what lands in `out/<recipe>/` — `vmlinuz`,
-//! `initramfs.cpio.zst`, `boot.ipxe`, `manifest.json`, `sbom.cdx.json` and `SHA256SUMS` (logs go to
-//! `logs/`, outside the sums).
+//! `initramfs.cpio.zst`, `boot.ipxe`, `manifest.json`, `sbom.cdx.json`, `disk.img` when
+//! the recipe asks for one, and `SHA256SUMS` (logs go to `logs/`, outside the sums).
 //!
 //! Reads the kernel, userland and rootfs cache entries; writes the staging directory
 //! that the pipeline swaps into place.
@@ -22,6 +22,19 @@ pub const FILES: &[&str] = &[
     "vmlinuz",
 ];
 
+/// The raw disk image, written when the recipe has `[outputs] disk`.
+pub const DISK_FILE: &str = "disk.img";
+
+/// The files of this build's outputs, in SHA256SUMS order.
+pub fn files(disk: bool) -> Vec<&'static str> {
+    let mut v = FILES.to_vec();
+    if disk {
+        v.push(DISK_FILE);
+        v.sort_unstable();
+    }
+    v
+}
+
 pub fn write(
     ctx: &Ctx,
     kernel: &Path,
@@ -40,6 +53,10 @@ pub fn write(
         &out.join("boot.ipxe"),
         boot_ipxe(&ctx.recipe.raw.kernel.cmdline),
     )?;
+    let disk = ctx.recipe.disk();
+    if let Some(spec) = disk {
+        write_disk(ctx, spec, out, log)?;
+    }
     let manifest = manifest(ctx, kernel, modules_stage, userland, rootfs, out)?;
     ufs::write(
         &out.join("manifest.json"),
@@ -51,12 +68,44 @@ pub fn write(
         serde_json::to_string_pretty(&sbom)? + "\n",
     )?;
     let mut sums = String::new();
-    for f in FILES {
+    for f in files(disk.is_some()) {
         sums.push_str(&format!("{}  {f}\n", sha256_file(&out.join(f))?));
     }
     ufs::write(&out.join("SHA256SUMS"), &sums)?;
     log.line(&sums);
     Ok(())
+}
+
+fn write_disk(ctx: &Ctx, spec: crate::image::disk::DiskSpec, out: &Path, log: &Log) -> Result<()> {
+    use crate::config::recipe::SYSTEMD_BOOT_SOURCE;
+    let source = ctx
+        .recipe
+        .sources
+        .get(SYSTEMD_BOOT_SOURCE)
+        .with_context(|| {
+            format!(
+                "the disk output needs the source `{SYSTEMD_BOOT_SOURCE}` (systemd-bootx64.efi)"
+            )
+        })?;
+    let boot = super::fetch::fetch_source(
+        &ctx.cache,
+        SYSTEMD_BOOT_SOURCE,
+        source,
+        ctx.lock.as_ref(),
+        log,
+    )?;
+    let work = ctx.cache.temp_dir()?;
+    let input = crate::image::disk::DiskInput {
+        recipe: ctx.recipe.name.clone(),
+        cmdline: ctx.recipe.raw.kernel.cmdline.clone(),
+        source_date_epoch: ctx.source_date_epoch(),
+        vmlinuz: out.join("vmlinuz"),
+        initramfs: out.join("initramfs.cpio.zst"),
+        bootloader: boot.path,
+        spec,
+    };
+    crate::image::disk::build(&input, &out.join(DISK_FILE), work.path(), log)
+        .context("cannot write the disk image")
 }
 
 /// An iPXE script that boots the bundle from wherever it was fetched (relative URLs).
@@ -100,7 +149,7 @@ fn manifest(
         .collect();
     let mut outputs = Vec::new();
     // The manifest and the SBOM (derived from the manifest) cannot list themselves.
-    for f in FILES
+    for f in files(r.disk().is_some())
         .iter()
         .filter(|f| **f != "manifest.json" && **f != crate::image::sbom::FILE)
     {
@@ -140,6 +189,7 @@ fn manifest(
         "outputs": outputs,
         "firmware": scst.as_ref().map(|s| s.firmware.clone()).unwrap_or_default(),
         "scst": scst,
+        "disk": r.raw.outputs.disk,
     }))
 }
 
@@ -153,7 +203,7 @@ pub fn up_to_date(out: &Path, key: &str) -> bool {
             return Ok(false);
         }
         let sums = ufs::read_to_string(&out.join("SHA256SUMS"))?;
-        let mut seen = 0;
+        let mut seen = Vec::new();
         for l in sums.lines() {
             let Some((sha, file)) = l.split_once("  ") else {
                 return Ok(false);
@@ -161,9 +211,11 @@ pub fn up_to_date(out: &Path, key: &str) -> bool {
             if sha256_file(&out.join(file))? != sha {
                 return Ok(false);
             }
-            seen += 1;
+            seen.push(file.to_string());
         }
-        Ok(seen == FILES.len())
+        // The disk image is listed only when the manifest says the recipe asked for one.
+        let want = files(!m["disk"].is_null());
+        Ok(seen == want)
     };
     check().unwrap_or(false)
 }

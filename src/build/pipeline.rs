@@ -369,6 +369,9 @@ fn compute_keys(ctx: &Ctx) -> Result<Keys> {
 
     let mut ob = KeyBuilder::new(OUTPUTS_STAGE);
     ob.add_str("rootfs", &rootfs).add_str("cmdline", &k.cmdline);
+    if let Some(d) = &r.raw.outputs.disk {
+        ob.add_str("disk", &format!("{} {}", d.size, d.boot_tries));
+    }
     for i in &ctx.inputs {
         ob.add_str("input", &format!("{} {} {}", i.name, i.origin, i.sha256));
     }

@@ -31,7 +31,14 @@ pub enum BootMode {
     /// The firmware's iPXE fetches boot.ipxe, then the kernel and initramfs, over TFTP
     /// from the output directory (QEMU's built-in server): the PXE path, for real.
     Pxe,
+    /// OVMF (UEFI) boots a throw-away copy (snapshot) of `disk.img` through
+    /// systemd-boot: the USB stick / SATA DOM path.
+    Uefi,
 }
+
+/// OVMF's code (read-only) and the template of its variable store (copied per run).
+pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -74,7 +81,11 @@ fn cmdline(out: &Path, extra: &[String]) -> Result<String> {
 }
 
 fn qemu(opts: &RunOptions, accel: Accel) -> Result<Cmd> {
-    for f in ["vmlinuz", "initramfs.cpio.zst", "manifest.json"] {
+    let needed: &[&str] = match opts.boot {
+        BootMode::Uefi => &["manifest.json"],
+        _ => &["vmlinuz", "initramfs.cpio.zst", "manifest.json"],
+    };
+    for f in needed {
         if !opts.out.join(f).is_file() {
             bail!("{} has no {f}: is it a sanforge output directory? (build one with `sanforge build`)", opts.out.display());
         }
@@ -119,6 +130,40 @@ fn qemu(opts: &RunOptions, accel: Accel) -> Result<Cmd> {
                 })?;
             net.push_str(&format!(",tftp={dir},bootfile=boot.ipxe"));
             c = c.args(["-boot", "n"]);
+        }
+        BootMode::Uefi => {
+            if !opts.extra_cmdline.is_empty() {
+                bail!("--append does not apply to --boot uefi: the command line comes from the disk's boot loader entries");
+            }
+            let disk = opts.out.join(super::outputs::DISK_FILE);
+            if !disk.is_file() {
+                bail!("{} has no {}: add `disk = {{ size = \"256MiB\" }}` to the recipe's [outputs] and rebuild", opts.out.display(), super::outputs::DISK_FILE);
+            }
+            for f in [OVMF_CODE, OVMF_VARS] {
+                if !Path::new(f).is_file() {
+                    bail!("{f} not found: UEFI boot needs OVMF (Debian package `ovmf`)");
+                }
+            }
+            let state = state_dir(&opts.out);
+            ufs::create_dir_all(&state)?;
+            let vars = state.join("OVMF_VARS.fd");
+            ufs::copy(Path::new(OVMF_VARS), &vars)?;
+            c = c
+                .args(["-machine", "q35"])
+                .arg("-drive")
+                .arg(format!(
+                    "if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"
+                ))
+                .arg("-drive")
+                .arg(format!(
+                    "if=pflash,format=raw,unit=1,file={}",
+                    vars.display()
+                ))
+                .arg("-drive")
+                .arg(format!(
+                    "file={},if=virtio,format=raw,snapshot=on",
+                    disk.display()
+                ));
         }
     }
     c = c
@@ -232,6 +277,8 @@ fn boot_background(opts: &RunOptions, accel: Accel) -> Result<()> {
         if accel == Accel::Kvm
             && started.elapsed() > kvm_deadline
             && !seen.contains("Linux version")
+            // Under UEFI, the firmware's boot manager speaks first.
+            && !(opts.boot == BootMode::Uefi && seen.contains("BdsDxe"))
         {
             stop(&opts.out).ok();
             bail!(

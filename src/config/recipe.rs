@@ -185,12 +185,33 @@ pub struct OutputsSpec {
     /// zstd level for the initramfs (1..=19).
     #[serde(default = "default_zstd_level")]
     pub zstd_level: i32,
+    /// A raw GPT disk image (`disk.img`) with A/B slots; needs the source
+    /// `systemd-boot` (systemd-bootx64.efi) in `[sources]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<DiskOutputSpec>,
 }
+
+/// `[outputs] disk = { size = "256MiB", boot-tries = 3 }`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DiskOutputSpec {
+    pub size: String,
+    #[serde(default = "default_boot_tries")]
+    pub boot_tries: u32,
+}
+
+fn default_boot_tries() -> u32 {
+    3
+}
+
+/// The source that provides systemd-boot's EFI binary for the disk image.
+pub const SYSTEMD_BOOT_SOURCE: &str = "systemd-boot";
 
 impl Default for OutputsSpec {
     fn default() -> Self {
         OutputsSpec {
             zstd_level: default_zstd_level(),
+            disk: None,
         }
     }
 }
@@ -378,6 +399,18 @@ impl Recipe {
                 format!("zstd-level {}: expected 1 to 19", raw.outputs.zstd_level),
             ));
         }
+        if let Some(d) = &raw.outputs.disk {
+            crate::image::disk::parse_size(&d.size).map_err(|m| err("disk", m))?;
+            if d.boot_tries > 9 {
+                return Err(err(
+                    "disk",
+                    format!("boot-tries {}: expected 0 to 9", d.boot_tries),
+                ));
+            }
+            if !sources.contains_key(SYSTEMD_BOOT_SOURCE) {
+                return Err(err("disk", format!("the disk output needs systemd-boot: add a source `{SYSTEMD_BOOT_SOURCE}` to [sources], e.g. {{ debian = \"systemd-boot-efi\", version = \"…\", member = \"usr/lib/systemd/boot/efi/systemd-bootx64.efi\" }}")));
+            }
+        }
         for (name, version) in &raw.userland.packages {
             if version.is_empty() {
                 return Err(err(
@@ -399,6 +432,15 @@ impl Recipe {
             scst,
             text: text.to_string(),
             raw,
+        })
+    }
+
+    /// The validated `[outputs] disk` table, if the recipe asks for a disk image.
+    pub fn disk(&self) -> Option<crate::image::disk::DiskSpec> {
+        let d = self.raw.outputs.disk.as_ref()?;
+        Some(crate::image::disk::DiskSpec {
+            size: crate::image::disk::parse_size(&d.size).ok()?,
+            boot_tries: d.boot_tries,
         })
     }
 

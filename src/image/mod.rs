@@ -3,6 +3,7 @@
 //! signatures and the SBOM.
 
 pub mod cpio;
+pub mod disk;
 pub mod elf;
 pub mod pxe;
 pub mod sbom;

@@ -15,6 +15,7 @@
 
 pub mod ha;
 pub mod modules;
+pub mod persist;
 pub mod scst;
 pub mod supervisor;
 
@@ -103,6 +104,11 @@ pub const BOOT: &[Step] = &[
         name: "config",
         policy: Policy::Fatal,
         run: load_config,
+    },
+    Step {
+        name: "persist",
+        policy: Policy::Warn,
+        run: persist::persist,
     },
     Step {
         name: "hostname",
@@ -223,6 +229,9 @@ impl<'a> Init<'a> {
             }
         }
         self.print_state();
+        if self.degraded.is_none() && self.targets_ok {
+            persist::bless_after_ready(self);
+        }
     }
 
     pub fn print_state(&mut self) {

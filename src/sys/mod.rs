@@ -220,6 +220,17 @@ pub trait Sys {
     /// Writes the magic `V` and closes the watchdog, disarming it (unless the driver
     /// was built with nowayout); no-op when none is open.
     fn watchdog_close(&mut self) -> SysResult<()>;
+    /// Up to `len` bytes from the start of a file or block device (a boot sector).
+    fn read_head(&mut self, path: &Path, len: usize) -> SysResult<Vec<u8>>;
+    /// Creates or truncates `path`, writes `data` and fsyncs it.
+    fn write_durable(&mut self, path: &Path, data: &[u8]) -> SysResult<()>;
+    /// Copies a regular file and fsyncs the copy.
+    fn copy_file(&mut self, from: &Path, to: &Path) -> SysResult<()>;
+    /// `rename(2)`: atomic replacement within one file system.
+    fn rename(&mut self, from: &Path, to: &Path) -> SysResult<()>;
+    fn remove_file(&mut self, path: &Path) -> SysResult<()>;
+    /// fsync(2) on a directory: makes renames and removals in it durable.
+    fn fsync_dir(&mut self, path: &Path) -> SysResult<()>;
 }
 
 /// One recorded call of [`FakeSys`]; `Display` is the stable one-line form that
@@ -254,6 +265,11 @@ pub enum Op {
     WatchdogOpen(String),
     WatchdogPet,
     WatchdogClose,
+    WriteDurable(String, usize),
+    Copy(String, String),
+    Rename(String, String),
+    Remove(String),
+    FsyncDir(String),
 }
 
 impl fmt::Display for Op {
@@ -294,6 +310,11 @@ impl fmt::Display for Op {
             Op::WatchdogOpen(d) => write!(f, "watchdog_open {d}"),
             Op::WatchdogPet => write!(f, "watchdog_pet"),
             Op::WatchdogClose => write!(f, "watchdog_close V"),
+            Op::WriteDurable(p, n) => write!(f, "write_durable {p} ({n} bytes)"),
+            Op::Copy(a, b) => write!(f, "copy {a} {b}"),
+            Op::Rename(a, b) => write!(f, "rename {a} {b}"),
+            Op::Remove(p) => write!(f, "remove {p}"),
+            Op::FsyncDir(p) => write!(f, "fsync {p}"),
         }
     }
 }
@@ -523,6 +544,47 @@ impl Sys for FakeSys {
         self.watchdog_open = false;
         self.record(Op::WatchdogClose, "watchdog", "close")
     }
+    fn read_head(&mut self, path: &Path, len: usize) -> SysResult<Vec<u8>> {
+        read_head(&self.root.join(path), len).map_err(|e| SysError::new("read", path.display(), e))
+    }
+    fn write_durable(&mut self, path: &Path, data: &[u8]) -> SysResult<()> {
+        self.record(
+            Op::WriteDurable(show(path), data.len()),
+            path.display(),
+            "write",
+        )?;
+        std::fs::write(self.root.join(path), data)
+            .map_err(|e| SysError::new("write", path.display(), e))
+    }
+    fn copy_file(&mut self, from: &Path, to: &Path) -> SysResult<()> {
+        self.record(Op::Copy(show(from), show(to)), to.display(), "copy to")?;
+        std::fs::copy(self.root.join(from), self.root.join(to))
+            .map(|_| ())
+            .map_err(|e| SysError::new("copy to", to.display(), e))
+    }
+    fn rename(&mut self, from: &Path, to: &Path) -> SysResult<()> {
+        self.record(Op::Rename(show(from), show(to)), from.display(), "rename")?;
+        std::fs::rename(self.root.join(from), self.root.join(to))
+            .map_err(|e| SysError::new("rename", from.display(), e))
+    }
+    fn remove_file(&mut self, path: &Path) -> SysResult<()> {
+        self.record(Op::Remove(show(path)), path.display(), "remove")?;
+        std::fs::remove_file(self.root.join(path))
+            .map_err(|e| SysError::new("remove", path.display(), e))
+    }
+    fn fsync_dir(&mut self, path: &Path) -> SysResult<()> {
+        self.record(Op::FsyncDir(show(path)), path.display(), "fsync")
+    }
+}
+
+/// Up to `len` bytes from the start of `p`.
+pub(crate) fn read_head(p: &Path, len: usize) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = Vec::with_capacity(len);
+    std::fs::File::open(p)?
+        .take(len as u64)
+        .read_to_end(&mut buf)?;
+    Ok(buf)
 }
 
 fn list_dir(dir: &Path) -> io::Result<Vec<String>> {

@@ -527,4 +527,41 @@ impl Sys for RealSys {
         f.write_all(b"V")
             .map_err(|e| SysError::new("close", "watchdog", e))
     }
+
+    fn read_head(&mut self, path: &Path, len: usize) -> SysResult<Vec<u8>> {
+        super::read_head(&self.root.join(path), len)
+            .map_err(|e| SysError::new("read", path.display(), e))
+    }
+
+    fn write_durable(&mut self, path: &Path, data: &[u8]) -> SysResult<()> {
+        let err = |e| SysError::new("write", path.display(), e);
+        let mut f = std::fs::File::create(self.root.join(path)).map_err(err)?;
+        f.write_all(data).map_err(err)?;
+        f.sync_all().map_err(err)
+    }
+
+    fn copy_file(&mut self, from: &Path, to: &Path) -> SysResult<()> {
+        let err = |e| SysError::new("copy to", to.display(), e);
+        let mut src = std::fs::File::open(self.root.join(from))
+            .map_err(|e| SysError::new("open", from.display(), e))?;
+        let mut dst = std::fs::File::create(self.root.join(to)).map_err(err)?;
+        std::io::copy(&mut src, &mut dst).map_err(err)?;
+        dst.sync_all().map_err(err)
+    }
+
+    fn rename(&mut self, from: &Path, to: &Path) -> SysResult<()> {
+        std::fs::rename(self.root.join(from), self.root.join(to))
+            .map_err(|e| SysError::new("rename", from.display(), e))
+    }
+
+    fn remove_file(&mut self, path: &Path) -> SysResult<()> {
+        std::fs::remove_file(self.root.join(path))
+            .map_err(|e| SysError::new("remove", path.display(), e))
+    }
+
+    fn fsync_dir(&mut self, path: &Path) -> SysResult<()> {
+        std::fs::File::open(self.root.join(path))
+            .and_then(|d| d.sync_all())
+            .map_err(|e| SysError::new("fsync", path.display(), e))
+    }
 }

@@ -1,0 +1,526 @@
+//! The raw disk image (`disk.img`) for USB sticks and SATA DOMs: a GPT with an EFI
+//! system partition and a small persistent config partition.
+//!
+//! The ESP holds systemd-boot (`EFI/BOOT/BOOTX64.EFI`), `loader/loader.conf`, two
+//! slots (`sanforge/a/` and `sanforge/b/`, each a kernel + initramfs pair) and a boot
+//! loader entry that uses systemd-boot's boot counting (`sanforge-a+3.conf`: three
+//! tries left; the init blesses it by renaming it to `sanforge-a.conf` once the node is
+//! ready). The config partition is an empty FAT file system that the init mounts and
+//! where `sanforge-init config-set` commits node.toml overrides.
+//!
+//! The GPT is written here (protective MBR, primary and backup headers, CRC32); its
+//! disk and partition GUIDs are derived from the recipe name, so the same recipe always
+//! gives the same GUIDs. The FAT file systems come from `mkfs.vfat --invariant` with a
+//! derived volume id and `mcopy -m` over a staging tree whose mtimes are all
+//! SOURCE_DATE_EPOCH: the same inputs give a byte-identical image.
+//!
+//! Reads: the kernel, the initramfs, systemd-bootx64.efi and the recipe's disk spec.
+
+use crate::util::cmd::{Cmd, Log};
+use crate::util::fs as ufs;
+use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
+use std::io::{Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+pub const SECTOR: u64 = 512;
+pub const MIB: u64 = 1 << 20;
+/// FAT volume labels (at most 11 characters) the init looks for.
+pub const ESP_LABEL: &str = "SANFORGEESP";
+pub const CONFIG_LABEL: &str = "SANFORGECFG";
+/// GPT partition names.
+pub const ESP_NAME: &str = "SANFORGE-ESP";
+pub const CONFIG_NAME: &str = "SANFORGE-CFG";
+/// Size of the persistent config partition.
+pub const CONFIG_MIB: u64 = 16;
+/// EFI system partition type.
+pub const ESP_TYPE: &str = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B";
+/// Microsoft basic data (a FAT data partition).
+pub const DATA_TYPE: &str = "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7";
+/// The slots of the ESP.
+pub const SLOTS: [char; 2] = ['a', 'b'];
+const ENTRIES: u64 = 128;
+const ENTRY_SIZE: u64 = 128;
+/// Sectors taken by the partition entry array (128 × 128 bytes).
+const ENTRY_SECTORS: u64 = ENTRIES * ENTRY_SIZE / SECTOR;
+
+/// `[outputs] disk = { size = "256MiB", boot-tries = 3 }`, validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskSpec {
+    /// Bytes, a multiple of 1 MiB.
+    pub size: u64,
+    /// Tries a fresh entry gets before systemd-boot falls back (0: no boot counting).
+    pub boot_tries: u32,
+}
+
+/// Everything the image is made of.
+#[derive(Debug, Clone)]
+pub struct DiskInput {
+    pub recipe: String,
+    pub cmdline: String,
+    pub source_date_epoch: u64,
+    pub vmlinuz: PathBuf,
+    pub initramfs: PathBuf,
+    /// systemd-bootx64.efi.
+    pub bootloader: PathBuf,
+    pub spec: DiskSpec,
+}
+
+/// Parses `256MiB`, `1GiB`, `64M` (binary units; a bare number is MiB).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| {
+        format!("disk size `{s}`: expected a number of MiB or GiB, e.g. \"256MiB\"")
+    })?;
+    let mult = match unit.trim() {
+        "" | "M" | "MiB" => MIB,
+        "G" | "GiB" => 1024 * MIB,
+        u => {
+            return Err(format!(
+                "disk size `{s}`: unknown unit `{u}` (expected MiB or GiB)"
+            ))
+        }
+    };
+    n.checked_mul(mult)
+        .filter(|b| *b > 0)
+        .ok_or_else(|| format!("disk size `{s}`: out of range"))
+}
+
+/// A GUID in its on-disk (mixed-endian) byte order.
+pub type Guid = [u8; 16];
+
+/// A fixed GUID derived from the recipe name and a role (`disk`, `esp`, `config`),
+/// marked as a version 4 / RFC 4122 variant GUID.
+pub fn derived_guid(recipe: &str, role: &str) -> Guid {
+    let h = Sha256::new()
+        .chain_update(b"sanforge-disk\0")
+        .chain_update(recipe.as_bytes())
+        .chain_update(b"\0outputs.disk\0")
+        .chain_update(role.as_bytes())
+        .finalize();
+    let mut g = [0u8; 16];
+    g.copy_from_slice(&h[..16]);
+    g[7] = (g[7] & 0x0f) | 0x40;
+    g[8] = (g[8] & 0x3f) | 0x80;
+    g
+}
+
+/// The usual text form (`C12A7328-F81F-11D2-…`, upper case, as sfdisk prints it).
+pub fn guid_string(g: &Guid) -> String {
+    format!(
+        "{:02X}{:02X}{:02X}{:02X}-{:02X}{:02X}-{:02X}{:02X}-{:02X}{:02X}-{:02X}{:02X}{:02X}{:02X}{:02X}{:02X}",
+        g[3], g[2], g[1], g[0], g[5], g[4], g[7], g[6], g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]
+    )
+}
+
+/// The inverse of [`guid_string`].
+pub fn guid_from_str(s: &str) -> Option<Guid> {
+    let hex: String = s.chars().filter(|c| *c != '-').collect();
+    let b = hex::decode(hex).ok()?;
+    if b.len() != 16 {
+        return None;
+    }
+    let mut g = [0u8; 16];
+    let order = [3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15];
+    for (i, o) in order.iter().enumerate() {
+        g[*o] = b[i];
+    }
+    Some(g)
+}
+
+/// The FAT volume id derived like the GUIDs.
+pub fn volume_id(recipe: &str, role: &str) -> u32 {
+    let g = derived_guid(recipe, &format!("volume-{role}"));
+    u32::from_le_bytes([g[0], g[1], g[2], g[3]])
+}
+
+/// CRC-32 (IEEE 802.3, as GPT uses it).
+pub fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for b in data {
+        crc ^= u32::from(*b);
+        for _ in 0..8 {
+            let mask = (crc & 1).wrapping_neg();
+            crc = (crc >> 1) ^ (0xedb8_8320 & mask);
+        }
+    }
+    !crc
+}
+
+/// One partition of the GPT (LBAs inclusive).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Partition {
+    pub type_guid: Guid,
+    pub guid: Guid,
+    pub first_lba: u64,
+    pub last_lba: u64,
+    pub name: String,
+}
+
+/// The GPT structures: `primary` goes at LBA 0 (protective MBR, header, entries),
+/// `backup` ends at the last LBA (entries, then the backup header).
+pub struct Gpt {
+    pub primary: Vec<u8>,
+    pub backup: Vec<u8>,
+}
+
+pub fn gpt(disk_sectors: u64, disk_guid: &Guid, parts: &[Partition]) -> Gpt {
+    let last = disk_sectors - 1;
+    let mut entries = vec![0u8; (ENTRIES * ENTRY_SIZE) as usize];
+    for (i, p) in parts.iter().enumerate() {
+        let e = &mut entries[i * ENTRY_SIZE as usize..(i + 1) * ENTRY_SIZE as usize];
+        e[0..16].copy_from_slice(&p.type_guid);
+        e[16..32].copy_from_slice(&p.guid);
+        e[32..40].copy_from_slice(&p.first_lba.to_le_bytes());
+        e[40..48].copy_from_slice(&p.last_lba.to_le_bytes());
+        for (j, u) in p.name.encode_utf16().take(36).enumerate() {
+            e[56 + 2 * j..58 + 2 * j].copy_from_slice(&u.to_le_bytes());
+        }
+    }
+    let entries_crc = crc32(&entries);
+    let header = |my_lba: u64, alt_lba: u64, entries_lba: u64| {
+        let mut h = vec![0u8; SECTOR as usize];
+        h[0..8].copy_from_slice(b"EFI PART");
+        h[8..12].copy_from_slice(&0x0001_0000u32.to_le_bytes());
+        h[12..16].copy_from_slice(&92u32.to_le_bytes());
+        h[24..32].copy_from_slice(&my_lba.to_le_bytes());
+        h[32..40].copy_from_slice(&alt_lba.to_le_bytes());
+        h[40..48].copy_from_slice(&(2 + ENTRY_SECTORS).to_le_bytes());
+        h[48..56].copy_from_slice(&(last - 1 - ENTRY_SECTORS).to_le_bytes());
+        h[56..72].copy_from_slice(disk_guid);
+        h[72..80].copy_from_slice(&entries_lba.to_le_bytes());
+        h[80..84].copy_from_slice(&(ENTRIES as u32).to_le_bytes());
+        h[84..88].copy_from_slice(&(ENTRY_SIZE as u32).to_le_bytes());
+        h[88..92].copy_from_slice(&entries_crc.to_le_bytes());
+        let crc = crc32(&h[..92]);
+        h[16..20].copy_from_slice(&crc.to_le_bytes());
+        h
+    };
+    let mut mbr = vec![0u8; SECTOR as usize];
+    let pe = &mut mbr[446..462];
+    pe[1..4].copy_from_slice(&[0x00, 0x02, 0x00]);
+    pe[4] = 0xee;
+    pe[5..8].copy_from_slice(&[0xff, 0xff, 0xff]);
+    pe[8..12].copy_from_slice(&1u32.to_le_bytes());
+    let size = u32::try_from(disk_sectors - 1).unwrap_or(u32::MAX);
+    pe[12..16].copy_from_slice(&size.to_le_bytes());
+    mbr[510] = 0x55;
+    mbr[511] = 0xaa;
+    let mut primary = mbr;
+    primary.extend(header(1, last, 2));
+    primary.extend(&entries);
+    let mut backup = entries;
+    backup.extend(header(last, 1, last - ENTRY_SECTORS));
+    Gpt { primary, backup }
+}
+
+/// Name of a boot loader entry file: `sanforge-a+3.conf`, or `sanforge-a.conf` (a
+/// blessed entry, or boot counting disabled) when `tries` is 0.
+pub fn entry_file(slot: char, tries: u32) -> String {
+    if tries == 0 {
+        format!("sanforge-{slot}.conf")
+    } else {
+        format!("sanforge-{slot}+{tries}.conf")
+    }
+}
+
+/// `loader/loader.conf`: no menu, the best `sanforge-*` entry. systemd-boot sorts
+/// entries whose tries are used up last and newer `version`s first, so an updated slot
+/// is preferred until it fails its tries, then the other slot boots again.
+pub fn loader_conf() -> String {
+    "timeout 0\ndefault sanforge-*\neditor no\n".to_string()
+}
+
+/// A boot loader entry for `slot`; `version` orders the slots (newest first).
+pub fn entry(recipe: &str, slot: char, version: u64, cmdline: &str) -> String {
+    format!(
+        "title sanforge {recipe} (slot {slot})\nsort-key sanforge\nversion {version}\nlinux /sanforge/{slot}/vmlinuz\ninitrd /sanforge/{slot}/initramfs.cpio.zst\noptions {cmdline} sanforge.slot={slot}\n"
+    )
+}
+
+/// The partition layout of a disk of `size` bytes: the ESP from 1 MiB up to the
+/// config partition, which ends 1 MiB before the end (room for the backup GPT).
+pub fn layout(recipe: &str, size: u64) -> Result<(Guid, Vec<Partition>)> {
+    let min = (CONFIG_MIB + 4) * MIB;
+    if !size.is_multiple_of(MIB) || size < min {
+        bail!(
+            "disk size {size} bytes: expected a multiple of 1 MiB of at least {} MiB",
+            min / MIB
+        );
+    }
+    let s = |bytes: u64| bytes / SECTOR;
+    let cfg_first = s(size - MIB - CONFIG_MIB * MIB);
+    let parts = vec![
+        Partition {
+            type_guid: guid_from_str(ESP_TYPE).unwrap_or_default(),
+            guid: derived_guid(recipe, "esp"),
+            first_lba: s(MIB),
+            last_lba: cfg_first - 1,
+            name: ESP_NAME.to_string(),
+        },
+        Partition {
+            type_guid: guid_from_str(DATA_TYPE).unwrap_or_default(),
+            guid: derived_guid(recipe, "config"),
+            first_lba: cfg_first,
+            last_lba: s(size - MIB) - 1,
+            name: CONFIG_NAME.to_string(),
+        },
+    ];
+    Ok((derived_guid(recipe, "disk"), parts))
+}
+
+/// The smallest disk (in MiB) that holds the ESP content `esp_bytes` (both slots,
+/// the boot loader) plus FAT overhead, the config partition and the GPTs.
+pub fn needed_mib(esp_bytes: u64) -> u64 {
+    let esp = esp_bytes + esp_bytes / 20 + 2 * MIB;
+    esp.div_ceil(MIB) + CONFIG_MIB + 2
+}
+
+fn file_size(p: &Path) -> Result<u64> {
+    Ok(std::fs::metadata(p)
+        .with_context(|| format!("cannot stat {}", p.display()))?
+        .len())
+}
+
+fn round4k(n: u64) -> u64 {
+    n.div_ceil(4096) * 4096
+}
+
+/// Sets the mtime of every file and directory under `dir` (and `dir`) to `epoch`.
+fn clamp_mtimes(dir: &Path, epoch: u64) -> Result<()> {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch);
+    let mut stack = vec![dir.to_path_buf()];
+    let mut all = Vec::new();
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).with_context(|| format!("cannot list {}", d.display()))? {
+            let p = e
+                .with_context(|| format!("cannot list {}", d.display()))?
+                .path();
+            if p.is_dir() {
+                stack.push(p.clone());
+            }
+            all.push(p);
+        }
+        all.push(d);
+    }
+    for p in all {
+        std::fs::File::open(&p)
+            .and_then(|f| f.set_modified(t))
+            .with_context(|| format!("cannot set the mtime of {}", p.display()))?;
+    }
+    Ok(())
+}
+
+/// Stages the ESP content: boot loader, loader.conf, entry for slot A, both slots.
+fn stage_esp(input: &DiskInput, dir: &Path) -> Result<()> {
+    ufs::create_dir_all(&dir.join("EFI/BOOT"))?;
+    ufs::create_dir_all(&dir.join("loader/entries"))?;
+    ufs::copy(&input.bootloader, &dir.join("EFI/BOOT/BOOTX64.EFI"))?;
+    ufs::write(&dir.join("loader/loader.conf"), loader_conf())?;
+    ufs::write(
+        &dir.join("loader/entries")
+            .join(entry_file('a', input.spec.boot_tries)),
+        entry(&input.recipe, 'a', 1, &input.cmdline),
+    )?;
+    for slot in SLOTS {
+        let d = dir.join("sanforge").join(slot.to_string());
+        ufs::create_dir_all(&d)?;
+        ufs::copy(&input.vmlinuz, &d.join("vmlinuz"))?;
+        ufs::copy(&input.initramfs, &d.join("initramfs.cpio.zst"))?;
+    }
+    clamp_mtimes(dir, input.source_date_epoch)
+}
+
+/// Makes a FAT file system image of `bytes` at `img`, filled with the top-level
+/// entries of `content` (if any).
+fn make_fat(
+    img: &Path,
+    bytes: u64,
+    label: &str,
+    volid: u32,
+    hidden_sectors: u64,
+    content: Option<&Path>,
+    log: &Log,
+) -> Result<()> {
+    let f =
+        std::fs::File::create(img).with_context(|| format!("cannot create {}", img.display()))?;
+    f.set_len(bytes)
+        .with_context(|| format!("cannot resize {}", img.display()))?;
+    drop(f);
+    let mut mkfs = Cmd::new("mkfs.vfat")
+        .arg("--invariant")
+        .arg("-i")
+        .arg(format!("{volid:08x}"))
+        .arg("-n")
+        .arg(label)
+        .arg("-h")
+        .arg(hidden_sectors.to_string());
+    if bytes >= 64 * MIB {
+        mkfs = mkfs.arg("-F").arg("32");
+    }
+    mkfs.arg(img).run(log)?;
+    if let Some(dir) = content {
+        let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+            .with_context(|| format!("cannot list {}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        names.sort();
+        Cmd::new("mcopy")
+            .env("MTOOLS_SKIP_CHECK", "1")
+            .env("TZ", "UTC")
+            .arg("-i")
+            .arg(img)
+            .args(["-s", "-m", "-Q"])
+            .args(&names)
+            .arg("::/")
+            .run(log)
+            .with_context(|| format!("cannot copy files into {}", img.display()))?;
+    }
+    Ok(())
+}
+
+fn write_at(f: &mut std::fs::File, path: &Path, offset: u64, data: &[u8]) -> Result<()> {
+    f.seek(SeekFrom::Start(offset))
+        .and_then(|_| f.write_all(data))
+        .with_context(|| format!("cannot write {} at offset {offset}", path.display()))
+}
+
+fn copy_into(f: &mut std::fs::File, path: &Path, offset: u64, part: &Path) -> Result<()> {
+    let mut src =
+        std::fs::File::open(part).with_context(|| format!("cannot open {}", part.display()))?;
+    f.seek(SeekFrom::Start(offset))
+        .with_context(|| format!("cannot seek in {}", path.display()))?;
+    std::io::copy(&mut src, f)
+        .with_context(|| format!("cannot copy {} into {}", part.display(), path.display()))?;
+    Ok(())
+}
+
+/// Writes `out` (disk.img), using `work` as scratch space.
+pub fn build(input: &DiskInput, out: &Path, work: &Path, log: &Log) -> Result<()> {
+    let content = 2 * (round4k(file_size(&input.vmlinuz)?) + round4k(file_size(&input.initramfs)?))
+        + round4k(file_size(&input.bootloader)?)
+        + 64 * 1024;
+    let needed = needed_mib(content);
+    if input.spec.size < needed * MIB {
+        bail!(
+            "disk size {} MiB is too small for two slots of this build: at least {needed} MiB are needed (set `[outputs] disk = {{ size = \"{needed}MiB\" }}` or more)",
+            input.spec.size / MIB
+        );
+    }
+    let (disk_guid, parts) = layout(&input.recipe, input.spec.size)?;
+    ufs::create_dir_all(work)?;
+    let esp_dir = work.join("esp");
+    ufs::remove_dir_all(&esp_dir)?;
+    stage_esp(input, &esp_dir)?;
+    let bytes = |p: &Partition| (p.last_lba - p.first_lba + 1) * SECTOR;
+    let esp_img = work.join("esp.img");
+    let cfg_img = work.join("config.img");
+    make_fat(
+        &esp_img,
+        bytes(&parts[0]),
+        ESP_LABEL,
+        volume_id(&input.recipe, "esp"),
+        parts[0].first_lba,
+        Some(&esp_dir),
+        log,
+    )?;
+    make_fat(
+        &cfg_img,
+        bytes(&parts[1]),
+        CONFIG_LABEL,
+        volume_id(&input.recipe, "config"),
+        parts[1].first_lba,
+        None,
+        log,
+    )?;
+    let sectors = input.spec.size / SECTOR;
+    let g = gpt(sectors, &disk_guid, &parts);
+    let tmp = out.with_extension("img.partial");
+    let mut f =
+        std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    f.set_len(input.spec.size)
+        .with_context(|| format!("cannot resize {}", tmp.display()))?;
+    write_at(&mut f, &tmp, 0, &g.primary)?;
+    copy_into(&mut f, &tmp, parts[0].first_lba * SECTOR, &esp_img)?;
+    copy_into(&mut f, &tmp, parts[1].first_lba * SECTOR, &cfg_img)?;
+    write_at(
+        &mut f,
+        &tmp,
+        input.spec.size - g.backup.len() as u64,
+        &g.backup,
+    )?;
+    f.sync_all()
+        .with_context(|| format!("cannot sync {}", tmp.display()))?;
+    drop(f);
+    ufs::rename(&tmp, out)?;
+    log.line(&format!(
+        "disk.img: {} MiB, disk GUID {}, ESP {} MiB",
+        input.spec.size / MIB,
+        guid_string(&disk_guid),
+        bytes(&parts[0]) / MIB
+    ));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc32_known_value() {
+        assert_eq!(crc32(b"123456789"), 0xcbf4_3926);
+    }
+
+    #[test]
+    fn guid_text_roundtrip() {
+        let g = guid_from_str(ESP_TYPE).unwrap();
+        assert_eq!(g[0], 0x28);
+        assert_eq!(guid_string(&g), ESP_TYPE);
+        let d = derived_guid("storage-node", "disk");
+        assert_eq!(guid_from_str(&guid_string(&d)), Some(d));
+        assert_eq!(&guid_string(&d)[14..15], "4");
+        assert_ne!(d, derived_guid("storage-node", "esp"));
+        assert_ne!(d, derived_guid("other", "disk"));
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("256MiB"), Ok(256 * MIB));
+        assert_eq!(parse_size("1GiB"), Ok(1024 * MIB));
+        assert_eq!(parse_size("64"), Ok(64 * MIB));
+        assert!(parse_size("12kB").unwrap_err().contains("unknown unit"));
+        assert!(parse_size("0MiB").is_err());
+    }
+
+    #[test]
+    fn gpt_headers_check_out() {
+        let (dg, parts) = layout("t", 64 * MIB).unwrap();
+        let sectors = 64 * MIB / SECTOR;
+        let g = gpt(sectors, &dg, &parts);
+        assert_eq!(g.primary.len(), 34 * 512);
+        assert_eq!(&g.primary[510..512], &[0x55, 0xaa]);
+        let h = &g.primary[512..1024];
+        assert_eq!(&h[0..8], b"EFI PART");
+        let mut z = h[..92].to_vec();
+        z[16..20].fill(0);
+        assert_eq!(crc32(&z).to_le_bytes(), h[16..20]);
+        let bh = &g.backup[g.backup.len() - 512..];
+        assert_eq!(
+            u64::from_le_bytes(bh[24..32].try_into().unwrap()),
+            sectors - 1
+        );
+        assert_eq!(parts[0].first_lba, 2048);
+        assert_eq!(parts[1].last_lba, sectors - 2048 - 1);
+    }
+
+    #[test]
+    fn entry_names() {
+        assert_eq!(entry_file('a', 3), "sanforge-a+3.conf");
+        assert_eq!(entry_file('b', 0), "sanforge-b.conf");
+        assert!(
+            entry("r", 'b', 2, "console=ttyS0").contains("options console=ttyS0 sanforge.slot=b\n")
+        );
+    }
+}
