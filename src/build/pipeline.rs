@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 /// Bump when a stage's code changes what it produces, to invalidate old cache entries.
 const KERNEL_STAGE: &str = "kernel-v1";
-const MODULES_STAGE: &str = "modules-v2";
+const MODULES_STAGE: &str = "modules-v3";
 const USERLAND_STAGE: &str = "userland-v1";
 const ROOTFS_STAGE: &str = "rootfs-v1";
 const OUTPUTS_STAGE: &str = "outputs-v1";

@@ -361,6 +361,11 @@ pub fn build(ctx: &Ctx, kernel: &Path, dir: &Path, log: &Log) -> Result<()> {
             }
             cmd = cmd.arg("CONFIG_SCSI_QLA2XXX_TARGET=y");
         }
+        if comp == "iscsi-scst" {
+            // iscsi-scstd runs in an image whose userland may have no libc: link it
+            // statically (its Makefile appends LOCAL_LD_FLAGS to the link line).
+            cmd = cmd.arg("LOCAL_LD_FLAGS=-static");
+        }
         progress::step(&format!("modules: building SCST component {comp}"));
         with_env(cmd)
             .run(log)
@@ -368,6 +373,9 @@ pub fn build(ctx: &Ctx, kernel: &Path, dir: &Path, log: &Log) -> Result<()> {
         // The component's whole directory: qla2x00t-32gbit builds qla2xxx_scst.ko one
         // level above the qla2x00-target directory it is made from.
         let top = make_dir.split('/').next().unwrap_or(make_dir);
+        if comp == "iscsi-scst" {
+            install_iscsi_daemon(&tree, dir, log)?;
+        }
         let kos = firmware::find_modules(&tree.join(top))?;
         if kos.is_empty() {
             bail!("SCST component `{comp}` built no module (no .ko under {top}/)");
@@ -509,6 +517,32 @@ fn check_vermagic(
         None => format!("release {release}"),
     };
     bail!("SCST modules were built for another kernel: expected vermagic {expected}\n  {}\nis KDIR the kernel of this image?", bad.join("\n  "))
+}
+
+/// Installs iscsi-scstd and iscsi-scst-adm (built with the iscsi-scst component) into
+/// `root/usr/sbin`, after checking that they are static: the image may have no libc.
+fn install_iscsi_daemon(tree: &Path, dir: &Path, log: &Log) -> Result<()> {
+    let sbin = dir.join("root/usr/sbin");
+    for prog in ["iscsi-scstd", "iscsi-scst-adm"] {
+        let built = tree.join("iscsi-scst/usr").join(prog);
+        if !built.is_file() {
+            log.line(&format!("{} was not built: not installed", built.display()));
+            continue;
+        }
+        match crate::image::elf::needed(&built)? {
+            Some(info) if info.interpreter.is_none() && info.needed.is_empty() => {}
+            _ => bail!(
+                "{} is not statically linked (LOCAL_LD_FLAGS=-static was not honoured): the image has no libc for it",
+                built.display()
+            ),
+        }
+        ufs::create_dir_all(&sbin)?;
+        let dst = sbin.join(prog);
+        ufs::copy(&built, &dst)?;
+        Cmd::new("strip").arg(&dst).run(log)?;
+        progress::step(&format!("modules: installed /usr/sbin/{prog}"));
+    }
+    Ok(())
 }
 
 /// depmod over the kernel's modules and `extra/`, in a scratch root; the index files
