@@ -1,46 +1,11 @@
 //! Runs the built `sanforge-init --root DIR STEP` against temporary fake trees and
 //! checks the recorded syscalls and the files written into the tree.
 
-use std::path::Path;
+mod common;
+
+use common::initroot::{run, write};
+
 use std::process::Command;
-
-struct Run {
-    code: i32,
-    /// Console lines (prefix `sanforge-init: ` removed).
-    log: Vec<String>,
-    /// Recorded ops, in order.
-    ops: Vec<String>,
-    stderr: String,
-}
-
-fn run(dir: &Path, args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_sanforge-init"))
-        .arg("--root")
-        .arg(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let (mut log, mut ops) = (Vec::new(), Vec::new());
-    for l in stdout.lines() {
-        match l.strip_prefix("sanforge-init: ") {
-            Some(m) => log.push(m.to_string()),
-            None => ops.push(l.to_string()),
-        }
-    }
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        log,
-        ops,
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn write(dir: &Path, rel: &str, text: &str) {
-    let p = dir.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, text).unwrap();
-}
 
 const MODULES_DEP: &str = "\
 kernel/drivers/target/iscsi/iscsi_target_mod.ko: kernel/drivers/target/target_core_mod.ko kernel/lib/libcrc32c.ko kernel/crypto/crc32c_generic.ko

@@ -6,48 +6,13 @@
 
 mod common;
 
+use common::initroot::{run, write};
+
 use common::project::{text, Project};
 use sanforge::init::{ha, Init, Logger};
 use sanforge::sys::{ExitStatus, FakeSys, RebootCmd};
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-struct Run {
-    code: i32,
-    log: Vec<String>,
-    ops: Vec<String>,
-    stderr: String,
-}
-
-fn run(dir: &Path, args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_sanforge-init"))
-        .arg("--root")
-        .arg(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let (mut log, mut ops) = (Vec::new(), Vec::new());
-    for l in stdout.lines() {
-        match l.strip_prefix("sanforge-init: ") {
-            Some(m) => log.push(m.to_string()),
-            None => ops.push(l.to_string()),
-        }
-    }
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        log,
-        ops,
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn write(dir: &Path, rel: &str, text: &str) {
-    let p = dir.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, text).unwrap();
-}
 
 fn pos(ops: &[String], prefix: &str) -> usize {
     ops.iter()

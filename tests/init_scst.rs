@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::initroot::{run, write};
+
 use sanforge::init::{Init, Logger};
 use sanforge::scsi::scst::{self, catalog, diff_plan, parse, plan, ScstConf, SysfsWrite};
 use sanforge::sys::{FakeSys, RebootCmd};
@@ -24,12 +26,6 @@ fn fixtures() -> Vec<PathBuf> {
     v.sort();
     assert!(v.len() >= 4, "fixtures missing in {}", dir.display());
     v
-}
-
-fn write(dir: &Path, rel: &str, text: &str) {
-    let p = dir.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, text).unwrap();
 }
 
 const NODE: &str = r#"hostname = "scst1"
@@ -297,36 +293,6 @@ fn shutdown_disables_the_ports_before_stopping_services() {
     assert!(on < off && off < term, "{ops:?}");
     // The daemon is supervised like any service: it gets the TERM too.
     assert_eq!(ops.iter().filter(|o| o.ends_with(" TERM")).count(), 2);
-}
-
-struct Run {
-    code: i32,
-    log: Vec<String>,
-    ops: Vec<String>,
-    stderr: String,
-}
-
-fn run(dir: &Path, args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_sanforge-init"))
-        .arg("--root")
-        .arg(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let (mut log, mut ops) = (Vec::new(), Vec::new());
-    for l in stdout.lines() {
-        match l.strip_prefix("sanforge-init: ") {
-            Some(m) => log.push(m.to_string()),
-            None => ops.push(l.to_string()),
-        }
-    }
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        log,
-        ops,
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
 }
 
 #[test]

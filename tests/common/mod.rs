@@ -2,4 +2,5 @@
 #![allow(dead_code)]
 
 pub mod httpd;
+pub mod initroot;
 pub mod project;
