@@ -107,7 +107,7 @@ fn every_fixture_boots_with_the_plan_in_order_and_enables_last() {
         let name = f.display();
         assert_eq!(log.last().unwrap(), "ready", "{name}: {log:?}");
         let want = plan(&conf);
-        assert_eq!(scst_writes(&ops), want, "{name}");
+        assert_eq!(scst_writes(&ops), want, "{name}: {log:?}");
         // The enables come after everything else, and after the services started.
         let first_enable = want.iter().position(SysfsWrite::is_enable).unwrap();
         assert!(want[first_enable..].iter().all(SysfsWrite::is_enable));

@@ -114,17 +114,26 @@ pub fn lock(sys: &dyn Sys) -> Result<WriterLock> {
         .truncate(false)
         .open(&p)
         .with_context(|| format!("cannot open {LOCK}"))?;
-    match f.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let holder = std::fs::read_to_string(&p).unwrap_or_default();
-            bail!(
-                "another SCST apply is running (lock {LOCK} held by pid {})",
-                holder.trim()
-            );
-        }
-        Err(std::fs::TryLockError::Error(e)) => {
-            return Err(e).with_context(|| format!("cannot lock {LOCK}"))
+    // Another writer holds it for the few milliseconds of a write batch; a child being
+    // spawned also holds a copy of the descriptor between fork and exec. Wait a little
+    // before calling it busy.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        match f.try_lock() {
+            Ok(()) => break,
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(&p).unwrap_or_default();
+                bail!(
+                    "another SCST apply is running (lock {LOCK} held by pid {})",
+                    holder.trim()
+                );
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("cannot lock {LOCK}"))
+            }
         }
     }
     let _ = f.set_len(0);
@@ -322,6 +331,13 @@ pub fn enable_ports(init: &mut Init) -> Result<()> {
     };
     if !init.targets_ok {
         bail!("SCST target setup failed: ports stay disabled");
+    }
+    if super::ha::owns_ports(init) {
+        // With HA the resource agent (ocf:sanforge:alua) enables the ports on start.
+        if let Err(e) = record_applied(init.sys, &b.conf) {
+            init.warn(format!("{e:#}"));
+        }
+        return Ok(());
     }
     let _lock = lock(init.sys)?;
     if let Err(e) = run_writes(init.sys, &b.enable, false) {
