@@ -40,9 +40,6 @@ pub struct ScstNode {
     /// service and started before iSCSI targets are added; only with an `iscsi` driver.
     #[serde(default)]
     pub iscsi_daemon: Option<Vec<String>>,
-    /// Whether the node runs SCST devices in DLM cluster mode (for the HA stack).
-    #[serde(default)]
-    pub cluster_mode: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, Default)]
