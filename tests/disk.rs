@@ -636,8 +636,17 @@ fn boot_uefi(out: &Path) -> String {
         .unwrap();
     let mut run_dir = out.as_os_str().to_owned();
     run_dir.push(".run");
-    let console =
-        std::fs::read_to_string(PathBuf::from(run_dir).join("console.log")).unwrap_or_default();
+    let log = PathBuf::from(run_dir).join("console.log");
+    // The init blesses the slot right after `ready`, which is when `run` returns: give
+    // the console a moment (a loaded machine may need several seconds) before reading it.
+    let mut console = std::fs::read_to_string(&log).unwrap_or_default();
+    for _ in 0..600 {
+        if !o.status.success() || console.contains("boot slot") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        console = std::fs::read_to_string(&log).unwrap_or_default();
+    }
     assert!(
         o.status.success(),
         "uefi boot failed: {}\n--- console\n{console}",
