@@ -6,6 +6,7 @@
 mod common;
 
 use common::project::{text, Project};
+use common::vm::{free_port, Vm};
 use sanforge::image::disk;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -593,18 +594,6 @@ fn uefi_boot_of_an_output_without_disk_image_says_what_to_add() {
     );
 }
 
-/// Stops the VM even when an assertion fails.
-struct Vm(PathBuf);
-impl Drop for Vm {
-    fn drop(&mut self) {
-        let _ = Command::new(env!("CARGO_BIN_EXE_sanforge"))
-            .arg("run")
-            .arg(&self.0)
-            .arg("--stop")
-            .output();
-    }
-}
-
 fn sanforge_in_repo() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_sanforge"));
     c.current_dir(env!("CARGO_MANIFEST_DIR"));
@@ -616,10 +605,7 @@ fn sanforge_in_repo() -> Command {
 /// Boots `out/disk.img` under OVMF until ready; returns the console.
 fn boot_uefi(out: &Path) -> String {
     let _vm = Vm(out.to_path_buf());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap();
+    let port = free_port();
     let o = sanforge_in_repo()
         .arg("run")
         .arg(out)

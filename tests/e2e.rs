@@ -7,8 +7,9 @@
 //! `$SANFORGE_CACHE`). The first run builds the kernel (minutes); later runs reuse it.
 //! Set SANFORGE_SKIP_E2E=1 to skip it during development (it says so when skipped).
 
-use std::net::TcpListener;
-use std::path::PathBuf;
+mod common;
+
+use common::vm::{cunit_summary, free_port, Vm};
 use std::process::{Command, Output};
 
 const TARGET: &str = "iqn.2026-11.org.example.sanforge:storage-node";
@@ -31,38 +32,12 @@ fn show(o: &Output) -> String {
     )
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(13260)
-}
-
-/// Stops the VM even when an assertion fails.
-struct Vm(PathBuf);
-impl Drop for Vm {
-    fn drop(&mut self) {
-        let _ = sanforge().arg("run").arg(&self.0).arg("--stop").output();
-    }
-}
-
 fn skip() -> bool {
     if std::env::var_os("SANFORGE_SKIP_E2E").is_some() {
         eprintln!("e2e skipped: SANFORGE_SKIP_E2E is set");
         return true;
     }
     false
-}
-
-/// Parses CUnit's "tests  N  N  N  F  I" summary line: (ran, passed, failed).
-fn cunit_summary(text: &str) -> Option<(u32, u32, u32)> {
-    let line = text.lines().find(|l| l.trim_start().starts_with("tests"))?;
-    let n: Vec<u32> = line
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|w| w.parse().ok())
-        .collect();
-    (n.len() >= 4).then(|| (n[1], n[2], n[3]))
 }
 
 #[test]

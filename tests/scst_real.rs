@@ -10,6 +10,7 @@
 mod common;
 
 use common::project::text;
+use common::vm::{cunit_summary, free_port, Vm};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -24,17 +25,6 @@ fn copy_dir(from: &Path, to: &Path) {
         .status()
         .unwrap();
     assert!(st.success(), "cp {} {}", from.display(), to.display());
-}
-
-struct Vm(PathBuf);
-impl Drop for Vm {
-    fn drop(&mut self) {
-        let _ = Command::new(env!("CARGO_BIN_EXE_sanforge"))
-            .arg("run")
-            .arg(&self.0)
-            .arg("--stop")
-            .output();
-    }
 }
 
 #[test]
@@ -127,11 +117,7 @@ fn real_scst_tree_builds_boots_and_serves_an_iscsi_lun() {
         assert!(mods.iter().any(|n| n == want), "{want} not built: {mods:?}");
     }
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let _vm = Vm(out.clone());
     let o = sanforge()
         .arg("run")
@@ -169,20 +155,8 @@ fn real_scst_tree_builds_boots_and_serves_an_iscsi_lun() {
             ])
             .output()
             .unwrap();
-        let s = String::from_utf8_lossy(&o.stdout);
-        let line = s
-            .lines()
-            .find(|l| l.trim_start().starts_with("tests"))
-            .unwrap_or("");
-        let n: Vec<u32> = line
-            .split_whitespace()
-            .skip(1)
-            .filter_map(|w| w.parse().ok())
-            .collect();
-        assert!(
-            n.len() >= 4 && n[1] > 0 && n[3] == 0,
-            "{family}: {}",
-            text(&o)
-        );
+        let (ran, _, failed) =
+            cunit_summary(&String::from_utf8_lossy(&o.stdout)).unwrap_or((0, 0, 1));
+        assert!(ran > 0 && failed == 0, "{family}: {}", text(&o));
     }
 }

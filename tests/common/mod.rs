@@ -4,3 +4,4 @@
 pub mod httpd;
 pub mod initroot;
 pub mod project;
+pub mod vm;
