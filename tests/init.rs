@@ -76,6 +76,7 @@ fn mounts_are_recorded_in_order() {
             "mount proc /proc proc",
             "mount sysfs /sys sysfs",
             "mount devtmpfs /dev devtmpfs",
+            "mount tmpfs /dev/shm tmpfs",
             "mount tmpfs /run tmpfs",
             "mount tmpfs /tmp tmpfs",
             "mount configfs /sys/kernel/config configfs",

@@ -55,6 +55,16 @@ pub fn build(ctx: &Ctx, dir: &Path, log: &Log) -> Result<()> {
     if keep.is_empty() {
         copy_pruned(&unpacked, &root, Path::new(""))?;
     } else {
+        // The recipe's links exist in the image, so kept scripts may name them as
+        // their interpreter (`#!/bin/sh` with /bin/sh -> busybox).
+        for (link, target) in &ctx.recipe.raw.userland.links {
+            let dst = unpacked.join(link.trim_start_matches('/'));
+            if std::fs::symlink_metadata(&dst).is_err() {
+                ufs::create_dir_all(&ufs::parent_dir(&dst))?;
+                std::os::unix::fs::symlink(target, &dst)
+                    .with_context(|| format!("cannot create symlink {}", dst.display()))?;
+            }
+        }
         let set = crate::image::elf::closure(&unpacked, keep)
             .context("cannot compute what the kept files need")?;
         for p in &set {

@@ -245,7 +245,7 @@ pub fn closure(root: &Path, start: &[String]) -> Result<BTreeSet<String>> {
         queue: VecDeque::new(),
     };
     for s in start {
-        c.add(s, || format!("start file {s}"))?;
+        c.add_start(s)?;
     }
     let mut processed = BTreeSet::new();
     while let Some(file) = c.queue.pop_front() {
@@ -296,6 +296,59 @@ impl Closure<'_> {
             bail!("cannot find {} in {}", what(), self.root.display());
         };
         self.record(real, links);
+        Ok(())
+    }
+
+    /// A start path: a file, or a directory whose every file (recursively, sorted) is
+    /// kept, e.g. `/usr/share/pacemaker` (schemas) or `/usr/lib/ocf/lib/heartbeat`.
+    fn add_start(&mut self, p: &str) -> Result<()> {
+        let Some((real, links)) = resolve(self.root, p)? else {
+            bail!("cannot find start file {p} in {}", self.root.display());
+        };
+        let h = host(self.root, &real);
+        let is_dir = std::fs::symlink_metadata(&h)
+            .with_context(|| format!("cannot stat {}", h.display()))?
+            .is_dir();
+        if !is_dir {
+            return self.add(p, || format!("start file {p}"));
+        }
+        self.out.extend(links);
+        let mut entries: Vec<String> = std::fs::read_dir(&h)
+            .with_context(|| format!("cannot read directory {}", h.display()))?
+            .map(|e| {
+                e.map(|e| {
+                    format!(
+                        "{}/{}",
+                        real.trim_end_matches('/'),
+                        e.file_name().to_string_lossy()
+                    )
+                })
+                .with_context(|| format!("cannot read directory {}", h.display()))
+            })
+            .collect::<Result<_>>()?;
+        entries.sort();
+        for e in entries {
+            let eh = host(self.root, &e);
+            let meta = std::fs::symlink_metadata(&eh)
+                .with_context(|| format!("cannot stat {}", eh.display()))?;
+            if meta.is_dir() {
+                self.add_start(&e)?;
+            } else if meta.file_type().is_symlink() {
+                // A dangling link in a kept directory is kept as it is.
+                match resolve(self.root, &e)? {
+                    Some((real, links)) if host(self.root, &real).is_dir() => {
+                        self.out.extend(links);
+                        self.add_start(&real)?;
+                    }
+                    Some((real, links)) => self.record(real, links),
+                    None => {
+                        self.out.insert(e);
+                    }
+                }
+            } else {
+                self.add(&e, || format!("{e} (in kept directory {p})"))?;
+            }
+        }
         Ok(())
     }
 
@@ -385,6 +438,29 @@ mod tests {
         );
         let found = find_library(t.path(), "libc.so.6", "/bin/x", &info(&[], &[])).unwrap();
         assert_eq!(found.unwrap().0, "/lib/x86_64-linux-gnu/libc.so.6");
+    }
+
+    #[test]
+    fn a_kept_directory_keeps_every_file_under_it() {
+        let t = tempfile::tempdir().unwrap();
+        put(t.path(), "/usr/share/pm/a.rng", b"a");
+        put(t.path(), "/usr/share/pm/sub/b.xsl", b"b");
+        put(t.path(), "/usr/share/other", b"o");
+        std::os::unix::fs::symlink("a.rng", t.path().join("usr/share/pm/c.rng")).unwrap();
+        let got = closure(t.path(), &["/usr/share/pm".to_string()]).unwrap();
+        let want: BTreeSet<String> = [
+            "/usr/share/pm/a.rng",
+            "/usr/share/pm/c.rng",
+            "/usr/share/pm/sub/b.xsl",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(got, want);
+        assert!(closure(t.path(), &["/usr/share/nope".to_string()])
+            .unwrap_err()
+            .to_string()
+            .contains("/usr/share/nope"));
     }
 
     #[test]

@@ -258,6 +258,39 @@ fn poll_quorum(init: &mut Init, ha: &Ha) -> Quorum {
     }
 }
 
+/// Directories the cluster daemons expect (the root is a fresh RAM file system on
+/// every boot; pacemakerd creates and chowns its own under /var/lib/pacemaker).
+pub const STATE_DIRS: [&str; 6] = [
+    "/var/lib/corosync",
+    "/var/log/cluster",
+    "/var/lib/pacemaker/cib",
+    "/var/log/pacemaker",
+    "/var/lib/drbd",
+    "/run/drbd",
+];
+/// The rendered CIB baked into the image (`sanforge cluster render`).
+pub const CIB_SEED: &str = "/etc/sanforge/cib.xml";
+/// Where pacemaker-based reads the CIB at start.
+pub const CIB_LIVE: &str = "/var/lib/pacemaker/cib/cib.xml";
+
+/// Creates [`STATE_DIRS`] and seeds the CIB from [`CIB_SEED`] when Pacemaker has none:
+/// every boot starts from the rendered configuration, and the cluster (DC) then
+/// replaces it with the newer CIB of a running peer.
+fn prepare_state(init: &mut Init) {
+    for d in STATE_DIRS {
+        if let Err(e) = init.sys.mkdir(Path::new(d)) {
+            init.warn(format!("ha: {e}"));
+        }
+    }
+    let (seed, live) = (Path::new(CIB_SEED), Path::new(CIB_LIVE));
+    if init.sys.exists(seed) && !init.sys.exists(live) {
+        match init.sys.copy_file(seed, live) {
+            Ok(()) => init.log.line(&format!("ha: CIB seeded from {CIB_SEED}")),
+            Err(e) => init.warn(format!("ha: cannot seed the CIB: {e}")),
+        }
+    }
+}
+
 /// Step `cluster` (after `services`): watchdog, Corosync, Pacemaker, bounded settle.
 pub fn start_cluster(init: &mut Init) -> Result<()> {
     let Some(ha) = config(init) else {
@@ -283,6 +316,7 @@ pub fn start_cluster(init: &mut Init) -> Result<()> {
             },
         }
     }
+    prepare_state(init);
     // From here on the node waits for quorum, whatever fails below: the main loop
     // keeps polling while the supervisor retries a daemon that did not start.
     init.ha.waiting_quorum = true;

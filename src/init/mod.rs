@@ -333,7 +333,7 @@ pub fn run_pid1(sys: &mut dyn Sys) -> ! {
 
 /// Step 1: the kernel file systems, then console + kmsg logging.
 pub fn mount_filesystems(init: &mut Init) -> Result<()> {
-    const MOUNTS: [(&str, &str, &str, u64, &str); 6] = [
+    const MOUNTS: [(&str, &str, &str, u64, &str); 7] = [
         (
             "proc",
             "/proc",
@@ -349,6 +349,14 @@ pub fn mount_filesystems(init: &mut Init) -> Result<()> {
             "",
         ),
         ("devtmpfs", "/dev", "devtmpfs", libc::MS_NOSUID, "mode=0755"),
+        // POSIX shared memory: libqb's IPC (Corosync, Pacemaker) lives here.
+        (
+            "tmpfs",
+            "/dev/shm",
+            "tmpfs",
+            libc::MS_NOSUID | libc::MS_NODEV,
+            "mode=1777",
+        ),
         (
             "tmpfs",
             "/run",
