@@ -551,9 +551,14 @@ fn writer_fails_over_from_standby_portal_and_everything_acked_reads_back() {
     let portals = vec![Portal::new(a.addr, TARGET), Portal::new(b.addr, TARGET)];
     let mut w = Writer::new(portals.clone(), INITIATOR, 0, FAKE_BS, 64);
     w.max_writes = Some(130);
+    let progress = w.progress();
+    assert_eq!(progress.portal.load(Ordering::SeqCst), usize::MAX);
     let stop = AtomicBool::new(false);
     let report = w.run_until(&stop);
     assert_eq!(report.writes, 130);
+    assert_eq!(progress.writes.load(Ordering::SeqCst), 130);
+    assert_eq!(progress.gaps.load(Ordering::SeqCst), 1);
+    assert_eq!(progress.portal.load(Ordering::SeqCst), 1);
     assert_eq!(a.accepted_writes.load(Ordering::SeqCst), 50);
     assert_eq!(b.accepted_writes.load(Ordering::SeqCst), 80);
     assert_eq!(report.acked.len(), 64);
@@ -636,10 +641,13 @@ fn writer_starts_past_a_dead_portal_and_stops_on_the_flag() {
         16,
     );
     w.round_pause = Duration::from_millis(20);
+    let progress = w.progress();
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     let t = std::thread::spawn(move || w.run_until(&flag));
-    std::thread::sleep(Duration::from_millis(200));
+    while progress.gaps.load(Ordering::SeqCst) == 0 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     stop.store(true, Ordering::SeqCst);
     let report = t.join().unwrap();
     assert_eq!(report.writes, 0);
@@ -754,6 +762,27 @@ fn real_lio_target_login_read_write_verify_and_acl() {
         mib_s(data.len(), wt),
         mib_s(back.len(), rt)
     );
+    // 1 MiB in one WRITE(10): several R2Ts (MaxBurstLength) one after the other
+    let big: Vec<u8> = (0..2048u64)
+        .flat_map(|l| pattern_block(8192 + l, 9, bs))
+        .collect();
+    let t = Instant::now();
+    s.write10(8192, &big, bs).unwrap();
+    let wt = t.elapsed();
+    let t = Instant::now();
+    let mut back = Vec::new();
+    for k in 0..8 {
+        back.extend(s.read10(8192 + k * 256, 256, bs).unwrap());
+    }
+    let rt = t.elapsed();
+    assert!(back == big, "the 1 MiB write did not read back identical");
+    eprintln!(
+        "1 MiB: write {:.2} MiB/s, read {:.2} MiB/s (QEMU TCG, 256 KiB READs)",
+        mib_s(big.len(), wt),
+        mib_s(back.len(), rt)
+    );
+    eprintln!("NOP-Ins answered so far: {}", s.nops_answered);
+
     // a read past the end is a CHECK CONDITION with sense, not a transport error
     let e = s.read10(blocks as u32, 1, bs).unwrap_err();
     let se = scsi_error(&e).unwrap_or_else(|| panic!("not a SCSI error: {e}"));

@@ -14,7 +14,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 // ---------------------------------------------------------------------------
@@ -1264,6 +1265,19 @@ pub struct Writer {
     /// First lba of the written range (default 0).
     pub first_lba: u64,
     isid: [u8; 6],
+    progress: Arc<Progress>,
+}
+
+/// Live counters of a running [`Writer`], readable from other threads (e.g. to kill
+/// the primary after N writes, then wait until writes resume).
+#[derive(Debug)]
+pub struct Progress {
+    /// Acknowledged WRITEs so far.
+    pub writes: AtomicU64,
+    /// Gaps opened so far (a gap opens at the first failure of an interruption).
+    pub gaps: AtomicU64,
+    /// Index of the portal of the current session; `usize::MAX` while there is none.
+    pub portal: AtomicUsize,
 }
 
 fn is_unit_attention(e: &io::Error) -> bool {
@@ -1289,7 +1303,17 @@ impl Writer {
             max_writes: None,
             first_lba: 0,
             isid: random_isid(),
+            progress: Arc::new(Progress {
+                writes: AtomicU64::new(0),
+                gaps: AtomicU64::new(0),
+                portal: AtomicUsize::new(usize::MAX),
+            }),
         }
+    }
+
+    /// A handle on the live counters; take it before moving the writer to a thread.
+    pub fn progress(&self) -> Arc<Progress> {
+        self.progress.clone()
     }
 
     fn connect(&self, i: usize) -> io::Result<Session> {
@@ -1319,6 +1343,26 @@ impl Writer {
         }
     }
 
+    /// The open gap, or a new one (counted in the progress) failing now.
+    fn open_gap<'g>(
+        &self,
+        gap: &'g mut Option<Gap>,
+        from: Option<usize>,
+        in_flight: (u64, u64),
+    ) -> &'g mut Gap {
+        gap.get_or_insert_with(|| {
+            self.progress.gaps.fetch_add(1, Ordering::SeqCst);
+            Gap {
+                failed_at: Instant::now(),
+                resumed_at: None,
+                from,
+                to: None,
+                errors: Vec::new(),
+                in_flight,
+            }
+        })
+    }
+
     /// Writes until `stop` is set (or `max_writes` is reached); see [`Report`].
     pub fn run_until(&mut self, stop: &AtomicBool) -> Report {
         let mut report = Report::default();
@@ -1343,17 +1387,11 @@ impl Writer {
                     match self.connect(idx) {
                         Ok(s) => {
                             session = Some((idx, s));
+                            self.progress.portal.store(idx, Ordering::SeqCst);
                             break;
                         }
                         Err(e) => {
-                            let g = gap.get_or_insert_with(|| Gap {
-                                failed_at: Instant::now(),
-                                resumed_at: None,
-                                from: None,
-                                to: None,
-                                errors: Vec::new(),
-                                in_flight: (lba, seq),
-                            });
+                            let g = self.open_gap(&mut gap, None, (lba, seq));
                             g.errors
                                 .push(format!("portal {idx} ({}): {e}", self.portals[idx].addr));
                         }
@@ -1372,6 +1410,7 @@ impl Writer {
                 Ok(()) => {
                     report.acked.insert(lba, seq);
                     report.writes += 1;
+                    self.progress.writes.store(report.writes, Ordering::SeqCst);
                     i += 1;
                     if let Some(mut g) = gap.take() {
                         g.resumed_at = Some(Instant::now());
@@ -1380,17 +1419,11 @@ impl Writer {
                     }
                 }
                 Err(e) => {
-                    let g = gap.get_or_insert_with(|| Gap {
-                        failed_at: Instant::now(),
-                        resumed_at: None,
-                        from: Some(idx),
-                        to: None,
-                        errors: Vec::new(),
-                        in_flight: (lba, seq),
-                    });
+                    let g = self.open_gap(&mut gap, Some(idx), (lba, seq));
                     g.errors
                         .push(format!("portal {idx} ({}): {e}", self.portals[idx].addr));
                     session = None; // dropping it closes the connection
+                    self.progress.portal.store(usize::MAX, Ordering::SeqCst);
                     next = (idx + 1) % n;
                 }
             }
