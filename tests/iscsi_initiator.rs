@@ -436,6 +436,17 @@ fn serve(mut s: TcpStream, cfg: &FakeCfg, writes: &AtomicU64, nops: &AtomicU64) 
                     }
                 }
             }
+            op::NOP_OUT => {
+                assert!(p.immediate());
+                assert_eq!(p.ttt(), RESERVED_TAG);
+                let mut r = Pdu::new(op::NOP_IN, false, 0x80);
+                r.set_itt(p.itt());
+                r.set_field(20, RESERVED_TAG);
+                r.set_field(24, stat_sn);
+                r.data = p.data.clone();
+                stat_sn += 1;
+                send(&mut s, &r);
+            }
             op::LOGOUT_REQ => {
                 let mut r = Pdu::new(op::LOGOUT_RSP, false, 0x80);
                 r.set_itt(p.itt());
@@ -490,6 +501,9 @@ fn session_writes_with_r2t_reads_back_and_answers_pings() {
         assert_eq!(check_block(blk, 10 + k as u64), Ok(1010 + k as u64));
     }
     s.synchronize_cache10().unwrap();
+    s.nop(b"ping").unwrap();
+    s.nop(&[]).unwrap();
+    s.test_unit_ready().unwrap();
     s.logout().unwrap();
 }
 
@@ -782,6 +796,7 @@ fn real_lio_target_login_read_write_verify_and_acl() {
         mib_s(back.len(), rt)
     );
     eprintln!("NOP-Ins answered so far: {}", s.nops_answered);
+    s.nop(b"keepalive").unwrap();
 
     // a read past the end is a CHECK CONDITION with sense, not a transport error
     let e = s.read10(blocks as u32, 1, bs).unwrap_err();

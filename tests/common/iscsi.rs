@@ -769,8 +769,7 @@ impl Session {
                 op::NOP_IN => {
                     self.note_cmd_window(&p);
                     if p.itt() != RESERVED_TAG {
-                        self.exp_stat_sn = p.stat_sn().wrapping_add(1);
-                        continue; // an answer to a ping of ours (we send none)
+                        return Ok(p); // the answer to a ping of ours
                     }
                     if p.ttt() != RESERVED_TAG {
                         let mut out = Pdu::new(op::NOP_OUT, true, 0x80);
@@ -993,6 +992,48 @@ impl Session {
             ascq: s.ascq,
             response,
         })
+    }
+
+    /// Pings the target (NOP-Out, answered by a NOP-In echoing `payload`): a keepalive
+    /// for an idle session. Target NOP-Ins are only answered while a call waits for
+    /// the target, so call this (or any command) at least every ~10 s on a session
+    /// that must stay logged in (LIO drops unanswered connections after its
+    /// nopin timeouts, 15 s + 30 s by default).
+    pub fn nop(&mut self, payload: &[u8]) -> io::Result<()> {
+        self.check_usable()?;
+        let itt = self.alloc_itt();
+        let mut out = Pdu::new(op::NOP_OUT, true, 0x80);
+        out.set_itt(itt);
+        out.set_field(20, RESERVED_TAG);
+        out.set_field(24, self.cmd_sn);
+        out.set_field(28, self.exp_stat_sn);
+        out.data = payload.to_vec();
+        self.send(&out)?;
+        let p = self.recv_task()?;
+        if p.opcode() != op::NOP_IN || p.itt() != itt {
+            let e = err(
+                ErrorKind::InvalidData,
+                format!(
+                    "NOP-Out: got pdu {:#04x} for task {:#x}, wanted the NOP-In for {itt:#x}",
+                    p.opcode(),
+                    p.itt()
+                ),
+            );
+            return Err(self.poison(e));
+        }
+        self.exp_stat_sn = p.stat_sn().wrapping_add(1);
+        self.note_cmd_window(&p);
+        if p.data != payload {
+            return Err(err(
+                ErrorKind::InvalidData,
+                format!(
+                    "NOP-In echoed {} bytes that differ from the {} sent",
+                    p.data.len(),
+                    payload.len()
+                ),
+            ));
+        }
+        Ok(())
     }
 
     pub fn test_unit_ready(&mut self) -> io::Result<()> {
