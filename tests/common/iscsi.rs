@@ -8,6 +8,20 @@
 //! multi-portal `Writer` that fails over between portals and records every gap, and
 //! `verify`, which reads back every acknowledged block.
 //!
+//! A failover test uses it like this:
+//!
+//! ```text
+//! let mut w = Writer::new(portals.clone(), INITIATOR, 0, 512, 1024);
+//! let progress = w.progress();
+//! let stop = Arc::new(AtomicBool::new(false));
+//! let t = { let stop = stop.clone(); std::thread::spawn(move || w.run_until(&stop)) };
+//! // wait for progress.writes, kill/switch the primary, wait for progress.gaps == 1
+//! // and progress.writes to grow again, then:
+//! stop.store(true, Ordering::SeqCst);
+//! let report = t.join().unwrap();      // report.gaps[0].duration() = the outage
+//! verify(&portals, INITIATOR, 0, 512, &report, timeout).unwrap();
+//! ```
+//!
 //! It reads nothing but the sockets it opens.
 
 use std::collections::BTreeMap;
@@ -624,13 +638,6 @@ impl Session {
             tsih = u16::from_be_bytes([rsp.bhs[14], rsp.bhs[15]]);
             let keys = decode_text(&rsp.data)?;
             for (k, v) in &keys {
-                if v == "Reject" || v == "NotUnderstood" || v == "Irrelevant" {
-                    // Irrelevant/NotUnderstood are harmless for optional keys; a
-                    // rejected essential key shows up as a failed login anyway.
-                    if v == "Reject" && (k == "AuthMethod" || k.ends_with("Digest")) {
-                        return Err(err(ErrorKind::InvalidData, format!("target rejected {k}")));
-                    }
-                }
                 if k == "AuthMethod" && v != "None" {
                     return Err(err(
                         ErrorKind::PermissionDenied,
@@ -676,6 +683,9 @@ impl Session {
             })
         };
         for (k, v) in &answered {
+            if matches!(v.as_str(), "Reject" | "Irrelevant" | "NotUnderstood") {
+                continue; // our proposal or the default stands
+            }
             match k.as_str() {
                 "MaxRecvDataSegmentLength" => self.params.target_max_recv = num(k, v)?.max(512),
                 "MaxBurstLength" => {
