@@ -669,6 +669,7 @@ fn writer_starts_past_a_dead_portal_and_stops_on_the_flag() {
     assert!(report.gaps[0].resumed_at.is_none());
     assert_eq!(report.in_flight, Some((0, 0)));
     assert!(report.gaps[0].errors[0].contains("cannot connect"));
+    assert_eq!(report.gaps[0].attempts, report.gaps[0].errors.len() as u64);
 }
 
 // ---------------------------------------------------------------------------
@@ -828,4 +829,47 @@ fn real_lio_target_login_read_write_verify_and_acl() {
     assert_eq!(report.gaps[0].to, Some(1));
     assert_eq!(report.acked[&4096], 192);
     assert_eq!(verify(&portals, INITIATOR, 0, bs, &report, timeout), Ok(64));
+
+    // the VM dies under a running writer: the failure is noticed (a gap opens, with
+    // the error) instead of hanging, and the run ends on the stop flag
+    let mut w = Writer::new(vec![Portal::new(addr, TARGET)], INITIATOR, 0, bs, 64);
+    w.io_timeout = Duration::from_secs(10);
+    w.round_pause = Duration::from_millis(50);
+    let progress = w.progress();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let t = std::thread::spawn(move || w.run_until(&flag));
+    while progress.writes.load(Ordering::SeqCst) < 100 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let killed = Instant::now();
+    let o = sanforge()
+        .arg("run")
+        .arg(&out)
+        .arg("--stop")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "stop failed: {}", show(&o));
+    while progress.gaps.load(Ordering::SeqCst) == 0 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    eprintln!(
+        "failure noticed {:.2?} after the stop began",
+        killed.elapsed()
+    );
+    stop.store(true, Ordering::SeqCst);
+    let report = t.join().unwrap();
+    assert!(report.writes >= 100);
+    assert_eq!(report.gaps.len(), 1, "{:?}", report.gaps);
+    let g = &report.gaps[0];
+    eprintln!(
+        "gap: {} failed attempts, first errors: {:?}",
+        g.attempts,
+        &g.errors[..g.errors.len().min(3)]
+    );
+    assert!(g.errors.len() <= Gap::MAX_ERRORS && g.attempts >= g.errors.len() as u64);
+    assert_eq!(g.from, Some(0));
+    assert!(g.resumed_at.is_none(), "resumed on a dead VM?");
+    assert_eq!(report.in_flight, Some(g.in_flight));
+    assert_eq!(g.in_flight.1, report.writes, "the write after the last ack");
 }

@@ -1273,13 +1273,26 @@ pub struct Gap {
     pub from: Option<usize>,
     /// Portal index the writes resumed on.
     pub to: Option<usize>,
-    /// The first error, then one line per failed attempt (portal index: error).
+    /// The first error, then one line per failed attempt ("portal I (addr): error"),
+    /// at most [`Gap::MAX_ERRORS`] of them.
     pub errors: Vec<String>,
+    /// Failed attempts (logins and WRITEs) during the gap, all counted.
+    pub attempts: u64,
     /// The write (lba, seq) that was in flight when it failed; it is retried.
     pub in_flight: (u64, u64),
 }
 
 impl Gap {
+    /// How many error lines a gap keeps.
+    pub const MAX_ERRORS: usize = 20;
+
+    fn record(&mut self, portal: usize, addr: SocketAddr, e: &io::Error) {
+        self.attempts += 1;
+        if self.errors.len() < Gap::MAX_ERRORS {
+            self.errors.push(format!("portal {portal} ({addr}): {e}"));
+        }
+    }
+
     pub fn duration(&self) -> Option<Duration> {
         self.resumed_at.map(|r| r - self.failed_at)
     }
@@ -1409,6 +1422,7 @@ impl Writer {
                 from,
                 to: None,
                 errors: Vec::new(),
+                attempts: 0,
                 in_flight,
             }
         })
@@ -1443,8 +1457,7 @@ impl Writer {
                         }
                         Err(e) => {
                             let g = self.open_gap(&mut gap, None, (lba, seq));
-                            g.errors
-                                .push(format!("portal {idx} ({}): {e}", self.portals[idx].addr));
+                            g.record(idx, self.portals[idx].addr, &e);
                         }
                     }
                 }
@@ -1471,8 +1484,7 @@ impl Writer {
                 }
                 Err(e) => {
                     let g = self.open_gap(&mut gap, Some(idx), (lba, seq));
-                    g.errors
-                        .push(format!("portal {idx} ({}): {e}", self.portals[idx].addr));
+                    g.record(idx, self.portals[idx].addr, &e);
                     session = None; // dropping it closes the connection
                     self.progress.portal.store(usize::MAX, Ordering::SeqCst);
                     next = (idx + 1) % n;
