@@ -3,5 +3,6 @@
 
 pub mod httpd;
 pub mod initroot;
+pub mod iscsi;
 pub mod project;
 pub mod vm;
