@@ -1455,7 +1455,17 @@ impl Agent<'_> {
                 .iter()
                 .map(|l| self.lun_presence(l))
                 .collect::<Result<Vec<_>, _>>()?;
-            let states = self.read_states(&p.state_files(&p.local_target_group))?;
+            // The state of a backstore that is not enabled means nothing (the kernel
+            // starts every device active/optimized).
+            let states = self
+                .read_states(&p.state_files(&p.local_target_group))?
+                .into_iter()
+                .zip(&p.lio_luns)
+                .map(|(st, l)| {
+                    let enable = self.lun_paths(l).1.join("enable");
+                    st.filter(|_| read_attr(&enable).is_ok_and(|v| v == "1"))
+                })
+                .collect::<Vec<_>>();
             Ok((luns, states, self.read_ports()?))
         })();
         match seen {
@@ -1584,6 +1594,19 @@ impl Agent<'_> {
             bs.display(),
             l.device
         ));
+        // A new device starts active/optimized; until its LUNs are mapped it is
+        // `transitioning`, so an interrupted promote never looks promoted.
+        let state = bs
+            .join("alua")
+            .join(&self.params.local_target_group)
+            .join("alua_access_state");
+        self.write_attr(&state, &AluaState::Transitioning.encode(Stack::Lio))?;
+        self.log.info(&format!(
+            "target group {}: {} ({})",
+            self.params.local_target_group,
+            AluaState::Transitioning,
+            state.display()
+        ));
         Ok(())
     }
 
@@ -1610,8 +1633,15 @@ impl Agent<'_> {
         for f in p.state_files(&p.local_target_group) {
             let cur = read_attr(&f).ok().and_then(|v| AluaState::from_lio(&v));
             if cur.is_some_and(|s| s != AluaState::Transitioning) {
-                if let Err(e) = self.write_attr(&f, &AluaState::Transitioning.encode(Stack::Lio)) {
-                    self.log.warn(&e);
+                match self.write_attr(&f, &AluaState::Transitioning.encode(Stack::Lio)) {
+                    Ok(()) => self.log.info(&format!(
+                        "target group {}: {} ({})",
+                        p.local_target_group,
+                        AluaState::Transitioning,
+                        f.display()
+                    )),
+                    // Removing the LUNs is what matters; the state goes with the device.
+                    Err(e) => self.log.warn(&e),
                 }
             }
         }
@@ -1720,15 +1750,15 @@ impl Agent<'_> {
             }
         }
         if errors.is_empty() {
-            self.set_group(&p.local_target_group, p.promoted_state, &mut errors);
-        }
-        if errors.is_empty() {
             for l in &p.lio_luns {
                 if let Err(e) = self.map_lun(l) {
                     errors.push(e);
                     break;
                 }
             }
+        }
+        if errors.is_empty() {
+            self.set_group(&p.local_target_group, p.promoted_state, &mut errors);
         }
         if errors.is_empty() {
             self.set_ports(true, &mut errors);
