@@ -926,52 +926,40 @@ fn lio_luns_stop_that_cannot_remove_the_backstore_fails_so_pacemaker_fences() {
 fn lio_luns_parameters() {
     let t = tmp();
     let l = LioLuns::new(t.path());
-    let run = |f: &dyn Fn(&mut Vec<(&'static str, String)>)| {
+    // (parameter to replace, its new value or None to drop it, what the error names)
+    let run = |key: &'static str, value: Option<&str>| {
         let mut env = l.env();
-        f(&mut env);
+        env.retain(|(k, _)| *k != key);
+        if let Some(v) = value {
+            env.push((key, v.to_string()));
+        }
         agent("validate-all", &env)
     };
-    let set = |k: &'static str, v: &str| {
-        let v = v.to_string();
-        move |env: &mut Vec<(&'static str, String)>| {
-            env.retain(|(x, _)| *x != k);
-            env.push((k, v.clone()));
-        }
-    };
-    for (f, needle) in [
+    for (key, value, needle) in [
+        ("OCF_RESKEY_ports", None, "ports"),
         (
-            Box::new(|env: &mut Vec<(&'static str, String)>| {
-                env.retain(|(k, _)| *k != "OCF_RESKEY_ports")
-            }) as Box<dyn Fn(&mut Vec<(&'static str, String)>)>,
-            "ports",
-        ),
-        (
-            Box::new(set("OCF_RESKEY_lio_luns", "disk0=/dev/drbd0")),
+            "OCF_RESKEY_lio_luns",
+            Some("disk0=/dev/drbd0"),
             "NAME=/dev/DEVICE@LUN",
         ),
+        ("OCF_RESKEY_lio_luns", Some("disk0=/tmp/x@0"), "under /dev/"),
         (
-            Box::new(set("OCF_RESKEY_lio_luns", "disk0=/tmp/x@0")),
-            "under /dev/",
-        ),
-        (
-            Box::new(set("OCF_RESKEY_lio_luns", "a=/dev/drbd0@0 b=/dev/drbd1@0")),
+            "OCF_RESKEY_lio_luns",
+            Some("a=/dev/drbd0@0 b=/dev/drbd1@0"),
             "twice",
         ),
-        (
-            Box::new(set("OCF_RESKEY_lio_devices", "iblock_0/disk0")),
-            "exclude",
-        ),
-        (Box::new(set("OCF_RESKEY_stack", "scst")), "lio_luns"),
+        ("OCF_RESKEY_lio_devices", Some("iblock_0/disk0"), "exclude"),
+        ("OCF_RESKEY_stack", Some("scst"), "lio_luns"),
     ] {
-        let o = run(&*f);
+        let o = run(key, value);
         assert_eq!(o.code, 6, "{needle}: {}", o.stderr);
         assert!(o.stderr.contains(needle), "{needle}: {}", o.stderr);
     }
     // A port whose TPG the init did not make: not installed.
-    let o = run(&set(
+    let o = run(
         "OCF_RESKEY_ports",
-        "iscsi/iqn.2026-11.org.example:nope/tpgt_1",
-    ));
+        Some("iscsi/iqn.2026-11.org.example:nope/tpgt_1"),
+    );
     assert_eq!(o.code, 5, "{}", o.stderr);
     assert!(o.stderr.contains("nope"), "{}", o.stderr);
 }

@@ -2163,6 +2163,84 @@ mod tests {
     }
 
     #[test]
+    fn lio_luns_parse_and_classify() {
+        use LunPresence::*;
+        assert_eq!(
+            LioLun::parse("disk0=/dev/drbd0@3").unwrap(),
+            LioLun {
+                name: "disk0".into(),
+                device: "/dev/drbd0".into(),
+                lun: 3
+            }
+        );
+        for bad in [
+            "disk0",
+            "d=/dev/x",
+            "d=/dev/x@70000",
+            "d.x=/dev/x@0",
+            "d=/dev/@0",
+        ] {
+            assert!(LioLun::parse(bad).is_err(), "{bad}");
+        }
+        let p = Params::from_env(&Env::from_pairs([
+            ("OCF_RESKEY_stack", "lio"),
+            ("OCF_RESKEY_lio_luns", "a=/dev/drbd0@0 b=/dev/drbd1@1"),
+            ("OCF_RESKEY_ports", "iscsi/iqn.x/tpgt_1"),
+        ]))
+        .unwrap();
+        assert_eq!(p.local_target_group, "default_tg_pt_gp");
+        assert_eq!(p.lio_devices, ["iblock_0/a", "iblock_1/b"]);
+        assert!(!p.fake_tree);
+        let act = Some(AluaState::Active);
+        let rc =
+            |l: &[LunPresence], s: &[Option<AluaState>], ports| classify_luns(&p, l, s, ports).0;
+        assert_eq!(
+            rc(&[Absent, Absent], &[None, None], Ports::AllEnabled),
+            Rc::Success
+        );
+        assert_eq!(
+            rc(&[Absent, Absent], &[None, None], Ports::AllDisabled),
+            Rc::NotRunning
+        );
+        assert_eq!(
+            rc(&[Absent, Absent], &[None, None], Ports::Mixed),
+            Rc::ErrGeneric
+        );
+        assert_eq!(
+            rc(&[Complete, Complete], &[act, act], Ports::AllEnabled),
+            Rc::RunningPromoted
+        );
+        assert_eq!(
+            rc(&[Complete, Complete], &[act, act], Ports::AllDisabled),
+            Rc::FailedPromoted
+        );
+        assert_eq!(
+            rc(&[Complete, Partial], &[act, act], Ports::AllEnabled),
+            Rc::FailedPromoted
+        );
+        assert_eq!(
+            rc(&[Complete, Absent], &[act, None], Ports::AllEnabled),
+            Rc::FailedPromoted
+        );
+        let tr = Some(AluaState::Transitioning);
+        assert_eq!(
+            rc(&[Complete, Partial], &[tr, None], Ports::AllEnabled),
+            Rc::ErrGeneric
+        );
+        assert_eq!(
+            rc(&[Complete, Complete], &[tr, tr], Ports::AllEnabled),
+            Rc::ErrGeneric
+        );
+        let sb = Some(AluaState::Standby);
+        assert_eq!(
+            rc(&[Complete, Complete], &[sb, sb], Ports::AllEnabled),
+            Rc::ErrGeneric
+        );
+        assert_eq!(lio_unit_serial("c", "a").len(), 32);
+        assert_ne!(lio_unit_serial("c", "a"), lio_unit_serial("d", "a"));
+    }
+
+    #[test]
     fn metadata_lists_every_parameter_and_role_monitors() {
         let m = metadata();
         for p in PARAMS {
