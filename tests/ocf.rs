@@ -819,12 +819,37 @@ fn lio_luns_exist_only_while_promoted() {
     step("promote", 0);
     assert_eq!(l.listing(), promoted);
 
-    // A mapped LUN lost while promoted: failed promoted (9); promote repairs it.
+    // A mapped LUN lost while promoted: failed promoted (9); promote repairs it. The
+    // links it finds are checked by where they lead (configfs shows relative ones).
     fs::remove_file(tpg.join(format!("acls/{HOST2}/lun_1/lun"))).unwrap();
+    let link0 = tpg.join("lun/lun_0/disk0");
+    fs::remove_file(&link0).unwrap();
+    std::os::unix::fs::symlink("../../../../../core/iblock_0/disk0", &link0).unwrap();
+    assert_eq!(
+        fs::canonicalize(&link0).unwrap(),
+        fs::canonicalize(l.bs(0, "disk0")).unwrap()
+    );
     step("monitor", 9);
     step("promote", 0);
+    fs::remove_file(&link0).unwrap();
+    std::os::unix::fs::symlink(l.bs(0, "disk0"), &link0).unwrap();
     assert_eq!(l.listing(), promoted);
     step("monitor", 8);
+    // A link leading elsewhere is not silently accepted.
+    fs::remove_file(tpg.join(format!("acls/{HOST2}/lun_1/lun"))).unwrap();
+    let wrong = tpg.join(format!("acls/{HOST}/lun_1/lun"));
+    fs::remove_file(&wrong).unwrap();
+    std::os::unix::fs::symlink(tpg.join("lun/lun_0"), &wrong).unwrap();
+    let o = step("promote", 1);
+    assert!(
+        o.stderr.contains(&format!("{} leads to", wrong.display())),
+        "{}",
+        o.stderr
+    );
+    fs::remove_file(&wrong).unwrap();
+    std::os::unix::fs::symlink(tpg.join("lun/lun_1"), &wrong).unwrap();
+    step("promote", 0);
+    assert_eq!(l.listing(), promoted);
 
     // Demote removes everything it made, in reverse order, and keeps the port.
     let o = step("demote", 0);

@@ -38,6 +38,21 @@
 //! I/O forwarding. `transitioning` is written during every switchover, as SCST's README
 //! recommends, so initiators retry instead of failing.
 //!
+//! LIO with `lio_luns` (what `sanforge cluster render` gives a `target = "lio"`
+//! cluster): an iblock backstore opens its block device when enabled, and a
+//! single-primary DRBD Secondary cannot be opened at all, so the LUNs exist on the
+//! promoted node only. promote creates, per `NAME=DEVICE@LUN`, `core/iblock_LUN/NAME`
+//! (control, a unit serial from `cluster_name` + NAME, enable; the device's
+//! `default_tg_pt_gp` in `transitioning`), `lun/lun_LUN` in every TPG of `ports` and
+//! `lun_LUN` in every ACL of those TPGs, then sets the promoted state; demote and stop
+//! remove them in reverse order (a stop that cannot returns 1: fence); start leaves
+//! the ports enabled without LUNs. Monitor: 8 all LUNs there and promoted, 0 none and
+//! ports enabled, 7 none and ports disabled, 9 promoted with LUNs missing, 1 half-made.
+//! Each configfs change is one mkdir, symlink, unlink, rmdir or write, idempotent, and
+//! its error names the path and errno. With `sysfs_root` other than `/sys` (tests) a
+//! plain directory tree stands for configfs: the agent then creates the attribute
+//! files the kernel would and removes them on rmdir.
+//!
 //! Every sysfs/configfs write is one `write(2)` of the whole value on a fresh open
 //! (never creating the file), and every error names the path and the errno. Log lines
 //! go to stderr (Pacemaker collects them) prefixed with `alua(<instance>)[pid]`, and are
@@ -223,9 +238,9 @@ pub const PARAMS: &[ParamSpec] = &[
                    disk0=/dev/drbd0@0, separated by blanks. On promote, per entry: the \
                    iblock backstore core/iblock_LUN/NAME (control udev_path=DEVICE, \
                    wwn/vpd_unit_serial derived from cluster_name and NAME so every node \
-                   presents the same LU, enable 1), its default_tg_pt_gp set to \
-                   promoted_state, LUN LUN in every TPG listed in ports (required) and the \
-                   mapped LUN LUN in every ACL of those TPGs. Demote and stop remove them in \
+                   presents the same LU, enable 1, its default_tg_pt_gp transitioning), \
+                   LUN LUN in every TPG listed in ports (required), the mapped LUN LUN in \
+                   every ACL of those TPGs, then default_tg_pt_gp set to promoted_state. Demote and stop remove them in \
                    reverse order (mapped LUNs, LUNs, backstore) so DRBD can demote; start \
                    leaves the ports enabled without LUNs. Monitor: 8 with every LUN present \
                    and promoted, 0 without any LUN and ports enabled, 7 without LUNs and \
@@ -1497,16 +1512,20 @@ impl Agent<'_> {
 
     fn cfs_symlink(&self, target: &Path, link: &Path) -> Result<(), String> {
         if is_link(link) {
-            return match std::fs::read_link(link) {
-                Ok(t) if t == target => Ok(()),
-                Ok(t) => Err(format!(
-                    "{} points to {}, not {}",
+            // configfs shows its links as relative paths: compare where they lead.
+            let to = std::fs::canonicalize(link)
+                .map_err(|e| format!("cannot resolve the link {}: {e}", link.display()))?;
+            let want = std::fs::canonicalize(target)
+                .map_err(|e| format!("cannot resolve {}: {e}", target.display()))?;
+            if to != want {
+                return Err(format!(
+                    "{} leads to {}, not {}",
                     link.display(),
-                    t.display(),
+                    to.display(),
                     target.display()
-                )),
-                Err(e) => Err(format!("cannot read the link {}: {e}", link.display())),
-            };
+                ));
+            }
+            return Ok(());
         }
         std::os::unix::fs::symlink(target, link).map_err(|e| {
             format!(
@@ -1595,18 +1614,21 @@ impl Agent<'_> {
             l.device
         ));
         // A new device starts active/optimized; until its LUNs are mapped it is
-        // `transitioning`, so an interrupted promote never looks promoted.
+        // `transitioning`, so an interrupted promote never looks promoted. Not fatal:
+        // the LUN is served either way once mapped.
         let state = bs
             .join("alua")
             .join(&self.params.local_target_group)
             .join("alua_access_state");
-        self.write_attr(&state, &AluaState::Transitioning.encode(Stack::Lio))?;
-        self.log.info(&format!(
-            "target group {}: {} ({})",
-            self.params.local_target_group,
-            AluaState::Transitioning,
-            state.display()
-        ));
+        match self.write_attr(&state, &AluaState::Transitioning.encode(Stack::Lio)) {
+            Ok(()) => self.log.info(&format!(
+                "target group {}: {} ({})",
+                self.params.local_target_group,
+                AluaState::Transitioning,
+                state.display()
+            )),
+            Err(e) => self.log.warn(&e),
+        }
         Ok(())
     }
 

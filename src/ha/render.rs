@@ -1,6 +1,8 @@
 //! Renders a validated [`Cluster`] into the files each node needs: `node.toml` (read
-//! by sanforge-init), `corosync.conf`, the Pacemaker CIB, DRBD `.res` files and
-//! `scst.conf` with ALUA device and target groups. Public files and secret files are
+//! by sanforge-init), `corosync.conf`, the Pacemaker CIB, DRBD `.res` files and, for
+//! `target = "scst"`, `scst.conf` with ALUA device and target groups (for
+//! `target = "lio"` the node.toml's `[lio]` holds targets and ACLs, and the CIB's
+//! `ocf:sanforge:alua` instance the LUNs it creates at promote). Public files and secret files are
 //! kept apart: everything secret goes under `NODE/secrets/` (with a `.gitignore`), and
 //! the public files only reference it by path. Nothing here touches the system; the
 //! caller writes the result ([`write`]) or inspects it in memory ([`render_files`]).
