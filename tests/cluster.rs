@@ -5,7 +5,9 @@
 //! package to install.
 
 use sanforge::config::node::NodeConfig;
-use sanforge::ha::cluster::{generate_secrets, write_secrets, Cluster, Secrets, TargetStack};
+use sanforge::ha::cluster::{
+    generate_secrets, write_secrets, Cluster, DrbdVersion, Secrets, TargetStack,
+};
 use sanforge::ha::render::{self, merge_auth, render_files, Rendered};
 use sanforge::scsi::{lio, scst};
 use sanforge::util::cmd::{Cmd, Log};
@@ -1000,7 +1002,14 @@ fn lio_cib_passes_crm_verify_and_fails_over() {
 fn lio_drbd_and_corosync_configs_are_accepted() {
     require("drbdadm", "drbd-utils");
     require("corosync", "corosync");
+    // The fixture names the in-tree DRBD 8.4 module: drbd-utils parses its resources
+    // with drbdadm-84 (shipped in drbd-utils), which refuses DRBD 9 syntax.
+    let drbdadm_84 = ["/usr/lib/drbd/drbdadm-84", "/lib/drbd/drbdadm-84"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file())
+        .expect("drbdadm-84 not found: install drbd-utils");
     let c = lio_cluster();
+    assert_eq!(c.drbd_version, DrbdVersion::V84);
     let r = render_files(&c, &secrets(&c)).unwrap();
     let out = tempfile::tempdir().unwrap();
     render::write(&r, out.path()).unwrap();
@@ -1015,21 +1024,47 @@ fn lio_drbd_and_corosync_configs_are_accepted() {
         ),
     )
     .unwrap();
-    let dump = run(Cmd::new(tool("drbdadm"))
+    let dump = run(Cmd::new(drbdadm_84)
         .arg("-c")
         .arg(&conf)
         .arg("dump")
         .arg("all"));
     for want in [
         "resource r0",
+        "protocol           C;",
         "fencing          resource-only;",
         "address          ipv4 192.0.2.1:7789;",
         "address          ipv4 192.0.2.2:7789;",
         "disk         /dev/vdb;",
         "device       minor 0;",
+        "cram-hmac-alg    sha256;",
+        "fence-peer       /usr/lib/drbd/crm-fence-peer.sh;",
     ] {
-        assert!(dump.contains(want), "drbdadm dump lacks `{want}`:\n{dump}");
+        assert!(
+            dump.contains(want),
+            "drbdadm-84 dump lacks `{want}`:\n{dump}"
+        );
     }
+    // The same cluster rendered for DRBD 9 is refused by drbdadm-84.
+    let c9 = Cluster::parse(
+        Path::new("c.toml"),
+        &lio_text().replace("drbd-version = \"8.4\"\n", ""),
+    )
+    .unwrap();
+    assert_eq!(c9.drbd_version, DrbdVersion::V9);
+    let r9 = render_files(&c9, &secrets(&c9)).unwrap();
+    let res9 = out.path().join("r0-9.res");
+    std::fs::write(&res9, text(&r9, "alpha/drbd/r0.res")).unwrap();
+    assert!(
+        Cmd::new(drbdadm_84)
+            .arg("-c")
+            .arg(&res9)
+            .arg("dump")
+            .arg("all")
+            .output(&Log::none())
+            .is_err(),
+        "drbdadm-84 accepted DRBD 9 syntax"
+    );
     let key = out.path().join("alpha/secrets/authkey");
     let t = text(&r, "alpha/corosync.conf");
     for want in [
@@ -1087,6 +1122,10 @@ fn lio_validation_names_the_field() {
         (
             lio_mutate("target = \"lio\"\n", "target = \"iet\"\n"),
             "iet",
+        ),
+        (
+            lio_mutate("drbd-version = \"8.4\"\n", "drbd-version = \"8.3\"\n"),
+            "8.3",
         ),
         (
             mutate(

@@ -31,6 +31,10 @@ pub struct RawCluster {
     /// The SCSI target stack of every node: `scst` (the default) or `lio`.
     #[serde(default)]
     pub target: TargetStack,
+    /// The DRBD kernel module the nodes run: `"9"` (the default) or `"8.4"` (the
+    /// in-tree module of distribution kernels); it decides the `.res` syntax.
+    #[serde(default)]
+    pub drbd_version: DrbdVersion,
     #[serde(default)]
     pub corosync: CorosyncConf,
     pub quorum: Option<QuorumConf>,
@@ -128,6 +132,18 @@ pub enum TargetStack {
     #[default]
     Scst,
     Lio,
+}
+
+/// The DRBD kernel module generation (top-level `drbd-version`).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+pub enum DrbdVersion {
+    /// DRBD 9 (LINBIT's out-of-tree module): node ids, `auto-promote no`.
+    #[default]
+    #[serde(rename = "9")]
+    V9,
+    /// DRBD 8.4, the module in mainline kernels (drbd-utils runs `drbdadm-84`).
+    #[serde(rename = "8.4")]
+    V84,
 }
 
 /// `two-node = true`, or `device = { host = "…" }` for a corosync-qnetd arbiter.
@@ -360,6 +376,7 @@ pub const DEFAULT_PORTAL: &str = "0.0.0.0:3260";
 pub struct Cluster {
     pub name: String,
     pub target: TargetStack,
+    pub drbd_version: DrbdVersion,
     pub corosync: CorosyncConf,
     pub quorum: Quorum,
     pub fencing: Fencing,
@@ -1236,6 +1253,7 @@ impl RawCluster {
         Ok(Cluster {
             name: self.name,
             target: self.target,
+            drbd_version: self.drbd_version,
             corosync: self.corosync,
             quorum,
             fencing,
