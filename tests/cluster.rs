@@ -5,9 +5,11 @@
 //! package to install.
 
 use sanforge::config::node::NodeConfig;
-use sanforge::ha::cluster::{generate_secrets, write_secrets, Cluster, Secrets};
+use sanforge::ha::cluster::{
+    generate_secrets, write_secrets, Cluster, DrbdVersion, Secrets, TargetStack,
+};
 use sanforge::ha::render::{self, merge_auth, render_files, Rendered};
-use sanforge::scsi::scst;
+use sanforge::scsi::{lio, scst};
 use sanforge::util::cmd::{Cmd, Log};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -822,4 +824,503 @@ fn sbd_fencing_renders_a_watchdog_service_before_corosync() {
     // Watchdog-only sbd cannot fence a two-node cluster.
     let e = error_for(&sbd.replace("devices = [\"/dev/disk/by-id/sbd1\"]\n", ""));
     assert!(e.message.contains("watchdog-only sbd"), "{e}");
+}
+
+// ----------------------------------------------------------------------------------
+// target = "lio" (tests/fixtures/cluster/cluster-lio.toml, the QEMU failover fixture)
+// ----------------------------------------------------------------------------------
+
+const HOST: &str = "iqn.2026-11.org.example:host";
+
+fn lio_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cluster/cluster-lio.toml")
+}
+
+fn lio_text() -> String {
+    std::fs::read_to_string(lio_path()).unwrap()
+}
+
+fn lio_cluster() -> Cluster {
+    Cluster::parse(&lio_path(), &lio_text()).unwrap()
+}
+
+fn lio_mutate(from: &str, to: &str) -> String {
+    let t = lio_text();
+    assert!(t.contains(from), "lio fixture lacks `{from}`");
+    t.replacen(from, to, 1)
+}
+
+#[test]
+fn lio_fixture_renders_targets_and_acls_but_no_scst_and_no_luns() {
+    let c = lio_cluster();
+    assert_eq!(c.target, TargetStack::Lio);
+    let r = render_files(&c, &secrets(&c)).unwrap();
+    for n in ["alpha", "beta"] {
+        for f in [
+            "node.toml",
+            "corosync.conf",
+            "cib.xml",
+            "drbd/r0.res",
+            "secrets/authkey",
+        ] {
+            assert!(r.get(&format!("{n}/{f}")).is_some(), "{n}/{f} missing");
+        }
+        for f in ["scst.conf", "secrets/scst-auth.conf", "secrets/node.toml"] {
+            assert!(r.get(&format!("{n}/{f}")).is_none(), "{n}/{f} rendered");
+        }
+        assert!(!text(&r, &format!("{n}/MANIFEST")).contains("scst"));
+    }
+    for (n, mac, addr) in [
+        ("alpha", "52:54:00:00:0a:01", "192.0.2.1/24"),
+        ("beta", "52:54:00:00:0b:01", "192.0.2.2/24"),
+    ] {
+        let node = NodeConfig::parse(Path::new("node.toml"), &text(&r, &format!("{n}/node.toml")))
+            .unwrap();
+        assert_eq!(node.hostname, n);
+        let eth1 = &node.network.interfaces[0];
+        assert_eq!(
+            (eth1.name.as_str(), eth1.mac.as_deref()),
+            ("eth1", Some(mac))
+        );
+        assert_eq!(eth1.addresses, [addr]);
+        assert!(node.scst.is_none());
+        assert!(node.services.is_empty(), "{:?}", node.services);
+        let ha = node.ha.clone().unwrap();
+        assert!(ha.enabled && !ha.cluster_mode);
+        for m in [
+            "drbd",
+            "target_core_mod",
+            "target_core_iblock",
+            "iscsi_target_mod",
+        ] {
+            assert!(node.modules.load.iter().any(|x| x == m), "{m}");
+        }
+        assert!(!node.modules.load.iter().any(|x| x.contains("scst")));
+        let lio = node.lio.clone().unwrap();
+        assert!(lio.backstores.is_empty());
+        assert_eq!(lio.iscsi.len(), 1);
+        let t = &lio.iscsi[0];
+        assert_eq!(t.iqn, format!("iqn.2026-11.org.example:sanlio.{n}"));
+        assert_eq!(t.tpg, 1);
+        assert_eq!(t.portals, ["0.0.0.0:3260"]);
+        assert!(t.luns.is_empty());
+        assert_eq!(t.acls.len(), 1);
+        assert_eq!(t.acls[0].initiator, HOST);
+        assert!(t.acls[0].chap.is_none() && t.acls[0].mapped_luns.is_empty());
+        // The init's configfs plan: a disabled TPG with its portal and the ACL, no LUN.
+        let plan = lio::plan(&lio);
+        let tpg = format!("iscsi/{}/tpgt_1", t.iqn);
+        let ops: Vec<String> = plan.setup.iter().map(|o| o.to_string()).collect();
+        for want in [
+            format!("mkdir {tpg}/np/0.0.0.0:3260"),
+            format!("mkdir {tpg}/acls/{HOST}"),
+            format!("write {tpg}/attrib/generate_node_acls 0"),
+            format!("write {tpg}/enable 0"),
+        ] {
+            assert!(ops.contains(&want), "{want} not in {ops:#?}");
+        }
+        assert!(
+            !ops.iter()
+                .any(|o| o.contains("/lun") || o.contains("core/")),
+            "{ops:#?}"
+        );
+    }
+}
+
+#[test]
+fn lio_cib_passes_the_luns_and_each_nodes_ports_to_the_agent() {
+    let c = lio_cluster();
+    let r = render_files(&c, &secrets(&c)).unwrap();
+    let cib = text(&r, "alpha/cib.xml");
+    assert_eq!(cib, text(&r, "beta/cib.xml"));
+    for want in [
+        "name=\"stack\" value=\"lio\"",
+        "name=\"lio_luns\" value=\"disk0=/dev/drbd0@0\"",
+        "name=\"cluster_name\" value=\"sanlio\"",
+        "name=\"unpromoted_state\" value=\"standby\"",
+        "attribute=\"#uname\" operation=\"eq\" value=\"alpha\"",
+        "id=\"alua-r0-params-alpha-ports\" name=\"ports\" value=\"iscsi/iqn.2026-11.org.example:sanlio.alpha/tpgt_1\"",
+        "id=\"alua-r0-params-beta-ports\" name=\"ports\" value=\"iscsi/iqn.2026-11.org.example:sanlio.beta/tpgt_1\"",
+        "name=\"stonith-enabled\" value=\"false\"",
+    ] {
+        assert!(cib.contains(want), "CIB lacks `{want}`:\n{cib}");
+    }
+    assert!(
+        !cib.contains("device_group") && !cib.contains("dlm"),
+        "{cib}"
+    );
+}
+
+#[test]
+fn lio_cib_passes_crm_verify_and_fails_over() {
+    require("crm_verify", "pacemaker-cli-utils");
+    require("crm_simulate", "pacemaker-cli-utils");
+    let c = lio_cluster();
+    let r = render_files(&c, &secrets(&c)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("live.xml");
+    std::fs::write(&live, live_cib(&text(&r, "alpha/cib.xml"))).unwrap();
+    run(Cmd::new(tool("crm_verify"))
+        .arg("--xml-file")
+        .arg(&live)
+        .arg("-V"));
+    let broken = dir.path().join("broken.xml");
+    std::fs::write(
+        &broken,
+        live_cib(&text(&r, "alpha/cib.xml")).replace("operation=\"eq\"", "operation=\"equals\""),
+    )
+    .unwrap();
+    assert!(
+        Cmd::new(tool("crm_verify"))
+            .arg("--xml-file")
+            .arg(&broken)
+            .output(&Log::none())
+            .is_err(),
+        "crm_verify accepted a bad rule"
+    );
+    let s1 = dir.path().join("s1.xml");
+    let out = run(Cmd::new(tool("crm_simulate"))
+        .arg("-x")
+        .arg(&live)
+        .arg("-S")
+        .arg("-O")
+        .arg(&s1));
+    assert_eq!(promoted_on(&out, "drbd-r0-clone"), "alpha", "{out}");
+    assert_eq!(promoted_on(&out, "alua-r0-clone"), "alpha", "{out}");
+    // alpha fails (fencing is off: assumed dead): beta promotes DRBD, then the LUNs.
+    let out = run(Cmd::new(tool("crm_simulate"))
+        .arg("-x")
+        .arg(&s1)
+        .arg("-S")
+        .arg("-f")
+        .arg("alpha"));
+    assert_eq!(promoted_on(&out, "drbd-r0-clone"), "beta", "{out}");
+    assert_eq!(promoted_on(&out, "alua-r0-clone"), "beta", "{out}");
+}
+
+#[test]
+fn lio_drbd_and_corosync_configs_are_accepted() {
+    require("drbdadm", "drbd-utils");
+    require("corosync", "corosync");
+    // The fixture names the in-tree DRBD 8.4 module: drbd-utils parses its resources
+    // with drbdadm-84 (shipped in drbd-utils), which refuses DRBD 9 syntax.
+    let drbdadm_84 = ["/usr/lib/drbd/drbdadm-84", "/lib/drbd/drbdadm-84"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file())
+        .expect("drbdadm-84 not found: install drbd-utils");
+    let c = lio_cluster();
+    assert_eq!(c.drbd_version, DrbdVersion::V84);
+    let r = render_files(&c, &secrets(&c)).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    render::write(&r, out.path()).unwrap();
+    let node = out.path().join("alpha");
+    let conf = out.path().join("drbd-test.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "include \"{}\";\ninclude \"{}\";\n",
+            node.join("secrets/drbd-secret.conf").display(),
+            node.join("drbd/*.res").display()
+        ),
+    )
+    .unwrap();
+    let dump = run(Cmd::new(drbdadm_84)
+        .arg("-c")
+        .arg(&conf)
+        .arg("dump")
+        .arg("all"));
+    for want in [
+        "resource r0",
+        "protocol           C;",
+        "fencing          resource-only;",
+        "address          ipv4 192.0.2.1:7789;",
+        "address          ipv4 192.0.2.2:7789;",
+        "disk         /dev/vdb;",
+        "device       minor 0;",
+        "cram-hmac-alg    sha256;",
+        "fence-peer       /usr/lib/drbd/crm-fence-peer.sh;",
+    ] {
+        assert!(
+            dump.contains(want),
+            "drbdadm-84 dump lacks `{want}`:\n{dump}"
+        );
+    }
+    // The same cluster rendered for DRBD 9 is refused by drbdadm-84.
+    let c9 = Cluster::parse(
+        Path::new("c.toml"),
+        &lio_text().replace("drbd-version = \"8.4\"\n", ""),
+    )
+    .unwrap();
+    assert_eq!(c9.drbd_version, DrbdVersion::V9);
+    let r9 = render_files(&c9, &secrets(&c9)).unwrap();
+    let res9 = out.path().join("r0-9.res");
+    std::fs::write(&res9, text(&r9, "alpha/drbd/r0.res")).unwrap();
+    assert!(
+        Cmd::new(drbdadm_84)
+            .arg("-c")
+            .arg(&res9)
+            .arg("dump")
+            .arg("all")
+            .output(&Log::none())
+            .is_err(),
+        "drbdadm-84 accepted DRBD 9 syntax"
+    );
+    let key = out.path().join("alpha/secrets/authkey");
+    let t = text(&r, "alpha/corosync.conf");
+    for want in [
+        "ring0_addr: 192.0.2.1\n",
+        "ring1_addr: 198.51.100.1\n",
+        "ring0_addr: 192.0.2.2\n",
+        "ring1_addr: 198.51.100.2\n",
+        "two_node: 1",
+    ] {
+        assert!(t.contains(want), "corosync.conf lacks `{want}`:\n{t}");
+    }
+    let t = t
+        .replace(
+            "keyfile: /etc/corosync/authkey",
+            &format!("keyfile: {}", key.display()),
+        )
+        .replace("ring0_addr: 192.0.2.1\n", "ring0_addr: 127.0.0.1\n");
+    let cc = out.path().join("corosync-test.conf");
+    std::fs::write(&cc, &t).unwrap();
+    run(Cmd::new(tool("corosync")).arg("-t").arg("-c").arg(&cc));
+}
+
+#[test]
+fn lio_validation_names_the_field() {
+    let cases: Vec<(String, &str)> = vec![
+        (
+            lio_mutate(
+                "iscsi-portals = [\"0.0.0.0:3260\"]\n",
+                "iscsi-portals = [\"0.0.0.0:3260\"]\nfc-targets = [\"21:00:00:24:ff:54:09:32\"]\n",
+            ),
+            "fc-targets: target = \"lio\" serves iSCSI only",
+        ),
+        (
+            lio_mutate("lun = 0\n", "lun = 0\ncluster-mode = true\n"),
+            "LIO has no cluster-mode",
+        ),
+        (
+            lio_mutate("lun = 0\n", "lun = 0\nhandler = \"vdisk_fileio\"\n"),
+            "handler `vdisk_fileio` is an SCST handler",
+        ),
+        (
+            lio_mutate(
+                "iqn = \"iqn.2026-11.org.example:host\"\n",
+                "iqn = \"iqn.2026-11.org.example:host\"\nwwpns = [\"21:00:00:1b:32:00:00:01\"]\n",
+            ),
+            "wwpns: target = \"lio\" serves iSCSI only",
+        ),
+        (
+            lio_mutate(
+                "iscsi-portals = [\"0.0.0.0:3260\"]",
+                "iscsi-portals = [\"192.0.2.2:3260\"]",
+            ),
+            "iscsi-portals `192.0.2.2:3260`",
+        ),
+        (
+            lio_mutate("target = \"lio\"\n", "target = \"iet\"\n"),
+            "iet",
+        ),
+        (
+            lio_mutate("drbd-version = \"8.4\"\n", "drbd-version = \"8.3\"\n"),
+            "8.3",
+        ),
+        (
+            mutate(
+                "iscsi-targets = [\"iqn.2026-01.org.example:san1.alpha\"]\n",
+                "iscsi-targets = [\"iqn.2026-01.org.example:san1.alpha\"]\niscsi-portals = [\"0.0.0.0:3260\"]\n",
+            ),
+            "iscsi-portals is for target = \"lio\"",
+        ),
+    ];
+    for (t, needle) in cases {
+        let e = error_for(&t);
+        assert!(e.message.contains(needle), "`{needle}` not in: {e}");
+        assert!(e.line > 0, "{e}");
+    }
+    // A portal on one of the node's own addresses is fine; the default is 0.0.0.0:3260.
+    let c = Cluster::parse(
+        Path::new("c.toml"),
+        &lio_mutate(
+            "iscsi-portals = [\"0.0.0.0:3260\"]",
+            "iscsi-portals = [\"192.0.2.1:3260\", \"198.51.100.1:3260\"]",
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        c.nodes[0].iscsi_portals,
+        ["192.0.2.1:3260", "198.51.100.1:3260"]
+    );
+    let c = Cluster::parse(
+        Path::new("c.toml"),
+        &lio_text().replace("iscsi-portals = [\"0.0.0.0:3260\"]\n", ""),
+    )
+    .unwrap();
+    assert_eq!(c.nodes[1].iscsi_portals, ["0.0.0.0:3260"]);
+    // Without `target`, a file keeps its SCST meaning.
+    assert_eq!(cluster().target, TargetStack::Scst);
+}
+
+#[test]
+fn lio_chap_makes_the_whole_node_toml_secret() {
+    let t = lio_mutate(
+        "iqn = \"iqn.2026-11.org.example:host\"\n",
+        "iqn = \"iqn.2026-11.org.example:host\"\nchap = true\n",
+    );
+    let c = Cluster::parse(Path::new("c.toml"), &t).unwrap();
+    let s = secrets(&c);
+    let r = render_files(&c, &s).unwrap();
+    assert!(r.get("alpha/node.toml").is_none());
+    let f = r.get("alpha/secrets/node.toml").unwrap();
+    assert!(f.secret);
+    assert_eq!(f.install, "/etc/sanforge/node.toml");
+    let node = NodeConfig::parse(
+        Path::new("node.toml"),
+        std::str::from_utf8(&f.data).unwrap(),
+    )
+    .unwrap();
+    let chap = node.lio.clone().unwrap().iscsi[0].acls[0]
+        .chap
+        .clone()
+        .unwrap();
+    assert_eq!(chap.password, s.chap["host"].password);
+    assert_eq!(chap.userid, s.chap["host"].user);
+    for f in r.files.iter().filter(|f| !f.secret) {
+        let d = String::from_utf8_lossy(&f.data);
+        assert!(
+            !d.contains(&s.chap["host"].password),
+            "CHAP leaked into {}",
+            f.path.display()
+        );
+    }
+}
+
+/// The rendered node.toml (as sanforge-init builds it in configfs) and the rendered
+/// CIB parameters (as Pacemaker passes them on alpha) drive the real agent binary
+/// through start → promote → demote → stop on a fake configfs tree.
+#[test]
+fn lio_render_and_agent_agree() {
+    use std::process::Command;
+    let c = lio_cluster();
+    let r = render_files(&c, &secrets(&c)).unwrap();
+    let node = NodeConfig::parse(Path::new("n"), &text(&r, "alpha/node.toml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let sys = dir.path().join("sys");
+    let cfs = sys.join("kernel/config/target");
+    std::fs::create_dir_all(cfs.join("core")).unwrap();
+    for op in lio::plan(node.lio.as_ref().unwrap()).setup {
+        match op {
+            lio::ConfigfsOp::Mkdir(p) => {
+                std::fs::create_dir_all(cfs.join(&p)).unwrap();
+                // configfs makes a TPG's default groups with it.
+                if p.ends_with("tpgt_1") {
+                    std::fs::create_dir_all(cfs.join(&p).join("lun")).unwrap();
+                    std::fs::create_dir_all(cfs.join(&p).join("acls")).unwrap();
+                }
+            }
+            lio::ConfigfsOp::Write(p, v) => {
+                let f = cfs.join(&p);
+                std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+                std::fs::write(f, v).unwrap();
+            }
+            lio::ConfigfsOp::Symlink { .. } => panic!("no LUN expected"),
+        }
+    }
+    // alpha's parameters: the common set plus alpha's rule-selected set.
+    let cib = text(&r, "alpha/cib.xml");
+    let mut env: Vec<(String, String)> = cib
+        .lines()
+        .filter(|l| l.contains("id=\"alua-r0-params-") && !l.contains("-params-beta-"))
+        .filter(|l| l.contains("<nvpair"))
+        .map(|l| {
+            let attr = |k: &str| {
+                l.split(&format!("{k}=\""))
+                    .nth(1)
+                    .unwrap()
+                    .split('"')
+                    .next()
+                    .unwrap()
+                    .to_string()
+            };
+            (format!("OCF_RESKEY_{}", attr("name")), attr("value"))
+        })
+        .collect();
+    assert_eq!(env.len(), 6, "{env:?}");
+    env.push(("OCF_RESKEY_sysfs_root".into(), sys.display().to_string()));
+    let agent = |action: &str| {
+        let o = Command::new(env!("CARGO_BIN_EXE_sanforge-init"))
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .arg("ocf-alua")
+            .arg(action)
+            .output()
+            .unwrap();
+        (
+            o.status.code().unwrap(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let tpg = cfs.join("iscsi/iqn.2026-11.org.example:sanlio.alpha/tpgt_1");
+    for (action, want) in [
+        ("validate-all", 0),
+        ("monitor", 7),
+        ("start", 0),
+        ("monitor", 0),
+        ("promote", 0),
+        ("monitor", 8),
+    ] {
+        let (rc, err) = agent(action);
+        assert_eq!(rc, want, "{action}: {err}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(cfs.join("core/iblock_0/disk0/control")).unwrap(),
+        "udev_path=/dev/drbd0"
+    );
+    assert_eq!(
+        std::fs::read_link(tpg.join(format!("acls/{HOST}/lun_0/lun"))).unwrap(),
+        tpg.join("lun/lun_0")
+    );
+    for (action, want) in [("demote", 0), ("monitor", 0), ("stop", 0), ("monitor", 7)] {
+        let (rc, err) = agent(action);
+        assert_eq!(rc, want, "{action}: {err}");
+    }
+    assert!(!cfs.join("core/iblock_0").exists());
+    assert!(tpg.join(format!("acls/{HOST}")).is_dir());
+}
+
+#[test]
+fn scst_cib_gives_each_node_its_own_target_group_and_ports() {
+    let c = cluster();
+    let r = render_files(&c, &secrets(&c)).unwrap();
+    let cib = text(&r, "alpha/cib.xml");
+    for want in [
+        "name=\"stack\" value=\"scst\"",
+        "name=\"device_group\" value=\"r0\"",
+        "id=\"alua-r0-params-alpha-local_target_group\" name=\"local_target_group\" value=\"alpha\"",
+        "id=\"alua-r0-params-alpha-remote_target_group\" name=\"remote_target_group\" value=\"beta\"",
+        "id=\"alua-r0-params-beta-local_target_group\" name=\"local_target_group\" value=\"beta\"",
+        "id=\"alua-r0-params-alpha-ports\" name=\"ports\" value=\"iscsi/iqn.2026-01.org.example:san1.alpha qla2x00t/21:00:00:24:ff:54:09:32\"",
+    ] {
+        assert!(cib.contains(want), "CIB lacks `{want}`:\n{cib}");
+    }
+    // Only parameters the agent knows (its meta-data) are passed.
+    let known: Vec<&str> = sanforge::ha::ocf::PARAMS.iter().map(|p| p.name).collect();
+    let lio = render_files(&lio_cluster(), &secrets(&lio_cluster())).unwrap();
+    for x in [cib, text(&lio, "alpha/cib.xml")] {
+        for l in x
+            .lines()
+            .filter(|l| l.contains("id=\"alua-r0-params-") && l.contains("<nvpair"))
+        {
+            let name = l
+                .split("name=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap();
+            assert!(known.contains(&name), "unknown agent parameter {name}");
+        }
+    }
 }

@@ -665,3 +665,335 @@ fn ocf_tester_passes_without_ports_or_remote_group() {
         "the remote group is not touched"
     );
 }
+
+// ----------------------------------------------------------------------------------
+// LIO with `lio_luns`: the agent creates the iblock backstores and LUNs at promote
+// ----------------------------------------------------------------------------------
+
+const HOST: &str = "iqn.2026-11.org.example:host";
+const HOST2: &str = "iqn.2026-11.org.example:host2";
+
+/// What sanforge-init leaves in configfs for a `target = "lio"` cluster node: one
+/// target with tpgt_1 (disabled, no LUN) and two initiator ACLs, an empty `core/`.
+/// The kernel's default groups (`tpgt_1/lun`, `tpgt_1/acls`) are made by hand; the
+/// agent creates the attribute files of the backstores it makes (sysfs_root ≠ /sys).
+struct LioLuns {
+    root: PathBuf,
+}
+
+impl LioLuns {
+    fn new(dir: &Path) -> Self {
+        let root = dir.join("sys");
+        let c = root.join("kernel/config/target");
+        fs::create_dir_all(c.join("core")).unwrap();
+        let tpg = c.join("iscsi/iqn.2026-11.org.example:sanlio.alpha/tpgt_1");
+        put(&tpg.join("enable"), "0\n");
+        fs::create_dir_all(tpg.join("lun")).unwrap();
+        for i in [HOST, HOST2] {
+            fs::create_dir_all(tpg.join("acls").join(i)).unwrap();
+        }
+        LioLuns { root }
+    }
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("OCF_RESKEY_sysfs_root", self.root.display().to_string()),
+            ("OCF_RESKEY_stack", "lio".into()),
+            (
+                "OCF_RESKEY_lio_luns",
+                "disk0=/dev/drbd0@0 disk1=/dev/drbd1@1".into(),
+            ),
+            ("OCF_RESKEY_cluster_name", "sanlio".into()),
+            ("OCF_RESKEY_unpromoted_state", "standby".into()),
+            (
+                "OCF_RESKEY_ports",
+                "iscsi/iqn.2026-11.org.example:sanlio.alpha/tpgt_1".into(),
+            ),
+        ]
+    }
+    fn c(&self) -> PathBuf {
+        self.root.join("kernel/config/target")
+    }
+    fn tpg(&self) -> PathBuf {
+        self.c()
+            .join("iscsi/iqn.2026-11.org.example:sanlio.alpha/tpgt_1")
+    }
+    fn bs(&self, lun: u32, name: &str) -> PathBuf {
+        self.c().join(format!("core/iblock_{lun}/{name}"))
+    }
+    fn port(&self) -> String {
+        read(&self.tpg().join("enable"))
+    }
+    /// Every path under the configfs root, `->` and the target for symlinks.
+    fn listing(&self) -> Vec<String> {
+        fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+            let mut ents: Vec<_> = fs::read_dir(dir).unwrap().map(|e| e.unwrap()).collect();
+            ents.sort_by_key(|e| e.file_name());
+            for e in ents {
+                let p = e.path();
+                let rel = p.strip_prefix(base).unwrap().display().to_string();
+                let t = e.file_type().unwrap();
+                if t.is_symlink() {
+                    let to = fs::read_link(&p).unwrap();
+                    out.push(format!(
+                        "{rel} -> {}",
+                        to.strip_prefix(base).unwrap_or(&to).display()
+                    ));
+                } else if t.is_dir() {
+                    out.push(format!("{rel}/"));
+                    walk(base, &p, out);
+                } else {
+                    out.push(rel);
+                }
+            }
+        }
+        let mut v = Vec::new();
+        walk(&self.c(), &self.c(), &mut v);
+        v
+    }
+}
+
+fn serial(cluster: &str, name: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(
+        format!("sanforge:{cluster}:{name}").as_bytes(),
+    ))[..32]
+        .to_string()
+}
+
+#[test]
+fn lio_luns_exist_only_while_promoted() {
+    let t = tmp();
+    let l = LioLuns::new(t.path());
+    let env = l.env();
+    let step = |action: &str, want: i32| {
+        let o = agent(action, &env);
+        assert_eq!(o.code, want, "{action}: stderr:\n{}", o.stderr);
+        o
+    };
+    let at_boot = l.listing();
+    step("validate-all", 0);
+    // At boot: ports disabled and no LUN: stopped.
+    step("monitor", 7);
+    step("start", 0);
+    assert_eq!(l.port(), "1\n");
+    step("monitor", 0);
+    assert!(!l.c().join("core/iblock_0").exists());
+
+    let o = step("promote", 0);
+    let state0 = l
+        .bs(0, "disk0")
+        .join("alua/default_tg_pt_gp/alua_access_state");
+    // transitioning until the LUNs are mapped, then active/optimized.
+    assert_eq!(
+        writes_to(&o.stderr, &state0),
+        ["transitioning", "active"],
+        "{}",
+        o.stderr
+    );
+    let tpg = l.tpg();
+    for (lun, name, dev) in [(0, "disk0", "/dev/drbd0"), (1, "disk1", "/dev/drbd1")] {
+        let bs = l.bs(lun, name);
+        assert_eq!(read(&bs.join("control")), format!("udev_path={dev}"));
+        assert_eq!(read(&bs.join("enable")), "1");
+        assert_eq!(
+            read(&bs.join("wwn/vpd_unit_serial")),
+            serial("sanlio", name)
+        );
+        assert_eq!(
+            read(&bs.join("alua/default_tg_pt_gp/alua_access_state")),
+            "0\n"
+        );
+        let lun_dir = tpg.join(format!("lun/lun_{lun}"));
+        assert_eq!(fs::read_link(lun_dir.join(name)).unwrap(), bs);
+        for i in [HOST, HOST2] {
+            assert_eq!(
+                fs::read_link(tpg.join(format!("acls/{i}/lun_{lun}/lun"))).unwrap(),
+                lun_dir
+            );
+        }
+    }
+    assert_ne!(serial("sanlio", "disk0"), serial("other", "disk0"));
+    step("monitor", 8);
+    // Promote twice: nothing changes.
+    let promoted = l.listing();
+    step("promote", 0);
+    assert_eq!(l.listing(), promoted);
+
+    // A mapped LUN lost while promoted: failed promoted (9); promote repairs it. The
+    // links it finds are checked by where they lead (configfs shows relative ones).
+    fs::remove_file(tpg.join(format!("acls/{HOST2}/lun_1/lun"))).unwrap();
+    let link0 = tpg.join("lun/lun_0/disk0");
+    fs::remove_file(&link0).unwrap();
+    std::os::unix::fs::symlink("../../../../../core/iblock_0/disk0", &link0).unwrap();
+    assert_eq!(
+        fs::canonicalize(&link0).unwrap(),
+        fs::canonicalize(l.bs(0, "disk0")).unwrap()
+    );
+    step("monitor", 9);
+    step("promote", 0);
+    fs::remove_file(&link0).unwrap();
+    std::os::unix::fs::symlink(l.bs(0, "disk0"), &link0).unwrap();
+    assert_eq!(l.listing(), promoted);
+    step("monitor", 8);
+    // A link leading elsewhere is not silently accepted.
+    fs::remove_file(tpg.join(format!("acls/{HOST2}/lun_1/lun"))).unwrap();
+    let wrong = tpg.join(format!("acls/{HOST}/lun_1/lun"));
+    fs::remove_file(&wrong).unwrap();
+    std::os::unix::fs::symlink(tpg.join("lun/lun_0"), &wrong).unwrap();
+    let o = step("promote", 1);
+    assert!(
+        o.stderr.contains(&format!("{} leads to", wrong.display())),
+        "{}",
+        o.stderr
+    );
+    fs::remove_file(&wrong).unwrap();
+    std::os::unix::fs::symlink(tpg.join("lun/lun_1"), &wrong).unwrap();
+    step("promote", 0);
+    assert_eq!(l.listing(), promoted);
+
+    // Demote removes everything it made, in reverse order, and keeps the port.
+    let o = step("demote", 0);
+    assert_eq!(l.listing(), at_boot, "demote left something behind");
+    assert_eq!(
+        writes_to(&o.stderr, &state0),
+        ["transitioning"],
+        "{}",
+        o.stderr
+    );
+    assert_eq!(l.port(), "1\n");
+    let pos = |needle: &str| {
+        o.stderr
+            .lines()
+            .position(|x| x.contains(needle))
+            .unwrap_or_else(|| panic!("`{needle}` not logged:\n{}", o.stderr))
+    };
+    let mapped = pos(&format!(
+        "unlinked {}",
+        tpg.join(format!("acls/{HOST}/lun_0/lun")).display()
+    ));
+    let lun = pos(&format!(
+        "unlinked {}",
+        tpg.join("lun/lun_0/disk0").display()
+    ));
+    let bs = pos(&format!("removed {}", l.bs(0, "disk0").display()));
+    assert!(mapped < lun && lun < bs, "{}", o.stderr);
+    step("monitor", 0);
+    step("demote", 0);
+
+    step("stop", 0);
+    assert_eq!(l.port(), "0\n");
+    step("monitor", 7);
+    step("stop", 0);
+    // Promote needs a started instance.
+    step("promote", 1);
+    assert!(!l.c().join("core/iblock_0").exists());
+}
+
+#[test]
+fn lio_luns_half_made_is_an_error_and_start_cleans_up() {
+    let t = tmp();
+    let l = LioLuns::new(t.path());
+    let env = l.env();
+    let step = |action: &str, want: i32| {
+        let o = agent(action, &env);
+        assert_eq!(o.code, want, "{action}: stderr:\n{}", o.stderr);
+        o
+    };
+    step("start", 0);
+    // A backstore whose enable cannot be written (here a directory; on a node, a DRBD
+    // Secondary refusing the open): promote fails naming the path and the error.
+    fs::create_dir_all(l.bs(1, "disk1").join("enable")).unwrap();
+    let o = step("promote", 1);
+    let enable = l.bs(1, "disk1").join("enable");
+    assert!(
+        o.stderr
+            .contains(&format!("cannot write '1' to {}", enable.display())),
+        "{}",
+        o.stderr
+    );
+    assert!(o.stderr.contains("Is a directory"), "{}", o.stderr);
+    // disk0 was made, disk1 half: not promoted, not clean.
+    step("monitor", 1);
+    fs::remove_dir(&enable).unwrap();
+    // start brings it back to unpromoted: no LUNs, ports enabled.
+    step("start", 0);
+    assert!(!l.c().join("core/iblock_0").exists());
+    assert!(!l.c().join("core/iblock_1").exists());
+    step("monitor", 0);
+}
+
+#[test]
+fn lio_luns_stop_that_cannot_remove_the_backstore_fails_so_pacemaker_fences() {
+    let t = tmp();
+    let l = LioLuns::new(t.path());
+    let env = l.env();
+    assert_eq!(agent("start", &env).code, 0);
+    assert_eq!(agent("promote", &env).code, 0);
+    // Something else holds the backstore (the kernel says EBUSY/ENOTEMPTY): a link
+    // inside it that the agent did not make.
+    std::os::unix::fs::symlink(l.tpg(), l.bs(0, "disk0").join("holder")).unwrap();
+    let o = agent("stop", &env);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(
+        o.stderr
+            .contains(&format!("cannot rmdir {}", l.bs(0, "disk0").display())),
+        "{}",
+        o.stderr
+    );
+    assert!(o.stderr.contains("fence"), "{}", o.stderr);
+    // The ports are disabled anyway and the other LUN is gone.
+    assert_eq!(l.port(), "0\n");
+    assert!(!l.c().join("core/iblock_1").exists());
+    assert!(!l.tpg().join(format!("acls/{HOST}/lun_0")).exists());
+}
+
+#[test]
+fn lio_luns_parameters() {
+    let t = tmp();
+    let l = LioLuns::new(t.path());
+    // (parameter to replace, its new value or None to drop it, what the error names)
+    let run = |key: &'static str, value: Option<&str>| {
+        let mut env = l.env();
+        env.retain(|(k, _)| *k != key);
+        if let Some(v) = value {
+            env.push((key, v.to_string()));
+        }
+        agent("validate-all", &env)
+    };
+    for (key, value, needle) in [
+        ("OCF_RESKEY_ports", None, "ports"),
+        (
+            "OCF_RESKEY_lio_luns",
+            Some("disk0=/dev/drbd0"),
+            "NAME=/dev/DEVICE@LUN",
+        ),
+        ("OCF_RESKEY_lio_luns", Some("disk0=/tmp/x@0"), "under /dev/"),
+        (
+            "OCF_RESKEY_lio_luns",
+            Some("a=/dev/drbd0@0 b=/dev/drbd1@0"),
+            "twice",
+        ),
+        ("OCF_RESKEY_lio_devices", Some("iblock_0/disk0"), "exclude"),
+        ("OCF_RESKEY_stack", Some("scst"), "lio_luns"),
+    ] {
+        let o = run(key, value);
+        assert_eq!(o.code, 6, "{needle}: {}", o.stderr);
+        assert!(o.stderr.contains(needle), "{needle}: {}", o.stderr);
+    }
+    // A port whose TPG the init did not make: not installed.
+    let o = run(
+        "OCF_RESKEY_ports",
+        Some("iscsi/iqn.2026-11.org.example:nope/tpgt_1"),
+    );
+    assert_eq!(o.code, 5, "{}", o.stderr);
+    assert!(o.stderr.contains("nope"), "{}", o.stderr);
+}
+
+#[test]
+fn ocf_tester_passes_on_lio_luns() {
+    let t = tmp();
+    let l = LioLuns::new(t.path());
+    ocf_tester(&l.env());
+    assert_eq!(l.port(), "0\n");
+    assert!(!l.c().join("core/iblock_0").exists());
+}

@@ -28,6 +28,13 @@ use std::path::Path;
 pub struct RawCluster {
     /// Cluster name (corosync `cluster_name`, Pacemaker `cluster-name`).
     pub name: String,
+    /// The SCSI target stack of every node: `scst` (the default) or `lio`.
+    #[serde(default)]
+    pub target: TargetStack,
+    /// The DRBD kernel module the nodes run: `"9"` (the default) or `"8.4"` (the
+    /// in-tree module of distribution kernels); it decides the `.res` syntax.
+    #[serde(default)]
+    pub drbd_version: DrbdVersion,
     #[serde(default)]
     pub corosync: CorosyncConf,
     pub quorum: Option<QuorumConf>,
@@ -111,6 +118,34 @@ fn d_watchdog_timeout() -> u32 {
     5
 }
 
+/// Which SCSI target stack the nodes run (top-level `target = "scst"|"lio"`).
+///
+/// With `scst` the render writes an `scst.conf` whose devices exist on both nodes
+/// (inactive on the unpromoted one). With `lio` the node config holds only the iSCSI
+/// targets, portals and ACLs: an LIO iblock backstore opens its device when created,
+/// and a single-primary DRBD Secondary cannot be opened at all, so the backstores and
+/// LUNs exist only on the Promoted node, created at promote and removed at demote by
+/// `ocf:sanforge:alua` (`lio_luns`).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum TargetStack {
+    #[default]
+    Scst,
+    Lio,
+}
+
+/// The DRBD kernel module generation (top-level `drbd-version`).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+pub enum DrbdVersion {
+    /// DRBD 9 (LINBIT's out-of-tree module): node ids, `auto-promote no`.
+    #[default]
+    #[serde(rename = "9")]
+    V9,
+    /// DRBD 8.4, the module in mainline kernels (drbd-utils runs `drbdadm-84`).
+    #[serde(rename = "8.4")]
+    V84,
+}
+
 /// `two-node = true`, or `device = { host = "…" }` for a corosync-qnetd arbiter.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -179,6 +214,11 @@ pub struct NodeConf {
     /// Fibre Channel target port WWPNs of this node.
     #[serde(default)]
     pub fc_targets: Vec<String>,
+    /// `target = "lio"` only: the `ip:port` portals of this node's iSCSI targets;
+    /// `0.0.0.0:3260` (the default) listens on every address, else each ip must be one
+    /// of the node's interface addresses.
+    #[serde(default)]
+    pub iscsi_portals: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -324,12 +364,19 @@ pub struct Node {
     pub links: [Ipv4Addr; 2],
     pub iscsi_targets: Vec<String>,
     pub fc_targets: Vec<String>,
+    /// The LIO portals (`ip:port`), `["0.0.0.0:3260"]` unless given; unused with SCST.
+    pub iscsi_portals: Vec<String>,
 }
+
+/// The portal a LIO node listens on when `iscsi-portals` is not given.
+pub const DEFAULT_PORTAL: &str = "0.0.0.0:3260";
 
 /// A cluster description that passed every check; only [`RawCluster::validate`] makes one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cluster {
     pub name: String,
+    pub target: TargetStack,
+    pub drbd_version: DrbdVersion,
     pub corosync: CorosyncConf,
     pub quorum: Quorum,
     pub fencing: Fencing,
@@ -653,6 +700,36 @@ impl RawCluster {
                     ));
                 }
             }
+            let lio = self.target == TargetStack::Lio;
+            if lio && !n.fc_targets.is_empty() {
+                return Err(err(&a, "fc-targets", format!("node `{}`: fc-targets: target = \"lio\" serves iSCSI only (no LIO Fibre Channel fabric is rendered); remove fc-targets or use target = \"scst\"", n.name)));
+            }
+            if !lio && !n.iscsi_portals.is_empty() {
+                return Err(err(&a, "iscsi-portals", format!("node `{}`: iscsi-portals is for target = \"lio\" (SCST's iSCSI daemon listens on every address)", n.name)));
+            }
+            let mut portals = BTreeSet::new();
+            for p in &n.iscsi_portals {
+                let ok = p.parse::<std::net::SocketAddrV4>().ok().is_some_and(|sa| {
+                    sa.port() != 0
+                        && (sa.ip().is_unspecified()
+                            || addrs.get(sa.ip()).is_some_and(|o| *o == n.name))
+                });
+                if !ok {
+                    return Err(err(&q(p), "iscsi-portals", format!("node `{}`: iscsi-portals `{p}`: expected ip:port with 0.0.0.0 or one of the node's interface addresses, like 0.0.0.0:3260", n.name)));
+                }
+                if !portals.insert(p.clone()) {
+                    return Err(err(
+                        &q(p),
+                        "iscsi-portals",
+                        format!("node `{}`: portal `{p}` is listed twice", n.name),
+                    ));
+                }
+            }
+            let iscsi_portals = if n.iscsi_portals.is_empty() && lio {
+                vec![DEFAULT_PORTAL.to_string()]
+            } else {
+                n.iscsi_portals.clone()
+            };
             nodes.push(Node {
                 name: n.name.clone(),
                 node_id: id,
@@ -660,6 +737,7 @@ impl RawCluster {
                 links: [l0, l1],
                 iscsi_targets: n.iscsi_targets.clone(),
                 fc_targets: n.fc_targets.clone(),
+                iscsi_portals,
             });
         }
         let known = |n: &str| names.contains(n);
@@ -1033,6 +1111,17 @@ impl RawCluster {
                     ),
                 ));
             }
+            if self.target == TargetStack::Lio {
+                if e.cluster_mode {
+                    return Err(err(&a, "cluster-mode", format!("export `{}`: cluster-mode is SCST's DLM mode; LIO has no cluster-mode (persistent reservations stay on the Promoted node); remove it or use target = \"scst\"", e.name)));
+                }
+                if e.handler != "vdisk_blockio" {
+                    return Err(err(&a, "handler", format!("export `{}`: handler `{}` is an SCST handler; with target = \"lio\" the DRBD device is always an iblock backstore (remove `handler`)", e.name, e.handler)));
+                }
+                if !is_name(&e.name) || e.name.contains('.') {
+                    return Err(err(&a, "name", format!("export `{}`: with target = \"lio\" the name is a backstore name: letters, digits, `-` and `_`", e.name)));
+                }
+            }
             let id = e.t10_dev_id.clone().unwrap_or_else(|| e.name.clone());
             if id.is_empty()
                 || id.len() > 24
@@ -1134,6 +1223,16 @@ impl RawCluster {
                     ));
                 }
             }
+            if self.target == TargetStack::Lio && !i.wwpns.is_empty() {
+                return Err(err(
+                    &a,
+                    "wwpns",
+                    format!(
+                        "initiator `{}`: wwpns: target = \"lio\" serves iSCSI only; give an `iqn`",
+                        i.name
+                    ),
+                ));
+            }
             if i.chap && i.iqn.is_none() {
                 return Err(err(
                     &a,
@@ -1153,6 +1252,8 @@ impl RawCluster {
 
         Ok(Cluster {
             name: self.name,
+            target: self.target,
+            drbd_version: self.drbd_version,
             corosync: self.corosync,
             quorum,
             fencing,

@@ -38,6 +38,21 @@
 //! I/O forwarding. `transitioning` is written during every switchover, as SCST's README
 //! recommends, so initiators retry instead of failing.
 //!
+//! LIO with `lio_luns` (what `sanforge cluster render` gives a `target = "lio"`
+//! cluster): an iblock backstore opens its block device when enabled, and a
+//! single-primary DRBD Secondary cannot be opened at all, so the LUNs exist on the
+//! promoted node only. promote creates, per `NAME=DEVICE@LUN`, `core/iblock_LUN/NAME`
+//! (control, a unit serial from `cluster_name` + NAME, enable; the device's
+//! `default_tg_pt_gp` in `transitioning`), `lun/lun_LUN` in every TPG of `ports` and
+//! `lun_LUN` in every ACL of those TPGs, then sets the promoted state; demote and stop
+//! remove them in reverse order (a stop that cannot returns 1: fence); start leaves
+//! the ports enabled without LUNs. Monitor: 8 all LUNs there and promoted, 0 none and
+//! ports enabled, 7 none and ports disabled, 9 promoted with LUNs missing, 1 half-made.
+//! Each configfs change is one mkdir, symlink, unlink, rmdir or write, idempotent, and
+//! its error names the path and errno. With `sysfs_root` other than `/sys` (tests) a
+//! plain directory tree stands for configfs: the agent then creates the attribute
+//! files the kernel would and removes them on rmdir.
+//!
 //! Every sysfs/configfs write is one `write(2)` of the whole value on a fresh open
 //! (never creating the file), and every error names the path and the errno. Log lines
 //! go to stderr (Pacemaker collects them) prefixed with `alua(<instance>)[pid]`, and are
@@ -213,14 +228,44 @@ pub const PARAMS: &[ParamSpec] = &[
                    /sys/kernel/config/target/core (e.g. iblock_0/disk1), separated by blanks.",
     },
     ParamSpec {
+        name: "lio_luns",
+        required: false,
+        default: None,
+        shortdesc: "LIO LUNs created at promote (NAME=/dev/DEVICE@LUN, space separated)",
+        longdesc: "LIO only, instead of lio_devices: the LUNs this agent creates on promote \
+                   and removes on demote and stop, for block devices that only the promoted \
+                   node can open (single-primary DRBD). Each entry is NAME=DEVICE@LUN, e.g. \
+                   disk0=/dev/drbd0@0, separated by blanks. On promote, per entry: the \
+                   iblock backstore core/iblock_LUN/NAME (control udev_path=DEVICE, \
+                   wwn/vpd_unit_serial derived from cluster_name and NAME so every node \
+                   presents the same LU, enable 1, its default_tg_pt_gp transitioning), \
+                   LUN LUN in every TPG listed in ports (required), the mapped LUN LUN in \
+                   every ACL of those TPGs, then default_tg_pt_gp set to promoted_state. Demote and stop remove them in \
+                   reverse order (mapped LUNs, LUNs, backstore) so DRBD can demote; start \
+                   leaves the ports enabled without LUNs. Monitor: 8 with every LUN present \
+                   and promoted, 0 without any LUN and ports enabled, 7 without LUNs and \
+                   ports disabled. When sysfs_root is not /sys (tests), the tree is a plain \
+                   directory tree and the agent creates the attribute files configfs would.",
+    },
+    ParamSpec {
+        name: "cluster_name",
+        required: false,
+        default: Some(""),
+        shortdesc: "Cluster name, part of the LIO unit serial (lio_luns)",
+        longdesc: "With lio_luns: the cluster name; the unit serial (VPD page 0x80, and the \
+                   NAA identifier LIO derives from it) of LUN NAME is the first 32 hex digits \
+                   of sha256(\"sanforge:CLUSTER_NAME:NAME\"), identical on every node.",
+    },
+    ParamSpec {
         name: "local_target_group",
-        required: true,
+        required: false,
         default: None,
         shortdesc: "Target group of this node's ports",
         longdesc: "The ALUA target group that holds this node's target ports: an SCST \
                    TARGET_GROUP of the device group, or for LIO the tg_pt_gp name under \
                    core/HBA/DEVICE/alua/ of every listed backstore. Its state is what \
-                   promote and demote switch.",
+                   promote and demote switch. Required, except with lio_luns, where it \
+                   defaults to default_tg_pt_gp.",
     },
     ParamSpec {
         name: "remote_target_group",
@@ -318,6 +363,73 @@ pub struct Params {
     pub promoted_state: AluaState,
     pub unpromoted_state: AluaState,
     pub ports: Vec<String>,
+    /// LIO: LUNs created at promote and removed at demote (`lio_luns`); when set,
+    /// `lio_devices` holds their `iblock_LUN/NAME` backstores.
+    pub lio_luns: Vec<LioLun>,
+    /// Part of the LIO unit serial (`cluster_name`).
+    pub cluster_name: String,
+    /// True when `sysfs_root` is not `/sys`: a plain directory tree stands for
+    /// configfs, so the agent creates the attribute files the kernel would.
+    pub fake_tree: bool,
+}
+
+/// One `lio_luns` entry: `NAME=DEVICE@LUN`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LioLun {
+    pub name: String,
+    pub device: String,
+    pub lun: u32,
+}
+
+impl LioLun {
+    /// Parses `NAME=DEVICE@LUN`.
+    pub fn parse(v: &str) -> Result<LioLun, String> {
+        let shape = || format!("lio_luns entry '{v}' must have the form NAME=/dev/DEVICE@LUN");
+        let (name, rest) = v.split_once('=').ok_or_else(shape)?;
+        let (device, lun) = rest.rsplit_once('@').ok_or_else(shape)?;
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(format!(
+                "lio_luns entry '{v}': backstore name '{name}' must be letters, digits, '_' or '-'"
+            ));
+        }
+        if !device.starts_with("/dev/")
+            || device.len() <= 5
+            || device.contains("/../")
+            || device.contains([',', '='])
+        {
+            return Err(format!(
+                "lio_luns entry '{v}': device '{device}' must be a path under /dev/"
+            ));
+        }
+        let lun = lun
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n <= 65535)
+            .ok_or_else(|| format!("lio_luns entry '{v}': LUN '{lun}' must be 0 to 65535"))?;
+        Ok(LioLun {
+            name: name.to_string(),
+            device: device.to_string(),
+            lun,
+        })
+    }
+
+    /// `iblock_LUN/NAME`, the backstore under `core/`.
+    pub fn backstore(&self) -> String {
+        format!("iblock_{}/{}", self.lun, self.name)
+    }
+}
+
+/// The unit serial of LIO LUN `name` in cluster `cluster`: the same on every node, so
+/// initiators see one logical unit behind every node's port.
+pub fn lio_unit_serial(cluster: &str, name: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let h = Sha256::digest(format!("sanforge:{cluster}:{name}").as_bytes());
+    hex::encode(h)[..32].to_string()
 }
 
 /// A single path component: not empty, no `/`, not `.` or `..`, no blanks.
@@ -357,10 +469,38 @@ impl Params {
                 sysfs_root.display()
             ));
         }
-        let local_target_group = env
-            .param("local_target_group")
-            .ok_or("the required parameter local_target_group is not set")?
-            .to_string();
+        let lio_luns = match env.param("lio_luns") {
+            Some(v) => v
+                .split_whitespace()
+                .map(LioLun::parse)
+                .collect::<Result<Vec<_>, _>>()?,
+            None => Vec::new(),
+        };
+        if !lio_luns.is_empty() && stack != Stack::Lio {
+            return Err("lio_luns is for stack lio".into());
+        }
+        for (i, l) in lio_luns.iter().enumerate() {
+            if lio_luns[..i]
+                .iter()
+                .any(|o| o.name == l.name || o.lun == l.lun)
+            {
+                return Err(format!(
+                    "lio_luns: backstore {} or LUN {} is listed twice",
+                    l.name, l.lun
+                ));
+            }
+        }
+        let cluster_name = env.param("cluster_name").unwrap_or("").to_string();
+        if cluster_name.contains(char::is_whitespace) || cluster_name.contains(':') {
+            return Err(format!(
+                "cluster_name '{cluster_name}' must not contain blanks or ':'"
+            ));
+        }
+        let local_target_group = match env.param("local_target_group") {
+            Some(v) => v.to_string(),
+            None if !lio_luns.is_empty() => "default_tg_pt_gp".to_string(),
+            None => return Err("the required parameter local_target_group is not set".into()),
+        };
         check_name("local_target_group", &local_target_group)?;
         let remote_target_group = env.param("remote_target_group").map(str::to_string);
         if let Some(r) = &remote_target_group {
@@ -418,10 +558,34 @@ impl Params {
                 }
                 (Some(dg.to_string()), Vec::new())
             }
+            Stack::Lio if !lio_luns.is_empty() => {
+                if env.param("lio_devices").is_some() {
+                    return Err(
+                        "lio_devices and lio_luns exclude each other: lio_luns creates its own backstores"
+                            .into(),
+                    );
+                }
+                if env.param("device_group").is_some() {
+                    return Err("device_group is for stack scst; lio uses lio_luns".into());
+                }
+                if ports.is_empty() {
+                    return Err(
+                        "lio_luns needs the parameter ports (FABRIC/WWN/tpgt_N …): the TPGs that get the LUNs"
+                            .into(),
+                    );
+                }
+                for p in &ports {
+                    check_path("port", p, 3, "FABRIC/WWN/tpgt_N")?;
+                }
+                (None, lio_luns.iter().map(LioLun::backstore).collect())
+            }
             Stack::Lio => {
                 let devs = list("lio_devices");
                 if devs.is_empty() {
-                    return Err("stack lio needs the parameter lio_devices (HBA/DEVICE …)".into());
+                    return Err(
+                        "stack lio needs the parameter lio_devices (HBA/DEVICE …) or lio_luns"
+                            .into(),
+                    );
                 }
                 if env.param("device_group").is_some() {
                     return Err("device_group is for stack scst; lio uses lio_devices".into());
@@ -453,6 +617,7 @@ impl Params {
                 }
             }
         }
+        let fake_tree = sysfs_root != Path::new("/sys");
         Ok(Params {
             stack,
             sysfs_root,
@@ -463,7 +628,15 @@ impl Params {
             promoted_state,
             unpromoted_state,
             ports,
+            lio_luns,
+            cluster_name,
+            fake_tree,
         })
+    }
+
+    /// True when the agent creates and removes LIO LUNs (`lio_luns`).
+    pub fn manages_luns(&self) -> bool {
+        !self.lio_luns.is_empty()
     }
 
     fn stack_root(&self) -> PathBuf {
@@ -523,6 +696,13 @@ impl Params {
                 root.join("device_groups").join(dg),
                 format!("device group {dg}"),
             ));
+        }
+        if self.manages_luns() {
+            out.push((root.join("core"), "LIO core (target_core_mod)".into()));
+            for (f, p) in self.port_files().into_iter().zip(&self.ports) {
+                out.push((f, format!("port {p}")));
+            }
+            return out;
         }
         if self.stack == Stack::Lio {
             for d in &self.lio_devices {
@@ -829,6 +1009,9 @@ impl<'a> Agent<'a> {
     }
 
     pub fn monitor(&self) -> Rc {
+        if self.params.manages_luns() {
+            return self.lio_monitor();
+        }
         if !self.params.stack_root().exists() {
             self.log.debug(&format!(
                 "{} does not exist: not running",
@@ -999,6 +1182,9 @@ impl<'a> Agent<'a> {
     }
 
     pub fn start(&self) -> Rc {
+        if self.params.manages_luns() {
+            return self.lio_start();
+        }
         if let Err(e) = self.check_installed() {
             self.log.err(&e);
             return Rc::ErrInstalled;
@@ -1024,6 +1210,9 @@ impl<'a> Agent<'a> {
 
     /// Stop must reach "stopped" or fail with 1, upon which Pacemaker fences the node.
     pub fn stop(&self) -> Rc {
+        if self.params.manages_luns() {
+            return self.lio_stop();
+        }
         if let Err(e) = self.check_installed() {
             if !self.params.stack_root().exists() || self.monitor() == Rc::NotRunning {
                 self.log.info(&format!("stop: nothing to stop ({e})"));
@@ -1047,6 +1236,9 @@ impl<'a> Agent<'a> {
     }
 
     pub fn promote(&self) -> Rc {
+        if self.params.manages_luns() {
+            return self.lio_promote();
+        }
         if let Err(e) = self.check_installed() {
             self.log.err(&e);
             return Rc::ErrInstalled;
@@ -1079,6 +1271,9 @@ impl<'a> Agent<'a> {
     }
 
     pub fn demote(&self) -> Rc {
+        if self.params.manages_luns() {
+            return self.lio_demote();
+        }
         if let Err(e) = self.check_installed() {
             self.log.err(&e);
             return Rc::ErrInstalled;
@@ -1103,6 +1298,514 @@ impl<'a> Agent<'a> {
         if let Some(r) = &p.remote_target_group {
             self.set_group(r, p.promoted_state, &mut errors);
         }
+        if errors.is_empty() {
+            self.set_ports(true, &mut errors);
+        }
+        self.finish("demote", errors, Rc::Success)
+    }
+}
+
+/// How much of one `lio_luns` LUN exists in configfs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LunPresence {
+    /// No backstore, no LUN, no mapped LUN.
+    Absent,
+    /// Backstore enabled, a LUN in every TPG, a mapped LUN in every ACL.
+    Complete,
+    /// Anything in between (an interrupted promote or demote, or a hand edit).
+    Partial,
+}
+
+/// Monitor's verdict with `lio_luns`: LUNs exist only while promoted.
+pub fn classify_luns(
+    p: &Params,
+    luns: &[LunPresence],
+    states: &[Option<AluaState>],
+    ports: Ports,
+) -> (Rc, String) {
+    if luns.iter().all(|l| *l == LunPresence::Absent) {
+        return match ports {
+            Ports::AllEnabled => (
+                Rc::Success,
+                "running unpromoted (no LUNs, ports enabled)".into(),
+            ),
+            Ports::AllDisabled | Ports::Unmanaged => {
+                (Rc::NotRunning, "stopped (no LUNs, ports disabled)".into())
+            }
+            Ports::Mixed => (
+                Rc::ErrGeneric,
+                "no LUNs, but only some ports are enabled".into(),
+            ),
+        };
+    }
+    if luns.iter().any(|l| *l != LunPresence::Complete) {
+        if states.contains(&Some(p.promoted_state)) {
+            return (
+                Rc::FailedPromoted,
+                "promoted, but some LUNs are missing or incomplete".into(),
+            );
+        }
+        return (
+            Rc::ErrGeneric,
+            "LUNs half created or half removed (an interrupted promote or demote)".into(),
+        );
+    }
+    let o = Observed {
+        local: states.to_vec(),
+        remote: Vec::new(),
+        ports,
+    };
+    match classify(p, &o) {
+        (rc @ (Rc::RunningPromoted | Rc::FailedPromoted), why) => (rc, why),
+        (_, why) => (
+            Rc::ErrGeneric,
+            format!("the LUNs exist but the target group is not promoted: {why}"),
+        ),
+    }
+}
+
+/// Reads a directory's subdirectory names (none when it does not exist).
+fn subdirs(dir: &Path) -> Result<Vec<String>, String> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("cannot list {}: {e}", dir.display())),
+    };
+    let mut out = Vec::new();
+    for ent in rd {
+        let ent = ent.map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+        let is_dir = ent.file_type().map(|t| t.is_dir()).unwrap_or(false);
+        if is_dir {
+            out.push(ent.file_name().to_string_lossy().into_owned());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn is_link(p: &Path) -> bool {
+    std::fs::symlink_metadata(p)
+        .map(|m| m.file_type().is_symlink())
+        .unwrap_or(false)
+}
+
+/// On a fake tree: empties `dir` the way configfs drops its attributes and default
+/// groups on rmdir; a symlink left inside is refused as the kernel would.
+fn fake_clear(dir: &Path) -> io::Result<()> {
+    for ent in std::fs::read_dir(dir)? {
+        let ent = ent?;
+        let t = ent.file_type()?;
+        if t.is_symlink() {
+            return Err(io::Error::from_raw_os_error(libc::ENOTEMPTY));
+        } else if t.is_dir() {
+            fake_clear(&ent.path())?;
+            std::fs::remove_dir(ent.path())?;
+        } else {
+            std::fs::remove_file(ent.path())?;
+        }
+    }
+    Ok(())
+}
+
+impl Agent<'_> {
+    fn lun_paths(&self, l: &LioLun) -> (PathBuf, PathBuf) {
+        let core = self.params.stack_root().join("core");
+        let hba = core.join(format!("iblock_{}", l.lun));
+        let bs = hba.join(&l.name);
+        (hba, bs)
+    }
+
+    /// `(tpg dir, [acl names])` for every port.
+    fn tpgs(&self) -> Result<Vec<(PathBuf, Vec<String>)>, String> {
+        let root = self.params.stack_root();
+        self.params
+            .ports
+            .iter()
+            .map(|p| {
+                let tpg = root.join(p);
+                Ok((tpg.clone(), subdirs(&tpg.join("acls"))?))
+            })
+            .collect()
+    }
+
+    fn lun_presence(&self, l: &LioLun) -> Result<LunPresence, String> {
+        let (_, bs) = self.lun_paths(l);
+        let mut parts = Vec::new();
+        let bs_there = bs.is_dir();
+        parts.push(bs_there);
+        if bs_there {
+            parts.push(
+                read_attr(&bs.join("enable"))
+                    .map(|v| v == "1")
+                    .unwrap_or(false),
+            );
+        }
+        for (tpg, acls) in self.tpgs()? {
+            let lun_dir = tpg.join("lun").join(format!("lun_{}", l.lun));
+            parts.push(lun_dir.is_dir());
+            parts.push(is_link(&lun_dir.join(&l.name)));
+            for a in acls {
+                let m = tpg.join("acls").join(a).join(format!("lun_{}", l.lun));
+                parts.push(m.is_dir());
+                parts.push(is_link(&m.join("lun")));
+            }
+        }
+        Ok(if parts.iter().all(|x| *x) {
+            LunPresence::Complete
+        } else if parts.iter().any(|x| *x) {
+            LunPresence::Partial
+        } else {
+            LunPresence::Absent
+        })
+    }
+
+    fn lio_monitor(&self) -> Rc {
+        if !self.params.stack_root().exists() {
+            return Rc::NotRunning;
+        }
+        let p = &self.params;
+        let seen = (|| -> Result<_, String> {
+            let luns = p
+                .lio_luns
+                .iter()
+                .map(|l| self.lun_presence(l))
+                .collect::<Result<Vec<_>, _>>()?;
+            // The state of a backstore that is not enabled means nothing (the kernel
+            // starts every device active/optimized).
+            let states = self
+                .read_states(&p.state_files(&p.local_target_group))?
+                .into_iter()
+                .zip(&p.lio_luns)
+                .map(|(st, l)| {
+                    let enable = self.lun_paths(l).1.join("enable");
+                    st.filter(|_| read_attr(&enable).is_ok_and(|v| v == "1"))
+                })
+                .collect::<Vec<_>>();
+            Ok((luns, states, self.read_ports()?))
+        })();
+        match seen {
+            Ok((luns, states, ports)) => {
+                let (rc, why) = classify_luns(p, &luns, &states, ports);
+                match rc {
+                    Rc::Success | Rc::RunningPromoted | Rc::NotRunning => self.log.debug(&why),
+                    _ => self.log.err(&why),
+                }
+                rc
+            }
+            Err(e) => {
+                self.log.err(&e);
+                Rc::ErrGeneric
+            }
+        }
+    }
+
+    fn cfs_mkdir(&self, dir: &Path) -> Result<(), String> {
+        match std::fs::create_dir(dir) {
+            Ok(()) => {
+                self.log.info(&format!("created {}", dir.display()));
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+            Err(e) => Err(format!("cannot mkdir {}: {e}", dir.display())),
+        }
+    }
+
+    fn cfs_symlink(&self, target: &Path, link: &Path) -> Result<(), String> {
+        if is_link(link) {
+            // configfs shows its links as relative paths: compare where they lead.
+            let to = std::fs::canonicalize(link)
+                .map_err(|e| format!("cannot resolve the link {}: {e}", link.display()))?;
+            let want = std::fs::canonicalize(target)
+                .map_err(|e| format!("cannot resolve {}: {e}", target.display()))?;
+            if to != want {
+                return Err(format!(
+                    "{} leads to {}, not {}",
+                    link.display(),
+                    to.display(),
+                    target.display()
+                ));
+            }
+            return Ok(());
+        }
+        std::os::unix::fs::symlink(target, link).map_err(|e| {
+            format!(
+                "cannot symlink {} -> {}: {e}",
+                link.display(),
+                target.display()
+            )
+        })?;
+        self.log.info(&format!(
+            "linked {} -> {}",
+            link.display(),
+            target.display()
+        ));
+        Ok(())
+    }
+
+    fn cfs_unlink(&self, link: &Path) -> Result<(), String> {
+        if !is_link(link) {
+            return Ok(());
+        }
+        std::fs::remove_file(link).map_err(|e| format!("cannot unlink {}: {e}", link.display()))?;
+        self.log.info(&format!("unlinked {}", link.display()));
+        Ok(())
+    }
+
+    fn cfs_rmdir(&self, dir: &Path) -> Result<(), String> {
+        if !dir.is_dir() {
+            return Ok(());
+        }
+        let res = if self.params.fake_tree {
+            fake_clear(dir).and_then(|()| std::fs::remove_dir(dir))
+        } else {
+            std::fs::remove_dir(dir)
+        };
+        match res {
+            Ok(()) => {
+                self.log.info(&format!("removed {}", dir.display()));
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(format!("cannot rmdir {}: {e}", dir.display())),
+        }
+    }
+
+    /// On a fake tree, the attribute files configfs creates with a new iblock device.
+    fn fake_backstore_attrs(&self, bs: &Path) -> Result<(), String> {
+        if !self.params.fake_tree {
+            return Ok(());
+        }
+        for (rel, v) in [
+            ("control", ""),
+            ("enable", "0\n"),
+            ("wwn/vpd_unit_serial", ""),
+            ("alua/default_tg_pt_gp/alua_access_state", "0\n"),
+        ] {
+            let f = bs.join(rel);
+            if f.exists() {
+                continue;
+            }
+            std::fs::create_dir_all(crate::util::fs::parent_dir(&f))
+                .and_then(|()| std::fs::write(&f, v))
+                .map_err(|e| format!("cannot create {}: {e}", f.display()))?;
+        }
+        Ok(())
+    }
+
+    /// The iblock backstore of `l`, enabled (opens the device: fails on a DRBD
+    /// Secondary with the errno the kernel gives).
+    fn create_backstore(&self, l: &LioLun) -> Result<(), String> {
+        let (hba, bs) = self.lun_paths(l);
+        self.cfs_mkdir(&hba)?;
+        self.cfs_mkdir(&bs)?;
+        self.fake_backstore_attrs(&bs)?;
+        if read_attr(&bs.join("enable")).is_ok_and(|v| v == "1") {
+            return Ok(());
+        }
+        self.write_attr(&bs.join("control"), &format!("udev_path={}", l.device))?;
+        self.write_attr(
+            &bs.join("wwn/vpd_unit_serial"),
+            &lio_unit_serial(&self.params.cluster_name, &l.name),
+        )?;
+        self.write_attr(&bs.join("enable"), "1")?;
+        self.log.info(&format!(
+            "backstore {} on {} enabled",
+            bs.display(),
+            l.device
+        ));
+        // A new device starts active/optimized; until its LUNs are mapped it is
+        // `transitioning`, so an interrupted promote never looks promoted. Not fatal:
+        // the LUN is served either way once mapped.
+        let state = bs
+            .join("alua")
+            .join(&self.params.local_target_group)
+            .join("alua_access_state");
+        match self.write_attr(&state, &AluaState::Transitioning.encode(Stack::Lio)) {
+            Ok(()) => self.log.info(&format!(
+                "target group {}: {} ({})",
+                self.params.local_target_group,
+                AluaState::Transitioning,
+                state.display()
+            )),
+            Err(e) => self.log.warn(&e),
+        }
+        Ok(())
+    }
+
+    /// LUN `l.lun` in every TPG and the mapped LUN in every ACL of those TPGs.
+    fn map_lun(&self, l: &LioLun) -> Result<(), String> {
+        let (_, bs) = self.lun_paths(l);
+        for (tpg, acls) in self.tpgs()? {
+            let lun_dir = tpg.join("lun").join(format!("lun_{}", l.lun));
+            self.cfs_mkdir(&lun_dir)?;
+            self.cfs_symlink(&bs, &lun_dir.join(&l.name))?;
+            for a in acls {
+                let m = tpg.join("acls").join(a).join(format!("lun_{}", l.lun));
+                self.cfs_mkdir(&m)?;
+                self.cfs_symlink(&lun_dir, &m.join("lun"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes every managed LUN in reverse order of creation: the local group to
+    /// `transitioning` first (initiators retry), then mapped LUNs, LUNs, backstores.
+    fn remove_luns(&self, errors: &mut Vec<String>) {
+        let p = &self.params;
+        for f in p.state_files(&p.local_target_group) {
+            let cur = read_attr(&f).ok().and_then(|v| AluaState::from_lio(&v));
+            if cur.is_some_and(|s| s != AluaState::Transitioning) {
+                match self.write_attr(&f, &AluaState::Transitioning.encode(Stack::Lio)) {
+                    Ok(()) => self.log.info(&format!(
+                        "target group {}: {} ({})",
+                        p.local_target_group,
+                        AluaState::Transitioning,
+                        f.display()
+                    )),
+                    // Removing the LUNs is what matters; the state goes with the device.
+                    Err(e) => self.log.warn(&e),
+                }
+            }
+        }
+        let tpgs = match self.tpgs() {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(e);
+                Vec::new()
+            }
+        };
+        for l in &p.lio_luns {
+            for (tpg, acls) in &tpgs {
+                for a in acls {
+                    let m = tpg.join("acls").join(a).join(format!("lun_{}", l.lun));
+                    if let Err(e) = self
+                        .cfs_unlink(&m.join("lun"))
+                        .and_then(|()| self.cfs_rmdir(&m))
+                    {
+                        errors.push(e);
+                    }
+                }
+            }
+        }
+        for l in &p.lio_luns {
+            for (tpg, _) in &tpgs {
+                let lun_dir = tpg.join("lun").join(format!("lun_{}", l.lun));
+                if let Err(e) = self
+                    .cfs_unlink(&lun_dir.join(&l.name))
+                    .and_then(|()| self.cfs_rmdir(&lun_dir))
+                {
+                    errors.push(e);
+                }
+            }
+        }
+        for l in &p.lio_luns {
+            let (hba, bs) = self.lun_paths(l);
+            if let Err(e) = self.cfs_rmdir(&bs).and_then(|()| self.cfs_rmdir(&hba)) {
+                errors.push(e);
+            }
+        }
+    }
+
+    fn lio_start(&self) -> Rc {
+        if let Err(e) = self.check_installed() {
+            self.log.err(&e);
+            return Rc::ErrInstalled;
+        }
+        if self.lio_monitor() == Rc::Success {
+            self.log.info("start: already running unpromoted");
+            return Rc::Success;
+        }
+        let mut errors = Vec::new();
+        self.remove_luns(&mut errors);
+        if errors.is_empty() {
+            self.set_ports(true, &mut errors);
+        }
+        self.finish("start", errors, Rc::Success)
+    }
+
+    fn lio_stop(&self) -> Rc {
+        if !self.params.stack_root().exists() {
+            self.log.info("stop: nothing to stop (no LIO tree)");
+            return Rc::Success;
+        }
+        if let Err(e) = self.check_installed() {
+            if self.lio_monitor() == Rc::NotRunning {
+                self.log.info(&format!("stop: nothing to stop ({e})"));
+                return Rc::Success;
+            }
+        }
+        let mut errors = Vec::new();
+        self.remove_luns(&mut errors);
+        // Disable the ports even when a LUN could not be removed: fewer paths left.
+        self.set_ports(false, &mut errors);
+        let rc = self.finish("stop", errors, Rc::NotRunning);
+        if rc != Rc::Success {
+            self.log
+                .err("stop did not complete: Pacemaker will fence this node");
+        }
+        rc
+    }
+
+    fn lio_promote(&self) -> Rc {
+        if let Err(e) = self.check_installed() {
+            self.log.err(&e);
+            return Rc::ErrInstalled;
+        }
+        match self.lio_monitor() {
+            Rc::RunningPromoted => {
+                self.log.info("promote: already promoted");
+                return Rc::Success;
+            }
+            Rc::NotRunning => {
+                self.log
+                    .err("promote: the resource is not running (start it first)");
+                return Rc::ErrGeneric;
+            }
+            _ => {}
+        }
+        let p = &self.params;
+        let mut errors = Vec::new();
+        for l in &p.lio_luns {
+            if let Err(e) = self.create_backstore(l) {
+                errors.push(e);
+                break;
+            }
+        }
+        if errors.is_empty() {
+            for l in &p.lio_luns {
+                if let Err(e) = self.map_lun(l) {
+                    errors.push(e);
+                    break;
+                }
+            }
+        }
+        if errors.is_empty() {
+            self.set_group(&p.local_target_group, p.promoted_state, &mut errors);
+        }
+        if errors.is_empty() {
+            self.set_ports(true, &mut errors);
+        }
+        self.finish("promote", errors, Rc::RunningPromoted)
+    }
+
+    fn lio_demote(&self) -> Rc {
+        if let Err(e) = self.check_installed() {
+            self.log.err(&e);
+            return Rc::ErrInstalled;
+        }
+        match self.lio_monitor() {
+            Rc::Success => {
+                self.log.info("demote: already unpromoted");
+                return Rc::Success;
+            }
+            Rc::NotRunning => {
+                self.log.err("demote: the resource is not running");
+                return Rc::ErrGeneric;
+            }
+            _ => {}
+        }
+        let mut errors = Vec::new();
+        self.remove_luns(&mut errors);
         if errors.is_empty() {
             self.set_ports(true, &mut errors);
         }
@@ -1479,6 +2182,84 @@ mod tests {
             rc(obs(&[Some(Standby), None], &[], Ports::AllEnabled)),
             Rc::ErrGeneric
         );
+    }
+
+    #[test]
+    fn lio_luns_parse_and_classify() {
+        use LunPresence::*;
+        assert_eq!(
+            LioLun::parse("disk0=/dev/drbd0@3").unwrap(),
+            LioLun {
+                name: "disk0".into(),
+                device: "/dev/drbd0".into(),
+                lun: 3
+            }
+        );
+        for bad in [
+            "disk0",
+            "d=/dev/x",
+            "d=/dev/x@70000",
+            "d.x=/dev/x@0",
+            "d=/dev/@0",
+        ] {
+            assert!(LioLun::parse(bad).is_err(), "{bad}");
+        }
+        let p = Params::from_env(&Env::from_pairs([
+            ("OCF_RESKEY_stack", "lio"),
+            ("OCF_RESKEY_lio_luns", "a=/dev/drbd0@0 b=/dev/drbd1@1"),
+            ("OCF_RESKEY_ports", "iscsi/iqn.x/tpgt_1"),
+        ]))
+        .unwrap();
+        assert_eq!(p.local_target_group, "default_tg_pt_gp");
+        assert_eq!(p.lio_devices, ["iblock_0/a", "iblock_1/b"]);
+        assert!(!p.fake_tree);
+        let act = Some(AluaState::Active);
+        let rc =
+            |l: &[LunPresence], s: &[Option<AluaState>], ports| classify_luns(&p, l, s, ports).0;
+        assert_eq!(
+            rc(&[Absent, Absent], &[None, None], Ports::AllEnabled),
+            Rc::Success
+        );
+        assert_eq!(
+            rc(&[Absent, Absent], &[None, None], Ports::AllDisabled),
+            Rc::NotRunning
+        );
+        assert_eq!(
+            rc(&[Absent, Absent], &[None, None], Ports::Mixed),
+            Rc::ErrGeneric
+        );
+        assert_eq!(
+            rc(&[Complete, Complete], &[act, act], Ports::AllEnabled),
+            Rc::RunningPromoted
+        );
+        assert_eq!(
+            rc(&[Complete, Complete], &[act, act], Ports::AllDisabled),
+            Rc::FailedPromoted
+        );
+        assert_eq!(
+            rc(&[Complete, Partial], &[act, act], Ports::AllEnabled),
+            Rc::FailedPromoted
+        );
+        assert_eq!(
+            rc(&[Complete, Absent], &[act, None], Ports::AllEnabled),
+            Rc::FailedPromoted
+        );
+        let tr = Some(AluaState::Transitioning);
+        assert_eq!(
+            rc(&[Complete, Partial], &[tr, None], Ports::AllEnabled),
+            Rc::ErrGeneric
+        );
+        assert_eq!(
+            rc(&[Complete, Complete], &[tr, tr], Ports::AllEnabled),
+            Rc::ErrGeneric
+        );
+        let sb = Some(AluaState::Standby);
+        assert_eq!(
+            rc(&[Complete, Complete], &[sb, sb], Ports::AllEnabled),
+            Rc::ErrGeneric
+        );
+        assert_eq!(lio_unit_serial("c", "a").len(), 32);
+        assert_ne!(lio_unit_serial("c", "a"), lio_unit_serial("d", "a"));
     }
 
     #[test]

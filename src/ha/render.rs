@@ -1,15 +1,18 @@
 //! Renders a validated [`Cluster`] into the files each node needs: `node.toml` (read
-//! by sanforge-init), `corosync.conf`, the Pacemaker CIB, DRBD `.res` files and
-//! `scst.conf` with ALUA device and target groups. Public files and secret files are
+//! by sanforge-init), `corosync.conf`, the Pacemaker CIB, DRBD `.res` files and, for
+//! `target = "scst"`, `scst.conf` with ALUA device and target groups (for
+//! `target = "lio"` the node.toml's `[lio]` holds targets and ACLs, and the CIB's
+//! `ocf:sanforge:alua` instance the LUNs it creates at promote). Public files and secret files are
 //! kept apart: everything secret goes under `NODE/secrets/` (with a `.gitignore`), and
 //! the public files only reference it by path. Nothing here touches the system; the
 //! caller writes the result ([`write`]) or inspects it in memory ([`render_files`]).
 //!
 //! Reads: only its arguments.
 
-use super::cluster::{Cluster, Fencing, Node, Quorum, Secrets};
+use super::cluster::{Cluster, DrbdVersion, Fencing, Node, Quorum, Secrets, TargetStack};
 use crate::config::node::{
-    Ha, Interface, Modules, Network, NodeConfig, Service, Watchdog, WatchdogMode,
+    Acl, Chap, Ha, Interface, IscsiTarget, Lio, Modules, Network, NodeConfig, Service, Watchdog,
+    WatchdogMode,
 };
 use crate::scsi::scst::{
     self, Attr, Device, DeviceGroup, DgDevice, Handler, IniGroup, Initiator, Lun, ScstConf, Target,
@@ -27,6 +30,9 @@ pub const AUTHKEY_PATH: &str = "/etc/corosync/authkey";
 /// The DRBD fence-peer / unfence-peer handlers shipped by drbd-utils.
 pub const FENCE_PEER: &str = "/usr/lib/drbd/crm-fence-peer.9.sh";
 pub const UNFENCE_PEER: &str = "/usr/lib/drbd/crm-unfence-peer.9.sh";
+/// The DRBD 8.4 versions of the handlers (unfence runs after a resync).
+pub const FENCE_PEER_84: &str = "/usr/lib/drbd/crm-fence-peer.sh";
+pub const UNFENCE_PEER_84: &str = "/usr/lib/drbd/crm-unfence-peer.sh";
 /// Pacemaker resource stickiness: above any location preference, so a recovered node
 /// does not pull resources back (no automatic failback; a switchback is an operator's
 /// decision, taken at a quiet hour).
@@ -111,12 +117,19 @@ fn file(node: &str, rel: &str, data: impl Into<Vec<u8>>, install: &str, mode: u3
 
 fn render_node(c: &Cluster, s: &Secrets, node: &Node) -> Result<Vec<RenderedFile>> {
     let n = node.name.as_str();
+    // LIO keeps CHAP secrets in the node config itself (`[lio]` ACLs): then the whole
+    // node.toml is a secret file.
+    let chap_inline = c.target == TargetStack::Lio && c.initiators.iter().any(|i| i.chap);
     let mut v = vec![file(
         n,
-        "node.toml",
-        node_toml(c, node)?,
+        if chap_inline {
+            "secrets/node.toml"
+        } else {
+            "node.toml"
+        },
+        node_toml_with(c, node, Some(s))?,
         "/etc/sanforge/node.toml",
-        0o644,
+        if chap_inline { 0o600 } else { 0o644 },
     )];
     v.push(file(
         n,
@@ -148,13 +161,15 @@ fn render_node(c: &Cluster, s: &Secrets, node: &Node) -> Result<Vec<RenderedFile
             0o644,
         ));
     }
-    v.push(file(
-        n,
-        "scst.conf",
-        scst_conf(c, node)?,
-        "/etc/scst.conf",
-        0o644,
-    ));
+    if c.target == TargetStack::Scst {
+        v.push(file(
+            n,
+            "scst.conf",
+            scst_conf(c, node)?,
+            "/etc/scst.conf",
+            0o644,
+        ));
+    }
     if matches!(c.fencing, Fencing::Sbd { .. }) {
         v.push(file(n, "sbd", sbd_env(c), "/etc/default/sbd", 0o644));
     }
@@ -176,7 +191,7 @@ fn render_node(c: &Cluster, s: &Secrets, node: &Node) -> Result<Vec<RenderedFile
         0o600,
     ));
     let auth = scst_auth(c, s, node);
-    if !auth.drivers.is_empty() {
+    if c.target == TargetStack::Scst && !auth.drivers.is_empty() {
         v.push(file(
             n,
             "secrets/scst-auth.conf",
@@ -219,7 +234,20 @@ fn render_node(c: &Cluster, s: &Secrets, node: &Node) -> Result<Vec<RenderedFile
 /// addresses, and corosync/pacemaker as supervised services (links come up before
 /// services, so the order is links → [sbd] → corosync → pacemaker). DRBD, SCST targets
 /// and VIPs are Pacemaker's: the init does not start them.
+///
+/// With `target = "lio"` the node gets a `[lio]` section instead: its iSCSI targets
+/// (TPG 1, the node's portals) with an ACL per iSCSI initiator and no backstore or LUN
+/// (see [`TargetStack`]); CHAP secrets are only filled in by [`node_toml_with`].
 pub fn node_toml(c: &Cluster, node: &Node) -> Result<String> {
+    node_toml_with(c, node, None)
+}
+
+/// [`node_toml`] with the secrets: LIO ACLs of `chap = true` initiators get their CHAP
+/// user and password (without secrets they are left out, so the file stays public).
+pub fn node_toml_with(c: &Cluster, node: &Node, secrets: Option<&Secrets>) -> Result<String> {
+    if c.target == TargetStack::Lio {
+        return lio_node_toml(c, node, secrets);
+    }
     let mut load: Vec<String> = vec![
         "drbd".into(),
         "drbd_transport_tcp".into(),
@@ -300,11 +328,154 @@ pub fn node_toml(c: &Cluster, node: &Node) -> Result<String> {
         services,
         scst: None,
     };
-    let body = toml::to_string(&cfg).context("cannot serialize node.toml")?;
+    finish_node_toml(c, node, &cfg)
+}
+
+fn node_interfaces(node: &Node) -> Network {
+    Network {
+        interfaces: node
+            .interfaces
+            .iter()
+            .map(|i| Interface {
+                name: i.name.clone(),
+                addresses: i.addresses.clone(),
+                mtu: i.mtu,
+                mac: i.mac.clone(),
+            })
+            .collect(),
+        routes: Vec::new(),
+    }
+}
+
+fn finish_node_toml(c: &Cluster, node: &Node, cfg: &NodeConfig) -> Result<String> {
+    let body = toml::to_string(cfg).context("cannot serialize node.toml")?;
     let text = format!("# generated by `sanforge cluster render` for node {} of cluster {}; edit cluster.toml instead\n{body}", node.name, c.name);
     NodeConfig::parse(Path::new("node.toml"), &text)
         .map_err(|e| anyhow::anyhow!("rendered node.toml for {} is invalid: {e}", node.name))?;
     Ok(text)
+}
+
+/// The LIO node config: modules (DRBD, the LIO core, iblock and the iSCSI fabric),
+/// `[ha]` without SCST's `cluster_mode`, and `[lio]` with the node's targets, portals
+/// and initiator ACLs but no backstore: `ocf:sanforge:alua` creates the iblock
+/// backstores on `/dev/drbdN` and maps the LUNs at promote, on the Promoted node only.
+fn lio_node_toml(c: &Cluster, node: &Node, secrets: Option<&Secrets>) -> Result<String> {
+    // The LIO images use the distribution kernel's DRBD (8.4, no transport modules).
+    let load: Vec<String> = [
+        "drbd",
+        "target_core_mod",
+        "target_core_iblock",
+        "iscsi_target_mod",
+    ]
+    .iter()
+    .map(|m| m.to_string())
+    .collect();
+    let mut services = Vec::new();
+    if let Fencing::Sbd { .. } = &c.fencing {
+        let env: BTreeMap<String, String> = sbd_vars(c).into_iter().collect();
+        services.push(Service {
+            name: "sbd".into(),
+            argv: vec!["/usr/sbin/sbd".into(), "watch".into()],
+            restart: Default::default(),
+            env,
+        });
+    }
+    let ha = Ha {
+        enabled: true,
+        cluster_mode: false,
+        watchdog: match &c.fencing {
+            Fencing::Sbd { watchdog, .. } => Some(Watchdog {
+                device: watchdog.clone(),
+                mode: WatchdogMode::Sbd,
+                ..Watchdog::default()
+            }),
+            _ => None,
+        },
+        ..Ha::default()
+    };
+    let acls: Vec<Acl> = c
+        .initiators
+        .iter()
+        .filter_map(|i| {
+            let iqn = i.iqn.clone()?;
+            let chap = if i.chap {
+                secrets.and_then(|s| s.chap.get(&i.name)).map(|ch| Chap {
+                    userid: ch.user.clone(),
+                    password: ch.password.clone(),
+                })
+            } else {
+                None
+            };
+            Some(Acl {
+                initiator: iqn,
+                mapped_luns: Vec::new(),
+                chap,
+            })
+        })
+        .collect();
+    let lio = Lio {
+        backstores: Vec::new(),
+        iscsi: node
+            .iscsi_targets
+            .iter()
+            .map(|t| IscsiTarget {
+                iqn: t.clone(),
+                tpg: 1,
+                portals: node.iscsi_portals.clone(),
+                luns: Vec::new(),
+                acls: acls.clone(),
+            })
+            .collect(),
+    };
+    let cfg = NodeConfig {
+        hostname: node.name.clone(),
+        sysctl: BTreeMap::new(),
+        modules: Modules {
+            load,
+            params: BTreeMap::new(),
+            blacklist: Vec::new(),
+        },
+        network: node_interfaces(node),
+        lio: Some(lio),
+        ha: Some(ha),
+        services,
+        scst: None,
+    };
+    finish_node_toml(c, node, &cfg)
+}
+
+/// `lio_luns` of the `ocf:sanforge:alua` instance for DRBD resource `drbd`:
+/// `NAME=/dev/drbdMINOR@LUN`, blank separated, in export order.
+pub fn lio_luns(c: &Cluster, drbd: &str) -> String {
+    c.exports
+        .iter()
+        .filter(|e| e.drbd == drbd)
+        .filter_map(|e| {
+            let minor = c.drbd(&e.drbd)?.minor;
+            Some(format!("{}=/dev/drbd{minor}@{}", e.name, e.lun))
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The agent's `ports` on `node`: `iscsi/IQN/tpgt_1` (LIO) or `iscsi/IQN` and
+/// `qla2x00t/WWPN` (SCST).
+pub fn agent_ports(c: &Cluster, node: &Node) -> String {
+    match c.target {
+        TargetStack::Lio => node
+            .iscsi_targets
+            .iter()
+            .map(|t| format!("iscsi/{t}/tpgt_1"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        TargetStack::Scst => node
+            .iscsi_targets
+            .iter()
+            .map(|t| format!("iscsi/{t}"))
+            .chain(node.fc_targets.iter().map(|w| format!("qla2x00t/{w}")))
+            .collect::<Vec<_>>()
+            .join(" "),
+    }
 }
 
 // ---------------------------------------------------------------------------------
@@ -364,6 +535,9 @@ pub fn drbd_res(c: &Cluster, name: &str) -> Result<String> {
         bail!("unknown drbd resource `{name}`")
     };
     let fencing = d.fencing.as_deref().unwrap_or("resource-and-stonith");
+    if c.drbd_version == DrbdVersion::V84 {
+        return drbd_res_84(c, d, fencing);
+    }
     let mut s = String::new();
     let _ = writeln!(s, "# generated by sanforge from cluster.toml");
     let _ = writeln!(s, "resource \"{}\" {{", d.name);
@@ -391,6 +565,32 @@ pub fn drbd_res(c: &Cluster, name: &str) -> Result<String> {
         "    connection-mesh {{\n        hosts {};\n    }}\n}}",
         hosts.join(" ")
     );
+    Ok(s)
+}
+
+/// The DRBD 8.4 form of [`drbd_res`]: no node ids, mesh or `auto-promote` (8.4 never
+/// promotes on open), `fencing` in the `disk` section, the 8.4 handlers.
+fn drbd_res_84(c: &Cluster, d: &super::cluster::DrbdConf, fencing: &str) -> Result<String> {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# generated by sanforge from cluster.toml (DRBD 8.4 syntax)"
+    );
+    let _ = writeln!(s, "resource \"{}\" {{", d.name);
+    let _ = writeln!(s, "    disk {{\n        fencing {fencing};\n    }}");
+    let _ = writeln!(s, "    net {{\n        protocol {};\n        after-sb-0pri discard-zero-changes;\n        after-sb-1pri discard-secondary;\n        after-sb-2pri disconnect;\n    }}", d.protocol);
+    let _ = writeln!(s, "    handlers {{\n        fence-peer \"{FENCE_PEER_84}\";\n        after-resync-target \"{UNFENCE_PEER_84}\";\n    }}");
+    for n in &c.nodes {
+        let Some(dn) = d.nodes.get(&n.name) else {
+            bail!("drbd `{}` has no entry for node `{}`", d.name, n.name)
+        };
+        let _ = writeln!(
+            s,
+            "    on \"{}\" {{\n        address {}:{};\n        volume 0 {{\n            device minor {};\n            disk \"{}\";\n            meta-disk internal;\n        }}\n    }}",
+            n.name, dn.address, d.port, d.minor, dn.disk
+        );
+    }
+    s.push_str("}\n");
     Ok(s)
 }
 
@@ -770,6 +970,41 @@ fn promotable(out: &mut String, id: &str, inner: impl FnOnce(&mut String)) {
     let _ = writeln!(out, "      </clone>");
 }
 
+/// The per-node parameters of the `ocf:sanforge:alua` instance `id`: one
+/// `instance_attributes` set per node, selected by a `#uname` rule, so the one CIB
+/// gives each node its own `ports` (and with SCST its own local and remote target
+/// groups).
+fn alua_node_params(c: &Cluster, id: &str) -> String {
+    let mut out = String::new();
+    for n in &c.nodes {
+        let set = format!("{id}-params-{}", n.name);
+        let mut p: Vec<(&str, String)> = Vec::new();
+        if c.target == TargetStack::Scst {
+            p.push(("local_target_group", n.name.clone()));
+            if c.nodes.len() == 2 {
+                if let Some(peer) = c.nodes.iter().find(|o| o.name != n.name) {
+                    p.push(("remote_target_group", peer.name.clone()));
+                }
+            }
+        }
+        let ports = agent_ports(c, n);
+        if !ports.is_empty() {
+            p.push(("ports", ports));
+        }
+        if p.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "          <instance_attributes id=\"{set}\" score=\"10\">\n            <rule id=\"{set}-rule\" boolean-op=\"and\">\n              <expression id=\"{set}-rule-uname\" attribute=\"#uname\" operation=\"eq\" value=\"{}\"/>\n            </rule>",
+            esc(&n.name)
+        );
+        nvpairs(&mut out, "            ", &set, &p);
+        let _ = writeln!(out, "          </instance_attributes>");
+    }
+    out
+}
+
 /// The Pacemaker CIB (configuration only, empty status): fencing, per DRBD resource a
 /// promotable `ocf:linbit:drbd` clone and a promotable `ocf:sanforge:alua` clone
 /// colocated with its Promoted role and ordered after its promotion (as in the
@@ -899,11 +1134,6 @@ pub fn cib_xml(c: &Cluster, s: &Secrets) -> String {
         x.push_str("      </clone>\n");
     }
 
-    let tgs: Vec<String> = c
-        .nodes
-        .iter()
-        .map(|n| format!("{}:{}", n.name, n.name))
-        .collect();
     for d in &c.drbd {
         let drbd_id = format!("drbd-{}", d.name);
         let drbd_clone = format!("{drbd_id}-clone");
@@ -969,17 +1199,31 @@ pub fn cib_xml(c: &Cluster, s: &Secrets) -> String {
         if c.exports.iter().any(|e| e.drbd == d.name) {
             let alua_id = format!("alua-{}", d.name);
             let alua_clone = format!("{alua_id}-clone");
+            let mut common: Vec<(&str, String)> = vec![(
+                "stack",
+                match c.target {
+                    TargetStack::Scst => "scst",
+                    TargetStack::Lio => "lio",
+                }
+                .to_string(),
+            )];
+            match c.target {
+                TargetStack::Scst => common.push(("device_group", d.name.clone())),
+                TargetStack::Lio => {
+                    common.push(("lio_luns", lio_luns(c, &d.name)));
+                    common.push(("cluster_name", c.name.clone()));
+                }
+            }
+            common.push(("promoted_state", c.alua.promoted_state.clone()));
+            common.push(("unpromoted_state", c.alua.unpromoted_state.clone()));
+            let per_node = alua_node_params(c, &alua_id);
             promotable(&mut x, &alua_clone, |x| {
+                let mut p = String::new();
                 primitive(
-                    x,
+                    &mut p,
                     &alua_id,
                     ("ocf", Some("sanforge"), "alua"),
-                    &[
-                        ("device_group", d.name.clone()),
-                        ("target_groups", tgs.join(" ")),
-                        ("promoted_state", c.alua.promoted_state.clone()),
-                        ("unpromoted_state", c.alua.unpromoted_state.clone()),
-                    ],
+                    &common,
                     &[
                         Op {
                             name: "monitor",
@@ -1020,6 +1264,9 @@ pub fn cib_xml(c: &Cluster, s: &Secrets) -> String {
                     ],
                     "        ",
                 );
+                let at = p.find("          <operations>").unwrap_or(p.len());
+                p.insert_str(at, &per_node);
+                x.push_str(&p);
             });
             let _ = writeln!(cons, "      <rsc_colocation id=\"col-{alua_clone}-with-{drbd_clone}\" rsc=\"{alua_clone}\" rsc-role=\"Promoted\" with-rsc=\"{drbd_clone}\" with-rsc-role=\"Promoted\" score=\"INFINITY\"/>");
             let _ = writeln!(cons, "      <rsc_order id=\"ord-{drbd_clone}-start-{alua_clone}\" first=\"{drbd_clone}\" first-action=\"start\" then=\"{alua_clone}\" then-action=\"start\" kind=\"Mandatory\"/>");
