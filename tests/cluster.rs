@@ -1035,7 +1035,7 @@ fn lio_drbd_and_corosync_configs_are_accepted() {
         "fencing          resource-only;",
         "address          ipv4 192.0.2.1:7789;",
         "address          ipv4 192.0.2.2:7789;",
-        "disk         /dev/vdb;",
+        "disk         /dev/vda;",
         "device       minor 0;",
         "cram-hmac-alg    sha256;",
         "fence-peer       /usr/lib/drbd/crm-fence-peer.sh;",

@@ -105,6 +105,11 @@ fn tree(ha: &str, quorum: bool) -> tempfile::TempDir {
         "1",
     );
     write(d, "fake-run/crm_mon", &crm_mon(quorum));
+    write(
+        d,
+        "fake-run/corosync-cfgtool",
+        "Local node ID 1, transport knet\n",
+    );
     t
 }
 
@@ -124,6 +129,9 @@ fn boot_order_cluster_mode_watchdog_corosync_pacemaker_settle_no_port_enable() {
     let wd = pos(ops, "watchdog_open /dev/watchdog");
     let coro = pos(ops, "spawn /usr/sbin/corosync -f");
     let pcmk = pos(ops, "spawn /usr/sbin/pacemakerd");
+    // Pacemaker only once Corosync answers on its IPC.
+    let cfgtool = pos(ops, "run /usr/sbin/corosync-cfgtool -s");
+    assert!(coro < cfgtool && cfgtool < pcmk, "{ops:#?}");
     let status = pos(ops, &format!("run {CRM_MON}"));
     let svc = pos(ops, "spawn /usr/sbin/iscsi-scstd -f");
     assert!(lio_disabled < cm0 && scst_port < cm0, "{ops:#?}");
@@ -468,4 +476,26 @@ fn corosync_that_cannot_start_means_no_pacemaker_and_no_quorum_state() {
         !ops.iter().any(|o| o.ends_with("tpgt_1/enable 1")),
         "{ops:#?}"
     );
+}
+
+#[test]
+fn pacemaker_waits_for_corosync_bounded_by_the_settle_timeout() {
+    let t = tree(HA, true);
+    // corosync-cfgtool fails (no IPC yet) on every poll.
+    write(t.path(), "fake-run/corosync-cfgtool.rc", "1");
+    let r = run(t.path(), &["boot"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let polls = r
+        .ops
+        .iter()
+        .filter(|o| *o == "run /usr/sbin/corosync-cfgtool -s")
+        .count();
+    // settle-timeout 6 s at one poll per 250 ms, then Pacemaker starts anyway.
+    assert_eq!(polls, 25, "{:#?}", r.ops);
+    assert!(
+        r.log.iter().any(|l| l.contains("corosync does not answer")),
+        "{:?}",
+        r.log
+    );
+    assert!(r.ops.iter().any(|o| o == "spawn /usr/sbin/pacemakerd"));
 }

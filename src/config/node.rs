@@ -209,6 +209,9 @@ pub struct Ha {
     pub enabled: bool,
     pub corosync: Vec<String>,
     pub pacemaker: Vec<String>,
+    /// A command that succeeds once Corosync answers on its IPC; Pacemaker starts after
+    /// it (bounded by `settle-timeout`), so pacemakerd does not exit and back off.
+    pub corosync_ready: Vec<String>,
     /// The status command whose XML says whether the cluster settled (a DC and quorum).
     pub status: Vec<String>,
     /// How long the boot waits for the cluster to settle.
@@ -229,6 +232,7 @@ impl Default for Ha {
             enabled: false,
             corosync: v(&["/usr/sbin/corosync", "-f"]),
             pacemaker: v(&["/usr/sbin/pacemakerd"]),
+            corosync_ready: v(&["/usr/sbin/corosync-cfgtool", "-s"]),
             status: v(&["/usr/sbin/crm_mon", "-1", "--output-as=xml"]),
             settle_timeout: HaDuration::secs(120),
             drain_timeout: HaDuration::secs(30),

@@ -222,8 +222,35 @@ fn render_node(c: &Cluster, s: &Secrets, node: &Node) -> Result<Vec<RenderedFile
             f.mode
         );
     }
+    let _ = writeln!(
+        manifest,
+        "secrets/initrd.cpio: the secret files above as a cpio archive, for a second initrd"
+    );
     v.push(file(n, "MANIFEST", manifest, "", 0o644));
+    let initrd = secrets_initrd(&v)?;
+    v.push(file(n, "secrets/initrd.cpio", initrd, "", 0o600));
     Ok(v)
+}
+
+/// The node's secret files at their install paths as an uncompressed newc archive.
+/// The image itself never holds secrets: this archive is loaded as a second initrd
+/// (iPXE `initrd secrets.cpio`, or appended to the initramfs file padded with zeros to
+/// a multiple of 4 bytes: the kernel unpacks concatenated archives in order), so one
+/// public image serves every node.
+fn secrets_initrd(files: &[RenderedFile]) -> Result<Vec<u8>> {
+    use crate::image::cpio::{Archive, Entry};
+    let mut a = Archive::new();
+    for f in files.iter().filter(|f| f.secret && !f.install.is_empty()) {
+        a.add(Entry::data(f.install.clone(), f.data.clone(), f.mode));
+    }
+    // The kernel applies a directory entry's mode to an existing directory too: only
+    // the secrets directory itself is closed; /etc and the rest keep 0755.
+    a.add(Entry::dir(SECRETS_DIR, 0o700));
+    a.ensure_parents();
+    let mut out = Vec::new();
+    a.write(&mut out, 0)
+        .context("cannot write the secrets initrd")?;
+    Ok(out)
 }
 
 // ---------------------------------------------------------------------------------
@@ -484,6 +511,9 @@ pub fn agent_ports(c: &Cluster, node: &Node) -> String {
 
 /// Corosync 3 (`totem { version: 2 }` is the only config-format version corosync 3
 /// accepts): knet, two links per node, crypto on, key read from [`AUTHKEY_PATH`].
+/// knet's crypto model is OpenSSL: its plugin links libcrypto directly (the image's
+/// ELF closure sees it), while the NSS model needs an NSS database and dlopen()s the
+/// softoken at run time.
 pub fn corosync_conf(c: &Cluster) -> String {
     let cs = &c.corosync;
     let mut s = String::new();
@@ -494,7 +524,7 @@ pub fn corosync_conf(c: &Cluster) -> String {
     let _ = writeln!(s, "totem {{\n    version: 2\n    cluster_name: {}\n    transport: {}\n    link_mode: {}\n    token: {}", c.name, cs.transport, cs.link_mode, cs.token);
     let _ = writeln!(
         s,
-        "    crypto_cipher: {}\n    crypto_hash: {}\n    keyfile: {AUTHKEY_PATH}",
+        "    crypto_model: openssl\n    crypto_cipher: {}\n    crypto_hash: {}\n    keyfile: {AUTHKEY_PATH}",
         cs.crypto_cipher, cs.crypto_hash
     );
     let _ = writeln!(s, "    interface {{\n        linknumber: 0\n    }}\n    interface {{\n        linknumber: 1\n    }}\n}}\n");

@@ -48,6 +48,8 @@ pub const QUORUM_POLL: Duration = Duration::from_secs(5);
 /// How long one run of the status command may take.
 pub const STATUS_TIMEOUT: Duration = Duration::from_secs(10);
 const STOP_POLL: Duration = Duration::from_millis(200);
+/// How often the boot asks whether Corosync answers yet.
+const COROSYNC_POLL: Duration = Duration::from_millis(250);
 
 /// What the status command said about the local partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -241,6 +243,38 @@ fn add_service(init: &mut Init, name: &str, argv: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// Polls `corosync-ready` until it succeeds (bounded by `settle-timeout`); returns
+/// the time spent, which counts against the settle budget.
+fn wait_corosync(init: &mut Init, ha: &Ha) -> Duration {
+    let mut waited = Duration::ZERO;
+    if ha.corosync_ready.is_empty() {
+        return waited;
+    }
+    loop {
+        let now = Instant::now();
+        pet_if_due(init, now);
+        init.supervisor.reap_all(init.sys, &mut init.log, now);
+        init.supervisor.start_due(init.sys, &mut init.log, now);
+        match init.sys.run_capture(&ha.corosync_ready, STATUS_TIMEOUT) {
+            Ok((st, _)) if st.success() => {
+                init.log.line(&format!(
+                    "ha: corosync answers (after {} ms of polling)",
+                    waited.as_millis()
+                ));
+                return waited;
+            }
+            _ if waited >= ha.settle_timeout.0 => {
+                init.warn("ha: corosync does not answer; starting pacemaker anyway");
+                return waited;
+            }
+            _ => {
+                init.sys.sleep(COROSYNC_POLL);
+                waited += COROSYNC_POLL;
+            }
+        }
+    }
+}
+
 /// Runs the status command once; logs a failure only the first time.
 fn poll_quorum(init: &mut Init, ha: &Ha) -> Quorum {
     match init.sys.run_capture(&ha.status, STATUS_TIMEOUT) {
@@ -260,10 +294,13 @@ fn poll_quorum(init: &mut Init, ha: &Ha) -> Quorum {
 
 /// Directories the cluster daemons expect (the root is a fresh RAM file system on
 /// every boot; pacemakerd creates and chowns its own under /var/lib/pacemaker).
-pub const STATE_DIRS: [&str; 6] = [
+pub const STATE_DIRS: [&str; 9] = [
     "/var/lib/corosync",
     "/var/log/cluster",
     "/var/lib/pacemaker/cib",
+    "/var/lib/pacemaker/cores",
+    "/var/lib/pacemaker/blackbox",
+    "/var/lib/pacemaker/pengine",
     "/var/log/pacemaker",
     "/var/lib/drbd",
     "/run/drbd",
@@ -279,6 +316,12 @@ pub const CIB_LIVE: &str = "/var/lib/pacemaker/cib/cib.xml";
 fn prepare_state(init: &mut Init) {
     for d in STATE_DIRS {
         if let Err(e) = init.sys.mkdir(Path::new(d)) {
+            init.warn(format!("ha: {e}"));
+        }
+    }
+    // Corosync's lock file and the agents' state live under /var/run.
+    if !init.sys.exists(Path::new("/var/run")) {
+        if let Err(e) = init.sys.symlink(Path::new("/run"), Path::new("/var/run")) {
             init.warn(format!("ha: {e}"));
         }
     }
@@ -321,8 +364,8 @@ pub fn start_cluster(init: &mut Init) -> Result<()> {
     // keeps polling while the supervisor retries a daemon that did not start.
     init.ha.waiting_quorum = true;
     add_service(init, "corosync", &ha.corosync)?;
+    let mut waited = wait_corosync(init, &ha);
     add_service(init, "pacemaker", &ha.pacemaker)?;
-    let mut waited = Duration::ZERO;
     loop {
         let now = Instant::now();
         pet_if_due(init, now);
