@@ -42,9 +42,12 @@ the end: an interrupted build never leaves half an output. Logs: OUT/logs/STAGE.
         /// Recipe file
         #[arg(default_value = DEFAULT_RECIPE)]
         recipe: PathBuf,
-        /// Output directory [default: out/<recipe name>]
+        /// Output directory [default: out/<recipe name>, or out/<recipe name>@<kernel> with --kernel naming a [kernel.matrix] entry]
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Build this kernel of the recipe ([kernel] name or a [kernel.matrix] entry) [default: [kernel]]
+        #[arg(long, value_name = "NAME")]
+        kernel: Option<String>,
         /// Fail unless recipes/<name>.lock exists and matches the recipe
         #[arg(long)]
         locked: bool,
@@ -88,12 +91,54 @@ the end: an interrupted build never leaves half an output. Logs: OUT/logs/STAGE.
         out: Option<PathBuf>,
         #[arg(long)]
         init: Option<PathBuf>,
+        /// Plan this kernel of the recipe's matrix [default: [kernel]]
+        #[arg(long, value_name = "NAME")]
+        kernel: Option<String>,
+    },
+    /// Build every kernel of a recipe's matrix, boot each, print a table
+    #[command(
+        long_about = "Build the image once per kernel the recipe names ([kernel] and each [kernel.matrix] \
+entry), boot each built image in QEMU until `sanforge-init: ready` (unless --no-boot) and print one row per \
+kernel: version, stages passed, image size (vmlinuz + initramfs), build time, boot-to-ready time. Each kernel \
+has its own cache keys and output directory (out/<recipe> for [kernel], out/<recipe>@<kernel> for the others), \
+so changing one kernel never rebuilds another. A failing kernel does not stop the others; the exit status is \
+non-zero if any kernel failed to build or boot."
+    )]
+    Matrix {
+        #[arg(default_value = DEFAULT_RECIPE)]
+        recipe: PathBuf,
+        /// Only build; do not boot the images
+        #[arg(long)]
+        no_boot: bool,
+        /// Parent output directory: each kernel goes to OUT/<kernel> [default: the `build --kernel` directories]
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Accel::Auto)]
+        accel: Accel,
+        /// Seconds to wait for each image to be ready
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+        /// Guest memory in MiB
+        #[arg(long, default_value_t = 512)]
+        memory: u32,
+        /// Fail unless recipes/<name>.lock exists and matches the recipe
+        #[arg(long)]
+        locked: bool,
+        /// Parallel jobs for the kernel builds [default: number of CPUs]
+        #[arg(long, short = 'j')]
+        jobs: Option<usize>,
+        #[arg(long)]
+        init: Option<PathBuf>,
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
     },
     /// Download a recipe's sources into the cache, or import files into it
     #[command(
         long_about = "Download every source a recipe names into the cache, verifying each sha256. \
 With --import, put local files into the cache by their sha256 instead (for machines that cannot reach \
-upstream: copy the file over, import it, and the recipe finds it without network)."
+upstream: copy the file over, import it, and the recipe finds it without network). Every kernel of the \
+recipe's [kernel.matrix] is fetched too."
     )]
     Fetch {
         #[arg(default_value = DEFAULT_RECIPE)]
@@ -207,6 +252,9 @@ pub enum KconfigCommand {
     Check {
         #[arg(default_value = DEFAULT_RECIPE)]
         recipe: PathBuf,
+        /// Check this kernel of the recipe's matrix [default: [kernel]]
+        #[arg(long, value_name = "NAME")]
+        kernel: Option<String>,
     },
 }
 
@@ -260,6 +308,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             locked,
             jobs,
             init,
+            kernel,
             ..
         } => {
             let report = build::verify::verify_build(
@@ -269,6 +318,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     locked,
                     jobs,
                     init,
+                    kernel,
                 },
             )?;
             print!("{}", report.table());
@@ -321,6 +371,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             locked,
             jobs,
             init,
+            kernel,
             verify: false,
         } => {
             let started = std::time::Instant::now();
@@ -331,6 +382,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     locked,
                     jobs,
                     init,
+                    kernel,
                 },
             )?;
             let report = build::build(&ctx)?;
@@ -356,15 +408,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             json,
             out,
             init,
+            kernel,
         } => {
-            let ctx = Ctx::new(
-                load_recipe(&recipe)?,
-                &BuildOptions {
-                    out,
-                    init,
-                    ..Default::default()
-                },
-            )?;
+            let r = load_recipe(&recipe)?;
+            let opts = BuildOptions {
+                out,
+                init,
+                kernel,
+                ..Default::default()
+            };
+            let ctx = Ctx::new(r.clone(), &opts)?;
             let plan = build::plan(&ctx)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&plan)?);
@@ -379,8 +432,70 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         e.reason
                     );
                 }
+                if r.kernels.len() > 1 {
+                    println!(
+                        "\nkernel matrix (this plan: {}; others: `sanforge plan --kernel NAME`)",
+                        ctx.recipe.kernel().name
+                    );
+                    println!("{:<12} {:<14} {:<9} SOURCE", "KERNEL", "KEY", "STATUS");
+                    for k in build::matrix::plan_kernels(&r, &opts) {
+                        let status = match (&k.error, k.cached) {
+                            (Some(_), _) => "unknown",
+                            (None, true) => "cached",
+                            (None, false) => "will run",
+                        };
+                        println!(
+                            "{:<12} {:<14} {:<9} {}{}",
+                            k.name,
+                            build::pipeline::short(&k.key),
+                            status,
+                            k.source,
+                            k.error.map(|e| format!(" ({e})")).unwrap_or_default()
+                        );
+                    }
+                }
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Matrix {
+            recipe,
+            no_boot,
+            out,
+            accel,
+            timeout,
+            memory,
+            locked,
+            jobs,
+            init,
+            json,
+        } => {
+            let r = load_recipe(&recipe)?;
+            let report = build::matrix::run(
+                &r,
+                &build::matrix::MatrixOptions {
+                    build: BuildOptions {
+                        out,
+                        locked,
+                        jobs,
+                        init,
+                        kernel: None,
+                    },
+                    boot: !no_boot,
+                    accel,
+                    memory_mib: memory,
+                    timeout: Duration::from_secs(timeout),
+                },
+            )?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.table());
+            }
+            Ok(if report.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Fetch { recipe, import } => {
             let cache = build::cache::Cache::from_env()?;
@@ -392,7 +507,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             let r = load_recipe(&recipe)?;
-            let n = build::fetch::fetch_all(&r, &cache)?;
+            let n = build::fetch::fetch_all(&r, &cache, true)?;
             println!("{n} sources in the cache ({})", cache.root().display());
             Ok(ExitCode::SUCCESS)
         }
@@ -460,9 +575,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             })
         }
         Command::Kconfig {
-            command: KconfigCommand::Check { recipe },
+            command: KconfigCommand::Check { recipe, kernel },
         } => {
-            let ctx = Ctx::new(load_recipe(&recipe)?, &BuildOptions::default())?;
+            let ctx = Ctx::new(
+                load_recipe(&recipe)?,
+                &BuildOptions {
+                    kernel,
+                    ..Default::default()
+                },
+            )?;
             let n = build::kernel::check_config(&ctx)?;
             println!("kernel config OK: {n} requested options verified");
             Ok(ExitCode::SUCCESS)

@@ -468,13 +468,22 @@ pub fn path_sha256(path: &Path) -> Result<String> {
 }
 
 /// `sanforge fetch RECIPE`: every source of the recipe into the cache (the lock's
-/// pins when there is a lock). Returns how many sources are ready.
-pub fn fetch_all(recipe: &crate::config::recipe::Recipe, cache: &Cache) -> Result<usize> {
+/// pins when there is a lock): the selected kernel's source, or with `all_kernels`
+/// the source of every kernel of the matrix. Returns how many sources are ready.
+pub fn fetch_all(
+    recipe: &crate::config::recipe::Recipe,
+    cache: &Cache,
+    all_kernels: bool,
+) -> Result<usize> {
     let lock = super::lock::load_for(recipe, false)?;
     let log = Log::none();
     let mut n = 0;
-    fetch_source(cache, "kernel", &recipe.kernel_source, lock.as_ref(), &log)?;
-    n += 1;
+    for k in &recipe.kernels {
+        if all_kernels || k.lock_name == recipe.kernel().lock_name {
+            fetch_source(cache, &k.lock_name, &k.source, lock.as_ref(), &log)?;
+            n += 1;
+        }
+    }
     for (name, src) in &recipe.sources {
         fetch_source(cache, name, src, lock.as_ref(), &log)?;
         n += 1;

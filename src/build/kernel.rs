@@ -57,7 +57,7 @@ fn unpack(ctx: &Ctx, src: &Path, log: &Log) -> Result<()> {
     ufs::create_dir_all(src)?;
     let fetched = super::fetch::fetch_source(
         &ctx.cache,
-        "kernel",
+        &ctx.recipe.kernel().lock_name,
         &ctx.recipe.kernel_source,
         ctx.lock.as_ref(),
         log,

@@ -31,15 +31,16 @@ enum What<'a> {
 }
 
 fn needed(recipe: &Recipe) -> Result<Vec<Needed<'_>>> {
-    let mut out = vec![needed_source(
-        "kernel".to_string(),
-        &recipe.kernel_source,
-        &recipe.raw.kernel.source,
-    )];
+    // Every kernel of the matrix, whichever one is selected: one lock for the recipe.
+    let mut out: Vec<Needed> = recipe
+        .kernels
+        .iter()
+        .map(|k| needed_source(k.lock_name.clone(), &k.source, &k.spec.source))
+        .collect();
     for (name, source) in &recipe.sources {
-        if name == "kernel" || name.starts_with("package:") {
+        if name == "kernel" || name.starts_with("kernel@") || name.starts_with("package:") {
             bail!(
-                "{}: source name `{name}` is reserved (the lock uses `kernel` and `package:NAME`)",
+                "{}: source name `{name}` is reserved (the lock uses `kernel`, `kernel@NAME` and `package:NAME`)",
                 recipe.file.display()
             );
         }

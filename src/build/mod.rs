@@ -13,6 +13,7 @@ pub mod firmware;
 pub mod kconfig;
 pub mod kernel;
 pub mod lock;
+pub mod matrix;
 pub mod outputs;
 pub mod pipeline;
 pub mod rootfs;

@@ -33,6 +33,8 @@ pub struct BuildOptions {
     pub jobs: Option<usize>,
     /// The sanforge-init binary to put in the image (default: beside this executable).
     pub init: Option<PathBuf>,
+    /// Which kernel of the recipe's matrix to build (default: `[kernel]` itself).
+    pub kernel: Option<String>,
 }
 
 /// Everything a stage may read, resolved once.
@@ -84,6 +86,10 @@ pub struct PlanEntry {
 
 impl Ctx {
     pub fn new(recipe: Recipe, opts: &BuildOptions) -> Result<Ctx> {
+        let recipe = match &opts.kernel {
+            Some(k) => recipe.select_kernel(k)?,
+            None => recipe,
+        };
         let cache = Cache::from_env()?;
         let lock = super::lock::load_for(&recipe, opts.locked)?;
         let node_text = ufs::read_to_string(&recipe.node_config)?;
@@ -103,7 +109,7 @@ impl Ctx {
         });
         let out = match &opts.out {
             Some(o) => std::path::absolute(o).unwrap_or_else(|_| o.clone()),
-            None => recipe.root.join("out").join(&recipe.name),
+            None => default_out(&recipe),
         };
         let inputs = resolve_inputs(&recipe, lock.as_ref())?;
         let mut ctx = Ctx {
@@ -132,6 +138,18 @@ impl Ctx {
     pub fn source_date_epoch(&self) -> u64 {
         self.recipe.source_date_epoch()
     }
+}
+
+/// `out/<recipe>` for the default kernel, `out/<recipe>@<kernel>` for a matrix kernel
+/// (`@` cannot appear in a recipe name, so two kernels never share a directory).
+pub fn default_out(recipe: &Recipe) -> PathBuf {
+    let k = recipe.kernel();
+    let dir = if k.is_default() {
+        recipe.name.clone()
+    } else {
+        format!("{}@{}", recipe.name, k.name)
+    };
+    recipe.root.join("out").join(dir)
 }
 
 /// The sanforge-init binary: `$SANFORGE_INIT`, or `sanforge-init` beside this program.
@@ -170,45 +188,50 @@ fn check_static(path: &Path) -> Result<()> {
 
 fn resolve_inputs(recipe: &Recipe, lock: Option<&Lock>) -> Result<Vec<Input>> {
     let mut inputs = Vec::new();
-    let mut add = |name: &str, src: &Source, written: Option<&Path>| -> Result<()> {
-        let (kind, origin) = match src {
-            Source::Url { mirrors, .. } => ("url", mirrors.join(" ")),
-            Source::Debian {
-                package, version, ..
-            } => ("debian", format!("{package}={version}")),
-            // As written in the recipe (relative), so that outputs do not depend on
-            // where the project is checked out; the lock uses the same form.
-            Source::Path { path } => ("path", written.unwrap_or(path).display().to_string()),
-        };
-        let locked = lock
-            .and_then(|l| l.get(name))
-            .filter(|l| l.kind == kind && l.origin == origin);
-        let sha256 = match (locked, src) {
-            (Some(l), _) => l.sha256.clone(),
-            (None, Source::Url { sha256, .. }) => sha256.clone(),
-            (
-                None,
+    // `lock_name`: the entry that pins it (`kernel@NAME` for a matrix kernel, which is
+    // still the input `kernel` of this build).
+    let mut add =
+        |name: &str, lock_name: &str, src: &Source, written: Option<&Path>| -> Result<()> {
+            let (kind, origin) = match src {
+                Source::Url { mirrors, .. } => ("url", mirrors.join(" ")),
                 Source::Debian {
                     package, version, ..
-                },
-            ) => super::fetch::debian_info(package, version)?.sha256,
-            (None, Source::Path { path }) => super::fetch::path_sha256(path)?,
+                } => ("debian", format!("{package}={version}")),
+                // As written in the recipe (relative), so that outputs do not depend on
+                // where the project is checked out; the lock uses the same form.
+                Source::Path { path } => ("path", written.unwrap_or(path).display().to_string()),
+            };
+            let locked = lock
+                .and_then(|l| l.get(lock_name))
+                .filter(|l| l.kind == kind && l.origin == origin);
+            let sha256 = match (locked, src) {
+                (Some(l), _) => l.sha256.clone(),
+                (None, Source::Url { sha256, .. }) => sha256.clone(),
+                (
+                    None,
+                    Source::Debian {
+                        package, version, ..
+                    },
+                ) => super::fetch::debian_info(package, version)?.sha256,
+                (None, Source::Path { path }) => super::fetch::path_sha256(path)?,
+            };
+            inputs.push(Input {
+                name: name.to_string(),
+                kind: kind.to_string(),
+                origin,
+                sha256,
+            });
+            Ok(())
         };
-        inputs.push(Input {
-            name: name.to_string(),
-            kind: kind.to_string(),
-            origin,
-            sha256,
-        });
-        Ok(())
-    };
     add(
         "kernel",
+        &recipe.kernel().lock_name,
         &recipe.kernel_source,
         recipe.raw.kernel.source.path.as_deref(),
     )?;
     for (n, s) in &recipe.sources {
         add(
+            n,
             n,
             s,
             recipe
@@ -219,8 +242,10 @@ fn resolve_inputs(recipe: &Recipe, lock: Option<&Lock>) -> Result<Vec<Input>> {
         )?;
     }
     for (name, version) in &recipe.raw.userland.packages {
+        let input = format!("package:{name}");
         add(
-            &format!("package:{name}"),
+            &input,
+            &input,
             &Source::Debian {
                 package: name.clone(),
                 version: version.clone(),
@@ -584,7 +609,8 @@ pub fn build(ctx: &Ctx) -> Result<BuildReport> {
         },
     )?;
     progress::step("outputs: writing vmlinuz, initramfs, boot.ipxe, manifest");
-    let log = Log::open(&logs.join("outputs.log"))?;
+    let log_path = logs.join("outputs.log");
+    let log = Log::open(&log_path)?;
     super::outputs::write(
         ctx,
         &kernel_dir,
@@ -593,7 +619,11 @@ pub fn build(ctx: &Ctx) -> Result<BuildReport> {
         &rootfs_dir,
         &staging,
         &log,
-    )?;
+    )
+    .with_context(|| StageFailed {
+        stage: "outputs".to_string(),
+        log: log_path.clone(),
+    })?;
     ran.push("outputs".into());
     swap_into_place(&staging, &ctx.out)?;
     Ok(BuildReport {
@@ -601,6 +631,35 @@ pub fn build(ctx: &Ctx) -> Result<BuildReport> {
         ran,
         skipped,
     })
+}
+
+/// The context of a stage's error: which stage failed and where its log is (callers
+/// such as `sanforge matrix` find it in the error chain).
+#[derive(Debug, Clone)]
+pub struct StageFailed {
+    pub stage: String,
+    pub log: PathBuf,
+}
+
+impl std::fmt::Display for StageFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "stage {} failed (log: {})",
+            self.stage,
+            self.log.display()
+        )
+    }
+}
+
+/// The stages `build` runs for this recipe, in order.
+pub fn stage_names(ctx: &Ctx) -> Vec<&'static str> {
+    let mut v = vec!["kernel"];
+    if ctx.recipe.scst.is_some() {
+        v.push("modules");
+    }
+    v.extend(["userland", "rootfs", "outputs"]);
+    v
 }
 
 type StageFn<'a> = dyn Fn(&Ctx, &Path, &Log) -> Result<()> + 'a;
@@ -638,8 +697,10 @@ where
     } else {
         ctx.cache.build_stage(stage, key, |dir| f(ctx, dir, &log))
     };
-    let dir =
-        result.with_context(|| format!("stage {stage} failed (log: {})", log_path.display()))?;
+    let dir = result.with_context(|| StageFailed {
+        stage: stage.to_string(),
+        log: log_path.clone(),
+    })?;
     progress::step(&format!(
         "{stage}: done in {:.1}s",
         started.elapsed().as_secs_f64()

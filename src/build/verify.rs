@@ -513,12 +513,18 @@ pub fn verify_build(recipe_file: &Path, opts: &BuildOptions) -> Result<VerifyRep
     let exe = std::env::current_exe().context("cannot find the path of this program")?;
     let cache = Cache::from_env()?;
     progress::step("verify: fetching the recipe's sources once for both builds");
-    super::fetch::fetch_all(&recipe, &cache)?;
+    let recipe = match &opts.kernel {
+        Some(k) => recipe.select_kernel(k)?,
+        None => recipe,
+    };
+    super::fetch::fetch_all(&recipe, &cache, false)?;
 
-    let results = recipe
-        .root
-        .join("out")
-        .join(format!("{}.verify", recipe.name));
+    // out/<recipe>.verify, or out/<recipe>@<kernel>.verify for a matrix kernel.
+    let results = {
+        let mut o = super::pipeline::default_out(&recipe).into_os_string();
+        o.push(".verify");
+        PathBuf::from(o)
+    };
     ufs::remove_dir_all(&results)?;
     ufs::create_dir_all(&results)?;
     let scratch = cache.temp_dir()?;
@@ -585,6 +591,9 @@ pub fn verify_build(recipe_file: &Path, opts: &BuildOptions) -> Result<VerifyRep
                 .env("LC_ALL", run.lc_all);
             if opts.locked {
                 cmd = cmd.arg("--locked");
+            }
+            if let Some(k) = &opts.kernel {
+                cmd = cmd.arg("--kernel").arg(k);
             }
             if let Some(j) = opts.jobs {
                 cmd = cmd.arg("--jobs").arg(j.to_string());

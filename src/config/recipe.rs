@@ -125,6 +125,93 @@ pub struct KernelSpec {
     /// Kernel command line written into boot.ipxe and used by `sanforge run`.
     #[serde(default = "default_cmdline")]
     pub cmdline: String,
+    /// The name of this (default) kernel in the matrix; default: derived from the
+    /// source (`linux-source-6.1` → `6.1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// More kernels the recipe can build (`sanforge build --kernel NAME`,
+    /// `sanforge matrix`), by name; each inherits what it does not override.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub matrix: BTreeMap<String, MatrixKernelSpec>,
+}
+
+/// One entry of `[kernel.matrix]`: `"6.12" = { source = { … }, fragments = [ … ] }`.
+/// Every field but `source` is optional: unset inherits the default kernel's.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MatrixKernelSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fragments: Option<Vec<PathBuf>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forbid: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patches: Option<Vec<PathBuf>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub localversion: Option<String>,
+}
+
+/// One kernel of the recipe's matrix, validated: the default kernel (`[kernel]`) or
+/// an entry of `[kernel.matrix]` with the inherited fields filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelVariant {
+    pub name: String,
+    /// Its entry in the lock file: `kernel` for the default, `kernel@NAME` otherwise.
+    pub lock_name: String,
+    pub source: Source,
+    /// The effective `[kernel]` table of this kernel (`matrix` empty, `name` set).
+    pub spec: KernelSpec,
+    /// Absolute fragment and patch paths.
+    pub fragments: Vec<PathBuf>,
+    pub patches: Vec<PathBuf>,
+}
+
+impl KernelVariant {
+    pub fn is_default(&self) -> bool {
+        self.lock_name == DEFAULT_KERNEL_INPUT
+    }
+}
+
+/// The lock entry (and build input) name of the default kernel.
+pub const DEFAULT_KERNEL_INPUT: &str = "kernel";
+
+/// The lock entry name of the matrix kernel `name`.
+pub fn matrix_kernel_input(name: &str) -> String {
+    format!("{DEFAULT_KERNEL_INPUT}@{name}")
+}
+
+/// A name for the default kernel when `[kernel] name` is unset: `6.1` for Debian's
+/// `linux-source-6.1`, else the version's (or URL file name's) major.minor, else
+/// `default`.
+pub fn derived_kernel_name(spec: &SourceSpec) -> String {
+    fn major_minor(s: &str) -> Option<String> {
+        let mut parts = s.split(|c: char| !c.is_ascii_digit());
+        let a = parts.next().filter(|p| !p.is_empty())?;
+        let b = parts.next().filter(|p| !p.is_empty())?;
+        Some(format!("{a}.{b}"))
+    }
+    if let Some(p) = &spec.debian {
+        if let Some(v) = p.strip_prefix("linux-source-").filter(|v| !v.is_empty()) {
+            return v.to_string();
+        }
+    }
+    if let Some(v) = spec.version.as_deref().and_then(major_minor) {
+        return v;
+    }
+    if let Some(u) = &spec.url {
+        for m in u.list() {
+            let file = m.rsplit('/').next().unwrap_or("");
+            if let Some(v) = file.strip_prefix("linux-").and_then(major_minor) {
+                return v;
+            }
+        }
+    }
+    "default".to_string()
 }
 
 fn default_cmdline() -> String {
@@ -238,6 +325,12 @@ pub struct Recipe {
     pub scst: Option<Scst>,
     /// The text of the recipe file (kept for locating errors).
     pub text: String,
+    /// Every kernel the recipe names, the default (`[kernel]`) first, then
+    /// `[kernel.matrix]` by name. `raw.kernel`, `kernel_source`, `fragments` and
+    /// `patches` describe the selected one (see `select_kernel`).
+    pub kernels: Vec<KernelVariant>,
+    /// Index of the selected kernel in `kernels` (0: the default).
+    pub selected: usize,
 }
 
 impl Recipe {
@@ -312,11 +405,7 @@ impl Recipe {
         }
         let mut fragments = Vec::new();
         for f in &raw.kernel.fragments {
-            let p = if f.components().count() == 1 {
-                root.join("kernel-configs").join(f)
-            } else {
-                root.join(f)
-            };
+            let p = resolve_fragment(&root, f);
             if !p.is_file() {
                 return Err(err(
                     "fragments",
@@ -329,35 +418,8 @@ impl Recipe {
             }
             fragments.push(p);
         }
-        for (k, v) in &raw.kernel.options {
-            if !k.starts_with("CONFIG_")
-                || k.len() <= 7
-                || !k[7..]
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-            {
-                return Err(err(
-                    k,
-                    format!("kernel option `{k}`: expected a name like CONFIG_FOO"),
-                ));
-            }
-            if v.is_empty() {
-                return Err(err(
-                    k,
-                    format!(
-                        "kernel option `{k}`: expected a value (y, m, n, a number or a string)"
-                    ),
-                ));
-            }
-        }
-        for k in &raw.kernel.forbid {
-            if !k.starts_with("CONFIG_") {
-                return Err(err(
-                    "forbid",
-                    format!("forbidden option `{k}`: expected a name like CONFIG_FOO"),
-                ));
-            }
-        }
+        check_options(&raw.kernel.options).map_err(|(k, m)| err(&k, m))?;
+        check_forbid(&raw.kernel.forbid).map_err(|m| err("forbid", m))?;
         let patches = raw
             .kernel
             .patches
@@ -371,6 +433,14 @@ impl Recipe {
                 }
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let kernels = validate_kernels(
+            &raw.kernel,
+            &kernel_source,
+            &fragments,
+            &patches,
+            &root,
+            &err,
+        )?;
         let overlays = raw
             .overlays
             .iter()
@@ -432,7 +502,43 @@ impl Recipe {
             scst,
             text: text.to_string(),
             raw,
+            kernels,
+            selected: 0,
         })
+    }
+
+    /// The selected kernel (the default unless `select_kernel` chose another).
+    pub fn kernel(&self) -> &KernelVariant {
+        &self.kernels[self.selected.min(self.kernels.len() - 1)]
+    }
+
+    /// The names of every kernel, the default first.
+    pub fn kernel_names(&self) -> Vec<&str> {
+        self.kernels.iter().map(|k| k.name.as_str()).collect()
+    }
+
+    /// This recipe with kernel `name` selected: `raw.kernel`, `kernel_source`,
+    /// `fragments` and `patches` become that kernel's, so every stage builds it.
+    pub fn select_kernel(&self, name: &str) -> anyhow::Result<Recipe> {
+        let Some(i) = self.kernels.iter().position(|k| k.name == name) else {
+            anyhow::bail!(
+                "{}: no kernel named `{name}`: expected one of {}",
+                self.file.display(),
+                self.kernel_names()
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        };
+        let mut r = self.clone();
+        let k = &self.kernels[i];
+        r.selected = i;
+        r.raw.kernel = k.spec.clone();
+        r.kernel_source = k.source.clone();
+        r.fragments = k.fragments.clone();
+        r.patches = k.patches.clone();
+        Ok(r)
     }
 
     /// The validated `[outputs] disk` table, if the recipe asks for a disk image.
@@ -448,6 +554,175 @@ impl Recipe {
     pub fn lock_path(&self) -> PathBuf {
         self.file.with_extension("lock")
     }
+}
+
+/// Asserted options: `CONFIG_FOO = "value"`. Err: (the offending key, the message).
+fn check_options(options: &BTreeMap<String, String>) -> Result<(), (String, String)> {
+    for (k, v) in options {
+        if !k.starts_with("CONFIG_")
+            || k.len() <= 7
+            || !k[7..]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Err((
+                k.clone(),
+                format!("kernel option `{k}`: expected a name like CONFIG_FOO"),
+            ));
+        }
+        if v.is_empty() {
+            return Err((
+                k.clone(),
+                format!("kernel option `{k}`: expected a value (y, m, n, a number or a string)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_forbid(forbid: &[String]) -> Result<(), String> {
+    match forbid.iter().find(|k| !k.starts_with("CONFIG_")) {
+        Some(k) => Err(format!(
+            "forbidden option `{k}`: expected a name like CONFIG_FOO"
+        )),
+        None => Ok(()),
+    }
+}
+
+fn resolve_fragment(root: &Path, f: &Path) -> PathBuf {
+    if f.components().count() == 1 {
+        root.join("kernel-configs").join(f)
+    } else {
+        root.join(f)
+    }
+}
+
+fn valid_kernel_name(n: &str) -> bool {
+    !n.is_empty()
+        && !n.starts_with('.')
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+/// The default kernel and every `[kernel.matrix]` entry, validated, with the inherited
+/// fields filled in.
+fn validate_kernels(
+    k: &KernelSpec,
+    source: &Source,
+    fragments: &[PathBuf],
+    patches: &[PathBuf],
+    root: &Path,
+    err: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<Vec<KernelVariant>, ConfigError> {
+    let default_name = k
+        .name
+        .clone()
+        .unwrap_or_else(|| derived_kernel_name(&k.source));
+    if !valid_kernel_name(&default_name) {
+        return Err(err(
+            "name",
+            format!("kernel name `{default_name}`: expected letters, digits, `-`, `_` or `.`"),
+        ));
+    }
+    let mut base_spec = k.clone();
+    base_spec.matrix = BTreeMap::new();
+    base_spec.name = Some(default_name.clone());
+    let mut out = vec![KernelVariant {
+        name: default_name.clone(),
+        lock_name: DEFAULT_KERNEL_INPUT.to_string(),
+        source: source.clone(),
+        spec: base_spec.clone(),
+        fragments: fragments.to_vec(),
+        patches: patches.to_vec(),
+    }];
+    for (name, m) in &k.matrix {
+        let what = format!("kernel matrix entry `{name}`");
+        if !valid_kernel_name(name) {
+            return Err(err(
+                name,
+                format!("{what}: expected a name of letters, digits, `-`, `_` or `.`"),
+            ));
+        }
+        if *name == default_name {
+            return Err(err(
+                name,
+                format!("{what}: the default kernel ([kernel]) is already named `{default_name}`: expected a unique name (set [kernel] name = \"…\" to rename the default)"),
+            ));
+        }
+        let Some(src_spec) = &m.source else {
+            return Err(err(
+                name,
+                format!("{what}: expected a `source`, e.g. {{ source = {{ debian = \"linux-source-6.12\", version = \"…\", member = \"usr/src/linux-source-6.12.tar.xz\" }} }}"),
+            ));
+        };
+        let src = validate_source(src_spec, root)
+            .map_err(|e| err(name, format!("{what}: source: {e}")))?;
+        let mut spec = base_spec.clone();
+        spec.name = Some(name.clone());
+        spec.source = src_spec.clone();
+        let mut frags = fragments.to_vec();
+        if let Some(fs) = &m.fragments {
+            frags.clear();
+            for f in fs {
+                let p = resolve_fragment(root, f);
+                if !p.is_file() {
+                    return Err(err(
+                        name,
+                        format!(
+                            "{what}: kernel fragment `{}` not found (looked at {})",
+                            f.display(),
+                            p.display()
+                        ),
+                    ));
+                }
+                frags.push(p);
+            }
+            spec.fragments = fs.clone();
+        }
+        if let Some(b) = &m.base {
+            if !matches!(b.as_str(), "tinyconfig" | "defconfig" | "allnoconfig")
+                && !root.join(b).is_file()
+            {
+                return Err(err(name, format!("{what}: kernel base `{b}`: expected `tinyconfig`, `defconfig`, `allnoconfig` or an existing config file")));
+            }
+            spec.base = b.clone();
+        }
+        if let Some(o) = &m.options {
+            check_options(o).map_err(|(_, m)| err(name, format!("{what}: {m}")))?;
+            spec.options = o.clone();
+        }
+        if let Some(f) = &m.forbid {
+            check_forbid(f).map_err(|m| err(name, format!("{what}: {m}")))?;
+            spec.forbid = f.clone();
+        }
+        let mut pats = patches.to_vec();
+        if let Some(ps) = &m.patches {
+            pats.clear();
+            for p in ps {
+                let a = root.join(p);
+                if !a.is_file() {
+                    return Err(err(
+                        name,
+                        format!("{what}: patch `{}` not found", p.display()),
+                    ));
+                }
+                pats.push(a);
+            }
+            spec.patches = ps.clone();
+        }
+        if let Some(l) = &m.localversion {
+            spec.localversion = l.clone();
+        }
+        out.push(KernelVariant {
+            name: name.clone(),
+            lock_name: matrix_kernel_input(name),
+            source: src,
+            spec,
+            fragments: frags,
+            patches: pats,
+        });
+    }
+    Ok(out)
 }
 
 fn validate_source(s: &SourceSpec, root: &Path) -> Result<Source, String> {
@@ -713,4 +988,40 @@ fn validate_scst(
         firmware,
         waived: spec.waive_firmware.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn spec(debian: Option<&str>, version: Option<&str>, url: Option<&str>) -> SourceSpec {
+        SourceSpec {
+            debian: debian.map(str::to_string),
+            version: version.map(str::to_string),
+            url: url.map(|u| UrlList::One(u.to_string())),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn default_kernel_name_is_derived_from_the_source() {
+        let n = |s| derived_kernel_name(&s);
+        assert_eq!(
+            n(spec(Some("linux-source-6.1"), Some("6.1.192-2"), None)),
+            "6.1"
+        );
+        assert_eq!(n(spec(Some("linux"), Some("6.12.117-1"), None)), "6.12");
+        assert_eq!(
+            n(spec(
+                None,
+                None,
+                Some("https://cdn.kernel.org/pub/linux/kernel/v6.x/linux-6.6.58.tar.xz")
+            )),
+            "6.6"
+        );
+        assert_eq!(n(spec(None, None, Some("file:///x/src.tar"))), "default");
+        assert_eq!(n(SourceSpec::default()), "default");
+        assert_eq!(matrix_kernel_input("6.12"), "kernel@6.12");
+    }
 }
