@@ -22,11 +22,26 @@ fn quote(s: &str) -> Result<String> {
     if s.contains(['\n', '\r']) {
         bail!("squashfs root: path {s:?} has a line break");
     }
-    Ok(format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"")))
+    Ok(format!(
+        "\"{}\"",
+        s.replace('\\', "\\\\").replace('"', "\\\"")
+    ))
+}
+
+/// A host path as the pack file's source field: absolute and unquoted (gensquashfs
+/// 1.2 takes a quoted source literally), so it may not contain blanks or quotes.
+fn source(p: &Path) -> Result<String> {
+    let s = p.to_string_lossy();
+    if s.contains(|c: char| c.is_whitespace() || c == '"') {
+        bail!(
+            "squashfs root: host path {s:?} has a blank or a quote, which gensquashfs cannot read"
+        );
+    }
+    Ok(s.into_owned())
 }
 
 /// The pack file for `ar`; inline entries are written under `work/data/`. Host paths
-/// are made absolute and given relative to `/` (the pack directory).
+/// are made absolute.
 pub fn pack_file(ar: &Archive, work: &Path) -> Result<String> {
     let data_dir = work.join("data");
     ufs::create_dir_all(&data_dir)?;
@@ -41,15 +56,12 @@ pub fn pack_file(ar: &Archive, work: &Path) -> Result<String> {
         let line = match &e.kind {
             EntryKind::Dir => format!("dir {p} {mode} 0 0"),
             EntryKind::File(host) => {
-                let abs = cwd.join(host);
-                let rel = abs.strip_prefix("/").unwrap_or(&abs);
-                format!("file {p} {mode} 0 0 {}", quote(&rel.to_string_lossy())?)
+                format!("file {p} {mode} 0 0 {}", source(&cwd.join(host))?)
             }
             EntryKind::Data(bytes) => {
-                let f = data_dir.join(i.to_string());
+                let f = cwd.join(&data_dir).join(i.to_string());
                 ufs::write(&f, bytes)?;
-                let rel = f.strip_prefix("/").unwrap_or(&f).to_path_buf();
-                format!("file {p} {mode} 0 0 {}", quote(&rel.to_string_lossy())?)
+                format!("file {p} {mode} 0 0 {}", source(&f)?)
             }
             EntryKind::Symlink(t) => {
                 if t.is_empty() || t.contains(char::is_whitespace) {
@@ -83,7 +95,6 @@ pub fn write(ar: &Archive, out: &Path, epoch: u64, work: &Path, log: &Log) -> Re
         .env("SOURCE_DATE_EPOCH", epoch.to_string())
         .arg("--pack-file")
         .arg(&pack)
-        .args(["--pack-dir", "/"])
         .args(["--compressor", "zstd", "--num-jobs", "1"])
         .args(["--block-size", "131072", "--dev-block-size", "4096"])
         .arg("--defaults")
@@ -116,10 +127,13 @@ mod tests {
         let text = pack_file(&ar, dir.path()).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "dir \"/bin\" 0755 0 0");
-        assert_eq!(lines[1], "file \"/bin/busybox\" 4755 0 0 \"usr/bin/true\"");
+        assert_eq!(lines[1], "file \"/bin/busybox\" 4755 0 0 /usr/bin/true");
         assert_eq!(lines[2], "slink \"/bin/sh\" 0777 0 0 busybox");
         assert_eq!(lines[4], "nod \"/dev/console\" 0600 0 0 c 5 1");
-        assert!(lines[6].starts_with("file \"/etc/my file\" 0644 0 0 \""), "{text}");
+        assert!(
+            lines[6].starts_with("file \"/etc/my file\" 0644 0 0 /"),
+            "{text}"
+        );
         assert_eq!(lines.len(), 7, "{text}");
     }
 }

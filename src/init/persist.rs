@@ -229,6 +229,14 @@ pub fn update(sys: &mut dyn Sys, dir: &Path, reboot: bool) -> Result<char> {
     }
     require_mounted(sys, ESP_MOUNT, "EFI system partition")?;
     let cmdline = sys.read_to_string(Path::new("/proc/cmdline"))?;
+    // A squashfs root lives in the slot's root partitions, not on the ESP.
+    if super::root::wanted(&cmdline)
+        || listed
+            .iter()
+            .any(|l| l == crate::build::rootfs::ROOT_SQUASHFS)
+    {
+        bail!("refusing the update in {}: squashfs-root slots cannot be updated in place yet; write the new disk.img to the disk instead", dir.display());
+    }
     let booted = booted_slot(&cmdline).context(
         "the kernel command line names no sanforge.slot=: this node did not boot from a disk slot",
     )?;
