@@ -248,6 +248,9 @@ mod tests {
         };
         let c = cmdline(&v, "AAAA-1", "BBBB-2");
         assert!(c.starts_with("sanforge.root=verity dm-mod.create=\"sanforge-root,,,ro,0 80 verity 1 PARTUUID=aaaa-1 PARTUUID=bbbb-2 4096 4096 10 0 sha256 abab"), "{c}");
-        assert!(c.ends_with("\" dm-mod.waitfor=PARTUUID=aaaa-1,PARTUUID=bbbb-2"), "{c}");
+        assert!(
+            c.ends_with("\" dm-mod.waitfor=PARTUUID=aaaa-1,PARTUUID=bbbb-2"),
+            "{c}"
+        );
     }
 }
