@@ -277,12 +277,18 @@ fn boot_uefi(out: &Path) -> String {
         .unwrap();
     let log = console_of(out);
     let mut console = String::new();
-    for _ in 0..6500 {
+    // `run` returns at ready; the blessing line follows it, give it up to a minute.
+    let mut after_exit = 0;
+    for _ in 0..7000 {
         console = std::fs::read_to_string(&log).unwrap_or_default();
-        let done = child.try_wait().unwrap().is_some();
-        // After ready, wait for the blessing line (printed right after).
-        if console.contains("boot slot") || console.contains("state: degraded") || done {
+        if console.contains("boot slot") || console.contains("state: degraded") {
             break;
+        }
+        if child.try_wait().unwrap().is_some() {
+            after_exit += 1;
+            if after_exit > 600 {
+                break;
+            }
         }
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -79,7 +79,7 @@ fn tree_from_digests(salt: &[u8], mut digests: Vec<[u8; 32]>) -> (Vec<u8>, [u8; 
 
 /// The hash area and root hash of `data` (a whole number of blocks, at least two).
 pub fn tree(data: &[u8], salt: &[u8]) -> Result<(Vec<u8>, [u8; 32])> {
-    if data.len() % BLOCK != 0 || data.len() < 2 * BLOCK {
+    if !data.len().is_multiple_of(BLOCK) || data.len() < 2 * BLOCK {
         bail!(
             "verity data of {} bytes: expected a multiple of {BLOCK} bytes, at least two blocks",
             data.len()
@@ -97,7 +97,7 @@ pub fn build(data: &Path, hash: &Path, salt: &[u8]) -> Result<Verity> {
         .metadata()
         .with_context(|| format!("cannot stat {}", data.display()))?
         .len();
-    if len % BLOCK as u64 != 0 || len < 2 * BLOCK as u64 {
+    if !len.is_multiple_of(BLOCK as u64) || len < 2 * BLOCK as u64 {
         bail!(
             "{}: {len} bytes, expected a multiple of {BLOCK} bytes and at least two blocks",
             data.display()

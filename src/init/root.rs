@@ -125,6 +125,7 @@ pub fn mount_root(init: &mut Init) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
     use crate::init::Logger;
     use crate::sys::FakeSys;
