@@ -375,6 +375,9 @@ fn squashfs_root_boots_under_uefi_and_a_corrupted_root_never_gets_ready() {
     f.write_all(&[byte[0] ^ 0xff]).unwrap();
     drop(f);
     let console = boot_uefi(&bad);
+    if let Some(l) = console.lines().find(|l| l.contains("sanforge-init: degraded:")) {
+        eprintln!("corrupted slot: {l}");
+    }
     assert!(!console.contains("sanforge-init: ready"), "{console}");
     assert!(
         console.contains("sanforge-init: state: degraded"),
@@ -385,4 +388,54 @@ fn squashfs_root_boots_under_uefi_and_a_corrupted_root_never_gets_ready() {
         "{console}"
     );
     assert!(!console.contains("boot slot blessed"), "{console}");
+}
+
+/// `sanforge-init update` on a node booted from a squashfs slot (or with an update
+/// that carries a squashfs root) refuses and leaves the ESP as it was: the new root
+/// would have to go to the other slot's partitions, which update does not write yet.
+#[test]
+fn update_refuses_squashfs_root_slots() {
+    use sanforge::init::persist;
+    use sanforge::sys::FakeSys;
+    for (cmdline, extra) in [
+        (
+            "console=ttyS0 sanforge.root=verity sanforge.slot=a\n",
+            false,
+        ),
+        ("console=ttyS0 sanforge.slot=a\n", true),
+    ] {
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        let put = |rel: &str, data: &str| {
+            let p = r.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, data).unwrap();
+        };
+        put("proc/cmdline", cmdline);
+        put(
+            "run/sanforge/esp/loader/entries/sanforge-a.conf",
+            &disk::entry("storage-node", 'a', 1, "console=ttyS0"),
+        );
+        put("media/update/vmlinuz", "new kernel");
+        put("media/update/initramfs.cpio.zst", "new initramfs");
+        let mut files = vec!["initramfs.cpio.zst", "vmlinuz"];
+        if extra {
+            put("media/update/root.squashfs", "new root");
+            files.push("root.squashfs");
+        }
+        let mut sums = String::new();
+        for f in files {
+            let h = sanforge::util::hash::sha256_file(&r.join("media/update").join(f)).unwrap();
+            sums.push_str(&format!("{h}  {f}\n"));
+        }
+        put("media/update/SHA256SUMS", &sums);
+        let mut sys = FakeSys::new(r);
+        let e = persist::update(&mut sys, Path::new("/media/update"), true).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("squashfs-root slots cannot be updated in place"),
+            "{e:#}"
+        );
+        assert!(!r.join("run/sanforge/esp/sanforge/b").exists());
+        assert!(!sys.ops.iter().any(|o| o.to_string().starts_with("kill")));
+    }
 }
