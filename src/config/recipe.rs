@@ -192,7 +192,7 @@ pub struct OutputsSpec {
     /// Where the root file system lives: `initramfs` (default, the whole root in RAM)
     /// or `squashfs` (disk only: a dm-verity checked squashfs per slot, the initramfs
     /// holds only the init).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "RootKind::is_initramfs")]
     pub root: RootKind,
 }
 
@@ -203,6 +203,12 @@ pub enum RootKind {
     #[default]
     Initramfs,
     Squashfs,
+}
+
+impl RootKind {
+    pub fn is_initramfs(&self) -> bool {
+        *self == RootKind::Initramfs
+    }
 }
 
 /// `[outputs] disk = { size = "256MiB", boot-tries = 3 }`.
