@@ -375,7 +375,10 @@ fn squashfs_root_boots_under_uefi_and_a_corrupted_root_never_gets_ready() {
     f.write_all(&[byte[0] ^ 0xff]).unwrap();
     drop(f);
     let console = boot_uefi(&bad);
-    if let Some(l) = console.lines().find(|l| l.contains("sanforge-init: degraded:")) {
+    if let Some(l) = console
+        .lines()
+        .find(|l| l.contains("sanforge-init: degraded:"))
+    {
         eprintln!("corrupted slot: {l}");
     }
     assert!(!console.contains("sanforge-init: ready"), "{console}");
