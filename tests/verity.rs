@@ -259,6 +259,8 @@ fn console_of(out: &Path) -> PathBuf {
 fn boot_uefi(out: &Path) -> String {
     let _vm = Vm(out.to_path_buf());
     let port = free_port();
+    // A console left by an earlier boot of the same directory must not be read as this one's.
+    let _ = std::fs::remove_file(console_of(out));
     let mut child = sanforge()
         .arg("run")
         .arg(out)
@@ -334,7 +336,9 @@ fn squashfs_root_boots_under_uefi_and_a_corrupted_root_never_gets_ready() {
     );
     assert!(console.contains("sanforge-init: ready"), "{console}");
     assert!(
-        console.contains("sanforge-init: root: squashfs /dev/dm-0 (dm-verity sanforge-root)"),
+        console.contains(
+            "sanforge-init: root: squashfs /dev/dm-0 (dm-verity sanforge-root over vda2, vda3)"
+        ),
         "{console}"
     );
     // The kernel's mount table as the init printed it after the switch.
@@ -391,54 +395,208 @@ fn squashfs_root_boots_under_uefi_and_a_corrupted_root_never_gets_ready() {
         "{console}"
     );
     assert!(!console.contains("boot slot blessed"), "{console}");
+
+    // Slot B's own entry (as an update would write it: newer, one try) boots B's intact
+    // root partitions, checked against the root hash on B's command line.
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let info: verity::Verity = verity::Verity {
+        root_hash: m["root"]["verity"]["root_hash"].as_str().unwrap().into(),
+        salt: m["root"]["verity"]["salt"].as_str().unwrap().into(),
+        data_blocks: m["root"]["verity"]["data_blocks"].as_u64().unwrap(),
+        hash_blocks: m["root"]["verity"]["hash_blocks"].as_u64().unwrap(),
+    };
+    let (d, h) = disk::root_partuuids("storage-node", 'b');
+    let cmdline = format!(
+        "{} {}",
+        m["kernel"]["cmdline"].as_str().unwrap(),
+        verity::cmdline(&info, &d, &h)
+    );
+    let entry_b = tmp.path().join("sanforge-b+1.conf");
+    std::fs::write(&entry_b, disk::entry("storage-node", 'b', 2, &cmdline)).unwrap();
+    let esp = format!("{}@@1M", img.display());
+    run(Command::new("mcopy")
+        .env("MTOOLS_SKIP_CHECK", "1")
+        .args(["-i", &esp])
+        .arg(&entry_b)
+        .arg("::/loader/entries/"));
+    let console = boot_uefi(&bad);
+    assert!(
+        console.contains(
+            "sanforge-init: root: squashfs /dev/dm-0 (dm-verity sanforge-root over vda4, vda5)"
+        ),
+        "{console}"
+    );
+    assert!(
+        console.contains("sanforge-init: boot slot blessed: sanforge-b.conf"),
+        "{console}"
+    );
 }
 
-/// `sanforge-init update` on a node booted from a squashfs slot (or with an update
-/// that carries a squashfs root) refuses and leaves the ESP as it was: the new root
-/// would have to go to the other slot's partitions, which update does not write yet.
+/// A node booted from squashfs slot A (fake tree): both slots' root partitions as
+/// block devices with their GPT names, the ESP as mounted, and an update directory
+/// with a new squashfs root (`tree_ok` false: a root.verity that is not its tree).
+fn squashfs_node(tree_ok: bool, update_has_root: bool) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    let r = d.path().to_path_buf();
+    let put = |rel: &str, data: &[u8]| {
+        let p = r.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, data).unwrap();
+    };
+    let salt = verity::salt_for("storage-node");
+    let old = verity::Verity {
+        root_hash: "11".repeat(32),
+        salt: hex::encode(salt),
+        data_blocks: 2,
+        hash_blocks: 1,
+    };
+    let (ad, ah) = disk::root_partuuids("storage-node", 'a');
+    let opts = format!("console=ttyS0 {}", verity::cmdline(&old, &ad, &ah));
+    put(
+        "proc/cmdline",
+        format!("{opts} sanforge.slot=a\n").as_bytes(),
+    );
+    put(
+        "run/sanforge/esp/loader/entries/sanforge-a.conf",
+        disk::entry("storage-node", 'a', 1, &opts).as_bytes(),
+    );
+    for (n, dev) in [(2, 'a'), (4, 'b')] {
+        let (root, hash) = disk::root_names(dev);
+        for (k, name) in [(n, root), (n + 1, hash)] {
+            put(
+                &format!("sys/class/block/vda{k}/uevent"),
+                format!("MAJOR=254\nMINOR={k}\nDEVNAME=vda{k}\nDEVTYPE=partition\nPARTN={k}\nPARTNAME={name}\n").as_bytes(),
+            );
+            put(&format!("sys/class/block/vda{k}/size"), b"256\n");
+            put(&format!("dev/vda{k}"), &[0u8; 256 * 512]);
+        }
+    }
+    let data: Vec<u8> = (0..3 * 4096).map(|i| (i % 253) as u8).collect();
+    let (mut area, root) = verity::tree(&data, &salt).unwrap();
+    if !tree_ok {
+        area[40] ^= 1;
+    }
+    let info = verity::Verity {
+        root_hash: hex::encode(root),
+        salt: hex::encode(salt),
+        data_blocks: 3,
+        hash_blocks: 1,
+    };
+    put("media/update/vmlinuz", b"new kernel");
+    put("media/update/initramfs.cpio.zst", b"new whole root");
+    let mut files = vec!["initramfs.cpio.zst", "vmlinuz"];
+    if update_has_root {
+        put("media/update/init.cpio.zst", b"new init");
+        put("media/update/root.squashfs", &data);
+        put("media/update/root.verity", &area);
+        put(
+            "media/update/manifest.json",
+            serde_json::json!({ "root": { "type": "squashfs", "verity": info } })
+                .to_string()
+                .as_bytes(),
+        );
+        files.extend([
+            "init.cpio.zst",
+            "root.squashfs",
+            "root.verity",
+            "manifest.json",
+        ]);
+    }
+    let mut sums = String::new();
+    for f in files {
+        let h = sanforge::util::hash::sha256_file(&r.join("media/update").join(f)).unwrap();
+        sums.push_str(&format!("{h}  {f}\n"));
+    }
+    put("media/update/SHA256SUMS", sums.as_bytes());
+    d
+}
+
+/// `sanforge-init update` on a squashfs slot: the new root goes to the other slot's
+/// root and root-verity partitions, the slot's initramfs is the init alone, and its
+/// entry carries the new root hash with its own PARTUUIDs.
 #[test]
-fn update_refuses_squashfs_root_slots() {
+fn update_writes_the_other_slots_root_partitions_and_entry() {
     use sanforge::init::persist;
     use sanforge::sys::FakeSys;
-    for (cmdline, extra) in [
-        (
-            "console=ttyS0 sanforge.root=verity sanforge.slot=a\n",
-            false,
-        ),
-        ("console=ttyS0 sanforge.slot=a\n", true),
-    ] {
-        let d = tempfile::tempdir().unwrap();
-        let r = d.path();
-        let put = |rel: &str, data: &str| {
-            let p = r.join(rel);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, data).unwrap();
-        };
-        put("proc/cmdline", cmdline);
-        put(
-            "run/sanforge/esp/loader/entries/sanforge-a.conf",
-            &disk::entry("storage-node", 'a', 1, "console=ttyS0"),
-        );
-        put("media/update/vmlinuz", "new kernel");
-        put("media/update/initramfs.cpio.zst", "new initramfs");
-        let mut files = vec!["initramfs.cpio.zst", "vmlinuz"];
-        if extra {
-            put("media/update/root.squashfs", "new root");
-            files.push("root.squashfs");
-        }
-        let mut sums = String::new();
-        for f in files {
-            let h = sanforge::util::hash::sha256_file(&r.join("media/update").join(f)).unwrap();
-            sums.push_str(&format!("{h}  {f}\n"));
-        }
-        put("media/update/SHA256SUMS", &sums);
-        let mut sys = FakeSys::new(r);
+    let d = squashfs_node(true, true);
+    let r = d.path();
+    let mut sys = FakeSys::new(r);
+    let slot = persist::update(&mut sys, Path::new("/media/update"), true).unwrap();
+    assert_eq!(slot, 'b');
+    let upd = r.join("media/update");
+    let sq = std::fs::read(upd.join("root.squashfs")).unwrap();
+    let tree = std::fs::read(upd.join("root.verity")).unwrap();
+    assert!(std::fs::read(r.join("dev/vda4")).unwrap().starts_with(&sq));
+    assert!(std::fs::read(r.join("dev/vda5"))
+        .unwrap()
+        .starts_with(&tree));
+    // Slot A's partitions are untouched.
+    assert!(std::fs::read(r.join("dev/vda2"))
+        .unwrap()
+        .iter()
+        .all(|b| *b == 0));
+    let esp = r.join("run/sanforge/esp");
+    assert_eq!(
+        std::fs::read(esp.join("sanforge/b/initramfs.cpio.zst")).unwrap(),
+        b"new init"
+    );
+    let entry = std::fs::read_to_string(esp.join("loader/entries/sanforge-b+1.conf")).unwrap();
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(upd.join("manifest.json")).unwrap()).unwrap();
+    let root_hash = m["root"]["verity"]["root_hash"].as_str().unwrap();
+    let (bd, bh) = disk::root_partuuids("storage-node", 'b');
+    let (ad, _) = disk::root_partuuids("storage-node", 'a');
+    assert!(entry.contains(&format!("sha256 {root_hash} ")), "{entry}");
+    assert!(
+        entry.contains(&format!("PARTUUID={}", bd.to_lowercase())),
+        "{entry}"
+    );
+    assert!(
+        entry.contains(&format!("PARTUUID={}", bh.to_lowercase())),
+        "{entry}"
+    );
+    assert!(!entry.contains(&ad.to_lowercase()), "{entry}");
+    assert_eq!(entry.matches("dm-mod.create=").count(), 1, "{entry}");
+    assert!(
+        entry.contains("options console=ttyS0 sanforge.root=verity "),
+        "{entry}"
+    );
+    let ops: Vec<String> = sys.ops.iter().map(|o| o.to_string()).collect();
+    assert_eq!(
+        ops.last().map(String::as_str),
+        Some("kill 1 USR1"),
+        "{ops:?}"
+    );
+}
+
+/// Refused, with nothing of the ESP's entries changed and no reboot: a root.verity that
+/// is not the tree of root.squashfs, and updates whose root kind differs from the
+/// booted one.
+#[test]
+fn update_refuses_a_bad_tree_or_a_different_root_kind() {
+    use sanforge::init::persist;
+    use sanforge::sys::FakeSys;
+    let check = |d: &tempfile::TempDir, want: &str| {
+        let mut sys = FakeSys::new(d.path());
         let e = persist::update(&mut sys, Path::new("/media/update"), true).unwrap_err();
-        assert!(
-            format!("{e:#}").contains("squashfs-root slots cannot be updated in place"),
-            "{e:#}"
-        );
-        assert!(!r.join("run/sanforge/esp/sanforge/b").exists());
+        assert!(format!("{e:#}").contains(want), "{e:#}");
+        assert!(!d
+            .path()
+            .join("run/sanforge/esp/loader/entries/sanforge-b+1.conf")
+            .exists());
         assert!(!sys.ops.iter().any(|o| o.to_string().starts_with("kill")));
-    }
+    };
+    check(
+        &squashfs_node(false, true),
+        "root.verity is not the hash tree of root.squashfs",
+    );
+    check(&squashfs_node(true, false), "the update has none");
+    let d = squashfs_node(true, true);
+    std::fs::write(
+        d.path().join("proc/cmdline"),
+        "console=ttyS0 sanforge.slot=a\n",
+    )
+    .unwrap();
+    check(&d, "this node runs from RAM");
 }

@@ -26,7 +26,7 @@ pub const DM_NAME: &str = "sanforge-root";
 pub const CMDLINE_FLAG: &str = "sanforge.root=verity";
 
 /// What the command line needs to know about a tree.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Verity {
     /// Hex.
     pub root_hash: String,

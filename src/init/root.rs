@@ -15,6 +15,7 @@
 
 use super::Init;
 use crate::image::verity::{CMDLINE_FLAG, DM_NAME};
+use crate::sys::Sys;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -107,9 +108,20 @@ pub fn mount_root(init: &mut Init) -> Result<()> {
             .with_context(|| format!("verity root: cannot move {m} into the new root"))?;
     }
     init.sys.switch_root(&new_root)?;
+    // The partitions under the verity device (data, hash): which slot this root is.
+    let slaves = dev
+        .file_name()
+        .map(|n| Path::new("/sys/block").join(n).join("slaves"))
+        .and_then(|p| init.sys.list_dir(&p).ok())
+        .unwrap_or_default();
     init.log.line(&format!(
-        "root: squashfs {} (dm-verity {DM_NAME}) on {LOWER}, overlay with a RAM layer on /",
-        dev.display()
+        "root: squashfs {} (dm-verity {DM_NAME} over {}) on {LOWER}, overlay with a RAM layer on /",
+        dev.display(),
+        if slaves.is_empty() {
+            "?".to_string()
+        } else {
+            slaves.join(", ")
+        }
     ));
     // The kernel's own view, for whoever reads the console.
     if let Ok(mounts) = init.sys.read_to_string(Path::new("/proc/self/mounts")) {
@@ -121,6 +133,133 @@ pub fn mount_root(init: &mut Init) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `opts` without the verity root words (`sanforge.root=verity`, `dm-mod.create="…"`,
+/// `dm-mod.waitfor=…`); quoted values may contain blanks.
+pub fn strip_verity(opts: &str) -> String {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    for c in opts.chars() {
+        if c == '"' {
+            quoted = !quoted;
+        }
+        if c.is_whitespace() && !quoted {
+            if !cur.is_empty() {
+                words.push(std::mem::take(&mut cur));
+            }
+        } else {
+            cur.push(c);
+        }
+    }
+    if !cur.is_empty() {
+        words.push(cur);
+    }
+    words
+        .into_iter()
+        .filter(|w| {
+            w != CMDLINE_FLAG
+                && !w.starts_with("dm-mod.create=")
+                && !w.starts_with("dm-mod.waitfor=")
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `/dev/NAME` of the partition whose GPT name is `partname` (the kernel's uevent
+/// `PARTNAME=`), with its size in bytes.
+pub fn find_partition(sys: &mut dyn Sys, partname: &str) -> Option<(PathBuf, u64)> {
+    let names = sys.list_dir(Path::new("/sys/class/block")).ok()?;
+    for n in names {
+        let base = Path::new("/sys/class/block").join(&n);
+        let Ok(uevent) = sys.read_to_string(&base.join("uevent")) else {
+            continue;
+        };
+        if uevent.lines().any(|l| l == format!("PARTNAME={partname}")) {
+            let sectors: u64 = sys
+                .read_to_string(&base.join("size"))
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0);
+            return Some((Path::new("/dev").join(n), sectors * 512));
+        }
+    }
+    None
+}
+
+fn sha256_head(path: &Path, len: u64) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut h = Sha256::new();
+    std::io::copy(&mut f.take(len), &mut h)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Update of a squashfs-root slot: checks that `dir`'s root.verity is the tree of its
+/// root.squashfs with the root hash its manifest names, writes both to the `target`
+/// slot's root and root-verity partitions (found by GPT name), reads them back, and
+/// returns the verity words of the target's command line. `recipe` names the disk's
+/// derived PARTUUIDs; `cmdline` (the booted one) must carry the booted slot's.
+pub fn install_root(
+    sys: &mut dyn Sys,
+    dir: &Path,
+    recipe: &str,
+    booted: char,
+    target: char,
+    cmdline: &str,
+) -> Result<String> {
+    use crate::build::rootfs::{ROOT_SQUASHFS, ROOT_VERITY};
+    use crate::image::{disk, verity};
+    let host = sys.root().join(dir);
+    let manifest: serde_json::Value = serde_json::from_str(&crate::util::fs::read_to_string(
+        &host.join("manifest.json"),
+    )?)
+    .with_context(|| format!("cannot parse {}", dir.join("manifest.json").display()))?;
+    let info: verity::Verity = serde_json::from_value(manifest["root"]["verity"].clone())
+        .with_context(|| {
+            format!(
+                "{}: no root.verity record",
+                dir.join("manifest.json").display()
+            )
+        })?;
+    let data = crate::util::fs::read(&host.join(ROOT_SQUASHFS))?;
+    let tree = crate::util::fs::read(&host.join(ROOT_VERITY))?;
+    let salt = hex::decode(&info.salt).context("manifest.json: root.verity.salt is not hex")?;
+    let (area, root) = verity::tree(&data, &salt)?;
+    if hex::encode(root) != info.root_hash || area != tree {
+        bail!("{ROOT_VERITY} is not the hash tree of {ROOT_SQUASHFS} with the root hash of manifest.json");
+    }
+    let (bd, bh) = disk::root_partuuids(recipe, booted);
+    let lower = cmdline.to_ascii_lowercase();
+    if !lower.contains(&format!("partuuid={}", bd.to_ascii_lowercase()))
+        || !lower.contains(&format!("partuuid={}", bh.to_ascii_lowercase()))
+    {
+        bail!("the booted command line does not name the partitions of recipe `{recipe}`: cannot tell which partitions are slot {target}'s");
+    }
+    let (root_name, verity_name) = disk::root_names(target);
+    for (name, file, bytes) in [
+        (&root_name, ROOT_SQUASHFS, data.len() as u64),
+        (&verity_name, ROOT_VERITY, tree.len() as u64),
+    ] {
+        let (dev, size) = find_partition(sys, name)
+            .with_context(|| format!("no partition named {name} on this disk"))?;
+        if size < bytes {
+            bail!(
+                "{file} ({bytes} bytes) does not fit partition {name} ({} bytes): write the new disk.img instead",
+                size
+            );
+        }
+        sys.copy_file(&dir.join(file), &dev)?;
+        let want = sha256_head(&host.join(file), bytes)?;
+        if sha256_head(&sys.root().join(&dev), bytes)? != want {
+            bail!("partition {name} ({}) does not read back as {file}; slot {target} has no entry and will not boot", dev.display());
+        }
+    }
+    let (d, h) = disk::root_partuuids(recipe, target);
+    Ok(verity::cmdline(&info, &d, &h))
 }
 
 #[cfg(test)]
@@ -138,6 +277,9 @@ mod tests {
         if let Some(n) = dm_name {
             std::fs::create_dir_all(d.path().join("sys/block/dm-0/dm")).unwrap();
             std::fs::write(d.path().join("sys/block/dm-0/dm/name"), format!("{n}\n")).unwrap();
+            for s in ["vda3", "vda2"] {
+                std::fs::create_dir_all(d.path().join("sys/block/dm-0/slaves").join(s)).unwrap();
+            }
         }
         d
     }
@@ -162,7 +304,12 @@ mod tests {
         let mut sys = FakeSys::new(d.path());
         let mut init = Init::new(&mut sys, Logger::capture());
         mount_root(&mut init).unwrap();
-        assert!(init.log.lines()[0].contains("squashfs /dev/dm-0"));
+        assert!(
+            init.log.lines()[0]
+                .contains("squashfs /dev/dm-0 (dm-verity sanforge-root over vda2, vda3)"),
+            "{:?}",
+            init.log.lines()
+        );
         drop(init);
         let o = ops(&sys);
         let pos = |s: &str| {
