@@ -5,8 +5,10 @@
 //! Reads `/sys/class/block/*/partition` and the FAT boot sectors of `/dev/<part>` to
 //! find the partitions by label (no udev, so no /dev/disk/by-label), `/proc/cmdline`
 //! (`sanforge.slot=`), the mounted partitions under `/run/sanforge/`, an update
-//! directory (`vmlinuz`, `initramfs.cpio.zst`, `SHA256SUMS`, `SHA256SUMS.sig`) and the
-//! update key `/etc/sanforge/update.pub`. Every change is committed atomically: new
+//! directory (`vmlinuz`, `initramfs.cpio.zst`, `SHA256SUMS`, `SHA256SUMS.sig`; for a
+//! squashfs root also `init.cpio.zst`, `root.squashfs`, `root.verity` and
+//! `manifest.json`, see [`super::root::install_root`]) and the update key
+//! `/etc/sanforge/update.pub`. Every change is committed atomically: new
 //! file, fsync, rename over the old one, fsync of the directory, so that a power loss
 //! leaves the old or the new state, never a mix.
 
@@ -208,7 +210,9 @@ fn max_version(sys: &mut dyn Sys) -> u64 {
 /// holds a sanforge output directory. Its SHA256SUMS (and, when the image has an
 /// update key, its signature) are verified; then the inactive slot gets the new
 /// kernel and initramfs and an entry with one try that systemd-boot prefers (newest
-/// version). Nothing of the booted slot is touched. Returns the slot written.
+/// version). Nothing of the booted slot is touched. A node on a squashfs root gets the
+/// new root in the inactive slot's root partitions and the new root hash in its entry.
+/// Returns the slot written.
 pub fn update(sys: &mut dyn Sys, dir: &Path, reboot: bool) -> Result<char> {
     let host_dir = sys.root().join(dir);
     let key_path = Path::new(UPDATE_KEY);

@@ -11,7 +11,11 @@
 //! counting falls back): no device (dm-mod.create failed: a missing partition, a bad
 //! table) or a mount error (a block that does not match the root hash reads as EIO).
 //!
-//! Reads `/proc/cmdline`, `/sys/block/dm-*/dm/name`, `/proc/self/mounts`.
+//! Also here: writing a new squashfs root into the other slot's partitions for
+//! `sanforge-init update` ([`install_root`]).
+//!
+//! Reads `/proc/cmdline`, `/sys/block/dm-*/dm/name` and `slaves/`, `/proc/self/mounts`;
+//! for updates `/sys/class/block/*/uevent` (`PARTNAME=`) and `size`.
 
 use super::Init;
 use crate::image::verity::{CMDLINE_FLAG, DM_NAME};
