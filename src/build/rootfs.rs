@@ -173,7 +173,14 @@ fn squashfs_root(ctx: &Ctx, ar: &Archive, dir: &Path, mtime: u32, log: &Log) -> 
     let task = Task::start("rootfs: squashfs root + dm-verity tree", None, "bytes");
     let work = tempfile::tempdir().context("cannot create a temporary directory for squashfs")?;
     let sq = dir.join(ROOT_SQUASHFS);
-    crate::image::squashfs::write(ar, &sq, ctx.source_date_epoch(), work.path(), log)?;
+    crate::image::squashfs::write(
+        ar,
+        &sq,
+        ctx.source_date_epoch(),
+        ctx.recipe.raw.outputs.zstd_level,
+        work.path(),
+        log,
+    )?;
     let salt = crate::image::verity::salt_for(&ctx.recipe.name);
     let v = crate::image::verity::build(&sq, &dir.join(ROOT_VERITY), &salt)?;
     ufs::write(

@@ -85,8 +85,16 @@ pub fn pack_file(ar: &Archive, work: &Path) -> Result<String> {
     Ok(out)
 }
 
-/// Writes `ar` as a squashfs image at `out` (atomically).
-pub fn write(ar: &Archive, out: &Path, epoch: u64, work: &Path, log: &Log) -> Result<()> {
+/// Writes `ar` as a squashfs image at `out` (atomically), zstd at `level` (the
+/// recipe's `zstd-level`).
+pub fn write(
+    ar: &Archive,
+    out: &Path,
+    epoch: u64,
+    level: i32,
+    work: &Path,
+    log: &Log,
+) -> Result<()> {
     ufs::create_dir_all(work)?;
     let pack = work.join("root.pack");
     ufs::write(&pack, pack_file(ar, work)?)?;
@@ -96,6 +104,8 @@ pub fn write(ar: &Archive, out: &Path, epoch: u64, work: &Path, log: &Log) -> Re
         .arg("--pack-file")
         .arg(&pack)
         .args(["--compressor", "zstd", "--num-jobs", "1"])
+        .arg("--comp-extra")
+        .arg(format!("level={level}"))
         .args(["--block-size", "131072", "--dev-block-size", "4096"])
         .arg("--defaults")
         .arg(format!("uid=0,gid=0,mode=0755,mtime={epoch}"))
