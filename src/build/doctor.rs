@@ -21,6 +21,21 @@ pub const TOOLS: &[(&str, &str, &str)] = &[
     ("dpkg-deb", "dpkg", "Debian package unpacking"),
     ("mkfs.vfat", "dosfstools", "disk image (FAT partitions)"),
     ("mcopy", "mtools", "disk image (FAT partitions)"),
+    (
+        "gensquashfs",
+        "squashfs-tools-ng",
+        "squashfs root (root = \"squashfs\")",
+    ),
+    (
+        "rdsquashfs",
+        "squashfs-tools-ng",
+        "tests (reading the squashfs root)",
+    ),
+    (
+        "veritysetup",
+        "cryptsetup-bin",
+        "tests (checking the dm-verity tree)",
+    ),
     ("qemu-system-x86_64", "qemu-system-x86", "sanforge run"),
     ("sfdisk", "fdisk", "tests (reading GPT)"),
     ("iscsi-inq", "libiscsi-bin", "end-to-end tests"),

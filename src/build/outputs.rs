@@ -1,6 +1,9 @@
 //! The outputs stage: what lands in `out/<recipe>/` — `vmlinuz`,
 //! `initramfs.cpio.zst`, `boot.ipxe`, `manifest.json`, `sbom.cdx.json`, `disk.img` when
 //! the recipe asks for one, and `SHA256SUMS` (logs go to `logs/`, outside the sums).
+//! With `[outputs] root = "squashfs"` also `root.squashfs`, `root.verity` and
+//! `init.cpio.zst` (the disk slots' init-only initramfs); `initramfs.cpio.zst` stays
+//! the whole root, so the PXE bundle of such a recipe boots from RAM as before.
 //!
 //! Reads the kernel, userland and rootfs cache entries; writes the staging directory
 //! that the pipeline swaps into place.
@@ -25,13 +28,23 @@ pub const FILES: &[&str] = &[
 /// The raw disk image, written when the recipe has `[outputs] disk`.
 pub const DISK_FILE: &str = "disk.img";
 
+/// The extra files of a squashfs-root build.
+pub const ROOT_FILES: &[&str] = &[
+    super::rootfs::INIT_CPIO,
+    super::rootfs::ROOT_SQUASHFS,
+    super::rootfs::ROOT_VERITY,
+];
+
 /// The files of this build's outputs, in SHA256SUMS order.
-pub fn files(disk: bool) -> Vec<&'static str> {
+pub fn files(disk: bool, squashfs: bool) -> Vec<&'static str> {
     let mut v = FILES.to_vec();
     if disk {
         v.push(DISK_FILE);
-        v.sort_unstable();
     }
+    if squashfs {
+        v.extend(ROOT_FILES);
+    }
+    v.sort_unstable();
     v
 }
 
@@ -53,9 +66,15 @@ pub fn write(
         &out.join("boot.ipxe"),
         boot_ipxe(&ctx.recipe.raw.kernel.cmdline),
     )?;
+    let squashfs = ctx.recipe.squashfs_root();
+    if squashfs {
+        for f in ROOT_FILES {
+            ufs::copy(&rootfs.join(f), &out.join(f))?;
+        }
+    }
     let disk = ctx.recipe.disk();
     if let Some(spec) = disk {
-        write_disk(ctx, spec, out, log)?;
+        write_disk(ctx, spec, rootfs, out, log)?;
     }
     let manifest = manifest(ctx, kernel, modules_stage, userland, rootfs, out)?;
     ufs::write(
@@ -68,7 +87,7 @@ pub fn write(
         serde_json::to_string_pretty(&sbom)? + "\n",
     )?;
     let mut sums = String::new();
-    for f in files(disk.is_some()) {
+    for f in files(disk.is_some(), squashfs) {
         sums.push_str(&format!("{}  {f}\n", sha256_file(&out.join(f))?));
     }
     ufs::write(&out.join("SHA256SUMS"), &sums)?;
@@ -76,7 +95,13 @@ pub fn write(
     Ok(())
 }
 
-fn write_disk(ctx: &Ctx, spec: crate::image::disk::DiskSpec, out: &Path, log: &Log) -> Result<()> {
+fn write_disk(
+    ctx: &Ctx,
+    spec: crate::image::disk::DiskSpec,
+    rootfs: &Path,
+    out: &Path,
+    log: &Log,
+) -> Result<()> {
     use crate::config::recipe::SYSTEMD_BOOT_SOURCE;
     let source = ctx
         .recipe
@@ -95,17 +120,60 @@ fn write_disk(ctx: &Ctx, spec: crate::image::disk::DiskSpec, out: &Path, log: &L
         log,
     )?;
     let work = ctx.cache.temp_dir()?;
+    let root = if ctx.recipe.squashfs_root() {
+        Some(crate::image::disk::RootInput {
+            squashfs: out.join(super::rootfs::ROOT_SQUASHFS),
+            verity: out.join(super::rootfs::ROOT_VERITY),
+            info: root_info(rootfs)?,
+        })
+    } else {
+        None
+    };
+    let initramfs = if root.is_some() {
+        out.join(super::rootfs::INIT_CPIO)
+    } else {
+        out.join("initramfs.cpio.zst")
+    };
     let input = crate::image::disk::DiskInput {
         recipe: ctx.recipe.name.clone(),
         cmdline: ctx.recipe.raw.kernel.cmdline.clone(),
         source_date_epoch: ctx.source_date_epoch(),
         vmlinuz: out.join("vmlinuz"),
-        initramfs: out.join("initramfs.cpio.zst"),
+        initramfs,
         bootloader: boot.path,
         spec,
+        root,
     };
     crate::image::disk::build(&input, &out.join(DISK_FILE), work.path(), log)
         .context("cannot write the disk image")
+}
+
+/// The root hash, salt and block counts the rootfs stage recorded.
+fn root_info(rootfs: &Path) -> Result<crate::image::verity::Verity> {
+    let p = rootfs.join(super::rootfs::ROOT_JSON);
+    let v: serde_json::Value = serde_json::from_str(&ufs::read_to_string(&p)?)
+        .with_context(|| format!("cannot parse {}", p.display()))?;
+    let s = |k: &str| v[k].as_str().map(str::to_string);
+    let n = |k: &str| v[k].as_u64();
+    match (
+        s("root_hash"),
+        s("salt"),
+        n("data_blocks"),
+        n("hash_blocks"),
+    ) {
+        (Some(root_hash), Some(salt), Some(data_blocks), Some(hash_blocks)) => {
+            Ok(crate::image::verity::Verity {
+                root_hash,
+                salt,
+                data_blocks,
+                hash_blocks,
+            })
+        }
+        _ => anyhow::bail!(
+            "{}: expected root_hash, salt, data_blocks and hash_blocks",
+            p.display()
+        ),
+    }
 }
 
 /// An iPXE script that boots the bundle from wherever it was fetched (relative URLs).
@@ -149,7 +217,7 @@ fn manifest(
         .collect();
     let mut outputs = Vec::new();
     // The manifest and the SBOM (derived from the manifest) cannot list themselves.
-    for f in files(r.disk().is_some())
+    for f in files(r.disk().is_some(), r.squashfs_root())
         .iter()
         .filter(|f| **f != "manifest.json" && **f != crate::image::sbom::FILE)
     {
@@ -161,7 +229,12 @@ fn manifest(
     }
     let rel = |p: &Path| p.strip_prefix(&r.root).unwrap_or(p).display().to_string();
     let files = super::userland::files(&userland.join("root"))?;
-    Ok(json!({
+    let root = if r.squashfs_root() {
+        json!({ "type": "squashfs", "verity": root_info(rootfs)? })
+    } else {
+        serde_json::Value::Null
+    };
+    let mut m = json!({
         "sanforge": { "version": env!("CARGO_PKG_VERSION") },
         "recipe": {
             "name": r.name,
@@ -190,7 +263,12 @@ fn manifest(
         "firmware": scst.as_ref().map(|s| s.firmware.clone()).unwrap_or_default(),
         "scst": scst,
         "disk": r.raw.outputs.disk,
-    }))
+    });
+    // Only squashfs-root builds have the key: other manifests stay as they were.
+    if !root.is_null() {
+        m["root"] = root;
+    }
+    Ok(m)
 }
 
 /// True when `out` holds the outputs of exactly this build and every file still
@@ -214,7 +292,7 @@ pub fn up_to_date(out: &Path, key: &str) -> bool {
             seen.push(file.to_string());
         }
         // The disk image is listed only when the manifest says the recipe asked for one.
-        let want = files(!m["disk"].is_null());
+        let want = files(!m["disk"].is_null(), m["root"]["type"] == "squashfs");
         Ok(seen == want)
     };
     check().unwrap_or(false)

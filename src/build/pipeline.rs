@@ -390,6 +390,9 @@ fn compute_keys(ctx: &Ctx) -> Result<Keys> {
     rb.add_str("recipe", &r.name);
     rb.add_str("sde", &r.source_date_epoch().to_string());
     rb.add_str("zstd", &r.raw.outputs.zstd_level.to_string());
+    if r.squashfs_root() {
+        rb.add_str("root", "squashfs");
+    }
     let rootfs = rb.finish();
 
     let mut ob = KeyBuilder::new(OUTPUTS_STAGE);

@@ -4,7 +4,8 @@
 //! Reads the userland tree, the kernel modules, the recipe's overlays (rendering
 //! `*.tera` templates), the init binary, the node config and the `scst.conf` it names
 //! (validated here, baked where the init looks for it). Writes
-//! `initramfs.cpio.zst` and `rootfs.list` into its cache entry.
+//! `initramfs.cpio.zst` and `rootfs.list` into its cache entry; with `[outputs] root =
+//! "squashfs"` also the squashfs root, its dm-verity tree and the init-only initramfs.
 
 use super::pipeline::Ctx;
 use crate::config::node::ValidNode;
@@ -158,8 +159,70 @@ pub fn build(
         listing.len(),
         size as f64 / 1048576.0
     ));
+    if ctx.recipe.squashfs_root() {
+        squashfs_root(ctx, &ar, dir, mtime, log)?;
+    }
     Ok(())
 }
+
+/// With a squashfs root: `root.squashfs` (the same entries as the initramfs),
+/// `root.verity` (its hash tree), `root.json` (root hash, salt, block counts) and
+/// `init.cpio.zst`, the small initramfs of the disk slots (just the init and the
+/// mount points it needs before the root is mounted).
+fn squashfs_root(ctx: &Ctx, ar: &Archive, dir: &Path, mtime: u32, log: &Log) -> Result<()> {
+    let task = Task::start("rootfs: squashfs root + dm-verity tree", None, "bytes");
+    let work = tempfile::tempdir().context("cannot create a temporary directory for squashfs")?;
+    let sq = dir.join(ROOT_SQUASHFS);
+    crate::image::squashfs::write(
+        ar,
+        &sq,
+        ctx.source_date_epoch(),
+        ctx.recipe.raw.outputs.zstd_level,
+        work.path(),
+        log,
+    )?;
+    let salt = crate::image::verity::salt_for(&ctx.recipe.name);
+    let v = crate::image::verity::build(&sq, &dir.join(ROOT_VERITY), &salt)?;
+    ufs::write(
+        &dir.join(ROOT_JSON),
+        serde_json::to_string_pretty(&v)? + "\n",
+    )?;
+    let mut small = Archive::new();
+    for d in [
+        "dev",
+        "proc",
+        "sys",
+        "run",
+        "tmp",
+        crate::init::root::NEW_ROOT,
+    ] {
+        small.add(Entry::dir(d, 0o755));
+    }
+    small.add(Entry::char_dev("dev/console", 5, 1, 0o600));
+    small.add(Entry::char_dev("dev/null", 1, 3, 0o666));
+    small.add(Entry::file("init", ctx.init_bin.clone(), 0o755));
+    small.write_zstd(
+        &dir.join(INIT_CPIO),
+        mtime,
+        ctx.recipe.raw.outputs.zstd_level,
+    )?;
+    let mib =
+        |f: &str| std::fs::metadata(dir.join(f)).map(|m| m.len()).unwrap_or(0) as f64 / 1048576.0;
+    task.finish(&format!(
+        "root.squashfs {:.1} MiB, root hash {}, init.cpio.zst {:.1} MiB",
+        mib(ROOT_SQUASHFS),
+        &v.root_hash[..16],
+        mib(INIT_CPIO)
+    ));
+    Ok(())
+}
+
+/// The squashfs root, its dm-verity hash tree, their description and the disk slots'
+/// initramfs (recipes with `[outputs] root = "squashfs"`).
+pub const ROOT_SQUASHFS: &str = "root.squashfs";
+pub const ROOT_VERITY: &str = "root.verity";
+pub const ROOT_JSON: &str = "root.json";
+pub const INIT_CPIO: &str = "init.cpio.zst";
 
 /// The node's `scst.conf`, read and validated at build time.
 #[derive(Debug, Clone)]

@@ -276,6 +276,26 @@ pub struct OutputsSpec {
     /// `systemd-boot` (systemd-bootx64.efi) in `[sources]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk: Option<DiskOutputSpec>,
+    /// Where the root file system lives: `initramfs` (default, the whole root in RAM)
+    /// or `squashfs` (disk only: a dm-verity checked squashfs per slot, the initramfs
+    /// holds only the init).
+    #[serde(default, skip_serializing_if = "RootKind::is_initramfs")]
+    pub root: RootKind,
+}
+
+/// `[outputs] root = "initramfs" | "squashfs"`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum RootKind {
+    #[default]
+    Initramfs,
+    Squashfs,
+}
+
+impl RootKind {
+    pub fn is_initramfs(&self) -> bool {
+        *self == RootKind::Initramfs
+    }
 }
 
 /// `[outputs] disk = { size = "256MiB", boot-tries = 3 }`.
@@ -299,6 +319,7 @@ impl Default for OutputsSpec {
         OutputsSpec {
             zstd_level: default_zstd_level(),
             disk: None,
+            root: RootKind::Initramfs,
         }
     }
 }
@@ -481,6 +502,9 @@ impl Recipe {
                 return Err(err("disk", format!("the disk output needs systemd-boot: add a source `{SYSTEMD_BOOT_SOURCE}` to [sources], e.g. {{ debian = \"systemd-boot-efi\", version = \"…\", member = \"usr/lib/systemd/boot/efi/systemd-bootx64.efi\" }}")));
             }
         }
+        if raw.outputs.root == RootKind::Squashfs && raw.outputs.disk.is_none() {
+            return Err(err("root", "root = \"squashfs\" puts the root on disk partitions: it needs `disk = { size = \"…\" }` in [outputs] (PXE-only nodes keep root = \"initramfs\")".to_string()));
+        }
         for (name, version) in &raw.userland.packages {
             if version.is_empty() {
                 return Err(err(
@@ -548,6 +572,11 @@ impl Recipe {
             size: crate::image::disk::parse_size(&d.size).ok()?,
             boot_tries: d.boot_tries,
         })
+    }
+
+    /// True when the recipe puts the root on a dm-verity checked squashfs.
+    pub fn squashfs_root(&self) -> bool {
+        self.raw.outputs.root == RootKind::Squashfs
     }
 
     /// The lock file beside the recipe: `recipes/NAME.lock`.

@@ -262,6 +262,12 @@ impl Archive {
 
     /// The entries as written: the added ones plus missing parents, in write order
     /// (sorted by path components, so that a directory precedes its content).
+    /// Every entry as written (missing parents included), parents first: what other
+    /// image writers (the squashfs root) turn into their own format.
+    pub fn entries(&self) -> Vec<Entry> {
+        self.effective().into_iter().map(Cow::into_owned).collect()
+    }
+
     fn effective(&self) -> Vec<Cow<'_, Entry>> {
         let mut all: Vec<Cow<'_, Entry>> = self.entries.values().map(Cow::Borrowed).collect();
         all.extend(

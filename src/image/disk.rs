@@ -14,7 +14,15 @@
 //! derived volume id and `mcopy -m` over a staging tree whose mtimes are all
 //! SOURCE_DATE_EPOCH: the same inputs give a byte-identical image.
 //!
-//! Reads: the kernel, the initramfs, systemd-bootx64.efi and the recipe's disk spec.
+//! With a squashfs root (`[outputs] root = "squashfs"`), each slot also has a root
+//! partition (the squashfs) and a root-verity partition (its dm-verity hash tree), with
+//! the x86-64 root and root-verity types of the Discoverable Partitions Specification
+//! and GUIDs derived like the others; the slot's loader entry carries the root hash and
+//! both PARTUUIDs on the kernel command line (`dm-mod.create=`, see
+//! [`crate::image::verity`]), and the slot's initramfs is the init alone.
+//!
+//! Reads: the kernel, the initramfs, systemd-bootx64.efi, the recipe's disk spec and,
+//! with a squashfs root, root.squashfs and root.verity.
 
 use crate::util::cmd::{Cmd, Log};
 use crate::util::fs as ufs;
@@ -37,6 +45,9 @@ pub const CONFIG_MIB: u64 = 16;
 pub const ESP_TYPE: &str = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B";
 /// Microsoft basic data (a FAT data partition).
 pub const DATA_TYPE: &str = "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7";
+/// x86-64 root and root-verity partition types (Discoverable Partitions Specification).
+pub const ROOT_TYPE: &str = "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709";
+pub const ROOT_VERITY_TYPE: &str = "2C7357ED-EBD2-46D9-AEC1-23D437EC2BF5";
 /// The slots of the ESP.
 pub const SLOTS: [char; 2] = ['a', 'b'];
 const ENTRIES: u64 = 128;
@@ -64,6 +75,53 @@ pub struct DiskInput {
     /// systemd-bootx64.efi.
     pub bootloader: PathBuf,
     pub spec: DiskSpec,
+    /// A squashfs root: written to each slot's root partitions.
+    pub root: Option<RootInput>,
+}
+
+/// The squashfs root of the slots and its dm-verity tree.
+#[derive(Debug, Clone)]
+pub struct RootInput {
+    pub squashfs: PathBuf,
+    pub verity: PathBuf,
+    pub info: crate::image::verity::Verity,
+}
+
+/// Sizes (bytes, multiples of 1 MiB) of one slot's root and root-verity partitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RootSizes {
+    pub root: u64,
+    pub verity: u64,
+}
+
+/// GPT names of a slot's root partitions (`SANFORGE-ROOT-A`, `SANFORGE-VERITY-A`).
+pub fn root_names(slot: char) -> (String, String) {
+    let s = slot.to_ascii_uppercase();
+    (format!("SANFORGE-ROOT-{s}"), format!("SANFORGE-VERITY-{s}"))
+}
+
+/// The derived PARTUUIDs (text) of a slot's root and root-verity partitions.
+pub fn root_partuuids(recipe: &str, slot: char) -> (String, String) {
+    (
+        guid_string(&derived_guid(recipe, &format!("root-{slot}"))),
+        guid_string(&derived_guid(recipe, &format!("verity-{slot}"))),
+    )
+}
+
+/// The kernel command line of `slot`: the recipe's, plus the verity root words when
+/// the image has a squashfs root (without `sanforge.slot=`, which [`entry`] adds).
+pub fn slot_cmdline(input: &DiskInput, slot: char) -> String {
+    match &input.root {
+        None => input.cmdline.clone(),
+        Some(r) => {
+            let (d, h) = root_partuuids(&input.recipe, slot);
+            format!(
+                "{} {}",
+                input.cmdline,
+                crate::image::verity::cmdline(&r.info, &d, &h)
+            )
+        }
+    }
 }
 
 /// Parses `256MiB`, `1GiB`, `64M` (binary units; a bare number is MiB).
@@ -243,7 +301,18 @@ pub fn entry(recipe: &str, slot: char, version: u64, cmdline: &str) -> String {
 /// The partition layout of a disk of `size` bytes: the ESP from 1 MiB up to the
 /// config partition, which ends 1 MiB before the end (room for the backup GPT).
 pub fn layout(recipe: &str, size: u64) -> Result<(Guid, Vec<Partition>)> {
-    let min = (CONFIG_MIB + 4) * MIB;
+    layout_with_root(recipe, size, None)
+}
+
+/// [`layout`], with each slot's root and root-verity partitions (A then B) between the
+/// ESP and the config partition when `root` is given.
+pub fn layout_with_root(
+    recipe: &str,
+    size: u64,
+    root: Option<RootSizes>,
+) -> Result<(Guid, Vec<Partition>)> {
+    let roots = root.map_or(0, |r| 2 * (r.root + r.verity));
+    let min = (CONFIG_MIB + 4) * MIB + roots;
     if !size.is_multiple_of(MIB) || size < min {
         bail!(
             "disk size {size} bytes: expected a multiple of 1 MiB of at least {} MiB",
@@ -252,22 +321,44 @@ pub fn layout(recipe: &str, size: u64) -> Result<(Guid, Vec<Partition>)> {
     }
     let s = |bytes: u64| bytes / SECTOR;
     let cfg_first = s(size - MIB - CONFIG_MIB * MIB);
-    let parts = vec![
-        Partition {
-            type_guid: guid_from_str(ESP_TYPE).unwrap_or_default(),
-            guid: derived_guid(recipe, "esp"),
-            first_lba: s(MIB),
-            last_lba: cfg_first - 1,
-            name: ESP_NAME.to_string(),
-        },
-        Partition {
-            type_guid: guid_from_str(DATA_TYPE).unwrap_or_default(),
-            guid: derived_guid(recipe, "config"),
-            first_lba: cfg_first,
-            last_lba: s(size - MIB) - 1,
-            name: CONFIG_NAME.to_string(),
-        },
-    ];
+    let mut parts = vec![Partition {
+        type_guid: guid_from_str(ESP_TYPE).unwrap_or_default(),
+        guid: derived_guid(recipe, "esp"),
+        first_lba: s(MIB),
+        last_lba: cfg_first - s(roots) - 1,
+        name: ESP_NAME.to_string(),
+    }];
+    if let Some(r) = root {
+        let mut next = cfg_first - s(roots);
+        for slot in SLOTS {
+            let (root_name, verity_name) = root_names(slot);
+            for (bytes, ty, role, name) in [
+                (r.root, ROOT_TYPE, format!("root-{slot}"), root_name),
+                (
+                    r.verity,
+                    ROOT_VERITY_TYPE,
+                    format!("verity-{slot}"),
+                    verity_name,
+                ),
+            ] {
+                parts.push(Partition {
+                    type_guid: guid_from_str(ty).unwrap_or_default(),
+                    guid: derived_guid(recipe, &role),
+                    first_lba: next,
+                    last_lba: next + s(bytes) - 1,
+                    name,
+                });
+                next += s(bytes);
+            }
+        }
+    }
+    parts.extend([Partition {
+        type_guid: guid_from_str(DATA_TYPE).unwrap_or_default(),
+        guid: derived_guid(recipe, "config"),
+        first_lba: cfg_first,
+        last_lba: s(size - MIB) - 1,
+        name: CONFIG_NAME.to_string(),
+    }]);
     Ok((derived_guid(recipe, "disk"), parts))
 }
 
@@ -322,7 +413,7 @@ fn stage_esp(input: &DiskInput, dir: &Path) -> Result<()> {
     ufs::write(
         &dir.join("loader/entries")
             .join(entry_file('a', input.spec.boot_tries)),
-        entry(&input.recipe, 'a', 1, &input.cmdline),
+        entry(&input.recipe, 'a', 1, &slot_cmdline(input, 'a')),
     )?;
     for slot in SLOTS {
         let d = dir.join("sanforge").join(slot.to_string());
@@ -402,14 +493,22 @@ pub fn build(input: &DiskInput, out: &Path, work: &Path, log: &Log) -> Result<()
     let content = 2 * (round4k(file_size(&input.vmlinuz)?) + round4k(file_size(&input.initramfs)?))
         + round4k(file_size(&input.bootloader)?)
         + 64 * 1024;
-    let needed = needed_mib(content);
+    let root_sizes = match &input.root {
+        Some(r) => Some(RootSizes {
+            root: file_size(&r.squashfs)?.div_ceil(MIB) * MIB,
+            verity: file_size(&r.verity)?.div_ceil(MIB) * MIB,
+        }),
+        None => None,
+    };
+    let needed = needed_mib(content) + root_sizes.map_or(0, |r| 2 * (r.root + r.verity) / MIB);
     if input.spec.size < needed * MIB {
         bail!(
             "disk size {} MiB is too small for two slots of this build: at least {needed} MiB are needed (set `[outputs] disk = {{ size = \"{needed}MiB\" }}` or more)",
             input.spec.size / MIB
         );
     }
-    let (disk_guid, parts) = layout(&input.recipe, input.spec.size)?;
+    let (disk_guid, parts) = layout_with_root(&input.recipe, input.spec.size, root_sizes)?;
+    let config = parts.len() - 1;
     ufs::create_dir_all(work)?;
     let esp_dir = work.join("esp");
     ufs::remove_dir_all(&esp_dir)?;
@@ -428,10 +527,10 @@ pub fn build(input: &DiskInput, out: &Path, work: &Path, log: &Log) -> Result<()
     )?;
     make_fat(
         &cfg_img,
-        bytes(&parts[1]),
+        bytes(&parts[config]),
         CONFIG_LABEL,
         volume_id(&input.recipe, "config"),
-        parts[1].first_lba,
+        parts[config].first_lba,
         None,
         log,
     )?;
@@ -444,7 +543,14 @@ pub fn build(input: &DiskInput, out: &Path, work: &Path, log: &Log) -> Result<()
         .with_context(|| format!("cannot resize {}", tmp.display()))?;
     write_at(&mut f, &tmp, 0, &g.primary)?;
     copy_into(&mut f, &tmp, parts[0].first_lba * SECTOR, &esp_img)?;
-    copy_into(&mut f, &tmp, parts[1].first_lba * SECTOR, &cfg_img)?;
+    copy_into(&mut f, &tmp, parts[config].first_lba * SECTOR, &cfg_img)?;
+    // Each slot's root (squashfs) and root-verity (hash tree) partitions.
+    if let Some(r) = &input.root {
+        for (i, p) in parts[1..config].iter().enumerate() {
+            let src = if i % 2 == 0 { &r.squashfs } else { &r.verity };
+            copy_into(&mut f, &tmp, p.first_lba * SECTOR, src)?;
+        }
+    }
     write_at(
         &mut f,
         &tmp,
@@ -456,10 +562,19 @@ pub fn build(input: &DiskInput, out: &Path, work: &Path, log: &Log) -> Result<()
     drop(f);
     ufs::rename(&tmp, out)?;
     log.line(&format!(
-        "disk.img: {} MiB, disk GUID {}, ESP {} MiB",
+        "disk.img: {} MiB, disk GUID {}, ESP {} MiB{}",
         input.spec.size / MIB,
         guid_string(&disk_guid),
-        bytes(&parts[0]) / MIB
+        bytes(&parts[0]) / MIB,
+        match (&input.root, root_sizes) {
+            (Some(r), Some(s)) => format!(
+                ", squashfs root {} MiB + verity {} MiB per slot, root hash {}",
+                s.root / MIB,
+                s.verity / MIB,
+                r.info.root_hash
+            ),
+            _ => String::new(),
+        }
     ));
     Ok(())
 }
@@ -513,6 +628,38 @@ mod tests {
         );
         assert_eq!(parts[0].first_lba, 2048);
         assert_eq!(parts[1].last_lba, sectors - 2048 - 1);
+    }
+
+    #[test]
+    fn root_partitions_sit_between_esp_and_config() {
+        let r = RootSizes {
+            root: 3 * MIB,
+            verity: MIB,
+        };
+        let (_, parts) = layout_with_root("t", 64 * MIB, Some(r)).unwrap();
+        let names: Vec<&str> = parts.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                ESP_NAME,
+                "SANFORGE-ROOT-A",
+                "SANFORGE-VERITY-A",
+                "SANFORGE-ROOT-B",
+                "SANFORGE-VERITY-B",
+                CONFIG_NAME
+            ]
+        );
+        for w in parts.windows(2) {
+            assert_eq!(w[0].last_lba + 1, w[1].first_lba, "{names:?}");
+        }
+        assert_eq!(
+            (parts[1].last_lba - parts[1].first_lba + 1) * SECTOR,
+            3 * MIB
+        );
+        assert_eq!(parts[2].type_guid, guid_from_str(ROOT_VERITY_TYPE).unwrap());
+        assert_eq!(guid_string(&parts[3].guid), root_partuuids("t", 'b').0);
+        assert_ne!(parts[1].guid, parts[3].guid);
+        assert!(layout_with_root("t", 20 * MIB, Some(r)).is_err());
     }
 
     #[test]

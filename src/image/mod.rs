@@ -8,3 +8,5 @@ pub mod elf;
 pub mod pxe;
 pub mod sbom;
 pub mod sign;
+pub mod squashfs;
+pub mod verity;

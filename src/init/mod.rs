@@ -16,6 +16,7 @@
 pub mod ha;
 pub mod modules;
 pub mod persist;
+pub mod root;
 pub mod scst;
 pub mod supervisor;
 
@@ -99,6 +100,11 @@ pub const BOOT: &[Step] = &[
         name: "mounts",
         policy: Policy::Fatal,
         run: mount_filesystems,
+    },
+    Step {
+        name: "root",
+        policy: Policy::Fatal,
+        run: root::mount_root,
     },
     Step {
         name: "config",

@@ -5,8 +5,10 @@
 //! Reads `/sys/class/block/*/partition` and the FAT boot sectors of `/dev/<part>` to
 //! find the partitions by label (no udev, so no /dev/disk/by-label), `/proc/cmdline`
 //! (`sanforge.slot=`), the mounted partitions under `/run/sanforge/`, an update
-//! directory (`vmlinuz`, `initramfs.cpio.zst`, `SHA256SUMS`, `SHA256SUMS.sig`) and the
-//! update key `/etc/sanforge/update.pub`. Every change is committed atomically: new
+//! directory (`vmlinuz`, `initramfs.cpio.zst`, `SHA256SUMS`, `SHA256SUMS.sig`; for a
+//! squashfs root also `init.cpio.zst`, `root.squashfs`, `root.verity` and
+//! `manifest.json`, see [`super::root::install_root`]) and the update key
+//! `/etc/sanforge/update.pub`. Every change is committed atomically: new
 //! file, fsync, rename over the old one, fsync of the directory, so that a power loss
 //! leaves the old or the new state, never a mix.
 
@@ -208,7 +210,9 @@ fn max_version(sys: &mut dyn Sys) -> u64 {
 /// holds a sanforge output directory. Its SHA256SUMS (and, when the image has an
 /// update key, its signature) are verified; then the inactive slot gets the new
 /// kernel and initramfs and an entry with one try that systemd-boot prefers (newest
-/// version). Nothing of the booted slot is touched. Returns the slot written.
+/// version). Nothing of the booted slot is touched. A node on a squashfs root gets the
+/// new root in the inactive slot's root partitions and the new root hash in its entry.
+/// Returns the slot written.
 pub fn update(sys: &mut dyn Sys, dir: &Path, reboot: bool) -> Result<char> {
     let host_dir = sys.root().join(dir);
     let key_path = Path::new(UPDATE_KEY);
@@ -229,6 +233,43 @@ pub fn update(sys: &mut dyn Sys, dir: &Path, reboot: bool) -> Result<char> {
     }
     require_mounted(sys, ESP_MOUNT, "EFI system partition")?;
     let cmdline = sys.read_to_string(Path::new("/proc/cmdline"))?;
+    // A squashfs root lives in the slot's root partitions, not on the ESP: both sides
+    // must agree on where the root is.
+    use crate::build::rootfs::{INIT_CPIO, ROOT_SQUASHFS, ROOT_VERITY};
+    let squashfs = listed.iter().any(|l| l == ROOT_SQUASHFS);
+    if squashfs != super::root::wanted(&cmdline) {
+        bail!(
+            "refusing the update in {}: {}; write its disk.img to the disk instead",
+            dir.display(),
+            if squashfs {
+                "it has a squashfs root but this node runs from RAM (its disk has no root partitions)"
+            } else {
+                "this node runs a squashfs root and the update has none"
+            }
+        );
+    }
+    if squashfs {
+        for f in [INIT_CPIO, ROOT_VERITY, "manifest.json"] {
+            if !listed.iter().any(|l| l == f) {
+                bail!(
+                    "refusing the update in {}: SHA256SUMS does not list {f}",
+                    dir.display()
+                );
+            }
+        }
+    }
+    // (file in the update, file in the slot): a squashfs slot boots the init alone.
+    let esp_files = [
+        ("vmlinuz", "vmlinuz"),
+        (
+            if squashfs {
+                INIT_CPIO
+            } else {
+                "initramfs.cpio.zst"
+            },
+            "initramfs.cpio.zst",
+        ),
+    ];
     let booted = booted_slot(&cmdline).context(
         "the kernel command line names no sanforge.slot=: this node did not boot from a disk slot",
     )?;
@@ -245,18 +286,22 @@ pub fn update(sys: &mut dyn Sys, dir: &Path, reboot: bool) -> Result<char> {
         .join("sanforge")
         .join(target.to_string());
     sys.mkdir(&slot_dir)?;
-    for f in ["vmlinuz", "initramfs.cpio.zst"] {
+    for (src, f) in esp_files {
         let tmp = slot_dir.join(format!("{f}.new"));
-        sys.copy_file(&dir.join(f), &tmp)?;
+        sys.copy_file(&dir.join(src), &tmp)?;
         sys.rename(&tmp, &slot_dir.join(f))?;
     }
     sys.fsync_dir(&slot_dir)?;
     // The copies are verified again: what is on the ESP is what SHA256SUMS lists.
     let sums = crate::util::fs::read_to_string(&host_dir.join("SHA256SUMS"))?;
-    for f in ["vmlinuz", "initramfs.cpio.zst"] {
+    for (src, f) in esp_files {
         let want = sums
             .lines()
-            .find_map(|l| l.split_once("  ").filter(|(_, n)| *n == f).map(|(s, _)| s))
+            .find_map(|l| {
+                l.split_once("  ")
+                    .filter(|(_, n)| *n == src)
+                    .map(|(s, _)| s)
+            })
             .unwrap_or_default();
         let got = crate::util::hash::sha256_file(&sys.root().join(&slot_dir.join(f)))?;
         if got != want {
@@ -265,9 +310,14 @@ pub fn update(sys: &mut dyn Sys, dir: &Path, reboot: bool) -> Result<char> {
             );
         }
     }
-    let old = cmdline_options(sys, booted).unwrap_or_default();
+    let mut old = cmdline_options(sys, booted).unwrap_or_default();
+    let recipe = recipe_title(sys, booted);
+    if squashfs {
+        let words = super::root::install_root(sys, dir, &recipe, booted, target, &cmdline)?;
+        old = format!("{} {words}", super::root::strip_verity(&old));
+    }
     let version = max_version(sys) + 1;
-    let text = crate::image::disk::entry(&recipe_title(sys, booted), target, version, &old);
+    let text = crate::image::disk::entry(&recipe, target, version, &old);
     write_atomic(
         sys,
         &entries.join(crate::image::disk::entry_file(target, 1)),

@@ -231,6 +231,9 @@ pub trait Sys {
     fn remove_file(&mut self, path: &Path) -> SysResult<()>;
     /// fsync(2) on a directory: makes renames and removals in it durable.
     fn fsync_dir(&mut self, path: &Path) -> SysResult<()>;
+    /// Makes the mount at `new_root` the root: chdir into it, move it onto `/`
+    /// (`MS_MOVE`), chroot there and chdir to the new `/` (what switch_root does).
+    fn switch_root(&mut self, new_root: &Path) -> SysResult<()>;
 }
 
 /// One recorded call of [`FakeSys`]; `Display` is the stable one-line form that
@@ -270,6 +273,7 @@ pub enum Op {
     Rename(String, String),
     Remove(String),
     FsyncDir(String),
+    SwitchRoot(String),
 }
 
 impl fmt::Display for Op {
@@ -315,6 +319,7 @@ impl fmt::Display for Op {
             Op::Rename(a, b) => write!(f, "rename {a} {b}"),
             Op::Remove(p) => write!(f, "remove {p}"),
             Op::FsyncDir(p) => write!(f, "fsync {p}"),
+            Op::SwitchRoot(p) => write!(f, "switch_root {p}"),
         }
     }
 }
@@ -574,6 +579,13 @@ impl Sys for FakeSys {
     }
     fn fsync_dir(&mut self, path: &Path) -> SysResult<()> {
         self.record(Op::FsyncDir(show(path)), path.display(), "fsync")
+    }
+    fn switch_root(&mut self, new_root: &Path) -> SysResult<()> {
+        self.record(
+            Op::SwitchRoot(show(new_root)),
+            new_root.display(),
+            "switch root to",
+        )
     }
 }
 

@@ -564,4 +564,29 @@ impl Sys for RealSys {
             .and_then(|d| d.sync_all())
             .map_err(|e| SysError::new("fsync", path.display(), e))
     }
+
+    fn switch_root(&mut self, new_root: &Path) -> SysResult<()> {
+        let what = new_root.display().to_string();
+        let op = "switch root to";
+        std::env::set_current_dir(self.root.join(new_root))
+            .map_err(|e| SysError::new(op, &what, e))?;
+        let dot = cstr(op, &what, ".")?;
+        let slash = cstr(op, &what, "/")?;
+        // SAFETY: NUL-terminated strings that outlive the call; null fstype and data
+        // are allowed with MS_MOVE.
+        let rc = unsafe {
+            libc::mount(
+                dot.as_ptr(),
+                slash.as_ptr(),
+                std::ptr::null(),
+                libc::MS_MOVE,
+                std::ptr::null(),
+            )
+        };
+        check(op, &what, rc.into())?;
+        // SAFETY: a NUL-terminated string that outlives the call.
+        let rc = unsafe { libc::chroot(dot.as_ptr()) };
+        check(op, &what, rc.into())?;
+        std::env::set_current_dir("/").map_err(|e| SysError::new(op, &what, e))
+    }
 }
