@@ -327,9 +327,37 @@ fn prepare_state(init: &mut Init) {
     }
     let (seed, live) = (Path::new(CIB_SEED), Path::new(CIB_LIVE));
     if init.sys.exists(seed) && !init.sys.exists(live) {
-        match init.sys.copy_file(seed, live) {
+        // pacemaker-based (user hacluster) refuses a CIB it does not own.
+        let owner = daemon_ids(init);
+        let r = init.sys.copy_file(seed, live).and_then(|()| match owner {
+            Some((u, g)) => init.sys.chown(live, u, g),
+            None => Ok(()),
+        });
+        match r {
             Ok(()) => init.log.line(&format!("ha: CIB seeded from {CIB_SEED}")),
             Err(e) => init.warn(format!("ha: cannot seed the CIB: {e}")),
+        }
+    }
+}
+
+/// Pacemaker's daemon user and group (`hacluster`, `haclient`) from /etc/passwd and
+/// /etc/group; None (with a warning) when the image lacks them.
+fn daemon_ids(init: &mut Init) -> Option<(u32, u32)> {
+    let field = |text: &str, name: &str| -> Option<u32> {
+        text.lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .find(|f| f.len() > 2 && f[0] == name)
+            .and_then(|f| f[2].parse().ok())
+    };
+    let passwd = init.sys.read_to_string(Path::new("/etc/passwd")).ok();
+    let group = init.sys.read_to_string(Path::new("/etc/group")).ok();
+    let uid = passwd.as_deref().and_then(|t| field(t, "hacluster"));
+    let gid = group.as_deref().and_then(|t| field(t, "haclient"));
+    match (uid, gid) {
+        (Some(u), Some(g)) => Some((u, g)),
+        _ => {
+            init.warn("ha: no hacluster user or haclient group in /etc/passwd, /etc/group");
+            None
         }
     }
 }

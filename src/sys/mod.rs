@@ -234,6 +234,8 @@ pub trait Sys {
     /// Makes the mount at `new_root` the root: chdir into it, move it onto `/`
     /// (`MS_MOVE`), chroot there and chdir to the new `/` (what switch_root does).
     fn switch_root(&mut self, new_root: &Path) -> SysResult<()>;
+    /// `chown(2)`: daemons that drop privileges need their state files.
+    fn chown(&mut self, path: &Path, uid: u32, gid: u32) -> SysResult<()>;
 }
 
 /// One recorded call of [`FakeSys`]; `Display` is the stable one-line form that
@@ -270,6 +272,7 @@ pub enum Op {
     WatchdogClose,
     WriteDurable(String, usize),
     Copy(String, String),
+    Chown(String, u32, u32),
     Rename(String, String),
     Remove(String),
     FsyncDir(String),
@@ -316,6 +319,7 @@ impl fmt::Display for Op {
             Op::WatchdogClose => write!(f, "watchdog_close V"),
             Op::WriteDurable(p, n) => write!(f, "write_durable {p} ({n} bytes)"),
             Op::Copy(a, b) => write!(f, "copy {a} {b}"),
+            Op::Chown(p, u, g) => write!(f, "chown {p} {u}:{g}"),
             Op::Rename(a, b) => write!(f, "rename {a} {b}"),
             Op::Remove(p) => write!(f, "remove {p}"),
             Op::FsyncDir(p) => write!(f, "fsync {p}"),
@@ -566,6 +570,9 @@ impl Sys for FakeSys {
         std::fs::copy(self.root.join(from), self.root.join(to))
             .map(|_| ())
             .map_err(|e| SysError::new("copy to", to.display(), e))
+    }
+    fn chown(&mut self, path: &Path, uid: u32, gid: u32) -> SysResult<()> {
+        self.record(Op::Chown(show(path), uid, gid), path.display(), "chown")
     }
     fn rename(&mut self, from: &Path, to: &Path) -> SysResult<()> {
         self.record(Op::Rename(show(from), show(to)), from.display(), "rename")?;

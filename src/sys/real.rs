@@ -549,6 +549,11 @@ impl Sys for RealSys {
         dst.sync_all().map_err(err)
     }
 
+    fn chown(&mut self, path: &Path, uid: u32, gid: u32) -> SysResult<()> {
+        std::os::unix::fs::chown(self.root.join(path), Some(uid), Some(gid))
+            .map_err(|e| SysError::new("chown", path.display(), e))
+    }
+
     fn rename(&mut self, from: &Path, to: &Path) -> SysResult<()> {
         std::fs::rename(self.root.join(from), self.root.join(to))
             .map_err(|e| SysError::new("rename", from.display(), e))
