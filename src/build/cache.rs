@@ -267,6 +267,12 @@ impl Cache {
             return Ok(done);
         }
         let dir = self.stage_path(stage, key);
+        // One builder per in-place entry: a second sanforge waits for the first (and
+        // then finds the entry complete) instead of wiping a build in progress.
+        let _lock = self.lock_entry(stage, key)?;
+        if let Some(done) = self.stage_done(stage, key) {
+            return Ok(done);
+        }
         let _ = make_writable(&dir);
         fs::remove_dir_all(&dir)?;
         fs::create_dir_all(&dir)?;
@@ -279,6 +285,38 @@ impl Cache {
             let _ = fs::remove_dir_all(&dir);
         }
         result
+    }
+
+    /// An exclusive lock on `stages/<stage>/.lock-<key>` (flock, released when the
+    /// returned file is dropped, also when the process dies); says so when it waits.
+    fn lock_entry(&self, stage: &str, key: &str) -> Result<std::fs::File> {
+        let path = self
+            .root
+            .join("stages")
+            .join(stage)
+            .join(format!(".lock-{key}"));
+        fs::create_dir_all(&fs::parent_dir(&path))?;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot open lock file {}", path.display()))?;
+        match f.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                eprintln!(
+                    "==> {stage}: another sanforge is building {key}; waiting for it ({})",
+                    path.display()
+                );
+                f.lock()
+                    .with_context(|| format!("cannot lock {}", path.display()))?;
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("cannot lock {}", path.display()))
+            }
+        }
+        Ok(f)
     }
 
     /// Removes every stage output not listed in `keep` (as `(stage, key)`) and every
@@ -294,7 +332,7 @@ impl Cache {
             }
             clean_stale_stage_tmp(&stage_dir)?;
             for key in list_dir(&stage_dir)? {
-                if key.starts_with(".tmp-") || keep.iter().any(|(s, k)| *s == stage && *k == key) {
+                if key.starts_with(".tmp-") || key.starts_with(".lock-") || keep.iter().any(|(s, k)| *s == stage && *k == key) {
                     continue;
                 }
                 let p = stage_dir.join(&key);
@@ -439,6 +477,34 @@ fn make_writable(p: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_second_in_place_builder_waits_and_reuses_the_entry() {
+        let t = tempfile::tempdir().unwrap();
+        let cache = Cache::open(t.path()).unwrap();
+        let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let cache = cache.clone();
+                let runs = runs.clone();
+                std::thread::spawn(move || {
+                    cache
+                        .build_stage_in_place("kernel", "k1", |d| {
+                            runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            std::thread::sleep(std::time::Duration::from_millis(300));
+                            std::fs::write(d.join("vmlinuz"), b"k")?;
+                            Ok(())
+                        })
+                        .unwrap()
+                })
+            })
+            .collect();
+        for h in threads {
+            let dir = h.join().unwrap();
+            assert_eq!(std::fs::read(dir.join("vmlinuz")).unwrap(), b"k");
+        }
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
 
     #[test]
     fn import_is_idempotent_and_verifies() {
