@@ -504,12 +504,23 @@ fn pacemaker_waits_for_corosync_bounded_by_the_settle_timeout() {
 fn the_rendered_cib_is_seeded_for_hacluster_before_corosync_starts() {
     let t = tree(HA, true);
     write(t.path(), "etc/sanforge/cib.xml", "<cib/>\n");
-    write(t.path(), "etc/passwd", "root:x:0:0::/:/bin/sh\nhacluster:x:189:189::/:/bin/false\n");
-    write(t.path(), "etc/group", "root:x:0:\nhaclient:x:190:hacluster\n");
+    write(
+        t.path(),
+        "etc/passwd",
+        "root:x:0:0::/:/bin/sh\nhacluster:x:189:189::/:/bin/false\n",
+    );
+    write(
+        t.path(),
+        "etc/group",
+        "root:x:0:\nhaclient:x:190:hacluster\n",
+    );
     let r = run(t.path(), &["boot"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let ops = &r.ops;
-    let copy = pos(ops, "copy /etc/sanforge/cib.xml /var/lib/pacemaker/cib/cib.xml");
+    let copy = pos(
+        ops,
+        "copy /etc/sanforge/cib.xml /var/lib/pacemaker/cib/cib.xml",
+    );
     let chown = pos(ops, "chown /var/lib/pacemaker/cib/cib.xml 189:190");
     let run_link = pos(ops, "symlink /run /var/run");
     let coro = pos(ops, "spawn /usr/sbin/corosync -f");
@@ -519,7 +530,14 @@ fn the_rendered_cib_is_seeded_for_hacluster_before_corosync_starts() {
         "<cib/>\n"
     );
     // A second boot on the same tree (a CIB already there) does not overwrite it.
-    write(t.path(), "var/lib/pacemaker/cib/cib.xml", "<cib epoch=\"9\"/>\n");
+    write(
+        t.path(),
+        "var/lib/pacemaker/cib/cib.xml",
+        "<cib epoch=\"9\"/>\n",
+    );
     let r = run(t.path(), &["boot"]);
-    assert!(!r.ops.iter().any(|o| o.starts_with("copy /etc/sanforge/cib.xml")));
+    assert!(!r
+        .ops
+        .iter()
+        .any(|o| o.starts_with("copy /etc/sanforge/cib.xml")));
 }

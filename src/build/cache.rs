@@ -332,7 +332,10 @@ impl Cache {
             }
             clean_stale_stage_tmp(&stage_dir)?;
             for key in list_dir(&stage_dir)? {
-                if key.starts_with(".tmp-") || key.starts_with(".lock-") || keep.iter().any(|(s, k)| *s == stage && *k == key) {
+                if key.starts_with(".tmp-")
+                    || key.starts_with(".lock-")
+                    || keep.iter().any(|(s, k)| *s == stage && *k == key)
+                {
                     continue;
                 }
                 let p = stage_dir.join(&key);

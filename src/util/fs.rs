@@ -50,6 +50,12 @@ pub fn write_atomic(path: &Path, data: impl AsRef<[u8]>) -> Result<()> {
     create_dir_all(&dir)?;
     let mut tmp = tempfile::NamedTempFile::new_in(&dir)
         .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    // A temporary file is created 0600; the result is a public file (locks, outputs,
+    // markers) readable by everyone. Callers writing secrets chmod it afterwards.
+    use std::os::unix::fs::PermissionsExt;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))
+        .with_context(|| format!("cannot chmod {}", tmp.path().display()))?;
     tmp.write_all(data.as_ref())
         .and_then(|_| tmp.as_file().sync_all())
         .with_context(|| format!("cannot write {}", tmp.path().display()))?;
