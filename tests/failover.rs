@@ -96,7 +96,7 @@ impl Node {
     fn sh(&self, cmd: &str) -> std::io::Result<String> {
         let mut s = TcpStream::connect_timeout(&self.ctl, Duration::from_secs(5))?;
         s.set_read_timeout(Some(Duration::from_secs(60)))?;
-        s.write_all(format!("{cmd} 2>&1; exit\n").as_bytes())?;
+        s.write_all(format!("exec 2>&1; {cmd}; exit\n").as_bytes())?;
         let mut out = String::new();
         s.read_to_string(&mut out)?;
         Ok(out)
@@ -295,13 +295,18 @@ fn skip_initial_sync(alpha: &Node) -> Result<(), String> {
         last = alpha.sh("cat /proc/drbd").unwrap_or_default();
         if last.contains("cs:Connected") && last.contains("ds:Inconsistent/Inconsistent") {
             let out = alpha
-                .sh("drbdadm -- --clear-bitmap new-current-uuid r0 && crm_resource --refresh -r drbd-r0-clone")
+                .sh("drbdadm -- --clear-bitmap new-current-uuid r0/0 && crm_resource --refresh -r drbd-r0-clone")
                 .map_err(|e| e.to_string())?;
-            let state = alpha.sh("cat /proc/drbd").unwrap_or_default();
-            if !state.contains("ds:UpToDate/UpToDate") {
-                return Err(format!("after clear-bitmap:\n{out}\n{state}"));
+            let end = Instant::now() + Duration::from_secs(20);
+            let mut state = String::new();
+            while Instant::now() < end {
+                state = alpha.sh("cat /proc/drbd").unwrap_or_default();
+                if state.contains("ds:UpToDate/UpToDate") {
+                    return Ok(());
+                }
+                std::thread::sleep(Duration::from_millis(500));
             }
-            return Ok(());
+            return Err(format!("after clear-bitmap:\n{out}\n{state}"));
         }
         if last.contains("ds:UpToDate/UpToDate") {
             return Ok(());

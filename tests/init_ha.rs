@@ -523,7 +523,9 @@ fn the_rendered_cib_is_seeded_for_hacluster_before_corosync_starts() {
     );
     let chown = pos(ops, "chown /var/lib/pacemaker/cib/cib.xml 189:190");
     let run_link = pos(ops, "symlink /run /var/run");
+    let lock_link = pos(ops, "symlink /run/lock /var/lock");
     let coro = pos(ops, "spawn /usr/sbin/corosync -f");
+    assert!(lock_link < coro, "{ops:#?}");
     assert!(copy < chown && chown < coro && run_link < coro, "{ops:#?}");
     assert_eq!(
         std::fs::read_to_string(t.path().join("var/lib/pacemaker/cib/cib.xml")).unwrap(),

@@ -294,7 +294,8 @@ fn poll_quorum(init: &mut Init, ha: &Ha) -> Quorum {
 
 /// Directories the cluster daemons expect (the root is a fresh RAM file system on
 /// every boot; pacemakerd creates and chowns its own under /var/lib/pacemaker).
-pub const STATE_DIRS: [&str; 9] = [
+pub const STATE_DIRS: [&str; 10] = [
+    "/run/lock",
     "/var/lib/corosync",
     "/var/log/cluster",
     "/var/lib/pacemaker/cib",
@@ -319,10 +320,13 @@ fn prepare_state(init: &mut Init) {
             init.warn(format!("ha: {e}"));
         }
     }
-    // Corosync's lock file and the agents' state live under /var/run.
-    if !init.sys.exists(Path::new("/var/run")) {
-        if let Err(e) = init.sys.symlink(Path::new("/run"), Path::new("/var/run")) {
-            init.warn(format!("ha: {e}"));
+    // Corosync's pid file and the agents' state live under /var/run; drbdadm and
+    // drbdmeta lock the minor under /var/lock.
+    for (link, target) in [("/var/run", "/run"), ("/var/lock", "/run/lock")] {
+        if !init.sys.exists(Path::new(link)) {
+            if let Err(e) = init.sys.symlink(Path::new(target), Path::new(link)) {
+                init.warn(format!("ha: {e}"));
+            }
         }
     }
     let (seed, live) = (Path::new(CIB_SEED), Path::new(CIB_LIVE));
