@@ -102,11 +102,42 @@ impl Node {
         Ok(out)
     }
 
+    /// Cluster, DRBD and LIO state as the node sees it (for failure messages).
+    fn state(&self) -> String {
+        let cmd = "crm_mon -1 -r; cat /proc/drbd; ls /sys/kernel/config/target/core; \
+                   ls /sys/kernel/config/target/iscsi/*/tpgt_1/lun; \
+                   cat /sys/kernel/config/target/iscsi/*/tpgt_1/enable; \
+                   cat /sys/kernel/config/target/core/iblock_*/*/alua/*/alua_access_state; \
+                   cat /sys/kernel/config/target/core/iblock_*/*/enable; \
+                   grep -i 'alua(' /var/log/pacemaker/pacemaker.log | tail -n 15; \
+                   tail -n 30 /var/log/pacemaker/pacemaker.log | grep -i 'alua\\|error\\|warn'";
+        format!(
+            "--- {} ---\n{}",
+            self.name,
+            self.sh(cmd)
+                .unwrap_or_else(|e| format!("control shell: {e}"))
+        )
+    }
+
     /// QEMU monitor `quit`: the VM is gone at once, as on a power loss.
+    /// Keeps the monitor connection open until QEMU exits (a monitor that sees its
+    /// client go away at once may drop the command); SIGKILL, the same power loss,
+    /// if it is still there after 10 s.
     fn quit(&mut self) {
         if let Ok(mut m) = UnixStream::connect(&self.monitor) {
+            let _ = m.set_read_timeout(Some(Duration::from_secs(10)));
             let _ = m.write_all(b"quit\n");
+            let mut sink = Vec::new();
+            let _ = m.read_to_end(&mut sink);
         }
+        let end = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < end {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
@@ -380,7 +411,7 @@ fn two_nodes_fail_over_without_losing_acknowledged_writes() {
     let links = [free_port(), free_port()];
     let alpha = start_vm(t, &out, "alpha", links, true, &disks[0]);
     std::thread::sleep(Duration::from_millis(300));
-    let mut beta = start_vm(t, &out, "beta", links, false, &disks[1]);
+    let beta = start_vm(t, &out, "beta", links, false, &disks[1]);
     let dump = |a: &Node, b: &Node| {
         format!(
             "--- alpha serial ---\n{}\n--- beta serial ---\n{}",
@@ -414,19 +445,24 @@ fn two_nodes_fail_over_without_losing_acknowledged_writes() {
     ];
     let t_served = Instant::now();
     let first = wait_served(&portals, Duration::from_secs(240));
-    let status = alpha.sh("crm_mon -1").unwrap_or_default();
-    assert_eq!(
-        first,
-        Some(0),
-        "the LUN is not served by alpha (preferred node)\n{status}\n{}",
-        dump(&alpha, &beta)
-    );
+    let Some(first) = first else {
+        panic!(
+            "the LUN is not served by either node\n{}\n{}",
+            alpha.sh("crm_mon -1 -r").unwrap_or_default(),
+            dump(&alpha, &beta)
+        );
+    };
     let served_after = alpha.started.elapsed();
     eprintln!(
-        "LUN served by alpha {:.1} s after boot ({:.1} s after both settled)",
+        "LUN served by {} {:.1} s after boot ({:.1} s after both settled)",
+        ["alpha", "beta"][first],
         served_after.as_secs_f64(),
         t_served.elapsed().as_secs_f64()
     );
+    // The planned switchover moves the Promoted role to the other node; then that
+    // node (the primary by then) loses power.
+    let other = 1 - first;
+    let other_name = ["alpha", "beta"][other];
 
     let mut writer = Writer::new(portals.clone(), INITIATOR, 0, BLOCK, NBLOCKS);
     let progress = writer.progress();
@@ -434,56 +470,88 @@ fn two_nodes_fail_over_without_losing_acknowledged_writes() {
     let stop2 = stop.clone();
     let handle = std::thread::spawn(move || writer.run_until(&stop2));
     let wait_writes = |n: u64| {
-        let end = Instant::now() + Duration::from_secs(60);
+        let end = Instant::now() + Duration::from_secs(120);
         let w0 = progress.writes.load(Ordering::Relaxed);
         while progress.writes.load(Ordering::Relaxed) < w0 + n && Instant::now() < end {
             std::thread::sleep(Duration::from_millis(50));
         }
         progress.writes.load(Ordering::Relaxed) >= w0 + n
     };
-    assert!(wait_writes(200), "writes do not progress on alpha");
+    assert!(
+        wait_writes(30),
+        "writes do not progress: {progress:?}\n{}\n{}",
+        alpha.state(),
+        beta.state()
+    );
 
-    // (a) Planned switchover: move the Promoted role to beta.
+    // (a) Planned switchover: move the Promoted role to the other node.
     let gaps = progress.gaps.load(Ordering::Relaxed);
     let t_move = Instant::now();
-    let moved = beta
-        .sh("crm_resource --move --promoted -r drbd-r0-clone --node beta")
+    let moved = alpha
+        .sh(&format!(
+            "crm_resource --move --promoted -r drbd-r0-clone --node {other_name}"
+        ))
         .unwrap_or_else(|e| format!("control shell: {e}"));
     let resumed = wait_resumed(&progress, gaps, Duration::from_secs(120));
     let switchover = resumed.map(|r| r - t_move);
     assert!(
         switchover.is_some(),
-        "I/O did not resume after the switchover\n{moved}\n{}\n{}",
-        beta.sh("crm_mon -1").unwrap_or_default(),
-        dump(&alpha, &beta)
+        "I/O did not resume after the switchover\n{moved}\n{progress:?}\n{}\n{}",
+        alpha.state(),
+        beta.state()
     );
     assert_eq!(
         progress.portal.load(Ordering::Relaxed),
-        1,
-        "writes did not move to beta"
+        other,
+        "writes did not move to {other_name}"
     );
-    // Keep the placement (stickiness) but drop the move constraint.
-    let _ = beta.sh("crm_resource --clear -r drbd-r0-clone");
-    assert!(wait_writes(200), "writes do not progress on beta");
+    // Drop the move constraint: the Promoted role must stay where it is (no
+    // automatic failback), so writes keep going to the same portal.
+    let _ = alpha.sh("crm_resource --clear -r drbd-r0-clone");
+    let gaps_after_clear = progress.gaps.load(Ordering::Relaxed);
+    assert!(wait_writes(30), "writes do not progress on {other_name}");
+    std::thread::sleep(Duration::from_secs(10));
+    assert!(wait_writes(10), "writes do not progress on {other_name}");
+    assert_eq!(
+        (
+            progress.gaps.load(Ordering::Relaxed),
+            progress.portal.load(Ordering::Relaxed)
+        ),
+        (gaps_after_clear, other),
+        "clearing the move constraint moved the LUN back (automatic failback)\n{}",
+        alpha.sh("crm_mon -1").unwrap_or_default()
+    );
 
-    // (b) Unplanned: the primary (beta) loses power.
+    // (b) Unplanned: the primary loses power.
+    let (mut victim, survivor) = if other == 1 {
+        (beta, alpha)
+    } else {
+        (alpha, beta)
+    };
     let gaps = progress.gaps.load(Ordering::Relaxed);
     let t_kill = Instant::now();
-    beta.quit();
+    victim.quit();
     let resumed = wait_resumed(&progress, gaps, Duration::from_secs(180));
     let failover = resumed.map(|r| r - t_kill);
     assert!(
         failover.is_some(),
-        "I/O did not resume on alpha after beta was killed\n{}\n{}",
-        alpha.sh("crm_mon -1").unwrap_or_default(),
-        dump(&alpha, &beta)
+        "I/O did not resume on {} after {} was killed\n{}\n{}",
+        survivor.name,
+        victim.name,
+        survivor.sh("crm_mon -1").unwrap_or_default(),
+        dump(&survivor, &victim)
     );
-    assert!(wait_writes(100), "writes do not progress on alpha");
+    assert_eq!(progress.portal.load(Ordering::Relaxed), first);
+    assert!(
+        wait_writes(30),
+        "writes do not progress on {}",
+        survivor.name
+    );
     stop.store(true, Ordering::Relaxed);
     let report = handle.join().unwrap();
 
     let checked = iscsi::verify(
-        &portals[..1],
+        &portals[first..first + 1],
         INITIATOR,
         0,
         BLOCK,
@@ -499,7 +567,7 @@ fn two_nodes_fail_over_without_losing_acknowledged_writes() {
         eprintln!("| boot to cluster-ready, {n} | {:.1} s |", d.as_secs_f64());
     }
     eprintln!(
-        "| boot to LUN served (alpha) | {:.1} s |",
+        "| boot to LUN served (first node) | {:.1} s |",
         served_after.as_secs_f64()
     );
     eprintln!(
@@ -526,5 +594,5 @@ fn two_nodes_fail_over_without_losing_acknowledged_writes() {
     );
     eprintln!("| acknowledged writes lost | {lost} |");
     assert_eq!(checked.err(), None, "acknowledged writes did not read back");
-    drop(alpha);
+    drop(survivor);
 }

@@ -250,7 +250,10 @@ pub struct DrbdConf {
     /// `resource-and-stonith` (needs cluster fencing) or `resource-only`. Required.
     #[serde(default)]
     pub fencing: Option<String>,
-    /// Node that gets the Promoted role when both are up (no failback afterwards).
+    /// Accepted for compatibility and validated, but not rendered as a score: any
+    /// Promoted-role preference causes automatic failback with the drbd agent's equal
+    /// promotion scores (see `render::cib_xml`). Which node the cluster promotes first
+    /// is Pacemaker's choice; move it with `crm_resource --move --promoted`.
     #[serde(default)]
     pub preferred_node: Option<String>,
     /// Backing disk and replication address per node name.

@@ -37,8 +37,6 @@ pub const UNFENCE_PEER_84: &str = "/usr/lib/drbd/crm-unfence-peer.sh";
 /// does not pull resources back (no automatic failback; a switchback is an operator's
 /// decision, taken at a quiet hour).
 pub const STICKINESS: u32 = 1000;
-/// Location score for a DRBD resource's `preferred-node` (below [`STICKINESS`]).
-pub const PREFERENCE: u32 = 100;
 
 /// One rendered file, relative to the output directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1220,9 +1218,12 @@ pub fn cib_xml(c: &Cluster, s: &Secrets) -> String {
                 "        ",
             );
         });
-        if let Some(p) = &d.preferred_node {
-            let _ = writeln!(cons, "      <rsc_location id=\"loc-{drbd_clone}-prefers-{p}\" rsc=\"{drbd_clone}\" role=\"Promoted\" node=\"{p}\" score=\"{PREFERENCE}\"/>");
-        }
+        // No location score for `preferred-node`: the drbd agent gives a connected
+        // UpToDate Secondary the same promotion score as the Primary (10000), and
+        // stickiness does not hold the Promoted role, so any role preference pulls the
+        // Promoted role back to that node as soon as a move constraint is cleared or
+        // the node returns (automatic failback, measured in tests/failover.rs). With
+        // equal scores Pacemaker keeps the current Promoted instance.
         // What the VIPs follow: the target when there is one, else DRBD itself.
         let mut holder = drbd_clone.clone();
         let mut holder_action = "promote";
