@@ -378,10 +378,9 @@ fn out_of_tree_build_installs_modules_firmware_and_index() {
     // The kernel tree was not swapped in out-of-tree mode.
     let kernel_src = std::fs::read_dir(s.p.cache.join("stages/kernel"))
         .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir())
+        .unwrap();
     assert!(
         std::fs::read_to_string(kernel_src.join("src/drivers/scsi/qla2xxx/qla_os.c"))
             .unwrap()
@@ -522,10 +521,9 @@ fn in_tree_mode_swaps_the_driver_and_applies_the_version_patches() {
     assert!(o.status.success(), "{}", text(&o));
     let kernel = std::fs::read_dir(s.p.cache.join("stages/kernel"))
         .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir())
+        .unwrap();
     // The kernel compiled SCST's driver, with its in-tree Makefile, and the 6.1 patch.
     let built = kernel.join("build/qla2xxx-as-built");
     assert!(std::fs::read_to_string(built.join("qla_os.c"))
