@@ -1488,6 +1488,9 @@ impl Writer {
                     session = None; // dropping it closes the connection
                     self.progress.portal.store(usize::MAX, Ordering::SeqCst);
                     next = (idx + 1) % n;
+                    // A portal that logs in but cannot write (no LUN yet, standby) must
+                    // not be hammered: its node is the one busy promoting.
+                    std::thread::sleep(self.round_pause);
                 }
             }
         }
