@@ -459,10 +459,10 @@ fn two_nodes_fail_over_without_losing_acknowledged_writes() {
         served_after.as_secs_f64(),
         t_served.elapsed().as_secs_f64()
     );
-    // The planned switchover moves the Promoted role to the other node; then that
-    // node (the primary by then) loses power.
-    let other = 1 - first;
-    let other_name = ["alpha", "beta"][other];
+    // The first promotion may still change hands while the two promotion scores
+    // arrive (seen once: beta, then alpha): wait until the cluster has no pending
+    // action, and take the primary from where the writer actually writes.
+    let _ = alpha.sh("crm_resource --wait --timeout=60s");
 
     let mut writer = Writer::new(portals.clone(), INITIATOR, 0, BLOCK, NBLOCKS);
     let progress = writer.progress();
@@ -483,6 +483,12 @@ fn two_nodes_fail_over_without_losing_acknowledged_writes() {
         alpha.state(),
         beta.state()
     );
+    // The planned switchover moves the Promoted role to the other node; then that
+    // node (the primary by then) loses power.
+    let first = progress.portal.load(Ordering::Relaxed);
+    assert!(first < 2, "{progress:?}");
+    let other = 1 - first;
+    let other_name = ["alpha", "beta"][other];
 
     // (a) Planned switchover: move the Promoted role to the other node.
     let gaps = progress.gaps.load(Ordering::Relaxed);
