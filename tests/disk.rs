@@ -594,19 +594,11 @@ fn uefi_boot_of_an_output_without_disk_image_says_what_to_add() {
     );
 }
 
-fn sanforge_in_repo() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_sanforge"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR"));
-    c.env("SANFORGE_INIT", env!("CARGO_BIN_EXE_sanforge-init"));
-    c.env("SANFORGE_PROGRESS", "plain");
-    c
-}
-
 /// Boots `out/disk.img` under OVMF until ready; returns the console.
 fn boot_uefi(out: &Path) -> String {
     let _vm = Vm(out.to_path_buf());
     let port = free_port();
-    let o = sanforge_in_repo()
+    let o = common::vm::sanforge_in_repo()
         .arg("run")
         .arg(out)
         .args([
@@ -653,7 +645,7 @@ fn default_recipe_disk_image_boots_under_uefi_and_falls_back_between_slots() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("storage-node");
-    let o = sanforge_in_repo()
+    let o = common::vm::sanforge_in_repo()
         .args(["build", "recipes/storage-node.toml", "--out"])
         .arg(&out)
         .output()

@@ -9,27 +9,14 @@
 
 mod common;
 
-use common::vm::{cunit_summary, free_port, Vm};
-use std::process::{Command, Output};
+use common::vm::{cunit_summary, free_port, show, Vm};
+use std::process::Command;
 
 const TARGET: &str = "iqn.2026-11.org.example.sanforge:storage-node";
 const INITIATOR: &str = "iqn.2026-11.org.example:initiator";
 
 fn sanforge() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_sanforge"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR"));
-    c.env("SANFORGE_INIT", env!("CARGO_BIN_EXE_sanforge-init"));
-    c.env("SANFORGE_PROGRESS", "plain");
-    c
-}
-
-fn show(o: &Output) -> String {
-    format!(
-        "status {}\n--- stdout\n{}\n--- stderr\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    common::vm::sanforge_in_repo()
 }
 
 fn skip() -> bool {

@@ -7,11 +7,11 @@
 mod common;
 
 use common::iscsi::*;
-use common::vm::{free_port, Vm};
+use common::vm::{free_port, show, Vm};
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -677,20 +677,7 @@ fn writer_starts_past_a_dead_portal_and_stops_on_the_flag() {
 // ---------------------------------------------------------------------------
 
 fn sanforge() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_sanforge"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR"));
-    c.env("SANFORGE_INIT", env!("CARGO_BIN_EXE_sanforge-init"));
-    c.env("SANFORGE_PROGRESS", "plain");
-    c
-}
-
-fn show(o: &Output) -> String {
-    format!(
-        "status {}\n--- stdout\n{}\n--- stderr\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    common::vm::sanforge_in_repo()
 }
 
 fn mib_s(bytes: usize, d: Duration) -> f64 {

@@ -1235,25 +1235,33 @@ impl<'a> Agent<'a> {
         rc
     }
 
-    pub fn promote(&self) -> Rc {
-        if self.params.manages_luns() {
-            return self.lio_promote();
-        }
+    /// What promote answers before doing anything: not installed, already promoted
+    /// (success), or not started; None when it should go ahead.
+    fn promote_precheck(&self, monitor: impl FnOnce() -> Rc) -> Option<Rc> {
         if let Err(e) = self.check_installed() {
             self.log.err(&e);
-            return Rc::ErrInstalled;
+            return Some(Rc::ErrInstalled);
         }
-        match self.monitor() {
+        match monitor() {
             Rc::RunningPromoted => {
                 self.log.info("promote: already promoted");
-                return Rc::Success;
+                Some(Rc::Success)
             }
             Rc::NotRunning => {
                 self.log
                     .err("promote: the resource is not running (start it first)");
-                return Rc::ErrGeneric;
+                Some(Rc::ErrGeneric)
             }
-            _ => {}
+            _ => None,
+        }
+    }
+
+    pub fn promote(&self) -> Rc {
+        if self.params.manages_luns() {
+            return self.lio_promote();
+        }
+        if let Some(rc) = self.promote_precheck(|| self.monitor()) {
+            return rc;
         }
         let p = &self.params;
         let mut errors = Vec::new();
@@ -1747,21 +1755,8 @@ impl Agent<'_> {
     }
 
     fn lio_promote(&self) -> Rc {
-        if let Err(e) = self.check_installed() {
-            self.log.err(&e);
-            return Rc::ErrInstalled;
-        }
-        match self.lio_monitor() {
-            Rc::RunningPromoted => {
-                self.log.info("promote: already promoted");
-                return Rc::Success;
-            }
-            Rc::NotRunning => {
-                self.log
-                    .err("promote: the resource is not running (start it first)");
-                return Rc::ErrGeneric;
-            }
-            _ => {}
+        if let Some(rc) = self.promote_precheck(|| self.lio_monitor()) {
+            return rc;
         }
         let p = &self.params;
         let mut errors = Vec::new();

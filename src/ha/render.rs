@@ -294,31 +294,10 @@ pub fn node_toml_with(c: &Cluster, node: &Node, secrets: Option<&Secrets>) -> Re
             "qlini_mode=disabled".to_string(),
         );
     }
-    let mut services = Vec::new();
-    if let Fencing::Sbd { .. } = &c.fencing {
-        let env: BTreeMap<String, String> = sbd_vars(c).into_iter().collect();
-        services.push(Service {
-            name: "sbd".into(),
-            argv: vec!["/usr/sbin/sbd".into(), "watch".into()],
-            restart: Default::default(),
-            env,
-        });
-    }
+    let mut services = sbd_services(c);
     // Corosync and Pacemaker are not plain services: the init starts them in the
     // cluster order of its `[ha]` section (src/init/ha.rs), after sbd (a service).
-    let ha = Ha {
-        enabled: true,
-        cluster_mode: c.exports.iter().any(|e| e.cluster_mode),
-        watchdog: match &c.fencing {
-            Fencing::Sbd { watchdog, .. } => Some(Watchdog {
-                device: watchdog.clone(),
-                mode: WatchdogMode::Sbd,
-                ..Watchdog::default()
-            }),
-            _ => None,
-        },
-        ..Ha::default()
-    };
+    let ha = ha_section(c, c.exports.iter().any(|e| e.cluster_mode));
     if !node.iscsi_targets.is_empty() {
         services.push(Service {
             name: "iscsi-scstd".into(),
@@ -354,6 +333,37 @@ pub fn node_toml_with(c: &Cluster, node: &Node, secrets: Option<&Secrets>) -> Re
         scst: None,
     };
     finish_node_toml(c, node, &cfg)
+}
+
+/// sbd as a plain service (started before the cluster) when fencing is sbd.
+fn sbd_services(c: &Cluster) -> Vec<Service> {
+    let mut services = Vec::new();
+    if let Fencing::Sbd { .. } = &c.fencing {
+        services.push(Service {
+            name: "sbd".into(),
+            argv: vec!["/usr/sbin/sbd".into(), "watch".into()],
+            restart: Default::default(),
+            env: sbd_vars(c).into_iter().collect(),
+        });
+    }
+    services
+}
+
+/// The node's `[ha]` section: on, with sbd owning the watchdog when fencing is sbd.
+fn ha_section(c: &Cluster, cluster_mode: bool) -> Ha {
+    Ha {
+        enabled: true,
+        cluster_mode,
+        watchdog: match &c.fencing {
+            Fencing::Sbd { watchdog, .. } => Some(Watchdog {
+                device: watchdog.clone(),
+                mode: WatchdogMode::Sbd,
+                ..Watchdog::default()
+            }),
+            _ => None,
+        },
+        ..Ha::default()
+    }
 }
 
 fn node_interfaces(node: &Node) -> Network {
@@ -395,29 +405,8 @@ fn lio_node_toml(c: &Cluster, node: &Node, secrets: Option<&Secrets>) -> Result<
     .iter()
     .map(|m| m.to_string())
     .collect();
-    let mut services = Vec::new();
-    if let Fencing::Sbd { .. } = &c.fencing {
-        let env: BTreeMap<String, String> = sbd_vars(c).into_iter().collect();
-        services.push(Service {
-            name: "sbd".into(),
-            argv: vec!["/usr/sbin/sbd".into(), "watch".into()],
-            restart: Default::default(),
-            env,
-        });
-    }
-    let ha = Ha {
-        enabled: true,
-        cluster_mode: false,
-        watchdog: match &c.fencing {
-            Fencing::Sbd { watchdog, .. } => Some(Watchdog {
-                device: watchdog.clone(),
-                mode: WatchdogMode::Sbd,
-                ..Watchdog::default()
-            }),
-            _ => None,
-        },
-        ..Ha::default()
-    };
+    let services = sbd_services(c);
+    let ha = ha_section(c, false);
     let acls: Vec<Acl> = c
         .initiators
         .iter()

@@ -3,7 +3,26 @@
 //! forward, and the reader of libiscsi's CUnit summary.
 
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Output};
+
+/// `sanforge` run from the repository, with this build's init and plain progress.
+pub fn sanforge_in_repo() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sanforge"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    c.env("SANFORGE_INIT", env!("CARGO_BIN_EXE_sanforge-init"));
+    c.env("SANFORGE_PROGRESS", "plain");
+    c
+}
+
+/// Status, stdout and stderr of a finished command, for assertion messages.
+pub fn show(o: &Output) -> String {
+    format!(
+        "status {}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
 
 /// Stops the VM of an output directory when dropped.
 pub struct Vm(pub PathBuf);
