@@ -1308,7 +1308,7 @@ impl Secrets {
     pub fn load(path: &Path) -> Result<Secrets> {
         if !path.exists() {
             bail!(
-                "secrets file {} does not exist; generate one with `sanforge cluster secrets --cluster CLUSTER.toml --out {}` (--cluster also makes the CHAP secrets its initiators need; keep the file out of git)",
+                "secrets file {} does not exist; generate one with `sanforge cluster secrets --out {}` (keep it out of git)",
                 path.display(),
                 path.display()
             );
