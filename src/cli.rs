@@ -1,8 +1,10 @@
 //! The `sanforge` command line: verbs, their options and help texts, each a thin call
 //! into the library. `main` only parses, runs and prints the error chain.
 
-use crate::build::{self, run::Accel, run::BootMode, BuildOptions, Ctx};
+use crate::commands::{self, run::Accel, run::BootMode};
 use crate::config::recipe::Recipe;
+use crate::engine::{self, BuildOptions, Ctx};
+use crate::stages;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -311,7 +313,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             kernel,
             ..
         } => {
-            let report = build::verify::verify_build(
+            let report = commands::verify::verify_build(
                 &recipe,
                 &BuildOptions {
                     out: None,
@@ -345,12 +347,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::VerifyImage { out, pubkey } => {
-            let key = crate::image::sign::load_verifying_key(&pubkey)?;
-            let files = crate::image::sign::verify_dir_files(&out, &key)?;
+            let key = crate::contract::signature::load_verifying_key(&pubkey)?;
+            let files = crate::contract::signature::verify_dir_files(&out, &key)?;
             println!(
                 "{}: signature OK (key {}), {} files match SHA256SUMS",
                 out.display(),
-                crate::image::sign::fingerprint(&key),
+                crate::contract::signature::fingerprint(&key),
                 files.len()
             );
             Ok(ExitCode::SUCCESS)
@@ -361,7 +363,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 "wrote {} (secret, keep it private) and {} (key {})",
                 out.display(),
                 crate::image::sign::public_path(&out).display(),
-                crate::image::sign::fingerprint(&key)
+                crate::contract::signature::fingerprint(&key)
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -385,7 +387,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     kernel,
                 },
             )?;
-            let report = build::build(&ctx)?;
+            let report = engine::build(&ctx)?;
             println!(
                 "built {} in {:.1}s (ran: {}; cached: {})",
                 report.out.display(),
@@ -418,7 +420,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ..Default::default()
             };
             let ctx = Ctx::new(r.clone(), &opts)?;
-            let plan = build::plan(&ctx)?;
+            let plan = engine::plan(&ctx)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&plan)?);
             } else {
@@ -427,7 +429,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     println!(
                         "{:<10} {:<14} {:<9} {}",
                         e.stage,
-                        build::pipeline::short(&e.key),
+                        engine::pipeline::short(&e.key),
                         if e.cached { "cached" } else { "will run" },
                         e.reason
                     );
@@ -438,7 +440,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         ctx.recipe.kernel().name
                     );
                     println!("{:<12} {:<14} {:<9} SOURCE", "KERNEL", "KEY", "STATUS");
-                    for k in build::matrix::plan_kernels(&r, &opts) {
+                    for k in commands::matrix::plan_kernels(&r, &opts) {
                         let status = match (&k.error, k.cached) {
                             (Some(_), _) => "unknown",
                             (None, true) => "cached",
@@ -447,7 +449,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         println!(
                             "{:<12} {:<14} {:<9} {}{}",
                             k.name,
-                            build::pipeline::short(&k.key),
+                            engine::pipeline::short(&k.key),
                             status,
                             k.source,
                             k.error.map(|e| format!(" ({e})")).unwrap_or_default()
@@ -470,9 +472,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             json,
         } => {
             let r = load_recipe(&recipe)?;
-            let report = build::matrix::run(
+            let report = commands::matrix::run(
                 &r,
-                &build::matrix::MatrixOptions {
+                &commands::matrix::MatrixOptions {
                     build: BuildOptions {
                         out,
                         locked,
@@ -498,7 +500,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             })
         }
         Command::Fetch { recipe, import } => {
-            let cache = build::cache::Cache::from_env()?;
+            let cache = engine::cache::Cache::from_env()?;
             if !import.is_empty() {
                 for f in &import {
                     let sha = cache.import(f)?;
@@ -507,15 +509,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             let r = load_recipe(&recipe)?;
-            let n = build::fetch::fetch_all(&r, &cache, true)?;
+            let n = stages::fetch::fetch_all(&r, &cache, true)?;
             println!("{n} sources in the cache ({})", cache.root().display());
             Ok(ExitCode::SUCCESS)
         }
         Command::Lock { recipe } => {
             let r = load_recipe(&recipe)?;
-            let cache = build::cache::Cache::from_env()?;
-            let lock = build::lock::resolve(&r, &cache, &crate::util::cmd::Log::none())?;
-            build::lock::write(&r, &lock)?;
+            let cache = engine::cache::Cache::from_env()?;
+            let lock = commands::lock::resolve(&r, &cache, &crate::util::cmd::Log::none())?;
+            commands::lock::write(&r, &lock)?;
             println!(
                 "wrote {} ({} entries)",
                 r.lock_path().display(),
@@ -536,11 +538,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             quiet,
         } => {
             if stop {
-                let stopped = build::run::stop(&out)?;
+                let stopped = commands::run::stop(&out)?;
                 println!("{}", if stopped { "stopped" } else { "not running" });
                 return Ok(ExitCode::SUCCESS);
             }
-            let opts = build::run::RunOptions {
+            let opts = commands::run::RunOptions {
                 boot,
                 out,
                 iscsi_port,
@@ -551,11 +553,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 extra_cmdline: append,
                 echo: !quiet,
             };
-            build::run::run(&opts)?;
+            commands::run::run(&opts)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve { out, listen } => {
-            let srv = crate::image::pxe::Server::bind(&out, &listen)?;
+            let srv = crate::commands::serve::Server::bind(&out, &listen)?;
             eprintln!(
                 "serving {} on http://{}/ (iPXE: chain http://{}/boot.ipxe)",
                 out.display(),
@@ -566,7 +568,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Doctor => {
-            let (text, missing) = build::doctor::report(&build::doctor::check());
+            let (text, missing) = commands::doctor::report(&commands::doctor::check());
             print!("{text}");
             Ok(if missing {
                 ExitCode::FAILURE
@@ -584,7 +586,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     ..Default::default()
                 },
             )?;
-            let n = build::kernel::check_config(&ctx)?;
+            let n = stages::kernel::check_config(&ctx)?;
             println!("kernel config OK: {n} requested options verified");
             Ok(ExitCode::SUCCESS)
         }
@@ -617,12 +619,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
             print!("{}", crate::scsi::scst::print(&conf));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Cluster { command } => crate::ha::render::run_cli(command),
+        Command::Cluster { command } => {
+            match command {
+                ClusterCommand::Render { file, out, secrets } => {
+                    commands::cluster::render(&file, &out, secrets)?
+                }
+                ClusterCommand::Check { file } => commands::cluster::check(&file)?,
+                ClusterCommand::Secrets { out, cluster } => {
+                    commands::cluster::secrets(&out, cluster.as_deref())?
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Node {
             command: NodeCommand::Check { file },
         } => {
             let node = crate::config::node::NodeConfig::load(&file)?;
-            build::rootfs::load_node_scst(&file, &node)?;
+            stages::rootfs::load_node_scst(&file, &node)?;
             println!("{}: OK (hostname {})", file.display(), node.hostname);
             Ok(ExitCode::SUCCESS)
         }

@@ -21,12 +21,17 @@
 //!   recording fake.
 //! * [`util`] — the one command runner, path-naming fs helpers, hashing, progress.
 
-pub mod build;
+pub mod agent;
 pub mod cli;
+pub mod commands;
 pub mod config;
+pub mod contract;
+pub mod engine;
 pub mod ha;
 pub mod image;
 pub mod init;
+pub mod kconfig;
 pub mod scsi;
+pub mod stages;
 pub mod sys;
 pub mod util;

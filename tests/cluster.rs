@@ -1306,7 +1306,7 @@ fn scst_cib_gives_each_node_its_own_target_group_and_ports() {
         assert!(cib.contains(want), "CIB lacks `{want}`:\n{cib}");
     }
     // Only parameters the agent knows (its meta-data) are passed.
-    let known: Vec<&str> = sanforge::ha::ocf::PARAMS.iter().map(|p| p.name).collect();
+    let known: Vec<&str> = sanforge::agent::PARAMS.iter().map(|p| p.name).collect();
     let lio = render_files(&lio_cluster(), &secrets(&lio_cluster())).unwrap();
     for x in [cib, text(&lio, "alpha/cib.xml")] {
         for l in x

@@ -59,11 +59,17 @@ fn disk_image_has_gpt_esp_slots_and_config_partition() {
 
     // The GPT as sfdisk reads it.
     let dump = run(Command::new("sfdisk").arg("--dump").arg(&img));
-    let disk_guid = disk::guid_string(&disk::derived_guid("test", "disk"));
+    let disk_guid = sanforge::contract::partitions::guid_string(
+        &sanforge::contract::partitions::derived_guid("test", "disk"),
+    );
     assert!(dump.contains("label: gpt"), "{dump}");
     assert!(dump.contains(&format!("label-id: {disk_guid}")), "{dump}");
-    let esp_guid = disk::guid_string(&disk::derived_guid("test", "esp"));
-    let cfg_guid = disk::guid_string(&disk::derived_guid("test", "config"));
+    let esp_guid = sanforge::contract::partitions::guid_string(
+        &sanforge::contract::partitions::derived_guid("test", "esp"),
+    );
+    let cfg_guid = sanforge::contract::partitions::guid_string(
+        &sanforge::contract::partitions::derived_guid("test", "config"),
+    );
     let lines: Vec<&str> = dump.lines().filter(|l| l.contains(" : start=")).collect();
     assert_eq!(lines.len(), 2, "{dump}");
     assert!(lines[0].contains("start=        2048"), "{dump}");
@@ -112,11 +118,11 @@ fn disk_image_has_gpt_esp_slots_and_config_partition() {
         std::fs::read(out.join("vmlinuz")).unwrap().as_slice()
     );
     let label = mtools(&["mlabel", "-i", &esp, "-s", "::"]);
-    assert!(label.contains(disk::ESP_LABEL), "{label}");
+    assert!(label.contains(sanforge::contract::ESP_LABEL), "{label}");
     // The config partition: 1 MiB before the end, 16 MiB.
     let cfg = format!("{}@@{}M", img.display(), 64 - 1 - 16);
     let label = mtools(&["mlabel", "-i", &cfg, "-s", "::"]);
-    assert!(label.contains(disk::CONFIG_LABEL), "{label}");
+    assert!(label.contains(sanforge::contract::CONFIG_LABEL), "{label}");
 }
 
 #[test]
@@ -198,8 +204,8 @@ fn node_tree(slot: char, entry: &str) -> tempfile::TempDir {
     put(r, "sys/class/block/vda1/partition", "1\n");
     put(r, "sys/class/block/vda2/partition", "2\n");
     put(r, "dev/vda", vec![0u8; 1024]);
-    put(r, "dev/vda1", boot_sector(disk::ESP_LABEL));
-    put(r, "dev/vda2", boot_sector(disk::CONFIG_LABEL));
+    put(r, "dev/vda1", boot_sector(sanforge::contract::ESP_LABEL));
+    put(r, "dev/vda2", boot_sector(sanforge::contract::CONFIG_LABEL));
     put(r, "etc/sanforge/node.toml", BAKED);
     put(
         r,
@@ -210,14 +216,14 @@ fn node_tree(slot: char, entry: &str) -> tempfile::TempDir {
     put(
         r,
         "run/sanforge/esp/loader/loader.conf",
-        disk::loader_conf(),
+        sanforge::contract::loader::loader_conf(),
     );
     put(
         r,
         &format!("run/sanforge/esp/loader/entries/{entry}"),
-        disk::entry("storage-node", slot, 1, "console=ttyS0 panic=-1"),
+        sanforge::contract::loader::entry("storage-node", slot, 1, "console=ttyS0 panic=-1"),
     );
-    for s in disk::SLOTS {
+    for s in sanforge::contract::SLOTS {
         put(
             r,
             &format!("run/sanforge/esp/sanforge/{s}/vmlinuz"),
@@ -670,7 +676,7 @@ fn default_recipe_disk_image_boots_under_uefi_and_falls_back_between_slots() {
     let entry_b = tmp.path().join("sanforge-b+1.conf");
     std::fs::write(
         &entry_b,
-        disk::entry(
+        sanforge::contract::loader::entry(
             "storage-node",
             'b',
             2,

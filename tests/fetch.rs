@@ -5,11 +5,11 @@
 mod common;
 
 use common::httpd::{closed_port_url, Route, Server};
-use sanforge::build::cache::Cache;
-use sanforge::build::fetch::{fetch_source, fetch_url};
-use sanforge::build::lock;
+use sanforge::commands::lock;
 use sanforge::config::lock::Lock;
 use sanforge::config::recipe::{Recipe, Source};
+use sanforge::engine::cache::Cache;
+use sanforge::stages::fetch::{fetch_source, fetch_url};
 use sanforge::util::cmd::Log;
 use sanforge::util::hash::sha256_bytes;
 use std::path::Path;
@@ -514,7 +514,7 @@ fn deb_member_is_extracted() {
         return;
     };
     let dest = d.path().join("out/linux.tar.xz");
-    sanforge::build::fetch::extract_deb_member(
+    sanforge::stages::fetch::extract_deb_member(
         &deb,
         "./usr/src/linux-source-9.9.tar.xz",
         &dest,
@@ -522,7 +522,7 @@ fn deb_member_is_extracted() {
     )
     .unwrap();
     assert_eq!(std::fs::read(&dest).unwrap(), b"fake kernel tarball");
-    let e = err_text(sanforge::build::fetch::extract_deb_member(
+    let e = err_text(sanforge::stages::fetch::extract_deb_member(
         &deb,
         "usr/src/nope",
         &d.path().join("x"),

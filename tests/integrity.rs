@@ -6,7 +6,7 @@
 mod common;
 
 use common::project::{text, Project};
-use sanforge::build::verify::{compare_dirs, DiffKind};
+use sanforge::commands::verify::{compare_dirs, DiffKind};
 use sanforge::image::cpio::{Archive, Entry};
 use std::path::{Path, PathBuf};
 
@@ -104,12 +104,13 @@ fn keygen_sign_verify_and_refusals() {
         text(&o)
     );
     // Library view: the same refusal, as a typed error.
-    let vk = sanforge::image::sign::load_verifying_key(&keys.path().join("other.pub")).unwrap();
-    let e = sanforge::image::sign::verify_dir(&out, &vk).unwrap_err();
+    let vk =
+        sanforge::contract::signature::load_verifying_key(&keys.path().join("other.pub")).unwrap();
+    let e = sanforge::contract::signature::verify_dir(&out, &vk).unwrap_err();
     assert!(
         matches!(
             e.downcast_ref(),
-            Some(sanforge::image::sign::VerifyError::WrongKey { .. })
+            Some(sanforge::contract::signature::VerifyError::WrongKey { .. })
         ),
         "{e}"
     );
@@ -339,8 +340,10 @@ fn compare_dirs_names_the_cpio_member_and_the_json_key() {
         diffs[1].to_string(),
         "initramfs.cpio.zst: member etc/motd: content differs at byte 7 (sizes 8 and 9)"
     );
-    let table =
-        sanforge::build::verify::table(&sanforge::build::verify::list_files(&b).unwrap(), &diffs);
+    let table = sanforge::commands::verify::table(
+        &sanforge::commands::verify::list_files(&b).unwrap(),
+        &diffs,
+    );
     assert!(
         table
             .lines()

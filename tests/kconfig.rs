@@ -2,7 +2,7 @@
 //! every problem is reported, one per line, with the option, what was asked, what it
 //! became, where it was asked and the reason found in Kconfig.
 
-use sanforge::build::kconfig::{
+use sanforge::kconfig::{
     merge, parse_config, parse_fragment, requests_from_forbid, requests_from_recipe, verify,
     KconfigIndex, Request,
 };

@@ -689,7 +689,7 @@ fn real_kernel_fixture_module_has_the_kernels_vermagic() {
         .trim()
         .to_string();
     let in_tree =
-        sanforge::build::firmware::find_modules(&stage.join("modules/lib/modules").join(&release))
+        sanforge::stages::firmware::find_modules(&stage.join("modules/lib/modules").join(&release))
             .unwrap();
     let Some(reference) = in_tree.first() else {
         eprintln!(
@@ -713,8 +713,8 @@ fn real_kernel_fixture_module_has_the_kernels_vermagic() {
         "{}",
         String::from_utf8_lossy(&o.stdout) + String::from_utf8_lossy(&o.stderr)
     );
-    let ours = sanforge::build::firmware::modinfo(&m.path().join("fixture.ko")).unwrap();
-    let theirs = sanforge::build::firmware::modinfo(reference).unwrap();
+    let ours = sanforge::stages::firmware::modinfo(&m.path().join("fixture.ko")).unwrap();
+    let theirs = sanforge::stages::firmware::modinfo(reference).unwrap();
     assert_eq!(ours.first("vermagic"), theirs.first("vermagic"));
     assert!(ours
         .first("vermagic")
@@ -722,7 +722,7 @@ fn real_kernel_fixture_module_has_the_kernels_vermagic() {
         .starts_with(&format!("{release} ")));
     assert_eq!(ours.all("firmware"), vec!["ql2500_fw.bin"]);
     assert_eq!(
-        sanforge::build::firmware::module_name(&m.path().join("fixture.ko"), &ours),
+        sanforge::stages::firmware::module_name(&m.path().join("fixture.ko"), &ours),
         "fixture"
     );
 }

@@ -9,7 +9,8 @@ mod common;
 
 use common::project::{text, Project};
 use common::vm::{free_port, Vm};
-use sanforge::image::{disk, verity};
+use sanforge::contract::verity;
+use sanforge::image::disk;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -29,6 +30,18 @@ fn squashfs_project(size: &str) -> Project {
         ),
     ) + "\n[sources]\nsystemd-boot = { path = \"fake-boot.efi\" }\n";
     std::fs::write(p.recipe(), recipe).unwrap();
+    // A root that weighs something next to the init (incompressible bytes), so the
+    // init-only initramfs of the slots is measurably smaller than the whole root.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let noise: Vec<u8> = (0..256 * 1024)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(p.root().join("overlays/base/etc/noise.bin"), noise).unwrap();
     p
 }
 
@@ -110,7 +123,7 @@ fn squashfs_root_disk_has_verity_partitions_and_command_line() {
     let lines: Vec<&str> = dump.lines().filter(|l| l.contains(" : start=")).collect();
     assert_eq!(lines.len(), 6, "{dump}");
     for (i, slot) in [(1, 'a'), (3, 'b')] {
-        let (d, h) = disk::root_partuuids("test", slot);
+        let (d, h) = sanforge::contract::partitions::root_partuuids("test", slot);
         assert!(
             lines[i].contains(&format!("type={}", disk::ROOT_TYPE)),
             "{dump}"
@@ -146,7 +159,7 @@ fn squashfs_root_disk_has_verity_partitions_and_command_line() {
         &esp,
         "::/loader/entries/sanforge-a+3.conf",
     ]));
-    let (d, h) = disk::root_partuuids("test", 'a');
+    let (d, h) = sanforge::contract::partitions::root_partuuids("test", 'a');
     let blocks = sq_bytes.len() / 4096;
     assert!(
         entry.contains(&format!(
@@ -406,14 +419,18 @@ fn squashfs_root_boots_under_uefi_and_a_corrupted_root_never_gets_ready() {
         data_blocks: m["root"]["verity"]["data_blocks"].as_u64().unwrap(),
         hash_blocks: m["root"]["verity"]["hash_blocks"].as_u64().unwrap(),
     };
-    let (d, h) = disk::root_partuuids("storage-node", 'b');
+    let (d, h) = sanforge::contract::partitions::root_partuuids("storage-node", 'b');
     let cmdline = format!(
         "{} {}",
         m["kernel"]["cmdline"].as_str().unwrap(),
         verity::cmdline(&info, &d, &h)
     );
     let entry_b = tmp.path().join("sanforge-b+1.conf");
-    std::fs::write(&entry_b, disk::entry("storage-node", 'b', 2, &cmdline)).unwrap();
+    std::fs::write(
+        &entry_b,
+        sanforge::contract::loader::entry("storage-node", 'b', 2, &cmdline),
+    )
+    .unwrap();
     let esp = format!("{}@@1M", img.display());
     run(Command::new("mcopy")
         .env("MTOOLS_SKIP_CHECK", "1")
@@ -451,7 +468,7 @@ fn squashfs_node(tree_ok: bool, update_has_root: bool) -> tempfile::TempDir {
         data_blocks: 2,
         hash_blocks: 1,
     };
-    let (ad, ah) = disk::root_partuuids("storage-node", 'a');
+    let (ad, ah) = sanforge::contract::partitions::root_partuuids("storage-node", 'a');
     let opts = format!("console=ttyS0 {}", verity::cmdline(&old, &ad, &ah));
     put(
         "proc/cmdline",
@@ -459,10 +476,10 @@ fn squashfs_node(tree_ok: bool, update_has_root: bool) -> tempfile::TempDir {
     );
     put(
         "run/sanforge/esp/loader/entries/sanforge-a.conf",
-        disk::entry("storage-node", 'a', 1, &opts).as_bytes(),
+        sanforge::contract::loader::entry("storage-node", 'a', 1, &opts).as_bytes(),
     );
     for (n, dev) in [(2, 'a'), (4, 'b')] {
-        let (root, hash) = disk::root_names(dev);
+        let (root, hash) = sanforge::contract::partitions::root_names(dev);
         for (k, name) in [(n, root), (n + 1, hash)] {
             put(
                 &format!("sys/class/block/vda{k}/uevent"),
@@ -545,8 +562,8 @@ fn update_writes_the_other_slots_root_partitions_and_entry() {
     let m: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(upd.join("manifest.json")).unwrap()).unwrap();
     let root_hash = m["root"]["verity"]["root_hash"].as_str().unwrap();
-    let (bd, bh) = disk::root_partuuids("storage-node", 'b');
-    let (ad, _) = disk::root_partuuids("storage-node", 'a');
+    let (bd, bh) = sanforge::contract::partitions::root_partuuids("storage-node", 'b');
+    let (ad, _) = sanforge::contract::partitions::root_partuuids("storage-node", 'a');
     assert!(entry.contains(&format!("sha256 {root_hash} ")), "{entry}");
     assert!(
         entry.contains(&format!("PARTUUID={}", bd.to_lowercase())),

@@ -29,7 +29,7 @@ steps: mounts, load-modules, network, apply-targets [NODE_TOML], apply-scst [FIL
 fn main() -> ExitCode {
     // Also the Pacemaker agent ocf:sanforge:alua (argv[0] `alua`, or `ocf-alua ACTION`).
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if let Some(code) = sanforge::ha::ocf::dispatch(&argv) {
+    if let Some(code) = sanforge::agent::dispatch(&argv) {
         return ExitCode::from(code);
     }
     // As PID 1 the kernel may pass leftover command-line words as arguments: ignore them.
@@ -180,8 +180,8 @@ fn persist_command(
         ("config-set", [file]) => persist::config_set(sys, std::path::Path::new(file)).map(|()| {
             println!(
                 "config committed to {}/{}; it applies at the next boot",
-                persist::CONFIG_MOUNT,
-                persist::OVERRIDE
+                sanforge::contract::CONFIG_MOUNT,
+                sanforge::contract::OVERRIDE
             )
         }),
         ("factory-reset", []) => persist::factory_reset(sys)

@@ -491,7 +491,7 @@ impl Recipe {
             ));
         }
         if let Some(d) = &raw.outputs.disk {
-            crate::image::disk::parse_size(&d.size).map_err(|m| err("disk", m))?;
+            parse_disk_size(&d.size).map_err(|m| err("disk", m))?;
             if d.boot_tries > 9 {
                 return Err(err(
                     "disk",
@@ -566,10 +566,10 @@ impl Recipe {
     }
 
     /// The validated `[outputs] disk` table, if the recipe asks for a disk image.
-    pub fn disk(&self) -> Option<crate::image::disk::DiskSpec> {
+    pub fn disk(&self) -> Option<DiskSpec> {
         let d = self.raw.outputs.disk.as_ref()?;
-        Some(crate::image::disk::DiskSpec {
-            size: crate::image::disk::parse_size(&d.size).ok()?,
+        Some(DiskSpec {
+            size: parse_disk_size(&d.size).ok()?,
             boot_tries: d.boot_tries,
         })
     }
@@ -1017,6 +1017,37 @@ fn validate_scst(
         firmware,
         waived: spec.waive_firmware.clone(),
     })
+}
+
+/// `[outputs] disk = { size = "256MiB", boot-tries = 3 }`, validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskSpec {
+    /// Bytes, a multiple of 1 MiB.
+    pub size: u64,
+    /// Tries a fresh entry gets before systemd-boot falls back (0: no boot counting).
+    pub boot_tries: u32,
+}
+
+/// Parses `256MiB`, `1GiB`, `64M` (binary units; a bare number is MiB).
+pub fn parse_disk_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| {
+        format!("disk size `{s}`: expected a number of MiB or GiB, e.g. \"256MiB\"")
+    })?;
+    let mult = match unit.trim() {
+        "" | "M" | "MiB" => 1u64 << 20,
+        "G" | "GiB" => 1024 << 20,
+        u => {
+            return Err(format!(
+                "disk size `{s}`: unknown unit `{u}` (expected MiB or GiB)"
+            ))
+        }
+    };
+    n.checked_mul(mult)
+        .filter(|b| *b > 0)
+        .ok_or_else(|| format!("disk size `{s}`: out of range"))
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! High availability: a two-node cluster description (`cluster.toml`) rendered into the per-node files of Corosync, Pacemaker, DRBD and SCST (ALUA), and the OCF agent that switches ALUA states.
+//! High availability: a two-node cluster description (`cluster.toml`) and its renderers
+//! into the per-node files of Corosync, Pacemaker, DRBD and SCST (ALUA). The OCF agent
+//! that switches ALUA states at run time is [`crate::agent`].
 pub mod cluster;
-pub mod ocf;
 pub mod render;

@@ -14,6 +14,7 @@ use crate::config::node::{
     Acl, Chap, Ha, Interface, IscsiTarget, Lio, Modules, Network, NodeConfig, Service, Watchdog,
     WatchdogMode,
 };
+use crate::contract::{AUTHKEY_PATH, SECRETS_DIR};
 use crate::scsi::scst::{
     self, Attr, Device, DeviceGroup, DgDevice, Handler, IniGroup, Initiator, Lun, ScstConf, Target,
     TargetDriver, TargetGroup, TgTarget,
@@ -23,10 +24,6 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-/// Where secret files live in the image.
-pub const SECRETS_DIR: &str = "/etc/sanforge/secrets";
-/// Where corosync reads its key.
-pub const AUTHKEY_PATH: &str = "/etc/corosync/authkey";
 /// The DRBD fence-peer / unfence-peer handlers shipped by drbd-utils.
 pub const FENCE_PEER: &str = "/usr/lib/drbd/crm-fence-peer.9.sh";
 pub const UNFENCE_PEER: &str = "/usr/lib/drbd/crm-unfence-peer.9.sh";
@@ -1353,49 +1350,4 @@ pub fn default_secrets_path(cluster_file: &Path) -> PathBuf {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "cluster".into());
     cluster_file.with_file_name(format!("{stem}.secrets.toml"))
-}
-
-/// `sanforge cluster …`.
-pub fn run_cli(cmd: crate::cli::ClusterCommand) -> Result<std::process::ExitCode> {
-    use crate::cli::ClusterCommand;
-    match cmd {
-        ClusterCommand::Render { file, out, secrets } => {
-            let cluster = Cluster::load(&file)?;
-            let sp = secrets.unwrap_or_else(|| default_secrets_path(&file));
-            let s = Secrets::load(&sp)?;
-            s.check_for(&cluster, &sp)?;
-            let warnings = render(&cluster, &s, &out)?;
-            for w in &warnings {
-                eprintln!("{w}");
-            }
-            println!(
-                "rendered {} nodes into {} (secrets under NODE/secrets/: do not commit)",
-                cluster.nodes.len(),
-                out.display()
-            );
-            Ok(std::process::ExitCode::SUCCESS)
-        }
-        ClusterCommand::Check { file } => {
-            let cluster = Cluster::load(&file)?;
-            for w in cluster.warnings() {
-                eprintln!("{w}");
-            }
-            println!(
-                "{}: OK (cluster {}: {} nodes, {} DRBD resources, {} exports)",
-                file.display(),
-                cluster.name,
-                cluster.nodes.len(),
-                cluster.drbd.len(),
-                cluster.exports.len()
-            );
-            Ok(std::process::ExitCode::SUCCESS)
-        }
-        ClusterCommand::Secrets { out, cluster } => {
-            let c = cluster.as_deref().map(Cluster::load).transpose()?;
-            let s = super::cluster::generate_secrets(c.as_ref())?;
-            super::cluster::write_secrets(&out, &s)?;
-            println!("wrote {} (mode 0600); keep it out of git", out.display());
-            Ok(std::process::ExitCode::SUCCESS)
-        }
-    }
 }

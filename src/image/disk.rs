@@ -19,7 +19,7 @@
 //! the x86-64 root and root-verity types of the Discoverable Partitions Specification
 //! and GUIDs derived like the others; the slot's loader entry carries the root hash and
 //! both PARTUUIDs on the kernel command line (`dm-mod.create=`, see
-//! [`crate::image::verity`]), and the slot's initramfs is the init alone.
+//! [`crate::contract::verity`]), and the slot's initramfs is the init alone.
 //!
 //! Reads: the kernel, the initramfs, systemd-bootx64.efi, the recipe's disk spec and,
 //! with a squashfs root, root.squashfs and root.verity.
@@ -27,18 +27,18 @@
 use crate::util::cmd::{Cmd, Log};
 use crate::util::fs as ufs;
 use anyhow::{bail, Context, Result};
-use sha2::{Digest, Sha256};
+
+use crate::config::recipe::DiskSpec;
+use crate::contract::loader::{entry, entry_file, loader_conf};
+use crate::contract::partitions::{
+    derived_guid, guid_from_str, guid_string, root_names, root_partuuids, Guid,
+};
+use crate::contract::{CONFIG_LABEL, CONFIG_NAME, ESP_LABEL, ESP_NAME, SLOTS};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 pub const SECTOR: u64 = 512;
 pub const MIB: u64 = 1 << 20;
-/// FAT volume labels (at most 11 characters) the init looks for.
-pub const ESP_LABEL: &str = "SANFORGEESP";
-pub const CONFIG_LABEL: &str = "SANFORGECFG";
-/// GPT partition names.
-pub const ESP_NAME: &str = "SANFORGE-ESP";
-pub const CONFIG_NAME: &str = "SANFORGE-CFG";
 /// Size of the persistent config partition.
 pub const CONFIG_MIB: u64 = 16;
 /// EFI system partition type.
@@ -48,21 +48,10 @@ pub const DATA_TYPE: &str = "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7";
 /// x86-64 root and root-verity partition types (Discoverable Partitions Specification).
 pub const ROOT_TYPE: &str = "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709";
 pub const ROOT_VERITY_TYPE: &str = "2C7357ED-EBD2-46D9-AEC1-23D437EC2BF5";
-/// The slots of the ESP.
-pub const SLOTS: [char; 2] = ['a', 'b'];
 const ENTRIES: u64 = 128;
 const ENTRY_SIZE: u64 = 128;
 /// Sectors taken by the partition entry array (128 × 128 bytes).
 const ENTRY_SECTORS: u64 = ENTRIES * ENTRY_SIZE / SECTOR;
-
-/// `[outputs] disk = { size = "256MiB", boot-tries = 3 }`, validated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DiskSpec {
-    /// Bytes, a multiple of 1 MiB.
-    pub size: u64,
-    /// Tries a fresh entry gets before systemd-boot falls back (0: no boot counting).
-    pub boot_tries: u32,
-}
 
 /// Everything the image is made of.
 #[derive(Debug, Clone)]
@@ -84,7 +73,7 @@ pub struct DiskInput {
 pub struct RootInput {
     pub squashfs: PathBuf,
     pub verity: PathBuf,
-    pub info: crate::image::verity::Verity,
+    pub info: crate::contract::verity::Verity,
 }
 
 /// Sizes (bytes, multiples of 1 MiB) of one slot's root and root-verity partitions.
@@ -92,20 +81,6 @@ pub struct RootInput {
 pub struct RootSizes {
     pub root: u64,
     pub verity: u64,
-}
-
-/// GPT names of a slot's root partitions (`SANFORGE-ROOT-A`, `SANFORGE-VERITY-A`).
-pub fn root_names(slot: char) -> (String, String) {
-    let s = slot.to_ascii_uppercase();
-    (format!("SANFORGE-ROOT-{s}"), format!("SANFORGE-VERITY-{s}"))
-}
-
-/// The derived PARTUUIDs (text) of a slot's root and root-verity partitions.
-pub fn root_partuuids(recipe: &str, slot: char) -> (String, String) {
-    (
-        guid_string(&derived_guid(recipe, &format!("root-{slot}"))),
-        guid_string(&derived_guid(recipe, &format!("verity-{slot}"))),
-    )
 }
 
 /// The kernel command line of `slot`: the recipe's, plus the verity root words when
@@ -118,74 +93,10 @@ pub fn slot_cmdline(input: &DiskInput, slot: char) -> String {
             format!(
                 "{} {}",
                 input.cmdline,
-                crate::image::verity::cmdline(&r.info, &d, &h)
+                crate::contract::verity::cmdline(&r.info, &d, &h)
             )
         }
     }
-}
-
-/// Parses `256MiB`, `1GiB`, `64M` (binary units; a bare number is MiB).
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| {
-        format!("disk size `{s}`: expected a number of MiB or GiB, e.g. \"256MiB\"")
-    })?;
-    let mult = match unit.trim() {
-        "" | "M" | "MiB" => MIB,
-        "G" | "GiB" => 1024 * MIB,
-        u => {
-            return Err(format!(
-                "disk size `{s}`: unknown unit `{u}` (expected MiB or GiB)"
-            ))
-        }
-    };
-    n.checked_mul(mult)
-        .filter(|b| *b > 0)
-        .ok_or_else(|| format!("disk size `{s}`: out of range"))
-}
-
-/// A GUID in its on-disk (mixed-endian) byte order.
-pub type Guid = [u8; 16];
-
-/// A fixed GUID derived from the recipe name and a role (`disk`, `esp`, `config`),
-/// marked as a version 4 / RFC 4122 variant GUID.
-pub fn derived_guid(recipe: &str, role: &str) -> Guid {
-    let h = Sha256::new()
-        .chain_update(b"sanforge-disk\0")
-        .chain_update(recipe.as_bytes())
-        .chain_update(b"\0outputs.disk\0")
-        .chain_update(role.as_bytes())
-        .finalize();
-    let mut g = [0u8; 16];
-    g.copy_from_slice(&h[..16]);
-    g[7] = (g[7] & 0x0f) | 0x40;
-    g[8] = (g[8] & 0x3f) | 0x80;
-    g
-}
-
-/// The usual text form (`C12A7328-F81F-11D2-…`, upper case, as sfdisk prints it).
-pub fn guid_string(g: &Guid) -> String {
-    format!(
-        "{:02X}{:02X}{:02X}{:02X}-{:02X}{:02X}-{:02X}{:02X}-{:02X}{:02X}-{:02X}{:02X}{:02X}{:02X}{:02X}{:02X}",
-        g[3], g[2], g[1], g[0], g[5], g[4], g[7], g[6], g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]
-    )
-}
-
-/// The inverse of [`guid_string`].
-pub fn guid_from_str(s: &str) -> Option<Guid> {
-    let hex: String = s.chars().filter(|c| *c != '-').collect();
-    let b = hex::decode(hex).ok()?;
-    if b.len() != 16 {
-        return None;
-    }
-    let mut g = [0u8; 16];
-    let order = [3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15];
-    for (i, o) in order.iter().enumerate() {
-        g[*o] = b[i];
-    }
-    Some(g)
 }
 
 /// The FAT volume id derived like the GUIDs.
@@ -272,30 +183,6 @@ pub fn gpt(disk_sectors: u64, disk_guid: &Guid, parts: &[Partition]) -> Gpt {
     let mut backup = entries;
     backup.extend(header(last, 1, last - ENTRY_SECTORS));
     Gpt { primary, backup }
-}
-
-/// Name of a boot loader entry file: `sanforge-a+3.conf`, or `sanforge-a.conf` (a
-/// blessed entry, or boot counting disabled) when `tries` is 0.
-pub fn entry_file(slot: char, tries: u32) -> String {
-    if tries == 0 {
-        format!("sanforge-{slot}.conf")
-    } else {
-        format!("sanforge-{slot}+{tries}.conf")
-    }
-}
-
-/// `loader/loader.conf`: no menu, the best `sanforge-*` entry. systemd-boot sorts
-/// entries whose tries are used up last and newer `version`s first, so an updated slot
-/// is preferred until it fails its tries, then the other slot boots again.
-pub fn loader_conf() -> String {
-    "timeout 0\ndefault sanforge-*\neditor no\n".to_string()
-}
-
-/// A boot loader entry for `slot`; `version` orders the slots (newest first).
-pub fn entry(recipe: &str, slot: char, version: u64, cmdline: &str) -> String {
-    format!(
-        "title sanforge {recipe} (slot {slot})\nsort-key sanforge\nversion {version}\nlinux /sanforge/{slot}/vmlinuz\ninitrd /sanforge/{slot}/initramfs.cpio.zst\noptions {cmdline} sanforge.slot={slot}\n"
-    )
 }
 
 /// The partition layout of a disk of `size` bytes: the ESP from 1 MiB up to the
@@ -602,11 +489,19 @@ mod tests {
 
     #[test]
     fn sizes() {
-        assert_eq!(parse_size("256MiB"), Ok(256 * MIB));
-        assert_eq!(parse_size("1GiB"), Ok(1024 * MIB));
-        assert_eq!(parse_size("64"), Ok(64 * MIB));
-        assert!(parse_size("12kB").unwrap_err().contains("unknown unit"));
-        assert!(parse_size("0MiB").is_err());
+        assert_eq!(
+            crate::config::recipe::parse_disk_size("256MiB"),
+            Ok(256 * MIB)
+        );
+        assert_eq!(
+            crate::config::recipe::parse_disk_size("1GiB"),
+            Ok(1024 * MIB)
+        );
+        assert_eq!(crate::config::recipe::parse_disk_size("64"), Ok(64 * MIB));
+        assert!(crate::config::recipe::parse_disk_size("12kB")
+            .unwrap_err()
+            .contains("unknown unit"));
+        assert!(crate::config::recipe::parse_disk_size("0MiB").is_err());
     }
 
     #[test]

@@ -32,6 +32,7 @@
 use super::supervisor::Supervised;
 use super::{modules, modules_dir, Init, NODE_CONFIG_DIR};
 use crate::config::node::{Ha, NodeConfig, Restart, Service, WatchdogMode};
+use crate::contract::CIB_SEED;
 use crate::sys::Signal;
 use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};
@@ -306,8 +307,6 @@ pub const STATE_DIRS: [&str; 10] = [
     "/var/lib/drbd",
     "/run/drbd",
 ];
-/// The rendered CIB baked into the image (`sanforge cluster render`).
-pub const CIB_SEED: &str = "/etc/sanforge/cib.xml";
 /// Where pacemaker-based reads the CIB at start.
 pub const CIB_LIVE: &str = "/var/lib/pacemaker/cib/cib.xml";
 

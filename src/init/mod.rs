@@ -21,6 +21,7 @@ pub mod scst;
 pub mod supervisor;
 
 use crate::config::node::{norm_mod, Cidr, NodeConfig, ValidNode};
+use crate::contract::{NODE_CONFIG, NODE_CONFIG_DIR};
 use crate::scsi::lio::{self, ConfigfsOp, LioPlan, CONFIGFS_TARGET};
 use crate::sys::{RebootCmd, Signal, Sys};
 use anyhow::{anyhow, bail, Context, Result};
@@ -30,8 +31,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use supervisor::Supervisor;
 
-pub const NODE_CONFIG: &str = "/etc/sanforge/node.toml";
-pub const NODE_CONFIG_DIR: &str = "/etc/sanforge/nodes";
 /// How long to wait for a configured network interface to appear.
 pub const LINK_WAIT: Duration = Duration::from_secs(2);
 /// How long services get between SIGTERM and SIGKILL at shutdown.

@@ -14,16 +14,11 @@
 
 use super::Init;
 use crate::config::node::NodeConfig;
-use crate::image::disk::{CONFIG_LABEL, ESP_LABEL};
+use crate::contract::{CONFIG_LABEL, ESP_LABEL};
+use crate::contract::{CONFIG_MOUNT, ESP_MOUNT, OVERRIDE, UPDATE_KEY};
 use crate::sys::{Signal, Sys};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
-
-pub const CONFIG_MOUNT: &str = "/run/sanforge/config";
-pub const ESP_MOUNT: &str = "/run/sanforge/esp";
-/// The override on the config partition.
-pub const OVERRIDE: &str = "node.toml";
-pub const UPDATE_KEY: &str = "/etc/sanforge/update.pub";
 
 /// The FAT volume label of a boot sector, if it is one (FAT12/16 at 0x2B, FAT32 at
 /// 0x47, each after an extended boot signature 0x29).
@@ -217,10 +212,10 @@ pub fn update(sys: &mut dyn Sys, dir: &Path, reboot: bool) -> Result<char> {
     let host_dir = sys.root().join(dir);
     let key_path = Path::new(UPDATE_KEY);
     let listed = if sys.exists(key_path) {
-        let key = crate::image::sign::load_verifying_key(&sys.root().join(key_path))?;
-        crate::image::sign::verify_dir_files(&host_dir, &key)
+        let key = crate::contract::signature::load_verifying_key(&sys.root().join(key_path))?;
+        crate::contract::signature::verify_dir_files(&host_dir, &key)
     } else {
-        crate::image::sign::check_sums(&host_dir)
+        crate::contract::signature::check_sums(&host_dir)
     }
     .with_context(|| format!("refusing the update in {}", dir.display()))?;
     for f in ["vmlinuz", "initramfs.cpio.zst"] {
@@ -235,7 +230,7 @@ pub fn update(sys: &mut dyn Sys, dir: &Path, reboot: bool) -> Result<char> {
     let cmdline = sys.read_to_string(Path::new("/proc/cmdline"))?;
     // A squashfs root lives in the slot's root partitions, not on the ESP: both sides
     // must agree on where the root is.
-    use crate::build::rootfs::{INIT_CPIO, ROOT_SQUASHFS, ROOT_VERITY};
+    use crate::contract::{INIT_CPIO, ROOT_SQUASHFS, ROOT_VERITY};
     let squashfs = listed.iter().any(|l| l == ROOT_SQUASHFS);
     if squashfs != super::root::wanted(&cmdline) {
         bail!(
@@ -317,10 +312,10 @@ pub fn update(sys: &mut dyn Sys, dir: &Path, reboot: bool) -> Result<char> {
         old = format!("{} {words}", super::root::strip_verity(&old));
     }
     let version = max_version(sys) + 1;
-    let text = crate::image::disk::entry(&recipe, target, version, &old);
+    let text = crate::contract::loader::entry(&recipe, target, version, &old);
     write_atomic(
         sys,
-        &entries.join(crate::image::disk::entry_file(target, 1)),
+        &entries.join(crate::contract::loader::entry_file(target, 1)),
         text.as_bytes(),
     )?;
     sys.sync();
@@ -382,7 +377,7 @@ pub fn bless(sys: &mut dyn Sys) -> Result<Option<String>> {
             dir.display()
         );
     };
-    let good = crate::image::disk::entry_file(slot, 0);
+    let good = crate::contract::loader::entry_file(slot, 0);
     if name == good {
         return Ok(None);
     }

@@ -18,14 +18,12 @@
 //! for updates `/sys/class/block/*/uevent` (`PARTNAME=`) and `size`.
 
 use super::Init;
-use crate::image::verity::{CMDLINE_FLAG, DM_NAME};
+use crate::contract::{CMDLINE_VERITY_ROOT, NEW_ROOT, VERITY_DM_NAME};
 use crate::sys::Sys;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Where the new root is assembled (a directory of the small initramfs).
-pub const NEW_ROOT: &str = "sysroot";
 /// The read-only squashfs, still visible after the switch.
 pub const LOWER: &str = "/run/sanforge/root-ro";
 /// The tmpfs with the overlay's upper and work directories.
@@ -35,16 +33,16 @@ const MOVED: [&str; 5] = ["/dev", "/proc", "/sys", "/run", "/tmp"];
 
 /// True when the command line asks for the verity root.
 pub fn wanted(cmdline: &str) -> bool {
-    cmdline.split_whitespace().any(|w| w == CMDLINE_FLAG)
+    cmdline.split_whitespace().any(|w| w == CMDLINE_VERITY_ROOT)
 }
 
-/// `/dev/dm-N` of the device-mapper device named [`DM_NAME`], if any.
+/// `/dev/dm-N` of the device-mapper device named [`VERITY_DM_NAME`], if any.
 pub fn find_dm(init: &mut Init) -> Option<PathBuf> {
     let names = init.sys.list_dir(Path::new("/sys/block")).ok()?;
     for n in names.iter().filter(|n| n.starts_with("dm-")) {
         let p = Path::new("/sys/block").join(n).join("dm/name");
         if let Ok(name) = init.sys.read_to_string(&p) {
-            if name.trim() == DM_NAME {
+            if name.trim() == VERITY_DM_NAME {
                 return Some(Path::new("/dev").join(n));
             }
         }
@@ -71,7 +69,7 @@ pub fn mount_root(init: &mut Init) -> Result<()> {
         dev = find_dm(init);
     }
     let Some(dev) = dev else {
-        bail!("verity root: no device-mapper device `{DM_NAME}`: the kernel could not build it from dm-mod.create= (root partition missing or table refused; see the device-mapper lines of the kernel log)");
+        bail!("verity root: no device-mapper device `{VERITY_DM_NAME}`: the kernel could not build it from dm-mod.create= (root partition missing or table refused; see the device-mapper lines of the kernel log)");
     };
     let lower = Path::new(LOWER);
     init.sys.mkdir(lower)?;
@@ -85,7 +83,7 @@ pub fn mount_root(init: &mut Init) -> Result<()> {
         )
         .with_context(|| {
             format!(
-                "verity root: cannot mount {} (dm-verity `{DM_NAME}`): a root partition that does not match the root hash of this slot reads as an I/O error",
+                "verity root: cannot mount {} (dm-verity `{VERITY_DM_NAME}`): a root partition that does not match the root hash of this slot reads as an I/O error",
                 dev.display()
             )
         })?;
@@ -119,7 +117,7 @@ pub fn mount_root(init: &mut Init) -> Result<()> {
         .and_then(|p| init.sys.list_dir(&p).ok())
         .unwrap_or_default();
     init.log.line(&format!(
-        "root: squashfs {} (dm-verity {DM_NAME} over {}) on {LOWER}, overlay with a RAM layer on /",
+        "root: squashfs {} (dm-verity {VERITY_DM_NAME} over {}) on {LOWER}, overlay with a RAM layer on /",
         dev.display(),
         if slaves.is_empty() {
             "?".to_string()
@@ -163,7 +161,7 @@ pub fn strip_verity(opts: &str) -> String {
     words
         .into_iter()
         .filter(|w| {
-            w != CMDLINE_FLAG
+            w != CMDLINE_VERITY_ROOT
                 && !w.starts_with("dm-mod.create=")
                 && !w.starts_with("dm-mod.waitfor=")
         })
@@ -215,8 +213,8 @@ pub fn install_root(
     target: char,
     cmdline: &str,
 ) -> Result<String> {
-    use crate::build::rootfs::{ROOT_SQUASHFS, ROOT_VERITY};
-    use crate::image::{disk, verity};
+    use crate::contract::{partitions as disk, verity};
+    use crate::contract::{ROOT_SQUASHFS, ROOT_VERITY};
     let host = sys.root().join(dir);
     let manifest: serde_json::Value = serde_json::from_str(&crate::util::fs::read_to_string(
         &host.join("manifest.json"),
@@ -294,7 +292,7 @@ mod tests {
 
     #[test]
     fn without_the_flag_nothing_happens() {
-        let d = tree("console=ttyS0", Some(DM_NAME));
+        let d = tree("console=ttyS0", Some(VERITY_DM_NAME));
         let mut sys = FakeSys::new(d.path());
         let mut init = Init::new(&mut sys, Logger::capture());
         mount_root(&mut init).unwrap();
@@ -304,7 +302,7 @@ mod tests {
 
     #[test]
     fn mounts_the_verity_device_and_switches_to_an_overlay() {
-        let d = tree("console=ttyS0 sanforge.root=verity", Some(DM_NAME));
+        let d = tree("console=ttyS0 sanforge.root=verity", Some(VERITY_DM_NAME));
         let mut sys = FakeSys::new(d.path());
         let mut init = Init::new(&mut sys, Logger::capture());
         mount_root(&mut init).unwrap();
@@ -337,7 +335,7 @@ mod tests {
         let e = format!("{:#}", mount_root(&mut init).unwrap_err());
         assert!(e.contains("no device-mapper device `sanforge-root`"), "{e}");
 
-        let d = tree("sanforge.root=verity", Some(DM_NAME));
+        let d = tree("sanforge.root=verity", Some(VERITY_DM_NAME));
         let mut sys = FakeSys::new(d.path());
         sys.fail.push(("mount /dev/dm-0".into(), libc::EIO));
         let mut init = Init::new(&mut sys, Logger::capture());

@@ -27,6 +27,7 @@
 use super::supervisor::{Supervised, BACKOFF_MIN};
 use super::{Init, Logger};
 use crate::config::node::{Restart, ScstNode, Service};
+use crate::contract::{CONF_DIR, SCST_APPLIED, SCST_LOCK};
 use crate::scsi::scst::{
     self, ApplyError, ApplyOptions, Attr, Initiator, Lun, ScstConf, Severity, SysfsWrite,
     SCST_SYSFS,
@@ -38,12 +39,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// The record of the configuration SCST was last moved to (canonical `scst.conf`).
-pub const APPLIED: &str = "/run/sanforge/scst.applied";
-/// The lock every SCST writer holds.
-pub const LOCK: &str = "/run/sanforge/scst.lock";
-/// Where a relative `[scst] conf` is resolved in the image.
-pub const CONF_DIR: &str = "/etc/sanforge";
 /// State directories SCST's vdisk handlers need before `add_device` (reference §C, §D).
 pub const STATE_DIRS: [&str; 3] = [
     "/var/lib/scst/pr",
@@ -102,7 +97,7 @@ pub struct WriterLock(#[allow(dead_code)] std::fs::File);
 
 /// Takes the writer lock (see the module doc) or says who holds it.
 pub fn lock(sys: &dyn Sys) -> Result<WriterLock> {
-    let p = sys.root().join(Path::new(LOCK));
+    let p = sys.root().join(Path::new(SCST_LOCK));
     if let Some(dir) = p.parent() {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create directory {}", dir.display()))?;
@@ -113,7 +108,7 @@ pub fn lock(sys: &dyn Sys) -> Result<WriterLock> {
         .create(true)
         .truncate(false)
         .open(&p)
-        .with_context(|| format!("cannot open {LOCK}"))?;
+        .with_context(|| format!("cannot open {SCST_LOCK}"))?;
     // Another writer holds it for the few milliseconds of a write batch; a child being
     // spawned also holds a copy of the descriptor between fork and exec. Wait a little
     // before calling it busy.
@@ -127,12 +122,12 @@ pub fn lock(sys: &dyn Sys) -> Result<WriterLock> {
             Err(std::fs::TryLockError::WouldBlock) => {
                 let holder = std::fs::read_to_string(&p).unwrap_or_default();
                 bail!(
-                    "another SCST apply is running (lock {LOCK} held by pid {})",
+                    "another SCST apply is running (lock {SCST_LOCK} held by pid {})",
                     holder.trim()
                 );
             }
             Err(std::fs::TryLockError::Error(e)) => {
-                return Err(e).with_context(|| format!("cannot lock {LOCK}"))
+                return Err(e).with_context(|| format!("cannot lock {SCST_LOCK}"))
             }
         }
     }
@@ -143,22 +138,27 @@ pub fn lock(sys: &dyn Sys) -> Result<WriterLock> {
 
 /// The configuration SCST was last moved to, if there is a record.
 pub fn read_applied(sys: &dyn Sys) -> Result<Option<ScstConf>> {
-    let p = sys.root().join(Path::new(APPLIED));
+    let p = sys.root().join(Path::new(SCST_APPLIED));
     let text = match std::fs::read_to_string(&p) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {APPLIED}")),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {SCST_APPLIED}")),
     };
-    let conf = scst::parse(&text)
-        .map_err(|e| anyhow!("{APPLIED}:{}: {} (remove the record)", e.line, e.message))?;
+    let conf = scst::parse(&text).map_err(|e| {
+        anyhow!(
+            "{SCST_APPLIED}:{}: {} (remove the record)",
+            e.line,
+            e.message
+        )
+    })?;
     Ok(Some(conf))
 }
 
 /// Replaces the record atomically.
 pub fn record_applied(sys: &dyn Sys, conf: &ScstConf) -> Result<()> {
-    let p = sys.root().join(Path::new(APPLIED));
+    let p = sys.root().join(Path::new(SCST_APPLIED));
     crate::util::fs::write_atomic(&p, scst::print(conf))
-        .with_context(|| format!("cannot record the applied SCST config in {APPLIED}"))
+        .with_context(|| format!("cannot record the applied SCST config in {SCST_APPLIED}"))
 }
 
 /// Performs `writes` under [`SCST_SYSFS`] through `sys`, polling
@@ -412,7 +412,7 @@ pub fn apply_file(
         Some(c) => c,
         None => {
             log.line(&format!(
-                "no {APPLIED}: applying {} to an empty SCST",
+                "no {SCST_APPLIED}: applying {} to an empty SCST",
                 file.display()
             ));
             ScstConf::default()

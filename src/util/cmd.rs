@@ -214,7 +214,7 @@ impl Cmd {
 
     fn spawn_error(&self) -> String {
         let prog = self.argv[0].to_string_lossy();
-        match crate::build::doctor::package_for(&prog) {
+        match crate::util::tools::package_for(&prog) {
             Some(pkg) => format!(
                 "cannot run `{}` (is `{prog}` installed? it comes with the Debian package `{pkg}`)",
                 self.display()

@@ -6,3 +6,4 @@ pub mod cmd;
 pub mod fs;
 pub mod hash;
 pub mod progress;
+pub mod tools;

@@ -7,8 +7,9 @@
 //! `initramfs.cpio.zst` and `rootfs.list` into its cache entry; with `[outputs] root =
 //! "squashfs"` also the squashfs root, its dm-verity tree and the init-only initramfs.
 
-use super::pipeline::Ctx;
 use crate::config::node::ValidNode;
+use crate::contract::{INIT_CPIO, ROOT_JSON, ROOT_SQUASHFS, ROOT_VERITY};
+use crate::engine::pipeline::Ctx;
 use crate::image::cpio::{Archive, Entry, EntryKind};
 use crate::util::cmd::Log;
 use crate::util::fs as ufs;
@@ -77,7 +78,7 @@ pub fn build(
     }
     // SCST's modules, firmware and the module index over both (replaces the kernel's).
     if let Some(m) = modules_stage {
-        super::scst::check_node(ctx, &super::scst::record(m)?)?;
+        crate::stages::modules::check_node(ctx, &crate::stages::modules::record(m)?)?;
         ar.add_tree(&m.join("root"), "")?;
     }
     let rendered =
@@ -181,8 +182,8 @@ fn squashfs_root(ctx: &Ctx, ar: &Archive, dir: &Path, mtime: u32, log: &Log) -> 
         work.path(),
         log,
     )?;
-    let salt = crate::image::verity::salt_for(&ctx.recipe.name);
-    let v = crate::image::verity::build(&sq, &dir.join(ROOT_VERITY), &salt)?;
+    let salt = crate::contract::verity::salt_for(&ctx.recipe.name);
+    let v = crate::contract::verity::build(&sq, &dir.join(ROOT_VERITY), &salt)?;
     ufs::write(
         &dir.join(ROOT_JSON),
         serde_json::to_string_pretty(&v)? + "\n",
@@ -194,7 +195,7 @@ fn squashfs_root(ctx: &Ctx, ar: &Archive, dir: &Path, mtime: u32, log: &Log) -> 
         "sys",
         "run",
         "tmp",
-        crate::init::root::NEW_ROOT,
+        crate::contract::NEW_ROOT,
     ] {
         small.add(Entry::dir(d, 0o755));
     }
@@ -216,13 +217,6 @@ fn squashfs_root(ctx: &Ctx, ar: &Archive, dir: &Path, mtime: u32, log: &Log) -> 
     ));
     Ok(())
 }
-
-/// The squashfs root, its dm-verity hash tree, their description and the disk slots'
-/// initramfs (recipes with `[outputs] root = "squashfs"`).
-pub const ROOT_SQUASHFS: &str = "root.squashfs";
-pub const ROOT_VERITY: &str = "root.verity";
-pub const ROOT_JSON: &str = "root.json";
-pub const INIT_CPIO: &str = "init.cpio.zst";
 
 /// The node's `scst.conf`, read and validated at build time.
 #[derive(Debug, Clone)]

@@ -4,10 +4,10 @@
 //! patches, the init binary; writes stage outputs into the cache and the final
 //! outputs into `out/<recipe>/`, atomically (a staging directory swapped in at the end).
 
-use super::cache::Cache;
 use crate::config::lock::Lock;
 use crate::config::node::{NodeConfig, ValidNode};
 use crate::config::recipe::{Recipe, Source};
+use crate::engine::cache::Cache;
 use crate::util::cmd::Log;
 use crate::util::fs as ufs;
 use crate::util::hash::{sha256_bytes, sha256_file, KeyBuilder};
@@ -47,7 +47,7 @@ pub struct Ctx {
     /// `[node] configs`: (NAME, text) baked as /etc/sanforge/nodes/NAME.toml, sorted.
     pub node_configs: Vec<(String, String)>,
     /// The node's `scst.conf` (validated), when the node config has `[scst]`.
-    pub scst_conf: Option<super::rootfs::NodeScstConf>,
+    pub scst_conf: Option<crate::stages::rootfs::NodeScstConf>,
     pub init_bin: PathBuf,
     pub init_sha256: String,
     pub jobs: usize,
@@ -91,11 +91,11 @@ impl Ctx {
             None => recipe,
         };
         let cache = Cache::from_env()?;
-        let lock = super::lock::load_for(&recipe, opts.locked)?;
+        let lock = crate::commands::lock::load_for(&recipe, opts.locked)?;
         let node_text = ufs::read_to_string(&recipe.node_config)?;
         let node = NodeConfig::parse(&recipe.node_config, &node_text)?;
         let node_configs = node_configs(&recipe.root, &recipe.raw.node.configs)?;
-        let scst_conf = super::rootfs::load_node_scst(&recipe.node_config, &node)?;
+        let scst_conf = crate::stages::rootfs::load_node_scst(&recipe.node_config, &node)?;
         let init_bin = match &opts.init {
             Some(p) => p.clone(),
             None => find_init()?,
@@ -212,8 +212,8 @@ fn resolve_inputs(recipe: &Recipe, lock: Option<&Lock>) -> Result<Vec<Input>> {
                     Source::Debian {
                         package, version, ..
                     },
-                ) => super::fetch::debian_info(package, version)?.sha256,
-                (None, Source::Path { path }) => super::fetch::path_sha256(path)?,
+                ) => crate::stages::fetch::debian_info(package, version)?.sha256,
+                (None, Source::Path { path }) => crate::stages::fetch::path_sha256(path)?,
             };
             inputs.push(Input {
                 name: name.to_string(),
@@ -421,7 +421,7 @@ pub fn plan(ctx: &Ctx) -> Result<Vec<PlanEntry>> {
     let modules_cached = ctx.recipe.scst.is_none() || c.stage_done("modules", &k.modules).is_some();
     let userland_cached = c.stage_done("userland", &k.userland).is_some();
     let rootfs_cached = c.stage_done("rootfs", &k.rootfs).is_some();
-    let outputs_cached = super::outputs::up_to_date(&ctx.out, &k.outputs);
+    let outputs_cached = crate::stages::outputs::up_to_date(&ctx.out, &k.outputs);
     // Fetch only matters for the stages that will run.
     let mut missing = Vec::new();
     for i in &ctx.inputs {
@@ -542,7 +542,7 @@ pub fn build(ctx: &Ctx) -> Result<BuildReport> {
     let mut ran = Vec::new();
     let mut skipped = Vec::new();
     let staging = staging_dir(&ctx.out);
-    if super::outputs::up_to_date(&ctx.out, &ctx.keys.outputs) {
+    if crate::stages::outputs::up_to_date(&ctx.out, &ctx.keys.outputs) {
         progress::step(&format!(
             "{} is up to date (outputs key {})",
             ctx.out.display(),
@@ -570,7 +570,7 @@ pub fn build(ctx: &Ctx) -> Result<BuildReport> {
         &logs,
         &mut ran,
         &mut skipped,
-        super::kernel::build,
+        crate::stages::kernel::build,
     )?;
     let modules_dir = match &ctx.recipe.scst {
         Some(_) => Some(run_stage(
@@ -580,7 +580,7 @@ pub fn build(ctx: &Ctx) -> Result<BuildReport> {
             &logs,
             &mut ran,
             &mut skipped,
-            |ctx, dir, log| super::scst::build(ctx, &kernel_dir, dir, log),
+            |ctx, dir, log| crate::stages::modules::build(ctx, &kernel_dir, dir, log),
         )?),
         None => None,
     };
@@ -591,7 +591,7 @@ pub fn build(ctx: &Ctx) -> Result<BuildReport> {
         &logs,
         &mut ran,
         &mut skipped,
-        super::userland::build,
+        crate::stages::userland::build,
     )?;
     let rootfs_dir = run_stage(
         ctx,
@@ -601,7 +601,7 @@ pub fn build(ctx: &Ctx) -> Result<BuildReport> {
         &mut ran,
         &mut skipped,
         |ctx, dir, log| {
-            super::rootfs::build(
+            crate::stages::rootfs::build(
                 ctx,
                 &kernel_dir,
                 modules_dir.as_deref(),
@@ -614,7 +614,7 @@ pub fn build(ctx: &Ctx) -> Result<BuildReport> {
     progress::step("outputs: writing vmlinuz, initramfs, boot.ipxe, manifest");
     let log_path = logs.join("outputs.log");
     let log = Log::open(&log_path)?;
-    super::outputs::write(
+    crate::stages::outputs::write(
         ctx,
         &kernel_dir,
         modules_dir.as_deref(),

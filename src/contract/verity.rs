@@ -11,6 +11,7 @@
 //!
 //! Reads: the data image (root.squashfs). Writes: the hash tree (root.verity).
 
+use crate::contract::{CMDLINE_VERITY_ROOT, VERITY_DM_NAME};
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
@@ -20,10 +21,6 @@ use std::path::Path;
 pub const BLOCK: usize = 4096;
 const DIGEST: usize = 32;
 const PER_BLOCK: usize = BLOCK / DIGEST;
-/// Name of the device-mapper device the kernel creates for the root.
-pub const DM_NAME: &str = "sanforge-root";
-/// `sanforge.root=verity` on the command line: the init mounts the verity root.
-pub const CMDLINE_FLAG: &str = "sanforge.root=verity";
 
 /// What the command line needs to know about a tree.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -136,7 +133,7 @@ pub fn cmdline(v: &Verity, data_partuuid: &str, hash_partuuid: &str) -> String {
         hash_partuuid.to_ascii_lowercase(),
     );
     format!(
-        "{CMDLINE_FLAG} dm-mod.create=\"{DM_NAME},,,ro,0 {} verity 1 PARTUUID={d} PARTUUID={h} {BLOCK} {BLOCK} {} 0 sha256 {} {}\" dm-mod.waitfor=PARTUUID={d},PARTUUID={h}",
+        "{CMDLINE_VERITY_ROOT} dm-mod.create=\"{VERITY_DM_NAME},,,ro,0 {} verity 1 PARTUUID={d} PARTUUID={h} {BLOCK} {BLOCK} {} 0 sha256 {} {}\" dm-mod.waitfor=PARTUUID={d},PARTUUID={h}",
         v.data_blocks * (BLOCK as u64 / 512),
         v.data_blocks,
         v.root_hash,

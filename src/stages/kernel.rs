@@ -7,8 +7,8 @@
 //! `kernel.release`, `modules/lib/modules/<release>/…`, and keeps `src/` and `build/`
 //! for out-of-tree module builds (KDIR).
 
-use super::kconfig;
-use super::pipeline::Ctx;
+use crate::engine::pipeline::Ctx;
+use crate::kconfig;
 use crate::util::cmd::{Cmd, Log};
 use crate::util::fs as ufs;
 use crate::util::progress::{self, Task};
@@ -29,7 +29,7 @@ pub fn build(ctx: &Ctx, dir: &Path, log: &Log) -> Result<()> {
     let obj = dir.join("build");
     unpack(ctx, &src, log)?;
     apply_patches(&ctx.recipe.patches, &src, log)?;
-    super::scst::prepare_kernel_tree(ctx, &src, log)?;
+    crate::stages::modules::prepare_kernel_tree(ctx, &src, log)?;
     configure(ctx, &src, &obj, log)?;
     compile(ctx, &src, &obj, log)?;
     install(ctx, &src, &obj, dir, log)?;
@@ -47,7 +47,7 @@ pub fn check_config(ctx: &Ctx) -> Result<usize> {
     let src = scratch.path().join("src");
     unpack(ctx, &src, &log)?;
     apply_patches(&ctx.recipe.patches, &src, &log)?;
-    super::scst::prepare_kernel_tree(ctx, &src, &log)?;
+    crate::stages::modules::prepare_kernel_tree(ctx, &src, &log)?;
     configure(ctx, &src, &scratch.path().join("build"), &log)?;
     Ok(requests(ctx)?.len())
 }
@@ -55,7 +55,7 @@ pub fn check_config(ctx: &Ctx) -> Result<usize> {
 /// Where the source comes from, as a file (archive) or a directory.
 fn unpack(ctx: &Ctx, src: &Path, log: &Log) -> Result<()> {
     ufs::create_dir_all(src)?;
-    let fetched = super::fetch::fetch_source(
+    let fetched = crate::stages::fetch::fetch_source(
         &ctx.cache,
         &ctx.recipe.kernel().lock_name,
         &ctx.recipe.kernel_source,
@@ -169,7 +169,7 @@ pub fn requests(ctx: &Ctx) -> Result<Vec<kconfig::Request>> {
         &ctx.recipe.raw.kernel.options,
     ));
     reqs.extend(kconfig::requests_from_forbid(&ctx.recipe.raw.kernel.forbid));
-    reqs.extend(super::scst::kernel_requests(ctx));
+    reqs.extend(crate::stages::modules::kernel_requests(ctx));
     Ok(reqs)
 }
 
@@ -278,7 +278,7 @@ fn install(ctx: &Ctx, src: &Path, obj: &Path, dir: &Path, log: &Log) -> Result<(
     ufs::create_dir_all(&moddir)?;
     if modules_enabled(obj)? {
         let depmod =
-            crate::build::doctor::which("depmod").unwrap_or_else(|| PathBuf::from("/sbin/depmod"));
+            crate::util::tools::which("depmod").unwrap_or_else(|| PathBuf::from("/sbin/depmod"));
         with_env(make(src, obj), ctx)
             .arg(format!(
                 "LOCALVERSION={}",

@@ -11,8 +11,8 @@
 //! Reads: `.ko` files (ELF `.modinfo` sections, parsed with goblin: no `modinfo`
 //! spawn), the recipe's firmware sources through the cache.
 
-use super::pipeline::Ctx;
 use crate::config::recipe::Scst;
+use crate::engine::pipeline::Ctx;
 use crate::util::cmd::Log;
 use crate::util::fs as ufs;
 use anyhow::{bail, Context, Result};
@@ -185,7 +185,7 @@ pub fn install(
     for (name, source) in &scst.firmware {
         let input = Scst::firmware_input(name);
         let fetched =
-            super::fetch::fetch_source(&ctx.cache, &input, source, ctx.lock.as_ref(), log)
+            crate::stages::fetch::fetch_source(&ctx.cache, &input, source, ctx.lock.as_ref(), log)
                 .with_context(|| format!("cannot get firmware {name}"))?;
         if fetched.path.is_dir() {
             bail!(

@@ -6,6 +6,7 @@
 //! line) from the output directory; keeps its state (console log, pid file, monitor
 //! socket) in `<OUT>.run/`.
 
+use crate::contract::DISK_IMG;
 use crate::util::cmd::{Cmd, Log};
 use crate::util::fs as ufs;
 use anyhow::{bail, Context, Result};
@@ -135,9 +136,9 @@ fn qemu(opts: &RunOptions, accel: Accel) -> Result<Cmd> {
             if !opts.extra_cmdline.is_empty() {
                 bail!("--append does not apply to --boot uefi: the command line comes from the disk's boot loader entries");
             }
-            let disk = opts.out.join(super::outputs::DISK_FILE);
+            let disk = opts.out.join(DISK_IMG);
             if !disk.is_file() {
-                bail!("{} has no {}: add `disk = {{ size = \"256MiB\" }}` to the recipe's [outputs] and rebuild", opts.out.display(), super::outputs::DISK_FILE);
+                bail!("{} has no {}: add `disk = {{ size = \"256MiB\" }}` to the recipe's [outputs] and rebuild", opts.out.display(), DISK_IMG);
             }
             for f in [OVMF_CODE, OVMF_VARS] {
                 if !Path::new(f).is_file() {

@@ -8,7 +8,8 @@
 //! Reads the kernel, userland and rootfs cache entries; writes the staging directory
 //! that the pipeline swaps into place.
 
-use super::pipeline::Ctx;
+use crate::contract::{DISK_IMG, INIT_CPIO, ROOT_JSON, ROOT_SQUASHFS, ROOT_VERITY};
+use crate::engine::pipeline::Ctx;
 use crate::util::cmd::Log;
 use crate::util::fs as ufs;
 use crate::util::hash::sha256_file;
@@ -25,21 +26,14 @@ pub const FILES: &[&str] = &[
     "vmlinuz",
 ];
 
-/// The raw disk image, written when the recipe has `[outputs] disk`.
-pub const DISK_FILE: &str = "disk.img";
-
 /// The extra files of a squashfs-root build.
-pub const ROOT_FILES: &[&str] = &[
-    super::rootfs::INIT_CPIO,
-    super::rootfs::ROOT_SQUASHFS,
-    super::rootfs::ROOT_VERITY,
-];
+pub const ROOT_FILES: &[&str] = &[INIT_CPIO, ROOT_SQUASHFS, ROOT_VERITY];
 
 /// The files of this build's outputs, in SHA256SUMS order.
 pub fn files(disk: bool, squashfs: bool) -> Vec<&'static str> {
     let mut v = FILES.to_vec();
     if disk {
-        v.push(DISK_FILE);
+        v.push(DISK_IMG);
     }
     if squashfs {
         v.extend(ROOT_FILES);
@@ -97,7 +91,7 @@ pub fn write(
 
 fn write_disk(
     ctx: &Ctx,
-    spec: crate::image::disk::DiskSpec,
+    spec: crate::config::recipe::DiskSpec,
     rootfs: &Path,
     out: &Path,
     log: &Log,
@@ -112,7 +106,7 @@ fn write_disk(
                 "the disk output needs the source `{SYSTEMD_BOOT_SOURCE}` (systemd-bootx64.efi)"
             )
         })?;
-    let boot = super::fetch::fetch_source(
+    let boot = crate::stages::fetch::fetch_source(
         &ctx.cache,
         SYSTEMD_BOOT_SOURCE,
         source,
@@ -122,15 +116,15 @@ fn write_disk(
     let work = ctx.cache.temp_dir()?;
     let root = if ctx.recipe.squashfs_root() {
         Some(crate::image::disk::RootInput {
-            squashfs: out.join(super::rootfs::ROOT_SQUASHFS),
-            verity: out.join(super::rootfs::ROOT_VERITY),
+            squashfs: out.join(ROOT_SQUASHFS),
+            verity: out.join(ROOT_VERITY),
             info: root_info(rootfs)?,
         })
     } else {
         None
     };
     let initramfs = if root.is_some() {
-        out.join(super::rootfs::INIT_CPIO)
+        out.join(INIT_CPIO)
     } else {
         out.join("initramfs.cpio.zst")
     };
@@ -144,13 +138,13 @@ fn write_disk(
         spec,
         root,
     };
-    crate::image::disk::build(&input, &out.join(DISK_FILE), work.path(), log)
+    crate::image::disk::build(&input, &out.join(DISK_IMG), work.path(), log)
         .context("cannot write the disk image")
 }
 
 /// The root hash, salt and block counts the rootfs stage recorded.
-fn root_info(rootfs: &Path) -> Result<crate::image::verity::Verity> {
-    let p = rootfs.join(super::rootfs::ROOT_JSON);
+fn root_info(rootfs: &Path) -> Result<crate::contract::verity::Verity> {
+    let p = rootfs.join(ROOT_JSON);
     let v: serde_json::Value = serde_json::from_str(&ufs::read_to_string(&p)?)
         .with_context(|| format!("cannot parse {}", p.display()))?;
     let s = |k: &str| v[k].as_str().map(str::to_string);
@@ -162,7 +156,7 @@ fn root_info(rootfs: &Path) -> Result<crate::image::verity::Verity> {
         n("hash_blocks"),
     ) {
         (Some(root_hash), Some(salt), Some(data_blocks), Some(hash_blocks)) => {
-            Ok(crate::image::verity::Verity {
+            Ok(crate::contract::verity::Verity {
                 root_hash,
                 salt,
                 data_blocks,
@@ -190,13 +184,15 @@ fn manifest(
     out: &Path,
 ) -> Result<serde_json::Value> {
     let r = &ctx.recipe;
-    let release = super::rootfs::kernel_release(kernel)?;
+    let release = crate::stages::rootfs::kernel_release(kernel)?;
     // With SCST, the modules stage's index covers the kernel's modules and its own.
     let moddir = match modules_stage {
         Some(m) => m.join("root/lib/modules").join(&release),
         None => kernel.join("modules/lib/modules").join(&release),
     };
-    let scst = modules_stage.map(super::scst::record).transpose()?;
+    let scst = modules_stage
+        .map(crate::stages::modules::record)
+        .transpose()?;
     let mut modules = Vec::new();
     if moddir.join("modules.dep").is_file() {
         for l in ufs::read_to_string(&moddir.join("modules.dep"))?.lines() {
@@ -228,7 +224,7 @@ fn manifest(
         outputs.push(json!({ "file": f, "sha256": sha256_file(&p)?, "size": size }));
     }
     let rel = |p: &Path| p.strip_prefix(&r.root).unwrap_or(p).display().to_string();
-    let files = super::userland::files(&userland.join("root"))?;
+    let files = crate::stages::userland::files(&userland.join("root"))?;
     let root = if r.squashfs_root() {
         json!({ "type": "squashfs", "verity": root_info(rootfs)? })
     } else {
@@ -239,7 +235,7 @@ fn manifest(
         "recipe": {
             "name": r.name,
             "file": rel(&r.file),
-            "sha256": super::pipeline::text_sha(&r.text),
+            "sha256": crate::engine::pipeline::text_sha(&r.text),
             "source-date-epoch": r.source_date_epoch(),
             "target-stack": r.raw.target.stack,
         },
@@ -257,7 +253,7 @@ fn manifest(
         "packages": packages,
         "userland-files": files,
         "init": { "sha256": ctx.init_sha256 },
-        "node-config": { "file": rel(&r.node_config), "sha256": super::pipeline::text_sha(&ctx.node_text), "hostname": ctx.node.hostname },
+        "node-config": { "file": rel(&r.node_config), "sha256": crate::engine::pipeline::text_sha(&ctx.node_text), "hostname": ctx.node.hostname },
         "rootfs": { "entries": ufs::read_to_string(&rootfs.join("rootfs.list"))?.lines().count() },
         "outputs": outputs,
         "firmware": scst.as_ref().map(|s| s.firmware.clone()).unwrap_or_default(),

@@ -8,9 +8,9 @@
 //! and output directory, so one kernel's change never rebuilds another's. Reads the
 //! recipe (through the pipeline) and each output directory's `manifest.json`.
 
-use super::pipeline::{self, BuildOptions, Ctx, StageFailed};
-use super::run::{self, Accel, BootMode, RunOptions};
+use crate::commands::run::{self, Accel, BootMode, RunOptions};
 use crate::config::recipe::{Recipe, Source};
+use crate::engine::pipeline::{self, BuildOptions, Ctx, StageFailed};
 use crate::util::fs as ufs;
 use crate::util::progress;
 use anyhow::Result;

@@ -5,7 +5,7 @@
 //!
 //! Reads the package blobs from the cache; writes `root/` into its cache entry.
 
-use super::pipeline::Ctx;
+use crate::engine::pipeline::Ctx;
 use crate::util::cmd::{Cmd, Log};
 use crate::util::fs as ufs;
 use crate::util::progress::Task;
@@ -41,8 +41,13 @@ pub fn build(ctx: &Ctx, dir: &Path, log: &Log) -> Result<()> {
             .input(&lname)
             .with_context(|| format!("package {name} is not resolved"))?;
         task.set_message(name);
-        let (deb, _) =
-            super::fetch::fetch_debian(&ctx.cache, name, version, Some(&input.sha256), log)?;
+        let (deb, _) = crate::stages::fetch::fetch_debian(
+            &ctx.cache,
+            name,
+            version,
+            Some(&input.sha256),
+            log,
+        )?;
         Cmd::new("dpkg-deb")
             .arg("-x")
             .arg(&deb)

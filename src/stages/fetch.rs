@@ -8,9 +8,9 @@
 //! reason (refused, 404, truncated, dropped, wrong bytes) hands over to the next one.
 //! Reads: the recipe's sources, the lock, apt's package metadata (`apt-cache show`).
 
-use super::cache::Cache;
 use crate::config::lock::Lock;
 use crate::config::recipe::Source;
+use crate::engine::cache::Cache;
 use crate::util::cmd::{Cmd, Log};
 use crate::util::progress::{step, Task};
 use anyhow::{anyhow, bail, Context, Result};
@@ -475,7 +475,7 @@ pub fn fetch_all(
     cache: &Cache,
     all_kernels: bool,
 ) -> Result<usize> {
-    let lock = super::lock::load_for(recipe, false)?;
+    let lock = crate::commands::lock::load_for(recipe, false)?;
     let log = Log::none();
     let mut n = 0;
     for k in &recipe.kernels {

@@ -7,10 +7,10 @@
 //! every missing, stale or extra entry. Reads: the recipe, local path sources, apt's
 //! package metadata and the lock file.
 
-use super::cache::Cache;
-use super::fetch;
 use crate::config::lock::{Lock, LockedSource};
 use crate::config::recipe::{Recipe, Source, SourceSpec};
+use crate::engine::cache::Cache;
+use crate::stages::fetch;
 use crate::util::cmd::Log;
 use anyhow::{bail, Result};
 use std::path::Path;

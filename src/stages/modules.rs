@@ -15,10 +15,10 @@
 //! Writes into its cache entry: `root/lib/modules/<release>/{extra/,modules.*}`,
 //! `root/lib/firmware/…` and `modules.json` (what the manifest reports).
 
-use super::firmware::{self, ModInfo};
-use super::kconfig::Request;
-use super::pipeline::Ctx;
 use crate::config::recipe::{DriverMode, Scst, SCST_COMPONENTS};
+use crate::engine::pipeline::Ctx;
+use crate::kconfig::Request;
+use crate::stages::firmware::{self, ModInfo};
 use crate::util::cmd::{Cmd, Log};
 use crate::util::fs as ufs;
 use crate::util::progress;
@@ -158,7 +158,7 @@ pub fn prepare_kernel_tree(ctx: &Ctx, src: &Path, log: &Log) -> Result<()> {
         progress::step(&msg);
         log.line(&msg);
     }
-    super::kernel::apply_patches(&patches, src, log)?;
+    crate::stages::kernel::apply_patches(&patches, src, log)?;
     let rel = |p: &PathBuf| p.strip_prefix(&tree).unwrap_or(p).display().to_string();
     let record = KernelRecord {
         driver_mode: scst.driver_mode.as_str().into(),
@@ -266,8 +266,13 @@ fn split_version(stem: &str) -> Option<(&str, String)> {
 
 /// Copies (tree) or unpacks (archive) the SCST source to `dest`.
 fn unpack(ctx: &Ctx, scst: &Scst, dest: &Path, log: &Log) -> Result<()> {
-    let fetched =
-        super::fetch::fetch_source(&ctx.cache, "scst", &scst.source, ctx.lock.as_ref(), log)?;
+    let fetched = crate::stages::fetch::fetch_source(
+        &ctx.cache,
+        "scst",
+        &scst.source,
+        ctx.lock.as_ref(),
+        log,
+    )?;
     ufs::create_dir_all(dest)?;
     if fetched.path.is_dir() {
         ufs::copy_tree(&fetched.path, dest)?;
@@ -295,12 +300,12 @@ pub fn build(ctx: &Ctx, kernel: &Path, dir: &Path, log: &Log) -> Result<()> {
     let Some(scst) = &ctx.recipe.scst else {
         return Ok(());
     };
-    let release = super::rootfs::kernel_release(kernel)?;
+    let release = crate::stages::rootfs::kernel_release(kernel)?;
     let kdir = kernel.join("build");
     if !kdir.join(".config").is_file() {
         bail!("the kernel build tree {} is missing: out-of-tree modules need it (rebuild the kernel stage)", kdir.display());
     }
-    let config = super::kconfig::parse_config(&ufs::read_to_string(&kernel.join("config"))?);
+    let config = crate::kconfig::parse_config(&ufs::read_to_string(&kernel.join("config"))?);
     let opt = |o: &str| config.get(o).map(String::as_str).unwrap_or("n");
     if opt("CONFIG_MODULES") != "y" {
         bail!("the kernel has no module support (CONFIG_MODULES is not set): SCST is built as modules");
@@ -329,7 +334,7 @@ pub fn build(ctx: &Ctx, kernel: &Path, dir: &Path, log: &Log) -> Result<()> {
         ));
     }
 
-    let env = super::kernel::repro_env(ctx);
+    let env = crate::stages::kernel::repro_env(ctx);
     let with_env = |mut c: Cmd| {
         for (k, v) in &env {
             c = c.env(k, v);
@@ -557,7 +562,8 @@ fn depmod(ctx: &Ctx, kernel_lib: &Path, lib: &Path, release: &str, log: &Log) ->
         ufs::copy_tree(kernel_lib, &target)?;
     }
     ufs::copy_tree(&lib.join("extra"), &target.join("extra"))?;
-    let depmod = super::doctor::which("depmod").unwrap_or_else(|| PathBuf::from("/sbin/depmod"));
+    let depmod =
+        crate::util::tools::which("depmod").unwrap_or_else(|| PathBuf::from("/sbin/depmod"));
     Cmd::new(depmod)
         .arg("-b")
         .arg(scratch.path())

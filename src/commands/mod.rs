@@ -1,0 +1,10 @@
+//! What each verb does beyond running stages: boot in QEMU, the kernel matrix,
+//! `build --verify`, the host-tool doctor, the lock file, the PXE/HTTP server.
+
+pub mod cluster;
+pub mod doctor;
+pub mod lock;
+pub mod matrix;
+pub mod run;
+pub mod serve;
+pub mod verify;

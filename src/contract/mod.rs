@@ -1,0 +1,99 @@
+//! The image contract: every path, file name, partition label, command-line key and
+//! format that the builder writes and the init (or the OCF agent) reads. Both sides
+//! import these names from here and nowhere else, so a rename cannot break one side
+//! silently. Paths inside the image are absolute (`/etc/sanforge/node.toml`); the
+//! builder writes them relative to the image root ([`in_image`]).
+//!
+//! * [`loader`] — systemd-boot loader entries of the A/B slots (written by the disk
+//!   image writer, rewritten by `sanforge-init update` and the blessing step).
+//! * [`partitions`] — GPT names and derived PARTUUIDs of the slots' root partitions.
+//! * [`verity`] — the dm-verity hash tree and the command line that builds the root.
+//! * [`signature`] — `SHA256SUMS` and `SHA256SUMS.sig` of an output directory (written
+//!   by `sanforge sign`, checked by `sanforge verify-image` and `sanforge-init update`).
+
+pub mod loader;
+pub mod partitions;
+pub mod signature;
+pub mod verity;
+
+// ---- The node config and what comes with it ----------------------------------
+
+/// The node config the image boots with.
+pub const NODE_CONFIG: &str = "/etc/sanforge/node.toml";
+/// `[node] configs`: one `NAME.toml` per node, picked by `sanforge.node=NAME` or MAC.
+pub const NODE_CONFIG_DIR: &str = "/etc/sanforge/nodes";
+/// Where a relative `[scst] conf` of the node config is resolved.
+pub const CONF_DIR: &str = "/etc/sanforge";
+/// The Pacemaker CIB rendered by `sanforge cluster render`, seeded at first start.
+pub const CIB_SEED: &str = "/etc/sanforge/cib.xml";
+/// Where secret files live in the image (delivered by the secrets initrd).
+pub const SECRETS_DIR: &str = "/etc/sanforge/secrets";
+/// Where corosync reads its key (delivered by the secrets initrd).
+pub const AUTHKEY_PATH: &str = "/etc/corosync/authkey";
+/// The public key `sanforge-init update` trusts when it is baked in.
+pub const UPDATE_KEY: &str = "/etc/sanforge/update.pub";
+/// PID 1: the init binary, also the OCF agent through a link.
+pub const INIT: &str = "/init";
+
+// ---- Run-time state of the init ------------------------------------------------
+
+/// The config partition, mounted by the init.
+pub const CONFIG_MOUNT: &str = "/run/sanforge/config";
+/// The EFI system partition, mounted by the init for updates and blessing.
+pub const ESP_MOUNT: &str = "/run/sanforge/esp";
+/// The node config override on the config partition (`sanforge-init config-set`).
+pub const OVERRIDE: &str = "node.toml";
+/// The record of the configuration SCST was last moved to (canonical `scst.conf`).
+pub const SCST_APPLIED: &str = "/run/sanforge/scst.applied";
+/// The lock every SCST writer holds.
+pub const SCST_LOCK: &str = "/run/sanforge/scst.lock";
+
+/// Where the new root is assembled before the switch: a directory of the init-only
+/// initramfs of a squashfs-root slot.
+pub const NEW_ROOT: &str = "sysroot";
+
+// ---- The kernel command line ---------------------------------------------------
+
+/// `sanforge.node=NAME`: which of `[node] configs` this machine is.
+pub const CMDLINE_NODE: &str = "sanforge.node=";
+/// `sanforge.slot=a|b`: the disk slot the loader booted (written into loader entries).
+pub const CMDLINE_SLOT: &str = "sanforge.slot=";
+/// `sanforge.root=verity`: the init mounts the dm-verity root the kernel created.
+pub const CMDLINE_VERITY_ROOT: &str = "sanforge.root=verity";
+/// Name of the device-mapper device the kernel creates for a verity root.
+pub const VERITY_DM_NAME: &str = "sanforge-root";
+
+// ---- Output files of a build ---------------------------------------------------
+
+pub const VMLINUZ: &str = "vmlinuz";
+pub const INITRAMFS: &str = "initramfs.cpio.zst";
+pub const BOOT_IPXE: &str = "boot.ipxe";
+pub const MANIFEST: &str = "manifest.json";
+pub const SBOM: &str = "sbom.cdx.json";
+/// The raw disk image, written when the recipe has `[outputs] disk`.
+pub const DISK_IMG: &str = "disk.img";
+/// The squashfs root, its dm-verity hash tree, their description and the disk slots'
+/// initramfs (recipes with `[outputs] root = "squashfs"`).
+pub const ROOT_SQUASHFS: &str = "root.squashfs";
+pub const ROOT_VERITY: &str = "root.verity";
+pub const ROOT_JSON: &str = "root.json";
+pub const INIT_CPIO: &str = "init.cpio.zst";
+/// sha256 of every output; signed into [`SIG_FILE`](signature::SIG_FILE).
+pub use signature::{SIG_FILE, SUMS_FILE};
+
+// ---- The disk image ------------------------------------------------------------
+
+/// FAT volume label of the EFI system partition.
+pub const ESP_LABEL: &str = "SANFORGEESP";
+/// FAT volume label of the config partition (found by the init without udev).
+pub const CONFIG_LABEL: &str = "SANFORGECFG";
+/// GPT partition names.
+pub const ESP_NAME: &str = "SANFORGE-ESP";
+pub const CONFIG_NAME: &str = "SANFORGE-CFG";
+/// The A/B slots.
+pub const SLOTS: [char; 2] = ['a', 'b'];
+
+/// An absolute image path as the builder writes it (relative to the image root).
+pub fn in_image(path: &str) -> &str {
+    path.trim_start_matches('/')
+}
