@@ -3,7 +3,7 @@
 
 use crate::commands::{self, run::Accel, run::BootMode};
 use crate::config::recipe::Recipe;
-use crate::engine::{self, BuildOptions, Ctx};
+use crate::engine::{self, BuildOptions};
 use crate::stages;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -377,7 +377,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             verify: false,
         } => {
             let started = std::time::Instant::now();
-            let ctx = Ctx::new(
+            let ctx = stages::context(
                 load_recipe(&recipe)?,
                 &BuildOptions {
                     out,
@@ -387,7 +387,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     kernel,
                 },
             )?;
-            let report = engine::build(&ctx)?;
+            let report = stages::build(&ctx)?;
             println!(
                 "built {} in {:.1}s (ran: {}; cached: {})",
                 report.out.display(),
@@ -419,8 +419,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 kernel,
                 ..Default::default()
             };
-            let ctx = Ctx::new(r.clone(), &opts)?;
-            let plan = engine::plan(&ctx)?;
+            let ctx = stages::context(r.clone(), &opts)?;
+            let plan = stages::plan(&ctx);
             if json {
                 println!("{}", serde_json::to_string_pretty(&plan)?);
             } else {
@@ -429,7 +429,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     println!(
                         "{:<10} {:<14} {:<9} {}",
                         e.stage,
-                        engine::pipeline::short(&e.key),
+                        engine::short(&e.key),
                         if e.cached { "cached" } else { "will run" },
                         e.reason
                     );
@@ -449,7 +449,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         println!(
                             "{:<12} {:<14} {:<9} {}{}",
                             k.name,
-                            engine::pipeline::short(&k.key),
+                            engine::short(&k.key),
                             status,
                             k.source,
                             k.error.map(|e| format!(" ({e})")).unwrap_or_default()
@@ -509,7 +509,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             let r = load_recipe(&recipe)?;
-            let n = stages::fetch::fetch_all(&r, &cache, true)?;
+            let n = engine::fetch::fetch_all(&r, &cache, true)?;
             println!("{n} sources in the cache ({})", cache.root().display());
             Ok(ExitCode::SUCCESS)
         }
@@ -579,7 +579,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Kconfig {
             command: KconfigCommand::Check { recipe, kernel },
         } => {
-            let ctx = Ctx::new(
+            let ctx = stages::context(
                 load_recipe(&recipe)?,
                 &BuildOptions {
                     kernel,
@@ -635,7 +635,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             command: NodeCommand::Check { file },
         } => {
             let node = crate::config::node::NodeConfig::load(&file)?;
-            stages::rootfs::load_node_scst(&file, &node)?;
+            crate::scsi::scst::load_node_scst(&file, &node)?;
             println!("{}: OK (hostname {})", file.display(), node.hostname);
             Ok(ExitCode::SUCCESS)
         }

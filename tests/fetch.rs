@@ -9,7 +9,7 @@ use sanforge::commands::lock;
 use sanforge::config::lock::Lock;
 use sanforge::config::recipe::{Recipe, Source};
 use sanforge::engine::cache::Cache;
-use sanforge::stages::fetch::{fetch_source, fetch_url};
+use sanforge::engine::fetch::{fetch_source, fetch_url};
 use sanforge::util::cmd::Log;
 use sanforge::util::hash::sha256_bytes;
 use std::path::Path;
@@ -344,8 +344,8 @@ fn lock_resolve_write_check() {
 
     lock::write(&recipe, &l).unwrap();
     assert!(recipe.lock_path().ends_with("recipes/test.lock"));
-    lock::check(&recipe, &l).unwrap();
-    let loaded = lock::load_for(&recipe, true).unwrap();
+    sanforge::engine::lock::check(&recipe, &l).unwrap();
+    let loaded = sanforge::engine::lock::load_for(&recipe, true).unwrap();
     assert_eq!(loaded.as_ref(), Some(&l));
 
     // Resolving again gives the same lock (deterministic), and the file round-trips.
@@ -366,16 +366,19 @@ fn changed_recipe_sha_makes_the_lock_stale() {
     p.write_recipe(&sha256_bytes(b"linux 2"));
     let recipe = p.recipe();
     let l = Lock::load(&recipe.lock_path()).unwrap();
-    let e = err_text(lock::check(&recipe, &l));
+    let e = err_text(sanforge::engine::lock::check(&recipe, &l));
     assert!(
         e.contains("stale entry `kernel`") && e.contains("sanforge lock"),
         "{e}"
     );
     assert!(!e.contains("`fw`"), "{e}");
-    let e = err_text(lock::load_for(&recipe, true));
+    let e = err_text(sanforge::engine::lock::load_for(&recipe, true));
     assert!(e.contains("stale entry `kernel`"), "{e}");
     // Without --locked a stale lock is ignored.
-    assert_eq!(lock::load_for(&recipe, false).unwrap(), None);
+    assert_eq!(
+        sanforge::engine::lock::load_for(&recipe, false).unwrap(),
+        None
+    );
 }
 
 #[test]
@@ -391,7 +394,7 @@ fn missing_and_extra_entries_are_named() {
         origin: "bash=5.2".into(),
         sha256: "0".repeat(64),
     });
-    let e = err_text(lock::check(&recipe, &l));
+    let e = err_text(sanforge::engine::lock::check(&recipe, &l));
     assert!(
         e.contains("missing entry `fw`") && e.contains("extra entry `package:bash`"),
         "{e}"
@@ -402,12 +405,15 @@ fn missing_and_extra_entries_are_named() {
 fn missing_lock_with_locked_names_the_path() {
     let p = Project::new(&sha256_bytes(b"linux"));
     let recipe = p.recipe();
-    let e = err_text(lock::load_for(&recipe, true));
+    let e = err_text(sanforge::engine::lock::load_for(&recipe, true));
     assert!(
         e.contains(&recipe.lock_path().display().to_string()) && e.contains("sanforge lock"),
         "{e}"
     );
-    assert_eq!(lock::load_for(&recipe, false).unwrap(), None);
+    assert_eq!(
+        sanforge::engine::lock::load_for(&recipe, false).unwrap(),
+        None
+    );
 }
 
 #[test]
@@ -415,7 +421,7 @@ fn unparsable_lock_gives_a_location() {
     let p = Project::new(&sha256_bytes(b"linux"));
     let recipe = p.recipe();
     std::fs::write(recipe.lock_path(), "version = 1\nbogus = 2\n").unwrap();
-    let e = err_text(lock::load_for(&recipe, false));
+    let e = err_text(sanforge::engine::lock::load_for(&recipe, false));
     assert!(e.contains("test.lock:2:1"), "{e}");
 }
 
@@ -514,7 +520,7 @@ fn deb_member_is_extracted() {
         return;
     };
     let dest = d.path().join("out/linux.tar.xz");
-    sanforge::stages::fetch::extract_deb_member(
+    sanforge::engine::fetch::extract_deb_member(
         &deb,
         "./usr/src/linux-source-9.9.tar.xz",
         &dest,
@@ -522,7 +528,7 @@ fn deb_member_is_extracted() {
     )
     .unwrap();
     assert_eq!(std::fs::read(&dest).unwrap(), b"fake kernel tarball");
-    let e = err_text(sanforge::stages::fetch::extract_deb_member(
+    let e = err_text(sanforge::engine::fetch::extract_deb_member(
         &deb,
         "usr/src/nope",
         &d.path().join("x"),

@@ -224,7 +224,7 @@ fn apply_scst(sys: &mut dyn sanforge::sys::Sys, args: &[String]) -> anyhow::Resu
             let Some(s) = &node.scst else {
                 anyhow::bail!("the node config has no [scst] and no FILE was given");
             };
-            let p = init::scst::conf_path(&s.conf);
+            let p = sanforge::contract::conf_path(&s.conf);
             let text = init.sys.read_to_string(&p)?;
             (p, text)
         }

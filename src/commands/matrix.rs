@@ -10,7 +10,7 @@
 
 use crate::commands::run::{self, Accel, BootMode, RunOptions};
 use crate::config::recipe::{Recipe, Source};
-use crate::engine::pipeline::{self, BuildOptions, Ctx, StageFailed};
+use crate::engine::{BuildOptions, StageFailed};
 use crate::util::fs as ufs;
 use crate::util::progress;
 use anyhow::Result;
@@ -171,7 +171,7 @@ fn origin(recipe: &Recipe, s: &Source) -> String {
         Source::Debian {
             package, version, ..
         } => format!("{package}={version}"),
-        Source::Path { path } => path
+        Source::Path { path, .. } => path
             .strip_prefix(&recipe.root)
             .unwrap_or(path)
             .display()
@@ -213,7 +213,7 @@ pub fn run(recipe: &Recipe, opts: &MatrixOptions) -> Result<Report> {
             build_seconds: 0.0,
             boot: Boot::Skipped,
         };
-        let ctx = match Ctx::new(recipe.clone(), &bo) {
+        let ctx = match crate::stages::context(recipe.clone(), &bo) {
             Ok(c) => c,
             Err(e) => {
                 row.failed_stage = Some("setup".into());
@@ -224,10 +224,10 @@ pub fn run(recipe: &Recipe, opts: &MatrixOptions) -> Result<Report> {
                 continue;
             }
         };
-        let stages = pipeline::stage_names(&ctx);
+        let stages = crate::stages::names(&ctx);
         row.stages_total = stages.len();
         row.out = ctx.out.clone();
-        match pipeline::build(&ctx) {
+        match crate::stages::build(&ctx) {
             Ok(report) => {
                 row.build_seconds = started.elapsed().as_secs_f64();
                 row.stages_passed = stages.len();
@@ -319,10 +319,11 @@ pub fn plan_kernels(recipe: &Recipe, opts: &BuildOptions) -> Vec<KernelPlan> {
             let mut bo = opts.clone();
             bo.kernel = Some(k.name.clone());
             bo.out = None;
-            let (key, cached, error) = match Ctx::new(recipe.clone(), &bo) {
+            let (key, cached, error) = match crate::stages::context(recipe.clone(), &bo) {
                 Ok(ctx) => {
-                    let cached = ctx.cache.stage_done("kernel", &ctx.keys.kernel).is_some();
-                    (ctx.keys.kernel.clone(), cached, None)
+                    let key = ctx.keys.get("kernel").to_string();
+                    let cached = ctx.cache.stage_done("kernel", &key).is_some();
+                    (key, cached, None)
                 }
                 Err(e) => (String::new(), false, Some(error_chain(&e))),
             };

@@ -15,7 +15,7 @@
 
 use crate::config::recipe::Recipe;
 use crate::engine::cache::Cache;
-use crate::engine::pipeline::BuildOptions;
+use crate::engine::BuildOptions;
 use crate::util::cmd::{Cmd, Log};
 use crate::util::fs as ufs;
 use crate::util::progress;
@@ -508,7 +508,7 @@ pub fn verify_build(recipe_file: &Path, opts: &BuildOptions) -> Result<VerifyRep
         Some(p) => {
             std::path::absolute(p).with_context(|| format!("cannot resolve {}", p.display()))?
         }
-        None => crate::engine::pipeline::find_init()?,
+        None => crate::engine::ctx::find_init()?,
     };
     let exe = std::env::current_exe().context("cannot find the path of this program")?;
     let cache = Cache::from_env()?;
@@ -517,11 +517,11 @@ pub fn verify_build(recipe_file: &Path, opts: &BuildOptions) -> Result<VerifyRep
         Some(k) => recipe.select_kernel(k)?,
         None => recipe,
     };
-    crate::stages::fetch::fetch_all(&recipe, &cache, false)?;
+    crate::engine::fetch::fetch_all(&recipe, &cache, false)?;
 
     // out/<recipe>.verify, or out/<recipe>@<kernel>.verify for a matrix kernel.
     let results = {
-        let mut o = crate::engine::pipeline::default_out(&recipe).into_os_string();
+        let mut o = crate::engine::ctx::default_out(&recipe).into_os_string();
         o.push(".verify");
         PathBuf::from(o)
     };

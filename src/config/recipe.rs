@@ -64,7 +64,11 @@ pub enum Source {
         member: Option<String>,
     },
     Path {
+        /// Absolute.
         path: PathBuf,
+        /// As written in the recipe (relative to the project root): what the lock,
+        /// manifest and keys record, so they do not depend on where the project is.
+        written: PathBuf,
     },
 }
 
@@ -164,8 +168,14 @@ pub struct KernelVariant {
     /// Its entry in the lock file: `kernel` for the default, `kernel@NAME` otherwise.
     pub lock_name: String,
     pub source: Source,
-    /// The effective `[kernel]` table of this kernel (`matrix` empty, `name` set).
-    pub spec: KernelSpec,
+    /// `tinyconfig`, `defconfig`, `allnoconfig` or a config file relative to the root.
+    pub base: String,
+    /// Asserted options and options that must end up unset.
+    pub options: BTreeMap<String, String>,
+    pub forbid: Vec<String>,
+    pub localversion: String,
+    /// The kernel command line of the outputs (`[kernel] cmdline`, shared by the matrix).
+    pub cmdline: String,
     /// Absolute fragment and patch paths.
     pub fragments: Vec<PathBuf>,
     pub patches: Vec<PathBuf>,
@@ -283,6 +293,18 @@ pub struct OutputsSpec {
     pub root: RootKind,
 }
 
+/// `[outputs]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outputs {
+    /// zstd level of the initramfs (1..=19).
+    pub zstd_level: i32,
+    /// The disk image, when the recipe asks for one.
+    pub disk: Option<DiskSpec>,
+    /// The `disk` table as written (recorded in the manifest).
+    pub disk_spec: Option<DiskOutputSpec>,
+    pub root: RootKind,
+}
+
 /// `[outputs] root = "initramfs" | "squashfs"`.
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
@@ -335,20 +357,27 @@ pub struct Recipe {
     pub file: PathBuf,
     /// Project root: the directory that holds `recipes/`.
     pub root: PathBuf,
-    pub raw: RawRecipe,
-    pub kernel_source: Source,
+    pub description: Option<String>,
+    /// Seconds since the epoch used for every timestamp in the outputs.
+    pub source_date_epoch: u64,
+    /// `[target] stack`.
+    pub stack: Stack,
+    /// `[sources.NAME]` (and the sources `[scst]` names), validated.
     pub sources: BTreeMap<String, Source>,
-    pub fragments: Vec<PathBuf>,
-    pub patches: Vec<PathBuf>,
+    /// `[userland]`: suite, pinned packages, kept files, links.
+    pub userland: UserlandSpec,
     pub overlays: Vec<PathBuf>,
     pub node_config: PathBuf,
+    /// `[node] configs` as written (relative to the project root).
+    pub node_configs: Vec<PathBuf>,
+    /// `[outputs]`, validated.
+    pub outputs: Outputs,
     /// The validated `[scst]` table.
     pub scst: Option<Scst>,
     /// The text of the recipe file (kept for locating errors).
     pub text: String,
     /// Every kernel the recipe names, the default (`[kernel]`) first, then
-    /// `[kernel.matrix]` by name. `raw.kernel`, `kernel_source`, `fragments` and
-    /// `patches` describe the selected one (see `select_kernel`).
+    /// `[kernel.matrix]` by name; [`Recipe::kernel`] is the selected one.
     pub kernels: Vec<KernelVariant>,
     /// Index of the selected kernel in `kernels` (0: the default).
     pub selected: usize,
@@ -356,7 +385,7 @@ pub struct Recipe {
 
 impl Recipe {
     pub fn source_date_epoch(&self) -> u64 {
-        self.raw.recipe.source_date_epoch
+        self.source_date_epoch
     }
 
     /// Loads and validates a recipe file.
@@ -513,19 +542,37 @@ impl Recipe {
                 ));
             }
         }
+        let disk = raw
+            .outputs
+            .disk
+            .as_ref()
+            .map(|d| -> Result<DiskSpec, ConfigError> {
+                Ok(DiskSpec {
+                    size: parse_disk_size(&d.size).map_err(|m| err("disk", m))?,
+                    boot_tries: d.boot_tries,
+                })
+            })
+            .transpose()?;
         Ok(Recipe {
             name,
             file: abs,
             root,
-            kernel_source,
+            description: raw.recipe.description,
+            source_date_epoch: raw.recipe.source_date_epoch,
+            stack: raw.target.stack,
             sources,
-            fragments,
-            patches,
+            userland: raw.userland,
             overlays,
             node_config,
+            node_configs: raw.node.configs,
+            outputs: Outputs {
+                zstd_level: raw.outputs.zstd_level,
+                disk,
+                disk_spec: raw.outputs.disk,
+                root: raw.outputs.root,
+            },
             scst,
             text: text.to_string(),
-            raw,
             kernels,
             selected: 0,
         })
@@ -541,8 +588,8 @@ impl Recipe {
         self.kernels.iter().map(|k| k.name.as_str()).collect()
     }
 
-    /// This recipe with kernel `name` selected: `raw.kernel`, `kernel_source`,
-    /// `fragments` and `patches` become that kernel's, so every stage builds it.
+    /// This recipe with kernel `name` selected: [`Recipe::kernel`] becomes that
+    /// kernel, so every stage builds it.
     pub fn select_kernel(&self, name: &str) -> anyhow::Result<Recipe> {
         let Some(i) = self.kernels.iter().position(|k| k.name == name) else {
             anyhow::bail!(
@@ -556,27 +603,18 @@ impl Recipe {
             );
         };
         let mut r = self.clone();
-        let k = &self.kernels[i];
         r.selected = i;
-        r.raw.kernel = k.spec.clone();
-        r.kernel_source = k.source.clone();
-        r.fragments = k.fragments.clone();
-        r.patches = k.patches.clone();
         Ok(r)
     }
 
     /// The validated `[outputs] disk` table, if the recipe asks for a disk image.
     pub fn disk(&self) -> Option<DiskSpec> {
-        let d = self.raw.outputs.disk.as_ref()?;
-        Some(DiskSpec {
-            size: parse_disk_size(&d.size).ok()?,
-            boot_tries: d.boot_tries,
-        })
+        self.outputs.disk
     }
 
     /// True when the recipe puts the root on a dm-verity checked squashfs.
     pub fn squashfs_root(&self) -> bool {
-        self.raw.outputs.root == RootKind::Squashfs
+        self.outputs.root == RootKind::Squashfs
     }
 
     /// The lock file beside the recipe: `recipes/NAME.lock`.
@@ -653,17 +691,19 @@ fn validate_kernels(
             format!("kernel name `{default_name}`: expected letters, digits, `-`, `_` or `.`"),
         ));
     }
-    let mut base_spec = k.clone();
-    base_spec.matrix = BTreeMap::new();
-    base_spec.name = Some(default_name.clone());
-    let mut out = vec![KernelVariant {
+    let default = KernelVariant {
         name: default_name.clone(),
         lock_name: DEFAULT_KERNEL_INPUT.to_string(),
         source: source.clone(),
-        spec: base_spec.clone(),
+        base: k.base.clone(),
+        options: k.options.clone(),
+        forbid: k.forbid.clone(),
+        localversion: k.localversion.clone(),
+        cmdline: k.cmdline.clone(),
         fragments: fragments.to_vec(),
         patches: patches.to_vec(),
-    }];
+    };
+    let mut out = vec![default.clone()];
     for (name, m) in &k.matrix {
         let what = format!("kernel matrix entry `{name}`");
         if !valid_kernel_name(name) {
@@ -686,9 +726,10 @@ fn validate_kernels(
         };
         let src = validate_source(src_spec, root)
             .map_err(|e| err(name, format!("{what}: source: {e}")))?;
-        let mut spec = base_spec.clone();
-        spec.name = Some(name.clone());
-        spec.source = src_spec.clone();
+        let mut spec = default.clone();
+        spec.name = name.clone();
+        spec.lock_name = matrix_kernel_input(name);
+        spec.source = src;
         let mut frags = fragments.to_vec();
         if let Some(fs) = &m.fragments {
             frags.clear();
@@ -706,7 +747,6 @@ fn validate_kernels(
                 }
                 frags.push(p);
             }
-            spec.fragments = fs.clone();
         }
         if let Some(b) = &m.base {
             if !matches!(b.as_str(), "tinyconfig" | "defconfig" | "allnoconfig")
@@ -737,19 +777,13 @@ fn validate_kernels(
                 }
                 pats.push(a);
             }
-            spec.patches = ps.clone();
         }
         if let Some(l) = &m.localversion {
             spec.localversion = l.clone();
         }
-        out.push(KernelVariant {
-            name: name.clone(),
-            lock_name: matrix_kernel_input(name),
-            source: src,
-            spec,
-            fragments: frags,
-            patches: pats,
-        });
+        spec.fragments = frags;
+        spec.patches = pats;
+        out.push(spec);
     }
     Ok(out)
 }
@@ -793,9 +827,10 @@ fn validate_source(s: &SourceSpec, root: &Path) -> Result<Source, String> {
             member: s.member.clone(),
         });
     }
-    let path = s.path.clone().unwrap_or_default();
+    let written = s.path.clone().unwrap_or_default();
     Ok(Source::Path {
-        path: root.join(path),
+        path: root.join(&written),
+        written,
     })
 }
 

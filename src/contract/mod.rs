@@ -93,6 +93,16 @@ pub const CONFIG_NAME: &str = "SANFORGE-CFG";
 /// The A/B slots.
 pub const SLOTS: [char; 2] = ['a', 'b'];
 
+/// The `scst.conf` path in the image: absolute as is, else under [`CONF_DIR`].
+pub fn conf_path(conf: &str) -> std::path::PathBuf {
+    let p = std::path::Path::new(conf);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::path::Path::new(CONF_DIR).join(p)
+    }
+}
+
 /// An absolute image path as the builder writes it (relative to the image root).
 pub fn in_image(path: &str) -> &str {
     path.trim_start_matches('/')

@@ -1,11 +1,16 @@
-//! The stage engine: the build context, the ordered stage list, keys, the cache and
-//! the runner that `plan`, `build`, `matrix` and `build --verify` all share.
-//!
-//! ```text
-//! fetch ─► kernel ─► modules ─► userland ─► rootfs ─► outputs
-//! ```
+//! The stage engine, shared by every stage and every verb that builds: the build
+//! context ([`ctx`]), what a stage is ([`stage`]), the walk over the ordered stage
+//! list for `plan` and `build` ([`runner`]), the content-addressed cache ([`cache`]),
+//! the fetcher that fills it ([`fetch`]) and the lock file ([`lock`]). The stages
+//! themselves and their one list are [`crate::stages`].
 
 pub mod cache;
-pub mod pipeline;
+pub mod ctx;
+pub mod fetch;
+pub mod lock;
+pub mod runner;
+pub mod stage;
 
-pub use pipeline::{build, plan, BuildOptions, Ctx, PlanEntry};
+pub use ctx::{BuildOptions, Ctx, Input};
+pub use runner::{short, BuildReport, PlanEntry, StageFailed};
+pub use stage::{Keys, Stage};

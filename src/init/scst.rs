@@ -27,16 +27,15 @@
 use super::supervisor::{Supervised, BACKOFF_MIN};
 use super::{Init, Logger};
 use crate::config::node::{Restart, ScstNode, Service};
-use crate::contract::{CONF_DIR, SCST_APPLIED, SCST_LOCK};
+use crate::contract::{SCST_APPLIED, SCST_LOCK};
 use crate::scsi::scst::{
-    self, ApplyError, ApplyOptions, Attr, Initiator, Lun, ScstConf, Severity, SysfsWrite,
-    SCST_SYSFS,
+    self, ApplyError, ApplyOptions, Attr, Initiator, Lun, ScstConf, SysfsWrite, SCST_SYSFS,
 };
 use crate::sys::Sys;
 use anyhow::{anyhow, bail, Context, Result};
 use std::cell::RefCell;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// State directories SCST's vdisk handlers need before `add_device` (reference §C, §D).
@@ -56,31 +55,6 @@ pub struct ScstBoot {
     pub conf: ScstConf,
     /// The `enabled` ← 1 writes of the plan, held back until the ports are enabled.
     pub enable: Vec<SysfsWrite>,
-}
-
-/// The `scst.conf` path in the image: absolute as is, else under [`CONF_DIR`].
-pub fn conf_path(conf: &str) -> PathBuf {
-    let p = Path::new(conf);
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        Path::new(CONF_DIR).join(p)
-    }
-}
-
-/// Parses and validates an `scst.conf`; errors name `FILE:LINE`. Returns the model and
-/// the warnings, each as `FILE:LINE: warning: …`.
-pub fn load_conf(file: &Path, text: &str) -> Result<(ScstConf, Vec<String>)> {
-    let f = file.display();
-    let conf = scst::parse(text).map_err(|e| anyhow!("{f}:{}: {}", e.line, e.message))?;
-    let (errors, warnings): (Vec<_>, Vec<_>) = scst::validate(&conf)
-        .into_iter()
-        .partition(|d| d.severity == Severity::Error);
-    if !errors.is_empty() {
-        let list: Vec<String> = errors.iter().map(|d| format!("{f}:{d}")).collect();
-        bail!("{}", list.join("\n"));
-    }
-    Ok((conf, warnings.iter().map(|d| format!("{f}:{d}")).collect()))
 }
 
 /// One line for a failed write: path, command and errno, and where the reason is.
@@ -248,9 +222,9 @@ pub fn apply_at_boot(init: &mut Init) -> Result<()> {
 }
 
 fn boot_inner(init: &mut Init, cfg: &ScstNode) -> Result<()> {
-    let path = conf_path(&cfg.conf);
+    let path = crate::contract::conf_path(&cfg.conf);
     let text = init.sys.read_to_string(&path)?;
-    let (conf, warnings) = load_conf(&path, &text)?;
+    let (conf, warnings) = crate::scsi::scst::load_conf(&path, &text)?;
     for w in warnings {
         init.log.line(&w);
     }
@@ -400,7 +374,7 @@ pub fn apply_file(
     text: &str,
     prune: bool,
 ) -> Result<usize> {
-    let (desired, warnings) = load_conf(file, text)?;
+    let (desired, warnings) = crate::scsi::scst::load_conf(file, text)?;
     for w in warnings {
         log.line(&w);
     }
@@ -587,10 +561,13 @@ mod tests {
     #[test]
     fn relative_conf_is_under_etc_sanforge() {
         assert_eq!(
-            conf_path("scst.conf"),
-            PathBuf::from("/etc/sanforge/scst.conf")
+            crate::contract::conf_path("scst.conf"),
+            std::path::PathBuf::from("/etc/sanforge/scst.conf")
         );
-        assert_eq!(conf_path("/data/x.conf"), PathBuf::from("/data/x.conf"));
+        assert_eq!(
+            crate::contract::conf_path("/data/x.conf"),
+            std::path::PathBuf::from("/data/x.conf")
+        );
     }
 
     #[test]
@@ -617,9 +594,12 @@ mod tests {
 
     #[test]
     fn errors_name_file_and_line() {
-        let e = load_conf(Path::new("x.conf"), "HANDLER vdisk_nullio {\n\tDEVICE\n}\n")
-            .unwrap_err()
-            .to_string();
+        let e = crate::scsi::scst::load_conf(
+            Path::new("x.conf"),
+            "HANDLER vdisk_nullio {\n\tDEVICE\n}\n",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.starts_with("x.conf:2"), "{e}");
     }
 }

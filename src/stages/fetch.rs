@@ -1,531 +1,129 @@
-//! Getting sources into the cache: URL mirrors (http, https, file), Debian packages
-//! (through apt) and local paths.
+//! The fetch stage: every input that a stage which will run reads from the cache is
+//! there and verified before anything is built (downloads, apt, imported files). Its
+//! key is the hash of every input's sha256; it leaves no cache entry of its own (the
+//! blobs are the cache), and is "cached" when nothing is missing.
 //!
-//! Why it exists: every input of a build is named by its sha256, and this is the only
-//! place that turns a recipe's source into a verified file on disk. A download is
-//! streamed to a temporary file in the cache, hashed on the way, checked against the
-//! expected sha256 and only then renamed into `blobs/`; a mirror that fails for any
-//! reason (refused, 404, truncated, dropped, wrong bytes) hands over to the next one.
-//! Reads: the recipe's sources, the lock, apt's package metadata (`apt-cache show`).
+//! Reads the build inputs ([`Ctx::inputs`]); the fetching itself is
+//! [`crate::engine::fetch`].
 
-use crate::config::lock::Lock;
 use crate::config::recipe::Source;
-use crate::engine::cache::Cache;
-use crate::util::cmd::{Cmd, Log};
-use crate::util::progress::{step, Task};
-use anyhow::{anyhow, bail, Context, Result};
-use sha2::{Digest, Sha256};
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use crate::engine::fetch;
+use crate::engine::runner::{PlanEntry, Runner};
+use crate::engine::{Ctx, Keys, Stage, StageFailed};
+use crate::util::cmd::Log;
+use crate::util::hash::KeyBuilder;
+use anyhow::{Context, Result};
 
-/// Time allowed to open a connection to a mirror.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Time allowed between two reads from a mirror.
-pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// The fetch stage.
+pub struct Fetch;
 
-/// A source made available on disk.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fetched {
-    /// The file (or directory, for a path source) to use.
-    pub path: PathBuf,
-    /// The sha256 that pins it: the blob for a URL, the `.deb` for a Debian source,
-    /// the file for a path source (`None` for a directory).
-    pub sha256: Option<String>,
-}
-
-/// Returns the blob with `sha256`, downloading it from the first mirror that serves
-/// the right bytes if it is not cached yet.
-pub fn fetch_url(cache: &Cache, mirrors: &[String], sha256: &str) -> Result<PathBuf> {
-    if !crate::util::hash::is_sha256(sha256) {
-        bail!("`{sha256}` is not a sha256: expected 64 lowercase hex digits");
-    }
-    match cache.get_verified(sha256) {
-        Ok(Some(p)) => return Ok(p),
-        Ok(None) => {}
-        Err(e) => step(&format!("warning: {e:#}")),
-    }
-    if mirrors.is_empty() {
-        bail!("{sha256} is not in the cache and no mirror is given\nhint: seed the cache with: sanforge fetch --import FILE (FILE must have sha256 {sha256})");
-    }
-    let agent = ureq::AgentBuilder::new()
-        .timeout_connect(CONNECT_TIMEOUT)
-        .timeout_read(READ_TIMEOUT)
-        .redirects(5)
-        .user_agent(concat!("sanforge/", env!("CARGO_PKG_VERSION")))
-        .build();
-    let mut failures = Vec::new();
-    for url in mirrors {
-        match download(cache, &agent, url, sha256) {
-            Ok(p) => return Ok(p),
-            Err(reason) => {
-                if mirrors.len() > 1 {
-                    step(&format!("warning: {url}: {reason}"));
-                }
-                failures.push(format!("  {url}: {reason}"));
+impl Fetch {
+    /// Inputs that stages which will run need and that are not in the cache yet
+    /// (local `path` sources are read where they are), each with the first stage
+    /// that needs it.
+    fn missing_for(ctx: &Ctx) -> Vec<(String, &'static str)> {
+        let mut needed: Vec<(String, &'static str)> = Vec::new();
+        for s in super::STAGES.iter().filter(|s| s.applies(ctx)) {
+            if s.name() == NAME || s.cached(ctx, ctx.keys.get(s.name())) {
+                continue;
             }
-        }
-    }
-    bail!(
-        "cannot fetch {sha256}: every mirror failed\n{}\nhint: seed the cache with: sanforge fetch --import FILE (FILE must have sha256 {sha256})",
-        failures.join("\n")
-    )
-}
-
-/// One attempt at one mirror. The error is a short reason (the caller adds the URL).
-/// Nothing reaches the cache unless the hash matches; the temporary file is removed
-/// on every failure (it is deleted when dropped).
-fn download(
-    cache: &Cache,
-    agent: &ureq::Agent,
-    url: &str,
-    sha256: &str,
-) -> std::result::Result<PathBuf, String> {
-    let name = url.rsplit('/').find(|s| !s.is_empty()).unwrap_or(url);
-    let (reader, len): (Box<dyn Read>, Option<u64>) =
-        if let Some(path) = url.strip_prefix("file://") {
-            let path = Path::new(path);
-            if !path.is_absolute() {
-                return Err("a file:// URL needs an absolute path (file:///dir/file)".into());
-            }
-            let f = std::fs::File::open(path)
-                .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-            let len = f.metadata().ok().map(|m| m.len());
-            (Box::new(f), len)
-        } else if url.starts_with("http://") || url.starts_with("https://") {
-            let resp = match agent.get(url).call() {
-                Ok(r) => r,
-                Err(ureq::Error::Status(code, r)) => {
-                    return Err(format!("HTTP {code} {}", r.status_text()))
-                }
-                Err(ureq::Error::Transport(t)) => return Err(transport_reason(&t)),
-            };
-            let len = resp
-                .header("Content-Length")
-                .and_then(|v| v.trim().parse::<u64>().ok());
-            (resp.into_reader(), len)
-        } else {
-            return Err("unsupported URL scheme: expected http://, https:// or file://".into());
-        };
-    let mut tmp = cache.temp_file().map_err(|e| format!("{e:#}"))?;
-    let mut task = Task::start(&format!("fetch {name}"), len, "bytes");
-    let (count, actual) = copy_hashing(reader, len, &mut tmp, &mut task)?;
-    if let Some(len) = len {
-        if count < len {
-            return Err(format!("truncated: got {count} of {len} bytes"));
-        }
-    }
-    if actual != sha256 {
-        // A chunked body cut short ends like a complete one (ureq 2 reads EOF inside a
-        // chunk as the end), so without a length only the hash can tell.
-        let hint = if len.is_none() {
-            "; the server sent no length, so the transfer may have been cut short"
-        } else {
-            ""
-        };
-        return Err(format!(
-            "sha256 mismatch: expected {sha256}, got {actual} ({count} bytes{hint})"
-        ));
-    }
-    let p = cache.commit(tmp, sha256).map_err(|e| format!("{e:#}"))?;
-    task.finish(&format!("{count} bytes, sha256 {sha256}"));
-    Ok(p)
-}
-
-/// Copies `reader` to `out`, returning the byte count and the sha256.
-/// `len` is the advertised length, if any: an early end of the body is reported as
-/// truncation.
-fn copy_hashing(
-    mut reader: impl Read,
-    len: Option<u64>,
-    out: &mut tempfile::NamedTempFile,
-    task: &mut Task,
-) -> std::result::Result<(u64, String), String> {
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut count = 0u64;
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                return Err(match len {
-                    Some(len) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                        format!("truncated: got {count} of {len} bytes")
-                    }
-                    _ => format!("connection dropped after {count} bytes: {}", io_reason(&e)),
-                })
-            }
-        };
-        h.update(&buf[..n]);
-        out.write_all(&buf[..n])
-            .map_err(|e| format!("cannot write {}: {e}", out.path().display()))?;
-        count += n as u64;
-        task.inc(n as u64);
-    }
-    Ok((count, hex::encode(h.finalize())))
-}
-
-fn transport_reason(t: &ureq::Transport) -> String {
-    let mut s = t.kind().to_string();
-    if let Some(m) = t.message() {
-        s.push_str(": ");
-        s.push_str(m);
-    }
-    if let Some(src) = std::error::Error::source(t) {
-        s.push_str(": ");
-        s.push_str(&src.to_string());
-    }
-    s
-}
-
-fn io_reason(e: &std::io::Error) -> String {
-    // ureq wraps its own errors (e.g. a broken chunked body) in io::Error.
-    let s = e.to_string();
-    if s.is_empty() {
-        format!("{:?}", e.kind())
-    } else {
-        s
-    }
-}
-
-/// What apt knows about one version of a Debian binary package.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DebInfo {
-    pub sha256: String,
-    /// Path in the archive, e.g. `pool/main/b/busybox/busybox_1.35.0-4+b3_amd64.deb`.
-    pub filename: String,
-    pub size: u64,
-}
-
-/// Reads the sha256, archive path and size of `package` `version` from apt's
-/// metadata (`apt-cache show PACKAGE=VERSION`); nothing is downloaded.
-pub fn debian_info(package: &str, version: &str) -> Result<DebInfo> {
-    let (sha, filename, size) = apt_show(package, version, &Log::none())?;
-    match sha {
-        Some(sha256) => Ok(DebInfo {
-            sha256,
-            filename,
-            size,
-        }),
-        None => bail!(
-            "apt has no SHA256 for debian package {package}={version} (its repository lists none)"
-        ),
-    }
-}
-
-/// The sha256 apt lists for a package version (`None` if its repository lists none).
-pub(crate) fn apt_sha256(package: &str, version: &str, log: &Log) -> Result<Option<String>> {
-    Ok(apt_show(package, version, log)?.0)
-}
-
-/// `(sha256 if apt lists one, filename, size)` of a package version.
-fn apt_show(package: &str, version: &str, log: &Log) -> Result<(Option<String>, String, u64)> {
-    let spec = format!("{package}={version}");
-    let out = Cmd::new("apt-cache").arg("show").arg(&spec).output(log);
-    let found = out
-        .as_ref()
-        .ok()
-        .and_then(|text| parse_apt_show(text, package, version));
-    match found {
-        Some(f) => Ok(f),
-        None => {
-            let versions = Cmd::new("apt-cache")
-                .arg("madison")
-                .arg(package)
-                .output(log)
-                .map(|t| parse_madison(&t, package))
-                .unwrap_or_default();
-            let known = if versions.is_empty() {
-                "apt knows no version of it".to_string()
-            } else {
-                format!("apt knows {}", versions.join(", "))
-            };
-            let msg = format!("debian package {spec} is not known to apt ({known}); run `apt-get update` or pin a known version");
-            match out {
-                Err(e) => Err(e.context(msg)),
-                Ok(_) => Err(anyhow!(msg)),
-            }
-        }
-    }
-}
-
-/// Finds the stanza for `package` `version` in `apt-cache show` output.
-pub fn parse_apt_show(
-    text: &str,
-    package: &str,
-    version: &str,
-) -> Option<(Option<String>, String, u64)> {
-    for stanza in text.split("\n\n") {
-        let field = |name: &str| {
-            stanza.lines().find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                (k == name).then(|| v.trim().to_string())
-            })
-        };
-        if field("Package").as_deref() != Some(package)
-            || field("Version").as_deref() != Some(version)
-        {
-            continue;
-        }
-        let filename = field("Filename")?;
-        let size = field("Size").and_then(|s| s.parse().ok())?;
-        let sha = field("SHA256").filter(|s| crate::util::hash::is_sha256(s));
-        return Some((sha, filename, size));
-    }
-    None
-}
-
-/// Versions listed by `apt-cache madison PACKAGE` (`pkg | version | repo`).
-pub fn parse_madison(text: &str, package: &str) -> Vec<String> {
-    let mut v: Vec<String> = text
-        .lines()
-        .filter_map(|l| {
-            let mut parts = l.split('|').map(str::trim);
-            (parts.next()? == package).then_some(())?;
-            parts.next().map(String::from)
-        })
-        .collect();
-    v.dedup();
-    v
-}
-
-/// Returns the `.deb` of `package` `version` from the cache, or downloads it with
-/// `apt-get download` and checks it against `expected_sha` (from the lock) or, if
-/// none is given, against the sha256 apt lists. Returns the path and the sha256.
-pub fn fetch_debian(
-    cache: &Cache,
-    package: &str,
-    version: &str,
-    expected_sha: Option<&str>,
-    log: &Log,
-) -> Result<(PathBuf, String)> {
-    let expected = match expected_sha {
-        Some(s) => Some(s.to_string()),
-        None => apt_show(package, version, log)?.0,
-    };
-    if let Some(sha) = &expected {
-        match cache.get_verified(sha) {
-            Ok(Some(p)) => return Ok((p, sha.clone())),
-            Ok(None) => {}
-            Err(e) => step(&format!("warning: {e:#}")),
-        }
-    }
-    let spec = format!("{package}={version}");
-    let dir = cache.temp_dir()?;
-    step(&format!("apt-get download {spec}"));
-    Cmd::new("apt-get")
-        .arg("download")
-        .arg(&spec)
-        .dir(dir.path())
-        .run(log)
-        .with_context(|| format!("cannot download debian package {spec} (is it in apt's lists? try `apt-get update`)"))?;
-    let debs: Vec<PathBuf> = std::fs::read_dir(dir.path())
-        .with_context(|| format!("cannot list {}", dir.path().display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "deb"))
-        .collect();
-    let [deb] = debs.as_slice() else {
-        bail!(
-            "`apt-get download {spec}` left {} .deb files in {}: expected one",
-            debs.len(),
-            dir.path().display()
-        );
-    };
-    let sha = match expected {
-        Some(s) => s,
-        // apt listed no sha256 (it still verified the archive signature): pin what we got.
-        None => crate::util::hash::sha256_file(deb)?,
-    };
-    let p = cache
-        .insert_verified(deb, &sha)
-        .with_context(|| format!("debian package {spec} does not match its pinned sha256"))?;
-    Ok((p, sha))
-}
-
-/// Extracts one file or directory (`member`, e.g. `usr/src/linux-source-6.1.tar.xz`)
-/// of a `.deb` to `dest`.
-pub fn extract_deb_member(deb: &Path, member: &str, dest: &Path, log: &Log) -> Result<()> {
-    let member = member.trim_start_matches("./").trim_start_matches('/');
-    if member.is_empty() || member.split('/').any(|c| c == "..") {
-        bail!("invalid package member `{member}`: expected a relative path inside the package");
-    }
-    let parent = crate::util::fs::parent_dir(dest);
-    crate::util::fs::create_dir_all(&parent)?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".extract-")
-        .tempdir_in(&parent)
-        .with_context(|| {
-            format!(
-                "cannot create a temporary directory in {}",
-                parent.display()
-            )
-        })?;
-    Cmd::new("dpkg-deb")
-        .arg("-x")
-        .arg(deb)
-        .arg(tmp.path())
-        .run(log)?;
-    let src = tmp.path().join(member);
-    if std::fs::symlink_metadata(&src).is_err() {
-        bail!("{} has no file `{member}`", deb.display());
-    }
-    if dest.is_dir() {
-        crate::util::fs::remove_dir_all(dest)?;
-    }
-    crate::util::fs::rename(&src, dest)
-}
-
-/// Makes the source `name` available: downloads (URL), fetches through apt and
-/// extracts the member (Debian), or checks a local path. With a lock, the pinned
-/// sha256 is used and drift is an error.
-pub fn fetch_source(
-    cache: &Cache,
-    name: &str,
-    source: &Source,
-    lock: Option<&Lock>,
-    log: &Log,
-) -> Result<Fetched> {
-    let locked = lock.and_then(|l| l.get(name));
-    match source {
-        Source::Url { mirrors, sha256 } => {
-            if let Some(l) = locked {
-                if &l.sha256 != sha256 {
-                    bail!("source `{name}`: the lock pins sha256 {} but the recipe says {sha256}; run `sanforge lock`", l.sha256);
+            for i in s.inputs(ctx) {
+                if !needed.iter().any(|(n, _)| *n == i) {
+                    needed.push((i, s.name()));
                 }
             }
-            let path = fetch_url(cache, mirrors, sha256)
-                .with_context(|| format!("cannot fetch source `{name}`"))?;
-            Ok(Fetched {
-                path,
-                sha256: Some(sha256.clone()),
-            })
         }
-        Source::Debian {
-            package,
-            version,
-            member,
-        } => {
-            let (deb, sha) = fetch_debian(
-                cache,
-                package,
-                version,
-                locked.map(|l| l.sha256.as_str()),
-                log,
-            )
-            .with_context(|| format!("cannot fetch source `{name}`"))?;
-            let path = match member {
-                None => deb,
-                Some(m) => {
-                    let key = crate::util::hash::KeyBuilder::new("deb-member")
-                        .add_str("deb", &sha)
-                        .add_str("member", m)
-                        .finish();
-                    let file = Path::new(m)
-                        .file_name()
-                        .map(PathBuf::from)
-                        .unwrap_or_else(|| PathBuf::from("member"));
-                    let dir = cache.build_stage("deb-member", &key, |d| {
-                        extract_deb_member(&deb, m, &d.join(&file), log)
+        needed.retain(|(n, _)| {
+            ctx.input(n)
+                .is_some_and(|i| i.kind != "path" && !ctx.cache.blob_path(&i.sha256).is_file())
+        });
+        needed
+    }
+
+    fn missing(ctx: &Ctx) -> Vec<String> {
+        Self::missing_for(ctx).into_iter().map(|(n, _)| n).collect()
+    }
+}
+
+const NAME: &str = "fetch";
+
+impl Stage<super::Built> for Fetch {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn key(&self, ctx: &Ctx, _keys: &Keys) -> Result<String> {
+        let mut kb = KeyBuilder::new("fetch");
+        for i in &ctx.inputs {
+            kb.add_str("input", &i.sha256);
+        }
+        Ok(kb.finish())
+    }
+
+    fn cached(&self, ctx: &Ctx, _key: &str) -> bool {
+        Self::missing(ctx).is_empty()
+    }
+
+    fn cached_reason(&self, _ctx: &Ctx) -> String {
+        "every needed input is in the cache".to_string()
+    }
+
+    fn reason(&self, ctx: &Ctx, _earlier: &[PlanEntry]) -> String {
+        format!("not in the cache: {}", Self::missing(ctx).join(", "))
+    }
+
+    fn execute(&self, ctx: &Ctx, _built: &mut super::Built, runner: &mut Runner) -> Result<()> {
+        let missing = Self::missing_for(ctx);
+        runner.step(NAME, |log, log_path| {
+            for (name, stage) in &missing {
+                crate::util::progress::step(&format!("fetch: {name}"));
+                // The stage that cannot run without it is the one that failed.
+                fetch_input(ctx, name, log)
+                    .with_context(|| describe(name))
+                    .with_context(|| StageFailed {
+                        stage: stage.to_string(),
+                        log: log_path.to_path_buf(),
                     })?;
-                    dir.join(file)
-                }
-            };
-            Ok(Fetched {
-                path,
-                sha256: Some(sha),
-            })
-        }
-        Source::Path { path } => {
-            let sha = path_sha256(path).with_context(|| format!("source `{name}`"))?;
-            if let Some(l) = locked {
-                if l.sha256 != sha {
-                    bail!("source `{name}` ({}) changed since the lock was written: the lock pins {}, it now hashes to {sha}; run `sanforge lock`", path.display(), l.sha256);
-                }
             }
-            let file_sha = if path.is_file() { Some(sha) } else { None };
-            Ok(Fetched {
-                path: path.clone(),
-                sha256: file_sha,
-            })
-        }
+            Ok(!missing.is_empty())
+        })
     }
 }
 
-/// The sha256 of a local file, or the tree hash of a directory (every file's
-/// relative path, mode and content).
-pub fn path_sha256(path: &Path) -> Result<String> {
-    let meta =
-        std::fs::metadata(path).with_context(|| format!("cannot stat {}", path.display()))?;
-    if meta.is_dir() {
-        Ok(crate::util::hash::KeyBuilder::new("path-tree")
-            .add_tree("file", path)?
-            .finish())
+/// What input `name` is, for an error message: `firmware ql2500_fw.bin`,
+/// `package corosync`, `the kernel source`, `source scst`.
+fn describe(name: &str) -> String {
+    if let Some(f) = name.strip_prefix("firmware:") {
+        format!("firmware {f}")
+    } else if let Some(p) = name.strip_prefix("package:") {
+        format!("package {p}")
+    } else if name == "kernel" {
+        "the kernel source".to_string()
     } else {
-        crate::util::hash::sha256_file(path)
+        format!("source {name}")
     }
 }
 
-/// `sanforge fetch RECIPE`: every source of the recipe into the cache (the lock's
-/// pins when there is a lock): the selected kernel's source, or with `all_kernels`
-/// the source of every kernel of the matrix. Returns how many sources are ready.
-pub fn fetch_all(
-    recipe: &crate::config::recipe::Recipe,
-    cache: &Cache,
-    all_kernels: bool,
-) -> Result<usize> {
-    let lock = crate::commands::lock::load_for(recipe, false)?;
-    let log = Log::none();
-    let mut n = 0;
-    for k in &recipe.kernels {
-        if all_kernels || k.lock_name == recipe.kernel().lock_name {
-            fetch_source(cache, &k.lock_name, &k.source, lock.as_ref(), &log)?;
-            n += 1;
-        }
+/// Brings input `name` of this build into the cache (verified).
+pub fn fetch_input(ctx: &Ctx, name: &str, log: &Log) -> Result<()> {
+    let input = ctx
+        .input(name)
+        .with_context(|| format!("internal error: no input named `{name}`"))?;
+    if let Some(package) = name.strip_prefix("package:") {
+        let version = input.origin.split_once('=').map(|(_, v)| v).unwrap_or("");
+        fetch::fetch_debian(&ctx.cache, package, version, Some(&input.sha256), log)?;
+        return Ok(());
     }
-    for (name, src) in &recipe.sources {
-        fetch_source(cache, name, src, lock.as_ref(), &log)?;
-        n += 1;
-    }
-    for (name, version) in &recipe.raw.userland.packages {
-        let pinned = lock
-            .as_ref()
-            .and_then(|l| l.get(&format!("package:{name}")))
-            .map(|l| l.sha256.clone());
-        fetch_debian(cache, name, version, pinned.as_deref(), &log)?;
-        n += 1;
-    }
-    Ok(n)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const SHOW: &str = "Package: busybox\nVersion: 1:1.35.0-4+b3\nSize: 400000\nFilename: pool/main/b/busybox/busybox_1.35.0-4+b3_amd64.deb\nSHA256: 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\nDescription: x\n multi-line: text\n\nPackage: busybox\nVersion: 1:1.36.1-1\nSize: 1\nFilename: other.deb\nSHA256: ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff\n";
-
-    #[test]
-    fn apt_show_picks_the_matching_stanza() {
-        let (sha, file, size) = parse_apt_show(SHOW, "busybox", "1:1.36.1-1").unwrap();
-        assert_eq!(sha.as_deref(), Some("f".repeat(64).as_str()));
-        assert_eq!(file, "other.deb");
-        assert_eq!(size, 1);
-        let (sha, file, size) = parse_apt_show(SHOW, "busybox", "1:1.35.0-4+b3").unwrap();
-        assert!(sha.unwrap().starts_with("0123"));
-        assert!(file.ends_with("amd64.deb"));
-        assert_eq!(size, 400000);
-        assert!(parse_apt_show(SHOW, "busybox", "9").is_none());
-        assert!(parse_apt_show(SHOW, "bash", "1:1.36.1-1").is_none());
-    }
-
-    #[test]
-    fn madison_lists_versions() {
-        let t = "   busybox | 1:1.35.0-4+b3 | http://deb.debian.org/debian bookworm/main amd64 Packages\n   busybox | 1:1.30.1-6 | http://x bullseye/main amd64 Packages\n";
-        assert_eq!(
-            parse_madison(t, "busybox"),
-            vec!["1:1.35.0-4+b3", "1:1.30.1-6"]
-        );
-        assert!(parse_madison(t, "bash").is_empty());
-    }
+    let (lock_name, source): (&str, &Source) = if name == "kernel" {
+        (&ctx.recipe.kernel().lock_name, &ctx.recipe.kernel().source)
+    } else {
+        let s = ctx
+            .recipe
+            .sources
+            .get(name)
+            .with_context(|| format!("internal error: no source named `{name}`"))?;
+        (name, s)
+    };
+    fetch::fetch_source(&ctx.cache, lock_name, source, ctx.lock.as_ref(), log)?;
+    Ok(())
 }

@@ -12,7 +12,7 @@
 //! spawn), the recipe's firmware sources through the cache.
 
 use crate::config::recipe::Scst;
-use crate::engine::pipeline::Ctx;
+use crate::engine::Ctx;
 use crate::util::cmd::Log;
 use crate::util::fs as ufs;
 use anyhow::{bail, Context, Result};
@@ -185,7 +185,7 @@ pub fn install(
     for (name, source) in &scst.firmware {
         let input = Scst::firmware_input(name);
         let fetched =
-            crate::stages::fetch::fetch_source(&ctx.cache, &input, source, ctx.lock.as_ref(), log)
+            crate::engine::fetch::fetch_source(&ctx.cache, &input, source, ctx.lock.as_ref(), log)
                 .with_context(|| format!("cannot get firmware {name}"))?;
         if fetched.path.is_dir() {
             bail!(

@@ -7,10 +7,13 @@
 //! `kernel.release`, `modules/lib/modules/<release>/…`, and keeps `src/` and `build/`
 //! for out-of-tree module builds (KDIR).
 
-use crate::engine::pipeline::Ctx;
+use crate::config::recipe::Source;
+use crate::engine::runner::{PlanEntry, Runner};
+use crate::engine::{Ctx, Keys, Stage};
 use crate::kconfig;
 use crate::util::cmd::{Cmd, Log};
 use crate::util::fs as ufs;
+use crate::util::hash::KeyBuilder;
 use crate::util::progress::{self, Task};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -24,11 +27,129 @@ const REQUIRED: &[(&str, &str)] = &[
     ("CONFIG_BINFMT_ELF", "y"),
 ];
 
-pub fn build(ctx: &Ctx, dir: &Path, log: &Log) -> Result<()> {
+/// Bump when the stage's code changes what it produces, to invalidate old entries.
+const VERSION: &str = "kernel-v1";
+
+/// The kernel stage.
+pub struct Kernel;
+
+/// The kernel stage's cache entry.
+#[derive(Debug, Clone)]
+pub struct KernelOut {
+    pub dir: PathBuf,
+}
+
+impl KernelOut {
+    /// The bzImage.
+    pub fn vmlinuz(&self) -> PathBuf {
+        self.dir.join("vmlinuz")
+    }
+    /// The final `.config`.
+    pub fn config(&self) -> PathBuf {
+        self.dir.join("config")
+    }
+    /// `lib/modules` of the installed modules (absent without module support).
+    pub fn lib_modules(&self) -> PathBuf {
+        self.dir.join("modules/lib/modules")
+    }
+    /// The kernel source and build trees (KDIR of out-of-tree module builds).
+    pub fn src(&self) -> PathBuf {
+        self.dir.join("src")
+    }
+    pub fn build_tree(&self) -> PathBuf {
+        self.dir.join("build")
+    }
+    /// `uname -r` of the built kernel.
+    pub fn release(&self) -> Result<String> {
+        Ok(ufs::read_to_string(&self.dir.join("kernel.release"))?
+            .trim()
+            .to_string())
+    }
+}
+
+impl Stage<super::Built> for Kernel {
+    fn name(&self) -> &'static str {
+        "kernel"
+    }
+
+    fn inputs(&self, ctx: &Ctx) -> Vec<String> {
+        let mut v = vec!["kernel".to_string()];
+        // SCST's tree may change the kernel source (in-tree mode).
+        if ctx.recipe.scst.is_some() {
+            v.push("scst".to_string());
+        }
+        v
+    }
+
+    fn key(&self, ctx: &Ctx, _keys: &Keys) -> Result<String> {
+        let r = &ctx.recipe;
+        let k = r.kernel();
+        let mut kb = KeyBuilder::new(VERSION);
+        kb.add_str("source", ctx.input_sha("kernel"));
+        kb.add_str(
+            "member",
+            match &k.source {
+                Source::Debian { member, .. } => member.as_deref().unwrap_or(""),
+                _ => "",
+            },
+        );
+        kb.add_str("base", &k.base);
+        let base_file = r.root.join(&k.base);
+        if base_file.is_file() {
+            kb.add("base-file", &ufs::read(&base_file)?);
+        }
+        for f in &k.fragments {
+            kb.add_str(
+                "fragment",
+                &f.file_name()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            );
+            kb.add("fragment-content", &ufs::read(f)?);
+        }
+        for (o, v) in &k.options {
+            kb.add_str("option", &format!("{o}={v}"));
+        }
+        for o in &k.forbid {
+            kb.add_str("forbid", o);
+        }
+        for p in &k.patches {
+            kb.add("patch", &ufs::read(p)?);
+        }
+        kb.add_str("localversion", &k.localversion);
+        kb.add_str("sde", &r.source_date_epoch().to_string());
+        if let Some(s) = r
+            .scst
+            .as_ref()
+            .filter(|s| s.driver_mode == crate::config::recipe::DriverMode::InTree)
+        {
+            // The in-tree swap changes the kernel source.
+            kb.add_str("scst", ctx.input_sha("scst"));
+            kb.add_str("scst-mode", s.driver_mode.as_str());
+            kb.add_str("scst-qla", &s.components.join(" "));
+        }
+        Ok(kb.finish())
+    }
+
+    fn reason(&self, _ctx: &Ctx, _earlier: &[PlanEntry]) -> String {
+        "no cache entry for this kernel source, config and patch set".to_string()
+    }
+
+    fn execute(&self, ctx: &Ctx, built: &mut super::Built, runner: &mut Runner) -> Result<()> {
+        let key = ctx.keys.get(self.name());
+        // The kernel tree must stay where it was built (out-of-tree modules use it).
+        let dir =
+            runner.cached_entry(ctx, self.name(), key, true, |dir, log| build(ctx, dir, log))?;
+        built.kernel = Some(KernelOut { dir });
+        Ok(())
+    }
+}
+
+fn build(ctx: &Ctx, dir: &Path, log: &Log) -> Result<()> {
     let src = dir.join("src");
     let obj = dir.join("build");
     unpack(ctx, &src, log)?;
-    apply_patches(&ctx.recipe.patches, &src, log)?;
+    apply_patches(&ctx.recipe.kernel().patches, &src, log)?;
     crate::stages::modules::prepare_kernel_tree(ctx, &src, log)?;
     configure(ctx, &src, &obj, log)?;
     compile(ctx, &src, &obj, log)?;
@@ -46,7 +167,7 @@ pub fn check_config(ctx: &Ctx) -> Result<usize> {
     let log = Log::open(&scratch.path().join("kconfig.log"))?;
     let src = scratch.path().join("src");
     unpack(ctx, &src, &log)?;
-    apply_patches(&ctx.recipe.patches, &src, &log)?;
+    apply_patches(&ctx.recipe.kernel().patches, &src, &log)?;
     crate::stages::modules::prepare_kernel_tree(ctx, &src, &log)?;
     configure(ctx, &src, &scratch.path().join("build"), &log)?;
     Ok(requests(ctx)?.len())
@@ -55,10 +176,10 @@ pub fn check_config(ctx: &Ctx) -> Result<usize> {
 /// Where the source comes from, as a file (archive) or a directory.
 fn unpack(ctx: &Ctx, src: &Path, log: &Log) -> Result<()> {
     ufs::create_dir_all(src)?;
-    let fetched = crate::stages::fetch::fetch_source(
+    let fetched = crate::engine::fetch::fetch_source(
         &ctx.cache,
         &ctx.recipe.kernel().lock_name,
-        &ctx.recipe.kernel_source,
+        &ctx.recipe.kernel().source,
         ctx.lock.as_ref(),
         log,
     )?;
@@ -157,7 +278,7 @@ pub fn requests(ctx: &Ctx) -> Result<Vec<kconfig::Request>> {
             origin: "sanforge (initramfs boot)".into(),
         })
         .collect();
-    for f in &ctx.recipe.fragments {
+    for f in &ctx.recipe.kernel().fragments {
         let shown = f
             .strip_prefix(&ctx.recipe.root)
             .unwrap_or(f)
@@ -165,21 +286,19 @@ pub fn requests(ctx: &Ctx) -> Result<Vec<kconfig::Request>> {
             .to_string();
         reqs.extend(kconfig::parse_fragment(f, &shown)?);
     }
-    reqs.extend(kconfig::requests_from_recipe(
-        &ctx.recipe.raw.kernel.options,
-    ));
-    reqs.extend(kconfig::requests_from_forbid(&ctx.recipe.raw.kernel.forbid));
+    reqs.extend(kconfig::requests_from_recipe(&ctx.recipe.kernel().options));
+    reqs.extend(kconfig::requests_from_forbid(&ctx.recipe.kernel().forbid));
     reqs.extend(crate::stages::modules::kernel_requests(ctx));
     Ok(reqs)
 }
 
 fn configure(ctx: &Ctx, src: &Path, obj: &Path, log: &Log) -> Result<()> {
     ufs::create_dir_all(obj)?;
-    let base = &ctx.recipe.raw.kernel.base;
+    let base = &ctx.recipe.kernel().base;
     let task = Task::start(
         &format!(
             "kernel: configuring ({base} + {} fragments)",
-            ctx.recipe.fragments.len()
+            ctx.recipe.kernel().fragments.len()
         ),
         None,
         "steps",
@@ -196,7 +315,7 @@ fn configure(ctx: &Ctx, src: &Path, obj: &Path, log: &Log) -> Result<()> {
     ufs::write(&obj.join(".config"), kconfig::merge(&base_text, &reqs))?;
     make(src, obj).arg("olddefconfig").run(log)?;
     let final_text = ufs::read_to_string(&obj.join(".config"))?;
-    kconfig::verify(&final_text, &reqs, &ctx.recipe.raw.kernel.forbid, Some(src))
+    kconfig::verify(&final_text, &reqs, &ctx.recipe.kernel().forbid, Some(src))
         .map_err(|e| anyhow::anyhow!("kernel config verification failed:\n{e}"))?;
     task.finish(&format!("{} requested options verified", reqs.len()));
     Ok(())
@@ -237,10 +356,7 @@ fn compile(ctx: &Ctx, src: &Path, obj: &Path, log: &Log) -> Result<()> {
     );
     let mut cmd = make(src, obj)
         .arg(format!("-j{}", ctx.jobs))
-        .arg(format!(
-            "LOCALVERSION={}",
-            ctx.recipe.raw.kernel.localversion
-        ))
+        .arg(format!("LOCALVERSION={}", ctx.recipe.kernel().localversion))
         .arg("bzImage");
     if modules {
         cmd = cmd.arg("modules");
@@ -280,10 +396,7 @@ fn install(ctx: &Ctx, src: &Path, obj: &Path, dir: &Path, log: &Log) -> Result<(
         let depmod =
             crate::util::tools::which("depmod").unwrap_or_else(|| PathBuf::from("/sbin/depmod"));
         with_env(make(src, obj), ctx)
-            .arg(format!(
-                "LOCALVERSION={}",
-                ctx.recipe.raw.kernel.localversion
-            ))
+            .arg(format!("LOCALVERSION={}", ctx.recipe.kernel().localversion))
             .arg(format!("INSTALL_MOD_PATH={}", moddir.display()))
             .arg("INSTALL_MOD_STRIP=1")
             .arg(format!("DEPMOD={}", depmod.display()))

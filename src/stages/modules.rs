@@ -16,11 +16,13 @@
 //! `root/lib/firmware/…` and `modules.json` (what the manifest reports).
 
 use crate::config::recipe::{DriverMode, Scst, SCST_COMPONENTS};
-use crate::engine::pipeline::Ctx;
+use crate::engine::runner::{PlanEntry, Runner};
+use crate::engine::{Ctx, Keys, Stage};
 use crate::kconfig::Request;
 use crate::stages::firmware::{self, ModInfo};
 use crate::util::cmd::{Cmd, Log};
 use crate::util::fs as ufs;
+use crate::util::hash::KeyBuilder;
 use crate::util::progress;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -266,7 +268,7 @@ fn split_version(stem: &str) -> Option<(&str, String)> {
 
 /// Copies (tree) or unpacks (archive) the SCST source to `dest`.
 fn unpack(ctx: &Ctx, scst: &Scst, dest: &Path, log: &Log) -> Result<()> {
-    let fetched = crate::stages::fetch::fetch_source(
+    let fetched = crate::engine::fetch::fetch_source(
         &ctx.cache,
         "scst",
         &scst.source,
@@ -295,12 +297,100 @@ fn unpack(ctx: &Ctx, scst: &Scst, dest: &Path, log: &Log) -> Result<()> {
     Ok(())
 }
 
-/// The modules stage.
-pub fn build(ctx: &Ctx, kernel: &Path, dir: &Path, log: &Log) -> Result<()> {
+/// Bump when the stage's code changes what it produces, to invalidate old entries.
+const VERSION: &str = "modules-v3";
+
+/// The modules stage: SCST and its QLogic driver built against the kernel stage's
+/// tree, their firmware, and the module index over the kernel's modules and these.
+/// Only recipes with `[scst]` have it.
+pub struct Modules;
+
+/// The modules stage's cache entry.
+#[derive(Debug, Clone)]
+pub struct ModulesOut {
+    pub dir: PathBuf,
+}
+
+impl ModulesOut {
+    /// The tree that goes into the image as is (`lib/modules`, `lib/firmware`, `usr/sbin`).
+    pub fn root(&self) -> PathBuf {
+        self.dir.join("root")
+    }
+    /// What was built: modules, firmware, QLogic PCI claims.
+    pub fn record(&self) -> Result<ModulesRecord> {
+        record(&self.dir)
+    }
+}
+
+impl Stage<super::Built> for Modules {
+    fn name(&self) -> &'static str {
+        "modules"
+    }
+
+    fn applies(&self, ctx: &Ctx) -> bool {
+        ctx.recipe.scst.is_some()
+    }
+
+    fn inputs(&self, ctx: &Ctx) -> Vec<String> {
+        let mut v = vec!["scst".to_string()];
+        if let Some(s) = &ctx.recipe.scst {
+            v.extend(s.firmware.keys().map(|n| Scst::firmware_input(n)));
+        }
+        v
+    }
+
+    fn key(&self, ctx: &Ctx, keys: &Keys) -> Result<String> {
+        let r = &ctx.recipe;
+        let Some(s) = &r.scst else {
+            return Ok(String::new());
+        };
+        let mut mb = KeyBuilder::new(VERSION);
+        mb.add_str("kernel", keys.get("kernel"));
+        mb.add_str("scst", ctx.input_sha("scst"));
+        mb.add_str("mode", s.driver_mode.as_str());
+        for c in &s.components {
+            mb.add_str("component", c);
+        }
+        for p in &r.kernel().patches {
+            mb.add("patch", &ufs::read(p)?);
+        }
+        for name in s.firmware.keys() {
+            let input = Scst::firmware_input(name);
+            mb.add_str("firmware", &format!("{name} {}", ctx.input_sha(&input)));
+        }
+        for w in &s.waived {
+            mb.add_str("waive", w);
+        }
+        mb.add_str("sde", &r.source_date_epoch().to_string());
+        Ok(mb.finish())
+    }
+
+    fn reason(&self, _ctx: &Ctx, earlier: &[PlanEntry]) -> String {
+        if earlier.iter().any(|e| e.stage == "kernel" && !e.cached) {
+            "the kernel will be rebuilt".to_string()
+        } else {
+            "no cache entry for this SCST source, driver mode, component list and firmware set"
+                .to_string()
+        }
+    }
+
+    fn execute(&self, ctx: &Ctx, built: &mut super::Built, runner: &mut Runner) -> Result<()> {
+        let kernel = built.kernel()?.clone();
+        let key = ctx.keys.get(self.name());
+        let dir = runner.cached_entry(ctx, self.name(), key, false, |dir, log| {
+            build(ctx, &kernel, dir, log)
+        })?;
+        built.modules = Some(ModulesOut { dir });
+        Ok(())
+    }
+}
+
+fn build(ctx: &Ctx, kernel_out: &super::KernelOut, dir: &Path, log: &Log) -> Result<()> {
+    let kernel = kernel_out.dir.as_path();
     let Some(scst) = &ctx.recipe.scst else {
         return Ok(());
     };
-    let release = crate::stages::rootfs::kernel_release(kernel)?;
+    let release = kernel_out.release()?;
     let kdir = kernel.join("build");
     if !kdir.join(".config").is_file() {
         bail!("the kernel build tree {} is missing: out-of-tree modules need it (rebuild the kernel stage)", kdir.display());

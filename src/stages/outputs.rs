@@ -9,10 +9,12 @@
 //! that the pipeline swaps into place.
 
 use crate::contract::{DISK_IMG, INIT_CPIO, ROOT_JSON, ROOT_SQUASHFS, ROOT_VERITY};
-use crate::engine::pipeline::Ctx;
+use crate::engine::runner::{PlanEntry, Runner};
+use crate::engine::{Ctx, Keys, Stage};
 use crate::util::cmd::Log;
 use crate::util::fs as ufs;
 use crate::util::hash::sha256_file;
+use crate::util::hash::KeyBuilder;
 use anyhow::{Context, Result};
 use serde_json::json;
 use std::path::Path;
@@ -42,15 +44,74 @@ pub fn files(disk: bool, squashfs: bool) -> Vec<&'static str> {
     v
 }
 
-pub fn write(
-    ctx: &Ctx,
-    kernel: &Path,
-    modules_stage: Option<&Path>,
-    userland: &Path,
-    rootfs: &Path,
-    out: &Path,
-    log: &Log,
-) -> Result<()> {
+/// Bump when the stage's code changes what it produces, to invalidate old entries.
+const VERSION: &str = "outputs-v1";
+
+/// The outputs stage: the output directory itself (assembled in `OUT.partial/`,
+/// swapped into place by the runner at the end of the build).
+pub struct Outputs;
+
+impl Stage<super::Built> for Outputs {
+    fn name(&self) -> &'static str {
+        "outputs"
+    }
+
+    /// Sources no other stage reads (systemd-boot for the disk image, …).
+    fn inputs(&self, ctx: &Ctx) -> Vec<String> {
+        ctx.inputs
+            .iter()
+            .map(|i| i.name.as_str())
+            .filter(|n| {
+                *n != "kernel"
+                    && *n != "scst"
+                    && !n.starts_with("firmware:")
+                    && !n.starts_with("package:")
+            })
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn key(&self, ctx: &Ctx, keys: &Keys) -> Result<String> {
+        let r = &ctx.recipe;
+        let mut ob = KeyBuilder::new(VERSION);
+        ob.add_str("rootfs", keys.get("rootfs"))
+            .add_str("cmdline", &r.kernel().cmdline);
+        if let Some(d) = &r.outputs.disk_spec {
+            ob.add_str("disk", &format!("{} {}", d.size, d.boot_tries));
+        }
+        for i in &ctx.inputs {
+            ob.add_str("input", &format!("{} {} {}", i.name, i.origin, i.sha256));
+        }
+        Ok(ob.finish())
+    }
+
+    fn cached(&self, ctx: &Ctx, key: &str) -> bool {
+        up_to_date(&ctx.out, key)
+    }
+
+    fn cached_reason(&self, ctx: &Ctx) -> String {
+        format!("{} is up to date", ctx.out.display())
+    }
+
+    fn reason(&self, ctx: &Ctx, _earlier: &[PlanEntry]) -> String {
+        format!("{} is missing or from another build", ctx.out.display())
+    }
+
+    fn execute(&self, ctx: &Ctx, built: &mut super::Built, runner: &mut Runner) -> Result<()> {
+        crate::util::progress::step("outputs: writing vmlinuz, initramfs, boot.ipxe, manifest");
+        let staging = runner.staging().to_path_buf();
+        runner.step(self.name(), |log, _| {
+            write(ctx, built, &staging, log)?;
+            Ok(true)
+        })
+    }
+}
+
+fn write(ctx: &Ctx, built: &super::Built, out: &Path, log: &Log) -> Result<()> {
+    let kernel_out = built.kernel()?;
+    let kernel = kernel_out.dir.as_path();
+    let rootfs_out = built.rootfs()?;
+    let rootfs = rootfs_out.dir.as_path();
     ufs::copy(&kernel.join("vmlinuz"), &out.join("vmlinuz"))?;
     ufs::copy(
         &rootfs.join("initramfs.cpio.zst"),
@@ -58,7 +119,7 @@ pub fn write(
     )?;
     ufs::write(
         &out.join("boot.ipxe"),
-        boot_ipxe(&ctx.recipe.raw.kernel.cmdline),
+        boot_ipxe(&ctx.recipe.kernel().cmdline),
     )?;
     let squashfs = ctx.recipe.squashfs_root();
     if squashfs {
@@ -70,7 +131,7 @@ pub fn write(
     if let Some(spec) = disk {
         write_disk(ctx, spec, rootfs, out, log)?;
     }
-    let manifest = manifest(ctx, kernel, modules_stage, userland, rootfs, out)?;
+    let manifest = manifest(ctx, built, out)?;
     ufs::write(
         &out.join("manifest.json"),
         serde_json::to_string_pretty(&manifest)? + "\n",
@@ -106,7 +167,7 @@ fn write_disk(
                 "the disk output needs the source `{SYSTEMD_BOOT_SOURCE}` (systemd-bootx64.efi)"
             )
         })?;
-    let boot = crate::stages::fetch::fetch_source(
+    let boot = crate::engine::fetch::fetch_source(
         &ctx.cache,
         SYSTEMD_BOOT_SOURCE,
         source,
@@ -130,7 +191,7 @@ fn write_disk(
     };
     let input = crate::image::disk::DiskInput {
         recipe: ctx.recipe.name.clone(),
-        cmdline: ctx.recipe.raw.kernel.cmdline.clone(),
+        cmdline: ctx.recipe.kernel().cmdline.clone(),
         source_date_epoch: ctx.source_date_epoch(),
         vmlinuz: out.join("vmlinuz"),
         initramfs,
@@ -175,24 +236,17 @@ pub fn boot_ipxe(cmdline: &str) -> String {
     format!("#!ipxe\n# sanforge PXE bundle: serve this directory over HTTP or TFTP and chain boot.ipxe\nkernel vmlinuz initrd=initramfs.cpio.zst {cmdline}\ninitrd initramfs.cpio.zst\nboot\n")
 }
 
-fn manifest(
-    ctx: &Ctx,
-    kernel: &Path,
-    modules_stage: Option<&Path>,
-    userland: &Path,
-    rootfs: &Path,
-    out: &Path,
-) -> Result<serde_json::Value> {
+fn manifest(ctx: &Ctx, built: &super::Built, out: &Path) -> Result<serde_json::Value> {
     let r = &ctx.recipe;
-    let release = crate::stages::rootfs::kernel_release(kernel)?;
+    let kernel = built.kernel()?;
+    let rootfs = built.rootfs()?.dir.as_path();
+    let release = kernel.release()?;
     // With SCST, the modules stage's index covers the kernel's modules and its own.
-    let moddir = match modules_stage {
-        Some(m) => m.join("root/lib/modules").join(&release),
-        None => kernel.join("modules/lib/modules").join(&release),
+    let moddir = match &built.modules {
+        Some(m) => m.root().join("lib/modules").join(&release),
+        None => kernel.lib_modules().join(&release),
     };
-    let scst = modules_stage
-        .map(crate::stages::modules::record)
-        .transpose()?;
+    let scst = built.modules.as_ref().map(|m| m.record()).transpose()?;
     let mut modules = Vec::new();
     if moddir.join("modules.dep").is_file() {
         for l in ufs::read_to_string(&moddir.join("modules.dep"))?.lines() {
@@ -224,7 +278,7 @@ fn manifest(
         outputs.push(json!({ "file": f, "sha256": sha256_file(&p)?, "size": size }));
     }
     let rel = |p: &Path| p.strip_prefix(&r.root).unwrap_or(p).display().to_string();
-    let files = crate::stages::userland::files(&userland.join("root"))?;
+    let files = crate::stages::userland::files(&built.userland()?.root())?;
     let root = if r.squashfs_root() {
         json!({ "type": "squashfs", "verity": root_info(rootfs)? })
     } else {
@@ -235,30 +289,30 @@ fn manifest(
         "recipe": {
             "name": r.name,
             "file": rel(&r.file),
-            "sha256": crate::engine::pipeline::text_sha(&r.text),
+            "sha256": crate::engine::ctx::text_sha(&r.text),
             "source-date-epoch": r.source_date_epoch(),
-            "target-stack": r.raw.target.stack,
+            "target-stack": r.stack,
         },
         "keys": ctx.keys,
         "inputs": ctx.inputs,
         "kernel": {
             "release": release,
             "source-sha256": ctx.input("kernel").map(|i| i.sha256.clone()),
-            "config-sha256": sha256_file(&kernel.join("config"))?,
-            "cmdline": r.raw.kernel.cmdline,
-            "patches": r.patches.iter().map(|p| rel(p)).collect::<Vec<_>>(),
-            "fragments": r.fragments.iter().map(|p| rel(p)).collect::<Vec<_>>(),
+            "config-sha256": sha256_file(&kernel.config())?,
+            "cmdline": r.kernel().cmdline,
+            "patches": r.kernel().patches.iter().map(|p| rel(p)).collect::<Vec<_>>(),
+            "fragments": r.kernel().fragments.iter().map(|p| rel(p)).collect::<Vec<_>>(),
         },
         "modules": modules,
         "packages": packages,
         "userland-files": files,
         "init": { "sha256": ctx.init_sha256 },
-        "node-config": { "file": rel(&r.node_config), "sha256": crate::engine::pipeline::text_sha(&ctx.node_text), "hostname": ctx.node.hostname },
+        "node-config": { "file": rel(&r.node_config), "sha256": crate::engine::ctx::text_sha(&ctx.node_text), "hostname": ctx.node.hostname },
         "rootfs": { "entries": ufs::read_to_string(&rootfs.join("rootfs.list"))?.lines().count() },
         "outputs": outputs,
         "firmware": scst.as_ref().map(|s| s.firmware.clone()).unwrap_or_default(),
         "scst": scst,
-        "disk": r.raw.outputs.disk,
+        "disk": r.outputs.disk_spec,
     });
     // Only squashfs-root builds have the key: other manifests stay as they were.
     if !root.is_null() {

@@ -7,15 +7,16 @@
 //! `initramfs.cpio.zst` and `rootfs.list` into its cache entry; with `[outputs] root =
 //! "squashfs"` also the squashfs root, its dm-verity tree and the init-only initramfs.
 
-use crate::config::node::ValidNode;
 use crate::contract::{INIT_CPIO, ROOT_JSON, ROOT_SQUASHFS, ROOT_VERITY};
-use crate::engine::pipeline::Ctx;
+use crate::engine::runner::{PlanEntry, Runner};
+use crate::engine::{Ctx, Keys, Stage};
 use crate::image::cpio::{Archive, Entry, EntryKind};
 use crate::util::cmd::Log;
 use crate::util::fs as ufs;
+use crate::util::hash::KeyBuilder;
 use crate::util::progress::Task;
 use anyhow::{Context, Result};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Directories every image has (mount points and the init's own).
 const DIRS: &[&str] = &[
@@ -34,14 +35,94 @@ const DIRS: &[&str] = &[
     "etc/target",
 ];
 
-pub fn build(
-    ctx: &Ctx,
-    kernel: &Path,
-    modules_stage: Option<&Path>,
-    userland: &Path,
-    dir: &Path,
-    log: &Log,
-) -> Result<()> {
+/// Bump when the stage's code changes what it produces, to invalidate old entries.
+const VERSION: &str = "rootfs-v1";
+
+/// The rootfs stage.
+pub struct Rootfs;
+
+/// The rootfs stage's cache entry.
+#[derive(Debug, Clone)]
+pub struct RootfsOut {
+    pub dir: PathBuf,
+}
+
+impl RootfsOut {
+    /// The whole root as the initramfs.
+    pub fn initramfs(&self) -> PathBuf {
+        self.dir.join("initramfs.cpio.zst")
+    }
+    /// One line per entry of the root.
+    pub fn listing(&self) -> PathBuf {
+        self.dir.join("rootfs.list")
+    }
+}
+
+impl Stage<super::Built> for Rootfs {
+    fn name(&self) -> &'static str {
+        "rootfs"
+    }
+
+    fn key(&self, ctx: &Ctx, keys: &Keys) -> Result<String> {
+        let r = &ctx.recipe;
+        let mut rb = KeyBuilder::new(VERSION);
+        rb.add_str("kernel", keys.get("kernel"))
+            .add_str("userland", keys.get("userland"))
+            .add_str("modules", keys.get("modules"));
+        for o in &r.overlays {
+            rb.add_str(
+                "overlay",
+                &o.strip_prefix(&r.root).unwrap_or(o).display().to_string(),
+            );
+            rb.add_tree("overlay-tree", o)?;
+        }
+        rb.add("node", ctx.node_text.as_bytes());
+        for (name, text) in &ctx.node_configs {
+            rb.add_str("node-name", name);
+            rb.add("node-config", text.as_bytes());
+        }
+        if let Some(s) = &ctx.scst_conf {
+            rb.add_str("scst-conf-path", &s.image_path);
+            rb.add("scst-conf", s.text.as_bytes());
+        }
+        rb.add_str("init", &ctx.init_sha256);
+        rb.add_str("recipe", &r.name);
+        rb.add_str("sde", &r.source_date_epoch().to_string());
+        rb.add_str("zstd", &r.outputs.zstd_level.to_string());
+        if r.squashfs_root() {
+            rb.add_str("root", "squashfs");
+        }
+        Ok(rb.finish())
+    }
+
+    fn reason(&self, _ctx: &Ctx, earlier: &[PlanEntry]) -> String {
+        let runs = |s: &str| earlier.iter().any(|e| e.stage == s && !e.cached);
+        if runs("kernel") {
+            "the kernel will be rebuilt"
+        } else if runs("modules") {
+            "the SCST modules will be rebuilt"
+        } else if runs("userland") {
+            "the userland will be rebuilt"
+        } else {
+            "node config, overlays or init changed"
+        }
+        .to_string()
+    }
+
+    fn execute(&self, ctx: &Ctx, built: &mut super::Built, runner: &mut Runner) -> Result<()> {
+        let key = ctx.keys.get(self.name());
+        let b = &*built;
+        let dir = runner.cached_entry(ctx, self.name(), key, false, |dir, log| {
+            build(ctx, b, dir, log)
+        })?;
+        built.rootfs = Some(RootfsOut { dir });
+        Ok(())
+    }
+}
+
+fn build(ctx: &Ctx, built: &super::Built, dir: &Path, log: &Log) -> Result<()> {
+    let kernel_out = built.kernel()?;
+    let userland = built.userland()?.root();
     let task = Task::start("rootfs: assembling the initramfs", None, "files");
     let mut ar = Archive::new();
     for d in DIRS {
@@ -71,21 +152,21 @@ pub fn build(
         kind: EntryKind::CharDev { major: 1, minor: 3 },
         mode: 0o666,
     });
-    ar.add_tree(&userland.join("root"), "")?;
-    let modules = kernel.join("modules/lib/modules");
+    ar.add_tree(&userland, "")?;
+    let modules = kernel_out.lib_modules();
     if modules.is_dir() {
         ar.add_tree(&modules, "lib/modules")?;
     }
     // SCST's modules, firmware and the module index over both (replaces the kernel's).
-    if let Some(m) = modules_stage {
-        crate::stages::modules::check_node(ctx, &crate::stages::modules::record(m)?)?;
-        ar.add_tree(&m.join("root"), "")?;
+    if let Some(m) = &built.modules {
+        crate::stages::modules::check_node(ctx, &m.record()?)?;
+        ar.add_tree(&m.root(), "")?;
     }
     let rendered =
         tempfile::tempdir().context("cannot create a temporary directory for overlays")?;
     for (i, overlay) in ctx.recipe.overlays.iter().enumerate() {
         let out = rendered.path().join(i.to_string());
-        render_overlay(ctx, kernel, overlay, &out)?;
+        render_overlay(ctx, kernel_out, overlay, &out)?;
         ar.add_tree(&out, "")?;
         log.line(&format!("overlay {} added", overlay.display()));
     }
@@ -115,14 +196,14 @@ pub fn build(
             mode: 0o644,
         });
     }
-    let release = kernel_release(kernel)?;
+    let release = kernel_out.release()?;
     let os_release = format!(
         "NAME=sanforge\nID=sanforge\nPRETTY_NAME=\"sanforge {} ({})\"\nVARIANT_ID={}\nIMAGE_ID={}\nIMAGE_VERSION={}\n",
         ctx.recipe.name,
         release,
         ctx.recipe.name,
         ctx.recipe.name,
-        &ctx.keys.rootfs[..12]
+        crate::engine::short(ctx.keys.get("rootfs"))
     );
     ar.add(Entry {
         path: "etc/os-release".into(),
@@ -142,7 +223,7 @@ pub fn build(
     let task = Task::start(
         &format!(
             "rootfs: compressing (zstd -{})",
-            ctx.recipe.raw.outputs.zstd_level
+            ctx.recipe.outputs.zstd_level
         ),
         None,
         "bytes",
@@ -150,7 +231,7 @@ pub fn build(
     ar.write_zstd(
         &dir.join("initramfs.cpio.zst"),
         mtime,
-        ctx.recipe.raw.outputs.zstd_level,
+        ctx.recipe.outputs.zstd_level,
     )?;
     let size = std::fs::metadata(dir.join("initramfs.cpio.zst"))
         .map(|m| m.len())
@@ -178,7 +259,7 @@ fn squashfs_root(ctx: &Ctx, ar: &Archive, dir: &Path, mtime: u32, log: &Log) -> 
         ar,
         &sq,
         ctx.source_date_epoch(),
-        ctx.recipe.raw.outputs.zstd_level,
+        ctx.recipe.outputs.zstd_level,
         work.path(),
         log,
     )?;
@@ -202,11 +283,7 @@ fn squashfs_root(ctx: &Ctx, ar: &Archive, dir: &Path, mtime: u32, log: &Log) -> 
     small.add(Entry::char_dev("dev/console", 5, 1, 0o600));
     small.add(Entry::char_dev("dev/null", 1, 3, 0o666));
     small.add(Entry::file("init", ctx.init_bin.clone(), 0o755));
-    small.write_zstd(
-        &dir.join(INIT_CPIO),
-        mtime,
-        ctx.recipe.raw.outputs.zstd_level,
-    )?;
+    small.write_zstd(&dir.join(INIT_CPIO), mtime, ctx.recipe.outputs.zstd_level)?;
     let mib =
         |f: &str| std::fs::metadata(dir.join(f)).map(|m| m.len()).unwrap_or(0) as f64 / 1048576.0;
     task.finish(&format!(
@@ -218,61 +295,24 @@ fn squashfs_root(ctx: &Ctx, ar: &Archive, dir: &Path, mtime: u32, log: &Log) -> 
     Ok(())
 }
 
-/// The node's `scst.conf`, read and validated at build time.
-#[derive(Debug, Clone)]
-pub struct NodeScstConf {
-    /// Where it is baked: the init's path for it without the leading `/`
-    /// (`etc/sanforge/scst.conf` for `conf = "scst.conf"`).
-    pub image_path: String,
-    pub text: String,
-}
-
-/// Reads the `scst.conf` named by the node config's `[scst] conf` (relative to the node
-/// config file) and validates it with the init's own parser and checks: an error fails
-/// the build naming FILE:LINE.
-pub fn load_node_scst(node_file: &Path, node: &ValidNode) -> Result<Option<NodeScstConf>> {
-    let Some(s) = &node.scst else {
-        return Ok(None);
-    };
-    let rel = Path::new(&s.conf);
-    if rel
-        .components()
-        .any(|c| matches!(c, std::path::Component::ParentDir))
-    {
-        anyhow::bail!(
-            "{}: [scst] conf `{}`: `..` is not allowed (the file is baked under /etc/sanforge)",
-            node_file.display(),
-            s.conf
-        );
-    }
-    let host = ufs::parent_dir(node_file).join(rel);
-    let text = ufs::read_to_string(&host)
-        .with_context(|| format!("[scst] conf of {}", node_file.display()))?;
-    crate::init::scst::load_conf(&host, &text)
-        .with_context(|| format!("invalid scst.conf for {}", node_file.display()))?;
-    let image = crate::init::scst::conf_path(&s.conf);
-    Ok(Some(NodeScstConf {
-        image_path: image.to_string_lossy().trim_start_matches('/').to_string(),
-        text,
-    }))
-}
-
-pub fn kernel_release(kernel: &Path) -> Result<String> {
-    Ok(ufs::read_to_string(&kernel.join("kernel.release"))?
-        .trim()
-        .to_string())
-}
-
 /// Copies an overlay directory to `out`, rendering `*.tera` files (which lose the
 /// suffix) with the recipe and node variables.
-pub fn render_overlay(ctx: &Ctx, kernel: &Path, overlay: &Path, out: &Path) -> Result<()> {
+pub fn render_overlay(
+    ctx: &Ctx,
+    kernel: &super::KernelOut,
+    overlay: &Path,
+    out: &Path,
+) -> Result<()> {
     ufs::copy_tree(overlay, out)?;
     let mut vars = tera::Context::new();
-    vars.insert("recipe", &serde_json::json!({ "name": ctx.recipe.name, "description": ctx.recipe.raw.recipe.description }));
+    vars.insert(
+        "recipe",
+        &serde_json::json!({ "name": ctx.recipe.name, "description": ctx.recipe.description }),
+    );
     vars.insert("node", &*ctx.node);
     vars.insert(
         "kernel",
-        &serde_json::json!({ "release": kernel_release(kernel).unwrap_or_default() }),
+        &serde_json::json!({ "release": kernel.release().unwrap_or_default() }),
     );
     vars.insert("source_date_epoch", &ctx.source_date_epoch());
     render_templates(out, overlay, &vars)

@@ -5,9 +5,11 @@
 //!
 //! Reads the package blobs from the cache; writes `root/` into its cache entry.
 
-use crate::engine::pipeline::Ctx;
+use crate::engine::runner::{PlanEntry, Runner};
+use crate::engine::{Ctx, Keys, Stage};
 use crate::util::cmd::{Cmd, Log};
 use crate::util::fs as ufs;
+use crate::util::hash::KeyBuilder;
 use crate::util::progress::Task;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeSet;
@@ -24,12 +26,73 @@ const PRUNED: &[&str] = &[
     "usr/share/menu",
 ];
 
-pub fn build(ctx: &Ctx, dir: &Path, log: &Log) -> Result<()> {
+/// Bump when the stage's code changes what it produces, to invalidate old entries.
+const VERSION: &str = "userland-v1";
+
+/// The userland stage.
+pub struct Userland;
+
+/// The userland stage's cache entry.
+#[derive(Debug, Clone)]
+pub struct UserlandOut {
+    pub dir: PathBuf,
+}
+
+impl UserlandOut {
+    /// The pruned tree that goes into the image.
+    pub fn root(&self) -> PathBuf {
+        self.dir.join("root")
+    }
+}
+
+impl Stage<super::Built> for Userland {
+    fn name(&self) -> &'static str {
+        "userland"
+    }
+
+    fn inputs(&self, ctx: &Ctx) -> Vec<String> {
+        ctx.inputs
+            .iter()
+            .filter(|i| i.name.starts_with("package:"))
+            .map(|i| i.name.clone())
+            .collect()
+    }
+
+    fn key(&self, ctx: &Ctx, _keys: &Keys) -> Result<String> {
+        let r = &ctx.recipe;
+        let mut ub = KeyBuilder::new(VERSION);
+        for i in ctx.inputs.iter().filter(|i| i.name.starts_with("package:")) {
+            ub.add_str("package", &format!("{} {} {}", i.name, i.origin, i.sha256));
+        }
+        for keep in &r.userland.keep {
+            ub.add_str("keep", keep);
+        }
+        for (l, t) in &r.userland.links {
+            ub.add_str("link", &format!("{l} -> {t}"));
+        }
+        Ok(ub.finish())
+    }
+
+    fn reason(&self, _ctx: &Ctx, _earlier: &[PlanEntry]) -> String {
+        "no cache entry for this package set".to_string()
+    }
+
+    fn execute(&self, ctx: &Ctx, built: &mut super::Built, runner: &mut Runner) -> Result<()> {
+        let key = ctx.keys.get(self.name());
+        let dir = runner.cached_entry(ctx, self.name(), key, false, |dir, log| {
+            build(ctx, dir, log)
+        })?;
+        built.userland = Some(UserlandOut { dir });
+        Ok(())
+    }
+}
+
+fn build(ctx: &Ctx, dir: &Path, log: &Log) -> Result<()> {
     let unpacked = dir.join("unpacked");
     let root = dir.join("root");
     ufs::create_dir_all(&unpacked)?;
     ufs::create_dir_all(&root)?;
-    let pkgs = &ctx.recipe.raw.userland.packages;
+    let pkgs = &ctx.recipe.userland.packages;
     let mut task = Task::start(
         &format!("userland: {} Debian packages", pkgs.len()),
         Some(pkgs.len() as u64),
@@ -41,7 +104,7 @@ pub fn build(ctx: &Ctx, dir: &Path, log: &Log) -> Result<()> {
             .input(&lname)
             .with_context(|| format!("package {name} is not resolved"))?;
         task.set_message(name);
-        let (deb, _) = crate::stages::fetch::fetch_debian(
+        let (deb, _) = crate::engine::fetch::fetch_debian(
             &ctx.cache,
             name,
             version,
@@ -56,13 +119,13 @@ pub fn build(ctx: &Ctx, dir: &Path, log: &Log) -> Result<()> {
         task.inc(1);
     }
     task.finish("");
-    let keep = &ctx.recipe.raw.userland.keep;
+    let keep = &ctx.recipe.userland.keep;
     if keep.is_empty() {
         copy_pruned(&unpacked, &root, Path::new(""))?;
     } else {
         // The recipe's links exist in the image, so kept scripts may name them as
         // their interpreter (`#!/bin/sh` with /bin/sh -> busybox).
-        for (link, target) in &ctx.recipe.raw.userland.links {
+        for (link, target) in &ctx.recipe.userland.links {
             let dst = unpacked.join(link.trim_start_matches('/'));
             if std::fs::symlink_metadata(&dst).is_err() {
                 ufs::create_dir_all(&ufs::parent_dir(&dst))?;
@@ -81,7 +144,7 @@ pub fn build(ctx: &Ctx, dir: &Path, log: &Log) -> Result<()> {
             set.iter().cloned().collect::<Vec<_>>().join(" ")
         ));
     }
-    for (link, target) in &ctx.recipe.raw.userland.links {
+    for (link, target) in &ctx.recipe.userland.links {
         let rel = link.trim_start_matches('/');
         let dst = root.join(rel);
         ufs::create_dir_all(&ufs::parent_dir(&dst))?;

@@ -20,7 +20,8 @@ pub mod validate;
 
 use std::path::Path;
 
-use anyhow::Context;
+use crate::config::node::ValidNode;
+use anyhow::{anyhow, bail, Context, Result};
 
 pub use gen::generate;
 pub use parse::{parse, ParseError};
@@ -346,4 +347,58 @@ pub fn plan_file(path: &Path) -> anyhow::Result<String> {
         .iter()
         .map(|w| format!("{SCST_SYSFS}/{} <- {}\n", w.path, w.value))
         .collect())
+}
+
+/// Parses and validates an `scst.conf`; errors name `FILE:LINE`. Returns the model and
+/// the warnings, each as `FILE:LINE: warning: …`.
+pub fn load_conf(file: &Path, text: &str) -> Result<(ScstConf, Vec<String>)> {
+    let f = file.display();
+    let conf = parse(text).map_err(|e| anyhow!("{f}:{}: {}", e.line, e.message))?;
+    let (errors, warnings): (Vec<_>, Vec<_>) = validate(&conf)
+        .into_iter()
+        .partition(|d| d.severity == Severity::Error);
+    if !errors.is_empty() {
+        let list: Vec<String> = errors.iter().map(|d| format!("{f}:{d}")).collect();
+        bail!("{}", list.join("\n"));
+    }
+    Ok((conf, warnings.iter().map(|d| format!("{f}:{d}")).collect()))
+}
+
+/// The node's `scst.conf`, read and validated at build time.
+#[derive(Debug, Clone)]
+pub struct NodeScstConf {
+    /// Where it is baked: the init's path for it without the leading `/`
+    /// (`etc/sanforge/scst.conf` for `conf = "scst.conf"`).
+    pub image_path: String,
+    pub text: String,
+}
+
+/// Reads the `scst.conf` named by the node config's `[scst] conf` (relative to the node
+/// config file) and validates it with the init's own parser and checks: an error fails
+/// the build naming FILE:LINE.
+pub fn load_node_scst(node_file: &Path, node: &ValidNode) -> Result<Option<NodeScstConf>> {
+    let Some(s) = &node.scst else {
+        return Ok(None);
+    };
+    let rel = Path::new(&s.conf);
+    if rel
+        .components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        anyhow::bail!(
+            "{}: [scst] conf `{}`: `..` is not allowed (the file is baked under /etc/sanforge)",
+            node_file.display(),
+            s.conf
+        );
+    }
+    let host = crate::util::fs::parent_dir(node_file).join(rel);
+    let text = crate::util::fs::read_to_string(&host)
+        .with_context(|| format!("[scst] conf of {}", node_file.display()))?;
+    load_conf(&host, &text)
+        .with_context(|| format!("invalid scst.conf for {}", node_file.display()))?;
+    let image = crate::contract::conf_path(&s.conf);
+    Ok(Some(NodeScstConf {
+        image_path: image.to_string_lossy().trim_start_matches('/').to_string(),
+        text,
+    }))
 }
