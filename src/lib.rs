@@ -1,20 +1,22 @@
-//! sanforge: one recipe in, one bootable storage-node image out.
-//!
-//! The architecture in a page:
+//! sanforge: one recipe in, one bootable storage-node image out. The builder
+//! (`sanforge`) and PID 1 of the image (`sanforge-init`) share this crate; see
+//! ARCHITECTURE.md for the data flow, the boot steps and the import rules.
 //!
 //! ```text
-//! recipes/NAME.toml ─► plan ─► fetch ─► kernel ─► userland ─► rootfs ─► outputs
-//!  (+ NAME.lock)              sources/   unpack     Debian      overlays   vmlinuz
-//!                             <sha256>   patches    packages    templates  initramfs.cpio.zst
-//!                             verified   kconfig    ELF closure init, node boot.ipxe
-//!                                        bzImage                modules    manifest.json, SHA256SUMS
+//! recipe ─► stages::context ─► plan / build: fetch ─► kernel ─► modules ─► userland ─► rootfs ─► outputs
 //! ```
 //!
-//! * [`config`] — the recipe, its lock and the node config (shared with the init).
-//! * [`build`] — the stages, each a function over a build context keyed by the hash
-//!   of everything it reads; an unchanged key skips the stage ([`build::cache`]).
-//! * [`image`] — the deterministic cpio writer, ELF closure, manifest.
+//! * [`config`] — recipe, lock and node config: serde types validated once.
+//! * [`stages`] — one file per stage and the one ordered list, [`stages::STAGES`].
+//! * [`engine`] — the build context, the stage runner (`plan`, `build`), the cache,
+//!   the fetcher and lock loading.
+//! * [`commands`] — what each verb does beyond stages (QEMU runner, matrix, verify…).
+//! * [`contract`] — every path, label, file name and format the builder writes and the
+//!   init reads.
+//! * [`image`] — cpio, disk image, squashfs, ELF closure, SBOM, signing.
+//! * [`kconfig`] — kernel config fragments and their verification.
 //! * [`scsi`] — target models: LIO configfs plan, SCST scst.conf.
+//! * [`ha`] — the cluster model and its renderers; [`agent`] — the OCF agent.
 //! * [`init`] — sanforge-init (PID 1): boot steps, supervisor, shutdown; every path
 //!   through a `SysRoot`, every syscall through [`sys::Sys`].
 //! * [`sys`] — the only module with `unsafe`: raw syscalls behind a trait with a
