@@ -6,10 +6,11 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use sanforge::agent;
 use sanforge::init::{self, Init, Logger};
 use sanforge::sys::{FakeSys, RealSys, RebootCmd, Sys, SysRoot};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 const USAGE: &str = "\
@@ -24,12 +25,25 @@ usage: sanforge-init                       run as PID 1 (the image's /init)
        sanforge-init update DIR              verify the output directory DIR and install it into the inactive boot slot, then reboot
 
 steps: mounts, load-modules, network, apply-targets [NODE_TOML], apply-scst [FILE] [--prune],
-       boot, shutdown, config-set FILE, factory-reset, update DIR (DIR inside the tree)";
+       boot, shutdown, config-set FILE, factory-reset, update DIR (DIR inside the tree),
+       ocf-alua ACTION (the OCF agent, OCF_RESKEY_* from the environment)";
+
+/// The [`Sys`] the OCF agent runs over: the kernel, or, when `sysfs_root` names another
+/// directory than `/sys` (tests, ocf-tester, development), the recording fake playing
+/// sysfs and configfs in that tree. Paths stay as given, so messages name them.
+fn agent_sys(env: &agent::Env) -> Box<dyn Sys> {
+    match env.param("sysfs_root").map(Path::new) {
+        Some(tree) if tree != Path::new(agent::SYSFS) => {
+            Box::new(FakeSys::new("/").with_kernel_tree(tree))
+        }
+        _ => Box::new(RealSys::new(SysRoot::new("/"))),
+    }
+}
 
 fn main() -> ExitCode {
     // Also the Pacemaker agent ocf:sanforge:alua (argv[0] `alua`, or `ocf-alua ACTION`).
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if let Some(code) = sanforge::agent::dispatch(&argv) {
+    if let Some(code) = agent::dispatch(&argv, agent_sys) {
         return ExitCode::from(code);
     }
     // As PID 1 the kernel may pass leftover command-line words as arguments: ignore them.
@@ -90,6 +104,9 @@ fn run_step(dir: PathBuf, step: &str, rest: &[String]) -> ExitCode {
     if !dir.is_dir() {
         eprintln!("error: --root {}: not a directory", dir.display());
         return ExitCode::from(2);
+    }
+    if step == agent::SUBCOMMAND {
+        return run_agent_step(dir, rest);
     }
     let mut sys = FakeSys::new(dir);
     if step == "apply-scst" {
@@ -162,6 +179,28 @@ fn run_step(dir: PathBuf, step: &str, rest: &[String]) -> ExitCode {
         let _ = writeln!(out, "{op}");
     }
     code
+}
+
+/// `--root DIR ocf-alua ACTION`: the agent over the fake, sysfs and configfs played
+/// under `DIR/sys` (or the `sysfs_root` given, inside DIR); the recorded calls follow
+/// on stdout.
+fn run_agent_step(dir: PathBuf, rest: &[String]) -> ExitCode {
+    let env = agent::Env::from_process();
+    let tree = PathBuf::from(env.param("sysfs_root").unwrap_or(agent::SYSFS));
+    let mut sys = FakeSys::new(dir).with_kernel_tree(tree);
+    let rc = match rest {
+        [] => agent::run(None, &env, &mut sys),
+        [action] => agent::run(Some(action), &env, &mut sys),
+        _ => {
+            eprintln!("error: unexpected arguments for `ocf-alua`\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    for op in &sys.ops {
+        let _ = writeln!(out, "{op}");
+    }
+    ExitCode::from(rc.code())
 }
 
 fn is_persist_command(cmd: &str) -> bool {
