@@ -97,8 +97,8 @@ pub fn requests_from_recipe(options: &BTreeMap<String, String>) -> Vec<Request> 
 }
 
 /// The recipe's `forbid` list as `n` requests (origin `recipe (forbidden)`), so that
-/// [`merge`] starts `olddefconfig` with them unset. [`verify`] still checks the list
-/// itself.
+/// [`merge`](super::merge) starts `olddefconfig` with them unset.
+/// [`verify`](fn@super::verify) still checks the list itself.
 pub fn requests_from_forbid(forbid: &[String]) -> Vec<Request> {
     forbid
         .iter()
