@@ -1324,3 +1324,80 @@ fn scst_cib_gives_each_node_its_own_target_group_and_ports() {
         }
     }
 }
+
+// ----------------------------------------------------------------------------------
+// Snapshots: every rendered text file of the fixtures, byte for byte
+// ----------------------------------------------------------------------------------
+
+/// Fixed secrets, so that the secret files can be snapshotted too: a CHAP entry for
+/// every `chap = true` initiator and, with agent fencing, a fence password per node.
+fn fixed_secrets(c: &Cluster) -> Secrets {
+    let mut chap = std::collections::BTreeMap::new();
+    for (k, i) in c.initiators.iter().filter(|i| i.chap).enumerate() {
+        chap.insert(
+            i.name.clone(),
+            sanforge::ha::cluster::ChapSecret {
+                user: format!("user{k}"),
+                password: format!("Chap{k}Password0"),
+            },
+        );
+    }
+    let fence_passwords = match c.fencing {
+        sanforge::ha::cluster::Fencing::Agent { .. } => c
+            .nodes
+            .iter()
+            .map(|n| (n.name.clone(), format!("fence-{}-pw", n.name)))
+            .collect(),
+        _ => Default::default(),
+    };
+    Secrets {
+        corosync_authkey: "5a".repeat(64),
+        drbd_shared_secret: "DrbdSharedSecret0123456789".into(),
+        chap,
+        fence_passwords,
+    }
+}
+
+/// Snapshots every text file rendered for `c` as `PREFIX__NODE__FILE`; binary files
+/// (the authkey, the secrets initrd) are listed by the MANIFEST snapshot instead.
+fn snapshot_render(prefix: &str, c: &Cluster) {
+    let r = render_files(c, &fixed_secrets(c)).unwrap();
+    let mut names = Vec::new();
+    for f in &r.files {
+        let path = f.path.display().to_string();
+        if path.ends_with("/secrets/authkey") || path.ends_with("/secrets/initrd.cpio") {
+            continue;
+        }
+        let body = String::from_utf8(f.data.clone()).unwrap();
+        let name = format!("{prefix}__{}", path.replace('/', "__"));
+        insta::assert_snapshot!(name.clone(), body);
+        names.push(name);
+    }
+    assert!(names.len() >= 16, "{names:?}");
+}
+
+#[test]
+fn scst_fixture_renders_as_snapshotted() {
+    snapshot_render("scst", &cluster());
+}
+
+#[test]
+fn lio_fixture_renders_as_snapshotted() {
+    snapshot_render("lio", &lio_cluster());
+}
+
+/// The SCST fixture with shared-disk sbd fencing (the sbd file, the sbd service, the
+/// `fence_sbd` device).
+#[test]
+fn sbd_variant_renders_as_snapshotted() {
+    let t = fixture_text();
+    let start = t.find("mode = \"agent\"").unwrap();
+    let end = t.find("[[node]]").unwrap();
+    let sbd = format!(
+        "{}mode = \"sbd\"\nwatchdog = \"/dev/watchdog\"\ndevices = [\"/dev/disk/by-id/sbd1\"]\n\n{}",
+        &t[..start],
+        &t[end..]
+    );
+    let c = Cluster::parse(Path::new("cluster.toml"), &sbd).unwrap();
+    snapshot_render("sbd", &c);
+}
