@@ -269,19 +269,9 @@ fn round4k(n: u64) -> u64 {
 /// Sets the mtime of every file and directory under `dir` (and `dir`) to `epoch`.
 fn clamp_mtimes(dir: &Path, epoch: u64) -> Result<()> {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch);
-    let mut stack = vec![dir.to_path_buf()];
-    let mut all = Vec::new();
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).with_context(|| format!("cannot list {}", d.display()))? {
-            let p = e
-                .with_context(|| format!("cannot list {}", d.display()))?
-                .path();
-            if p.is_dir() {
-                stack.push(p.clone());
-            }
-            all.push(p);
-        }
-        all.push(d);
+    let mut all = vec![dir.to_path_buf()];
+    for e in ufs::walk(dir).follow_links(true) {
+        all.push(e?.path().to_path_buf());
     }
     for p in all {
         std::fs::File::open(&p)
