@@ -3,11 +3,13 @@
 //!
 //! All are TOML with kebab-case keys and `deny_unknown_fields`. Parsing reports
 //! `file:line:column` and what was expected; `validate` turns raw structs into
-//! validated ones once, so nothing downstream re-checks.
+//! validated ones once, so nothing downstream re-checks. Values several files share
+//! (sizes, iSCSI names) are checked in one place ([`values`]).
 
 pub mod lock;
 pub mod node;
 pub mod recipe;
+pub mod values;
 
 use std::fmt;
 use std::path::Path;

@@ -2,7 +2,10 @@
 //! does at boot. sanforge-init reads it; the builder validates it with these same
 //! types, so a mistake fails the build instead of the boot.
 
+use super::values::{self, parse_size};
 use super::{find_key, parse_toml, ConfigError};
+// The one iSCSI name check, re-exported where the cluster model imports it from.
+pub use super::values::is_iscsi_name;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -362,48 +365,6 @@ impl Cidr {
     }
 }
 
-/// Parses `64MiB`, `1GiB`, `512KiB`, `4096` (bytes).
-pub fn parse_size(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().ok()?;
-    let mult: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "KiB" | "K" => 1 << 10,
-        "MiB" | "M" => 1 << 20,
-        "GiB" | "G" => 1 << 30,
-        "TiB" | "T" => 1 << 40,
-        _ => return None,
-    };
-    n.checked_mul(mult)
-}
-
-/// True for a syntactically valid iSCSI name (iqn., eui. or naa. form, RFC 3720).
-pub fn is_iscsi_name(s: &str) -> bool {
-    if s.is_empty() || s.len() > 223 {
-        return false;
-    }
-    if let Some(rest) = s.strip_prefix("iqn.") {
-        // iqn.YYYY-MM.reversed.domain[:anything]
-        let b = rest.as_bytes();
-        b.len() > 8
-            && b[..4].iter().all(u8::is_ascii_digit)
-            && b[4] == b'-'
-            && b[5..7].iter().all(u8::is_ascii_digit)
-            && b[7] == b'.'
-            && rest
-                .bytes()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b".-:".contains(&c))
-    } else if let Some(hex) = s.strip_prefix("eui.") {
-        hex.len() == 16 && hex.bytes().all(|c| c.is_ascii_hexdigit())
-    } else if let Some(hex) = s.strip_prefix("naa.") {
-        (hex.len() == 16 || hex.len() == 32) && hex.bytes().all(|c| c.is_ascii_hexdigit())
-    } else {
-        false
-    }
-}
-
 impl NodeConfig {
     /// Parses and validates a node config.
     pub fn parse(file: &Path, text: &str) -> Result<ValidNode, ConfigError> {
@@ -547,7 +508,7 @@ impl NodeConfig {
                 let size_ok = b
                     .size
                     .as_deref()
-                    .map(|s| parse_size(s).is_some_and(|n| n > 0));
+                    .map(|s| parse_size(s, values::BYTE).is_ok());
                 match b.kind {
                     BackstoreKind::Fileio => {
                         if b.path.as_deref().is_none_or(|p| !p.starts_with('/')) {
@@ -732,6 +693,8 @@ mod tests {
 
     #[test]
     fn sizes() {
+        // Backstore sizes: a bare number is bytes.
+        let parse_size = |s| parse_size(s, values::BYTE).ok();
         assert_eq!(parse_size("64MiB"), Some(64 << 20));
         assert_eq!(parse_size("4096"), Some(4096));
         assert_eq!(parse_size("1.5G"), None);

@@ -5,6 +5,7 @@
 //! baked into the image and the outputs. Relative paths are resolved against the
 //! project root (the directory that holds `recipes/`).
 
+use super::values::{self, parse_size};
 use super::{find_key, parse_toml, ConfigError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -491,7 +492,16 @@ impl Recipe {
             ));
         }
         if let Some(d) = &raw.outputs.disk {
-            parse_disk_size(&d.size).map_err(|m| err("disk", m))?;
+            match parse_size(&d.size, values::MIB) {
+                Err(m) => return Err(err("disk", format!("disk size {m}"))),
+                Ok(b) if b % values::MIB != 0 => {
+                    return Err(err(
+                        "disk",
+                        format!("disk size `{}`: expected a whole number of MiB", d.size),
+                    ))
+                }
+                Ok(_) => {}
+            }
             if d.boot_tries > 9 {
                 return Err(err(
                     "disk",
@@ -569,7 +579,7 @@ impl Recipe {
     pub fn disk(&self) -> Option<DiskSpec> {
         let d = self.raw.outputs.disk.as_ref()?;
         Some(DiskSpec {
-            size: parse_disk_size(&d.size).ok()?,
+            size: parse_size(&d.size, values::MIB).ok()?,
             boot_tries: d.boot_tries,
         })
     }
@@ -1026,28 +1036,6 @@ pub struct DiskSpec {
     pub size: u64,
     /// Tries a fresh entry gets before systemd-boot falls back (0: no boot counting).
     pub boot_tries: u32,
-}
-
-/// Parses `256MiB`, `1GiB`, `64M` (binary units; a bare number is MiB).
-pub fn parse_disk_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| {
-        format!("disk size `{s}`: expected a number of MiB or GiB, e.g. \"256MiB\"")
-    })?;
-    let mult = match unit.trim() {
-        "" | "M" | "MiB" => 1u64 << 20,
-        "G" | "GiB" => 1024 << 20,
-        u => {
-            return Err(format!(
-                "disk size `{s}`: unknown unit `{u}` (expected MiB or GiB)"
-            ))
-        }
-    };
-    n.checked_mul(mult)
-        .filter(|b| *b > 0)
-        .ok_or_else(|| format!("disk size `{s}`: out of range"))
 }
 
 #[cfg(test)]

@@ -479,19 +479,15 @@ mod tests {
 
     #[test]
     fn sizes() {
-        assert_eq!(
-            crate::config::recipe::parse_disk_size("256MiB"),
-            Ok(256 * MIB)
-        );
-        assert_eq!(
-            crate::config::recipe::parse_disk_size("1GiB"),
-            Ok(1024 * MIB)
-        );
-        assert_eq!(crate::config::recipe::parse_disk_size("64"), Ok(64 * MIB));
-        assert!(crate::config::recipe::parse_disk_size("12kB")
+        // Disk sizes: a bare number is MiB.
+        let parse_disk_size = |s| crate::config::values::parse_size(s, MIB);
+        assert_eq!(parse_disk_size("256MiB"), Ok(256 * MIB));
+        assert_eq!(parse_disk_size("1GiB"), Ok(1024 * MIB));
+        assert_eq!(parse_disk_size("64"), Ok(64 * MIB));
+        assert!(parse_disk_size("12kB")
             .unwrap_err()
             .contains("unknown unit"));
-        assert!(crate::config::recipe::parse_disk_size("0MiB").is_err());
+        assert!(parse_disk_size("0MiB").is_err());
     }
 
     #[test]
