@@ -9,7 +9,8 @@
 //! when generating secrets.
 
 use crate::config::node::{is_iscsi_name, Cidr};
-use crate::config::{find_key, parse_toml, ConfigError};
+use crate::config::spans::{at, Errors, Seg};
+use crate::config::{parse_toml, ConfigError};
 use crate::scsi::scst::validate::is_wwpn;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -494,36 +495,15 @@ pub fn check_alua(a: &AluaConf) -> Result<(), (&'static str, String)> {
     Ok(())
 }
 
-/// Locates `key` at or after the first line containing `anchor` (e.g. `"alpha"`), for
-/// errors about one entry of an array; falls back to the first `key` in the file.
-fn locate(text: &str, anchor: &str, key: &str) -> (usize, usize) {
-    if !anchor.is_empty() {
-        if let Some(pos) = text.find(anchor) {
-            let start = text[..pos].rfind('\n').map(|i| i + 1).unwrap_or(0);
-            let skipped = text[..start].matches('\n').count();
-            let (l, c) = find_key(&text[start..], key);
-            if l > 0 {
-                return (l + skipped, c);
-            }
-            return (skipped + 1, 1);
-        }
-    }
-    find_key(text, key)
-}
-
 impl RawCluster {
     /// Validates once; every error names the field (and its line when it can be found).
     pub fn validate(self, file: &Path, text: &str) -> Result<Cluster, ConfigError> {
-        let err = |anchor: &str, key: &str, msg: String| {
-            let (l, c) = locate(text, anchor, key);
-            ConfigError::new(file, l, c, msg)
-        };
-        let q = |s: &str| format!("\"{s}\"");
+        let errs = Errors::new(file, text);
+        let err = |path: &[Seg], msg: String| errs.error(path, msg);
 
         if !is_name(&self.name) {
             return Err(err(
-                "",
-                "name",
+                at!["name"],
                 format!(
                     "name `{}`: expected 1 to 63 letters, digits, `-`, `_` or `.`",
                     self.name
@@ -535,8 +515,7 @@ impl RawCluster {
         let cs = &self.corosync;
         if cs.transport != "knet" {
             return Err(err(
-                "",
-                "transport",
+                at!["corosync", "transport"],
                 format!(
                     "corosync.transport `{}`: only `knet` is supported (two encrypted links)",
                     cs.transport
@@ -544,22 +523,20 @@ impl RawCluster {
             ));
         }
         if !["aes256", "aes192", "aes128"].contains(&cs.crypto_cipher.as_str()) {
-            return Err(err("", "crypto-cipher", format!("corosync.crypto-cipher `{}`: expected aes256, aes192 or aes128 (crypto cannot be turned off)", cs.crypto_cipher)));
+            return Err(err(at!["corosync", "crypto-cipher"], format!("corosync.crypto-cipher `{}`: expected aes256, aes192 or aes128 (crypto cannot be turned off)", cs.crypto_cipher)));
         }
         if !["sha256", "sha384", "sha512"].contains(&cs.crypto_hash.as_str()) {
-            return Err(err("", "crypto-hash", format!("corosync.crypto-hash `{}`: expected sha256, sha384 or sha512 (crypto cannot be turned off)", cs.crypto_hash)));
+            return Err(err(at!["corosync", "crypto-hash"], format!("corosync.crypto-hash `{}`: expected sha256, sha384 or sha512 (crypto cannot be turned off)", cs.crypto_hash)));
         }
         if !(1000..=60000).contains(&cs.token) {
             return Err(err(
-                "",
-                "token",
+                at!["corosync", "token"],
                 format!("corosync.token {}: expected 1000 to 60000 ms", cs.token),
             ));
         }
         if cs.link_mode != "passive" && cs.link_mode != "active" {
             return Err(err(
-                "",
-                "link-mode",
+                at!["corosync", "link-mode"],
                 format!(
                     "corosync.link-mode `{}`: expected `passive` or `active`",
                     cs.link_mode
@@ -575,11 +552,9 @@ impl RawCluster {
         let mut macs = BTreeSet::new();
         let mut nodes = Vec::new();
         for (i, n) in self.nodes.iter().enumerate() {
-            let a = q(&n.name);
             if !is_name(&n.name) {
                 return Err(err(
-                    &a,
-                    "name",
+                    at!["node", i, "name"],
                     format!(
                         "node.name `{}`: expected a host name (letters, digits, `-`, `_`, `.`)",
                         n.name
@@ -588,16 +563,14 @@ impl RawCluster {
             }
             if !names.insert(n.name.clone()) {
                 return Err(err(
-                    &a,
-                    "name",
+                    at!["node", i, "name"],
                     format!("node.name `{}` is used by two nodes", n.name),
                 ));
             }
             let id = n.node_id.unwrap_or(i as u32 + 1);
             if id == 0 || !ids.insert(id) {
                 return Err(err(
-                    &a,
-                    "node-id",
+                    at!["node", i, "node-id"],
                     format!(
                         "node.node-id {id} of `{}`: expected a unique number from 1",
                         n.name
@@ -606,14 +579,13 @@ impl RawCluster {
             }
             let mut links: [Option<Ipv4Addr>; 2] = [None, None];
             let mut ifnames = BTreeSet::new();
-            for iface in &n.interfaces {
+            for (fx, iface) in n.interfaces.iter().enumerate() {
                 if iface.name.is_empty() || iface.name.len() > 15 || iface.name.contains('/') {
-                    return Err(err(&a, "interfaces", format!("node `{}`: interface name `{}`: expected 1 to 15 characters without `/`", n.name, iface.name)));
+                    return Err(err(at!["node", i, "interfaces", fx, "name"], format!("node `{}`: interface name `{}`: expected 1 to 15 characters without `/`", n.name, iface.name)));
                 }
                 if !ifnames.insert(&iface.name) {
                     return Err(err(
-                        &a,
-                        "interfaces",
+                        at!["node", i, "interfaces", fx, "name"],
                         format!(
                             "node `{}`: interface `{}` is listed twice",
                             n.name, iface.name
@@ -622,12 +594,11 @@ impl RawCluster {
                 }
                 if let Some(m) = &iface.mac {
                     if !is_mac(m) {
-                        return Err(err(&q(m), "mac", format!("node `{}` interface `{}`: mac `{m}`: expected six hex bytes like 52:54:00:12:34:56", n.name, iface.name)));
+                        return Err(err(at!["node", i, "interfaces", fx, "mac"], format!("node `{}` interface `{}`: mac `{m}`: expected six hex bytes like 52:54:00:12:34:56", n.name, iface.name)));
                     }
                     if !macs.insert(m.to_ascii_lowercase()) {
                         return Err(err(
-                            &q(m),
-                            "mac",
+                            at!["node", i, "interfaces", fx, "mac"],
                             format!(
                                 "node `{}` interface `{}`: mac `{m}` is used twice",
                                 n.name, iface.name
@@ -635,19 +606,18 @@ impl RawCluster {
                         ));
                     }
                 }
-                for s in &iface.addresses {
+                for (ax, s) in iface.addresses.iter().enumerate() {
                     let Some(c) = Cidr::parse(s) else {
-                        return Err(err(&q(s), "addresses", format!("node `{}` interface `{}`: address `{s}`: expected IPv4/prefix like 10.0.0.1/24", n.name, iface.name)));
+                        return Err(err(at!["node", i, "interfaces", fx, "addresses", ax], format!("node `{}` interface `{}`: address `{s}`: expected IPv4/prefix like 10.0.0.1/24", n.name, iface.name)));
                     };
                     if let Some(other) = addrs.insert(c.addr, n.name.clone()) {
-                        return Err(err(&q(s), "addresses", format!("node `{}` interface `{}`: address {} is also used by node `{other}`", n.name, iface.name, c.addr)));
+                        return Err(err(at!["node", i, "interfaces", fx, "addresses", ax], format!("node `{}` interface `{}`: address {} is also used by node `{other}`", n.name, iface.name, c.addr)));
                     }
                 }
                 if let Some(l) = iface.corosync_link {
                     if l > 1 {
                         return Err(err(
-                            &a,
-                            "corosync-link",
+                            at!["node", i, "interfaces", fx, "corosync-link"],
                             format!(
                                 "node `{}` interface `{}`: corosync-link {l}: expected 0 or 1",
                                 n.name, iface.name
@@ -655,12 +625,11 @@ impl RawCluster {
                         ));
                     }
                     let Some(first) = iface.addresses.first().and_then(|s| Cidr::parse(s)) else {
-                        return Err(err(&a, "corosync-link", format!("node `{}` interface `{}` carries corosync link {l} but has no address", n.name, iface.name)));
+                        return Err(err(at!["node", i, "interfaces", fx, "corosync-link"], format!("node `{}` interface `{}` carries corosync link {l} but has no address", n.name, iface.name)));
                     };
                     if links[l as usize].replace(first.addr).is_some() {
                         return Err(err(
-                            &a,
-                            "corosync-link",
+                            at!["node", i, "interfaces", fx, "corosync-link"],
                             format!("node `{}`: two interfaces carry corosync link {l}", n.name),
                         ));
                     }
@@ -673,57 +642,52 @@ impl RawCluster {
                     .filter(|(_, x)| x.is_some())
                     .map(|(i, _)| i.to_string())
                     .collect();
-                return Err(err(
-                    &a,
-                    "corosync-link",
-                    format!(
+                return Err(err(at!["node", i], format!(
                         "node `{}` is on corosync link(s) [{}] only: every node needs two links, an interface with `corosync-link = 0` and one with `corosync-link = 1`",
                         n.name,
                         on.join(", ")
                     ),
                 ));
             };
-            for t in &n.iscsi_targets {
+            for (tx, t) in n.iscsi_targets.iter().enumerate() {
                 if !is_iscsi_name(t) {
-                    return Err(err(&q(t), "iscsi-targets", format!("node `{}`: iscsi-targets `{t}`: expected an iSCSI name like iqn.2026-01.org.example:san1.{}", n.name, n.name)));
+                    return Err(err(at!["node", i, "iscsi-targets", tx], format!("node `{}`: iscsi-targets `{t}`: expected an iSCSI name like iqn.2026-01.org.example:san1.{}", n.name, n.name)));
                 }
                 if let Some(o) = ports.insert(t.clone(), n.name.clone()) {
-                    return Err(err(&q(t), "iscsi-targets", format!("node `{}`: target `{t}` is also a target of node `{o}`; ALUA needs one port name per node", n.name)));
+                    return Err(err(at!["node", i, "iscsi-targets", tx], format!("node `{}`: target `{t}` is also a target of node `{o}`; ALUA needs one port name per node", n.name)));
                 }
             }
-            for w in &n.fc_targets {
+            for (wx, w) in n.fc_targets.iter().enumerate() {
                 if !is_wwpn(w) || w.bytes().any(|b| b.is_ascii_uppercase()) {
-                    return Err(err(&q(w), "fc-targets", format!("node `{}`: fc-targets `{w}`: expected a lower-case WWPN like 21:00:00:24:ff:54:09:32", n.name)));
+                    return Err(err(at!["node", i, "fc-targets", wx], format!("node `{}`: fc-targets `{w}`: expected a lower-case WWPN like 21:00:00:24:ff:54:09:32", n.name)));
                 }
                 if let Some(o) = ports.insert(w.clone(), n.name.clone()) {
                     return Err(err(
-                        &q(w),
-                        "fc-targets",
+                        at!["node", i, "fc-targets", wx],
                         format!("node `{}`: port `{w}` is also a port of node `{o}`", n.name),
                     ));
                 }
             }
             let lio = self.target == TargetStack::Lio;
             if lio && !n.fc_targets.is_empty() {
-                return Err(err(&a, "fc-targets", format!("node `{}`: fc-targets: target = \"lio\" serves iSCSI only (no LIO Fibre Channel fabric is rendered); remove fc-targets or use target = \"scst\"", n.name)));
+                return Err(err(at!["node", i, "fc-targets"], format!("node `{}`: fc-targets: target = \"lio\" serves iSCSI only (no LIO Fibre Channel fabric is rendered); remove fc-targets or use target = \"scst\"", n.name)));
             }
             if !lio && !n.iscsi_portals.is_empty() {
-                return Err(err(&a, "iscsi-portals", format!("node `{}`: iscsi-portals is for target = \"lio\" (SCST's iSCSI daemon listens on every address)", n.name)));
+                return Err(err(at!["node", i, "iscsi-portals"], format!("node `{}`: iscsi-portals is for target = \"lio\" (SCST's iSCSI daemon listens on every address)", n.name)));
             }
             let mut portals = BTreeSet::new();
-            for p in &n.iscsi_portals {
+            for (px, p) in n.iscsi_portals.iter().enumerate() {
                 let ok = p.parse::<std::net::SocketAddrV4>().ok().is_some_and(|sa| {
                     sa.port() != 0
                         && (sa.ip().is_unspecified()
                             || addrs.get(sa.ip()).is_some_and(|o| *o == n.name))
                 });
                 if !ok {
-                    return Err(err(&q(p), "iscsi-portals", format!("node `{}`: iscsi-portals `{p}`: expected ip:port with 0.0.0.0 or one of the node's interface addresses, like 0.0.0.0:3260", n.name)));
+                    return Err(err(at!["node", i, "iscsi-portals", px], format!("node `{}`: iscsi-portals `{p}`: expected ip:port with 0.0.0.0 or one of the node's interface addresses, like 0.0.0.0:3260", n.name)));
                 }
                 if !portals.insert(p.clone()) {
                     return Err(err(
-                        &q(p),
-                        "iscsi-portals",
+                        at!["node", i, "iscsi-portals", px],
                         format!("node `{}`: portal `{p}` is listed twice", n.name),
                     ));
                 }
@@ -747,14 +711,13 @@ impl RawCluster {
 
         // Quorum.
         let Some(qc) = &self.quorum else {
-            return Err(err("", "name", "quorum: missing; add `[quorum]` with `two-node = true` or `device = { host = \"…\" }`".to_string()));
+            return Err(err(at!["quorum"], "quorum: missing; add `[quorum]` with `two-node = true` or `device = { host = \"…\" }`".to_string()));
         };
         let quorum = match (qc.two_node, &qc.device) {
             (true, None) => {
                 if nodes.len() != 2 {
                     return Err(err(
-                        "",
-                        "two-node",
+                        at!["quorum", "two-node"],
                         format!(
                             "quorum.two-node needs exactly two [[node]] entries, found {}",
                             nodes.len()
@@ -766,8 +729,7 @@ impl RawCluster {
             (false, Some(d)) => {
                 if d.host.is_empty() || d.host.contains(char::is_whitespace) {
                     return Err(err(
-                        "",
-                        "device",
+                        at!["quorum", "device", "host"],
                         format!(
                             "quorum.device.host `{}`: expected a host name or address",
                             d.host
@@ -776,8 +738,7 @@ impl RawCluster {
                 }
                 if d.algorithm != "ffsplit" && d.algorithm != "lms" {
                     return Err(err(
-                        "",
-                        "device",
+                        at!["quorum", "device", "algorithm"],
                         format!(
                             "quorum.device.algorithm `{}`: expected ffsplit or lms",
                             d.algorithm
@@ -786,8 +747,7 @@ impl RawCluster {
                 }
                 if nodes.len() < 2 {
                     return Err(err(
-                        "",
-                        "device",
+                        at!["quorum", "device"],
                         format!(
                             "a cluster needs at least two [[node]] entries, found {}",
                             nodes.len()
@@ -801,15 +761,13 @@ impl RawCluster {
             }
             (true, Some(_)) => {
                 return Err(err(
-                    "",
-                    "two-node",
+                    at!["quorum", "two-node"],
                     "quorum: set either two-node = true or device, not both".to_string(),
                 ))
             }
             (false, None) => {
                 return Err(err(
-                    "",
-                    "quorum",
+                    at!["quorum"],
                     "quorum: expected `two-node = true` or `device = { host = \"…\" }`".to_string(),
                 ))
             }
@@ -817,16 +775,13 @@ impl RawCluster {
 
         // Fencing.
         let Some(fc) = &self.fencing else {
-            return Err(err(
-                "",
-                "name",
-                "fencing: missing; add `[fencing]` with `mode = \"agent\"` (a fence agent per node) or `mode = \"sbd\"`; turning it off needs `mode = \"off\"` and `i-understand = true`".to_string(),
+            return Err(err(at!["fencing"], "fencing: missing; add `[fencing]` with `mode = \"agent\"` (a fence agent per node) or `mode = \"sbd\"`; turning it off needs `mode = \"off\"` and `i-understand = true`".to_string(),
             ));
         };
         let fencing = match fc.mode {
             FencingMode::Off => {
                 if !fc.i_understand {
-                    return Err(err("", "mode", "fencing.mode = \"off\" needs `i-understand = true`: without fencing a hung node is assumed dead and both nodes may write (split brain)".to_string()));
+                    return Err(err(at!["fencing", "mode"], "fencing.mode = \"off\" needs `i-understand = true`: without fencing a hung node is assumed dead and both nodes may write (split brain)".to_string()));
                 }
                 Fencing::Off
             }
@@ -838,19 +793,18 @@ impl RawCluster {
                         .all(|b| b.is_ascii_alphanumeric() || b == b'_')
                     || agent.len() == 6
                 {
-                    return Err(err("", "agent", format!("fencing.agent `{agent}`: expected a fence agent name like fence_ipmilan")));
+                    return Err(err(at!["fencing", "agent"], format!("fencing.agent `{agent}`: expected a fence agent name like fence_ipmilan")));
                 }
                 for (node, params) in &fc.params {
                     if !known(node) {
                         return Err(err(
-                            "",
-                            "params",
+                            at!["fencing", "params", node],
                             format!("fencing.params.{node}: unknown node `{node}`"),
                         ));
                     }
                     for (k, v) in params {
                         if k == "password" || k == "passwd" {
-                            return Err(err("", "params", format!("fencing.params.{node}.{k}: fence passwords belong in the secrets file (`[fence-passwords] {node} = \"…\"`), not in cluster.toml")));
+                            return Err(err(at!["fencing", "params", node, k], format!("fencing.params.{node}.{k}: fence passwords belong in the secrets file (`[fence-passwords] {node} = \"…\"`), not in cluster.toml")));
                         }
                         if k.is_empty()
                             || !k
@@ -858,13 +812,13 @@ impl RawCluster {
                                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
                             || v.contains(['\n', '"', '<', '&'])
                         {
-                            return Err(err("", "params", format!("fencing.params.{node}.{k}: expected a name of letters, digits, `_`, `-` and a one-line value without `\"`, `<`, `&`")));
+                            return Err(err(at!["fencing", "params", node, k], format!("fencing.params.{node}.{k}: expected a name of letters, digits, `_`, `-` and a one-line value without `\"`, `<`, `&`")));
                         }
                     }
                 }
                 for n in &nodes {
                     if !fc.params.contains_key(&n.name) {
-                        return Err(err("", "params", format!("fencing.params: node `{}` has no fence device parameters (`[fencing.params.{}]`)", n.name, n.name)));
+                        return Err(err(at!["fencing", "params"], format!("fencing.params: node `{}` has no fence device parameters (`[fencing.params.{}]`)", n.name, n.name)));
                     }
                 }
                 Fencing::Agent {
@@ -875,24 +829,22 @@ impl RawCluster {
             FencingMode::Sbd => {
                 let Some(wd) = fc.watchdog.clone().filter(|w| w.starts_with("/dev/")) else {
                     return Err(err(
-                        "",
-                        "watchdog",
+                        at!["fencing", "watchdog"],
                         "fencing.watchdog: sbd needs a watchdog device like /dev/watchdog"
                             .to_string(),
                     ));
                 };
                 if fc.devices.is_empty() && quorum == Quorum::TwoNode {
-                    return Err(err("", "devices", "fencing.devices: watchdog-only sbd cannot fence in a two-node cluster (both halves keep quorum); add shared sbd disks or a quorum device".to_string()));
+                    return Err(err(at!["fencing", "devices"], "fencing.devices: watchdog-only sbd cannot fence in a two-node cluster (both halves keep quorum); add shared sbd disks or a quorum device".to_string()));
                 }
-                for d in &fc.devices {
+                for (dx, d) in fc.devices.iter().enumerate() {
                     if !d.starts_with("/dev/") || d.contains([';', ' ']) {
-                        return Err(err("", "devices", format!("fencing.devices `{d}`: expected a /dev/ path without blanks or `;`")));
+                        return Err(err(at!["fencing", "devices", dx], format!("fencing.devices `{d}`: expected a /dev/ path without blanks or `;`")));
                     }
                 }
                 if !(1..=120).contains(&fc.watchdog_timeout) {
                     return Err(err(
-                        "",
-                        "watchdog-timeout",
+                        at!["fencing", "watchdog-timeout"],
                         format!(
                             "fencing.watchdog-timeout {}: expected 1 to 120 s",
                             fc.watchdog_timeout
@@ -911,12 +863,10 @@ impl RawCluster {
         let mut res_names = BTreeSet::new();
         let mut minors = BTreeSet::new();
         let mut drbd_ports = BTreeSet::new();
-        for d in &self.drbd {
-            let a = q(&d.name);
+        for (rx, d) in self.drbd.iter().enumerate() {
             if !is_name(&d.name) {
                 return Err(err(
-                    &a,
-                    "name",
+                    at!["drbd", rx, "name"],
                     format!(
                         "drbd.name `{}`: expected letters, digits, `-`, `_`, `.`",
                         d.name
@@ -925,15 +875,13 @@ impl RawCluster {
             }
             if !res_names.insert(d.name.clone()) {
                 return Err(err(
-                    &a,
-                    "name",
+                    at!["drbd", rx, "name"],
                     format!("drbd.name `{}` is used twice", d.name),
                 ));
             }
             if !minors.insert(d.minor) || d.minor > 1_048_575 {
                 return Err(err(
-                    &a,
-                    "minor",
+                    at!["drbd", rx, "minor"],
                     format!(
                         "drbd `{}`: minor {} is used twice or out of range",
                         d.name, d.minor
@@ -942,8 +890,7 @@ impl RawCluster {
             }
             if d.port < 1024 || !drbd_ports.insert(d.port) {
                 return Err(err(
-                    &a,
-                    "port",
+                    at!["drbd", rx, "port"],
                     format!(
                         "drbd `{}`: port {} is used twice or below 1024",
                         d.name, d.port
@@ -951,27 +898,26 @@ impl RawCluster {
                 ));
             }
             if d.protocol != "C" {
-                return Err(err(&a, "protocol", format!("drbd `{}`: protocol `{}`: only C is accepted (a write is acknowledged once it is on both disks)", d.name, d.protocol)));
+                return Err(err(at!["drbd", rx, "protocol"], format!("drbd `{}`: protocol `{}`: only C is accepted (a write is acknowledged once it is on both disks)", d.name, d.protocol)));
             }
             match d.fencing.as_deref() {
                 None => {
-                    return Err(err(&a, "name", format!("drbd `{}` has no fencing policy: add `fencing = \"resource-and-stonith\"` (or `\"resource-only\"`)", d.name)));
+                    return Err(err(at!["drbd", rx], format!("drbd `{}` has no fencing policy: add `fencing = \"resource-and-stonith\"` (or `\"resource-only\"`)", d.name)));
                 }
                 Some("resource-and-stonith") => {
                     if fencing == Fencing::Off {
-                        return Err(err(&a, "fencing", format!("drbd `{}`: fencing = \"resource-and-stonith\" needs cluster fencing, which is off; use \"resource-only\"", d.name)));
+                        return Err(err(at!["drbd", rx, "fencing"], format!("drbd `{}`: fencing = \"resource-and-stonith\" needs cluster fencing, which is off; use \"resource-only\"", d.name)));
                     }
                 }
                 Some("resource-only") => {}
                 Some(other) => {
-                    return Err(err(&a, "fencing", format!("drbd `{}`: fencing `{other}`: expected \"resource-and-stonith\" or \"resource-only\" (dont-care allows split brain)", d.name)));
+                    return Err(err(at!["drbd", rx, "fencing"], format!("drbd `{}`: fencing `{other}`: expected \"resource-and-stonith\" or \"resource-only\" (dont-care allows split brain)", d.name)));
                 }
             }
             if let Some(p) = &d.preferred_node {
                 if !known(p) {
                     return Err(err(
-                        &a,
-                        "preferred-node",
+                        at!["drbd", rx, "preferred-node"],
                         format!("drbd `{}`: preferred-node `{p}` is not a [[node]]", d.name),
                     ));
                 }
@@ -979,15 +925,13 @@ impl RawCluster {
             for (node, dn) in &d.nodes {
                 if !known(node) {
                     return Err(err(
-                        &a,
-                        "nodes",
+                        at!["drbd", rx, "nodes", node],
                         format!("drbd `{}`: nodes.{node}: unknown node `{node}`", d.name),
                     ));
                 }
                 if !dn.disk.starts_with("/dev/") || dn.disk.contains(['"', ' ', ';']) {
                     return Err(err(
-                        &a,
-                        "disk",
+                        at!["drbd", rx, "nodes", node, "disk"],
                         format!(
                             "drbd `{}` on `{node}`: disk `{}`: expected a /dev/ path",
                             d.name, dn.disk
@@ -1000,14 +944,13 @@ impl RawCluster {
                     .ok()
                     .is_some_and(|ip| addrs.get(&ip).is_some_and(|owner| owner == node));
                 if !ok {
-                    return Err(err(&a, "address", format!("drbd `{}` on `{node}`: address `{}` is not one of that node's interface addresses", d.name, dn.address)));
+                    return Err(err(at!["drbd", rx, "nodes", node, "address"], format!("drbd `{}` on `{node}`: address `{}` is not one of that node's interface addresses", d.name, dn.address)));
                 }
             }
             for n in &nodes {
                 if !d.nodes.contains_key(&n.name) {
                     return Err(err(
-                        &a,
-                        "nodes",
+                        at!["drbd", rx, "nodes"],
                         format!(
                             "drbd `{}`: node `{}` has no backing disk (`[drbd.nodes.{}]`)",
                             d.name, n.name, n.name
@@ -1019,12 +962,10 @@ impl RawCluster {
 
         // VIPs.
         let mut vip_names = BTreeSet::new();
-        for v in &self.vips {
-            let a = q(&v.name);
+        for (vx, v) in self.vips.iter().enumerate() {
             if !is_name(&v.name) || !vip_names.insert(v.name.clone()) {
                 return Err(err(
-                    &a,
-                    "name",
+                    at!["vip", vx, "name"],
                     format!(
                         "vip.name `{}`: expected a unique name of letters, digits, `-`, `_`",
                         v.name
@@ -1033,8 +974,7 @@ impl RawCluster {
             }
             let Some(c) = Cidr::parse(&v.address) else {
                 return Err(err(
-                    &a,
-                    "address",
+                    at!["vip", vx, "address"],
                     format!(
                         "vip `{}`: address `{}`: expected IPv4/prefix",
                         v.name, v.address
@@ -1043,8 +983,7 @@ impl RawCluster {
             };
             if let Some(other) = addrs.insert(c.addr, format!("vip {}", v.name)) {
                 return Err(err(
-                    &a,
-                    "address",
+                    at!["vip", vx, "address"],
                     format!(
                         "vip `{}`: address {} is also used by {other}",
                         v.name, c.addr
@@ -1053,8 +992,7 @@ impl RawCluster {
             }
             if !res_names.contains(&v.drbd) {
                 return Err(err(
-                    &a,
-                    "drbd",
+                    at!["vip", vx, "drbd"],
                     format!(
                         "vip `{}`: drbd `{}` is not a [[drbd]] resource",
                         v.name, v.drbd
@@ -1063,8 +1001,7 @@ impl RawCluster {
             }
             if v.interface.is_empty() || v.interface.len() > 15 || v.interface.contains('/') {
                 return Err(err(
-                    &a,
-                    "interface",
+                    at!["vip", vx, "interface"],
                     format!(
                         "vip `{}`: interface `{}`: expected an interface name",
                         v.name, v.interface
@@ -1077,15 +1014,13 @@ impl RawCluster {
         let mut exp_names = BTreeSet::new();
         let mut luns = BTreeSet::new();
         let mut t10 = BTreeSet::new();
-        for e in &self.exports {
-            let a = q(&e.name);
+        for (ex, e) in self.exports.iter().enumerate() {
             if !is_name(&e.name) || !exp_names.insert(e.name.clone()) {
-                return Err(err(&a, "name", format!("export.name `{}`: expected a unique device name of letters, digits, `-`, `_`, `.`", e.name)));
+                return Err(err(at!["export", ex, "name"], format!("export.name `{}`: expected a unique device name of letters, digits, `-`, `_`, `.`", e.name)));
             }
             if !res_names.contains(&e.drbd) {
                 return Err(err(
-                    &a,
-                    "drbd",
+                    at!["export", ex, "drbd"],
                     format!(
                         "export `{}`: drbd `{}` is not a [[drbd]] resource",
                         e.name, e.drbd
@@ -1094,8 +1029,7 @@ impl RawCluster {
             }
             if !luns.insert(e.lun) || e.lun > crate::scsi::scst::catalog::MAX_LUN {
                 return Err(err(
-                    &a,
-                    "lun",
+                    at!["export", ex, "lun"],
                     format!(
                         "export `{}`: lun {} is used twice or above {}",
                         e.name,
@@ -1106,8 +1040,7 @@ impl RawCluster {
             }
             if e.handler != "vdisk_blockio" && e.handler != "vdisk_fileio" {
                 return Err(err(
-                    &a,
-                    "handler",
+                    at!["export", ex, "handler"],
                     format!(
                         "export `{}`: handler `{}`: expected vdisk_blockio or vdisk_fileio",
                         e.name, e.handler
@@ -1116,13 +1049,13 @@ impl RawCluster {
             }
             if self.target == TargetStack::Lio {
                 if e.cluster_mode {
-                    return Err(err(&a, "cluster-mode", format!("export `{}`: cluster-mode is SCST's DLM mode; LIO has no cluster-mode (persistent reservations stay on the Promoted node); remove it or use target = \"scst\"", e.name)));
+                    return Err(err(at!["export", ex, "cluster-mode"], format!("export `{}`: cluster-mode is SCST's DLM mode; LIO has no cluster-mode (persistent reservations stay on the Promoted node); remove it or use target = \"scst\"", e.name)));
                 }
                 if e.handler != "vdisk_blockio" {
-                    return Err(err(&a, "handler", format!("export `{}`: handler `{}` is an SCST handler; with target = \"lio\" the DRBD device is always an iblock backstore (remove `handler`)", e.name, e.handler)));
+                    return Err(err(at!["export", ex, "handler"], format!("export `{}`: handler `{}` is an SCST handler; with target = \"lio\" the DRBD device is always an iblock backstore (remove `handler`)", e.name, e.handler)));
                 }
                 if !is_name(&e.name) || e.name.contains('.') {
-                    return Err(err(&a, "name", format!("export `{}`: with target = \"lio\" the name is a backstore name: letters, digits, `-` and `_`", e.name)));
+                    return Err(err(at!["export", ex, "name"], format!("export `{}`: with target = \"lio\" the name is a backstore name: letters, digits, `-` and `_`", e.name)));
                 }
             }
             let id = e.t10_dev_id.clone().unwrap_or_else(|| e.name.clone());
@@ -1133,8 +1066,7 @@ impl RawCluster {
                     .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'{' && b != b'}')
             {
                 return Err(err(
-                    &a,
-                    "t10-dev-id",
+                    at!["export", ex, "t10-dev-id"],
                     format!(
                         "export `{}`: t10-dev-id `{id}`: expected 1 to 24 printable characters",
                         e.name
@@ -1143,16 +1075,14 @@ impl RawCluster {
             }
             if !t10.insert(id.clone()) {
                 return Err(err(
-                    &a,
-                    "t10-dev-id",
+                    at!["export", ex, "t10-dev-id"],
                     format!("export `{}`: t10-dev-id `{id}` is used twice", e.name),
                 ));
             }
         }
         if !self.exports.is_empty() && !luns.contains(&0) {
             return Err(err(
-                "",
-                "lun",
+                at!["export"],
                 "export: no export has lun 0; some initiators do not scan past a missing LUN 0"
                     .to_string(),
             ));
@@ -1163,8 +1093,7 @@ impl RawCluster {
                 .all(|n| n.iscsi_targets.is_empty() && n.fc_targets.is_empty())
         {
             return Err(err(
-                "",
-                "export",
+                at!["export"],
                 "export: devices are exported but no node has iscsi-targets or fc-targets"
                     .to_string(),
             ));
@@ -1173,12 +1102,10 @@ impl RawCluster {
         // Initiators.
         let mut ini_names = BTreeSet::new();
         let mut ini_ids = BTreeSet::new();
-        for i in &self.initiators {
-            let a = q(&i.name);
+        for (ix, i) in self.initiators.iter().enumerate() {
             if !is_name(&i.name) || !ini_names.insert(i.name.clone()) {
                 return Err(err(
-                    &a,
-                    "name",
+                    at!["initiator", ix, "name"],
                     format!(
                         "initiator.name `{}`: expected a unique name of letters, digits, `-`, `_`",
                         i.name
@@ -1187,16 +1114,14 @@ impl RawCluster {
             }
             if i.iqn.is_none() && i.wwpns.is_empty() {
                 return Err(err(
-                    &a,
-                    "iqn",
+                    at!["initiator", ix],
                     format!("initiator `{}`: expected an `iqn` and/or `wwpns`", i.name),
                 ));
             }
             if let Some(iqn) = &i.iqn {
                 if !is_iscsi_name(iqn) {
                     return Err(err(
-                        &a,
-                        "iqn",
+                        at!["initiator", ix, "iqn"],
                         format!(
                             "initiator `{}`: iqn `{iqn}`: expected an iSCSI name",
                             i.name
@@ -1205,20 +1130,18 @@ impl RawCluster {
                 }
                 if !ini_ids.insert(iqn.clone()) {
                     return Err(err(
-                        &a,
-                        "iqn",
+                        at!["initiator", ix, "iqn"],
                         format!("initiator `{}`: iqn `{iqn}` is listed twice", i.name),
                     ));
                 }
             }
-            for w in &i.wwpns {
+            for (wx, w) in i.wwpns.iter().enumerate() {
                 if !is_wwpn(w)
                     || w.bytes().any(|b| b.is_ascii_uppercase())
                     || !ini_ids.insert(w.clone())
                 {
                     return Err(err(
-                        &a,
-                        "wwpns",
+                        at!["initiator", ix, "wwpns", wx],
                         format!(
                             "initiator `{}`: wwpn `{w}`: expected a unique lower-case WWPN",
                             i.name
@@ -1228,8 +1151,7 @@ impl RawCluster {
             }
             if self.target == TargetStack::Lio && !i.wwpns.is_empty() {
                 return Err(err(
-                    &a,
-                    "wwpns",
+                    at!["initiator", ix, "wwpns"],
                     format!(
                         "initiator `{}`: wwpns: target = \"lio\" serves iSCSI only; give an `iqn`",
                         i.name
@@ -1238,8 +1160,7 @@ impl RawCluster {
             }
             if i.chap && i.iqn.is_none() {
                 return Err(err(
-                    &a,
-                    "chap",
+                    at!["initiator", ix, "chap"],
                     format!(
                         "initiator `{}`: chap needs an iqn (CHAP is iSCSI only)",
                         i.name
@@ -1250,7 +1171,7 @@ impl RawCluster {
 
         // ALUA.
         if let Err((key, msg)) = check_alua(&self.alua) {
-            return Err(err("", key, msg));
+            return Err(err(at!["alua", key], msg));
         }
 
         Ok(Cluster {
@@ -1319,15 +1240,13 @@ impl Secrets {
 
     pub fn parse(file: &Path, text: &str) -> Result<Secrets, ConfigError> {
         let s: Secrets = parse_toml(file, text)?;
-        let err = |key: &str, msg: String| {
-            let (l, c) = find_key(text, key);
-            ConfigError::new(file, l, c, msg)
-        };
+        let errs = Errors::new(file, text);
+        let err = |path: &[Seg], msg: String| errs.error(path, msg);
         match hex::decode(&s.corosync_authkey) {
             Ok(k) if (32..=1024).contains(&k.len()) => {}
             _ => {
                 return Err(err(
-                    "corosync-authkey",
+                    at!["corosync-authkey"],
                     "corosync-authkey: expected 32 to 1024 bytes as hex (generated: 256)"
                         .to_string(),
                 ))
@@ -1335,19 +1254,19 @@ impl Secrets {
         }
         if !is_secret_word(&s.drbd_shared_secret, 16, 64) {
             return Err(err(
-                "drbd-shared-secret",
+                at!["drbd-shared-secret"],
                 "drbd-shared-secret: expected 16 to 64 letters and digits".to_string(),
             ));
         }
         for (name, c) in &s.chap {
             if !is_secret_word(&c.user, 1, 64) || !is_secret_word(&c.password, 12, 16) {
-                return Err(err(name, format!("chap.{name}: expected a user of letters and digits and a password of 12 to 16 letters and digits")));
+                return Err(err(at!["chap", name], format!("chap.{name}: expected a user of letters and digits and a password of 12 to 16 letters and digits")));
             }
         }
         for (name, p) in &s.fence_passwords {
             if p.is_empty() || p.contains(['\n', '\0']) {
                 return Err(err(
-                    name,
+                    at!["fence-passwords", name],
                     format!("fence-passwords.{name}: expected a one-line password"),
                 ));
             }
@@ -1503,8 +1422,13 @@ mod tests {
     #[test]
     fn locate_finds_key_after_anchor() {
         let t = "[[node]]\nname = \"a\"\nx = 1\n[[node]]\nname = \"b\"\nx = 2\n";
-        assert_eq!(locate(t, "\"b\"", "x"), (6, 1));
-        assert_eq!(locate(t, "", "x"), (3, 1));
+        let spans = crate::config::spans::Spans::parse(t).unwrap();
+        let locate = |path: &[Seg]| {
+            let k = spans.find(path).key.unwrap();
+            crate::config::line_col(t, k.start)
+        };
+        assert_eq!(locate(at!["node", 1, "x"]), (6, 1));
+        assert_eq!(locate(at!["node", 0, "x"]), (3, 1));
     }
 
     #[test]
