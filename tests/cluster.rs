@@ -452,6 +452,30 @@ fn duplicate_addresses_are_rejected() {
 }
 
 #[test]
+fn errors_in_the_second_of_repeated_tables_point_at_the_second() {
+    // beta's eth2 takes alpha's address: the error is on beta's line (71), where it
+    // used to point at the first `"10.0.10.1/24"` of the file, alpha's (48).
+    let t = mutate("\"10.0.10.2/24\"", "\"10.0.10.1/24\"");
+    let e = error_for(&t);
+    assert!(
+        e.message
+            .contains("node `beta` interface `eth2`: address 10.0.10.1 is also used"),
+        "{e}"
+    );
+    assert_eq!((e.line, e.column), (71, 14), "{e}");
+    // beta's second interface named like its first: beta's eth1 line, not alpha's.
+    let e = error_for(&mutate(
+        "name = \"eth1\"\nmac = \"52:54:00:00:02:02\"",
+        "name = \"eth0\"\nmac = \"52:54:00:00:02:02\"",
+    ));
+    assert!(
+        e.message.contains("interface `eth0` is listed twice"),
+        "{e}"
+    );
+    assert_eq!((e.line, e.column), (62, 8), "{e}");
+}
+
+#[test]
 fn drbd_without_fencing_policy_is_rejected() {
     let e = error_for(&mutate("fencing = \"resource-and-stonith\"\n", ""));
     assert!(e.message.contains("drbd `r0` has no fencing policy"), "{e}");
@@ -474,7 +498,10 @@ fn alua_states_letting_both_nodes_write_are_rejected() {
                 && e.message.contains("would let both nodes serve writes"),
             "{e}"
         );
-        let (line, _) = sanforge::config::find_key(&fixture_text(), "unpromoted-state");
+        let line = 1 + fixture_text()
+            .lines()
+            .position(|l| l.starts_with("unpromoted-state"))
+            .unwrap();
         assert_eq!(e.line, line, "{e}");
     }
     let e = error_for(&mutate(

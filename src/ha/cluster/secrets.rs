@@ -5,7 +5,8 @@
 //! Reads: the secrets file given by the caller; `/dev/urandom` when generating.
 
 use super::Cluster;
-use crate::config::{find_key, parse_toml, ConfigError};
+use super::validate::find_key;
+use crate::config::{parse_toml, ConfigError};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

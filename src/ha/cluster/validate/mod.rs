@@ -10,7 +10,7 @@ mod nodes;
 mod resources;
 
 use super::model::*;
-use crate::config::{find_key, ConfigError};
+use crate::config::ConfigError;
 use nodes::check_nodes;
 use resources::{check_drbd, check_exports, check_initiators, check_vips};
 use std::path::Path;
@@ -35,6 +35,39 @@ impl Check<'_> {
 /// A name as it is quoted in the file, the anchor of its entry's errors.
 fn q(s: &str) -> String {
     format!("\"{s}\"")
+}
+
+/// Line and column where `key = …` (or `[key]`) first appears. The cluster file is the
+/// last config still located by key search; the recipe, node config and lock use the
+/// TOML parser's spans (`crate::config::spans`).
+pub(crate) fn find_key(text: &str, key: &str) -> (usize, usize) {
+    for (i, l) in text.lines().enumerate() {
+        let t = l.trim_start();
+        let indent = l.len() - t.len();
+        let rest = t.trim_start_matches('[').trim_start_matches('"');
+        if let Some(after) = rest.strip_prefix(key) {
+            let after = after.trim_start_matches('"').trim_start();
+            if after.starts_with('=') || after.starts_with(']') || after.starts_with('.') {
+                return (i + 1, indent + 1);
+            }
+        }
+    }
+    // An inline table: `luns = [{ lun = 0, backstore = "x" }]`.
+    for (i, l) in text.lines().enumerate() {
+        let mut from = 0;
+        while let Some(pos) = l.get(from..).and_then(|r| r.find(key)) {
+            let start = from + pos;
+            let before = l[..start].chars().next_back();
+            let after = l[start + key.len()..].trim_start();
+            if matches!(before, Some('{') | Some(',') | Some(' ') | Some('\t'))
+                && after.starts_with('=')
+            {
+                return (i + 1, start + 1);
+            }
+            from = start + key.len();
+        }
+    }
+    (0, 0)
 }
 
 /// Locates `key` at or after the first line containing `anchor` (e.g. `"alpha"`), for
