@@ -175,34 +175,28 @@ impl Archive {
         if !prefix.is_empty() {
             self.add(Entry::dir(prefix.clone(), meta.mode() & 0o7777));
         }
-        self.add_tree_inner(host_dir, &prefix)
-    }
-
-    fn add_tree_inner(&mut self, host_dir: &Path, prefix: &str) -> Result<()> {
-        let mut children: Vec<_> = std::fs::read_dir(host_dir)
-            .with_context(|| format!("cannot list {}", host_dir.display()))?
-            .collect::<std::io::Result<_>>()
-            .with_context(|| format!("cannot list {}", host_dir.display()))?;
-        children.sort_by_key(|e| e.file_name());
-        for child in children {
+        for child in crate::util::fs::walk(host_dir) {
+            let child = child?;
             let host = child.path();
-            let name = child.file_name().into_string().map_err(|n| {
-                anyhow::anyhow!(
-                    "cannot add {}: file name {n:?} is not UTF-8",
+            // Checked at every level, so every component of `rel` is UTF-8.
+            let name = child.file_name();
+            if name.to_str().is_none() {
+                bail!(
+                    "cannot add {}: file name {name:?} is not UTF-8",
                     host.display()
-                )
-            })?;
+                );
+            }
+            let rel = child.rel().to_string_lossy();
             let path = if prefix.is_empty() {
-                name
+                rel.into_owned()
             } else {
-                format!("{prefix}/{name}")
+                format!("{prefix}/{rel}")
             };
-            let meta = std::fs::symlink_metadata(&host)
-                .with_context(|| format!("cannot stat {}", host.display()))?;
+            let meta = child.metadata();
             let mode = meta.mode() & 0o7777;
             let ft = meta.file_type();
             if ft.is_symlink() {
-                let target = std::fs::read_link(&host)
+                let target = std::fs::read_link(host)
                     .with_context(|| format!("cannot read link {}", host.display()))?;
                 let target = target.into_os_string().into_string().map_err(|t| {
                     anyhow::anyhow!(
@@ -216,10 +210,9 @@ impl Archive {
                     mode,
                 });
             } else if ft.is_dir() {
-                self.add(Entry::dir(path.clone(), mode));
-                self.add_tree_inner(&host, &path)?;
+                self.add(Entry::dir(path, mode));
             } else if ft.is_file() {
-                self.add(Entry::file(path, host, mode));
+                self.add(Entry::file(path, host.to_path_buf(), mode));
             } else if ft.is_char_device() || ft.is_block_device() {
                 let rdev = meta.rdev();
                 let (major, minor) = (libc::major(rdev), libc::minor(rdev));

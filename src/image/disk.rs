@@ -269,19 +269,9 @@ fn round4k(n: u64) -> u64 {
 /// Sets the mtime of every file and directory under `dir` (and `dir`) to `epoch`.
 fn clamp_mtimes(dir: &Path, epoch: u64) -> Result<()> {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch);
-    let mut stack = vec![dir.to_path_buf()];
-    let mut all = Vec::new();
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).with_context(|| format!("cannot list {}", d.display()))? {
-            let p = e
-                .with_context(|| format!("cannot list {}", d.display()))?
-                .path();
-            if p.is_dir() {
-                stack.push(p.clone());
-            }
-            all.push(p);
-        }
-        all.push(d);
+    let mut all = vec![dir.to_path_buf()];
+    for e in ufs::walk(dir).follow_links(true) {
+        all.push(e?.path().to_path_buf());
     }
     for p in all {
         std::fs::File::open(&p)
@@ -489,19 +479,15 @@ mod tests {
 
     #[test]
     fn sizes() {
-        assert_eq!(
-            crate::config::recipe::parse_disk_size("256MiB"),
-            Ok(256 * MIB)
-        );
-        assert_eq!(
-            crate::config::recipe::parse_disk_size("1GiB"),
-            Ok(1024 * MIB)
-        );
-        assert_eq!(crate::config::recipe::parse_disk_size("64"), Ok(64 * MIB));
-        assert!(crate::config::recipe::parse_disk_size("12kB")
+        // Disk sizes: a bare number is MiB.
+        let parse_disk_size = |s| crate::config::values::parse_size(s, MIB);
+        assert_eq!(parse_disk_size("256MiB"), Ok(256 * MIB));
+        assert_eq!(parse_disk_size("1GiB"), Ok(1024 * MIB));
+        assert_eq!(parse_disk_size("64"), Ok(64 * MIB));
+        assert!(parse_disk_size("12kB")
             .unwrap_err()
             .contains("unknown unit"));
-        assert!(crate::config::recipe::parse_disk_size("0MiB").is_err());
+        assert!(parse_disk_size("0MiB").is_err());
     }
 
     #[test]

@@ -313,27 +313,17 @@ impl Closure<'_> {
             return self.add(p, || format!("start file {p}"));
         }
         self.out.extend(links);
-        let mut entries: Vec<String> = std::fs::read_dir(&h)
-            .with_context(|| format!("cannot read directory {}", h.display()))?
-            .map(|e| {
-                e.map(|e| {
-                    format!(
-                        "{}/{}",
-                        real.trim_end_matches('/'),
-                        e.file_name().to_string_lossy()
-                    )
-                })
-                .with_context(|| format!("cannot read directory {}", h.display()))
-            })
-            .collect::<Result<_>>()?;
-        entries.sort();
-        for e in entries {
-            let eh = host(self.root, &e);
-            let meta = std::fs::symlink_metadata(&eh)
-                .with_context(|| format!("cannot stat {}", eh.display()))?;
-            if meta.is_dir() {
-                self.add_start(&e)?;
-            } else if meta.file_type().is_symlink() {
+        // The walk goes into subdirectories itself; links are resolved in the image.
+        for entry in crate::util::fs::walk(&h) {
+            let entry = entry?;
+            let e = format!(
+                "{}/{}",
+                real.trim_end_matches('/'),
+                entry.rel().to_string_lossy()
+            );
+            if entry.is_dir() {
+                continue;
+            } else if entry.is_symlink() {
                 // A dangling link in a kept directory is kept as it is.
                 match resolve(self.root, &e)? {
                     Some((real, links)) if host(self.root, &real).is_dir() => {

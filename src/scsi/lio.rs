@@ -7,7 +7,8 @@
 //! disabled), `enable` (`tpgt_N/enable` ← 1, run after HA has settled) and `disable`
 //! (`tpgt_N/enable` ← 0, run on shutdown or after a failed setup).
 
-use crate::config::node::{parse_size, BackstoreKind, Lio};
+use crate::config::node::{BackstoreKind, Lio};
+use crate::config::values::{self, parse_size};
 use sha2::{Digest, Sha256};
 use std::fmt;
 
@@ -86,7 +87,10 @@ pub fn plan(lio: &Lio) -> LioPlan {
     for (idx, b) in lio.backstores.iter().enumerate() {
         let dir = format!("core/{}/{}", hba(b.kind, idx), b.name);
         let path = b.path.clone().unwrap_or_default();
-        let bytes = b.size.as_deref().and_then(parse_size);
+        let bytes = b
+            .size
+            .as_deref()
+            .and_then(|s| parse_size(s, values::BYTE).ok());
         let control = match b.kind {
             BackstoreKind::Fileio => {
                 let mut c = format!("fd_dev_name={path}");
