@@ -261,11 +261,51 @@ pub fn apply_patches(patches: &[PathBuf], src: &Path, log: &Log) -> Result<()> {
     Ok(())
 }
 
-fn make(src: &Path, obj: &Path) -> Cmd {
-    Cmd::new("make")
+/// `make -C SRC O=OBJ`, through the compiler cache when there is one.
+fn make(ctx: &Ctx, src: &Path, obj: &Path) -> Cmd {
+    let mut cmd = Cmd::new("make")
         .arg("-C")
         .arg(src)
-        .arg(format!("O={}", obj.display()))
+        .arg(format!("O={}", obj.display()));
+    if let Some(cc) = compiler_cache(ctx) {
+        cmd = cmd.arg("CC=ccache gcc");
+        for (k, v) in cc {
+            cmd = cmd.env(k, v);
+        }
+    }
+    cmd
+}
+
+/// ccache (Debian's `ccache`) shared by every kernel build of this cache: a second
+/// config of an already-built source, or a rebuild after a fragment change, recompiles
+/// only the files whose preprocessed source changed. It is keyed by what the compiler
+/// really reads (the preprocessed source, the arguments, the compiler binary), so an
+/// object it hands back is the one gcc would write: outputs stay bit-identical
+/// (`build --verify`). Paths under the stage directory are made relative
+/// (`CCACHE_BASEDIR`) so builds in different cache entries share objects. Off when
+/// ccache is not installed or `SANFORGE_CCACHE=0`; it never changes a stage's key.
+pub fn compiler_cache(ctx: &Ctx) -> Option<Vec<(String, String)>> {
+    if std::env::var_os("SANFORGE_CCACHE").is_some_and(|v| v == "0") {
+        return None;
+    }
+    crate::util::tools::which("ccache")?;
+    let root = ctx.cache.root();
+    Some(vec![
+        ("CCACHE_DIR".into(), root.join("ccache").display().to_string()),
+        (
+            "CCACHE_BASEDIR".into(),
+            root.join("stages").display().to_string(),
+        ),
+        ("CCACHE_NOHASHDIR".into(), "true".into()),
+        ("CCACHE_COMPILERCHECK".into(), "content".into()),
+        // Kbuild writes generated headers just before it compiles.
+        (
+            "CCACHE_SLOPPINESS".into(),
+            "include_file_mtime,include_file_ctime".into(),
+        ),
+        ("CCACHE_MAXSIZE".into(), "8G".into()),
+        ("CCACHE_UMASK".into(), "022".into()),
+    ])
 }
 
 /// Every option the recipe asks for: sanforge's own, the fragments, the recipe's.
@@ -304,16 +344,16 @@ fn configure(ctx: &Ctx, src: &Path, obj: &Path, log: &Log) -> Result<()> {
         "steps",
     );
     match base.as_str() {
-        "tinyconfig" | "defconfig" | "allnoconfig" => make(src, obj).arg(base).run(log)?,
+        "tinyconfig" | "defconfig" | "allnoconfig" => make(ctx, src, obj).arg(base).run(log)?,
         file => {
             ufs::copy(&ctx.recipe.root.join(file), &obj.join(".config"))?;
-            make(src, obj).arg("olddefconfig").run(log)?;
+            make(ctx, src, obj).arg("olddefconfig").run(log)?;
         }
     }
     let base_text = ufs::read_to_string(&obj.join(".config"))?;
     let reqs = requests(ctx)?;
     ufs::write(&obj.join(".config"), kconfig::merge(&base_text, &reqs))?;
-    make(src, obj).arg("olddefconfig").run(log)?;
+    make(ctx, src, obj).arg("olddefconfig").run(log)?;
     let final_text = ufs::read_to_string(&obj.join(".config"))?;
     kconfig::verify(&final_text, &reqs, &ctx.recipe.kernel().forbid, Some(src))
         .map_err(|e| anyhow::anyhow!("kernel config verification failed:\n{e}"))?;
@@ -354,7 +394,7 @@ fn compile(ctx: &Ctx, src: &Path, obj: &Path, log: &Log) -> Result<()> {
         None,
         "objects",
     );
-    let mut cmd = make(src, obj)
+    let mut cmd = make(ctx, src, obj)
         .arg(format!("-j{}", ctx.jobs))
         .arg(format!("LOCALVERSION={}", ctx.recipe.kernel().localversion))
         .arg("bzImage");
@@ -395,7 +435,7 @@ fn install(ctx: &Ctx, src: &Path, obj: &Path, dir: &Path, log: &Log) -> Result<(
     if modules_enabled(obj)? {
         let depmod =
             crate::util::tools::which("depmod").unwrap_or_else(|| PathBuf::from("/sbin/depmod"));
-        with_env(make(src, obj), ctx)
+        with_env(make(ctx, src, obj), ctx)
             .arg(format!("LOCALVERSION={}", ctx.recipe.kernel().localversion))
             .arg(format!("INSTALL_MOD_PATH={}", moddir.display()))
             .arg("INSTALL_MOD_STRIP=1")
