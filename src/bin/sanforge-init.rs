@@ -4,7 +4,16 @@
 //! the running SCST to another scst.conf on a live node. Thin: the work is in
 //! `sanforge::init`.
 
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented
+)]
 
 use sanforge::agent;
 use sanforge::init::{self, Init, Logger};

@@ -5,6 +5,17 @@
 //! `file:line:column` and what was expected; `validate` turns raw structs into
 //! validated ones once, so nothing downstream re-checks.
 
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented
+)]
+
 pub mod lock;
 pub mod node;
 pub mod recipe;
@@ -54,14 +65,15 @@ impl ConfigError {
 
 /// 1-based line and column of byte offset `pos` in `text`.
 pub fn line_col(text: &str, pos: usize) -> (usize, usize) {
-    let pos = pos.min(text.len());
-    let before = &text[..pos];
-    let line = before.matches('\n').count() + 1;
-    let col = before
-        .rfind('\n')
-        .map(|i| before[i + 1..].chars().count())
-        .unwrap_or(before.chars().count())
-        + 1;
+    let (mut line, mut col) = (1, 1);
+    for (_, c) in text.char_indices().take_while(|(i, _)| *i < pos) {
+        if c == '\n' {
+            line += 1;
+            col = 1;
+        } else {
+            col += 1;
+        }
+    }
     (line, col)
 }
 
@@ -81,17 +93,14 @@ pub fn find_key(text: &str, key: &str) -> (usize, usize) {
     }
     // An inline table: `luns = [{ lun = 0, backstore = "x" }]`.
     for (i, l) in text.lines().enumerate() {
-        let mut from = 0;
-        while let Some(pos) = l[from..].find(key) {
-            let start = from + pos;
-            let before = l[..start].chars().next_back();
-            let after = l[start + key.len()..].trim_start();
+        for (start, _) in l.match_indices(key) {
+            let before = l.get(..start).and_then(|b| b.chars().next_back());
+            let after = l.get(start + key.len()..).unwrap_or_default().trim_start();
             if matches!(before, Some('{') | Some(',') | Some(' ') | Some('\t'))
                 && after.starts_with('=')
             {
                 return (i + 1, start + 1);
             }
-            from = start + key.len();
         }
     }
     (0, 0)

@@ -386,15 +386,13 @@ pub fn is_iscsi_name(s: &str) -> bool {
     }
     if let Some(rest) = s.strip_prefix("iqn.") {
         // iqn.YYYY-MM.reversed.domain[:anything]
-        let b = rest.as_bytes();
-        b.len() > 8
-            && b[..4].iter().all(u8::is_ascii_digit)
-            && b[4] == b'-'
-            && b[5..7].iter().all(u8::is_ascii_digit)
-            && b[7] == b'.'
-            && rest
-                .bytes()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b".-:".contains(&c))
+        matches!(
+            rest.as_bytes(),
+            [y0, y1, y2, y3, b'-', m0, m1, b'.', _, ..]
+                if [y0, y1, y2, y3, m0, m1].iter().all(|c| c.is_ascii_digit())
+        ) && rest
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b".-:".contains(&c))
     } else if let Some(hex) = s.strip_prefix("eui.") {
         hex.len() == 16 && hex.bytes().all(|c| c.is_ascii_hexdigit())
     } else if let Some(hex) = s.strip_prefix("naa.") {

@@ -580,7 +580,10 @@ impl Recipe {
 
     /// The selected kernel (the default unless `select_kernel` chose another).
     pub fn kernel(&self) -> &KernelVariant {
-        &self.kernels[self.selected.min(self.kernels.len() - 1)]
+        // In bounds: `validate_kernels` always yields the default kernel first and
+        // `select_kernel` only selects an index it found.
+        #[allow(clippy::indexing_slicing)]
+        &self.kernels[self.selected.min(self.kernels.len().saturating_sub(1))]
     }
 
     /// The names of every kernel, the default first.
@@ -626,12 +629,8 @@ impl Recipe {
 /// Asserted options: `CONFIG_FOO = "value"`. Err: (the offending key, the message).
 fn check_options(options: &BTreeMap<String, String>) -> Result<(), (String, String)> {
     for (k, v) in options {
-        if !k.starts_with("CONFIG_")
-            || k.len() <= 7
-            || !k[7..]
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        {
+        let name = k.strip_prefix("CONFIG_").unwrap_or_default();
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
             return Err((
                 k.clone(),
                 format!("kernel option `{k}`: expected a name like CONFIG_FOO"),

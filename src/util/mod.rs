@@ -2,6 +2,17 @@
 //! the path and the operation, hashing, and progress reporting (bars on a terminal,
 //! one-line steps elsewhere).
 
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented
+)]
+
 pub mod cmd;
 pub mod fs;
 pub mod hash;

@@ -79,13 +79,12 @@ pub fn is_iscsi_name(s: &str) -> bool {
     let Some(rest) = s.strip_prefix("iqn.") else {
         return false;
     };
-    let b = rest.as_bytes();
-    b.len() > 8
-        && b[..4].iter().all(u8::is_ascii_digit)
-        && b[4] == b'-'
-        && b[5..7].iter().all(u8::is_ascii_digit)
-        && b[7] == b'.'
-        && (b'0'..=b'1').contains(&b[5])
+    // YYYY-MM. and at least one more character.
+    matches!(
+        rest.as_bytes(),
+        [y0, y1, y2, y3, b'-', m0 @ b'0'..=b'1', m1, b'.', _, ..]
+            if [y0, y1, y2, y3, m0, m1].iter().all(|c| c.is_ascii_digit())
+    )
 }
 
 fn is_pattern(s: &str) -> bool {
