@@ -13,8 +13,11 @@
     clippy::unimplemented
 )]
 
+#[cfg(feature = "builder")]
 pub mod cmd;
 pub mod fs;
 pub mod hash;
+#[cfg(feature = "builder")]
 pub mod progress;
+#[cfg(feature = "builder")]
 pub mod tools;
