@@ -24,6 +24,7 @@
 
 pub mod ha;
 pub mod modules;
+pub mod panic;
 pub mod persist;
 pub mod root;
 pub mod scst;
