@@ -317,8 +317,7 @@ fn boot_uefi(out: &Path) -> String {
 /// byte changed stops degraded with the reason and never gets ready.
 #[test]
 fn squashfs_root_boots_under_uefi_and_a_corrupted_root_never_gets_ready() {
-    if std::env::var_os("SANFORGE_SKIP_E2E").is_some() {
-        eprintln!("verity e2e skipped: SANFORGE_SKIP_E2E is set");
+    if common::skip_e2e("squashfs_root_boots_under_uefi_and_a_corrupted_root_never_gets_ready") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

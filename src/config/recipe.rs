@@ -585,7 +585,10 @@ impl Recipe {
 
     /// The selected kernel (the default unless `select_kernel` chose another).
     pub fn kernel(&self) -> &KernelVariant {
-        &self.kernels[self.selected.min(self.kernels.len() - 1)]
+        // In bounds: `validate_kernels` always yields the default kernel first and
+        // `select_kernel` only selects an index it found.
+        #[allow(clippy::indexing_slicing)]
+        &self.kernels[self.selected.min(self.kernels.len().saturating_sub(1))]
     }
 
     /// The names of every kernel, the default first.
@@ -634,12 +637,8 @@ fn check_options(errs: &mut Errors, path: &[Seg], what: &str, options: &BTreeMap
     for (k, v) in options {
         let mut at_k = path.to_vec();
         at_k.push(k.into());
-        if !k.starts_with("CONFIG_")
-            || k.len() <= 7
-            || !k[7..]
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        {
+        let name = k.strip_prefix("CONFIG_").unwrap_or_default();
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
             errs.key(
                 &at_k,
                 format!("{what}kernel option `{k}`: expected a name like CONFIG_FOO"),
