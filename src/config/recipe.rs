@@ -83,6 +83,11 @@ pub struct RawRecipe {
     pub userland: UserlandSpec,
     #[serde(default)]
     pub overlays: Vec<PathBuf>,
+    /// Directories outside the project that the recipe's paths (sources, overlays,
+    /// kernel files, node configs) may name; everything else must stay inside the
+    /// project directory.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_outside_project: Vec<PathBuf>,
     pub node: NodeSpec,
     #[serde(default)]
     pub outputs: OutputsSpec,
@@ -357,6 +362,9 @@ pub struct Recipe {
     pub file: PathBuf,
     /// Project root: the directory that holds `recipes/`.
     pub root: PathBuf,
+    /// `allow-outside-project`, resolved (symlinks followed): the only directories
+    /// outside `root` that the recipe's paths may lead to.
+    pub allowed_outside: Vec<PathBuf>,
     pub description: Option<String>,
     /// Seconds since the epoch used for every timestamp in the outputs.
     pub source_date_epoch: u64,
@@ -419,7 +427,9 @@ impl Recipe {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default(),
         };
+        // It names the output directory (`out/NAME`) and the lock: a plain file name.
         if name.is_empty()
+            || name.starts_with('.')
             || !name
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
@@ -427,21 +437,46 @@ impl Recipe {
             return Err(err(
                 "name",
                 format!(
-                    "recipe name `{name}` is invalid: expected letters, digits, `-`, `_` or `.`"
+                    "recipe name `{name}` is invalid: expected a plain name of letters, digits, `-`, `_` or `.` that does not start with `.`"
                 ),
             ));
         }
-        let kernel_source = validate_source(&raw.kernel.source, &root)
+        let mut allowed_outside = Vec::new();
+        for a in &raw.allow_outside_project {
+            let p = root.join(a);
+            if !p.is_dir() {
+                return Err(err(
+                    "allow-outside-project",
+                    format!(
+                        "allow-outside-project `{}`: expected an existing directory (looked at {})",
+                        a.display(),
+                        p.display()
+                    ),
+                ));
+            }
+            let real = crate::util::paths::resolve(&p).map_err(|m| {
+                err(
+                    "allow-outside-project",
+                    format!("allow-outside-project `{}`: {m}", a.display()),
+                )
+            })?;
+            allowed_outside.push(real);
+        }
+        let proj = Project {
+            root: &root,
+            allowed: &allowed_outside,
+        };
+        let kernel_source = validate_source(&raw.kernel.source, &proj)
             .map_err(|m| err("source", format!("kernel source: {m}")))?;
         let mut sources = BTreeMap::new();
         for (n, s) in &raw.sources {
-            let v = validate_source(s, &root).map_err(|m| err(n, format!("source `{n}`: {m}")))?;
+            let v = validate_source(s, &proj).map_err(|m| err(n, format!("source `{n}`: {m}")))?;
             sources.insert(n.clone(), v);
         }
         let scst = match raw.scst.clone() {
             Some(spec) => Some(validate_scst(
                 &spec,
-                &root,
+                &proj,
                 &mut raw.sources,
                 &mut sources,
                 &err,
@@ -449,13 +484,10 @@ impl Recipe {
             None => None,
         };
         let base = raw.kernel.base.as_str();
-        if !matches!(base, "tinyconfig" | "defconfig" | "allnoconfig") && !root.join(base).is_file()
-        {
-            return Err(err("base", format!("kernel base `{base}`: expected `tinyconfig`, `defconfig`, `allnoconfig` or an existing config file")));
-        }
+        check_base(&proj, base).map_err(|m| err("base", m))?;
         let mut fragments = Vec::new();
         for f in &raw.kernel.fragments {
-            let p = resolve_fragment(&root, f);
+            let p = resolve_fragment(&proj, f).map_err(|m| err("fragments", m))?;
             if !p.is_file() {
                 return Err(err(
                     "fragments",
@@ -475,7 +507,9 @@ impl Recipe {
             .patches
             .iter()
             .map(|p| {
-                let a = root.join(p);
+                let a = proj
+                    .path(p)
+                    .map_err(|m| err("patches", format!("patch {m}")))?;
                 if a.is_file() {
                     Ok(a)
                 } else {
@@ -488,14 +522,16 @@ impl Recipe {
             &kernel_source,
             &fragments,
             &patches,
-            &root,
+            &proj,
             &err,
         )?;
         let overlays = raw
             .overlays
             .iter()
             .map(|p| {
-                let a = root.join(p);
+                let a = proj
+                    .path(p)
+                    .map_err(|m| err("overlays", format!("overlay {m}")))?;
                 if a.is_dir() {
                     Ok(a)
                 } else {
@@ -506,7 +542,9 @@ impl Recipe {
                 }
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let node_config = root.join(&raw.node.config);
+        let node_config = proj
+            .path(&raw.node.config)
+            .map_err(|m| err("config", format!("node config {m}")))?;
         if !node_config.is_file() {
             return Err(err(
                 "config",
@@ -534,6 +572,11 @@ impl Recipe {
         if raw.outputs.root == RootKind::Squashfs && raw.outputs.disk.is_none() {
             return Err(err("root", "root = \"squashfs\" puts the root on disk partitions: it needs `disk = { size = \"…\" }` in [outputs] (PXE-only nodes keep root = \"initramfs\")".to_string()));
         }
+        for c in &raw.node.configs {
+            proj.path(c)
+                .map_err(|m| err("configs", format!("node configs {m}")))?;
+        }
+        check_userland_paths(&raw.userland, &err)?;
         for (name, version) in &raw.userland.packages {
             if version.is_empty() {
                 return Err(err(
@@ -557,6 +600,7 @@ impl Recipe {
             name,
             file: abs,
             root,
+            allowed_outside,
             description: raw.recipe.description,
             source_date_epoch: raw.recipe.source_date_epoch,
             stack: raw.target.stack,
@@ -617,6 +661,15 @@ impl Recipe {
         self.outputs.root == RootKind::Squashfs
     }
 
+    /// Where the recipe's host paths may lead: its project directory and the
+    /// directories of `allow-outside-project`.
+    pub fn project(&self) -> Project<'_> {
+        Project {
+            root: &self.root,
+            allowed: &self.allowed_outside,
+        }
+    }
+
     /// The lock file beside the recipe: `recipes/NAME.lock`.
     pub fn lock_path(&self) -> PathBuf {
         self.file.with_extension("lock")
@@ -656,12 +709,63 @@ fn check_forbid(forbid: &[String]) -> Result<(), String> {
     }
 }
 
-fn resolve_fragment(root: &Path, f: &Path) -> PathBuf {
-    if f.components().count() == 1 {
-        root.join("kernel-configs").join(f)
-    } else {
-        root.join(f)
+/// The project directory and the outside directories the recipe allows: where every
+/// host path the recipe names must lead ([`crate::util::paths::confine`]).
+pub struct Project<'a> {
+    pub root: &'a Path,
+    pub allowed: &'a [PathBuf],
+}
+
+impl Project<'_> {
+    /// `p` (relative to the project root, or absolute) if it leads inside the project
+    /// or an allowed directory; the error starts with the value.
+    pub fn path(&self, p: &Path) -> Result<PathBuf, String> {
+        crate::util::paths::confine(p, self.root, self.allowed)
     }
+}
+
+/// `tinyconfig`, `defconfig`, `allnoconfig` or a config file inside the project.
+fn check_base(proj: &Project, base: &str) -> Result<(), String> {
+    if matches!(base, "tinyconfig" | "defconfig" | "allnoconfig") {
+        return Ok(());
+    }
+    let p = proj
+        .path(Path::new(base))
+        .map_err(|m| format!("kernel base {m}"))?;
+    if p.is_file() {
+        Ok(())
+    } else {
+        Err(format!("kernel base `{base}`: expected `tinyconfig`, `defconfig`, `allnoconfig` or an existing config file"))
+    }
+}
+
+/// A fragment: a bare file name is looked up in `kernel-configs/`, anything else is
+/// relative to the project root.
+fn resolve_fragment(proj: &Project, f: &Path) -> Result<PathBuf, String> {
+    let rel = if f.components().count() == 1 && !f.is_absolute() {
+        Path::new("kernel-configs").join(f)
+    } else {
+        f.to_path_buf()
+    };
+    proj.path(&rel).map_err(|m| format!("kernel fragment {m}"))
+}
+
+/// `[userland] keep` and `links`: in-image paths that stay inside the image.
+fn check_userland_paths(
+    u: &UserlandSpec,
+    err: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<(), ConfigError> {
+    for k in &u.keep {
+        crate::util::paths::image_path(k)
+            .map_err(|m| err("keep", format!("[userland] keep: {m}")))?;
+    }
+    for (name, target) in &u.links {
+        crate::util::paths::image_path(name)
+            .map_err(|m| err("links", format!("[userland] links: link name {m}")))?;
+        crate::util::paths::link_target(name, target)
+            .map_err(|m| err("links", format!("[userland] links: {m}")))?;
+    }
+    Ok(())
 }
 
 fn valid_kernel_name(n: &str) -> bool {
@@ -678,7 +782,7 @@ fn validate_kernels(
     source: &Source,
     fragments: &[PathBuf],
     patches: &[PathBuf],
-    root: &Path,
+    proj: &Project,
     err: &dyn Fn(&str, String) -> ConfigError,
 ) -> Result<Vec<KernelVariant>, ConfigError> {
     let default_name = k
@@ -724,7 +828,7 @@ fn validate_kernels(
                 format!("{what}: expected a `source`, e.g. {{ source = {{ debian = \"linux-source-6.12\", version = \"…\", member = \"usr/src/linux-source-6.12.tar.xz\" }} }}"),
             ));
         };
-        let src = validate_source(src_spec, root)
+        let src = validate_source(src_spec, proj)
             .map_err(|e| err(name, format!("{what}: source: {e}")))?;
         let mut spec = default.clone();
         spec.name = name.clone();
@@ -734,7 +838,7 @@ fn validate_kernels(
         if let Some(fs) = &m.fragments {
             frags.clear();
             for f in fs {
-                let p = resolve_fragment(root, f);
+                let p = resolve_fragment(proj, f).map_err(|m| err(name, format!("{what}: {m}")))?;
                 if !p.is_file() {
                     return Err(err(
                         name,
@@ -749,11 +853,7 @@ fn validate_kernels(
             }
         }
         if let Some(b) = &m.base {
-            if !matches!(b.as_str(), "tinyconfig" | "defconfig" | "allnoconfig")
-                && !root.join(b).is_file()
-            {
-                return Err(err(name, format!("{what}: kernel base `{b}`: expected `tinyconfig`, `defconfig`, `allnoconfig` or an existing config file")));
-            }
+            check_base(proj, b).map_err(|m| err(name, format!("{what}: {m}")))?;
             spec.base = b.clone();
         }
         if let Some(o) = &m.options {
@@ -768,7 +868,9 @@ fn validate_kernels(
         if let Some(ps) = &m.patches {
             pats.clear();
             for p in ps {
-                let a = root.join(p);
+                let a = proj
+                    .path(p)
+                    .map_err(|m| err(name, format!("{what}: patch {m}")))?;
                 if !a.is_file() {
                     return Err(err(
                         name,
@@ -788,7 +890,7 @@ fn validate_kernels(
     Ok(out)
 }
 
-fn validate_source(s: &SourceSpec, root: &Path) -> Result<Source, String> {
+fn validate_source(s: &SourceSpec, proj: &Project) -> Result<Source, String> {
     let kinds = [s.url.is_some(), s.debian.is_some(), s.path.is_some()]
         .iter()
         .filter(|b| **b)
@@ -828,10 +930,8 @@ fn validate_source(s: &SourceSpec, root: &Path) -> Result<Source, String> {
         });
     }
     let written = s.path.clone().unwrap_or_default();
-    Ok(Source::Path {
-        path: root.join(&written),
-        written,
-    })
+    let path = proj.path(&written).map_err(|m| format!("path {m}"))?;
+    Ok(Source::Path { path, written })
 }
 
 /// How SCST's QLogic driver gets into the image (reference/scst.md §A3).
@@ -945,12 +1045,12 @@ impl Scst {
 
 fn validate_scst(
     spec: &ScstSpec,
-    root: &Path,
+    proj: &Project,
     raw_sources: &mut BTreeMap<String, SourceSpec>,
     sources: &mut BTreeMap<String, Source>,
     err: &dyn Fn(&str, String) -> ConfigError,
 ) -> Result<Scst, ConfigError> {
-    let source = validate_source(&spec.source, root)
+    let source = validate_source(&spec.source, proj)
         .map_err(|m| err("source", format!("scst source: {m}")))?;
     let requested = spec
         .modules
@@ -1010,7 +1110,7 @@ fn validate_scst(
                 ),
             ));
         }
-        let s = validate_source(&f.source_spec(), root)
+        let s = validate_source(&f.source_spec(), proj)
             .map_err(|m| err("firmware", format!("firmware `{}`: {m}", f.name)))?;
         if firmware.insert(f.name.clone(), s.clone()).is_some() {
             return Err(err(

@@ -5,4 +5,5 @@ pub mod httpd;
 pub mod initroot;
 pub mod iscsi;
 pub mod project;
+pub mod safety;
 pub mod vm;
