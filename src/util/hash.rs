@@ -62,8 +62,13 @@ impl KeyBuilder {
                     .into_encoded_bytes()
             } else if meta.is_dir() {
                 Vec::new()
-            } else {
+            } else if meta.is_file() {
                 crate::util::fs::read(p)?
+            } else {
+                // A fifo, socket or device: its kind and number, never its "content"
+                // (reading a fifo blocks for ever).
+                use std::os::unix::fs::MetadataExt;
+                format!("special {:o} {}", meta.mode(), meta.rdev()).into_bytes()
             };
             self.add(label, e.rel().to_string_lossy().as_bytes());
             self.add("mode", &meta.permissions().mode().to_le_bytes());

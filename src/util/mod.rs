@@ -1,6 +1,7 @@
 //! Small shared helpers: the one command runner, file-system calls whose errors name
-//! the path and the operation, hashing, UTC dates, and progress reporting (bars on a terminal,
-//! one-line steps elsewhere).
+//! the path and the operation, path confinement (where a recipe's paths may lead),
+//! hashing, UTC dates, and progress reporting (bars on a terminal, one-line steps
+//! elsewhere).
 
 #![deny(
     clippy::unwrap_used,
@@ -17,6 +18,7 @@
 pub mod cmd;
 pub mod fs;
 pub mod hash;
+pub mod paths;
 #[cfg(feature = "builder")]
 pub mod progress;
 pub mod time;

@@ -5,6 +5,7 @@ pub mod httpd;
 pub mod initroot;
 pub mod iscsi;
 pub mod project;
+pub mod safety;
 pub mod vm;
 
 use std::io::Write;
