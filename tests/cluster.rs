@@ -476,6 +476,51 @@ fn errors_in_the_second_of_repeated_tables_point_at_the_second() {
 }
 
 #[test]
+fn every_error_of_the_file_is_reported_in_file_order() {
+    // Three independent errors; the fencing one (line 15) is found after the node one
+    // (line 63), as fencing is checked against the nodes, but is listed before it.
+    let t = mutate("token = 3000", "token = 50")
+        .replacen("agent = \"fence_ipmilan\"", "agent = \"ipmilan\"", 1)
+        .replacen("\"52:54:00:00:02:02\"", "\"52:54:00:00:02\"", 1);
+    let e = error_for(&t);
+    assert_eq!(e.count(), 3, "{e}");
+    assert_eq!(
+        e.to_string(),
+        "cluster.toml:8:9: corosync.token 50: expected 1000 to 60000 ms\n\
+         cluster.toml:15:9: fencing.agent `ipmilan`: expected a fence agent name like fence_ipmilan\n\
+         cluster.toml:63:7: node `beta` interface `eth1`: mac `52:54:00:00:02`: expected six hex bytes like 52:54:00:12:34:56"
+    );
+}
+
+#[test]
+fn one_mistake_is_reported_once() {
+    // A node renamed: the fencing parameters and DRBD disks still name `beta`, but
+    // references are not checked against a node list with an error in it.
+    let e = error_for(&mutate("name = \"beta\"", "name = \"alpha\""));
+    assert_eq!(e.count(), 1, "{e}");
+    // A misspelt node in [drbd.nodes.*]: not also "node `beta` has no backing disk".
+    let e = error_for(&mutate("[drbd.nodes.beta]", "[drbd.nodes.gamma]"));
+    assert_eq!(e.count(), 1, "{e}");
+    // beta's link-1 address does not parse: not also "beta is on link 0 only", nor
+    // "drbd address 10.0.1.2 is not one of beta's".
+    let e = error_for(&mutate("\"10.0.1.2/24\"", "\"10.0.1.300/24\""));
+    assert_eq!(e.count(), 1, "{e}");
+    assert!(e.message.contains("address `10.0.1.300/24`"), "{e}");
+}
+
+#[test]
+fn every_error_of_the_secrets_file_is_reported() {
+    let t = "corosync-authkey = \"zz\"\ndrbd-shared-secret = \"short\"\n\n[chap.esx1]\nuser = \"esx1\"\npassword = \"short\"\n";
+    let e = Secrets::parse(Path::new("s.toml"), t).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "s.toml:1:20: corosync-authkey: expected 32 to 1024 bytes as hex (generated: 256)\n\
+         s.toml:2:22: drbd-shared-secret: expected 16 to 64 letters and digits\n\
+         s.toml:4:1: chap.esx1: expected a user of letters and digits and a password of 12 to 16 letters and digits"
+    );
+}
+
+#[test]
 fn drbd_without_fencing_policy_is_rejected() {
     let e = error_for(&mutate("fencing = \"resource-and-stonith\"\n", ""));
     assert!(e.message.contains("drbd `r0` has no fencing policy"), "{e}");

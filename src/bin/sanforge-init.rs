@@ -4,7 +4,16 @@
 //! the running SCST to another scst.conf on a live node. Thin: the work is in
 //! `sanforge::init`.
 
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented
+)]
 
 use sanforge::agent;
 use sanforge::init::{self, Init, Logger};
@@ -41,6 +50,7 @@ fn agent_sys(env: &agent::Env) -> Box<dyn Sys> {
 }
 
 fn main() -> ExitCode {
+    install_panic_hook(std::process::id() == 1);
     // Also the Pacemaker agent ocf:sanforge:alua (argv[0] `alua`, or `ocf-alua ACTION`).
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if let Some(code) = agent::dispatch(&argv, agent_sys) {
@@ -97,6 +107,29 @@ fn main() -> ExitCode {
             eprintln!("error: unexpected arguments\n\n{USAGE}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// As PID 1 a panic must not end the process (the kernel would panic, saying nothing
+/// useful): the hook logs the message and its location to the console and /dev/kmsg,
+/// syncs and reboots, and never returns. Anywhere else (a step run by hand, the OCF
+/// agent) it prints the usual report and exits with status 101.
+fn install_panic_hook(pid1: bool) {
+    if pid1 {
+        std::panic::set_hook(Box::new(|info| {
+            let what = init::panic::describe(info.payload(), info.location());
+            let mut sys = RealSys::new(SysRoot::new("/"));
+            init::panic::reboot_after_panic(&mut sys, &mut Logger::console(), &what);
+            loop {
+                sys.sleep(std::time::Duration::from_secs(3600));
+            }
+        }));
+    } else {
+        let report = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            report(info);
+            std::process::exit(101);
+        }));
     }
 }
 

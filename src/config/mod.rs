@@ -7,6 +7,17 @@
 //! the file, each at the exact value at fault ([`spans`]). Values several files share
 //! (sizes, iSCSI names) are checked in one place ([`values`]).
 
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented
+)]
+
 pub mod lock;
 pub mod node;
 pub mod recipe;
@@ -88,14 +99,15 @@ impl ConfigError {
 
 /// 1-based line and column of byte offset `pos` in `text`.
 pub fn line_col(text: &str, pos: usize) -> (usize, usize) {
-    let pos = pos.min(text.len());
-    let before = &text[..pos];
-    let line = before.matches('\n').count() + 1;
-    let col = before
-        .rfind('\n')
-        .map(|i| before[i + 1..].chars().count())
-        .unwrap_or(before.chars().count())
-        + 1;
+    let (mut line, mut col) = (1, 1);
+    for (_, c) in text.char_indices().take_while(|(i, _)| *i < pos) {
+        if c == '\n' {
+            line += 1;
+            col = 1;
+        } else {
+            col += 1;
+        }
+    }
     (line, col)
 }
 

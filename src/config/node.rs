@@ -3,10 +3,8 @@
 //! types, so a mistake fails the build instead of the boot.
 
 use super::spans::{at, Errors};
-use super::values::{self, parse_size};
+use super::values::{self, is_iscsi_name, parse_size};
 use super::{parse_toml, ConfigError};
-// The one iSCSI name check, re-exported where the cluster model imports it from.
-pub use super::values::is_iscsi_name;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;

@@ -85,6 +85,11 @@ pub struct RawRecipe {
     pub userland: UserlandSpec,
     #[serde(default)]
     pub overlays: Vec<PathBuf>,
+    /// Directories outside the project that the recipe's paths (sources, overlays,
+    /// kernel files, node configs) may name; everything else must stay inside the
+    /// project directory.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_outside_project: Vec<PathBuf>,
     pub node: NodeSpec,
     #[serde(default)]
     pub outputs: OutputsSpec,
@@ -359,6 +364,9 @@ pub struct Recipe {
     pub file: PathBuf,
     /// Project root: the directory that holds `recipes/`.
     pub root: PathBuf,
+    /// `allow-outside-project`, resolved (symlinks followed): the only directories
+    /// outside `root` that the recipe's paths may lead to.
+    pub allowed_outside: Vec<PathBuf>,
     pub description: Option<String>,
     /// Seconds since the epoch used for every timestamp in the outputs.
     pub source_date_epoch: u64,
@@ -420,7 +428,9 @@ impl Recipe {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default(),
         };
+        // It names the output directory (`out/NAME`) and the lock: a plain file name.
         if name.is_empty()
+            || name.starts_with('.')
             || !name
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
@@ -428,10 +438,36 @@ impl Recipe {
             errs.at(
                 at!["recipe", "name"],
                 format!(
-                    "recipe name `{name}` is invalid: expected letters, digits, `-`, `_` or `.`"
+                    "recipe name `{name}` is invalid: expected a plain name of letters, digits, `-`, `_` or `.` that does not start with `.`"
                 ),
             );
         }
+        let mut allowed_outside = Vec::new();
+        for (i, a) in raw.allow_outside_project.iter().enumerate() {
+            let p = root.join(a);
+            if !p.is_dir() {
+                errs.at(
+                    at!["allow-outside-project", i],
+                    format!(
+                        "allow-outside-project `{}`: expected an existing directory (looked at {})",
+                        a.display(),
+                        p.display()
+                    ),
+                );
+                continue;
+            }
+            match crate::util::paths::resolve(&p) {
+                Ok(real) => allowed_outside.push(real),
+                Err(m) => errs.at(
+                    at!["allow-outside-project", i],
+                    format!("allow-outside-project `{}`: {m}", a.display()),
+                ),
+            }
+        }
+        let proj = Project {
+            root: &root,
+            allowed: &allowed_outside,
+        };
         // An invalid kernel source is reported; the placeholder only lets the other
         // checks run (the recipe is not returned).
         let kernel_source = check_source(
@@ -439,7 +475,7 @@ impl Recipe {
             at!["kernel", "source"],
             "kernel source",
             &raw.kernel.source,
-            &root,
+            &proj,
         )
         .unwrap_or_else(|| Source::Path {
             path: root.clone(),
@@ -448,22 +484,26 @@ impl Recipe {
         let mut sources = BTreeMap::new();
         for (n, s) in &raw.sources {
             let what = format!("source `{n}`");
-            if let Some(v) = check_source(&mut errs, at!["sources", n], &what, s, &root) {
+            if let Some(v) = check_source(&mut errs, at!["sources", n], &what, s, &proj) {
                 sources.insert(n.clone(), v);
             }
         }
         let scst = raw
             .scst
             .clone()
-            .map(|spec| validate_scst(&spec, &root, &mut raw.sources, &mut sources, &mut errs));
-        let base = raw.kernel.base.as_str();
-        if !matches!(base, "tinyconfig" | "defconfig" | "allnoconfig") && !root.join(base).is_file()
-        {
-            errs.at(at!["kernel", "base"], format!("kernel base `{base}`: expected `tinyconfig`, `defconfig`, `allnoconfig` or an existing config file"));
+            .map(|spec| validate_scst(&spec, &proj, &mut raw.sources, &mut sources, &mut errs));
+        if let Err(m) = check_base(&proj, &raw.kernel.base) {
+            errs.at(at!["kernel", "base"], m);
         }
         let mut fragments = Vec::new();
         for (i, f) in raw.kernel.fragments.iter().enumerate() {
-            let p = resolve_fragment(&root, f);
+            let p = match resolve_fragment(&proj, f) {
+                Ok(p) => p,
+                Err(m) => {
+                    errs.at(at!["kernel", "fragments", i], m);
+                    continue;
+                }
+            };
             if !p.is_file() {
                 errs.at(
                     at!["kernel", "fragments", i],
@@ -480,7 +520,13 @@ impl Recipe {
         check_forbid(&mut errs, at!["kernel", "forbid"], "", &raw.kernel.forbid);
         let mut patches = Vec::new();
         for (i, p) in raw.kernel.patches.iter().enumerate() {
-            let a = root.join(p);
+            let a = match proj.path(p) {
+                Ok(a) => a,
+                Err(m) => {
+                    errs.at(at!["kernel", "patches", i], format!("patch {m}"));
+                    continue;
+                }
+            };
             if !a.is_file() {
                 errs.at(
                     at!["kernel", "patches", i],
@@ -494,12 +540,18 @@ impl Recipe {
             &kernel_source,
             &fragments,
             &patches,
-            &root,
+            &proj,
             &mut errs,
         );
         let mut overlays = Vec::new();
         for (i, p) in raw.overlays.iter().enumerate() {
-            let a = root.join(p);
+            let a = match proj.path(p) {
+                Ok(a) => a,
+                Err(m) => {
+                    errs.at(at!["overlays", i], format!("overlay {m}"));
+                    continue;
+                }
+            };
             if !a.is_dir() {
                 errs.at(
                     at!["overlays", i],
@@ -508,8 +560,13 @@ impl Recipe {
             }
             overlays.push(a);
         }
-        let node_config = root.join(&raw.node.config);
-        if !node_config.is_file() {
+        let node_config = proj.path(&raw.node.config).unwrap_or_else(|m| {
+            errs.at(at!["node", "config"], format!("node config {m}"));
+            PathBuf::new()
+        });
+        if node_config.as_os_str().is_empty() {
+            // Reported above.
+        } else if !node_config.is_file() {
             errs.at(
                 at!["node", "config"],
                 format!("node config `{}` not found", raw.node.config.display()),
@@ -543,6 +600,12 @@ impl Recipe {
         if raw.outputs.root == RootKind::Squashfs && raw.outputs.disk.is_none() {
             errs.at(at!["outputs", "root"], "root = \"squashfs\" puts the root on disk partitions: it needs `disk = { size = \"…\" }` in [outputs] (PXE-only nodes keep root = \"initramfs\")");
         }
+        for (i, c) in raw.node.configs.iter().enumerate() {
+            if let Err(m) = proj.path(c) {
+                errs.at(at!["node", "configs", i], format!("node configs {m}"));
+            }
+        }
+        check_userland_paths(&mut errs, &raw.userland);
         for (name, version) in &raw.userland.packages {
             if version.is_empty() {
                 errs.at(
@@ -561,7 +624,8 @@ impl Recipe {
         errs.finish(Recipe {
             name,
             file: abs,
-            root,
+            root: root.clone(),
+            allowed_outside: allowed_outside.clone(),
             description: raw.recipe.description,
             source_date_epoch: raw.recipe.source_date_epoch,
             stack: raw.target.stack,
@@ -585,7 +649,10 @@ impl Recipe {
 
     /// The selected kernel (the default unless `select_kernel` chose another).
     pub fn kernel(&self) -> &KernelVariant {
-        &self.kernels[self.selected.min(self.kernels.len() - 1)]
+        // In bounds: `validate_kernels` always yields the default kernel first and
+        // `select_kernel` only selects an index it found.
+        #[allow(clippy::indexing_slicing)]
+        &self.kernels[self.selected.min(self.kernels.len().saturating_sub(1))]
     }
 
     /// The names of every kernel, the default first.
@@ -622,6 +689,15 @@ impl Recipe {
         self.outputs.root == RootKind::Squashfs
     }
 
+    /// Where the recipe's host paths may lead: its project directory and the
+    /// directories of `allow-outside-project`.
+    pub fn project(&self) -> Project<'_> {
+        Project {
+            root: &self.root,
+            allowed: &self.allowed_outside,
+        }
+    }
+
     /// The lock file beside the recipe: `recipes/NAME.lock`.
     pub fn lock_path(&self) -> PathBuf {
         self.file.with_extension("lock")
@@ -634,12 +710,8 @@ fn check_options(errs: &mut Errors, path: &[Seg], what: &str, options: &BTreeMap
     for (k, v) in options {
         let mut at_k = path.to_vec();
         at_k.push(k.into());
-        if !k.starts_with("CONFIG_")
-            || k.len() <= 7
-            || !k[7..]
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        {
+        let name = k.strip_prefix("CONFIG_").unwrap_or_default();
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
             errs.key(
                 &at_k,
                 format!("{what}kernel option `{k}`: expected a name like CONFIG_FOO"),
@@ -669,11 +741,63 @@ fn check_forbid(errs: &mut Errors, path: &[Seg], what: &str, forbid: &[String]) 
     }
 }
 
-fn resolve_fragment(root: &Path, f: &Path) -> PathBuf {
-    if f.components().count() == 1 {
-        root.join("kernel-configs").join(f)
+/// The project directory and the outside directories the recipe allows: where every
+/// host path the recipe names must lead ([`crate::util::paths::confine`]).
+pub struct Project<'a> {
+    pub root: &'a Path,
+    pub allowed: &'a [PathBuf],
+}
+
+impl Project<'_> {
+    /// `p` (relative to the project root, or absolute) if it leads inside the project
+    /// or an allowed directory; the error starts with the value.
+    pub fn path(&self, p: &Path) -> Result<PathBuf, String> {
+        crate::util::paths::confine(p, self.root, self.allowed)
+    }
+}
+
+/// `tinyconfig`, `defconfig`, `allnoconfig` or a config file inside the project.
+fn check_base(proj: &Project, base: &str) -> Result<(), String> {
+    if matches!(base, "tinyconfig" | "defconfig" | "allnoconfig") {
+        return Ok(());
+    }
+    let p = proj
+        .path(Path::new(base))
+        .map_err(|m| format!("kernel base {m}"))?;
+    if p.is_file() {
+        Ok(())
     } else {
-        root.join(f)
+        Err(format!("kernel base `{base}`: expected `tinyconfig`, `defconfig`, `allnoconfig` or an existing config file"))
+    }
+}
+
+/// A fragment: a bare file name is looked up in `kernel-configs/`, anything else is
+/// relative to the project root.
+fn resolve_fragment(proj: &Project, f: &Path) -> Result<PathBuf, String> {
+    let rel = if f.components().count() == 1 && !f.is_absolute() {
+        Path::new("kernel-configs").join(f)
+    } else {
+        f.to_path_buf()
+    };
+    proj.path(&rel).map_err(|m| format!("kernel fragment {m}"))
+}
+
+/// `[userland] keep` and `links`: in-image paths that stay inside the image.
+fn check_userland_paths(errs: &mut Errors, u: &UserlandSpec) {
+    for (i, k) in u.keep.iter().enumerate() {
+        if let Err(m) = crate::util::paths::image_path(k) {
+            errs.at(at!["userland", "keep", i], format!("[userland] keep: {m}"));
+        }
+    }
+    for (name, target) in &u.links {
+        if let Err(m) = crate::util::paths::image_path(name) {
+            errs.key(
+                at!["userland", "links", name],
+                format!("[userland] links: link name {m}"),
+            );
+        } else if let Err(m) = crate::util::paths::link_target(name, target) {
+            errs.at(at!["userland", "links", name], format!("[userland] links: {m}"));
+        }
     }
 }
 
@@ -691,7 +815,7 @@ fn validate_kernels(
     source: &Source,
     fragments: &[PathBuf],
     patches: &[PathBuf],
-    root: &Path,
+    proj: &Project,
     errs: &mut Errors,
 ) -> Vec<KernelVariant> {
     let default_name = k
@@ -741,7 +865,7 @@ fn validate_kernels(
                 );
                 None
             }
-            Some(s) => check_source(errs, &at_m("source"), &format!("{what}: source"), s, root),
+            Some(s) => check_source(errs, &at_m("source"), &format!("{what}: source"), s, proj),
         };
         let mut spec = default.clone();
         spec.name = name.clone();
@@ -750,7 +874,16 @@ fn validate_kernels(
         if let Some(fs) = &m.fragments {
             frags.clear();
             for (i, f) in fs.iter().enumerate() {
-                let p = resolve_fragment(root, f);
+                let p = match resolve_fragment(proj, f) {
+                    Ok(p) => p,
+                    Err(m) => {
+                        errs.at(
+                            at!["kernel", "matrix", name, "fragments", i],
+                            format!("{what}: {m}"),
+                        );
+                        continue;
+                    }
+                };
                 if !p.is_file() {
                     errs.at(
                         at!["kernel", "matrix", name, "fragments", i],
@@ -765,10 +898,8 @@ fn validate_kernels(
             }
         }
         if let Some(b) = &m.base {
-            if !matches!(b.as_str(), "tinyconfig" | "defconfig" | "allnoconfig")
-                && !root.join(b).is_file()
-            {
-                errs.at(&at_m("base"), format!("{what}: kernel base `{b}`: expected `tinyconfig`, `defconfig`, `allnoconfig` or an existing config file"));
+            if let Err(m) = check_base(proj, b) {
+                errs.at(&at_m("base"), format!("{what}: {m}"));
             }
             spec.base = b.clone();
         }
@@ -784,7 +915,16 @@ fn validate_kernels(
         if let Some(ps) = &m.patches {
             pats.clear();
             for (i, p) in ps.iter().enumerate() {
-                let a = root.join(p);
+                let a = match proj.path(p) {
+                    Ok(a) => a,
+                    Err(m) => {
+                        errs.at(
+                            at!["kernel", "matrix", name, "patches", i],
+                            format!("{what}: patch {m}"),
+                        );
+                        continue;
+                    }
+                };
                 if !a.is_file() {
                     errs.at(
                         at!["kernel", "matrix", name, "patches", i],
@@ -814,9 +954,9 @@ fn check_source(
     path: &[Seg],
     what: &str,
     s: &SourceSpec,
-    root: &Path,
+    proj: &Project,
 ) -> Option<Source> {
-    match validate_source(s, root) {
+    match validate_source(s, proj) {
         Ok(v) => Some(v),
         Err((sub, m)) => {
             let mut p = path.to_vec();
@@ -829,7 +969,7 @@ fn check_source(
 
 /// A validated source, or the path (below the source's table) of the field at fault
 /// and what is wrong with it.
-fn validate_source(s: &SourceSpec, root: &Path) -> Result<Source, (Vec<Seg>, String)> {
+fn validate_source(s: &SourceSpec, proj: &Project) -> Result<Source, (Vec<Seg>, String)> {
     let kinds = [s.url.is_some(), s.debian.is_some(), s.path.is_some()]
         .iter()
         .filter(|b| **b)
@@ -883,10 +1023,10 @@ fn validate_source(s: &SourceSpec, root: &Path) -> Result<Source, (Vec<Seg>, Str
         });
     }
     let written = s.path.clone().unwrap_or_default();
-    Ok(Source::Path {
-        path: root.join(&written),
-        written,
-    })
+    let path = proj
+        .path(&written)
+        .map_err(|m| (vec![Seg::from("path")], format!("path {m}")))?;
+    Ok(Source::Path { path, written })
 }
 
 /// How SCST's QLogic driver gets into the image (reference/scst.md §A3).
@@ -1000,7 +1140,7 @@ impl Scst {
 
 fn validate_scst(
     spec: &ScstSpec,
-    root: &Path,
+    proj: &Project,
     raw_sources: &mut BTreeMap<String, SourceSpec>,
     sources: &mut BTreeMap<String, Source>,
     errs: &mut Errors,
@@ -1010,10 +1150,10 @@ fn validate_scst(
         at!["scst", "source"],
         "scst source",
         &spec.source,
-        root,
+        proj,
     )
     .unwrap_or_else(|| Source::Path {
-        path: root.to_path_buf(),
+        path: proj.root.to_path_buf(),
         written: PathBuf::new(),
     });
     let requested = spec
@@ -1082,7 +1222,7 @@ fn validate_scst(
             continue;
         }
         let what = format!("firmware `{}`", f.name);
-        let Some(s) = check_source(errs, at_f, &what, &f.source_spec(), root) else {
+        let Some(s) = check_source(errs, at_f, &what, &f.source_spec(), proj) else {
             continue;
         };
         if firmware.insert(f.name.clone(), s.clone()).is_some() {

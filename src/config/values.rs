@@ -76,14 +76,14 @@ pub fn is_iscsi_name(s: &str) -> bool {
     let Some((date, authority)) = date_authority.split_once('.') else {
         return false;
     };
-    let d = date.as_bytes();
-    let digits = |b: &[u8]| b.iter().all(u8::is_ascii_digit);
-    let month = |b: &[u8]| u32::from(b[0] - b'0') * 10 + u32::from(b[1] - b'0');
-    let date_ok = d.len() == 7
-        && digits(&d[..4])
-        && d[4] == b'-'
-        && digits(&d[5..])
-        && (1..=12).contains(&month(&d[5..]));
+    // YYYY-MM with a month from 01 to 12.
+    let date_ok = match date.as_bytes() {
+        [y0, y1, y2, y3, b'-', m0, m1] => {
+            [y0, y1, y2, y3, m0, m1].iter().all(|c| c.is_ascii_digit())
+                && (1..=12).contains(&(u32::from(m0 - b'0') * 10 + u32::from(m1 - b'0')))
+        }
+        _ => false,
+    };
     let label = |l: &str| {
         !l.is_empty()
             && l.bytes()

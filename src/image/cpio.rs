@@ -132,7 +132,8 @@ fn normalize(path: &str) -> String {
 
 /// The strict ancestors of a normalized path, outermost first ("a/b/c" → "a", "a/b").
 fn ancestors(path: &str) -> impl Iterator<Item = &str> {
-    path.match_indices('/').map(move |(i, _)| &path[..i])
+    path.match_indices('/')
+        .filter_map(move |(i, _)| path.get(..i))
 }
 
 impl Archive {
@@ -456,6 +457,12 @@ fn pad4(len: usize) -> usize {
     (4 - len % 4) % 4
 }
 
+/// `n` NUL bytes, `n` at most 4 (padding is at most 3, plus a name's terminator).
+fn zeros(n: usize) -> &'static [u8] {
+    static ZEROS: [u8; 4] = [0; 4];
+    ZEROS.get(..n).unwrap_or(&ZEROS)
+}
+
 impl Header {
     /// Writes the header and the NUL-terminated, padded name.
     fn write<W: Write>(&self, w: &mut W, name: &str) -> std::io::Result<()> {
@@ -479,7 +486,7 @@ impl Header {
         debug_assert_eq!(head.len(), HEADER_LEN);
         w.write_all(head.as_bytes())?;
         w.write_all(name.as_bytes())?;
-        w.write_all(&[0u8; 4][..1 + pad4(HEADER_LEN + namesize)])
+        w.write_all(zeros(1 + pad4(HEADER_LEN + namesize)))
     }
 }
 
@@ -532,7 +539,7 @@ fn write_entry<W: Write>(w: &mut W, e: &Entry, ino: u32, mtime: u32) -> Result<u
                     host.display()
                 );
             }
-            w.write_all(&[0u8; 3][..pad4(len as usize)])?;
+            w.write_all(zeros(pad4(len as usize)))?;
             Ok(len)
         }
     }
@@ -543,12 +550,13 @@ fn write_data<W: Write>(w: &mut W, mut header: Header, name: &str, data: &[u8]) 
         .map_err(|_| anyhow::anyhow!("content too large for a cpio archive"))?;
     header.write(w, name)?;
     w.write_all(data)?;
-    w.write_all(&[0u8; 3][..pad4(data.len())])?;
+    w.write_all(zeros(pad4(data.len())))?;
     Ok(data.len() as u64)
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::string_slice)]
     use super::*;
 
     #[test]

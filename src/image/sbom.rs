@@ -24,8 +24,14 @@ pub const FILE: &str = "sbom.cdx.json";
 pub fn sbom_from_manifest(m: &Value) -> Value {
     let recipe = &m["recipe"];
     let sde = recipe["source-date-epoch"].as_u64().unwrap_or(0);
-    let outputs_key = m["keys"]["outputs"].as_str().unwrap_or("");
-    let sanforge_version = m["sanforge"]["version"].as_str().unwrap_or("unknown");
+    let outputs_key = m
+        .pointer("/keys/outputs")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let sanforge_version = m
+        .pointer("/sanforge/version")
+        .and_then(Value::as_str)
+        .unwrap_or("unknown");
     let mut components = Vec::new();
 
     if let Some(k) = kernel(m) {
@@ -41,7 +47,10 @@ pub fn sbom_from_manifest(m: &Value) -> Value {
     for fw in arr(&m["firmware"]) {
         components.push(firmware(fw));
     }
-    let default_arch = m["recipe"]["arch"].as_str().unwrap_or(host_debian_arch());
+    let default_arch = m
+        .pointer("/recipe/arch")
+        .and_then(Value::as_str)
+        .unwrap_or(host_debian_arch());
     for p in arr(&m["packages"]) {
         components.push(package(p, default_arch));
     }
@@ -51,7 +60,7 @@ pub fn sbom_from_manifest(m: &Value) -> Value {
         "name": "sanforge-init",
         "version": sanforge_version,
         "description": "PID 1 of the image",
-        "hashes": hashes(m["init"]["sha256"].as_str()),
+        "hashes": hashes(m.pointer("/init/sha256").and_then(Value::as_str)),
     }));
 
     let refs: Vec<Value> = components
@@ -95,7 +104,7 @@ pub fn sbom_from_manifest(m: &Value) -> Value {
                 "type": "operating-system",
                 "bom-ref": "image",
                 "name": image_name,
-                "version": &outputs_key[..outputs_key.len().min(12)],
+                "version": outputs_key.chars().take(12).collect::<String>(),
                 "description": "sanforge storage-node image",
                 "properties": image_props,
             },
@@ -123,7 +132,7 @@ fn hashes(sha256: Option<&str>) -> Value {
 /// A version for things that have none but their content: `sha256:<12 hex>`.
 fn content_version(sha256: Option<&str>) -> String {
     match sha256 {
-        Some(h) if !h.is_empty() => format!("sha256:{}", &h[..h.len().min(12)]),
+        Some(h) if !h.is_empty() => format!("sha256:{}", h.chars().take(12).collect::<String>()),
         _ => "unknown".to_string(),
     }
 }
@@ -236,8 +245,11 @@ fn firmware(fw: &Value) -> Value {
         "version": version.map(String::from).unwrap_or_else(|| content_version(sha)),
         "hashes": hashes(sha),
     });
-    if let Some(o) = origin {
-        c["properties"] = json!([prop("sanforge:source:origin", o)]);
+    if let (Some(o), Some(obj)) = (origin, c.as_object_mut()) {
+        obj.insert(
+            "properties".into(),
+            json!([prop("sanforge:source:origin", o)]),
+        );
     }
     c
 }
@@ -295,18 +307,20 @@ pub fn purl_encode(s: &str) -> String {
 /// set as for a name-based (version 5) UUID, which the CycloneDX schema requires.
 fn serial_number(m: &Value) -> String {
     let text = serde_json::to_string(m).unwrap_or_default();
-    let h = sha256_bytes(text.as_bytes());
-    let mut b: Vec<u8> = hex::decode(&h[..32]).unwrap_or_else(|_| vec![0; 16]);
+    let h = hex::decode(sha256_bytes(text.as_bytes())).unwrap_or_default();
+    let mut b = [0u8; 16];
+    for (d, s) in b.iter_mut().zip(&h) {
+        *d = *s;
+    }
     b[6] = (b[6] & 0x0f) | 0x50;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let x = hex::encode(&b);
     format!(
         "urn:uuid:{}-{}-{}-{}-{}",
-        &x[..8],
-        &x[8..12],
-        &x[12..16],
-        &x[16..20],
-        &x[20..32]
+        hex::encode(&b[..4]),
+        hex::encode(&b[4..6]),
+        hex::encode(&b[6..8]),
+        hex::encode(&b[8..10]),
+        hex::encode(&b[10..])
     )
 }
 
@@ -358,6 +372,7 @@ pub fn check_structure(doc: &Value) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::string_slice)]
     use super::*;
 
     fn manifest() -> Value {

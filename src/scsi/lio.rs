@@ -65,7 +65,9 @@ impl fmt::Display for LioPlan {
 /// both nodes of a pair present the same serial for the same LUN.
 pub fn default_serial(name: &str) -> String {
     let h = Sha256::digest(format!("sanforge:{name}").as_bytes());
-    hex::encode(h)[..32].to_string()
+    let mut serial = hex::encode(h);
+    serial.truncate(32); // ASCII: every index is a char boundary
+    serial
 }
 
 /// The HBA directory (`fileio_0`, `iblock_1`, `rd_mcp_2`) of the backstore at `idx`.

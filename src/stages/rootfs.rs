@@ -334,6 +334,14 @@ pub fn render_templates(dir: &Path, origin: &Path, vars: &tera::Context) -> Resu
         };
         let p = e.path();
         let shown = origin.join(e.rel());
+        // A template is read on the host: a symlink could bake any host file into the
+        // image (the overlay copy keeps links as links, so this one is still a link).
+        if e.is_symlink() {
+            anyhow::bail!(
+                "template {} is a symlink: expected a regular file inside the overlay",
+                shown.display()
+            );
+        }
         let text = ufs::read_to_string(p)?;
         let rendered =
             tera::Tera::one_off(&text, vars, false).map_err(|err| template_error(&shown, &err))?;

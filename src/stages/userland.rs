@@ -126,7 +126,7 @@ fn build(ctx: &Ctx, dir: &Path, log: &Log) -> Result<()> {
         // The recipe's links exist in the image, so kept scripts may name them as
         // their interpreter (`#!/bin/sh` with /bin/sh -> busybox).
         for (link, target) in &ctx.recipe.userland.links {
-            let dst = unpacked.join(link.trim_start_matches('/'));
+            let dst = link_path(&unpacked, link)?;
             if std::fs::symlink_metadata(&dst).is_err() {
                 ufs::create_dir_all(&ufs::parent_dir(&dst))?;
                 std::os::unix::fs::symlink(target, &dst)
@@ -145,8 +145,7 @@ fn build(ctx: &Ctx, dir: &Path, log: &Log) -> Result<()> {
         ));
     }
     for (link, target) in &ctx.recipe.userland.links {
-        let rel = link.trim_start_matches('/');
-        let dst = root.join(rel);
+        let dst = link_path(&root, link)?;
         ufs::create_dir_all(&ufs::parent_dir(&dst))?;
         let _ = std::fs::remove_file(&dst);
         std::os::unix::fs::symlink(target, &dst)
@@ -154,6 +153,14 @@ fn build(ctx: &Ctx, dir: &Path, log: &Log) -> Result<()> {
     }
     ufs::remove_dir_all(&unpacked)?;
     Ok(())
+}
+
+/// Where the link `link` (an in-image path) goes in the tree at `tree`: its directories'
+/// symlinks followed inside the tree, so that a package's links never lead the
+/// builder out of it (the recipe's link names were checked when it was loaded).
+fn link_path(tree: &Path, link: &str) -> Result<PathBuf> {
+    let rel = crate::util::paths::image_path(link).map_err(|m| anyhow::anyhow!("link {m}"))?;
+    crate::util::paths::resolve_in_root(tree, &rel).map_err(|m| anyhow::anyhow!("link {m}"))
 }
 
 /// Copies one in-image path (and its parent directories) from `from` to `to`.

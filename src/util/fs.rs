@@ -34,6 +34,15 @@ pub fn remove_dir_all(path: &Path) -> Result<()> {
     }
 }
 
+/// Removes a file; a file that is not there is not an error.
+pub fn remove_file(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("cannot remove {}", path.display())),
+    }
+}
+
 pub fn rename(from: &Path, to: &Path) -> Result<()> {
     std::fs::rename(from, to)
         .with_context(|| format!("cannot rename {} to {}", from.display(), to.display()))
@@ -92,8 +101,14 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
         } else if e.is_dir() {
             create_dir_all(&dst)?;
             dirs.push((dst, e.metadata().permissions()));
-        } else {
+        } else if e.metadata().is_file() {
             copy(src, &dst)?;
+        } else {
+            // Reading a fifo blocks for ever, a device may never end.
+            anyhow::bail!(
+                "cannot copy {}: expected a regular file, a directory or a symlink (it is a fifo, socket or device)",
+                src.display()
+            );
         }
     }
     set_dir_modes(dirs)

@@ -2,7 +2,6 @@
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
-use std::io::Read;
 use std::path::Path;
 
 pub fn sha256_bytes(data: &[u8]) -> String {
@@ -13,16 +12,8 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     let mut f =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f
-            .read(&mut buf)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
+    // Writing into the hasher cannot fail: an error is the file's.
+    std::io::copy(&mut f, &mut h).with_context(|| format!("cannot read {}", path.display()))?;
     Ok(hex::encode(h.finalize()))
 }
 
@@ -71,8 +62,13 @@ impl KeyBuilder {
                     .into_encoded_bytes()
             } else if meta.is_dir() {
                 Vec::new()
-            } else {
+            } else if meta.is_file() {
                 crate::util::fs::read(p)?
+            } else {
+                // A fifo, socket or device: its kind and number, never its "content"
+                // (reading a fifo blocks for ever).
+                use std::os::unix::fs::MetadataExt;
+                format!("special {:o} {}", meta.mode(), meta.rdev()).into_bytes()
             };
             self.add(label, e.rel().to_string_lossy().as_bytes());
             self.add("mode", &meta.permissions().mode().to_le_bytes());

@@ -63,8 +63,8 @@ pub fn date_utc(secs: u64) -> String {
     let t = Utc::from_epoch(secs);
     format!(
         "{} {} {:2} {:02}:{:02}:{:02} UTC {}",
-        WD[t.weekday as usize % 7],
-        MO[(t.month as usize + 11) % 12],
+        WD.get(t.weekday as usize % 7).unwrap_or(&"Sun"),
+        MO.get((t.month as usize + 11) % 12).unwrap_or(&"Jan"),
         t.day,
         t.hour,
         t.minute,

@@ -5,7 +5,7 @@
 //! Reads: the secrets file given by the caller; `/dev/urandom` when generating.
 
 use super::Cluster;
-use super::validate::find_key;
+use crate::config::spans::{at, Errors};
 use crate::config::{parse_toml, ConfigError};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -56,42 +56,37 @@ impl Secrets {
         Ok(Self::parse(path, &text)?)
     }
 
+    /// Parses and checks a secrets file, reporting every error of it, each at the value
+    /// at fault.
     pub fn parse(file: &Path, text: &str) -> Result<Secrets, ConfigError> {
         let s: Secrets = parse_toml(file, text)?;
-        let err = |key: &str, msg: String| {
-            let (l, c) = find_key(text, key);
-            ConfigError::new(file, l, c, msg)
-        };
-        match hex::decode(&s.corosync_authkey) {
-            Ok(k) if (32..=1024).contains(&k.len()) => {}
-            _ => {
-                return Err(err(
-                    "corosync-authkey",
-                    "corosync-authkey: expected 32 to 1024 bytes as hex (generated: 256)"
-                        .to_string(),
-                ))
-            }
+        let mut errs = Errors::new(file, text);
+        if !hex::decode(&s.corosync_authkey).is_ok_and(|k| (32..=1024).contains(&k.len())) {
+            errs.at(
+                at!["corosync-authkey"],
+                "corosync-authkey: expected 32 to 1024 bytes as hex (generated: 256)",
+            );
         }
         if !is_secret_word(&s.drbd_shared_secret, 16, 64) {
-            return Err(err(
-                "drbd-shared-secret",
-                "drbd-shared-secret: expected 16 to 64 letters and digits".to_string(),
-            ));
+            errs.at(
+                at!["drbd-shared-secret"],
+                "drbd-shared-secret: expected 16 to 64 letters and digits",
+            );
         }
         for (name, c) in &s.chap {
             if !is_secret_word(&c.user, 1, 64) || !is_secret_word(&c.password, 12, 16) {
-                return Err(err(name, format!("chap.{name}: expected a user of letters and digits and a password of 12 to 16 letters and digits")));
+                errs.at(at!["chap", name], format!("chap.{name}: expected a user of letters and digits and a password of 12 to 16 letters and digits"));
             }
         }
         for (name, p) in &s.fence_passwords {
             if p.is_empty() || p.contains(['\n', '\0']) {
-                return Err(err(
-                    name,
+                errs.at(
+                    at!["fence-passwords", name],
                     format!("fence-passwords.{name}: expected a one-line password"),
-                ));
+                );
             }
         }
-        Ok(s)
+        errs.finish(s)
     }
 
     /// The raw corosync authkey bytes.

@@ -1,90 +1,65 @@
 //! Validation of a `cluster.toml`: [`RawCluster::validate`] runs one validator per
-//! concern, in file order — cluster name, Corosync, nodes (names, ids, interfaces and
-//! links, target ports, portals), quorum, fencing, DRBD resources, virtual IPs,
-//! exports, initiators, ALUA states — and stops at the first error, which names the
-//! field and, when it can be found, its line (located from the entry's name).
+//! concern — cluster name, Corosync, nodes (names, ids, interfaces and links, target
+//! ports, portals), quorum, fencing, DRBD resources, virtual IPs, exports, initiators,
+//! ALUA states — and reports every error of the file, in file order, each at the
+//! exact value at fault (`crate::config::spans`).
 //!
-//! Reads: the parsed file and its text (to locate keys); nothing else.
+//! A check that needs an earlier value to be valid is skipped when that value is in
+//! error, so one mistake is reported once: a reference to a node is not checked while
+//! a node name is wrong ([`Names`]), a missing link not while a link is wrong.
+//!
+//! Reads: the parsed file and its text (for the spans of the values at fault);
+//! nothing else.
 
 mod nodes;
 mod resources;
 
 use super::model::*;
+use crate::config::spans::{at, Errors};
 use crate::config::ConfigError;
 use nodes::check_nodes;
 use resources::{check_drbd, check_exports, check_initiators, check_vips};
+use std::collections::btree_map::{BTreeMap, Entry};
 use std::path::Path;
 
-type Checked<T> = Result<T, ConfigError>;
+/// The names of one kind of entry (nodes, DRBD resources) that other entries refer
+/// to, in file order; unknown when one of them is in error. References are checked
+/// only against a known list: else a wrong name would be reported again at each
+/// reference to it.
+pub(super) struct Names(Option<Vec<String>>);
 
-/// Where errors point: the file and its text, to find the line of a key.
-struct Check<'a> {
-    file: &'a Path,
-    text: &'a str,
-}
+impl Names {
+    /// `names`, known when `ok` (none of them was in error).
+    fn new(names: Vec<String>, ok: bool) -> Names {
+        Names(ok.then_some(names))
+    }
 
-impl Check<'_> {
-    /// An error at `key` of the entry whose line holds `anchor` (`""`: the first
-    /// `key` in the file).
-    fn err(&self, anchor: &str, key: &str, msg: String) -> ConfigError {
-        let (l, c) = locate(self.text, anchor, key);
-        ConfigError::new(self.file, l, c, msg)
+    /// Whether the list is known and holds `name`.
+    fn has(&self, name: &str) -> bool {
+        self.all().iter().any(|n| n == name)
+    }
+
+    /// Whether the list is known and lacks `name`.
+    fn lacks(&self, name: &str) -> bool {
+        self.0.is_some() && !self.has(name)
+    }
+
+    /// Every name, in file order; none when the list is unknown.
+    fn all(&self) -> &[String] {
+        self.0.as_deref().unwrap_or_default()
     }
 }
 
-/// A name as it is quoted in the file, the anchor of its entry's errors.
-fn q(s: &str) -> String {
-    format!("\"{s}\"")
-}
-
-/// Line and column where `key = …` (or `[key]`) first appears. The cluster file is the
-/// last config still located by key search; the recipe, node config and lock use the
-/// TOML parser's spans (`crate::config::spans`).
-pub(crate) fn find_key(text: &str, key: &str) -> (usize, usize) {
-    for (i, l) in text.lines().enumerate() {
-        let t = l.trim_start();
-        let indent = l.len() - t.len();
-        let rest = t.trim_start_matches('[').trim_start_matches('"');
-        if let Some(after) = rest.strip_prefix(key) {
-            let after = after.trim_start_matches('"').trim_start();
-            if after.starts_with('=') || after.starts_with(']') || after.starts_with('.') {
-                return (i + 1, indent + 1);
-            }
+/// Records `user` as the user of `key` unless another has it; that other user if so
+/// (the first stays the user, so every later one is reported against it).
+fn claim<K: Ord>(users: &mut BTreeMap<K, String>, key: K, user: &str) -> Option<String> {
+    match users.entry(key) {
+        Entry::Vacant(v) => {
+            v.insert(user.to_string());
+            None
         }
+        Entry::Occupied(o) => Some(o.get().clone()),
     }
-    // An inline table: `luns = [{ lun = 0, backstore = "x" }]`.
-    for (i, l) in text.lines().enumerate() {
-        let mut from = 0;
-        while let Some(pos) = l.get(from..).and_then(|r| r.find(key)) {
-            let start = from + pos;
-            let before = l[..start].chars().next_back();
-            let after = l[start + key.len()..].trim_start();
-            if matches!(before, Some('{') | Some(',') | Some(' ') | Some('\t'))
-                && after.starts_with('=')
-            {
-                return (i + 1, start + 1);
-            }
-            from = start + key.len();
-        }
-    }
-    (0, 0)
-}
-
-/// Locates `key` at or after the first line containing `anchor` (e.g. `"alpha"`), for
-/// errors about one entry of an array; falls back to the first `key` in the file.
-fn locate(text: &str, anchor: &str, key: &str) -> (usize, usize) {
-    if !anchor.is_empty() {
-        if let Some(pos) = text.find(anchor) {
-            let start = text[..pos].rfind('\n').map(|i| i + 1).unwrap_or(0);
-            let skipped = text[..start].matches('\n').count();
-            let (l, c) = find_key(&text[start..], key);
-            if l > 0 {
-                return (l + skipped, c);
-            }
-            return (skipped + 1, 1);
-        }
-    }
-    find_key(text, key)
 }
 
 /// True for `a-z A-Z 0-9 - _ .`, 1 to 63 characters, not starting with `-` or `.`.
@@ -97,204 +72,217 @@ fn is_name(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
-/// Whether `name` is one of the validated nodes.
-fn known(nodes: &[Node], name: &str) -> bool {
-    nodes.iter().any(|n| n.name == name)
-}
-
 impl RawCluster {
-    /// Validates once; every error names the field (and its line when it can be found).
+    /// Validates once; reports every error of the file, each at the value at fault.
     pub fn validate(self, file: &Path, text: &str) -> Result<Cluster, ConfigError> {
-        let ck = Check { file, text };
-        check_cluster_name(&ck, &self.name)?;
-        check_corosync(&ck, &self.corosync)?;
-        let (nodes, mut addrs) = check_nodes(&ck, &self.nodes, self.target)?;
-        let quorum = check_quorum(&ck, self.quorum.as_ref(), nodes.len())?;
-        let fencing = check_fencing(&ck, self.fencing.as_ref(), &nodes, &quorum)?;
-        let resources = check_drbd(&ck, &self.drbd, &nodes, &addrs, &fencing)?;
-        check_vips(&ck, &self.vips, &resources, &mut addrs)?;
-        check_exports(&ck, &self.exports, self.target, &resources, &nodes)?;
-        check_initiators(&ck, &self.initiators, self.target)?;
-        if let Err((key, msg)) = check_alua(&self.alua) {
-            return Err(ck.err("", key, msg));
-        }
-        Ok(Cluster {
+        let mut errs = Errors::new(file, text);
+        check_cluster_name(&mut errs, &self.name);
+        check_corosync(&mut errs, &self.corosync);
+        let checked = check_nodes(&mut errs, &self.nodes, self.target);
+        let quorum = check_quorum(&mut errs, self.quorum.as_ref(), self.nodes.len());
+        let fencing = check_fencing(
+            &mut errs,
+            self.fencing.as_ref(),
+            &checked.names,
+            quorum.as_ref(),
+        );
+        let mut addrs = checked.addrs;
+        let resources = check_drbd(
+            &mut errs,
+            &self.drbd,
+            &checked.names,
+            &addrs,
+            fencing.as_ref(),
+        );
+        check_vips(&mut errs, &self.vips, &resources, &mut addrs);
+        check_exports(
+            &mut errs,
+            &self.exports,
+            self.target,
+            &resources,
+            &self.nodes,
+        );
+        check_initiators(&mut errs, &self.initiators, self.target);
+        check_alua_states(&mut errs, &self.alua);
+        let cluster = quorum.zip(fencing).map(|(quorum, fencing)| Cluster {
             name: self.name,
             target: self.target,
             drbd_version: self.drbd_version,
             corosync: self.corosync,
             quorum,
             fencing,
-            nodes,
+            nodes: checked.nodes,
             drbd: self.drbd,
             vips: self.vips,
             exports: self.exports,
             initiators: self.initiators,
             alua: self.alua,
-        })
+        });
+        // A quorum or fencing in error was reported: `finish` fails before the `None`.
+        errs.finish(cluster)?
+            .ok_or_else(|| ConfigError::whole(file, "quorum or fencing was not validated"))
     }
 }
 
-fn check_cluster_name(ck: &Check, name: &str) -> Checked<()> {
+fn check_cluster_name(errs: &mut Errors, name: &str) {
     if !is_name(name) {
-        return Err(ck.err(
-            "",
-            "name",
+        errs.at(
+            at!["name"],
             format!("name `{name}`: expected 1 to 63 letters, digits, `-`, `_` or `.`"),
-        ));
+        );
     }
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------------
 // Corosync
 // ---------------------------------------------------------------------------------
 
-fn check_corosync(ck: &Check, cs: &CorosyncConf) -> Checked<()> {
+fn check_corosync(errs: &mut Errors, cs: &CorosyncConf) {
     if cs.transport != "knet" {
-        return Err(ck.err(
-            "",
-            "transport",
+        errs.at(
+            at!["corosync", "transport"],
             format!(
                 "corosync.transport `{}`: only `knet` is supported (two encrypted links)",
                 cs.transport
             ),
-        ));
+        );
     }
     if !["aes256", "aes192", "aes128"].contains(&cs.crypto_cipher.as_str()) {
-        return Err(ck.err("", "crypto-cipher", format!("corosync.crypto-cipher `{}`: expected aes256, aes192 or aes128 (crypto cannot be turned off)", cs.crypto_cipher)));
+        errs.at(at!["corosync", "crypto-cipher"], format!("corosync.crypto-cipher `{}`: expected aes256, aes192 or aes128 (crypto cannot be turned off)", cs.crypto_cipher));
     }
     if !["sha256", "sha384", "sha512"].contains(&cs.crypto_hash.as_str()) {
-        return Err(ck.err("", "crypto-hash", format!("corosync.crypto-hash `{}`: expected sha256, sha384 or sha512 (crypto cannot be turned off)", cs.crypto_hash)));
+        errs.at(at!["corosync", "crypto-hash"], format!("corosync.crypto-hash `{}`: expected sha256, sha384 or sha512 (crypto cannot be turned off)", cs.crypto_hash));
     }
     if !(1000..=60000).contains(&cs.token) {
-        return Err(ck.err(
-            "",
-            "token",
+        errs.at(
+            at!["corosync", "token"],
             format!("corosync.token {}: expected 1000 to 60000 ms", cs.token),
-        ));
+        );
     }
     if cs.link_mode != "passive" && cs.link_mode != "active" {
-        return Err(ck.err(
-            "",
-            "link-mode",
+        errs.at(
+            at!["corosync", "link-mode"],
             format!(
                 "corosync.link-mode `{}`: expected `passive` or `active`",
                 cs.link_mode
             ),
-        ));
+        );
     }
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------------
 // Quorum and fencing
 // ---------------------------------------------------------------------------------
 
-/// `two-node = true` (exactly two nodes) or a quorum device (at least two nodes).
-fn check_quorum(ck: &Check, qc: Option<&QuorumConf>, node_count: usize) -> Checked<Quorum> {
+/// `two-node = true` (exactly two nodes) or a quorum device (at least two nodes);
+/// `None` when in error.
+fn check_quorum(errs: &mut Errors, qc: Option<&QuorumConf>, node_count: usize) -> Option<Quorum> {
     let Some(qc) = qc else {
-        return Err(ck.err(
-            "",
-            "name",
-            "quorum: missing; add `[quorum]` with `two-node = true` or `device = { host = \"…\" }`"
-                .to_string(),
-        ));
+        errs.at(
+            at!["quorum"],
+            "quorum: missing; add `[quorum]` with `two-node = true` or `device = { host = \"…\" }`",
+        );
+        return None;
     };
     match (qc.two_node, &qc.device) {
         (true, None) => {
             if node_count != 2 {
-                return Err(ck.err(
-                    "",
-                    "two-node",
+                errs.at(
+                    at!["quorum", "two-node"],
                     format!(
                         "quorum.two-node needs exactly two [[node]] entries, found {}",
                         node_count
                     ),
-                ));
+                );
+                return None;
             }
-            Ok(Quorum::TwoNode)
+            Some(Quorum::TwoNode)
         }
-        (false, Some(d)) => check_qdevice(ck, d, node_count),
-        (true, Some(_)) => Err(ck.err(
-            "",
-            "two-node",
-            "quorum: set either two-node = true or device, not both".to_string(),
-        )),
-        (false, None) => Err(ck.err(
-            "",
-            "quorum",
-            "quorum: expected `two-node = true` or `device = { host = \"…\" }`".to_string(),
-        )),
+        (false, Some(d)) => check_qdevice(errs, d, node_count),
+        (true, Some(_)) => {
+            errs.at(
+                at!["quorum", "two-node"],
+                "quorum: set either two-node = true or device, not both",
+            );
+            None
+        }
+        (false, None) => {
+            errs.at(
+                at!["quorum"],
+                "quorum: expected `two-node = true` or `device = { host = \"…\" }`",
+            );
+            None
+        }
     }
 }
 
-fn check_qdevice(ck: &Check, d: &QdeviceConf, node_count: usize) -> Checked<Quorum> {
+fn check_qdevice(errs: &mut Errors, d: &QdeviceConf, node_count: usize) -> Option<Quorum> {
+    let before = errs.len();
     if d.host.is_empty() || d.host.contains(char::is_whitespace) {
-        return Err(ck.err(
-            "",
-            "device",
+        errs.at(
+            at!["quorum", "device", "host"],
             format!(
                 "quorum.device.host `{}`: expected a host name or address",
                 d.host
             ),
-        ));
+        );
     }
     if d.algorithm != "ffsplit" && d.algorithm != "lms" {
-        return Err(ck.err(
-            "",
-            "device",
+        errs.at(
+            at!["quorum", "device", "algorithm"],
             format!(
                 "quorum.device.algorithm `{}`: expected ffsplit or lms",
                 d.algorithm
             ),
-        ));
+        );
     }
     if node_count < 2 {
-        return Err(ck.err(
-            "",
-            "device",
+        errs.at(
+            at!["quorum", "device"],
             format!(
                 "a cluster needs at least two [[node]] entries, found {}",
                 node_count
             ),
-        ));
+        );
     }
-    Ok(Quorum::Device {
+    (errs.len() == before).then(|| Quorum::Device {
         host: d.host.clone(),
         algorithm: d.algorithm.clone(),
     })
 }
 
-/// Fencing is required: a fence agent per node, sbd, or explicitly off.
+/// Fencing is required: a fence agent per node, sbd, or explicitly off; `None` when
+/// in error. `quorum` is `None` when in error (the sbd check that needs it is skipped).
 fn check_fencing(
-    ck: &Check,
+    errs: &mut Errors,
     fc: Option<&FencingConf>,
-    nodes: &[Node],
-    quorum: &Quorum,
-) -> Checked<Fencing> {
+    nodes: &Names,
+    quorum: Option<&Quorum>,
+) -> Option<Fencing> {
     let Some(fc) = fc else {
-        return Err(ck.err(
-            "",
-            "name",
-            "fencing: missing; add `[fencing]` with `mode = \"agent\"` (a fence agent per node) or `mode = \"sbd\"`; turning it off needs `mode = \"off\"` and `i-understand = true`".to_string(),
-        ));
+        errs.at(
+            at!["fencing"],
+            "fencing: missing; add `[fencing]` with `mode = \"agent\"` (a fence agent per node) or `mode = \"sbd\"`; turning it off needs `mode = \"off\"` and `i-understand = true`",
+        );
+        return None;
     };
     match fc.mode {
         FencingMode::Off => {
             if !fc.i_understand {
-                return Err(ck.err("", "mode", "fencing.mode = \"off\" needs `i-understand = true`: without fencing a hung node is assumed dead and both nodes may write (split brain)".to_string()));
+                errs.at(at!["fencing", "mode"], "fencing.mode = \"off\" needs `i-understand = true`: without fencing a hung node is assumed dead and both nodes may write (split brain)");
+                return None;
             }
-            Ok(Fencing::Off)
+            Some(Fencing::Off)
         }
-        FencingMode::Agent => check_fence_agent(ck, fc, nodes),
-        FencingMode::Sbd => check_sbd(ck, fc, quorum),
+        FencingMode::Agent => check_fence_agent(errs, fc, nodes),
+        FencingMode::Sbd => check_sbd(errs, fc, quorum),
     }
 }
 
 /// `mode = "agent"`: a `fence_*` agent and one parameter set per node, without
 /// passwords (those are in the secrets file).
-fn check_fence_agent(ck: &Check, fc: &FencingConf, nodes: &[Node]) -> Checked<Fencing> {
+fn check_fence_agent(errs: &mut Errors, fc: &FencingConf, nodes: &Names) -> Option<Fencing> {
+    let before = errs.len();
     let agent = fc.agent.clone().unwrap_or_default();
     if !agent.starts_with("fence_")
         || !agent[6..]
@@ -302,78 +290,80 @@ fn check_fence_agent(ck: &Check, fc: &FencingConf, nodes: &[Node]) -> Checked<Fe
             .all(|b| b.is_ascii_alphanumeric() || b == b'_')
         || agent.len() == 6
     {
-        return Err(ck.err(
-            "",
-            "agent",
+        errs.at(
+            at!["fencing", "agent"],
             format!("fencing.agent `{agent}`: expected a fence agent name like fence_ipmilan"),
-        ));
+        );
     }
+    let mut unknown = false;
     for (node, params) in &fc.params {
-        if !known(nodes, node) {
-            return Err(ck.err(
-                "",
-                "params",
+        if nodes.lacks(node) {
+            unknown = true;
+            errs.at(
+                at!["fencing", "params", node],
                 format!("fencing.params.{node}: unknown node `{node}`"),
-            ));
+            );
         }
         for (k, v) in params {
             if k == "password" || k == "passwd" {
-                return Err(ck.err("", "params", format!("fencing.params.{node}.{k}: fence passwords belong in the secrets file (`[fence-passwords] {node} = \"…\"`), not in cluster.toml")));
-            }
-            if k.is_empty()
+                errs.at(at!["fencing", "params", node, k], format!("fencing.params.{node}.{k}: fence passwords belong in the secrets file (`[fence-passwords] {node} = \"…\"`), not in cluster.toml"));
+            } else if k.is_empty()
                 || !k
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
                 || v.contains(['\n', '"', '<', '&'])
             {
-                return Err(ck.err("", "params", format!("fencing.params.{node}.{k}: expected a name of letters, digits, `_`, `-` and a one-line value without `\"`, `<`, `&`")));
+                errs.at(at!["fencing", "params", node, k], format!("fencing.params.{node}.{k}: expected a name of letters, digits, `_`, `-` and a one-line value without `\"`, `<`, `&`"));
             }
         }
     }
-    for n in nodes {
-        if !fc.params.contains_key(&n.name) {
-            return Err(ck.err("", "params", format!("fencing.params: node `{}` has no fence device parameters (`[fencing.params.{}]`)", n.name, n.name)));
+    // An unknown node is likely the missing one misspelt: reported once, above.
+    if !unknown {
+        for n in nodes.all() {
+            if !fc.params.contains_key(n) {
+                errs.at(at!["fencing", "params"], format!("fencing.params: node `{n}` has no fence device parameters (`[fencing.params.{n}]`)"));
+            }
         }
     }
-    Ok(Fencing::Agent {
+    (errs.len() == before).then(|| Fencing::Agent {
         agent,
         params: fc.params.clone(),
     })
 }
 
 /// `mode = "sbd"`: a watchdog, and shared disks unless a quorum device breaks ties.
-fn check_sbd(ck: &Check, fc: &FencingConf, quorum: &Quorum) -> Checked<Fencing> {
-    let Some(wd) = fc.watchdog.clone().filter(|w| w.starts_with("/dev/")) else {
-        return Err(ck.err(
-            "",
-            "watchdog",
-            "fencing.watchdog: sbd needs a watchdog device like /dev/watchdog".to_string(),
-        ));
-    };
-    if fc.devices.is_empty() && *quorum == Quorum::TwoNode {
-        return Err(ck.err("", "devices", "fencing.devices: watchdog-only sbd cannot fence in a two-node cluster (both halves keep quorum); add shared sbd disks or a quorum device".to_string()));
+fn check_sbd(errs: &mut Errors, fc: &FencingConf, quorum: Option<&Quorum>) -> Option<Fencing> {
+    let before = errs.len();
+    let watchdog = fc.watchdog.clone().filter(|w| w.starts_with("/dev/"));
+    if watchdog.is_none() {
+        errs.at(
+            at!["fencing", "watchdog"],
+            "fencing.watchdog: sbd needs a watchdog device like /dev/watchdog",
+        );
     }
-    for d in &fc.devices {
+    if fc.devices.is_empty() && quorum == Some(&Quorum::TwoNode) {
+        errs.at(at!["fencing", "devices"], "fencing.devices: watchdog-only sbd cannot fence in a two-node cluster (both halves keep quorum); add shared sbd disks or a quorum device");
+    }
+    for (dx, d) in fc.devices.iter().enumerate() {
         if !d.starts_with("/dev/") || d.contains([';', ' ']) {
-            return Err(ck.err(
-                "",
-                "devices",
+            errs.at(
+                at!["fencing", "devices", dx],
                 format!("fencing.devices `{d}`: expected a /dev/ path without blanks or `;`"),
-            ));
+            );
         }
     }
     if !(1..=120).contains(&fc.watchdog_timeout) {
-        return Err(ck.err(
-            "",
-            "watchdog-timeout",
+        errs.at(
+            at!["fencing", "watchdog-timeout"],
             format!(
                 "fencing.watchdog-timeout {}: expected 1 to 120 s",
                 fc.watchdog_timeout
             ),
-        ));
+        );
     }
-    Ok(Fencing::Sbd {
-        watchdog: wd,
+    let watchdog = watchdog.filter(|_| errs.len() == before)?;
+    Some(Fencing::Sbd {
+        watchdog,
         devices: fc.devices.clone(),
         watchdog_timeout: fc.watchdog_timeout,
     })
@@ -386,6 +376,16 @@ fn check_sbd(ck: &Check, fc: &FencingConf, quorum: &Quorum) -> Checked<Fencing> 
 /// Whether an ALUA state lets a target port group serve reads and writes.
 fn serves_io(state: &str) -> bool {
     state == "active" || state == "nonoptimized"
+}
+
+/// Records the error of each ALUA state (see [`check_alua`]).
+fn check_alua_states(errs: &mut Errors, a: &AluaConf) {
+    if let Err(m) = check_promoted_state(&a.promoted_state) {
+        errs.at(at!["alua", "promoted-state"], m);
+    }
+    if let Err(m) = check_unpromoted_state(&a.unpromoted_state) {
+        errs.at(at!["alua", "unpromoted-state"], m);
+    }
 }
 
 /// Checks the ALUA states each role gets.
@@ -401,31 +401,28 @@ fn serves_io(state: &str) -> bool {
 /// must serve I/O (`active`, i.e. active/optimized). `transitioning` is what the agent
 /// reports during a switch and is not a steady state.
 pub fn check_alua(a: &AluaConf) -> Result<(), (&'static str, String)> {
-    if !serves_io(&a.promoted_state) {
-        return Err((
-            "promoted-state",
-            format!(
-                "alua.promoted-state `{}`: the promoted node must serve I/O; expected `active`",
-                a.promoted_state
-            ),
+    check_promoted_state(&a.promoted_state).map_err(|m| ("promoted-state", m))?;
+    check_unpromoted_state(&a.unpromoted_state).map_err(|m| ("unpromoted-state", m))
+}
+
+fn check_promoted_state(state: &str) -> Result<(), String> {
+    if !serves_io(state) {
+        return Err(format!(
+            "alua.promoted-state `{state}`: the promoted node must serve I/O; expected `active`"
         ));
     }
-    if serves_io(&a.unpromoted_state) {
-        return Err((
-            "unpromoted-state",
-            format!(
-                "alua.unpromoted-state `{}` would let both nodes serve writes: with single-primary DRBD the unpromoted node cannot do I/O; expected `unavailable`, `standby` or `offline`",
-                a.unpromoted_state
-            ),
+    Ok(())
+}
+
+fn check_unpromoted_state(state: &str) -> Result<(), String> {
+    if serves_io(state) {
+        return Err(format!(
+            "alua.unpromoted-state `{state}` would let both nodes serve writes: with single-primary DRBD the unpromoted node cannot do I/O; expected `unavailable`, `standby` or `offline`"
         ));
     }
-    if !["unavailable", "standby", "offline"].contains(&a.unpromoted_state.as_str()) {
-        return Err((
-            "unpromoted-state",
-            format!(
-                "alua.unpromoted-state `{}`: expected `unavailable`, `standby` or `offline`",
-                a.unpromoted_state
-            ),
+    if !["unavailable", "standby", "offline"].contains(&state) {
+        return Err(format!(
+            "alua.unpromoted-state `{state}`: expected `unavailable`, `standby` or `offline`"
         ));
     }
     Ok(())
@@ -434,6 +431,7 @@ pub fn check_alua(a: &AluaConf) -> Result<(), (&'static str, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::spans::{Seg, Spans};
 
     #[test]
     fn alua_states() {
@@ -459,7 +457,22 @@ mod tests {
     #[test]
     fn locate_finds_key_after_anchor() {
         let t = "[[node]]\nname = \"a\"\nx = 1\n[[node]]\nname = \"b\"\nx = 2\n";
-        assert_eq!(locate(t, "\"b\"", "x"), (6, 1));
-        assert_eq!(locate(t, "", "x"), (3, 1));
+        let spans = Spans::parse(t).unwrap();
+        let locate = |path: &[Seg]| {
+            let k = spans.find(path).key.unwrap();
+            crate::config::line_col(t, k.start)
+        };
+        assert_eq!(locate(at!["node", 1, "x"]), (6, 1));
+        assert_eq!(locate(at!["node", 0, "x"]), (3, 1));
+    }
+
+    #[test]
+    fn names_check_references_only_when_known() {
+        let known = Names::new(vec!["a".into(), "b".into()], true);
+        assert!(known.lacks("c") && !known.lacks("a") && known.has("a"));
+        assert_eq!(known.all(), ["a", "b"]);
+        let unknown = Names::new(vec!["a".into()], false);
+        assert!(!unknown.lacks("c") && !unknown.has("a"));
+        assert!(unknown.all().is_empty());
     }
 }
