@@ -90,6 +90,10 @@ pub struct RawRecipe {
     /// project directory.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow_outside_project: Vec<PathBuf>,
+    /// Modes of paths in the image, `"/etc/sanforge/secret" = "0600"`: overlay files
+    /// are otherwise 0644, or 0755 when executable (what git records), directories 0755.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub modes: BTreeMap<String, String>,
     pub node: NodeSpec,
     #[serde(default)]
     pub outputs: OutputsSpec,
@@ -377,6 +381,8 @@ pub struct Recipe {
     /// `[userland]`: suite, pinned packages, kept files, links.
     pub userland: UserlandSpec,
     pub overlays: Vec<PathBuf>,
+    /// Explicit modes of image paths (relative, without the leading `/`).
+    pub modes: BTreeMap<String, u32>,
     pub node_config: PathBuf,
     /// `[node] configs` as written (relative to the project root).
     pub node_configs: Vec<PathBuf>,
@@ -606,6 +612,25 @@ impl Recipe {
             }
         }
         check_userland_paths(&mut errs, &raw.userland);
+        let mut modes = BTreeMap::new();
+        for (p, m) in &raw.modes {
+            let path = match crate::util::paths::image_path(p) {
+                Ok(path) => path,
+                Err(e) => {
+                    errs.key(at!["modes", p], format!("modes: {e}"));
+                    continue;
+                }
+            };
+            match u32::from_str_radix(m, 8) {
+                Ok(v) if v <= 0o7777 && !m.is_empty() => {
+                    modes.insert(path, v);
+                }
+                _ => errs.at(
+                    at!["modes", p],
+                    format!("modes: `{m}` for {p}: expected an octal mode like \"0600\" or \"0755\""),
+                ),
+            }
+        }
         for (name, version) in &raw.userland.packages {
             if version.is_empty() {
                 errs.at(
@@ -632,6 +657,7 @@ impl Recipe {
             sources,
             userland: raw.userland,
             overlays,
+            modes,
             node_config,
             node_configs: raw.node.configs,
             outputs: Outputs {

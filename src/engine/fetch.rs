@@ -625,13 +625,14 @@ pub fn fetch_source(
 }
 
 /// The sha256 of a local file, or the tree hash of a directory (every file's
-/// relative path, mode and content).
+/// relative path, executable bit (what git records) and content).
 pub fn path_sha256(path: &Path) -> Result<String> {
     let meta =
         std::fs::metadata(path).with_context(|| format!("cannot stat {}", path.display()))?;
     if meta.is_dir() {
+        // Modes as git records them: a checkout under another umask is the same source.
         Ok(crate::util::hash::KeyBuilder::new("path-tree")
-            .add_tree("file", path)?
+            .add_checkout_tree("file", path)?
             .finish())
     } else if meta.is_file() {
         crate::util::hash::sha256_file(path)

@@ -10,7 +10,7 @@
 use crate::contract::{INIT_CPIO, ROOT_JSON, ROOT_SQUASHFS, ROOT_VERITY};
 use crate::engine::runner::{PlanEntry, Runner};
 use crate::engine::{Ctx, Keys, Stage};
-use crate::image::cpio::{Archive, Entry, EntryKind};
+use crate::image::cpio::{Archive, Entry, EntryKind, ModeRule};
 use crate::util::cmd::Log;
 use crate::util::fs as ufs;
 use crate::util::hash::KeyBuilder;
@@ -74,7 +74,8 @@ impl Stage<super::Built> for Rootfs {
                 "overlay",
                 &o.strip_prefix(&r.root).unwrap_or(o).display().to_string(),
             );
-            rb.add_tree("overlay-tree", o)?;
+            // Modes as git records them: not the umask of whoever cloned the project.
+            rb.add_checkout_tree("overlay-tree", o)?;
         }
         rb.add("node", ctx.node_text.as_bytes());
         for (name, text) in &ctx.node_configs {
@@ -89,6 +90,9 @@ impl Stage<super::Built> for Rootfs {
         rb.add_str("recipe", &r.name);
         rb.add_str("sde", &r.source_date_epoch().to_string());
         rb.add_str("zstd", &r.outputs.zstd_level.to_string());
+        for (p, m) in &r.modes {
+            rb.add_str("mode", &format!("{p} {m:o}"));
+        }
         if r.squashfs_root() {
             rb.add_str("root", "squashfs");
         }
@@ -167,7 +171,7 @@ fn build(ctx: &Ctx, built: &super::Built, dir: &Path, log: &Log) -> Result<()> {
     for (i, overlay) in ctx.recipe.overlays.iter().enumerate() {
         let out = rendered.path().join(i.to_string());
         render_overlay(ctx, kernel_out, overlay, &out)?;
-        ar.add_tree(&out, "")?;
+        ar.add_tree_with_modes(&out, "", ModeRule::Checkout)?;
         log.line(&format!("overlay {} added", overlay.display()));
     }
     // Placed by the builder, never by overlays.
@@ -215,6 +219,15 @@ fn build(ctx: &Ctx, built: &super::Built, dir: &Path, log: &Log) -> Result<()> {
         kind: EntryKind::Data(format!("{}\n", ctx.node.hostname).into_bytes()),
         mode: 0o644,
     });
+    // The recipe's explicit modes, over everything above.
+    for (p, m) in &ctx.recipe.modes {
+        if !ar.set_mode(p, *m) {
+            anyhow::bail!(
+                "{}: modes: /{p} is not in the image (expected a path an overlay, a package or the builder puts there)",
+                ctx.recipe.file.display()
+            );
+        }
+    }
     let listing = ar.list();
     ufs::write(&dir.join("rootfs.list"), listing.join("\n") + "\n")?;
     let mtime = u32::try_from(ctx.source_date_epoch())
