@@ -8,6 +8,7 @@
 pub mod lock;
 pub mod node;
 pub mod recipe;
+pub mod secrets;
 
 use std::fmt;
 use std::path::Path;
@@ -97,6 +98,72 @@ pub fn find_key(text: &str, key: &str) -> (usize, usize) {
     (0, 0)
 }
 
+/// Line and column of the TOML string `"value"` (or `'value'`): its first occurrence
+/// at or after the first line that assigns `key`, else its first occurrence anywhere.
+/// Points at the value at fault rather than at the first key of that name.
+pub fn find_value(text: &str, key: &str, value: &str) -> Option<(usize, usize)> {
+    let quoted = [format!("\"{value}\""), format!("'{value}'")];
+    let mut after_key = false;
+    let mut first = None;
+    for (i, l) in text.lines().enumerate() {
+        if !after_key {
+            let t = l.trim_start();
+            after_key = t
+                .strip_prefix(key)
+                .is_some_and(|r| r.trim_start_matches('"').trim_start().starts_with('='))
+                || [" ", "{", ","].iter().any(|p| {
+                    l.contains(&format!("{p}{key} =")) || l.contains(&format!("{p}{key}="))
+                });
+        }
+        if let Some(c) = quoted.iter().filter_map(|q| l.find(q.as_str())).min() {
+            let col = l.get(..c).map(|p| p.chars().count()).unwrap_or(c) + 1;
+            if after_key {
+                return Some((i + 1, col));
+            }
+            first.get_or_insert((i + 1, col));
+        }
+    }
+    first
+}
+
+/// Line and column of the `n`-th (0-based) occurrence of the TOML string `"value"`:
+/// the repeat of a value listed twice.
+pub fn find_value_nth(text: &str, value: &str, n: usize) -> Option<(usize, usize)> {
+    text.match_indices(&format!("\"{value}\""))
+        .nth(n)
+        .map(|(pos, _)| line_col(text, pos))
+}
+
+/// The key assigned just before byte `pos` (`tpg = 70000` → `tpg`), if any.
+fn key_before(text: &str, pos: usize) -> Option<&str> {
+    let before = text.get(..pos)?.trim_end().strip_suffix('=')?.trim_end();
+    let start = before
+        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        .map_or(0, |i| i + 1);
+    before.get(start..).filter(|k| !k.is_empty())
+}
+
+/// A serde range error ("invalid value: integer `70000`, expected u16") said plainly:
+/// the number is out of range, and what the range is.
+pub fn plain_range_error(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("invalid value: integer `")?;
+    let (num, ty) = rest.split_once("`, expected ")?;
+    let ty = ty.trim();
+    let (lo, hi): (i128, i128) = match ty {
+        "u8" => (0, u8::MAX.into()),
+        "u16" => (0, u16::MAX.into()),
+        "u32" => (0, u32::MAX.into()),
+        "u64" => (0, u64::MAX.into()),
+        "usize" => (0, u64::MAX.into()),
+        "i8" => (i8::MIN.into(), i8::MAX.into()),
+        "i16" => (i16::MIN.into(), i16::MAX.into()),
+        "i32" => (i32::MIN.into(), i32::MAX.into()),
+        "i64" => (i64::MIN.into(), i64::MAX.into()),
+        _ => return None,
+    };
+    Some(format!("{num} is out of range: expected {lo} to {hi}"))
+}
+
 /// Parses TOML text into `T`, turning a serde error into a located `ConfigError`.
 pub fn parse_toml<T: serde::de::DeserializeOwned>(
     file: &Path,
@@ -104,7 +171,14 @@ pub fn parse_toml<T: serde::de::DeserializeOwned>(
 ) -> Result<T, ConfigError> {
     toml::from_str::<T>(text).map_err(|e| {
         let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
-        ConfigError::new(file, line, column, e.message().trim().to_string())
+        let msg = e.message().trim();
+        let plain = plain_range_error(msg).map(|m| {
+            match e.span().and_then(|s| key_before(text, s.start)) {
+                Some(k) => format!("{k} {m}"),
+                None => m,
+            }
+        });
+        ConfigError::new(file, line, column, plain.unwrap_or_else(|| msg.to_string()))
     })
 }
 

@@ -172,11 +172,34 @@ pub struct MappedLun {
     pub write_protect: bool,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+/// CHAP for one initiator: `{ secret = "NAME" }`, an account of the node's secrets
+/// (`[chap.NAME]` user and password, see [`super::secrets`]), which the init fills in
+/// at boot; or the account inline (`{ userid, password }`), only for a node config
+/// that reaches the node privately (the builder refuses it in an image).
+#[derive(Clone, Deserialize, Serialize, PartialEq, Eq, Default)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Chap {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub userid: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub password: String,
+}
+
+impl std::fmt::Debug for Chap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pw = if self.password.is_empty() {
+            ""
+        } else {
+            crate::util::redact::REDACTED
+        };
+        write!(
+            f,
+            "Chap {{ secret: {:?}, userid: {:?}, password: {pw:?} }}",
+            self.secret, self.userid
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
@@ -362,6 +385,23 @@ impl Cidr {
     }
 }
 
+/// Why `s` is not a size: `None` when [`parse_size`] takes it; otherwise whether it
+/// is not written like a size, or is one too big for 64 bits (out of range).
+pub fn size_error(s: &str) -> Option<String> {
+    if parse_size(s).is_some() {
+        return None;
+    }
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let known = ["", "B", "K", "KiB", "M", "MiB", "G", "GiB", "T", "TiB"].contains(&unit.trim());
+    if !num.is_empty() && known {
+        Some(format!("size `{s}` is out of range (more than 16 EiB)"))
+    } else {
+        Some(format!("size `{s}` is not a size"))
+    }
+}
+
 /// Parses `64MiB`, `1GiB`, `512KiB`, `4096` (bytes).
 pub fn parse_size(s: &str) -> Option<u64> {
     let s = s.trim();
@@ -419,6 +459,11 @@ impl NodeConfig {
     pub fn validate(self, file: &Path, text: &str) -> Result<ValidNode, ConfigError> {
         let err = |key: &str, msg: String| {
             let (l, c) = find_key(text, key);
+            ConfigError::new(file, l, c, msg)
+        };
+        // At the value itself (its first quoted occurrence after `key`).
+        let err_at = |key: &str, value: &str, msg: String| {
+            let (l, c) = super::find_value(text, key, value).unwrap_or_else(|| find_key(text, key));
             ConfigError::new(file, l, c, msg)
         };
         let h = &self.hostname;
@@ -502,7 +547,52 @@ impl NodeConfig {
                 if !(68..=65535).contains(&m) {
                     return Err(err(
                         "mtu",
-                        format!("mtu {m} on {}: expected 68 to 65535", i.name),
+                        format!(
+                            "mtu {m} on {} is out of range: expected 68 to 65535",
+                            i.name
+                        ),
+                    ));
+                }
+            }
+        }
+        // One address, one interface: the second `add_ipv4_addr` would fail at boot.
+        let mut addrs: BTreeMap<Ipv4Addr, &str> = BTreeMap::new();
+        for i in &self.network.interfaces {
+            for a in &i.addresses {
+                let Some(c) = Cidr::parse(a) else { continue };
+                if let Some(first) = addrs.insert(c.addr, &i.name) {
+                    // The second occurrence is the one at fault.
+                    let (l, col) = super::find_value_nth(text, a, 1)
+                        .or_else(|| super::find_value(text, "addresses", a))
+                        .unwrap_or_else(|| find_key(text, "addresses"));
+                    return Err(ConfigError::new(
+                        file,
+                        l,
+                        col,
+                        format!(
+                            "address {} on {} is already on {first}: an address can be on one interface only",
+                            c.addr, i.name
+                        ),
+                    ));
+                }
+            }
+        }
+        let mut macs: BTreeMap<String, &str> = BTreeMap::new();
+        for i in &self.network.interfaces {
+            if let Some(m) = &i.mac {
+                if let Some(first) = macs.insert(m.to_ascii_lowercase(), &i.name) {
+                    // The repeat is the one at fault.
+                    let (l, c) = super::find_value_nth(text, m, 1)
+                        .or_else(|| super::find_value(text, "mac", m))
+                        .unwrap_or_else(|| find_key(text, "mac"));
+                    return Err(ConfigError::new(
+                        file,
+                        l,
+                        c,
+                        format!(
+                            "MAC address {m} of {} is already the MAC of {first}",
+                            i.name
+                        ),
                     ));
                 }
             }
@@ -523,6 +613,7 @@ impl NodeConfig {
         }
         if let Some(lio) = &self.lio {
             let mut stores = BTreeSet::new();
+            let mut paths: BTreeMap<&str, &str> = BTreeMap::new();
             for b in &lio.backstores {
                 if b.name.is_empty()
                     || !b
@@ -544,10 +635,36 @@ impl NodeConfig {
                         format!("backstore `{}` is defined twice", b.name),
                     ));
                 }
-                let size_ok = b
-                    .size
-                    .as_deref()
-                    .map(|s| parse_size(s).is_some_and(|n| n > 0));
+                // Why the size is unusable, if it is.
+                let size_problem = match b.size.as_deref() {
+                    None => Some("has no `size`".to_string()),
+                    Some(sz) => match size_error(sz) {
+                        Some(why) => Some(why),
+                        None if parse_size(sz) == Some(0) => Some("has size 0".to_string()),
+                        None => None,
+                    },
+                };
+                let size_err = |why: String, extra: &str| {
+                    let (l, c) = b
+                        .size
+                        .as_deref()
+                        .and_then(|sz| super::find_value(text, "size", sz))
+                        .unwrap_or_else(|| find_key(text, "size"));
+                    ConfigError::new(
+                        file,
+                        l,
+                        c,
+                        format!(
+                            "{} backstore `{}` {why}: expected a size like 64MiB{extra}",
+                            match b.kind {
+                                BackstoreKind::Fileio => "fileio",
+                                BackstoreKind::Block => "block",
+                                BackstoreKind::Ramdisk => "ramdisk",
+                            },
+                            b.name
+                        ),
+                    )
+                };
                 match b.kind {
                     BackstoreKind::Fileio => {
                         if b.path.as_deref().is_none_or(|p| !p.starts_with('/')) {
@@ -559,14 +676,10 @@ impl NodeConfig {
                                 ),
                             ));
                         }
-                        if size_ok != Some(true) {
-                            return Err(err(
-                                "size",
-                                format!(
-                                    "fileio backstore `{}`: size `{}` is not a size like 64MiB (the kernel needs one to create the file)",
-                                    b.name,
-                                    b.size.clone().unwrap_or_default()
-                                ),
+                        if let Some(why) = size_problem {
+                            return Err(size_err(
+                                why,
+                                " (the kernel needs one to create the file)",
                             ));
                         }
                     }
@@ -582,15 +695,28 @@ impl NodeConfig {
                         }
                     }
                     BackstoreKind::Ramdisk => {
-                        if size_ok != Some(true) {
-                            return Err(err(
-                                "size",
-                                format!(
-                                    "ramdisk backstore `{}`: expected a `size` like 64MiB",
-                                    b.name
-                                ),
-                            ));
+                        if let Some(why) = size_problem {
+                            return Err(size_err(why, ""));
                         }
+                    }
+                }
+                if let Some(p) = b
+                    .path
+                    .as_deref()
+                    .filter(|_| b.kind != BackstoreKind::Ramdisk)
+                {
+                    if let Some(first) = paths.insert(p, &b.name) {
+                        let (l, c) = super::find_value_nth(text, p, 1)
+                            .unwrap_or_else(|| find_key(text, "path"));
+                        return Err(ConfigError::new(
+                            file,
+                            l,
+                            c,
+                            format!(
+                                "backstore `{}` uses {p}, which backstore `{first}` already uses: two backstores on one file or device corrupt each other's data",
+                                b.name
+                            ),
+                        ));
                     }
                 }
                 if let Some(s) = &b.serial {
@@ -619,11 +745,28 @@ impl NodeConfig {
                         ),
                     ));
                 }
+                let mut seen_portals = BTreeSet::new();
                 for p in &t.portals {
-                    if p.parse::<std::net::SocketAddrV4>().is_err() {
-                        return Err(err(
+                    let Ok(addr) = p.parse::<std::net::SocketAddrV4>() else {
+                        return Err(err_at(
                             "portals",
+                            p,
                             format!("portal `{p}`: expected ip:port like 0.0.0.0:3260"),
+                        ));
+                    };
+                    if !seen_portals.insert(addr) {
+                        // The repeat after this target's name.
+                        let from = text.find(&format!("\"{}\"", t.iqn)).unwrap_or(0);
+                        let (l, c) = text
+                            .get(from..)
+                            .and_then(|rest| rest.match_indices(&format!("\"{p}\"")).nth(1))
+                            .map(|(pos, _)| super::line_col(text, from + pos))
+                            .unwrap_or_else(|| find_key(text, "portals"));
+                        return Err(ConfigError::new(
+                            file,
+                            l,
+                            c,
+                            format!("portal {p} is listed twice for `{}`", t.iqn),
                         ));
                     }
                 }
@@ -675,8 +818,20 @@ impl NodeConfig {
                         }
                     }
                     if let Some(c) = &a.chap {
-                        if c.userid.is_empty() || !(12..=16).contains(&c.password.len()) {
-                            return Err(err("chap", format!("CHAP for `{}`: expected a userid and a secret of 12 to 16 characters", a.initiator)));
+                        let inline = !c.userid.is_empty() || !c.password.is_empty();
+                        match &c.secret {
+                            Some(_) if inline => {
+                                return Err(err("chap", format!("CHAP for `{}`: give either `secret` (the name of an account in the node's secrets) or `userid` and `password`, not both", a.initiator)));
+                            }
+                            Some(n) if !super::secrets::is_secret_name(n) => {
+                                return Err(err("secret", format!("CHAP secret name `{n}` of `{}`: expected letters, digits, `.`, `_`, `-` or `:`", a.initiator)));
+                            }
+                            Some(_) => {}
+                            None => {
+                                if c.userid.is_empty() || !(12..=16).contains(&c.password.len()) {
+                                    return Err(err("chap", format!("CHAP for `{}`: expected `secret = \"NAME\"`, or a userid and a password of 12 to 16 characters", a.initiator)));
+                                }
+                            }
                         }
                     }
                 }

@@ -383,6 +383,9 @@ pub struct Recipe {
     pub selected: usize,
 }
 
+/// What `source-date-epoch` may be: the 32-bit timestamps of cpio and squashfs.
+const SDE_RANGE: &str = "0 to 4294967295";
+
 impl Recipe {
     pub fn source_date_epoch(&self) -> u64 {
         self.source_date_epoch
@@ -395,7 +398,13 @@ impl Recipe {
     }
 
     pub fn parse(file: &Path, text: &str) -> Result<Recipe, ConfigError> {
-        let mut raw: RawRecipe = parse_toml(file, text)?;
+        let mut raw: RawRecipe = parse_toml(file, text).map_err(|mut e| {
+            // A negative one is out of the range the outputs carry, not just of u64.
+            if e.message.starts_with("source-date-epoch ") {
+                e.message = e.message.replace(&format!("0 to {}", u64::MAX), SDE_RANGE);
+            }
+            e
+        })?;
         let err = |key: &str, msg: String| {
             let (l, c) = find_key(text, key);
             ConfigError::new(file, l, c, msg)
@@ -516,7 +525,23 @@ impl Recipe {
         if !(1..=19).contains(&raw.outputs.zstd_level) {
             return Err(err(
                 "zstd-level",
-                format!("zstd-level {}: expected 1 to 19", raw.outputs.zstd_level),
+                format!(
+                    "zstd-level {} is out of range: expected 1 to 19",
+                    raw.outputs.zstd_level
+                ),
+            ));
+        }
+        // Every timestamp of the outputs is this one: the newc cpio header and the
+        // squashfs inode hold 32-bit mtimes, so a later time would fail only after the
+        // kernel compile (and KBUILD_BUILD_TIMESTAMP would name a year `date` rejects).
+        let sde = u32::try_from(raw.recipe.source_date_epoch).map(u64::from);
+        if sde.is_err() {
+            return Err(err(
+                "source-date-epoch",
+                format!(
+                    "source-date-epoch {} is out of range: expected {SDE_RANGE} (2106-02-07T06:28:15Z; cpio and squashfs timestamps are 32-bit)",
+                    raw.recipe.source_date_epoch
+                ),
             ));
         }
         if let Some(d) = &raw.outputs.disk {
@@ -524,7 +549,10 @@ impl Recipe {
             if d.boot_tries > 9 {
                 return Err(err(
                     "disk",
-                    format!("boot-tries {}: expected 0 to 9", d.boot_tries),
+                    format!(
+                        "boot-tries {} is out of range: expected 0 to 9",
+                        d.boot_tries
+                    ),
                 ));
             }
             if !sources.contains_key(SYSTEMD_BOOT_SOURCE) {
@@ -558,7 +586,7 @@ impl Recipe {
             file: abs,
             root,
             description: raw.recipe.description,
-            source_date_epoch: raw.recipe.source_date_epoch,
+            source_date_epoch: sde.unwrap_or_default(),
             stack: raw.target.stack,
             sources,
             userland: raw.userland,

@@ -14,7 +14,7 @@ use crate::config::node::{
     Acl, Chap, Ha, Interface, IscsiTarget, Lio, Modules, Network, NodeConfig, Service, Watchdog,
     WatchdogMode,
 };
-use crate::contract::{AUTHKEY_PATH, SECRETS_DIR};
+use crate::contract::{AUTHKEY_PATH, CHAP_SECRETS, SECRETS_DIR};
 use crate::scsi::scst::{
     self, Attr, Device, DeviceGroup, DgDevice, Handler, IniGroup, Initiator, Lun, ScstConf, Target,
     TargetDriver, TargetGroup, TgTarget,
@@ -112,19 +112,14 @@ fn file(node: &str, rel: &str, data: impl Into<Vec<u8>>, install: &str, mode: u3
 
 fn render_node(c: &Cluster, s: &Secrets, node: &Node) -> Result<Vec<RenderedFile>> {
     let n = node.name.as_str();
-    // LIO keeps CHAP secrets in the node config itself (`[lio]` ACLs): then the whole
-    // node.toml is a secret file.
-    let chap_inline = c.target == TargetStack::Lio && c.initiators.iter().any(|i| i.chap);
+    // The node config names CHAP accounts (`chap = { secret = "NAME" }`); their values
+    // travel in the secrets initrd (`secrets/chap.toml`), so node.toml stays public.
     let mut v = vec![file(
         n,
-        if chap_inline {
-            "secrets/node.toml"
-        } else {
-            "node.toml"
-        },
-        node_toml_with(c, node, Some(s))?,
+        "node.toml",
+        node_toml(c, node)?,
         "/etc/sanforge/node.toml",
-        if chap_inline { 0o600 } else { 0o644 },
+        0o644,
     )];
     v.push(file(
         n,
@@ -195,6 +190,27 @@ fn render_node(c: &Cluster, s: &Secrets, node: &Node) -> Result<Vec<RenderedFile
             0o600,
         ));
     }
+    if c.target == TargetStack::Lio && c.initiators.iter().any(|i| i.chap) {
+        let mut chap = crate::config::secrets::NodeSecrets::default();
+        for i in c.initiators.iter().filter(|i| i.chap) {
+            if let Some(cs) = s.chap.get(&i.name) {
+                chap.chap.insert(
+                    i.name.clone(),
+                    crate::config::secrets::ChapSecret {
+                        user: cs.user.clone(),
+                        password: cs.password.clone(),
+                    },
+                );
+            }
+        }
+        v.push(file(
+            n,
+            "secrets/chap.toml",
+            chap.to_toml()?,
+            CHAP_SECRETS,
+            0o600,
+        ));
+    }
     for (fenced, pw) in &s.fence_passwords {
         v.push(file(
             n,
@@ -259,16 +275,11 @@ fn secrets_initrd(files: &[RenderedFile]) -> Result<Vec<u8>> {
 ///
 /// With `target = "lio"` the node gets a `[lio]` section instead: its iSCSI targets
 /// (TPG 1, the node's portals) with an ACL per iSCSI initiator and no backstore or LUN
-/// (see [`TargetStack`]); CHAP secrets are only filled in by [`node_toml_with`].
+/// (see [`TargetStack`]); a `chap = true` initiator's ACL names its account
+/// (`chap = { secret = "INITIATOR" }`), whose value is in `secrets/chap.toml`.
 pub fn node_toml(c: &Cluster, node: &Node) -> Result<String> {
-    node_toml_with(c, node, None)
-}
-
-/// [`node_toml`] with the secrets: LIO ACLs of `chap = true` initiators get their CHAP
-/// user and password (without secrets they are left out, so the file stays public).
-pub fn node_toml_with(c: &Cluster, node: &Node, secrets: Option<&Secrets>) -> Result<String> {
     if c.target == TargetStack::Lio {
-        return lio_node_toml(c, node, secrets);
+        return lio_node_toml(c, node);
     }
     let mut load: Vec<String> = vec![
         "drbd".into(),
@@ -391,7 +402,7 @@ fn finish_node_toml(c: &Cluster, node: &Node, cfg: &NodeConfig) -> Result<String
 /// `[ha]` without SCST's `cluster_mode`, and `[lio]` with the node's targets, portals
 /// and initiator ACLs but no backstore: `ocf:sanforge:alua` creates the iblock
 /// backstores on `/dev/drbdN` and maps the LUNs at promote, on the Promoted node only.
-fn lio_node_toml(c: &Cluster, node: &Node, secrets: Option<&Secrets>) -> Result<String> {
+fn lio_node_toml(c: &Cluster, node: &Node) -> Result<String> {
     // The LIO images use the distribution kernel's DRBD (8.4, no transport modules).
     let load: Vec<String> = [
         "drbd",
@@ -409,14 +420,10 @@ fn lio_node_toml(c: &Cluster, node: &Node, secrets: Option<&Secrets>) -> Result<
         .iter()
         .filter_map(|i| {
             let iqn = i.iqn.clone()?;
-            let chap = if i.chap {
-                secrets.and_then(|s| s.chap.get(&i.name)).map(|ch| Chap {
-                    userid: ch.user.clone(),
-                    password: ch.password.clone(),
-                })
-            } else {
-                None
-            };
+            let chap = i.chap.then(|| Chap {
+                secret: Some(i.name.clone()),
+                ..Chap::default()
+            });
             Some(Acl {
                 initiator: iqn,
                 mapped_luns: Vec::new(),

@@ -6,4 +6,6 @@ pub mod cmd;
 pub mod fs;
 pub mod hash;
 pub mod progress;
+pub mod redact;
+pub mod suggest;
 pub mod tools;

@@ -155,11 +155,27 @@ fn tokens(s: &str, line: usize) -> Result<Vec<String>, ParseError> {
             line,
             format!(
                 "too many words ('{}' …): scstadmin reads only the first three; quote a value that contains blanks",
-                out[..3].join(" ")
+                shown_line(&out[..3].join(" "))
             ),
         );
     }
     Ok(out)
+}
+
+/// A line (or value) as an error message may quote it: the secret word of a CHAP
+/// account (`IncomingUser joe s3cret`) redacted.
+fn shown_line(text: &str) -> String {
+    let mut words = text.split_whitespace();
+    match words.next() {
+        Some(first) if crate::util::redact::is_scst_secret_attr(first) => {
+            let rest: Vec<&str> = words.collect();
+            match rest.as_slice() {
+                [] => first.to_string(),
+                [user, ..] => format!("{first} {user} {}", crate::util::redact::REDACTED),
+            }
+        }
+        _ => text.to_string(),
+    }
 }
 
 /// The character-level block scanner (`parseStanza`), giving the generic tree.
@@ -190,7 +206,7 @@ fn stanza(text: &str) -> Result<Vec<Node>, ParseError> {
                             line,
                             format!(
                                 "text '{}' before '}}' would be dropped by scstadmin; put '}}' on its own line",
-                                cur.trim()
+                                shown_line(cur.trim())
                             ),
                         );
                     }
@@ -279,8 +295,13 @@ fn attribute(n: &Node, ctx: &str) -> Result<Attr, ParseError> {
         _ => err(
             n.line,
             format!(
-                "attribute '{}' has an invalid value '{} {}': quote a value that contains blanks",
-                n.words[0], n.words[1], n.words[2]
+                "attribute '{}' has an invalid value '{}': quote a value that contains blanks",
+                n.words[0],
+                if crate::util::redact::is_scst_secret_attr(&n.words[0]) {
+                    format!("{} {}", n.words[1], crate::util::redact::REDACTED)
+                } else {
+                    format!("{} {}", n.words[1], n.words[2])
+                }
             ),
         ),
     }
@@ -372,9 +393,17 @@ fn top_level(nodes: Vec<Node>) -> Result<ScstConf, ParseError> {
 
 fn lun(n: Node) -> Result<Lun, ParseError> {
     header(&n, 3, "LUN number device")?;
-    let number = n.words[1].parse::<u32>().map_err(|_| ParseError {
+    let word = &n.words[1];
+    let number = word.parse::<u32>().map_err(|_| ParseError {
         line: n.line,
-        message: format!("LUN number '{}' is not a number", n.words[1]),
+        message: if !word.is_empty() && word.bytes().all(|b| b.is_ascii_digit()) {
+            format!(
+                "LUN number {word} is out of range: expected 0 to {}",
+                super::catalog::MAX_LUN
+            )
+        } else {
+            format!("LUN number '{word}' is not a number")
+        },
     })?;
     Ok(Lun {
         number,
