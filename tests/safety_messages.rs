@@ -58,15 +58,15 @@ fn an_out_of_range_number_is_called_out_of_range() {
         ),
         (
             "hostname = \"n\"\n[[network.interfaces]]\nname = \"eth0\"\nmtu = 70000\n".to_string(),
-            "error: node.toml:4:1: mtu 70000 on eth0 is out of range: expected 68 to 65535",
+            "error: node.toml:4:7: mtu 70000 on eth0 is out of range: expected 68 to 65535",
         ),
         (
             "hostname = \"n\"\n[lio]\nbackstores = [{ name = \"rd\", kind = \"ramdisk\", size = \"99999999TiB\" }]\n".to_string(),
-            "error: node.toml:3:55: ramdisk backstore `rd` size `99999999TiB` is out of range (more than 16 EiB): expected a size like 64MiB",
+            "error: node.toml:3:55: ramdisk backstore `rd`: size `99999999TiB`: out of range",
         ),
         (
             "hostname = \"n\"\n[lio]\nbackstores = [{ name = \"rd\", kind = \"ramdisk\", size = \"lots\" }]\n".to_string(),
-            "error: node.toml:3:55: ramdisk backstore `rd` size `lots` is not a size: expected a size like 64MiB",
+            "error: node.toml:3:55: ramdisk backstore `rd`: size `lots`: expected a number with an optional unit B, KiB, MiB, GiB or TiB, e.g. \"64MiB\"",
         ),
     ] {
         assert_eq!(node_error(&body), want);
@@ -101,7 +101,7 @@ fn an_out_of_range_number_is_called_out_of_range() {
     let o = p.run(&["plan", "recipes/test.toml"]);
     assert!(
         stderr(&o)
-            .contains("recipes/test.toml:22:1: zstd-level 25 is out of range: expected 1 to 19"),
+            .contains("recipes/test.toml:22:14: zstd-level 25 is out of range: expected 1 to 19"),
         "{}",
         text(&o)
     );

@@ -1,6 +1,7 @@
 //! The lock file (`recipes/NAME.lock`): every resolved input of a recipe pinned by
 //! sha256. Written by `sanforge lock`; `build --locked` refuses a missing or stale lock.
 
+use super::spans::{at, Errors};
 use super::{parse_toml, ConfigError};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -38,8 +39,8 @@ impl Lock {
     pub fn parse(file: &Path, text: &str) -> Result<Lock, ConfigError> {
         let lock: Lock = parse_toml(file, text)?;
         if lock.version != Self::VERSION {
-            return Err(ConfigError::whole(
-                file,
+            return Err(Errors::new(file, text).error(
+                at!["version"],
                 format!(
                     "lock version {} is not supported: expected {}",
                     lock.version,
@@ -57,5 +58,20 @@ impl Lock {
     pub fn to_toml(&self) -> String {
         let body = toml::to_string_pretty(self).unwrap_or_default();
         format!("# Written by `sanforge lock`. Every input of the recipe, pinned by sha256.\n# `sanforge build --locked` refuses to build when this file is missing or stale.\n{body}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unsupported_version_is_located() {
+        let t = "# comment\nversion = 7\n";
+        let e = Lock::parse(Path::new("r.lock"), t).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "r.lock:2:11: lock version 7 is not supported: expected 1"
+        );
     }
 }

@@ -20,7 +20,8 @@
 //! Reads only the file it is given.
 
 use super::node::{Acl, Lio, NodeConfig};
-use super::{find_key, parse_toml, ConfigError};
+use super::spans::{at, Errors};
+use super::{parse_toml, ConfigError};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -140,39 +141,45 @@ impl NodeSecrets {
             e.message = scrub.scrub(&e.message);
             e
         })?;
+        let mut errs = Errors::new(file, text);
         for (name, c) in &s.chap {
-            let at = || {
-                let (l, col) = find_key(text, &format!("chap.{name}"));
-                (l, col)
-            };
-            let fail = |msg: String| {
-                let (l, c) = at();
-                ConfigError::new(file, l, c, msg)
-            };
+            let here = at!["chap", name];
             if !is_secret_name(name) {
-                return Err(fail(format!(
-                    "secret name `chap.{name}`: expected letters, digits, `.`, `_`, `-` or `:`"
-                )));
+                errs.at(
+                    here,
+                    format!(
+                        "secret name `chap.{name}`: expected letters, digits, `.`, `_`, `-` or `:`"
+                    ),
+                );
             }
             if c.user.is_empty() || c.user.len() > 255 || !is_chap_word(&c.user) {
-                return Err(fail(format!(
-                    "chap.{name}: user `{}` is not a CHAP user name: expected 1 to 255 printable characters without blanks, quotes, braces, `#`, `;` or `=`",
-                    c.user
-                )));
+                errs.at(
+                    at!["chap", name, "user"],
+                    format!(
+                        "chap.{name}: user `{}` is not a CHAP user name: expected 1 to 255 printable characters without blanks, quotes, braces, `#`, `;` or `=`",
+                        c.user
+                    ),
+                );
             }
             let n = c.password.chars().count();
             if !(CHAP_MIN..=CHAP_MAX).contains(&n) {
-                return Err(fail(format!(
-                    "chap.{name}: the password is {n} character{} long, out of range: expected {CHAP_MIN} to {CHAP_MAX} (iscsi-scstd refuses shorter CHAP secrets; Microsoft initiators want at most 16)",
-                    if n == 1 { "" } else { "s" }
-                )));
-            }
-            if !is_chap_word(&c.password) {
-                return Err(fail(format!(
-                    "chap.{name}: the password has a blank, quote, brace, `#`, `;` or `=`, which configfs and scst.conf cannot carry: expected printable characters"
-                )));
+                errs.at(
+                    at!["chap", name, "password"],
+                    format!(
+                        "chap.{name}: the password is {n} character{} long, out of range: expected {CHAP_MIN} to {CHAP_MAX} (iscsi-scstd refuses shorter CHAP secrets; Microsoft initiators want at most 16)",
+                        if n == 1 { "" } else { "s" }
+                    ),
+                );
+            } else if !is_chap_word(&c.password) {
+                errs.at(
+                    at!["chap", name, "password"],
+                    format!(
+                        "chap.{name}: the password has a blank, quote, brace, `#`, `;` or `=`, which configfs and scst.conf cannot carry: expected printable characters"
+                    ),
+                );
             }
         }
+        errs.finish(())?;
         Ok(s)
     }
 
@@ -259,22 +266,21 @@ fn lio_acls(lio: Option<&Lio>) -> impl Iterator<Item = &Acl> {
 /// still accepts inline passwords in a node config that reaches it privately: a
 /// secrets initrd or the config partition.)
 pub fn refuse_inline(file: &Path, text: &str, node: &NodeConfig) -> Result<(), ConfigError> {
-    for a in lio_acls(node.lio.as_ref()) {
-        let Some(c) = &a.chap else { continue };
-        if c.password.is_empty() {
-            continue;
+    let errs = Errors::new(file, text);
+    for (t, target) in node.lio.iter().flat_map(|l| l.iscsi.iter()).enumerate() {
+        for (a, acl) in target.acls.iter().enumerate() {
+            let Some(c) = &acl.chap else { continue };
+            if c.password.is_empty() {
+                continue;
+            }
+            return Err(errs.error(
+                at!["lio", "iscsi", t, "acls", a, "chap", "password"],
+                format!(
+                    "the CHAP password of initiator `{}` is written in the node config, which is baked into the public image: put it in a secrets file as `[chap.NAME]` (user, password), write `chap = {{ secret = \"NAME\" }}` here and build with `--secrets FILE`",
+                    acl.initiator
+                ),
+            ));
         }
-        let (l, col) = super::find_value(text, "password", &c.password)
-            .unwrap_or_else(|| find_key(text, "password"));
-        return Err(ConfigError::new(
-            file,
-            l,
-            col,
-            format!(
-                "the CHAP password of initiator `{}` is written in the node config, which is baked into the public image: put it in a secrets file as `[chap.NAME]` (user, password), write `chap = {{ secret = \"NAME\" }}` here and build with `--secrets FILE`",
-                a.initiator
-            ),
-        ));
     }
     Ok(())
 }
@@ -297,7 +303,7 @@ mod tests {
         );
         let e = NodeSecrets::parse(f, "[chap.h]\nuser = \"u\"\npassword = \"x\"\n").unwrap_err();
         assert!(e.message.contains("1 character long, out of range"), "{e}");
-        assert_eq!(e.line, 1);
+        assert_eq!(e.line, 3);
         let e = NodeSecrets::parse(
             f,
             "[chap.h]\nuser = \"u\"\npassword = \"has space in it\"\n",

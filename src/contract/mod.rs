@@ -12,6 +12,17 @@
 //! * [`signature`] — `SHA256SUMS` and `SHA256SUMS.sig` of an output directory (written
 //!   by `sanforge sign`, checked by `sanforge verify-image` and `sanforge-init update`).
 
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented
+)]
+
 pub mod formats;
 pub mod loader;
 pub mod partitions;

@@ -9,7 +9,7 @@ use super::cache::Cache;
 use super::stage::{Keys, Stage};
 use crate::config::lock::Lock;
 use crate::config::node::{NodeConfig, ValidNode};
-use crate::config::recipe::{Recipe, Source};
+use crate::config::recipe::{Project, Recipe, Source};
 use crate::util::fs as ufs;
 use crate::util::hash::{sha256_bytes, sha256_file};
 use anyhow::{bail, Context, Result};
@@ -76,14 +76,14 @@ impl Ctx {
             None => recipe,
         };
         let cache = Cache::from_env()?;
-        let lock = super::lock::load_for(&recipe, opts.locked)?;
+        let mut lock = super::lock::load_for(&recipe, opts.locked)?;
         let node_text = ufs::read_to_string(&recipe.node_config)?;
         let node = NodeConfig::parse(&recipe.node_config, &node_text)?;
         // What is baked must not carry a secret (the init reads them from the secrets
         // initrd or the config partition).
         crate::config::secrets::refuse_inline(&recipe.node_config, &node_text, &node)?;
         let (node_configs, node_config_files): (Vec<_>, Vec<_>) =
-            node_config_entries(&recipe.root, &recipe.node_configs)?
+            node_config_entries(&recipe.project(), &recipe.node_configs)?
                 .into_iter()
                 .map(|(name, text, file)| ((name, text), file))
                 .unzip();
@@ -123,7 +123,30 @@ impl Ctx {
             Some(o) => std::path::absolute(o).unwrap_or_else(|_| o.clone()),
             None => default_out(&recipe),
         };
-        let inputs = resolve_inputs(&recipe, lock.as_ref())?;
+        let (inputs, drift) = resolve_inputs(&recipe, lock.as_ref())?;
+        if !drift.is_empty() {
+            let lines: Vec<String> = drift.iter().map(|d| d.describe()).collect();
+            if opts.locked {
+                bail!(
+                    "{}\n`--locked` builds only what the lock pins; run `sanforge lock {}` to pin what is there now",
+                    lines.join("\n"),
+                    recipe.file.display()
+                );
+            }
+            // Without --locked, what is there is built (and recorded), as for a stale
+            // lock; the lock in memory follows so that later checks agree.
+            for (d, line) in drift.iter().zip(&lines) {
+                crate::util::progress::step(&format!(
+                    "warning: {line}; building what is there (run `sanforge lock` to pin it)"
+                ));
+                if let Some(l) = lock
+                    .as_mut()
+                    .and_then(|l| l.sources.iter_mut().find(|s| s.name == d.lock_name))
+                {
+                    l.sha256 = d.actual.clone();
+                }
+            }
+        }
         let mut ctx = Ctx {
             recipe,
             cache,
@@ -234,8 +257,31 @@ fn check_static(path: &Path) -> Result<()> {
     }
 }
 
-fn resolve_inputs(recipe: &Recipe, lock: Option<&Lock>) -> Result<Vec<Input>> {
+/// A local `path` source whose content no longer has the sha256 the lock pins.
+#[derive(Debug, Clone)]
+pub struct Drift {
+    pub lock_name: String,
+    pub origin: String,
+    pub expected: String,
+    pub actual: String,
+}
+
+impl Drift {
+    fn describe(&self) -> String {
+        format!(
+            "source `{}` ({}) changed since the lock was written: the lock pins sha256 {}, it now hashes to {}",
+            self.lock_name, self.origin, self.expected, self.actual
+        )
+    }
+}
+
+/// Every input with the sha256 this build uses, and the `path` sources whose content
+/// drifted from the lock. A `path` source is always keyed by its content (hashed
+/// now), never by what the lock remembers: editing a local tree rebuilds, and the
+/// manifest records what was really built.
+fn resolve_inputs(recipe: &Recipe, lock: Option<&Lock>) -> Result<(Vec<Input>, Vec<Drift>)> {
     let mut inputs = Vec::new();
+    let mut drift = Vec::new();
     // `lock_name`: the entry that pins it (`kernel@NAME` for a matrix kernel, which is
     // still the input `kernel` of this build).
     let mut add = |name: &str, lock_name: &str, src: &Source| -> Result<()> {
@@ -252,6 +298,19 @@ fn resolve_inputs(recipe: &Recipe, lock: Option<&Lock>) -> Result<Vec<Input>> {
             .and_then(|l| l.get(lock_name))
             .filter(|l| l.kind == kind && l.origin == origin);
         let sha256 = match (locked, src) {
+            (locked, Source::Path { path, .. }) => {
+                let actual = crate::engine::fetch::path_sha256(path)
+                    .with_context(|| format!("source `{lock_name}` ({origin})"))?;
+                if let Some(l) = locked.filter(|l| l.sha256 != actual) {
+                    drift.push(Drift {
+                        lock_name: lock_name.to_string(),
+                        origin: origin.clone(),
+                        expected: l.sha256.clone(),
+                        actual: actual.clone(),
+                    });
+                }
+                actual
+            }
             (Some(l), _) => l.sha256.clone(),
             (None, Source::Url { sha256, .. }) => sha256.clone(),
             (
@@ -260,7 +319,6 @@ fn resolve_inputs(recipe: &Recipe, lock: Option<&Lock>) -> Result<Vec<Input>> {
                     package, version, ..
                 },
             ) => crate::engine::fetch::debian_info(package, version)?.sha256,
-            (None, Source::Path { path, .. }) => crate::engine::fetch::path_sha256(path)?,
         };
         inputs.push(Input {
             name: name.to_string(),
@@ -290,7 +348,7 @@ fn resolve_inputs(recipe: &Recipe, lock: Option<&Lock>) -> Result<Vec<Input>> {
             },
         )?;
     }
-    Ok(inputs)
+    Ok((inputs, drift))
 }
 
 /// sha256 of a string (used for config hashes in the manifest).
@@ -303,17 +361,25 @@ pub fn text_sha(s: &str) -> String {
 /// layout `sanforge cluster render` writes); a directory holds `NAME/node.toml` or
 /// `NAME.toml` entries.
 pub fn node_configs(root: &Path, entries: &[PathBuf]) -> Result<Vec<(String, String)>> {
-    Ok(node_config_entries(root, entries)?
+    node_configs_in(&Project { root, allowed: &[] }, entries)
+}
+
+/// [`node_configs`] for a recipe's project: every entry, and every file found in an
+/// entry's directory, must lead inside the project (or an allowed directory), so a
+/// symlink among the rendered configs cannot bake a host file into the image.
+pub fn node_configs_in(proj: &Project, entries: &[PathBuf]) -> Result<Vec<(String, String)>> {
+    Ok(node_config_entries(proj, entries)?
         .into_iter()
         .map(|(name, text, _)| (name, text))
         .collect())
 }
 
-/// [`node_configs`] with each file: (NAME, text, file), sorted by name.
+/// [`node_configs_in`] with each file: (NAME, text, file), sorted by name.
 pub fn node_config_entries(
-    root: &Path,
+    proj: &Project,
     entries: &[PathBuf],
 ) -> Result<Vec<(String, String, PathBuf)>> {
+    let root = proj.root;
     let mut files: Vec<(String, PathBuf)> = Vec::new();
     let name_of = |p: &Path| -> String {
         let stem = p.file_stem().map(|s| s.to_string_lossy().into_owned());
@@ -357,6 +423,8 @@ pub fn node_config_entries(
     let mut out: Vec<(String, String, PathBuf)> = Vec::new();
     let mut parsed: Vec<(PathBuf, String, crate::config::node::ValidNode)> = Vec::new();
     for (name, f) in files {
+        proj.path(f.strip_prefix(root).unwrap_or(&f))
+            .map_err(|m| anyhow::anyhow!("node config {}: {m}", f.display()))?;
         if name.is_empty()
             || !name
                 .bytes()
@@ -392,20 +460,18 @@ fn check_node_set(nodes: &[(PathBuf, String, crate::config::node::ValidNode)]) -
     use std::collections::BTreeMap;
     let mut macs: BTreeMap<String, &Path> = BTreeMap::new();
     for (f, text, n) in nodes {
-        for i in &n.network.interfaces {
+        for (idx, i) in n.network.interfaces.iter().enumerate() {
             if let Some(m) = &i.mac {
                 if let Some(first) = macs.insert(m.to_ascii_lowercase(), f) {
-                    let (l, c) = crate::config::find_value(text, "mac", m).unwrap_or((0, 0));
-                    return Err(crate::config::ConfigError::new(
-                        f,
-                        l,
-                        c,
-                        format!(
-                            "MAC address {m} of {} is also in {}: the init picks a node's config by MAC, so each node of an image needs its own",
-                            i.name,
-                            first.display()
-                        ),
-                    )
+                    return Err(crate::config::spans::Errors::new(f, text)
+                        .error(
+                            crate::config::spans::at!["network", "interfaces", idx, "mac"],
+                            format!(
+                                "MAC address {m} of {} is also in {}: the init picks a node's config by MAC, so each node of an image needs its own",
+                                i.name,
+                                first.display()
+                            ),
+                        )
                     .into());
                 }
             }

@@ -326,7 +326,7 @@ pub fn repro_env(ctx: &Ctx) -> Vec<(String, String)> {
     vec![
         (
             "KBUILD_BUILD_TIMESTAMP".into(),
-            format_epoch(ctx.source_date_epoch()),
+            crate::util::time::date_utc(ctx.source_date_epoch()),
         ),
         ("KBUILD_BUILD_USER".into(), "sanforge".into()),
         ("KBUILD_BUILD_HOST".into(), "sanforge".into()),
@@ -409,48 +409,4 @@ fn install(ctx: &Ctx, src: &Path, obj: &Path, dir: &Path, log: &Log) -> Result<(
     }
     progress::step(&format!("kernel: {release} installed"));
     Ok(())
-}
-
-/// `Tue Nov 14 22:13:20 UTC 2023` for an epoch (what `date` prints; the kernel shows
-/// it in `uname -v`).
-pub fn format_epoch(epoch: u64) -> String {
-    let days = (epoch / 86400) as i64;
-    let secs = epoch % 86400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    let wd = (days + 4).rem_euclid(7) as usize; // 1970-01-01 was a Thursday
-    const WD: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-    const MO: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!(
-        "{} {} {:2} {:02}:{:02}:{:02} UTC {}",
-        WD[wd],
-        MO[(m - 1) as usize],
-        d,
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60,
-        y
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn epoch_formats_like_date() {
-        assert_eq!(format_epoch(0), "Thu Jan  1 00:00:00 UTC 1970");
-        assert_eq!(format_epoch(1_700_000_000), "Tue Nov 14 22:13:20 UTC 2023");
-        assert_eq!(format_epoch(951_782_400), "Tue Feb 29 00:00:00 UTC 2000");
-    }
 }

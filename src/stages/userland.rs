@@ -121,12 +121,12 @@ fn build(ctx: &Ctx, dir: &Path, log: &Log) -> Result<()> {
     task.finish("");
     let keep = &ctx.recipe.userland.keep;
     if keep.is_empty() {
-        copy_pruned(&unpacked, &root, Path::new(""))?;
+        copy_pruned(&unpacked, &root)?;
     } else {
         // The recipe's links exist in the image, so kept scripts may name them as
         // their interpreter (`#!/bin/sh` with /bin/sh -> busybox).
         for (link, target) in &ctx.recipe.userland.links {
-            let dst = unpacked.join(link.trim_start_matches('/'));
+            let dst = link_path(&unpacked, link)?;
             if std::fs::symlink_metadata(&dst).is_err() {
                 ufs::create_dir_all(&ufs::parent_dir(&dst))?;
                 std::os::unix::fs::symlink(target, &dst)
@@ -145,8 +145,7 @@ fn build(ctx: &Ctx, dir: &Path, log: &Log) -> Result<()> {
         ));
     }
     for (link, target) in &ctx.recipe.userland.links {
-        let rel = link.trim_start_matches('/');
-        let dst = root.join(rel);
+        let dst = link_path(&root, link)?;
         ufs::create_dir_all(&ufs::parent_dir(&dst))?;
         let _ = std::fs::remove_file(&dst);
         std::os::unix::fs::symlink(target, &dst)
@@ -154,6 +153,14 @@ fn build(ctx: &Ctx, dir: &Path, log: &Log) -> Result<()> {
     }
     ufs::remove_dir_all(&unpacked)?;
     Ok(())
+}
+
+/// Where the link `link` (an in-image path) goes in the tree at `tree`: its directories'
+/// symlinks followed inside the tree, so that a package's links never lead the
+/// builder out of it (the recipe's link names were checked when it was loaded).
+fn link_path(tree: &Path, link: &str) -> Result<PathBuf> {
+    let rel = crate::util::paths::image_path(link).map_err(|m| anyhow::anyhow!("link {m}"))?;
+    crate::util::paths::resolve_in_root(tree, &rel).map_err(|m| anyhow::anyhow!("link {m}"))
 }
 
 /// Copies one in-image path (and its parent directories) from `from` to `to`.
@@ -178,28 +185,14 @@ fn copy_one(from: &Path, to: &Path, path: &str) -> Result<()> {
     Ok(())
 }
 
-fn copy_pruned(from: &Path, to: &Path, rel: &Path) -> Result<()> {
-    let dir = from.join(rel);
-    let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .with_context(|| format!("cannot list {}", dir.display()))?
-        .map(|e| e.map(|e| rel.join(e.file_name())))
-        .collect::<std::io::Result<_>>()
-        .with_context(|| format!("cannot list {}", dir.display()))?;
-    names.sort();
-    for r in names {
-        let s = r.to_string_lossy();
-        if PRUNED.iter().any(|p| s == *p) {
-            continue;
-        }
-        let src = from.join(&r);
-        if std::fs::symlink_metadata(&src)
-            .with_context(|| format!("cannot stat {}", src.display()))?
-            .is_dir()
-        {
-            ufs::create_dir_all(&to.join(&r))?;
-            copy_pruned(from, to, &r)?;
+fn copy_pruned(from: &Path, to: &Path) -> Result<()> {
+    let tree = ufs::walk(from).prune(|e| PRUNED.iter().any(|p| e.rel().to_string_lossy() == *p));
+    for e in tree {
+        let e = e?;
+        if e.is_dir() {
+            ufs::create_dir_all(&to.join(e.rel()))?;
         } else {
-            copy_one(from, to, &s)?;
+            copy_one(from, to, &e.rel().to_string_lossy())?;
         }
     }
     Ok(())
@@ -207,28 +200,15 @@ fn copy_pruned(from: &Path, to: &Path, rel: &Path) -> Result<()> {
 
 /// Files of the userland tree, for the manifest and checks.
 pub fn files(root: &Path) -> Result<BTreeSet<String>> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeSet<String>) -> Result<()> {
-        for e in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
-            let e = e.with_context(|| format!("cannot list {}", dir.display()))?;
-            let p = e.path();
-            let rel = p
-                .strip_prefix(root)
-                .unwrap_or(&p)
-                .to_string_lossy()
-                .into_owned();
-            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                walk(root, &p, out)?;
-            } else {
-                out.insert(format!("/{rel}"));
-            }
-        }
-        Ok(())
+    if !root.is_dir() {
+        bail!("{} is not a directory", root.display());
     }
     let mut out = BTreeSet::new();
-    if root.is_dir() {
-        walk(root, root, &mut out)?;
-    } else {
-        bail!("{} is not a directory", root.display());
+    for e in ufs::walk(root) {
+        let e = e?;
+        if !e.is_dir() {
+            out.insert(format!("/{}", e.rel().to_string_lossy()));
+        }
     }
     Ok(out)
 }
