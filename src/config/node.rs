@@ -610,23 +610,15 @@ fn validate_lio(lio: &Lio, errs: &mut Errors) {
         // Why the size is unusable (not a size, 0, out of range), if it is.
         let size_err = b.size.as_deref().map(|s| parse_size(s, values::BYTE).err());
         let size_ok = size_err.as_ref().map(Option::is_none);
+        let kind = match b.kind {
+            BackstoreKind::Fileio => "fileio",
+            BackstoreKind::Block => "block",
+            BackstoreKind::Ramdisk => "ramdisk",
+        };
         let size_why = |extra: &str| match size_err.clone().flatten() {
-            Some(why) => format!(
-                "{} backstore `{}`: size {why}{extra}",
-                match b.kind {
-                    BackstoreKind::Fileio => "fileio",
-                    BackstoreKind::Block => "block",
-                    BackstoreKind::Ramdisk => "ramdisk",
-                },
-                b.name
-            ),
+            Some(why) => format!("{kind} backstore `{}`: size {why}{extra}", b.name),
             None => format!(
-                "{} backstore `{}`: expected a `size` like 64MiB{extra}",
-                match b.kind {
-                    BackstoreKind::Fileio => "fileio",
-                    BackstoreKind::Block => "block",
-                    BackstoreKind::Ramdisk => "ramdisk",
-                },
+                "{kind} backstore `{}`: expected a `size` like 64MiB{extra}",
                 b.name
             ),
         };
