@@ -622,3 +622,43 @@ fn scst_accounts_are_named_filled_in_at_boot_and_recorded_privately() {
     );
     assert!(std::fs::read_to_string(&rec).unwrap().contains(PASSWORD));
 }
+
+#[test]
+fn secrets_set_commits_a_private_file_to_the_config_partition_and_the_init_reads_it() {
+    let t = tempfile::tempdir().unwrap();
+    write(t.path(), "etc/sanforge/node.toml", NODE);
+    std::fs::create_dir_all(t.path().join("run/sanforge/config")).unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    // Open to others: refused, nothing written.
+    let sf = secrets_file(keys.path(), 0o644);
+    let r = run(t.path(), &["secrets-set", sf.to_str().unwrap()]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .contains("is open to its group and others (mode 0644)"),
+        "{}",
+        r.stderr
+    );
+    assert!(!t.path().join("run/sanforge/config/secrets.toml").exists());
+    // Private: committed atomically, and the next apply fills the ACL from it.
+    let sf = secrets_file(keys.path(), 0o600);
+    let r = run(t.path(), &["secrets-set", sf.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.ops.contains(
+            &"rename /run/sanforge/config/secrets.toml.new /run/sanforge/config/secrets.toml"
+                .to_string()
+        ),
+        "{:?}",
+        r.ops
+    );
+    let r = run_redacted(t.path(), &["apply-targets"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.ops
+            .iter()
+            .any(|o| o.ends_with("/auth/password <redacted>")),
+        "{:?}",
+        r.ops
+    );
+}
