@@ -393,6 +393,9 @@ pub struct Recipe {
     pub selected: usize,
 }
 
+/// What `source-date-epoch` may be: the 32-bit timestamps of cpio and squashfs.
+const SDE_RANGE: &str = "0 to 4294967295";
+
 impl Recipe {
     pub fn source_date_epoch(&self) -> u64 {
         self.source_date_epoch
@@ -407,7 +410,13 @@ impl Recipe {
     /// Parses and validates a recipe, reporting every error of the file, each at the
     /// value at fault.
     pub fn parse(file: &Path, text: &str) -> Result<Recipe, ConfigError> {
-        let mut raw: RawRecipe = parse_toml(file, text)?;
+        let mut raw: RawRecipe = parse_toml(file, text).map_err(|mut e| {
+            // A negative one is out of the range the outputs carry, not just of u64.
+            if e.message.starts_with("source-date-epoch ") {
+                e.message = e.message.replace(&format!("0 to {}", u64::MAX), SDE_RANGE);
+            }
+            e
+        })?;
         let mut errs = Errors::new(file, text);
         let abs = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
         let recipe_dir = crate::util::fs::parent_dir(&abs);
@@ -575,7 +584,23 @@ impl Recipe {
         if !(1..=19).contains(&raw.outputs.zstd_level) {
             errs.at(
                 at!["outputs", "zstd-level"],
-                format!("zstd-level {}: expected 1 to 19", raw.outputs.zstd_level),
+                format!(
+                    "zstd-level {} is out of range: expected 1 to 19",
+                    raw.outputs.zstd_level
+                ),
+            );
+        }
+        // Every timestamp of the outputs is this one: the newc cpio header and the
+        // squashfs inode hold 32-bit mtimes, so a later time would fail only after the
+        // kernel compile (and KBUILD_BUILD_TIMESTAMP would name a year `date` rejects).
+        let sde = u32::try_from(raw.recipe.source_date_epoch).map(u64::from);
+        if sde.is_err() {
+            errs.at(
+                at!["recipe", "source-date-epoch"],
+                format!(
+                    "source-date-epoch {} is out of range: expected {SDE_RANGE} (2106-02-07T06:28:15Z; cpio and squashfs timestamps are 32-bit)",
+                    raw.recipe.source_date_epoch
+                ),
             );
         }
         if let Some(d) = &raw.outputs.disk {
@@ -590,7 +615,10 @@ impl Recipe {
             if d.boot_tries > 9 {
                 errs.at(
                     at!["outputs", "disk", "boot-tries"],
-                    format!("boot-tries {}: expected 0 to 9", d.boot_tries),
+                    format!(
+                        "boot-tries {} is out of range: expected 0 to 9",
+                        d.boot_tries
+                    ),
                 );
             }
             if !sources.contains_key(SYSTEMD_BOOT_SOURCE) {
@@ -627,7 +655,7 @@ impl Recipe {
             root: root.clone(),
             allowed_outside: allowed_outside.clone(),
             description: raw.recipe.description,
-            source_date_epoch: raw.recipe.source_date_epoch,
+            source_date_epoch: sde.unwrap_or_default(),
             stack: raw.target.stack,
             sources,
             userland: raw.userland,
@@ -796,7 +824,10 @@ fn check_userland_paths(errs: &mut Errors, u: &UserlandSpec) {
                 format!("[userland] links: link name {m}"),
             );
         } else if let Err(m) = crate::util::paths::link_target(name, target) {
-            errs.at(at!["userland", "links", name], format!("[userland] links: {m}"));
+            errs.at(
+                at!["userland", "links", name],
+                format!("[userland] links: {m}"),
+            );
         }
     }
 }
@@ -1302,7 +1333,7 @@ mod tests {
             e.to_string(),
             [
                 format!("{f}:7:10: node config `nodes/missing.toml` not found"),
-                format!("{f}:9:14: zstd-level 25: expected 1 to 19"),
+                format!("{f}:9:14: zstd-level 25 is out of range: expected 1 to 19"),
                 format!("{f}:11:11: package `busybox`: expected a pinned version"),
                 format!("{f}:14:10: source `a`: sha256 `00`: expected 64 lowercase hex digits"),
                 format!("{f}:17:10: source `b`: sha256 `zz`: expected 64 lowercase hex digits"),

@@ -28,6 +28,10 @@ pub struct BuildOptions {
     pub init: Option<PathBuf>,
     /// Which kernel of the recipe's matrix to build (default: `[kernel]` itself).
     pub kernel: Option<String>,
+    /// The node's secrets file (`[chap.NAME]` accounts the node configs name): checked
+    /// before anything is built, written to `OUT/secrets/initrd.cpio` after, never into
+    /// a stage, a cache entry or a public output.
+    pub secrets: Option<PathBuf>,
 }
 
 /// Everything a stage may read, resolved once.
@@ -39,8 +43,15 @@ pub struct Ctx {
     pub node_text: String,
     /// `[node] configs`: (NAME, text) baked as /etc/sanforge/nodes/NAME.toml, sorted.
     pub node_configs: Vec<(String, String)>,
+    /// The files of `node_configs`, in the same order (for messages).
+    pub node_config_files: Vec<PathBuf>,
     /// The node's `scst.conf` (validated), when the node config has `[scst]`.
     pub scst_conf: Option<crate::scsi::scst::NodeScstConf>,
+    /// The secret names the node configs and scst.conf reference (`secret = "NAME"`,
+    /// `secret:NAME`), sorted.
+    pub secret_refs: Vec<String>,
+    /// The referenced accounts from `--secrets` (only those), when it was given.
+    pub secrets: Option<crate::config::secrets::NodeSecrets>,
     pub init_bin: PathBuf,
     pub init_sha256: String,
     pub jobs: usize,
@@ -68,8 +79,35 @@ impl Ctx {
         let mut lock = super::lock::load_for(&recipe, opts.locked)?;
         let node_text = ufs::read_to_string(&recipe.node_config)?;
         let node = NodeConfig::parse(&recipe.node_config, &node_text)?;
-        let node_configs = node_configs_in(&recipe.project(), &recipe.node_configs)?;
+        // What is baked must not carry a secret (the init reads them from the secrets
+        // initrd or the config partition).
+        crate::config::secrets::refuse_inline(&recipe.node_config, &node_text, &node)?;
+        let (node_configs, node_config_files): (Vec<_>, Vec<_>) =
+            node_config_entries(&recipe.project(), &recipe.node_configs)?
+                .into_iter()
+                .map(|(name, text, file)| ((name, text), file))
+                .unzip();
         let scst_conf = crate::scsi::scst::load_node_scst(&recipe.node_config, &node)?;
+        let mut secret_refs = crate::config::secrets::node_refs(&node);
+        if let Some(s) = &scst_conf {
+            crate::scsi::scst::refuse_inline(&s.host_path, &s.conf)?;
+            secret_refs.extend(
+                crate::scsi::scst::secret_refs(&s.conf)
+                    .into_iter()
+                    .map(|(n, _)| n),
+            );
+        }
+        for (_, text) in &node_configs {
+            if let Ok(n) = NodeConfig::parse(Path::new(""), text) {
+                secret_refs.extend(crate::config::secrets::node_refs(&n));
+            }
+        }
+        secret_refs.sort();
+        secret_refs.dedup();
+        let secrets = match &opts.secrets {
+            Some(p) => Some(load_secrets(p, &secret_refs, &recipe.node_config)?),
+            None => None,
+        };
         let init_bin = match &opts.init {
             Some(p) => p.clone(),
             None => find_init()?,
@@ -116,7 +154,10 @@ impl Ctx {
             node,
             node_text,
             node_configs,
+            node_config_files,
             scst_conf,
+            secret_refs,
+            secrets,
             init_bin,
             init_sha256,
             jobs,
@@ -140,6 +181,34 @@ impl Ctx {
     pub fn source_date_epoch(&self) -> u64 {
         self.recipe.source_date_epoch()
     }
+}
+
+/// Loads `--secrets FILE` (private, valid) and checks that it has every account the
+/// node configs name; keeps only those.
+fn load_secrets(
+    path: &Path,
+    refs: &[String],
+    node_config: &Path,
+) -> Result<crate::config::secrets::NodeSecrets> {
+    let s = crate::config::secrets::NodeSecrets::load(path)?;
+    let missing: Vec<&str> = refs
+        .iter()
+        .map(String::as_str)
+        .filter(|r| s.chap(r).is_none())
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "secrets file {} has no {} (named by {} or its scst.conf): add a `[chap.NAME]` table (user, password) for each",
+            path.display(),
+            missing
+                .iter()
+                .map(|m| format!("`[chap.{m}]`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            node_config.display()
+        );
+    }
+    Ok(s.subset(refs.iter().map(String::as_str)))
 }
 
 /// `out/<recipe>` for the default kernel, `out/<recipe>@<kernel>` for a matrix kernel
@@ -299,6 +368,17 @@ pub fn node_configs(root: &Path, entries: &[PathBuf]) -> Result<Vec<(String, Str
 /// entry's directory, must lead inside the project (or an allowed directory), so a
 /// symlink among the rendered configs cannot bake a host file into the image.
 pub fn node_configs_in(proj: &Project, entries: &[PathBuf]) -> Result<Vec<(String, String)>> {
+    Ok(node_config_entries(proj, entries)?
+        .into_iter()
+        .map(|(name, text, _)| (name, text))
+        .collect())
+}
+
+/// [`node_configs_in`] with each file: (NAME, text, file), sorted by name.
+pub fn node_config_entries(
+    proj: &Project,
+    entries: &[PathBuf],
+) -> Result<Vec<(String, String, PathBuf)>> {
     let root = proj.root;
     let mut files: Vec<(String, PathBuf)> = Vec::new();
     let name_of = |p: &Path| -> String {
@@ -340,7 +420,8 @@ pub fn node_configs_in(proj: &Project, entries: &[PathBuf]) -> Result<Vec<(Strin
             bail!("node config `{}` not found", e.display());
         }
     }
-    let mut out: Vec<(String, String)> = Vec::new();
+    let mut out: Vec<(String, String, PathBuf)> = Vec::new();
+    let mut parsed: Vec<(PathBuf, String, crate::config::node::ValidNode)> = Vec::new();
     for (name, f) in files {
         proj.path(f.strip_prefix(root).unwrap_or(&f))
             .map_err(|m| anyhow::anyhow!("node config {}: {m}", f.display()))?;
@@ -355,18 +436,48 @@ pub fn node_configs_in(proj: &Project, entries: &[PathBuf]) -> Result<Vec<(Strin
                 f.display()
             );
         }
-        if out.iter().any(|(n, _)| *n == name) {
+        if out.iter().any(|(n, _, _)| *n == name) {
             bail!(
                 "node config {}: a node named `{name}` is listed twice",
                 f.display()
             );
         }
         let text = ufs::read_to_string(&f)?;
-        NodeConfig::parse(&f, &text)?;
-        out.push((name, text));
+        let node = NodeConfig::parse(&f, &text)?;
+        crate::config::secrets::refuse_inline(&f, &text, &node)?;
+        parsed.push((f.clone(), text.clone(), node));
+        out.push((name, text, f));
     }
+    parsed.sort_by(|a, b| a.0.cmp(&b.0));
+    check_node_set(&parsed)?;
     out.sort();
     Ok(out)
+}
+
+/// The nodes of one image: the init picks its config by MAC address, so two nodes
+/// cannot share one.
+fn check_node_set(nodes: &[(PathBuf, String, crate::config::node::ValidNode)]) -> Result<()> {
+    use std::collections::BTreeMap;
+    let mut macs: BTreeMap<String, &Path> = BTreeMap::new();
+    for (f, text, n) in nodes {
+        for (idx, i) in n.network.interfaces.iter().enumerate() {
+            if let Some(m) = &i.mac {
+                if let Some(first) = macs.insert(m.to_ascii_lowercase(), f) {
+                    return Err(crate::config::spans::Errors::new(f, text)
+                        .error(
+                            crate::config::spans::at!["network", "interfaces", idx, "mac"],
+                            format!(
+                                "MAC address {m} of {} is also in {}: the init picks a node's config by MAC, so each node of an image needs its own",
+                                i.name,
+                                first.display()
+                            ),
+                        )
+                    .into());
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
