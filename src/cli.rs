@@ -62,6 +62,9 @@ the end: an interrupted build never leaves half an output. Logs: OUT/logs/STAGE.
         /// Build twice (other paths, umask, TZ, locale, fresh stage caches) and compare every output byte for byte
         #[arg(long, conflicts_with = "out")]
         verify: bool,
+        /// After the build, print why the image is the size it is: the largest files, their package, why each is kept, and what was dropped
+        #[arg(long)]
+        explain_size: bool,
     },
     /// Sign an output directory: writes OUT/SHA256SUMS.sig (Ed25519 over SHA256SUMS)
     Sign {
@@ -149,10 +152,20 @@ recipe's [kernel.matrix] is fetched too."
         #[arg(long, value_name = "FILE")]
         import: Vec<PathBuf>,
     },
-    /// Pin every input of a recipe by sha256 in recipes/<name>.lock
+    /// Pin every input of a recipe by sha256 in recipes/<name>.lock (apt resolves the package closure)
+    #[command(
+        long_about = "Resolve and pin every input of a recipe in recipes/<name>.lock: sources by sha256, and the \
+package closure apt resolves for [userland] packages (every package with its exact version and the .deb's \
+sha256), in a private apt state under the cache. Versions the current lock pins are kept: only what the \
+recipe added or changed is resolved. `--update` moves every package to the archive's current version, \
+`--update PKG…` only those. The file is written atomically."
+    )]
     Lock {
         #[arg(default_value = DEFAULT_RECIPE)]
         recipe: PathBuf,
+        /// Re-resolve these packages (all of them when none is named) instead of keeping their locked versions
+        #[arg(long, value_name = "PKG", num_args = 0..)]
+        update: Option<Vec<String>>,
     },
     /// Boot an output directory in QEMU (serial console here, iSCSI forwarded to 127.0.0.1)
     #[command(
@@ -375,6 +388,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             init,
             kernel,
             verify: false,
+            explain_size,
         } => {
             let started = std::time::Instant::now();
             let ctx = stages::context(
@@ -403,6 +417,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     report.skipped.join(", ")
                 }
             );
+            if explain_size {
+                print!(
+                    "{}",
+                    stages::userland::explain_size(&report.built, &report.out)?
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Plan {
@@ -513,16 +533,26 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("{n} sources in the cache ({})", cache.root().display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Lock { recipe } => {
+        Command::Lock { recipe, update } => {
             let r = load_recipe(&recipe)?;
             let cache = engine::cache::Cache::from_env()?;
-            let lock = commands::lock::resolve(&r, &cache, &crate::util::cmd::Log::none())?;
+            let update = match update {
+                None => engine::lock::Update::Nothing,
+                Some(v) if v.is_empty() => engine::lock::Update::All,
+                Some(v) => engine::lock::Update::Only(v),
+            };
+            let old = crate::config::lock::Lock::load(&r.lock_path()).ok();
+            let lock = commands::lock::relock(&r, &cache, &update, &crate::util::cmd::Log::none())?;
             commands::lock::write(&r, &lock)?;
             println!(
-                "wrote {} ({} entries)",
+                "wrote {}: {}",
                 r.lock_path().display(),
-                lock.sources.len()
+                commands::lock::summary(&r, &lock)
             );
+            let changes = commands::lock::changes(old.as_ref(), &lock);
+            if !changes.is_empty() && old.is_some() {
+                println!("changed:\n{}", changes.join("\n"));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Run {

@@ -8,6 +8,7 @@
 pub mod lock;
 pub mod node;
 pub mod recipe;
+pub mod userland;
 
 use std::fmt;
 use std::path::Path;

@@ -243,19 +243,35 @@ pub struct TargetSpec {
     pub stack: Stack,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, Default)]
+/// `[userland]` as written: the Debian packages the node runs, where apt finds them,
+/// and how the image's file list is adjusted. Validated into [`Userland`]
+/// (`config/userland.rs`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct UserlandSpec {
     #[serde(default = "default_suite")]
     pub suite: String,
-    /// Debian packages, `name = "version"`.
+    /// Archive components apt reads (`main`, `non-free-firmware`, …); default `main`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub components: Option<Vec<String>>,
+    /// Debian architecture of the packages; default `amd64`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub architecture: Option<String>,
+    /// The apt sources; default: Debian's archive for the suite, its `-updates` and
+    /// its `-security`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repositories: Option<Vec<super::userland::RepositorySpec>>,
+    /// Debian packages the node runs: `["corosync", …]` or `{ corosync = "3.1.7-1", … }`
+    /// (a version, a relation such as `">= 3.1"`, or `"*"`). apt adds what they depend on.
     #[serde(default)]
-    pub packages: BTreeMap<String, String>,
-    /// Files from the packages that the node runs; the image keeps these and the ELF
-    /// closure of their shared libraries. Empty: keep every file of the packages
-    /// except documentation, man pages and locales.
+    pub packages: super::userland::PackagesSpec,
+    /// More files to put in the image (paths or directories from any resolved
+    /// package), with what they need.
     #[serde(default)]
     pub keep: Vec<String>,
+    /// Files of the listed packages to leave out (paths, directories or `*` globs).
+    #[serde(default)]
+    pub drop: Vec<String>,
     /// Symlinks to create in the image, `"/bin/sh" = "busybox"`.
     #[serde(default)]
     pub links: BTreeMap<String, String>,
@@ -263,6 +279,22 @@ pub struct UserlandSpec {
 
 fn default_suite() -> String {
     "bookworm".to_string()
+}
+
+/// A recipe without `[userland]`: Debian's default suite, no packages.
+impl Default for UserlandSpec {
+    fn default() -> Self {
+        UserlandSpec {
+            suite: default_suite(),
+            components: None,
+            architecture: None,
+            repositories: None,
+            packages: Default::default(),
+            keep: Vec::new(),
+            drop: Vec::new(),
+            links: BTreeMap::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -364,8 +396,8 @@ pub struct Recipe {
     pub stack: Stack,
     /// `[sources.NAME]` (and the sources `[scst]` names), validated.
     pub sources: BTreeMap<String, Source>,
-    /// `[userland]`: suite, pinned packages, kept files, links.
-    pub userland: UserlandSpec,
+    /// `[userland]`, validated: apt sources, requested packages, keep/drop, links.
+    pub userland: super::userland::Userland,
     pub overlays: Vec<PathBuf>,
     pub node_config: PathBuf,
     /// `[node] configs` as written (relative to the project root).
@@ -534,14 +566,7 @@ impl Recipe {
         if raw.outputs.root == RootKind::Squashfs && raw.outputs.disk.is_none() {
             return Err(err("root", "root = \"squashfs\" puts the root on disk partitions: it needs `disk = { size = \"…\" }` in [outputs] (PXE-only nodes keep root = \"initramfs\")".to_string()));
         }
-        for (name, version) in &raw.userland.packages {
-            if version.is_empty() {
-                return Err(err(
-                    name,
-                    format!("package `{name}`: expected a pinned version"),
-                ));
-            }
-        }
+        let userland = super::userland::validate(&raw.userland).map_err(|(k, m)| err(&k, m))?;
         let disk = raw
             .outputs
             .disk
@@ -561,7 +586,7 @@ impl Recipe {
             source_date_epoch: raw.recipe.source_date_epoch,
             stack: raw.target.stack,
             sources,
-            userland: raw.userland,
+            userland,
             overlays,
             node_config,
             node_configs: raw.node.configs,

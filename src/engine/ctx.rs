@@ -2,8 +2,8 @@
 //! recipe (one kernel of its matrix selected), the lock, the node configs, the init
 //! binary, every input with its sha256, and the key of every stage.
 //!
-//! Reads the recipe's lock, the node config files, the init binary and (for inputs
-//! the lock does not pin) apt's metadata or local source paths.
+//! Reads the recipe's lock (or, without a usable one, resolves the pins through apt:
+//! [`super::lock::pins_for`]), the node config files and the init binary.
 
 use super::cache::Cache;
 use super::stage::{Keys, Stage};
@@ -34,7 +34,14 @@ pub struct BuildOptions {
 pub struct Ctx {
     pub recipe: Recipe,
     pub cache: Cache,
+    /// The pins of this build: the lock file when it matches the recipe, else a fresh
+    /// resolution (holding a stale lock's versions). Always `Some` once built.
     pub lock: Option<Lock>,
+    /// Whether `lock` is the recipe's lock file (false: resolved for this build).
+    pub lock_from_file: bool,
+    /// The role of every package of the closure (requested, companion, dependency,
+    /// left out).
+    pub roles: std::collections::BTreeMap<String, crate::engine::apt::Role>,
     pub node: ValidNode,
     pub node_text: String,
     /// `[node] configs`: (NAME, text) baked as /etc/sanforge/nodes/NAME.toml, sorted.
@@ -65,7 +72,7 @@ impl Ctx {
             None => recipe,
         };
         let cache = Cache::from_env()?;
-        let lock = super::lock::load_for(&recipe, opts.locked)?;
+        let (pins, lock_from_file) = super::lock::pins_for(&recipe, &cache, opts.locked)?;
         let node_text = ufs::read_to_string(&recipe.node_config)?;
         let node = NodeConfig::parse(&recipe.node_config, &node_text)?;
         let node_configs = node_configs(&recipe.root, &recipe.node_configs)?;
@@ -85,11 +92,20 @@ impl Ctx {
             Some(o) => std::path::absolute(o).unwrap_or_else(|_| o.clone()),
             None => default_out(&recipe),
         };
-        let inputs = resolve_inputs(&recipe, lock.as_ref())?;
+        let requested: Vec<&str> = recipe
+            .userland
+            .packages
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        let roles = crate::engine::apt::roles(&pins.packages, &requested);
+        let inputs = resolve_inputs(&recipe, &pins, &roles)?;
         let mut ctx = Ctx {
             recipe,
             cache,
-            lock,
+            lock: Some(pins),
+            lock_from_file,
+            roles,
             node,
             node_text,
             node_configs,
@@ -165,7 +181,14 @@ fn check_static(path: &Path) -> Result<()> {
     }
 }
 
-fn resolve_inputs(recipe: &Recipe, lock: Option<&Lock>) -> Result<Vec<Input>> {
+/// Every input of the build with the sha256 the pins give it: the selected kernel's
+/// source (as `kernel`), each named source, and each package of the closure that is
+/// unpacked (`package:NAME`).
+fn resolve_inputs(
+    recipe: &Recipe,
+    pins: &Lock,
+    roles: &std::collections::BTreeMap<String, crate::engine::apt::Role>,
+) -> Result<Vec<Input>> {
     let mut inputs = Vec::new();
     // `lock_name`: the entry that pins it (`kernel@NAME` for a matrix kernel, which is
     // still the input `kernel` of this build).
@@ -179,25 +202,15 @@ fn resolve_inputs(recipe: &Recipe, lock: Option<&Lock>) -> Result<Vec<Input>> {
             // where the project is checked out; the lock uses the same form.
             Source::Path { written, .. } => ("path", written.display().to_string()),
         };
-        let locked = lock
-            .and_then(|l| l.get(lock_name))
-            .filter(|l| l.kind == kind && l.origin == origin);
-        let sha256 = match (locked, src) {
-            (Some(l), _) => l.sha256.clone(),
-            (None, Source::Url { sha256, .. }) => sha256.clone(),
-            (
-                None,
-                Source::Debian {
-                    package, version, ..
-                },
-            ) => crate::engine::fetch::debian_info(package, version)?.sha256,
-            (None, Source::Path { path, .. }) => crate::engine::fetch::path_sha256(path)?,
-        };
+        let pinned = pins
+            .get(lock_name)
+            .filter(|l| l.kind == kind && l.origin == origin)
+            .with_context(|| format!("internal error: input `{lock_name}` is not pinned"))?;
         inputs.push(Input {
             name: name.to_string(),
             kind: kind.to_string(),
             origin,
-            sha256,
+            sha256: pinned.sha256.clone(),
         });
         Ok(())
     };
@@ -209,17 +222,16 @@ fn resolve_inputs(recipe: &Recipe, lock: Option<&Lock>) -> Result<Vec<Input>> {
     for (n, s) in &recipe.sources {
         add(n, n, s)?;
     }
-    for (name, version) in &recipe.userland.packages {
-        let input = format!("package:{name}");
-        add(
-            &input,
-            &input,
-            &Source::Debian {
-                package: name.clone(),
-                version: version.clone(),
-                member: None,
-            },
-        )?;
+    for p in &pins.packages {
+        if roles.get(&p.name) == Some(&crate::engine::apt::Role::LeftOut) {
+            continue;
+        }
+        inputs.push(Input {
+            name: format!("package:{}", p.name),
+            kind: "debian".to_string(),
+            origin: format!("{}={}", p.name, p.version),
+            sha256: p.sha256.clone(),
+        });
     }
     Ok(inputs)
 }
