@@ -76,13 +76,14 @@ pub fn summary(recipe: &Recipe, lock: &Lock) -> String {
         .filter(|p| r.get(&p.name) == Some(&Role::LeftOut))
         .map(|p| p.name.as_str())
         .collect();
+    let n = |k: usize, one: &str, many: &str| format!("{k} {}", if k == 1 { one } else { many });
     let mut s = format!(
-        "{} sources, {} packages: {} named by the recipe, {} from the same sources, {} dependencies",
-        lock.sources.len(),
-        lock.packages.len(),
+        "{}, {}: {} named by the recipe, {} from the same sources, {}",
+        n(lock.sources.len(), "source", "sources"),
+        n(lock.packages.len(), "package", "packages"),
         count(Role::Requested),
         count(Role::Companion),
-        count(Role::Dependency),
+        n(count(Role::Dependency), "dependency", "dependencies"),
     );
     if !left.is_empty() {
         s.push_str(&format!(

@@ -138,7 +138,11 @@ impl Apt {
             }
         }
         if !missing.is_empty() {
-            bail!("{}", missing.join("\n"));
+            missing.dedup();
+            bail!(
+                "{}\nhint: remove it from `components` in [userland], or name a repository that has it",
+                missing.join("\n")
+            );
         }
         let errors: Vec<&str> = all
             .lines()
@@ -173,7 +177,7 @@ impl Apt {
         } else {
             format!(" (it serves: {})", served.join(", "))
         };
-        format!("component `{component}` is not served by {uri} {suite}{served}\nhint: remove it from `components` in [userland], or name a repository that has it")
+        format!("component `{component}` is not served by {uri} {suite}{served}")
     }
 
     /// The components the Release file of `suite` lists, if apt kept it.

@@ -350,8 +350,13 @@ pub fn resolve(
     let (apt_section, packages) = match &apt {
         Some(a) if !u.packages.is_empty() => {
             crate::util::progress::step(&format!(
-                "apt: resolving {} packages for {}",
+                "apt: resolving the {} {} of {}",
                 u.packages.len(),
+                if u.packages.len() == 1 {
+                    "package"
+                } else {
+                    "packages"
+                },
                 recipe.file.display()
             ));
             let resolved = a.simulate(&u.packages).with_context(|| {
@@ -412,6 +417,13 @@ pub fn pins_for(recipe: &Recipe, cache: &Cache, locked: bool) -> Result<(Lock, b
         return Ok((l, true));
     }
     let stale = Lock::load(&recipe.lock_path()).ok();
+    if stale.is_some() && !recipe.userland.packages.is_empty() {
+        crate::util::progress::step(&format!(
+            "resolving the packages again, keeping the versions {} pins; `sanforge lock {}` records the result",
+            recipe.lock_path().display(),
+            recipe.file.display()
+        ));
+    }
     let holds = holds(recipe, stale.as_ref(), &Update::Nothing)?;
     let lock = resolve(recipe, cache, &holds, &Log::none())?;
     if !recipe.userland.packages.is_empty() && stale.is_none() {

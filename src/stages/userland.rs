@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Bump when the stage's code changes what it produces, to invalidate old entries.
-const VERSION: &str = "userland-v2";
+const VERSION: &str = "userland-v3";
 
 /// The report file in the stage's cache entry.
 pub const EXPLAIN: &str = "explain.tsv";

@@ -84,6 +84,7 @@ pub fn pruned(p: &str) -> Option<&'static str> {
         ("/usr/share/initramfs-tools/", "packaging integration"),
         ("/usr/share/apport/", "packaging integration"),
         ("/usr/share/augeas/", "packaging integration"),
+        ("/usr/share/python3/runtime.d/", "packaging integration"),
         ("/usr/share/bash-completion/", "shell completion"),
         ("/usr/share/zsh/", "shell completion"),
         ("/usr/share/fish/", "shell completion"),
