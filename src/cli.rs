@@ -530,7 +530,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             let r = load_recipe(&recipe)?;
             let n = engine::fetch::fetch_all(&r, &cache, true)?;
-            println!("{n} sources in the cache ({})", cache.root().display());
+            println!(
+                "{n} inputs (sources and packages) in the cache ({})",
+                cache.root().display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Lock { recipe, update } => {

@@ -74,6 +74,7 @@ fn repo() -> Repo {
     ));
     r.add(app("1.0"));
     r.add(Deb::new("busybox-fake", "1.0").file("/bin/busybox", b"busybox", 0o755));
+    r.add(Deb::new("mawk-fake", "1.0").field("Provides: awkish"));
     r.add(Deb::new("tool", "1.0").field("Depends: libfoo").file(
         "/usr/bin/tool",
         b"#!/bin/sh\necho tool\n",
@@ -346,6 +347,15 @@ fn an_unknown_package_is_named_with_the_suite() {
     );
     assert!(e.contains("apt-cache search nosuch"), "{e}");
     assert!(!p.root().join("recipes/test.lock").exists());
+    // A virtual package names its providers.
+    p.write_recipe_with("", &r.userland("[\"awkish\"]", ""));
+    let e = fail(p.run(&["lock", "recipes/test.toml"]));
+    assert!(
+        e.contains(
+            "package `awkish` is a virtual package: name the one the node runs, e.g. mawk-fake"
+        ),
+        "{e}"
+    );
     // A version the archive does not have lists those it has.
     p.write_recipe_with("", &r.userland("{ app = \"9.9\" }", ""));
     let e = fail(p.run(&["lock", "recipes/test.toml"]));

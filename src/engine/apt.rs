@@ -300,7 +300,22 @@ impl Apt {
         for r in requests {
             let own: Vec<&Stanza> = found.iter().filter(|s| s.package == r.name).collect();
             let provided = found.iter().any(|s| s.provides.contains(&r.name));
-            if own.is_empty() && !provided {
+            if own.is_empty() && provided {
+                let mut providers: Vec<&str> = found
+                    .iter()
+                    .filter(|s| s.provides.contains(&r.name))
+                    .map(|s| s.package.as_str())
+                    .collect();
+                providers.sort();
+                providers.dedup();
+                problems.push(format!(
+                    "package `{}` is a virtual package: name the one the node runs, e.g. {}",
+                    r.name,
+                    providers.join(", ")
+                ));
+                continue;
+            }
+            if own.is_empty() {
                 problems.push(format!(
                     "package `{}` is not in {}\nhint: check the name (`apt-cache search {}` lists similar packages on a Debian machine); a package from another component needs it in `components`",
                     r.name,
