@@ -5,5 +5,5 @@
 # Usage: benches/failover.sh   (two QEMU VMs under TCG, about 5 minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SANFORGE_FAILOVER=1 cargo test --release --test failover -- --nocapture 2>&1 \
+cargo test --release --test failover -- --include-ignored --nocapture 2>&1 \
   | grep -E '^\||image built|LUN served|panicked|test result'

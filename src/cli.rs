@@ -148,8 +148,8 @@ recipe's [kernel.matrix] is fetched too."
     Fetch {
         #[arg(default_value = DEFAULT_RECIPE)]
         recipe: PathBuf,
-        /// Files to put into the cache by their sha256 (no download)
-        #[arg(long, value_name = "FILE")]
+        /// Files to put into the cache by their sha256 (no download): every file or none
+        #[arg(long, value_name = "FILE", num_args = 1..)]
         import: Vec<PathBuf>,
     },
     /// Pin every input of a recipe by sha256 in recipes/<name>.lock (apt resolves the package closure)
@@ -522,8 +522,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Fetch { recipe, import } => {
             let cache = engine::cache::Cache::from_env()?;
             if !import.is_empty() {
-                for f in &import {
-                    let sha = cache.import(f)?;
+                for (f, sha) in cache.import_all(&import)? {
                     println!("{sha}  {}", f.display());
                 }
                 return Ok(ExitCode::SUCCESS);

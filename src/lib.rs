@@ -23,17 +23,27 @@
 //!   recording fake.
 //! * [`util`] — the one command runner, path-naming fs helpers, hashing, progress.
 
+// What sanforge-init links (PID 1 and the OCF agent): no builder dependency.
 pub mod agent;
-pub mod cli;
-pub mod commands;
 pub mod config;
 pub mod contract;
-pub mod engine;
-pub mod ha;
-pub mod image;
 pub mod init;
-pub mod kconfig;
 pub mod scsi;
-pub mod stages;
 pub mod sys;
 pub mod util;
+
+// The builder only (feature `builder`, on by default; see Cargo.toml).
+#[cfg(feature = "builder")]
+pub mod cli;
+#[cfg(feature = "builder")]
+pub mod commands;
+#[cfg(feature = "builder")]
+pub mod engine;
+#[cfg(feature = "builder")]
+pub mod ha;
+#[cfg(feature = "builder")]
+pub mod image;
+#[cfg(feature = "builder")]
+pub mod kconfig;
+#[cfg(feature = "builder")]
+pub mod stages;

@@ -165,7 +165,10 @@ fn interrupted_build_is_rebuilt_without_cleanup() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     // SAFETY: signalling a process group this test created.
-    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(-(child.id() as i32), libc::SIGKILL)
+    };
     let _ = child.wait();
     assert!(
         !p.root().join("out/test/manifest.json").exists(),

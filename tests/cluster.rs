@@ -452,6 +452,75 @@ fn duplicate_addresses_are_rejected() {
 }
 
 #[test]
+fn errors_in_the_second_of_repeated_tables_point_at_the_second() {
+    // beta's eth2 takes alpha's address: the error is on beta's line (71), where it
+    // used to point at the first `"10.0.10.1/24"` of the file, alpha's (48).
+    let t = mutate("\"10.0.10.2/24\"", "\"10.0.10.1/24\"");
+    let e = error_for(&t);
+    assert!(
+        e.message
+            .contains("node `beta` interface `eth2`: address 10.0.10.1 is also used"),
+        "{e}"
+    );
+    assert_eq!((e.line, e.column), (71, 14), "{e}");
+    // beta's second interface named like its first: beta's eth1 line, not alpha's.
+    let e = error_for(&mutate(
+        "name = \"eth1\"\nmac = \"52:54:00:00:02:02\"",
+        "name = \"eth0\"\nmac = \"52:54:00:00:02:02\"",
+    ));
+    assert!(
+        e.message.contains("interface `eth0` is listed twice"),
+        "{e}"
+    );
+    assert_eq!((e.line, e.column), (62, 8), "{e}");
+}
+
+#[test]
+fn every_error_of_the_file_is_reported_in_file_order() {
+    // Three independent errors; the fencing one (line 15) is found after the node one
+    // (line 63), as fencing is checked against the nodes, but is listed before it.
+    let t = mutate("token = 3000", "token = 50")
+        .replacen("agent = \"fence_ipmilan\"", "agent = \"ipmilan\"", 1)
+        .replacen("\"52:54:00:00:02:02\"", "\"52:54:00:00:02\"", 1);
+    let e = error_for(&t);
+    assert_eq!(e.count(), 3, "{e}");
+    assert_eq!(
+        e.to_string(),
+        "cluster.toml:8:9: corosync.token 50: expected 1000 to 60000 ms\n\
+         cluster.toml:15:9: fencing.agent `ipmilan`: expected a fence agent name like fence_ipmilan\n\
+         cluster.toml:63:7: node `beta` interface `eth1`: mac `52:54:00:00:02`: expected six hex bytes like 52:54:00:12:34:56"
+    );
+}
+
+#[test]
+fn one_mistake_is_reported_once() {
+    // A node renamed: the fencing parameters and DRBD disks still name `beta`, but
+    // references are not checked against a node list with an error in it.
+    let e = error_for(&mutate("name = \"beta\"", "name = \"alpha\""));
+    assert_eq!(e.count(), 1, "{e}");
+    // A misspelt node in [drbd.nodes.*]: not also "node `beta` has no backing disk".
+    let e = error_for(&mutate("[drbd.nodes.beta]", "[drbd.nodes.gamma]"));
+    assert_eq!(e.count(), 1, "{e}");
+    // beta's link-1 address does not parse: not also "beta is on link 0 only", nor
+    // "drbd address 10.0.1.2 is not one of beta's".
+    let e = error_for(&mutate("\"10.0.1.2/24\"", "\"10.0.1.300/24\""));
+    assert_eq!(e.count(), 1, "{e}");
+    assert!(e.message.contains("address `10.0.1.300/24`"), "{e}");
+}
+
+#[test]
+fn every_error_of_the_secrets_file_is_reported() {
+    let t = "corosync-authkey = \"zz\"\ndrbd-shared-secret = \"short\"\n\n[chap.esx1]\nuser = \"esx1\"\npassword = \"short\"\n";
+    let e = Secrets::parse(Path::new("s.toml"), t).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "s.toml:1:20: corosync-authkey: expected 32 to 1024 bytes as hex (generated: 256)\n\
+         s.toml:2:22: drbd-shared-secret: expected 16 to 64 letters and digits\n\
+         s.toml:4:1: chap.esx1: expected a user of letters and digits and a password of 12 to 16 letters and digits"
+    );
+}
+
+#[test]
 fn drbd_without_fencing_policy_is_rejected() {
     let e = error_for(&mutate("fencing = \"resource-and-stonith\"\n", ""));
     assert!(e.message.contains("drbd `r0` has no fencing policy"), "{e}");
@@ -474,7 +543,10 @@ fn alua_states_letting_both_nodes_write_are_rejected() {
                 && e.message.contains("would let both nodes serve writes"),
             "{e}"
         );
-        let (line, _) = sanforge::config::find_key(&fixture_text(), "unpromoted-state");
+        let line = 1 + fixture_text()
+            .lines()
+            .position(|l| l.starts_with("unpromoted-state"))
+            .unwrap();
         assert_eq!(e.line, line, "{e}");
     }
     let e = error_for(&mutate(
@@ -1323,4 +1395,81 @@ fn scst_cib_gives_each_node_its_own_target_group_and_ports() {
             assert!(known.contains(&name), "unknown agent parameter {name}");
         }
     }
+}
+
+// ----------------------------------------------------------------------------------
+// Snapshots: every rendered text file of the fixtures, byte for byte
+// ----------------------------------------------------------------------------------
+
+/// Fixed secrets, so that the secret files can be snapshotted too: a CHAP entry for
+/// every `chap = true` initiator and, with agent fencing, a fence password per node.
+fn fixed_secrets(c: &Cluster) -> Secrets {
+    let mut chap = std::collections::BTreeMap::new();
+    for (k, i) in c.initiators.iter().filter(|i| i.chap).enumerate() {
+        chap.insert(
+            i.name.clone(),
+            sanforge::ha::cluster::ChapSecret {
+                user: format!("user{k}"),
+                password: format!("Chap{k}Password0"),
+            },
+        );
+    }
+    let fence_passwords = match c.fencing {
+        sanforge::ha::cluster::Fencing::Agent { .. } => c
+            .nodes
+            .iter()
+            .map(|n| (n.name.clone(), format!("fence-{}-pw", n.name)))
+            .collect(),
+        _ => Default::default(),
+    };
+    Secrets {
+        corosync_authkey: "5a".repeat(64),
+        drbd_shared_secret: "DrbdSharedSecret0123456789".into(),
+        chap,
+        fence_passwords,
+    }
+}
+
+/// Snapshots every text file rendered for `c` as `PREFIX__NODE__FILE`; binary files
+/// (the authkey, the secrets initrd) are listed by the MANIFEST snapshot instead.
+fn snapshot_render(prefix: &str, c: &Cluster) {
+    let r = render_files(c, &fixed_secrets(c)).unwrap();
+    let mut names = Vec::new();
+    for f in &r.files {
+        let path = f.path.display().to_string();
+        if path.ends_with("/secrets/authkey") || path.ends_with("/secrets/initrd.cpio") {
+            continue;
+        }
+        let body = String::from_utf8(f.data.clone()).unwrap();
+        let name = format!("{prefix}__{}", path.replace('/', "__"));
+        insta::assert_snapshot!(name.clone(), body);
+        names.push(name);
+    }
+    assert!(names.len() >= 16, "{names:?}");
+}
+
+#[test]
+fn scst_fixture_renders_as_snapshotted() {
+    snapshot_render("scst", &cluster());
+}
+
+#[test]
+fn lio_fixture_renders_as_snapshotted() {
+    snapshot_render("lio", &lio_cluster());
+}
+
+/// The SCST fixture with shared-disk sbd fencing (the sbd file, the sbd service, the
+/// `fence_sbd` device).
+#[test]
+fn sbd_variant_renders_as_snapshotted() {
+    let t = fixture_text();
+    let start = t.find("mode = \"agent\"").unwrap();
+    let end = t.find("[[node]]").unwrap();
+    let sbd = format!(
+        "{}mode = \"sbd\"\nwatchdog = \"/dev/watchdog\"\ndevices = [\"/dev/disk/by-id/sbd1\"]\n\n{}",
+        &t[..start],
+        &t[end..]
+    );
+    let c = Cluster::parse(Path::new("cluster.toml"), &sbd).unwrap();
+    snapshot_render("sbd", &c);
 }

@@ -645,8 +645,7 @@ fn boot_uefi(out: &Path) -> String {
 /// Skipped under SANFORGE_SKIP_E2E.
 #[test]
 fn default_recipe_disk_image_boots_under_uefi_and_falls_back_between_slots() {
-    if std::env::var_os("SANFORGE_SKIP_E2E").is_some() {
-        eprintln!("uefi e2e skipped: SANFORGE_SKIP_E2E is set");
+    if common::skip_e2e("default_recipe_disk_image_boots_under_uefi_and_falls_back_between_slots") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

@@ -19,17 +19,9 @@ fn sanforge() -> Command {
     common::vm::sanforge_in_repo()
 }
 
-fn skip() -> bool {
-    if std::env::var_os("SANFORGE_SKIP_E2E").is_some() {
-        eprintln!("e2e skipped: SANFORGE_SKIP_E2E is set");
-        return true;
-    }
-    false
-}
-
 #[test]
 fn default_recipe_builds_boots_and_serves_a_lun() {
-    if skip() {
+    if common::skip_e2e("default_recipe_builds_boots_and_serves_a_lun") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

@@ -14,8 +14,9 @@
 //! (`NODE/secrets/initrd.cpio` from `sanforge cluster render`) is appended to the
 //! public initramfs, as a second initrd would be on a real PXE server.
 //!
-//! Runs only with SANFORGE_FAILOVER=1 (about 4 minutes under TCG on 2 cores, two VMs);
-//! `benches/failover.sh` runs it and prints the table.
+//! Ignored by default (about 4 minutes under TCG on 2 cores, two VMs): run it with
+//! `cargo test --test failover -- --include-ignored`; `benches/failover.sh` does and
+//! prints the table.
 
 mod common;
 
@@ -293,6 +294,8 @@ fn prepare_project(t: &Path) {
         "overlays = [\"overlays/base\", \"overlays/ha\"]",
         "overlays = [\"overlays/base\", \"overlays/ha\", \"cluster-overlay\"]",
     );
+    // kernel-configs/ and overlays/ link into the repository: the recipe opts in.
+    let recipe = format!("allow-outside-project = [\"{}\"]\n{recipe}", r.display());
     std::fs::write(t.join("recipes/ha.toml"), recipe).unwrap();
     std::fs::copy(r.join("recipes/ha-node.lock"), t.join("recipes/ha.lock")).unwrap();
 }
@@ -390,11 +393,8 @@ fn wait_resumed(
 }
 
 #[test]
+#[ignore = "opt-in, two QEMU VMs for about 5 minutes: benches/failover.sh runs it (--include-ignored)"]
 fn two_nodes_fail_over_without_losing_acknowledged_writes() {
-    if std::env::var_os("SANFORGE_FAILOVER").is_none() {
-        eprintln!("skipped: set SANFORGE_FAILOVER=1 (two QEMU VMs, about 4 minutes)");
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
     prepare_project(t);

@@ -475,16 +475,14 @@ fn url_source_is_fetched_through_fetch_source() {
 
 // ---- Debian packages (built locally with dpkg-deb; nothing is downloaded) ----
 
-/// Builds a tiny .deb holding `usr/src/linux-source-9.9.tar.xz`, or `None` when
-/// dpkg-deb is not installed.
-fn build_deb(dir: &Path) -> Option<std::path::PathBuf> {
-    if std::process::Command::new("dpkg-deb")
+/// Builds a tiny .deb holding `usr/src/linux-source-9.9.tar.xz` (dpkg-deb is required,
+/// like apt: `.ci/setup` installs the Debian package dpkg).
+fn build_deb(dir: &Path) -> std::path::PathBuf {
+    if let Err(e) = std::process::Command::new("dpkg-deb")
         .arg("--version")
         .output()
-        .is_err()
     {
-        eprintln!("dpkg-deb not installed: skipping");
-        return None;
+        panic!("dpkg-deb cannot run ({e}): install the Debian package dpkg (.ci/setup does)");
     }
     let tree = dir.join("pkg");
     std::fs::create_dir_all(tree.join("DEBIAN")).unwrap();
@@ -511,15 +509,13 @@ fn build_deb(dir: &Path) -> Option<std::path::PathBuf> {
         "{}",
         String::from_utf8_lossy(&st.stderr)
     );
-    Some(deb)
+    deb
 }
 
 #[test]
 fn deb_member_is_extracted() {
     let d = tempfile::tempdir().unwrap();
-    let Some(deb) = build_deb(d.path()) else {
-        return;
-    };
+    let deb = build_deb(d.path());
     let dest = d.path().join("out/linux.tar.xz");
     sanforge::engine::fetch::extract_deb_member(
         &deb,
@@ -544,9 +540,7 @@ fn deb_member_is_extracted() {
 #[test]
 fn locked_debian_source_comes_from_the_cache_without_apt() {
     let d = tempfile::tempdir().unwrap();
-    let Some(deb) = build_deb(d.path()) else {
-        return;
-    };
+    let deb = build_deb(d.path());
     let (_c, cache) = new_cache();
     let sha = cache.import(&deb).unwrap();
     let lock = Lock {

@@ -686,8 +686,7 @@ fn mib_s(bytes: usize, d: Duration) -> f64 {
 
 #[test]
 fn real_lio_target_login_read_write_verify_and_acl() {
-    if std::env::var_os("SANFORGE_SKIP_E2E").is_some() {
-        eprintln!("real LIO initiator test skipped: SANFORGE_SKIP_E2E is set");
+    if common::skip_e2e("real_lio_target_login_read_write_verify_and_acl") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

@@ -2,6 +2,9 @@
 //! or a symlink named `alua`) against fake SCST sysfs and LIO configfs trees, checks
 //! exit codes and file contents after every action, validates the meta-data with
 //! xmllint, and runs Debian's `ocf-tester` (package resource-agents) on the agent.
+//! With `sysfs_root` naming a tree, sanforge-init runs the agent over its recording
+//! `FakeSys`, which plays sysfs and configfs there; the last tests run the agent
+//! in-process over that fake and check the exact calls it makes.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -676,7 +679,8 @@ const HOST2: &str = "iqn.2026-11.org.example:host2";
 /// What sanforge-init leaves in configfs for a `target = "lio"` cluster node: one
 /// target with tpgt_1 (disabled, no LUN) and two initiator ACLs, an empty `core/`.
 /// The kernel's default groups (`tpgt_1/lun`, `tpgt_1/acls`) are made by hand; the
-/// agent creates the attribute files of the backstores it makes (sysfs_root ≠ /sys).
+/// fake sanforge-init runs the agent over (sysfs_root ≠ /sys) makes the attribute files
+/// of the backstores it creates, as configfs would.
 struct LioLuns {
     root: PathBuf,
 }
@@ -996,4 +1000,186 @@ fn ocf_tester_passes_on_lio_luns() {
     ocf_tester(&l.env());
     assert_eq!(l.port(), "0\n");
     assert!(!l.c().join("core/iblock_0").exists());
+}
+
+// ----------------------------------------------------------------------------------
+// In-process, over the recording fake: the exact calls each action makes
+// ----------------------------------------------------------------------------------
+
+use sanforge::agent::{self, Env, Rc};
+use sanforge::sys::{FakeSys, Op};
+
+/// The OCF environment of `vars` with `sysfs_root` left to its default, `/sys`,
+/// which the fake resolves under its root.
+fn fake_env(vars: Vec<(&'static str, String)>) -> Env {
+    Env::from_pairs(
+        vars.into_iter()
+            .filter(|(k, _)| *k != "OCF_RESKEY_sysfs_root")
+            .chain([("OCF_RESOURCE_INSTANCE", "p_alua:0".to_string())]),
+    )
+}
+
+/// Runs `action` over `sys`; returns its exit code and its log.
+fn run_fake(sys: &mut FakeSys, env: &Env, action: &str) -> (Rc, String) {
+    let mut log = Vec::new();
+    let rc = agent::run_with(Some(action), env, sys, &mut std::io::sink(), &mut log);
+    (rc, String::from_utf8(log).unwrap())
+}
+
+/// The recorded calls that change something, without the log appends.
+fn changes(sys: &mut FakeSys) -> Vec<String> {
+    sys.ops
+        .drain(..)
+        .filter(|op| !matches!(op, Op::Append(..)))
+        .map(|op| op.to_string().trim_end().to_string())
+        .collect()
+}
+
+#[test]
+fn scst_promote_is_three_state_writes_in_order() {
+    let t = tmp();
+    let s = Scst::new(t.path());
+    let mut sys = FakeSys::new(t.path()).with_kernel_tree("/sys");
+    let env = fake_env(s.env());
+    assert_eq!(run_fake(&mut sys, &env, "start").0, Rc::Success);
+    assert_eq!(
+        changes(&mut sys),
+        ["write /sys/kernel/scst_tgt/targets/iscsi/iqn.x/enabled 1"]
+    );
+    let (rc, log) = run_fake(&mut sys, &env, "promote");
+    assert_eq!(rc, Rc::Success, "{log}");
+    let tg = "/sys/kernel/scst_tgt/device_groups/dg1/target_groups";
+    assert_eq!(
+        changes(&mut sys),
+        [
+            format!("write {tg}/local/state transitioning"),
+            format!("write {tg}/remote/state standby"),
+            format!("write {tg}/local/state active"),
+        ]
+    );
+    assert_eq!(run_fake(&mut sys, &env, "monitor").0, Rc::RunningPromoted);
+    assert_eq!(
+        changes(&mut sys),
+        Vec::<String>::new(),
+        "monitor only reads"
+    );
+}
+
+#[test]
+fn scst_busy_attribute_is_retried_then_named_with_its_errno() {
+    let t = tmp();
+    let s = Scst::new(t.path());
+    let mut sys = FakeSys::new(t.path()).with_kernel_tree("/sys");
+    // A short action timeout: the retries end after one second of (fake) waiting.
+    let mut vars = s.env();
+    vars.push(("OCF_RESKEY_CRM_meta_timeout", "3000".into()));
+    let env = fake_env(vars);
+    assert_eq!(run_fake(&mut sys, &env, "start").0, Rc::Success);
+    let state = "/sys/kernel/scst_tgt/device_groups/dg1/target_groups/local/state";
+    sys.fail
+        .push((format!("write {state} transitioning"), libc::EBUSY));
+    let (rc, log) = run_fake(&mut sys, &env, "promote");
+    assert_eq!(rc, Rc::ErrGeneric, "{log}");
+    assert!(log.contains("; retrying"), "{log}");
+    assert!(
+        log.contains(&format!(
+            "cannot write 'transitioning' to {state}: Device or resource busy (os error 16)"
+        )),
+        "{log}"
+    );
+}
+
+#[test]
+fn lio_luns_demote_removes_in_reverse_order_and_stop_fences_on_a_busy_backstore() {
+    let t = tmp();
+    let l = LioLuns::new(t.path());
+    let mut sys = FakeSys::new(t.path()).with_kernel_tree("/sys");
+    let env = fake_env(l.env());
+    for action in ["start", "promote"] {
+        let (rc, log) = run_fake(&mut sys, &env, action);
+        assert_eq!(rc, Rc::Success, "{action}: {log}");
+    }
+    let c = "/sys/kernel/config/target";
+    let tpg = format!("{c}/iscsi/iqn.2026-11.org.example:sanlio.alpha/tpgt_1");
+    let made = changes(&mut sys);
+    assert!(
+        made.contains(&format!("mkdir {c}/core/iblock_0/disk0"))
+            && made.contains(&format!(
+                "symlink {c}/core/iblock_0/disk0 {tpg}/lun/lun_0/disk0"
+            )),
+        "{made:#?}"
+    );
+    let (rc, log) = run_fake(&mut sys, &env, "demote");
+    assert_eq!(rc, Rc::Success, "{log}");
+    let mut want = Vec::new();
+    for n in 0..2 {
+        want.push(format!(
+            "write {c}/core/iblock_{n}/disk{n}/alua/default_tg_pt_gp/alua_access_state 15"
+        ));
+    }
+    for n in 0..2 {
+        for h in [HOST, HOST2] {
+            want.push(format!("remove {tpg}/acls/{h}/lun_{n}/lun"));
+            want.push(format!("rmdir {tpg}/acls/{h}/lun_{n}"));
+        }
+    }
+    for n in 0..2 {
+        want.push(format!("remove {tpg}/lun/lun_{n}/disk{n}"));
+        want.push(format!("rmdir {tpg}/lun/lun_{n}"));
+    }
+    for n in 0..2 {
+        want.push(format!("rmdir {c}/core/iblock_{n}/disk{n}"));
+        want.push(format!("rmdir {c}/core/iblock_{n}"));
+    }
+    assert_eq!(changes(&mut sys), want);
+
+    // The kernel refuses to remove a backstore still in use: stop says 1, so
+    // Pacemaker fences, and the message names the path and the errno.
+    assert_eq!(run_fake(&mut sys, &env, "promote").0, Rc::Success);
+    sys.fail
+        .push((format!("rmdir {c}/core/iblock_0/disk0"), libc::EBUSY));
+    let (rc, log) = run_fake(&mut sys, &env, "stop");
+    assert_eq!(rc, Rc::ErrGeneric, "{log}");
+    assert!(
+        log.contains(&format!(
+            "cannot rmdir {c}/core/iblock_0/disk0: Device or resource busy (os error 16)"
+        )),
+        "{log}"
+    );
+    assert!(log.contains("fence"), "{log}");
+    assert_eq!(l.port(), "0\n", "the ports are disabled anyway");
+}
+
+/// `sanforge-init --root DIR ocf-alua ACTION`: the agent over the fake rooted at DIR,
+/// `/sys` inside it, the recorded calls on stdout.
+#[test]
+fn root_step_runs_the_agent_over_the_fake_and_prints_its_calls() {
+    let t = tmp();
+    let s = Scst::new(t.path());
+    let run = |action: &str| {
+        let mut c = Command::new(BIN);
+        c.env_clear()
+            .arg("--root")
+            .arg(t.path())
+            .args(["ocf-alua", action]);
+        for (k, v) in s.env() {
+            if k != "OCF_RESKEY_sysfs_root" {
+                c.env(k, v);
+            }
+        }
+        let o = c.output().unwrap();
+        (
+            o.status.code().unwrap(),
+            String::from_utf8(o.stdout).unwrap(),
+        )
+    };
+    assert_eq!(run("monitor"), (7, String::new()));
+    let (code, out) = run("start");
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("write /sys/kernel/scst_tgt/targets/iscsi/iqn.x/enabled 1"),
+        "{out}"
+    );
+    assert_eq!(read(&s.port()), "1\n");
+    assert_eq!(run("frobnicate").0, 3);
 }

@@ -3,9 +3,10 @@
 //! apply an scst.conf through the real /sys/kernel/scst_tgt, and talk to the iSCSI LUN
 //! with libiscsi from the host.
 //!
-//! SCST cannot be downloaded here, so this runs only when SANFORGE_SCST_SRC points at
-//! an SCST source tree (e.g. a checkout of SCST-project/scst); otherwise it says why
-//! it is skipped. QLogic firmware is waived (no HBA under QEMU).
+//! SCST cannot be downloaded here, so the test is ignored by default: run it with
+//! `SANFORGE_SCST_SRC=DIR cargo test --test scst_real -- --include-ignored`, DIR an
+//! SCST source tree (e.g. a checkout of SCST-project/scst); without the variable it
+//! fails saying so. QLogic firmware is waived (no HBA under QEMU).
 
 mod common;
 
@@ -28,11 +29,11 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 #[test]
+#[ignore = "needs an SCST source tree: SANFORGE_SCST_SRC=DIR cargo test --test scst_real -- --include-ignored"]
 fn real_scst_tree_builds_boots_and_serves_an_iscsi_lun() {
-    let Some(src) = std::env::var_os("SANFORGE_SCST_SRC").map(PathBuf::from) else {
-        eprintln!("skipped: set SANFORGE_SCST_SRC to an SCST source tree to build and boot the real SCST path");
-        return;
-    };
+    let src = std::env::var_os("SANFORGE_SCST_SRC")
+        .map(PathBuf::from)
+        .expect("SANFORGE_SCST_SRC is not set: point it at an SCST source tree (upstream only, not in Debian)");
     assert!(
         src.join("scst").is_dir() && src.join("qla2x00t-32gbit").is_dir(),
         "{} is not an SCST tree",
@@ -46,7 +47,8 @@ fn real_scst_tree_builds_boots_and_serves_an_iscsi_lun() {
     }
     // The flagship recipe with the SCST tree as a path source and every firmware waived.
     let r = root.join("recipes/scst-fc-node.toml");
-    let mut recipe = String::new();
+    // The tree lives outside this temporary project: the recipe opts in.
+    let mut recipe = format!("allow-outside-project = [\"{}\"]\n", src.display());
     let mut skip = false;
     for l in std::fs::read_to_string(&r).unwrap().lines() {
         if l.starts_with("source = { url = [\"https://github.com/SCST-project") {

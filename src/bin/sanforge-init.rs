@@ -4,12 +4,22 @@
 //! the running SCST to another scst.conf on a live node. Thin: the work is in
 //! `sanforge::init`.
 
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented
+)]
 
+use sanforge::agent;
 use sanforge::init::{self, Init, Logger};
 use sanforge::sys::{FakeSys, RealSys, RebootCmd, Sys, SysRoot};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 const USAGE: &str = "\
@@ -24,12 +34,26 @@ usage: sanforge-init                       run as PID 1 (the image's /init)
        sanforge-init update DIR              verify the output directory DIR and install it into the inactive boot slot, then reboot
 
 steps: mounts, load-modules, network, apply-targets [NODE_TOML], apply-scst [FILE] [--prune],
-       boot, shutdown, config-set FILE, factory-reset, update DIR (DIR inside the tree)";
+       boot, shutdown, config-set FILE, factory-reset, update DIR (DIR inside the tree),
+       ocf-alua ACTION (the OCF agent, OCF_RESKEY_* from the environment)";
+
+/// The [`Sys`] the OCF agent runs over: the kernel, or, when `sysfs_root` names another
+/// directory than `/sys` (tests, ocf-tester, development), the recording fake playing
+/// sysfs and configfs in that tree. Paths stay as given, so messages name them.
+fn agent_sys(env: &agent::Env) -> Box<dyn Sys> {
+    match env.param("sysfs_root").map(Path::new) {
+        Some(tree) if tree != Path::new(agent::SYSFS) => {
+            Box::new(FakeSys::new("/").with_kernel_tree(tree))
+        }
+        _ => Box::new(RealSys::new(SysRoot::new("/"))),
+    }
+}
 
 fn main() -> ExitCode {
+    install_panic_hook(std::process::id() == 1);
     // Also the Pacemaker agent ocf:sanforge:alua (argv[0] `alua`, or `ocf-alua ACTION`).
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if let Some(code) = sanforge::agent::dispatch(&argv) {
+    if let Some(code) = agent::dispatch(&argv, agent_sys) {
         return ExitCode::from(code);
     }
     // As PID 1 the kernel may pass leftover command-line words as arguments: ignore them.
@@ -86,10 +110,36 @@ fn main() -> ExitCode {
     }
 }
 
+/// As PID 1 a panic must not end the process (the kernel would panic, saying nothing
+/// useful): the hook logs the message and its location to the console and /dev/kmsg,
+/// syncs and reboots, and never returns. Anywhere else (a step run by hand, the OCF
+/// agent) it prints the usual report and exits with status 101.
+fn install_panic_hook(pid1: bool) {
+    if pid1 {
+        std::panic::set_hook(Box::new(|info| {
+            let what = init::panic::describe(info.payload(), info.location());
+            let mut sys = RealSys::new(SysRoot::new("/"));
+            init::panic::reboot_after_panic(&mut sys, &mut Logger::console(), &what);
+            loop {
+                sys.sleep(std::time::Duration::from_secs(3600));
+            }
+        }));
+    } else {
+        let report = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            report(info);
+            std::process::exit(101);
+        }));
+    }
+}
+
 fn run_step(dir: PathBuf, step: &str, rest: &[String]) -> ExitCode {
     if !dir.is_dir() {
         eprintln!("error: --root {}: not a directory", dir.display());
         return ExitCode::from(2);
+    }
+    if step == agent::SUBCOMMAND {
+        return run_agent_step(dir, rest);
     }
     let mut sys = FakeSys::new(dir);
     if step == "apply-scst" {
@@ -162,6 +212,28 @@ fn run_step(dir: PathBuf, step: &str, rest: &[String]) -> ExitCode {
         let _ = writeln!(out, "{op}");
     }
     code
+}
+
+/// `--root DIR ocf-alua ACTION`: the agent over the fake, sysfs and configfs played
+/// under `DIR/sys` (or the `sysfs_root` given, inside DIR); the recorded calls follow
+/// on stdout.
+fn run_agent_step(dir: PathBuf, rest: &[String]) -> ExitCode {
+    let env = agent::Env::from_process();
+    let tree = PathBuf::from(env.param("sysfs_root").unwrap_or(agent::SYSFS));
+    let mut sys = FakeSys::new(dir).with_kernel_tree(tree);
+    let rc = match rest {
+        [] => agent::run(None, &env, &mut sys),
+        [action] => agent::run(Some(action), &env, &mut sys),
+        _ => {
+            eprintln!("error: unexpected arguments for `ocf-alua`\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    for op in &sys.ops {
+        let _ = writeln!(out, "{op}");
+    }
+    ExitCode::from(rc.code())
 }
 
 fn is_persist_command(cmd: &str) -> bool {

@@ -96,7 +96,14 @@ pub fn summary(recipe: &Recipe, lock: &Lock) -> String {
 
 /// Writes `lock` to the recipe's lock file atomically.
 pub fn write(recipe: &Recipe, lock: &Lock) -> Result<()> {
-    write_to(&recipe.lock_path(), lock)
+    let path = recipe.lock_path();
+    if path == recipe.file {
+        anyhow::bail!(
+            "recipe {}: its lock file would be the recipe itself: expected a recipe file named NAME.toml",
+            recipe.file.display()
+        );
+    }
+    write_to(&path, lock)
 }
 
 fn write_to(path: &Path, lock: &Lock) -> Result<()> {

@@ -81,7 +81,9 @@ fn cmdline(out: &Path, extra: &[String]) -> Result<String> {
     Ok(c)
 }
 
-fn qemu(opts: &RunOptions, accel: Accel) -> Result<Cmd> {
+/// The files the boot needs are there (checked before anything is written beside
+/// the output directory).
+fn check_out(opts: &RunOptions) -> Result<()> {
     let needed: &[&str] = match opts.boot {
         BootMode::Uefi => &["manifest.json"],
         _ => &["vmlinuz", "initramfs.cpio.zst", "manifest.json"],
@@ -91,6 +93,11 @@ fn qemu(opts: &RunOptions, accel: Accel) -> Result<Cmd> {
             bail!("{} has no {f}: is it a sanforge output directory? (build one with `sanforge build`)", opts.out.display());
         }
     }
+    Ok(())
+}
+
+fn qemu(opts: &RunOptions, accel: Accel) -> Result<Cmd> {
+    check_out(opts)?;
     let mut net = format!(
         "user,id=n0,restrict=on,net=192.0.2.0/24,host=192.0.2.2,hostfwd=tcp:127.0.0.1:{}-:3260",
         opts.iscsi_port
@@ -198,6 +205,7 @@ pub fn run(opts: &RunOptions) -> Result<()> {
     opts.out = std::path::absolute(&opts.out)
         .with_context(|| format!("cannot resolve {}", opts.out.display()))?;
     let opts = &opts;
+    check_out(opts)?;
     if !opts.until_ready {
         let accel = if opts.accel == Accel::Auto && kvm_usable() {
             Accel::Kvm

@@ -57,33 +57,15 @@ impl fmt::Display for Difference {
 
 /// Every output file under `dir` (relative paths, sorted), build logs excluded.
 pub fn list_files(dir: &Path) -> Result<Vec<String>> {
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
-        let rd =
-            std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))?;
-        for e in rd {
-            let e = e.with_context(|| format!("cannot list {}", dir.display()))?;
-            let p = e.path();
-            let rel = p
-                .strip_prefix(root)
-                .unwrap_or(&p)
-                .to_string_lossy()
-                .into_owned();
-            if dir == root && NOT_OUTPUTS.contains(&rel.as_str()) {
-                continue;
-            }
-            let ft = e
-                .file_type()
-                .with_context(|| format!("cannot stat {}", p.display()))?;
-            if ft.is_dir() {
-                walk(root, &p, out)?;
-            } else {
-                out.push(rel);
-            }
-        }
-        Ok(())
-    }
+    let outputs = ufs::walk(dir)
+        .prune(|e| e.depth() == 1 && NOT_OUTPUTS.contains(&e.rel().to_string_lossy().as_ref()));
     let mut out = Vec::new();
-    walk(dir, dir, &mut out)?;
+    for e in outputs {
+        let e = e?;
+        if !e.is_dir() {
+            out.push(e.rel().to_string_lossy().into_owned());
+        }
+    }
     out.sort();
     Ok(out)
 }
@@ -626,42 +608,24 @@ pub fn verify_build(recipe_file: &Path, opts: &BuildOptions) -> Result<VerifyRep
 fn copy_project(from: &Path, to: &Path, skip: &[PathBuf]) -> Result<()> {
     let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     let skip: Vec<PathBuf> = skip.iter().map(|p| canon(p)).collect();
-    fn walk(from: &Path, to: &Path, skip: &[PathBuf]) -> Result<()> {
-        use std::os::unix::fs::PermissionsExt;
-        ufs::create_dir_all(to)?;
-        let mut entries: Vec<_> = std::fs::read_dir(from)
-            .with_context(|| format!("cannot list {}", from.display()))?
-            .collect::<std::io::Result<_>>()
-            .with_context(|| format!("cannot list {}", from.display()))?;
-        entries.sort_by_key(|e| e.file_name());
-        for e in entries {
-            let src = e.path();
-            if skip.contains(&src) {
-                continue;
-            }
-            let dst = to.join(e.file_name());
-            let meta = std::fs::symlink_metadata(&src)
-                .with_context(|| format!("cannot stat {}", src.display()))?;
-            let ft = meta.file_type();
-            if ft.is_symlink() {
-                let target = std::fs::read_link(&src)
-                    .with_context(|| format!("cannot read link {}", src.display()))?;
-                std::os::unix::fs::symlink(&target, &dst)
-                    .with_context(|| format!("cannot create symlink {}", dst.display()))?;
-            } else if ft.is_dir() {
-                walk(&src, &dst, skip)?;
-                std::fs::set_permissions(
-                    &dst,
-                    std::fs::Permissions::from_mode(meta.permissions().mode()),
-                )
-                .with_context(|| format!("cannot set mode of {}", dst.display()))?;
-            } else if ft.is_file() {
-                ufs::copy(&src, &dst)?;
-            }
+    ufs::create_dir_all(to)?;
+    let mut dirs = Vec::new();
+    for e in ufs::walk(&canon(from)).prune(|e| skip.iter().any(|s| s == e.path())) {
+        let e = e?;
+        let (src, dst) = (e.path(), to.join(e.rel()));
+        if e.is_symlink() {
+            let target = std::fs::read_link(src)
+                .with_context(|| format!("cannot read link {}", src.display()))?;
+            std::os::unix::fs::symlink(&target, &dst)
+                .with_context(|| format!("cannot create symlink {}", dst.display()))?;
+        } else if e.is_dir() {
+            ufs::create_dir_all(&dst)?;
+            dirs.push((dst, e.metadata().permissions()));
+        } else if e.metadata().is_file() {
+            ufs::copy(src, &dst)?;
         }
-        Ok(())
     }
-    walk(&canon(from), to, &skip)
+    ufs::set_dir_modes(dirs)
 }
 
 /// A fresh cache at `root` holding the verified blobs of `cache` (hard links, or
@@ -689,19 +653,27 @@ fn seed_cache(cache: &Cache, root: &Path) -> Result<()> {
 /// directories). Files are not touched: blobs are hard links shared with the cache.
 fn make_dirs_writable(p: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
+    let add_rwx = |d: &Path, meta: &std::fs::Metadata| {
+        let mode = meta.permissions().mode();
+        if mode & 0o700 == 0o700 {
+            return Ok(());
+        }
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(mode | 0o700))
+            .with_context(|| format!("cannot set mode of {}", d.display()))
+    };
     let meta =
         std::fs::symlink_metadata(p).with_context(|| format!("cannot stat {}", p.display()))?;
     if !meta.is_dir() {
         return Ok(());
     }
-    let mode = meta.permissions().mode();
-    if mode & 0o700 != 0o700 {
-        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode | 0o700))
-            .with_context(|| format!("cannot set mode of {}", p.display()))?;
-    }
-    for e in std::fs::read_dir(p).with_context(|| format!("cannot list {}", p.display()))? {
-        let e = e.with_context(|| format!("cannot list {}", p.display()))?;
-        make_dirs_writable(&e.path())?;
+    add_rwx(p, &meta)?;
+    // The walk lists a directory only after giving it: it is writable (and readable)
+    // by then.
+    for e in ufs::walk(p) {
+        let e = e?;
+        if e.is_dir() {
+            add_rwx(e.path(), e.metadata())?;
+        }
     }
     Ok(())
 }

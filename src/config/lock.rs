@@ -12,6 +12,7 @@
 //! Version 1 (packages pinned one by one, without their dependencies) is refused with
 //! a hint; `sanforge lock` reads its versions as the starting point of a new lock.
 
+use super::spans::{at, Errors};
 use super::{parse_toml, ConfigError};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -116,14 +117,14 @@ impl Lock {
     pub fn parse(file: &Path, text: &str) -> Result<Lock, ConfigError> {
         let lock: Lock = parse_toml(file, text)?;
         if lock.version == 1 {
-            return Err(ConfigError::whole(
-                file,
+            return Err(Errors::new(file, text).error(
+                at!["version"],
                 "lock version 1 is not supported: it pins packages one by one, without their dependencies; this sanforge resolves the whole closure with apt (lock version 2)\nhint: run `sanforge lock` on the recipe to rewrite it (the versions it pins are kept where the archive still has them)",
             ));
         }
         if lock.version != Self::VERSION {
-            return Err(ConfigError::whole(
-                file,
+            return Err(Errors::new(file, text).error(
+                at!["version"],
                 format!(
                     "lock version {} is not supported: expected {}",
                     lock.version,
@@ -221,6 +222,16 @@ mod tests {
         assert!(
             e.contains("lock version 1") && e.contains("sanforge lock"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn an_unsupported_version_is_located() {
+        let t = "# comment\nversion = 7\n";
+        let e = Lock::parse(Path::new("r.lock"), t).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "r.lock:2:11: lock version 7 is not supported: expected 2"
         );
     }
 

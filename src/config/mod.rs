@@ -3,36 +3,59 @@
 //!
 //! All are TOML with kebab-case keys and `deny_unknown_fields`. Parsing reports
 //! `file:line:column` and what was expected; `validate` turns raw structs into
-//! validated ones once, so nothing downstream re-checks.
+//! validated ones once, so nothing downstream re-checks, and reports every error of
+//! the file, each at the exact value at fault ([`spans`]). Values several files share
+//! (sizes, iSCSI names) are checked in one place ([`values`]).
+
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented
+)]
 
 pub mod lock;
 pub mod node;
 pub mod recipe;
+pub mod spans;
 pub mod userland;
+pub mod values;
 
 use std::fmt;
 use std::path::Path;
 
-/// A configuration error located in a file.
+/// A configuration error located in a file: `file:line:column: message`. Validation
+/// reports every error of a file: the first (in file order) is in the fields, the
+/// others in `more`; `Display` prints one line per error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     pub file: String,
     pub line: usize,
     pub column: usize,
     pub message: String,
+    /// The other errors of the same file, in file order (those without a line last).
+    pub more: Vec<ConfigError>,
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.line == 0 {
-            write!(f, "{}: {}", self.file, self.message)
+            write!(f, "{}: {}", self.file, self.message)?;
         } else {
             write!(
                 f,
                 "{}:{}:{}: {}",
                 self.file, self.line, self.column, self.message
-            )
+            )?;
         }
+        for e in &self.more {
+            write!(f, "\n{e}")?;
+        }
+        Ok(())
     }
 }
 
@@ -45,57 +68,48 @@ impl ConfigError {
             line,
             column,
             message: message.into(),
+            more: Vec::new(),
         }
     }
     /// An error about the file as a whole, or about a field whose line is not known.
     pub fn whole(file: &Path, message: impl Into<String>) -> Self {
         Self::new(file, 0, 0, message)
     }
+
+    /// One error holding all of `list` in file order; `None` for an empty list.
+    pub fn from_list(mut list: Vec<ConfigError>) -> Option<ConfigError> {
+        // Stable: errors at one place keep the order they were found in.
+        list.sort_by_key(|e| (e.line == 0, e.line, e.column));
+        let mut it = list.into_iter().flat_map(ConfigError::flatten);
+        let mut first = it.next()?;
+        first.more = it.collect();
+        Some(first)
+    }
+
+    /// How many errors this holds.
+    pub fn count(&self) -> usize {
+        1 + self.more.len()
+    }
+
+    /// This error and its `more`, each on its own.
+    fn flatten(mut self) -> impl Iterator<Item = ConfigError> {
+        let more = std::mem::take(&mut self.more);
+        std::iter::once(self).chain(more)
+    }
 }
 
 /// 1-based line and column of byte offset `pos` in `text`.
 pub fn line_col(text: &str, pos: usize) -> (usize, usize) {
-    let pos = pos.min(text.len());
-    let before = &text[..pos];
-    let line = before.matches('\n').count() + 1;
-    let col = before
-        .rfind('\n')
-        .map(|i| before[i + 1..].chars().count())
-        .unwrap_or(before.chars().count())
-        + 1;
+    let (mut line, mut col) = (1, 1);
+    for (_, c) in text.char_indices().take_while(|(i, _)| *i < pos) {
+        if c == '\n' {
+            line += 1;
+            col = 1;
+        } else {
+            col += 1;
+        }
+    }
     (line, col)
-}
-
-/// Line and column where `key = …` (or `[key]`) first appears, to locate semantic
-/// errors that serde cannot place. (0, 0) if not found.
-pub fn find_key(text: &str, key: &str) -> (usize, usize) {
-    for (i, l) in text.lines().enumerate() {
-        let t = l.trim_start();
-        let indent = l.len() - t.len();
-        let rest = t.trim_start_matches('[').trim_start_matches('"');
-        if let Some(after) = rest.strip_prefix(key) {
-            let after = after.trim_start_matches('"').trim_start();
-            if after.starts_with('=') || after.starts_with(']') || after.starts_with('.') {
-                return (i + 1, indent + 1);
-            }
-        }
-    }
-    // An inline table: `luns = [{ lun = 0, backstore = "x" }]`.
-    for (i, l) in text.lines().enumerate() {
-        let mut from = 0;
-        while let Some(pos) = l[from..].find(key) {
-            let start = from + pos;
-            let before = l[..start].chars().next_back();
-            let after = l[start + key.len()..].trim_start();
-            if matches!(before, Some('{') | Some(',') | Some(' ') | Some('\t'))
-                && after.starts_with('=')
-            {
-                return (i + 1, start + 1);
-            }
-            from = start + key.len();
-        }
-    }
-    (0, 0)
 }
 
 /// Parses TOML text into `T`, turning a serde error into a located `ConfigError`.
@@ -117,13 +131,5 @@ mod tests {
     fn line_col_counts_from_one() {
         assert_eq!(line_col("ab\ncd", 0), (1, 1));
         assert_eq!(line_col("ab\ncd", 4), (2, 2));
-    }
-
-    #[test]
-    fn find_key_locates_assignments_and_tables() {
-        let t = "a = 1\n[kernel]\n  base = \"x\"\n";
-        assert_eq!(find_key(t, "base"), (3, 3));
-        assert_eq!(find_key(t, "kernel"), (2, 1));
-        assert_eq!(find_key(t, "zzz"), (0, 0));
     }
 }

@@ -2,7 +2,9 @@
 //! does at boot. sanforge-init reads it; the builder validates it with these same
 //! types, so a mistake fails the build instead of the boot.
 
-use super::{find_key, parse_toml, ConfigError};
+use super::spans::{at, Errors};
+use super::values::{self, is_iscsi_name, parse_size};
+use super::{parse_toml, ConfigError};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -362,48 +364,6 @@ impl Cidr {
     }
 }
 
-/// Parses `64MiB`, `1GiB`, `512KiB`, `4096` (bytes).
-pub fn parse_size(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().ok()?;
-    let mult: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "KiB" | "K" => 1 << 10,
-        "MiB" | "M" => 1 << 20,
-        "GiB" | "G" => 1 << 30,
-        "TiB" | "T" => 1 << 40,
-        _ => return None,
-    };
-    n.checked_mul(mult)
-}
-
-/// True for a syntactically valid iSCSI name (iqn., eui. or naa. form, RFC 3720).
-pub fn is_iscsi_name(s: &str) -> bool {
-    if s.is_empty() || s.len() > 223 {
-        return false;
-    }
-    if let Some(rest) = s.strip_prefix("iqn.") {
-        // iqn.YYYY-MM.reversed.domain[:anything]
-        let b = rest.as_bytes();
-        b.len() > 8
-            && b[..4].iter().all(u8::is_ascii_digit)
-            && b[4] == b'-'
-            && b[5..7].iter().all(u8::is_ascii_digit)
-            && b[7] == b'.'
-            && rest
-                .bytes()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b".-:".contains(&c))
-    } else if let Some(hex) = s.strip_prefix("eui.") {
-        hex.len() == 16 && hex.bytes().all(|c| c.is_ascii_hexdigit())
-    } else if let Some(hex) = s.strip_prefix("naa.") {
-        (hex.len() == 16 || hex.len() == 32) && hex.bytes().all(|c| c.is_ascii_hexdigit())
-    } else {
-        false
-    }
-}
-
 impl NodeConfig {
     /// Parses and validates a node config.
     pub fn parse(file: &Path, text: &str) -> Result<ValidNode, ConfigError> {
@@ -416,11 +376,9 @@ impl NodeConfig {
         Ok(Self::parse(file, &text)?)
     }
 
+    /// Validates once, reporting every error of the file, each at the value at fault.
     pub fn validate(self, file: &Path, text: &str) -> Result<ValidNode, ConfigError> {
-        let err = |key: &str, msg: String| {
-            let (l, c) = find_key(text, key);
-            ConfigError::new(file, l, c, msg)
-        };
+        let mut errs = Errors::new(file, text);
         let h = &self.hostname;
         if h.is_empty()
             || h.len() > 64
@@ -429,295 +387,323 @@ impl NodeConfig {
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
             || h.starts_with('-')
         {
-            return Err(err(
-                "hostname",
+            errs.at(
+                at!["hostname"],
                 format!("hostname `{h}`: expected 1 to 64 letters, digits, `-` or `.`"),
-            ));
+            );
         }
-        for m in self
-            .modules
-            .load
-            .iter()
-            .chain(&self.modules.blacklist)
-            .chain(self.modules.params.keys())
-        {
-            if m.is_empty()
-                || !m
-                    .bytes()
+        let module_name = |m: &str| {
+            !m.is_empty()
+                && m.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-            {
-                return Err(err(
-                    m,
-                    format!("module name `{m}`: expected letters, digits, `_` or `-`"),
-                ));
+        };
+        let bad_module =
+            |m: &str| format!("module name `{m}`: expected letters, digits, `_` or `-`");
+        for (list, names) in [
+            ("load", &self.modules.load),
+            ("blacklist", &self.modules.blacklist),
+        ] {
+            for (i, m) in names.iter().enumerate() {
+                if !module_name(m) {
+                    errs.at(at!["modules", list, i], bad_module(m));
+                }
+            }
+        }
+        for m in self.modules.params.keys() {
+            if !module_name(m) {
+                errs.key(at!["modules", "params", m], bad_module(m));
             }
         }
         for m in &self.modules.load {
-            if self
+            if let Some(i) = self
                 .modules
                 .blacklist
                 .iter()
-                .any(|b| norm_mod(b) == norm_mod(m))
+                .position(|b| norm_mod(b) == norm_mod(m))
             {
-                return Err(err(
-                    "blacklist",
+                errs.at(
+                    at!["modules", "blacklist", i],
                     format!("module `{m}` is both in `load` and in `blacklist`"),
-                ));
+                );
             }
         }
         for (k, v) in &self.sysctl {
             if k.is_empty() || k.contains("..") || k.starts_with('/') || v.contains('\n') {
-                return Err(err(k, format!("sysctl `{k}`: expected a key like net.ipv4.ip_forward and a one-line value")));
+                errs.key(at!["sysctl", k], format!("sysctl `{k}`: expected a key like net.ipv4.ip_forward and a one-line value"));
             }
         }
         let mut names = BTreeSet::new();
-        for i in &self.network.interfaces {
+        for (n, i) in self.network.interfaces.iter().enumerate() {
+            let at_if = |key: &str| at!["network", "interfaces", n, key].to_vec();
             if i.name.is_empty() || i.name.len() > 15 || i.name.contains('/') {
-                return Err(err(
-                    "name",
+                errs.at(
+                    &at_if("name"),
                     format!(
                         "interface name `{}`: expected 1 to 15 characters without `/`",
                         i.name
                     ),
-                ));
-            }
-            if !names.insert(&i.name) {
-                return Err(err(
-                    "name",
+                );
+            } else if !names.insert(&i.name) {
+                errs.at(
+                    &at_if("name"),
                     format!("interface `{}` is listed twice", i.name),
-                ));
+                );
             }
-            for a in &i.addresses {
+            for (j, a) in i.addresses.iter().enumerate() {
                 if Cidr::parse(a).is_none() {
-                    return Err(err(
-                        "addresses",
+                    errs.at(
+                        at!["network", "interfaces", n, "addresses", j],
                         format!(
                             "address `{a}` on {}: expected IPv4/prefix like 192.0.2.15/24",
                             i.name
                         ),
-                    ));
+                    );
                 }
             }
             if let Some(m) = i.mtu {
                 if !(68..=65535).contains(&m) {
-                    return Err(err(
-                        "mtu",
+                    errs.at(
+                        &at_if("mtu"),
                         format!("mtu {m} on {}: expected 68 to 65535", i.name),
-                    ));
+                    );
                 }
             }
         }
-        for r in &self.network.routes {
+        for (n, r) in self.network.routes.iter().enumerate() {
             if r.to != "default" && Cidr::parse(&r.to).is_none() {
-                return Err(err(
-                    "to",
+                errs.at(
+                    at!["network", "routes", n, "to"],
                     format!("route to `{}`: expected `default` or IPv4/prefix", r.to),
-                ));
+                );
             }
             if r.via.parse::<Ipv4Addr>().is_err() {
-                return Err(err(
-                    "via",
+                errs.at(
+                    at!["network", "routes", n, "via"],
                     format!("route via `{}`: expected an IPv4 address", r.via),
-                ));
+                );
             }
         }
         if let Some(lio) = &self.lio {
-            let mut stores = BTreeSet::new();
-            for b in &lio.backstores {
-                if b.name.is_empty()
-                    || !b
-                        .name
-                        .bytes()
-                        .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
-                {
-                    return Err(err(
-                        "name",
-                        format!(
-                            "backstore name `{}`: expected letters, digits, `_` or `-`",
-                            b.name
-                        ),
-                    ));
-                }
-                if !stores.insert(b.name.as_str()) {
-                    return Err(err(
-                        "name",
-                        format!("backstore `{}` is defined twice", b.name),
-                    ));
-                }
-                let size_ok = b
-                    .size
-                    .as_deref()
-                    .map(|s| parse_size(s).is_some_and(|n| n > 0));
-                match b.kind {
-                    BackstoreKind::Fileio => {
-                        if b.path.as_deref().is_none_or(|p| !p.starts_with('/')) {
-                            return Err(err(
-                                "path",
-                                format!(
-                                    "fileio backstore `{}`: expected an absolute `path`",
-                                    b.name
-                                ),
-                            ));
-                        }
-                        if size_ok != Some(true) {
-                            return Err(err(
-                                "size",
-                                format!(
-                                    "fileio backstore `{}`: size `{}` is not a size like 64MiB (the kernel needs one to create the file)",
-                                    b.name,
-                                    b.size.clone().unwrap_or_default()
-                                ),
-                            ));
-                        }
-                    }
-                    BackstoreKind::Block => {
-                        if b.path.as_deref().is_none_or(|p| !p.starts_with("/dev/")) {
-                            return Err(err(
-                                "path",
-                                format!(
-                                    "block backstore `{}`: expected `path` under /dev/",
-                                    b.name
-                                ),
-                            ));
-                        }
-                    }
-                    BackstoreKind::Ramdisk => {
-                        if size_ok != Some(true) {
-                            return Err(err(
-                                "size",
-                                format!(
-                                    "ramdisk backstore `{}`: expected a `size` like 64MiB",
-                                    b.name
-                                ),
-                            ));
-                        }
-                    }
-                }
-                if let Some(s) = &b.serial {
-                    if s.is_empty() || s.len() > 80 || !s.bytes().all(|c| c.is_ascii_graphic()) {
-                        return Err(err("serial", format!("serial `{s}`: expected up to 80 printable characters without spaces")));
-                    }
-                }
-            }
-            let mut iqns = BTreeSet::new();
-            for t in &lio.iscsi {
-                if !is_iscsi_name(&t.iqn) {
-                    return Err(err("iqn", format!("target name `{}`: expected an iSCSI name like iqn.2026-11.org.example:target", t.iqn)));
-                }
-                if !iqns.insert((&t.iqn, t.tpg)) {
-                    return Err(err(
-                        "iqn",
-                        format!("target `{}` tpg {} is defined twice", t.iqn, t.tpg),
-                    ));
-                }
-                if t.portals.is_empty() {
-                    return Err(err(
-                        "portals",
-                        format!(
-                            "target `{}`: expected at least one portal like 0.0.0.0:3260",
-                            t.iqn
-                        ),
-                    ));
-                }
-                for p in &t.portals {
-                    if p.parse::<std::net::SocketAddrV4>().is_err() {
-                        return Err(err(
-                            "portals",
-                            format!("portal `{p}`: expected ip:port like 0.0.0.0:3260"),
-                        ));
-                    }
-                }
-                let mut luns = BTreeSet::new();
-                for l in &t.luns {
-                    if !stores.contains(l.backstore.as_str()) {
-                        return Err(err(
-                            "backstore",
-                            format!(
-                                "LUN {} of `{}` uses backstore `{}`, which is not defined",
-                                l.lun, t.iqn, l.backstore
-                            ),
-                        ));
-                    }
-                    if !luns.insert(l.lun) {
-                        return Err(err(
-                            "lun",
-                            format!("LUN {} of `{}` is defined twice", l.lun, t.iqn),
-                        ));
-                    }
-                }
-                let mut inits = BTreeSet::new();
-                for a in &t.acls {
-                    if !is_iscsi_name(&a.initiator) {
-                        return Err(err("initiator", format!("initiator name `{}`: expected an iSCSI name like iqn.2026-11.org.example:host", a.initiator)));
-                    }
-                    if !inits.insert(&a.initiator) {
-                        return Err(err(
-                            "initiator",
-                            format!("initiator `{}` has two ACLs on `{}`", a.initiator, t.iqn),
-                        ));
-                    }
-                    let mut mapped = BTreeSet::new();
-                    for m in &a.mapped_luns {
-                        if !luns.contains(&m.lun) {
-                            return Err(err(
-                                "mapped-luns",
-                                format!(
-                                    "ACL `{}` maps target LUN {}, which `{}` does not have",
-                                    a.initiator, m.lun, t.iqn
-                                ),
-                            ));
-                        }
-                        if !mapped.insert(m.mapped) {
-                            return Err(err(
-                                "mapped-luns",
-                                format!("ACL `{}` maps LUN {} twice", a.initiator, m.mapped),
-                            ));
-                        }
-                    }
-                    if let Some(c) = &a.chap {
-                        if c.userid.is_empty() || !(12..=16).contains(&c.password.len()) {
-                            return Err(err("chap", format!("CHAP for `{}`: expected a userid and a secret of 12 to 16 characters", a.initiator)));
-                        }
-                    }
-                }
-            }
+            validate_lio(lio, &mut errs);
         }
         let mut svc = BTreeSet::new();
-        for s in &self.services {
+        for (n, s) in self.services.iter().enumerate() {
             if !svc.insert(&s.name) {
-                return Err(err(
-                    "name",
+                errs.at(
+                    at!["services", n, "name"],
                     format!("service `{}` is defined twice", s.name),
-                ));
+                );
             }
             if s.argv.first().is_none_or(|p| !p.starts_with('/')) {
-                return Err(err(
-                    "argv",
+                errs.at(
+                    at!["services", n, "argv"],
                     format!(
                         "service `{}`: argv must start with an absolute program path",
                         s.name
                     ),
-                ));
+                );
             }
         }
         if let Some(s) = &self.scst {
             if s.conf.is_empty() || s.conf.contains('\n') {
-                return Err(err(
-                    "conf",
-                    "scst conf: expected the path of an scst.conf".into(),
-                ));
+                errs.at(
+                    at!["scst", "conf"],
+                    "scst conf: expected the path of an scst.conf",
+                );
             }
             if s.iscsi_daemon
                 .as_ref()
                 .is_some_and(|a| a.first().is_none_or(|p| !p.starts_with('/')))
             {
-                return Err(err(
-                    "iscsi-daemon",
-                    "scst iscsi-daemon: argv must start with an absolute program path".into(),
-                ));
+                errs.at(
+                    at!["scst", "iscsi-daemon"],
+                    "scst iscsi-daemon: argv must start with an absolute program path",
+                );
             }
         }
-        Ok(ValidNode(self))
+        errs.finish(ValidNode(self))
+    }
+}
+
+/// The `[lio]` checks of [`NodeConfig::validate`].
+fn validate_lio(lio: &Lio, errs: &mut Errors) {
+    let mut stores = BTreeSet::new();
+    for (n, b) in lio.backstores.iter().enumerate() {
+        let at_b = |key: &str| at!["lio", "backstores", n, key].to_vec();
+        if b.name.is_empty()
+            || !b
+                .name
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+        {
+            errs.at(
+                &at_b("name"),
+                format!(
+                    "backstore name `{}`: expected letters, digits, `_` or `-`",
+                    b.name
+                ),
+            );
+        }
+        // A bad name still counts as defined: its LUNs get no second error.
+        if !stores.insert(b.name.as_str()) {
+            errs.at(
+                &at_b("name"),
+                format!("backstore `{}` is defined twice", b.name),
+            );
+        }
+        let size_ok = b
+            .size
+            .as_deref()
+            .map(|s| parse_size(s, values::BYTE).is_ok());
+        // The size's place when it is written, else the backstore's.
+        let at_size = if b.size.is_some() {
+            at_b("size")
+        } else {
+            at!["lio", "backstores", n].to_vec()
+        };
+        match b.kind {
+            BackstoreKind::Fileio => {
+                if b.path.as_deref().is_none_or(|p| !p.starts_with('/')) {
+                    errs.at(
+                        &at_b("path"),
+                        format!("fileio backstore `{}`: expected an absolute `path`", b.name),
+                    );
+                }
+                if size_ok != Some(true) {
+                    errs.at(
+                        &at_size,
+                        format!(
+                            "fileio backstore `{}`: size `{}` is not a size like 64MiB (the kernel needs one to create the file)",
+                            b.name,
+                            b.size.clone().unwrap_or_default()
+                        ),
+                    );
+                }
+            }
+            BackstoreKind::Block => {
+                if b.path.as_deref().is_none_or(|p| !p.starts_with("/dev/")) {
+                    errs.at(
+                        &at_b("path"),
+                        format!("block backstore `{}`: expected `path` under /dev/", b.name),
+                    );
+                }
+            }
+            BackstoreKind::Ramdisk => {
+                if size_ok != Some(true) {
+                    errs.at(
+                        &at_size,
+                        format!(
+                            "ramdisk backstore `{}`: expected a `size` like 64MiB",
+                            b.name
+                        ),
+                    );
+                }
+            }
+        }
+        if let Some(s) = &b.serial {
+            if s.is_empty() || s.len() > 80 || !s.bytes().all(|c| c.is_ascii_graphic()) {
+                errs.at(
+                    &at_b("serial"),
+                    format!("serial `{s}`: expected up to 80 printable characters without spaces"),
+                );
+            }
+        }
+    }
+    let mut iqns = BTreeSet::new();
+    for (n, t) in lio.iscsi.iter().enumerate() {
+        let at_t = |key: &str| at!["lio", "iscsi", n, key].to_vec();
+        if !is_iscsi_name(&t.iqn) {
+            errs.at(
+                &at_t("iqn"),
+                format!(
+                    "target name `{}`: expected an iSCSI name like iqn.2026-11.org.example:target",
+                    t.iqn
+                ),
+            );
+        } else if !iqns.insert((&t.iqn, t.tpg)) {
+            errs.at(
+                &at_t("iqn"),
+                format!("target `{}` tpg {} is defined twice", t.iqn, t.tpg),
+            );
+        }
+        if t.portals.is_empty() {
+            errs.at(
+                &at_t("portals"),
+                format!(
+                    "target `{}`: expected at least one portal like 0.0.0.0:3260",
+                    t.iqn
+                ),
+            );
+        }
+        for (j, p) in t.portals.iter().enumerate() {
+            if p.parse::<std::net::SocketAddrV4>().is_err() {
+                errs.at(
+                    at!["lio", "iscsi", n, "portals", j],
+                    format!("portal `{p}`: expected ip:port like 0.0.0.0:3260"),
+                );
+            }
+        }
+        let mut luns = BTreeSet::new();
+        for (j, l) in t.luns.iter().enumerate() {
+            if !stores.contains(l.backstore.as_str()) {
+                errs.at(
+                    at!["lio", "iscsi", n, "luns", j, "backstore"],
+                    format!(
+                        "LUN {} of `{}` uses backstore `{}`, which is not defined",
+                        l.lun, t.iqn, l.backstore
+                    ),
+                );
+            }
+            if !luns.insert(l.lun) {
+                errs.at(
+                    at!["lio", "iscsi", n, "luns", j, "lun"],
+                    format!("LUN {} of `{}` is defined twice", l.lun, t.iqn),
+                );
+            }
+        }
+        let mut inits = BTreeSet::new();
+        for (k, a) in t.acls.iter().enumerate() {
+            let at_a = |key: &str| at!["lio", "iscsi", n, "acls", k, key].to_vec();
+            if !is_iscsi_name(&a.initiator) {
+                errs.at(&at_a("initiator"), format!("initiator name `{}`: expected an iSCSI name like iqn.2026-11.org.example:host", a.initiator));
+            } else if !inits.insert(&a.initiator) {
+                errs.at(
+                    &at_a("initiator"),
+                    format!("initiator `{}` has two ACLs on `{}`", a.initiator, t.iqn),
+                );
+            }
+            let mut mapped = BTreeSet::new();
+            for (m, ml) in a.mapped_luns.iter().enumerate() {
+                let at_m =
+                    |key: &str| at!["lio", "iscsi", n, "acls", k, "mapped-luns", m, key].to_vec();
+                if !luns.contains(&ml.lun) {
+                    errs.at(
+                        &at_m("lun"),
+                        format!(
+                            "ACL `{}` maps target LUN {}, which `{}` does not have",
+                            a.initiator, ml.lun, t.iqn
+                        ),
+                    );
+                }
+                if !mapped.insert(ml.mapped) {
+                    errs.at(
+                        &at_m("mapped"),
+                        format!("ACL `{}` maps LUN {} twice", a.initiator, ml.mapped),
+                    );
+                }
+            }
+            if let Some(c) = &a.chap {
+                if c.userid.is_empty() || !(12..=16).contains(&c.password.len()) {
+                    errs.at(
+                        &at_a("chap"),
+                        format!(
+                            "CHAP for `{}`: expected a userid and a secret of 12 to 16 characters",
+                            a.initiator
+                        ),
+                    );
+                }
+            }
+        }
     }
 }
 
@@ -732,6 +718,8 @@ mod tests {
 
     #[test]
     fn sizes() {
+        // Backstore sizes: a bare number is bytes.
+        let parse_size = |s| parse_size(s, values::BYTE).ok();
         assert_eq!(parse_size("64MiB"), Some(64 << 20));
         assert_eq!(parse_size("4096"), Some(4096));
         assert_eq!(parse_size("1.5G"), None);
@@ -761,6 +749,44 @@ mod tests {
         let e = NodeConfig::parse(Path::new("n.toml"), t).unwrap_err();
         assert!(e.message.contains("`nope`"), "{e}");
         assert_eq!(e.line, 6);
+    }
+
+    #[test]
+    fn an_error_in_the_second_of_two_tables_points_at_the_second() {
+        let t = "hostname = \"n\"\n[[network.interfaces]]\nname = \"eth0\"\nmtu = 1500\n[[network.interfaces]]\nname = \"eth1\"\nmtu = 9\n";
+        let e = NodeConfig::parse(Path::new("n.toml"), t).unwrap_err();
+        assert!(e.message.contains("mtu 9 on eth1"), "{e}");
+        assert_eq!((e.line, e.column, e.count()), (7, 7, 1), "{e}");
+
+        let t = "hostname = \"n\"\n[lio]\n[[lio.backstores]]\nname = \"a\"\nkind = \"ramdisk\"\nsize = \"1MiB\"\n[[lio.backstores]]\nname = \"b\"\nkind = \"ramdisk\"\nsize = \"1ZiB\"\n";
+        let e = NodeConfig::parse(Path::new("n.toml"), t).unwrap_err();
+        assert!(e.message.contains("ramdisk backstore `b`"), "{e}");
+        assert_eq!((e.line, e.column), (10, 8), "{e}");
+        // A missing field: the entry that lacks it.
+        let t = t.replace("size = \"1ZiB\"\n", "");
+        let e = NodeConfig::parse(Path::new("n.toml"), &t).unwrap_err();
+        assert_eq!((e.line, e.column), (7, 1), "{e}");
+        // The second of two equal names is the duplicate.
+        let t = t.replace("name = \"b\"", "name = \"a\"");
+        let e = NodeConfig::parse(Path::new("n.toml"), &t).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("n.toml:8:8: backstore `a` is defined twice"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn every_error_of_the_file_is_reported_in_file_order() {
+        let t = "hostname = \"-n\"\n[[network.interfaces]]\nname = \"eth0\"\naddresses = [\"192.0.2.1/24\", \"192.0.2.300/24\"]\n[[network.routes]]\nto = \"default\"\nvia = \"gateway\"\n";
+        let e = NodeConfig::parse(Path::new("n.toml"), t).unwrap_err();
+        assert_eq!(e.count(), 3, "{e}");
+        assert_eq!(
+            e.to_string(),
+            "n.toml:1:12: hostname `-n`: expected 1 to 64 letters, digits, `-` or `.`\n\
+             n.toml:4:30: address `192.0.2.300/24` on eth0: expected IPv4/prefix like 192.0.2.15/24\n\
+             n.toml:7:7: route via `gateway`: expected an IPv4 address"
+        );
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! baked into the image and the outputs. Relative paths are resolved against the
 //! project root (the directory that holds `recipes/`).
 
-use super::{find_key, parse_toml, ConfigError};
+use super::spans::{at, Errors, Seg};
+use super::values::{self, parse_size};
+use super::{parse_toml, ConfigError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -83,6 +85,11 @@ pub struct RawRecipe {
     pub userland: UserlandSpec,
     #[serde(default)]
     pub overlays: Vec<PathBuf>,
+    /// Directories outside the project that the recipe's paths (sources, overlays,
+    /// kernel files, node configs) may name; everything else must stay inside the
+    /// project directory.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_outside_project: Vec<PathBuf>,
     pub node: NodeSpec,
     #[serde(default)]
     pub outputs: OutputsSpec,
@@ -389,6 +396,9 @@ pub struct Recipe {
     pub file: PathBuf,
     /// Project root: the directory that holds `recipes/`.
     pub root: PathBuf,
+    /// `allow-outside-project`, resolved (symlinks followed): the only directories
+    /// outside `root` that the recipe's paths may lead to.
+    pub allowed_outside: Vec<PathBuf>,
     pub description: Option<String>,
     /// Seconds since the epoch used for every timestamp in the outputs.
     pub source_date_epoch: u64,
@@ -426,12 +436,11 @@ impl Recipe {
         Ok(Self::parse(file, &text)?)
     }
 
+    /// Parses and validates a recipe, reporting every error of the file, each at the
+    /// value at fault.
     pub fn parse(file: &Path, text: &str) -> Result<Recipe, ConfigError> {
         let mut raw: RawRecipe = parse_toml(file, text)?;
-        let err = |key: &str, msg: String| {
-            let (l, c) = find_key(text, key);
-            ConfigError::new(file, l, c, msg)
-        };
+        let mut errs = Errors::new(file, text);
         let abs = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
         let recipe_dir = crate::util::fs::parent_dir(&abs);
         // recipes/NAME.toml → the project root is the parent of recipes/.
@@ -451,137 +460,197 @@ impl Recipe {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default(),
         };
+        // It names the output directory (`out/NAME`) and the lock: a plain file name.
         if name.is_empty()
+            || name.starts_with('.')
             || !name
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
         {
-            return Err(err(
-                "name",
+            errs.at(
+                at!["recipe", "name"],
                 format!(
-                    "recipe name `{name}` is invalid: expected letters, digits, `-`, `_` or `.`"
+                    "recipe name `{name}` is invalid: expected a plain name of letters, digits, `-`, `_` or `.` that does not start with `.`"
                 ),
-            ));
+            );
         }
-        let kernel_source = validate_source(&raw.kernel.source, &root)
-            .map_err(|m| err("source", format!("kernel source: {m}")))?;
+        let mut allowed_outside = Vec::new();
+        for (i, a) in raw.allow_outside_project.iter().enumerate() {
+            let p = root.join(a);
+            if !p.is_dir() {
+                errs.at(
+                    at!["allow-outside-project", i],
+                    format!(
+                        "allow-outside-project `{}`: expected an existing directory (looked at {})",
+                        a.display(),
+                        p.display()
+                    ),
+                );
+                continue;
+            }
+            match crate::util::paths::resolve(&p) {
+                Ok(real) => allowed_outside.push(real),
+                Err(m) => errs.at(
+                    at!["allow-outside-project", i],
+                    format!("allow-outside-project `{}`: {m}", a.display()),
+                ),
+            }
+        }
+        let proj = Project {
+            root: &root,
+            allowed: &allowed_outside,
+        };
+        // An invalid kernel source is reported; the placeholder only lets the other
+        // checks run (the recipe is not returned).
+        let kernel_source = check_source(
+            &mut errs,
+            at!["kernel", "source"],
+            "kernel source",
+            &raw.kernel.source,
+            &proj,
+        )
+        .unwrap_or_else(|| Source::Path {
+            path: root.clone(),
+            written: PathBuf::new(),
+        });
         let mut sources = BTreeMap::new();
         for (n, s) in &raw.sources {
-            let v = validate_source(s, &root).map_err(|m| err(n, format!("source `{n}`: {m}")))?;
-            sources.insert(n.clone(), v);
+            let what = format!("source `{n}`");
+            if let Some(v) = check_source(&mut errs, at!["sources", n], &what, s, &proj) {
+                sources.insert(n.clone(), v);
+            }
         }
-        let scst = match raw.scst.clone() {
-            Some(spec) => Some(validate_scst(
-                &spec,
-                &root,
-                &mut raw.sources,
-                &mut sources,
-                &err,
-            )?),
-            None => None,
-        };
-        let base = raw.kernel.base.as_str();
-        if !matches!(base, "tinyconfig" | "defconfig" | "allnoconfig") && !root.join(base).is_file()
-        {
-            return Err(err("base", format!("kernel base `{base}`: expected `tinyconfig`, `defconfig`, `allnoconfig` or an existing config file")));
+        let scst = raw
+            .scst
+            .clone()
+            .map(|spec| validate_scst(&spec, &proj, &mut raw.sources, &mut sources, &mut errs));
+        if let Err(m) = check_base(&proj, &raw.kernel.base) {
+            errs.at(at!["kernel", "base"], m);
         }
         let mut fragments = Vec::new();
-        for f in &raw.kernel.fragments {
-            let p = resolve_fragment(&root, f);
+        for (i, f) in raw.kernel.fragments.iter().enumerate() {
+            let p = match resolve_fragment(&proj, f) {
+                Ok(p) => p,
+                Err(m) => {
+                    errs.at(at!["kernel", "fragments", i], m);
+                    continue;
+                }
+            };
             if !p.is_file() {
-                return Err(err(
-                    "fragments",
+                errs.at(
+                    at!["kernel", "fragments", i],
                     format!(
                         "kernel fragment `{}` not found (looked at {})",
                         f.display(),
                         p.display()
                     ),
-                ));
+                );
             }
             fragments.push(p);
         }
-        check_options(&raw.kernel.options).map_err(|(k, m)| err(&k, m))?;
-        check_forbid(&raw.kernel.forbid).map_err(|m| err("forbid", m))?;
-        let patches = raw
-            .kernel
-            .patches
-            .iter()
-            .map(|p| {
-                let a = root.join(p);
-                if a.is_file() {
-                    Ok(a)
-                } else {
-                    Err(err("patches", format!("patch `{}` not found", p.display())))
+        check_options(&mut errs, at!["kernel", "options"], "", &raw.kernel.options);
+        check_forbid(&mut errs, at!["kernel", "forbid"], "", &raw.kernel.forbid);
+        let mut patches = Vec::new();
+        for (i, p) in raw.kernel.patches.iter().enumerate() {
+            let a = match proj.path(p) {
+                Ok(a) => a,
+                Err(m) => {
+                    errs.at(at!["kernel", "patches", i], format!("patch {m}"));
+                    continue;
                 }
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+            };
+            if !a.is_file() {
+                errs.at(
+                    at!["kernel", "patches", i],
+                    format!("patch `{}` not found", p.display()),
+                );
+            }
+            patches.push(a);
+        }
         let kernels = validate_kernels(
             &raw.kernel,
             &kernel_source,
             &fragments,
             &patches,
-            &root,
-            &err,
-        )?;
-        let overlays = raw
-            .overlays
-            .iter()
-            .map(|p| {
-                let a = root.join(p);
-                if a.is_dir() {
-                    Ok(a)
-                } else {
-                    Err(err(
-                        "overlays",
-                        format!("overlay directory `{}` not found", p.display()),
-                    ))
+            &proj,
+            &mut errs,
+        );
+        let mut overlays = Vec::new();
+        for (i, p) in raw.overlays.iter().enumerate() {
+            let a = match proj.path(p) {
+                Ok(a) => a,
+                Err(m) => {
+                    errs.at(at!["overlays", i], format!("overlay {m}"));
+                    continue;
                 }
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let node_config = root.join(&raw.node.config);
-        if !node_config.is_file() {
-            return Err(err(
-                "config",
+            };
+            if !a.is_dir() {
+                errs.at(
+                    at!["overlays", i],
+                    format!("overlay directory `{}` not found", p.display()),
+                );
+            }
+            overlays.push(a);
+        }
+        let node_config = proj.path(&raw.node.config).unwrap_or_else(|m| {
+            errs.at(at!["node", "config"], format!("node config {m}"));
+            PathBuf::new()
+        });
+        if node_config.as_os_str().is_empty() {
+            // Reported above.
+        } else if !node_config.is_file() {
+            errs.at(
+                at!["node", "config"],
                 format!("node config `{}` not found", raw.node.config.display()),
-            ));
+            );
         }
         if !(1..=19).contains(&raw.outputs.zstd_level) {
-            return Err(err(
-                "zstd-level",
+            errs.at(
+                at!["outputs", "zstd-level"],
                 format!("zstd-level {}: expected 1 to 19", raw.outputs.zstd_level),
-            ));
+            );
         }
         if let Some(d) = &raw.outputs.disk {
-            parse_disk_size(&d.size).map_err(|m| err("disk", m))?;
+            match parse_size(&d.size, values::MIB) {
+                Err(m) => errs.at(at!["outputs", "disk", "size"], format!("disk size {m}")),
+                Ok(b) if b % values::MIB != 0 => errs.at(
+                    at!["outputs", "disk", "size"],
+                    format!("disk size `{}`: expected a whole number of MiB", d.size),
+                ),
+                Ok(_) => {}
+            }
             if d.boot_tries > 9 {
-                return Err(err(
-                    "disk",
+                errs.at(
+                    at!["outputs", "disk", "boot-tries"],
                     format!("boot-tries {}: expected 0 to 9", d.boot_tries),
-                ));
+                );
             }
             if !sources.contains_key(SYSTEMD_BOOT_SOURCE) {
-                return Err(err("disk", format!("the disk output needs systemd-boot: add a source `{SYSTEMD_BOOT_SOURCE}` to [sources], e.g. {{ debian = \"systemd-boot-efi\", version = \"…\", member = \"usr/lib/systemd/boot/efi/systemd-bootx64.efi\" }}")));
+                errs.at(at!["outputs", "disk"], format!("the disk output needs systemd-boot: add a source `{SYSTEMD_BOOT_SOURCE}` to [sources], e.g. {{ debian = \"systemd-boot-efi\", version = \"…\", member = \"usr/lib/systemd/boot/efi/systemd-bootx64.efi\" }}"));
             }
         }
         if raw.outputs.root == RootKind::Squashfs && raw.outputs.disk.is_none() {
-            return Err(err("root", "root = \"squashfs\" puts the root on disk partitions: it needs `disk = { size = \"…\" }` in [outputs] (PXE-only nodes keep root = \"initramfs\")".to_string()));
+            errs.at(at!["outputs", "root"], "root = \"squashfs\" puts the root on disk partitions: it needs `disk = { size = \"…\" }` in [outputs] (PXE-only nodes keep root = \"initramfs\")");
         }
-        let userland = super::userland::validate(&raw.userland).map_err(|(k, m)| err(&k, m))?;
-        let disk = raw
-            .outputs
-            .disk
-            .as_ref()
-            .map(|d| -> Result<DiskSpec, ConfigError> {
-                Ok(DiskSpec {
-                    size: parse_disk_size(&d.size).map_err(|m| err("disk", m))?,
-                    boot_tries: d.boot_tries,
-                })
+        for (i, c) in raw.node.configs.iter().enumerate() {
+            if let Err(m) = proj.path(c) {
+                errs.at(at!["node", "configs", i], format!("node configs {m}"));
+            }
+        }
+        check_userland_paths(&mut errs, &raw.userland);
+        let userland = super::userland::validate(&raw.userland, &mut errs);
+        // A size that does not parse was reported above (and `finish` fails).
+        let disk = raw.outputs.disk.as_ref().and_then(|d| {
+            Some(DiskSpec {
+                size: parse_size(&d.size, values::MIB).ok()?,
+                boot_tries: d.boot_tries,
             })
-            .transpose()?;
-        Ok(Recipe {
+        });
+        errs.finish(Recipe {
             name,
             file: abs,
-            root,
+            root: root.clone(),
+            allowed_outside: allowed_outside.clone(),
             description: raw.recipe.description,
             source_date_epoch: raw.recipe.source_date_epoch,
             stack: raw.target.stack,
@@ -605,7 +674,10 @@ impl Recipe {
 
     /// The selected kernel (the default unless `select_kernel` chose another).
     pub fn kernel(&self) -> &KernelVariant {
-        &self.kernels[self.selected.min(self.kernels.len() - 1)]
+        // In bounds: `validate_kernels` always yields the default kernel first and
+        // `select_kernel` only selects an index it found.
+        #[allow(clippy::indexing_slicing)]
+        &self.kernels[self.selected.min(self.kernels.len().saturating_sub(1))]
     }
 
     /// The names of every kernel, the default first.
@@ -642,50 +714,118 @@ impl Recipe {
         self.outputs.root == RootKind::Squashfs
     }
 
+    /// Where the recipe's host paths may lead: its project directory and the
+    /// directories of `allow-outside-project`.
+    pub fn project(&self) -> Project<'_> {
+        Project {
+            root: &self.root,
+            allowed: &self.allowed_outside,
+        }
+    }
+
     /// The lock file beside the recipe: `recipes/NAME.lock`.
     pub fn lock_path(&self) -> PathBuf {
         self.file.with_extension("lock")
     }
 }
 
-/// Asserted options: `CONFIG_FOO = "value"`. Err: (the offending key, the message).
-fn check_options(options: &BTreeMap<String, String>) -> Result<(), (String, String)> {
+/// Asserted options, `CONFIG_FOO = "value"`, under `path` (`what`: the kernel matrix
+/// entry, empty for `[kernel]`).
+fn check_options(errs: &mut Errors, path: &[Seg], what: &str, options: &BTreeMap<String, String>) {
     for (k, v) in options {
-        if !k.starts_with("CONFIG_")
-            || k.len() <= 7
-            || !k[7..]
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        {
-            return Err((
-                k.clone(),
-                format!("kernel option `{k}`: expected a name like CONFIG_FOO"),
-            ));
+        let mut at_k = path.to_vec();
+        at_k.push(k.into());
+        let name = k.strip_prefix("CONFIG_").unwrap_or_default();
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            errs.key(
+                &at_k,
+                format!("{what}kernel option `{k}`: expected a name like CONFIG_FOO"),
+            );
+        } else if v.is_empty() {
+            errs.at(
+                &at_k,
+                format!(
+                    "{what}kernel option `{k}`: expected a value (y, m, n, a number or a string)"
+                ),
+            );
         }
-        if v.is_empty() {
-            return Err((
-                k.clone(),
-                format!("kernel option `{k}`: expected a value (y, m, n, a number or a string)"),
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn check_forbid(forbid: &[String]) -> Result<(), String> {
-    match forbid.iter().find(|k| !k.starts_with("CONFIG_")) {
-        Some(k) => Err(format!(
-            "forbidden option `{k}`: expected a name like CONFIG_FOO"
-        )),
-        None => Ok(()),
     }
 }
 
-fn resolve_fragment(root: &Path, f: &Path) -> PathBuf {
-    if f.components().count() == 1 {
-        root.join("kernel-configs").join(f)
+/// Options that must end up unset, under `path`.
+fn check_forbid(errs: &mut Errors, path: &[Seg], what: &str, forbid: &[String]) {
+    for (i, k) in forbid.iter().enumerate() {
+        if !k.starts_with("CONFIG_") {
+            let mut at_i = path.to_vec();
+            at_i.push(i.into());
+            errs.at(
+                &at_i,
+                format!("{what}forbidden option `{k}`: expected a name like CONFIG_FOO"),
+            );
+        }
+    }
+}
+
+/// The project directory and the outside directories the recipe allows: where every
+/// host path the recipe names must lead ([`crate::util::paths::confine`]).
+pub struct Project<'a> {
+    pub root: &'a Path,
+    pub allowed: &'a [PathBuf],
+}
+
+impl Project<'_> {
+    /// `p` (relative to the project root, or absolute) if it leads inside the project
+    /// or an allowed directory; the error starts with the value.
+    pub fn path(&self, p: &Path) -> Result<PathBuf, String> {
+        crate::util::paths::confine(p, self.root, self.allowed)
+    }
+}
+
+/// `tinyconfig`, `defconfig`, `allnoconfig` or a config file inside the project.
+fn check_base(proj: &Project, base: &str) -> Result<(), String> {
+    if matches!(base, "tinyconfig" | "defconfig" | "allnoconfig") {
+        return Ok(());
+    }
+    let p = proj
+        .path(Path::new(base))
+        .map_err(|m| format!("kernel base {m}"))?;
+    if p.is_file() {
+        Ok(())
     } else {
-        root.join(f)
+        Err(format!("kernel base `{base}`: expected `tinyconfig`, `defconfig`, `allnoconfig` or an existing config file"))
+    }
+}
+
+/// A fragment: a bare file name is looked up in `kernel-configs/`, anything else is
+/// relative to the project root.
+fn resolve_fragment(proj: &Project, f: &Path) -> Result<PathBuf, String> {
+    let rel = if f.components().count() == 1 && !f.is_absolute() {
+        Path::new("kernel-configs").join(f)
+    } else {
+        f.to_path_buf()
+    };
+    proj.path(&rel).map_err(|m| format!("kernel fragment {m}"))
+}
+
+/// `[userland] keep` and `links`: in-image paths that stay inside the image.
+fn check_userland_paths(errs: &mut Errors, u: &UserlandSpec) {
+    for (i, k) in u.keep.iter().enumerate() {
+        if let Err(m) = crate::util::paths::image_path(k) {
+            errs.at(at!["userland", "keep", i], format!("[userland] keep: {m}"));
+        }
+    }
+    for (name, target) in &u.links {
+        if let Err(m) = crate::util::paths::image_path(name) {
+            errs.key(
+                at!["userland", "links", name],
+                format!("[userland] links: link name {m}"),
+            );
+        } else if let Err(m) = crate::util::paths::link_target(name, target) {
+            errs.at(
+                at!["userland", "links", name],
+                format!("[userland] links: {m}"),
+            );
+        }
     }
 }
 
@@ -697,24 +837,24 @@ fn valid_kernel_name(n: &str) -> bool {
 }
 
 /// The default kernel and every `[kernel.matrix]` entry, validated, with the inherited
-/// fields filled in.
+/// fields filled in (an entry with errors is left out; its errors are recorded).
 fn validate_kernels(
     k: &KernelSpec,
     source: &Source,
     fragments: &[PathBuf],
     patches: &[PathBuf],
-    root: &Path,
-    err: &dyn Fn(&str, String) -> ConfigError,
-) -> Result<Vec<KernelVariant>, ConfigError> {
+    proj: &Project,
+    errs: &mut Errors,
+) -> Vec<KernelVariant> {
     let default_name = k
         .name
         .clone()
         .unwrap_or_else(|| derived_kernel_name(&k.source));
     if !valid_kernel_name(&default_name) {
-        return Err(err(
-            "name",
+        errs.at(
+            at!["kernel", "name"],
             format!("kernel name `{default_name}`: expected letters, digits, `-`, `_` or `.`"),
-        ));
+        );
     }
     let default = KernelVariant {
         name: default_name.clone(),
@@ -731,74 +871,93 @@ fn validate_kernels(
     let mut out = vec![default.clone()];
     for (name, m) in &k.matrix {
         let what = format!("kernel matrix entry `{name}`");
+        let entry = at!["kernel", "matrix", name];
+        let at_m = |key: &str| at!["kernel", "matrix", name, key].to_vec();
+        let before = errs.len();
         if !valid_kernel_name(name) {
-            return Err(err(
-                name,
+            errs.key(
+                entry,
                 format!("{what}: expected a name of letters, digits, `-`, `_` or `.`"),
-            ));
-        }
-        if *name == default_name {
-            return Err(err(
-                name,
+            );
+        } else if *name == default_name {
+            errs.key(
+                entry,
                 format!("{what}: the default kernel ([kernel]) is already named `{default_name}`: expected a unique name (set [kernel] name = \"…\" to rename the default)"),
-            ));
+            );
         }
-        let Some(src_spec) = &m.source else {
-            return Err(err(
-                name,
-                format!("{what}: expected a `source`, e.g. {{ source = {{ debian = \"linux-source-6.12\", version = \"…\", member = \"usr/src/linux-source-6.12.tar.xz\" }} }}"),
-            ));
+        let src = match &m.source {
+            None => {
+                errs.key(
+                    entry,
+                    format!("{what}: expected a `source`, e.g. {{ source = {{ debian = \"linux-source-6.12\", version = \"…\", member = \"usr/src/linux-source-6.12.tar.xz\" }} }}"),
+                );
+                None
+            }
+            Some(s) => check_source(errs, &at_m("source"), &format!("{what}: source"), s, proj),
         };
-        let src = validate_source(src_spec, root)
-            .map_err(|e| err(name, format!("{what}: source: {e}")))?;
         let mut spec = default.clone();
         spec.name = name.clone();
         spec.lock_name = matrix_kernel_input(name);
-        spec.source = src;
         let mut frags = fragments.to_vec();
         if let Some(fs) = &m.fragments {
             frags.clear();
-            for f in fs {
-                let p = resolve_fragment(root, f);
+            for (i, f) in fs.iter().enumerate() {
+                let p = match resolve_fragment(proj, f) {
+                    Ok(p) => p,
+                    Err(m) => {
+                        errs.at(
+                            at!["kernel", "matrix", name, "fragments", i],
+                            format!("{what}: {m}"),
+                        );
+                        continue;
+                    }
+                };
                 if !p.is_file() {
-                    return Err(err(
-                        name,
+                    errs.at(
+                        at!["kernel", "matrix", name, "fragments", i],
                         format!(
                             "{what}: kernel fragment `{}` not found (looked at {})",
                             f.display(),
                             p.display()
                         ),
-                    ));
+                    );
                 }
                 frags.push(p);
             }
         }
         if let Some(b) = &m.base {
-            if !matches!(b.as_str(), "tinyconfig" | "defconfig" | "allnoconfig")
-                && !root.join(b).is_file()
-            {
-                return Err(err(name, format!("{what}: kernel base `{b}`: expected `tinyconfig`, `defconfig`, `allnoconfig` or an existing config file")));
+            if let Err(m) = check_base(proj, b) {
+                errs.at(&at_m("base"), format!("{what}: {m}"));
             }
             spec.base = b.clone();
         }
         if let Some(o) = &m.options {
-            check_options(o).map_err(|(_, m)| err(name, format!("{what}: {m}")))?;
+            check_options(errs, &at_m("options"), &format!("{what}: "), o);
             spec.options = o.clone();
         }
         if let Some(f) = &m.forbid {
-            check_forbid(f).map_err(|m| err(name, format!("{what}: {m}")))?;
+            check_forbid(errs, &at_m("forbid"), &format!("{what}: "), f);
             spec.forbid = f.clone();
         }
         let mut pats = patches.to_vec();
         if let Some(ps) = &m.patches {
             pats.clear();
-            for p in ps {
-                let a = root.join(p);
+            for (i, p) in ps.iter().enumerate() {
+                let a = match proj.path(p) {
+                    Ok(a) => a,
+                    Err(m) => {
+                        errs.at(
+                            at!["kernel", "matrix", name, "patches", i],
+                            format!("{what}: patch {m}"),
+                        );
+                        continue;
+                    }
+                };
                 if !a.is_file() {
-                    return Err(err(
-                        name,
+                    errs.at(
+                        at!["kernel", "matrix", name, "patches", i],
                         format!("{what}: patch `{}` not found", p.display()),
-                    ));
+                    );
                 }
                 pats.push(a);
             }
@@ -806,35 +965,75 @@ fn validate_kernels(
         if let Some(l) = &m.localversion {
             spec.localversion = l.clone();
         }
-        spec.fragments = frags;
-        spec.patches = pats;
-        out.push(spec);
+        if let (Some(src), true) = (src, errs.len() == before) {
+            spec.source = src;
+            spec.fragments = frags;
+            spec.patches = pats;
+            out.push(spec);
+        }
     }
-    Ok(out)
+    out
 }
 
-fn validate_source(s: &SourceSpec, root: &Path) -> Result<Source, String> {
+/// Validates the source `s` written at `path` (`what` names it in messages); records
+/// the error at the field at fault.
+fn check_source(
+    errs: &mut Errors,
+    path: &[Seg],
+    what: &str,
+    s: &SourceSpec,
+    proj: &Project,
+) -> Option<Source> {
+    match validate_source(s, proj) {
+        Ok(v) => Some(v),
+        Err((sub, m)) => {
+            let mut p = path.to_vec();
+            p.extend(sub);
+            errs.at(&p, format!("{what}: {m}"));
+            None
+        }
+    }
+}
+
+/// A validated source, or the path (below the source's table) of the field at fault
+/// and what is wrong with it.
+fn validate_source(s: &SourceSpec, proj: &Project) -> Result<Source, (Vec<Seg>, String)> {
     let kinds = [s.url.is_some(), s.debian.is_some(), s.path.is_some()]
         .iter()
         .filter(|b| **b)
         .count();
     if kinds != 1 {
-        return Err("expected exactly one of `url`, `debian` or `path`".into());
+        return Err((
+            Vec::new(),
+            "expected exactly one of `url`, `debian` or `path`".into(),
+        ));
     }
     if let Some(u) = &s.url {
         let mirrors = u.list();
         if mirrors.is_empty() {
-            return Err("`url` is an empty list".into());
+            return Err((at!["url"].to_vec(), "`url` is an empty list".into()));
         }
-        for m in &mirrors {
+        for (i, m) in mirrors.iter().enumerate() {
             if !(m.starts_with("http://") || m.starts_with("https://") || m.starts_with("file://"))
             {
-                return Err(format!("url `{m}`: expected http://, https:// or file://"));
+                let at_m = match u {
+                    UrlList::One(_) => at!["url"].to_vec(),
+                    UrlList::Many(_) => at!["url", i].to_vec(),
+                };
+                return Err((
+                    at_m,
+                    format!("url `{m}`: expected http://, https:// or file://"),
+                ));
             }
         }
-        let sha = s.sha256.clone().ok_or("a `url` source needs `sha256`")?;
+        let Some(sha) = s.sha256.clone() else {
+            return Err((Vec::new(), "a `url` source needs `sha256`".into()));
+        };
         if !crate::util::hash::is_sha256(&sha) {
-            return Err(format!("sha256 `{sha}`: expected 64 lowercase hex digits"));
+            return Err((
+                at!["sha256"].to_vec(),
+                format!("sha256 `{sha}`: expected 64 lowercase hex digits"),
+            ));
         }
         return Ok(Source::Url {
             mirrors,
@@ -842,10 +1041,9 @@ fn validate_source(s: &SourceSpec, root: &Path) -> Result<Source, String> {
         });
     }
     if let Some(p) = &s.debian {
-        let version = s
-            .version
-            .clone()
-            .ok_or("a `debian` source needs `version`")?;
+        let Some(version) = s.version.clone() else {
+            return Err((Vec::new(), "a `debian` source needs `version`".into()));
+        };
         return Ok(Source::Debian {
             package: p.clone(),
             version,
@@ -853,10 +1051,10 @@ fn validate_source(s: &SourceSpec, root: &Path) -> Result<Source, String> {
         });
     }
     let written = s.path.clone().unwrap_or_default();
-    Ok(Source::Path {
-        path: root.join(&written),
-        written,
-    })
+    let path = proj
+        .path(&written)
+        .map_err(|m| (vec![Seg::from("path")], format!("path {m}")))?;
+    Ok(Source::Path { path, written })
 }
 
 /// How SCST's QLogic driver gets into the image (reference/scst.md §A3).
@@ -970,30 +1168,45 @@ impl Scst {
 
 fn validate_scst(
     spec: &ScstSpec,
-    root: &Path,
+    proj: &Project,
     raw_sources: &mut BTreeMap<String, SourceSpec>,
     sources: &mut BTreeMap<String, Source>,
-    err: &dyn Fn(&str, String) -> ConfigError,
-) -> Result<Scst, ConfigError> {
-    let source = validate_source(&spec.source, root)
-        .map_err(|m| err("source", format!("scst source: {m}")))?;
+    errs: &mut Errors,
+) -> Scst {
+    let source = check_source(
+        errs,
+        at!["scst", "source"],
+        "scst source",
+        &spec.source,
+        proj,
+    )
+    .unwrap_or_else(|| Source::Path {
+        path: proj.root.to_path_buf(),
+        written: PathBuf::new(),
+    });
     let requested = spec
         .modules
         .clone()
         .unwrap_or_else(|| vec!["scst".to_string(), "qla2x00t-32gbit".to_string()]);
+    // Where the module list is, if the recipe writes one (else the [scst] table).
+    let at_modules = if spec.modules.is_some() {
+        at!["scst", "modules"]
+    } else {
+        at!["scst"]
+    };
     if requested.is_empty() {
-        return Err(err(
-            "modules",
-            "scst modules: expected at least one component (e.g. \"scst\")".into(),
-        ));
+        errs.at(
+            at_modules,
+            "scst modules: expected at least one component (e.g. \"scst\")",
+        );
     }
-    for m in &requested {
+    for (i, m) in requested.iter().enumerate() {
         if !SCST_COMPONENTS.iter().any(|(n, _)| n == m) {
             let known: Vec<&str> = SCST_COMPONENTS.iter().map(|(n, _)| *n).collect();
-            return Err(err(
-                "modules",
+            errs.at(
+                at!["scst", "modules", i],
                 format!("scst modules: unknown component `{m}`: expected one of {} (device handlers such as scst_vdisk are built with `scst`)", known.join(", ")),
-            ));
+            );
         }
     }
     let components: Vec<String> = SCST_COMPONENTS
@@ -1001,22 +1214,21 @@ fn validate_scst(
         .filter(|(n, _)| requested.iter().any(|r| r == n))
         .map(|(n, _)| n.to_string())
         .collect();
-    if !components.iter().any(|c| c == "scst") {
-        return Err(err(
-            "modules",
-            "scst modules: `scst` (the core) is required: every other component links against it"
-                .into(),
-        ));
+    if !requested.is_empty() && !components.iter().any(|c| c == "scst") {
+        errs.at(
+            at_modules,
+            "scst modules: `scst` (the core) is required: every other component links against it",
+        );
     }
     if components.iter().any(|c| c == "qla2x00t")
         && components.iter().any(|c| c == "qla2x00t-32gbit")
     {
-        return Err(err("modules", "scst modules: choose one of `qla2x00t-32gbit` and `qla2x00t` (the two QLogic trees cannot be mixed)".into()));
+        errs.at(at_modules, "scst modules: choose one of `qla2x00t-32gbit` and `qla2x00t` (the two QLogic trees cannot be mixed)");
     }
     if spec.driver_mode == DriverMode::InTree
         && !components.iter().any(|c| c.starts_with("qla2x00t"))
     {
-        return Err(err("driver-mode", "scst driver-mode = \"in-tree\" swaps the QLogic driver: add `qla2x00t-32gbit` to modules".into()));
+        errs.at(at!["scst", "driver-mode"], "scst driver-mode = \"in-tree\" swaps the QLogic driver: add `qla2x00t-32gbit` to modules");
     }
     let valid_name = |n: &str| {
         !n.is_empty()
@@ -1025,58 +1237,62 @@ fn validate_scst(
     };
     let mut firmware = BTreeMap::new();
     let mut inputs = vec![("scst".to_string(), spec.source.clone(), source.clone())];
-    for f in &spec.firmware {
+    for (i, f) in spec.firmware.iter().enumerate() {
+        let at_f = at!["scst", "firmware", i];
         if !valid_name(&f.name) {
-            return Err(err(
-                "firmware",
+            errs.at(
+                at!["scst", "firmware", i, "name"],
                 format!(
                     "firmware name `{}`: expected a relative file name under /lib/firmware",
                     f.name
                 ),
-            ));
+            );
+            continue;
         }
-        let s = validate_source(&f.source_spec(), root)
-            .map_err(|m| err("firmware", format!("firmware `{}`: {m}", f.name)))?;
+        let what = format!("firmware `{}`", f.name);
+        let Some(s) = check_source(errs, at_f, &what, &f.source_spec(), proj) else {
+            continue;
+        };
         if firmware.insert(f.name.clone(), s.clone()).is_some() {
-            return Err(err(
-                "firmware",
+            errs.at(
+                at!["scst", "firmware", i, "name"],
                 format!("firmware `{}` is listed twice", f.name),
-            ));
+            );
         }
         inputs.push((Scst::firmware_input(&f.name), f.source_spec(), s));
     }
-    for w in &spec.waive_firmware {
+    for (i, w) in spec.waive_firmware.iter().enumerate() {
         if !valid_name(w) {
-            return Err(err(
-                "waive-firmware",
+            errs.at(
+                at!["scst", "waive-firmware", i],
                 format!("waived firmware `{w}`: expected a file name"),
-            ));
-        }
-        if firmware.contains_key(w) {
-            return Err(err(
-                "waive-firmware",
+            );
+        } else if firmware.contains_key(w) {
+            errs.at(
+                at!["scst", "waive-firmware", i],
                 format!("firmware `{w}` is both provided and waived"),
-            ));
+            );
         }
     }
     // Named inputs like any [sources.NAME]: the lock pins them, fetch and plan see them.
     for (name, raw, v) in inputs {
         if raw_sources.contains_key(&name) {
-            return Err(err(
-                &name,
+            errs.key(
+                at!["sources", &name],
                 format!("source `{name}` is defined by [scst]: remove it from [sources]"),
-            ));
+            );
+            continue;
         }
         raw_sources.insert(name.clone(), raw);
         sources.insert(name, v);
     }
-    Ok(Scst {
+    Scst {
         source,
         driver_mode: spec.driver_mode,
         components,
         firmware,
         waived: spec.waive_firmware.clone(),
-    })
+    }
 }
 
 /// `[outputs] disk = { size = "256MiB", boot-tries = 3 }`, validated.
@@ -1086,28 +1302,6 @@ pub struct DiskSpec {
     pub size: u64,
     /// Tries a fresh entry gets before systemd-boot falls back (0: no boot counting).
     pub boot_tries: u32,
-}
-
-/// Parses `256MiB`, `1GiB`, `64M` (binary units; a bare number is MiB).
-pub fn parse_disk_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| {
-        format!("disk size `{s}`: expected a number of MiB or GiB, e.g. \"256MiB\"")
-    })?;
-    let mult = match unit.trim() {
-        "" | "M" | "MiB" => 1u64 << 20,
-        "G" | "GiB" => 1024 << 20,
-        u => {
-            return Err(format!(
-                "disk size `{s}`: unknown unit `{u}` (expected MiB or GiB)"
-            ))
-        }
-    };
-    n.checked_mul(mult)
-        .filter(|b| *b > 0)
-        .ok_or_else(|| format!("disk size `{s}`: out of range"))
 }
 
 #[cfg(test)]
@@ -1122,6 +1316,27 @@ mod tests {
             url: url.map(|u| UrlList::One(u.to_string())),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn every_error_of_a_recipe_is_reported_at_its_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("recipes/r.toml");
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        let text = "[recipe]\nsource-date-epoch = 1\n[kernel]\nsource = { debian = \"linux-source-6.1\", version = \"6.1\" }\nbase = \"tinyconfig\"\n[node]\nconfig = \"nodes/missing.toml\"\n[outputs]\nzstd-level = 25\n[userland.packages]\nbusybox = \"\"\n[sources.a]\nurl = \"https://example.org/a\"\nsha256 = \"00\"\n[sources.b]\nurl = \"https://example.org/b\"\nsha256 = \"zz\"\n";
+        let e = Recipe::parse(&file, text).unwrap_err();
+        let f = file.display();
+        assert_eq!(
+            e.to_string(),
+            [
+                format!("{f}:7:10: node config `nodes/missing.toml` not found"),
+                format!("{f}:9:14: zstd-level 25: expected 1 to 19"),
+                format!("{f}:11:11: package `busybox`: version ``: expected a Debian version (`3.1.7-1+deb12u2`), a relation (`>= 3.1`) or `*` for any"),
+                format!("{f}:14:10: source `a`: sha256 `00`: expected 64 lowercase hex digits"),
+                format!("{f}:17:10: source `b`: sha256 `zz`: expected 64 lowercase hex digits"),
+            ]
+            .join("\n")
+        );
     }
 
     #[test]

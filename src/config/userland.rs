@@ -5,6 +5,7 @@
 //!
 //! Nothing here talks to apt: the resolver is [`crate::engine::apt`].
 
+use super::spans::{at, Errors, Seg};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -198,88 +199,94 @@ fn default_sources(suite: &str, components: &[String]) -> Vec<AptSource> {
     ]
 }
 
-/// An absolute in-image path without `..` (for keep, drop and links).
-fn check_image_path(what: &str, p: &str) -> Result<(), String> {
-    if !p.starts_with('/') || p.split('/').any(|c| c == "..") || p.contains('\0') {
-        return Err(format!(
-            "{what} `{p}`: expected an absolute path in the image, without `..`"
-        ));
-    }
-    Ok(())
-}
-
-/// Validates `[userland]`. Err: (the key to locate, the message).
-pub fn validate(raw: &super::recipe::UserlandSpec) -> Result<Userland, (String, String)> {
-    let e = |k: &str, m: String| (k.to_string(), m);
+/// Validates `[userland]`, recording every error at the value at fault (the keep,
+/// drop and link paths are checked with the recipe's other paths).
+pub fn validate(raw: &super::recipe::UserlandSpec, errs: &mut Errors) -> Userland {
     if !valid_word(&raw.suite) {
-        return Err(e(
-            "suite",
+        errs.at(
+            at!["userland", "suite"],
             format!(
                 "suite `{}`: expected a Debian suite name such as `bookworm`",
                 raw.suite
             ),
-        ));
+        );
     }
     let architecture = raw.architecture.clone().unwrap_or_else(|| "amd64".into());
     if !valid_word(&architecture) {
-        return Err(e(
-            "architecture",
+        errs.at(
+            at!["userland", "architecture"],
             format!(
                 "architecture `{architecture}`: expected a Debian architecture such as `amd64`"
             ),
-        ));
+        );
     }
     let components = raw
         .components
         .clone()
         .unwrap_or_else(|| vec!["main".to_string()]);
-    check_components(&components).map_err(|m| e("components", m))?;
+    if let Err(m) = check_components(&components) {
+        errs.at(at!["userland", "components"], m);
+    }
     let sources = match &raw.repositories {
         None => default_sources(&raw.suite, &components),
         Some(repos) if repos.is_empty() => {
-            return Err(e(
-                "repositories",
-                "repositories: expected at least one `{ uri = \"…\" }` (or leave it out for Debian's archive)".into(),
-            ))
+            errs.at(
+                at!["userland", "repositories"],
+                "repositories: expected at least one `{ uri = \"…\" }` (or leave it out for Debian's archive)",
+            );
+            Vec::new()
         }
         Some(repos) => {
             let mut out = Vec::new();
-            for r in repos {
+            for (i, r) in repos.iter().enumerate() {
+                let at_r = |k: &str| -> Vec<Seg> { at!["userland", "repositories", i, k].to_vec() };
                 let uri = r.uri.trim_end_matches('/').to_string();
                 let scheme_ok = uri.starts_with("http://")
                     || uri.starts_with("https://")
                     || uri.starts_with("file:///");
                 if !scheme_ok {
-                    return Err(e(
-                        "repositories",
-                        format!("repository `{}`: expected an http://, https:// or file:/// URI", r.uri),
-                    ));
+                    errs.at(
+                        &at_r("uri"),
+                        format!(
+                            "repository `{}`: expected an http://, https:// or file:/// URI",
+                            r.uri
+                        ),
+                    );
                 }
                 if r.trusted && r.signed_by.is_some() {
-                    return Err(e(
-                        "repositories",
-                        format!("repository `{}`: `trusted = true` and `signed-by` exclude each other", r.uri),
-                    ));
+                    errs.at(
+                        &at_r("trusted"),
+                        format!(
+                            "repository `{}`: `trusted = true` and `signed-by` exclude each other",
+                            r.uri
+                        ),
+                    );
                 }
                 let suites = r.suites.clone().unwrap_or_else(|| vec![raw.suite.clone()]);
                 if suites.is_empty() || !suites.iter().all(|s| valid_word(s)) {
-                    return Err(e(
-                        "repositories",
-                        format!("repository `{}`: suites: expected suite names such as `bookworm`", r.uri),
-                    ));
+                    errs.at(
+                        &at_r("suites"),
+                        format!(
+                            "repository `{}`: suites: expected suite names such as `bookworm`",
+                            r.uri
+                        ),
+                    );
                 }
                 let comps = r.components.clone().unwrap_or_else(|| components.clone());
-                check_components(&comps)
-                    .map_err(|m| e("repositories", format!("repository `{}`: {m}", r.uri)))?;
+                if let Err(m) = check_components(&comps) {
+                    errs.at(&at_r("components"), format!("repository `{}`: {m}", r.uri));
+                }
                 let signed_by = match (&r.signed_by, r.trusted) {
                     (_, true) => None,
-                    (Some(p), false) if !p.is_absolute() => {
-                        return Err(e(
-                            "repositories",
-                            format!("repository `{}`: signed-by `{}`: expected an absolute path to a keyring", r.uri, p.display()),
-                        ))
+                    (Some(p), false) => {
+                        if !p.is_absolute() {
+                            errs.at(
+                                &at_r("signed-by"),
+                                format!("repository `{}`: signed-by `{}`: expected an absolute path to a keyring", r.uri, p.display()),
+                            );
+                        }
+                        Some(p.clone())
                     }
-                    (Some(p), false) => Some(p.clone()),
                     (None, false) => Some(PathBuf::from(DEBIAN_KEYRING)),
                 };
                 for suite in suites {
@@ -298,60 +305,70 @@ pub fn validate(raw: &super::recipe::UserlandSpec) -> Result<Userland, (String, 
     let mut packages: Vec<PackageRequest> = Vec::new();
     match &raw.packages {
         PackagesSpec::List(names) => {
-            for n in names {
+            for (i, n) in names.iter().enumerate() {
+                let at_p = at!["userland", "packages", i];
                 if n.contains(['=', '(', ' ']) {
-                    return Err(e(
-                        "packages",
+                    errs.at(
+                        at_p,
                         format!("package `{n}`: a list names packages only; give versions in the table form, e.g. packages = {{ corosync = \"3.1.7-1+deb12u2\" }}"),
-                    ));
+                    );
+                } else if packages.iter().any(|p| p.name == *n) {
+                    errs.at(at_p, format!("package `{n}` is listed twice"));
+                } else if !valid_package_name(n) {
+                    errs.at(at_p, bad_name(n));
+                } else {
+                    packages.push(PackageRequest {
+                        name: n.clone(),
+                        constraint: Constraint::Any,
+                    });
                 }
-                if packages.iter().any(|p| p.name == *n) {
-                    return Err(e("packages", format!("package `{n}` is listed twice")));
-                }
-                packages.push(PackageRequest {
-                    name: n.clone(),
-                    constraint: Constraint::Any,
-                });
             }
         }
         PackagesSpec::Table(t) => {
             for (n, v) in t {
-                let constraint = parse_constraint(n, v).map_err(|m| e(n, m))?;
-                packages.push(PackageRequest {
-                    name: n.clone(),
-                    constraint,
-                });
+                let at_p = at!["userland", "packages", n];
+                if !valid_package_name(n) {
+                    errs.key(at_p, bad_name(n));
+                    continue;
+                }
+                match parse_constraint(n, v) {
+                    Ok(constraint) => packages.push(PackageRequest {
+                        name: n.clone(),
+                        constraint,
+                    }),
+                    Err(m) => errs.at(at_p, m),
+                }
             }
         }
     }
-    for p in &packages {
-        if !valid_package_name(&p.name) {
-            return Err(e(
-                &p.name,
-                format!("package `{}`: expected a Debian package name (lowercase letters, digits, `+`, `-`, `.`)", p.name),
-            ));
+    packages.sort_by(|a, b| a.name.cmp(&b.name));
+    for (i, d) in raw.drop.iter().enumerate() {
+        if let Err(m) = crate::util::paths::image_path(d) {
+            errs.at(at!["userland", "drop", i], format!("[userland] drop: {m}"));
         }
     }
-    packages.sort_by(|a, b| a.name.cmp(&b.name));
-    for k in &raw.keep {
-        check_image_path("keep", k).map_err(|m| e("keep", m))?;
-    }
-    for d in &raw.drop {
-        check_image_path("drop", d).map_err(|m| e("drop", m))?;
-    }
-    for l in raw.links.keys() {
-        check_image_path("link", l).map_err(|m| e(l, m))?;
-    }
-    Ok(Userland {
+    // In-image paths are absolute from here on (`usr/bin/x` means `/usr/bin/x`).
+    let absolute = |v: &[String]| -> Vec<String> {
+        v.iter()
+            .map(|p| format!("/{}", p.trim_start_matches('/')))
+            .collect()
+    };
+    Userland {
         suite: raw.suite.clone(),
         architecture,
         components,
         sources,
         packages,
-        keep: raw.keep.clone(),
-        drop: raw.drop.clone(),
+        keep: absolute(&raw.keep),
+        drop: absolute(&raw.drop),
         links: raw.links.clone(),
-    })
+    }
+}
+
+fn bad_name(n: &str) -> String {
+    format!(
+        "package `{n}`: expected a Debian package name (lowercase letters, digits, `+`, `-`, `.`)"
+    )
 }
 
 fn check_components(c: &[String]) -> Result<(), String> {
@@ -364,7 +381,7 @@ fn check_components(c: &[String]) -> Result<(), String> {
                 "component `{x}`: expected a name such as `main` or `non-free-firmware`"
             ));
         }
-        if c[..i].contains(x) {
+        if c.iter().take(i).any(|y| y == x) {
             return Err(format!("component `{x}` is listed twice"));
         }
     }
@@ -381,9 +398,18 @@ mod tests {
         toml::from_str(toml_text).unwrap()
     }
 
+    /// Validates `[userland]` written as `text`; the error messages, or the result.
+    fn validate(text: &str) -> Result<Userland, String> {
+        let full = format!("[userland]\n{text}\n");
+        let file = std::path::Path::new("r.toml");
+        let mut errs = Errors::new(file, &full);
+        let u = super::validate(&spec(text), &mut errs);
+        errs.finish(u).map_err(|e| e.to_string())
+    }
+
     #[test]
     fn list_table_and_constraints() {
-        let u = validate(&spec("packages = [\"pacemaker\", \"corosync\"]")).unwrap();
+        let u = validate("packages = [\"pacemaker\", \"corosync\"]").unwrap();
         assert_eq!(u.requested(), vec!["corosync", "pacemaker"]);
         assert_eq!(u.components, vec!["main"]);
         assert_eq!(
@@ -394,9 +420,9 @@ mod tests {
                 "deb http://deb.debian.org/debian-security bookworm-security main",
             ]
         );
-        let u = validate(&spec(
+        let u = validate(
             "packages = { corosync = \"3.1.7-1\", libqb100 = \">= 2.0\", busybox-static = \"*\", bash = \"= 5.2\" }",
-        ))
+        )
         .unwrap();
         assert_eq!(
             u.requested(),
@@ -415,21 +441,20 @@ mod tests {
             ("packages = [\"Foo\"]", "expected a Debian package name"),
             ("components = []", "at least one"),
             ("components = [\"main\", \"main\"]", "listed twice"),
-            ("keep = [\"usr/bin/x\"]", "absolute path"),
-            ("drop = [\"/usr/../etc\"]", "without `..`"),
+            ("drop = [\"/usr/../etc\"]", "climbs out of the image root"),
             ("repositories = [{ uri = \"ftp://x\" }]", "http://"),
             ("repositories = []", "at least one"),
         ] {
-            let e = validate(&spec(bad)).unwrap_err().1;
+            let e = validate(bad).unwrap_err();
             assert!(e.contains(want), "{bad}: {e}");
         }
     }
 
     #[test]
     fn repositories_expand_per_suite() {
-        let u = validate(&spec(
+        let u = validate(
             "suite = \"trixie\"\ncomponents = [\"main\", \"non-free-firmware\"]\nrepositories = [{ uri = \"file:///srv/repo/\", trusted = true }, { uri = \"http://m/debian\", suites = [\"a\", \"b\"], components = [\"main\"] }]",
-        ))
+        )
         .unwrap();
         assert_eq!(
             u.source_lines(),
@@ -444,7 +469,7 @@ mod tests {
             u.sources[1].signed_by.as_deref(),
             Some(std::path::Path::new(DEBIAN_KEYRING))
         );
-        let sid = validate(&spec("suite = \"sid\"")).unwrap();
+        let sid = validate("suite = \"sid\"").unwrap();
         assert_eq!(sid.sources.len(), 1);
     }
 }

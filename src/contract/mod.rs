@@ -11,6 +11,17 @@
 //! * [`signature`] — `SHA256SUMS` and `SHA256SUMS.sig` of an output directory (written
 //!   by `sanforge sign`, checked by `sanforge verify-image` and `sanforge-init update`).
 
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented
+)]
+
 pub mod loader;
 pub mod partitions;
 pub mod signature;

@@ -31,7 +31,9 @@ pub fn derived_guid(recipe: &str, role: &str) -> Guid {
         .chain_update(role.as_bytes())
         .finalize();
     let mut g = [0u8; 16];
-    g.copy_from_slice(&h[..16]);
+    for (d, s) in g.iter_mut().zip(h.iter()) {
+        *d = *s;
+    }
     g[7] = (g[7] & 0x0f) | 0x40;
     g[8] = (g[8] & 0x3f) | 0x80;
     g
@@ -48,14 +50,10 @@ pub fn guid_string(g: &Guid) -> String {
 /// The inverse of [`guid_string`].
 pub fn guid_from_str(s: &str) -> Option<Guid> {
     let hex: String = s.chars().filter(|c| *c != '-').collect();
-    let b = hex::decode(hex).ok()?;
-    if b.len() != 16 {
-        return None;
-    }
-    let mut g = [0u8; 16];
-    let order = [3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15];
-    for (i, o) in order.iter().enumerate() {
-        g[*o] = b[i];
-    }
-    Some(g)
+    let b: Guid = hex::decode(hex).ok()?.try_into().ok()?;
+    // The byte order of `guid_string`, which is its own inverse.
+    Some([
+        b[3], b[2], b[1], b[0], b[5], b[4], b[7], b[6], b[8], b[9], b[10], b[11], b[12], b[13],
+        b[14], b[15],
+    ])
 }

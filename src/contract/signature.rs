@@ -66,7 +66,9 @@ pub enum VerifyError {
 
 /// A short, stable name for a public key: the first 16 hex digits of its sha256.
 pub fn fingerprint(key: &VerifyingKey) -> String {
-    crate::util::hash::sha256_bytes(key.as_bytes())[..16].to_string()
+    let mut f = crate::util::hash::sha256_bytes(key.as_bytes());
+    f.truncate(16); // ASCII: every index is a char boundary
+    f
 }
 
 /// Reads `<tag> <hex>` and returns the decoded bytes.

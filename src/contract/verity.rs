@@ -54,19 +54,21 @@ fn digest(salt: &[u8], block: &[u8]) -> [u8; 32] {
 /// the root hash.
 fn tree_from_digests(salt: &[u8], mut digests: Vec<[u8; 32]>) -> (Vec<u8>, [u8; 32]) {
     let mut levels: Vec<Vec<u8>> = Vec::new();
-    loop {
+    let root = loop {
         let blocks = digests.len().div_ceil(PER_BLOCK).max(1);
         let mut level = vec![0u8; blocks * BLOCK];
-        for (i, d) in digests.iter().enumerate() {
-            level[i * DIGEST..(i + 1) * DIGEST].copy_from_slice(d);
+        for (slot, d) in level.chunks_exact_mut(DIGEST).zip(&digests) {
+            slot.copy_from_slice(d);
+        }
+        if blocks == 1 {
+            // One block left: its digest is the root.
+            let root = digest(salt, &level);
+            levels.push(level);
+            break root;
         }
         digests = level.chunks(BLOCK).map(|b| digest(salt, b)).collect();
         levels.push(level);
-        if blocks == 1 {
-            break;
-        }
-    }
-    let root = digests[0];
+    };
     let mut area = Vec::new();
     for l in levels.iter().rev() {
         area.extend_from_slice(l);

@@ -95,6 +95,54 @@ impl Cache {
     /// Copies `file` into the cache and returns its sha256. Importing a file that is
     /// already cached changes nothing.
     pub fn import(&self, file: &Path) -> Result<String> {
+        let (tmp, sha) = self.stage_import(file)?;
+        if self.get_verified(&sha).ok().flatten().is_none() {
+            self.commit(tmp, &sha)?;
+        }
+        Ok(sha)
+    }
+
+    /// Imports every file of `files` or none (`sanforge fetch --import A B C`): each
+    /// is copied and hashed into a temporary file first; only when all of them could
+    /// be read are they committed. The error names every file that could not be
+    /// imported and why. Returns (file, sha256) in the order given.
+    pub fn import_all(&self, files: &[PathBuf]) -> Result<Vec<(PathBuf, String)>> {
+        let mut staged = Vec::new();
+        let mut failed = Vec::new();
+        for f in files {
+            match self.stage_import(f) {
+                Ok((tmp, sha)) => staged.push((f.clone(), tmp, sha)),
+                Err(e) => failed.push(format!("  {}: {e:#}", f.display())),
+            }
+        }
+        if !failed.is_empty() {
+            bail!(
+                "cannot import {} of {} files (nothing was imported):\n{}",
+                failed.len(),
+                files.len(),
+                failed.join("\n")
+            );
+        }
+        let mut out = Vec::new();
+        for (f, tmp, sha) in staged {
+            if self.get_verified(&sha).ok().flatten().is_none() {
+                self.commit(tmp, &sha)?;
+            }
+            out.push((f, sha));
+        }
+        Ok(out)
+    }
+
+    /// Copies `file` into a temporary file of the cache, hashing it on the way.
+    fn stage_import(&self, file: &Path) -> Result<(tempfile::NamedTempFile, String)> {
+        let meta =
+            std::fs::metadata(file).with_context(|| format!("cannot stat {}", file.display()))?;
+        if !meta.is_file() {
+            bail!(
+                "{} is not a regular file: expected a file to put into the cache",
+                file.display()
+            );
+        }
         let mut src =
             std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
         let mut tmp = self.temp_file()?;
@@ -112,10 +160,7 @@ impl Cache {
                 .with_context(|| format!("cannot write {}", tmp.path().display()))?;
         }
         let sha = hex::encode(h.finalize());
-        if self.get_verified(&sha).ok().flatten().is_none() {
-            self.commit(tmp, &sha)?;
-        }
-        Ok(sha)
+        Ok((tmp, sha))
     }
 
     /// Moves `tmp_file` into the cache as blob `expected_sha` after checking its hash.

@@ -9,7 +9,7 @@ use super::cache::Cache;
 use super::stage::{Keys, Stage};
 use crate::config::lock::Lock;
 use crate::config::node::{NodeConfig, ValidNode};
-use crate::config::recipe::{Recipe, Source};
+use crate::config::recipe::{Project, Recipe, Source};
 use crate::util::fs as ufs;
 use crate::util::hash::{sha256_bytes, sha256_file};
 use anyhow::{bail, Context, Result};
@@ -72,10 +72,10 @@ impl Ctx {
             None => recipe,
         };
         let cache = Cache::from_env()?;
-        let (pins, lock_from_file) = super::lock::pins_for(&recipe, &cache, opts.locked)?;
+        let (mut pins, lock_from_file) = super::lock::pins_for(&recipe, &cache, opts.locked)?;
         let node_text = ufs::read_to_string(&recipe.node_config)?;
         let node = NodeConfig::parse(&recipe.node_config, &node_text)?;
-        let node_configs = node_configs(&recipe.root, &recipe.node_configs)?;
+        let node_configs = node_configs_in(&recipe.project(), &recipe.node_configs)?;
         let scst_conf = crate::scsi::scst::load_node_scst(&recipe.node_config, &node)?;
         let init_bin = match &opts.init {
             Some(p) => p.clone(),
@@ -99,7 +99,27 @@ impl Ctx {
             .map(|p| p.name.as_str())
             .collect();
         let roles = crate::engine::apt::roles(&pins.packages, &requested);
-        let inputs = resolve_inputs(&recipe, &pins, &roles)?;
+        let (inputs, drift) = resolve_inputs(&recipe, &pins, &roles)?;
+        if !drift.is_empty() {
+            let lines: Vec<String> = drift.iter().map(|d| d.describe()).collect();
+            if opts.locked {
+                bail!(
+                    "{}\n`--locked` builds only what the lock pins; run `sanforge lock {}` to pin what is there now",
+                    lines.join("\n"),
+                    recipe.file.display()
+                );
+            }
+            // Without --locked, what is there is built (and recorded), as for a stale
+            // lock; the pins in memory follow so that later checks agree.
+            for (d, line) in drift.iter().zip(&lines) {
+                crate::util::progress::step(&format!(
+                    "warning: {line}; building what is there (run `sanforge lock` to pin it)"
+                ));
+                if let Some(l) = pins.sources.iter_mut().find(|s| s.name == d.lock_name) {
+                    l.sha256 = d.actual.clone();
+                }
+            }
+        }
         let mut ctx = Ctx {
             recipe,
             cache,
@@ -181,15 +201,37 @@ fn check_static(path: &Path) -> Result<()> {
     }
 }
 
-/// Every input of the build with the sha256 the pins give it: the selected kernel's
-/// source (as `kernel`), each named source, and each package of the closure that is
-/// unpacked (`package:NAME`).
+/// A local `path` source whose content no longer has the sha256 the lock pins.
+#[derive(Debug, Clone)]
+pub struct Drift {
+    pub lock_name: String,
+    pub origin: String,
+    pub expected: String,
+    pub actual: String,
+}
+
+impl Drift {
+    fn describe(&self) -> String {
+        format!(
+            "source `{}` ({}) changed since the lock was written: the lock pins sha256 {}, it now hashes to {}",
+            self.lock_name, self.origin, self.expected, self.actual
+        )
+    }
+}
+
+/// Every input of the build with the sha256 it has: the selected kernel's source (as
+/// `kernel`), each named source and each package of the closure that is unpacked
+/// (`package:NAME`), as the pins give them; and the `path` sources whose content
+/// drifted from the pins. A `path` source is always keyed by its content (hashed now),
+/// never by what the lock remembers: editing a local tree rebuilds, and the manifest
+/// records what was really built.
 fn resolve_inputs(
     recipe: &Recipe,
     pins: &Lock,
     roles: &std::collections::BTreeMap<String, crate::engine::apt::Role>,
-) -> Result<Vec<Input>> {
+) -> Result<(Vec<Input>, Vec<Drift>)> {
     let mut inputs = Vec::new();
+    let mut drift = Vec::new();
     // `lock_name`: the entry that pins it (`kernel@NAME` for a matrix kernel, which is
     // still the input `kernel` of this build).
     let mut add = |name: &str, lock_name: &str, src: &Source| -> Result<()> {
@@ -206,11 +248,27 @@ fn resolve_inputs(
             .get(lock_name)
             .filter(|l| l.kind == kind && l.origin == origin)
             .with_context(|| format!("internal error: input `{lock_name}` is not pinned"))?;
+        let sha256 = match src {
+            Source::Path { path, .. } => {
+                let actual = crate::engine::fetch::path_sha256(path)
+                    .with_context(|| format!("source `{lock_name}` ({origin})"))?;
+                if pinned.sha256 != actual {
+                    drift.push(Drift {
+                        lock_name: lock_name.to_string(),
+                        origin: origin.clone(),
+                        expected: pinned.sha256.clone(),
+                        actual: actual.clone(),
+                    });
+                }
+                actual
+            }
+            _ => pinned.sha256.clone(),
+        };
         inputs.push(Input {
             name: name.to_string(),
             kind: kind.to_string(),
             origin,
-            sha256: pinned.sha256.clone(),
+            sha256,
         });
         Ok(())
     };
@@ -233,7 +291,7 @@ fn resolve_inputs(
             sha256: p.sha256.clone(),
         });
     }
-    Ok(inputs)
+    Ok((inputs, drift))
 }
 
 /// sha256 of a string (used for config hashes in the manifest).
@@ -246,6 +304,14 @@ pub fn text_sha(s: &str) -> String {
 /// layout `sanforge cluster render` writes); a directory holds `NAME/node.toml` or
 /// `NAME.toml` entries.
 pub fn node_configs(root: &Path, entries: &[PathBuf]) -> Result<Vec<(String, String)>> {
+    node_configs_in(&Project { root, allowed: &[] }, entries)
+}
+
+/// [`node_configs`] for a recipe's project: every entry, and every file found in an
+/// entry's directory, must lead inside the project (or an allowed directory), so a
+/// symlink among the rendered configs cannot bake a host file into the image.
+pub fn node_configs_in(proj: &Project, entries: &[PathBuf]) -> Result<Vec<(String, String)>> {
+    let root = proj.root;
     let mut files: Vec<(String, PathBuf)> = Vec::new();
     let name_of = |p: &Path| -> String {
         let stem = p.file_stem().map(|s| s.to_string_lossy().into_owned());
@@ -288,6 +354,8 @@ pub fn node_configs(root: &Path, entries: &[PathBuf]) -> Result<Vec<(String, Str
     }
     let mut out: Vec<(String, String)> = Vec::new();
     for (name, f) in files {
+        proj.path(f.strip_prefix(root).unwrap_or(&f))
+            .map_err(|m| anyhow::anyhow!("node config {}: {m}", f.display()))?;
         if name.is_empty()
             || !name
                 .bytes()

@@ -13,7 +13,7 @@ use crate::config::recipe::Source;
 use crate::engine::cache::Cache;
 use crate::util::cmd::{Cmd, Log};
 use crate::util::progress::{step, Task};
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -23,6 +23,72 @@ use std::time::Duration;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time allowed between two reads from a mirror.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Time allowed for the whole transfer from one mirror (`SANFORGE_FETCH_DEADLINE`).
+pub const DEADLINE: Duration = Duration::from_secs(3600);
+/// The slowest transfer accepted, in bytes per second averaged over [`STALL_WINDOW`]
+/// (`SANFORGE_FETCH_MIN_RATE`): a mirror that trickles a byte now and then is given
+/// up, not waited on for ever.
+pub const MIN_RATE: u64 = 1024;
+/// The window over which [`MIN_RATE`] is measured (`SANFORGE_FETCH_STALL`).
+pub const STALL_WINDOW: Duration = Duration::from_secs(60);
+
+/// How long one mirror may take: connect, between reads, in all, and how slow it may
+/// be. A mirror that breaks a limit is given up and the next one is tried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub connect: Duration,
+    pub read: Duration,
+    pub deadline: Duration,
+    /// Bytes per second, averaged over `stall`; 0 disables the check.
+    pub min_rate: u64,
+    pub stall: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            connect: CONNECT_TIMEOUT,
+            read: READ_TIMEOUT,
+            deadline: DEADLINE,
+            min_rate: MIN_RATE,
+            stall: STALL_WINDOW,
+        }
+    }
+}
+
+impl Limits {
+    /// The defaults, overridden by `SANFORGE_FETCH_DEADLINE` and
+    /// `SANFORGE_FETCH_STALL` (seconds) and `SANFORGE_FETCH_MIN_RATE` (bytes/s).
+    pub fn from_env() -> Result<Limits> {
+        let mut l = Limits::default();
+        let var = |name: &str| -> Result<Option<u64>> {
+            match std::env::var(name) {
+                Ok(v) if !v.trim().is_empty() => v
+                    .trim()
+                    .parse::<u64>()
+                    .map(Some)
+                    .map_err(|_| anyhow!("{name}=`{v}`: expected a whole number")),
+                _ => Ok(None),
+            }
+        };
+        if let Some(s) = var("SANFORGE_FETCH_DEADLINE")? {
+            if s == 0 {
+                bail!("SANFORGE_FETCH_DEADLINE=0: expected at least 1 second");
+            }
+            l.deadline = Duration::from_secs(s);
+        }
+        if let Some(s) = var("SANFORGE_FETCH_STALL")? {
+            if s == 0 {
+                bail!("SANFORGE_FETCH_STALL=0: expected at least 1 second");
+            }
+            l.stall = Duration::from_secs(s);
+        }
+        if let Some(r) = var("SANFORGE_FETCH_MIN_RATE")? {
+            l.min_rate = r;
+        }
+        Ok(l)
+    }
+}
 
 /// A source made available on disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +103,16 @@ pub struct Fetched {
 /// Returns the blob with `sha256`, downloading it from the first mirror that serves
 /// the right bytes if it is not cached yet.
 pub fn fetch_url(cache: &Cache, mirrors: &[String], sha256: &str) -> Result<PathBuf> {
+    fetch_url_with(cache, mirrors, sha256, &Limits::from_env()?)
+}
+
+/// [`fetch_url`] with explicit time and rate limits for each mirror.
+pub fn fetch_url_with(
+    cache: &Cache,
+    mirrors: &[String],
+    sha256: &str,
+    limits: &Limits,
+) -> Result<PathBuf> {
     if !crate::util::hash::is_sha256(sha256) {
         bail!("`{sha256}` is not a sha256: expected 64 lowercase hex digits");
     }
@@ -48,7 +124,7 @@ pub fn fetch_url(cache: &Cache, mirrors: &[String], sha256: &str) -> Result<Path
     if mirrors.is_empty() {
         bail!("{sha256} is not in the cache and no mirror is given\nhint: seed the cache with: sanforge fetch --import FILE (FILE must have sha256 {sha256})");
     }
-    match try_mirrors(cache, mirrors, sha256) {
+    match try_mirrors(cache, mirrors, sha256, limits) {
         Ok(p) => Ok(p),
         Err(failures) => bail!(
             "cannot fetch {sha256}: every mirror failed\n{}\nhint: seed the cache with: sanforge fetch --import FILE (FILE must have sha256 {sha256})",
@@ -66,16 +142,20 @@ fn try_mirrors(
     cache: &Cache,
     mirrors: &[String],
     sha256: &str,
+    limits: &Limits,
 ) -> std::result::Result<PathBuf, Vec<(String, String)>> {
     let agent = ureq::AgentBuilder::new()
-        .timeout_connect(CONNECT_TIMEOUT)
-        .timeout_read(READ_TIMEOUT)
+        .timeout_connect(limits.connect)
+        // Every read is bounded, so the deadline and the rate are checked at least
+        // this often (ureq's own overall `timeout` would replace this bound by the
+        // time left, leaving a silent mirror unnoticed until the deadline).
+        .timeout_read(limits.read.min(limits.stall))
         .redirects(5)
         .user_agent(concat!("sanforge/", env!("CARGO_PKG_VERSION")))
         .build();
     let mut failures = Vec::new();
     for url in mirrors {
-        match download(cache, &agent, url, sha256) {
+        match download(cache, &agent, url, sha256, limits) {
             Ok(p) => return Ok(p),
             Err(reason) => {
                 if mirrors.len() > 1 {
@@ -96,13 +176,24 @@ fn download(
     agent: &ureq::Agent,
     url: &str,
     sha256: &str,
+    limits: &Limits,
 ) -> std::result::Result<PathBuf, String> {
+    let started = std::time::Instant::now();
     let name = url.rsplit('/').find(|s| !s.is_empty()).unwrap_or(url);
     let (reader, len): (Box<dyn Read>, Option<u64>) =
         if let Some(path) = url.strip_prefix("file://") {
             let path = Path::new(path);
             if !path.is_absolute() {
                 return Err("a file:// URL needs an absolute path (file:///dir/file)".into());
+            }
+            match std::fs::metadata(path) {
+                Ok(m) if !m.is_file() => {
+                    return Err(format!(
+                        "{} is not a regular file (a fifo or device would never end)",
+                        path.display()
+                    ))
+                }
+                _ => {}
             }
             let f = std::fs::File::open(path)
                 .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
@@ -125,7 +216,8 @@ fn download(
         };
     let mut tmp = cache.temp_file().map_err(|e| format!("{e:#}"))?;
     let mut task = Task::start(&format!("fetch {name}"), len, "bytes");
-    let (count, actual) = copy_hashing(reader, len, &mut tmp, &mut task)?;
+    let pace = Pace::new(started, limits);
+    let (count, actual) = copy_hashing(reader, len, &mut tmp, &mut task, pace)?;
     if let Some(len) = len {
         if count < len {
             return Err(format!("truncated: got {count} of {len} bytes"));
@@ -156,6 +248,7 @@ fn copy_hashing(
     len: Option<u64>,
     out: &mut tempfile::NamedTempFile,
     task: &mut Task,
+    mut pace: Pace,
 ) -> std::result::Result<(u64, String), String> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
@@ -166,12 +259,24 @@ fn copy_hashing(
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
+                // A read cut by the deadline or by silence says so, not "dropped".
+                pace.check_deadline(count)?;
                 return Err(match len {
                     Some(len) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                         format!("truncated: got {count} of {len} bytes")
                     }
+                    _ if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+                    ) =>
+                    {
+                        format!(
+                            "stalled: no data for {}s after {count} bytes",
+                            pace.silence().as_secs()
+                        )
+                    }
                     _ => format!("connection dropped after {count} bytes: {}", io_reason(&e)),
-                })
+                });
             }
         };
         h.update(&buf[..n]);
@@ -179,8 +284,75 @@ fn copy_hashing(
             .map_err(|e| format!("cannot write {}: {e}", out.path().display()))?;
         count += n as u64;
         task.inc(n as u64);
+        pace.check(count)?;
     }
     Ok((count, hex::encode(h.finalize())))
+}
+
+/// Watches one transfer against its [`Limits`]: the deadline of the whole transfer,
+/// and the minimum rate over each window of `stall` seconds.
+struct Pace {
+    deadline: std::time::Instant,
+    limits: Limits,
+    window_start: std::time::Instant,
+    window_bytes: u64,
+    last_data: std::time::Instant,
+    last_count: u64,
+}
+
+impl Pace {
+    fn new(started: std::time::Instant, limits: &Limits) -> Pace {
+        let now = std::time::Instant::now();
+        Pace {
+            deadline: started + limits.deadline,
+            limits: *limits,
+            window_start: now,
+            window_bytes: 0,
+            last_data: now,
+            last_count: 0,
+        }
+    }
+
+    /// How long since the last byte arrived.
+    fn silence(&self) -> Duration {
+        self.last_data.elapsed()
+    }
+
+    /// Err when the transfer's deadline has passed (`count`: bytes so far).
+    fn check_deadline(&self, count: u64) -> std::result::Result<(), String> {
+        if std::time::Instant::now() >= self.deadline {
+            return Err(format!(
+                "too slow: not complete within the deadline of {}s (got {count} bytes; SANFORGE_FETCH_DEADLINE)",
+                self.limits.deadline.as_secs()
+            ));
+        }
+        Ok(())
+    }
+
+    /// `count`: bytes received so far. Err: why this mirror is given up.
+    fn check(&mut self, count: u64) -> std::result::Result<(), String> {
+        let now = std::time::Instant::now();
+        if count > self.last_count {
+            self.last_data = now;
+            self.last_count = count;
+        }
+        self.check_deadline(count)?;
+        let window = now.duration_since(self.window_start);
+        if window >= self.limits.stall {
+            let got = count - self.window_bytes;
+            let need = self.limits.min_rate.saturating_mul(window.as_secs().max(1));
+            if self.limits.min_rate > 0 && got < need {
+                return Err(format!(
+                    "too slow: {got} bytes in the last {}s, below the minimum of {} bytes/s (got {count} bytes in all; SANFORGE_FETCH_MIN_RATE)",
+                    window.as_secs(),
+                    self.limits.min_rate
+                ));
+            }
+            self.window_start = now;
+            self.window_bytes = count;
+        }
+        Ok(())
+    }
 }
 
 fn transport_reason(t: &ureq::Transport) -> String {
@@ -227,7 +399,7 @@ pub fn fetch_deb(
     if urls.is_empty() {
         bail!("{what} is not in the cache and the lock names no URL for it\nhint: {import}, or re-pin it with `sanforge lock --update {update}`");
     }
-    let failures = match try_mirrors(cache, urls, sha256) {
+    let failures = match try_mirrors(cache, urls, sha256, &Limits::from_env()?) {
         Ok(p) => return Ok(p),
         Err(f) => f,
     };
@@ -394,8 +566,13 @@ pub fn path_sha256(path: &Path) -> Result<String> {
         Ok(crate::util::hash::KeyBuilder::new("path-tree")
             .add_tree("file", path)?
             .finish())
-    } else {
+    } else if meta.is_file() {
         crate::util::hash::sha256_file(path)
+    } else {
+        bail!(
+            "{} is not a regular file or a directory (a fifo, socket or device cannot be a source)",
+            path.display()
+        )
     }
 }
 

@@ -5,6 +5,9 @@
 //! A build assembles its outputs and logs in `out/NAME.partial/` and swaps it into
 //! `out/NAME/` at the end: readers see the old or the new outputs, never a mix, and an
 //! interrupted build leaves nothing half-written that a later build would trust.
+//! Only sanforge's own directories are ever replaced: an output directory must be
+//! absent, empty or hold the manifest of an earlier build, and the `.partial` and
+//! `.old` siblings must be ones a build left ([`check_replaceable`]).
 
 use super::ctx::Ctx;
 use super::stage::Stage;
@@ -102,9 +105,16 @@ pub struct Runner {
 impl Runner {
     fn start(out: &Path) -> Result<Runner> {
         let staging = staging_dir(out);
+        check_replaceable(out, Sibling::Out)?;
+        check_replaceable(&staging, Sibling::Staging)?;
+        check_replaceable(&old_dir(out), Sibling::Old)?;
         ufs::remove_dir_all(&staging)?;
         let logs = staging.join("logs");
         ufs::create_dir_all(&logs)?;
+        ufs::write(
+            &staging.join(STAGING_MARKER),
+            "sanforge build in progress\n",
+        )?;
         Ok(Runner {
             out: out.to_path_buf(),
             staging,
@@ -191,6 +201,7 @@ impl Runner {
     }
 
     fn finish<B>(self, built: B) -> Result<BuildReport<B>> {
+        ufs::remove_file(&self.staging.join(STAGING_MARKER))?;
         swap_into_place(&self.staging, &self.out)?;
         Ok(BuildReport {
             out: self.out,
@@ -228,23 +239,123 @@ pub fn short(key: &str) -> &str {
 
 /// `out/NAME` → `out/NAME.partial`: where a build assembles its outputs and logs.
 pub fn staging_dir(out: &Path) -> PathBuf {
+    sibling(out, ".partial")
+}
+
+/// `out/NAME` → `out/NAME.old`: where the previous outputs wait during the swap.
+fn old_dir(out: &Path) -> PathBuf {
+    sibling(out, ".old")
+}
+
+fn sibling(out: &Path, suffix: &str) -> PathBuf {
     let mut name = out
         .file_name()
         .map(|n| n.to_os_string())
         .unwrap_or_default();
-    name.push(".partial");
+    name.push(suffix);
     ufs::parent_dir(out).join(name)
+}
+
+/// The file that marks a staging directory as a build's (removed before the swap).
+pub const STAGING_MARKER: &str = ".sanforge-partial";
+
+/// Which directory of a build [`check_replaceable`] looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sibling {
+    /// The output directory (`--out`).
+    Out,
+    /// `OUT.partial`, left by an interrupted build.
+    Staging,
+    /// `OUT.old`, left by a build interrupted during the swap.
+    Old,
+}
+
+/// File names a build writes into an output directory (and its staging directory).
+const OUTPUT_NAMES: &[&str] = &[
+    "logs",
+    crate::contract::VMLINUZ,
+    crate::contract::INITRAMFS,
+    crate::contract::BOOT_IPXE,
+    crate::contract::MANIFEST,
+    crate::contract::SBOM,
+    crate::contract::DISK_IMG,
+    crate::contract::ROOT_SQUASHFS,
+    crate::contract::ROOT_VERITY,
+    crate::contract::INIT_CPIO,
+    crate::contract::signature::SUMS_FILE,
+    crate::contract::signature::SIG_FILE,
+    STAGING_MARKER,
+];
+
+/// True when `dir` holds `manifest.json` written by a sanforge build.
+pub fn is_sanforge_output(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join(crate::contract::MANIFEST))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .is_some_and(|m| m["sanforge"]["version"].is_string())
+}
+
+/// Refuses to let a build replace `dir` unless it is sanforge's: absent, an empty
+/// directory, or the outputs of an earlier build (its manifest); for the `.partial`
+/// and `.old` siblings also a directory with the staging marker or only the files a
+/// build writes. Anything else (a home directory given as `--out`, a directory that
+/// happens to be called `NAME.partial`) is left alone and named in the error.
+pub fn check_replaceable(dir: &Path, which: Sibling) -> Result<()> {
+    if which == Sibling::Out && dir.file_name().is_none_or(|n| n == "..") {
+        anyhow::bail!(
+            "output directory {}: expected a path that ends in a directory name",
+            dir.display()
+        );
+    }
+    let meta = match std::fs::metadata(dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("cannot stat {}", dir.display())),
+    };
+    let what = match which {
+        Sibling::Out => "the output directory",
+        Sibling::Staging => "the staging directory of this output",
+        Sibling::Old => "the previous-output directory of this output",
+    };
+    if !meta.is_dir() {
+        anyhow::bail!(
+            "{} ({what}) exists and is not a directory: refusing to replace it; choose another --out or move it away",
+            dir.display()
+        );
+    }
+    let entries: Vec<String> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot list {}", dir.display()))?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<std::io::Result<_>>()
+        .with_context(|| format!("cannot list {}", dir.display()))?;
+    if entries.is_empty() || is_sanforge_output(dir) {
+        return Ok(());
+    }
+    if which != Sibling::Out
+        && (entries.iter().any(|e| e == STAGING_MARKER)
+            || entries.iter().all(|e| OUTPUT_NAMES.contains(&e.as_str())))
+    {
+        return Ok(());
+    }
+    let mut shown: Vec<&str> = entries.iter().map(String::as_str).collect();
+    shown.sort_unstable();
+    let more = if shown.len() > 5 {
+        format!(", … ({} entries)", shown.len())
+    } else {
+        String::new()
+    };
+    shown.truncate(5);
+    anyhow::bail!(
+        "{} ({what}) exists and is not a sanforge output (no manifest.json from a previous build; it holds {}{more}): refusing to replace its contents; choose another --out, or remove it yourself",
+        dir.display(),
+        shown.join(", ")
+    )
 }
 
 /// Replaces `out` by `staging` so that readers see the old or the new outputs, never
 /// a mix: old → `.old`, staging → out, remove `.old`.
 fn swap_into_place(staging: &Path, out: &Path) -> Result<()> {
-    let mut old_name = out
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    old_name.push(".old");
-    let old = ufs::parent_dir(out).join(old_name);
+    let old = old_dir(out);
     ufs::remove_dir_all(&old)?;
     if out.exists() {
         ufs::rename(out, &old)?;

@@ -132,7 +132,8 @@ fn normalize(path: &str) -> String {
 
 /// The strict ancestors of a normalized path, outermost first ("a/b/c" → "a", "a/b").
 fn ancestors(path: &str) -> impl Iterator<Item = &str> {
-    path.match_indices('/').map(move |(i, _)| &path[..i])
+    path.match_indices('/')
+        .filter_map(move |(i, _)| path.get(..i))
 }
 
 impl Archive {
@@ -175,34 +176,28 @@ impl Archive {
         if !prefix.is_empty() {
             self.add(Entry::dir(prefix.clone(), meta.mode() & 0o7777));
         }
-        self.add_tree_inner(host_dir, &prefix)
-    }
-
-    fn add_tree_inner(&mut self, host_dir: &Path, prefix: &str) -> Result<()> {
-        let mut children: Vec<_> = std::fs::read_dir(host_dir)
-            .with_context(|| format!("cannot list {}", host_dir.display()))?
-            .collect::<std::io::Result<_>>()
-            .with_context(|| format!("cannot list {}", host_dir.display()))?;
-        children.sort_by_key(|e| e.file_name());
-        for child in children {
+        for child in crate::util::fs::walk(host_dir) {
+            let child = child?;
             let host = child.path();
-            let name = child.file_name().into_string().map_err(|n| {
-                anyhow::anyhow!(
-                    "cannot add {}: file name {n:?} is not UTF-8",
+            // Checked at every level, so every component of `rel` is UTF-8.
+            let name = child.file_name();
+            if name.to_str().is_none() {
+                bail!(
+                    "cannot add {}: file name {name:?} is not UTF-8",
                     host.display()
-                )
-            })?;
+                );
+            }
+            let rel = child.rel().to_string_lossy();
             let path = if prefix.is_empty() {
-                name
+                rel.into_owned()
             } else {
-                format!("{prefix}/{name}")
+                format!("{prefix}/{rel}")
             };
-            let meta = std::fs::symlink_metadata(&host)
-                .with_context(|| format!("cannot stat {}", host.display()))?;
+            let meta = child.metadata();
             let mode = meta.mode() & 0o7777;
             let ft = meta.file_type();
             if ft.is_symlink() {
-                let target = std::fs::read_link(&host)
+                let target = std::fs::read_link(host)
                     .with_context(|| format!("cannot read link {}", host.display()))?;
                 let target = target.into_os_string().into_string().map_err(|t| {
                     anyhow::anyhow!(
@@ -216,10 +211,9 @@ impl Archive {
                     mode,
                 });
             } else if ft.is_dir() {
-                self.add(Entry::dir(path.clone(), mode));
-                self.add_tree_inner(&host, &path)?;
+                self.add(Entry::dir(path, mode));
             } else if ft.is_file() {
-                self.add(Entry::file(path, host, mode));
+                self.add(Entry::file(path, host.to_path_buf(), mode));
             } else if ft.is_char_device() || ft.is_block_device() {
                 let rdev = meta.rdev();
                 let (major, minor) = (libc::major(rdev), libc::minor(rdev));
@@ -463,6 +457,12 @@ fn pad4(len: usize) -> usize {
     (4 - len % 4) % 4
 }
 
+/// `n` NUL bytes, `n` at most 4 (padding is at most 3, plus a name's terminator).
+fn zeros(n: usize) -> &'static [u8] {
+    static ZEROS: [u8; 4] = [0; 4];
+    ZEROS.get(..n).unwrap_or(&ZEROS)
+}
+
 impl Header {
     /// Writes the header and the NUL-terminated, padded name.
     fn write<W: Write>(&self, w: &mut W, name: &str) -> std::io::Result<()> {
@@ -486,7 +486,7 @@ impl Header {
         debug_assert_eq!(head.len(), HEADER_LEN);
         w.write_all(head.as_bytes())?;
         w.write_all(name.as_bytes())?;
-        w.write_all(&[0u8; 4][..1 + pad4(HEADER_LEN + namesize)])
+        w.write_all(zeros(1 + pad4(HEADER_LEN + namesize)))
     }
 }
 
@@ -539,7 +539,7 @@ fn write_entry<W: Write>(w: &mut W, e: &Entry, ino: u32, mtime: u32) -> Result<u
                     host.display()
                 );
             }
-            w.write_all(&[0u8; 3][..pad4(len as usize)])?;
+            w.write_all(zeros(pad4(len as usize)))?;
             Ok(len)
         }
     }
@@ -550,12 +550,13 @@ fn write_data<W: Write>(w: &mut W, mut header: Header, name: &str, data: &[u8]) 
         .map_err(|_| anyhow::anyhow!("content too large for a cpio archive"))?;
     header.write(w, name)?;
     w.write_all(data)?;
-    w.write_all(&[0u8; 3][..pad4(data.len())])?;
+    w.write_all(zeros(pad4(data.len())))?;
     Ok(data.len() as u64)
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::string_slice)]
     use super::*;
 
     #[test]

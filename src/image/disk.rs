@@ -137,20 +137,25 @@ pub struct Gpt {
 
 pub fn gpt(disk_sectors: u64, disk_guid: &Guid, parts: &[Partition]) -> Gpt {
     let last = disk_sectors - 1;
-    let mut entries = vec![0u8; (ENTRIES * ENTRY_SIZE) as usize];
-    for (i, p) in parts.iter().enumerate() {
-        let e = &mut entries[i * ENTRY_SIZE as usize..(i + 1) * ENTRY_SIZE as usize];
+    // Fixed-size arrays with constant offsets: every range below is checked at compile
+    // time.
+    let mut entries = Vec::with_capacity((ENTRIES * ENTRY_SIZE) as usize);
+    for p in parts.iter().take(ENTRIES as usize) {
+        let mut e = [0u8; ENTRY_SIZE as usize];
         e[0..16].copy_from_slice(&p.type_guid);
         e[16..32].copy_from_slice(&p.guid);
         e[32..40].copy_from_slice(&p.first_lba.to_le_bytes());
         e[40..48].copy_from_slice(&p.last_lba.to_le_bytes());
-        for (j, u) in p.name.encode_utf16().take(36).enumerate() {
-            e[56 + 2 * j..58 + 2 * j].copy_from_slice(&u.to_le_bytes());
+        // The name: 36 UTF-16LE code units.
+        for (slot, u) in e[56..].chunks_exact_mut(2).zip(p.name.encode_utf16()) {
+            slot.copy_from_slice(&u.to_le_bytes());
         }
+        entries.extend_from_slice(&e);
     }
+    entries.resize((ENTRIES * ENTRY_SIZE) as usize, 0);
     let entries_crc = crc32(&entries);
     let header = |my_lba: u64, alt_lba: u64, entries_lba: u64| {
-        let mut h = vec![0u8; SECTOR as usize];
+        let mut h = [0u8; SECTOR as usize];
         h[0..8].copy_from_slice(b"EFI PART");
         h[8..12].copy_from_slice(&0x0001_0000u32.to_le_bytes());
         h[12..16].copy_from_slice(&92u32.to_le_bytes());
@@ -167,17 +172,19 @@ pub fn gpt(disk_sectors: u64, disk_guid: &Guid, parts: &[Partition]) -> Gpt {
         h[16..20].copy_from_slice(&crc.to_le_bytes());
         h
     };
-    let mut mbr = vec![0u8; SECTOR as usize];
-    let pe = &mut mbr[446..462];
+    let mut mbr = [0u8; SECTOR as usize];
+    // The protective partition entry, the first of four at 446.
+    let mut pe = [0u8; 16];
     pe[1..4].copy_from_slice(&[0x00, 0x02, 0x00]);
     pe[4] = 0xee;
     pe[5..8].copy_from_slice(&[0xff, 0xff, 0xff]);
     pe[8..12].copy_from_slice(&1u32.to_le_bytes());
     let size = u32::try_from(disk_sectors - 1).unwrap_or(u32::MAX);
     pe[12..16].copy_from_slice(&size.to_le_bytes());
+    mbr[446..462].copy_from_slice(&pe);
     mbr[510] = 0x55;
     mbr[511] = 0xaa;
-    let mut primary = mbr;
+    let mut primary = mbr.to_vec();
     primary.extend(header(1, last, 2));
     primary.extend(&entries);
     let mut backup = entries;
@@ -269,19 +276,9 @@ fn round4k(n: u64) -> u64 {
 /// Sets the mtime of every file and directory under `dir` (and `dir`) to `epoch`.
 fn clamp_mtimes(dir: &Path, epoch: u64) -> Result<()> {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch);
-    let mut stack = vec![dir.to_path_buf()];
-    let mut all = Vec::new();
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).with_context(|| format!("cannot list {}", d.display()))? {
-            let p = e
-                .with_context(|| format!("cannot list {}", d.display()))?
-                .path();
-            if p.is_dir() {
-                stack.push(p.clone());
-            }
-            all.push(p);
-        }
-        all.push(d);
+    let mut all = vec![dir.to_path_buf()];
+    for e in ufs::walk(dir).follow_links(true) {
+        all.push(e?.path().to_path_buf());
     }
     for p in all {
         std::fs::File::open(&p)
@@ -395,7 +392,9 @@ pub fn build(input: &DiskInput, out: &Path, work: &Path, log: &Log) -> Result<()
         );
     }
     let (disk_guid, parts) = layout_with_root(&input.recipe, input.spec.size, root_sizes)?;
-    let config = parts.len() - 1;
+    let [esp, slots @ .., config] = parts.as_slice() else {
+        bail!("the disk layout lacks its ESP or config partition");
+    };
     ufs::create_dir_all(work)?;
     let esp_dir = work.join("esp");
     ufs::remove_dir_all(&esp_dir)?;
@@ -405,19 +404,19 @@ pub fn build(input: &DiskInput, out: &Path, work: &Path, log: &Log) -> Result<()
     let cfg_img = work.join("config.img");
     make_fat(
         &esp_img,
-        bytes(&parts[0]),
+        bytes(esp),
         ESP_LABEL,
         volume_id(&input.recipe, "esp"),
-        parts[0].first_lba,
+        esp.first_lba,
         Some(&esp_dir),
         log,
     )?;
     make_fat(
         &cfg_img,
-        bytes(&parts[config]),
+        bytes(config),
         CONFIG_LABEL,
         volume_id(&input.recipe, "config"),
-        parts[config].first_lba,
+        config.first_lba,
         None,
         log,
     )?;
@@ -429,11 +428,11 @@ pub fn build(input: &DiskInput, out: &Path, work: &Path, log: &Log) -> Result<()
     f.set_len(input.spec.size)
         .with_context(|| format!("cannot resize {}", tmp.display()))?;
     write_at(&mut f, &tmp, 0, &g.primary)?;
-    copy_into(&mut f, &tmp, parts[0].first_lba * SECTOR, &esp_img)?;
-    copy_into(&mut f, &tmp, parts[config].first_lba * SECTOR, &cfg_img)?;
+    copy_into(&mut f, &tmp, esp.first_lba * SECTOR, &esp_img)?;
+    copy_into(&mut f, &tmp, config.first_lba * SECTOR, &cfg_img)?;
     // Each slot's root (squashfs) and root-verity (hash tree) partitions.
     if let Some(r) = &input.root {
-        for (i, p) in parts[1..config].iter().enumerate() {
+        for (i, p) in slots.iter().enumerate() {
             let src = if i % 2 == 0 { &r.squashfs } else { &r.verity };
             copy_into(&mut f, &tmp, p.first_lba * SECTOR, src)?;
         }
@@ -452,7 +451,7 @@ pub fn build(input: &DiskInput, out: &Path, work: &Path, log: &Log) -> Result<()
         "disk.img: {} MiB, disk GUID {}, ESP {} MiB{}",
         input.spec.size / MIB,
         guid_string(&disk_guid),
-        bytes(&parts[0]) / MIB,
+        bytes(esp) / MIB,
         match (&input.root, root_sizes) {
             (Some(r), Some(s)) => format!(
                 ", squashfs root {} MiB + verity {} MiB per slot, root hash {}",
@@ -468,6 +467,7 @@ pub fn build(input: &DiskInput, out: &Path, work: &Path, log: &Log) -> Result<()
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::string_slice)]
     use super::*;
 
     #[test]
@@ -489,19 +489,15 @@ mod tests {
 
     #[test]
     fn sizes() {
-        assert_eq!(
-            crate::config::recipe::parse_disk_size("256MiB"),
-            Ok(256 * MIB)
-        );
-        assert_eq!(
-            crate::config::recipe::parse_disk_size("1GiB"),
-            Ok(1024 * MIB)
-        );
-        assert_eq!(crate::config::recipe::parse_disk_size("64"), Ok(64 * MIB));
-        assert!(crate::config::recipe::parse_disk_size("12kB")
+        // Disk sizes: a bare number is MiB.
+        let parse_disk_size = |s| crate::config::values::parse_size(s, MIB);
+        assert_eq!(parse_disk_size("256MiB"), Ok(256 * MIB));
+        assert_eq!(parse_disk_size("1GiB"), Ok(1024 * MIB));
+        assert_eq!(parse_disk_size("64"), Ok(64 * MIB));
+        assert!(parse_disk_size("12kB")
             .unwrap_err()
             .contains("unknown unit"));
-        assert!(crate::config::recipe::parse_disk_size("0MiB").is_err());
+        assert!(parse_disk_size("0MiB").is_err());
     }
 
     #[test]

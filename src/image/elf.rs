@@ -59,16 +59,17 @@ enum Kind {
 fn inspect(path: &Path) -> Result<Kind> {
     let mut f =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut head = [0u8; 4];
-    let n =
-        read_up_to(&mut f, &mut head).with_context(|| format!("cannot read {}", path.display()))?;
-    let head = &head[..n];
-    if head.starts_with(b"#!") {
+    let mut head = Vec::with_capacity(4);
+    (&mut f)
+        .take(4)
+        .read_to_end(&mut head)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if let Some(after) = head.strip_prefix(b"#!") {
         let mut line = Vec::new();
         f.take(254)
             .read_to_end(&mut line)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        let mut all = head[2..].to_vec();
+        let mut all = after.to_vec();
         all.extend_from_slice(&line);
         let first = all.split(|b| *b == b'\n').next().unwrap_or_default();
         let text = String::from_utf8_lossy(first);
@@ -77,7 +78,7 @@ fn inspect(path: &Path) -> Result<Kind> {
             None => Kind::Other,
         });
     }
-    if head != b"\x7fELF" {
+    if head.as_slice() != b"\x7fELF" {
         return Ok(Kind::Other);
     }
     let bytes = crate::util::fs::read(path)?;
@@ -98,17 +99,6 @@ fn inspect(path: &Path) -> Result<Kind> {
         is_64: elf.is_64,
         machine: elf.header.e_machine,
     }))
-}
-
-fn read_up_to(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match f.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
 }
 
 /// The interpreter and dynamic dependencies of the ELF file at host path `path`; None
@@ -175,9 +165,9 @@ fn resolve(root: &Path, path: &str) -> Result<Option<(String, Vec<String>)>> {
 
 /// The in-image directory holding in-image path `p`.
 fn dir_of(p: &str) -> &str {
-    match p.rfind('/') {
-        Some(0) | None => "/",
-        Some(i) => &p[..i],
+    match p.rsplit_once('/') {
+        Some(("", _)) | None => "/",
+        Some((dir, _)) => dir,
     }
 }
 
@@ -376,27 +366,17 @@ impl Closure<'_> {
             return self.add(p, || format!("start file {p}"));
         }
         self.out.extend(links);
-        let mut entries: Vec<String> = std::fs::read_dir(&h)
-            .with_context(|| format!("cannot read directory {}", h.display()))?
-            .map(|e| {
-                e.map(|e| {
-                    format!(
-                        "{}/{}",
-                        real.trim_end_matches('/'),
-                        e.file_name().to_string_lossy()
-                    )
-                })
-                .with_context(|| format!("cannot read directory {}", h.display()))
-            })
-            .collect::<Result<_>>()?;
-        entries.sort();
-        for e in entries {
-            let eh = host(self.root, &e);
-            let meta = std::fs::symlink_metadata(&eh)
-                .with_context(|| format!("cannot stat {}", eh.display()))?;
-            if meta.is_dir() {
-                self.add_start(&e)?;
-            } else if meta.file_type().is_symlink() {
+        // The walk goes into subdirectories itself; links are resolved in the image.
+        for entry in crate::util::fs::walk(&h) {
+            let entry = entry?;
+            let e = format!(
+                "{}/{}",
+                real.trim_end_matches('/'),
+                entry.rel().to_string_lossy()
+            );
+            if entry.is_dir() {
+                continue;
+            } else if entry.is_symlink() {
                 // A dangling link in a kept directory is kept as it is.
                 match resolve(self.root, &e)? {
                     Some((real, links)) if host(self.root, &real).is_dir() => {

@@ -49,19 +49,25 @@ pub fn keygen(out: &Path) -> Result<VerifyingKey> {
         }
     }
     let secret_text = format!("{SECRET_TAG} {}\n", hex::encode(key.to_bytes()));
-    write_new(out, &secret_text, 0o600)?;
     let vk = key.verifying_key();
-    write_new(
+    // Both files are written to temporary files first, then put in place: the pair
+    // appears whole or not at all (a failure leaves no lone secret or public key).
+    let secret_tmp = write_tmp(out, &secret_text, 0o600)?;
+    let public_tmp = write_tmp(
         &public,
         &format!("{PUBLIC_TAG} {}\n", hex::encode(vk.as_bytes())),
         0o644,
     )?;
+    place_new(secret_tmp, out)?;
+    if let Err(e) = place_new(public_tmp, &public) {
+        let _ = std::fs::remove_file(out);
+        return Err(e);
+    }
     Ok(vk)
 }
 
-/// Writes `path` through a temporary file (created 0600) and a rename that fails if
-/// `path` appeared meanwhile.
-fn write_new(path: &Path, text: &str, mode: u32) -> Result<()> {
+/// `text` in a temporary file (created 0600, then `mode`) beside `path`.
+fn write_tmp(path: &Path, text: &str, mode: u32) -> Result<tempfile::NamedTempFile> {
     use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
     let dir = ufs::parent_dir(path);
@@ -74,6 +80,11 @@ fn write_new(path: &Path, text: &str, mode: u32) -> Result<()> {
         })
         .and_then(|_| tmp.as_file().sync_all())
         .with_context(|| format!("cannot write {}", tmp.path().display()))?;
+    Ok(tmp)
+}
+
+/// Renames `tmp` to `path` unless `path` appeared meanwhile.
+fn place_new(tmp: tempfile::NamedTempFile, path: &Path) -> Result<()> {
     tmp.persist_noclobber(path)
         .map_err(|e| e.error)
         .with_context(|| {

@@ -69,16 +69,14 @@ pub enum Quorum {
 /// Reads `<current_dc present="true" name="…" with_quorum="true"/>` from the XML of
 /// `crm_mon -1 --output-as=xml` (Pacemaker 2.1+).
 pub fn parse_quorum(xml: &str) -> Quorum {
-    let Some(start) = xml.find("<current_dc") else {
+    let Some((_, tag)) = xml.split_once("<current_dc") else {
         return Quorum::NoDc;
     };
-    let tag = &xml[start..];
-    let tag = &tag[..tag.find('>').unwrap_or(tag.len())];
+    let tag = tag.split('>').next().unwrap_or(tag);
     let attr = |name: &str| -> Option<&str> {
         let pat = format!(" {name}=\"");
-        let i = tag.find(&pat)? + pat.len();
-        let rest = &tag[i..];
-        Some(&rest[..rest.find('"')?])
+        let (_, rest) = tag.split_once(&pat)?;
+        Some(rest.split_once('"')?.0)
     };
     if attr("present") != Some("true") {
         return Quorum::NoDc;
@@ -349,8 +347,8 @@ fn daemon_ids(init: &mut Init) -> Option<(u32, u32)> {
     let field = |text: &str, name: &str| -> Option<u32> {
         text.lines()
             .map(|l| l.split(':').collect::<Vec<_>>())
-            .find(|f| f.len() > 2 && f[0] == name)
-            .and_then(|f| f[2].parse().ok())
+            .find(|f| matches!(f.as_slice(), [n, _, _, ..] if *n == name))
+            .and_then(|f| f.get(2)?.parse().ok())
     };
     let passwd = init.sys.read_to_string(Path::new("/etc/passwd")).ok();
     let group = init.sys.read_to_string(Path::new("/etc/group")).ok();

@@ -11,10 +11,20 @@
 //! Signals in the main loop: SIGCHLD reaps; SIGTERM, SIGINT, SIGUSR2 and SIGPWR power
 //! off; SIGUSR1 reboots.
 
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented
+)]
 
 pub mod ha;
 pub mod modules;
+pub mod panic;
 pub mod persist;
 pub mod root;
 pub mod scst;

@@ -14,10 +14,7 @@ pub struct DepDb {
 /// `kernel/drivers/target/target_core_mod.ko.xz` → `target_core_mod`.
 pub fn module_name(path: &str) -> String {
     let base = path.rsplit('/').next().unwrap_or(path);
-    let stem = match base.find(".ko") {
-        Some(i) => &base[..i],
-        None => base,
-    };
+    let stem = base.split_once(".ko").map_or(base, |(stem, _)| stem);
     norm_mod(stem)
 }
 

@@ -23,18 +23,18 @@ use std::path::{Path, PathBuf};
 /// The FAT volume label of a boot sector, if it is one (FAT12/16 at 0x2B, FAT32 at
 /// 0x47, each after an extended boot signature 0x29).
 pub fn fat_label(sector: &[u8]) -> Option<String> {
-    if sector.len() < 512 || sector[510..512] != [0x55, 0xaa] {
+    if sector.len() < 512 || sector.get(510..512) != Some(&[0x55, 0xaa][..]) {
         return None;
     }
-    let (sig, label) = if &sector[0x52..0x5a] == b"FAT32   " {
+    let (sig, label) = if sector.get(0x52..0x5a) == Some(&b"FAT32   "[..]) {
         (0x42, 0x47)
     } else {
         (0x26, 0x2b)
     };
-    if sector[sig] != 0x29 {
+    if sector.get(sig) != Some(&0x29) {
         return None;
     }
-    let l = String::from_utf8_lossy(&sector[label..label + 11])
+    let l = String::from_utf8_lossy(sector.get(label..label + 11)?)
         .trim_end()
         .to_string();
     Some(l)

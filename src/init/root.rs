@@ -129,7 +129,7 @@ pub fn mount_root(init: &mut Init) -> Result<()> {
     if let Ok(mounts) = init.sys.read_to_string(Path::new("/proc/self/mounts")) {
         for l in mounts.lines() {
             let f: Vec<&str> = l.split_whitespace().collect();
-            if f.len() > 2 && (f[1] == "/" || f[2] == "squashfs") {
+            if matches!(f.as_slice(), [_, "/", _, ..] | [_, _, "squashfs", ..]) {
                 init.log.line(&format!("root mount: {l}"));
             }
         }
@@ -220,13 +220,16 @@ pub fn install_root(
         &host.join("manifest.json"),
     )?)
     .with_context(|| format!("cannot parse {}", dir.join("manifest.json").display()))?;
-    let info: verity::Verity = serde_json::from_value(manifest["root"]["verity"].clone())
-        .with_context(|| {
-            format!(
-                "{}: no root.verity record",
-                dir.join("manifest.json").display()
-            )
-        })?;
+    let record = manifest
+        .pointer("/root/verity")
+        .cloned()
+        .unwrap_or_default();
+    let info: verity::Verity = serde_json::from_value(record).with_context(|| {
+        format!(
+            "{}: no root.verity record",
+            dir.join("manifest.json").display()
+        )
+    })?;
     let data = crate::util::fs::read(&host.join(ROOT_SQUASHFS))?;
     let tree = crate::util::fs::read(&host.join(ROOT_VERITY))?;
     let salt = hex::decode(&info.salt).context("manifest.json: root.verity.salt is not hex")?;

@@ -149,8 +149,9 @@ pub fn run_writes(
     let mut start = 0;
     let mut retries = 0;
     loop {
+        // `start` is the index of a write that failed, so it is within `writes`.
         let r = scst::apply_with(
-            &writes[start..],
+            writes.get(start..).unwrap_or_default(),
             &mut |p, v| {
                 sys.borrow_mut()
                     .write_file(&base.join(p), v)
@@ -273,8 +274,9 @@ fn start_iscsi_daemon(init: &mut Init, cfg: &ScstNode, conf: &ScstConf) -> bool 
         );
         return false;
     };
-    let name = Path::new(&argv[0])
-        .file_name()
+    let name = argv
+        .first()
+        .and_then(|a| Path::new(a).file_name())
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "iscsi-daemon".into());
     let now = Instant::now();

@@ -7,7 +7,8 @@
 //! disabled), `enable` (`tpgt_N/enable` ← 1, run after HA has settled) and `disable`
 //! (`tpgt_N/enable` ← 0, run on shutdown or after a failed setup).
 
-use crate::config::node::{parse_size, BackstoreKind, Lio};
+use crate::config::node::{BackstoreKind, Lio};
+use crate::config::values::{self, parse_size};
 use sha2::{Digest, Sha256};
 use std::fmt;
 
@@ -64,7 +65,9 @@ impl fmt::Display for LioPlan {
 /// both nodes of a pair present the same serial for the same LUN.
 pub fn default_serial(name: &str) -> String {
     let h = Sha256::digest(format!("sanforge:{name}").as_bytes());
-    hex::encode(h)[..32].to_string()
+    let mut serial = hex::encode(h);
+    serial.truncate(32); // ASCII: every index is a char boundary
+    serial
 }
 
 /// The HBA directory (`fileio_0`, `iblock_1`, `rd_mcp_2`) of the backstore at `idx`.
@@ -86,7 +89,10 @@ pub fn plan(lio: &Lio) -> LioPlan {
     for (idx, b) in lio.backstores.iter().enumerate() {
         let dir = format!("core/{}/{}", hba(b.kind, idx), b.name);
         let path = b.path.clone().unwrap_or_default();
-        let bytes = b.size.as_deref().and_then(parse_size);
+        let bytes = b
+            .size
+            .as_deref()
+            .and_then(|s| parse_size(s, values::BYTE).ok());
         let control = match b.kind {
             BackstoreKind::Fileio => {
                 let mut c = format!("fd_dev_name={path}");

@@ -96,32 +96,23 @@ pub fn module_name(path: &Path, info: &ModInfo) -> String {
 /// `.modinfo` cannot be read without decompressing, and the init loads plain `.ko`.
 pub fn find_modules(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
-    walk(dir, &mut out)?;
-    out.sort();
-    Ok(out)
-}
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     if !dir.is_dir() {
-        return Ok(());
+        return Ok(out);
     }
-    for e in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
-        let e = e.with_context(|| format!("cannot list {}", dir.display()))?;
-        let p = e.path();
-        let ft = e
-            .file_type()
-            .with_context(|| format!("cannot stat {}", p.display()))?;
-        let name = e.file_name().to_string_lossy().into_owned();
-        if ft.is_dir() {
-            walk(&p, out)?;
+    for e in crate::util::fs::walk(dir) {
+        let e = e?;
+        let name = e.file_name().to_string_lossy();
+        if e.is_dir() {
+            continue;
         } else if name.ends_with(".ko") {
-            out.push(p);
+            out.push(e.path().to_path_buf());
         } else if name.ends_with(".ko.xz") || name.ends_with(".ko.zst") || name.ends_with(".ko.gz")
         {
-            bail!("{} is a compressed module: sanforge reads and loads plain .ko files (turn CONFIG_MODULE_COMPRESS_* off)", p.display());
+            bail!("{} is a compressed module: sanforge reads and loads plain .ko files (turn CONFIG_MODULE_COMPRESS_* off)", e.path().display());
         }
     }
-    Ok(())
+    out.sort();
+    Ok(out)
 }
 
 /// One firmware file of the image, for the manifest.

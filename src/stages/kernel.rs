@@ -261,11 +261,54 @@ pub fn apply_patches(patches: &[PathBuf], src: &Path, log: &Log) -> Result<()> {
     Ok(())
 }
 
-fn make(src: &Path, obj: &Path) -> Cmd {
-    Cmd::new("make")
+/// `make -C SRC O=OBJ`, through the compiler cache when there is one.
+fn make(ctx: &Ctx, src: &Path, obj: &Path) -> Cmd {
+    let mut cmd = Cmd::new("make")
         .arg("-C")
         .arg(src)
-        .arg(format!("O={}", obj.display()))
+        .arg(format!("O={}", obj.display()));
+    if let Some(cc) = compiler_cache(ctx) {
+        cmd = cmd.arg("CC=ccache gcc");
+        for (k, v) in cc {
+            cmd = cmd.env(k, v);
+        }
+    }
+    cmd
+}
+
+/// ccache (Debian's `ccache`) shared by every kernel build of this cache: a second
+/// config of an already-built source, or a rebuild after a fragment change, recompiles
+/// only the files whose preprocessed source changed. It is keyed by what the compiler
+/// really reads (the preprocessed source, the arguments, the compiler binary), so an
+/// object it hands back is the one gcc would write: outputs stay bit-identical
+/// (`build --verify`). Paths under the stage directory are made relative
+/// (`CCACHE_BASEDIR`) so builds in different cache entries share objects. Off when
+/// ccache is not installed or `SANFORGE_CCACHE=0`; it never changes a stage's key.
+pub fn compiler_cache(ctx: &Ctx) -> Option<Vec<(String, String)>> {
+    if std::env::var_os("SANFORGE_CCACHE").is_some_and(|v| v == "0") {
+        return None;
+    }
+    crate::util::tools::which("ccache")?;
+    let root = ctx.cache.root();
+    Some(vec![
+        (
+            "CCACHE_DIR".into(),
+            root.join("ccache").display().to_string(),
+        ),
+        (
+            "CCACHE_BASEDIR".into(),
+            root.join("stages").display().to_string(),
+        ),
+        ("CCACHE_NOHASHDIR".into(), "true".into()),
+        ("CCACHE_COMPILERCHECK".into(), "content".into()),
+        // Kbuild writes generated headers just before it compiles.
+        (
+            "CCACHE_SLOPPINESS".into(),
+            "include_file_mtime,include_file_ctime".into(),
+        ),
+        ("CCACHE_MAXSIZE".into(), "8G".into()),
+        ("CCACHE_UMASK".into(), "022".into()),
+    ])
 }
 
 /// Every option the recipe asks for: sanforge's own, the fragments, the recipe's.
@@ -304,16 +347,16 @@ fn configure(ctx: &Ctx, src: &Path, obj: &Path, log: &Log) -> Result<()> {
         "steps",
     );
     match base.as_str() {
-        "tinyconfig" | "defconfig" | "allnoconfig" => make(src, obj).arg(base).run(log)?,
+        "tinyconfig" | "defconfig" | "allnoconfig" => make(ctx, src, obj).arg(base).run(log)?,
         file => {
             ufs::copy(&ctx.recipe.root.join(file), &obj.join(".config"))?;
-            make(src, obj).arg("olddefconfig").run(log)?;
+            make(ctx, src, obj).arg("olddefconfig").run(log)?;
         }
     }
     let base_text = ufs::read_to_string(&obj.join(".config"))?;
     let reqs = requests(ctx)?;
     ufs::write(&obj.join(".config"), kconfig::merge(&base_text, &reqs))?;
-    make(src, obj).arg("olddefconfig").run(log)?;
+    make(ctx, src, obj).arg("olddefconfig").run(log)?;
     let final_text = ufs::read_to_string(&obj.join(".config"))?;
     kconfig::verify(&final_text, &reqs, &ctx.recipe.kernel().forbid, Some(src))
         .map_err(|e| anyhow::anyhow!("kernel config verification failed:\n{e}"))?;
@@ -326,7 +369,7 @@ pub fn repro_env(ctx: &Ctx) -> Vec<(String, String)> {
     vec![
         (
             "KBUILD_BUILD_TIMESTAMP".into(),
-            format_epoch(ctx.source_date_epoch()),
+            crate::util::time::date_utc(ctx.source_date_epoch()),
         ),
         ("KBUILD_BUILD_USER".into(), "sanforge".into()),
         ("KBUILD_BUILD_HOST".into(), "sanforge".into()),
@@ -354,7 +397,7 @@ fn compile(ctx: &Ctx, src: &Path, obj: &Path, log: &Log) -> Result<()> {
         None,
         "objects",
     );
-    let mut cmd = make(src, obj)
+    let mut cmd = make(ctx, src, obj)
         .arg(format!("-j{}", ctx.jobs))
         .arg(format!("LOCALVERSION={}", ctx.recipe.kernel().localversion))
         .arg("bzImage");
@@ -395,7 +438,7 @@ fn install(ctx: &Ctx, src: &Path, obj: &Path, dir: &Path, log: &Log) -> Result<(
     if modules_enabled(obj)? {
         let depmod =
             crate::util::tools::which("depmod").unwrap_or_else(|| PathBuf::from("/sbin/depmod"));
-        with_env(make(src, obj), ctx)
+        with_env(make(ctx, src, obj), ctx)
             .arg(format!("LOCALVERSION={}", ctx.recipe.kernel().localversion))
             .arg(format!("INSTALL_MOD_PATH={}", moddir.display()))
             .arg("INSTALL_MOD_STRIP=1")
@@ -409,48 +452,4 @@ fn install(ctx: &Ctx, src: &Path, obj: &Path, dir: &Path, log: &Log) -> Result<(
     }
     progress::step(&format!("kernel: {release} installed"));
     Ok(())
-}
-
-/// `Tue Nov 14 22:13:20 UTC 2023` for an epoch (what `date` prints; the kernel shows
-/// it in `uname -v`).
-pub fn format_epoch(epoch: u64) -> String {
-    let days = (epoch / 86400) as i64;
-    let secs = epoch % 86400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    let wd = (days + 4).rem_euclid(7) as usize; // 1970-01-01 was a Thursday
-    const WD: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-    const MO: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!(
-        "{} {} {:2} {:02}:{:02}:{:02} UTC {}",
-        WD[wd],
-        MO[(m - 1) as usize],
-        d,
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60,
-        y
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn epoch_formats_like_date() {
-        assert_eq!(format_epoch(0), "Thu Jan  1 00:00:00 UTC 1970");
-        assert_eq!(format_epoch(1_700_000_000), "Tue Nov 14 22:13:20 UTC 2023");
-        assert_eq!(format_epoch(951_782_400), "Tue Feb 29 00:00:00 UTC 2000");
-    }
 }

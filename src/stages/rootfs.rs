@@ -321,36 +321,38 @@ pub fn render_overlay(
 /// Renders every `*.tera` file under `dir` in place. `origin` is the overlay the files
 /// came from, for error messages.
 pub fn render_templates(dir: &Path, origin: &Path, vars: &tera::Context) -> Result<()> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot list {}", dir.display()))?
-        .collect::<std::io::Result<_>>()
-        .with_context(|| format!("cannot list {}", dir.display()))?;
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let p = e.path();
-        let ft = e
-            .file_type()
-            .with_context(|| format!("cannot stat {}", p.display()))?;
-        if ft.is_dir() {
-            render_templates(&p, &origin.join(e.file_name()), vars)?;
+    // A directory is listed before its templates are rendered: the rendered files
+    // are not walked again.
+    for e in ufs::walk(dir) {
+        let e = e?;
+        if e.is_dir() {
             continue;
         }
         let name = e.file_name().to_string_lossy().into_owned();
         let Some(stem) = name.strip_suffix(".tera") else {
             continue;
         };
-        let shown = origin.join(&name);
-        let text = ufs::read_to_string(&p)?;
+        let p = e.path();
+        let shown = origin.join(e.rel());
+        // A template is read on the host: a symlink could bake any host file into the
+        // image (the overlay copy keeps links as links, so this one is still a link).
+        if e.is_symlink() {
+            anyhow::bail!(
+                "template {} is a symlink: expected a regular file inside the overlay",
+                shown.display()
+            );
+        }
+        let text = ufs::read_to_string(p)?;
         let rendered =
             tera::Tera::one_off(&text, vars, false).map_err(|err| template_error(&shown, &err))?;
-        let dst = dir.join(stem);
-        let mode = std::fs::metadata(&p)
+        let dst = p.with_file_name(stem);
+        let mode = std::fs::metadata(p)
             .with_context(|| format!("cannot stat {}", p.display()))?
             .permissions();
         ufs::write(&dst, rendered)?;
         std::fs::set_permissions(&dst, mode)
             .with_context(|| format!("cannot set mode of {}", dst.display()))?;
-        std::fs::remove_file(&p).with_context(|| format!("cannot remove {}", p.display()))?;
+        std::fs::remove_file(p).with_context(|| format!("cannot remove {}", p.display()))?;
     }
     Ok(())
 }

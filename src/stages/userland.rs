@@ -157,11 +157,15 @@ fn build(ctx: &Ctx, dir: &Path, log: &Log) -> Result<()> {
             .arg(&deb)
             .arg(&pdir)
             .run(log)?;
+        // Each file goes where the node would see it: through the directory symlinks
+        // earlier packages put in the tree, followed inside the tree (never out of it).
         let mut files = Vec::new();
-        list(&pdir, Path::new(""), &mut files)?;
-        for f in &files {
+        for f in list(&pdir)? {
             let src = pdir.join(f.trim_start_matches('/'));
-            let dst = tree.join(f.trim_start_matches('/'));
+            let dst = crate::util::paths::resolve_in_root(&tree, f.trim_start_matches('/'))
+                .map_err(|m| anyhow::anyhow!("package {}: {m}", p.name))?;
+            let rel = dst.strip_prefix(&tree).unwrap_or(&dst);
+            let at = format!("/{}", rel.to_string_lossy());
             if std::fs::symlink_metadata(&dst).is_ok() {
                 log.line(&format!(
                     "{f} of {} is already in the tree: kept the first",
@@ -171,6 +175,7 @@ fn build(ctx: &Ctx, dir: &Path, log: &Log) -> Result<()> {
             }
             ufs::create_dir_all(&ufs::parent_dir(&dst))?;
             ufs::rename(&src, &dst)?;
+            files.push(at);
         }
         ufs::remove_dir_all(&pdir)?;
         unpacked_pkgs.push(select::Pkg {
@@ -186,7 +191,7 @@ fn build(ctx: &Ctx, dir: &Path, log: &Log) -> Result<()> {
     // interpreter (`#!/bin/sh` with /bin/sh -> busybox).
     let links = &ctx.recipe.userland.links;
     for (link, target) in links {
-        let dst = tree.join(link.trim_start_matches('/'));
+        let dst = link_path(&tree, link)?;
         if std::fs::symlink_metadata(&dst).is_err() {
             ufs::create_dir_all(&ufs::parent_dir(&dst))?;
             std::os::unix::fs::symlink(target, &dst)
@@ -211,14 +216,18 @@ fn build(ctx: &Ctx, dir: &Path, log: &Log) -> Result<()> {
         },
     )
     .context("cannot choose the image's files from the packages")?;
+    let link_names: BTreeSet<String> = links
+        .keys()
+        .map(|l| format!("/{}", l.trim_start_matches('/')))
+        .collect();
     for p in &sel.paths {
-        if links.contains_key(p) {
+        if link_names.contains(p) {
             continue;
         }
         copy_one(&tree, &root, p)?;
     }
     for (link, target) in links {
-        let dst = root.join(link.trim_start_matches('/'));
+        let dst = link_path(&root, link)?;
         ufs::create_dir_all(&ufs::parent_dir(&dst))?;
         let _ = std::fs::remove_file(&dst);
         std::os::unix::fs::symlink(target, &dst)
@@ -258,25 +267,23 @@ fn build(ctx: &Ctx, dir: &Path, log: &Log) -> Result<()> {
 }
 
 /// Every regular file and symlink under `dir` (in-image paths, sorted).
-fn list(base: &Path, rel: &Path, out: &mut Vec<String>) -> Result<()> {
-    let dir = base.join(rel);
-    let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .with_context(|| format!("cannot list {}", dir.display()))?
-        .map(|e| e.map(|e| rel.join(e.file_name())))
-        .collect::<std::io::Result<_>>()
-        .with_context(|| format!("cannot list {}", dir.display()))?;
-    names.sort();
-    for r in names {
-        let p = base.join(&r);
-        let m = std::fs::symlink_metadata(&p)
-            .with_context(|| format!("cannot stat {}", p.display()))?;
-        if m.is_dir() {
-            list(base, &r, out)?;
-        } else {
-            out.push(format!("/{}", r.display()));
+fn list(dir: &Path) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for e in ufs::walk(dir) {
+        let e = e?;
+        if e.is_symlink() || !e.is_dir() {
+            out.push(format!("/{}", e.rel().to_string_lossy()));
         }
     }
-    Ok(())
+    Ok(out)
+}
+
+/// Where the link `link` (an in-image path) goes in the tree at `tree`: its directories'
+/// symlinks followed inside the tree, so that a package's links never lead the
+/// builder out of it (the recipe's link names were checked when it was loaded).
+fn link_path(tree: &Path, link: &str) -> Result<PathBuf> {
+    let rel = crate::util::paths::image_path(link).map_err(|m| anyhow::anyhow!("link {m}"))?;
+    crate::util::paths::resolve_in_root(tree, &rel).map_err(|m| anyhow::anyhow!("link {m}"))
 }
 
 /// Copies one in-image path (and its parent directories) from `from` to `to`.
@@ -303,28 +310,15 @@ fn copy_one(from: &Path, to: &Path, path: &str) -> Result<()> {
 
 /// Files of the userland tree, for the manifest and checks.
 pub fn files(root: &Path) -> Result<BTreeSet<String>> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeSet<String>) -> Result<()> {
-        for e in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
-            let e = e.with_context(|| format!("cannot list {}", dir.display()))?;
-            let p = e.path();
-            let rel = p
-                .strip_prefix(root)
-                .unwrap_or(&p)
-                .to_string_lossy()
-                .into_owned();
-            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                walk(root, &p, out)?;
-            } else {
-                out.insert(format!("/{rel}"));
-            }
-        }
-        Ok(())
+    if !root.is_dir() {
+        bail!("{} is not a directory", root.display());
     }
     let mut out = BTreeSet::new();
-    if root.is_dir() {
-        walk(root, root, &mut out)?;
-    } else {
-        bail!("{} is not a directory", root.display());
+    for e in ufs::walk(root) {
+        let e = e?;
+        if !e.is_dir() {
+            out.insert(format!("/{}", e.rel().to_string_lossy()));
+        }
     }
     Ok(out)
 }

@@ -1,13 +1,28 @@
-//! The only place with raw syscalls: everything sanforge-init asks of the kernel goes
-//! through the [`Sys`] trait, so the boot steps can run against a recording fake.
+//! The only place with raw syscalls: everything sanforge-init and its OCF agent
+//! (`crate::agent`) ask of the kernel goes through the [`Sys`] trait, so the boot steps
+//! and the agent's actions can run against a recording fake.
 //!
 //! [`RealSys`] calls libc (every `unsafe` block says why it is sound); [`FakeSys`]
 //! records each call as an [`Op`] and performs file operations inside a directory,
-//! so configfs and sysfs writes land as plain files in a temporary tree. Both resolve
-//! paths through a [`SysRoot`]: `/` in production, a temporary directory in tests.
-//! Reads: whatever the caller names (sysfs, procfs, configfs, `/lib/modules`).
+//! so configfs and sysfs writes land as plain files in a temporary tree; asked to
+//! ([`FakeSys::with_kernel_tree`]), it also plays what sysfs and configfs do that plain
+//! files do not (`kernelfs`). Both resolve paths through a [`SysRoot`]: `/` in
+//! production, a temporary directory in tests. Reads: whatever the caller names
+//! (sysfs, procfs, configfs, `/lib/modules`).
 
-#![deny(clippy::undocumented_unsafe_blocks)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented
+)]
+// The one module allowed `unsafe` (Cargo.toml denies it elsewhere); every block says
+// why it is sound (`clippy::undocumented_unsafe_blocks`, denied crate-wide).
+#![allow(unsafe_code)]
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -16,6 +31,7 @@ use std::net::Ipv4Addr;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
+mod kernelfs;
 mod real;
 pub use real::RealSys;
 
@@ -158,8 +174,9 @@ impl fmt::Display for ExitStatus {
     }
 }
 
-/// Every kernel interface the init uses. File operations take absolute paths as seen
-/// inside the image; implementations resolve them under their [`SysRoot`].
+/// Every kernel interface the init and the OCF agent use. File operations take
+/// absolute paths as seen inside the image; implementations resolve them under their
+/// [`SysRoot`].
 pub trait Sys {
     fn root(&self) -> &SysRoot;
     fn mount(
@@ -236,6 +253,26 @@ pub trait Sys {
     fn switch_root(&mut self, new_root: &Path) -> SysResult<()>;
     /// `chown(2)`: daemons that drop privileges need their state files.
     fn chown(&mut self, path: &Path, uid: u32, gid: u32) -> SysResult<()>;
+    /// `rmdir(2)`: removes an empty directory (configfs removes an item this way).
+    fn remove_dir(&mut self, path: &Path) -> SysResult<()>;
+    /// What `path` is, without following a final symlink (`lstat(2)`); None when it
+    /// does not exist or cannot be examined.
+    fn file_kind(&mut self, path: &Path) -> Option<FileKind>;
+    /// Where `path` leads with every symlink resolved, as seen inside the root (the
+    /// host path when it leads out of the root).
+    fn canonicalize(&mut self, path: &Path) -> SysResult<PathBuf>;
+    /// Appends `data` to `path`, creating the file when missing (log files).
+    fn append(&mut self, path: &Path, data: &str) -> SysResult<()>;
+}
+
+/// What a path is, as `lstat(2)` sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    File,
+    Dir,
+    Symlink,
+    /// A device, socket or fifo.
+    Other,
 }
 
 /// One recorded call of [`FakeSys`]; `Display` is the stable one-line form that
@@ -277,6 +314,8 @@ pub enum Op {
     Remove(String),
     FsyncDir(String),
     SwitchRoot(String),
+    Rmdir(String),
+    Append(String, usize),
 }
 
 impl fmt::Display for Op {
@@ -324,6 +363,8 @@ impl fmt::Display for Op {
             Op::Remove(p) => write!(f, "remove {p}"),
             Op::FsyncDir(p) => write!(f, "fsync {p}"),
             Op::SwitchRoot(p) => write!(f, "switch_root {p}"),
+            Op::Rmdir(p) => write!(f, "rmdir {p}"),
+            Op::Append(p, n) => write!(f, "append {p} ({n} bytes)"),
         }
     }
 }
@@ -343,6 +384,8 @@ pub struct FakeSys {
     pub release: Option<String>,
     next_pid: i32,
     watchdog_open: bool,
+    /// The directory that plays `/sys` (see [`FakeSys::with_kernel_tree`]).
+    kernel_tree: Option<kernelfs::KernelTree>,
 }
 
 /// Where [`FakeSys::run_capture`] finds the answers of a command, under the root:
@@ -361,7 +404,20 @@ impl FakeSys {
             release: None,
             next_pid: 100,
             watchdog_open: false,
+            kernel_tree: None,
         }
+    }
+
+    /// Plays sysfs and configfs in the directory `sys` (a path as seen through the
+    /// trait, standing for `/sys`), as the kernel would for the OCF agent: a write there
+    /// replaces the value of an existing attribute file and never creates one; mkdir of
+    /// a backstore `kernel/config/target/core/HBA/DEVICE` makes the attribute files
+    /// configfs makes with a new device; rmdir under `kernel/config` drops the item's
+    /// attribute files and default groups, and fails with `ENOTEMPTY` while a symlink
+    /// is left inside. Without it the fake writes, creates and removes plain files.
+    pub fn with_kernel_tree(mut self, sys: impl Into<PathBuf>) -> Self {
+        self.kernel_tree = Some(kernelfs::KernelTree::new(sys.into()));
+        self
     }
 
     fn record(&mut self, op: Op, what: impl fmt::Display, name: &'static str) -> SysResult<()> {
@@ -466,11 +522,20 @@ impl Sys for FakeSys {
     fn sleep(&mut self, _d: Duration) {}
     fn mkdir(&mut self, path: &Path) -> SysResult<()> {
         self.record(Op::Mkdir(show(path)), path.display(), "create directory")?;
-        std::fs::create_dir_all(self.root.join(path))
+        let full = self.root.join(path);
+        std::fs::create_dir_all(&full)
+            .and_then(|()| match &self.kernel_tree {
+                Some(k) => k.made_dir(path, &full),
+                None => Ok(()),
+            })
             .map_err(|e| SysError::new("create directory", path.display(), e))
     }
     fn write_file(&mut self, path: &Path, value: &str) -> SysResult<()> {
         self.record(Op::Write(show(path), value.into()), path.display(), "write")?;
+        if self.kernel_tree.as_ref().is_some_and(|k| k.holds(path)) {
+            return kernelfs::write_attr(&self.root.join(path), value)
+                .map_err(|e| SysError::new("write", path.display(), e));
+        }
         // The kernel creates attribute groups (wwn/, attrib/, auth/) by itself.
         let p = self.root.join(path);
         if let Some(parent) = p.parent() {
@@ -594,6 +659,31 @@ impl Sys for FakeSys {
             "switch root to",
         )
     }
+    fn remove_dir(&mut self, path: &Path) -> SysResult<()> {
+        self.record(Op::Rmdir(show(path)), path.display(), "remove directory")?;
+        let full = self.root.join(path);
+        match &self.kernel_tree {
+            Some(k) if k.in_configfs(path) => kernelfs::drop_item(&full),
+            _ => Ok(()),
+        }
+        .and_then(|()| std::fs::remove_dir(&full))
+        .map_err(|e| SysError::new("remove directory", path.display(), e))
+    }
+    fn file_kind(&mut self, path: &Path) -> Option<FileKind> {
+        file_kind(&self.root.join(path))
+    }
+    fn canonicalize(&mut self, path: &Path) -> SysResult<PathBuf> {
+        canonicalize(&self.root, path).map_err(|e| SysError::new("resolve", path.display(), e))
+    }
+    fn append(&mut self, path: &Path, data: &str) -> SysResult<()> {
+        self.record(
+            Op::Append(show(path), data.len()),
+            path.display(),
+            "append to",
+        )?;
+        append(&self.root.join(path), data)
+            .map_err(|e| SysError::new("append to", path.display(), e))
+    }
 }
 
 /// Up to `len` bytes from the start of `p`.
@@ -604,6 +694,39 @@ pub(crate) fn read_head(p: &Path, len: usize) -> io::Result<Vec<u8>> {
         .take(len as u64)
         .read_to_end(&mut buf)?;
     Ok(buf)
+}
+
+/// `lstat(2)` of a host path.
+fn file_kind(p: &Path) -> Option<FileKind> {
+    let t = std::fs::symlink_metadata(p).ok()?.file_type();
+    Some(if t.is_symlink() {
+        FileKind::Symlink
+    } else if t.is_dir() {
+        FileKind::Dir
+    } else if t.is_file() {
+        FileKind::File
+    } else {
+        FileKind::Other
+    })
+}
+
+/// Where `path` (as seen inside `root`) leads, as seen inside `root`.
+fn canonicalize(root: &SysRoot, path: &Path) -> io::Result<PathBuf> {
+    let full = std::fs::canonicalize(root.join(path))?;
+    let base = std::fs::canonicalize(root.dir())?;
+    Ok(match full.strip_prefix(&base) {
+        Ok(rel) => Path::new("/").join(rel),
+        Err(_) => full,
+    })
+}
+
+fn append(p: &Path, data: &str) -> io::Result<()> {
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(p)?
+        .write_all(data.as_bytes())
 }
 
 fn list_dir(dir: &Path) -> io::Result<Vec<String>> {

@@ -1,12 +1,15 @@
 //! [`RealSys`]: the [`Sys`] trait against the running kernel, through libc.
 
-use super::{list_dir, ExitStatus, RebootCmd, Signal, Sys, SysError, SysResult, SysRoot, HANDLED};
+use super::{
+    append, canonicalize, file_kind, list_dir, ExitStatus, FileKind, RebootCmd, Signal, Sys,
+    SysError, SysResult, SysRoot, HANDLED,
+};
 use std::ffi::CString;
 use std::io::{self, Write};
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The real kernel; paths resolve under `root` (`/` in production).
@@ -593,5 +596,23 @@ impl Sys for RealSys {
         let rc = unsafe { libc::chroot(dot.as_ptr()) };
         check(op, &what, rc.into())?;
         std::env::set_current_dir("/").map_err(|e| SysError::new(op, &what, e))
+    }
+
+    fn remove_dir(&mut self, path: &Path) -> SysResult<()> {
+        std::fs::remove_dir(self.root.join(path))
+            .map_err(|e| SysError::new("remove directory", path.display(), e))
+    }
+
+    fn file_kind(&mut self, path: &Path) -> Option<FileKind> {
+        file_kind(&self.root.join(path))
+    }
+
+    fn canonicalize(&mut self, path: &Path) -> SysResult<PathBuf> {
+        canonicalize(&self.root, path).map_err(|e| SysError::new("resolve", path.display(), e))
+    }
+
+    fn append(&mut self, path: &Path, data: &str) -> SysResult<()> {
+        append(&self.root.join(path), data)
+            .map_err(|e| SysError::new("append to", path.display(), e))
     }
 }

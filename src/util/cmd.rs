@@ -64,7 +64,8 @@ pub struct Captured {
 /// A command to run: program, arguments, working directory and extra environment.
 #[derive(Clone, Debug)]
 pub struct Cmd {
-    argv: Vec<OsString>,
+    program: OsString,
+    args: Vec<OsString>,
     dir: Option<PathBuf>,
     env: Vec<(OsString, OsString)>,
 }
@@ -72,13 +73,14 @@ pub struct Cmd {
 impl Cmd {
     pub fn new(program: impl AsRef<OsStr>) -> Self {
         Cmd {
-            argv: vec![program.as_ref().to_os_string()],
+            program: program.as_ref().to_os_string(),
+            args: Vec::new(),
             dir: None,
             env: Vec::new(),
         }
     }
     pub fn arg(mut self, a: impl AsRef<OsStr>) -> Self {
-        self.argv.push(a.as_ref().to_os_string());
+        self.args.push(a.as_ref().to_os_string());
         self
     }
     pub fn args<I, S>(mut self, args: I) -> Self
@@ -86,7 +88,7 @@ impl Cmd {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        self.argv
+        self.args
             .extend(args.into_iter().map(|a| a.as_ref().to_os_string()));
         self
     }
@@ -102,8 +104,8 @@ impl Cmd {
 
     /// The command line as a user would type it (for logs and errors).
     pub fn display(&self) -> String {
-        self.argv
-            .iter()
+        std::iter::once(&self.program)
+            .chain(&self.args)
             .map(|a| {
                 let s = a.to_string_lossy();
                 if s.is_empty() || s.contains(|c: char| c.is_whitespace() || c == '\'' || c == '"')
@@ -118,7 +120,7 @@ impl Cmd {
     }
 
     fn expression(&self) -> duct::Expression {
-        let mut e = duct::cmd(&self.argv[0], &self.argv[1..]);
+        let mut e = duct::cmd(&self.program, &self.args);
         if let Some(d) = &self.dir {
             e = e.dir(d);
         }
@@ -247,7 +249,7 @@ impl Cmd {
     }
 
     fn spawn_error(&self) -> String {
-        let prog = self.argv[0].to_string_lossy();
+        let prog = self.program.to_string_lossy();
         match crate::util::tools::package_for(&prog) {
             Some(pkg) => format!(
                 "cannot run `{}` (is `{prog}` installed? it comes with the Debian package `{pkg}`)",

@@ -2,7 +2,6 @@
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
-use std::io::Read;
 use std::path::Path;
 
 pub fn sha256_bytes(data: &[u8]) -> String {
@@ -13,16 +12,8 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     let mut f =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f
-            .read(&mut buf)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
+    // Writing into the hasher cannot fail: an error is the file's.
+    std::io::copy(&mut f, &mut h).with_context(|| format!("cannot read {}", path.display()))?;
     Ok(hex::encode(h.finalize()))
 }
 
@@ -59,24 +50,27 @@ impl KeyBuilder {
     /// Adds every regular file and symlink under `dir` (relative path, mode, content).
     pub fn add_tree(&mut self, label: &str, dir: &Path) -> Result<&mut Self> {
         use std::os::unix::fs::PermissionsExt;
-        let mut files = Vec::new();
-        walk(dir, dir, &mut files)?;
-        files.sort();
-        for rel in files {
-            let p = dir.join(&rel);
-            let meta = std::fs::symlink_metadata(&p)
-                .with_context(|| format!("cannot stat {}", p.display()))?;
+        let mut entries = crate::util::fs::walk(dir).collect::<Result<Vec<_>>>()?;
+        // In the order of the relative paths as strings, as keys always were.
+        entries.sort_by_cached_key(|e| e.rel().to_string_lossy().into_owned());
+        for e in entries {
+            let (p, meta) = (e.path(), e.metadata());
             let content = if meta.file_type().is_symlink() {
-                std::fs::read_link(&p)
+                std::fs::read_link(p)
                     .with_context(|| format!("cannot read link {}", p.display()))?
                     .into_os_string()
                     .into_encoded_bytes()
             } else if meta.is_dir() {
                 Vec::new()
+            } else if meta.is_file() {
+                crate::util::fs::read(p)?
             } else {
-                crate::util::fs::read(&p)?
+                // A fifo, socket or device: its kind and number, never its "content"
+                // (reading a fifo blocks for ever).
+                use std::os::unix::fs::MetadataExt;
+                format!("special {:o} {}", meta.mode(), meta.rdev()).into_bytes()
             };
-            self.add(label, rel.as_bytes());
+            self.add(label, e.rel().to_string_lossy().as_bytes());
             self.add("mode", &meta.permissions().mode().to_le_bytes());
             self.add("content", &content);
         }
@@ -85,25 +79,4 @@ impl KeyBuilder {
     pub fn finish(&self) -> String {
         hex::encode(self.h.clone().finalize())
     }
-}
-
-fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
-    let rd = std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))?;
-    for e in rd {
-        let e = e.with_context(|| format!("cannot list {}", dir.display()))?;
-        let p = e.path();
-        let ft = e
-            .file_type()
-            .with_context(|| format!("cannot stat {}", p.display()))?;
-        let rel = p
-            .strip_prefix(root)
-            .unwrap_or(&p)
-            .to_string_lossy()
-            .into_owned();
-        out.push(rel);
-        if ft.is_dir() {
-            walk(root, &p, out)?;
-        }
-    }
-    Ok(())
 }

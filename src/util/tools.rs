@@ -18,6 +18,11 @@ pub const TOOLS: &[(&str, &str, &str)] = &[
     ("depmod", "kmod", "module dependency lists"),
     ("strip", "binutils", "stripping out-of-tree modules"),
     (
+        "ccache",
+        "ccache",
+        "kernel builds share compiled objects (optional)",
+    ),
+    (
         "apt-get",
         "apt",
         "resolving Debian packages (private apt state in the cache)",

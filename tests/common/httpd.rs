@@ -21,6 +21,18 @@ pub enum Route {
     DropChunked(Vec<u8>),
     /// Accepts the connection and closes it without answering.
     Hangup,
+    /// 200 with a correct Content-Length, then the body `chunk` bytes at a time with
+    /// a pause of `every` between chunks (a mirror that is alive but far too slow).
+    Trickle {
+        body: Vec<u8>,
+        chunk: usize,
+        every: std::time::Duration,
+    },
+    /// Sends the headers of a 200 (with a length), then nothing, for `for_`.
+    Silent {
+        len: usize,
+        for_: std::time::Duration,
+    },
 }
 
 pub struct Server {
@@ -43,6 +55,31 @@ impl Server {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
                 let _ = serve(stream, &routes, &h);
+            }
+        });
+        Server { addr, hits }
+    }
+
+    /// Like [`Server::start`], but each connection is served by its own thread (for
+    /// slow routes that must not hold up the next request).
+    pub fn start_threaded(routes: Vec<(&str, Route)>) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local addr");
+        let routes: Arc<HashMap<String, Route>> = Arc::new(
+            routes
+                .into_iter()
+                .map(|(p, r)| (p.to_string(), r))
+                .collect(),
+        );
+        let hits = Arc::new(Mutex::new(Vec::new()));
+        let h = hits.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let (routes, h) = (routes.clone(), h.clone());
+                std::thread::spawn(move || {
+                    let _ = serve(stream, &routes, &h);
+                });
             }
         });
         Server { addr, hits }
@@ -114,6 +151,27 @@ fn serve(
             stream.write_all(half)?;
         }
         Route::Hangup => {}
+        Route::Trickle { body, chunk, every } => {
+            write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            )?;
+            stream.flush()?;
+            for c in body.chunks(chunk.max(1)) {
+                std::thread::sleep(every);
+                stream.write_all(c)?;
+                stream.flush()?;
+            }
+        }
+        Route::Silent { len, for_ } => {
+            write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
+            )?;
+            stream.flush()?;
+            std::thread::sleep(for_);
+        }
     }
     stream.flush()?;
     stream.shutdown(std::net::Shutdown::Both)

@@ -54,7 +54,16 @@ pub struct Project {
 impl Project {
     /// A project whose kernel source is the fake tree (a `path` source).
     pub fn new() -> Project {
-        let dir = tempfile::tempdir().unwrap();
+        Self::new_in(&std::env::temp_dir())
+    }
+
+    /// [`Project::new`] in a fresh directory under `parent` (so that a test can put
+    /// files beside the project and name them as `../…`).
+    pub fn new_in(parent: &Path) -> Project {
+        let dir = tempfile::Builder::new()
+            .prefix("project-")
+            .tempdir_in(parent)
+            .unwrap();
         let root = dir.path();
         for d in [
             "recipes/nodes",

@@ -57,7 +57,10 @@ pub fn generate(devices: usize, targets: usize, groups: usize) -> ScstConf {
                 })
                 .collect();
             let n = tgts.len();
-            tgts[g % n].groups.push(IniGroup {
+            let Some(t) = tgts.get_mut(g % n) else {
+                continue;
+            };
+            t.groups.push(IniGroup {
                 name: format!("host{g:03}"),
                 luns,
                 initiators: vec![Initiator {

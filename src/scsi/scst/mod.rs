@@ -391,7 +391,18 @@ pub fn load_node_scst(node_file: &Path, node: &ValidNode) -> Result<Option<NodeS
             s.conf
         );
     }
-    let host = crate::util::fs::parent_dir(node_file).join(rel);
+    // Beside the node config: neither an absolute path nor a symlink may lead the
+    // builder to another file of the host.
+    let dir = crate::util::fs::parent_dir(node_file);
+    let host = crate::util::paths::confine_to(rel, &dir, &[], "the node config's directory", "")
+        .map_err(|m| anyhow::anyhow!("{}: [scst] conf {m}", node_file.display()))?;
+    if host.exists() && !host.is_file() {
+        anyhow::bail!(
+            "{}: [scst] conf `{}`: expected a regular file",
+            node_file.display(),
+            s.conf
+        );
+    }
     let text = crate::util::fs::read_to_string(&host)
         .with_context(|| format!("[scst] conf of {}", node_file.display()))?;
     load_conf(&host, &text)

@@ -42,6 +42,14 @@ struct Node {
     children: Option<Vec<Node>>,
 }
 
+impl Node {
+    /// The first word: a keyword or an attribute name. The scanner makes no node
+    /// without words; an empty string stands in if one ever had none.
+    fn keyword(&self) -> &str {
+        self.words.first().map_or("", String::as_str)
+    }
+}
+
 const KEYWORDS: &[&str] = &[
     "HANDLER",
     "DEVICE",
@@ -69,23 +77,25 @@ fn preprocess(raw: &str, line: usize) -> Result<String, ParseError> {
     }
     let chars: Vec<char> = raw.chars().collect();
     let mut end = chars.len();
-    for i in 1..chars.len() {
-        if chars[i] == '#' && chars[i - 1] != '\\' {
-            if !chars[i - 1].is_whitespace() {
+    // `prev` is chars[i], the `#` chars[i + 1]: scstadmin drops both.
+    for (i, pair) in chars.windows(2).enumerate() {
+        if let [prev, '#'] = *pair {
+            if prev == '\\' {
+                continue;
+            }
+            if !prev.is_whitespace() {
                 return err(
                     line,
                     format!(
-                        "'#' right after '{}' starts a comment and scstadmin would also drop the '{}'; put a blank before '#' or write '\\#'",
-                        chars[i - 1],
-                        chars[i - 1]
+                        "'#' right after '{prev}' starts a comment and scstadmin would also drop the '{prev}'; put a blank before '#' or write '\\#'",
                     ),
                 );
             }
-            end = i - 1;
+            end = i;
             break;
         }
     }
-    let kept: String = chars[..end].iter().collect();
+    let kept: String = chars.iter().take(end).collect();
     let trimmed = kept.trim_start();
     if let Some(rest) = trimmed.strip_prefix('[') {
         let word: String = rest
@@ -155,7 +165,7 @@ fn tokens(s: &str, line: usize) -> Result<Vec<String>, ParseError> {
             line,
             format!(
                 "too many words ('{}' …): scstadmin reads only the first three; quote a value that contains blanks",
-                out[..3].join(" ")
+                out.iter().take(3).map(String::as_str).collect::<Vec<_>>().join(" ")
             ),
         );
     }
@@ -225,8 +235,8 @@ fn stanza(text: &str) -> Result<Vec<Node>, ParseError> {
             }
         }
     }
-    if stack.len() > 1 {
-        let (words, open, _) = &stack[stack.len() - 1];
+    // The innermost block still open, if any besides the top level.
+    if let Some((words, open, _)) = stack.get(1..).and_then(<[_]>::last) {
         return err(
             *open,
             format!(
@@ -253,8 +263,8 @@ fn expected(ctx: &str) -> &'static str {
 }
 
 fn unknown(n: &Node, ctx: &str) -> ParseError {
-    let what = if KEYWORDS.contains(&n.words[0].as_str()) {
-        format!("'{}' is not allowed inside {ctx}", n.words[0])
+    let what = if KEYWORDS.contains(&n.keyword()) {
+        format!("'{}' is not allowed inside {ctx}", n.keyword())
     } else {
         format!("unknown block '{}' in {ctx}", n.words.join(" "))
     };
@@ -266,23 +276,23 @@ fn unknown(n: &Node, ctx: &str) -> ParseError {
 
 /// A `name value` line (no block).
 fn attribute(n: &Node, ctx: &str) -> Result<Attr, ParseError> {
-    if n.children.is_some() || KEYWORDS.contains(&n.words[0].as_str()) {
+    if n.children.is_some() || KEYWORDS.contains(&n.keyword()) {
         return Err(unknown(n, ctx));
     }
-    match n.words.len() {
-        2 => Ok(Attr {
-            name: n.words[0].clone(),
-            value: n.words[1].clone(),
+    match n.words.as_slice() {
+        [name, value] => Ok(Attr {
+            name: name.clone(),
+            value: value.clone(),
             line: n.line,
         }),
-        1 => err(n.line, format!("attribute '{}' has no value", n.words[0])),
-        _ => err(
+        [name] => err(n.line, format!("attribute '{name}' has no value")),
+        [name, a, b, ..] => err(
             n.line,
             format!(
-                "attribute '{}' has an invalid value '{} {}': quote a value that contains blanks",
-                n.words[0], n.words[1], n.words[2]
+                "attribute '{name}' has an invalid value '{a} {b}': quote a value that contains blanks"
             ),
         ),
+        [] => err(n.line, "expected 'name value'"),
     }
 }
 
@@ -290,12 +300,20 @@ fn attrs_only(children: Vec<Node>, ctx: &str) -> Result<Vec<Attr>, ParseError> {
     children.iter().map(|c| attribute(c, ctx)).collect()
 }
 
-/// Checks the header shape `KEYWORD NAME` (or `KEYWORD A B` with `words` = 3).
-fn header(n: &Node, words: usize, shape: &str) -> Result<(), ParseError> {
-    if n.words.len() != words {
+/// Checks the header shape `KEYWORD` (nothing after the keyword).
+fn bare(n: &Node, shape: &str) -> Result<(), ParseError> {
+    if n.words.len() != 1 {
         return err(n.line, format!("expected '{shape}'"));
     }
     Ok(())
+}
+
+/// Checks the header shape `KEYWORD NAME` and returns NAME.
+fn named(n: &Node, shape: &str) -> Result<String, ParseError> {
+    match n.words.as_slice() {
+        [_, name] => Ok(name.clone()),
+        _ => err(n.line, format!("expected '{shape}'")),
+    }
 }
 
 fn no_block(n: &Node, shape: &str) -> Result<(), ParseError> {
@@ -317,19 +335,17 @@ fn flag(n: &Node) -> Result<bool, ParseError> {
 fn top_level(nodes: Vec<Node>) -> Result<ScstConf, ParseError> {
     let mut conf = ScstConf::default();
     for n in nodes {
-        match n.words[0].as_str() {
+        match n.keyword() {
             "HANDLER" => {
-                header(&n, 2, "HANDLER name {")?;
                 let mut h = Handler {
-                    name: n.words[1].clone(),
+                    name: named(&n, "HANDLER name {")?,
                     line: n.line,
                     ..Default::default()
                 };
                 for c in n.children.unwrap_or_default() {
-                    if c.words[0] == "DEVICE" {
-                        header(&c, 2, "DEVICE name")?;
+                    if c.keyword() == "DEVICE" {
                         h.devices.push(Device {
-                            name: c.words[1].clone(),
+                            name: named(&c, "DEVICE name")?,
                             line: c.line,
                             attrs: attrs_only(c.children.unwrap_or_default(), "DEVICE")?,
                         });
@@ -340,14 +356,13 @@ fn top_level(nodes: Vec<Node>) -> Result<ScstConf, ParseError> {
                 conf.handlers.push(h);
             }
             "TARGET_DRIVER" => {
-                header(&n, 2, "TARGET_DRIVER name {")?;
                 let mut d = TargetDriver {
-                    name: n.words[1].clone(),
+                    name: named(&n, "TARGET_DRIVER name {")?,
                     line: n.line,
                     ..Default::default()
                 };
                 for c in n.children.unwrap_or_default() {
-                    match c.words[0].as_str() {
+                    match c.keyword() {
                         "TARGET" => d.targets.push(target(c)?),
                         "enabled" => d.enabled = Some(flag(&c)?),
                         _ => d.attrs.push(attribute(&c, "TARGET_DRIVER")?),
@@ -356,11 +371,11 @@ fn top_level(nodes: Vec<Node>) -> Result<ScstConf, ParseError> {
                 conf.drivers.push(d);
             }
             "DEVICE_GROUP" => {
-                header(&n, 2, "DEVICE_GROUP name {")?;
-                conf.device_groups.push(device_group(n)?);
+                let name = named(&n, "DEVICE_GROUP name {")?;
+                conf.device_groups.push(device_group(name, n)?);
             }
             "ALUA" => {
-                header(&n, 1, "ALUA {")?;
+                bare(&n, "ALUA {")?;
                 conf.alua
                     .extend(attrs_only(n.children.unwrap_or_default(), "ALUA")?);
             }
@@ -371,50 +386,50 @@ fn top_level(nodes: Vec<Node>) -> Result<ScstConf, ParseError> {
 }
 
 fn lun(n: Node) -> Result<Lun, ParseError> {
-    header(&n, 3, "LUN number device")?;
-    let number = n.words[1].parse::<u32>().map_err(|_| ParseError {
+    let [_, number, device] = n.words.as_slice() else {
+        return err(n.line, "expected 'LUN number device'");
+    };
+    let number = number.parse::<u32>().map_err(|_| ParseError {
         line: n.line,
-        message: format!("LUN number '{}' is not a number", n.words[1]),
+        message: format!("LUN number '{number}' is not a number"),
     })?;
     Ok(Lun {
         number,
-        device: n.words[2].clone(),
+        device: device.clone(),
         line: n.line,
         attrs: attrs_only(n.children.unwrap_or_default(), "LUN")?,
     })
 }
 
 fn target(n: Node) -> Result<Target, ParseError> {
-    header(&n, 2, "TARGET name")?;
     let mut t = Target {
-        name: n.words[1].clone(),
+        name: named(&n, "TARGET name")?,
         line: n.line,
         ..Default::default()
     };
     for c in n.children.unwrap_or_default() {
-        match c.words[0].as_str() {
+        match c.keyword() {
             "HW_TARGET" => {
-                header(&c, 1, "HW_TARGET")?;
+                bare(&c, "HW_TARGET")?;
                 no_block(&c, "HW_TARGET")?;
                 t.hw_target = true;
             }
             "enabled" => t.enabled = Some(flag(&c)?),
             "LUN" => t.luns.push(lun(c)?),
             "GROUP" => {
-                header(&c, 2, "GROUP name")?;
                 let mut g = IniGroup {
-                    name: c.words[1].clone(),
+                    name: named(&c, "GROUP name")?,
                     line: c.line,
                     ..Default::default()
                 };
                 for gc in c.children.unwrap_or_default() {
-                    match gc.words[0].as_str() {
+                    match gc.keyword() {
                         "LUN" => g.luns.push(lun(gc)?),
                         "INITIATOR" => {
-                            header(&gc, 2, "INITIATOR name")?;
+                            let name = named(&gc, "INITIATOR name")?;
                             no_block(&gc, "INITIATOR")?;
                             g.initiators.push(Initiator {
-                                name: gc.words[1].clone(),
+                                name,
                                 line: gc.line,
                             });
                         }
@@ -429,34 +444,29 @@ fn target(n: Node) -> Result<Target, ParseError> {
     Ok(t)
 }
 
-fn device_group(n: Node) -> Result<DeviceGroup, ParseError> {
+fn device_group(name: String, n: Node) -> Result<DeviceGroup, ParseError> {
     let mut dg = DeviceGroup {
-        name: n.words[1].clone(),
+        name,
         line: n.line,
         ..Default::default()
     };
     for c in n.children.unwrap_or_default() {
-        match c.words[0].as_str() {
+        match c.keyword() {
             "DEVICE" => {
-                header(&c, 2, "DEVICE name")?;
+                let name = named(&c, "DEVICE name")?;
                 no_block(&c, "DEVICE name")?;
-                dg.devices.push(DgDevice {
-                    name: c.words[1].clone(),
-                    line: c.line,
-                });
+                dg.devices.push(DgDevice { name, line: c.line });
             }
             "TARGET_GROUP" => {
-                header(&c, 2, "TARGET_GROUP name {")?;
                 let mut tg = TargetGroup {
-                    name: c.words[1].clone(),
+                    name: named(&c, "TARGET_GROUP name {")?,
                     line: c.line,
                     ..Default::default()
                 };
                 for tc in c.children.unwrap_or_default() {
-                    if tc.words[0] == "TARGET" {
-                        header(&tc, 2, "TARGET name")?;
+                    if tc.keyword() == "TARGET" {
                         tg.targets.push(TgTarget {
-                            name: tc.words[1].clone(),
+                            name: named(&tc, "TARGET name")?,
                             line: tc.line,
                             attrs: attrs_only(tc.children.unwrap_or_default(), "TARGET")?,
                         });

@@ -8,6 +8,7 @@ use std::fmt;
 
 use super::catalog;
 use super::{Attr, IniGroup, Lun, ScstConf};
+use crate::config::values::is_iscsi_name;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Severity {
@@ -61,31 +62,6 @@ pub fn is_wwpn(s: &str) -> bool {
         && parts
             .iter()
             .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
-}
-
-/// An iSCSI name: `iqn.YYYY-MM.naming-authority[:unique]`, `eui.` + 16 hex digits or
-/// `naa.` + 16 or 32 hex digits (RFC 3720 §3.2.6.3), at most 223 bytes.
-pub fn is_iscsi_name(s: &str) -> bool {
-    if s.len() > 223 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return false;
-    }
-    let hex = |h: &str| h.chars().all(|c| c.is_ascii_hexdigit());
-    if let Some(h) = s.strip_prefix("eui.") {
-        return h.len() == 16 && hex(h);
-    }
-    if let Some(h) = s.strip_prefix("naa.") {
-        return (h.len() == 16 || h.len() == 32) && hex(h);
-    }
-    let Some(rest) = s.strip_prefix("iqn.") else {
-        return false;
-    };
-    let b = rest.as_bytes();
-    b.len() > 8
-        && b[..4].iter().all(u8::is_ascii_digit)
-        && b[4] == b'-'
-        && b[5..7].iter().all(u8::is_ascii_digit)
-        && b[7] == b'.'
-        && (b'0'..=b'1').contains(&b[5])
 }
 
 fn is_pattern(s: &str) -> bool {

@@ -1,0 +1,539 @@
+//! The Pacemaker CIB (configuration only, empty status), as data for `cib.xml.tera`:
+//! the cluster properties, the fencing devices, a DLM clone when a device uses SCST
+//! `cluster_mode`, and per DRBD resource a promotable `ocf:linbit:drbd` clone, a
+//! promotable `ocf:sanforge:alua` clone (when the resource is exported) and the VIPs,
+//! with the constraints that tie them together. Ids are derived from names here; the
+//! template escapes parameter values.
+//!
+//! Reads: only its arguments.
+
+use super::templates;
+use crate::contract::SECRETS_DIR;
+use crate::ha::cluster::{Cluster, DrbdConf, Fencing, Quorum, Secrets, TargetStack};
+use anyhow::Result;
+use serde::Serialize;
+
+/// Pacemaker resource stickiness: above any location preference, so a recovered node
+/// does not pull resources back (no automatic failback; a switchback is an operator's
+/// decision, taken at a quiet hour).
+pub const STICKINESS: u32 = 1000;
+
+#[derive(Serialize)]
+struct Cib {
+    /// `cib-bootstrap-options`.
+    properties: Vec<NvPair>,
+    nodes: Vec<CibNode>,
+    resources: Vec<Resource>,
+    constraints: Vec<Constraint>,
+    rsc_defaults: Vec<NvPair>,
+}
+
+#[derive(Serialize)]
+struct NvPair {
+    id: String,
+    name: String,
+    /// As given: the template escapes it.
+    value: String,
+}
+
+#[derive(Serialize)]
+struct CibNode {
+    id: u32,
+    uname: String,
+}
+
+/// A primitive, or a clone of one.
+#[derive(Serialize)]
+struct Resource {
+    clone: Option<CloneMeta>,
+    primitive: Primitive,
+}
+
+#[derive(Serialize)]
+struct CloneMeta {
+    id: String,
+    meta: Vec<NvPair>,
+}
+
+#[derive(Serialize)]
+struct Primitive {
+    id: String,
+    class: &'static str,
+    provider: Option<&'static str>,
+    /// The agent type (`type=`).
+    agent: String,
+    params: Vec<NvPair>,
+    /// Parameter sets that apply on one node only (a `#uname` rule).
+    node_params: Vec<NodeParams>,
+    ops: Vec<CibOp>,
+}
+
+#[derive(Serialize)]
+struct NodeParams {
+    id: String,
+    uname: String,
+    pairs: Vec<NvPair>,
+}
+
+#[derive(Serialize)]
+struct CibOp {
+    id: String,
+    name: &'static str,
+    interval: &'static str,
+    timeout: &'static str,
+    role: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Constraint {
+    Location {
+        id: String,
+        rsc: String,
+        node: String,
+        score: &'static str,
+    },
+    Colocation {
+        id: String,
+        rsc: String,
+        rsc_role: Option<&'static str>,
+        with_rsc: String,
+        with_rsc_role: Option<&'static str>,
+        score: &'static str,
+    },
+    /// Always `kind="Mandatory"`.
+    Order {
+        id: String,
+        first: String,
+        first_action: &'static str,
+        then: String,
+        then_action: &'static str,
+    },
+}
+
+/// An operation: name, interval, timeout, role.
+type OpSpec = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+);
+
+const MONITOR_60S: &[OpSpec] = &[("monitor", "60s", "20s", None)];
+const DLM_OPS: &[OpSpec] = &[("monitor", "60s", "60s", None)];
+const DRBD_OPS: &[OpSpec] = &[
+    ("monitor", "29s", "20s", Some("Promoted")),
+    ("monitor", "31s", "20s", Some("Unpromoted")),
+    ("start", "0s", "240s", None),
+    ("stop", "0s", "100s", None),
+    ("promote", "0s", "90s", None),
+    ("demote", "0s", "90s", None),
+    ("notify", "0s", "90s", None),
+];
+const ALUA_OPS: &[OpSpec] = &[
+    ("monitor", "10s", "20s", Some("Promoted")),
+    ("monitor", "11s", "20s", Some("Unpromoted")),
+    ("start", "0s", "60s", None),
+    ("stop", "0s", "60s", None),
+    ("promote", "0s", "60s", None),
+    ("demote", "0s", "60s", None),
+];
+const VIP_OPS: &[OpSpec] = &[("monitor", "10s", "20s", None)];
+
+/// The meta attributes of a promotable clone: one Promoted instance, one instance per
+/// node, notifications on.
+const PROMOTABLE_META: &[(&str, &str)] = &[
+    ("promotable", "true"),
+    ("promoted-max", "1"),
+    ("promoted-node-max", "1"),
+    ("clone-max", "2"),
+    ("clone-node-max", "1"),
+    ("notify", "true"),
+    ("interleave", "true"),
+];
+
+/// `<nvpair>`s with ids `PREFIX-NAME`.
+fn nvpairs<K: AsRef<str>, V: Into<String>>(
+    prefix: &str,
+    pairs: impl IntoIterator<Item = (K, V)>,
+) -> Vec<NvPair> {
+    pairs
+        .into_iter()
+        .map(|(k, v)| NvPair {
+            id: format!("{prefix}-{}", k.as_ref()),
+            name: k.as_ref().to_string(),
+            value: v.into(),
+        })
+        .collect()
+}
+
+/// A primitive `id` of agent (class, provider, type) with `params` and `ops`.
+fn primitive(
+    id: &str,
+    agent: (&'static str, Option<&'static str>, &str),
+    params: Vec<(&str, String)>,
+    ops: &[OpSpec],
+) -> Primitive {
+    let (class, provider, ty) = agent;
+    Primitive {
+        id: id.to_string(),
+        class,
+        provider,
+        agent: ty.to_string(),
+        params: nvpairs(&format!("{id}-params"), params),
+        node_params: Vec::new(),
+        ops: ops
+            .iter()
+            .map(|&(name, interval, timeout, role)| CibOp {
+                id: format!(
+                    "{id}-{name}-{interval}{}",
+                    role.map(|r| format!("-{}", r.to_lowercase()))
+                        .unwrap_or_default()
+                ),
+                name,
+                interval,
+                timeout,
+                role,
+            })
+            .collect(),
+    }
+}
+
+impl From<Primitive> for Resource {
+    fn from(primitive: Primitive) -> Self {
+        Resource {
+            clone: None,
+            primitive,
+        }
+    }
+}
+
+/// A promotable clone `id` of `primitive`.
+fn promotable(id: &str, primitive: Primitive) -> Resource {
+    Resource {
+        clone: Some(CloneMeta {
+            id: id.to_string(),
+            meta: nvpairs(&format!("{id}-meta"), PROMOTABLE_META.iter().copied()),
+        }),
+        primitive,
+    }
+}
+
+fn colocation(
+    rsc: &str,
+    rsc_role: Option<&'static str>,
+    with_rsc: &str,
+    with_rsc_role: Option<&'static str>,
+) -> Constraint {
+    Constraint::Colocation {
+        id: format!("col-{rsc}-with-{with_rsc}"),
+        rsc: rsc.to_string(),
+        rsc_role,
+        with_rsc: with_rsc.to_string(),
+        with_rsc_role,
+        score: "INFINITY",
+    }
+}
+
+/// `then` starts (or promotes) after `first` did `first_action`.
+fn order(
+    first: &str,
+    first_action: &'static str,
+    then: &str,
+    then_action: &'static str,
+) -> Constraint {
+    Constraint::Order {
+        id: format!("ord-{first}-{first_action}-{then}"),
+        first: first.to_string(),
+        first_action,
+        then: then.to_string(),
+        then_action,
+    }
+}
+
+/// The Pacemaker CIB: fencing, per DRBD resource a promotable `ocf:linbit:drbd` clone
+/// and a promotable `ocf:sanforge:alua` clone colocated with its Promoted role and
+/// ordered after its promotion (as in the classic DRBD + target setups), VIPs with the
+/// Promoted target, a DLM clone when a device uses SCST `cluster_mode`, stickiness
+/// above location preferences (no automatic failback), and `no-quorum-policy=stop`:
+/// with `two_node` the survivor keeps quorum, and a node that boots alone waits for its
+/// peer (`wait_for_all`) instead of promoting stale data.
+pub fn cib_xml(c: &Cluster, s: &Secrets) -> Result<String> {
+    let mut cib = Cib {
+        properties: properties(c),
+        nodes: c
+            .nodes
+            .iter()
+            .map(|n| CibNode {
+                id: n.node_id,
+                uname: n.name.clone(),
+            })
+            .collect(),
+        resources: Vec::new(),
+        constraints: Vec::new(),
+        rsc_defaults: nvpairs(
+            "rsc-options",
+            [
+                ("resource-stickiness", STICKINESS.to_string()),
+                ("priority", "1".to_string()),
+            ],
+        ),
+    };
+    cib.add_fencing(c, s);
+    let dlm = c.exports.iter().any(|e| e.cluster_mode);
+    if dlm {
+        cib.add_dlm(c);
+    }
+    for d in &c.drbd {
+        cib.add_drbd(c, d, dlm);
+    }
+    templates::render("cib.xml", &cib)
+}
+
+/// `cib-bootstrap-options`.
+fn properties(c: &Cluster) -> Vec<NvPair> {
+    let fencing_on = c.fencing != Fencing::Off;
+    let mut props: Vec<(&str, String)> = vec![
+        ("cluster-name", c.name.clone()),
+        ("stonith-enabled", fencing_on.to_string()),
+        ("no-quorum-policy", "stop".into()),
+        ("symmetric-cluster", "true".into()),
+        ("stonith-timeout", "60s".into()),
+    ];
+    if fencing_on && c.quorum == Quorum::TwoNode {
+        // The node holding the Promoted instance wins the fence race after a split.
+        props.push(("priority-fencing-delay", "15s".into()));
+    }
+    if let Fencing::Sbd {
+        devices,
+        watchdog_timeout,
+        ..
+    } = &c.fencing
+    {
+        if devices.is_empty() {
+            props.push((
+                "stonith-watchdog-timeout",
+                format!("{}s", watchdog_timeout * 2),
+            ));
+        }
+    }
+    nvpairs("cib-bootstrap-options", props)
+}
+
+impl Cib {
+    /// A fence agent device per node (never run by the node it fences), or one
+    /// `fence_sbd` device for shared sbd disks; nothing for watchdog-only sbd or off.
+    fn add_fencing(&mut self, c: &Cluster, s: &Secrets) {
+        match &c.fencing {
+            Fencing::Agent { agent, params } => {
+                for n in &c.nodes {
+                    let id = format!("fence-{}", n.name);
+                    let mut p: Vec<(&str, String)> = params
+                        .get(&n.name)
+                        .map(|m| m.iter().map(|(k, v)| (k.as_str(), v.clone())).collect())
+                        .unwrap_or_default();
+                    p.push(("pcmk_host_list", n.name.clone()));
+                    if s.fence_passwords.contains_key(&n.name) {
+                        p.push((
+                            "password_script",
+                            format!("/bin/cat {SECRETS_DIR}/fence-{}.pw", n.name),
+                        ));
+                    }
+                    self.resources
+                        .push(primitive(&id, ("stonith", None, agent), p, MONITOR_60S).into());
+                    // A node never runs the device that fences itself.
+                    self.constraints.push(Constraint::Location {
+                        id: format!("loc-{id}-avoid-{}", n.name),
+                        rsc: id,
+                        node: n.name.clone(),
+                        score: "-INFINITY",
+                    });
+                }
+            }
+            Fencing::Sbd { devices, .. } if !devices.is_empty() => {
+                self.resources.push(
+                    primitive(
+                        "fence-sbd",
+                        ("stonith", None, "fence_sbd"),
+                        vec![("devices", devices.join(","))],
+                        MONITOR_60S,
+                    )
+                    .into(),
+                );
+            }
+            _ => {}
+        }
+    }
+
+    /// DLM for SCST cluster_mode (persistent reservations shared between nodes).
+    fn add_dlm(&mut self, c: &Cluster) {
+        let params = if c.fencing == Fencing::Off {
+            vec![("allow_stonith_disabled", "true".to_string())]
+        } else {
+            vec![]
+        };
+        self.resources.push(Resource {
+            clone: Some(CloneMeta {
+                id: "dlm-clone".into(),
+                meta: nvpairs("dlm-clone-meta", [("interleave", "true")]),
+            }),
+            primitive: primitive(
+                "dlm",
+                ("ocf", Some("pacemaker"), "controld"),
+                params,
+                DLM_OPS,
+            ),
+        });
+    }
+
+    /// DRBD resource `d`: its promotable clone, the ALUA agent's clone when it is
+    /// exported, and its VIPs, which follow the target (or DRBD itself).
+    fn add_drbd(&mut self, c: &Cluster, d: &DrbdConf, dlm: bool) {
+        let drbd_id = format!("drbd-{}", d.name);
+        let drbd_clone = format!("{drbd_id}-clone");
+        self.resources.push(promotable(
+            &drbd_clone,
+            primitive(
+                &drbd_id,
+                ("ocf", Some("linbit"), "drbd"),
+                vec![("drbd_resource", d.name.clone())],
+                DRBD_OPS,
+            ),
+        ));
+        // No location score for `preferred-node`: the drbd agent gives a connected
+        // UpToDate Secondary the same promotion score as the Primary (10000), and
+        // stickiness does not hold the Promoted role, so any role preference pulls the
+        // Promoted role back to that node as soon as a move constraint is cleared or
+        // the node returns (automatic failback, measured in tests/failover.rs). With
+        // equal scores Pacemaker keeps the current Promoted instance.
+        // What the VIPs follow: the target when there is one, else DRBD itself.
+        let mut holder = drbd_clone.clone();
+        if c.exports.iter().any(|e| e.drbd == d.name) {
+            holder = self.add_alua(c, d, &drbd_clone, dlm);
+        }
+        for v in c.vips.iter().filter(|v| v.drbd == d.name) {
+            let id = format!("vip-{}", v.name);
+            let (ip, prefix) = v.address.split_once('/').unwrap_or((&v.address, "32"));
+            let params = vec![
+                ("ip", ip.to_string()),
+                ("cidr_netmask", prefix.to_string()),
+                ("nic", v.interface.clone()),
+            ];
+            self.resources.push(
+                primitive(&id, ("ocf", Some("heartbeat"), "IPaddr2"), params, VIP_OPS).into(),
+            );
+            self.constraints
+                .push(colocation(&id, None, &holder, Some("Promoted")));
+            self.constraints
+                .push(order(&holder, "promote", &id, "start"));
+        }
+    }
+
+    /// The `ocf:sanforge:alua` clone of DRBD resource `d`, Promoted where DRBD is,
+    /// started and promoted after it (and after the DLM); returns the clone's id.
+    fn add_alua(&mut self, c: &Cluster, d: &DrbdConf, drbd_clone: &str, dlm: bool) -> String {
+        let alua_id = format!("alua-{}", d.name);
+        let alua_clone = format!("{alua_id}-clone");
+        let mut params: Vec<(&str, String)> = Vec::new();
+        match c.target {
+            TargetStack::Scst => {
+                params.push(("stack", "scst".into()));
+                params.push(("device_group", d.name.clone()));
+            }
+            TargetStack::Lio => {
+                params.push(("stack", "lio".into()));
+                params.push(("lio_luns", lio_luns(c, &d.name)));
+                params.push(("cluster_name", c.name.clone()));
+            }
+        }
+        params.push(("promoted_state", c.alua.promoted_state.clone()));
+        params.push(("unpromoted_state", c.alua.unpromoted_state.clone()));
+        let mut p = primitive(
+            &alua_id,
+            ("ocf", Some("sanforge"), "alua"),
+            params,
+            ALUA_OPS,
+        );
+        p.node_params = alua_node_params(c, &alua_id);
+        self.resources.push(promotable(&alua_clone, p));
+        self.constraints.extend([
+            colocation(&alua_clone, Some("Promoted"), drbd_clone, Some("Promoted")),
+            order(drbd_clone, "start", &alua_clone, "start"),
+            order(drbd_clone, "promote", &alua_clone, "promote"),
+        ]);
+        if dlm {
+            self.constraints.extend([
+                order("dlm-clone", "start", &alua_clone, "start"),
+                colocation(&alua_clone, None, "dlm-clone", None),
+            ]);
+        }
+        alua_clone
+    }
+}
+
+/// The per-node parameters of the `ocf:sanforge:alua` instance `id`: one
+/// `instance_attributes` set per node, selected by a `#uname` rule, so the one CIB
+/// gives each node its own `ports` (and with SCST its own local and remote target
+/// groups).
+fn alua_node_params(c: &Cluster, id: &str) -> Vec<NodeParams> {
+    let mut out = Vec::new();
+    for n in &c.nodes {
+        let set = format!("{id}-params-{}", n.name);
+        let mut p: Vec<(&str, String)> = Vec::new();
+        if c.target == TargetStack::Scst {
+            p.push(("local_target_group", n.name.clone()));
+            if c.nodes.len() == 2 {
+                if let Some(peer) = c.nodes.iter().find(|o| o.name != n.name) {
+                    p.push(("remote_target_group", peer.name.clone()));
+                }
+            }
+        }
+        let ports = agent_ports(c, n);
+        if !ports.is_empty() {
+            p.push(("ports", ports));
+        }
+        if p.is_empty() {
+            continue;
+        }
+        out.push(NodeParams {
+            pairs: nvpairs(&set, p),
+            id: set,
+            uname: n.name.clone(),
+        });
+    }
+    out
+}
+
+/// `lio_luns` of the `ocf:sanforge:alua` instance for DRBD resource `drbd`:
+/// `NAME=/dev/drbdMINOR@LUN`, blank separated, in export order.
+pub fn lio_luns(c: &Cluster, drbd: &str) -> String {
+    c.exports
+        .iter()
+        .filter(|e| e.drbd == drbd)
+        .filter_map(|e| {
+            let minor = c.drbd(&e.drbd)?.minor;
+            Some(format!("{}=/dev/drbd{minor}@{}", e.name, e.lun))
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The agent's `ports` on `node`: `iscsi/IQN/tpgt_1` (LIO) or `iscsi/IQN` and
+/// `qla2x00t/WWPN` (SCST).
+pub fn agent_ports(c: &Cluster, node: &crate::ha::cluster::Node) -> String {
+    match c.target {
+        TargetStack::Lio => node
+            .iscsi_targets
+            .iter()
+            .map(|t| format!("iscsi/{t}/tpgt_1"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        TargetStack::Scst => node
+            .iscsi_targets
+            .iter()
+            .map(|t| format!("iscsi/{t}"))
+            .chain(node.fc_targets.iter().map(|w| format!("qla2x00t/{w}")))
+            .collect::<Vec<_>>()
+            .join(" "),
+    }
+}

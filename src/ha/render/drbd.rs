@@ -1,0 +1,104 @@
+//! DRBD: `/etc/drbd.conf` (the secret include, then the resources), the secret
+//! `common` section with the shared secret, and one `.res` file per resource in the
+//! syntax of the DRBD generation the nodes run (9, or the 8.4 module of mainline
+//! kernels).
+//!
+//! Reads: only its arguments.
+
+use super::templates;
+use crate::contract::SECRETS_DIR;
+use crate::ha::cluster::{Cluster, DrbdVersion, Secrets};
+use anyhow::{bail, Result};
+use serde::Serialize;
+
+/// The DRBD fence-peer / unfence-peer handlers shipped by drbd-utils.
+pub const FENCE_PEER: &str = "/usr/lib/drbd/crm-fence-peer.9.sh";
+pub const UNFENCE_PEER: &str = "/usr/lib/drbd/crm-unfence-peer.9.sh";
+/// The DRBD 8.4 versions of the handlers (unfence runs after a resync).
+pub const FENCE_PEER_84: &str = "/usr/lib/drbd/crm-fence-peer.sh";
+pub const UNFENCE_PEER_84: &str = "/usr/lib/drbd/crm-unfence-peer.sh";
+
+/// `/etc/drbd.conf`: the secret include first (its `common` section applies to every
+/// resource), then the resources.
+pub fn drbd_conf() -> Result<String> {
+    #[derive(Serialize)]
+    struct Data {
+        secrets_dir: &'static str,
+    }
+    templates::render(
+        "drbd.conf",
+        &Data {
+            secrets_dir: SECRETS_DIR,
+        },
+    )
+}
+
+/// The secret part of the DRBD config: peer authentication for every resource.
+pub fn drbd_secret(s: &Secrets) -> Result<String> {
+    #[derive(Serialize)]
+    struct Data<'a> {
+        shared_secret: &'a str,
+    }
+    templates::render(
+        "drbd-secret.conf",
+        &Data {
+            shared_secret: &s.drbd_shared_secret,
+        },
+    )
+}
+
+#[derive(Serialize)]
+struct ResData<'a> {
+    name: &'a str,
+    protocol: &'a str,
+    fencing: &'a str,
+    fence_peer: &'a str,
+    unfence_peer: &'a str,
+    port: u16,
+    minor: u32,
+    hosts: Vec<HostData<'a>>,
+}
+
+/// One node's side of a resource.
+#[derive(Serialize)]
+struct HostData<'a> {
+    name: &'a str,
+    /// DRBD 9's node id: the Corosync id minus one.
+    node_id: u32,
+    address: &'a str,
+    disk: &'a str,
+}
+
+/// One DRBD resource. DRBD 9: protocol C, the fencing policy with the Pacemaker
+/// handlers, and `auto-promote no` (Pacemaker alone promotes). DRBD 8.4: no node ids,
+/// mesh or `auto-promote` (8.4 never promotes on open), `fencing` in the `disk`
+/// section, the 8.4 handlers.
+pub fn drbd_res(c: &Cluster, name: &str) -> Result<String> {
+    let Some(d) = c.drbd(name) else {
+        bail!("unknown drbd resource `{name}`")
+    };
+    let mut hosts = Vec::new();
+    for n in &c.nodes {
+        let Some(dn) = d.nodes.get(&n.name) else {
+            bail!("drbd `{}` has no entry for node `{}`", d.name, n.name)
+        };
+        hosts.push(HostData {
+            name: &n.name,
+            node_id: n.node_id - 1,
+            address: &dn.address,
+            disk: &dn.disk,
+        });
+    }
+    let v84 = c.drbd_version == DrbdVersion::V84;
+    let data = ResData {
+        name: &d.name,
+        protocol: &d.protocol,
+        fencing: d.fencing.as_deref().unwrap_or("resource-and-stonith"),
+        fence_peer: if v84 { FENCE_PEER_84 } else { FENCE_PEER },
+        unfence_peer: if v84 { UNFENCE_PEER_84 } else { UNFENCE_PEER },
+        port: d.port,
+        minor: d.minor,
+        hosts,
+    };
+    templates::render(if v84 { "drbd84.res" } else { "drbd9.res" }, &data)
+}

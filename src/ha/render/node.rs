@@ -1,0 +1,268 @@
+//! The node config sanforge-init reads (`node.toml`), made from the very types the
+//! init parses ([`NodeConfig`]) and parsed back before it is returned, and sbd's
+//! settings (`/etc/default/sbd`, also the sbd service's environment).
+//!
+//! Reads: only its arguments.
+
+use super::templates;
+use crate::config::node::{
+    Acl, Chap, Ha, Interface, IscsiTarget, Lio, Modules, Network, NodeConfig, Service, Watchdog,
+    WatchdogMode,
+};
+use crate::ha::cluster::{Cluster, Fencing, Node, Secrets, TargetStack};
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The node config sanforge-init reads: hostname, modules, interfaces with this node's
+/// addresses, and corosync/pacemaker as supervised services (links come up before
+/// services, so the order is links → (sbd →) corosync → pacemaker). DRBD, SCST targets
+/// and VIPs are Pacemaker's: the init does not start them.
+///
+/// With `target = "lio"` the node gets a `[lio]` section instead: its iSCSI targets
+/// (TPG 1, the node's portals) with an ACL per iSCSI initiator and no backstore or LUN
+/// (see [`TargetStack`]); CHAP secrets are only filled in by [`node_toml_with`].
+pub fn node_toml(c: &Cluster, node: &Node) -> Result<String> {
+    node_toml_with(c, node, None)
+}
+
+/// [`node_toml`] with the secrets: LIO ACLs of `chap = true` initiators get their CHAP
+/// user and password (without secrets they are left out, so the file stays public).
+pub fn node_toml_with(c: &Cluster, node: &Node, secrets: Option<&Secrets>) -> Result<String> {
+    let cfg = match c.target {
+        TargetStack::Lio => lio_node_config(c, node, secrets),
+        TargetStack::Scst => scst_node_config(c, node),
+    };
+    let body = toml::to_string(&cfg).context("cannot serialize node.toml")?;
+    #[derive(Serialize)]
+    struct Data<'a> {
+        node: &'a str,
+        cluster: &'a str,
+        body: &'a str,
+    }
+    let text = templates::render(
+        "node.toml",
+        &Data {
+            node: &node.name,
+            cluster: &c.name,
+            body: &body,
+        },
+    )?;
+    NodeConfig::parse(Path::new("node.toml"), &text)
+        .map_err(|e| anyhow::anyhow!("rendered node.toml for {} is invalid: {e}", node.name))?;
+    Ok(text)
+}
+
+/// The SCST node config: DRBD (9, with its TCP transport), SCST and vdisk, the DLM
+/// when a device uses `cluster_mode`, the iSCSI and QLogic target drivers the node's
+/// ports need, and the iSCSI daemon as a service.
+fn scst_node_config(c: &Cluster, node: &Node) -> NodeConfig {
+    let mut load: Vec<String> = vec![
+        "drbd".into(),
+        "drbd_transport_tcp".into(),
+        "scst".into(),
+        "scst_vdisk".into(),
+    ];
+    let mut params = BTreeMap::new();
+    if c.exports.iter().any(|e| e.cluster_mode) {
+        load.insert(0, "dlm".into());
+    }
+    if !node.iscsi_targets.is_empty() {
+        load.push("iscsi_scst".into());
+    }
+    if !node.fc_targets.is_empty() {
+        load.push("qla2xxx_scst".into());
+        load.push("qla2x00tgt".into());
+        params.insert(
+            "qla2xxx_scst".to_string(),
+            "qlini_mode=disabled".to_string(),
+        );
+    }
+    let mut services = sbd_services(c);
+    // Corosync and Pacemaker are not plain services: the init starts them in the
+    // cluster order of its `[ha]` section (src/init/ha.rs), after sbd (a service).
+    let ha = ha_section(c, c.exports.iter().any(|e| e.cluster_mode));
+    if !node.iscsi_targets.is_empty() {
+        services.push(Service {
+            name: "iscsi-scstd".into(),
+            argv: vec!["/usr/sbin/iscsi-scstd".into(), "-f".into()],
+            restart: Default::default(),
+            env: BTreeMap::new(),
+        });
+    }
+    NodeConfig {
+        hostname: node.name.clone(),
+        sysctl: BTreeMap::new(),
+        modules: Modules {
+            load,
+            params,
+            blacklist: Vec::new(),
+        },
+        network: node_interfaces(node),
+        lio: None,
+        ha: Some(ha),
+        services,
+        scst: None,
+    }
+}
+
+/// The LIO node config: modules (DRBD, the LIO core, iblock and the iSCSI fabric),
+/// `[ha]` without SCST's `cluster_mode`, and `[lio]` with the node's targets, portals
+/// and initiator ACLs but no backstore: `ocf:sanforge:alua` creates the iblock
+/// backstores on `/dev/drbdN` and maps the LUNs at promote, on the Promoted node only.
+fn lio_node_config(c: &Cluster, node: &Node, secrets: Option<&Secrets>) -> NodeConfig {
+    // The LIO images use the distribution kernel's DRBD (8.4, no transport modules).
+    let load: Vec<String> = [
+        "drbd",
+        "target_core_mod",
+        "target_core_iblock",
+        "iscsi_target_mod",
+    ]
+    .iter()
+    .map(|m| m.to_string())
+    .collect();
+    let acls = lio_acls(c, secrets);
+    let lio = Lio {
+        backstores: Vec::new(),
+        iscsi: node
+            .iscsi_targets
+            .iter()
+            .map(|t| IscsiTarget {
+                iqn: t.clone(),
+                tpg: 1,
+                portals: node.iscsi_portals.clone(),
+                luns: Vec::new(),
+                acls: acls.clone(),
+            })
+            .collect(),
+    };
+    NodeConfig {
+        hostname: node.name.clone(),
+        sysctl: BTreeMap::new(),
+        modules: Modules {
+            load,
+            params: BTreeMap::new(),
+            blacklist: Vec::new(),
+        },
+        network: node_interfaces(node),
+        lio: Some(lio),
+        ha: Some(ha_section(c, false)),
+        services: sbd_services(c),
+        scst: None,
+    }
+}
+
+/// An ACL per iSCSI initiator, with its CHAP user and password when it has `chap`
+/// and the secrets are given.
+fn lio_acls(c: &Cluster, secrets: Option<&Secrets>) -> Vec<Acl> {
+    c.initiators
+        .iter()
+        .filter_map(|i| {
+            let iqn = i.iqn.clone()?;
+            let chap = if i.chap {
+                secrets.and_then(|s| s.chap.get(&i.name)).map(|ch| Chap {
+                    userid: ch.user.clone(),
+                    password: ch.password.clone(),
+                })
+            } else {
+                None
+            };
+            Some(Acl {
+                initiator: iqn,
+                mapped_luns: Vec::new(),
+                chap,
+            })
+        })
+        .collect()
+}
+
+/// sbd as a plain service (started before the cluster) when fencing is sbd.
+fn sbd_services(c: &Cluster) -> Vec<Service> {
+    let mut services = Vec::new();
+    if let Fencing::Sbd { .. } = &c.fencing {
+        services.push(Service {
+            name: "sbd".into(),
+            argv: vec!["/usr/sbin/sbd".into(), "watch".into()],
+            restart: Default::default(),
+            env: sbd_vars(c).into_iter().collect(),
+        });
+    }
+    services
+}
+
+/// The node's `[ha]` section: on, with sbd owning the watchdog when fencing is sbd.
+fn ha_section(c: &Cluster, cluster_mode: bool) -> Ha {
+    Ha {
+        enabled: true,
+        cluster_mode,
+        watchdog: match &c.fencing {
+            Fencing::Sbd { watchdog, .. } => Some(Watchdog {
+                device: watchdog.clone(),
+                mode: WatchdogMode::Sbd,
+                ..Watchdog::default()
+            }),
+            _ => None,
+        },
+        ..Ha::default()
+    }
+}
+
+fn node_interfaces(node: &Node) -> Network {
+    Network {
+        interfaces: node
+            .interfaces
+            .iter()
+            .map(|i| Interface {
+                name: i.name.clone(),
+                addresses: i.addresses.clone(),
+                mtu: i.mtu,
+                mac: i.mac.clone(),
+            })
+            .collect(),
+        routes: Vec::new(),
+    }
+}
+
+/// sbd's settings, in the order `/etc/default/sbd` lists them.
+fn sbd_vars(c: &Cluster) -> Vec<(String, String)> {
+    let Fencing::Sbd {
+        watchdog,
+        devices,
+        watchdog_timeout,
+    } = &c.fencing
+    else {
+        return vec![];
+    };
+    let mut v = vec![
+        ("SBD_PACEMAKER".to_string(), "yes".to_string()),
+        ("SBD_STARTMODE".to_string(), "always".to_string()),
+        ("SBD_WATCHDOG_DEV".to_string(), watchdog.clone()),
+        (
+            "SBD_WATCHDOG_TIMEOUT".to_string(),
+            watchdog_timeout.to_string(),
+        ),
+    ];
+    if !devices.is_empty() {
+        v.push(("SBD_DEVICE".to_string(), devices.join(";")));
+    }
+    v
+}
+
+/// `/etc/default/sbd`.
+pub(super) fn sbd_env(c: &Cluster) -> Result<String> {
+    #[derive(Serialize)]
+    struct Var {
+        name: String,
+        value: String,
+    }
+    #[derive(Serialize)]
+    struct Data {
+        vars: Vec<Var>,
+    }
+    let vars = sbd_vars(c)
+        .into_iter()
+        .map(|(name, value)| Var { name, value })
+        .collect();
+    templates::render("sbd", &Data { vars })
+}
