@@ -65,6 +65,9 @@ the end: an interrupted build never leaves half an output. Logs: OUT/logs/STAGE.
         /// The node's secrets (`[chap.NAME]` user, password; mode 0600): checked against what the node configs name, written to OUT/secrets/initrd.cpio (a second initrd), never into the image
         #[arg(long, value_name = "FILE")]
         secrets: Option<PathBuf>,
+        /// After the build, print why the image is the size it is: the largest files, their package, why each is kept, and what was dropped
+        #[arg(long)]
+        explain_size: bool,
     },
     /// Sign an output directory: writes OUT/SHA256SUMS.sig (Ed25519 over SHA256SUMS)
     Sign {
@@ -152,10 +155,20 @@ recipe's [kernel.matrix] is fetched too."
         #[arg(long, value_name = "FILE", num_args = 1..)]
         import: Vec<PathBuf>,
     },
-    /// Pin every input of a recipe by sha256 in recipes/<name>.lock
+    /// Pin every input of a recipe by sha256 in recipes/<name>.lock (apt resolves the package closure)
+    #[command(
+        long_about = "Resolve and pin every input of a recipe in recipes/<name>.lock: sources by sha256, and the \
+package closure apt resolves for [userland] packages (every package with its exact version and the .deb's \
+sha256), in a private apt state under the cache. Versions the current lock pins are kept: only what the \
+recipe added or changed is resolved. `--update` moves every package to the archive's current version, \
+`--update PKG…` only those. The file is written atomically."
+    )]
     Lock {
         #[arg(default_value = DEFAULT_RECIPE)]
         recipe: PathBuf,
+        /// Re-resolve these packages (all of them when none is named) instead of keeping their locked versions
+        #[arg(long, value_name = "PKG", num_args = 0..)]
+        update: Option<Vec<String>>,
     },
     /// Boot an output directory in QEMU (serial console here, iSCSI forwarded to 127.0.0.1)
     #[command(
@@ -402,6 +415,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             kernel,
             verify: false,
             secrets,
+            explain_size,
         } => {
             let started = std::time::Instant::now();
             let ctx = stages::context(
@@ -444,6 +458,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     report.skipped.join(", ")
                 }
             );
+            if explain_size {
+                print!(
+                    "{}",
+                    stages::userland::explain_size(&report.built, &report.out)?
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Plan {
@@ -552,19 +572,32 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             let r = load_recipe(&recipe)?;
             let n = engine::fetch::fetch_all(&r, &cache, true)?;
-            println!("{n} sources in the cache ({})", cache.root().display());
+            println!(
+                "{n} inputs (sources and packages) in the cache ({})",
+                cache.root().display()
+            );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Lock { recipe } => {
+        Command::Lock { recipe, update } => {
             let r = load_recipe(&recipe)?;
             let cache = engine::cache::Cache::from_env()?;
-            let lock = commands::lock::resolve(&r, &cache, &crate::util::cmd::Log::none())?;
+            let update = match update {
+                None => engine::lock::Update::Nothing,
+                Some(v) if v.is_empty() => engine::lock::Update::All,
+                Some(v) => engine::lock::Update::Only(v),
+            };
+            let old = crate::config::lock::Lock::load(&r.lock_path()).ok();
+            let lock = commands::lock::relock(&r, &cache, &update, &crate::util::cmd::Log::none())?;
             commands::lock::write(&r, &lock)?;
             println!(
-                "wrote {} ({} entries)",
+                "wrote {}: {}",
                 r.lock_path().display(),
-                lock.sources.len()
+                commands::lock::summary(&r, &lock)
             );
+            let changes = commands::lock::changes(old.as_ref(), &lock);
+            if !changes.is_empty() && old.is_some() {
+                println!("changed:\n{}", changes.join("\n"));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Run {

@@ -23,6 +23,7 @@ pub mod node;
 pub mod recipe;
 pub mod secrets;
 pub mod spans;
+pub mod userland;
 pub mod values;
 
 use std::fmt;

@@ -250,19 +250,35 @@ pub struct TargetSpec {
     pub stack: Stack,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, Default)]
+/// `[userland]` as written: the Debian packages the node runs, where apt finds them,
+/// and how the image's file list is adjusted. Validated into [`Userland`]
+/// (`config/userland.rs`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct UserlandSpec {
     #[serde(default = "default_suite")]
     pub suite: String,
-    /// Debian packages, `name = "version"`.
+    /// Archive components apt reads (`main`, `non-free-firmware`, …); default `main`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub components: Option<Vec<String>>,
+    /// Debian architecture of the packages; default `amd64`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub architecture: Option<String>,
+    /// The apt sources; default: Debian's archive for the suite, its `-updates` and
+    /// its `-security`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repositories: Option<Vec<super::userland::RepositorySpec>>,
+    /// Debian packages the node runs: `["corosync", …]` or `{ corosync = "3.1.7-1", … }`
+    /// (a version, a relation such as `">= 3.1"`, or `"*"`). apt adds what they depend on.
     #[serde(default)]
-    pub packages: BTreeMap<String, String>,
-    /// Files from the packages that the node runs; the image keeps these and the ELF
-    /// closure of their shared libraries. Empty: keep every file of the packages
-    /// except documentation, man pages and locales.
+    pub packages: super::userland::PackagesSpec,
+    /// More files to put in the image (paths or directories from any resolved
+    /// package), with what they need.
     #[serde(default)]
     pub keep: Vec<String>,
+    /// Files of the listed packages to leave out (paths, directories or `*` globs).
+    #[serde(default)]
+    pub drop: Vec<String>,
     /// Symlinks to create in the image, `"/bin/sh" = "busybox"`.
     #[serde(default)]
     pub links: BTreeMap<String, String>,
@@ -270,6 +286,22 @@ pub struct UserlandSpec {
 
 fn default_suite() -> String {
     "bookworm".to_string()
+}
+
+/// A recipe without `[userland]`: Debian's default suite, no packages.
+impl Default for UserlandSpec {
+    fn default() -> Self {
+        UserlandSpec {
+            suite: default_suite(),
+            components: None,
+            architecture: None,
+            repositories: None,
+            packages: Default::default(),
+            keep: Vec::new(),
+            drop: Vec::new(),
+            links: BTreeMap::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -374,8 +406,8 @@ pub struct Recipe {
     pub stack: Stack,
     /// `[sources.NAME]` (and the sources `[scst]` names), validated.
     pub sources: BTreeMap<String, Source>,
-    /// `[userland]`: suite, pinned packages, kept files, links.
-    pub userland: UserlandSpec,
+    /// `[userland]`, validated: apt sources, requested packages, keep/drop, links.
+    pub userland: super::userland::Userland,
     pub overlays: Vec<PathBuf>,
     pub node_config: PathBuf,
     /// `[node] configs` as written (relative to the project root).
@@ -634,14 +666,7 @@ impl Recipe {
             }
         }
         check_userland_paths(&mut errs, &raw.userland);
-        for (name, version) in &raw.userland.packages {
-            if version.is_empty() {
-                errs.at(
-                    at!["userland", "packages", name],
-                    format!("package `{name}`: expected a pinned version"),
-                );
-            }
-        }
+        let userland = super::userland::validate(&raw.userland, &mut errs);
         // A size that does not parse was reported above (and `finish` fails).
         let disk = raw.outputs.disk.as_ref().and_then(|d| {
             Some(DiskSpec {
@@ -658,7 +683,7 @@ impl Recipe {
             source_date_epoch: sde.unwrap_or_default(),
             stack: raw.target.stack,
             sources,
-            userland: raw.userland,
+            userland,
             overlays,
             node_config,
             node_configs: raw.node.configs,
@@ -1334,7 +1359,7 @@ mod tests {
             [
                 format!("{f}:7:10: node config `nodes/missing.toml` not found"),
                 format!("{f}:9:14: zstd-level 25 is out of range: expected 1 to 19"),
-                format!("{f}:11:11: package `busybox`: expected a pinned version"),
+                format!("{f}:11:11: package `busybox`: version ``: expected a Debian version (`3.1.7-1+deb12u2`), a relation (`>= 3.1`) or `*` for any"),
                 format!("{f}:14:10: source `a`: sha256 `00`: expected 64 lowercase hex digits"),
                 format!("{f}:17:10: source `b`: sha256 `zz`: expected 64 lowercase hex digits"),
             ]

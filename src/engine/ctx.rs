@@ -2,8 +2,8 @@
 //! recipe (one kernel of its matrix selected), the lock, the node configs, the init
 //! binary, every input with its sha256, and the key of every stage.
 //!
-//! Reads the recipe's lock, the node config files, the init binary and (for inputs
-//! the lock does not pin) apt's metadata or local source paths.
+//! Reads the recipe's lock (or, without a usable one, resolves the pins through apt:
+//! [`super::lock::pins_for`]), the node config files and the init binary.
 
 use super::cache::Cache;
 use super::stage::{Keys, Stage};
@@ -38,7 +38,14 @@ pub struct BuildOptions {
 pub struct Ctx {
     pub recipe: Recipe,
     pub cache: Cache,
+    /// The pins of this build: the lock file when it matches the recipe, else a fresh
+    /// resolution (holding a stale lock's versions). Always `Some` once built.
     pub lock: Option<Lock>,
+    /// Whether `lock` is the recipe's lock file (false: resolved for this build).
+    pub lock_from_file: bool,
+    /// The role of every package of the closure (requested, companion, dependency,
+    /// left out).
+    pub roles: std::collections::BTreeMap<String, crate::engine::apt::Role>,
     pub node: ValidNode,
     pub node_text: String,
     /// `[node] configs`: (NAME, text) baked as /etc/sanforge/nodes/NAME.toml, sorted.
@@ -76,7 +83,7 @@ impl Ctx {
             None => recipe,
         };
         let cache = Cache::from_env()?;
-        let mut lock = super::lock::load_for(&recipe, opts.locked)?;
+        let (mut pins, lock_from_file) = super::lock::pins_for(&recipe, &cache, opts.locked)?;
         let node_text = ufs::read_to_string(&recipe.node_config)?;
         let node = NodeConfig::parse(&recipe.node_config, &node_text)?;
         // What is baked must not carry a secret (the init reads them from the secrets
@@ -123,7 +130,14 @@ impl Ctx {
             Some(o) => std::path::absolute(o).unwrap_or_else(|_| o.clone()),
             None => default_out(&recipe),
         };
-        let (inputs, drift) = resolve_inputs(&recipe, lock.as_ref())?;
+        let requested: Vec<&str> = recipe
+            .userland
+            .packages
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        let roles = crate::engine::apt::roles(&pins.packages, &requested);
+        let (inputs, drift) = resolve_inputs(&recipe, &pins, &roles)?;
         if !drift.is_empty() {
             let lines: Vec<String> = drift.iter().map(|d| d.describe()).collect();
             if opts.locked {
@@ -134,15 +148,12 @@ impl Ctx {
                 );
             }
             // Without --locked, what is there is built (and recorded), as for a stale
-            // lock; the lock in memory follows so that later checks agree.
+            // lock; the pins in memory follow so that later checks agree.
             for (d, line) in drift.iter().zip(&lines) {
                 crate::util::progress::step(&format!(
                     "warning: {line}; building what is there (run `sanforge lock` to pin it)"
                 ));
-                if let Some(l) = lock
-                    .as_mut()
-                    .and_then(|l| l.sources.iter_mut().find(|s| s.name == d.lock_name))
-                {
+                if let Some(l) = pins.sources.iter_mut().find(|s| s.name == d.lock_name) {
                     l.sha256 = d.actual.clone();
                 }
             }
@@ -150,7 +161,9 @@ impl Ctx {
         let mut ctx = Ctx {
             recipe,
             cache,
-            lock,
+            lock: Some(pins),
+            lock_from_file,
+            roles,
             node,
             node_text,
             node_configs,
@@ -275,11 +288,17 @@ impl Drift {
     }
 }
 
-/// Every input with the sha256 this build uses, and the `path` sources whose content
-/// drifted from the lock. A `path` source is always keyed by its content (hashed
-/// now), never by what the lock remembers: editing a local tree rebuilds, and the
-/// manifest records what was really built.
-fn resolve_inputs(recipe: &Recipe, lock: Option<&Lock>) -> Result<(Vec<Input>, Vec<Drift>)> {
+/// Every input of the build with the sha256 it has: the selected kernel's source (as
+/// `kernel`), each named source and each package of the closure that is unpacked
+/// (`package:NAME`), as the pins give them; and the `path` sources whose content
+/// drifted from the pins. A `path` source is always keyed by its content (hashed now),
+/// never by what the lock remembers: editing a local tree rebuilds, and the manifest
+/// records what was really built.
+fn resolve_inputs(
+    recipe: &Recipe,
+    pins: &Lock,
+    roles: &std::collections::BTreeMap<String, crate::engine::apt::Role>,
+) -> Result<(Vec<Input>, Vec<Drift>)> {
     let mut inputs = Vec::new();
     let mut drift = Vec::new();
     // `lock_name`: the entry that pins it (`kernel@NAME` for a matrix kernel, which is
@@ -294,31 +313,25 @@ fn resolve_inputs(recipe: &Recipe, lock: Option<&Lock>) -> Result<(Vec<Input>, V
             // where the project is checked out; the lock uses the same form.
             Source::Path { written, .. } => ("path", written.display().to_string()),
         };
-        let locked = lock
-            .and_then(|l| l.get(lock_name))
-            .filter(|l| l.kind == kind && l.origin == origin);
-        let sha256 = match (locked, src) {
-            (locked, Source::Path { path, .. }) => {
+        let pinned = pins
+            .get(lock_name)
+            .filter(|l| l.kind == kind && l.origin == origin)
+            .with_context(|| format!("internal error: input `{lock_name}` is not pinned"))?;
+        let sha256 = match src {
+            Source::Path { path, .. } => {
                 let actual = crate::engine::fetch::path_sha256(path)
                     .with_context(|| format!("source `{lock_name}` ({origin})"))?;
-                if let Some(l) = locked.filter(|l| l.sha256 != actual) {
+                if pinned.sha256 != actual {
                     drift.push(Drift {
                         lock_name: lock_name.to_string(),
                         origin: origin.clone(),
-                        expected: l.sha256.clone(),
+                        expected: pinned.sha256.clone(),
                         actual: actual.clone(),
                     });
                 }
                 actual
             }
-            (Some(l), _) => l.sha256.clone(),
-            (None, Source::Url { sha256, .. }) => sha256.clone(),
-            (
-                None,
-                Source::Debian {
-                    package, version, ..
-                },
-            ) => crate::engine::fetch::debian_info(package, version)?.sha256,
+            _ => pinned.sha256.clone(),
         };
         inputs.push(Input {
             name: name.to_string(),
@@ -336,17 +349,16 @@ fn resolve_inputs(recipe: &Recipe, lock: Option<&Lock>) -> Result<(Vec<Input>, V
     for (n, s) in &recipe.sources {
         add(n, n, s)?;
     }
-    for (name, version) in &recipe.userland.packages {
-        let input = format!("package:{name}");
-        add(
-            &input,
-            &input,
-            &Source::Debian {
-                package: name.clone(),
-                version: version.clone(),
-                member: None,
-            },
-        )?;
+    for p in &pins.packages {
+        if roles.get(&p.name) == Some(&crate::engine::apt::Role::LeftOut) {
+            continue;
+        }
+        inputs.push(Input {
+            name: format!("package:{}", p.name),
+            kind: "debian".to_string(),
+            origin: format!("{}={}", p.name, p.version),
+            sha256: p.sha256.clone(),
+        });
     }
     Ok((inputs, drift))
 }

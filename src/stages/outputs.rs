@@ -256,11 +256,23 @@ fn manifest(ctx: &Ctx, built: &super::Built, out: &Path) -> Result<serde_json::V
         }
     }
     modules.sort();
+    // The packages whose files are in the image (not every package unpacked to find
+    // them): the manifest's and the SBOM's package list.
+    let in_image: std::collections::BTreeSet<String> = built
+        .userland()?
+        .explain()?
+        .into_iter()
+        .filter(|f| f.kept)
+        .map(|f| f.package)
+        .collect();
     let packages: Vec<_> = ctx
         .inputs
         .iter()
         .filter_map(|i| {
             let name = i.name.strip_prefix("package:")?;
+            if !in_image.contains(name) {
+                return None;
+            }
             let version = i.origin.split_once('=').map(|(_, v)| v).unwrap_or("");
             Some(json!({ "name": name, "version": version, "sha256": i.sha256 }))
         })
