@@ -24,17 +24,20 @@ use std::process::ExitCode;
 
 const USAGE: &str = "\
 usage: sanforge-init                       run as PID 1 (the image's /init)
-       sanforge-init --root DIR STEP [ARGS] run one step against the tree DIR, syscalls faked and printed
+       sanforge-init --root DIR [--show-secrets] STEP [ARGS]
+                                           run one step against the tree DIR, syscalls faked and printed
+                                           (CHAP secrets as <redacted> unless --show-secrets)
        sanforge-init apply-scst [FILE] [--prune]
                                            move the running SCST to FILE (default: the node's scst.conf),
                                            writing only what differs; --prune also removes what FILE lacks
 
        sanforge-init config-set FILE         validate FILE and commit it to the config partition (next boot uses it)
        sanforge-init factory-reset           remove the config partition's override (next boot uses the baked config)
+       sanforge-init secrets-set FILE        validate the secrets file FILE (mode 0600) and commit it to the config partition
        sanforge-init update DIR              verify the output directory DIR and install it into the inactive boot slot, then reboot
 
 steps: mounts, load-modules, network, apply-targets [NODE_TOML], apply-scst [FILE] [--prune],
-       boot, shutdown, config-set FILE, factory-reset, update DIR (DIR inside the tree),
+       boot, shutdown, config-set FILE, factory-reset, secrets-set FILE, update DIR (DIR inside the tree),
        ocf-alua ACTION (the OCF agent, OCF_RESKEY_* from the environment)";
 
 /// The [`Sys`] the OCF agent runs over: the kernel, or, when `sysfs_root` names another
@@ -86,8 +89,11 @@ fn main() -> ExitCode {
                 }
             }
         }
+        [flag, dir, show, step, rest @ ..] if flag == "--root" && show == "--show-secrets" => {
+            run_step(PathBuf::from(dir), step, rest, true)
+        }
         [flag, dir, step, rest @ ..] if flag == "--root" => {
-            run_step(PathBuf::from(dir), step, rest)
+            run_step(PathBuf::from(dir), step, rest, false)
         }
         [cmd, rest @ ..] if is_persist_command(cmd) => {
             let mut sys = RealSys::new(SysRoot::new("/"));
@@ -107,6 +113,15 @@ fn main() -> ExitCode {
             eprintln!("error: unexpected arguments\n\n{USAGE}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Prints the recorded ops: CHAP secrets redacted unless `show`.
+fn print_ops(ops: &[sanforge::sys::Op], show: bool) {
+    let mut out = std::io::stdout().lock();
+    for op in ops {
+        let line = if show { op.to_string() } else { op.redacted() };
+        let _ = writeln!(out, "{line}");
     }
 }
 
@@ -133,7 +148,7 @@ fn install_panic_hook(pid1: bool) {
     }
 }
 
-fn run_step(dir: PathBuf, step: &str, rest: &[String]) -> ExitCode {
+fn run_step(dir: PathBuf, step: &str, rest: &[String], show: bool) -> ExitCode {
     if !dir.is_dir() {
         eprintln!("error: --root {}: not a directory", dir.display());
         return ExitCode::from(2);
@@ -150,18 +165,12 @@ fn run_step(dir: PathBuf, step: &str, rest: &[String]) -> ExitCode {
                 ExitCode::FAILURE
             }
         };
-        let mut out = std::io::stdout().lock();
-        for op in &sys.ops {
-            let _ = writeln!(out, "{op}");
-        }
+        print_ops(&sys.ops, show);
         return code;
     }
     if is_persist_command(step) {
         let r = persist_command(&mut sys, step, rest, true);
-        let mut out = std::io::stdout().lock();
-        for op in &sys.ops {
-            let _ = writeln!(out, "{op}");
-        }
+        print_ops(&sys.ops, show);
         return match r {
             Some(Ok(())) => ExitCode::SUCCESS,
             Some(Err(e)) => {
@@ -207,10 +216,7 @@ fn run_step(dir: PathBuf, step: &str, rest: &[String]) -> ExitCode {
         }
     }
     drop(init);
-    let mut out = std::io::stdout().lock();
-    for op in &sys.ops {
-        let _ = writeln!(out, "{op}");
-    }
+    print_ops(&sys.ops, show);
     code
 }
 
@@ -237,7 +243,10 @@ fn run_agent_step(dir: PathBuf, rest: &[String]) -> ExitCode {
 }
 
 fn is_persist_command(cmd: &str) -> bool {
-    matches!(cmd, "config-set" | "factory-reset" | "update")
+    matches!(
+        cmd,
+        "config-set" | "factory-reset" | "secrets-set" | "update"
+    )
 }
 
 /// The config partition and update commands; None on wrong arguments.
@@ -256,6 +265,15 @@ fn persist_command(
                 sanforge::contract::OVERRIDE
             )
         }),
+        ("secrets-set", [file]) => {
+            sanforge::init::secrets::secrets_set(sys, std::path::Path::new(file)).map(|()| {
+                println!(
+                    "secrets committed to {}/{}; the next boot uses them",
+                    sanforge::contract::CONFIG_MOUNT,
+                    sanforge::contract::SECRETS_OVERRIDE
+                )
+            })
+        }
         ("factory-reset", []) => persist::factory_reset(sys)
             .map(|()| println!("config override removed; the next boot uses the baked config")),
         ("update", [dir]) => persist::update(sys, std::path::Path::new(dir), reboot)

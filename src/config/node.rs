@@ -174,11 +174,34 @@ pub struct MappedLun {
     pub write_protect: bool,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+/// CHAP for one initiator: `{ secret = "NAME" }`, an account of the node's secrets
+/// (`[chap.NAME]` user and password, see [`super::secrets`]), which the init fills in
+/// at boot; or the account inline (`{ userid, password }`), only for a node config
+/// that reaches the node privately (the builder refuses it in an image).
+#[derive(Clone, Deserialize, Serialize, PartialEq, Eq, Default)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Chap {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub userid: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub password: String,
+}
+
+impl std::fmt::Debug for Chap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pw = if self.password.is_empty() {
+            ""
+        } else {
+            crate::util::redact::REDACTED
+        };
+        write!(
+            f,
+            "Chap {{ secret: {:?}, userid: {:?}, password: {pw:?} }}",
+            self.secret, self.userid
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
@@ -464,7 +487,39 @@ impl NodeConfig {
                 if !(68..=65535).contains(&m) {
                     errs.at(
                         &at_if("mtu"),
-                        format!("mtu {m} on {}: expected 68 to 65535", i.name),
+                        format!(
+                            "mtu {m} on {} is out of range: expected 68 to 65535",
+                            i.name
+                        ),
+                    );
+                }
+            }
+        }
+        // One address, one interface (the second `add_ipv4_addr` would fail at boot);
+        // one MAC, one interface. The repeat is the one at fault.
+        let mut addrs: BTreeMap<Ipv4Addr, &str> = BTreeMap::new();
+        let mut macs: BTreeMap<String, &str> = BTreeMap::new();
+        for (n, i) in self.network.interfaces.iter().enumerate() {
+            for (j, a) in i.addresses.iter().enumerate() {
+                let Some(c) = Cidr::parse(a) else { continue };
+                if let Some(first) = addrs.insert(c.addr, &i.name) {
+                    errs.at(
+                        at!["network", "interfaces", n, "addresses", j],
+                        format!(
+                            "address {} on {} is already on {first}: an address can be on one interface only",
+                            c.addr, i.name
+                        ),
+                    );
+                }
+            }
+            if let Some(m) = &i.mac {
+                if let Some(first) = macs.insert(m.to_ascii_lowercase(), &i.name) {
+                    errs.at(
+                        at!["network", "interfaces", n, "mac"],
+                        format!(
+                            "MAC address {m} of {} is already the MAC of {first}",
+                            i.name
+                        ),
                     );
                 }
             }
@@ -528,6 +583,7 @@ impl NodeConfig {
 /// The `[lio]` checks of [`NodeConfig::validate`].
 fn validate_lio(lio: &Lio, errs: &mut Errors) {
     let mut stores = BTreeSet::new();
+    let mut paths: BTreeMap<&str, &str> = BTreeMap::new();
     for (n, b) in lio.backstores.iter().enumerate() {
         let at_b = |key: &str| at!["lio", "backstores", n, key].to_vec();
         if b.name.is_empty()
@@ -551,10 +607,21 @@ fn validate_lio(lio: &Lio, errs: &mut Errors) {
                 format!("backstore `{}` is defined twice", b.name),
             );
         }
-        let size_ok = b
-            .size
-            .as_deref()
-            .map(|s| parse_size(s, values::BYTE).is_ok());
+        // Why the size is unusable (not a size, 0, out of range), if it is.
+        let size_err = b.size.as_deref().map(|s| parse_size(s, values::BYTE).err());
+        let size_ok = size_err.as_ref().map(Option::is_none);
+        let kind = match b.kind {
+            BackstoreKind::Fileio => "fileio",
+            BackstoreKind::Block => "block",
+            BackstoreKind::Ramdisk => "ramdisk",
+        };
+        let size_why = |extra: &str| match size_err.clone().flatten() {
+            Some(why) => format!("{kind} backstore `{}`: size {why}{extra}", b.name),
+            None => format!(
+                "{kind} backstore `{}`: expected a `size` like 64MiB{extra}",
+                b.name
+            ),
+        };
         // The size's place when it is written, else the backstore's.
         let at_size = if b.size.is_some() {
             at_b("size")
@@ -572,11 +639,7 @@ fn validate_lio(lio: &Lio, errs: &mut Errors) {
                 if size_ok != Some(true) {
                     errs.at(
                         &at_size,
-                        format!(
-                            "fileio backstore `{}`: size `{}` is not a size like 64MiB (the kernel needs one to create the file)",
-                            b.name,
-                            b.size.clone().unwrap_or_default()
-                        ),
+                        size_why(" (the kernel needs one to create the file)"),
                     );
                 }
             }
@@ -590,14 +653,23 @@ fn validate_lio(lio: &Lio, errs: &mut Errors) {
             }
             BackstoreKind::Ramdisk => {
                 if size_ok != Some(true) {
-                    errs.at(
-                        &at_size,
-                        format!(
-                            "ramdisk backstore `{}`: expected a `size` like 64MiB",
-                            b.name
-                        ),
-                    );
+                    errs.at(&at_size, size_why(""));
                 }
+            }
+        }
+        if let Some(p) = b
+            .path
+            .as_deref()
+            .filter(|_| b.kind != BackstoreKind::Ramdisk)
+        {
+            if let Some(first) = paths.insert(p, &b.name) {
+                errs.at(
+                    &at_b("path"),
+                    format!(
+                        "backstore `{}` uses {p}, which backstore `{first}` already uses: two backstores on one file or device corrupt each other's data",
+                        b.name
+                    ),
+                );
             }
         }
         if let Some(s) = &b.serial {
@@ -635,12 +707,18 @@ fn validate_lio(lio: &Lio, errs: &mut Errors) {
                 ),
             );
         }
+        let mut seen_portals = BTreeSet::new();
         for (j, p) in t.portals.iter().enumerate() {
-            if p.parse::<std::net::SocketAddrV4>().is_err() {
-                errs.at(
+            match p.parse::<std::net::SocketAddrV4>() {
+                Err(_) => errs.at(
                     at!["lio", "iscsi", n, "portals", j],
                     format!("portal `{p}`: expected ip:port like 0.0.0.0:3260"),
-                );
+                ),
+                Ok(addr) if !seen_portals.insert(addr) => errs.at(
+                    at!["lio", "iscsi", n, "portals", j],
+                    format!("portal {p} is listed twice for `{}`", t.iqn),
+                ),
+                Ok(_) => {}
             }
         }
         let mut luns = BTreeSet::new();
@@ -693,14 +771,28 @@ fn validate_lio(lio: &Lio, errs: &mut Errors) {
                 }
             }
             if let Some(c) = &a.chap {
-                if c.userid.is_empty() || !(12..=16).contains(&c.password.len()) {
-                    errs.at(
+                let inline = !c.userid.is_empty() || !c.password.is_empty();
+                match &c.secret {
+                    Some(_) if inline => errs.at(
                         &at_a("chap"),
-                        format!(
-                            "CHAP for `{}`: expected a userid and a secret of 12 to 16 characters",
-                            a.initiator
-                        ),
-                    );
+                        format!("CHAP for `{}`: give either `secret` (the name of an account in the node's secrets) or `userid` and `password`, not both", a.initiator),
+                    ),
+                    Some(name) if !super::secrets::is_secret_name(name) => errs.at(
+                        at!["lio", "iscsi", n, "acls", k, "chap", "secret"],
+                        format!("CHAP secret name `{name}` of `{}`: expected letters, digits, `.`, `_`, `-` or `:`", a.initiator),
+                    ),
+                    Some(_) => {}
+                    None => {
+                        if c.userid.is_empty() || !(12..=16).contains(&c.password.len()) {
+                            errs.at(
+                                &at_a("chap"),
+                                format!(
+                                    "CHAP for `{}`: expected `secret = \"NAME\"`, or a userid and a password of 12 to 16 characters",
+                                    a.initiator
+                                ),
+                            );
+                        }
+                    }
                 }
             }
         }

@@ -4,6 +4,7 @@
 //! silently. Paths inside the image are absolute (`/etc/sanforge/node.toml`); the
 //! builder writes them relative to the image root ([`in_image`]).
 //!
+//! * [`formats`] — what a kernel and an initramfs of an output directory look like.
 //! * [`loader`] — systemd-boot loader entries of the A/B slots (written by the disk
 //!   image writer, rewritten by `sanforge-init update` and the blessing step).
 //! * [`partitions`] — GPT names and derived PARTUUIDs of the slots' root partitions.
@@ -22,6 +23,7 @@
     clippy::unimplemented
 )]
 
+pub mod formats;
 pub mod loader;
 pub mod partitions;
 pub mod signature;
@@ -39,6 +41,12 @@ pub const CONF_DIR: &str = "/etc/sanforge";
 pub const CIB_SEED: &str = "/etc/sanforge/cib.xml";
 /// Where secret files live in the image (delivered by the secrets initrd).
 pub const SECRETS_DIR: &str = "/etc/sanforge/secrets";
+/// The node's CHAP accounts (`[chap.NAME]` user, password), named by the node config
+/// and scst.conf (delivered by the secrets initrd, never baked into an image).
+pub const CHAP_SECRETS: &str = "/etc/sanforge/secrets/chap.toml";
+/// The same accounts committed to the config partition (`sanforge-init secrets-set`),
+/// read when the secrets initrd has none.
+pub const SECRETS_OVERRIDE: &str = "secrets.toml";
 /// Where corosync reads its key (delivered by the secrets initrd).
 pub const AUTHKEY_PATH: &str = "/etc/corosync/authkey";
 /// The public key `sanforge-init update` trusts when it is baked in.

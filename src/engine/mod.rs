@@ -4,6 +4,7 @@
 //! the fetcher that fills it ([`fetch`]) and the lock file ([`lock`]). The stages
 //! themselves and their one list are [`crate::stages`].
 
+pub mod apt;
 pub mod cache;
 pub mod ctx;
 pub mod fetch;

@@ -28,6 +28,7 @@ pub mod panic;
 pub mod persist;
 pub mod root;
 pub mod scst;
+pub mod secrets;
 pub mod supervisor;
 
 use crate::config::node::{norm_mod, Cidr, NodeConfig, ValidNode};
@@ -627,7 +628,9 @@ fn run_configfs(init: &mut Init, ops: &[ConfigfsOp], what: &str) -> Option<Strin
         };
         if let Err(e) = r {
             let value = match op {
-                ConfigfsOp::Write(_, v) => format!(" (value {v:?})"),
+                ConfigfsOp::Write(p, v) => {
+                    format!(" (value {:?})", crate::util::redact::write_value(p, v))
+                }
                 _ => String::new(),
             };
             let errno = e
@@ -654,7 +657,14 @@ fn op_path(op: &ConfigfsOp) -> String {
 pub fn apply_targets(init: &mut Init) -> Result<()> {
     let node = init.node()?;
     let Some(l) = &node.lio else { return Ok(()) };
-    let plan = lio::plan(l);
+    let l = match secrets::resolve_lio(init.sys, l) {
+        Ok(l) => l,
+        Err(e) => {
+            init.targets_ok = false;
+            return Err(e.context("iSCSI targets not configured, ports stay disabled"));
+        }
+    };
+    let plan = lio::plan(&l);
     init.lio = Some(plan.clone());
     if let Some(msg) = run_configfs(init, &plan.setup, "setup") {
         init.targets_ok = false;

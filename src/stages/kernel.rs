@@ -291,7 +291,10 @@ pub fn compiler_cache(ctx: &Ctx) -> Option<Vec<(String, String)>> {
     crate::util::tools::which("ccache")?;
     let root = ctx.cache.root();
     Some(vec![
-        ("CCACHE_DIR".into(), root.join("ccache").display().to_string()),
+        (
+            "CCACHE_DIR".into(),
+            root.join("ccache").display().to_string(),
+        ),
         (
             "CCACHE_BASEDIR".into(),
             root.join("stages").display().to_string(),

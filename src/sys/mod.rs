@@ -369,6 +369,18 @@ impl fmt::Display for Op {
     }
 }
 
+impl Op {
+    /// The op as `sanforge-init --root` prints it: CHAP secrets (LIO `auth/password*`,
+    /// SCST `IncomingUser`/`OutgoingUser`) as `<redacted>`. `Display` shows everything
+    /// (`--show-secrets`, and what tests and scripted failures match).
+    pub fn redacted(&self) -> String {
+        match self {
+            Op::Write(p, v) => format!("write {p} {}", crate::util::redact::write_value(p, v)),
+            other => other.to_string(),
+        }
+    }
+}
+
 /// A [`Sys`] that records every call, performs file operations under its root and
 /// succeeds at everything else. Tests can script failures, child exits and signals.
 #[derive(Debug)]

@@ -17,10 +17,23 @@ pub const TOOLS: &[(&str, &str, &str)] = &[
     ("patch", "patch", "kernel patches"),
     ("depmod", "kmod", "module dependency lists"),
     ("strip", "binutils", "stripping out-of-tree modules"),
-    ("ccache", "ccache", "kernel builds share compiled objects (optional)"),
-    ("apt-get", "apt", "Debian package download"),
-    ("apt-cache", "apt", "Debian package resolution"),
+    (
+        "ccache",
+        "ccache",
+        "kernel builds share compiled objects (optional)",
+    ),
+    (
+        "apt-get",
+        "apt",
+        "resolving Debian packages (private apt state in the cache)",
+    ),
+    ("gpgv", "gpgv", "apt: checking the archive's signatures"),
     ("dpkg-deb", "dpkg", "Debian package unpacking"),
+    (
+        "dpkg-scanpackages",
+        "dpkg-dev",
+        "tests (local apt repositories)",
+    ),
     ("mkfs.vfat", "dosfstools", "disk image (FAT partitions)"),
     ("mcopy", "mtools", "disk image (FAT partitions)"),
     (

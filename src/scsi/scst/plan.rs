@@ -368,6 +368,218 @@ pub fn diff_plan(current: &ScstConf, desired: &ScstConf, prune: bool) -> Vec<Sys
     out
 }
 
+/// What moving SCST from `current` to `desired` cannot do with the writes of
+/// `diff_plan(current, desired, prune)`, one line each with what to do instead, so that
+/// an apply never reports a change it did not make:
+///
+/// * a creation parameter of an existing device or NPIV port that changed and cannot
+///   be written live (without `prune` the device keeps the old one);
+/// * a LUN whose device or `read_only` changed (without `prune`);
+/// * an attribute that is gone from the config (sysfs cannot reset it to its default);
+/// * without `prune`, what SCST has and the config no longer names (it stays).
+pub fn live_gaps(current: &ScstConf, desired: &ScstConf, prune: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    let value = |attrs: &[Attr], n: &str| {
+        attrs
+            .iter()
+            .rev()
+            .find(|a| a.name == n)
+            .map(|a| crate::util::redact::write_value(n, &a.value).into_owned())
+            .unwrap_or_else(|| "(default)".into())
+    };
+    // Attributes that disappear: a static one keeps its value in SCST.
+    let gone = |out: &mut Vec<String>, what: &str, cur: &[Attr], des: &[Attr], skip: &[&str]| {
+        for (n, _) in grouped(cur) {
+            if skip.contains(&n) || des.iter().any(|a| a.name == n) {
+                continue;
+            }
+            out.push(format!(
+                "{what}: attribute {n} is no longer in the config, but SCST keeps {} (sysfs cannot reset it): set it to the value you want, or reboot for the default",
+                value(cur, n)
+            ));
+        }
+    };
+    gone(&mut out, "SCST", &current.globals, &desired.globals, &[]);
+    for h in &desired.handlers {
+        let creation = catalog::device_creation_params(&h.name);
+        if let Some(ch) = current.handlers.iter().find(|x| x.name == h.name) {
+            gone(
+                &mut out,
+                &format!("handler {}", h.name),
+                &ch.attrs,
+                &h.attrs,
+                &[],
+            );
+        }
+        for d in &h.devices {
+            let Some((ch, cd)) = find_device(current, &d.name) else {
+                continue;
+            };
+            if ch != h.name && !prune {
+                out.push(format!(
+                    "device '{}' moves from handler {ch} to {}: not done live; apply with --prune (deletes and re-creates the device: its LUNs are removed and added again, initiators see a reset) or reboot",
+                    d.name, h.name
+                ));
+                continue;
+            }
+            if !prune {
+                let (old, new) = (creation_sig(ch, cd), creation_sig(&h.name, d));
+                let of = |sig: &[(String, String)], n: &str| {
+                    sig.iter().find(|(m, _)| m == n).map(|(_, v)| v.clone())
+                };
+                let names: std::collections::BTreeSet<&str> = old
+                    .iter()
+                    .chain(&new)
+                    .map(|(n, _)| n.as_str())
+                    .filter(|n| of(&old, n) != of(&new, n))
+                    .collect();
+                for n in names {
+                    out.push(format!(
+                        "device '{}': {n} {} -> {} is a creation parameter and cannot change on a live device: not changed; apply with --prune (deletes and re-creates the device: its LUNs are removed and added again, initiators see a reset) or reboot",
+                        d.name,
+                        value(&cd.attrs, n),
+                        value(&d.attrs, n)
+                    ));
+                }
+            }
+            // A device that --prune re-creates starts from the defaults.
+            let recreated =
+                prune && (ch != h.name || creation_sig(ch, cd) != creation_sig(&h.name, d));
+            if !recreated {
+                let fixed: Vec<&str> = creation
+                    .iter()
+                    .copied()
+                    .filter(|p| !catalog::WRITABLE_CREATION_PARAMS.contains(p))
+                    .collect();
+                gone(
+                    &mut out,
+                    &format!("device '{}'", d.name),
+                    &cd.attrs,
+                    &d.attrs,
+                    &fixed,
+                );
+            }
+        }
+    }
+    for d in &desired.drivers {
+        let Some(cd) = current.drivers.iter().find(|x| x.name == d.name) else {
+            continue;
+        };
+        gone(
+            &mut out,
+            &format!("driver {}", d.name),
+            &cd.attrs,
+            &d.attrs,
+            catalog::driver_dynamic_attrs(&d.name),
+        );
+        for t in &d.targets {
+            let Some(ct) = cd.targets.iter().find(|x| x.name == t.name) else {
+                continue;
+            };
+            let creation = if catalog::is_virtual_target(&d.name, t) {
+                catalog::target_creation_params(&d.name)
+            } else {
+                &[]
+            };
+            for n in creation {
+                if super::attr(&ct.attrs, n) != super::attr(&t.attrs, n) {
+                    out.push(format!(
+                        "target {}: {n} {} -> {} is a creation parameter of the port: not changed; remove the target from the config and apply with --prune, then add it back (or reboot)",
+                        t.name,
+                        value(&ct.attrs, n),
+                        value(&t.attrs, n)
+                    ));
+                }
+            }
+            let mut skip: Vec<&str> = catalog::target_dynamic_attrs(&d.name).to_vec();
+            skip.extend(creation);
+            gone(
+                &mut out,
+                &format!("target {}", t.name),
+                &ct.attrs,
+                &t.attrs,
+                &skip,
+            );
+            let luns = |out: &mut Vec<String>, owner: &str, cur: &[Lun], des: &[Lun]| {
+                if prune {
+                    return;
+                }
+                for l in des {
+                    if let Some(c) = cur.iter().find(|c| c.number == l.number) {
+                        if c.device != l.device || grouped(&c.attrs) != grouped(&l.attrs) {
+                            out.push(format!(
+                                "{owner} LUN {}: {} -> {} not changed (the LUN exists); apply with --prune (replaces the LUN; initiators see INQUIRY DATA HAS CHANGED) or reboot",
+                                l.number,
+                                lun_cmd("", c).trim(),
+                                lun_cmd("", l).trim()
+                            ));
+                        }
+                    }
+                }
+            };
+            luns(&mut out, &format!("target {}", t.name), &ct.luns, &t.luns);
+            for g in &t.groups {
+                if let Some(cg) = ct.groups.iter().find(|x| x.name == g.name) {
+                    luns(
+                        &mut out,
+                        &format!("target {} group {}", t.name, g.name),
+                        &cg.luns,
+                        &g.luns,
+                    );
+                    gone(
+                        &mut out,
+                        &format!("target {} group {}", t.name, g.name),
+                        &cg.attrs,
+                        &g.attrs,
+                        &[],
+                    );
+                }
+            }
+        }
+    }
+    if !prune {
+        let mut stale = 0usize;
+        for h in &current.handlers {
+            stale += h
+                .devices
+                .iter()
+                .filter(|d| find_device(desired, &d.name).is_none())
+                .count();
+        }
+        for cd in &current.drivers {
+            let dd = desired.drivers.iter().find(|x| x.name == cd.name);
+            for ct in &cd.targets {
+                match dd.and_then(|x| x.targets.iter().find(|y| y.name == ct.name)) {
+                    None => stale += 1,
+                    Some(t) => {
+                        stale += ct
+                            .luns
+                            .iter()
+                            .filter(|l| !t.luns.iter().any(|x| x.number == l.number))
+                            .count();
+                        stale += ct
+                            .groups
+                            .iter()
+                            .filter(|g| !t.groups.iter().any(|x| x.name == g.name))
+                            .count();
+                    }
+                }
+            }
+        }
+        stale += current
+            .device_groups
+            .iter()
+            .filter(|g| !desired.device_groups.iter().any(|x| x.name == g.name))
+            .count();
+        if stale > 0 {
+            out.push(format!(
+                "{stale} devices, targets, LUNs or groups of the running SCST are not in the config and stay: apply with --prune to remove them"
+            ));
+        }
+    }
+    out
+}
+
 fn enable_diff(
     cur: Option<bool>,
     des: Option<bool>,
@@ -779,10 +991,12 @@ fn diff_device_group(cdg: Option<&DeviceGroup>, dg: &DeviceGroup, prune: bool, p
 }
 
 /// Why an apply stopped: the write that failed, and the errno when there is one. The
-/// kernel's own explanation is only in its log.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// kernel's own explanation is only in its log. The message shows the value with any
+/// CHAP secret redacted (`value` keeps it).
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "writing '{value}' to {}/{path} failed: {detail} (see dmesg for the kernel's reason)",
+    "writing '{}' to {}/{path} failed: {detail} (see dmesg for the kernel's reason)",
+    crate::util::redact::write_value(.path, .value),
     super::SCST_SYSFS
 )]
 pub struct ApplyError {
@@ -792,6 +1006,21 @@ pub struct ApplyError {
     pub value: String,
     pub errno: Option<i32>,
     pub detail: String,
+}
+
+impl std::fmt::Debug for ApplyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApplyError")
+            .field("index", &self.index)
+            .field("path", &self.path)
+            .field(
+                "value",
+                &crate::util::redact::write_value(&self.path, &self.value),
+            )
+            .field("errno", &self.errno)
+            .field("detail", &self.detail)
+            .finish()
+    }
 }
 
 /// How long to wait for queued work after `EAGAIN` (scstadmin: 300 polls, 1 s apart).
