@@ -625,7 +625,8 @@ pub fn firmware_from_log(sys: &mut dyn Sys, log: &str) -> FirmwareLog {
     let mut fw = FirmwareLog::default();
     for rec in log.lines().filter(|l| !l.starts_with(' ')) {
         let msg = rec.split_once(';').map_or(rec, |(_, m)| m).trim();
-        if !msg.to_ascii_lowercase().contains("firmware") {
+        // The init logs to /dev/kmsg too: its own lines are not the kernel's.
+        if msg.starts_with("sanforge-init:") || !msg.to_ascii_lowercase().contains("firmware") {
             continue;
         }
         let failed = msg
@@ -1094,7 +1095,8 @@ kernel/drivers/nvme/host/nvme-core.ko:
              6,701,5140901,-;qla2xxx [0000:00:03.0]-0082:1: firmware ql2500_fw.bin loaded\n \
              SUBSYSTEM=pci\n\
              4,702,5140902,-;megaraid_sas 0000:00:07.0: Direct firmware load for megaraid/fw.bin failed with error -2\n\
-             6,703,5140903,-;random: crng init done\n",
+             6,703,5140903,-;random: crng init done\n\
+             12,704,5140904,-;sanforge-init:   fw   ql2500_fw.bin loaded\n",
         );
         let mut sys = FakeSys::new(r);
         sys.release = Some(REL.into());
