@@ -36,7 +36,7 @@ usage: sanforge-init                       run as PID 1 (the image's /init)
        sanforge-init secrets-set FILE        validate the secrets file FILE (mode 0600) and commit it to the config partition
        sanforge-init update DIR              verify the output directory DIR and install it into the inactive boot slot, then reboot
 
-steps: mounts, load-modules, network, apply-targets [NODE_TOML], apply-scst [FILE] [--prune],
+steps: mounts, load-modules, hardware (coldplug, udev, report), network, apply-targets [NODE_TOML], apply-scst [FILE] [--prune],
        boot, shutdown, config-set FILE, factory-reset, secrets-set FILE, update DIR (DIR inside the tree),
        ocf-alua ACTION (the OCF agent, OCF_RESKEY_* from the environment)";
 
@@ -187,6 +187,11 @@ fn run_step(dir: PathBuf, step: &str, rest: &[String], show: bool) -> ExitCode {
     let steps: Vec<fn(&mut Init) -> anyhow::Result<()>> = match (step, rest) {
         ("mounts", []) => vec![init::mount_filesystems],
         ("load-modules", []) => vec![init::load_config, init::load_modules],
+        ("hardware", []) => vec![
+            init::load_config,
+            init::hardware::hardware,
+            init::hardware::print_report,
+        ],
         ("network", []) => vec![init::load_config, init::configure_network],
         ("apply-targets", [] | [_]) => {
             init.config_file = rest.first().map(PathBuf::from);

@@ -18,6 +18,9 @@ pub struct NodeConfig {
     pub sysctl: BTreeMap<String, String>,
     #[serde(default)]
     pub modules: Modules,
+    /// `[hardware]`: coldplug and udev at boot; see [`Hardware`].
+    #[serde(default, skip_serializing_if = "Hardware::is_default")]
+    pub hardware: Hardware,
     #[serde(default)]
     pub network: Network,
     #[serde(default)]
@@ -53,9 +56,38 @@ pub struct Modules {
     /// Parameters per module, e.g. `qla2xxx_scst = "qlini_mode=disabled"`.
     #[serde(default)]
     pub params: BTreeMap<String, String>,
-    /// Modules never to load, even as a dependency.
+    /// Modules never to load, even as a dependency or for a device present.
     #[serde(default)]
     pub blacklist: Vec<String>,
+}
+
+/// `[hardware]`: how the init finds the hardware. By default it loads the modules of
+/// the devices present (each device's `modalias` against `modules.alias`, as udev
+/// does, honouring `[modules] blacklist` and `params`) and, when the image has
+/// Debian's udev, runs it for the `/dev/disk/by-*` names and for devices that appear
+/// later.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Hardware {
+    /// Load the modules of the devices present at boot.
+    pub coldplug: bool,
+    /// How long the boot waits for udev to handle the coldplug events.
+    pub settle_timeout: HaDuration,
+}
+
+impl Hardware {
+    pub fn is_default(&self) -> bool {
+        *self == Hardware::default()
+    }
+}
+
+impl Default for Hardware {
+    fn default() -> Self {
+        Hardware {
+            coldplug: true,
+            settle_timeout: HaDuration::secs(30),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, Default)]
@@ -432,9 +464,16 @@ impl NodeConfig {
                 }
             }
         }
-        for m in self.modules.params.keys() {
+        for (m, v) in &self.modules.params {
             if !module_name(m) {
                 errs.key(at!["modules", "params", m], bad_module(m));
+            }
+            // They become one `options` line of modprobe.d too.
+            if v.contains(['\n', '\r', '\0']) {
+                errs.at(
+                    at!["modules", "params", m],
+                    format!("parameters of `{m}`: expected one line like `qlini_mode=disabled`"),
+                );
             }
         }
         for m in &self.modules.load {

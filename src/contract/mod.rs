@@ -66,6 +66,21 @@ pub const OVERRIDE: &str = "node.toml";
 pub const SCST_APPLIED: &str = "/run/sanforge/scst.applied";
 /// The lock every SCST writer holds.
 pub const SCST_LOCK: &str = "/run/sanforge/scst.lock";
+/// The hardware report of this boot (PCI devices and their drivers, firmware, NICs,
+/// disks), JSON; the console shows the same as a table.
+pub const HARDWARE_REPORT: &str = "/run/sanforge/hardware.json";
+/// The node's `[modules] blacklist` and `params` as modprobe.d lines, written at boot
+/// for what loads modules after the init: udev's kmod builtin (hotplug) and modprobe.
+pub const MODPROBE_CONF: &str = "/etc/modprobe.d/sanforge.conf";
+
+// ---- Debian's udev, when a recipe keeps it --------------------------------------
+
+/// The udev daemon (package `udev`: a link to udevadm); the init supervises it.
+pub const UDEVD: &str = "/lib/systemd/systemd-udevd";
+/// udevadm: `trigger` replays the coldplug events, `settle` waits for them.
+pub const UDEVADM: &str = "/bin/udevadm";
+/// The control socket udevd creates once it listens for kernel events.
+pub const UDEV_CONTROL: &str = "/run/udev/control";
 
 /// Where the new root is assembled before the switch: a directory of the init-only
 /// initramfs of a squashfs-root slot.

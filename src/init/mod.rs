@@ -3,7 +3,7 @@
 //!
 //! Reads `/proc/cmdline`, `/etc/sanforge/node.toml` (or `/etc/sanforge/nodes/NAME.toml`
 //! when the command line says `sanforge.node=NAME`), `/lib/modules/<release>/modules.dep`
-//! and `modules.builtin`, `/sys/class/net`. Every path goes through the `SysRoot` of
+//! `modules.builtin` and `modules.alias`, `/sys/bus/*/devices` and `/sys/class/net`. Every path goes through the `SysRoot` of
 //! the [`Sys`] it is given and every syscall through that trait, so the same code runs
 //! as PID 1 and against a temporary tree in tests. A panic here is a kernel panic:
 //! errors are logged and the node stays up, degraded if need be.
@@ -23,6 +23,7 @@
 )]
 
 pub mod ha;
+pub mod hardware;
 pub mod modules;
 pub mod panic;
 pub mod persist;
@@ -30,6 +31,7 @@ pub mod root;
 pub mod scst;
 pub mod secrets;
 pub mod supervisor;
+pub mod udev;
 
 use crate::config::node::{norm_mod, Cidr, NodeConfig, ValidNode};
 use crate::contract::{NODE_CONFIG, NODE_CONFIG_DIR};
@@ -137,9 +139,19 @@ pub const BOOT: &[Step] = &[
         run: load_modules,
     },
     Step {
+        name: "hardware",
+        policy: Policy::Warn,
+        run: hardware::hardware,
+    },
+    Step {
         name: "network",
         policy: Policy::Warn,
         run: configure_network,
+    },
+    Step {
+        name: "hardware report",
+        policy: Policy::Warn,
+        run: hardware::print_report,
     },
     Step {
         name: "targets",
@@ -188,6 +200,8 @@ pub struct Init<'a> {
     pub supervisor: Supervisor,
     pub ha: ha::HaState,
     pub scst: Option<scst::ScstBoot>,
+    /// The module index and what coldplug did, for the hardware report.
+    pub hw: hardware::HwState,
 }
 
 impl<'a> Init<'a> {
@@ -203,6 +217,7 @@ impl<'a> Init<'a> {
             supervisor: Supervisor::default(),
             ha: ha::HaState::default(),
             scst: None,
+            hw: hardware::HwState::default(),
         }
     }
 
@@ -496,7 +511,8 @@ pub fn modules_dir(sys: &mut dyn Sys) -> Result<PathBuf> {
     }
 }
 
-/// Step 3b: modules in modules.dep order, with parameters, honouring the blacklist.
+/// Step 3b: the modules the node names, in modules.dep order, with parameters,
+/// honouring the blacklist (the devices' modules follow in [`hardware::hardware`]).
 pub fn load_modules(init: &mut Init) -> Result<()> {
     let node = init.node()?;
     let m = &node.modules;

@@ -263,6 +263,9 @@ pub trait Sys {
     fn canonicalize(&mut self, path: &Path) -> SysResult<PathBuf>;
     /// Appends `data` to `path`, creating the file when missing (log files).
     fn append(&mut self, path: &Path, data: &str) -> SysResult<()>;
+    /// The kernel log records still in the ring buffer (`/dev/kmsg` read without
+    /// blocking), one `PRIO,SEQ,USEC,FLAGS;message` line each.
+    fn kernel_log(&mut self) -> SysResult<String>;
 }
 
 /// What a path is, as `lstat(2)` sees it.
@@ -695,6 +698,10 @@ impl Sys for FakeSys {
         )?;
         append(&self.root.join(path), data)
             .map_err(|e| SysError::new("append to", path.display(), e))
+    }
+    /// The fake's kernel log is the plain file `/dev/kmsg` under its root.
+    fn kernel_log(&mut self) -> SysResult<String> {
+        self.read_to_string(Path::new("/dev/kmsg"))
     }
 }
 

@@ -615,4 +615,31 @@ impl Sys for RealSys {
         append(&self.root.join(path), data)
             .map_err(|e| SysError::new("append to", path.display(), e))
     }
+
+    fn kernel_log(&mut self) -> SysResult<String> {
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = Path::new("/dev/kmsg");
+        let err = |e| SysError::new("read", path.display(), e);
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(self.root.join(path))
+            .map_err(err)?;
+        // One record per read(2); EAGAIN once the buffer is drained, EPIPE when a
+        // record was overwritten while reading (skip it). Bounded for safety.
+        let mut out = String::new();
+        let mut buf = vec![0u8; 8192];
+        for _ in 0..200_000 {
+            match f.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => out.push_str(&String::from_utf8_lossy(buf.get(..n).unwrap_or_default())),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(err(e)),
+            }
+        }
+        Ok(out)
+    }
 }
