@@ -8,6 +8,7 @@
 //! (sizes, iSCSI names) are checked in one place ([`values`]).
 
 pub mod lock;
+pub mod network;
 pub mod node;
 pub mod recipe;
 pub mod spans;

@@ -47,6 +47,9 @@ pub const OVERRIDE: &str = "node.toml";
 pub const SCST_APPLIED: &str = "/run/sanforge/scst.applied";
 /// The lock every SCST writer holds.
 pub const SCST_LOCK: &str = "/run/sanforge/scst.lock";
+/// The DHCP lease of each link (`address A/N`, `router R`), written by
+/// `sanforge-init` as udhcpc's script and read back at the next event and at boot.
+pub const DHCP_STATE_DIR: &str = "/run/sanforge/dhcp";
 
 /// Where the new root is assembled before the switch: a directory of the init-only
 /// initramfs of a squashfs-root slot.

@@ -4,8 +4,8 @@
 //!
 //! Reads: the secrets file given by the caller; `/dev/urandom` when generating.
 
-use super::Cluster;
 use super::validate::find_key;
+use super::Cluster;
 use crate::config::{parse_toml, ConfigError};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
