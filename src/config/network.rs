@@ -316,7 +316,13 @@ fn unicast(ip: IpAddr) -> bool {
 }
 
 fn link_local_v6(ip: IpAddr) -> bool {
-    matches!(ip, IpAddr::V6(a) if (a.segments()[0] & 0xffc0) == 0xfe80)
+    match ip {
+        IpAddr::V6(a) => {
+            let [first, ..] = a.segments();
+            first & 0xffc0 == 0xfe80
+        }
+        IpAddr::V4(_) => false,
+    }
 }
 
 fn check_mtu(errs: &mut Errors, id: LinkId, mtu: Option<u32>, label: &str) {

@@ -295,13 +295,13 @@ impl IpNet {
         let addr = match self.addr {
             IpAddr::V4(a) => {
                 let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
+                    .checked_shl(32u32.saturating_sub(u32::from(self.prefix)))
                     .unwrap_or(0);
                 IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask))
             }
             IpAddr::V6(a) => {
                 let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
+                    .checked_shl(128u32.saturating_sub(u32::from(self.prefix)))
                     .unwrap_or(0);
                 IpAddr::V6(Ipv6Addr::from(u128::from(a) & mask))
             }
@@ -316,7 +316,7 @@ impl IpNet {
     pub fn broadcast(&self) -> Option<Ipv4Addr> {
         match self.addr {
             IpAddr::V4(a) if self.prefix < 31 => {
-                let host = u32::MAX >> self.prefix;
+                let host = u32::MAX.checked_shr(u32::from(self.prefix)).unwrap_or(0);
                 Some(Ipv4Addr::from(u32::from(a) | host))
             }
             _ => None,
