@@ -2,8 +2,10 @@
 //! (`crate::agent`) ask of the kernel goes through the [`Sys`] trait, so the boot steps
 //! and the agent's actions can run against a recording fake.
 //!
-//! [`RealSys`] calls libc (every `unsafe` block says why it is sound); [`FakeSys`]
-//! records each call as an [`Op`] and performs file operations inside a directory,
+//! [`RealSys`] calls libc (every `unsafe` block says why it is sound) and talks
+//! rtnetlink for the network ([`net`] has the vocabulary, `netlink.rs` the messages);
+//! [`FakeSys`] records each call as an [`Op`], plays the network links (from
+//! `/sys/class/net` under its root) and performs file operations inside a directory,
 //! so configfs and sysfs writes land as plain files in a temporary tree; asked to
 //! ([`FakeSys::with_kernel_tree`]), it also plays what sysfs and configfs do that plain
 //! files do not (`kernelfs`). Both resolve paths through a [`SysRoot`]: `/` in
