@@ -447,3 +447,39 @@ fn hardware_step_loads_device_modules_and_writes_the_report() {
     let json = std::fs::read_to_string(r.join("run/sanforge/hardware.json")).unwrap();
     assert!(json.contains("\"i6300esb\""), "{json}");
 }
+
+#[test]
+fn network_plan_prints_the_netlink_calls_of_a_bond_and_vlan_config() {
+    // No /sys/class/net in the tree: network-plan assumes every link the config names.
+    let t = tempfile::tempdir().unwrap();
+    let f = t.path().join("node.toml");
+    std::fs::write(
+        &f,
+        "hostname = \"n\"\n[[network.interfaces]]\nmac = \"52:54:00:00:00:01\"\n\
+         [[network.bonds]]\nname = \"bond0\"\nslaves = [\"52:54:00:00:00:01\", \"eth1\"]\n\
+         mode = \"802.3ad\"\nlacp-rate = \"fast\"\nxmit-hash-policy = \"layer3+4\"\nmtu = 9000\n\
+         [[network.vlans]]\nlink = \"bond0\"\nid = 100\naddresses = [\"2001:db8::15/64\"]\n",
+    )
+    .unwrap();
+    let r = run(t.path(), &["network-plan", f.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}\n{:?}", r.stderr, r.log);
+    assert_eq!(
+        r.ops,
+        [
+            "addr lo 127.0.0.1/8",
+            "link_up lo",
+            "mtu 52:54:00:00:00:01 9000",
+            "mtu eth1 9000",
+            "link_add bond0 bond mode=802.3ad miimon=100 lacp_rate=fast xmit_hash_policy=layer3+4 mtu=9000",
+            "link_down 52:54:00:00:00:01",
+            "master 52:54:00:00:00:01 bond0",
+            "link_down eth1",
+            "master eth1 bond0",
+            "link_add bond0.100 vlan link=bond0 id=100",
+            "addr bond0.100 2001:db8::15/64 nodad",
+            "link_up 52:54:00:00:00:01",
+            "link_up bond0",
+            "link_up bond0.100",
+        ]
+    );
+}

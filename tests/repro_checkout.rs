@@ -75,7 +75,10 @@ fn checkouts_made_under_umask_002_and_022_build_identical_images() {
         // Its own cache: both builds run every stage.
         let o = Command::new(env!("CARGO_BIN_EXE_sanforge"))
             .current_dir(&dir)
-            .env("SANFORGE_CACHE", copies.path().join(format!("{name}-cache")))
+            .env(
+                "SANFORGE_CACHE",
+                copies.path().join(format!("{name}-cache")),
+            )
             .env("SANFORGE_INIT", env!("CARGO_BIN_EXE_sanforge-init"))
             .env("SANFORGE_PROGRESS", "plain")
             .args(["build", "recipes/test.toml"])
@@ -104,15 +107,24 @@ fn the_recipe_sets_modes_explicitly_and_bad_modes_are_refused() {
     assert_eq!(mode_of(&l, "etc/motd"), "-rw-------", "{l}");
 
     for (modes, want) in [
-        ("\"/etc/motd\" = \"0999\"", "expected an octal mode like \"0600\""),
+        (
+            "\"/etc/motd\" = \"0999\"",
+            "expected an octal mode like \"0600\"",
+        ),
         ("\"/etc/motd\" = \"\"", "expected an octal mode"),
-        ("\"/../etc/shadow\" = \"0600\"", "climbs out of the image root"),
+        (
+            "\"/../etc/shadow\" = \"0600\"",
+            "climbs out of the image root",
+        ),
     ] {
         std::fs::write(p.recipe(), with(modes)).unwrap();
         let o = p.run(&["build", "recipes/test.toml"]);
         assert!(!o.status.success(), "{modes}: {}", text(&o));
         let e = String::from_utf8_lossy(&o.stderr);
-        assert!(e.contains("test.toml:1:") && e.contains(want), "{modes}: {e}");
+        assert!(
+            e.contains("test.toml:1:") && e.contains(want),
+            "{modes}: {e}"
+        );
     }
     std::fs::write(p.recipe(), with("\"/etc/nothere\" = \"0600\"")).unwrap();
     let o = p.run(&["build", "recipes/test.toml"]);

@@ -19,6 +19,7 @@
 )]
 
 pub mod lock;
+pub mod network;
 pub mod node;
 pub mod recipe;
 pub mod secrets;

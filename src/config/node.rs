@@ -6,6 +6,12 @@ use super::spans::{at, Errors};
 use super::values::{self, is_iscsi_name, parse_size};
 use super::{parse_toml, ConfigError};
 use serde::{Deserialize, Serialize};
+// `[network]` lives in its own module; its types are part of the node config.
+use super::network::validate_network;
+pub use super::network::{
+    Bond, BondMode, Interface, IpNet, LacpRate, LinkId, Network, Route, Vlan, XmitHashPolicy,
+    DEFAULT_MIIMON,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -88,37 +94,6 @@ impl Default for Hardware {
             settle_timeout: HaDuration::secs(30),
         }
     }
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, Default)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct Network {
-    #[serde(default)]
-    pub interfaces: Vec<Interface>,
-    #[serde(default)]
-    pub routes: Vec<Route>,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, Default)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct Interface {
-    pub name: String,
-    /// IPv4 addresses with prefix length, `192.0.2.15/24`.
-    #[serde(default)]
-    pub addresses: Vec<String>,
-    #[serde(default)]
-    pub mtu: Option<u32>,
-    /// The interface's MAC address: one image picks its node config by it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mac: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, Default)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct Route {
-    /// `default` or `a.b.c.d/len`.
-    pub to: String,
-    pub via: String,
 }
 
 /// LIO target configuration (configfs).
@@ -494,89 +469,7 @@ impl NodeConfig {
                 errs.key(at!["sysctl", k], format!("sysctl `{k}`: expected a key like net.ipv4.ip_forward and a one-line value"));
             }
         }
-        let mut names = BTreeSet::new();
-        for (n, i) in self.network.interfaces.iter().enumerate() {
-            let at_if = |key: &str| at!["network", "interfaces", n, key].to_vec();
-            if i.name.is_empty() || i.name.len() > 15 || i.name.contains('/') {
-                errs.at(
-                    &at_if("name"),
-                    format!(
-                        "interface name `{}`: expected 1 to 15 characters without `/`",
-                        i.name
-                    ),
-                );
-            } else if !names.insert(&i.name) {
-                errs.at(
-                    &at_if("name"),
-                    format!("interface `{}` is listed twice", i.name),
-                );
-            }
-            for (j, a) in i.addresses.iter().enumerate() {
-                if Cidr::parse(a).is_none() {
-                    errs.at(
-                        at!["network", "interfaces", n, "addresses", j],
-                        format!(
-                            "address `{a}` on {}: expected IPv4/prefix like 192.0.2.15/24",
-                            i.name
-                        ),
-                    );
-                }
-            }
-            if let Some(m) = i.mtu {
-                if !(68..=65535).contains(&m) {
-                    errs.at(
-                        &at_if("mtu"),
-                        format!(
-                            "mtu {m} on {} is out of range: expected 68 to 65535",
-                            i.name
-                        ),
-                    );
-                }
-            }
-        }
-        // One address, one interface (the second `add_ipv4_addr` would fail at boot);
-        // one MAC, one interface. The repeat is the one at fault.
-        let mut addrs: BTreeMap<Ipv4Addr, &str> = BTreeMap::new();
-        let mut macs: BTreeMap<String, &str> = BTreeMap::new();
-        for (n, i) in self.network.interfaces.iter().enumerate() {
-            for (j, a) in i.addresses.iter().enumerate() {
-                let Some(c) = Cidr::parse(a) else { continue };
-                if let Some(first) = addrs.insert(c.addr, &i.name) {
-                    errs.at(
-                        at!["network", "interfaces", n, "addresses", j],
-                        format!(
-                            "address {} on {} is already on {first}: an address can be on one interface only",
-                            c.addr, i.name
-                        ),
-                    );
-                }
-            }
-            if let Some(m) = &i.mac {
-                if let Some(first) = macs.insert(m.to_ascii_lowercase(), &i.name) {
-                    errs.at(
-                        at!["network", "interfaces", n, "mac"],
-                        format!(
-                            "MAC address {m} of {} is already the MAC of {first}",
-                            i.name
-                        ),
-                    );
-                }
-            }
-        }
-        for (n, r) in self.network.routes.iter().enumerate() {
-            if r.to != "default" && Cidr::parse(&r.to).is_none() {
-                errs.at(
-                    at!["network", "routes", n, "to"],
-                    format!("route to `{}`: expected `default` or IPv4/prefix", r.to),
-                );
-            }
-            if r.via.parse::<Ipv4Addr>().is_err() {
-                errs.at(
-                    at!["network", "routes", n, "via"],
-                    format!("route via `{}`: expected an IPv4 address", r.via),
-                );
-            }
-        }
+        validate_network(&self.network, &mut errs);
         if let Some(lio) = &self.lio {
             validate_lio(lio, &mut errs);
         }

@@ -687,7 +687,9 @@ impl Recipe {
                 }
                 _ => errs.at(
                     at!["modes", p],
-                    format!("modes: `{m}` for {p}: expected an octal mode like \"0600\" or \"0755\""),
+                    format!(
+                        "modes: `{m}` for {p}: expected an octal mode like \"0600\" or \"0755\""
+                    ),
                 ),
             }
         }

@@ -73,6 +73,10 @@ pub const HARDWARE_REPORT: &str = "/run/sanforge/hardware.json";
 /// for what loads modules after the init: udev's kmod builtin (hotplug) and modprobe.
 pub const MODPROBE_CONF: &str = "/etc/modprobe.d/sanforge.conf";
 
+/// The DHCP lease of each link (`address A/N`, `router R`), written by
+/// `sanforge-init` as udhcpc's script and read back at the next event and at boot.
+pub const DHCP_STATE_DIR: &str = "/run/sanforge/dhcp";
+
 // ---- Debian's udev, when a recipe keeps it --------------------------------------
 
 /// The udev daemon (package `udev`: a link to udevadm); the init supervises it.

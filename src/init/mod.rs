@@ -25,6 +25,7 @@
 pub mod ha;
 pub mod hardware;
 pub mod modules;
+pub mod network;
 pub mod panic;
 pub mod persist;
 pub mod root;
@@ -33,19 +34,17 @@ pub mod secrets;
 pub mod supervisor;
 pub mod udev;
 
-use crate::config::node::{norm_mod, Cidr, NodeConfig, ValidNode};
+use crate::config::node::{norm_mod, NodeConfig, ValidNode};
 use crate::contract::{NODE_CONFIG, NODE_CONFIG_DIR};
 use crate::scsi::lio::{self, ConfigfsOp, LioPlan, CONFIGFS_TARGET};
 use crate::sys::{RebootCmd, Signal, Sys};
 use anyhow::{anyhow, bail, Context, Result};
 use std::io::Write;
-use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use supervisor::Supervisor;
 
-/// How long to wait for a configured network interface to appear.
-pub const LINK_WAIT: Duration = Duration::from_secs(2);
+pub use network::LINK_WAIT;
 /// How long services get between SIGTERM and SIGKILL at shutdown.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
@@ -146,7 +145,7 @@ pub const BOOT: &[Step] = &[
     Step {
         name: "network",
         policy: Policy::Warn,
-        run: configure_network,
+        run: network::configure_network,
     },
     Step {
         name: "hardware report",
@@ -554,79 +553,6 @@ pub fn load_modules(init: &mut Init) -> Result<()> {
     }
     if failed > 0 {
         bail!("{failed} modules not loaded");
-    }
-    Ok(())
-}
-
-/// Step 4: loopback, then each interface (wait for it, mtu, addresses, up), then routes.
-pub fn configure_network(init: &mut Init) -> Result<()> {
-    let node = init.node()?;
-    let mut failed = 0;
-    fn check(init: &mut Init, r: crate::sys::SysResult<()>) -> usize {
-        match r {
-            Ok(()) => 0,
-            Err(e) => {
-                init.warn(e);
-                1
-            }
-        }
-    }
-    let r = init.sys.add_ipv4_addr("lo", Ipv4Addr::LOCALHOST, 8);
-    failed += check(init, r);
-    let r = init.sys.set_link_up("lo");
-    failed += check(init, r);
-    for i in &node.network.interfaces {
-        let sysdir = Path::new("/sys/class/net").join(&i.name);
-        let mut waited = Duration::ZERO;
-        while !init.sys.exists(&sysdir) && waited < LINK_WAIT {
-            init.sys.sleep(Duration::from_millis(100));
-            waited += Duration::from_millis(100);
-        }
-        if !init.sys.exists(&sysdir) {
-            init.warn(format!(
-                "interface {} did not appear within {} s",
-                i.name,
-                LINK_WAIT.as_secs()
-            ));
-            failed += 1;
-            continue;
-        }
-        if let Some(mtu) = i.mtu {
-            let r = init.sys.set_mtu(&i.name, mtu);
-            failed += check(init, r);
-        }
-        for (n, a) in i.addresses.iter().enumerate() {
-            let Some(c) = Cidr::parse(a) else { continue };
-            // Extra addresses go on alias labels (eth0:1): SIOCSIFADDR replaces.
-            let label = if n == 0 {
-                i.name.clone()
-            } else {
-                format!("{}:{n}", i.name)
-            };
-            let r = init.sys.add_ipv4_addr(&label, c.addr, c.prefix);
-            failed += check(init, r);
-        }
-        let r = init.sys.set_link_up(&i.name);
-        failed += check(init, r);
-        init.log.line(&format!("interface {} configured", i.name));
-    }
-    for r in &node.network.routes {
-        let (dest, prefix) = if r.to == "default" {
-            (Ipv4Addr::UNSPECIFIED, 0)
-        } else {
-            match Cidr::parse(&r.to) {
-                Some(c) => (c.network(), c.prefix),
-                None => continue,
-            }
-        };
-        let Ok(gw) = r.via.parse::<Ipv4Addr>() else {
-            continue;
-        };
-        let res = init.sys.add_route(dest, prefix, gw);
-        failed += check(init, res);
-    }
-    if failed > 0 {
-        bail!("{failed} network settings failed");
     }
     Ok(())
 }

@@ -211,9 +211,10 @@ fn node_interfaces(node: &Node) -> Network {
                 addresses: i.addresses.clone(),
                 mtu: i.mtu,
                 mac: i.mac.clone(),
+                ..Interface::default()
             })
             .collect(),
-        routes: Vec::new(),
+        ..Network::default()
     }
 }
 
