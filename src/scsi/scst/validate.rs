@@ -559,7 +559,6 @@ fn check_globals(o: &mut Out, conf: &ScstConf) {
         &[],
     );
     check_attrs(o, "ALUA", &conf.alua, &[], &[]);
-
 }
 
 /// Handlers and their devices: names, attributes, backing files (two devices on one
@@ -776,14 +775,7 @@ fn check_drivers(o: &mut Out, conf: &ScstConf, devs: &Devices, rel: &mut RelIds)
                 rel.check(o, &t.name, id, line);
             }
             let cm = d.name == "copy_manager";
-            check_luns(
-                o,
-                &format!("target {}", t.name),
-                &t.luns,
-                devs,
-                t.line,
-                cm,
-            );
+            check_luns(o, &format!("target {}", t.name), &t.luns, devs, t.line, cm);
             let mut groups: HashMap<&str, usize> = HashMap::new();
             let mut inis: HashMap<&str, (&str, usize)> = HashMap::new();
             for g in &t.groups {
@@ -808,14 +800,7 @@ fn check_drivers(o: &mut Out, conf: &ScstConf, devs: &Devices, rel: &mut RelIds)
                     &group_names,
                     &[],
                 );
-                check_luns(
-                    o,
-                    &format!("group {}", g.name),
-                    &g.luns,
-                    devs,
-                    g.line,
-                    cm,
-                );
+                check_luns(o, &format!("group {}", g.name), &g.luns, devs, g.line, cm);
                 check_initiator(o, &d.name, g);
                 for i in &g.initiators {
                     if let Some((og, first)) = inis.insert(&i.name, (&g.name, i.line)) {
@@ -825,7 +810,6 @@ fn check_drivers(o: &mut Out, conf: &ScstConf, devs: &Devices, rel: &mut RelIds)
             }
         }
     }
-
 }
 
 /// ALUA: device groups, their target groups and targets.
