@@ -18,6 +18,7 @@
     clippy::unimplemented
 )]
 
+pub mod lio_attrib;
 pub mod lock;
 pub mod network;
 pub mod node;

@@ -2,6 +2,7 @@
 //! does at boot. sanforge-init reads it; the builder validates it with these same
 //! types, so a mistake fails the build instead of the boot.
 
+use super::lio_attrib::{self, AttrValue};
 use super::spans::{at, Errors};
 use super::values::{self, is_iscsi_name, parse_size};
 use super::{parse_toml, ConfigError};
@@ -132,6 +133,11 @@ pub struct Backstore {
     pub serial: Option<String>,
     #[serde(default)]
     pub write_back: bool,
+    /// Device attributes (`attrib/NAME` in configfs, the kernel's names, e.g.
+    /// `{ emulate_tpu = true, block_size = 4096 }`), written after the backstore is
+    /// enabled and before any LUN exports it; see [`super::lio_attrib`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, AttrValue>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -604,6 +610,36 @@ fn validate_lio(lio: &Lio, errs: &mut Errors) {
                 );
             }
         }
+        for (name, value) in &b.attributes {
+            let at_a = &at!["lio", "backstores", n, "attributes", name].to_vec();
+            match lio_attrib::check(name, *value) {
+                // A name that cannot be set is the key's fault, a bad value the value's.
+                Err(why) if !lio_attrib::settable(name) => {
+                    errs.key(at_a, format!("backstore `{}`: {why}", b.name))
+                }
+                Err(why) => errs.at(at_a, format!("backstore `{}`: {why}", b.name)),
+                Ok(v) if v == "1"
+                    && b.kind == BackstoreKind::Ramdisk
+                    && lio_attrib::NEEDS_UNMAP.contains(&name.as_str()) =>
+                {
+                    errs.at(
+                        at_a,
+                        format!(
+                            "backstore `{}`: attribute `{name}` needs UNMAP, which ramdisk backstores do not have (use fileio on /run for a LUN in RAM)",
+                            b.name
+                        ),
+                    )
+                }
+                Ok(v) if v == "0" && name == "emulate_write_cache" && b.write_back => errs.at(
+                    at_a,
+                    format!(
+                        "backstore `{}`: emulate_write_cache = 0 with write-back = true would hide the page cache from initiators (they would never flush it): drop one",
+                        b.name
+                    ),
+                ),
+                Ok(_) => {}
+            }
+        }
         if let Some(s) = &b.serial {
             if s.is_empty() || s.len() > 80 || !s.bytes().all(|c| c.is_ascii_graphic()) {
                 errs.at(
@@ -798,6 +834,32 @@ mod tests {
                 .contains("n.toml:8:8: backstore `a` is defined twice"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn backstore_attributes_are_checked_where_they_are_written() {
+        let t = "hostname = \"n\"\n[lio]\n[[lio.backstores]]\nname = \"a\"\nkind = \"fileio\"\npath = \"/run/a\"\nsize = \"1MiB\"\nwrite-back = true\nattributes = { emulate_tpu = true, block_size = 520, emulate_write_cache = 0 }\n[[lio.backstores]]\nname = \"r\"\nkind = \"ramdisk\"\nsize = \"1MiB\"\nattributes = { emulate_tpws = 1, bogus = 1 }\n";
+        let e = NodeConfig::parse(Path::new("n.toml"), t).unwrap_err();
+        let text = e.to_string();
+        assert_eq!(e.count(), 4, "{text}");
+        for want in [
+            "n.toml:9:49: backstore `a`: attribute `block_size` = 520: expected one of 512, 1024, 2048, 4096",
+            "n.toml:9:76: backstore `a`: emulate_write_cache = 0 with write-back = true",
+            "n.toml:14:34: backstore `r`: unknown LIO backstore attribute `bogus`: expected one of block_size,",
+            "n.toml:14:31: backstore `r`: attribute `emulate_tpws` needs UNMAP, which ramdisk backstores do not have",
+        ] {
+            assert!(text.contains(want), "{want}\n{text}");
+        }
+        let ok = t
+            .replace(
+                "block_size = 520, emulate_write_cache = 0",
+                "block_size = 4096",
+            )
+            .replace("emulate_tpws = 1, bogus = 1", "emulate_caw = false");
+        let n = NodeConfig::parse(Path::new("n.toml"), &ok).unwrap();
+        let b = &n.lio.as_ref().unwrap().backstores[0];
+        assert_eq!(b.attributes["emulate_tpu"], AttrValue::Bool(true));
+        assert_eq!(b.attributes["block_size"], AttrValue::Int(4096));
     }
 
     #[test]

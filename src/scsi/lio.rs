@@ -112,6 +112,11 @@ pub fn plan(lio: &Lio) -> LioPlan {
         let serial = b.serial.clone().unwrap_or_else(|| default_serial(&b.name));
         s.push(w(format!("{dir}/wwn/vpd_unit_serial"), &serial));
         s.push(w(format!("{dir}/enable"), "1"));
+        // After enable (the kernel sets block_size and the UNMAP limits when it
+        // configures the device), before any LUN exports it (most refuse then).
+        for (name, value) in &b.attributes {
+            s.push(w(format!("{dir}/attrib/{name}"), &value.to_configfs()));
+        }
     }
 
     if !lio.iscsi.is_empty() {
@@ -197,6 +202,7 @@ backstores = [
   { name = "fast", kind = "fileio", path = "/run/fast.img", size = "1GiB", write-back = true, serial = "SER-FAST" },
   { name = "sda", kind = "block", path = "/dev/sda" },
   { name = "rd", kind = "ramdisk", size = "16MiB" },
+  { name = "thin", kind = "fileio", path = "/run/thin.img", size = "1GiB", attributes = { emulate_tpu = true, emulate_tpws = 1, block_size = 4096 } },
 ]
 [[lio.iscsi]]
 iqn = "iqn.2026-11.org.example:san1"
