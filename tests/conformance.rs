@@ -116,6 +116,23 @@ fn scst_image_conformance_full() {
     conformance(&SCST, &url, &[]);
 }
 
+#[test]
+#[ignore = "measures a target already running: SANFORGE_CONFORMANCE_URL=iscsi://HOST:PORT/IQN/LUN [SANFORGE_CONFORMANCE_STACK=lio|scst] [SANFORGE_CONFORMANCE_TESTS=SCSI.Read10,iSCSI]"]
+fn conformance_of_a_running_target() {
+    // For measuring by hand (a target configured with targetcli, another image, a
+    // second LUN): the same run and verdict as the image tests.
+    let url = std::env::var("SANFORGE_CONFORMANCE_URL")
+        .expect("SANFORGE_CONFORMANCE_URL is not set: the iscsi:// URL of the LUN to test");
+    let stack = match std::env::var("SANFORGE_CONFORMANCE_STACK").as_deref() {
+        Ok("scst") => SCST,
+        Ok("lio") | Err(_) => LIO,
+        Ok(other) => panic!("SANFORGE_CONFORMANCE_STACK={other}: expected lio or scst"),
+    };
+    let tests = std::env::var("SANFORGE_CONFORMANCE_TESTS").unwrap_or_default();
+    let selection: Vec<&str> = tests.split(',').filter(|t| !t.is_empty()).collect();
+    conformance(&stack, &url, &selection);
+}
+
 // ---------------------------------------------------------------------------
 // The harness
 // ---------------------------------------------------------------------------
