@@ -16,13 +16,18 @@
 mod common;
 
 use common::conformance::{
-    judge, listing, merge, parse_listing, parse_report, plan, run_suite, Expected, Outcome, Shown,
-    Stack, SuiteRun, LIO, SCST,
+    judge, listing, merge, parse_listing, parse_report, plan, run_suite, Expected, Initiators,
+    Outcome, Shown, Stack, SuiteRun, LIO, SCST,
 };
 use common::vm::{free_port, sanforge_in_repo, show, Vm};
 
 const LIO_TARGET: &str = "iqn.2026-11.org.example.sanforge:storage-node";
 const INITIATOR: &str = "iqn.2026-11.org.example:initiator";
+/// How the image tests log in: the default node config's initiator.
+const IMAGE: Initiators = Initiators {
+    first: INITIATOR,
+    second: None,
+};
 
 /// What `cargo test` runs against the LIO image: every SCSI command family the suite
 /// has for block devices, once (the `SCSI` family; `ALL` repeats it with iSCSI's).
@@ -64,10 +69,10 @@ fn boot_default_image() -> (tempfile::TempDir, Vm, u16) {
 
 /// Runs `selection` (empty: the whole suite) against `url` and holds it to `stack`'s
 /// list; prints the verdict and the wall time, fails on any unexpected failure.
-fn conformance(stack: &Stack, url: &str, selection: &[&str]) {
+fn conformance(stack: &Stack, url: &str, initiators: Initiators<'_>, selection: &[&str]) {
     let expected = stack.expected().unwrap_or_else(|e| panic!("{e}"));
     let listing = listing().unwrap_or_else(|e| panic!("{e}"));
-    let run = run_suite(url, INITIATOR, selection).unwrap_or_else(|e| panic!("{e}"));
+    let run = run_suite(url, initiators, selection).unwrap_or_else(|e| panic!("{e}"));
     let verdict = judge(&run, &expected, &listing);
     let shown = Shown(stack, &verdict).to_string();
     let times: Vec<String> = run
@@ -94,7 +99,7 @@ fn lio_image_conformance_subset() {
     }
     let (_tmp, _vm, port) = boot_default_image();
     let url = format!("iscsi://127.0.0.1:{port}/{LIO_TARGET}/0");
-    conformance(&LIO, &url, LIO_SUBSET);
+    conformance(&LIO, &url, IMAGE, LIO_SUBSET);
 }
 
 #[test]
@@ -102,7 +107,7 @@ fn lio_image_conformance_subset() {
 fn lio_image_conformance_full() {
     let (_tmp, _vm, port) = boot_default_image();
     let url = format!("iscsi://127.0.0.1:{port}/{LIO_TARGET}/0");
-    conformance(&LIO, &url, &[]);
+    conformance(&LIO, &url, IMAGE, &[]);
 }
 
 #[test]
@@ -113,11 +118,11 @@ fn scst_image_conformance_full() {
     let url = std::env::var("SANFORGE_SCST_ISCSI_URL").expect(
         "SANFORGE_SCST_ISCSI_URL is not set: boot the real SCST image and point it at its LUN",
     );
-    conformance(&SCST, &url, &[]);
+    conformance(&SCST, &url, IMAGE, &[]);
 }
 
 #[test]
-#[ignore = "measures a target already running: SANFORGE_CONFORMANCE_URL=iscsi://HOST:PORT/IQN/LUN [SANFORGE_CONFORMANCE_STACK=lio|scst] [SANFORGE_CONFORMANCE_TESTS=SCSI.Read10,iSCSI]"]
+#[ignore = "measures a target already running: SANFORGE_CONFORMANCE_URL=iscsi://HOST:PORT/IQN/LUN [SANFORGE_CONFORMANCE_STACK=lio|scst] [SANFORGE_CONFORMANCE_TESTS=SCSI.Read10,iSCSI] [SANFORGE_CONFORMANCE_INITIATOR=IQN] [SANFORGE_CONFORMANCE_INITIATOR_2=IQN]"]
 fn conformance_of_a_running_target() {
     // For measuring by hand (a target configured with targetcli, another image, a
     // second LUN): the same run and verdict as the image tests.
@@ -130,7 +135,14 @@ fn conformance_of_a_running_target() {
     };
     let tests = std::env::var("SANFORGE_CONFORMANCE_TESTS").unwrap_or_default();
     let selection: Vec<&str> = tests.split(',').filter(|t| !t.is_empty()).collect();
-    conformance(&stack, &url, &selection);
+    let first =
+        std::env::var("SANFORGE_CONFORMANCE_INITIATOR").unwrap_or_else(|_| INITIATOR.to_string());
+    let second = std::env::var("SANFORGE_CONFORMANCE_INITIATOR_2").ok();
+    let initiators = Initiators {
+        first: &first,
+        second: second.as_deref(),
+    };
+    conformance(&stack, &url, initiators, &selection);
 }
 
 // ---------------------------------------------------------------------------

@@ -382,10 +382,22 @@ pub fn plan(listing: &[String], selection: &[&str]) -> Vec<(String, Vec<String>)
         .collect()
 }
 
+/// The initiator names a run logs in with: the first, and the second that libiscsi's
+/// reservation tests log in with beside it (`None`: libiscsi's default name).
+#[derive(Debug, Clone, Copy)]
+pub struct Initiators<'a> {
+    pub first: &'a str,
+    pub second: Option<&'a str>,
+}
+
 /// Runs the tests `selection` picks (`["ALL", "SCSI", "iSCSI", "LINUX"]` or `[]` for
 /// every family: the whole suite) with data-loss tests allowed, one `iscsi-test-cu -x`
 /// per family, and collects every listed test's outcome.
-pub fn run_suite(url: &str, initiator: &str, selection: &[&str]) -> Result<SuiteRun, String> {
+pub fn run_suite(
+    url: &str,
+    initiators: Initiators<'_>,
+    selection: &[&str],
+) -> Result<SuiteRun, String> {
     let listing = listing()?;
     let all: Vec<String> = families(&listing);
     let sel: Vec<&str> = if selection.is_empty() {
@@ -402,9 +414,17 @@ pub fn run_suite(url: &str, initiator: &str, selection: &[&str]) -> Result<Suite
             .collect();
         let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
         let started = Instant::now();
-        let o = Command::new("iscsi-test-cu")
-            .current_dir(dir.path())
-            .args(["--xml", "--dataloss", "--initiator-name", initiator])
+        let mut cmd = Command::new("iscsi-test-cu");
+        cmd.current_dir(dir.path()).args([
+            "--xml",
+            "--dataloss",
+            "--initiator-name",
+            initiators.first,
+        ]);
+        if let Some(second) = initiators.second {
+            cmd.args(["--initiator-name-2", second]);
+        }
+        let o = cmd
             .arg(format!("--test={}", patterns.join(",")))
             .arg(url)
             .output()
