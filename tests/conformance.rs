@@ -17,7 +17,7 @@ mod common;
 
 use common::conformance::{
     judge, listing, merge, parse_listing, parse_report, plan, run_suite, Expected, Initiators,
-    Outcome, Shown, Stack, SuiteRun, LIO, SCST,
+    Outcome, Shown, Stack, SuiteReport, SuiteRun, LIO, SCST,
 };
 use common::vm::{free_port, sanforge_in_repo, show, Vm};
 
@@ -207,31 +207,33 @@ const REPORT: &str = r#"<?xml version="1.0" ?>
 </CUNIT_TEST_RUN_REPORT>
 "#;
 
-const LISTING: &str = "ALL\nSCSI\nSCSI.Read10\nSCSI.Read10.Simple\nSCSI.Read10.DpoFua\nSCSI.Unmap\nSCSI.Unmap.Simple\nSCSI.Unmap.ZeroBlocks\niSCSI\niSCSI.iSCSITMF.AbortTaskSimpleAsync\n";
+const LISTING: &str = "ALL\nALL.Read10\nALL.Read10.Simple\nALL.Read10.DpoFua\nSCSI\nSCSI.Read10\nSCSI.Read10.Simple\nSCSI.Read10.DpoFua\nSCSI.Unmap\nSCSI.Unmap.Simple\nSCSI.Unmap.ZeroBlocks\niSCSI\niSCSI.iSCSITMF.AbortTaskSimpleAsync\n";
 
 #[test]
 fn report_is_parsed_into_one_outcome_per_test() {
     let r = parse_report(REPORT).unwrap();
     assert_eq!(r.summary, (2, 1));
     assert_eq!(
-        r.tests,
+        r.suites,
         vec![
-            ("Read10.Simple".to_string(), Outcome::Passed),
-            (
-                "Read10.DpoFua".to_string(),
-                Outcome::Failed(vec![
-                    "test_read10_dpofua.c:61: ret == 0 && dpofua".to_string(),
-                    "test_read10_dpofua.c:88: ret < 0".to_string()
+            SuiteReport {
+                name: "Read10".into(),
+                result: Ok(vec![
+                    ("Simple".to_string(), Outcome::Passed),
+                    (
+                        "DpoFua".to_string(),
+                        Outcome::Failed(vec![
+                            "test_read10_dpofua.c:61: ret == 0 && dpofua".to_string(),
+                            "test_read10_dpofua.c:88: ret < 0".to_string()
+                        ])
+                    ),
                 ])
-            ),
+            },
+            SuiteReport {
+                name: "Unmap".into(),
+                result: Err("Suite Initialization Failed".into())
+            }
         ]
-    );
-    assert_eq!(
-        r.suite_failures,
-        vec![(
-            "Unmap".to_string(),
-            "Suite Initialization Failed".to_string()
-        )]
     );
 }
 
@@ -261,15 +263,13 @@ fn a_report_cut_short_or_disagreeing_with_its_summary_is_an_error() {
 }
 
 #[test]
-fn merge_names_tests_by_family_and_counts_missing_ones_as_not_run() {
+fn merge_names_tests_by_family_in_run_order_and_counts_missing_ones_as_not_run() {
     let listing = parse_listing(LISTING);
-    assert_eq!(listing.len(), 5);
-    let p = plan(&listing, &["SCSI"]);
-    assert_eq!(p.len(), 1);
-    let (family, wanted) = &p[0];
-    assert_eq!(family, "SCSI");
+    assert_eq!(listing.len(), 7);
+    let wanted = plan(&listing, Some("SCSI"));
+    assert_eq!(wanted.len(), 4);
     let mut run = SuiteRun::default();
-    merge(&mut run, family, &parse_report(REPORT).unwrap(), wanted).unwrap();
+    merge(&mut run, &parse_report(REPORT).unwrap(), &wanted).unwrap();
     assert_eq!(run.total(), 4);
     assert_eq!(run.passed(), 1);
     assert_eq!(run.results["SCSI.Read10.Simple"], Outcome::Passed);
@@ -278,32 +278,47 @@ fn merge_names_tests_by_family_and_counts_missing_ones_as_not_run() {
         run.results["SCSI.Unmap.Simple"],
         Outcome::NotRun("suite set-up failed: Suite Initialization Failed".into())
     );
+    // The whole suite in one run: a suite of the report is the next of that name in
+    // listing order (ALL's Read10 here), a suite the report lacks did not run.
+    let mut run = SuiteRun::default();
+    merge(
+        &mut run,
+        &parse_report(REPORT).unwrap(),
+        &plan(&listing, None),
+    )
+    .unwrap();
+    assert_eq!(run.total(), 7);
+    assert_eq!(run.results["ALL.Read10.Simple"], Outcome::Passed);
+    assert!(matches!(
+        run.results["ALL.Read10.DpoFua"],
+        Outcome::Failed(_)
+    ));
+    assert_eq!(
+        run.results["SCSI.Read10.Simple"],
+        Outcome::NotRun("no result in the report".into())
+    );
+    assert_eq!(
+        run.results["SCSI.Unmap.ZeroBlocks"],
+        Outcome::NotRun("suite set-up failed: Suite Initialization Failed".into())
+    );
     // A report for tests the invocation did not select is not silently taken.
     let e = merge(
         &mut SuiteRun::default(),
-        "SCSI",
         &parse_report(REPORT).unwrap(),
         &["SCSI.Read10.Simple".to_string()],
     )
     .unwrap_err();
-    assert!(e.contains("SCSI.Read10.DpoFua"), "{e}");
+    assert!(e.contains("Read10.DpoFua"), "{e}");
     // Selections by suite and by test.
     assert_eq!(
-        plan(&listing, &["SCSI.Unmap", "iSCSI"]),
-        vec![
-            (
-                "SCSI".to_string(),
-                vec![
-                    "SCSI.Unmap.Simple".to_string(),
-                    "SCSI.Unmap.ZeroBlocks".to_string()
-                ]
-            ),
-            (
-                "iSCSI".to_string(),
-                vec!["iSCSI.iSCSITMF.AbortTaskSimpleAsync".to_string()]
-            )
-        ]
+        plan(&listing, Some("SCSI.Unmap")),
+        vec!["SCSI.Unmap.Simple", "SCSI.Unmap.ZeroBlocks"]
     );
+    assert_eq!(
+        plan(&listing, Some("iSCSI.iSCSITMF.AbortTaskSimpleAsync")),
+        vec!["iSCSI.iSCSITMF.AbortTaskSimpleAsync"]
+    );
+    assert!(plan(&listing, Some("SCSI.Read")).is_empty());
 }
 
 #[test]
@@ -344,8 +359,8 @@ fn expected_failure_lists_are_checked_line_by_line() {
 fn the_verdict_fails_on_unlisted_failures_and_reports_listed_passes() {
     let listing = parse_listing(LISTING);
     let mut run = SuiteRun::default();
-    let (family, wanted) = &plan(&listing, &["SCSI"])[0];
-    merge(&mut run, family, &parse_report(REPORT).unwrap(), wanted).unwrap();
+    let wanted = plan(&listing, Some("SCSI"));
+    merge(&mut run, &parse_report(REPORT).unwrap(), &wanted).unwrap();
     let expected = Expected::parse(
         "lio.expected",
         "SCSI.Read10.DpoFua  why\nSCSI.Read10.Simple  was broken\nSCSI.Unmap.Simple  no thin provisioning\nSCSI.Nope.Nope  typo\n",

@@ -177,6 +177,10 @@ fn apply_targets_builds_the_configfs_tree_with_enable_last() {
         "fd_dev_name=/run/disk0.img,fd_dev_size=67108864"
     );
     assert_eq!(read("core/fileio_0/disk0/enable"), "1");
+    // LIO's APTPL and ALUA metadata directories exist before any target does.
+    for d in ["etc/target/pr", "etc/target/alua"] {
+        assert!(t.path().join(d).is_dir(), "{d} missing");
+    }
     let tpg = "iscsi/iqn.2026-11.org.example:san1/tpgt_1";
     assert_eq!(read(&format!("{tpg}/enable")), "1");
     assert_eq!(read(&format!("{tpg}/attrib/authentication")), "0");

@@ -606,6 +606,11 @@ pub fn apply_targets(init: &mut Init) -> Result<()> {
             return Err(e.context("iSCSI targets not configured, ports stay disabled"));
         }
     };
+    for dir in lio::DBROOT_DIRS {
+        if let Err(e) = init.sys.mkdir(Path::new(dir)) {
+            init.warn(format!("{e}: persistent reservations with APTPL will fail"));
+        }
+    }
     let plan = lio::plan(&l);
     init.lio = Some(plan.clone());
     if let Some(msg) = run_configfs(init, &plan.setup, "setup") {

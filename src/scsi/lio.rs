@@ -15,6 +15,12 @@ use std::fmt;
 /// Where the LIO configfs tree is mounted in the image.
 pub const CONFIGFS_TARGET: &str = "/sys/kernel/config/target";
 
+/// The directories under LIO's database root (`dbroot`, `/etc/target` by default)
+/// where the kernel writes persistent-reservation (APTPL) and ALUA metadata; without
+/// them a PERSISTENT RESERVE OUT with APTPL fails (`filp_open(/etc/target/pr/…)`).
+/// Distributions create them with targetcli's package; the init creates them.
+pub const DBROOT_DIRS: [&str; 2] = ["/etc/target/pr", "/etc/target/alua"];
+
 /// One configfs operation; paths are relative to [`CONFIGFS_TARGET`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfigfsOp {

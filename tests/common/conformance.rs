@@ -130,14 +130,31 @@ impl Outcome {
     }
 }
 
-/// One family's report: `(SUITE.TEST, outcome)` in run order, the suites whose set-up
-/// failed (`(suite, reason)`) and the run summary's test counts.
+/// One suite of a report: its name, and its tests' outcomes in run order
+/// (`(TEST, outcome)`) or why its set-up failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuiteReport {
+    pub name: String,
+    pub result: Result<Vec<(String, Outcome)>, String>,
+}
+
+/// A report: its suites in run order and the run summary's test counts.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Report {
-    pub tests: Vec<(String, Outcome)>,
-    pub suite_failures: Vec<(String, String)>,
+    pub suites: Vec<SuiteReport>,
     /// "Test Cases" of the run summary: (run, failed).
     pub summary: (u32, u32),
+}
+
+impl Report {
+    /// Every test that ran, `(SUITE.TEST, outcome)`, in run order.
+    pub fn tests(&self) -> Vec<(String, &Outcome)> {
+        self.suites
+            .iter()
+            .filter_map(|s| s.result.as_ref().ok().map(|t| (s, t)))
+            .flat_map(|(s, t)| t.iter().map(move |(n, o)| (format!("{}.{n}", s.name), o)))
+            .collect()
+    }
 }
 
 fn child<'a, 'i>(n: roxmltree::Node<'a, 'i>, tag: &str) -> Option<roxmltree::Node<'a, 'i>> {
@@ -185,8 +202,10 @@ pub fn parse_report(xml: &str) -> Result<Report, String> {
         .filter(|c| c.has_tag_name("CUNIT_RUN_SUITE"))
     {
         if let Some(f) = child(suite, "CUNIT_RUN_SUITE_FAILURE") {
-            r.suite_failures
-                .push((text_of(f, "SUITE_NAME")?, text_of(f, "FAILURE_REASON")?));
+            r.suites.push(SuiteReport {
+                name: text_of(f, "SUITE_NAME")?,
+                result: Err(text_of(f, "FAILURE_REASON")?),
+            });
             continue;
         }
         let s = child(suite, "CUNIT_RUN_SUITE_SUCCESS").ok_or_else(|| {
@@ -196,24 +215,24 @@ pub fn parse_report(xml: &str) -> Result<Report, String> {
             )
         })?;
         let name = text_of(s, "SUITE_NAME")?;
+        let mut tests: Vec<(String, Outcome)> = Vec::new();
         for rec in s
             .children()
             .filter(|c| c.has_tag_name("CUNIT_RUN_TEST_RECORD"))
         {
             if let Some(ok) = child(rec, "CUNIT_RUN_TEST_SUCCESS") {
-                let full = format!("{name}.{}", text_of(ok, "TEST_NAME")?);
-                r.tests.push((full, Outcome::Passed));
+                tests.push((text_of(ok, "TEST_NAME")?, Outcome::Passed));
             } else if let Some(f) = child(rec, "CUNIT_RUN_TEST_FAILURE") {
-                let full = format!("{name}.{}", text_of(f, "TEST_NAME")?);
+                let full = text_of(f, "TEST_NAME")?;
                 let why = format!(
                     "{}:{}: {}",
                     text_of(f, "FILE_NAME")?,
                     text_of(f, "LINE_NUMBER")?,
                     text_of(f, "CONDITION")?
                 );
-                match r.tests.last_mut() {
+                match tests.last_mut() {
                     Some((last, Outcome::Failed(whys))) if *last == full => whys.push(why),
-                    _ => r.tests.push((full, Outcome::Failed(vec![why]))),
+                    _ => tests.push((full, Outcome::Failed(vec![why]))),
                 }
             } else {
                 return Err(format!(
@@ -222,6 +241,10 @@ pub fn parse_report(xml: &str) -> Result<Report, String> {
                 ));
             }
         }
+        r.suites.push(SuiteReport {
+            name,
+            result: Ok(tests),
+        });
     }
     let summary = child(root, "CUNIT_RUN_SUMMARY")
         .ok_or("no <CUNIT_RUN_SUMMARY>: the run stopped before its end")?;
@@ -235,8 +258,9 @@ pub fn parse_report(xml: &str) -> Result<Report, String> {
     let failed = count(&text_of(cases, "FAILED")?)
         .ok_or("the run summary's failure count is not a number")?;
     r.summary = (run, failed);
-    let seen = r.tests.len() as u32;
-    let seen_failed = r.tests.iter().filter(|(_, o)| !o.passed()).count() as u32;
+    let tests = r.tests();
+    let seen = tests.len() as u32;
+    let seen_failed = tests.iter().filter(|(_, o)| !o.passed()).count() as u32;
     if (seen, seen_failed) != (run, failed) {
         return Err(format!(
             "the report lists {seen} tests ({seen_failed} failed) but its summary says {run} ran ({failed} failed)"
@@ -329,56 +353,67 @@ impl SuiteRun {
     }
 }
 
-/// Folds one family's report into `run`, naming tests `FAMILY.SUITE.TEST`; `wanted` are
-/// the listed tests this invocation selected. A wanted test without a result is
-/// `NotRun` (with the suite's set-up failure when there is one); a result for a test
-/// that was not wanted is an error.
-pub fn merge(
-    run: &mut SuiteRun,
-    family: &str,
-    report: &Report,
-    wanted: &[String],
-) -> Result<(), String> {
-    let wanted_set: BTreeSet<&str> = wanted.iter().map(String::as_str).collect();
-    for (name, outcome) in &report.tests {
-        let full = format!("{family}.{name}");
-        if !wanted_set.contains(full.as_str()) {
+/// Folds a report into `run`. The report names suites without their family, and the
+/// same suite runs in several families (`SCSI.Read10`, `ALL.Read10`), so each suite of
+/// the report is matched to the next block of `wanted` (the listed tests this
+/// invocation selected, in listing order: the order iscsi-test-cu registers and CUnit
+/// runs them) of a suite with that name. A wanted test without a result is `NotRun`
+/// (with its suite's set-up failure when that is why); a suite or test of the report
+/// that matches nothing left in `wanted` is an error.
+pub fn merge(run: &mut SuiteRun, report: &Report, wanted: &[String]) -> Result<(), String> {
+    let suite_of = |t: &str| -> (String, String) {
+        let mut p = t.splitn(3, '.');
+        let fam = p.next().unwrap_or_default().to_string();
+        let suite = p.next().unwrap_or_default().to_string();
+        (fam, suite)
+    };
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; wanted.len()];
+    let mut next = 0usize;
+    for s in &report.suites {
+        let Some(start) = (next..wanted.len()).find(|&i| suite_of(&wanted[i]).1 == s.name) else {
             return Err(format!(
-                "the report has a result for {full}, which the selection does not list"
+                "the report has suite {} where the selection (in iscsi-test-cu -l order) has no such suite left",
+                s.name
             ));
+        };
+        let key = suite_of(&wanted[start]);
+        let end = (start..wanted.len())
+            .find(|&i| suite_of(&wanted[i]) != key)
+            .unwrap_or(wanted.len());
+        match &s.result {
+            Err(why) => {
+                for o in &mut outcomes[start..end] {
+                    *o = Some(Outcome::NotRun(format!("suite set-up failed: {why}")));
+                }
+            }
+            Ok(tests) => {
+                for (test, outcome) in tests {
+                    let full = format!("{}.{}.{test}", key.0, key.1);
+                    let Some(i) = (start..end).find(|&i| wanted[i] == full) else {
+                        return Err(format!(
+                            "the report has a result for {full}, which the selection does not list"
+                        ));
+                    };
+                    outcomes[i] = Some(outcome.clone());
+                }
+            }
         }
-        run.results.insert(full, outcome.clone());
+        next = end;
     }
-    for t in wanted {
-        if run.results.contains_key(t) {
-            continue;
-        }
-        let suite = t.split('.').nth(1).unwrap_or_default();
-        let why = report
-            .suite_failures
-            .iter()
-            .find(|(s, _)| s == suite)
-            .map(|(_, r)| format!("suite set-up failed: {r}"))
-            .unwrap_or_else(|| "no result in the report".to_string());
-        run.results.insert(t.clone(), Outcome::NotRun(why));
+    for (t, o) in wanted.iter().zip(outcomes) {
+        let o = o.unwrap_or_else(|| Outcome::NotRun("no result in the report".to_string()));
+        run.results.insert(t.clone(), o);
     }
     Ok(())
 }
 
-/// The tests of `listing` that `selection` (patterns, see [`selects`]) picks, grouped by
-/// family in listing order.
-pub fn plan(listing: &[String], selection: &[&str]) -> Vec<(String, Vec<String>)> {
-    families(listing)
-        .into_iter()
-        .filter_map(|f| {
-            let tests: Vec<String> = listing
-                .iter()
-                .filter(|t| t.split('.').next() == Some(f.as_str()))
-                .filter(|t| selection.iter().any(|p| selects(p, t)))
-                .cloned()
-                .collect();
-            (!tests.is_empty()).then_some((f, tests))
-        })
+/// The tests of `listing` that `pattern` (see [`selects`]; `None`: every test) picks,
+/// in listing order.
+pub fn plan(listing: &[String], pattern: Option<&str>) -> Vec<String> {
+    listing
+        .iter()
+        .filter(|t| pattern.is_none_or(|p| selects(p, t)))
+        .cloned()
         .collect()
 }
 
@@ -390,28 +425,28 @@ pub struct Initiators<'a> {
     pub second: Option<&'a str>,
 }
 
-/// Runs the tests `selection` picks (`["ALL", "SCSI", "iSCSI", "LINUX"]` or `[]` for
-/// every family: the whole suite) with data-loss tests allowed, one `iscsi-test-cu -x`
-/// per family, and collects every listed test's outcome.
+/// Runs the tests `selection` picks (patterns `FAMILY`, `FAMILY.SUITE` or full names;
+/// `[]`: the whole suite, as one run) with data-loss tests allowed, one
+/// `iscsi-test-cu --xml` per pattern (iscsi-test-cu registers comma-separated patterns
+/// last first), and collects every selected test's outcome.
 pub fn run_suite(
     url: &str,
     initiators: Initiators<'_>,
     selection: &[&str],
 ) -> Result<SuiteRun, String> {
     let listing = listing()?;
-    let all: Vec<String> = families(&listing);
-    let sel: Vec<&str> = if selection.is_empty() {
-        all.iter().map(String::as_str).collect()
+    let patterns: Vec<Option<&str>> = if selection.is_empty() {
+        vec![None]
     } else {
-        selection.to_vec()
+        selection.iter().map(|p| Some(*p)).collect()
     };
     let mut run = SuiteRun::default();
-    for (family, wanted) in plan(&listing, &sel) {
-        let patterns: Vec<&str> = sel
-            .iter()
-            .copied()
-            .filter(|p| p.split('.').next() == Some(family.as_str()))
-            .collect();
+    for pattern in patterns {
+        let wanted = plan(&listing, pattern);
+        let what = pattern.unwrap_or("the whole suite");
+        if wanted.is_empty() {
+            return Err(format!("`{what}` selects no test of iscsi-test-cu -l"));
+        }
         let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
         let started = Instant::now();
         let mut cmd = Command::new("iscsi-test-cu");
@@ -424,12 +459,14 @@ pub fn run_suite(
         if let Some(second) = initiators.second {
             cmd.args(["--initiator-name-2", second]);
         }
+        if let Some(p) = pattern {
+            cmd.arg(format!("--test={p}"));
+        }
         let o = cmd
-            .arg(format!("--test={}", patterns.join(",")))
             .arg(url)
             .output()
             .map_err(|e| format!("iscsi-test-cu: {e} (package libiscsi-bin)"))?;
-        run.times.push((patterns.join(","), started.elapsed()));
+        run.times.push((what.to_string(), started.elapsed()));
         let file = dir.path().join("CUnitAutomated-Results.xml");
         let tail = |b: &[u8]| {
             let s = String::from_utf8_lossy(b);
@@ -438,8 +475,7 @@ pub fn run_suite(
         };
         let xml = std::fs::read_to_string(&file).map_err(|e| {
             format!(
-                "iscsi-test-cu --test={} wrote no report ({e}); {}\n--- stdout (tail)\n{}\n--- stderr (tail)\n{}",
-                patterns.join(","),
+                "iscsi-test-cu ({what}) wrote no report ({e}); {}\n--- stdout (tail)\n{}\n--- stderr (tail)\n{}",
                 o.status,
                 tail(&o.stdout),
                 tail(&o.stderr)
@@ -447,14 +483,13 @@ pub fn run_suite(
         })?;
         let report = parse_report(&xml).map_err(|e| {
             format!(
-                "{} of iscsi-test-cu --test={}: {e}; {}\n--- stderr (tail)\n{}",
+                "{} of iscsi-test-cu ({what}): {e}; {}\n--- stderr (tail)\n{}",
                 file.display(),
-                patterns.join(","),
                 o.status,
                 tail(&o.stderr)
             )
         })?;
-        merge(&mut run, &family, &report, &wanted)?;
+        merge(&mut run, &report, &wanted)?;
     }
     Ok(run)
 }
