@@ -1,0 +1,323 @@
+//! Server boot (issue #12, item 8): the default image on the hardware of a storage
+//! server, under QEMU TCG, through `sanforge run`'s server options:
+//!
+//! ```text
+//! sanforge run OUT --until-ready --machine q35 --nic e1000e --nic e1000e \
+//!     --disk megasas-gen2:d0.img --disk megasas-gen2:d1.img --disk nvme:d2.img \
+//!     --forward CTL:7000 --append sanforge.node=server
+//! ```
+//!
+//! Both e1000e NICs sit on one QEMU hub with the user network (where the iSCSI port is
+//! forwarded to the host) and are the slaves of the node's active-backup bond
+//! (primary stor0, miimon 100). Checked: the hardware report names both NICs with
+//! e1000e, the MegaRAID disks and the NVMe drive with their by-id names; the LUN (a
+//! block backstore on the first MegaRAID disk by its by-id name — see
+//! `common::server::server_storage`, the extension point for md RAID1 → LVM) passes
+//! `iscsi-inq` and the libiscsi families the end-to-end test runs; then, while the
+//! host writes a verifiable pattern through the bond, `sanforge run --monitor
+//! 'set_link nic0 off'` pulls the active NIC's cable: the bond fails over to stor1,
+//! the writer sees no failed write (its iSCSI session survives), and after the cable
+//! is back and the bond has returned to its primary every acknowledged block reads
+//! back. Printed: boot to ready, and the write stream's stall at each switch.
+
+mod common;
+
+use common::iscsi::{self, Portal, Writer};
+use common::server::{self, Vm, INITIATOR, TARGET};
+use common::vm::{cunit_summary, show};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const BLOCK: usize = 512;
+const NBLOCKS: u64 = 4096;
+
+/// The libiscsi families of tests/e2e.rs.
+const FAMILIES: &[&str] = &[
+    "SCSI.TestUnitReady",
+    "SCSI.Inquiry",
+    "SCSI.ReadCapacity10",
+    "SCSI.ReadCapacity16",
+    "SCSI.Read10",
+    "SCSI.Write10",
+    "SCSI.Read16",
+    "SCSI.Write16",
+];
+
+/// The hardware report's lines (`sanforge-init:   nic …`, `…   disk …`) on the console.
+fn report_lines<'a>(console: &'a str, kind: &str) -> Vec<&'a str> {
+    let prefix = format!("sanforge-init:   {kind} ");
+    console.lines().filter(|l| l.starts_with(&prefix)).collect()
+}
+
+/// What the storage under the LUN looks like in the guest. Today: the by-id link
+/// the backstore names resolves to a MegaRAID disk. EXTENSION POINT: with `[storage]`
+/// (md RAID1 → LVM, see `common::server::server_storage`), also assert the array is
+/// clean with both members (`/proc/mdstat`: `[UU]`) and the LV is active.
+fn check_storage(vm: &Vm, layout: &server::StorageLayout) {
+    let real = vm.sh_ok(&format!("readlink -f {}", layout.device));
+    assert!(
+        real.trim().starts_with("/dev/sd"),
+        "{} resolves to `{}`, not a SCSI disk",
+        layout.device,
+        real.trim()
+    );
+    // LIO's own view: `iBlock device: sda  UDEV PATH: /dev/disk/by-id/…`.
+    let info = vm.sh_ok("cat /sys/kernel/config/target/core/iblock_*/lun0/info");
+    let dev = real.trim().trim_start_matches("/dev/");
+    assert!(
+        info.contains(&format!("iBlock device: {dev} ")) && info.contains(&layout.device),
+        "LIO's lun0 is not on {} ({}): {info}",
+        layout.device,
+        real.trim()
+    );
+}
+
+/// The longest interval between two acknowledged writes around `at`: from the last
+/// acknowledgement before it to the first after it (the stall the writer saw).
+fn stall(acked_at: &[Instant], at: Instant) -> Option<(Duration, Duration)> {
+    let k = acked_at.partition_point(|t| *t <= at);
+    let before = *acked_at.get(k.checked_sub(1)?)?;
+    let after = *acked_at.get(k)?;
+    Some((after - before, after - at))
+}
+
+fn median_interval(acked_at: &[Instant]) -> Duration {
+    let mut d: Vec<Duration> = acked_at.windows(2).map(|w| w[1] - w[0]).collect();
+    d.sort();
+    d.get(d.len() / 2).copied().unwrap_or_default()
+}
+
+#[test]
+fn server_hardware_boots_serves_a_lun_and_the_bond_fails_over_under_writes() {
+    if common::skip_e2e("server_hardware_boots_serves_a_lun_and_the_bond_fails_over_under_writes") {
+        return;
+    }
+    let image = server::build_image();
+    eprintln!("image built in {:.1} s", image.built_in.as_secs_f64());
+    let t = image.project.path();
+    let disks = [
+        server::disk(t, "d0.img", 64),
+        server::disk(t, "d1.img", 64),
+        server::disk(t, "d2.img", 64),
+    ];
+    let disk_args: Vec<String> = [
+        ("megasas-gen2", &disks[0]),
+        ("megasas-gen2", &disks[1]),
+        ("nvme", &disks[2]),
+    ]
+    .iter()
+    .map(|(c, f)| format!("{c}:{}", f.display()))
+    .collect();
+    let mut args = vec![
+        "--machine",
+        "q35",
+        "--nic",
+        "e1000e",
+        "--nic",
+        "e1000e",
+        "--append",
+        "sanforge.node=server",
+    ];
+    for d in &disk_args {
+        args.extend(["--disk", d.as_str()]);
+    }
+    let vm = Vm::start(&image.out, &args);
+    let console = vm.console();
+    eprintln!(
+        "boot to ready with server hardware: {:.1} s",
+        vm.ready_after.unwrap_or(f64::NAN)
+    );
+    assert!(!console.contains("degraded"), "degraded:\n{console}");
+
+    // The hardware report: two e1000e NICs, two MegaRAID disks and the NVMe drive by id.
+    let nics = report_lines(&console, "nic");
+    assert_eq!(
+        nics.iter().filter(|l| l.contains(" e1000e ")).count(),
+        2,
+        "NICs in the report: {nics:#?}\n{console}"
+    );
+    let disks_seen = report_lines(&console, "disk");
+    for want in [
+        "scsi-0QEMU_QEMU_HARDDISK_sanforge-d0",
+        "scsi-0QEMU_QEMU_HARDDISK_sanforge-d1",
+        "nvme-QEMU_NVMe_Ctrl_sanforge-d2",
+    ] {
+        assert!(
+            disks_seen.iter().any(|l| l.contains(want)),
+            "no disk {want} in the report: {disks_seen:#?}\n{console}"
+        );
+    }
+    let hw = vm.sh_ok("cat /run/sanforge/hardware.json");
+    for driver in ["\"megaraid_sas\"", "\"nvme\"", "\"e1000e\""] {
+        assert!(hw.contains(driver), "hardware.json has no {driver}: {hw}");
+    }
+    let layout = server::server_storage();
+    eprintln!("LUN: {}", layout.description);
+    check_storage(&vm, &layout);
+
+    // The bond: stor0 (nic0) active, stor1 (nic1) its backup.
+    let bond = "/sys/class/net/bond0/bonding";
+    assert_eq!(
+        vm.sh_ok(&format!("cat {bond}/mode")).trim(),
+        "active-backup 1"
+    );
+    assert_eq!(
+        vm.sh_ok(&format!("cat {bond}/slaves")).trim(),
+        "stor0 stor1"
+    );
+    assert_eq!(
+        vm.sh_ok(&format!("cat {bond}/active_slave")).trim(),
+        "stor0"
+    );
+    assert_eq!(vm.sh_ok(&format!("cat {bond}/miimon")).trim(), "100");
+
+    // The LUN from the host: iscsi-inq and libiscsi's families.
+    let url = format!("iscsi://{}/{TARGET}/0", vm.iscsi);
+    let inq = Command::new("iscsi-inq")
+        .args(["-i", INITIATOR, &url])
+        .output()
+        .expect("iscsi-inq (libiscsi-bin) is not installed");
+    assert!(
+        inq.status.success() && String::from_utf8_lossy(&inq.stdout).contains("DIRECT_ACCESS"),
+        "iscsi-inq: {}\n{console}",
+        show(&inq)
+    );
+    for family in FAMILIES {
+        let o = Command::new("iscsi-test-cu")
+            .args([
+                "--initiator-name",
+                INITIATOR,
+                &format!("--test={family}"),
+                &url,
+            ])
+            .output()
+            .expect("iscsi-test-cu (libiscsi-bin) is not installed");
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        let (ran, passed, failed) = cunit_summary(&text)
+            .unwrap_or_else(|| panic!("{family}: no CUnit summary: {}", show(&o)));
+        eprintln!("{family}: ran {ran}, passed {passed}, failed {failed}");
+        assert!(ran > 0, "{family}: no test ran: {}", show(&o));
+        assert_eq!(failed, 0, "{family}: failures: {}", show(&o));
+        assert!(o.status.success(), "{family}: {}", show(&o));
+    }
+
+    // Failover under writes: one portal (through the bond), one session throughout.
+    let portals = vec![Portal::new(vm.iscsi, TARGET)];
+    let mut writer = Writer::new(portals.clone(), INITIATOR, 0, BLOCK, NBLOCKS);
+    let progress = writer.progress();
+    let stop = Arc::new(AtomicBool::new(false));
+    let handle = {
+        let stop = stop.clone();
+        std::thread::spawn(move || writer.run_until(&stop))
+    };
+    let wait_writes = |n: u64| {
+        let end = Instant::now() + Duration::from_secs(60);
+        let w0 = progress.writes.load(Ordering::SeqCst);
+        while progress.writes.load(Ordering::SeqCst) < w0 + n && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        progress.writes.load(Ordering::SeqCst) >= w0 + n
+    };
+    assert!(wait_writes(200), "writes do not progress: {progress:?}");
+
+    let t_off = Instant::now();
+    vm.monitor("set_link nic0 off");
+    let switched = vm.wait_for(
+        &format!("cat {bond}/active_slave"),
+        "stor1",
+        Duration::from_secs(20),
+    );
+    assert!(
+        wait_writes(200),
+        "writes do not progress after the failover: {progress:?}\n{switched:?}"
+    );
+    assert!(switched.is_ok(), "{}", switched.unwrap_err());
+    let t_on = Instant::now();
+    vm.monitor("set_link nic0 on");
+    let back = vm.wait_for(
+        &format!("cat {bond}/active_slave"),
+        "stor0",
+        Duration::from_secs(20),
+    );
+    assert!(
+        wait_writes(200),
+        "writes do not progress after the failback: {progress:?}\n{back:?}"
+    );
+    assert!(back.is_ok(), "{}", back.unwrap_err());
+    stop.store(true, Ordering::SeqCst);
+    let report = handle.join().unwrap();
+
+    let failed: Vec<String> = report
+        .gaps
+        .iter()
+        .flat_map(|g| g.errors.iter().cloned())
+        .collect();
+    let checked = iscsi::verify(
+        &portals,
+        INITIATOR,
+        0,
+        BLOCK,
+        &report,
+        Duration::from_secs(10),
+    );
+    let lost = checked.as_ref().err().map(|b| b.len()).unwrap_or(0);
+    let off = stall(&report.acked_at, t_off);
+    let on = stall(&report.acked_at, t_on);
+    let secs = |d: Option<(Duration, Duration)>| {
+        d.map(|(s, _)| format!("{:.3} s", s.as_secs_f64()))
+            .unwrap_or_else(|| "?".into())
+    };
+    eprintln!("\n| figure | value |\n|---|---|");
+    eprintln!(
+        "| boot to ready (q35, 2x e1000e bond, megasas-gen2 + 2 disks, nvme; TCG) | {:.1} s |",
+        vm.ready_after.unwrap_or(f64::NAN)
+    );
+    eprintln!(
+        "| median interval between acknowledged writes | {:.1} ms |",
+        median_interval(&report.acked_at).as_secs_f64() * 1e3
+    );
+    eprintln!(
+        "| write stall at `set_link nic0 off` (failover to stor1) | {} |",
+        secs(off)
+    );
+    eprintln!(
+        "| write stall at `set_link nic0 on` (back to primary stor0) | {} |",
+        secs(on)
+    );
+    eprintln!(
+        "| bond active slave stor1 seen in the guest after set_link off | {:.3} s |",
+        switched
+            .as_ref()
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(f64::NAN)
+    );
+    eprintln!("| acknowledged writes | {} |", report.writes);
+    eprintln!("| failed writes (writer gaps) | {} |", report.gaps.len());
+    eprintln!(
+        "| blocks read back | {} |",
+        checked.as_ref().map(|n| *n).unwrap_or(0)
+    );
+    eprintln!("| acknowledged writes lost | {lost} |");
+    assert!(
+        report.gaps.is_empty(),
+        "the writer saw failed writes: {failed:#?}"
+    );
+    assert_eq!(checked.err(), None, "acknowledged writes did not read back");
+    drop(vm);
+}
+
+#[test]
+fn stall_is_the_interval_around_the_event() {
+    let t0 = Instant::now();
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    let acks = [at(0), at(10), at(20), at(900), at(910)];
+    let (s, r) = stall(&acks, at(25)).unwrap();
+    assert_eq!(
+        (s, r),
+        (Duration::from_millis(880), Duration::from_millis(875))
+    );
+    assert_eq!(stall(&acks, at(1000)), None);
+    assert_eq!(median_interval(&acks), Duration::from_millis(10));
+}
