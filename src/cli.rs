@@ -180,14 +180,22 @@ Without --until-ready the console is this terminal (Ctrl-A X quits). With --unti
 background and this command exits 0 once the console prints `sanforge-init: ready` (non-zero on timeout); \
 stop it with --stop.\n\n\
 Server hardware: --machine q35, NICs with --nic (virtio, e1000e, vmxnet3), disks with --disk behind the \
-controllers servers carry (virtio, ahci, nvme, megasas-gen2, mptsas1068). NICs on the same network share a \
-QEMU hub, so two NICs on the user network can be one active-backup bond's slaves; --monitor \
-'set_link nic0 off' then pulls the first one's cable. Two VMs are linked with net=listen:PORT on one and \
-net=connect:PORT on the other (127.0.0.1 only).\n\n\
-Example, a bonded server with a RAID HBA, two disks and an NVMe drive:\n  \
+controllers servers carry (virtio, ahci, nvme, megasas-gen2, mptsas1068). NICs on the same network share one \
+QEMU hub, so two NICs on the user network are one bond's two slaves (the node config bonds them by MAC); \
+--monitor 'set_link nic0 off' then pulls the first one's cable. Two VMs are linked by a socket on 127.0.0.1: \
+net=listen:PORT on the first VM's NICs, net=connect:PORT on the second's.\n\n\
+Examples:\n  \
+# a server: two bonded e1000e NICs, a MegaRAID HBA with two disks, an NVMe drive\n  \
 sanforge run --until-ready --machine q35 --nic e1000e --nic e1000e \\\n    \
---disk megasas-gen2:a.img --disk megasas-gen2:b.img --disk nvme:c.img\n  \
-sanforge run --monitor 'set_link nic0 off'"
+--disk a.img,megasas-gen2 --disk b.img,megasas-gen2 --disk c.img,nvme --append sanforge.node=server\n  \
+# pull the active NIC's cable, put it back\n  \
+sanforge run --monitor 'set_link nic0 off'\n  \
+sanforge run --monitor 'set_link nic0 on'\n  \
+# two VMs (two output directories) linked by a bond of two NICs each\n  \
+sanforge run out/a --until-ready --iscsi-port 3261 --nic virtio \\\n    \
+--nic e1000e,net=listen:4000 --nic e1000e,net=listen:4000\n  \
+sanforge run out/b --until-ready --iscsi-port 3262 --nic virtio,mac=52:54:00:00:0b:0f \\\n    \
+--nic e1000e,net=connect:4000,mac=52:54:00:00:0b:10 --nic e1000e,net=connect:4000,mac=52:54:00:00:0b:11"
     )]
     Run {
         /// Output directory [default: out/storage-node]
@@ -238,13 +246,15 @@ Without --nic: one virtio NIC on the user network."
         /// A disk image behind a controller, repeatable: serial sanforge-dN for the Nth (from 0)
         #[arg(
             long = "disk",
-            value_name = "[CONTROLLER:]FILE",
-            long_help = "A disk image (raw, or qcow2 by its header) behind a controller, repeatable. CONTROLLER: \
+            value_name = "FILE[,CONTROLLER]",
+            long_help = "A disk image (raw, or qcow2 by its header) behind a controller, repeatable, e.g. \
+--disk a.img,megasas-gen2. CONTROLLER: \
 virtio (default; one virtio-blk device each), ahci (one ICH9 AHCI controller, 6 ports), nvme (one NVMe \
 controller each), megasas-gen2 (one LSI MegaRAID SAS 2108 for all of them) or mptsas1068 (one LSI SAS 1068 for \
 all of them). The Nth disk (from 0) has serial sanforge-dN, so the guest's udev names it predictably: \
 /dev/disk/by-id/scsi-0QEMU_QEMU_HARDDISK_sanforge-dN (megasas-gen2, mptsas1068), ata-QEMU_HARDDISK_sanforge-dN, \
-nvme-QEMU_NVMe_Ctrl_sanforge-dN, virtio-sanforge-dN. Writes go to the file."
+nvme-QEMU_NVMe_Ctrl_sanforge-dN, virtio-sanforge-dN. Writes go to the file (make one with \
+`truncate -s 1G a.img`)."
         )]
         disks: Vec<DiskSpec>,
         /// Also forward TCP 127.0.0.1:HOST to the guest's port GUEST (user network), repeatable

@@ -48,7 +48,11 @@ pub struct StorageLayout {
 /// change, and its `check_storage` step is where the array's and VG's state (e.g.
 /// `/proc/mdstat` showing `[UU]`, `lvs`) gets asserted.
 pub fn server_storage() -> StorageLayout {
-    let device = "/dev/disk/by-id/scsi-0QEMU_QEMU_HARDDISK_sanforge-d0".to_string();
+    // The serial `sanforge run --disk` gives the first disk.
+    let device = format!(
+        "/dev/disk/by-id/scsi-0QEMU_QEMU_HARDDISK_{}",
+        sanforge::commands::run::disk_serial(0)
+    );
     StorageLayout {
         node_toml: format!(
             "[[lio.backstores]]\nname = \"lun0\"\nkind = \"block\"\npath = \"{device}\"\nserial = \"sanforge-server-lun0\"\n"
@@ -58,10 +62,11 @@ pub fn server_storage() -> StorageLayout {
     }
 }
 
-/// MACs: the server's NICs get `sanforge run`'s defaults (nic0, nic1); each VLAN node
-/// its own block (nic0 control, nic1/nic2 bond slaves), since they share links.
+/// MACs: the server's NICs get `sanforge run`'s defaults (nic0, nic1: the function
+/// `sanforge run` itself uses); each VLAN node its own block (nic0 control, nic1/nic2
+/// bond slaves), since they share a link.
 pub fn server_mac(i: usize) -> String {
-    format!("52:54:00:00:02:{:02x}", 0x0f + i)
+    sanforge::commands::run::default_mac(i)
 }
 
 pub fn vlan_mac(node: char, i: usize) -> String {
@@ -194,23 +199,53 @@ pub fn run_ok(c: &mut Command) -> Output {
     o
 }
 
-/// The built test image: the output directory inside a temporary project.
+/// The built test image: the output directory inside the test project.
+#[derive(Clone)]
 pub struct Image {
-    pub project: tempfile::TempDir,
+    /// The project: `$CARGO_TARGET_TMPDIR/server-hw` (rewritten by each test process).
+    pub project: PathBuf,
     pub out: PathBuf,
-    /// How long the build took (the kernel comes from the cache).
+    /// How long the build took in this process (the kernel comes from the cache).
     pub built_in: Duration,
 }
 
+/// Serialises the tests of a process that boot VMs (two TCG VMs at once on a small
+/// machine make both slow) and builds the image once for them.
+static IMAGE: std::sync::Mutex<Option<Image>> = std::sync::Mutex::new(None);
+
+/// Held while a test runs its VMs: the next one waits.
+pub type Turn = std::sync::MutexGuard<'static, Option<Image>>;
+
 /// Writes the project (the default recipe with the test node configs; kernel-configs/
-/// and overlays/ link into the repository) and builds it. The node configs are the
-/// same text in every test, so a second test's build is all cache hits.
-pub fn build_image() -> Image {
-    let project = tempfile::Builder::new()
-        .prefix("server-hw-")
-        .tempdir()
-        .unwrap();
-    let t = project.path();
+/// and overlays/ link into the repository) and builds it, once per test process; the
+/// [`Turn`] keeps other VM tests of the process waiting until it is dropped. The node
+/// configs are the same text in every run, so a later build is all cache hits.
+pub fn build_image() -> (Image, Turn) {
+    let mut turn = IMAGE.lock().unwrap_or_else(|e| e.into_inner());
+    let image = match &*turn {
+        Some(image) => image.clone(),
+        None => {
+            let started = Instant::now();
+            let (project, out) = write_and_build();
+            let image = Image {
+                project,
+                out,
+                built_in: started.elapsed(),
+            };
+            *turn = Some(image.clone());
+            image
+        }
+    };
+    (image, turn)
+}
+
+fn write_and_build() -> (PathBuf, PathBuf) {
+    let t = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("server-hw");
+    if t.exists() {
+        std::fs::remove_dir_all(&t).unwrap();
+    }
+    std::fs::create_dir_all(&t).unwrap();
+    let t = t.as_path();
     let r = repo();
     for d in ["kernel-configs", "overlays"] {
         std::os::unix::fs::symlink(r.join(d), t.join(d)).unwrap();
@@ -253,17 +288,12 @@ pub fn build_image() -> Image {
     )
     .unwrap();
     let out = t.join("out/storage-node");
-    let started = Instant::now();
     run_ok(
         sanforge(t)
             .args(["build", "recipes/storage-node.toml", "--out"])
             .arg(&out),
     );
-    Image {
-        project,
-        out,
-        built_in: started.elapsed(),
-    }
+    (t.to_path_buf(), out)
 }
 
 /// A sparse disk image of `mib` MiB.
