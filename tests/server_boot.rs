@@ -443,6 +443,27 @@ fn vlan_on_a_bond_carries_jumbo_frames_between_two_vms() {
     eprintln!("| ping -s 8972 over bond0.100 (MTU 9000) | 3/3, unfragmented |");
 }
 
+/// The test node configs pass `sanforge node check` (the init's own types): a
+/// mistake in them fails here in a second, not after an image build and a boot.
+#[test]
+fn the_test_node_configs_are_valid() {
+    let t = tempfile::tempdir().unwrap();
+    for (name, text) in [
+        ("server", server::server_node()),
+        ("vlan-a", server::vlan_node('a')),
+        ("vlan-b", server::vlan_node('b')),
+    ] {
+        let f = t.path().join(format!("{name}.toml"));
+        std::fs::write(&f, &text).unwrap();
+        let o = server::sanforge(t.path())
+            .args(["node", "check"])
+            .arg(&f)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{name}: {}\n{text}", show(&o));
+    }
+}
+
 #[test]
 fn stall_is_the_interval_around_the_event() {
     let t0 = Instant::now();

@@ -89,7 +89,7 @@ fn ctl_service() -> String {
     )
 }
 
-fn server_node() -> String {
+pub fn server_node() -> String {
     let mut t = format!(
         r#"# Test node: a server with two bonded e1000e NICs and a LUN on a RAID HBA's disk.
 hostname = "san-server"
@@ -138,7 +138,7 @@ mapped-luns = [{{ mapped = 0, lun = 0 }}]
     t
 }
 
-fn vlan_node(node: char) -> String {
+pub fn vlan_node(node: char) -> String {
     let mut t = format!(
         r#"# Test node: VLAN 100 with jumbo frames on an active-backup bond of two e1000e NICs.
 hostname = "san-vlan-{node}"
