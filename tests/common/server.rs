@@ -268,24 +268,12 @@ fn write_and_build() -> (PathBuf, PathBuf) {
         .find("\n[")
         .map(|j| i + 1 + j)
         .unwrap_or(recipe.len());
-    let mut recipe = format!(
+    let recipe = format!(
         "allow-outside-project = [\"{}\"]\n{}\n[node]\nconfig = \"nodes/server.toml\"\nconfigs = [\"nodes\"]\n{}",
         r.display(),
         &recipe[..i],
         &recipe[j..]
     );
-    // udevd is `/lib/systemd/systemd-udevd` (a link to udevadm), which the userland
-    // rules prune as init-system integration unless the recipe keeps it; without it
-    // there are no /dev/disk/by-id names. Kept here until the default recipe does.
-    if !recipe.contains("/lib/systemd/systemd-udevd") {
-        let k = recipe
-            .find("keep = [\n")
-            .expect("the default recipe has keep");
-        recipe.insert_str(
-            k + "keep = [\n".len(),
-            "  \"/lib/systemd/systemd-udevd\",\n",
-        );
-    }
     std::fs::write(t.join("recipes/storage-node.toml"), recipe).unwrap();
     std::fs::copy(
         r.join("recipes/storage-node.lock"),
