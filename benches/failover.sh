@@ -2,7 +2,7 @@
 # Two-node failover figures (issues 5, 14): image build, boot to cluster-ready per node,
 # planned switchover and unplanned failover (primary VM killed) until the LUN serves
 # I/O again, acknowledged writes lost, the test's wall time. Runs the failover test of
-# tests/failover.rs (the one `cargo test` runs) RUNS times (default 5) and prints each
+# tests/failover.rs RUNS times (default 5) and prints each
 # run's table, then the median switchover and failover.
 # Usage: benches/failover.sh [RUNS]   (two QEMU VMs under TCG, a few minutes per run)
 set -euo pipefail
