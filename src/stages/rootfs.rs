@@ -353,8 +353,12 @@ pub fn check_node_modules(ctx: &Ctx, built: &super::Built) -> Result<()> {
             if loadable.contains(&norm) || builtin.contains(&norm) {
                 continue;
             }
-            let hint = crate::util::suggest::closest(&norm, &all)
-                .map(|k| format!(" (did you mean `{k}`?)"))
+            let hint = module_hint(&norm)
+                .map(|h| format!(" ({h})"))
+                .or_else(|| {
+                    crate::util::suggest::closest(&norm, &all)
+                        .map(|k| format!(" (did you mean `{k}`?)"))
+                })
                 .unwrap_or_default();
             let what = if index.is_some() {
                 "[modules] load names"
@@ -373,6 +377,18 @@ pub fn check_node_modules(ctx: &Ctx, built: &super::Built) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Why a node config loads a module the kernel may lack, for the modules a cluster
+/// render adds: the option to enable.
+fn module_hint(module: &str) -> Option<&'static str> {
+    match module {
+        "dlm" => {
+            Some("SCST cluster-mode shares persistent reservations through the DLM: CONFIG_DLM=m")
+        }
+        "drbd" => Some("the cluster's [[drbd]] resources: CONFIG_BLK_DEV_DRBD=m"),
+        _ => None,
+    }
 }
 
 /// Every program a node config of the image runs must be in the image and runnable:
@@ -689,6 +705,13 @@ argv = ["/usr/sbin/sbd", "watch"]
         let e = check(&image(&[("usr/sbin/fence_sbd", b"\x7fELF", 0o755)])).unwrap_err();
         let m = format!("{e:#}");
         assert!(m.contains("service `sbd` runs /usr/sbin/sbd"), "{m}");
+    }
+
+    #[test]
+    fn a_missing_cluster_module_names_its_kernel_option() {
+        assert!(module_hint("dlm").unwrap().contains("CONFIG_DLM=m"));
+        assert!(module_hint("drbd").unwrap().contains("CONFIG_BLK_DEV_DRBD"));
+        assert_eq!(module_hint("e1000e"), None);
     }
 
     #[test]
