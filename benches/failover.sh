@@ -12,7 +12,7 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 for i in $(seq "$runs"); do
   echo "## run $i"
-  cargo test --release --test failover -- --exact two_nodes_fail_over_without_losing_acknowledged_writes --include-ignored --nocapture 2>&1 \
+  cargo test --release --test failover -- --exact two_nodes_fail_over_without_losing_acknowledged_writes --nocapture 2>&1 \
     | grep -E '^\||image built|LUN served|panicked|test result' | tee -a "$log"
 done
 median() { sort -n | awk '{a[NR]=$1} END {if (NR) print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2); else print "n/a"}'; }
