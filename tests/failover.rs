@@ -473,8 +473,12 @@ fn start_vm(
                 mac(name, i as u8 + 1)
             ));
     }
+    // Both disks as explicit devices, in this order: /dev/vda backs DRBD, /dev/vdb is
+    // sbd's (an `if=virtio` drive would be created after every -device, i.e. after
+    // the sbd disk, and take vdb).
     c.arg("-drive")
-        .arg(format!("file={},format=raw,if=virtio", disk.display()));
+        .arg(format!("file={},format=raw,if=none,id=d0", disk.display()))
+        .args(["-device", "virtio-blk-pci,drive=d0"]);
     if let Some(sbd) = sbd {
         // One file, opened by both VMs: no image locking, and the device says the
         // sharing is intended. A guest reset (sbd, the watchdog) ends the VM
@@ -833,7 +837,7 @@ const ROWS: &[(&str, &str, &str, Inject)] = &[
     ),
     (
         "hang",
-        "primary hangs (QEMU stop, cont after 40 s)",
+        "primary hangs (QEMU stop; cont after the takeover)",
         "fenced before takeover; never writes again",
         hang,
     ),
