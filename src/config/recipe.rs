@@ -370,6 +370,10 @@ pub struct DiskOutputSpec {
     pub size: String,
     #[serde(default = "default_boot_tries")]
     pub boot_tries: u32,
+    /// The ext4 `SANFORGE-STATE` partition for the targets' persistent state (PR,
+    /// ALUA): a size such as `"16MiB"`; none unless given (or `"none"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
 }
 
 fn default_boot_tries() -> u32 {
@@ -650,6 +654,12 @@ impl Recipe {
                 ),
                 Ok(_) => {}
             }
+            if let Err(m) = disk_state_size(d.state.as_deref()) {
+                errs.at(
+                    at!["outputs", "disk", "state"],
+                    format!("disk state partition size {m}"),
+                );
+            }
             if d.boot_tries > 9 {
                 errs.at(
                     at!["outputs", "disk", "boot-tries"],
@@ -699,6 +709,7 @@ impl Recipe {
             Some(DiskSpec {
                 size: parse_size(&d.size, values::MIB).ok()?,
                 boot_tries: d.boot_tries,
+                state: disk_state_size(d.state.as_deref()).ok()?,
             })
         });
         errs.finish(Recipe {
@@ -1358,6 +1369,24 @@ pub struct DiskSpec {
     pub size: u64,
     /// Tries a fresh entry gets before systemd-boot falls back (0: no boot counting).
     pub boot_tries: u32,
+    /// Bytes of the state partition (a multiple of 1 MiB), 0 for none.
+    pub state: u64,
+}
+
+/// `[outputs] disk` `state`: bytes, 0 when not given or `"none"`; at least 8 MiB (an
+/// ext4 journal needs room).
+pub fn disk_state_size(v: Option<&str>) -> Result<u64, String> {
+    let mib = values::MIB;
+    match v {
+        None | Some("none") => Ok(0),
+        Some(s) => match parse_size(s, mib) {
+            Ok(b) if b % mib == 0 && b >= 8 * mib => Ok(b),
+            Ok(_) => Err(format!(
+                "`{s}`: expected a whole number of MiB, at least 8MiB, or \"none\""
+            )),
+            Err(m) => Err(format!("{m} (or \"none\")")),
+        },
+    }
 }
 
 #[cfg(test)]

@@ -78,6 +78,9 @@ impl Stage<super::Built> for Outputs {
             .add_str("cmdline", &r.kernel().cmdline);
         if let Some(d) = &r.outputs.disk_spec {
             ob.add_str("disk", &format!("{} {}", d.size, d.boot_tries));
+            if let Some(st) = &d.state {
+                ob.add_str("disk-state", st);
+            }
         }
         for i in &ctx.inputs {
             ob.add_str("input", &format!("{} {} {}", i.name, i.origin, i.sha256));

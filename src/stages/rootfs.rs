@@ -168,6 +168,7 @@ fn build(ctx: &Ctx, built: &super::Built, dir: &Path, log: &Log) -> Result<()> {
         ar.add_tree(&m.root(), "")?;
     }
     check_node_modules(ctx, built)?;
+    check_node_storage(ctx, built)?;
     let rendered =
         tempfile::tempdir().context("cannot create a temporary directory for overlays")?;
     for (i, overlay) in ctx.recipe.overlays.iter().enumerate() {
@@ -370,6 +371,75 @@ pub fn check_node_modules(ctx: &Ctx, built: &super::Built) -> Result<()> {
             }
             errs.finish(())?;
         }
+    }
+    Ok(())
+}
+
+/// What a node config's `[storage]` runs must be in the image: mdadm (package `mdadm`)
+/// for md arrays, lvm (package `lvm2`) for volume groups, the md modules; and a
+/// state partition (`[outputs] disk` `state`) needs the kernel's ext4. The error points
+/// at the `[storage]` entry and names the package to add to `[userland] packages`.
+pub fn check_node_storage(ctx: &Ctx, built: &super::Built) -> Result<()> {
+    use crate::config::spans::{at, Errors};
+    use crate::contract::{in_image, LVM, MDADM};
+    let userland = built.userland()?.root();
+    let (release, loadable, builtin) = image_modules(built)?;
+    let has_module = |m: &str| {
+        let n = crate::config::node::norm_mod(m);
+        loadable.contains(&n) || builtin.contains(&n)
+    };
+    let has_file = |p: &str| {
+        let f = userland.join(in_image(p));
+        f.exists() || f.is_symlink()
+    };
+    if ctx.recipe.disk().is_some_and(|d| d.state > 0) && !has_module("ext4") {
+        anyhow::bail!(
+            "{}: [outputs] disk has a state partition (ext4), but kernel {release} of this image has no ext4 (enable CONFIG_EXT4_FS, =m or =y), or drop `state`",
+            ctx.recipe.file.display()
+        );
+    }
+    let mut nodes: Vec<(&Path, &str)> = vec![(ctx.recipe.node_config.as_path(), &ctx.node_text)];
+    for ((_, text), file) in ctx.node_configs.iter().zip(&ctx.node_config_files) {
+        nodes.push((file.as_path(), text));
+    }
+    for (file, text) in nodes {
+        let node = crate::config::node::NodeConfig::parse(file, text)?;
+        let s = &node.storage;
+        let mut errs = Errors::new(file, text);
+        let md_at = if s.md.is_empty() {
+            at!["storage", "assemble"]
+        } else {
+            at!["storage", "md", 0]
+        };
+        if s.uses_md() && !has_file(MDADM) {
+            errs.at(md_at, format!("[storage] assembles md arrays with mdadm, which this image does not have ({MDADM}): add `mdadm` to the recipe's [userland] packages"));
+        }
+        if s.uses_md() && !has_module("md_mod") {
+            errs.at(md_at, format!("[storage] assembles md arrays, but kernel {release} of this image has no md driver (enable CONFIG_BLK_DEV_MD, =m or =y)"));
+        }
+        for (i, m) in s.md.iter().enumerate() {
+            let module = m
+                .level
+                .as_deref()
+                .and_then(crate::config::storage::md_level_module);
+            if let Some(module) = module.filter(|m| !has_module(m)) {
+                errs.at(
+                    at!["storage", "md", i, "level"],
+                    format!(
+                        "md array `{}` is {}, but kernel {release} of this image has no `{module}` module (enable its CONFIG_MD_RAID* option)",
+                        m.name,
+                        m.level.as_deref().unwrap_or("")
+                    ),
+                );
+            }
+        }
+        if s.uses_lvm() && !has_file(LVM) {
+            errs.at(at!["storage", "lvm", 0], format!("[storage] activates volume groups with lvm, which this image does not have ({LVM}): add `lvm2` to the recipe's [userland] packages"));
+        }
+        if s.uses_lvm() && !has_module("dm_mod") {
+            errs.at(at!["storage", "lvm", 0], format!("[storage] activates volume groups, but kernel {release} of this image has no device-mapper (enable CONFIG_BLK_DEV_DM)"));
+        }
+        errs.finish(())?;
     }
     Ok(())
 }
