@@ -492,7 +492,7 @@ impl NodeConfig {
                     errs.at(
                         at!["lio", "backstores", n, "path"],
                         format!(
-                            "backstore `{}` is on {p}, in volume group `{}`, which the cluster activates on promote ([storage] activate = \"ha\"): it does not exist at boot; export it through the cluster (`sanforge cluster render`, [[export]] lv) or activate the VG at boot",
+                            "backstore `{}` is on {p}, in volume group `{}`, which the cluster activates on promote ([storage] lvm activate = \"ha\"): it does not exist at boot; let the cluster export it (ocf:heartbeat:LVM-activate before the agent's `lio_luns`) or set activate = \"boot\"",
                             b.name, v.vg
                         ),
                     );

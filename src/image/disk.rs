@@ -476,8 +476,7 @@ pub fn build(input: &DiskInput, out: &Path, work: &Path, log: &Log) -> Result<()
             input.spec.size / MIB
         );
     }
-    let (disk_guid, parts) =
-        layout_full(&input.recipe, input.spec.size, root_sizes, state_bytes)?;
+    let (disk_guid, parts) = layout_full(&input.recipe, input.spec.size, root_sizes, state_bytes)?;
     let named = |n: &str| parts.iter().find(|p| p.name == n);
     let (Some(esp), Some(config)) = (named(ESP_NAME), named(CONFIG_NAME)) else {
         bail!("the disk layout lacks its ESP or config partition");

@@ -54,8 +54,7 @@ use super::modules::fnmatch;
 use super::Init;
 use crate::config::node::{BackstoreKind, Lio, NodeConfig};
 use crate::config::storage::{
-    is_pattern, md_level_module, Activate, Assemble, Layer, MdArray, Storage, StateWhere,
-    MD_LEVELS,
+    is_pattern, md_level_module, Activate, Assemble, Layer, MdArray, StateWhere, Storage, MD_LEVELS,
 };
 use crate::contract::{
     LIO_DBROOTS, LIO_DBROOT_ATTR, LIO_STATE_DIRS, LVM, LVM_CONF, MDADM, MDADM_CONF,
@@ -223,20 +222,21 @@ fn load_storage_modules(init: &mut Init, s: &Storage, problems: &mut Vec<String>
     let index = match module_index(init) {
         Ok(i) => i,
         Err(e) => {
-            init.warn(format!("storage: {e:#}: md and device-mapper modules not loaded"));
+            init.warn(format!(
+                "storage: {e:#}: md and device-mapper modules not loaded"
+            ));
             return;
         }
     };
     let mut want: Vec<String> = Vec::new();
     if s.uses_md() {
         want.push("md_mod".into());
-        let levels: Vec<&str> = s
-            .md
-            .iter()
-            .map(|m| m.level.as_deref().and_then(md_level_module))
-            .collect::<Option<Vec<_>>>()
-            .filter(|_| s.assemble == Assemble::Listed)
-            .unwrap_or_else(|| MD_LEVELS.iter().map(|(_, m)| *m).collect());
+        let levels: Vec<&str> =
+            s.md.iter()
+                .map(|m| m.level.as_deref().and_then(md_level_module))
+                .collect::<Option<Vec<_>>>()
+                .filter(|_| s.assemble == Assemble::Listed)
+                .unwrap_or_else(|| MD_LEVELS.iter().map(|(_, m)| *m).collect());
         for m in levels {
             // An unknown level's module is asked for only when the image has it.
             let have = index.dep.modules.contains_key(m) || index.builtin.contains(m);
@@ -264,7 +264,12 @@ fn module_index(init: &mut Init) -> Result<ModuleIndex> {
 
 /// Loads `names` (and what they need) in modules.dep order with the node's
 /// parameters; the error says how many did not load (each is on the console).
-fn load_named(init: &mut Init, index: &ModuleIndex, names: &[String], why: &str) -> Result<(), String> {
+fn load_named(
+    init: &mut Init,
+    index: &ModuleIndex,
+    names: &[String],
+    why: &str,
+) -> Result<(), String> {
     let node = init.node().map_err(|e| e.to_string())?;
     let m = &node.modules;
     let plan = super::modules::load_order(&index.dep, &index.builtin, names, &m.blacklist);
@@ -354,25 +359,23 @@ fn assemble_md(init: &mut Init, s: &Storage, problems: &mut Vec<String>) {
         return;
     }
     // Every member named without wildcards, waited for at once.
-    let explicit: Vec<&str> = s
-        .md
-        .iter()
-        .flat_map(|a| a.devices.iter())
-        .filter(|d| !is_pattern(d))
-        .map(String::as_str)
-        .collect();
+    let explicit: Vec<&str> =
+        s.md.iter()
+            .flat_map(|a| a.devices.iter())
+            .filter(|d| !is_pattern(d))
+            .map(String::as_str)
+            .collect();
     let absent = wait_for_devices(init.sys, &explicit, s.device_timeout.0);
     for a in &s.md {
         let r = assemble_one(init, a, &absent);
         if let Some(p) = md_problem(&r) {
             problems.push(p);
         }
-        init.storage
-            .report
-            .missing
-            .extend(r.missing.iter().map(|m| {
-                m.split_once(' ').map_or(m.as_str(), |(p, _)| p).to_string()
-            }));
+        init.storage.report.missing.extend(
+            r.missing
+                .iter()
+                .map(|m| m.split_once(' ').map_or(m.as_str(), |(p, _)| p).to_string()),
+        );
         init.storage.report.md.push(r);
     }
 }
@@ -498,7 +501,11 @@ fn scan_md(init: &mut Init, problems: &mut Vec<String>) {
         }
     }
     let mut any = false;
-    for dev in init.sys.list_dir(Path::new("/sys/block")).unwrap_or_default() {
+    for dev in init
+        .sys
+        .list_dir(Path::new("/sys/block"))
+        .unwrap_or_default()
+    {
         if !dev.starts_with("md") {
             continue;
         }
@@ -591,10 +598,7 @@ fn log_md(init: &mut Init, r: &MdReport) {
         ));
         return;
     };
-    let total = r
-        .raid_disks
-        .map(|n| format!(" of {n}"))
-        .unwrap_or_default();
+    let total = r.raid_disks.map(|n| format!(" of {n}")).unwrap_or_default();
     let head = format!(
         "md {}: /dev/{dev} {} {}, {}{total} members ({})",
         r.name,
@@ -1152,10 +1156,7 @@ pub fn restore_lio_state(init: &mut Init, lio: &Lio, absent: &BTreeSet<String>) 
             let regs = parse_aptpl(&text);
             let mut ok = 0;
             for r in &regs {
-                match init
-                    .sys
-                    .write_file(&dev.join("pr/res_aptpl_metadata"), r)
-                {
+                match init.sys.write_file(&dev.join("pr/res_aptpl_metadata"), r) {
                     Ok(()) => ok += 1,
                     Err(e) => init.warn(format!("backstore `{name}`: {e}")),
                 }
@@ -1285,7 +1286,10 @@ mod tests {
             Some(("my-vg".into(), "a-b".into()))
         );
         assert_eq!(split_dm_name("vg0-lun0-real"), None);
-        assert_eq!(split_dm_name("sanforge-root"), Some(("sanforge".into(), "root".into())));
+        assert_eq!(
+            split_dm_name("sanforge-root"),
+            Some(("sanforge".into(), "root".into()))
+        );
     }
 
     #[test]

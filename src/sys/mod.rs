@@ -189,7 +189,11 @@ pub struct Output {
 impl Output {
     /// The last non-empty line of stderr (what a failing tool says last), if any.
     pub fn last_error_line(&self) -> Option<&str> {
-        self.stderr.lines().rev().map(str::trim).find(|l| !l.is_empty())
+        self.stderr
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
     }
 }
 
@@ -861,16 +865,14 @@ impl Sys for FakeSys {
             Some(s) if dir.join(&s).is_file() => s,
             _ => base,
         };
-        let stdout = std::fs::read_to_string(dir.join(&name))
-            .map_err(|e| SysError::new("run", &prog, e))?;
+        let stdout =
+            std::fs::read_to_string(dir.join(&name)).map_err(|e| SysError::new("run", &prog, e))?;
         let read = |ext: &str| std::fs::read_to_string(dir.join(format!("{name}.{ext}"))).ok();
         let tree = dir.join(format!("{name}.tree"));
         if tree.is_dir() {
             copy_tree(&tree, self.root.dir()).map_err(|e| SysError::new("run", &prog, e))?;
         }
-        let code = read("rc")
-            .and_then(|c| c.trim().parse().ok())
-            .unwrap_or(0);
+        let code = read("rc").and_then(|c| c.trim().parse().ok()).unwrap_or(0);
         Ok(Output {
             status: ExitStatus::Exited(code),
             stdout,

@@ -36,7 +36,11 @@ pub const TOOLS: &[(&str, &str, &str)] = &[
     ),
     ("mkfs.vfat", "dosfstools", "disk image (FAT partitions)"),
     ("mcopy", "mtools", "disk image (FAT partitions)"),
-    ("mkfs.ext4", "e2fsprogs", "disk image (the ext4 state partition)"),
+    (
+        "mkfs.ext4",
+        "e2fsprogs",
+        "disk image (the ext4 state partition)",
+    ),
     (
         "gensquashfs",
         "squashfs-tools-ng",

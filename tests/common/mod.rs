@@ -6,6 +6,7 @@ pub mod httpd;
 pub mod initroot;
 pub mod iscsi;
 pub mod project;
+pub mod qemu;
 pub mod safety;
 pub mod vm;
 

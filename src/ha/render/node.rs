@@ -144,30 +144,11 @@ fn lio_node_config(c: &Cluster, node: &Node) -> NodeConfig {
         },
         hardware: Default::default(),
         network: node_interfaces(node),
-        storage: lio_storage(c),
+        storage: Default::default(),
         lio: Some(lio),
         ha: Some(ha_section(c, false)),
         services: sbd_services(c),
         scst: None,
-    }
-}
-
-/// `[storage]` of a LIO node: the volume groups on DRBD devices (`[[drbd]] lvm`),
-/// which the cluster activates on promote (`ocf:sanforge:alua`'s `lvm_vgs`), so the
-/// boot leaves them alone and writes the lvm.conf the agent's `vgchange` reads.
-fn lio_storage(c: &Cluster) -> crate::config::node::Storage {
-    use crate::config::storage::VolumeGroup;
-    crate::config::node::Storage {
-        lvm: c
-            .drbd
-            .iter()
-            .filter_map(|d| d.lvm.as_ref())
-            .map(|l| VolumeGroup {
-                vg: l.vg.clone(),
-                activate: crate::config::node::Activate::Ha,
-            })
-            .collect(),
-        ..Default::default()
     }
 }
 
