@@ -47,17 +47,21 @@ name = "mkraid"
 restart = "never"
 env = { MDADM_NO_UDEV = "1" }
 argv = ["/bin/sh", "-c", """
-set -e
-mdadm --create /dev/md/data --run --assume-clean --level=1 --raid-devices=2 --metadata=1.2 /dev/disk/by-id/virtio-d0 /dev/disk/by-id/virtio-d1
-lvm pvcreate -y /dev/md/data
-lvm vgcreate -y vg0 /dev/md/data
-lvm lvcreate -y -L 16m -n lun0 vg0
-printf SANFORGE-RAID1-MARKER > /dev/vg0/lun0
-sync
-lvm vgchange -an vg0
-mdadm --stop /dev/md/data
-echo mkraid: done > /dev/console
-kill -USR1 1
+exec > /dev/console 2>&1
+if (
+  set -ex
+  mdadm --create /dev/md/data --run --assume-clean --level=1 --raid-devices=2 --metadata=1.2 /dev/disk/by-id/virtio-d0 /dev/disk/by-id/virtio-d1
+  lvm pvcreate -y /dev/md/data
+  lvm vgcreate -y vg0 /dev/md/data
+  lvm lvcreate -y -L 16m -n lun0 vg0
+  printf SANFORGE-RAID1-MARKER > /dev/vg0/lun0
+  sync
+  lvm vgchange -an vg0
+  mdadm --stop /dev/md/data
+); then r=ok; else r=failed; fi
+# Printed as the console shows it only when run (the words differ from this text).
+echo "MKRAID" "RESULT=$r"
+[ $r = ok ] && kill -USR1 1
 """]
 "#;
 
@@ -256,8 +260,9 @@ fn degraded_raid1_serves_the_survivor_and_reservations_survive_a_reboot() {
             Disk::new(&bootdisk, "boot"),
         ],
     );
-    g.wait_for("mkraid: done", BOOT)
+    g.wait_for("MKRAID RESULT=", BOOT)
         .unwrap_or_else(|c| panic!("{c}"));
+    assert!(g.console().contains("MKRAID RESULT=ok"), "{}", g.console());
     assert!(
         g.wait_exit(Duration::from_secs(60)),
         "mkraid did not reboot:\n{}",
