@@ -1342,4 +1342,34 @@ mod tests {
         x[..4].copy_from_slice(b"XFSB");
         assert_eq!(detect_fstype(&x), Some("xfs"));
     }
+
+    #[test]
+    fn scst_devices_that_are_absent_leave_with_their_luns() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/scst/alua_node1.conf"
+        ))
+        .unwrap();
+        let conf = crate::scsi::scst::parse(&text).unwrap();
+        let absent: BTreeSet<String> = ["SSD-RAID6-2".to_string()].into();
+        let c = without_devices(&conf, &absent);
+        let devices: Vec<&str> = c
+            .handlers
+            .iter()
+            .flat_map(|h| h.devices.iter().map(|d| d.name.as_str()))
+            .collect();
+        assert!(devices.contains(&"SSD-RAID6-1"), "{devices:?}");
+        assert!(!devices.contains(&"SSD-RAID6-2"), "{devices:?}");
+        for d in &c.drivers {
+            for t in &d.targets {
+                assert!(t.luns.iter().all(|l| l.device != "SSD-RAID6-2"));
+                assert!(t.luns.iter().any(|l| l.device == "SSD-RAID6-1"));
+            }
+        }
+        for g in &c.device_groups {
+            assert!(g.devices.iter().all(|d| d.name != "SSD-RAID6-2"));
+        }
+        // Nothing absent: the same config.
+        assert_eq!(without_devices(&conf, &BTreeSet::new()), conf);
+    }
 }
