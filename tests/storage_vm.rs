@@ -48,17 +48,17 @@ restart = "never"
 env = { MDADM_NO_UDEV = "1" }
 argv = ["/bin/sh", "-c", """
 exec > /dev/console 2>&1
-if (
-  set -ex
-  mdadm --create /dev/md/data --run --assume-clean --level=1 --raid-devices=2 --metadata=1.2 /dev/disk/by-id/virtio-d0 /dev/disk/by-id/virtio-d1
-  lvm pvcreate -y /dev/md/data
-  lvm vgcreate -y vg0 /dev/md/data
-  lvm lvcreate -y -L 16m -n lun0 vg0
-  printf SANFORGE-RAID1-MARKER > /dev/vg0/lun0
-  sync
-  lvm vgchange -an vg0
-  mdadm --stop /dev/md/data
-); then r=ok; else r=failed; fi
+set -x
+r=failed
+mdadm --create /dev/md/data --run --assume-clean --level=1 --raid-devices=2 --metadata=1.2 /dev/disk/by-id/virtio-d0 /dev/disk/by-id/virtio-d1 &&
+lvm pvcreate -y /dev/md/data &&
+lvm vgcreate -y vg0 /dev/md/data &&
+lvm lvcreate -y -L 16m -n lun0 vg0 &&
+printf SANFORGE-RAID1-MARKER > /dev/vg0/lun0 &&
+sync &&
+lvm vgchange -an vg0 &&
+mdadm --stop /dev/md/data &&
+r=ok
 # Printed as the console shows it only when run (the words differ from this text).
 echo "MKRAID" "RESULT=$r"
 [ $r = ok ] && kill -USR1 1
