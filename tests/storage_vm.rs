@@ -298,6 +298,14 @@ fn degraded_raid1_serves_the_survivor_and_reservations_survive_a_reboot() {
             "no `{want}` on the console:\n{console}"
         );
     }
+    for l in console.lines().filter(|l| {
+        l.starts_with("sanforge-init:   md")
+            || l.starts_with("sanforge-init:   vg")
+            || l.starts_with("sanforge-init:   lun")
+            || l.starts_with("sanforge-init:   state")
+    }) {
+        eprintln!("{l}");
+    }
     let mut s = login(iscsi);
     assert_eq!(report_luns(&mut s), vec![0], "only LUN 0 is served");
     let block = s.read10(0, 1, 512).unwrap();
