@@ -291,3 +291,30 @@ fn without_a_state_device_the_state_is_volatile_and_the_boot_says_so() {
         "{log}"
     );
 }
+
+/// The build refuses a node config whose `[storage]` needs what the image lacks,
+/// pointing at the entry and naming the package and kernel option to add.
+#[test]
+fn storage_without_mdadm_lvm_or_md_in_the_image_is_a_build_error() {
+    let p = common::project::Project::new();
+    let node = format!(
+        "{}\n[[storage.md]]\nname = \"data\"\nlevel = \"raid1\"\ndevices = [\"/dev/vda\", \"/dev/vdb\"]\n\n[[storage.lvm]]\nvg = \"vg0\"\n",
+        common::project::NODE
+    );
+    std::fs::write(p.root().join("recipes/nodes/node.toml"), node).unwrap();
+    let o = p.run(&["build", "recipes/test.toml"]);
+    assert!(!o.status.success(), "{}", common::project::text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    for want in [
+        "[storage] assembles md arrays with mdadm, which this image does not have (/sbin/mdadm): add `mdadm` to the recipe's [userland] packages",
+        "has no md driver (enable CONFIG_BLK_DEV_MD, =m or =y)",
+        "md array `data` is raid1, but kernel",
+        "has no `raid1` module",
+        "[storage] activates volume groups with lvm, which this image does not have (/sbin/lvm): add `lvm2` to the recipe's [userland] packages",
+        "has no device-mapper (enable CONFIG_BLK_DEV_DM)",
+        "node.toml:",
+    ] {
+        assert!(err.contains(want), "no `{want}` in\n{err}");
+    }
+    assert!(!p.root().join("out/test").exists());
+}
