@@ -8,6 +8,7 @@ pub mod iscsi;
 pub mod project;
 pub mod qemu;
 pub mod safety;
+pub mod server;
 pub mod vm;
 
 use std::io::Write;
