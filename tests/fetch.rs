@@ -393,6 +393,7 @@ fn missing_and_extra_entries_are_named() {
         kind: "debian".into(),
         origin: "bash=5.2".into(),
         sha256: "0".repeat(64),
+        tree: None,
     });
     let e = err_text(sanforge::engine::lock::check(&recipe, &l));
     assert!(
@@ -549,6 +550,7 @@ fn locked_debian_source_comes_from_the_cache_without_apt() {
             kind: "debian".into(),
             origin: "linux-source-9.9=9.9-1".into(),
             sha256: sha.clone(),
+            tree: None,
         }],
     };
     let src = Source::Debian {

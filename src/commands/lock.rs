@@ -2,7 +2,8 @@
 //!
 //! Why it exists: a build must be repeatable from the recipe and its lock alone.
 //! `resolve` pins every input the recipe names (the kernel source, each
-//! `[sources.NAME]`, each userland package) by sha256 without downloading anything
+//! `[sources.NAME]`, each userland package) by sha256 (or by the tree hash the
+//! recipe gives for a source pinned by content) without downloading anything
 //! but apt metadata; `check` tells whether a lock still matches its recipe and names
 //! every missing, stale or extra entry. Reads: the recipe, local path sources, apt's
 //! package metadata and the lock file.
@@ -22,6 +23,18 @@ use std::path::Path;
 pub fn resolve(recipe: &Recipe, cache: &Cache, log: &Log) -> Result<Lock> {
     let mut sources = Vec::new();
     for n in needed(recipe)? {
+        if let Some(tree) = n.tree {
+            // Pinned by content: the recipe's tree hash is the pin (the content is
+            // checked against it when it is fetched or imported).
+            sources.push(LockedSource {
+                name: n.name,
+                kind: n.kind.to_string(),
+                origin: n.origin,
+                sha256: String::new(),
+                tree: Some(tree.to_string()),
+            });
+            continue;
+        }
         let sha256 = match (&n.what, n.sha256) {
             (_, Some(sha)) => sha.to_string(),
             (What::Source(Source::Path { path, .. }), None) => fetch::path_sha256(path)?,
@@ -33,12 +46,14 @@ pub fn resolve(recipe: &Recipe, cache: &Cache, log: &Log) -> Result<Lock> {
             ) => debian_sha(cache, package, version, log)?,
             (What::Package { name, version }, None) => debian_sha(cache, name, version, log)?,
             (What::Source(Source::Url { sha256, .. }), None) => sha256.clone(),
+            (What::Source(Source::UrlTree { tree, .. }), None) => tree.to_string(),
         };
         sources.push(LockedSource {
             name: n.name,
             kind: n.kind.to_string(),
             origin: n.origin,
             sha256,
+            tree: None,
         });
     }
     Ok(Lock {

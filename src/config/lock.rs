@@ -1,5 +1,5 @@
 //! The lock file (`recipes/NAME.lock`): every resolved input of a recipe pinned by
-//! sha256. Written by `sanforge lock`; `build --locked` refuses a missing or stale lock.
+//! sha256 (or, for a source pinned by its unpacked content, by its tree hash). Written by `sanforge lock`; `build --locked` refuses a missing or stale lock.
 
 use super::spans::{at, Errors};
 use super::{parse_toml, ConfigError};
@@ -25,7 +25,19 @@ pub struct LockedSource {
     /// What the recipe said (URL list, `package=version`, or path) — compared to find
     /// a stale entry.
     pub origin: String,
+    /// The file's sha256; empty (and not written) for a source pinned by `tree`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub sha256: String,
+    /// The tree hash (`tree-v1:…`) of a source pinned by its unpacked content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tree: Option<String>,
+}
+
+impl LockedSource {
+    /// What pins the input: its tree hash, else its sha256.
+    pub fn pin(&self) -> &str {
+        self.tree.as_deref().unwrap_or(&self.sha256)
+    }
 }
 
 impl Lock {

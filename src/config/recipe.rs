@@ -8,6 +8,7 @@
 use super::spans::{at, Errors, Seg};
 use super::values::{self, parse_size};
 use super::{parse_toml, ConfigError};
+use crate::util::hash::TreeHash;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,11 @@ pub struct SourceSpec {
     pub url: Option<UrlList>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// For a `url` or `path` source: the tree hash (`tree-v1:…`) of its unpacked
+    /// content, instead of the sha256 of one archive (any archive or directory with
+    /// the same files will do).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tree: Option<String>,
     /// A Debian binary package name (`version` required).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub debian: Option<String>,
@@ -60,6 +66,11 @@ pub enum Source {
         mirrors: Vec<String>,
         sha256: String,
     },
+    /// An archive from the first mirror whose unpacked tree has this tree hash.
+    UrlTree {
+        mirrors: Vec<String>,
+        tree: TreeHash,
+    },
     Debian {
         package: String,
         version: String,
@@ -71,7 +82,20 @@ pub enum Source {
         /// As written in the recipe (relative to the project root): what the lock,
         /// manifest and keys record, so they do not depend on where the project is.
         written: PathBuf,
+        /// The tree hash the path (a directory or an archive) must have, if pinned.
+        tree: Option<TreeHash>,
     },
+}
+
+impl Source {
+    /// The tree hash that pins this source, if it is pinned by content.
+    pub fn tree(&self) -> Option<&TreeHash> {
+        match self {
+            Source::UrlTree { tree, .. } => Some(tree),
+            Source::Path { tree, .. } => tree.as_ref(),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -480,6 +504,7 @@ impl Recipe {
         .unwrap_or_else(|| Source::Path {
             path: root.clone(),
             written: PathBuf::new(),
+            tree: None,
         });
         let mut sources = BTreeMap::new();
         for (n, s) in &raw.sources {
@@ -796,7 +821,10 @@ fn check_userland_paths(errs: &mut Errors, u: &UserlandSpec) {
                 format!("[userland] links: link name {m}"),
             );
         } else if let Err(m) = crate::util::paths::link_target(name, target) {
-            errs.at(at!["userland", "links", name], format!("[userland] links: {m}"));
+            errs.at(
+                at!["userland", "links", name],
+                format!("[userland] links: {m}"),
+            );
         }
     }
 }
@@ -998,8 +1026,21 @@ fn validate_source(s: &SourceSpec, proj: &Project) -> Result<Source, (Vec<Seg>, 
                 ));
             }
         }
+        let tree = s.tree.as_deref().map(parse_tree).transpose()?;
+        if let Some(tree) = tree {
+            if s.sha256.is_some() {
+                return Err((
+                    at!["sha256"].to_vec(),
+                    "a `url` source is pinned by `sha256` (the archive) or `tree` (its unpacked content), not both".into(),
+                ));
+            }
+            return Ok(Source::UrlTree { mirrors, tree });
+        }
         let Some(sha) = s.sha256.clone() else {
-            return Err((Vec::new(), "a `url` source needs `sha256`".into()));
+            return Err((
+                Vec::new(),
+                "a `url` source needs `sha256` (of the file) or `tree` (of an archive's unpacked content)".into(),
+            ));
         };
         if !crate::util::hash::is_sha256(&sha) {
             return Err((
@@ -1013,6 +1054,12 @@ fn validate_source(s: &SourceSpec, proj: &Project) -> Result<Source, (Vec<Seg>, 
         });
     }
     if let Some(p) = &s.debian {
+        if s.tree.is_some() {
+            return Err((
+                at!["tree"].to_vec(),
+                "`tree` pins `url` and `path` sources: a `debian` source is pinned by apt".into(),
+            ));
+        }
         let Some(version) = s.version.clone() else {
             return Err((Vec::new(), "a `debian` source needs `version`".into()));
         };
@@ -1026,7 +1073,16 @@ fn validate_source(s: &SourceSpec, proj: &Project) -> Result<Source, (Vec<Seg>, 
     let path = proj
         .path(&written)
         .map_err(|m| (vec![Seg::from("path")], format!("path {m}")))?;
-    Ok(Source::Path { path, written })
+    let tree = s.tree.as_deref().map(parse_tree).transpose()?;
+    Ok(Source::Path {
+        path,
+        written,
+        tree,
+    })
+}
+
+fn parse_tree(t: &str) -> Result<TreeHash, (Vec<Seg>, String)> {
+    TreeHash::parse(t).map_err(|m| (at!["tree"].to_vec(), m))
 }
 
 /// How SCST's QLogic driver gets into the image (reference/scst.md §A3).
@@ -1052,6 +1108,71 @@ impl DriverMode {
     }
 }
 
+/// SCST's build mode (`make 2release|2perf|2debug`, reference/scst.md §A3): what
+/// `scst/include/build_mode.h` turns on in every SCST module.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum BuildMode {
+    /// `CONFIG_SCST_TRACING` only: the upstream default for production.
+    #[default]
+    Release,
+    /// No tracing at all (no `trace_level` files): what TrueNAS ships.
+    Perf,
+    /// Tracing, `CONFIG_SCST_DEBUG` and `CONFIG_SCST_EXTRACHECKS`.
+    Debug,
+}
+
+impl BuildMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BuildMode::Release => "release",
+            BuildMode::Perf => "perf",
+            BuildMode::Debug => "debug",
+        }
+    }
+
+    /// The top-level make target that selects the mode.
+    pub fn make_target(self) -> &'static str {
+        match self {
+            BuildMode::Release => "2release",
+            BuildMode::Perf => "2perf",
+            BuildMode::Debug => "2debug",
+        }
+    }
+}
+
+/// One entry of `[scst] waive-firmware`: a file name, or a name with the reason the
+/// image goes without it (recorded in the manifest).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum WaiveSpec {
+    Name(String),
+    WithReason(WaiveWithReason),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct WaiveWithReason {
+    pub name: String,
+    pub reason: String,
+}
+
+impl WaiveSpec {
+    pub fn name(&self) -> &str {
+        match self {
+            WaiveSpec::Name(n) => n,
+            WaiveSpec::WithReason(w) => &w.name,
+        }
+    }
+
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            WaiveSpec::Name(_) => None,
+            WaiveSpec::WithReason(w) => Some(&w.reason),
+        }
+    }
+}
+
 /// `[scst]` as written.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -1060,6 +1181,9 @@ pub struct ScstSpec {
     pub source: SourceSpec,
     #[serde(default)]
     pub driver_mode: DriverMode,
+    /// `release` (default), `perf` or `debug`: `make 2release|2perf|2debug`.
+    #[serde(default)]
+    pub build_mode: BuildMode,
     /// SCST components to build (make directories), in any order; built in SCST's
     /// order. Default: `scst` and `qla2x00t-32gbit`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1067,9 +1191,11 @@ pub struct ScstSpec {
     /// Firmware files the image provides, by the name modules request.
     #[serde(default)]
     pub firmware: Vec<FirmwareSpec>,
-    /// Firmware names requested by modules that the image deliberately omits.
+    /// Firmware names requested by modules that the image deliberately omits, each
+    /// a name or `{ name = "…", reason = "…" }`; a name ending in `*` waives every
+    /// requested file that starts with what precedes it (`rtl_nic/*`).
     #[serde(default)]
-    pub waive_firmware: Vec<String>,
+    pub waive_firmware: Vec<WaiveSpec>,
 }
 
 /// One firmware file: its name under /lib/firmware and where it comes from (the
@@ -1097,6 +1223,7 @@ impl FirmwareSpec {
         SourceSpec {
             url: self.url.clone(),
             sha256: self.sha256.clone(),
+            tree: None,
             debian: self.debian.clone(),
             version: self.version.clone(),
             member: self.member.clone(),
@@ -1124,14 +1251,30 @@ pub const SCST_COMPONENTS: &[(&str, &str)] = &[
 pub struct Scst {
     pub source: Source,
     pub driver_mode: DriverMode,
+    pub build_mode: BuildMode,
     /// Components in build order.
     pub components: Vec<String>,
     /// Firmware name → source.
     pub firmware: BTreeMap<String, Source>,
     pub waived: Vec<String>,
+    /// Why a waived file is left out, when the recipe says.
+    pub waive_reasons: BTreeMap<String, String>,
 }
 
 impl Scst {
+    /// The `waive-firmware` entry that waives firmware file `name`: the name itself,
+    /// or a prefix pattern ending in `*` that it starts with.
+    pub fn waiver(&self, name: &str) -> Option<&str> {
+        self.waived
+            .iter()
+            .find(|w| {
+                *w == name
+                    || w.strip_suffix('*')
+                        .is_some_and(|prefix| name.starts_with(prefix))
+            })
+            .map(String::as_str)
+    }
+
     /// The lock/input name of a firmware file.
     pub fn firmware_input(name: &str) -> String {
         format!("firmware:{name}")
@@ -1155,6 +1298,7 @@ fn validate_scst(
     .unwrap_or_else(|| Source::Path {
         path: proj.root.to_path_buf(),
         written: PathBuf::new(),
+        tree: None,
     });
     let requested = spec
         .modules
@@ -1234,10 +1378,16 @@ fn validate_scst(
         inputs.push((Scst::firmware_input(&f.name), f.source_spec(), s));
     }
     for (i, w) in spec.waive_firmware.iter().enumerate() {
-        if !valid_name(w) {
+        let w = w.name();
+        // `DIR/*` or `PREFIX*`: every requested file whose name starts with PREFIX.
+        let name = w
+            .strip_suffix('*')
+            .map(|p| format!("{p}x"))
+            .unwrap_or(w.to_string());
+        if !valid_name(&name) || name.contains('*') {
             errs.at(
                 at!["scst", "waive-firmware", i],
-                format!("waived firmware `{w}`: expected a file name"),
+                format!("waived firmware `{w}`: expected a file name, or a prefix ending in `*` (e.g. `rtl_nic/*`)"),
             );
         } else if firmware.contains_key(w) {
             errs.at(
@@ -1261,9 +1411,19 @@ fn validate_scst(
     Scst {
         source,
         driver_mode: spec.driver_mode,
+        build_mode: spec.build_mode,
         components,
         firmware,
-        waived: spec.waive_firmware.clone(),
+        waived: spec
+            .waive_firmware
+            .iter()
+            .map(|w| w.name().to_string())
+            .collect(),
+        waive_reasons: spec
+            .waive_firmware
+            .iter()
+            .filter_map(|w| Some((w.name().to_string(), w.reason()?.to_string())))
+            .collect(),
     }
 }
 

@@ -13,6 +13,8 @@ pub(crate) struct Needed<'a> {
     pub(crate) origin: String,
     /// The sha256 the recipe itself states (URL sources).
     pub(crate) sha256: Option<&'a str>,
+    /// The tree hash the recipe states (sources pinned by their unpacked content).
+    pub(crate) tree: Option<&'a str>,
     pub(crate) what: What<'a>,
 }
 
@@ -43,6 +45,7 @@ pub(crate) fn needed(recipe: &Recipe) -> Result<Vec<Needed<'_>>> {
             kind: "debian",
             origin: format!("{name}={version}"),
             sha256: None,
+            tree: None,
             what: What::Package { name, version },
         });
     }
@@ -52,6 +55,7 @@ pub(crate) fn needed(recipe: &Recipe) -> Result<Vec<Needed<'_>>> {
 fn needed_source(name: String, source: &Source) -> Needed<'_> {
     let (kind, origin, sha256) = match source {
         Source::Url { mirrors, sha256 } => ("url", mirrors.join(" "), Some(sha256.as_str())),
+        Source::UrlTree { mirrors, .. } => ("url", mirrors.join(" "), None),
         Source::Debian {
             package, version, ..
         } => ("debian", format!("{package}={version}"), None),
@@ -62,6 +66,7 @@ fn needed_source(name: String, source: &Source) -> Needed<'_> {
         kind,
         origin,
         sha256,
+        tree: source.tree().map(|t| t.as_str()),
         what: What::Source(source),
     }
 }
@@ -85,8 +90,19 @@ pub fn check(recipe: &Recipe, lock: &Lock) -> Result<()> {
             Some(l) if n.sha256.is_some_and(|s| s != l.sha256) => problems.push(format!(
                 "stale entry `{}`: the lock pins sha256 {}, the recipe says {}",
                 n.name,
-                l.sha256,
+                if l.sha256.is_empty() {
+                    l.pin()
+                } else {
+                    &l.sha256
+                },
                 n.sha256.unwrap_or_default()
+            )),
+            Some(l) if n.tree != l.tree.as_deref() => problems.push(format!(
+                "stale entry `{}`: the lock pins {}, the recipe {}",
+                n.name,
+                l.pin(),
+                n.tree
+                    .map_or("no tree".to_string(), |t| format!("tree {t}"))
             )),
             Some(_) => {}
         }

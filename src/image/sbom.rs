@@ -208,16 +208,37 @@ fn add_external_refs(c: &mut Value, input: &Value) {
 fn source(input: &Value) -> Value {
     let name = input["name"].as_str().unwrap_or("");
     let sha = input["sha256"].as_str();
+    let tree = input["tree"].as_str();
+    let mut properties = vec![
+        prop("sanforge:source:kind", input["kind"].as_str().unwrap_or("")),
+        prop(
+            "sanforge:source:origin",
+            input["origin"].as_str().unwrap_or(""),
+        ),
+    ];
+    // Pinned by its unpacked content (`tree-v1:<hex>`, the sha256 of its manifest).
+    if let Some(t) = tree {
+        properties.push(prop("sanforge:source:tree", t));
+    }
+    let version = match tree {
+        Some(t) => format!(
+            "tree:{}",
+            t.rsplit(':')
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take(12)
+                .collect::<String>()
+        ),
+        None => content_version(sha),
+    };
     let mut c = json!({
         "type": "library",
         "bom-ref": format!("source:{name}"),
         "name": name,
-        "version": content_version(sha),
+        "version": version,
         "hashes": hashes(sha),
-        "properties": [
-            prop("sanforge:source:kind", input["kind"].as_str().unwrap_or("")),
-            prop("sanforge:source:origin", input["origin"].as_str().unwrap_or("")),
-        ],
+        "properties": properties,
     });
     add_external_refs(&mut c, input);
     c

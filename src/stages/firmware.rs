@@ -127,6 +127,9 @@ pub struct Firmware {
     /// Every module that requests it.
     pub modules: Vec<String>,
     pub waived: bool,
+    /// Why the recipe waives it, when it says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Firmware name → the modules that request it, over every module file in `modules`
@@ -155,7 +158,7 @@ pub fn install(
 ) -> Result<Vec<Firmware>> {
     let missing: Vec<String> = required
         .iter()
-        .filter(|(name, _)| !scst.firmware.contains_key(*name) && !scst.waived.contains(name))
+        .filter(|(name, _)| !scst.firmware.contains_key(*name) && scst.waiver(name).is_none())
         .map(|(name, mods)| {
             format!(
                 "{name} (requested by {})",
@@ -204,17 +207,39 @@ pub fn install(
             module: modules.first().cloned(),
             modules,
             waived: false,
+            reason: None,
         });
     }
-    for name in &scst.waived {
+    // Every file waived by name, and every requested file a `PREFIX*` entry waives.
+    let mut waived: Vec<&String> = scst.waived.iter().filter(|w| !w.ends_with('*')).collect();
+    for name in required.keys() {
+        if !scst.firmware.contains_key(name)
+            && !waived.contains(&name)
+            && scst.waiver(name).is_some()
+        {
+            waived.push(name);
+        }
+    }
+    for name in waived {
         let modules = required.get(name).cloned().unwrap_or_default();
-        log.line(&format!("firmware {name}: waived by the recipe"));
+        let reason = scst
+            .waiver(name)
+            .and_then(|w| scst.waive_reasons.get(w))
+            .cloned();
+        log.line(&format!(
+            "firmware {name}: waived by the recipe{}",
+            reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        ));
         out.push(Firmware {
             name: name.clone(),
             sha256: None,
             module: modules.first().cloned(),
             modules,
             waived: true,
+            reason,
         });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));

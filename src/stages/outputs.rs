@@ -80,7 +80,7 @@ impl Stage<super::Built> for Outputs {
             ob.add_str("disk", &format!("{} {}", d.size, d.boot_tries));
         }
         for i in &ctx.inputs {
-            ob.add_str("input", &format!("{} {} {}", i.name, i.origin, i.sha256));
+            ob.add_str("input", &format!("{} {} {}", i.name, i.origin, i.pin()));
         }
         Ok(ob.finish())
     }
@@ -297,7 +297,8 @@ fn manifest(ctx: &Ctx, built: &super::Built, out: &Path) -> Result<serde_json::V
         "inputs": ctx.inputs,
         "kernel": {
             "release": release,
-            "source-sha256": ctx.input("kernel").map(|i| i.sha256.clone()),
+            "source-sha256": ctx.input("kernel").map(|i| i.sha256.clone()).filter(|s| !s.is_empty()),
+            "source-tree": ctx.input("kernel").and_then(|i| i.tree.clone()),
             "config-sha256": sha256_file(&kernel.config())?,
             "cmdline": r.kernel().cmdline,
             "patches": r.kernel().patches.iter().map(|p| rel(p)).collect::<Vec<_>>(),

@@ -17,7 +17,11 @@ pub const TOOLS: &[(&str, &str, &str)] = &[
     ("patch", "patch", "kernel patches"),
     ("depmod", "kmod", "module dependency lists"),
     ("strip", "binutils", "stripping out-of-tree modules"),
-    ("ccache", "ccache", "kernel builds share compiled objects (optional)"),
+    (
+        "ccache",
+        "ccache",
+        "kernel builds share compiled objects (optional)",
+    ),
     ("apt-get", "apt", "Debian package download"),
     ("apt-cache", "apt", "Debian package resolution"),
     ("dpkg-deb", "dpkg", "Debian package unpacking"),
