@@ -60,8 +60,14 @@ the end: an interrupted build never leaves half an output. Logs: OUT/logs/STAGE.
         #[arg(long)]
         init: Option<PathBuf>,
         /// Build twice (other paths, umask, TZ, locale, fresh stage caches) and compare every output byte for byte
-        #[arg(long, conflicts_with = "out")]
+        #[arg(long, conflicts_with_all = ["out", "secrets"])]
         verify: bool,
+        /// The node's secrets (`[chap.NAME]` user, password; mode 0600): checked against what the node configs name, written to OUT/secrets/initrd.cpio (a second initrd), never into the image
+        #[arg(long, value_name = "FILE")]
+        secrets: Option<PathBuf>,
+        /// After the build, print why the image is the size it is: the largest files, their package, why each is kept, and what was dropped
+        #[arg(long)]
+        explain_size: bool,
     },
     /// Sign an output directory: writes OUT/SHA256SUMS.sig (Ed25519 over SHA256SUMS)
     Sign {
@@ -152,10 +158,20 @@ and by the tree hash of its content (its single top folder, if any, is the root)
         #[arg(long, value_name = "FILE|DIR", num_args = 1..)]
         import: Vec<PathBuf>,
     },
-    /// Pin every input of a recipe by sha256 in recipes/<name>.lock
+    /// Pin every input of a recipe by sha256 in recipes/<name>.lock (apt resolves the package closure)
+    #[command(
+        long_about = "Resolve and pin every input of a recipe in recipes/<name>.lock: sources by sha256, and the \
+package closure apt resolves for [userland] packages (every package with its exact version and the .deb's \
+sha256), in a private apt state under the cache. Versions the current lock pins are kept: only what the \
+recipe added or changed is resolved. `--update` moves every package to the archive's current version, \
+`--update PKG…` only those. The file is written atomically."
+    )]
     Lock {
         #[arg(default_value = DEFAULT_RECIPE)]
         recipe: PathBuf,
+        /// Re-resolve these packages (all of them when none is named) instead of keeping their locked versions
+        #[arg(long, value_name = "PKG", num_args = 0..)]
+        update: Option<Vec<String>>,
     },
     /// Boot an output directory in QEMU (serial console here, iSCSI forwarded to 127.0.0.1)
     #[command(
@@ -267,8 +283,13 @@ pub enum KconfigCommand {
 pub enum ScstCommand {
     /// Validate an scst.conf (scstadmin's grammar); exit 1 on errors, warnings are printed
     Check { file: PathBuf },
-    /// Print the ordered sysfs writes (path <- command) that applying FILE makes
-    Plan { file: PathBuf },
+    /// Print the ordered sysfs writes (path <- command) that applying FILE makes (CHAP secrets as <redacted>)
+    Plan {
+        file: PathBuf,
+        /// Print CHAP secrets instead of <redacted>
+        #[arg(long)]
+        show_secrets: bool,
+    },
     /// Print a synthetic valid scst.conf of the given size (for benches/scst.sh)
     #[command(hide = true)]
     Generate {
@@ -283,8 +304,16 @@ pub enum ScstCommand {
 
 #[derive(Subcommand)]
 pub enum NodeCommand {
-    /// Validate a node config (the same check the init makes at boot)
-    Check { file: PathBuf },
+    /// Validate a node config (the same check the init makes at boot); messages redact CHAP secrets
+    Check {
+        file: PathBuf,
+        /// Also check that this secrets file (mode 0600) has every account the node config and its scst.conf name
+        #[arg(long, value_name = "FILE")]
+        secrets: Option<PathBuf>,
+        /// Print CHAP secrets in messages instead of <redacted>
+        #[arg(long)]
+        show_secrets: bool,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -303,6 +332,15 @@ pub fn main() -> ExitCode {
 
 fn load_recipe(path: &Path) -> Result<Recipe> {
     Recipe::load(path).with_context(|| format!("cannot load recipe {}", path.display()))
+}
+
+/// The secret words of a recipe's node config and scst.conf, to keep them out of an
+/// error message that quotes a config line.
+fn scrubber_for(recipe: &Path) -> crate::util::redact::Scrubber {
+    match Recipe::load(recipe) {
+        Ok(r) => commands::node::scrubber(&r.node_config),
+        Err(_) => crate::util::redact::Scrubber::new(),
+    }
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -324,6 +362,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     jobs,
                     init,
                     kernel,
+                    secrets: None,
                 },
             )?;
             print!("{}", report.table());
@@ -378,6 +417,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             init,
             kernel,
             verify: false,
+            secrets,
+            explain_size,
         } => {
             let started = std::time::Instant::now();
             let ctx = stages::context(
@@ -388,9 +429,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     jobs,
                     init,
                     kernel,
+                    secrets,
                 },
-            )?;
+            )
+            .map_err(|e| scrubber_for(&recipe).scrub_error(e))?;
             let report = stages::build(&ctx)?;
+            match stages::outputs::write_secrets_initrd(&ctx, &report.out)? {
+                Some(p) => println!(
+                    "wrote {} (the node's secrets as a second initrd: keep it private, never serve it with the image)",
+                    p.display()
+                ),
+                None if !ctx.secret_refs.is_empty() => eprintln!(
+                    "note: the node configs name secrets ({}) that the image does not contain: build with --secrets FILE for {}/secrets/initrd.cpio, or commit them on the node with `sanforge-init secrets-set FILE`",
+                    ctx.secret_refs.join(", "),
+                    report.out.display()
+                ),
+                None => {}
+            }
             println!(
                 "built {} in {:.1}s (ran: {}; cached: {})",
                 report.out.display(),
@@ -406,6 +461,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     report.skipped.join(", ")
                 }
             );
+            if explain_size {
+                print!(
+                    "{}",
+                    stages::userland::explain_size(&report.built, &report.out)?
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Plan {
@@ -422,7 +483,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 kernel,
                 ..Default::default()
             };
-            let ctx = stages::context(r.clone(), &opts)?;
+            let ctx = stages::context(r.clone(), &opts)
+                .map_err(|e| scrubber_for(&recipe).scrub_error(e))?;
             let plan = stages::plan(&ctx);
             if json {
                 println!("{}", serde_json::to_string_pretty(&plan)?);
@@ -484,6 +546,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         jobs,
                         init,
                         kernel: None,
+                        secrets: None,
                     },
                     boot: !no_boot,
                     accel,
@@ -526,19 +589,32 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             let r = load_recipe(&recipe)?;
             let n = engine::fetch::fetch_all(&r, &cache, true)?;
-            println!("{n} sources in the cache ({})", cache.root().display());
+            println!(
+                "{n} inputs (sources and packages) in the cache ({})",
+                cache.root().display()
+            );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Lock { recipe } => {
+        Command::Lock { recipe, update } => {
             let r = load_recipe(&recipe)?;
             let cache = engine::cache::Cache::from_env()?;
-            let lock = commands::lock::resolve(&r, &cache, &crate::util::cmd::Log::none())?;
+            let update = match update {
+                None => engine::lock::Update::Nothing,
+                Some(v) if v.is_empty() => engine::lock::Update::All,
+                Some(v) => engine::lock::Update::Only(v),
+            };
+            let old = crate::config::lock::Lock::load(&r.lock_path()).ok();
+            let lock = commands::lock::relock(&r, &cache, &update, &crate::util::cmd::Log::none())?;
             commands::lock::write(&r, &lock)?;
             println!(
-                "wrote {} ({} entries)",
+                "wrote {}: {}",
                 r.lock_path().display(),
-                lock.sources.len()
+                commands::lock::summary(&r, &lock)
             );
+            let changes = commands::lock::changes(old.as_ref(), &lock);
+            if !changes.is_empty() && old.is_some() {
+                println!("changed:\n{}", changes.join("\n"));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Run {
@@ -618,9 +694,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             })
         }
         Command::Scst {
-            command: ScstCommand::Plan { file },
+            command: ScstCommand::Plan { file, show_secrets },
         } => {
-            print!("{}", crate::scsi::scst::plan_file(&file)?);
+            print!(
+                "{}",
+                crate::scsi::scst::plan_file_with(&file, show_secrets)?
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Scst {
@@ -648,11 +727,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Node {
-            command: NodeCommand::Check { file },
+            command:
+                NodeCommand::Check {
+                    file,
+                    secrets,
+                    show_secrets,
+                },
         } => {
-            let node = crate::config::node::NodeConfig::load(&file)?;
-            crate::scsi::scst::load_node_scst(&file, &node)?;
-            println!("{}: OK (hostname {})", file.display(), node.hostname);
+            let report = commands::node::check(&file, secrets.as_deref());
+            // Messages may quote a config line: its CHAP secrets are redacted.
+            let report = if show_secrets {
+                report
+            } else {
+                report.map_err(|e| commands::node::scrubber(&file).scrub_error(e))
+            };
+            print!("{}", report?);
             Ok(ExitCode::SUCCESS)
         }
     }

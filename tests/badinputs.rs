@@ -44,6 +44,10 @@ const NODECFG: &str = "config = \"recipes/nodes/node.toml\"";
 const OVERLAYS: &str = "overlays = [\"overlays/base\"]";
 const R: &str = "recipes/test.toml";
 
+/// A node whose LIO ACL names the CHAP account `h`, and a secrets file with it.
+const CHAP_NODE: &str = "hostname = \"n\"\n[modules]\nload = [\"target_core_mod\"]\n[lio]\nbackstores = [{ name = \"rd\", kind = \"ramdisk\", size = \"1MiB\" }]\n[[lio.iscsi]]\niqn = \"iqn.2026-11.org.example:t\"\nportals = [\"0.0.0.0:3260\"]\nluns = [{ lun = 0, backstore = \"rd\" }]\n[[lio.iscsi.acls]]\ninitiator = \"iqn.2026-11.org.example:h\"\nchap = { secret = \"h\" }\n";
+const CHAP_SECRETS: &str = "[chap.h]\nuser = \"h\"\npassword = \"0123456789abcd\"\n";
+
 #[rustfmt::skip]
 fn cases() -> Vec<Case> {
     vec![
@@ -142,6 +146,30 @@ fn cases() -> Vec<Case> {
         c("keygen-missing-dir", |_| {}, &["keygen", "--out", "nodir/k"], refused(&["nodir"])),
         c("keygen-ok", |_| {}, &["keygen", "--out", "k"], ok(&["k.pub"])).check(|e| e.present("k").and(e.present("k.pub"))),
         c("secrets-exists", |e| e.write("s.toml", "x"), &["cluster", "secrets", "--out", "s.toml"], refused(&["already exists"])),
+        // ---- class 4: what the build can know fails the build, not the boot --------
+        c("node-module-not-in-image", |e| e.write("recipes/nodes/node.toml", "hostname = \"n\"\n[modules]\nload = [\"target_core_mdo\"]\n"), &["build", R], fails(&["node.toml:3:", "target_core_mdo", "did you mean `target_core_mod`"])),
+        c("node-params-not-in-image", |e| e.write("recipes/nodes/node.toml", "hostname = \"n\"\n[modules]\nparams = { nope = \"x=1\" }\n"), &["build", R], fails(&["node.toml:3:", "`nope`"])),
+        c("sde-beyond-32-bits", |e| e.sub("source-date-epoch = 1767225600", "source-date-epoch = 4294967296"), &["build", R], refused(&["test.toml:5:", "out of range", "4294967295"])),
+        c("node-two-backstores-one-file", |e| e.write("recipes/nodes/node.toml", "hostname = \"n\"\n[lio]\nbackstores = [{ name = \"a\", kind = \"block\", path = \"/dev/sdb\" }, { name = \"b\", kind = \"block\", path = \"/dev/sdb\" }]\n"), &["build", R], refused(&["node.toml:3:", "already uses"])),
+        c("node-address-twice", |e| e.write("recipes/nodes/node.toml", "hostname = \"n\"\n[[network.interfaces]]\nname = \"a\"\naddresses = [\"10.0.0.1/24\"]\n[[network.interfaces]]\nname = \"b\"\naddresses = [\"10.0.0.1/24\"]\n"), &["build", R], refused(&["node.toml:7:", "already on a"])),
+        c("node-portal-twice", |e| e.write("recipes/nodes/node.toml", "hostname = \"n\"\n[[lio.iscsi]]\niqn = \"iqn.2026-11.org.example:t\"\nportals = [\"0.0.0.0:3260\", \"0.0.0.0:3260\"]\n"), &["build", R], refused(&["node.toml:4:", "listed twice"])),
+        c("scst-unknown-device-attr", |e| { e.node_append("\n[scst]\nconf = \"scst.conf\"\n"); e.write("recipes/nodes/scst.conf", "HANDLER vdisk_nullio {\n\tDEVICE d0 {\n\t\tt10_dev_idd x\n\t}\n}\n") }, &["plan", R], refused(&["scst.conf:3", "t10_dev_idd", "t10_dev_id"])),
+        c("scst-setup-id-zzz", |e| e.write("s.conf", "setup_id zzz\n"), &["scst", "check", "s.conf"], refused(&["s.conf:1", "setup_id", "not a number"])),
+        c("scst-chap-one-char", |e| e.write("s.conf", "TARGET_DRIVER iscsi {\n\tIncomingUser \"joe x\"\n}\n"), &["scst", "check", "s.conf"], refused(&["s.conf:2", "1 character, out of range"])),
+        c("scst-lun-beyond-max", |e| e.write("s.conf", "HANDLER vdisk_nullio {\n\tDEVICE d\n}\nTARGET_DRIVER scst_local {\n\tTARGET scst_local_tgt {\n\t\tLUN 20000 d\n\t}\n}\n"), &["scst", "check", "s.conf"], refused(&["s.conf:6", "out of range", "16383"])),
+        c("scst-read-only-attr", |e| e.write("s.conf", "last_sysfs_mgmt_res 0\n"), &["scst", "check", "s.conf"], refused(&["s.conf:1", "read-only"])),
+        // ---- class 5: no secret in a public output ----------------------------------
+        c("node-inline-chap", |e| e.write("recipes/nodes/node.toml", "hostname = \"n\"\n[[lio.iscsi]]\niqn = \"iqn.2026-11.org.example:t\"\nportals = [\"0.0.0.0:3260\"]\n[[lio.iscsi.acls]]\ninitiator = \"iqn.2026-11.org.example:h\"\nchap = { userid = \"h\", password = \"0123456789abcd\" }\n"), &["build", R], refused(&["node.toml:7:", "chap = { secret = \"NAME\" }", "--secrets"])),
+        c("scst-inline-incominguser", |e| { e.node_append("\n[scst]\nconf = \"scst.conf\"\n"); e.write("recipes/nodes/scst.conf", "TARGET_DRIVER iscsi {\n\tIncomingUser \"joe 0123456789abcd\"\n}\n") }, &["build", R], refused(&["scst.conf:2", "joe <redacted>", "IncomingUser secret:NAME"])),
+        c("secrets-readable", |e| { e.write("recipes/nodes/node.toml", CHAP_NODE); e.write("s.toml", CHAP_SECRETS); e.chmod("s.toml", 0o644) }, &["build", R, "--secrets", "s.toml"], refused(&["s.toml", "open to its group and others", "chmod 600"])),
+        c("secrets-missing-name", |e| { e.write("recipes/nodes/node.toml", &CHAP_NODE.replace("\"h\" }", "\"other\" }")); e.write("s.toml", CHAP_SECRETS); e.chmod("s.toml", 0o600) }, &["build", R, "--secrets", "s.toml"], refused(&["[chap.other]"])),
+        c("secrets-initrd", |e| { e.write("recipes/nodes/node.toml", CHAP_NODE); e.write("s.toml", CHAP_SECRETS); e.chmod("s.toml", 0o600) }, &["build", R, "--secrets", "s.toml"], ok(&["secrets/initrd.cpio"])).check(|e| e.present("out/test/secrets/initrd.cpio")),
+        c("scst-plan-redacts", |e| e.write("s.conf", "TARGET_DRIVER iscsi {\n\tIncomingUser \"joe 0123456789abcd\"\n}\n"), &["scst", "plan", "s.conf"], ok(&["IncomingUser joe <redacted>"])),
+        c("render-secrets-readable", |e| { e.cluster(); e.chmod("cluster.secrets.toml", 0o640) }, &["cluster", "render", "cluster.toml", "--out", "rendered"], refused(&["open to its group"])),
+        // ---- class 7: messages say the truth -----------------------------------------
+        c("node-tpg-out-of-range", |e| e.write("n.toml", "hostname = \"n\"\n[[lio.iscsi]]\niqn = \"iqn.2026-11.org.example:t\"\ntpg = 70000\nportals = [\"0.0.0.0:3260\"]\n"), &["node", "check", "n.toml"], refused(&["n.toml:4:7", "tpg 70000 is out of range: expected 0 to 65535"])),
+        c("node-mtu-out-of-range", |e| e.write("n.toml", "hostname = \"n\"\n[[network.interfaces]]\nname = \"a\"\n[[network.interfaces]]\nname = \"b\"\nmtu = 9\n"), &["node", "check", "n.toml"], refused(&["n.toml:6:7", "mtu 9 on b is out of range"])),
+        c("scst-lun-not-a-u32", |e| e.write("s.conf", "TARGET_DRIVER scst_local {\n\tTARGET scst_local_tgt {\n\t\tLUN 99999999999 d\n\t}\n}\n"), &["scst", "check", "s.conf"], refused(&["s.conf:3", "out of range"])),
         // ---- malformed inputs of every verb ---------------------------------------
         c("build-missing-recipe", |_| {}, &["build", "recipes/nope.toml"], refused(&["nope.toml"])),
         c("build-recipe-is-dir", |_| {}, &["build", "recipes"], refused(&["recipes"])),

@@ -1236,7 +1236,7 @@ fn lio_validation_names_the_field() {
 }
 
 #[test]
-fn lio_chap_makes_the_whole_node_toml_secret() {
+fn lio_chap_names_its_secret_in_a_public_node_toml() {
     let t = lio_mutate(
         "iqn = \"iqn.2026-11.org.example:host\"\n",
         "iqn = \"iqn.2026-11.org.example:host\"\nchap = true\n",
@@ -1244,9 +1244,10 @@ fn lio_chap_makes_the_whole_node_toml_secret() {
     let c = Cluster::parse(Path::new("c.toml"), &t).unwrap();
     let s = secrets(&c);
     let r = render_files(&c, &s).unwrap();
-    assert!(r.get("alpha/node.toml").is_none());
-    let f = r.get("alpha/secrets/node.toml").unwrap();
-    assert!(f.secret);
+    // node.toml is public (it can be baked into the image): the ACL names its account.
+    assert!(r.get("alpha/secrets/node.toml").is_none());
+    let f = r.get("alpha/node.toml").unwrap();
+    assert!(!f.secret);
     assert_eq!(f.install, "/etc/sanforge/node.toml");
     let node = NodeConfig::parse(
         Path::new("node.toml"),
@@ -1257,8 +1258,24 @@ fn lio_chap_makes_the_whole_node_toml_secret() {
         .chap
         .clone()
         .unwrap();
-    assert_eq!(chap.password, s.chap["host"].password);
-    assert_eq!(chap.userid, s.chap["host"].user);
+    assert_eq!(chap.secret.as_deref(), Some("host"));
+    assert!(chap.password.is_empty() && chap.userid.is_empty());
+    // The account travels with the other secrets, where the init reads it.
+    let sf = r.get("alpha/secrets/chap.toml").unwrap();
+    assert!(sf.secret);
+    assert_eq!(sf.install, sanforge::contract::CHAP_SECRETS);
+    let ns = sanforge::config::secrets::NodeSecrets::parse(
+        Path::new("chap.toml"),
+        std::str::from_utf8(&sf.data).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(ns.chap("host").unwrap().password, s.chap["host"].password);
+    assert_eq!(ns.chap("host").unwrap().user, s.chap["host"].user);
+    let resolved = ns.resolve_lio(node.lio.as_ref().unwrap()).unwrap();
+    assert_eq!(
+        resolved.iscsi[0].acls[0].chap.as_ref().unwrap().password,
+        s.chap["host"].password
+    );
     for f in r.files.iter().filter(|f| !f.secret) {
         let d = String::from_utf8_lossy(&f.data);
         assert!(

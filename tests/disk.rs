@@ -178,6 +178,8 @@ use sanforge::sys::FakeSys;
 const BAKED: &str = "hostname = \"baked-node\"\n";
 const OVERRIDE: &str = "hostname = \"override-node\"\n";
 
+use sanforge::contract::formats::{fake_bzimage, fake_zstd_cpio};
+
 fn put(root: &Path, rel: &str, data: impl AsRef<[u8]>) {
     let p = root.join(rel);
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -375,8 +377,13 @@ fn factory_reset_removes_the_override() {
 /// A sanforge output directory inside the tree at /media/update.
 fn update_dir(root: &Path) -> PathBuf {
     let dir = root.join("media/update");
-    put(root, "media/update/vmlinuz", "new kernel");
-    put(root, "media/update/initramfs.cpio.zst", "new initramfs");
+    // `update` checks the formats: a kernel header and a zstd cpio around the payloads.
+    put(root, "media/update/vmlinuz", fake_bzimage(b"new kernel"));
+    put(
+        root,
+        "media/update/initramfs.cpio.zst",
+        fake_zstd_cpio(b"new initramfs"),
+    );
     let mut sums = String::new();
     for f in ["initramfs.cpio.zst", "vmlinuz"] {
         sums.push_str(&format!(
@@ -414,12 +421,12 @@ fn update_writes_the_inactive_slot_with_one_try_and_reboots() {
     assert_eq!(slot, 'b');
     let esp = d.path().join("run/sanforge/esp");
     assert_eq!(
-        std::fs::read_to_string(esp.join("sanforge/b/vmlinuz")).unwrap(),
-        "new kernel"
+        std::fs::read(esp.join("sanforge/b/vmlinuz")).unwrap(),
+        fake_bzimage(b"new kernel")
     );
     assert_eq!(
-        std::fs::read_to_string(esp.join("sanforge/b/initramfs.cpio.zst")).unwrap(),
-        "new initramfs"
+        std::fs::read(esp.join("sanforge/b/initramfs.cpio.zst")).unwrap(),
+        fake_zstd_cpio(b"new initramfs")
     );
     // The booted slot is untouched.
     assert_eq!(

@@ -393,7 +393,7 @@ fn missing_and_extra_entries_are_named() {
         kind: "debian".into(),
         origin: "bash=5.2".into(),
         sha256: "0".repeat(64),
-        tree: None,
+        ..Default::default()
     });
     let e = err_text(sanforge::engine::lock::check(&recipe, &l));
     assert!(
@@ -421,7 +421,7 @@ fn missing_lock_with_locked_names_the_path() {
 fn unparsable_lock_gives_a_location() {
     let p = Project::new(&sha256_bytes(b"linux"));
     let recipe = p.recipe();
-    std::fs::write(recipe.lock_path(), "version = 1\nbogus = 2\n").unwrap();
+    std::fs::write(recipe.lock_path(), "version = 2\nbogus = 2\n").unwrap();
     let e = err_text(sanforge::engine::lock::load_for(&recipe, false));
     assert!(e.contains("test.lock:2:1"), "{e}");
 }
@@ -550,8 +550,9 @@ fn locked_debian_source_comes_from_the_cache_without_apt() {
             kind: "debian".into(),
             origin: "linux-source-9.9=9.9-1".into(),
             sha256: sha.clone(),
-            tree: None,
+            ..Default::default()
         }],
+        ..Default::default()
     };
     let src = Source::Debian {
         package: "linux-source-9.9".into(),

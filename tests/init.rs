@@ -378,3 +378,108 @@ fn refuses_to_run_as_pid1_replacement_and_rejects_unknown_steps() {
     assert_eq!(r.code, 2);
     assert!(r.ops.is_empty());
 }
+
+#[test]
+fn hardware_step_loads_device_modules_and_writes_the_report() {
+    let t = demo_tree();
+    let r = t.path();
+    write(
+        r,
+        "lib/modules/6.1.0-sanforge/modules.dep",
+        &format!("{MODULES_DEP}kernel/drivers/watchdog/i6300esb.ko:\n"),
+    );
+    write(
+        r,
+        "lib/modules/6.1.0-sanforge/modules.alias",
+        "alias pci:v00008086d000025ABsv*sd*bc*sc*i* i6300esb\n\
+         alias pci:v00001077d00002532sv*sd*bc*sc*i* qla2xxx\n",
+    );
+    let dev = |slot: &str, id: (&str, &str), alias: &str| {
+        let d = format!("sys/bus/pci/devices/{slot}");
+        write(r, &format!("{d}/vendor"), &format!("0x{}\n", id.0));
+        write(r, &format!("{d}/device"), &format!("0x{}\n", id.1));
+        write(r, &format!("{d}/class"), "0x088000\n");
+        write(r, &format!("{d}/modalias"), alias);
+    };
+    dev(
+        "0000:00:04.0",
+        ("8086", "25ab"),
+        "pci:v00008086d000025ABsv00001AF4sd00001100bc08sc80i00\n",
+    );
+    dev(
+        "0000:00:05.0",
+        ("1077", "2532"),
+        "pci:v00001077d00002532sv00001077sd0000015Dbc0Csc04i00\n",
+    );
+    let run = run(r, &["hardware"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.ops[0],
+        "finit_module /lib/modules/6.1.0-sanforge/kernel/drivers/watchdog/i6300esb.ko \"\""
+    );
+    // The node's blacklist keeps qla2xxx's dependency out: qla2xxx is not loaded.
+    assert!(
+        !run.ops.iter().any(|o| o.contains("qla2xxx")),
+        "{:?}",
+        run.ops
+    );
+    assert!(run
+        .ops
+        .iter()
+        .any(|o| o.starts_with("write_durable /etc/modprobe.d/sanforge.conf (")));
+    let conf = std::fs::read_to_string(r.join("etc/modprobe.d/sanforge.conf")).unwrap();
+    assert!(
+        conf.ends_with("blacklist scsi_transport_fc\noptions target_core_mod debug=1\n"),
+        "{conf}"
+    );
+    assert!(
+        run.log.contains(
+            &"  pci  0000:00:05.0 1077:2532 class 088000 no driver (candidates: qla2xxx blacklisted (needs scsi_transport_fc))"
+                .to_string()
+        ),
+        "{:?}",
+        run.log
+    );
+    assert!(run
+        .log
+        .iter()
+        .any(|l| l.starts_with("udev: not in the image")));
+    let json = std::fs::read_to_string(r.join("run/sanforge/hardware.json")).unwrap();
+    assert!(json.contains("\"i6300esb\""), "{json}");
+}
+
+#[test]
+fn network_plan_prints_the_netlink_calls_of_a_bond_and_vlan_config() {
+    // No /sys/class/net in the tree: network-plan assumes every link the config names.
+    let t = tempfile::tempdir().unwrap();
+    let f = t.path().join("node.toml");
+    std::fs::write(
+        &f,
+        "hostname = \"n\"\n[[network.interfaces]]\nmac = \"52:54:00:00:00:01\"\n\
+         [[network.bonds]]\nname = \"bond0\"\nslaves = [\"52:54:00:00:00:01\", \"eth1\"]\n\
+         mode = \"802.3ad\"\nlacp-rate = \"fast\"\nxmit-hash-policy = \"layer3+4\"\nmtu = 9000\n\
+         [[network.vlans]]\nlink = \"bond0\"\nid = 100\naddresses = [\"2001:db8::15/64\"]\n",
+    )
+    .unwrap();
+    let r = run(t.path(), &["network-plan", f.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}\n{:?}", r.stderr, r.log);
+    assert_eq!(
+        r.ops,
+        [
+            "addr lo 127.0.0.1/8",
+            "link_up lo",
+            "mtu 52:54:00:00:00:01 9000",
+            "mtu eth1 9000",
+            "link_add bond0 bond mode=802.3ad miimon=100 lacp_rate=fast xmit_hash_policy=layer3+4 mtu=9000",
+            "link_down 52:54:00:00:00:01",
+            "master 52:54:00:00:00:01 bond0",
+            "link_down eth1",
+            "master eth1 bond0",
+            "link_add bond0.100 vlan link=bond0 id=100",
+            "addr bond0.100 2001:db8::15/64 nodad",
+            "link_up 52:54:00:00:00:01",
+            "link_up bond0",
+            "link_up bond0.100",
+        ]
+    );
+}

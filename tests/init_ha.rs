@@ -403,15 +403,23 @@ fn libc_sigterm() -> i32 {
 fn one_image_bakes_every_node_config_of_a_rendered_cluster() {
     let p = Project::new();
     let r = p.root();
+    // The build checks that every module a node loads is in the image: the fake kernel
+    // has target_core_mod only.
+    let baked = |name: &str, mac: &str| {
+        node(name, mac, HA).replace(
+            "load = [\"drbd\", \"scst\", \"scst_vdisk\", \"iscsi_scst\"]",
+            "load = [\"target_core_mod\"]",
+        )
+    };
     write(
         r,
         "cluster/alpha/node.toml",
-        &node("alpha", "52:54:00:00:00:01", HA),
+        &baked("alpha", "52:54:00:00:00:01"),
     );
     write(
         r,
         "cluster/beta/node.toml",
-        &node("beta", "52:54:00:00:00:02", HA),
+        &baked("beta", "52:54:00:00:00:02"),
     );
     let recipe = std::fs::read_to_string(p.recipe()).unwrap().replace(
         "config = \"recipes/nodes/node.toml\"",

@@ -634,8 +634,8 @@ fn plan_of_the_flagship_recipe_lists_scst_and_firmware_missing() {
         .output()
         .unwrap();
     let t = text(&o);
-    // The recipe's kernel is a Debian package: apt's lists must know it (`.ci/setup`
-    // runs `apt-get update`); the error says what apt knows instead.
+    // The recipe has no lock: its Debian packages (the kernel source, busybox) are
+    // resolved by apt in a private state, from Debian's archive.
     assert!(o.status.success(), "{t}");
     let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let stages: Vec<&str> = plan

@@ -501,11 +501,16 @@ fn squashfs_node(tree_ok: bool, update_has_root: bool) -> tempfile::TempDir {
         data_blocks: 3,
         hash_blocks: 1,
     };
-    put("media/update/vmlinuz", b"new kernel");
-    put("media/update/initramfs.cpio.zst", b"new whole root");
+    // `update` checks the formats: a kernel header and zstd cpios around the payloads.
+    use sanforge::contract::formats::{fake_bzimage, fake_zstd_cpio};
+    put("media/update/vmlinuz", &fake_bzimage(b"new kernel"));
+    put(
+        "media/update/initramfs.cpio.zst",
+        &fake_zstd_cpio(b"new whole root"),
+    );
     let mut files = vec!["initramfs.cpio.zst", "vmlinuz"];
     if update_has_root {
-        put("media/update/init.cpio.zst", b"new init");
+        put("media/update/init.cpio.zst", &fake_zstd_cpio(b"new init"));
         put("media/update/root.squashfs", &data);
         put("media/update/root.verity", &area);
         put(
@@ -557,7 +562,7 @@ fn update_writes_the_other_slots_root_partitions_and_entry() {
     let esp = r.join("run/sanforge/esp");
     assert_eq!(
         std::fs::read(esp.join("sanforge/b/initramfs.cpio.zst")).unwrap(),
-        b"new init"
+        sanforge::contract::formats::fake_zstd_cpio(b"new init")
     );
     let entry = std::fs::read_to_string(esp.join("loader/entries/sanforge-b+1.conf")).unwrap();
     let m: serde_json::Value =

@@ -1,8 +1,10 @@
 //! sanforge-init: PID 1 of a sanforge storage node (`/init` in the initramfs), or,
 //! with `--root DIR STEP`, one boot step run against a fake tree with every syscall
 //! recorded and printed (for tests and development); `apply-scst FILE [--prune]` moves
-//! the running SCST to another scst.conf on a live node. Thin: the work is in
-//! `sanforge::init`.
+//! the running SCST to another scst.conf on a live node; `--netns NAME network FILE`
+//! applies a node's network for real inside a network namespace; as udhcpc's script
+//! (`/init EVENT`, the lease in the environment) it applies a DHCP lease. Thin: the
+//! work is in `sanforge::init`.
 
 #![deny(
     clippy::unwrap_used,
@@ -16,25 +18,34 @@
 )]
 
 use sanforge::agent;
-use sanforge::init::{self, Init, Logger};
-use sanforge::sys::{FakeSys, RealSys, RebootCmd, Sys, SysRoot};
+use sanforge::init::{self, network, Init, Logger};
+use sanforge::sys::{enter_netns, FakeSys, RealSys, RebootCmd, Sys, SysRoot};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 const USAGE: &str = "\
 usage: sanforge-init                       run as PID 1 (the image's /init)
-       sanforge-init --root DIR STEP [ARGS] run one step against the tree DIR, syscalls faked and printed
+       sanforge-init --root DIR [--show-secrets] STEP [ARGS]
+                                           run one step against the tree DIR, syscalls faked and printed
+                                           (CHAP secrets as <redacted> unless --show-secrets)
        sanforge-init apply-scst [FILE] [--prune]
                                            move the running SCST to FILE (default: the node's scst.conf),
                                            writing only what differs; --prune also removes what FILE lacks
 
        sanforge-init config-set FILE         validate FILE and commit it to the config partition (next boot uses it)
        sanforge-init factory-reset           remove the config partition's override (next boot uses the baked config)
+       sanforge-init secrets-set FILE        validate the secrets file FILE (mode 0600) and commit it to the config partition
        sanforge-init update DIR              verify the output directory DIR and install it into the inactive boot slot, then reboot
+       sanforge-init --netns NAME network NODE_TOML
+                                           apply NODE_TOML's [network] for real inside the network namespace
+                                           NAME (/run/netns/NAME, from `ip netns add`), over netlink
+       sanforge-init dhcp-event EVENT        apply a DHCP lease (udhcpc's script; `/init EVENT` works too)
 
-steps: mounts, load-modules, network, apply-targets [NODE_TOML], apply-scst [FILE] [--prune],
-       boot, shutdown, config-set FILE, factory-reset, update DIR (DIR inside the tree),
+steps: mounts, load-modules, hardware (coldplug, udev, report), network, network-plan [NODE_TOML] (the netlink
+       calls of the network step, every link of the config assumed present), dhcp-event EVENT,
+       apply-targets [NODE_TOML], apply-scst [FILE] [--prune],
+       boot, shutdown, config-set FILE, factory-reset, secrets-set FILE, update DIR (DIR inside the tree),
        ocf-alua ACTION (the OCF agent, OCF_RESKEY_* from the environment)";
 
 /// The [`Sys`] the OCF agent runs over: the kernel, or, when `sysfs_root` names another
@@ -86,8 +97,24 @@ fn main() -> ExitCode {
                 }
             }
         }
+        [flag, dir, show, step, rest @ ..] if flag == "--root" && show == "--show-secrets" => {
+            run_step(PathBuf::from(dir), step, rest, true)
+        }
         [flag, dir, step, rest @ ..] if flag == "--root" => {
-            run_step(PathBuf::from(dir), step, rest)
+            run_step(PathBuf::from(dir), step, rest, false)
+        }
+        [flag, name, step, file] if flag == "--netns" && step == "network" => {
+            run_in_netns(name, file)
+        }
+        [cmd, event] if cmd == "dhcp-event" => {
+            dhcp_event(&mut RealSys::new(SysRoot::new("/")), event)
+        }
+        // udhcpc runs its script as `SCRIPT EVENT` with the lease in the environment.
+        [event]
+            if network::DHCP_EVENTS.contains(&event.as_str())
+                && std::env::var_os("interface").is_some() =>
+        {
+            dhcp_event(&mut RealSys::new(SysRoot::new("/")), event)
         }
         [cmd, rest @ ..] if is_persist_command(cmd) => {
             let mut sys = RealSys::new(SysRoot::new("/"));
@@ -107,6 +134,15 @@ fn main() -> ExitCode {
             eprintln!("error: unexpected arguments\n\n{USAGE}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Prints the recorded ops: CHAP secrets redacted unless `show`.
+fn print_ops(ops: &[sanforge::sys::Op], show: bool) {
+    let mut out = std::io::stdout().lock();
+    for op in ops {
+        let line = if show { op.to_string() } else { op.redacted() };
+        let _ = writeln!(out, "{line}");
     }
 }
 
@@ -133,7 +169,7 @@ fn install_panic_hook(pid1: bool) {
     }
 }
 
-fn run_step(dir: PathBuf, step: &str, rest: &[String]) -> ExitCode {
+fn run_step(dir: PathBuf, step: &str, rest: &[String], show: bool) -> ExitCode {
     if !dir.is_dir() {
         eprintln!("error: --root {}: not a directory", dir.display());
         return ExitCode::from(2);
@@ -141,7 +177,21 @@ fn run_step(dir: PathBuf, step: &str, rest: &[String]) -> ExitCode {
     if step == agent::SUBCOMMAND {
         return run_agent_step(dir, rest);
     }
+    if step == "network-plan" {
+        return network_plan(dir, rest);
+    }
     let mut sys = FakeSys::new(dir);
+    if step == "dhcp-event" {
+        let code = match rest {
+            [event] => dhcp_event(&mut sys, event),
+            _ => {
+                eprintln!("error: usage: dhcp-event EVENT\n\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        };
+        print_ops(&sys.ops, false);
+        return code;
+    }
     if step == "apply-scst" {
         let code = match apply_scst(&mut sys, rest) {
             Ok(()) => ExitCode::SUCCESS,
@@ -150,18 +200,12 @@ fn run_step(dir: PathBuf, step: &str, rest: &[String]) -> ExitCode {
                 ExitCode::FAILURE
             }
         };
-        let mut out = std::io::stdout().lock();
-        for op in &sys.ops {
-            let _ = writeln!(out, "{op}");
-        }
+        print_ops(&sys.ops, show);
         return code;
     }
     if is_persist_command(step) {
         let r = persist_command(&mut sys, step, rest, true);
-        let mut out = std::io::stdout().lock();
-        for op in &sys.ops {
-            let _ = writeln!(out, "{op}");
-        }
+        print_ops(&sys.ops, show);
         return match r {
             Some(Ok(())) => ExitCode::SUCCESS,
             Some(Err(e)) => {
@@ -178,7 +222,12 @@ fn run_step(dir: PathBuf, step: &str, rest: &[String]) -> ExitCode {
     let steps: Vec<fn(&mut Init) -> anyhow::Result<()>> = match (step, rest) {
         ("mounts", []) => vec![init::mount_filesystems],
         ("load-modules", []) => vec![init::load_config, init::load_modules],
-        ("network", []) => vec![init::load_config, init::configure_network],
+        ("hardware", []) => vec![
+            init::load_config,
+            init::hardware::hardware,
+            init::hardware::print_report,
+        ],
+        ("network", []) => vec![init::load_config, network::configure_network],
         ("apply-targets", [] | [_]) => {
             init.config_file = rest.first().map(PathBuf::from);
             vec![init::load_config, init::apply_targets, init::enable_ports]
@@ -207,10 +256,7 @@ fn run_step(dir: PathBuf, step: &str, rest: &[String]) -> ExitCode {
         }
     }
     drop(init);
-    let mut out = std::io::stdout().lock();
-    for op in &sys.ops {
-        let _ = writeln!(out, "{op}");
-    }
+    print_ops(&sys.ops, show);
     code
 }
 
@@ -236,8 +282,85 @@ fn run_agent_step(dir: PathBuf, rest: &[String]) -> ExitCode {
     ExitCode::from(rc.code())
 }
 
+/// `--root DIR network-plan [NODE_TOML]`: the network step against links made up from
+/// the config (each interface it names, down, MTU 1500), its netlink calls printed.
+fn network_plan(dir: PathBuf, rest: &[String]) -> ExitCode {
+    let node = {
+        let mut sys = FakeSys::new(&dir);
+        let mut init = Init::new(&mut sys, Logger::console());
+        init.config_file = match rest {
+            [] => None,
+            [f] => Some(PathBuf::from(f)),
+            _ => {
+                eprintln!("error: usage: network-plan [NODE_TOML]\n\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        };
+        if let Err(e) = init::load_config(&mut init) {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+        init.node.clone()
+    };
+    let Some(node) = node else {
+        return ExitCode::FAILURE;
+    };
+    let mut sys = FakeSys::new(&dir).with_links(network::assumed_links(&node.network));
+    let mut init = Init::new(&mut sys, Logger::console());
+    init.node = Some(node);
+    let r = network::configure_network(&mut init);
+    drop(init);
+    print_ops(&sys.ops, false);
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--netns NAME network NODE_TOML`: the network step for real, in a namespace.
+fn run_in_netns(name: &str, file: &str) -> ExitCode {
+    let path = if name.contains('/') {
+        PathBuf::from(name)
+    } else {
+        Path::new("/run/netns").join(name)
+    };
+    if let Err(e) = enter_netns(&path) {
+        eprintln!("error: {e} (make it with `ip netns add {name}`; this needs root)");
+        return ExitCode::FAILURE;
+    }
+    let mut sys = RealSys::new(SysRoot::new("/"));
+    let mut init = Init::new(&mut sys, Logger::console());
+    init.config_file = Some(PathBuf::from(file));
+    match init::load_config(&mut init).and_then(|()| network::configure_network(&mut init)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A DHCP event with the lease from this process's environment (udhcpc's variables).
+fn dhcp_event(sys: &mut dyn Sys, event: &str) -> ExitCode {
+    let env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
+    let mut log = Logger::console();
+    match network::dhcp_event(sys, &mut log, event, &env) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log.line(&format!("error: {e:#}"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn is_persist_command(cmd: &str) -> bool {
-    matches!(cmd, "config-set" | "factory-reset" | "update")
+    matches!(
+        cmd,
+        "config-set" | "factory-reset" | "secrets-set" | "update"
+    )
 }
 
 /// The config partition and update commands; None on wrong arguments.
@@ -256,6 +379,15 @@ fn persist_command(
                 sanforge::contract::OVERRIDE
             )
         }),
+        ("secrets-set", [file]) => {
+            sanforge::init::secrets::secrets_set(sys, std::path::Path::new(file)).map(|()| {
+                println!(
+                    "secrets committed to {}/{}; the next boot uses them",
+                    sanforge::contract::CONFIG_MOUNT,
+                    sanforge::contract::SECRETS_OVERRIDE
+                )
+            })
+        }
         ("factory-reset", []) => persist::factory_reset(sys)
             .map(|()| println!("config override removed; the next boot uses the baked config")),
         ("update", [dir]) => persist::update(sys, std::path::Path::new(dir), reboot)

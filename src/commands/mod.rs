@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod doctor;
 pub mod lock;
 pub mod matrix;
+pub mod node;
 pub mod run;
 pub mod serve;
 pub mod verify;

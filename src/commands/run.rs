@@ -81,6 +81,32 @@ fn cmdline(out: &Path, extra: &[String]) -> Result<String> {
     Ok(c)
 }
 
+/// The initrd QEMU loads: `initramfs.cpio.zst`, or, when `sanforge build --secrets`
+/// wrote `OUT/secrets/initrd.cpio`, both concatenated (padded to 4 bytes, as a boot
+/// loader does with two initrds) into a private file of the run's state directory.
+fn initrd_with_secrets(out: &Path) -> Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let public = out.join("initramfs.cpio.zst");
+    let secrets = out
+        .join(crate::stages::outputs::SECRETS_DIR)
+        .join(crate::stages::outputs::SECRETS_INITRD);
+    if !secrets.is_file() {
+        return Ok(public);
+    }
+    let state = state_dir(out);
+    ufs::create_dir_all(&state)?;
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("cannot chmod {}", state.display()))?;
+    let mut data = ufs::read(&public)?;
+    data.resize(data.len().div_ceil(4) * 4, 0);
+    data.extend(ufs::read(&secrets)?);
+    let p = state.join("initrd-with-secrets");
+    ufs::write_atomic(&p, &data)?;
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot chmod {}", p.display()))?;
+    Ok(p)
+}
+
 /// The files the boot needs are there (checked before anything is written beside
 /// the output directory).
 fn check_out(opts: &RunOptions) -> Result<()> {
@@ -117,7 +143,7 @@ fn qemu(opts: &RunOptions, accel: Accel) -> Result<Cmd> {
                 .arg("-kernel")
                 .arg(opts.out.join("vmlinuz"))
                 .arg("-initrd")
-                .arg(opts.out.join("initramfs.cpio.zst"))
+                .arg(initrd_with_secrets(&opts.out)?)
                 .args(["-append", &cmdline(&opts.out, &opts.extra_cmdline)?]);
         }
         BootMode::Pxe => {

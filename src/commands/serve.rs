@@ -1,6 +1,8 @@
 //! `sanforge serve`: serves a PXE bundle (an output directory) over HTTP so that iPXE
 //! can `chain http://HOST:PORT/boot.ipxe` — for operators without a PXE server, and for
-//! tests. Read-only: GET and HEAD of the files directly in the directory, nothing else.
+//! tests. Read-only: GET and HEAD of the files directly in the directory, nothing else:
+//! no subdirectory (so never `secrets/`), no dot file, and no symbolic link that leads
+//! anywhere but to a file directly in the directory (403).
 
 use anyhow::{Context, Result};
 use std::io::{BufRead, BufReader, Write};
@@ -90,7 +92,17 @@ fn handle(stream: TcpStream, dir: &Path) -> Result<()> {
     let mut out = stream;
     let file = resolve(dir, name);
     match (method, file) {
-        ("GET" | "HEAD", Some(path)) => {
+        ("GET" | "HEAD", Served::Forbidden) => {
+            out.write_all(
+                b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            )
+            .context("cannot write the response")?;
+            eprintln!(
+                "serve: {peer} {method} /{name} 403 (a link out of {}: not served)",
+                dir.display()
+            );
+        }
+        ("GET" | "HEAD", Served::File(path)) => {
             let data = crate::util::fs::read(&path)?;
             write!(out, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n", data.len())
                 .context("cannot write the response")?;
@@ -99,7 +111,7 @@ fn handle(stream: TcpStream, dir: &Path) -> Result<()> {
             }
             eprintln!("serve: {peer} {method} /{name} 200 {} bytes", data.len());
         }
-        ("GET" | "HEAD", None) => {
+        ("GET" | "HEAD", Served::Missing) => {
             out.write_all(
                 b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
             )
@@ -113,13 +125,40 @@ fn handle(stream: TcpStream, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A plain file directly in `dir`; never anything outside it.
-fn resolve(dir: &Path, name: &str) -> Option<PathBuf> {
+/// What a request name resolves to.
+#[derive(Debug, PartialEq, Eq)]
+enum Served {
+    File(PathBuf),
+    /// A symbolic link whose target is not a file directly in the directory.
+    Forbidden,
+    Missing,
+}
+
+/// A plain file directly in `dir`; never anything outside it. A symbolic link is
+/// followed only to a file directly in `dir` (not into a subdirectory, not out).
+fn resolve(dir: &Path, name: &str) -> Served {
     if name.is_empty() || name.contains('/') || name.contains('\\') || name.starts_with('.') {
-        return None;
+        return Served::Missing;
     }
     let p = dir.join(name);
-    p.is_file().then_some(p)
+    let Ok(meta) = std::fs::symlink_metadata(&p) else {
+        return Served::Missing;
+    };
+    if meta.file_type().is_symlink() {
+        let (Ok(real), Ok(base)) = (p.canonicalize(), dir.canonicalize()) else {
+            return Served::Forbidden;
+        };
+        return if real.parent() == Some(base.as_path()) && real.is_file() {
+            Served::File(real)
+        } else {
+            Served::Forbidden
+        };
+    }
+    if meta.is_file() {
+        Served::File(p)
+    } else {
+        Served::Missing
+    }
 }
 
 #[cfg(test)]
@@ -150,5 +189,28 @@ mod tests {
         assert!(get(addr, "/../etc/passwd").starts_with("HTTP/1.1 404"));
         assert!(get(addr, "/missing").starts_with("HTTP/1.1 404"));
         t.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn links_lead_only_to_files_directly_in_the_directory() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("out");
+        std::fs::create_dir_all(out.join("secrets")).unwrap();
+        std::fs::write(out.join("boot.ipxe"), "#!ipxe\n").unwrap();
+        std::fs::write(out.join("secrets/initrd.cpio"), "secret").unwrap();
+        std::fs::write(d.path().join("outside"), "outside").unwrap();
+        std::os::unix::fs::symlink("boot.ipxe", out.join("alias.ipxe")).unwrap();
+        std::os::unix::fs::symlink("../outside", out.join("escape")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", out.join("passwd")).unwrap();
+        std::os::unix::fs::symlink("secrets/initrd.cpio", out.join("s.cpio")).unwrap();
+        assert_eq!(
+            resolve(&out, "alias.ipxe"),
+            Served::File(out.canonicalize().unwrap().join("boot.ipxe"))
+        );
+        for n in ["escape", "passwd", "s.cpio"] {
+            assert_eq!(resolve(&out, n), Served::Forbidden, "{n}");
+        }
+        assert_eq!(resolve(&out, "secrets"), Served::Missing);
+        assert_eq!(resolve(&out, "secrets/initrd.cpio"), Served::Missing);
     }
 }

@@ -477,6 +477,9 @@ struct Run {
     cache: PathBuf,
     out: PathBuf,
     umask: &'static str,
+    /// The umask the project copy is made with, as `git clone` would under it: a
+    /// second engineer's checkout (Ubuntu's default is 002) must build the same image.
+    checkout_umask: u32,
     tz: &'static str,
     lc_all: &'static str,
 }
@@ -519,6 +522,7 @@ pub fn verify_build(recipe_file: &Path, opts: &BuildOptions) -> Result<VerifyRep
             cache: s.join("1/cache"),
             out: results.join("first"),
             umask: "022",
+            checkout_umask: 0o022,
             tz: "UTC0",
             lc_all: "C",
         },
@@ -528,6 +532,7 @@ pub fn verify_build(recipe_file: &Path, opts: &BuildOptions) -> Result<VerifyRep
             cache: s.join("second-build/c"),
             out: results.join("second-build"),
             umask: "077",
+            checkout_umask: 0o002,
             tz: "NZST-12NZDT",
             lc_all: "C.UTF-8",
         },
@@ -553,7 +558,7 @@ pub fn verify_build(recipe_file: &Path, opts: &BuildOptions) -> Result<VerifyRep
                 run.tz,
                 run.lc_all
             ));
-            copy_project(&recipe.root, &run.project, &skip)?;
+            copy_project(&recipe.root, &run.project, &skip, run.checkout_umask)?;
             seed_cache(&cache, &run.cache)?;
             let log = Log::open(&results.join(format!("{}.log", run.label)))?;
             let mut cmd = Cmd::new("sh")
@@ -605,7 +610,11 @@ pub fn verify_build(recipe_file: &Path, opts: &BuildOptions) -> Result<VerifyRep
 
 /// Copies the project tree, keeping modes and symlinks, leaving out `skip` (compared
 /// after resolving symlinks) and anything that is not a file, directory or symlink.
-fn copy_project(from: &Path, to: &Path, skip: &[PathBuf]) -> Result<()> {
+/// Copies the project as a checkout made under `umask` would have it: files 0666 or
+/// 0777 (when executable) and directories 0777, less the umask: the modes git does
+/// not record are the cloner's, and must not reach the image.
+pub fn copy_project(from: &Path, to: &Path, skip: &[PathBuf], umask: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     let skip: Vec<PathBuf> = skip.iter().map(|p| canon(p)).collect();
     ufs::create_dir_all(to)?;
@@ -620,9 +629,13 @@ fn copy_project(from: &Path, to: &Path, skip: &[PathBuf]) -> Result<()> {
                 .with_context(|| format!("cannot create symlink {}", dst.display()))?;
         } else if e.is_dir() {
             ufs::create_dir_all(&dst)?;
-            dirs.push((dst, e.metadata().permissions()));
+            dirs.push((dst, std::fs::Permissions::from_mode(0o777 & !umask)));
         } else if e.metadata().is_file() {
             ufs::copy(src, &dst)?;
+            let exec = e.metadata().permissions().mode() & 0o100 != 0;
+            let mode = if exec { 0o777 } else { 0o666 } & !umask;
+            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(mode))
+                .with_context(|| format!("cannot set mode of {}", dst.display()))?;
         }
     }
     ufs::set_dir_modes(dirs)

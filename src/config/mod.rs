@@ -19,9 +19,12 @@
 )]
 
 pub mod lock;
+pub mod network;
 pub mod node;
 pub mod recipe;
+pub mod secrets;
 pub mod spans;
+pub mod userland;
 pub mod values;
 
 use std::fmt;
@@ -111,6 +114,36 @@ pub fn line_col(text: &str, pos: usize) -> (usize, usize) {
     (line, col)
 }
 
+/// The key assigned just before byte `pos` (`tpg = 70000` → `tpg`), if any.
+fn key_before(text: &str, pos: usize) -> Option<&str> {
+    let before = text.get(..pos)?.trim_end().strip_suffix('=')?.trim_end();
+    let start = before
+        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        .map_or(0, |i| i + 1);
+    before.get(start..).filter(|k| !k.is_empty())
+}
+
+/// A serde range error ("invalid value: integer `70000`, expected u16") said plainly:
+/// the number is out of range, and what the range is.
+pub fn plain_range_error(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("invalid value: integer `")?;
+    let (num, ty) = rest.split_once("`, expected ")?;
+    let ty = ty.trim();
+    let (lo, hi): (i128, i128) = match ty {
+        "u8" => (0, u8::MAX.into()),
+        "u16" => (0, u16::MAX.into()),
+        "u32" => (0, u32::MAX.into()),
+        "u64" => (0, u64::MAX.into()),
+        "usize" => (0, u64::MAX.into()),
+        "i8" => (i8::MIN.into(), i8::MAX.into()),
+        "i16" => (i16::MIN.into(), i16::MAX.into()),
+        "i32" => (i32::MIN.into(), i32::MAX.into()),
+        "i64" => (i64::MIN.into(), i64::MAX.into()),
+        _ => return None,
+    };
+    Some(format!("{num} is out of range: expected {lo} to {hi}"))
+}
+
 /// Parses TOML text into `T`, turning a serde error into a located `ConfigError`.
 pub fn parse_toml<T: serde::de::DeserializeOwned>(
     file: &Path,
@@ -118,7 +151,14 @@ pub fn parse_toml<T: serde::de::DeserializeOwned>(
 ) -> Result<T, ConfigError> {
     toml::from_str::<T>(text).map_err(|e| {
         let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
-        ConfigError::new(file, line, column, e.message().trim().to_string())
+        let msg = e.message().trim();
+        let plain = plain_range_error(msg).map(|m| {
+            match e.span().and_then(|s| key_before(text, s.start)) {
+                Some(k) => format!("{k} {m}"),
+                None => m,
+            }
+        });
+        ConfigError::new(file, line, column, plain.unwrap_or_else(|| msg.to_string()))
     })
 }
 

@@ -6,6 +6,12 @@ use super::spans::{at, Errors};
 use super::values::{self, is_iscsi_name, parse_size};
 use super::{parse_toml, ConfigError};
 use serde::{Deserialize, Serialize};
+// `[network]` lives in its own module; its types are part of the node config.
+use super::network::validate_network;
+pub use super::network::{
+    Bond, BondMode, Interface, IpNet, LacpRate, LinkId, Network, Route, Vlan, XmitHashPolicy,
+    DEFAULT_MIIMON,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -18,6 +24,9 @@ pub struct NodeConfig {
     pub sysctl: BTreeMap<String, String>,
     #[serde(default)]
     pub modules: Modules,
+    /// `[hardware]`: coldplug and udev at boot; see [`Hardware`].
+    #[serde(default, skip_serializing_if = "Hardware::is_default")]
+    pub hardware: Hardware,
     #[serde(default)]
     pub network: Network,
     #[serde(default)]
@@ -53,40 +62,38 @@ pub struct Modules {
     /// Parameters per module, e.g. `qla2xxx_scst = "qlini_mode=disabled"`.
     #[serde(default)]
     pub params: BTreeMap<String, String>,
-    /// Modules never to load, even as a dependency.
+    /// Modules never to load, even as a dependency or for a device present.
     #[serde(default)]
     pub blacklist: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, Default)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct Network {
-    #[serde(default)]
-    pub interfaces: Vec<Interface>,
-    #[serde(default)]
-    pub routes: Vec<Route>,
+/// `[hardware]`: how the init finds the hardware. By default it loads the modules of
+/// the devices present (each device's `modalias` against `modules.alias`, as udev
+/// does, honouring `[modules] blacklist` and `params`) and, when the image has
+/// Debian's udev, runs it for the `/dev/disk/by-*` names and for devices that appear
+/// later.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Hardware {
+    /// Load the modules of the devices present at boot.
+    pub coldplug: bool,
+    /// How long the boot waits for udev to handle the coldplug events.
+    pub settle_timeout: HaDuration,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, Default)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct Interface {
-    pub name: String,
-    /// IPv4 addresses with prefix length, `192.0.2.15/24`.
-    #[serde(default)]
-    pub addresses: Vec<String>,
-    #[serde(default)]
-    pub mtu: Option<u32>,
-    /// The interface's MAC address: one image picks its node config by it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mac: Option<String>,
+impl Hardware {
+    pub fn is_default(&self) -> bool {
+        *self == Hardware::default()
+    }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, Default)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct Route {
-    /// `default` or `a.b.c.d/len`.
-    pub to: String,
-    pub via: String,
+impl Default for Hardware {
+    fn default() -> Self {
+        Hardware {
+            coldplug: true,
+            settle_timeout: HaDuration::secs(30),
+        }
+    }
 }
 
 /// LIO target configuration (configfs).
@@ -174,11 +181,34 @@ pub struct MappedLun {
     pub write_protect: bool,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+/// CHAP for one initiator: `{ secret = "NAME" }`, an account of the node's secrets
+/// (`[chap.NAME]` user and password, see [`super::secrets`]), which the init fills in
+/// at boot; or the account inline (`{ userid, password }`), only for a node config
+/// that reaches the node privately (the builder refuses it in an image).
+#[derive(Clone, Deserialize, Serialize, PartialEq, Eq, Default)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Chap {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub userid: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub password: String,
+}
+
+impl std::fmt::Debug for Chap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pw = if self.password.is_empty() {
+            ""
+        } else {
+            crate::util::redact::REDACTED
+        };
+        write!(
+            f,
+            "Chap {{ secret: {:?}, userid: {:?}, password: {pw:?} }}",
+            self.secret, self.userid
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
@@ -409,9 +439,16 @@ impl NodeConfig {
                 }
             }
         }
-        for m in self.modules.params.keys() {
+        for (m, v) in &self.modules.params {
             if !module_name(m) {
                 errs.key(at!["modules", "params", m], bad_module(m));
+            }
+            // They become one `options` line of modprobe.d too.
+            if v.contains(['\n', '\r', '\0']) {
+                errs.at(
+                    at!["modules", "params", m],
+                    format!("parameters of `{m}`: expected one line like `qlini_mode=disabled`"),
+                );
             }
         }
         for m in &self.modules.load {
@@ -432,57 +469,7 @@ impl NodeConfig {
                 errs.key(at!["sysctl", k], format!("sysctl `{k}`: expected a key like net.ipv4.ip_forward and a one-line value"));
             }
         }
-        let mut names = BTreeSet::new();
-        for (n, i) in self.network.interfaces.iter().enumerate() {
-            let at_if = |key: &str| at!["network", "interfaces", n, key].to_vec();
-            if i.name.is_empty() || i.name.len() > 15 || i.name.contains('/') {
-                errs.at(
-                    &at_if("name"),
-                    format!(
-                        "interface name `{}`: expected 1 to 15 characters without `/`",
-                        i.name
-                    ),
-                );
-            } else if !names.insert(&i.name) {
-                errs.at(
-                    &at_if("name"),
-                    format!("interface `{}` is listed twice", i.name),
-                );
-            }
-            for (j, a) in i.addresses.iter().enumerate() {
-                if Cidr::parse(a).is_none() {
-                    errs.at(
-                        at!["network", "interfaces", n, "addresses", j],
-                        format!(
-                            "address `{a}` on {}: expected IPv4/prefix like 192.0.2.15/24",
-                            i.name
-                        ),
-                    );
-                }
-            }
-            if let Some(m) = i.mtu {
-                if !(68..=65535).contains(&m) {
-                    errs.at(
-                        &at_if("mtu"),
-                        format!("mtu {m} on {}: expected 68 to 65535", i.name),
-                    );
-                }
-            }
-        }
-        for (n, r) in self.network.routes.iter().enumerate() {
-            if r.to != "default" && Cidr::parse(&r.to).is_none() {
-                errs.at(
-                    at!["network", "routes", n, "to"],
-                    format!("route to `{}`: expected `default` or IPv4/prefix", r.to),
-                );
-            }
-            if r.via.parse::<Ipv4Addr>().is_err() {
-                errs.at(
-                    at!["network", "routes", n, "via"],
-                    format!("route via `{}`: expected an IPv4 address", r.via),
-                );
-            }
-        }
+        validate_network(&self.network, &mut errs);
         if let Some(lio) = &self.lio {
             validate_lio(lio, &mut errs);
         }
@@ -528,6 +515,7 @@ impl NodeConfig {
 /// The `[lio]` checks of [`NodeConfig::validate`].
 fn validate_lio(lio: &Lio, errs: &mut Errors) {
     let mut stores = BTreeSet::new();
+    let mut paths: BTreeMap<&str, &str> = BTreeMap::new();
     for (n, b) in lio.backstores.iter().enumerate() {
         let at_b = |key: &str| at!["lio", "backstores", n, key].to_vec();
         if b.name.is_empty()
@@ -551,10 +539,21 @@ fn validate_lio(lio: &Lio, errs: &mut Errors) {
                 format!("backstore `{}` is defined twice", b.name),
             );
         }
-        let size_ok = b
-            .size
-            .as_deref()
-            .map(|s| parse_size(s, values::BYTE).is_ok());
+        // Why the size is unusable (not a size, 0, out of range), if it is.
+        let size_err = b.size.as_deref().map(|s| parse_size(s, values::BYTE).err());
+        let size_ok = size_err.as_ref().map(Option::is_none);
+        let kind = match b.kind {
+            BackstoreKind::Fileio => "fileio",
+            BackstoreKind::Block => "block",
+            BackstoreKind::Ramdisk => "ramdisk",
+        };
+        let size_why = |extra: &str| match size_err.clone().flatten() {
+            Some(why) => format!("{kind} backstore `{}`: size {why}{extra}", b.name),
+            None => format!(
+                "{kind} backstore `{}`: expected a `size` like 64MiB{extra}",
+                b.name
+            ),
+        };
         // The size's place when it is written, else the backstore's.
         let at_size = if b.size.is_some() {
             at_b("size")
@@ -572,11 +571,7 @@ fn validate_lio(lio: &Lio, errs: &mut Errors) {
                 if size_ok != Some(true) {
                     errs.at(
                         &at_size,
-                        format!(
-                            "fileio backstore `{}`: size `{}` is not a size like 64MiB (the kernel needs one to create the file)",
-                            b.name,
-                            b.size.clone().unwrap_or_default()
-                        ),
+                        size_why(" (the kernel needs one to create the file)"),
                     );
                 }
             }
@@ -590,14 +585,23 @@ fn validate_lio(lio: &Lio, errs: &mut Errors) {
             }
             BackstoreKind::Ramdisk => {
                 if size_ok != Some(true) {
-                    errs.at(
-                        &at_size,
-                        format!(
-                            "ramdisk backstore `{}`: expected a `size` like 64MiB",
-                            b.name
-                        ),
-                    );
+                    errs.at(&at_size, size_why(""));
                 }
+            }
+        }
+        if let Some(p) = b
+            .path
+            .as_deref()
+            .filter(|_| b.kind != BackstoreKind::Ramdisk)
+        {
+            if let Some(first) = paths.insert(p, &b.name) {
+                errs.at(
+                    &at_b("path"),
+                    format!(
+                        "backstore `{}` uses {p}, which backstore `{first}` already uses: two backstores on one file or device corrupt each other's data",
+                        b.name
+                    ),
+                );
             }
         }
         if let Some(s) = &b.serial {
@@ -635,12 +639,18 @@ fn validate_lio(lio: &Lio, errs: &mut Errors) {
                 ),
             );
         }
+        let mut seen_portals = BTreeSet::new();
         for (j, p) in t.portals.iter().enumerate() {
-            if p.parse::<std::net::SocketAddrV4>().is_err() {
-                errs.at(
+            match p.parse::<std::net::SocketAddrV4>() {
+                Err(_) => errs.at(
                     at!["lio", "iscsi", n, "portals", j],
                     format!("portal `{p}`: expected ip:port like 0.0.0.0:3260"),
-                );
+                ),
+                Ok(addr) if !seen_portals.insert(addr) => errs.at(
+                    at!["lio", "iscsi", n, "portals", j],
+                    format!("portal {p} is listed twice for `{}`", t.iqn),
+                ),
+                Ok(_) => {}
             }
         }
         let mut luns = BTreeSet::new();
@@ -693,14 +703,28 @@ fn validate_lio(lio: &Lio, errs: &mut Errors) {
                 }
             }
             if let Some(c) = &a.chap {
-                if c.userid.is_empty() || !(12..=16).contains(&c.password.len()) {
-                    errs.at(
+                let inline = !c.userid.is_empty() || !c.password.is_empty();
+                match &c.secret {
+                    Some(_) if inline => errs.at(
                         &at_a("chap"),
-                        format!(
-                            "CHAP for `{}`: expected a userid and a secret of 12 to 16 characters",
-                            a.initiator
-                        ),
-                    );
+                        format!("CHAP for `{}`: give either `secret` (the name of an account in the node's secrets) or `userid` and `password`, not both", a.initiator),
+                    ),
+                    Some(name) if !super::secrets::is_secret_name(name) => errs.at(
+                        at!["lio", "iscsi", n, "acls", k, "chap", "secret"],
+                        format!("CHAP secret name `{name}` of `{}`: expected letters, digits, `.`, `_`, `-` or `:`", a.initiator),
+                    ),
+                    Some(_) => {}
+                    None => {
+                        if c.userid.is_empty() || !(12..=16).contains(&c.password.len()) {
+                            errs.at(
+                                &at_a("chap"),
+                                format!(
+                                    "CHAP for `{}`: expected `secret = \"NAME\"`, or a userid and a password of 12 to 16 characters",
+                                    a.initiator
+                                ),
+                            );
+                        }
+                    }
                 }
             }
         }

@@ -114,6 +114,10 @@ pub struct RawRecipe {
     /// project directory.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow_outside_project: Vec<PathBuf>,
+    /// Modes of paths in the image, `"/etc/sanforge/secret" = "0600"`: overlay files
+    /// are otherwise 0644, or 0755 when executable (what git records), directories 0755.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub modes: BTreeMap<String, String>,
     pub node: NodeSpec,
     #[serde(default)]
     pub outputs: OutputsSpec,
@@ -274,19 +278,35 @@ pub struct TargetSpec {
     pub stack: Stack,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, Default)]
+/// `[userland]` as written: the Debian packages the node runs, where apt finds them,
+/// and how the image's file list is adjusted. Validated into [`Userland`]
+/// (`config/userland.rs`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct UserlandSpec {
     #[serde(default = "default_suite")]
     pub suite: String,
-    /// Debian packages, `name = "version"`.
+    /// Archive components apt reads (`main`, `non-free-firmware`, …); default `main`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub components: Option<Vec<String>>,
+    /// Debian architecture of the packages; default `amd64`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub architecture: Option<String>,
+    /// The apt sources; default: Debian's archive for the suite, its `-updates` and
+    /// its `-security`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repositories: Option<Vec<super::userland::RepositorySpec>>,
+    /// Debian packages the node runs: `["corosync", …]` or `{ corosync = "3.1.7-1", … }`
+    /// (a version, a relation such as `">= 3.1"`, or `"*"`). apt adds what they depend on.
     #[serde(default)]
-    pub packages: BTreeMap<String, String>,
-    /// Files from the packages that the node runs; the image keeps these and the ELF
-    /// closure of their shared libraries. Empty: keep every file of the packages
-    /// except documentation, man pages and locales.
+    pub packages: super::userland::PackagesSpec,
+    /// More files to put in the image (paths or directories from any resolved
+    /// package), with what they need.
     #[serde(default)]
     pub keep: Vec<String>,
+    /// Files of the listed packages to leave out (paths, directories or `*` globs).
+    #[serde(default)]
+    pub drop: Vec<String>,
     /// Symlinks to create in the image, `"/bin/sh" = "busybox"`.
     #[serde(default)]
     pub links: BTreeMap<String, String>,
@@ -294,6 +314,22 @@ pub struct UserlandSpec {
 
 fn default_suite() -> String {
     "bookworm".to_string()
+}
+
+/// A recipe without `[userland]`: Debian's default suite, no packages.
+impl Default for UserlandSpec {
+    fn default() -> Self {
+        UserlandSpec {
+            suite: default_suite(),
+            components: None,
+            architecture: None,
+            repositories: None,
+            packages: Default::default(),
+            keep: Vec::new(),
+            drop: Vec::new(),
+            links: BTreeMap::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -398,9 +434,11 @@ pub struct Recipe {
     pub stack: Stack,
     /// `[sources.NAME]` (and the sources `[scst]` names), validated.
     pub sources: BTreeMap<String, Source>,
-    /// `[userland]`: suite, pinned packages, kept files, links.
-    pub userland: UserlandSpec,
+    /// `[userland]`, validated: apt sources, requested packages, keep/drop, links.
+    pub userland: super::userland::Userland,
     pub overlays: Vec<PathBuf>,
+    /// Explicit modes of image paths (relative, without the leading `/`).
+    pub modes: BTreeMap<String, u32>,
     pub node_config: PathBuf,
     /// `[node] configs` as written (relative to the project root).
     pub node_configs: Vec<PathBuf>,
@@ -417,6 +455,9 @@ pub struct Recipe {
     pub selected: usize,
 }
 
+/// What `source-date-epoch` may be: the 32-bit timestamps of cpio and squashfs.
+const SDE_RANGE: &str = "0 to 4294967295";
+
 impl Recipe {
     pub fn source_date_epoch(&self) -> u64 {
         self.source_date_epoch
@@ -431,7 +472,13 @@ impl Recipe {
     /// Parses and validates a recipe, reporting every error of the file, each at the
     /// value at fault.
     pub fn parse(file: &Path, text: &str) -> Result<Recipe, ConfigError> {
-        let mut raw: RawRecipe = parse_toml(file, text)?;
+        let mut raw: RawRecipe = parse_toml(file, text).map_err(|mut e| {
+            // A negative one is out of the range the outputs carry, not just of u64.
+            if e.message.starts_with("source-date-epoch ") {
+                e.message = e.message.replace(&format!("0 to {}", u64::MAX), SDE_RANGE);
+            }
+            e
+        })?;
         let mut errs = Errors::new(file, text);
         let abs = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
         let recipe_dir = crate::util::fs::parent_dir(&abs);
@@ -600,7 +647,23 @@ impl Recipe {
         if !(1..=19).contains(&raw.outputs.zstd_level) {
             errs.at(
                 at!["outputs", "zstd-level"],
-                format!("zstd-level {}: expected 1 to 19", raw.outputs.zstd_level),
+                format!(
+                    "zstd-level {} is out of range: expected 1 to 19",
+                    raw.outputs.zstd_level
+                ),
+            );
+        }
+        // Every timestamp of the outputs is this one: the newc cpio header and the
+        // squashfs inode hold 32-bit mtimes, so a later time would fail only after the
+        // kernel compile (and KBUILD_BUILD_TIMESTAMP would name a year `date` rejects).
+        let sde = u32::try_from(raw.recipe.source_date_epoch).map(u64::from);
+        if sde.is_err() {
+            errs.at(
+                at!["recipe", "source-date-epoch"],
+                format!(
+                    "source-date-epoch {} is out of range: expected {SDE_RANGE} (2106-02-07T06:28:15Z; cpio and squashfs timestamps are 32-bit)",
+                    raw.recipe.source_date_epoch
+                ),
             );
         }
         if let Some(d) = &raw.outputs.disk {
@@ -615,7 +678,10 @@ impl Recipe {
             if d.boot_tries > 9 {
                 errs.at(
                     at!["outputs", "disk", "boot-tries"],
-                    format!("boot-tries {}: expected 0 to 9", d.boot_tries),
+                    format!(
+                        "boot-tries {} is out of range: expected 0 to 9",
+                        d.boot_tries
+                    ),
                 );
             }
             if !sources.contains_key(SYSTEMD_BOOT_SOURCE) {
@@ -631,14 +697,28 @@ impl Recipe {
             }
         }
         check_userland_paths(&mut errs, &raw.userland);
-        for (name, version) in &raw.userland.packages {
-            if version.is_empty() {
-                errs.at(
-                    at!["userland", "packages", name],
-                    format!("package `{name}`: expected a pinned version"),
-                );
+        let mut modes = BTreeMap::new();
+        for (p, m) in &raw.modes {
+            let path = match crate::util::paths::image_path(p) {
+                Ok(path) => path,
+                Err(e) => {
+                    errs.key(at!["modes", p], format!("modes: {e}"));
+                    continue;
+                }
+            };
+            match u32::from_str_radix(m, 8) {
+                Ok(v) if v <= 0o7777 && !m.is_empty() => {
+                    modes.insert(path, v);
+                }
+                _ => errs.at(
+                    at!["modes", p],
+                    format!(
+                        "modes: `{m}` for {p}: expected an octal mode like \"0600\" or \"0755\""
+                    ),
+                ),
             }
         }
+        let userland = super::userland::validate(&raw.userland, &mut errs);
         // A size that does not parse was reported above (and `finish` fails).
         let disk = raw.outputs.disk.as_ref().and_then(|d| {
             Some(DiskSpec {
@@ -652,11 +732,12 @@ impl Recipe {
             root: root.clone(),
             allowed_outside: allowed_outside.clone(),
             description: raw.recipe.description,
-            source_date_epoch: raw.recipe.source_date_epoch,
+            source_date_epoch: sde.unwrap_or_default(),
             stack: raw.target.stack,
             sources,
-            userland: raw.userland,
+            userland,
             overlays,
+            modes,
             node_config,
             node_configs: raw.node.configs,
             outputs: Outputs {
@@ -1462,8 +1543,8 @@ mod tests {
             e.to_string(),
             [
                 format!("{f}:7:10: node config `nodes/missing.toml` not found"),
-                format!("{f}:9:14: zstd-level 25: expected 1 to 19"),
-                format!("{f}:11:11: package `busybox`: expected a pinned version"),
+                format!("{f}:9:14: zstd-level 25 is out of range: expected 1 to 19"),
+                format!("{f}:11:11: package `busybox`: version ``: expected a Debian version (`3.1.7-1+deb12u2`), a relation (`>= 3.1`) or `*` for any"),
                 format!("{f}:14:10: source `a`: sha256 `00`: expected 64 lowercase hex digits"),
                 format!("{f}:17:10: source `b`: sha256 `zz`: expected 64 lowercase hex digits"),
             ]

@@ -4,6 +4,7 @@
 //! silently. Paths inside the image are absolute (`/etc/sanforge/node.toml`); the
 //! builder writes them relative to the image root ([`in_image`]).
 //!
+//! * [`formats`] — what a kernel and an initramfs of an output directory look like.
 //! * [`loader`] — systemd-boot loader entries of the A/B slots (written by the disk
 //!   image writer, rewritten by `sanforge-init update` and the blessing step).
 //! * [`partitions`] — GPT names and derived PARTUUIDs of the slots' root partitions.
@@ -22,6 +23,7 @@
     clippy::unimplemented
 )]
 
+pub mod formats;
 pub mod loader;
 pub mod partitions;
 pub mod signature;
@@ -39,6 +41,12 @@ pub const CONF_DIR: &str = "/etc/sanforge";
 pub const CIB_SEED: &str = "/etc/sanforge/cib.xml";
 /// Where secret files live in the image (delivered by the secrets initrd).
 pub const SECRETS_DIR: &str = "/etc/sanforge/secrets";
+/// The node's CHAP accounts (`[chap.NAME]` user, password), named by the node config
+/// and scst.conf (delivered by the secrets initrd, never baked into an image).
+pub const CHAP_SECRETS: &str = "/etc/sanforge/secrets/chap.toml";
+/// The same accounts committed to the config partition (`sanforge-init secrets-set`),
+/// read when the secrets initrd has none.
+pub const SECRETS_OVERRIDE: &str = "secrets.toml";
 /// Where corosync reads its key (delivered by the secrets initrd).
 pub const AUTHKEY_PATH: &str = "/etc/corosync/authkey";
 /// The public key `sanforge-init update` trusts when it is baked in.
@@ -58,6 +66,25 @@ pub const OVERRIDE: &str = "node.toml";
 pub const SCST_APPLIED: &str = "/run/sanforge/scst.applied";
 /// The lock every SCST writer holds.
 pub const SCST_LOCK: &str = "/run/sanforge/scst.lock";
+/// The hardware report of this boot (PCI devices and their drivers, firmware, NICs,
+/// disks), JSON; the console shows the same as a table.
+pub const HARDWARE_REPORT: &str = "/run/sanforge/hardware.json";
+/// The node's `[modules] blacklist` and `params` as modprobe.d lines, written at boot
+/// for what loads modules after the init: udev's kmod builtin (hotplug) and modprobe.
+pub const MODPROBE_CONF: &str = "/etc/modprobe.d/sanforge.conf";
+
+/// The DHCP lease of each link (`address A/N`, `router R`), written by
+/// `sanforge-init` as udhcpc's script and read back at the next event and at boot.
+pub const DHCP_STATE_DIR: &str = "/run/sanforge/dhcp";
+
+// ---- Debian's udev, when a recipe keeps it --------------------------------------
+
+/// The udev daemon (package `udev`: a link to udevadm); the init supervises it.
+pub const UDEVD: &str = "/lib/systemd/systemd-udevd";
+/// udevadm: `trigger` replays the coldplug events, `settle` waits for them.
+pub const UDEVADM: &str = "/bin/udevadm";
+/// The control socket udevd creates once it listens for kernel events.
+pub const UDEV_CONTROL: &str = "/run/udev/control";
 
 /// Where the new root is assembled before the switch: a directory of the init-only
 /// initramfs of a squashfs-root slot.

@@ -2,8 +2,8 @@
 //! recipe (one kernel of its matrix selected), the lock, the node configs, the init
 //! binary, every input with its sha256, and the key of every stage.
 //!
-//! Reads the recipe's lock, the node config files, the init binary and (for inputs
-//! the lock does not pin) apt's metadata or local source paths.
+//! Reads the recipe's lock (or, without a usable one, resolves the pins through apt:
+//! [`super::lock::pins_for`]), the node config files and the init binary.
 
 use super::cache::Cache;
 use super::stage::{Keys, Stage};
@@ -28,19 +28,37 @@ pub struct BuildOptions {
     pub init: Option<PathBuf>,
     /// Which kernel of the recipe's matrix to build (default: `[kernel]` itself).
     pub kernel: Option<String>,
+    /// The node's secrets file (`[chap.NAME]` accounts the node configs name): checked
+    /// before anything is built, written to `OUT/secrets/initrd.cpio` after, never into
+    /// a stage, a cache entry or a public output.
+    pub secrets: Option<PathBuf>,
 }
 
 /// Everything a stage may read, resolved once.
 pub struct Ctx {
     pub recipe: Recipe,
     pub cache: Cache,
+    /// The pins of this build: the lock file when it matches the recipe, else a fresh
+    /// resolution (holding a stale lock's versions). Always `Some` once built.
     pub lock: Option<Lock>,
+    /// Whether `lock` is the recipe's lock file (false: resolved for this build).
+    pub lock_from_file: bool,
+    /// The role of every package of the closure (requested, companion, dependency,
+    /// left out).
+    pub roles: std::collections::BTreeMap<String, crate::engine::apt::Role>,
     pub node: ValidNode,
     pub node_text: String,
     /// `[node] configs`: (NAME, text) baked as /etc/sanforge/nodes/NAME.toml, sorted.
     pub node_configs: Vec<(String, String)>,
+    /// The files of `node_configs`, in the same order (for messages).
+    pub node_config_files: Vec<PathBuf>,
     /// The node's `scst.conf` (validated), when the node config has `[scst]`.
     pub scst_conf: Option<crate::scsi::scst::NodeScstConf>,
+    /// The secret names the node configs and scst.conf reference (`secret = "NAME"`,
+    /// `secret:NAME`), sorted.
+    pub secret_refs: Vec<String>,
+    /// The referenced accounts from `--secrets` (only those), when it was given.
+    pub secrets: Option<crate::config::secrets::NodeSecrets>,
     pub init_bin: PathBuf,
     pub init_sha256: String,
     pub jobs: usize,
@@ -80,11 +98,38 @@ impl Ctx {
             None => recipe,
         };
         let cache = Cache::from_env()?;
-        let mut lock = super::lock::load_for(&recipe, opts.locked)?;
+        let (mut pins, lock_from_file) = super::lock::pins_for(&recipe, &cache, opts.locked)?;
         let node_text = ufs::read_to_string(&recipe.node_config)?;
         let node = NodeConfig::parse(&recipe.node_config, &node_text)?;
-        let node_configs = node_configs_in(&recipe.project(), &recipe.node_configs)?;
+        // What is baked must not carry a secret (the init reads them from the secrets
+        // initrd or the config partition).
+        crate::config::secrets::refuse_inline(&recipe.node_config, &node_text, &node)?;
+        let (node_configs, node_config_files): (Vec<_>, Vec<_>) =
+            node_config_entries(&recipe.project(), &recipe.node_configs)?
+                .into_iter()
+                .map(|(name, text, file)| ((name, text), file))
+                .unzip();
         let scst_conf = crate::scsi::scst::load_node_scst(&recipe.node_config, &node)?;
+        let mut secret_refs = crate::config::secrets::node_refs(&node);
+        if let Some(s) = &scst_conf {
+            crate::scsi::scst::refuse_inline(&s.host_path, &s.conf)?;
+            secret_refs.extend(
+                crate::scsi::scst::secret_refs(&s.conf)
+                    .into_iter()
+                    .map(|(n, _)| n),
+            );
+        }
+        for (_, text) in &node_configs {
+            if let Ok(n) = NodeConfig::parse(Path::new(""), text) {
+                secret_refs.extend(crate::config::secrets::node_refs(&n));
+            }
+        }
+        secret_refs.sort();
+        secret_refs.dedup();
+        let secrets = match &opts.secrets {
+            Some(p) => Some(load_secrets(p, &secret_refs, &recipe.node_config)?),
+            None => None,
+        };
         let init_bin = match &opts.init {
             Some(p) => p.clone(),
             None => find_init()?,
@@ -100,7 +145,14 @@ impl Ctx {
             Some(o) => std::path::absolute(o).unwrap_or_else(|_| o.clone()),
             None => default_out(&recipe),
         };
-        let (inputs, drift) = resolve_inputs(&recipe, lock.as_ref())?;
+        let requested: Vec<&str> = recipe
+            .userland
+            .packages
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        let roles = crate::engine::apt::roles(&pins.packages, &requested);
+        let (inputs, drift) = resolve_inputs(&recipe, &pins, &roles)?;
         if !drift.is_empty() {
             let lines: Vec<String> = drift.iter().map(|d| d.describe()).collect();
             if opts.locked {
@@ -111,15 +163,12 @@ impl Ctx {
                 );
             }
             // Without --locked, what is there is built (and recorded), as for a stale
-            // lock; the lock in memory follows so that later checks agree.
+            // lock; the pins in memory follow so that later checks agree.
             for (d, line) in drift.iter().zip(&lines) {
                 crate::util::progress::step(&format!(
                     "warning: {line}; building what is there (run `sanforge lock` to pin it)"
                 ));
-                if let Some(l) = lock
-                    .as_mut()
-                    .and_then(|l| l.sources.iter_mut().find(|s| s.name == d.lock_name))
-                {
+                if let Some(l) = pins.sources.iter_mut().find(|s| s.name == d.lock_name) {
                     l.sha256 = d.actual.clone();
                 }
             }
@@ -127,11 +176,16 @@ impl Ctx {
         let mut ctx = Ctx {
             recipe,
             cache,
-            lock,
+            lock: Some(pins),
+            lock_from_file,
+            roles,
             node,
             node_text,
             node_configs,
+            node_config_files,
             scst_conf,
+            secret_refs,
+            secrets,
             init_bin,
             init_sha256,
             jobs,
@@ -156,6 +210,34 @@ impl Ctx {
     pub fn source_date_epoch(&self) -> u64 {
         self.recipe.source_date_epoch()
     }
+}
+
+/// Loads `--secrets FILE` (private, valid) and checks that it has every account the
+/// node configs name; keeps only those.
+fn load_secrets(
+    path: &Path,
+    refs: &[String],
+    node_config: &Path,
+) -> Result<crate::config::secrets::NodeSecrets> {
+    let s = crate::config::secrets::NodeSecrets::load(path)?;
+    let missing: Vec<&str> = refs
+        .iter()
+        .map(String::as_str)
+        .filter(|r| s.chap(r).is_none())
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "secrets file {} has no {} (named by {} or its scst.conf): add a `[chap.NAME]` table (user, password) for each",
+            path.display(),
+            missing
+                .iter()
+                .map(|m| format!("`[chap.{m}]`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            node_config.display()
+        );
+    }
+    Ok(s.subset(refs.iter().map(String::as_str)))
 }
 
 /// `out/<recipe>` for the default kernel, `out/<recipe>@<kernel>` for a matrix kernel
@@ -222,11 +304,17 @@ impl Drift {
     }
 }
 
-/// Every input with the sha256 this build uses, and the `path` sources whose content
-/// drifted from the lock. A `path` source is always keyed by its content (hashed
-/// now), never by what the lock remembers: editing a local tree rebuilds, and the
-/// manifest records what was really built.
-fn resolve_inputs(recipe: &Recipe, lock: Option<&Lock>) -> Result<(Vec<Input>, Vec<Drift>)> {
+/// Every input of the build with the sha256 it has: the selected kernel's source (as
+/// `kernel`), each named source and each package of the closure that is unpacked
+/// (`package:NAME`), as the pins give them; and the `path` sources whose content
+/// drifted from the pins. A `path` source is always keyed by its content (hashed now),
+/// never by what the lock remembers: editing a local tree rebuilds, and the manifest
+/// records what was really built.
+fn resolve_inputs(
+    recipe: &Recipe,
+    pins: &Lock,
+    roles: &std::collections::BTreeMap<String, crate::engine::apt::Role>,
+) -> Result<(Vec<Input>, Vec<Drift>)> {
     let mut inputs = Vec::new();
     let mut drift = Vec::new();
     // `lock_name`: the entry that pins it (`kernel@NAME` for a matrix kernel, which is
@@ -243,9 +331,6 @@ fn resolve_inputs(recipe: &Recipe, lock: Option<&Lock>) -> Result<(Vec<Input>, V
             // where the project is checked out; the lock uses the same form.
             Source::Path { written, .. } => ("path", written.display().to_string()),
         };
-        let locked = lock
-            .and_then(|l| l.get(lock_name))
-            .filter(|l| l.kind == kind && l.origin == origin);
         if let Some(tree) = src.tree() {
             // Pinned by content: the content is checked when it is fetched or
             // imported into the tree store (not hashed at every plan).
@@ -258,29 +343,25 @@ fn resolve_inputs(recipe: &Recipe, lock: Option<&Lock>) -> Result<(Vec<Input>, V
             });
             return Ok(());
         }
-        let sha256 = match (locked, src) {
-            (locked, Source::Path { path, .. }) => {
+        let pinned = pins
+            .get(lock_name)
+            .filter(|l| l.kind == kind && l.origin == origin)
+            .with_context(|| format!("internal error: input `{lock_name}` is not pinned"))?;
+        let sha256 = match src {
+            Source::Path { path, .. } => {
                 let actual = crate::engine::fetch::path_sha256(path)
                     .with_context(|| format!("source `{lock_name}` ({origin})"))?;
-                if let Some(l) = locked.filter(|l| l.sha256 != actual) {
+                if pinned.sha256 != actual {
                     drift.push(Drift {
                         lock_name: lock_name.to_string(),
                         origin: origin.clone(),
-                        expected: l.sha256.clone(),
+                        expected: pinned.sha256.clone(),
                         actual: actual.clone(),
                     });
                 }
                 actual
             }
-            (Some(l), _) => l.sha256.clone(),
-            (None, Source::Url { sha256, .. }) => sha256.clone(),
-            (None, Source::UrlTree { tree, .. }) => tree.to_string(),
-            (
-                None,
-                Source::Debian {
-                    package, version, ..
-                },
-            ) => crate::engine::fetch::debian_info(package, version)?.sha256,
+            _ => pinned.sha256.clone(),
         };
         inputs.push(Input {
             name: name.to_string(),
@@ -299,17 +380,17 @@ fn resolve_inputs(recipe: &Recipe, lock: Option<&Lock>) -> Result<(Vec<Input>, V
     for (n, s) in &recipe.sources {
         add(n, n, s)?;
     }
-    for (name, version) in &recipe.userland.packages {
-        let input = format!("package:{name}");
-        add(
-            &input,
-            &input,
-            &Source::Debian {
-                package: name.clone(),
-                version: version.clone(),
-                member: None,
-            },
-        )?;
+    for p in &pins.packages {
+        if roles.get(&p.name) == Some(&crate::engine::apt::Role::LeftOut) {
+            continue;
+        }
+        inputs.push(Input {
+            name: format!("package:{}", p.name),
+            kind: "debian".to_string(),
+            origin: format!("{}={}", p.name, p.version),
+            sha256: p.sha256.clone(),
+            tree: None,
+        });
     }
     Ok((inputs, drift))
 }
@@ -331,6 +412,17 @@ pub fn node_configs(root: &Path, entries: &[PathBuf]) -> Result<Vec<(String, Str
 /// entry's directory, must lead inside the project (or an allowed directory), so a
 /// symlink among the rendered configs cannot bake a host file into the image.
 pub fn node_configs_in(proj: &Project, entries: &[PathBuf]) -> Result<Vec<(String, String)>> {
+    Ok(node_config_entries(proj, entries)?
+        .into_iter()
+        .map(|(name, text, _)| (name, text))
+        .collect())
+}
+
+/// [`node_configs_in`] with each file: (NAME, text, file), sorted by name.
+pub fn node_config_entries(
+    proj: &Project,
+    entries: &[PathBuf],
+) -> Result<Vec<(String, String, PathBuf)>> {
     let root = proj.root;
     let mut files: Vec<(String, PathBuf)> = Vec::new();
     let name_of = |p: &Path| -> String {
@@ -372,7 +464,8 @@ pub fn node_configs_in(proj: &Project, entries: &[PathBuf]) -> Result<Vec<(Strin
             bail!("node config `{}` not found", e.display());
         }
     }
-    let mut out: Vec<(String, String)> = Vec::new();
+    let mut out: Vec<(String, String, PathBuf)> = Vec::new();
+    let mut parsed: Vec<(PathBuf, String, crate::config::node::ValidNode)> = Vec::new();
     for (name, f) in files {
         proj.path(f.strip_prefix(root).unwrap_or(&f))
             .map_err(|m| anyhow::anyhow!("node config {}: {m}", f.display()))?;
@@ -387,18 +480,48 @@ pub fn node_configs_in(proj: &Project, entries: &[PathBuf]) -> Result<Vec<(Strin
                 f.display()
             );
         }
-        if out.iter().any(|(n, _)| *n == name) {
+        if out.iter().any(|(n, _, _)| *n == name) {
             bail!(
                 "node config {}: a node named `{name}` is listed twice",
                 f.display()
             );
         }
         let text = ufs::read_to_string(&f)?;
-        NodeConfig::parse(&f, &text)?;
-        out.push((name, text));
+        let node = NodeConfig::parse(&f, &text)?;
+        crate::config::secrets::refuse_inline(&f, &text, &node)?;
+        parsed.push((f.clone(), text.clone(), node));
+        out.push((name, text, f));
     }
+    parsed.sort_by(|a, b| a.0.cmp(&b.0));
+    check_node_set(&parsed)?;
     out.sort();
     Ok(out)
+}
+
+/// The nodes of one image: the init picks its config by MAC address, so two nodes
+/// cannot share one.
+fn check_node_set(nodes: &[(PathBuf, String, crate::config::node::ValidNode)]) -> Result<()> {
+    use std::collections::BTreeMap;
+    let mut macs: BTreeMap<String, &Path> = BTreeMap::new();
+    for (f, text, n) in nodes {
+        for (idx, i) in n.network.interfaces.iter().enumerate() {
+            if let Some(m) = &i.mac {
+                if let Some(first) = macs.insert(m.to_ascii_lowercase(), f) {
+                    return Err(crate::config::spans::Errors::new(f, text)
+                        .error(
+                            crate::config::spans::at!["network", "interfaces", idx, "mac"],
+                            format!(
+                                "MAC address {m} of {} is also in {}: the init picks a node's config by MAC, so each node of an image needs its own",
+                                i.name,
+                                first.display()
+                            ),
+                        )
+                    .into());
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

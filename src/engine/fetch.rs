@@ -1,13 +1,13 @@
 //! Getting sources into the cache: URL mirrors (http, https, file), Debian packages
-//! (through apt) and local paths; sources pinned by tree go to the tree store
-//! ([`crate::engine::tree`]).
+//! (by the URLs and sha256 the lock pins) and local paths; sources pinned by tree go
+//! to the tree store ([`crate::engine::tree`]).
 //!
 //! Why it exists: every input of a build is named by its sha256, and this is the only
 //! place that turns a recipe's source into a verified file on disk. A download is
 //! streamed to a temporary file in the cache, hashed on the way, checked against the
 //! expected sha256 and only then renamed into `blobs/`; a mirror that fails for any
 //! reason (refused, 404, truncated, dropped, wrong bytes) hands over to the next one.
-//! Reads: the recipe's sources, the lock, apt's package metadata (`apt-cache show`).
+//! Reads: the recipe's sources and the lock (or a fresh resolution, [`super::lock`]).
 
 use crate::config::lock::Lock;
 use crate::config::recipe::Source;
@@ -129,6 +129,26 @@ pub fn fetch_url_with(
     if mirrors.is_empty() {
         bail!("{sha256} is not in the cache and no mirror is given\nhint: seed the cache with: sanforge fetch --import FILE (FILE must have sha256 {sha256})");
     }
+    match try_mirrors(cache, mirrors, sha256, limits) {
+        Ok(p) => Ok(p),
+        Err(failures) => bail!(
+            "cannot fetch {sha256}: every mirror failed\n{}\nhint: seed the cache with: sanforge fetch --import FILE (FILE must have sha256 {sha256})",
+            failures
+                .iter()
+                .map(|(u, r)| format!("  {u}: {r}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+    }
+}
+
+/// Tries each mirror in turn; on failure, every (URL, reason).
+fn try_mirrors(
+    cache: &Cache,
+    mirrors: &[String],
+    sha256: &str,
+    limits: &Limits,
+) -> std::result::Result<PathBuf, Vec<(String, String)>> {
     let agent = ureq::AgentBuilder::new()
         .timeout_connect(limits.connect)
         // Every read is bounded, so the deadline and the rate are checked at least
@@ -146,14 +166,11 @@ pub fn fetch_url_with(
                 if mirrors.len() > 1 {
                     step(&format!("warning: {url}: {reason}"));
                 }
-                failures.push(format!("  {url}: {reason}"));
+                failures.push((url.clone(), reason));
             }
         }
     }
-    bail!(
-        "cannot fetch {sha256}: every mirror failed\n{}\nhint: seed the cache with: sanforge fetch --import FILE (FILE must have sha256 {sha256})",
-        failures.join("\n")
-    )
+    Err(failures)
 }
 
 /// One attempt at one mirror. The error is a short reason (the caller adds the URL).
@@ -465,158 +482,71 @@ fn io_reason(e: &std::io::Error) -> String {
     }
 }
 
-/// What apt knows about one version of a Debian binary package.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DebInfo {
-    pub sha256: String,
-    /// Path in the archive, e.g. `pool/main/b/busybox/busybox_1.35.0-4+b3_amd64.deb`.
-    pub filename: String,
-    pub size: u64,
-}
-
-/// Reads the sha256, archive path and size of `package` `version` from apt's
-/// metadata (`apt-cache show PACKAGE=VERSION`); nothing is downloaded.
-pub fn debian_info(package: &str, version: &str) -> Result<DebInfo> {
-    let (sha, filename, size) = apt_show(package, version, &Log::none())?;
-    match sha {
-        Some(sha256) => Ok(DebInfo {
-            sha256,
-            filename,
-            size,
-        }),
-        None => bail!(
-            "apt has no SHA256 for debian package {package}={version} (its repository lists none)"
-        ),
-    }
-}
-
-/// The sha256 apt lists for a package version (`None` if its repository lists none).
-pub(crate) fn apt_sha256(package: &str, version: &str, log: &Log) -> Result<Option<String>> {
-    Ok(apt_show(package, version, log)?.0)
-}
-
-/// `(sha256 if apt lists one, filename, size)` of a package version.
-fn apt_show(package: &str, version: &str, log: &Log) -> Result<(Option<String>, String, u64)> {
-    let spec = format!("{package}={version}");
-    let out = Cmd::new("apt-cache").arg("show").arg(&spec).output(log);
-    let found = out
-        .as_ref()
-        .ok()
-        .and_then(|text| parse_apt_show(text, package, version));
-    match found {
-        Some(f) => Ok(f),
-        None => {
-            let versions = Cmd::new("apt-cache")
-                .arg("madison")
-                .arg(package)
-                .output(log)
-                .map(|t| parse_madison(&t, package))
-                .unwrap_or_default();
-            let known = if versions.is_empty() {
-                "apt knows no version of it".to_string()
-            } else {
-                format!("apt knows {}", versions.join(", "))
-            };
-            let msg = format!("debian package {spec} is not known to apt ({known}); run `apt-get update` or pin a known version");
-            match out {
-                Err(e) => Err(e.context(msg)),
-                Ok(_) => Err(anyhow!(msg)),
-            }
-        }
-    }
-}
-
-/// Finds the stanza for `package` `version` in `apt-cache show` output.
-pub fn parse_apt_show(
-    text: &str,
-    package: &str,
-    version: &str,
-) -> Option<(Option<String>, String, u64)> {
-    for stanza in text.split("\n\n") {
-        let field = |name: &str| {
-            stanza.lines().find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                (k == name).then(|| v.trim().to_string())
-            })
-        };
-        if field("Package").as_deref() != Some(package)
-            || field("Version").as_deref() != Some(version)
-        {
-            continue;
-        }
-        let filename = field("Filename")?;
-        let size = field("Size").and_then(|s| s.parse().ok())?;
-        let sha = field("SHA256").filter(|s| crate::util::hash::is_sha256(s));
-        return Some((sha, filename, size));
-    }
-    None
-}
-
-/// Versions listed by `apt-cache madison PACKAGE` (`pkg | version | repo`).
-pub fn parse_madison(text: &str, package: &str) -> Vec<String> {
-    let mut v: Vec<String> = text
-        .lines()
-        .filter_map(|l| {
-            let mut parts = l.split('|').map(str::trim);
-            (parts.next()? == package).then_some(())?;
-            parts.next().map(String::from)
-        })
-        .collect();
-    v.dedup();
-    v
-}
-
-/// Returns the `.deb` of `package` `version` from the cache, or downloads it with
-/// `apt-get download` and checks it against `expected_sha` (from the lock) or, if
-/// none is given, against the sha256 apt lists. Returns the path and the sha256.
-pub fn fetch_debian(
+/// Returns the `.deb` with `sha256` (`what` names it in messages: `package corosync
+/// 3.1.7-1`), from the cache or else from the first of `urls` that serves those bytes.
+/// `update` is the package name for the `sanforge lock --update` hint. A version the
+/// archive no longer has and bytes that do not match the pin get their own message;
+/// nothing is cached unless the hash matches.
+pub fn fetch_deb(
     cache: &Cache,
-    package: &str,
-    version: &str,
-    expected_sha: Option<&str>,
-    log: &Log,
-) -> Result<(PathBuf, String)> {
-    let expected = match expected_sha {
-        Some(s) => Some(s.to_string()),
-        None => apt_show(package, version, log)?.0,
-    };
-    if let Some(sha) = &expected {
-        match cache.get_verified(sha) {
-            Ok(Some(p)) => return Ok((p, sha.clone())),
-            Ok(None) => {}
-            Err(e) => step(&format!("warning: {e:#}")),
-        }
+    what: &str,
+    sha256: &str,
+    urls: &[String],
+    update: &str,
+) -> Result<PathBuf> {
+    match cache.get_verified(sha256) {
+        Ok(Some(p)) => return Ok(p),
+        Ok(None) => {}
+        Err(e) => step(&format!("warning: {e:#}")),
     }
-    let spec = format!("{package}={version}");
-    let dir = cache.temp_dir()?;
-    step(&format!("apt-get download {spec}"));
-    Cmd::new("apt-get")
-        .arg("download")
-        .arg(&spec)
-        .dir(dir.path())
-        .run(log)
-        .with_context(|| format!("cannot download debian package {spec} (is it in apt's lists? try `apt-get update`)"))?;
-    let debs: Vec<PathBuf> = std::fs::read_dir(dir.path())
-        .with_context(|| format!("cannot list {}", dir.path().display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "deb"))
-        .collect();
-    let [deb] = debs.as_slice() else {
-        bail!(
-            "`apt-get download {spec}` left {} .deb files in {}: expected one",
-            debs.len(),
-            dir.path().display()
-        );
+    let import = format!("import the .deb with `sanforge fetch --import FILE` (FILE must have sha256 {sha256}; snapshot.debian.org keeps every version Debian released)");
+    if urls.is_empty() {
+        bail!("{what} is not in the cache and the lock names no URL for it\nhint: {import}, or re-pin it with `sanforge lock --update {update}`");
+    }
+    let failures = match try_mirrors(cache, urls, sha256, &Limits::from_env()?) {
+        Ok(p) => return Ok(p),
+        Err(f) => f,
     };
-    let sha = match expected {
-        Some(s) => s,
-        // apt listed no sha256 (it still verified the archive signature): pin what we got.
-        None => crate::util::hash::sha256_file(deb)?,
+    let listed = failures
+        .iter()
+        .map(|(u, r)| format!("  {u}: {r}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    if let Some((url, actual)) = failures.iter().find_map(|(u, r)| {
+        let got = r
+            .strip_prefix("sha256 mismatch: expected ")?
+            .split("got ")
+            .nth(1)?;
+        Some((
+            u,
+            got.split_whitespace()
+                .next()?
+                .trim_end_matches(',')
+                .to_string(),
+        ))
+    }) {
+        bail!("{what}: the archive's .deb does not match the lock: expected sha256 {sha256}, got {actual} ({url}); nothing was cached\n{listed}\nhint: a mirror that serves other bytes for a released version is broken or tampered with; if the archive really replaced it, re-pin it with `sanforge lock --update {update}`");
+    }
+    let gone = |r: &str| {
+        r.starts_with("HTTP 404")
+            || r.starts_with("HTTP 410")
+            || (r.starts_with("cannot open ") && r.contains("No such file"))
     };
-    let p = cache
-        .insert_verified(deb, &sha)
-        .with_context(|| format!("debian package {spec} does not match its pinned sha256"))?;
-    Ok((p, sha))
+    if failures.iter().all(|(_, r)| gone(r)) {
+        bail!("{what} is no longer in the archive (Debian removes superseded versions):\n{listed}\nhint: {import}, or move to the archive's current version with `sanforge lock --update {update}`");
+    }
+    bail!("cannot fetch {what}: every mirror failed\n{listed}\nhint: {import}")
+}
+
+/// The `.deb` of a package of the lock's closure (see [`fetch_deb`]).
+pub fn fetch_package(cache: &Cache, p: &crate::config::lock::LockedPackage) -> Result<PathBuf> {
+    fetch_deb(
+        cache,
+        &format!("package {} {}", p.name, p.version),
+        &p.sha256,
+        &p.urls(),
+        &p.name,
+    )
 }
 
 /// Extracts one file or directory (`member`, e.g. `usr/src/linux-source-6.1.tar.xz`)
@@ -717,14 +647,17 @@ pub fn fetch_source(
             version,
             member,
         } => {
-            let (deb, sha) = fetch_debian(
+            let Some(l) = locked else {
+                bail!("internal error: debian source `{name}` ({package}={version}) is not pinned; resolve the recipe first");
+            };
+            let deb = fetch_deb(
                 cache,
+                &format!("debian package {package}={version} (source `{name}`)"),
+                &l.sha256,
+                &l.urls,
                 package,
-                version,
-                locked.map(|l| l.sha256.as_str()),
-                log,
-            )
-            .with_context(|| format!("cannot fetch source `{name}`"))?;
+            )?;
+            let sha = l.sha256.clone();
             let path = match member {
                 None => deb,
                 Some(m) => {
@@ -766,13 +699,14 @@ pub fn fetch_source(
 }
 
 /// The sha256 of a local file, or the tree hash of a directory (every file's
-/// relative path, mode and content).
+/// relative path, executable bit (what git records) and content).
 pub fn path_sha256(path: &Path) -> Result<String> {
     let meta =
         std::fs::metadata(path).with_context(|| format!("cannot stat {}", path.display()))?;
     if meta.is_dir() {
+        // Modes as git records them: a checkout under another umask is the same source.
         Ok(crate::util::hash::KeyBuilder::new("path-tree")
-            .add_tree("file", path)?
+            .add_checkout_tree("file", path)?
             .finish())
     } else if meta.is_file() {
         crate::util::hash::sha256_file(path)
@@ -784,65 +718,40 @@ pub fn path_sha256(path: &Path) -> Result<String> {
     }
 }
 
-/// `sanforge fetch RECIPE`: every source of the recipe into the cache (the lock's
-/// pins when there is a lock): the selected kernel's source, or with `all_kernels`
-/// the source of every kernel of the matrix. Returns how many sources are ready.
+/// `sanforge fetch RECIPE`: every source of the recipe and every package of its
+/// closure into the cache, by the lock's pins (or, without a usable lock, a fresh
+/// resolution): the selected kernel's source, or with `all_kernels` the source of
+/// every kernel of the matrix. Returns how many inputs are ready.
 pub fn fetch_all(
     recipe: &crate::config::recipe::Recipe,
     cache: &Cache,
     all_kernels: bool,
 ) -> Result<usize> {
-    let lock = super::lock::load_for(recipe, false)?;
+    let (lock, _) = super::lock::pins_for(recipe, cache, false)?;
     let log = Log::none();
     let mut n = 0;
     for k in &recipe.kernels {
         if all_kernels || k.lock_name == recipe.kernel().lock_name {
-            fetch_source(cache, &k.lock_name, &k.source, lock.as_ref(), &log)?;
+            fetch_source(cache, &k.lock_name, &k.source, Some(&lock), &log)?;
             n += 1;
         }
     }
     for (name, src) in &recipe.sources {
-        fetch_source(cache, name, src, lock.as_ref(), &log)?;
+        fetch_source(cache, name, src, Some(&lock), &log)?;
         n += 1;
     }
-    for (name, version) in &recipe.userland.packages {
-        let pinned = lock
-            .as_ref()
-            .and_then(|l| l.get(&format!("package:{name}")))
-            .map(|l| l.sha256.clone());
-        fetch_debian(cache, name, version, pinned.as_deref(), &log)?;
-        n += 1;
+    let requested: Vec<&str> = recipe
+        .userland
+        .packages
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
+    let roles = super::apt::roles(&lock.packages, &requested);
+    for p in &lock.packages {
+        if roles.get(&p.name) != Some(&super::apt::Role::LeftOut) {
+            fetch_package(cache, p)?;
+            n += 1;
+        }
     }
     Ok(n)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const SHOW: &str = "Package: busybox\nVersion: 1:1.35.0-4+b3\nSize: 400000\nFilename: pool/main/b/busybox/busybox_1.35.0-4+b3_amd64.deb\nSHA256: 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\nDescription: x\n multi-line: text\n\nPackage: busybox\nVersion: 1:1.36.1-1\nSize: 1\nFilename: other.deb\nSHA256: ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff\n";
-
-    #[test]
-    fn apt_show_picks_the_matching_stanza() {
-        let (sha, file, size) = parse_apt_show(SHOW, "busybox", "1:1.36.1-1").unwrap();
-        assert_eq!(sha.as_deref(), Some("f".repeat(64).as_str()));
-        assert_eq!(file, "other.deb");
-        assert_eq!(size, 1);
-        let (sha, file, size) = parse_apt_show(SHOW, "busybox", "1:1.35.0-4+b3").unwrap();
-        assert!(sha.unwrap().starts_with("0123"));
-        assert!(file.ends_with("amd64.deb"));
-        assert_eq!(size, 400000);
-        assert!(parse_apt_show(SHOW, "busybox", "9").is_none());
-        assert!(parse_apt_show(SHOW, "bash", "1:1.36.1-1").is_none());
-    }
-
-    #[test]
-    fn madison_lists_versions() {
-        let t = "   busybox | 1:1.35.0-4+b3 | http://deb.debian.org/debian bookworm/main amd64 Packages\n   busybox | 1:1.30.1-6 | http://x bullseye/main amd64 Packages\n";
-        assert_eq!(
-            parse_madison(t, "busybox"),
-            vec!["1:1.35.0-4+b3", "1:1.30.1-6"]
-        );
-        assert!(parse_madison(t, "bash").is_empty());
-    }
 }

@@ -5,6 +5,7 @@
 //! content ([`tree`]) and the lock file ([`lock`]). The stages
 //! themselves and their one list are [`crate::stages`].
 
+pub mod apt;
 pub mod cache;
 pub mod ctx;
 pub mod fetch;

@@ -28,6 +28,38 @@ const S_IFLNK: u32 = 0o120000;
 const S_IFCHR: u32 = 0o020000;
 const S_IFBLK: u32 = 0o060000;
 
+/// Which modes the members of a host tree get.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModeRule {
+    /// The modes on disk (trees sanforge made itself: packages, modules).
+    AsIs,
+    /// What git records: files 0755 when executable by their owner, else 0644;
+    /// directories 0755; symlinks 0777. For trees from a checkout (overlays), so the
+    /// image does not depend on the umask of whoever cloned the project.
+    Checkout,
+}
+
+impl ModeRule {
+    pub fn mode(self, meta: &std::fs::Metadata) -> u32 {
+        match self {
+            ModeRule::AsIs => meta.mode() & 0o7777,
+            ModeRule::Checkout => checkout_mode(meta),
+        }
+    }
+}
+
+/// The mode a fresh checkout gives `meta`'s file under umask 022 (see [`ModeRule`]).
+pub fn checkout_mode(meta: &std::fs::Metadata) -> u32 {
+    let ft = meta.file_type();
+    if ft.is_symlink() {
+        0o777
+    } else if ft.is_dir() || meta.mode() & 0o100 != 0 {
+        0o755
+    } else {
+        0o644
+    }
+}
+
 /// One archive member.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
@@ -167,6 +199,17 @@ impl Archive {
     /// `host_dir`. Device nodes found in the tree are added as devices; fifos and
     /// sockets are an error.
     pub fn add_tree(&mut self, host_dir: &Path, prefix: &str) -> Result<()> {
+        self.add_tree_with_modes(host_dir, prefix, ModeRule::AsIs)
+    }
+
+    /// [`Archive::add_tree`] with the modes `rule` gives: [`ModeRule::Checkout`] for
+    /// trees from a working copy, whose modes depend on the umask of whoever cloned it.
+    pub fn add_tree_with_modes(
+        &mut self,
+        host_dir: &Path,
+        prefix: &str,
+        rule: ModeRule,
+    ) -> Result<()> {
         let prefix = normalize(prefix);
         let meta = std::fs::metadata(host_dir)
             .with_context(|| format!("cannot stat {}", host_dir.display()))?;
@@ -174,7 +217,7 @@ impl Archive {
             bail!("cannot add tree {}: not a directory", host_dir.display());
         }
         if !prefix.is_empty() {
-            self.add(Entry::dir(prefix.clone(), meta.mode() & 0o7777));
+            self.add(Entry::dir(prefix.clone(), rule.mode(&meta)));
         }
         for child in crate::util::fs::walk(host_dir) {
             let child = child?;
@@ -194,7 +237,7 @@ impl Archive {
                 format!("{prefix}/{rel}")
             };
             let meta = child.metadata();
-            let mode = meta.mode() & 0o7777;
+            let mode = rule.mode(meta);
             let ft = meta.file_type();
             if ft.is_symlink() {
                 let target = std::fs::read_link(host)
@@ -231,6 +274,19 @@ impl Archive {
             }
         }
         Ok(())
+    }
+
+    /// Sets the mode of the member at `path` (without a leading `/`); false when the
+    /// archive has no such member.
+    pub fn set_mode(&mut self, path: &str, mode: u32) -> bool {
+        let path = normalize(path);
+        match self.entries.get_mut(&path) {
+            Some(e) => {
+                e.mode = mode & 0o7777;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Adds every missing parent directory of every entry as a `0755` directory.

@@ -270,6 +270,69 @@ pub fn closure(root: &Path, start: &[String]) -> Result<BTreeSet<String>> {
     Ok(c.out)
 }
 
+/// A path resolved inside a root: the final in-image path and the symlinks met.
+pub type Resolved = (String, Vec<String>);
+
+/// What one file of a tree needs to run, each dependency resolved inside the tree
+/// (`None`: not found there).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Needs {
+    /// Not ELF and not a `#!` script (data, a shell library that is sourced).
+    Nothing,
+    /// A `#!` script: its interpreter as written and where it resolves.
+    Script {
+        interpreter: String,
+        resolved: Option<Resolved>,
+    },
+    /// An ELF file: its `PT_INTERP` and its `DT_NEEDED` libraries, each as written
+    /// and where it resolves (searched as the dynamic loader would).
+    Elf {
+        interpreter: Option<(String, Option<Resolved>)>,
+        libraries: Vec<(String, Option<Resolved>)>,
+    },
+}
+
+/// What in-image file `file` (a regular file of the tree at `root`) needs to run.
+/// Nothing is pulled in: the caller decides what to do with each dependency (see
+/// [`closure`] for the whole-closure variant).
+pub fn needs(root: &Path, file: &str) -> Result<Needs> {
+    let h = host(root, file);
+    Ok(match inspect(&h)? {
+        Kind::Other => Needs::Nothing,
+        Kind::Script(interp) => Needs::Script {
+            resolved: if interp.starts_with('/') {
+                resolve_file(root, &interp)?
+            } else {
+                None
+            },
+            interpreter: interp,
+        },
+        Kind::Elf(info) => {
+            let interpreter = match &info.interpreter {
+                Some(i) => Some((i.clone(), resolve_file(root, i)?)),
+                None => None,
+            };
+            let mut libraries = Vec::new();
+            for lib in &info.needed {
+                libraries.push((lib.clone(), find_library(root, lib, file, &info)?));
+            }
+            Needs::Elf {
+                interpreter,
+                libraries,
+            }
+        }
+    })
+}
+
+/// Resolves in-image path `p` inside `root` (every symlink followed inside the root)
+/// to a regular file; `None` when it does not exist or is not a file.
+pub fn resolve_file(root: &Path, p: &str) -> Result<Option<Resolved>> {
+    match resolve(root, p)? {
+        Some((real, links)) if host(root, &real).is_file() => Ok(Some((real, links))),
+        _ => Ok(None),
+    }
+}
+
 struct Closure<'a> {
     root: &'a Path,
     out: BTreeSet<String>,

@@ -3,7 +3,7 @@
 //!
 //! Reads `/proc/cmdline`, `/etc/sanforge/node.toml` (or `/etc/sanforge/nodes/NAME.toml`
 //! when the command line says `sanforge.node=NAME`), `/lib/modules/<release>/modules.dep`
-//! and `modules.builtin`, `/sys/class/net`. Every path goes through the `SysRoot` of
+//! `modules.builtin` and `modules.alias`, `/sys/bus/*/devices` and `/sys/class/net`. Every path goes through the `SysRoot` of
 //! the [`Sys`] it is given and every syscall through that trait, so the same code runs
 //! as PID 1 and against a temporary tree in tests. A panic here is a kernel panic:
 //! errors are logged and the node stays up, degraded if need be.
@@ -23,26 +23,28 @@
 )]
 
 pub mod ha;
+pub mod hardware;
 pub mod modules;
+pub mod network;
 pub mod panic;
 pub mod persist;
 pub mod root;
 pub mod scst;
+pub mod secrets;
 pub mod supervisor;
+pub mod udev;
 
-use crate::config::node::{norm_mod, Cidr, NodeConfig, ValidNode};
+use crate::config::node::{norm_mod, NodeConfig, ValidNode};
 use crate::contract::{NODE_CONFIG, NODE_CONFIG_DIR};
 use crate::scsi::lio::{self, ConfigfsOp, LioPlan, CONFIGFS_TARGET};
 use crate::sys::{RebootCmd, Signal, Sys};
 use anyhow::{anyhow, bail, Context, Result};
 use std::io::Write;
-use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use supervisor::Supervisor;
 
-/// How long to wait for a configured network interface to appear.
-pub const LINK_WAIT: Duration = Duration::from_secs(2);
+pub use network::LINK_WAIT;
 /// How long services get between SIGTERM and SIGKILL at shutdown.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
@@ -136,9 +138,19 @@ pub const BOOT: &[Step] = &[
         run: load_modules,
     },
     Step {
+        name: "hardware",
+        policy: Policy::Warn,
+        run: hardware::hardware,
+    },
+    Step {
         name: "network",
         policy: Policy::Warn,
-        run: configure_network,
+        run: network::configure_network,
+    },
+    Step {
+        name: "hardware report",
+        policy: Policy::Warn,
+        run: hardware::print_report,
     },
     Step {
         name: "targets",
@@ -187,6 +199,8 @@ pub struct Init<'a> {
     pub supervisor: Supervisor,
     pub ha: ha::HaState,
     pub scst: Option<scst::ScstBoot>,
+    /// The module index and what coldplug did, for the hardware report.
+    pub hw: hardware::HwState,
 }
 
 impl<'a> Init<'a> {
@@ -202,6 +216,7 @@ impl<'a> Init<'a> {
             supervisor: Supervisor::default(),
             ha: ha::HaState::default(),
             scst: None,
+            hw: hardware::HwState::default(),
         }
     }
 
@@ -495,7 +510,8 @@ pub fn modules_dir(sys: &mut dyn Sys) -> Result<PathBuf> {
     }
 }
 
-/// Step 3b: modules in modules.dep order, with parameters, honouring the blacklist.
+/// Step 3b: the modules the node names, in modules.dep order, with parameters,
+/// honouring the blacklist (the devices' modules follow in [`hardware::hardware`]).
 pub fn load_modules(init: &mut Init) -> Result<()> {
     let node = init.node()?;
     let m = &node.modules;
@@ -541,79 +557,6 @@ pub fn load_modules(init: &mut Init) -> Result<()> {
     Ok(())
 }
 
-/// Step 4: loopback, then each interface (wait for it, mtu, addresses, up), then routes.
-pub fn configure_network(init: &mut Init) -> Result<()> {
-    let node = init.node()?;
-    let mut failed = 0;
-    fn check(init: &mut Init, r: crate::sys::SysResult<()>) -> usize {
-        match r {
-            Ok(()) => 0,
-            Err(e) => {
-                init.warn(e);
-                1
-            }
-        }
-    }
-    let r = init.sys.add_ipv4_addr("lo", Ipv4Addr::LOCALHOST, 8);
-    failed += check(init, r);
-    let r = init.sys.set_link_up("lo");
-    failed += check(init, r);
-    for i in &node.network.interfaces {
-        let sysdir = Path::new("/sys/class/net").join(&i.name);
-        let mut waited = Duration::ZERO;
-        while !init.sys.exists(&sysdir) && waited < LINK_WAIT {
-            init.sys.sleep(Duration::from_millis(100));
-            waited += Duration::from_millis(100);
-        }
-        if !init.sys.exists(&sysdir) {
-            init.warn(format!(
-                "interface {} did not appear within {} s",
-                i.name,
-                LINK_WAIT.as_secs()
-            ));
-            failed += 1;
-            continue;
-        }
-        if let Some(mtu) = i.mtu {
-            let r = init.sys.set_mtu(&i.name, mtu);
-            failed += check(init, r);
-        }
-        for (n, a) in i.addresses.iter().enumerate() {
-            let Some(c) = Cidr::parse(a) else { continue };
-            // Extra addresses go on alias labels (eth0:1): SIOCSIFADDR replaces.
-            let label = if n == 0 {
-                i.name.clone()
-            } else {
-                format!("{}:{n}", i.name)
-            };
-            let r = init.sys.add_ipv4_addr(&label, c.addr, c.prefix);
-            failed += check(init, r);
-        }
-        let r = init.sys.set_link_up(&i.name);
-        failed += check(init, r);
-        init.log.line(&format!("interface {} configured", i.name));
-    }
-    for r in &node.network.routes {
-        let (dest, prefix) = if r.to == "default" {
-            (Ipv4Addr::UNSPECIFIED, 0)
-        } else {
-            match Cidr::parse(&r.to) {
-                Some(c) => (c.network(), c.prefix),
-                None => continue,
-            }
-        };
-        let Ok(gw) = r.via.parse::<Ipv4Addr>() else {
-            continue;
-        };
-        let res = init.sys.add_route(dest, prefix, gw);
-        failed += check(init, res);
-    }
-    if failed > 0 {
-        bail!("{failed} network settings failed");
-    }
-    Ok(())
-}
-
 /// Runs configfs ops; on the first error logs path, value and errno and returns it.
 fn run_configfs(init: &mut Init, ops: &[ConfigfsOp], what: &str) -> Option<String> {
     let base = Path::new(CONFIGFS_TARGET);
@@ -627,7 +570,9 @@ fn run_configfs(init: &mut Init, ops: &[ConfigfsOp], what: &str) -> Option<Strin
         };
         if let Err(e) = r {
             let value = match op {
-                ConfigfsOp::Write(_, v) => format!(" (value {v:?})"),
+                ConfigfsOp::Write(p, v) => {
+                    format!(" (value {:?})", crate::util::redact::write_value(p, v))
+                }
                 _ => String::new(),
             };
             let errno = e
@@ -654,7 +599,14 @@ fn op_path(op: &ConfigfsOp) -> String {
 pub fn apply_targets(init: &mut Init) -> Result<()> {
     let node = init.node()?;
     let Some(l) = &node.lio else { return Ok(()) };
-    let plan = lio::plan(l);
+    let l = match secrets::resolve_lio(init.sys, l) {
+        Ok(l) => l,
+        Err(e) => {
+            init.targets_ok = false;
+            return Err(e.context("iSCSI targets not configured, ports stay disabled"));
+        }
+    };
+    let plan = lio::plan(&l);
     init.lio = Some(plan.clone());
     if let Some(msg) = run_configfs(init, &plan.setup, "setup") {
         init.targets_ok = false;

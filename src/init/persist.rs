@@ -64,12 +64,18 @@ fn mount_fat(init: &mut Init, label: &str, target: &str) -> Result<bool> {
     };
     let t = Path::new(target);
     init.sys.mkdir(t)?;
+    // The config partition may hold the node's secrets (`secrets-set`): root only.
+    let data = if label == CONFIG_LABEL {
+        "codepage=437,iocharset=iso8859-1,flush,umask=0077"
+    } else {
+        "codepage=437,iocharset=iso8859-1,flush"
+    };
     init.sys.mount(
         &dev.display().to_string(),
         t,
         "vfat",
         libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-        "codepage=437,iocharset=iso8859-1,flush",
+        data,
     )?;
     init.log
         .line(&format!("{label}: {} on {target}", dev.display()));
@@ -265,6 +271,16 @@ pub fn update(sys: &mut dyn Sys, dir: &Path, reboot: bool) -> Result<char> {
             "initramfs.cpio.zst",
         ),
     ];
+    // What the slot boots must be a kernel and an initramfs, whoever signed it.
+    let initrd = if squashfs {
+        INIT_CPIO
+    } else {
+        "initramfs.cpio.zst"
+    };
+    use crate::contract::formats::{check_bzimage_file, check_zstd_cpio_file};
+    check_bzimage_file(&host_dir.join("vmlinuz"), "vmlinuz")
+        .and_then(|()| check_zstd_cpio_file(&host_dir.join(initrd), initrd))
+        .map_err(|why| anyhow::anyhow!("refusing the update in {}: {why}", dir.display()))?;
     let booted = booted_slot(&cmdline).context(
         "the kernel command line names no sanforge.slot=: this node did not boot from a disk slot",
     )?;

@@ -17,10 +17,15 @@
 //! are plain files on `/run` (not kernel interfaces): they are read and written
 //! directly under the [`Sys`] root, not recorded as ops.
 //!
-//! Known gaps: a failed `apply-scst` keeps the previous record, so the writes that did
+//! What an apply cannot change live (a creation parameter of an existing device, a
+//! LUN that exists, an attribute gone from the file, and without `--prune` whatever the
+//! file no longer names) is listed (`not changed: …`, with what to do) and left out of
+//! the record, which holds what SCST holds, CHAP secrets included (mode 0600). `secret:NAME`
+//! accounts are filled in from the node's secrets ([`super::secrets`]).
+//!
+//! Known gap: a failed `apply-scst` keeps the previous record, so the writes that did
 //! succeed are replayed by the next apply (creations then fail with `EEXIST`; reboot
-//! or `--prune` from a matching file); without `--prune`, a device whose creation
-//! parameters changed keeps its old ones in SCST but the record shows the new ones.
+//! or `--prune` from a matching file).
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -128,10 +133,39 @@ pub fn read_applied(sys: &dyn Sys) -> Result<Option<ScstConf>> {
     Ok(Some(conf))
 }
 
-/// Replaces the record atomically.
+/// Replaces the record atomically. It holds what SCST holds, CHAP secrets included,
+/// so it is readable by root only (like SCST's own `IncomingUser` files).
 pub fn record_applied(sys: &dyn Sys, conf: &ScstConf) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     let p = sys.root().join(Path::new(SCST_APPLIED));
-    crate::util::fs::write_atomic(&p, scst::print(conf))
+    let text = scst::print(conf);
+    let secret = conf
+        .drivers
+        .iter()
+        .flat_map(|d| {
+            d.attrs
+                .iter()
+                .chain(d.targets.iter().flat_map(|t| &t.attrs))
+        })
+        .any(|a| crate::util::redact::is_scst_secret_attr(&a.name));
+    if secret {
+        // A temporary file created 0600, then renamed over the record: never readable
+        // by anyone else, not even for a moment.
+        let dir = crate::util::fs::parent_dir(&p);
+        crate::util::fs::create_dir_all(&dir)?;
+        let mut tmp = tempfile::Builder::new()
+            .permissions(std::fs::Permissions::from_mode(0o600))
+            .tempfile_in(&dir)
+            .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+        std::io::Write::write_all(&mut tmp, text.as_bytes())
+            .and_then(|()| tmp.as_file().sync_all())
+            .with_context(|| format!("cannot write {}", tmp.path().display()))?;
+        tmp.persist(&p)
+            .map_err(|e| e.error)
+            .with_context(|| format!("cannot record the applied SCST config in {SCST_APPLIED}"))?;
+        return Ok(());
+    }
+    crate::util::fs::write_atomic(&p, text)
         .with_context(|| format!("cannot record the applied SCST config in {SCST_APPLIED}"))
 }
 
@@ -229,6 +263,8 @@ fn boot_inner(init: &mut Init, cfg: &ScstNode) -> Result<()> {
     for w in warnings {
         init.log.line(&w);
     }
+    let conf = super::secrets::resolve_scst(init.sys, &path, &conf)
+        .context("SCST targets not configured, ports stay disabled")?;
     if !init.sys.exists(Path::new(SCST_SYSFS)) {
         bail!(
             "{SCST_SYSFS} does not exist: the SCST core module `scst` is not loaded \
@@ -380,6 +416,7 @@ pub fn apply_file(
     for w in warnings {
         log.line(&w);
     }
+    let desired = super::secrets::resolve_scst(sys, file, &desired)?;
     if !sys.exists(Path::new(SCST_SYSFS)) {
         bail!("{SCST_SYSFS} does not exist: the SCST core module `scst` is not loaded");
     }
@@ -395,6 +432,7 @@ pub fn apply_file(
         }
     };
     let writes = scst::diff_plan(&current, &desired, prune);
+    let gaps = scst::live_gaps(&current, &desired, prune);
     run_writes(sys, &writes, false).map_err(|e| anyhow!("{}", describe(&e)))?;
     let reached = if prune {
         desired
@@ -402,11 +440,23 @@ pub fn apply_file(
         merge(&current, &desired)
     };
     record_applied(sys, &reached)?;
+    for g in &gaps {
+        log.line(&format!("not changed: {g}"));
+    }
     log.line(&format!(
-        "SCST moved to {}: {} writes{}",
+        "SCST moved to {}: {} writes{}{}",
         file.display(),
         writes.len(),
-        if prune { " (pruned)" } else { "" }
+        if prune { " (pruned)" } else { "" },
+        if gaps.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; {} difference{} not applied (listed above)",
+                gaps.len(),
+                if gaps.len() == 1 { "" } else { "s" }
+            )
+        }
     ));
     Ok(writes.len())
 }
@@ -457,6 +507,20 @@ fn merge_named<T: Clone>(
     out
 }
 
+/// `attrs` without the creation parameters of `handler` that cannot be written to a
+/// live device (what an additive apply leaves as it was).
+fn live_settable(handler: &str, attrs: &[Attr]) -> Vec<Attr> {
+    let creation = scst::catalog::device_creation_params(handler);
+    attrs
+        .iter()
+        .filter(|a| {
+            !creation.contains(&a.name.as_str())
+                || scst::catalog::WRITABLE_CREATION_PARAMS.contains(&a.name.as_str())
+        })
+        .cloned()
+        .collect()
+}
+
 /// What SCST holds after `diff_plan(cur, des, false)`: everything of `cur` (nothing is
 /// removed or disabled without prune) with `des` added and set on top.
 pub fn merge(cur: &ScstConf, des: &ScstConf) -> ScstConf {
@@ -475,7 +539,8 @@ pub fn merge(cur: &ScstConf, des: &ScstConf) -> ScstConf {
                     &d.devices,
                     |x| &x.name,
                     |a, b| scst::Device {
-                        attrs: merge_attrs(&a.attrs, &b.attrs),
+                        // A live device keeps the creation parameters it was made with.
+                        attrs: merge_attrs(&a.attrs, &live_settable(&c.name, &b.attrs)),
                         ..a.clone()
                     },
                 ),
@@ -503,7 +568,18 @@ pub fn merge(cur: &ScstConf, des: &ScstConf) -> ScstConf {
                         } else {
                             a.enabled
                         },
-                        attrs: merge_attrs(&a.attrs, &b.attrs),
+                        // A live port keeps the creation parameters it was made with.
+                        attrs: merge_attrs(
+                            &a.attrs,
+                            &b.attrs
+                                .iter()
+                                .filter(|x| {
+                                    !scst::catalog::target_creation_params(&c.name)
+                                        .contains(&x.name.as_str())
+                                })
+                                .cloned()
+                                .collect::<Vec<_>>(),
+                        ),
                         luns: merge_luns(&a.luns, &b.luns),
                         groups: merge_named(
                             &a.groups,

@@ -170,7 +170,9 @@ pub fn plan(lio: &Lio) -> LioPlan {
                     s.push(w(format!("{m}/write_protect"), "1"));
                 }
             }
-            if let Some(c) = &a.chap {
+            // A `secret = "NAME"` the init has not filled in writes nothing: with
+            // authentication on and no account, the initiator cannot log in.
+            if let Some(c) = a.chap.as_ref().filter(|c| !c.password.is_empty()) {
                 s.push(w(format!("{acl}/auth/userid"), &c.userid));
                 s.push(w(format!("{acl}/auth/password"), &c.password));
             }

@@ -123,8 +123,13 @@ pub fn fetch_input(ctx: &Ctx, name: &str, log: &Log) -> Result<()> {
         .input(name)
         .with_context(|| format!("internal error: no input named `{name}`"))?;
     if let Some(package) = name.strip_prefix("package:") {
-        let version = input.origin.split_once('=').map(|(_, v)| v).unwrap_or("");
-        fetch::fetch_debian(&ctx.cache, package, version, Some(&input.sha256), log)?;
+        let p = ctx
+            .lock
+            .as_ref()
+            .and_then(|l| l.package(package))
+            .filter(|p| p.sha256 == input.sha256)
+            .with_context(|| format!("internal error: package {package} is not pinned"))?;
+        fetch::fetch_package(&ctx.cache, p)?;
         return Ok(());
     }
     let (lock_name, source): (&str, &Source) = if name == "kernel" {

@@ -130,6 +130,13 @@ pub struct Firmware {
     /// Why the recipe waives it, when it says.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The Debian package it comes from (`firmware-qlogic=20230210-5`), for a file
+    /// taken from a `.deb`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
+    /// Where it comes from otherwise: the URL list or the path, as the recipe says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 /// Firmware name → the modules that request it, over every module file in `modules`
@@ -190,9 +197,19 @@ pub fn install(
         let dst = root.join("lib/firmware").join(name);
         ufs::create_dir_all(&ufs::parent_dir(&dst))?;
         ufs::copy(&fetched.path, &dst)?;
-        let sha256 = match fetched.sha256 {
-            Some(s) => s,
-            None => crate::util::hash::sha256_file(&dst)?,
+        // The file's own sha256 (for a Debian source, `fetched` pins the `.deb`).
+        let sha256 = crate::util::hash::sha256_file(&dst)?;
+        let (package, origin) = match source {
+            crate::config::recipe::Source::Debian {
+                package, version, ..
+            } => (Some(format!("{package}={version}")), None),
+            crate::config::recipe::Source::Url { mirrors, .. }
+            | crate::config::recipe::Source::UrlTree { mirrors, .. } => {
+                (None, Some(mirrors.join(" ")))
+            }
+            crate::config::recipe::Source::Path { written, .. } => {
+                (None, Some(written.display().to_string()))
+            }
         };
         let modules = required.get(name).cloned().unwrap_or_default();
         if modules.is_empty() {
@@ -208,6 +225,8 @@ pub fn install(
             modules,
             waived: false,
             reason: None,
+            package,
+            origin,
         });
     }
     // Every file waived by name, and every requested file a `PREFIX*` entry waives.
@@ -240,6 +259,8 @@ pub fn install(
             modules,
             waived: true,
             reason,
+            package: None,
+            origin: None,
         });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));

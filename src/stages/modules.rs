@@ -102,6 +102,12 @@ pub struct FirmwareRecord {
     /// Why the recipe waives it, when it says.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub reason: Option<String>,
+    /// The Debian package it was taken from (`firmware-qlogic=20230210-5`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub package: Option<String>,
+    /// Where it came from otherwise (URL list or path, as the recipe says).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub origin: Option<String>,
 }
 
 /// Extra kernel options an SCST recipe implies: the swapped driver's target hooks in
@@ -771,6 +777,8 @@ fn build(ctx: &Ctx, kernel_out: &super::KernelOut, dir: &Path, log: &Log) -> Res
                 module: f.module,
                 waived: f.waived,
                 reason: f.reason,
+                package: f.package,
+                origin: f.origin,
             })
             .collect(),
         qlogic_pci,

@@ -256,11 +256,23 @@ fn manifest(ctx: &Ctx, built: &super::Built, out: &Path) -> Result<serde_json::V
         }
     }
     modules.sort();
+    // The packages whose files are in the image (not every package unpacked to find
+    // them): the manifest's and the SBOM's package list.
+    let in_image: std::collections::BTreeSet<String> = built
+        .userland()?
+        .explain()?
+        .into_iter()
+        .filter(|f| f.kept)
+        .map(|f| f.package)
+        .collect();
     let packages: Vec<_> = ctx
         .inputs
         .iter()
         .filter_map(|i| {
             let name = i.name.strip_prefix("package:")?;
+            if !in_image.contains(name) {
+                return None;
+            }
             let version = i.origin.split_once('=').map(|(_, v)| v).unwrap_or("");
             Some(json!({ "name": name, "version": version, "sha256": i.sha256 }))
         })
@@ -347,4 +359,52 @@ pub fn up_to_date(out: &Path, key: &str) -> bool {
         Ok(seen == want)
     };
     check().unwrap_or(false)
+}
+
+/// Where `sanforge build --secrets` puts the node's secrets: beside the public files,
+/// never listed in SHA256SUMS or the manifest, never served (`sanforge serve` serves
+/// only the files directly in the output directory).
+pub const SECRETS_DIR: &str = "secrets";
+/// The secrets initrd in [`SECRETS_DIR`].
+pub const SECRETS_INITRD: &str = "initrd.cpio";
+
+/// With `--secrets`: writes `OUT/secrets/initrd.cpio` (mode 0600 in a 0700 directory,
+/// with a `.gitignore`), an uncompressed newc archive holding
+/// [`CHAP_SECRETS`](crate::contract::CHAP_SECRETS) (0600, in a 0700
+/// `/etc/sanforge/secrets`). Loaded as a second initrd (iPXE: a second `initrd` line;
+/// direct boot: appended to `initramfs.cpio.zst`, which `sanforge run` does), it puts
+/// the secrets where the init reads them. Returns its path, or None without secrets.
+pub fn write_secrets_initrd(ctx: &Ctx, out: &Path) -> Result<Option<std::path::PathBuf>> {
+    use crate::image::cpio::{Archive, Entry};
+    use std::os::unix::fs::PermissionsExt;
+    let Some(secrets) = &ctx.secrets else {
+        return Ok(None);
+    };
+    let mut a = Archive::new();
+    a.add(Entry::data(
+        crate::contract::in_image(crate::contract::CHAP_SECRETS),
+        secrets.to_toml()?.into_bytes(),
+        0o600,
+    ));
+    // The kernel applies a directory entry's mode to an existing directory too: only
+    // the secrets directory itself is closed; /etc and the rest keep 0755.
+    a.add(Entry::dir(
+        crate::contract::in_image(crate::contract::SECRETS_DIR),
+        0o700,
+    ));
+    a.ensure_parents();
+    let mut data = Vec::new();
+    let mtime = u32::try_from(ctx.source_date_epoch()).unwrap_or(0);
+    a.write(&mut data, mtime)
+        .context("cannot write the secrets initrd")?;
+    let dir = out.join(SECRETS_DIR);
+    ufs::create_dir_all(&dir)?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("cannot chmod {}", dir.display()))?;
+    ufs::write_atomic(&dir.join(".gitignore"), "# secrets: never commit\n*\n")?;
+    let p = dir.join(SECRETS_INITRD);
+    ufs::write_atomic(&p, &data)?;
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot chmod {}", p.display()))?;
+    Ok(Some(p))
 }

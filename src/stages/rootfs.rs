@@ -10,12 +10,13 @@
 use crate::contract::{INIT_CPIO, ROOT_JSON, ROOT_SQUASHFS, ROOT_VERITY};
 use crate::engine::runner::{PlanEntry, Runner};
 use crate::engine::{Ctx, Keys, Stage};
-use crate::image::cpio::{Archive, Entry, EntryKind};
+use crate::image::cpio::{Archive, Entry, EntryKind, ModeRule};
 use crate::util::cmd::Log;
 use crate::util::fs as ufs;
 use crate::util::hash::KeyBuilder;
 use crate::util::progress::Task;
 use anyhow::{Context, Result};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// Directories every image has (mount points and the init's own).
@@ -74,7 +75,8 @@ impl Stage<super::Built> for Rootfs {
                 "overlay",
                 &o.strip_prefix(&r.root).unwrap_or(o).display().to_string(),
             );
-            rb.add_tree("overlay-tree", o)?;
+            // Modes as git records them: not the umask of whoever cloned the project.
+            rb.add_checkout_tree("overlay-tree", o)?;
         }
         rb.add("node", ctx.node_text.as_bytes());
         for (name, text) in &ctx.node_configs {
@@ -89,6 +91,9 @@ impl Stage<super::Built> for Rootfs {
         rb.add_str("recipe", &r.name);
         rb.add_str("sde", &r.source_date_epoch().to_string());
         rb.add_str("zstd", &r.outputs.zstd_level.to_string());
+        for (p, m) in &r.modes {
+            rb.add_str("mode", &format!("{p} {m:o}"));
+        }
         if r.squashfs_root() {
             rb.add_str("root", "squashfs");
         }
@@ -162,12 +167,13 @@ fn build(ctx: &Ctx, built: &super::Built, dir: &Path, log: &Log) -> Result<()> {
         crate::stages::modules::check_node(ctx, &m.record()?)?;
         ar.add_tree(&m.root(), "")?;
     }
+    check_node_modules(ctx, built)?;
     let rendered =
         tempfile::tempdir().context("cannot create a temporary directory for overlays")?;
     for (i, overlay) in ctx.recipe.overlays.iter().enumerate() {
         let out = rendered.path().join(i.to_string());
         render_overlay(ctx, kernel_out, overlay, &out)?;
-        ar.add_tree(&out, "")?;
+        ar.add_tree_with_modes(&out, "", ModeRule::Checkout)?;
         log.line(&format!("overlay {} added", overlay.display()));
     }
     // Placed by the builder, never by overlays.
@@ -215,6 +221,15 @@ fn build(ctx: &Ctx, built: &super::Built, dir: &Path, log: &Log) -> Result<()> {
         kind: EntryKind::Data(format!("{}\n", ctx.node.hostname).into_bytes()),
         mode: 0o644,
     });
+    // The recipe's explicit modes, over everything above.
+    for (p, m) in &ctx.recipe.modes {
+        if !ar.set_mode(p, *m) {
+            anyhow::bail!(
+                "{}: modes: /{p} is not in the image (expected a path an overlay, a package or the builder puts there)",
+                ctx.recipe.file.display()
+            );
+        }
+    }
     let listing = ar.list();
     ufs::write(&dir.join("rootfs.list"), listing.join("\n") + "\n")?;
     let mtime = u32::try_from(ctx.source_date_epoch())
@@ -243,6 +258,118 @@ fn build(ctx: &Ctx, built: &super::Built, dir: &Path, log: &Log) -> Result<()> {
     ));
     if ctx.recipe.squashfs_root() {
         squashfs_root(ctx, &ar, dir, mtime, log)?;
+    }
+    Ok(())
+}
+
+/// The module names of the image's index: `modules.dep` (the SCST modules stage's when
+/// there is one, it covers the kernel's modules too) and `modules.builtin` (the
+/// kernel's), with `-` and `_` alike, as the init and modprobe treat them.
+fn image_modules(built: &super::Built) -> Result<(String, BTreeSet<String>, BTreeSet<String>)> {
+    let kernel = built.kernel()?;
+    let release = kernel.release()?;
+    let kdir = kernel.lib_modules().join(&release);
+    let dep = match &built.modules {
+        Some(m)
+            if m.root()
+                .join("lib/modules")
+                .join(&release)
+                .join("modules.dep")
+                .is_file() =>
+        {
+            m.root()
+                .join("lib/modules")
+                .join(&release)
+                .join("modules.dep")
+        }
+        _ => kdir.join("modules.dep"),
+    };
+    let name = |path: &str| {
+        let base = path.rsplit('/').next().unwrap_or(path);
+        let stem = base.find(".ko").and_then(|i| base.get(..i)).unwrap_or(base);
+        crate::config::node::norm_mod(stem)
+    };
+    let mut loadable = BTreeSet::new();
+    if dep.is_file() {
+        for l in ufs::read_to_string(&dep)?.lines() {
+            if let Some((m, _)) = l.split_once(':') {
+                if !m.trim().is_empty() {
+                    loadable.insert(name(m.trim()));
+                }
+            }
+        }
+    }
+    let mut builtin = BTreeSet::new();
+    for f in [
+        kdir.join("modules.builtin"),
+        built
+            .modules
+            .as_ref()
+            .map(|m| {
+                m.root()
+                    .join("lib/modules")
+                    .join(&release)
+                    .join("modules.builtin")
+            })
+            .unwrap_or_default(),
+    ] {
+        if f.is_file() {
+            for l in ufs::read_to_string(&f)?.lines().map(str::trim) {
+                if !l.is_empty() {
+                    builtin.insert(name(l));
+                }
+            }
+        }
+    }
+    Ok((release, loadable, builtin))
+}
+
+/// Every module a node config of the image loads or gives parameters to must be in
+/// the image (modules.dep) or built into the kernel: otherwise the node would find out
+/// at boot. The error points at the name in the node config.
+pub fn check_node_modules(ctx: &Ctx, built: &super::Built) -> Result<()> {
+    let (release, loadable, builtin) = image_modules(built)?;
+    let mut nodes: Vec<(&Path, &str)> = vec![(ctx.recipe.node_config.as_path(), &ctx.node_text)];
+    for ((_, text), file) in ctx.node_configs.iter().zip(&ctx.node_config_files) {
+        nodes.push((file.as_path(), text));
+    }
+    let all: Vec<&str> = loadable
+        .iter()
+        .chain(&builtin)
+        .map(String::as_str)
+        .collect();
+    for (file, text) in nodes {
+        let node = crate::config::node::NodeConfig::parse(file, text)?;
+        let m = &node.modules;
+        let named = m
+            .load
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n, Some(i)))
+            .chain(m.params.keys().map(|n| (n, None)));
+        for (n, index) in named {
+            let norm = crate::config::node::norm_mod(n);
+            if loadable.contains(&norm) || builtin.contains(&norm) {
+                continue;
+            }
+            let hint = crate::util::suggest::closest(&norm, &all)
+                .map(|k| format!(" (did you mean `{k}`?)"))
+                .unwrap_or_default();
+            let what = if index.is_some() {
+                "[modules] load names"
+            } else {
+                "[modules] params names"
+            };
+            let msg = format!(
+                "{what} module `{n}`, which kernel {release} of this image neither has (modules.dep) nor builds in (modules.builtin){hint}: check the name, or enable the module in the recipe's kernel config (=m or =y)"
+            );
+            let mut errs = crate::config::spans::Errors::new(file, text);
+            match index {
+                Some(i) => errs.at(crate::config::spans::at!["modules", "load", i], msg),
+                None => errs.key(crate::config::spans::at!["modules", "params", n], msg),
+            }
+            errs.finish(())?;
+        }
     }
     Ok(())
 }

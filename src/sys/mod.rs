@@ -2,8 +2,10 @@
 //! (`crate::agent`) ask of the kernel goes through the [`Sys`] trait, so the boot steps
 //! and the agent's actions can run against a recording fake.
 //!
-//! [`RealSys`] calls libc (every `unsafe` block says why it is sound); [`FakeSys`]
-//! records each call as an [`Op`] and performs file operations inside a directory,
+//! [`RealSys`] calls libc (every `unsafe` block says why it is sound) and talks
+//! rtnetlink for the network ([`net`] has the vocabulary, `netlink.rs` the messages);
+//! [`FakeSys`] records each call as an [`Op`], plays the network links (from
+//! `/sys/class/net` under its root) and performs file operations inside a directory,
 //! so configfs and sysfs writes land as plain files in a temporary tree; asked to
 //! ([`FakeSys::with_kernel_tree`]), it also plays what sysfs and configfs do that plain
 //! files do not (`kernelfs`). Both resolve paths through a [`SysRoot`]: `/` in
@@ -27,13 +29,15 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
-use std::net::Ipv4Addr;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 mod kernelfs;
+pub mod net;
+mod netlink;
 mod real;
-pub use real::RealSys;
+use net::{IfAddr, Link, LinkChange, NewLink, NewLinkKind, RouteSpec};
+pub use real::{enter_netns, RealSys};
 
 /// The directory every absolute path of the init is resolved under.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,12 +196,21 @@ pub trait Sys {
     fn sethostname(&mut self, name: &str) -> SysResult<()>;
     /// The running kernel's release (`uname -r`).
     fn kernel_release(&mut self) -> Option<String>;
-    fn set_link_up(&mut self, ifname: &str) -> SysResult<()>;
-    fn set_mtu(&mut self, ifname: &str, mtu: u32) -> SysResult<()>;
-    /// Sets an IPv4 address and netmask (`SIOCSIFADDR` + `SIOCSIFNETMASK`).
-    fn add_ipv4_addr(&mut self, ifname: &str, addr: Ipv4Addr, prefix: u8) -> SysResult<()>;
-    /// Adds a route through a gateway (`SIOCADDRT`).
-    fn add_route(&mut self, dest: Ipv4Addr, prefix: u8, gateway: Ipv4Addr) -> SysResult<()>;
+    /// Every network link, in ifindex order (an rtnetlink `RTM_GETLINK` dump).
+    fn links(&mut self) -> SysResult<Vec<Link>>;
+    /// Creates a bond or a VLAN. When a bond of that name exists already (the bonding
+    /// driver makes `bond0` when it is loaded), its options are set instead.
+    fn link_add(&mut self, link: &NewLink) -> SysResult<()>;
+    /// Changes one thing of an existing link, named by its current name.
+    fn link_set(&mut self, ifname: &str, change: &LinkChange) -> SysResult<()>;
+    /// Adds an address to a link; `EEXIST` when it is there already.
+    fn addr_add(&mut self, ifname: &str, addr: &IfAddr) -> SysResult<()>;
+    /// Removes an address from a link.
+    fn addr_del(&mut self, ifname: &str, addr: &IfAddr) -> SysResult<()>;
+    /// Adds a route to the main table; `EEXIST` when it is there already.
+    fn route_add(&mut self, route: &RouteSpec) -> SysResult<()>;
+    /// Removes a route from the main table.
+    fn route_del(&mut self, route: &RouteSpec) -> SysResult<()>;
     fn reboot(&mut self, cmd: RebootCmd) -> SysResult<()>;
     fn sync(&mut self);
     /// Starts `argv` with exactly `env`, an empty signal mask, in a new session.
@@ -263,6 +276,9 @@ pub trait Sys {
     fn canonicalize(&mut self, path: &Path) -> SysResult<PathBuf>;
     /// Appends `data` to `path`, creating the file when missing (log files).
     fn append(&mut self, path: &Path, data: &str) -> SysResult<()>;
+    /// The kernel log records still in the ring buffer (`/dev/kmsg` read without
+    /// blocking), one `PRIO,SEQ,USEC,FLAGS;message` line each.
+    fn kernel_log(&mut self) -> SysResult<String>;
 }
 
 /// What a path is, as `lstat(2)` sees it.
@@ -291,10 +307,12 @@ pub enum Op {
         params: String,
     },
     Sethostname(String),
-    LinkUp(String),
-    Mtu(String, u32),
-    Addr(String, Ipv4Addr, u8),
-    Route(Ipv4Addr, u8, Ipv4Addr),
+    LinkAdd(NewLink),
+    LinkSet(String, LinkChange),
+    AddrAdd(String, IfAddr),
+    AddrDel(String, IfAddr),
+    RouteAdd(RouteSpec),
+    RouteDel(RouteSpec),
     Reboot(RebootCmd),
     Sync,
     Spawn(Vec<String>),
@@ -339,10 +357,17 @@ impl fmt::Display for Op {
             }
             Op::FinitModule { path, params } => write!(f, "finit_module {path} {params:?}"),
             Op::Sethostname(n) => write!(f, "sethostname {n}"),
-            Op::LinkUp(i) => write!(f, "link_up {i}"),
-            Op::Mtu(i, m) => write!(f, "mtu {i} {m}"),
-            Op::Addr(i, a, p) => write!(f, "addr {i} {a}/{p}"),
-            Op::Route(d, p, g) => write!(f, "route {d}/{p} via {g}"),
+            Op::LinkAdd(l) => write!(f, "link_add {l}"),
+            Op::LinkSet(i, LinkChange::Up) => write!(f, "link_up {i}"),
+            Op::LinkSet(i, LinkChange::Down) => write!(f, "link_down {i}"),
+            Op::LinkSet(i, LinkChange::Mtu(m)) => write!(f, "mtu {i} {m}"),
+            Op::LinkSet(i, LinkChange::Name(n)) => write!(f, "rename {i} {n}"),
+            Op::LinkSet(i, LinkChange::Master(b)) => write!(f, "master {i} {b}"),
+            // A labelled (IPv4 secondary) address shows its label, as `ifconfig` does.
+            Op::AddrAdd(i, a) => write!(f, "addr {} {a}", a.label.as_deref().unwrap_or(i)),
+            Op::AddrDel(i, a) => write!(f, "addr_del {i} {a}"),
+            Op::RouteAdd(r) => write!(f, "route {r}"),
+            Op::RouteDel(r) => write!(f, "route_del {r}"),
             Op::Reboot(RebootCmd::PowerOff) => write!(f, "reboot poweroff"),
             Op::Reboot(RebootCmd::Reboot) => write!(f, "reboot restart"),
             Op::Sync => write!(f, "sync"),
@@ -369,6 +394,18 @@ impl fmt::Display for Op {
     }
 }
 
+impl Op {
+    /// The op as `sanforge-init --root` prints it: CHAP secrets (LIO `auth/password*`,
+    /// SCST `IncomingUser`/`OutgoingUser`) as `<redacted>`. `Display` shows everything
+    /// (`--show-secrets`, and what tests and scripted failures match).
+    pub fn redacted(&self) -> String {
+        match self {
+            Op::Write(p, v) => format!("write {p} {}", crate::util::redact::write_value(p, v)),
+            other => other.to_string(),
+        }
+    }
+}
+
 /// A [`Sys`] that records every call, performs file operations under its root and
 /// succeeds at everything else. Tests can script failures, child exits and signals.
 #[derive(Debug)]
@@ -386,6 +423,17 @@ pub struct FakeSys {
     watchdog_open: bool,
     /// The directory that plays `/sys` (see [`FakeSys::with_kernel_tree`]).
     kernel_tree: Option<kernelfs::KernelTree>,
+    /// The links, read from `/sys/class/net` under the root at first use (see
+    /// [`FakeSys::links`](Sys::links)), then changed by the link calls.
+    net: Option<FakeNet>,
+}
+
+/// The links [`FakeSys`] plays.
+#[derive(Debug, Default)]
+struct FakeNet {
+    links: Vec<Link>,
+    /// Links whose `carrier` file says 0: they stay without carrier when up.
+    unplugged: Vec<String>,
 }
 
 /// Where [`FakeSys::run_capture`] finds the answers of a command, under the root:
@@ -405,7 +453,162 @@ impl FakeSys {
             next_pid: 100,
             watchdog_open: false,
             kernel_tree: None,
+            net: None,
         }
+    }
+
+    /// Plays these links instead of those of `/sys/class/net` under the root (the
+    /// init's `network-plan`, which pretends every link of the config exists).
+    pub fn with_links(mut self, links: Vec<Link>) -> Self {
+        self.net = Some(FakeNet {
+            links,
+            unplugged: Vec::new(),
+        });
+        self
+    }
+
+    /// The fake's links: at first use, one per directory of `/sys/class/net` under
+    /// the root (and `lo`), with `ifindex`, `address`, `mtu`, `max_mtu`, `kind`,
+    /// `carrier` (`0`: no carrier once up) and `operstate` (`up`) read from files
+    /// there when present; every link starts down unless its operstate says up.
+    fn net(&mut self) -> &mut FakeNet {
+        let root = &self.root;
+        self.net.get_or_insert_with(|| {
+            let dir = root.join(Path::new("/sys/class/net"));
+            let mut net = FakeNet::default();
+            for (n, name) in list_dir(&dir).unwrap_or_default().into_iter().enumerate() {
+                let read = |f: &str| {
+                    std::fs::read_to_string(dir.join(&name).join(f))
+                        .ok()
+                        .map(|s| s.trim().to_string())
+                };
+                let index = read("ifindex").and_then(|s| s.parse().ok());
+                let lo = name == "lo";
+                let up = read("operstate").is_some_and(|s| s == "up");
+                if read("carrier").is_some_and(|s| s == "0") {
+                    net.unplugged.push(name.clone());
+                }
+                net.links.push(Link {
+                    index: index.unwrap_or(if lo { 1 } else { n as u32 + 2 }),
+                    mac: read("address")
+                        .and_then(|m| net::parse_mac(&m))
+                        .filter(|m| m != "00:00:00:00:00:00"),
+                    perm_mac: None,
+                    mtu: read("mtu").and_then(|s| s.parse().ok()).unwrap_or(if lo {
+                        65536
+                    } else {
+                        1500
+                    }),
+                    max_mtu: read("max_mtu").and_then(|s| s.parse().ok()),
+                    up,
+                    carrier: up && !net.unplugged.contains(&name),
+                    kind: read("kind"),
+                    master: None,
+                    name,
+                });
+            }
+            // Every kernel has a loopback.
+            if !net.links.iter().any(|l| l.name == "lo") {
+                net.links.push(Link {
+                    index: 1,
+                    name: "lo".into(),
+                    mtu: 65536,
+                    ..Link::default()
+                });
+            }
+            net.links.sort_by_key(|l| l.index);
+            net
+        })
+    }
+
+    /// Applies a successful link change to the model; an errno when the kernel would
+    /// refuse it.
+    fn change_link(&mut self, ifname: &str, change: &LinkChange) -> Result<(), i32> {
+        let net = self.net();
+        let master = match change {
+            LinkChange::Master(b) => Some(
+                net.links
+                    .iter()
+                    .find(|l| &l.name == b)
+                    .map(|l| l.index)
+                    .ok_or(libc::ENODEV)?,
+            ),
+            _ => None,
+        };
+        if let LinkChange::Name(n) = change {
+            if net.links.iter().any(|l| &l.name == n) {
+                return Err(libc::EEXIST);
+            }
+        }
+        let unplugged = net.unplugged.contains(&ifname.to_string());
+        let l = net
+            .links
+            .iter_mut()
+            .find(|l| l.name == ifname)
+            .ok_or(libc::ENODEV)?;
+        match change {
+            LinkChange::Up => {
+                l.up = true;
+                l.carrier = !unplugged;
+            }
+            LinkChange::Down => {
+                l.up = false;
+                l.carrier = false;
+            }
+            LinkChange::Mtu(m) => {
+                if l.max_mtu.is_some_and(|max| *m > max) {
+                    return Err(libc::EINVAL);
+                }
+                l.mtu = *m;
+            }
+            LinkChange::Name(_) if l.up => return Err(libc::EBUSY),
+            LinkChange::Name(n) => l.name = n.clone(),
+            // The bonding driver refuses a slave that is up, then brings it up.
+            LinkChange::Master(_) if l.up => return Err(libc::EPERM),
+            LinkChange::Master(_) => {
+                l.master = master;
+                l.up = true;
+                l.carrier = !unplugged;
+            }
+        }
+        Ok(())
+    }
+
+    fn add_link(&mut self, link: &NewLink) -> Result<(), i32> {
+        let net = self.net();
+        let parent_mtu = match &link.kind {
+            NewLinkKind::Vlan { link: p, .. } => Some(
+                net.links
+                    .iter()
+                    .find(|l| &l.name == p)
+                    .map(|l| l.mtu)
+                    .ok_or(libc::ENODEV)?,
+            ),
+            NewLinkKind::Bond(_) => None,
+        };
+        let kind = match link.kind {
+            NewLinkKind::Bond(_) => "bond",
+            NewLinkKind::Vlan { .. } => "vlan",
+        };
+        if let Some(l) = net.links.iter_mut().find(|l| l.name == link.name) {
+            // As the real one: an existing bond takes the options.
+            if kind == "bond" && l.kind.as_deref() == Some("bond") {
+                if let Some(m) = link.mtu {
+                    l.mtu = m;
+                }
+                return Ok(());
+            }
+            return Err(libc::EEXIST);
+        }
+        let index = net.links.iter().map(|l| l.index).max().unwrap_or(0) + 1;
+        net.links.push(Link {
+            index,
+            name: link.name.clone(),
+            mtu: link.mtu.or(parent_mtu).unwrap_or(1500),
+            kind: Some(kind.into()),
+            ..Link::default()
+        });
+        Ok(())
     }
 
     /// Plays sysfs and configfs in the directory `sys` (a path as seen through the
@@ -475,25 +678,41 @@ impl Sys for FakeSys {
     fn kernel_release(&mut self) -> Option<String> {
         self.release.clone()
     }
-    fn set_link_up(&mut self, ifname: &str) -> SysResult<()> {
-        self.record(Op::LinkUp(ifname.into()), ifname, "bring up")
+    fn links(&mut self) -> SysResult<Vec<Link>> {
+        Ok(self.net().links.clone())
     }
-    fn set_mtu(&mut self, ifname: &str, mtu: u32) -> SysResult<()> {
-        self.record(Op::Mtu(ifname.into(), mtu), ifname, "set mtu of")
+    fn link_add(&mut self, link: &NewLink) -> SysResult<()> {
+        let what = link.name.clone();
+        self.record(Op::LinkAdd(link.clone()), &what, "create link")?;
+        self.add_link(link).map_err(|errno| {
+            SysError::new("create link", what, io::Error::from_raw_os_error(errno))
+        })
     }
-    fn add_ipv4_addr(&mut self, ifname: &str, addr: Ipv4Addr, prefix: u8) -> SysResult<()> {
+    fn link_set(&mut self, ifname: &str, change: &LinkChange) -> SysResult<()> {
+        let (op, what) = net_change_words(ifname, change);
+        self.record(Op::LinkSet(ifname.into(), change.clone()), &what, op)?;
+        self.change_link(ifname, change)
+            .map_err(|errno| SysError::new(op, what, io::Error::from_raw_os_error(errno)))
+    }
+    fn addr_add(&mut self, ifname: &str, addr: &IfAddr) -> SysResult<()> {
         self.record(
-            Op::Addr(ifname.into(), addr, prefix),
-            format!("{addr}/{prefix} to {ifname}"),
+            Op::AddrAdd(ifname.into(), addr.clone()),
+            format!("{} to {ifname}", addr.net),
             "add address",
         )
     }
-    fn add_route(&mut self, dest: Ipv4Addr, prefix: u8, gateway: Ipv4Addr) -> SysResult<()> {
+    fn addr_del(&mut self, ifname: &str, addr: &IfAddr) -> SysResult<()> {
         self.record(
-            Op::Route(dest, prefix, gateway),
-            format!("{dest}/{prefix} via {gateway}"),
-            "add route",
+            Op::AddrDel(ifname.into(), addr.clone()),
+            format!("{} from {ifname}", addr.net),
+            "remove address",
         )
+    }
+    fn route_add(&mut self, route: &RouteSpec) -> SysResult<()> {
+        self.record(Op::RouteAdd(route.clone()), route, "add route")
+    }
+    fn route_del(&mut self, route: &RouteSpec) -> SysResult<()> {
+        self.record(Op::RouteDel(route.clone()), route, "remove route")
     }
     fn reboot(&mut self, cmd: RebootCmd) -> SysResult<()> {
         self.record(Op::Reboot(cmd), format!("{cmd:?}"), "reboot")
@@ -683,6 +902,22 @@ impl Sys for FakeSys {
         )?;
         append(&self.root.join(path), data)
             .map_err(|e| SysError::new("append to", path.display(), e))
+    }
+    /// The fake's kernel log is the plain file `/dev/kmsg` under its root.
+    fn kernel_log(&mut self) -> SysResult<String> {
+        self.read_to_string(Path::new("/dev/kmsg"))
+    }
+}
+
+/// The operation and object words of an error about a link change: `cannot set mtu
+/// of eth0 to 9000: …`.
+pub(crate) fn net_change_words(ifname: &str, change: &LinkChange) -> (&'static str, String) {
+    match change {
+        LinkChange::Up => ("bring up", ifname.to_string()),
+        LinkChange::Down => ("bring down", ifname.to_string()),
+        LinkChange::Mtu(m) => ("set mtu of", format!("{ifname} to {m}")),
+        LinkChange::Name(n) => ("rename", format!("{ifname} to {n}")),
+        LinkChange::Master(b) => ("enslave", format!("{ifname} to {b}")),
     }
 }
 

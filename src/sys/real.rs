@@ -1,13 +1,14 @@
 //! [`RealSys`]: the [`Sys`] trait against the running kernel, through libc.
 
+use super::net::{IfAddr, Link, LinkChange, NewLink, RouteSpec};
+use super::netlink::Rtnl;
 use super::{
-    append, canonicalize, file_kind, list_dir, ExitStatus, FileKind, RebootCmd, Signal, Sys,
-    SysError, SysResult, SysRoot, HANDLED,
+    append, canonicalize, file_kind, list_dir, net_change_words, ExitStatus, FileKind, RebootCmd,
+    Signal, Sys, SysError, SysResult, SysRoot, HANDLED,
 };
 use std::ffi::CString;
 use std::io::{self, Write};
-use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -18,6 +19,9 @@ pub struct RealSys {
     root: SysRoot,
     /// The watchdog device, kept open while the init pets it.
     watchdog: Option<std::fs::File>,
+    /// The rtnetlink socket, opened at the first network call (in the network
+    /// namespace of the thread that makes it).
+    rtnl: Option<Rtnl>,
 }
 
 impl RealSys {
@@ -25,8 +29,31 @@ impl RealSys {
         RealSys {
             root,
             watchdog: None,
+            rtnl: None,
         }
     }
+
+    fn rtnl(&mut self) -> io::Result<&mut Rtnl> {
+        if self.rtnl.is_none() {
+            self.rtnl = Some(Rtnl::open()?);
+        }
+        self.rtnl
+            .as_mut()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))
+    }
+}
+
+/// Moves the calling thread into the network namespace at `path` (`/run/netns/NAME`,
+/// as `ip netns add` makes it): the netlink socket a [`RealSys`] opens afterwards on
+/// this thread configures that namespace (`sanforge-init --netns`, tests).
+pub fn enter_netns(path: &Path) -> SysResult<()> {
+    let what = path.display().to_string();
+    let f = std::fs::File::open(path)
+        .map_err(|e| SysError::new("enter network namespace", &what, e))?;
+    // SAFETY: setns(2) takes an open descriptor, kept open by `f` across the call, and
+    // a namespace type; it changes only the calling thread.
+    let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+    check("enter network namespace", what, rc.into())
 }
 
 fn cstr(op: &'static str, what: &str, s: &str) -> SysResult<CString> {
@@ -53,85 +80,6 @@ fn handled_set() -> libc::sigset_t {
     }
     set
 }
-
-fn sockaddr_in(a: Ipv4Addr) -> libc::sockaddr {
-    let sin = libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: 0,
-        sin_addr: libc::in_addr {
-            s_addr: u32::from_ne_bytes(a.octets()),
-        },
-        sin_zero: [0; 8],
-    };
-    // SAFETY: sockaddr_in and sockaddr are both 16-byte plain-data C structs; the
-    // kernel reads a sockaddr_in through a sockaddr for AF_INET.
-    unsafe { std::mem::transmute::<libc::sockaddr_in, libc::sockaddr>(sin) }
-}
-
-fn inet_socket(what: &str) -> SysResult<OwnedFd> {
-    // SAFETY: socket(2) takes no pointers.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(SysError::new(
-            "open a socket for",
-            what,
-            io::Error::last_os_error(),
-        ));
-    }
-    // SAFETY: `fd` is a fresh descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-fn ifreq(ifname: &str) -> SysResult<libc::ifreq> {
-    // SAFETY: ifreq is plain data (names, integers, sockaddrs); all zeroes is valid.
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    let b = ifname.as_bytes();
-    if b.is_empty() || b.len() >= libc::IFNAMSIZ || b.contains(&0) {
-        return Err(SysError::new(
-            "configure",
-            ifname,
-            io::Error::from(io::ErrorKind::InvalidInput),
-        ));
-    }
-    for (d, s) in req.ifr_name.iter_mut().zip(b) {
-        *d = *s as libc::c_char;
-    }
-    Ok(req)
-}
-
-fn ioctl(
-    op: &'static str,
-    what: &str,
-    fd: &OwnedFd,
-    req: libc::c_ulong,
-    arg: *mut libc::c_void,
-) -> SysResult<()> {
-    // SAFETY: callers pass a request code together with a pointer to the matching,
-    // initialised struct (ifreq or rtentry) that lives across the call.
-    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), req as _, arg) };
-    check(op, what, rc as libc::c_long)
-}
-
-/// The kernel's `struct rtentry` (include/uapi/linux/route.h); libc has none for gnu.
-#[repr(C)]
-struct RtEntry {
-    rt_pad1: libc::c_ulong,
-    rt_dst: libc::sockaddr,
-    rt_gateway: libc::sockaddr,
-    rt_genmask: libc::sockaddr,
-    rt_flags: libc::c_ushort,
-    rt_pad2: libc::c_short,
-    rt_pad3: libc::c_ulong,
-    rt_pad4: *mut libc::c_void,
-    rt_metric: libc::c_short,
-    rt_dev: *mut libc::c_char,
-    rt_mtu: libc::c_ulong,
-    rt_window: libc::c_ulong,
-    rt_irtt: libc::c_ushort,
-}
-
-const RTF_UP: libc::c_ushort = 0x0001;
-const RTF_GATEWAY: libc::c_ushort = 0x0002;
 
 impl Sys for RealSys {
     fn root(&self) -> &SysRoot {
@@ -197,97 +145,49 @@ impl Sys for RealSys {
         String::from_utf8(bytes).ok()
     }
 
-    fn set_link_up(&mut self, ifname: &str) -> SysResult<()> {
-        let fd = inet_socket(ifname)?;
-        let mut req = ifreq(ifname)?;
-        ioctl(
-            "read flags of",
-            ifname,
-            &fd,
-            libc::SIOCGIFFLAGS,
-            (&mut req as *mut libc::ifreq).cast(),
-        )?;
-        // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
-        unsafe { req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short };
-        ioctl(
-            "bring up",
-            ifname,
-            &fd,
-            libc::SIOCSIFFLAGS,
-            (&mut req as *mut libc::ifreq).cast(),
-        )
+    fn links(&mut self) -> SysResult<Vec<Link>> {
+        self.rtnl()
+            .and_then(|r| r.links())
+            .map_err(|e| SysError::new("list", "network links", e))
     }
 
-    fn set_mtu(&mut self, ifname: &str, mtu: u32) -> SysResult<()> {
-        let fd = inet_socket(ifname)?;
-        let mut req = ifreq(ifname)?;
-        req.ifr_ifru.ifru_mtu = mtu as libc::c_int;
-        ioctl(
-            "set mtu of",
-            ifname,
-            &fd,
-            libc::SIOCSIFMTU,
-            (&mut req as *mut libc::ifreq).cast(),
-        )
+    fn link_add(&mut self, link: &NewLink) -> SysResult<()> {
+        self.rtnl()
+            .and_then(|r| r.link_add(link))
+            .map_err(|e| SysError::new("create link", &link.name, e))
     }
 
-    fn add_ipv4_addr(&mut self, ifname: &str, addr: Ipv4Addr, prefix: u8) -> SysResult<()> {
-        let what = format!("{addr}/{prefix} to {ifname}");
-        let fd = inet_socket(ifname)?;
-        let mut req = ifreq(ifname)?;
-        req.ifr_ifru.ifru_addr = sockaddr_in(addr);
-        ioctl(
-            "add address",
-            &what,
-            &fd,
-            libc::SIOCSIFADDR,
-            (&mut req as *mut libc::ifreq).cast(),
-        )?;
-        let bits: u32 = if prefix == 0 {
-            0
-        } else {
-            u32::MAX << (32 - u32::from(prefix.min(32)))
-        };
-        req.ifr_ifru.ifru_netmask = sockaddr_in(Ipv4Addr::from(bits));
-        ioctl(
-            "set netmask",
-            &what,
-            &fd,
-            libc::SIOCSIFNETMASK,
-            (&mut req as *mut libc::ifreq).cast(),
-        )
+    fn link_set(&mut self, ifname: &str, change: &LinkChange) -> SysResult<()> {
+        self.rtnl()
+            .and_then(|r| r.link_set(ifname, change))
+            .map_err(|e| {
+                let (op, what) = net_change_words(ifname, change);
+                SysError::new(op, what, e)
+            })
     }
 
-    fn add_route(&mut self, dest: Ipv4Addr, prefix: u8, gateway: Ipv4Addr) -> SysResult<()> {
-        let what = format!("{dest}/{prefix} via {gateway}");
-        let fd = inet_socket(&what)?;
-        let bits: u32 = if prefix == 0 {
-            0
-        } else {
-            u32::MAX << (32 - u32::from(prefix.min(32)))
-        };
-        let mut rt = RtEntry {
-            rt_pad1: 0,
-            rt_dst: sockaddr_in(dest),
-            rt_gateway: sockaddr_in(gateway),
-            rt_genmask: sockaddr_in(Ipv4Addr::from(bits)),
-            rt_flags: RTF_UP | RTF_GATEWAY,
-            rt_pad2: 0,
-            rt_pad3: 0,
-            rt_pad4: std::ptr::null_mut(),
-            rt_metric: 0,
-            rt_dev: std::ptr::null_mut(),
-            rt_mtu: 0,
-            rt_window: 0,
-            rt_irtt: 0,
-        };
-        ioctl(
-            "add route",
-            &what,
-            &fd,
-            libc::SIOCADDRT,
-            (&mut rt as *mut RtEntry).cast(),
-        )
+    fn addr_add(&mut self, ifname: &str, addr: &IfAddr) -> SysResult<()> {
+        self.rtnl()
+            .and_then(|r| r.addr(ifname, addr, true))
+            .map_err(|e| SysError::new("add address", format!("{} to {ifname}", addr.net), e))
+    }
+
+    fn addr_del(&mut self, ifname: &str, addr: &IfAddr) -> SysResult<()> {
+        self.rtnl()
+            .and_then(|r| r.addr(ifname, addr, false))
+            .map_err(|e| SysError::new("remove address", format!("{} from {ifname}", addr.net), e))
+    }
+
+    fn route_add(&mut self, route: &RouteSpec) -> SysResult<()> {
+        self.rtnl()
+            .and_then(|r| r.route(route, true))
+            .map_err(|e| SysError::new("add route", route, e))
+    }
+
+    fn route_del(&mut self, route: &RouteSpec) -> SysResult<()> {
+        self.rtnl()
+            .and_then(|r| r.route(route, false))
+            .map_err(|e| SysError::new("remove route", route, e))
     }
 
     fn reboot(&mut self, cmd: RebootCmd) -> SysResult<()> {
@@ -614,5 +514,32 @@ impl Sys for RealSys {
     fn append(&mut self, path: &Path, data: &str) -> SysResult<()> {
         append(&self.root.join(path), data)
             .map_err(|e| SysError::new("append to", path.display(), e))
+    }
+
+    fn kernel_log(&mut self) -> SysResult<String> {
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = Path::new("/dev/kmsg");
+        let err = |e| SysError::new("read", path.display(), e);
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(self.root.join(path))
+            .map_err(err)?;
+        // One record per read(2); EAGAIN once the buffer is drained, EPIPE when a
+        // record was overwritten while reading (skip it). Bounded for safety.
+        let mut out = String::new();
+        let mut buf = vec![0u8; 8192];
+        for _ in 0..200_000 {
+            match f.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => out.push_str(&String::from_utf8_lossy(buf.get(..n).unwrap_or_default())),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(err(e)),
+            }
+        }
+        Ok(out)
     }
 }

@@ -53,6 +53,14 @@ impl Log {
     }
 }
 
+/// What [`Cmd::capture`] returns.
+#[derive(Debug, Clone)]
+pub struct Captured {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
 /// A command to run: program, arguments, working directory and extra environment.
 #[derive(Clone, Debug)]
 pub struct Cmd {
@@ -212,6 +220,32 @@ impl Cmd {
         }
         String::from_utf8(out.stdout)
             .with_context(|| format!("`{}` printed something that is not UTF-8", self.display()))
+    }
+
+    /// Runs to completion and returns its status and both outputs, whether or not it
+    /// succeeded (for programs whose messages the caller interprets, such as apt).
+    pub fn capture(&self, log: &Log) -> Result<Captured> {
+        log.line(&format!("$ {}", self.display()));
+        let out = self
+            .expression()
+            .stdout_capture()
+            .stderr_capture()
+            .stdin_null()
+            .unchecked()
+            .run()
+            .with_context(|| self.spawn_error())?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        for t in [&stdout, &stderr] {
+            if !t.is_empty() {
+                log.line(t.trim_end());
+            }
+        }
+        Ok(Captured {
+            success: out.status.success(),
+            stdout,
+            stderr,
+        })
     }
 
     fn spawn_error(&self) -> String {

@@ -49,7 +49,37 @@ impl KeyBuilder {
     }
     /// Adds every regular file and symlink under `dir` (relative path, mode, content).
     pub fn add_tree(&mut self, label: &str, dir: &Path) -> Result<&mut Self> {
-        use std::os::unix::fs::PermissionsExt;
+        self.add_tree_modes(label, dir, |m| {
+            use std::os::unix::fs::PermissionsExt;
+            m.permissions().mode()
+        })
+    }
+
+    /// [`KeyBuilder::add_tree`] of a tree from a checkout: only the modes git records
+    /// count (the executable bit of files), not the umask of whoever cloned it.
+    pub fn add_checkout_tree(&mut self, label: &str, dir: &Path) -> Result<&mut Self> {
+        self.add_tree_modes(label, dir, |m| {
+            use std::os::unix::fs::PermissionsExt;
+            // The file type bits as they are, the permissions as a checkout under umask
+            // 022 has them (so such a checkout keeps the keys it always had).
+            let ft = m.file_type();
+            let kind = m.permissions().mode() & 0o170000;
+            kind | if ft.is_symlink() {
+                0o777
+            } else if ft.is_dir() || m.permissions().mode() & 0o100 != 0 {
+                0o755
+            } else {
+                0o644
+            }
+        })
+    }
+
+    fn add_tree_modes(
+        &mut self,
+        label: &str,
+        dir: &Path,
+        mode: impl Fn(&std::fs::Metadata) -> u32,
+    ) -> Result<&mut Self> {
         let mut entries = crate::util::fs::walk(dir).collect::<Result<Vec<_>>>()?;
         // In the order of the relative paths as strings, as keys always were.
         entries.sort_by_cached_key(|e| e.rel().to_string_lossy().into_owned());
@@ -71,7 +101,7 @@ impl KeyBuilder {
                 format!("special {:o} {}", meta.mode(), meta.rdev()).into_bytes()
             };
             self.add(label, e.rel().to_string_lossy().as_bytes());
-            self.add("mode", &meta.permissions().mode().to_le_bytes());
+            self.add("mode", &mode(meta).to_le_bytes());
             self.add("content", &content);
         }
         Ok(self)

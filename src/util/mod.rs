@@ -21,6 +21,8 @@ pub mod hash;
 pub mod paths;
 #[cfg(feature = "builder")]
 pub mod progress;
+pub mod redact;
+pub mod suggest;
 pub mod time;
 #[cfg(feature = "builder")]
 pub mod tools;

@@ -22,9 +22,18 @@ pub const TOOLS: &[(&str, &str, &str)] = &[
         "ccache",
         "kernel builds share compiled objects (optional)",
     ),
-    ("apt-get", "apt", "Debian package download"),
-    ("apt-cache", "apt", "Debian package resolution"),
+    (
+        "apt-get",
+        "apt",
+        "resolving Debian packages (private apt state in the cache)",
+    ),
+    ("gpgv", "gpgv", "apt: checking the archive's signatures"),
     ("dpkg-deb", "dpkg", "Debian package unpacking"),
+    (
+        "dpkg-scanpackages",
+        "dpkg-dev",
+        "tests (local apt repositories)",
+    ),
     ("mkfs.vfat", "dosfstools", "disk image (FAT partitions)"),
     ("mcopy", "mtools", "disk image (FAT partitions)"),
     (

@@ -13,10 +13,21 @@ pub struct Run {
     pub stderr: String,
 }
 
+/// Runs with `--show-secrets`: the ops exactly as performed.
 pub fn run(dir: &Path, args: &[&str]) -> Run {
+    run_with(dir, &["--show-secrets"], args)
+}
+
+/// Runs as an operator would, CHAP secrets printed as `<redacted>`.
+pub fn run_redacted(dir: &Path, args: &[&str]) -> Run {
+    run_with(dir, &[], args)
+}
+
+fn run_with(dir: &Path, flags: &[&str], args: &[&str]) -> Run {
     let out = Command::new(env!("CARGO_BIN_EXE_sanforge-init"))
         .arg("--root")
         .arg(dir)
+        .args(flags)
         .args(args)
         .output()
         .unwrap();

@@ -1,6 +1,7 @@
 //! Helpers shared by integration tests (each test binary uses a subset).
 #![allow(dead_code)]
 
+pub mod aptrepo;
 pub mod httpd;
 pub mod initroot;
 pub mod iscsi;

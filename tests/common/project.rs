@@ -105,6 +105,11 @@ impl Project {
 
     /// Writes recipes/test.toml; `extra_kernel` lines go into the [kernel] table.
     pub fn write_recipe(&self, extra_kernel: &str) {
+        self.write_recipe_with(extra_kernel, "packages = {}\n");
+    }
+
+    /// Writes recipes/test.toml with `userland` as the body of its [userland] table.
+    pub fn write_recipe_with(&self, extra_kernel: &str, userland: &str) {
         let text = format!(
             r#"overlays = ["overlays/base"]
 
@@ -120,8 +125,7 @@ localversion = "-t"
 {extra_kernel}
 
 [userland]
-packages = {{}}
-
+{userland}
 
 [node]
 config = "recipes/nodes/node.toml"

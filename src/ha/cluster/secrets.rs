@@ -52,6 +52,7 @@ impl Secrets {
                 path.display()
             );
         }
+        crate::config::secrets::check_private(path, "secrets file")?;
         let text = crate::util::fs::read_to_string(path)?;
         Ok(Self::parse(path, &text)?)
     }

@@ -26,7 +26,7 @@ pub use corosync::corosync_conf;
 pub use drbd::{
     drbd_conf, drbd_res, drbd_secret, FENCE_PEER, FENCE_PEER_84, UNFENCE_PEER, UNFENCE_PEER_84,
 };
-pub use node::{node_toml, node_toml_with};
+pub use node::node_toml;
 pub use scst::{merge_auth, rel_tgt_ids, scst_auth, scst_conf, scst_model};
 
 use super::cluster::{Cluster, Fencing, Node, Secrets, TargetStack};
@@ -134,19 +134,14 @@ fn render_node(c: &Cluster, s: &Secrets, node: &Node) -> Result<Vec<RenderedFile
 /// node.toml, corosync.conf, the CIB, the DRBD configs, scst.conf and sbd's settings.
 fn public_files(c: &Cluster, s: &Secrets, node: &Node) -> Result<Vec<RenderedFile>> {
     let n = node.name.as_str();
-    // LIO keeps CHAP secrets in the node config itself (`[lio]` ACLs): then the whole
-    // node.toml is a secret file.
-    let chap_inline = c.target == TargetStack::Lio && c.initiators.iter().any(|i| i.chap);
+    // The node config names CHAP accounts (`chap = { secret = "NAME" }`); their values
+    // travel in the secrets initrd (`secrets/chap.toml`), so node.toml stays public.
     let mut v = vec![file(
         n,
-        if chap_inline {
-            "secrets/node.toml"
-        } else {
-            "node.toml"
-        },
-        node_toml_with(c, node, Some(s))?,
+        "node.toml",
+        node_toml(c, node)?,
         "/etc/sanforge/node.toml",
-        if chap_inline { 0o600 } else { 0o644 },
+        0o644,
     )];
     v.push(file(
         n,
@@ -219,6 +214,27 @@ fn secret_files(c: &Cluster, s: &Secrets, node: &Node) -> Result<Vec<RenderedFil
             "secrets/scst-auth.conf",
             crate::scsi::scst::print(&auth),
             &format!("{SECRETS_DIR}/scst-auth.conf"),
+            0o600,
+        ));
+    }
+    if c.target == TargetStack::Lio && c.initiators.iter().any(|i| i.chap) {
+        let mut chap = crate::config::secrets::NodeSecrets::default();
+        for i in c.initiators.iter().filter(|i| i.chap) {
+            if let Some(cs) = s.chap.get(&i.name) {
+                chap.chap.insert(
+                    i.name.clone(),
+                    crate::config::secrets::ChapSecret {
+                        user: cs.user.clone(),
+                        password: cs.password.clone(),
+                    },
+                );
+            }
+        }
+        v.push(file(
+            n,
+            "secrets/chap.toml",
+            chap.to_toml()?,
+            crate::contract::CHAP_SECRETS,
             0o600,
         ));
     }

@@ -9,7 +9,7 @@ use crate::config::node::{
     Acl, Chap, Ha, Interface, IscsiTarget, Lio, Modules, Network, NodeConfig, Service, Watchdog,
     WatchdogMode,
 };
-use crate::ha::cluster::{Cluster, Fencing, Node, Secrets, TargetStack};
+use crate::ha::cluster::{Cluster, Fencing, Node, TargetStack};
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -22,16 +22,11 @@ use std::path::Path;
 ///
 /// With `target = "lio"` the node gets a `[lio]` section instead: its iSCSI targets
 /// (TPG 1, the node's portals) with an ACL per iSCSI initiator and no backstore or LUN
-/// (see [`TargetStack`]); CHAP secrets are only filled in by [`node_toml_with`].
+/// (see [`TargetStack`]); a `chap = true` initiator's ACL names its account
+/// (`chap = { secret = "INITIATOR" }`), whose value is in `secrets/chap.toml`.
 pub fn node_toml(c: &Cluster, node: &Node) -> Result<String> {
-    node_toml_with(c, node, None)
-}
-
-/// [`node_toml`] with the secrets: LIO ACLs of `chap = true` initiators get their CHAP
-/// user and password (without secrets they are left out, so the file stays public).
-pub fn node_toml_with(c: &Cluster, node: &Node, secrets: Option<&Secrets>) -> Result<String> {
     let cfg = match c.target {
-        TargetStack::Lio => lio_node_config(c, node, secrets),
+        TargetStack::Lio => lio_node_config(c, node),
         TargetStack::Scst => scst_node_config(c, node),
     };
     let body = toml::to_string(&cfg).context("cannot serialize node.toml")?;
@@ -99,6 +94,7 @@ fn scst_node_config(c: &Cluster, node: &Node) -> NodeConfig {
             params,
             blacklist: Vec::new(),
         },
+        hardware: Default::default(),
         network: node_interfaces(node),
         lio: None,
         ha: Some(ha),
@@ -111,7 +107,7 @@ fn scst_node_config(c: &Cluster, node: &Node) -> NodeConfig {
 /// `[ha]` without SCST's `cluster_mode`, and `[lio]` with the node's targets, portals
 /// and initiator ACLs but no backstore: `ocf:sanforge:alua` creates the iblock
 /// backstores on `/dev/drbdN` and maps the LUNs at promote, on the Promoted node only.
-fn lio_node_config(c: &Cluster, node: &Node, secrets: Option<&Secrets>) -> NodeConfig {
+fn lio_node_config(c: &Cluster, node: &Node) -> NodeConfig {
     // The LIO images use the distribution kernel's DRBD (8.4, no transport modules).
     let load: Vec<String> = [
         "drbd",
@@ -122,7 +118,7 @@ fn lio_node_config(c: &Cluster, node: &Node, secrets: Option<&Secrets>) -> NodeC
     .iter()
     .map(|m| m.to_string())
     .collect();
-    let acls = lio_acls(c, secrets);
+    let acls = lio_acls(c);
     let lio = Lio {
         backstores: Vec::new(),
         iscsi: node
@@ -145,6 +141,7 @@ fn lio_node_config(c: &Cluster, node: &Node, secrets: Option<&Secrets>) -> NodeC
             params: BTreeMap::new(),
             blacklist: Vec::new(),
         },
+        hardware: Default::default(),
         network: node_interfaces(node),
         lio: Some(lio),
         ha: Some(ha_section(c, false)),
@@ -153,21 +150,17 @@ fn lio_node_config(c: &Cluster, node: &Node, secrets: Option<&Secrets>) -> NodeC
     }
 }
 
-/// An ACL per iSCSI initiator, with its CHAP user and password when it has `chap`
-/// and the secrets are given.
-fn lio_acls(c: &Cluster, secrets: Option<&Secrets>) -> Vec<Acl> {
+/// An ACL per iSCSI initiator; one with `chap` names its account (the initiator's
+/// name in the secrets), whose value the init reads from the secrets initrd.
+fn lio_acls(c: &Cluster) -> Vec<Acl> {
     c.initiators
         .iter()
         .filter_map(|i| {
             let iqn = i.iqn.clone()?;
-            let chap = if i.chap {
-                secrets.and_then(|s| s.chap.get(&i.name)).map(|ch| Chap {
-                    userid: ch.user.clone(),
-                    password: ch.password.clone(),
-                })
-            } else {
-                None
-            };
+            let chap = i.chap.then(|| Chap {
+                secret: Some(i.name.clone()),
+                ..Chap::default()
+            });
             Some(Acl {
                 initiator: iqn,
                 mapped_luns: Vec::new(),
@@ -218,9 +211,10 @@ fn node_interfaces(node: &Node) -> Network {
                 addresses: i.addresses.clone(),
                 mtu: i.mtu,
                 mac: i.mac.clone(),
+                ..Interface::default()
             })
             .collect(),
-        routes: Vec::new(),
+        ..Network::default()
     }
 }
 

@@ -25,7 +25,9 @@ use anyhow::{anyhow, bail, Context, Result};
 
 pub use gen::generate;
 pub use parse::{parse, ParseError};
-pub use plan::{apply, apply_with, diff_plan, plan, ApplyError, ApplyOptions, SysfsWrite};
+pub use plan::{
+    apply, apply_with, diff_plan, live_gaps, plan, ApplyError, ApplyOptions, SysfsWrite,
+};
 pub use print::print;
 pub use validate::{validate, Diagnostic, Severity};
 
@@ -323,9 +325,14 @@ pub fn check_file(path: &Path) -> anyhow::Result<(String, bool)> {
 }
 
 /// `sanforge scst plan FILE`: the writes that apply FILE to an empty SCST, one
-/// `PATH <- VALUE` line each, paths absolute under `/sys/kernel/scst_tgt`. Refuses a
-/// config that has validation errors.
+/// `PATH <- VALUE` line each, paths absolute under `/sys/kernel/scst_tgt`, CHAP secrets
+/// redacted. Refuses a config that has validation errors.
 pub fn plan_file(path: &Path) -> anyhow::Result<String> {
+    plan_file_with(path, false)
+}
+
+/// [`plan_file`], with CHAP secrets shown when `show_secrets` (`--show-secrets`).
+pub fn plan_file_with(path: &Path, show_secrets: bool) -> anyhow::Result<String> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let file = path.display();
@@ -345,7 +352,14 @@ pub fn plan_file(path: &Path) -> anyhow::Result<String> {
     }
     Ok(plan(&conf)
         .iter()
-        .map(|w| format!("{SCST_SYSFS}/{} <- {}\n", w.path, w.value))
+        .map(|w| {
+            let v = if show_secrets {
+                std::borrow::Cow::Borrowed(w.value.as_str())
+            } else {
+                crate::util::redact::write_value(&w.path, &w.value)
+            };
+            format!("{SCST_SYSFS}/{} <- {v}\n", w.path)
+        })
         .collect())
 }
 
@@ -371,6 +385,88 @@ pub struct NodeScstConf {
     /// (`etc/sanforge/scst.conf` for `conf = "scst.conf"`).
     pub image_path: String,
     pub text: String,
+    /// The file on the build host (for messages).
+    pub host_path: std::path::PathBuf,
+    pub conf: ScstConf,
+}
+
+/// The CHAP account attributes of a config (driver and target level), mutable.
+fn accounts_mut(conf: &mut ScstConf) -> impl Iterator<Item = &mut Attr> {
+    conf.drivers.iter_mut().flat_map(|d| {
+        d.attrs
+            .iter_mut()
+            .chain(d.targets.iter_mut().flat_map(|t| t.attrs.iter_mut()))
+            .filter(|a| crate::util::redact::is_scst_secret_attr(&a.name))
+    })
+}
+
+/// The CHAP account attributes of a config.
+fn accounts(conf: &ScstConf) -> impl Iterator<Item = &Attr> {
+    conf.drivers.iter().flat_map(|d| {
+        d.attrs
+            .iter()
+            .chain(d.targets.iter().flat_map(|t| t.attrs.iter()))
+            .filter(|a| crate::util::redact::is_scst_secret_attr(&a.name))
+    })
+}
+
+/// The secrets a config names (`IncomingUser secret:NAME`), with their lines, in order.
+pub fn secret_refs(conf: &ScstConf) -> Vec<(String, usize)> {
+    let mut out: Vec<(String, usize)> = Vec::new();
+    for a in accounts(conf) {
+        if let Some(n) = a.value.strip_prefix(crate::config::secrets::SCST_REF) {
+            if !out.iter().any(|(x, _)| x == n) {
+                out.push((n.to_string(), a.line));
+            }
+        }
+    }
+    out
+}
+
+/// An scst.conf that is baked into an image must not carry a CHAP secret: one
+/// `FILE:LINE: …` line per inline account, saying what to write instead.
+pub fn refuse_inline(file: &Path, conf: &ScstConf) -> Result<()> {
+    let errors: Vec<String> = accounts(conf)
+        .filter(|a| !a.value.starts_with(crate::config::secrets::SCST_REF))
+        .map(|a| {
+            format!(
+                "{}:{}: {} {}: the CHAP secret is written in scst.conf, which is baked into the public image: put the account in a secrets file as `[chap.NAME]` (user, password), write `{} {}NAME` here and build with `--secrets FILE`",
+                file.display(),
+                a.line,
+                a.name,
+                crate::util::redact::user_secret(&a.value),
+                a.name,
+                crate::config::secrets::SCST_REF
+            )
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        bail!("{}", errors.join("\n"))
+    }
+}
+
+/// `conf` with every `secret:NAME` account replaced by `USER PASSWORD` from `secrets`.
+/// An unknown name is an error naming it and its line.
+pub fn resolve_secrets(
+    conf: &ScstConf,
+    secrets: &crate::config::secrets::NodeSecrets,
+) -> Result<ScstConf, String> {
+    let mut out = conf.clone();
+    for a in accounts_mut(&mut out) {
+        let Some(name) = a.value.strip_prefix(crate::config::secrets::SCST_REF) else {
+            continue;
+        };
+        let Some(c) = secrets.chap(name) else {
+            return Err(format!(
+                "line {}: {} names CHAP secret `{name}`, which is not in the node's secrets",
+                a.line, a.name
+            ));
+        };
+        a.value = format!("{} {}", c.user, c.password);
+    }
+    Ok(out)
 }
 
 /// Reads the `scst.conf` named by the node config's `[scst] conf` (relative to the node
@@ -405,11 +501,13 @@ pub fn load_node_scst(node_file: &Path, node: &ValidNode) -> Result<Option<NodeS
     }
     let text = crate::util::fs::read_to_string(&host)
         .with_context(|| format!("[scst] conf of {}", node_file.display()))?;
-    load_conf(&host, &text)
+    let (conf, _) = load_conf(&host, &text)
         .with_context(|| format!("invalid scst.conf for {}", node_file.display()))?;
     let image = crate::contract::conf_path(&s.conf);
     Ok(Some(NodeScstConf {
         image_path: image.to_string_lossy().trim_start_matches('/').to_string(),
         text,
+        host_path: host,
+        conf,
     }))
 }

@@ -165,11 +165,27 @@ fn tokens(s: &str, line: usize) -> Result<Vec<String>, ParseError> {
             line,
             format!(
                 "too many words ('{}' …): scstadmin reads only the first three; quote a value that contains blanks",
-                out.iter().take(3).map(String::as_str).collect::<Vec<_>>().join(" ")
+                shown_line(&out.iter().take(3).map(String::as_str).collect::<Vec<_>>().join(" "))
             ),
         );
     }
     Ok(out)
+}
+
+/// A line (or value) as an error message may quote it: the secret word of a CHAP
+/// account (`IncomingUser joe s3cret`) redacted.
+fn shown_line(text: &str) -> String {
+    let mut words = text.split_whitespace();
+    match words.next() {
+        Some(first) if crate::util::redact::is_scst_secret_attr(first) => {
+            let rest: Vec<&str> = words.collect();
+            match rest.as_slice() {
+                [] => first.to_string(),
+                [user, ..] => format!("{first} {user} {}", crate::util::redact::REDACTED),
+            }
+        }
+        _ => text.to_string(),
+    }
 }
 
 /// The character-level block scanner (`parseStanza`), giving the generic tree.
@@ -200,7 +216,7 @@ fn stanza(text: &str) -> Result<Vec<Node>, ParseError> {
                             line,
                             format!(
                                 "text '{}' before '}}' would be dropped by scstadmin; put '}}' on its own line",
-                                cur.trim()
+                                shown_line(cur.trim())
                             ),
                         );
                     }
@@ -289,7 +305,12 @@ fn attribute(n: &Node, ctx: &str) -> Result<Attr, ParseError> {
         [name, a, b, ..] => err(
             n.line,
             format!(
-                "attribute '{name}' has an invalid value '{a} {b}': quote a value that contains blanks"
+                "attribute '{name}' has an invalid value '{a} {}': quote a value that contains blanks",
+                if crate::util::redact::is_scst_secret_attr(name) {
+                    crate::util::redact::REDACTED
+                } else {
+                    b.as_str()
+                }
             ),
         ),
         [] => err(n.line, "expected 'name value'"),
@@ -386,12 +407,19 @@ fn top_level(nodes: Vec<Node>) -> Result<ScstConf, ParseError> {
 }
 
 fn lun(n: Node) -> Result<Lun, ParseError> {
-    let [_, number, device] = n.words.as_slice() else {
+    let [_, word, device] = n.words.as_slice() else {
         return err(n.line, "expected 'LUN number device'");
     };
-    let number = number.parse::<u32>().map_err(|_| ParseError {
+    let number = word.parse::<u32>().map_err(|_| ParseError {
         line: n.line,
-        message: format!("LUN number '{number}' is not a number"),
+        message: if !word.is_empty() && word.bytes().all(|b| b.is_ascii_digit()) {
+            format!(
+                "LUN number {word} is out of range: expected 0 to {}",
+                super::catalog::MAX_LUN
+            )
+        } else {
+            format!("LUN number '{word}' is not a number")
+        },
     })?;
     Ok(Lun {
         number,

@@ -121,7 +121,7 @@ fn check_attrs(o: &mut Out, what: &str, attrs: &[Attr], params: &[&str], dynamic
                 format!(
                     "{what} attribute '{}' value '{}' contains {}, which scst.conf and sysfs cannot carry",
                     a.name,
-                    a.value.escape_debug(),
+                    shown(a).escape_debug(),
                     show(c)
                 ),
             );
@@ -134,7 +134,8 @@ fn check_attrs(o: &mut Out, what: &str, attrs: &[Attr], params: &[&str], dynamic
                 a.line,
                 format!(
                     "{what} attribute '{}' is a creation parameter; its value '{}' cannot contain blanks, '=' or ';'",
-                    a.name, a.value
+                    a.name,
+                    shown(a)
                 ),
             );
         }
@@ -191,8 +192,15 @@ fn check_bool(o: &mut Out, attrs: &[Attr], name: &str) {
 
 fn check_range(o: &mut Out, attrs: &[Attr], name: &str) -> Option<(u32, usize)> {
     let a = attrs.iter().find(|a| a.name == name)?;
-    match a.value.parse::<u32>() {
-        Ok(n) if (1..=65535).contains(&n) => Some((n, a.line)),
+    match parse_uint(&a.value) {
+        Some(n) if (1..=65535).contains(&n) => u32::try_from(n).ok().map(|n| (n, a.line)),
+        Some(_) | None if a.value.bytes().all(|b| b.is_ascii_digit()) && !a.value.is_empty() => {
+            o.error(
+                a.line,
+                format!("'{name}' {} is out of range: expected 1 to 65535", a.value),
+            );
+            None
+        }
         _ => {
             o.error(
                 a.line,
@@ -202,6 +210,192 @@ fn check_range(o: &mut Out, attrs: &[Attr], name: &str) -> Option<(u32, usize)> 
                 ),
             );
             None
+        }
+    }
+}
+
+/// A value as a message may show it: the secret of a CHAP account redacted.
+fn shown(a: &Attr) -> std::borrow::Cow<'_, str> {
+    if crate::util::redact::is_scst_secret_attr(&a.name) {
+        crate::util::redact::user_secret(&a.value)
+    } else {
+        std::borrow::Cow::Borrowed(&a.value)
+    }
+}
+
+/// A number as `kstrtoul(…, 0)` reads it: decimal, `0x` hex or `0` octal.
+pub fn parse_uint(v: &str) -> Option<u64> {
+    let v = v.trim();
+    if let Some(h) = v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+        u64::from_str_radix(h, 16).ok()
+    } else if v.len() > 1 && v.starts_with('0') {
+        u64::from_str_radix(v.get(1..).unwrap_or(""), 8).ok()
+    } else {
+        v.parse().ok()
+    }
+}
+
+/// A signed number as `kstrtol(…, 0)` reads it.
+fn parse_int(v: &str) -> Option<i64> {
+    let v = v.trim();
+    match v.strip_prefix('-') {
+        Some(rest) => parse_uint(rest)
+            .and_then(|n| i64::try_from(n).ok())
+            .map(|n| -n),
+        None => parse_uint(v).and_then(|n| i64::try_from(n).ok()),
+    }
+}
+
+/// Whether `v` is written like a number at all (then a failed parse means too big).
+fn looks_numeric(v: &str) -> bool {
+    let v = v.trim().trim_start_matches('-');
+    let digits = v
+        .strip_prefix("0x")
+        .or_else(|| v.strip_prefix("0X"))
+        .map(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_hexdigit()));
+    digits.unwrap_or(!v.is_empty() && v.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// Why `v` is not a value of `kind` (a phrase completing "value 'v' …"), if it is not.
+/// Never quotes the secret of an account.
+pub fn value_problem(kind: catalog::Value, v: &str) -> Option<String> {
+    use catalog::Value as V;
+    let range = |lo: String, hi: String| {
+        if looks_numeric(v) {
+            Some(format!("is out of range: expected {lo} to {hi}"))
+        } else {
+            Some(format!(
+                "is not a number: expected {lo} to {hi} (decimal, or 0x… hex)"
+            ))
+        }
+    };
+    match kind {
+        V::Bool => (v != "0" && v != "1").then(|| "must be 0 or 1".to_string()),
+        V::Uint(lo, hi) => match parse_uint(v) {
+            Some(n) if (lo..=hi).contains(&n) => None,
+            _ => range(lo.to_string(), hi.to_string()),
+        },
+        V::Int(lo, hi) => match parse_int(v) {
+            Some(n) if (lo..=hi).contains(&n) => None,
+            _ => range(lo.to_string(), hi.to_string()),
+        },
+        V::Pow2(lo, hi) => match parse_uint(v) {
+            Some(n) if (lo..=hi).contains(&n) && n.is_power_of_two() => None,
+            Some(n) if n.is_power_of_two() => range(lo.to_string(), hi.to_string()),
+            _ if looks_numeric(v) => Some(format!("is not a power of two from {lo} to {hi}")),
+            _ => range(lo.to_string(), hi.to_string()),
+        },
+        V::OneOf(words) => (!words.iter().any(|w| w.eq_ignore_ascii_case(v)))
+            .then(|| format!("is not one of {}", words.join(", "))),
+        V::YesNo => (v != "Yes" && v != "No").then(|| "must be Yes or No".to_string()),
+        V::Digest => (v.is_empty()
+            || !v.split(',').all(|d| {
+                ["None", "CRC32C"]
+                    .iter()
+                    .any(|w| w.eq_ignore_ascii_case(d.trim()))
+            }))
+        .then(|| "must be None, CRC32C or both, comma-separated".to_string()),
+        V::Text(max) => {
+            let n = v.chars().count();
+            (n > max).then(|| format!("is {n} characters long, out of range: at most {max}"))
+        }
+        V::Path => (!v.starts_with('/')).then(|| "must be an absolute path".to_string()),
+        V::Wwn => {
+            (!is_wwpn(v)).then(|| "is not a WWN (8 hex bytes separated by colons)".to_string())
+        }
+        V::IoGrouping => {
+            let ok = ["auto", "this_group_only", "never"]
+                .iter()
+                .any(|w| w.eq_ignore_ascii_case(v))
+                || parse_uint(v).is_some_and(|n| n > 0 && n <= i32::MAX as u64);
+            (!ok).then(|| "must be auto, this_group_only, never or a group number".to_string())
+        }
+        V::Account => account_problem(v),
+        V::Any => None,
+    }
+}
+
+/// A CHAP account value: `USER SECRET` with a secret of 12 to 255 characters
+/// (iscsi-scstd refuses shorter ones), or `secret:NAME`.
+fn account_problem(v: &str) -> Option<String> {
+    use crate::config::secrets::{is_secret_name, CHAP_MAX, CHAP_MIN, SCST_REF};
+    if let Some(name) = v.strip_prefix(SCST_REF) {
+        return (!is_secret_name(name)).then(|| {
+            format!("names secret `{name}`, which is not a secret name (letters, digits, `.`, `_`, `-`, `:`)")
+        });
+    }
+    let words: Vec<&str> = v.split_whitespace().collect();
+    match words.as_slice() {
+        [_, secret] => {
+            let n = secret.chars().count();
+            (!(CHAP_MIN..=CHAP_MAX).contains(&n)).then(|| {
+                format!("has a CHAP secret of {n} character{}, out of range: expected {CHAP_MIN} to {CHAP_MAX} (iscsi-scstd refuses shorter ones)", if n == 1 { "" } else { "s" })
+            })
+        }
+        _ => Some(format!(
+            "must be `USER SECRET` (quoted) or `{SCST_REF}NAME` (an account of the node's secrets)"
+        )),
+    }
+}
+
+/// Checks attribute names and values against the catalog. `lookup` finds an
+/// attribute; `strict` makes an unknown name an error (a warning otherwise); names in
+/// `skip` are checked elsewhere.
+#[allow(clippy::too_many_arguments)]
+fn check_catalog(
+    o: &mut Out,
+    what: &str,
+    owner: &str,
+    attrs: &[Attr],
+    lookup: &dyn Fn(&str) -> Option<catalog::AttrSpec>,
+    strict: bool,
+    known: &[&str],
+    skip: &[&str],
+) {
+    for a in attrs {
+        if skip.contains(&a.name.as_str()) {
+            continue;
+        }
+        // `IncomingUser1`, `allowed_portal2`: numbered instances of a dynamic attribute.
+        let base = a.name.trim_end_matches(|c: char| c.is_ascii_digit());
+        let spec = lookup(&a.name).or_else(|| {
+            lookup(base).filter(|s| {
+                matches!(s.value, catalog::Value::Account) || s.name == "allowed_portal"
+            })
+        });
+        match spec {
+            None => {
+                let hint = crate::util::suggest::closest(&a.name, known)
+                    .map(|k| format!(" (did you mean '{k}'?)"))
+                    .unwrap_or_default();
+                let msg = format!(
+                    "{what} attribute '{}' is not an attribute of {owner}{hint}",
+                    a.name
+                );
+                if strict {
+                    o.error(a.line, msg);
+                } else {
+                    o.warn(
+                        a.line,
+                        format!("{msg} as far as sanforge knows; it is written as is"),
+                    );
+                }
+            }
+            Some(s) if !s.settable => o.error(
+                a.line,
+                format!(
+                    "{what} attribute '{}' of {owner} is read-only: it cannot be set",
+                    a.name
+                ),
+            ),
+            Some(s) => {
+                if let Some(p) = value_problem(s.value, &a.value) {
+                    o.error(
+                        a.line,
+                        format!("{what} attribute '{}' value '{}' {p}", a.name, shown(a)),
+                    );
+                }
+            }
         }
     }
 }
@@ -233,7 +427,11 @@ fn check_luns(
         if l.number > catalog::MAX_LUN {
             o.error(
                 l.line,
-                format!("LUN {} is above the maximum {}", l.number, catalog::MAX_LUN),
+                format!(
+                    "LUN {} is out of range: expected 0 to {} (SCST_MAX_LUN)",
+                    l.number,
+                    catalog::MAX_LUN
+                ),
             );
         }
         if !devs.by_name.contains_key(l.device.as_str()) {
@@ -301,18 +499,77 @@ fn check_wwpn(o: &mut Out, what: &str, name: &str, line: usize) {
     }
 }
 
+/// iscsi-scstd keeps one outgoing account per target (and one for discovery): a second
+/// `OutgoingUser` replaces the first.
+fn one_outgoing(o: &mut Out, owner: &str, attrs: &[Attr]) {
+    let mut outgoing = attrs.iter().filter(|a| a.name == "OutgoingUser");
+    if let (Some(first), Some(second)) = (outgoing.next(), outgoing.next()) {
+        o.error(
+            second.line,
+            format!(
+                "{owner} has a second OutgoingUser (first on line {}): iscsi-scstd keeps one outgoing account and would replace the first",
+                first.line
+            ),
+        );
+    }
+}
+
 /// Validates a parsed config. Errors make the config unusable; warnings are what
 /// scstadmin would warn about.
 pub fn validate(conf: &ScstConf) -> Vec<Diagnostic> {
     let mut o = Out::default();
-    check_attrs(&mut o, "global", &conf.globals, &[], &[]);
-    check_attrs(&mut o, "ALUA", &conf.alua, &[], &[]);
+    check_globals(&mut o, conf);
+    let devs = check_handlers(&mut o, conf);
+    let mut rel = RelIds::default();
+    check_drivers(&mut o, conf, &devs, &mut rel);
+    check_alua_groups(&mut o, conf, &devs, &mut rel);
+    let mut v = o.0;
+    v.sort_by_key(|d| d.line);
+    v
+}
 
+/// Relative target port ids (id → target, line): unique across the whole config (every
+/// node of a cluster), whether set on a target or on a target group's target.
+#[derive(Default)]
+struct RelIds(HashMap<u32, (String, usize)>);
+
+impl RelIds {
+    fn check(&mut self, o: &mut Out, target: &str, id: u32, line: usize) {
+        match self.0.get(&id) {
+            Some((t, first)) if t != target => o.error(line, format!("rel_tgt_id {id} of '{target}' is already used by '{t}' (line {first}); relative target port ids must be unique across all nodes")),
+            Some(_) => {}
+            None => {
+                self.0.insert(id, (target.to_string(), line));
+            }
+        }
+    }
+}
+
+/// Global and ALUA-level attributes.
+fn check_globals(o: &mut Out, conf: &ScstConf) {
+    check_attrs(o, "global", &conf.globals, &[], &[]);
+    check_catalog(
+        o,
+        "global",
+        "SCST",
+        &conf.globals,
+        &catalog::global_attr,
+        true,
+        &catalog::known_names(catalog::Level::Global, ""),
+        &[],
+    );
+    check_attrs(o, "ALUA", &conf.alua, &[], &[]);
+}
+
+/// Handlers and their devices: names, attributes, backing files (two devices on one
+/// file or device corrupt each other's data).
+fn check_handlers<'a>(o: &mut Out, conf: &'a ScstConf) -> Devices<'a> {
     // Handlers and devices.
     let mut devs = Devices {
         by_name: HashMap::new(),
     };
     let mut handlers: HashMap<&str, usize> = HashMap::new();
+    let mut files: HashMap<&str, (&str, usize, bool)> = HashMap::new();
     for h in &conf.handlers {
         if let Some(first) = handlers.insert(&h.name, h.line) {
             o.error(h.line, format!("HANDLER {} appears twice (first on line {first}); scstadmin would keep only the last block", h.name));
@@ -327,10 +584,22 @@ pub fn validate(conf: &ScstConf) -> Vec<Diagnostic> {
                 ),
             );
         }
-        check_attrs(&mut o, "handler", &h.attrs, &[], &[]);
+        check_attrs(o, "handler", &h.attrs, &[], &[]);
+        let known = catalog::known_handler(&h.name);
+        check_catalog(
+            o,
+            "handler",
+            &format!("handler {}", h.name),
+            &h.attrs,
+            &catalog::handler_attr,
+            known,
+            &catalog::known_names(catalog::Level::Handler, &h.name),
+            &[],
+        );
+        let device_names = catalog::known_names(catalog::Level::Device, &h.name);
         let creation = catalog::device_creation_params(&h.name);
         for d in &h.devices {
-            check_name(&mut o, "device", &d.name, d.line);
+            check_name(o, "device", &d.name, d.line);
             if let Some((hn, first)) = devs.by_name.insert(&d.name, (&h.name, d.line)) {
                 o.error(
                     d.line,
@@ -357,28 +626,41 @@ pub fn validate(conf: &ScstConf) -> Vec<Diagnostic> {
                     format!("device name '{}' is longer than 64 characters", d.name),
                 );
             }
-            check_attrs(&mut o, "device", &d.attrs, creation, &[]);
-            for a in d.attrs.iter().filter(|a| a.name == "filename") {
-                if !a.value.starts_with('/') {
-                    o.error(
-                        a.line,
-                        format!("filename '{}' must be an absolute path", a.value),
-                    );
-                }
+            check_attrs(o, "device", &d.attrs, creation, &[]);
+            check_catalog(
+                o,
+                "device",
+                &format!("{} devices", h.name),
+                &d.attrs,
+                &|n| catalog::device_attr(&h.name, n),
+                known,
+                &device_names,
+                &[],
+            );
+            let on = |n: &str| super::attr(&d.attrs, n) == Some("1");
+            if on("read_only") && (on("write_through") || on("nv_cache")) {
+                o.error(
+                    d.line,
+                    format!("device '{}' is read_only but has write_through or nv_cache set: vdisk refuses write options on a read-only device", d.name),
+                );
             }
-            for b in [
-                "read_only",
-                "nv_cache",
-                "write_through",
-                "rotational",
-                "cluster_mode",
-                "o_direct",
-                "removable",
-                "thin_provisioned",
-                "bind_alua_state",
-                "active",
-            ] {
-                check_bool(&mut o, &d.attrs, b);
+            // One backing file or device, one SCST device (unless both only read it).
+            if matches!(h.name.as_str(), "vdisk_fileio" | "vdisk_blockio") {
+                if let Some(f) = d.attrs.iter().find(|a| a.name == "filename") {
+                    match files.get(f.value.as_str()) {
+                        Some((other, first, ro)) if !(*ro && on("read_only")) => o.error(
+                            f.line,
+                            format!(
+                                "device '{}' uses {}, which device '{other}' already uses (line {first}): two devices writing one file or block device corrupt each other's data",
+                                d.name, f.value
+                            ),
+                        ),
+                        Some(_) => {}
+                        None => {
+                            files.insert(&f.value, (&d.name, f.line, on("read_only")));
+                        }
+                    }
+                }
             }
             if super::attr(&d.attrs, "cluster_mode") == Some("1")
                 && super::attr(&d.attrs, "t10_dev_id").is_none()
@@ -396,17 +678,12 @@ pub fn validate(conf: &ScstConf) -> Vec<Diagnostic> {
         }
     }
 
+    devs
+}
+
+/// Target drivers, targets, LUNs and initiator groups.
+fn check_drivers(o: &mut Out, conf: &ScstConf, devs: &Devices, rel: &mut RelIds) {
     // Target drivers, targets, LUNs, groups. rel_tgt_id: id → (target, line).
-    let mut rel_ids: HashMap<u32, (String, usize)> = HashMap::new();
-    let mut check_rel = |o: &mut Out, target: &str, id: u32, line: usize| {
-        match rel_ids.get(&id) {
-        Some((t, first)) if t != target => o.error(line, format!("rel_tgt_id {id} of '{target}' is already used by '{t}' (line {first}); relative target port ids must be unique across all nodes")),
-        Some(_) => {}
-        None => {
-            rel_ids.insert(id, (target.to_string(), line));
-        }
-    }
-    };
     let mut drivers: HashMap<&str, usize> = HashMap::new();
     for d in &conf.drivers {
         if let Some(first) = drivers.insert(&d.name, d.line) {
@@ -423,15 +700,29 @@ pub fn validate(conf: &ScstConf) -> Vec<Diagnostic> {
             );
         }
         check_attrs(
-            &mut o,
+            o,
             "driver",
             &d.attrs,
             &[],
             catalog::driver_dynamic_attrs(&d.name),
         );
+        let strict = catalog::known_driver(&d.name) && catalog::driver_catalogued(&d.name);
+        check_catalog(
+            o,
+            "driver",
+            &format!("driver {}", d.name),
+            &d.attrs,
+            &|n| catalog::driver_attr(&d.name, n),
+            strict,
+            &catalog::known_names(catalog::Level::Driver, &d.name),
+            &[],
+        );
+        one_outgoing(o, &format!("driver {}", d.name), &d.attrs);
+        let target_names = catalog::known_names(catalog::Level::Target, &d.name);
+        let group_names = catalog::known_names(catalog::Level::Group, &d.name);
         let mut targets: HashMap<&str, usize> = HashMap::new();
         for t in &d.targets {
-            check_name(&mut o, "target", &t.name, t.line);
+            check_name(o, "target", &t.name, t.line);
             if let Some(first) = targets.insert(&t.name, t.line) {
                 o.error(
                     t.line,
@@ -442,7 +733,7 @@ pub fn validate(conf: &ScstConf) -> Vec<Diagnostic> {
                 );
             }
             if catalog::is_fc_driver(&d.name) {
-                check_wwpn(&mut o, "target", &t.name, t.line);
+                check_wwpn(o, "target", &t.name, t.line);
             } else if d.name == "iscsi" && !is_iscsi_name(&t.name) {
                 o.error(t.line, format!("iSCSI target '{}' is not an iSCSI name (iqn.YYYY-MM.domain[:id], eui.…, naa.…)", t.name));
             }
@@ -453,12 +744,24 @@ pub fn validate(conf: &ScstConf) -> Vec<Diagnostic> {
                 &[]
             };
             check_attrs(
-                &mut o,
+                o,
                 "target",
                 &t.attrs,
                 params,
                 catalog::target_dynamic_attrs(&d.name),
             );
+            check_catalog(
+                o,
+                "target",
+                &format!("{} targets", d.name),
+                &t.attrs,
+                &|n| catalog::target_attr(&d.name, n),
+                strict,
+                &target_names,
+                // Checked below, with their own messages.
+                &["rel_tgt_id", "node_name", "parent_host"],
+            );
+            one_outgoing(o, &format!("target {}", t.name), &t.attrs);
             if d.name == "qla2x00t" && virt {
                 for p in ["node_name", "parent_host"] {
                     match super::attr(&t.attrs, p) {
@@ -468,22 +771,15 @@ pub fn validate(conf: &ScstConf) -> Vec<Diagnostic> {
                     }
                 }
             }
-            if let Some((id, line)) = check_range(&mut o, &t.attrs, "rel_tgt_id") {
-                check_rel(&mut o, &t.name, id, line);
+            if let Some((id, line)) = check_range(o, &t.attrs, "rel_tgt_id") {
+                rel.check(o, &t.name, id, line);
             }
             let cm = d.name == "copy_manager";
-            check_luns(
-                &mut o,
-                &format!("target {}", t.name),
-                &t.luns,
-                &devs,
-                t.line,
-                cm,
-            );
+            check_luns(o, &format!("target {}", t.name), &t.luns, devs, t.line, cm);
             let mut groups: HashMap<&str, usize> = HashMap::new();
             let mut inis: HashMap<&str, (&str, usize)> = HashMap::new();
             for g in &t.groups {
-                check_name(&mut o, "group", &g.name, g.line);
+                check_name(o, "group", &g.name, g.line);
                 if let Some(first) = groups.insert(&g.name, g.line) {
                     o.error(
                         g.line,
@@ -493,16 +789,19 @@ pub fn validate(conf: &ScstConf) -> Vec<Diagnostic> {
                         ),
                     );
                 }
-                check_attrs(&mut o, "group", &g.attrs, &[], &[]);
-                check_luns(
-                    &mut o,
-                    &format!("group {}", g.name),
-                    &g.luns,
-                    &devs,
-                    g.line,
-                    cm,
+                check_attrs(o, "group", &g.attrs, &[], &[]);
+                check_catalog(
+                    o,
+                    "group",
+                    &format!("{} initiator groups", d.name),
+                    &g.attrs,
+                    &|n| catalog::group_attr(&d.name, n),
+                    strict,
+                    &group_names,
+                    &[],
                 );
-                check_initiator(&mut o, &d.name, g);
+                check_luns(o, &format!("group {}", g.name), &g.luns, devs, g.line, cm);
+                check_initiator(o, &d.name, g);
                 for i in &g.initiators {
                     if let Some((og, first)) = inis.insert(&i.name, (&g.name, i.line)) {
                         o.error(i.line, format!("initiator '{}' is listed twice in target {} (first on line {first}, group {og}); an initiator can be in only one group", i.name, t.name));
@@ -511,16 +810,19 @@ pub fn validate(conf: &ScstConf) -> Vec<Diagnostic> {
             }
         }
     }
+}
 
+/// ALUA: device groups, their target groups and targets.
+fn check_alua_groups(o: &mut Out, conf: &ScstConf, devs: &Devices, rel: &mut RelIds) {
     // ALUA: device groups and target groups.
     let mut dgs: HashMap<&str, usize> = HashMap::new();
     let mut dg_devs: HashMap<&str, (&str, usize)> = HashMap::new();
     for dg in &conf.device_groups {
-        check_name(&mut o, "device group", &dg.name, dg.line);
+        check_name(o, "device group", &dg.name, dg.line);
         if let Some(first) = dgs.insert(&dg.name, dg.line) {
             o.error(dg.line, format!("DEVICE_GROUP {} appears twice (first on line {first}); scstadmin would keep only the last block", dg.name));
         }
-        check_attrs(&mut o, "device group", &dg.attrs, &[], &[]);
+        check_attrs(o, "device group", &dg.attrs, &[], &[]);
         for dv in &dg.devices {
             if !devs.by_name.contains_key(dv.name.as_str()) {
                 o.error(
@@ -538,7 +840,7 @@ pub fn validate(conf: &ScstConf) -> Vec<Diagnostic> {
         let mut tgs: HashMap<&str, usize> = HashMap::new();
         let mut gids: HashMap<u32, (&str, usize)> = HashMap::new();
         for tg in &dg.target_groups {
-            check_name(&mut o, "target group", &tg.name, tg.line);
+            check_name(o, "target group", &tg.name, tg.line);
             if let Some(first) = tgs.insert(&tg.name, tg.line) {
                 o.error(
                     tg.line,
@@ -548,8 +850,8 @@ pub fn validate(conf: &ScstConf) -> Vec<Diagnostic> {
                     ),
                 );
             }
-            check_attrs(&mut o, "target group", &tg.attrs, &[], &[]);
-            if let Some((id, line)) = check_range(&mut o, &tg.attrs, "group_id") {
+            check_attrs(o, "target group", &tg.attrs, &[], &[]);
+            if let Some((id, line)) = check_range(o, &tg.attrs, "group_id") {
                 if let Some((other, first)) = gids.insert(id, (&tg.name, line)) {
                     o.error(
                         line,
@@ -559,7 +861,15 @@ pub fn validate(conf: &ScstConf) -> Vec<Diagnostic> {
                     );
                 }
             }
-            check_bool(&mut o, &tg.attrs, "preferred");
+            check_bool(o, &tg.attrs, "preferred");
+            for a in &tg.attrs {
+                if !["group_id", "preferred", "state"].contains(&a.name.as_str()) {
+                    o.error(
+                        a.line,
+                        format!("target group attribute '{}' is not an attribute of target groups: expected group_id, preferred or state", a.name),
+                    );
+                }
+            }
             for a in tg.attrs.iter().filter(|a| a.name == "state") {
                 if !catalog::ALUA_STATES.contains(&a.value.as_str()) {
                     o.error(
@@ -573,26 +883,23 @@ pub fn validate(conf: &ScstConf) -> Vec<Diagnostic> {
                 }
             }
             for t in &tg.targets {
-                check_name(&mut o, "target", &t.name, t.line);
+                check_name(o, "target", &t.name, t.line);
                 if t.name.contains(':') && t.name.chars().all(|c| c == ':' || c.is_ascii_hexdigit())
                 {
-                    check_wwpn(&mut o, "target", &t.name, t.line);
+                    check_wwpn(o, "target", &t.name, t.line);
                 }
-                check_attrs(&mut o, "target-group target", &t.attrs, &[], &[]);
+                check_attrs(o, "target-group target", &t.attrs, &[], &[]);
                 for a in &t.attrs {
                     if a.name != "rel_tgt_id" {
                         o.warn(a.line, format!("target-group target attribute '{}' is not known; only rel_tgt_id is", a.name));
                     }
                 }
-                if let Some((id, line)) = check_range(&mut o, &t.attrs, "rel_tgt_id") {
-                    check_rel(&mut o, &t.name, id, line);
+                if let Some((id, line)) = check_range(o, &t.attrs, "rel_tgt_id") {
+                    rel.check(o, &t.name, id, line);
                 }
             }
         }
     }
-    let mut v = o.0;
-    v.sort_by_key(|d| d.line);
-    v
 }
 
 #[cfg(test)]

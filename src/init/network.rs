@@ -1,0 +1,1102 @@
+//! Step 4 of the boot: the node's `[network]` over rtnetlink, every call through
+//! [`Sys`] (so `sanforge-init --root DIR network` prints the netlink plan), and the
+//! DHCP client's hand-back (`sanforge-init dhcp-event`).
+//!
+//! Reads the node config's `[network]` and the kernel's links (`Sys::links`). The
+//! order is the one the kernel needs:
+//!
+//! 1. loopback; wait (up to [`LINK_WAIT`]) until every interface the config names (by
+//!    name or MAC, and every bond slave) exists;
+//! 2. rename the links found by MAC (down first; through temporary names when two
+//!    swap);
+//! 3. MTUs: interfaces, and a bond's MTU on its slaves before the bond exists;
+//! 4. bonds (mode, miimon, primary, LACP rate, hash policy, MTU), then their slaves,
+//!    each brought down and enslaved;
+//! 5. VLANs on interfaces or bonds;
+//! 6. addresses: IPv4 (secondary ones labelled `eth0:1`, as before), IPv6 with
+//!    `nodad`: the address is a configured, unique-by-validation static one, and
+//!    duplicate address detection would keep it tentative for a second or more,
+//!    during which iSCSI portals and Corosync cannot bind to it;
+//! 7. links up; 8. routes; 9. a bounded wait ([`CARRIER_WAIT`]) for carrier on the
+//!    links that carry addresses;
+//! 10. DHCP (v4, off by default, at most one link): busybox `udhcpc` as a supervised
+//!     service whose script is the init itself (`/init EVENT`), which applies the
+//!     lease over the same netlink calls ([`dhcp_event`]) and keeps it in
+//!     `/run/sanforge/dhcp/LINK`; the boot waits up to [`DHCP_WAIT`] for it.
+//!
+//! A failure is logged and the step goes on with what does not depend on it (a bond
+//! that could not be made takes its VLANs and addresses with it); the step then
+//! fails as a whole, which the boot logs as a warning.
+
+use super::supervisor::{Supervised, BACKOFF_MIN};
+use super::Init;
+use crate::config::network::{Bond, LinkId, Network, DEFAULT_MIIMON};
+use crate::config::node::Restart;
+use crate::config::node::Service;
+use crate::contract::{DHCP_STATE_DIR, INIT};
+use crate::sys::net::{
+    parse_mac, BondOpts, IfAddr, IpNet, Link, LinkChange, NewLink, NewLinkKind, RouteProto,
+    RouteSpec,
+};
+use crate::sys::{Sys, SysError, SysResult};
+use anyhow::{bail, Result};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How long to wait for a configured network interface to appear.
+pub const LINK_WAIT: Duration = Duration::from_secs(2);
+/// How long to wait for carrier on the links that carry addresses (a bond's
+/// miimon, a NIC's autonegotiation).
+pub const CARRIER_WAIT: Duration = Duration::from_secs(5);
+/// How long the boot waits for a DHCP lease before it goes on (the client keeps
+/// asking).
+pub const DHCP_WAIT: Duration = Duration::from_secs(10);
+const POLL: Duration = Duration::from_millis(100);
+
+/// The DHCPv4 client: busybox's, from the image's busybox.
+pub const DHCP_CLIENT: [&str; 2] = ["/bin/busybox", "udhcpc"];
+/// The events udhcpc runs its script with.
+pub const DHCP_EVENTS: [&str; 5] = ["deconfig", "bound", "renew", "leasefail", "nak"];
+
+/// A physical link the config wants: an `[[network.interfaces]]` entry, or a bond
+/// slave named only in `slaves`.
+#[derive(Debug, Clone)]
+struct Wanted {
+    /// The interface entry, when there is one.
+    id: Option<LinkId>,
+    /// The reference as written (a slave), or the entry's label.
+    reference: String,
+    mac: Option<String>,
+    /// The name it has or gets.
+    name: Option<String>,
+    label: String,
+}
+
+fn wanted(net: &Network) -> Vec<Wanted> {
+    let mut out: Vec<Wanted> = net
+        .interfaces
+        .iter()
+        .enumerate()
+        .map(|(n, i)| Wanted {
+            id: Some(LinkId::Interface(n)),
+            reference: i.label(),
+            mac: i.mac.as_deref().and_then(parse_mac),
+            name: (!i.name.is_empty()).then(|| i.name.clone()),
+            label: i.label(),
+        })
+        .collect();
+    for b in &net.bonds {
+        for s in &b.slaves {
+            if net.resolve(s).is_some() || out.iter().any(|w| &w.reference == s) {
+                continue;
+            }
+            let mac = parse_mac(s);
+            out.push(Wanted {
+                id: None,
+                reference: s.clone(),
+                name: mac.is_none().then(|| s.clone()),
+                mac,
+                label: s.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// The link `w` stands for among `links`, and a note when it was found by name
+/// although its MAC matched none.
+fn find<'l>(w: &Wanted, links: &'l [Link]) -> Option<(&'l Link, Option<String>)> {
+    if let Some(m) = &w.mac {
+        if let Some(l) = links
+            .iter()
+            .find(|l| l.hw_mac() == Some(m.as_str()) || l.mac.as_deref() == Some(m.as_str()))
+        {
+            return Some((l, None));
+        }
+        let name = w.name.as_ref()?;
+        let l = links.iter().find(|l| &l.name == name)?;
+        let note = format!(
+            "interface {name}: no link has MAC {m}; using the link named {name} (MAC {})",
+            l.hw_mac().unwrap_or("none")
+        );
+        return Some((l, Some(note)));
+    }
+    let name = w.name.as_ref()?;
+    links.iter().find(|l| &l.name == name).map(|l| (l, None))
+}
+
+/// The state of one run of the step: failures and the links that are not there.
+struct Run<'i, 'a> {
+    init: &'i mut Init<'a>,
+    failed: usize,
+    /// Final link names that are missing or could not be made: what uses them is
+    /// skipped without a second warning.
+    broken: BTreeSet<String>,
+}
+
+impl Run<'_, '_> {
+    fn check(&mut self, r: SysResult<()>) -> bool {
+        match r {
+            Ok(()) => true,
+            Err(e) => {
+                self.init.warn(e);
+                self.failed += 1;
+                false
+            }
+        }
+    }
+
+    /// Like [`check`](Self::check), with `EEXIST` (already there) a success.
+    fn check_exists_ok(&mut self, r: SysResult<()>) -> bool {
+        match r {
+            Err(e) if e.errno() == Some(libc::EEXIST) => true,
+            r => self.check(r),
+        }
+    }
+
+    fn ok(&self, name: &str) -> bool {
+        !self.broken.contains(name)
+    }
+}
+
+/// What a missing kernel feature is called, for an `EOPNOTSUPP` on creating a link.
+fn driver_hint(e: &SysError, kind: &NewLinkKind) -> String {
+    if e.errno() != Some(libc::EOPNOTSUPP) {
+        return String::new();
+    }
+    match kind {
+        NewLinkKind::Bond(_) => "; the kernel has no bonding driver: build it in (CONFIG_BONDING) or add `bonding` to [modules] load".into(),
+        NewLinkKind::Vlan { .. } => "; the kernel has no 802.1Q VLAN support: build it in (CONFIG_VLAN_8021Q) or add `8021q` to [modules] load".into(),
+    }
+}
+
+/// Step 4: the network (see the module doc).
+pub fn configure_network(init: &mut Init) -> Result<()> {
+    let node = init.node()?;
+    let net = &node.network;
+    let mut run = Run {
+        init,
+        failed: 0,
+        broken: BTreeSet::new(),
+    };
+    // Loopback first: services bind to 127.0.0.1 whatever else fails.
+    let lo = IfAddr {
+        net: IpNet {
+            addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            prefix: 8,
+        },
+        label: None,
+        nodad: false,
+    };
+    let r = run.init.sys.addr_add("lo", &lo);
+    run.check_exists_ok(r);
+    let r = run.init.sys.link_set("lo", &LinkChange::Up);
+    run.check(r);
+
+    let want = wanted(net);
+    let names = match find_links(&mut run, &want) {
+        Some(n) => n,
+        None => bail!("{} network settings failed", run.failed.max(1)),
+    };
+    // The final name of each config link and unlisted slave.
+    let name_of = |id: LinkId| -> Option<String> {
+        match id {
+            LinkId::Interface(_) => want
+                .iter()
+                .position(|w| w.id == Some(id))
+                .and_then(|k| names.get(&k).cloned()),
+            LinkId::Bond(n) => net.bonds.get(n).map(|b| b.name.clone()),
+            LinkId::Vlan(n) => net.vlan_name(n),
+        }
+    };
+    let slave_name = |s: &str| -> Option<String> {
+        match net.resolve(s) {
+            Some(id) => name_of(id),
+            None => want
+                .iter()
+                .position(|w| w.reference == s)
+                .and_then(|k| names.get(&k).cloned()),
+        }
+    };
+
+    // MTUs: interfaces that are no slaves, then each bond's on its slaves.
+    for (n, i) in net.interfaces.iter().enumerate() {
+        let id = LinkId::Interface(n);
+        if net.bond_of(id).is_some() {
+            continue;
+        }
+        if let (Some(m), Some(name)) = (i.mtu, name_of(id)) {
+            set_mtu(&mut run, &name, m);
+        }
+    }
+    for b in &net.bonds {
+        let Some(m) = b.mtu else { continue };
+        for s in &b.slaves {
+            if let Some(name) = slave_name(s) {
+                set_mtu(&mut run, &name, m);
+            }
+        }
+    }
+
+    // Bonds, then their slaves (down, enslaved).
+    for b in &net.bonds {
+        let slaves: Vec<String> = b.slaves.iter().filter_map(|s| slave_name(s)).collect();
+        make_bond(&mut run, b, slave_name, &slaves);
+    }
+
+    // VLANs.
+    for (n, v) in net.vlans.iter().enumerate() {
+        let (Some(name), Some(parent)) = (net.vlan_name(n), net.resolve(&v.link).and_then(name_of))
+        else {
+            continue;
+        };
+        let Ok(id) = u16::try_from(v.id) else {
+            continue;
+        };
+        let link = NewLink {
+            name: name.clone(),
+            kind: NewLinkKind::Vlan {
+                link: parent.clone(),
+                id,
+            },
+            mtu: v.mtu,
+        };
+        if !run.ok(&parent) {
+            run.broken.insert(name);
+            continue;
+        }
+        if let Err(e) = run.init.sys.link_add(&link) {
+            let hint = driver_hint(&e, &link.kind);
+            run.init.warn(format!("{e}{hint}"));
+            run.failed += 1;
+            run.broken.insert(name);
+        }
+    }
+
+    // Addresses, on every link that is no slave.
+    let addressed: Vec<(LinkId, String)> = net
+        .all_links()
+        .filter(|id| net.bond_of(*id).is_none())
+        .filter_map(|id| name_of(id).map(|n| (id, n)))
+        .filter(|(_, n)| run.ok(n))
+        .collect();
+    for (id, name) in &addressed {
+        let mut v4 = 0;
+        for a in net.addressing(*id).0 {
+            let Some(ip) = IpNet::parse(a) else { continue };
+            let label = if ip.is_ipv6() {
+                None
+            } else {
+                v4 += 1;
+                // Secondary IPv4 addresses on alias labels (eth0:1), as the ioctl
+                // path had them, when the label fits a link name.
+                Some(format!("{name}:{}", v4 - 1)).filter(|l| v4 > 1 && l.len() <= 15)
+            };
+            let addr = IfAddr {
+                net: ip,
+                label,
+                nodad: ip.is_ipv6(),
+            };
+            let r = run.init.sys.addr_add(name, &addr);
+            run.check_exists_ok(r);
+        }
+    }
+
+    // Links up: interfaces, bonds, VLANs (a VLAN after its link).
+    for id in net.all_links() {
+        let Some(name) = name_of(id) else { continue };
+        if !run.ok(&name) {
+            continue;
+        }
+        let r = run.init.sys.link_set(&name, &LinkChange::Up);
+        if run.check(r) {
+            let what = match id {
+                LinkId::Interface(_) => "interface",
+                LinkId::Bond(_) => "bond",
+                LinkId::Vlan(_) => "vlan",
+            };
+            run.init.log.line(&format!("{what} {name} configured"));
+        }
+    }
+
+    // Routes.
+    for r in &net.routes {
+        let Some(spec) = route_spec(net, r, &name_of) else {
+            continue;
+        };
+        if spec.dev.as_deref().is_some_and(|d| !run.ok(d)) {
+            continue;
+        }
+        let res = run.init.sys.route_add(&spec);
+        run.check_exists_ok(res);
+    }
+
+    // Carrier on the links that carry addresses.
+    let carrying: Vec<String> = addressed
+        .iter()
+        .filter(|(id, _)| {
+            let (a, d) = net.addressing(*id);
+            !a.is_empty() || d
+        })
+        .map(|(_, n)| n.clone())
+        .collect();
+    wait_carrier(&mut run, &carrying);
+
+    if let Some(id) = net.dhcp_link() {
+        if let Some(name) = name_of(id).filter(|n| run.ok(n)) {
+            start_dhcp(&mut run, &name, &node.hostname);
+        }
+    }
+    if run.failed > 0 {
+        bail!("{} network settings failed", run.failed);
+    }
+    Ok(())
+}
+
+/// Waits up to [`LINK_WAIT`] for every wanted link, renames those found by MAC, and
+/// returns the final name of each one found (by its index in `want`). None when the
+/// links cannot be listed at all.
+fn find_links(run: &mut Run, want: &[Wanted]) -> Option<BTreeMap<usize, String>> {
+    let mut waited = Duration::ZERO;
+    let links = loop {
+        let links = match run.init.sys.links() {
+            Ok(l) => l,
+            Err(e) => {
+                run.init.warn(e);
+                run.failed += 1;
+                return None;
+            }
+        };
+        if want.iter().all(|w| find(w, &links).is_some()) || waited >= LINK_WAIT {
+            break links;
+        }
+        run.init.sys.sleep(POLL);
+        waited += POLL;
+    };
+    let mut found: BTreeMap<usize, String> = BTreeMap::new();
+    // (index in want, current name, wanted name, up)
+    let mut renames: Vec<(usize, String, String, bool)> = Vec::new();
+    for (k, w) in want.iter().enumerate() {
+        match find(w, &links) {
+            None => {
+                run.init.warn(format!(
+                    "interface {} did not appear within {} s",
+                    w.label,
+                    LINK_WAIT.as_secs()
+                ));
+                run.failed += 1;
+                if let Some(n) = &w.name {
+                    run.broken.insert(n.clone());
+                }
+            }
+            Some((l, note)) => {
+                if let Some(n) = note {
+                    run.init.warn(n);
+                }
+                match &w.name {
+                    Some(n) if *n != l.name => renames.push((k, l.name.clone(), n.clone(), l.up)),
+                    _ => {}
+                }
+                found.insert(k, l.name.clone());
+            }
+        }
+    }
+    // A target held by a link that is not renamed away: keep the kernel's name.
+    let sources: BTreeSet<String> = renames.iter().map(|r| r.1.clone()).collect();
+    let mut blocked = Vec::new();
+    for (k, cur, target, _) in &renames {
+        if links.iter().any(|l| &l.name == target) && !sources.contains(target) {
+            run.init.warn(format!(
+                "cannot rename {cur} to {target}: another link has that name; {cur} keeps its name"
+            ));
+            run.failed += 1;
+            blocked.push(*k);
+        }
+    }
+    renames.retain(|r| !blocked.contains(&r.0));
+    // Two links swapping names go through temporary ones.
+    let swap = renames.iter().any(|(_, _, t, _)| sources.contains(t));
+    for (k, cur, _, up) in renames.iter_mut() {
+        if *up {
+            let r = run.init.sys.link_set(cur, &LinkChange::Down);
+            run.check(r);
+            *up = false;
+        }
+        if swap {
+            let tmp = format!("sfrename{k}");
+            let r = run.init.sys.link_set(cur, &LinkChange::Name(tmp.clone()));
+            if run.check(r) {
+                *cur = tmp;
+            }
+        }
+    }
+    for (k, cur, target, _) in &renames {
+        let r = run
+            .init
+            .sys
+            .link_set(cur, &LinkChange::Name(target.clone()));
+        let name = if run.check(r) { target } else { cur };
+        found.insert(*k, name.clone());
+    }
+    Some(found)
+}
+
+fn set_mtu(run: &mut Run, name: &str, mtu: u32) {
+    if !run.ok(name) {
+        return;
+    }
+    let r = run.init.sys.link_set(name, &LinkChange::Mtu(mtu));
+    if let Err(e) = &r {
+        // Say what the device takes, when it says.
+        let max = run
+            .init
+            .sys
+            .links()
+            .ok()
+            .and_then(|l| l.into_iter().find(|l| l.name == name))
+            .and_then(|l| l.max_mtu);
+        if let (Some(max), Some(libc::EINVAL)) = (max, e.errno()) {
+            run.init
+                .warn(format!("{e}; {name} takes an mtu of at most {max}"));
+            run.failed += 1;
+            return;
+        }
+    }
+    run.check(r);
+}
+
+fn make_bond(
+    run: &mut Run,
+    b: &Bond,
+    slave_name: impl Fn(&str) -> Option<String>,
+    slaves: &[String],
+) {
+    let primary = b.primary.as_deref().and_then(&slave_name);
+    let link = NewLink {
+        name: b.name.clone(),
+        kind: NewLinkKind::Bond(BondOpts {
+            mode: b.mode,
+            miimon: b.miimon.unwrap_or(DEFAULT_MIIMON),
+            primary,
+            lacp_rate: b.lacp_rate,
+            xmit_hash_policy: b.xmit_hash_policy,
+        }),
+        mtu: b.mtu,
+    };
+    if let Err(e) = run.init.sys.link_add(&link) {
+        let hint = driver_hint(&e, &link.kind);
+        run.init.warn(format!("{e}{hint}"));
+        run.failed += 1;
+        run.broken.insert(b.name.clone());
+        return;
+    }
+    for s in slaves {
+        if !run.ok(s) {
+            continue;
+        }
+        let r = run.init.sys.link_set(s, &LinkChange::Down);
+        if run.check(r) {
+            let r = run
+                .init
+                .sys
+                .link_set(s, &LinkChange::Master(b.name.clone()));
+            run.check(r);
+        }
+    }
+}
+
+fn route_spec(
+    net: &Network,
+    r: &crate::config::network::Route,
+    name_of: &impl Fn(LinkId) -> Option<String>,
+) -> Option<RouteSpec> {
+    let via: Option<IpAddr> = match &r.via {
+        Some(v) => Some(v.parse().ok()?),
+        None => None,
+    };
+    let dst = if r.to == "default" {
+        IpNet::default_for(via?.is_ipv6())
+    } else {
+        IpNet::parse(&r.to)?.network()
+    };
+    let dev = match &r.dev {
+        Some(d) => Some(name_of(net.resolve(d)?)?),
+        None => None,
+    };
+    Some(RouteSpec {
+        dst,
+        via,
+        dev,
+        proto: RouteProto::Static,
+    })
+}
+
+fn wait_carrier(run: &mut Run, names: &[String]) {
+    if names.is_empty() {
+        return;
+    }
+    let mut waited = Duration::ZERO;
+    let mut without: Vec<String>;
+    loop {
+        let links = run.init.sys.links().unwrap_or_default();
+        without = names
+            .iter()
+            .filter(|n| !links.iter().any(|l| &&l.name == n && l.carrier))
+            .cloned()
+            .collect();
+        if without.is_empty() || waited >= CARRIER_WAIT {
+            break;
+        }
+        run.init.sys.sleep(POLL);
+        waited += POLL;
+    }
+    for n in without {
+        run.init.warn(format!(
+            "{n}: no carrier after {} s (cable, switch port or peer down?)",
+            CARRIER_WAIT.as_secs()
+        ));
+        run.failed += 1;
+    }
+}
+
+/// The supervised DHCP client of `link`: busybox udhcpc in the foreground, the init as
+/// its script, the lease released at shutdown.
+pub fn dhcp_service(link: &str, hostname: &str) -> Service {
+    let mut argv: Vec<String> = DHCP_CLIENT.iter().map(|s| s.to_string()).collect();
+    argv.extend(
+        [
+            "-f", "-R", "-i", link, "-s", INIT, "-t", "3", "-T", "2", "-A", "5", "-x",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    argv.push(format!("hostname:{hostname}"));
+    Service {
+        name: format!("dhcp-{link}"),
+        argv,
+        restart: Restart::Always,
+        env: BTreeMap::new(),
+    }
+}
+
+fn dhcp_state(link: &str) -> PathBuf {
+    Path::new(DHCP_STATE_DIR).join(link)
+}
+
+fn start_dhcp(run: &mut Run, link: &str, hostname: &str) {
+    let now = Instant::now();
+    run.init.supervisor.services.push(Supervised {
+        svc: dhcp_service(link, hostname),
+        pid: None,
+        started: None,
+        backoff: BACKOFF_MIN,
+        next_start: Some(now),
+    });
+    let init = &mut *run.init;
+    init.supervisor.start_due(init.sys, &mut init.log, now);
+    let state = dhcp_state(link);
+    let mut waited = Duration::ZERO;
+    while !run.init.sys.exists(&state) && waited < DHCP_WAIT {
+        run.init.sys.sleep(POLL);
+        waited += POLL;
+    }
+    if run.init.sys.exists(&state) {
+        run.init.log.line(&format!("dhcp: {link} has a lease"));
+    } else {
+        run.init.warn(format!(
+            "dhcp: no lease on {link} within {} s; the client keeps asking",
+            DHCP_WAIT.as_secs()
+        ));
+        run.failed += 1;
+    }
+}
+
+/// A lease as `/run/sanforge/dhcp/LINK` keeps it: `address A/N` and `router R` lines.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lease {
+    pub address: Option<IpNet>,
+    pub router: Option<Ipv4Addr>,
+}
+
+impl Lease {
+    pub fn parse(text: &str) -> Lease {
+        let mut l = Lease::default();
+        for line in text.lines() {
+            match line.split_once(' ') {
+                Some(("address", a)) => l.address = IpNet::parse(a.trim()),
+                Some(("router", r)) => l.router = r.trim().parse().ok(),
+                _ => {}
+            }
+        }
+        l
+    }
+
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        if let Some(a) = self.address {
+            s.push_str(&format!("address {a}\n"));
+        }
+        if let Some(r) = self.router {
+            s.push_str(&format!("router {r}\n"));
+        }
+        s
+    }
+
+    /// The lease udhcpc describes in its script's environment (`ip`, `mask` or
+    /// `subnet`, `router`).
+    pub fn from_env(env: &BTreeMap<String, String>) -> Option<Lease> {
+        let ip: Ipv4Addr = env.get("ip")?.trim().parse().ok()?;
+        let prefix = match env.get("mask").and_then(|m| m.trim().parse::<u8>().ok()) {
+            Some(p) => p,
+            None => {
+                let m: Ipv4Addr = env.get("subnet")?.trim().parse().ok()?;
+                let bits = u32::from(m);
+                if bits.leading_ones() + bits.trailing_zeros() != 32 {
+                    return None;
+                }
+                u8::try_from(bits.leading_ones()).ok()?
+            }
+        };
+        Some(Lease {
+            address: IpNet::new(IpAddr::V4(ip), prefix),
+            router: env
+                .get("router")
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|r| r.parse().ok()),
+        })
+    }
+}
+
+fn dhcp_route(link: &str, router: Ipv4Addr) -> RouteSpec {
+    RouteSpec {
+        dst: IpNet::default_for(false),
+        via: Some(IpAddr::V4(router)),
+        dev: Some(link.to_string()),
+        proto: RouteProto::Dhcp,
+    }
+}
+
+fn lease_addr(net: IpNet) -> IfAddr {
+    IfAddr {
+        net,
+        label: None,
+        nodad: false,
+    }
+}
+
+/// udhcpc's script (`/init EVENT` with the lease in the environment): applies the
+/// lease of `interface` over the same netlink calls as the boot and keeps it in
+/// `/run/sanforge/dhcp/LINK`, replacing the previous one: `bound` and `renew` set the
+/// address and the default route, `deconfig` removes them, `leasefail` and `nak`
+/// are logged.
+pub fn dhcp_event(
+    sys: &mut dyn Sys,
+    log: &mut super::Logger,
+    event: &str,
+    env: &BTreeMap<String, String>,
+) -> Result<()> {
+    let Some(link) = env
+        .get("interface")
+        .filter(|l| !l.is_empty() && l.len() <= 15 && !l.contains('/') && !l.contains(".."))
+    else {
+        bail!("dhcp {event}: no valid `interface` in the environment (udhcpc sets it)");
+    };
+    let state = dhcp_state(link);
+    let old = sys
+        .read_to_string(&state)
+        .map(|t| Lease::parse(&t))
+        .unwrap_or_default();
+    match event {
+        "deconfig" => {
+            if let Some(r) = old.router {
+                let _ = sys.route_del(&dhcp_route(link, r));
+            }
+            if let Some(a) = old.address {
+                let _ = sys.addr_del(link, &lease_addr(a));
+            }
+            if sys.exists(&state) {
+                sys.remove_file(&state)?;
+            }
+            sys.link_set(link, &LinkChange::Up)?;
+            log.line(&format!("dhcp: {link} deconfigured"));
+        }
+        "bound" | "renew" => {
+            let Some(new) = Lease::from_env(env) else {
+                bail!(
+                    "dhcp {event} on {link}: no usable `ip` and `mask`/`subnet` in the environment"
+                );
+            };
+            let Some(addr) = new.address else {
+                bail!("dhcp {event} on {link}: bad prefix length");
+            };
+            if let Some(r) = old.router.filter(|r| Some(*r) != new.router) {
+                let _ = sys.route_del(&dhcp_route(link, r));
+            }
+            if let Some(a) = old.address.filter(|a| *a != addr) {
+                let _ = sys.addr_del(link, &lease_addr(a));
+            }
+            match sys.addr_add(link, &lease_addr(addr)) {
+                Err(e) if e.errno() != Some(libc::EEXIST) => return Err(e.into()),
+                _ => {}
+            }
+            if let Some(r) = new.router {
+                match sys.route_add(&dhcp_route(link, r)) {
+                    Err(e) if e.errno() != Some(libc::EEXIST) => return Err(e.into()),
+                    _ => {}
+                }
+            }
+            sys.mkdir(Path::new(DHCP_STATE_DIR))?;
+            sys.write_durable(&state, new.render().as_bytes())?;
+            let via = new
+                .router
+                .map(|r| format!(", router {r}"))
+                .unwrap_or_default();
+            let lease = env
+                .get("lease")
+                .map(|l| format!(", lease {l} s"))
+                .unwrap_or_default();
+            log.line(&format!("dhcp: {link} {event} {addr}{via}{lease}"));
+        }
+        "leasefail" | "nak" => log.line(&format!("dhcp: {link}: {event}")),
+        other => log.line(&format!("dhcp: {link}: event `{other}` ignored")),
+    }
+    Ok(())
+}
+
+/// The links `network-plan` pretends exist: one per interface the config names (a
+/// MAC-only one named by its MAC) and per unlisted bond slave, all down, MTU 1500.
+pub fn assumed_links(net: &Network) -> Vec<Link> {
+    let mut links = vec![Link {
+        index: 1,
+        name: "lo".into(),
+        mtu: 65536,
+        ..Link::default()
+    }];
+    for w in wanted(net) {
+        let name = w
+            .mac
+            .clone()
+            .filter(|_| w.name.is_none())
+            .unwrap_or_else(|| w.name.clone().unwrap_or_default());
+        links.push(Link {
+            index: links.len() as u32 + 1,
+            name,
+            mac: w.mac.clone(),
+            mtu: 1500,
+            ..Link::default()
+        });
+    }
+    links
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::config::node::NodeConfig;
+    use crate::init::Logger;
+    use crate::sys::FakeSys;
+
+    /// A tree whose /sys/class/net has these (name, MAC) links.
+    fn tree(links: &[(&str, &str)]) -> tempfile::TempDir {
+        let t = tempfile::tempdir().unwrap();
+        for (name, mac) in links {
+            let d = t.path().join("sys/class/net").join(name);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("address"), format!("{mac}\n")).unwrap();
+        }
+        t
+    }
+
+    /// Runs the network step of `node` against `sys`: (ok, log lines, ops).
+    fn run(sys: &mut FakeSys, node: &str) -> (bool, Vec<String>, Vec<String>) {
+        let node = NodeConfig::parse(Path::new("n.toml"), node).unwrap();
+        let mut init = Init::new(sys, Logger::capture());
+        init.node = Some(node);
+        let ok = configure_network(&mut init).is_ok();
+        let log = init.log.lines().to_vec();
+        drop(init);
+        (ok, log, sys.ops.iter().map(ToString::to_string).collect())
+    }
+
+    const BOND_VLAN: &str = r#"hostname = "san1"
+[[network.interfaces]]
+mac = "52:54:00:00:00:01"
+name = "stor0"
+[[network.interfaces]]
+mac = "52:54:00:00:00:02"
+name = "stor1"
+[[network.bonds]]
+name = "bond0"
+slaves = ["stor0", "stor1"]
+primary = "stor0"
+mtu = 9000
+addresses = ["192.0.2.15/24", "2001:db8::15/64"]
+[[network.vlans]]
+link = "bond0"
+id = 100
+addresses = ["192.0.2.130/26", "192.0.2.131/26"]
+[[network.routes]]
+to = "default"
+via = "192.0.2.1"
+[[network.routes]]
+to = "2001:db8:1::/48"
+via = "2001:db8::1"
+[[network.routes]]
+to = "198.51.100.0/24"
+dev = "bond0.100"
+"#;
+
+    #[test]
+    fn bond_and_vlan_in_the_kernels_order() {
+        let t = tree(&[("ens1", "52:54:00:00:00:01"), ("ens2", "52:54:00:00:00:02")]);
+        let mut sys = FakeSys::new(t.path());
+        let (ok, log, ops) = run(&mut sys, BOND_VLAN);
+        assert!(ok, "{log:?}");
+        assert_eq!(
+            ops,
+            [
+                "addr lo 127.0.0.1/8",
+                "link_up lo",
+                // Found by MAC, renamed.
+                "rename ens1 stor0",
+                "rename ens2 stor1",
+                // Slaves' MTU before the bond's.
+                "mtu stor0 9000",
+                "mtu stor1 9000",
+                "link_add bond0 bond mode=active-backup miimon=100 primary=stor0 mtu=9000",
+                "link_down stor0",
+                "master stor0 bond0",
+                "link_down stor1",
+                "master stor1 bond0",
+                "link_add bond0.100 vlan link=bond0 id=100",
+                "addr bond0 192.0.2.15/24",
+                "addr bond0 2001:db8::15/64 nodad",
+                "addr bond0.100 192.0.2.130/26",
+                "addr bond0.100:1 192.0.2.131/26",
+                "link_up stor0",
+                "link_up stor1",
+                "link_up bond0",
+                "link_up bond0.100",
+                "route 0.0.0.0/0 via 192.0.2.1",
+                "route 2001:db8:1::/48 via 2001:db8::1",
+                "route 198.51.100.0/24 dev bond0.100",
+            ]
+        );
+        assert!(
+            log.contains(&"bond bond0 configured".to_string()),
+            "{log:?}"
+        );
+        let links = sys.links().unwrap();
+        let vlan = links.iter().find(|l| l.name == "bond0.100").unwrap();
+        assert_eq!(vlan.mtu, 9000, "a VLAN takes its link's MTU");
+        let bond = links.iter().find(|l| l.name == "bond0").unwrap();
+        assert!(links
+            .iter()
+            .filter(|l| l.name.starts_with("stor"))
+            .all(|l| l.master == Some(bond.index)));
+    }
+
+    #[test]
+    fn two_links_swapping_names_go_through_temporary_ones() {
+        let t = tree(&[("eth0", "52:54:00:00:00:02"), ("eth1", "52:54:00:00:00:01")]);
+        std::fs::write(t.path().join("sys/class/net/eth0/operstate"), "up\n").unwrap();
+        let mut sys = FakeSys::new(t.path());
+        let node = "hostname = \"n\"\n[[network.interfaces]]\nmac = \"52:54:00:00:00:01\"\nname = \"eth0\"\n[[network.interfaces]]\nmac = \"52:54:00:00:00:02\"\nname = \"eth1\"\n";
+        let (ok, log, ops) = run(&mut sys, node);
+        assert!(ok, "{log:?}");
+        assert_eq!(
+            &ops[2..],
+            [
+                "rename eth1 sfrename0",
+                "link_down eth0",
+                "rename eth0 sfrename1",
+                "rename sfrename0 eth0",
+                "rename sfrename1 eth1",
+                "link_up eth0",
+                "link_up eth1",
+            ]
+        );
+        let links = sys.links().unwrap();
+        let mac_of = |n: &str| links.iter().find(|l| l.name == n).unwrap().mac.clone();
+        assert_eq!(mac_of("eth0").as_deref(), Some("52:54:00:00:00:01"));
+    }
+
+    #[test]
+    fn a_missing_slave_leaves_a_bond_with_the_other() {
+        let t = tree(&[("ens1", "52:54:00:00:00:01")]);
+        let mut sys = FakeSys::new(t.path());
+        let (ok, log, ops) = run(&mut sys, BOND_VLAN);
+        assert!(!ok);
+        assert!(
+            log.iter()
+                .any(|l| l == "warning: interface stor1 did not appear within 2 s"),
+            "{log:?}"
+        );
+        assert!(ops.contains(&"master stor0 bond0".to_string()), "{ops:?}");
+        assert!(!ops.iter().any(|o| o.contains("stor1")), "{ops:?}");
+        assert!(ops.contains(&"link_up bond0.100".to_string()), "{ops:?}");
+    }
+
+    #[test]
+    fn no_bonding_driver_names_the_kernel_option_and_skips_what_depends_on_it() {
+        let t = tree(&[("ens1", "52:54:00:00:00:01"), ("ens2", "52:54:00:00:00:02")]);
+        let mut sys = FakeSys::new(t.path());
+        sys.fail.push(("link_add bond0 ".into(), libc::EOPNOTSUPP));
+        let (ok, log, ops) = run(&mut sys, BOND_VLAN);
+        assert!(!ok);
+        let w: Vec<&String> = log.iter().filter(|l| l.starts_with("warning:")).collect();
+        assert_eq!(w.len(), 1, "{log:?}");
+        assert!(w[0].contains("cannot create link bond0") && w[0].contains("CONFIG_BONDING"));
+        assert!(
+            !ops.iter()
+                .any(|o| o.contains("bond0.100") || o.starts_with("master")),
+            "{ops:?}"
+        );
+        // The slaves still come up; the routes that do not need the bond go in.
+        assert!(ops.contains(&"link_up stor0".to_string()));
+        assert!(ops.contains(&"route 0.0.0.0/0 via 192.0.2.1".to_string()));
+    }
+
+    #[test]
+    fn a_link_without_carrier_is_a_warning_after_the_wait() {
+        let t = tree(&[("eth0", "52:54:00:00:00:01")]);
+        std::fs::write(t.path().join("sys/class/net/eth0/carrier"), "0\n").unwrap();
+        let mut sys = FakeSys::new(t.path());
+        let node = "hostname = \"n\"\n[[network.interfaces]]\nname = \"eth0\"\naddresses = [\"192.0.2.15/24\"]\n";
+        let (ok, log, _) = run(&mut sys, node);
+        assert!(!ok);
+        assert!(
+            log.iter()
+                .any(|l| l
+                    == "warning: eth0: no carrier after 5 s (cable, switch port or peer down?)"),
+            "{log:?}"
+        );
+    }
+
+    #[test]
+    fn an_mtu_the_device_cannot_take_says_its_maximum() {
+        let t = tree(&[("eth0", "52:54:00:00:00:01")]);
+        std::fs::write(t.path().join("sys/class/net/eth0/max_mtu"), "1500\n").unwrap();
+        let mut sys = FakeSys::new(t.path());
+        let node = "hostname = \"n\"\n[[network.interfaces]]\nname = \"eth0\"\nmtu = 9000\n";
+        let (ok, log, _) = run(&mut sys, node);
+        assert!(!ok);
+        assert!(
+            log.iter()
+                .any(|l| l.contains("cannot set mtu of eth0 to 9000")
+                    && l.ends_with("eth0 takes an mtu of at most 1500")),
+            "{log:?}"
+        );
+    }
+
+    #[test]
+    fn dhcp_runs_udhcpc_supervised_with_the_init_as_its_script() {
+        let t = tree(&[("eth0", "52:54:00:00:00:01")]);
+        let mut sys = FakeSys::new(t.path());
+        let node = "hostname = \"lab1\"\n[[network.interfaces]]\nname = \"eth0\"\ndhcp = true\n";
+        let (ok, log, ops) = run(&mut sys, node);
+        // No lease in the fake: the boot goes on after DHCP_WAIT, with a warning.
+        assert!(!ok);
+        assert!(
+            log.iter().any(
+                |l| l == "warning: dhcp: no lease on eth0 within 10 s; the client keeps asking"
+            ),
+            "{log:?}"
+        );
+        assert_eq!(
+            ops.last().unwrap(),
+            "spawn /bin/busybox udhcpc -f -R -i eth0 -s /init -t 3 -T 2 -A 5 -x hostname:lab1"
+        );
+    }
+
+    #[test]
+    fn dhcp_events_apply_replace_and_remove_the_lease() {
+        let t = tree(&[("eth0", "52:54:00:00:00:01")]);
+        let mut sys = FakeSys::new(t.path());
+        let mut log = Logger::capture();
+        let env = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let bound = env(&[
+            ("interface", "eth0"),
+            ("ip", "192.0.2.50"),
+            ("subnet", "255.255.255.0"),
+            ("router", "192.0.2.1 192.0.2.2"),
+            ("lease", "600"),
+        ]);
+        dhcp_event(
+            &mut sys,
+            &mut log,
+            "deconfig",
+            &env(&[("interface", "eth0")]),
+        )
+        .unwrap();
+        dhcp_event(&mut sys, &mut log, "bound", &bound).unwrap();
+        // Same lease renewed: nothing removed.
+        dhcp_event(&mut sys, &mut log, "renew", &bound).unwrap();
+        let moved = env(&[
+            ("interface", "eth0"),
+            ("ip", "192.0.2.60"),
+            ("mask", "25"),
+            ("router", "192.0.2.1"),
+        ]);
+        dhcp_event(&mut sys, &mut log, "renew", &moved).unwrap();
+        dhcp_event(
+            &mut sys,
+            &mut log,
+            "deconfig",
+            &env(&[("interface", "eth0")]),
+        )
+        .unwrap();
+        let ops: Vec<String> = sys.ops.iter().map(ToString::to_string).collect();
+        let state = "/run/sanforge/dhcp/eth0";
+        assert_eq!(
+            ops,
+            [
+                "link_up eth0".to_string(),
+                "addr eth0 192.0.2.50/24".into(),
+                "route 0.0.0.0/0 via 192.0.2.1 dev eth0 proto dhcp".into(),
+                "mkdir /run/sanforge/dhcp".into(),
+                format!("write_durable {state} (39 bytes)"),
+                "addr eth0 192.0.2.50/24".into(),
+                "route 0.0.0.0/0 via 192.0.2.1 dev eth0 proto dhcp".into(),
+                "mkdir /run/sanforge/dhcp".into(),
+                format!("write_durable {state} (39 bytes)"),
+                "addr_del eth0 192.0.2.50/24".into(),
+                "addr eth0 192.0.2.60/25".into(),
+                "route 0.0.0.0/0 via 192.0.2.1 dev eth0 proto dhcp".into(),
+                "mkdir /run/sanforge/dhcp".into(),
+                format!("write_durable {state} (39 bytes)"),
+                "route_del 0.0.0.0/0 via 192.0.2.1 dev eth0 proto dhcp".into(),
+                "addr_del eth0 192.0.2.60/25".into(),
+                format!("remove {state}"),
+                "link_up eth0".into(),
+            ]
+        );
+        assert_eq!(
+            log.lines()[1],
+            "dhcp: eth0 bound 192.0.2.50/24, router 192.0.2.1, lease 600 s"
+        );
+        assert!(dhcp_event(&mut sys, &mut log, "bound", &env(&[("interface", "../x")])).is_err());
+    }
+
+    #[test]
+    fn assumed_links_cover_interfaces_and_unlisted_slaves() {
+        let node = NodeConfig::parse(
+            Path::new("n.toml"),
+            "hostname = \"n\"\n[[network.interfaces]]\nmac = \"52:54:00:00:00:09\"\n[[network.bonds]]\nname = \"bond0\"\nslaves = [\"eth1\", \"52:54:00:00:00:09\"]\n",
+        )
+        .unwrap();
+        let names: Vec<String> = assumed_links(&node.network)
+            .into_iter()
+            .map(|l| l.name)
+            .collect();
+        assert_eq!(names, ["lo", "52:54:00:00:00:09", "eth1"]);
+    }
+}
