@@ -617,9 +617,9 @@ fn recipe_errors_name_the_key() {
     assert!(t.contains("both provided and waived"), "{t}");
 }
 
-/// The flagship recipe plans offline and lists the SCST tree and the kernel as
-/// missing from an empty cache. (Its QLogic firmware is waived with a reason until
-/// Debian's firmware-qlogic is reachable, issue #11: no firmware input to fetch.)
+/// The flagship recipe plans from its lock and, from an empty cache, lists the SCST
+/// tree, the kernel and the QLogic firmware (from Debian's firmware-qlogic, pinned in
+/// the lock) as missing.
 #[test]
 fn plan_of_the_flagship_recipe_lists_scst_and_firmware_missing() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -634,8 +634,6 @@ fn plan_of_the_flagship_recipe_lists_scst_and_firmware_missing() {
         .output()
         .unwrap();
     let t = text(&o);
-    // The recipe has no lock: its Debian packages (the kernel source, busybox) are
-    // resolved by apt in a private state, from Debian's archive.
     assert!(o.status.success(), "{t}");
     let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let stages: Vec<&str> = plan
@@ -649,8 +647,12 @@ fn plan_of_the_flagship_recipe_lists_scst_and_firmware_missing() {
         vec!["fetch", "kernel", "modules", "userland", "rootfs", "outputs"]
     );
     let why = plan[0]["reason"].as_str().unwrap();
-    assert!(!why.contains("firmware:"), "{why}");
-    for want in ["scst", "kernel"] {
+    for want in [
+        "scst",
+        "kernel",
+        "firmware:ql2400_fw.bin",
+        "firmware:ql2500_fw.bin",
+    ] {
         assert!(
             why.split([':', ',', ' ']).any(|w| w == want) || why.contains(&format!(" {want}")),
             "{want} not in {why}"
@@ -1164,4 +1166,48 @@ fn an_import_with_a_broken_archive_imports_nothing() {
         .next()
         .is_none());
     assert!(nothing_in_tmp(&s));
+}
+
+/// No committed recipe or lock pins anything by an all-zero placeholder hash, and the
+/// flagship's firmware and SCST tree are pinned by the lock: the firmware by the
+/// firmware-qlogic `.deb`, SCST by its tree hash.
+#[test]
+fn committed_recipes_have_no_placeholders_and_the_flagship_is_locked() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let zeros = "0".repeat(64);
+    for e in std::fs::read_dir(repo.join("recipes")).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() {
+            let t = std::fs::read_to_string(&p).unwrap();
+            assert!(!t.contains(&zeros), "{} has an all-zero hash", p.display());
+        }
+    }
+    let recipe = std::fs::read_to_string(repo.join("recipes/scst-fc-node.toml")).unwrap();
+    assert!(!recipe.to_lowercase().contains("placeholder"), "{recipe}");
+    let lock: toml::Value =
+        toml::from_str(&std::fs::read_to_string(repo.join("recipes/scst-fc-node.lock")).unwrap())
+            .unwrap();
+    let sources = lock["source"].as_array().unwrap();
+    let scst = sources
+        .iter()
+        .find(|s| s["name"].as_str() == Some("scst"))
+        .unwrap();
+    assert!(
+        scst["tree"].as_str().unwrap().starts_with("tree-v1:"),
+        "{scst}"
+    );
+    for fw in ["ql2400_fw.bin", "ql2500_fw.bin"] {
+        let name = format!("firmware:{fw}");
+        let l = sources
+            .iter()
+            .find(|s| s["name"].as_str() == Some(name.as_str()))
+            .unwrap_or_else(|| panic!("{name} not locked"));
+        assert_eq!(
+            l["origin"].as_str(),
+            Some("firmware-qlogic=20230210-5"),
+            "{l}"
+        );
+        assert_eq!(l["sha256"].as_str().unwrap().len(), 64, "{l}");
+        assert!(l["urls"].to_string().contains("non-free-firmware"), "{l}");
+    }
 }

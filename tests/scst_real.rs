@@ -14,10 +14,12 @@
 //! * 3.10: `recipes/scst-fc-node.toml` as committed (its tree hash must be the
 //!   archive's), build mode `release`.
 //! * trunk: the same recipe pinned to the trunk tree instead, build mode `perf`
-//!   (what TrueNAS ships).
+//!   (what TrueNAS ships). Ignored by default (CI's time budget runs 3.10 only):
+//!   `cargo test --test scst_real -- --ignored`.
 //!
-//! The kernel stage is shared (its key does not depend on the SCST source in
-//! out-of-tree mode), so the second test builds only SCST. Both use the builder's
+//! The kernel stage is shared with the default recipe (same source and config: the
+//! same key; in out-of-tree mode it does not depend on the SCST source), so after the
+//! end-to-end test these tests build only SCST. Both use the builder's
 //! cache (`$SANFORGE_CACHE`, else `~/.cache/sanforge`), like the end-to-end test.
 //! `SANFORGE_SKIP_E2E` skips them (saying so). Timings go to stderr.
 
@@ -283,12 +285,13 @@ fn scst_3_10_flagship_builds_boots_and_serves_an_iscsi_lun() {
 }
 
 #[test]
-#[cfg_attr(
-    not(sanforge_scst_trunk),
-    ignore = "needs the SCST trunk archive: ../shared/upstream/scst-aa5cc2dd70f9c2d0dfd30d2d8821986023c34aba.tar.gz beside the project, or SANFORGE_UPSTREAM=DIR (looked for when the tests are compiled)"
-)]
+#[ignore = "a second SCST build and TCG boot: too heavy for CI's budget, which runs the 3.10 test; run with `cargo test --test scst_real -- --ignored` (needs ../shared/upstream/scst-aa5cc2dd70f9c2d0dfd30d2d8821986023c34aba.tar.gz beside the project, or SANFORGE_UPSTREAM=DIR)"]
 fn scst_trunk_in_perf_mode_builds_boots_and_serves_an_iscsi_lun() {
     if common::skip_e2e("scst_trunk_in_perf_mode_builds_boots_and_serves_an_iscsi_lun") {
+        return;
+    }
+    if !cfg!(sanforge_scst_trunk) {
+        println!("SKIPPED scst_trunk_in_perf_mode_builds_boots_and_serves_an_iscsi_lun: the SCST trunk archive was not there when the tests were compiled (../shared/upstream/ or SANFORGE_UPSTREAM=DIR; then `touch build.rs`)");
         return;
     }
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());

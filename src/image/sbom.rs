@@ -473,8 +473,7 @@ mod tests {
         // No firmware list: no firmware component; with one: listed.
         assert!(!comps.iter().any(|c| c["type"] == "firmware"));
         let mut m2 = m.clone();
-        m2["firmware"] =
-            json!([{ "name": "ql2500_fw.bin", "sha256": "4".repeat(64), "package": "firmware-qlogic=20230210-5" }, "rtl_nic/rtl8168h-2.fw"]);
+        m2["firmware"] = json!([{ "name": "ql2500_fw.bin", "sha256": "4".repeat(64), "package": "firmware-qlogic=20230210-5" }, "rtl_nic/rtl8168h-2.fw"]);
         let s2 = sbom_from_manifest(&m2);
         assert_eq!(check_structure(&s2), Vec::<String>::new());
         let fw: Vec<&str> = s2["components"]
@@ -493,7 +492,9 @@ mod tests {
             .find(|c| c["name"] == "ql2500_fw.bin")
             .unwrap();
         assert!(
-            ql["properties"].to_string().contains("firmware-qlogic=20230210-5"),
+            ql["properties"]
+                .to_string()
+                .contains("firmware-qlogic=20230210-5"),
             "{ql}"
         );
         assert_ne!(s2["serialNumber"], s["serialNumber"]);
