@@ -199,6 +199,21 @@ fn build_boot_and_serve(label: &str, root: &Path, tree: &str, mode: &str) {
             "{label}: {f}"
         );
     }
+    // The QLogic firmware comes from Debian's firmware-qlogic, in the SBOM too.
+    let sbom = std::fs::read_to_string(out.join("sbom.cdx.json")).unwrap_or_default();
+    for fw in ["ql2400_fw.bin", "ql2500_fw.bin"] {
+        let f = m["firmware"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == fw)
+            .unwrap_or_else(|| panic!("{label}: {fw} not in the manifest"));
+        assert_eq!(f["package"], "firmware-qlogic=20230210-5", "{label}: {f}");
+        assert!(
+            sbom.contains(f["sha256"].as_str().unwrap()),
+            "{label}: {fw} not in the SBOM"
+        );
+    }
     let size = |f: &str| std::fs::metadata(out.join(f)).unwrap().len();
     note(&format!(
         "{label}: build {built:.0}s; vmlinuz {} bytes, initramfs.cpio.zst {} bytes; {} SCST modules",
