@@ -1211,3 +1211,84 @@ fn committed_recipes_have_no_placeholders_and_the_flagship_is_locked() {
         assert!(l["urls"].to_string().contains("non-free-firmware"), "{l}");
     }
 }
+
+/// Without `[scst]`, a recipe's `[firmware]` table makes the firmware closure cover
+/// the kernel's own modules: a file a module requests and the recipe neither provides
+/// nor waives fails the build, naming
+/// the module, the file and where to list it (no output is written); `[firmware]`
+/// waivers (with reasons, `PREFIX*` patterns) and provided files reach the manifest and
+/// the image.
+#[test]
+fn a_recipe_without_scst_has_the_firmware_closure_of_the_kernels_modules() {
+    let s = Scst::new();
+    std::fs::write(
+        s.root().join("recipes/nodes/node.toml"),
+        "hostname = \"lio-node\"\n",
+    )
+    .unwrap();
+    let recipe = |firmware: &str| {
+        let text = format!(
+            "[recipe]\nname = \"test\"\nsource-date-epoch = 1767225600\n\n[kernel]\nsource = {{ path = \"fake-linux\" }}\nbase = \"tinyconfig\"\nfragments = [\"base.config\"]\nlocalversion = \"-t\"\n\n[node]\nconfig = \"recipes/nodes/node.toml\"\n\n[outputs]\nzstd-level = 3\n{firmware}"
+        );
+        std::fs::write(s.root().join("recipes/test.toml"), text).unwrap();
+    };
+    // No [firmware] table: not checked (the build log says so), nothing installed.
+    recipe("");
+    let o = s.build();
+    assert!(o.status.success(), "{}", text(&o));
+    let log = std::fs::read_to_string(s.out().join("logs/rootfs.log")).unwrap_or_default();
+    assert!(log.contains("no [firmware] table"), "{log}");
+    std::fs::remove_dir_all(s.out()).unwrap();
+    // An empty one: every requested file is missing.
+    recipe("\n[firmware]\n");
+    let o = s.build();
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(
+        t.contains("ql2400_fw.bin (requested by module qla2xxx)")
+            && t.contains("ql2500_fw.bin (requested by module qla2xxx)"),
+        "{t}"
+    );
+    assert!(
+        t.contains("[firmware] files") && t.contains("[firmware] waive"),
+        "{t}"
+    );
+    assert!(!s.out().join("manifest.json").exists());
+
+    s.firmware_file("ql2400_fw.bin", "qlogic 24xx firmware\n");
+    recipe("\n[firmware]\nfiles = [{ name = \"ql2400_fw.bin\", path = \"firmware/ql2400_fw.bin\" }]\nwaive = [{ name = \"ql25*\", reason = \"no 25xx HBAs here\" }]\n");
+    let o = s.build();
+    assert!(o.status.success(), "{}", text(&o));
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(s.out().join("manifest.json")).unwrap())
+            .unwrap();
+    let fw = m["firmware"].as_array().unwrap();
+    let get = |n: &str| fw.iter().find(|f| f["name"] == n).unwrap().clone();
+    let ql24 = get("ql2400_fw.bin");
+    assert_eq!(
+        ql24["sha256"].as_str().unwrap(),
+        sha256(&s.root().join("firmware/ql2400_fw.bin")),
+        "{ql24}"
+    );
+    assert_eq!(ql24["module"], "qla2xxx", "{ql24}");
+    assert_eq!(ql24["origin"], "firmware/ql2400_fw.bin", "{ql24}");
+    let ql25 = get("ql2500_fw.bin");
+    assert_eq!(ql25["waived"], true, "{ql25}");
+    assert_eq!(ql25["reason"], "no 25xx HBAs here", "{ql25}");
+    let root = s.initramfs();
+    assert_eq!(
+        std::fs::read_to_string(root.path().join("lib/firmware/ql2400_fw.bin")).unwrap(),
+        "qlogic 24xx firmware\n"
+    );
+    assert!(!root.path().join("lib/firmware/ql2500_fw.bin").exists());
+
+    // An SCST recipe lists its firmware in [scst].
+    let mut t = std::fs::read_to_string(s.root().join("recipes/test.toml")).unwrap();
+    t.push_str("\n[target]\nstack = \"scst\"\n\n[scst]\nsource = { path = \"scst-src\" }\n");
+    std::fs::write(s.root().join("recipes/test.toml"), t).unwrap();
+    let e = text(&s.p.run(&["plan", "recipes/test.toml"]));
+    assert!(
+        e.contains("[firmware]: an SCST recipe lists its firmware in [scst]"),
+        "{e}"
+    );
+}

@@ -127,6 +127,22 @@ pub struct RawRecipe {
     /// SCST: its source, how the QLogic driver is built, firmware.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scst: Option<ScstSpec>,
+    /// The firmware closure of a recipe without `[scst]` (which has its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firmware: Option<FirmwareTableSpec>,
+}
+
+/// `[firmware]` as written: the files the image provides, by the name modules request,
+/// and the requested files it deliberately goes without.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FirmwareTableSpec {
+    #[serde(default)]
+    pub files: Vec<FirmwareSpec>,
+    /// Each a name or `{ name = "…", reason = "…" }`; `PREFIX*` waives every requested
+    /// file that starts with PREFIX (`rtl_nic/*`).
+    #[serde(default)]
+    pub waive: Vec<WaiveSpec>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -446,6 +462,10 @@ pub struct Recipe {
     pub outputs: Outputs,
     /// The validated `[scst]` table.
     pub scst: Option<Scst>,
+    /// The validated `[firmware]` table (empty and not `declared` when the recipe has
+    /// none: its closure is then not checked). With `[scst]`, the SCST table's firmware
+    /// applies instead ([`Scst::firmware_set`]).
+    pub firmware: FirmwareSet,
     /// The text of the recipe file (kept for locating errors).
     pub text: String,
     /// Every kernel the recipe names, the default (`[kernel]`) first, then
@@ -564,6 +584,35 @@ impl Recipe {
             .scst
             .clone()
             .map(|spec| validate_scst(&spec, &proj, &mut raw.sources, &mut sources, &mut errs));
+        let firmware = match (&raw.firmware, &scst) {
+            (Some(_), Some(_)) => {
+                errs.key(
+                    at!["firmware"],
+                    "[firmware]: an SCST recipe lists its firmware in [scst] firmware and [scst] waive-firmware (its modules stage checks the closure of every module)",
+                );
+                FirmwareSet::default()
+            }
+            (Some(spec), None) => {
+                let mut inputs = Vec::new();
+                let set = validate_firmware(
+                    ("firmware", "files", "waive"),
+                    &spec.files,
+                    &spec.waive,
+                    &proj,
+                    &mut errs,
+                    &mut inputs,
+                );
+                add_firmware_inputs(
+                    inputs,
+                    "[firmware]",
+                    &mut raw.sources,
+                    &mut sources,
+                    &mut errs,
+                );
+                set
+            }
+            (None, _) => FirmwareSet::default(),
+        };
         if let Err(m) = check_base(&proj, &raw.kernel.base) {
             errs.at(at!["kernel", "base"], m);
         }
@@ -747,6 +796,7 @@ impl Recipe {
                 root: raw.outputs.root,
             },
             scst,
+            firmware,
             text: text.to_string(),
             kernels,
             selected: 0,
@@ -1356,6 +1406,19 @@ impl Scst {
             .map(String::as_str)
     }
 
+    /// The firmware list and waivers of `[scst]`.
+    pub fn firmware_set(&self) -> FirmwareSet {
+        FirmwareSet {
+            table: "scst".into(),
+            files_key: "firmware".into(),
+            waive_key: "waive-firmware".into(),
+            files: self.firmware.clone(),
+            waived: self.waived.clone(),
+            waive_reasons: self.waive_reasons.clone(),
+            declared: true,
+        }
+    }
+
     /// The lock/input name of a firmware file.
     pub fn firmware_input(name: &str) -> String {
         format!("firmware:{name}")
@@ -1427,18 +1490,71 @@ fn validate_scst(
     {
         errs.at(at!["scst", "driver-mode"], "scst driver-mode = \"in-tree\" swaps the QLogic driver: add `qla2x00t-32gbit` to modules");
     }
+    let mut inputs = vec![("scst".to_string(), spec.source.clone(), source.clone())];
+    let set = validate_firmware(
+        ("scst", "firmware", "waive-firmware"),
+        &spec.firmware,
+        &spec.waive_firmware,
+        proj,
+        errs,
+        &mut inputs,
+    );
+    add_firmware_inputs(inputs, "[scst]", raw_sources, sources, errs);
+    Scst {
+        source,
+        driver_mode: spec.driver_mode,
+        build_mode: spec.build_mode,
+        components,
+        firmware: set.files,
+        waived: set.waived,
+        waive_reasons: set.waive_reasons,
+    }
+}
+
+/// Named inputs like any [sources.NAME]: the lock pins them, fetch and plan see them.
+fn add_firmware_inputs(
+    inputs: Vec<(String, SourceSpec, Source)>,
+    table: &str,
+    raw_sources: &mut BTreeMap<String, SourceSpec>,
+    sources: &mut BTreeMap<String, Source>,
+    errs: &mut Errors,
+) {
+    for (name, raw, v) in inputs {
+        if raw_sources.contains_key(&name) {
+            errs.key(
+                at!["sources", &name],
+                format!("source `{name}` is defined by {table}: remove it from [sources]"),
+            );
+            continue;
+        }
+        raw_sources.insert(name.clone(), raw);
+        sources.insert(name, v);
+    }
+}
+
+/// Validates a firmware list and its waivers (`[scst] firmware` + `waive-firmware`,
+/// or `[firmware] files` + `waive`: `keys` = (table, files key, waive key)); each
+/// provided file is pushed to `inputs` as `firmware:NAME`.
+fn validate_firmware(
+    keys: (&'static str, &'static str, &'static str),
+    files: &[FirmwareSpec],
+    waive: &[WaiveSpec],
+    proj: &Project,
+    errs: &mut Errors,
+    inputs: &mut Vec<(String, SourceSpec, Source)>,
+) -> FirmwareSet {
+    let (table, files_key, waive_key) = keys;
     let valid_name = |n: &str| {
         !n.is_empty()
             && !n.starts_with('/')
             && n.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
     };
     let mut firmware = BTreeMap::new();
-    let mut inputs = vec![("scst".to_string(), spec.source.clone(), source.clone())];
-    for (i, f) in spec.firmware.iter().enumerate() {
-        let at_f = at!["scst", "firmware", i];
+    for (i, f) in files.iter().enumerate() {
+        let at_f = at![table, files_key, i];
         if !valid_name(&f.name) {
             errs.at(
-                at!["scst", "firmware", i, "name"],
+                at![table, files_key, i, "name"],
                 format!(
                     "firmware name `{}`: expected a relative file name under /lib/firmware",
                     f.name
@@ -1452,13 +1568,13 @@ fn validate_scst(
         };
         if firmware.insert(f.name.clone(), s.clone()).is_some() {
             errs.at(
-                at!["scst", "firmware", i, "name"],
+                at![table, files_key, i, "name"],
                 format!("firmware `{}` is listed twice", f.name),
             );
         }
         inputs.push((Scst::firmware_input(&f.name), f.source_spec(), s));
     }
-    for (i, w) in spec.waive_firmware.iter().enumerate() {
+    for (i, w) in waive.iter().enumerate() {
         let w = w.name();
         // `DIR/*` or `PREFIX*`: every requested file whose name starts with PREFIX.
         let name = w
@@ -1467,44 +1583,80 @@ fn validate_scst(
             .unwrap_or(w.to_string());
         if !valid_name(&name) || name.contains('*') {
             errs.at(
-                at!["scst", "waive-firmware", i],
+                at![table, waive_key, i],
                 format!("waived firmware `{w}`: expected a file name, or a prefix ending in `*` (e.g. `rtl_nic/*`)"),
             );
         } else if firmware.contains_key(w) {
             errs.at(
-                at!["scst", "waive-firmware", i],
+                at![table, waive_key, i],
                 format!("firmware `{w}` is both provided and waived"),
             );
         }
     }
-    // Named inputs like any [sources.NAME]: the lock pins them, fetch and plan see them.
-    for (name, raw, v) in inputs {
-        if raw_sources.contains_key(&name) {
-            errs.key(
-                at!["sources", &name],
-                format!("source `{name}` is defined by [scst]: remove it from [sources]"),
-            );
-            continue;
-        }
-        raw_sources.insert(name.clone(), raw);
-        sources.insert(name, v);
-    }
-    Scst {
-        source,
-        driver_mode: spec.driver_mode,
-        build_mode: spec.build_mode,
-        components,
-        firmware,
-        waived: spec
-            .waive_firmware
-            .iter()
-            .map(|w| w.name().to_string())
-            .collect(),
-        waive_reasons: spec
-            .waive_firmware
+    FirmwareSet {
+        table: table.to_string(),
+        files_key: files_key.to_string(),
+        waive_key: waive_key.to_string(),
+        files: firmware,
+        waived: waive.iter().map(|w| w.name().to_string()).collect(),
+        waive_reasons: waive
             .iter()
             .filter_map(|w| Some((w.name().to_string(), w.reason()?.to_string())))
             .collect(),
+        declared: true,
+    }
+}
+
+/// The firmware an image provides and waives (`[scst]` or `[firmware]`, validated).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirmwareSet {
+    /// The table and keys it was written in, for messages (`scst`, `firmware`,
+    /// `waive-firmware`).
+    pub table: String,
+    pub files_key: String,
+    pub waive_key: String,
+    /// Firmware name → source.
+    pub files: BTreeMap<String, Source>,
+    pub waived: Vec<String>,
+    /// Why a waived file is left out, when the recipe says.
+    pub waive_reasons: BTreeMap<String, String>,
+    /// Whether the recipe writes the table (`[firmware]` or `[scst]`): only then is
+    /// the closure checked (a recipe without it builds as before, with a note).
+    pub declared: bool,
+}
+
+/// A recipe without `[firmware]`: nothing provided, nothing waived.
+impl Default for FirmwareSet {
+    fn default() -> FirmwareSet {
+        FirmwareSet {
+            table: "firmware".into(),
+            files_key: "files".into(),
+            waive_key: "waive".into(),
+            files: BTreeMap::new(),
+            waived: Vec::new(),
+            waive_reasons: BTreeMap::new(),
+            declared: false,
+        }
+    }
+}
+
+impl FirmwareSet {
+    /// The waiver entry that waives firmware file `name`: the name itself, or a prefix
+    /// pattern ending in `*` that it starts with.
+    pub fn waiver(&self, name: &str) -> Option<&str> {
+        self.waived
+            .iter()
+            .find(|w| {
+                *w == name
+                    || w.strip_suffix('*')
+                        .is_some_and(|prefix| name.starts_with(prefix))
+            })
+            .map(String::as_str)
+    }
+
+    /// True when the recipe says nothing about firmware.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty() && self.waived.is_empty()
     }
 }
 

@@ -11,7 +11,7 @@
 //! Reads: `.ko` files (ELF `.modinfo` sections, parsed with goblin: no `modinfo`
 //! spawn), the recipe's firmware sources through the cache.
 
-use crate::config::recipe::Scst;
+use crate::config::recipe::{FirmwareSet, Scst};
 use crate::engine::Ctx;
 use crate::util::cmd::Log;
 use crate::util::fs as ufs;
@@ -158,14 +158,14 @@ pub fn required(modules: &[(String, ModInfo)]) -> BTreeMap<String, Vec<String>> 
 /// Missing files fail the build, each named with the module that requests it.
 pub fn install(
     ctx: &Ctx,
-    scst: &Scst,
+    scst: &FirmwareSet,
     required: &BTreeMap<String, Vec<String>>,
     root: &Path,
     log: &Log,
 ) -> Result<Vec<Firmware>> {
     let missing: Vec<String> = required
         .iter()
-        .filter(|(name, _)| !scst.firmware.contains_key(*name) && scst.waiver(name).is_none())
+        .filter(|(name, _)| !scst.files.contains_key(*name) && scst.waiver(name).is_none())
         .map(|(name, mods)| {
             format!(
                 "{name} (requested by {})",
@@ -178,12 +178,15 @@ pub fn install(
         .collect();
     if !missing.is_empty() {
         bail!(
-            "firmware missing from the recipe:\n  {}\nadd each file to [scst] firmware (name + url + sha256, or name + path), or list it in [scst] waive-firmware if the hardware loads it from flash",
-            missing.join("\n  ")
+            "firmware missing from the recipe:\n  {}\nadd each file to [{t}] {f} (name + debian + version + member, name + url + sha256, or name + path), or list it in [{t}] {w} (with the reason) if the image goes without it",
+            missing.join("\n  "),
+            t = scst.table,
+            f = scst.files_key,
+            w = scst.waive_key,
         );
     }
     let mut out = Vec::new();
-    for (name, source) in &scst.firmware {
+    for (name, source) in &scst.files {
         let input = Scst::firmware_input(name);
         let fetched =
             crate::engine::fetch::fetch_source(&ctx.cache, &input, source, ctx.lock.as_ref(), log)
@@ -232,9 +235,7 @@ pub fn install(
     // Every file waived by name, and every requested file a `PREFIX*` entry waives.
     let mut waived: Vec<&String> = scst.waived.iter().filter(|w| !w.ends_with('*')).collect();
     for name in required.keys() {
-        if !scst.firmware.contains_key(name)
-            && !waived.contains(&name)
-            && scst.waiver(name).is_some()
+        if !scst.files.contains_key(name) && !waived.contains(&name) && scst.waiver(name).is_some()
         {
             waived.push(name);
         }

@@ -756,7 +756,7 @@ fn build(ctx: &Ctx, kernel_out: &super::KernelOut, dir: &Path, log: &Log) -> Res
     let named: Vec<(String, ModInfo)> =
         all.iter().map(|(n, _, i)| (n.clone(), i.clone())).collect();
     let required = firmware::required(&named);
-    let fw = firmware::install(ctx, scst, &required, &dir.join("root"), log)?;
+    let fw = firmware::install(ctx, &scst.firmware_set(), &required, &dir.join("root"), log)?;
     let kernel_patches = match ufs::read_to_string(&kernel.join(KERNEL_RECORD)) {
         Ok(t) => serde_json::from_str::<KernelRecord>(&t)
             .map(|r| r.patches)

@@ -323,7 +323,10 @@ fn manifest(ctx: &Ctx, built: &super::Built, out: &Path) -> Result<serde_json::V
         "node-config": { "file": rel(&r.node_config), "sha256": crate::engine::ctx::text_sha(&ctx.node_text), "hostname": ctx.node.hostname },
         "rootfs": { "entries": ufs::read_to_string(&rootfs.join("rootfs.list"))?.lines().count() },
         "outputs": outputs,
-        "firmware": scst.as_ref().map(|s| s.firmware.clone()).unwrap_or_default(),
+        "firmware": match &scst {
+            Some(s) => serde_json::to_value(&s.firmware)?,
+            None => crate::stages::rootfs::firmware_record(rootfs)?.unwrap_or_else(|| serde_json::json!([])),
+        },
         "scst": scst,
         "disk": r.outputs.disk_spec,
     });
