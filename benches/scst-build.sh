@@ -32,7 +32,7 @@ for a in "${archives[@]}"; do
   [ -f "$a" ] || { echo "SKIPPED: $a is missing (set SANFORGE_UPSTREAM=DIR)" >&2; exit 0; }
 done
 cargo build -q --bins
-bin="${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/debug"
+bin="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/x86_64-unknown-linux-gnu/debug"
 sf="$bin/sanforge"
 export SANFORGE_INIT="$bin/sanforge-init" SANFORGE_PROGRESS=plain
 cache="${SANFORGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sanforge}"
