@@ -353,35 +353,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             init,
             kernel,
             ..
-        } => {
-            let report = commands::verify::verify_build(
-                &recipe,
-                &BuildOptions {
-                    out: None,
-                    locked,
-                    jobs,
-                    init,
-                    kernel,
-                    secrets: None,
-                },
-            )?;
-            print!("{}", report.table());
-            println!(
-                "outputs kept in {} and {}",
-                report.first.display(),
-                report.second.display()
-            );
-            if report.identical() {
-                println!("reproducible: both builds are identical");
-                return Ok(ExitCode::SUCCESS);
-            }
-            println!(
-                "NOT reproducible: {} of {} files differ",
-                report.differences.len(),
-                report.files.len()
-            );
-            Ok(ExitCode::FAILURE)
-        }
+        } => cmd_build_verify(recipe, locked, jobs, init, kernel),
         Command::Sign { out, key } => {
             let sig =
                 crate::image::sign::sign_dir(&out, &crate::image::sign::load_signing_key(&key)?)?;
@@ -419,111 +391,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
             verify: false,
             secrets,
             explain_size,
-        } => {
-            let started = std::time::Instant::now();
-            let ctx = stages::context(
-                load_recipe(&recipe)?,
-                &BuildOptions {
-                    out,
-                    locked,
-                    jobs,
-                    init,
-                    kernel,
-                    secrets,
-                },
-            )
-            .map_err(|e| scrubber_for(&recipe).scrub_error(e))?;
-            let report = stages::build(&ctx)?;
-            match stages::outputs::write_secrets_initrd(&ctx, &report.out)? {
-                Some(p) => println!(
-                    "wrote {} (the node's secrets as a second initrd: keep it private, never serve it with the image)",
-                    p.display()
-                ),
-                None if !ctx.secret_refs.is_empty() => eprintln!(
-                    "note: the node configs name secrets ({}) that the image does not contain: build with --secrets FILE for {}/secrets/initrd.cpio, or commit them on the node with `sanforge-init secrets-set FILE`",
-                    ctx.secret_refs.join(", "),
-                    report.out.display()
-                ),
-                None => {}
-            }
-            println!(
-                "built {} in {:.1}s (ran: {}; cached: {})",
-                report.out.display(),
-                started.elapsed().as_secs_f64(),
-                if report.ran.is_empty() {
-                    "nothing".to_string()
-                } else {
-                    report.ran.join(", ")
-                },
-                if report.skipped.is_empty() {
-                    "nothing".to_string()
-                } else {
-                    report.skipped.join(", ")
-                }
-            );
-            if explain_size {
-                print!(
-                    "{}",
-                    stages::userland::explain_size(&report.built, &report.out)?
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        } => cmd_build(
+            recipe,
+            BuildOptions {
+                out,
+                locked,
+                jobs,
+                init,
+                kernel,
+                secrets,
+            },
+            explain_size,
+        ),
         Command::Plan {
             recipe,
             json,
             out,
             init,
             kernel,
-        } => {
-            let r = load_recipe(&recipe)?;
-            let opts = BuildOptions {
-                out,
-                init,
-                kernel,
-                ..Default::default()
-            };
-            let ctx = stages::context(r.clone(), &opts)
-                .map_err(|e| scrubber_for(&recipe).scrub_error(e))?;
-            let plan = stages::plan(&ctx);
-            if json {
-                println!("{}", serde_json::to_string_pretty(&plan)?);
-            } else {
-                println!("{:<10} {:<14} {:<9} WHY", "STAGE", "KEY", "STATUS");
-                for e in &plan {
-                    println!(
-                        "{:<10} {:<14} {:<9} {}",
-                        e.stage,
-                        engine::short(&e.key),
-                        if e.cached { "cached" } else { "will run" },
-                        e.reason
-                    );
-                }
-                if r.kernels.len() > 1 {
-                    println!(
-                        "\nkernel matrix (this plan: {}; others: `sanforge plan --kernel NAME`)",
-                        ctx.recipe.kernel().name
-                    );
-                    println!("{:<12} {:<14} {:<9} SOURCE", "KERNEL", "KEY", "STATUS");
-                    for k in commands::matrix::plan_kernels(&r, &opts) {
-                        let status = match (&k.error, k.cached) {
-                            (Some(_), _) => "unknown",
-                            (None, true) => "cached",
-                            (None, false) => "will run",
-                        };
-                        println!(
-                            "{:<12} {:<14} {:<9} {}{}",
-                            k.name,
-                            engine::short(&k.key),
-                            status,
-                            k.source,
-                            k.error.map(|e| format!(" ({e})")).unwrap_or_default()
-                        );
-                    }
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        } => cmd_plan(recipe, json, out, init, kernel),
         Command::Matrix {
             recipe,
             no_boot,
@@ -535,88 +421,26 @@ fn run(cli: Cli) -> Result<ExitCode> {
             jobs,
             init,
             json,
-        } => {
-            let r = load_recipe(&recipe)?;
-            let report = commands::matrix::run(
-                &r,
-                &commands::matrix::MatrixOptions {
-                    build: BuildOptions {
-                        out,
-                        locked,
-                        jobs,
-                        init,
-                        kernel: None,
-                        secrets: None,
-                    },
-                    boot: !no_boot,
-                    accel,
-                    memory_mib: memory,
-                    timeout: Duration::from_secs(timeout),
+        } => cmd_matrix(
+            recipe,
+            commands::matrix::MatrixOptions {
+                build: BuildOptions {
+                    out,
+                    locked,
+                    jobs,
+                    init,
+                    kernel: None,
+                    secrets: None,
                 },
-            )?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print!("{}", report.table());
-            }
-            Ok(if report.ok() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
-        }
-        Command::Fetch { recipe, import } => {
-            let cache = engine::cache::Cache::from_env()?;
-            if !import.is_empty() {
-                let log = crate::util::cmd::Log::none();
-                for i in engine::tree::import_all(&cache, &import, &log)? {
-                    match i {
-                        engine::tree::Imported::Blob { path, sha256 } => {
-                            println!("{sha256}  {}", path.display())
-                        }
-                        engine::tree::Imported::Tree { path, hash, top } => {
-                            println!("{hash}  {}", path.display());
-                            if let Some(t) = top {
-                                crate::util::progress::step(&format!(
-                                    "{}: its top folder `{t}/` is the tree's root",
-                                    path.display()
-                                ));
-                            }
-                        }
-                    }
-                }
-                return Ok(ExitCode::SUCCESS);
-            }
-            let r = load_recipe(&recipe)?;
-            let n = engine::fetch::fetch_all(&r, &cache, true)?;
-            println!(
-                "{n} inputs (sources and packages) in the cache ({})",
-                cache.root().display()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Lock { recipe, update } => {
-            let r = load_recipe(&recipe)?;
-            let cache = engine::cache::Cache::from_env()?;
-            let update = match update {
-                None => engine::lock::Update::Nothing,
-                Some(v) if v.is_empty() => engine::lock::Update::All,
-                Some(v) => engine::lock::Update::Only(v),
-            };
-            let old = crate::config::lock::Lock::load(&r.lock_path()).ok();
-            let lock = commands::lock::relock(&r, &cache, &update, &crate::util::cmd::Log::none())?;
-            commands::lock::write(&r, &lock)?;
-            println!(
-                "wrote {}: {}",
-                r.lock_path().display(),
-                commands::lock::summary(&r, &lock)
-            );
-            let changes = commands::lock::changes(old.as_ref(), &lock);
-            if !changes.is_empty() && old.is_some() {
-                println!("changed:\n{}", changes.join("\n"));
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+                boot: !no_boot,
+                accel,
+                memory_mib: memory,
+                timeout: Duration::from_secs(timeout),
+            },
+            json,
+        ),
+        Command::Fetch { recipe, import } => cmd_fetch(recipe, import),
+        Command::Lock { recipe, update } => cmd_lock(recipe, update),
         Command::Run {
             out,
             iscsi_port,
@@ -682,38 +506,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("kernel config OK: {n} requested options verified");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Scst {
-            command: ScstCommand::Check { file },
-        } => {
-            let (report, errors) = crate::scsi::scst::check_file(&file)?;
-            print!("{report}");
-            Ok(if errors {
-                ExitCode::FAILURE
-            } else {
-                ExitCode::SUCCESS
-            })
-        }
-        Command::Scst {
-            command: ScstCommand::Plan { file, show_secrets },
-        } => {
-            print!(
-                "{}",
-                crate::scsi::scst::plan_file_with(&file, show_secrets)?
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Scst {
-            command:
-                ScstCommand::Generate {
-                    devices,
-                    targets,
-                    groups,
-                },
-        } => {
-            let conf = crate::scsi::scst::generate(devices, targets, groups);
-            print!("{}", crate::scsi::scst::print(&conf));
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Scst { command } => cmd_scst(command),
         Command::Cluster { command } => {
             match command {
                 ClusterCommand::Render { file, out, secrets } => {
@@ -726,13 +519,260 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Node {
-            command:
-                NodeCommand::Check {
-                    file,
-                    secrets,
-                    show_secrets,
-                },
+        Command::Node { command } => cmd_node(command),
+    }
+}
+
+/// Builds twice and compares every output (`build --verify`).
+fn cmd_build_verify(
+    recipe: PathBuf,
+    locked: bool,
+    jobs: Option<usize>,
+    init: Option<PathBuf>,
+    kernel: Option<String>,
+) -> Result<ExitCode> {
+    let report = commands::verify::verify_build(
+        &recipe,
+        &BuildOptions {
+            out: None,
+            locked,
+            jobs,
+            init,
+            kernel,
+            secrets: None,
+        },
+    )?;
+    print!("{}", report.table());
+    println!(
+        "outputs kept in {} and {}",
+        report.first.display(),
+        report.second.display()
+    );
+    if report.identical() {
+        println!("reproducible: both builds are identical");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "NOT reproducible: {} of {} files differ",
+        report.differences.len(),
+        report.files.len()
+    );
+    Ok(ExitCode::FAILURE)
+}
+
+/// Builds the image (`build`), its secrets initrd when asked, and explains its size.
+fn cmd_build(recipe: PathBuf, opts: BuildOptions, explain_size: bool) -> Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let ctx = stages::context(load_recipe(&recipe)?, &opts)
+        .map_err(|e| scrubber_for(&recipe).scrub_error(e))?;
+    let report = stages::build(&ctx)?;
+    match stages::outputs::write_secrets_initrd(&ctx, &report.out)? {
+        Some(p) => println!(
+            "wrote {} (the node's secrets as a second initrd: keep it private, never serve it with the image)",
+            p.display()
+        ),
+        None if !ctx.secret_refs.is_empty() => eprintln!(
+            "note: the node configs name secrets ({}) that the image does not contain: build with --secrets FILE for {}/secrets/initrd.cpio, or commit them on the node with `sanforge-init secrets-set FILE`",
+            ctx.secret_refs.join(", "),
+            report.out.display()
+        ),
+        None => {}
+    }
+    println!(
+        "built {} in {:.1}s (ran: {}; cached: {})",
+        report.out.display(),
+        started.elapsed().as_secs_f64(),
+        if report.ran.is_empty() {
+            "nothing".to_string()
+        } else {
+            report.ran.join(", ")
+        },
+        if report.skipped.is_empty() {
+            "nothing".to_string()
+        } else {
+            report.skipped.join(", ")
+        }
+    );
+    if explain_size {
+        print!(
+            "{}",
+            stages::userland::explain_size(&report.built, &report.out)?
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints every stage with its key, cached or not and why, and the kernel matrix (`plan`).
+fn cmd_plan(
+    recipe: PathBuf,
+    json: bool,
+    out: Option<PathBuf>,
+    init: Option<PathBuf>,
+    kernel: Option<String>,
+) -> Result<ExitCode> {
+    let r = load_recipe(&recipe)?;
+    let opts = BuildOptions {
+        out,
+        init,
+        kernel,
+        ..Default::default()
+    };
+    let ctx =
+        stages::context(r.clone(), &opts).map_err(|e| scrubber_for(&recipe).scrub_error(e))?;
+    let plan = stages::plan(&ctx);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&plan)?);
+    } else {
+        println!("{:<10} {:<14} {:<9} WHY", "STAGE", "KEY", "STATUS");
+        for e in &plan {
+            println!(
+                "{:<10} {:<14} {:<9} {}",
+                e.stage,
+                engine::short(&e.key),
+                if e.cached { "cached" } else { "will run" },
+                e.reason
+            );
+        }
+        if r.kernels.len() > 1 {
+            println!(
+                "\nkernel matrix (this plan: {}; others: `sanforge plan --kernel NAME`)",
+                ctx.recipe.kernel().name
+            );
+            println!("{:<12} {:<14} {:<9} SOURCE", "KERNEL", "KEY", "STATUS");
+            for k in commands::matrix::plan_kernels(&r, &opts) {
+                let status = match (&k.error, k.cached) {
+                    (Some(_), _) => "unknown",
+                    (None, true) => "cached",
+                    (None, false) => "will run",
+                };
+                println!(
+                    "{:<12} {:<14} {:<9} {}{}",
+                    k.name,
+                    engine::short(&k.key),
+                    status,
+                    k.source,
+                    k.error.map(|e| format!(" ({e})")).unwrap_or_default()
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Builds and boots every kernel of the recipe (`matrix`).
+fn cmd_matrix(
+    recipe: PathBuf,
+    opts: commands::matrix::MatrixOptions,
+    json: bool,
+) -> Result<ExitCode> {
+    let r = load_recipe(&recipe)?;
+    let report = commands::matrix::run(&r, &opts)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Downloads or imports every input into the cache (`fetch`).
+fn cmd_fetch(recipe: PathBuf, import: Vec<PathBuf>) -> Result<ExitCode> {
+    let cache = engine::cache::Cache::from_env()?;
+    if !import.is_empty() {
+        let log = crate::util::cmd::Log::none();
+        for i in engine::tree::import_all(&cache, &import, &log)? {
+            match i {
+                engine::tree::Imported::Blob { path, sha256 } => {
+                    println!("{sha256}  {}", path.display())
+                }
+                engine::tree::Imported::Tree { path, hash, top } => {
+                    println!("{hash}  {}", path.display());
+                    if let Some(t) = top {
+                        crate::util::progress::step(&format!(
+                            "{}: its top folder `{t}/` is the tree's root",
+                            path.display()
+                        ));
+                    }
+                }
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let r = load_recipe(&recipe)?;
+    let n = engine::fetch::fetch_all(&r, &cache, true)?;
+    println!(
+        "{n} inputs (sources and packages) in the cache ({})",
+        cache.root().display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the recipe's lock (`lock`) and prints what changed.
+fn cmd_lock(recipe: PathBuf, update: Option<Vec<String>>) -> Result<ExitCode> {
+    let r = load_recipe(&recipe)?;
+    let cache = engine::cache::Cache::from_env()?;
+    let update = match update {
+        None => engine::lock::Update::Nothing,
+        Some(v) if v.is_empty() => engine::lock::Update::All,
+        Some(v) => engine::lock::Update::Only(v),
+    };
+    let old = crate::config::lock::Lock::load(&r.lock_path()).ok();
+    let lock = commands::lock::relock(&r, &cache, &update, &crate::util::cmd::Log::none())?;
+    commands::lock::write(&r, &lock)?;
+    println!(
+        "wrote {}: {}",
+        r.lock_path().display(),
+        commands::lock::summary(&r, &lock)
+    );
+    let changes = commands::lock::changes(old.as_ref(), &lock);
+    if !changes.is_empty() && old.is_some() {
+        println!("changed:\n{}", changes.join("\n"));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `scst check`, `scst plan` and `scst generate`.
+fn cmd_scst(command: ScstCommand) -> Result<ExitCode> {
+    match command {
+        ScstCommand::Check { file } => {
+            let (report, errors) = crate::scsi::scst::check_file(&file)?;
+            print!("{report}");
+            Ok(if errors {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        ScstCommand::Plan { file, show_secrets } => {
+            print!(
+                "{}",
+                crate::scsi::scst::plan_file_with(&file, show_secrets)?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        ScstCommand::Generate {
+            devices,
+            targets,
+            groups,
+        } => {
+            let conf = crate::scsi::scst::generate(devices, targets, groups);
+            print!("{}", crate::scsi::scst::print(&conf));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `node check`.
+fn cmd_node(command: NodeCommand) -> Result<ExitCode> {
+    match command {
+        NodeCommand::Check {
+            file,
+            secrets,
+            show_secrets,
         } => {
             let report = commands::node::check(&file, secrets.as_deref());
             // Messages may quote a config line: its CHAP secrets are redacted.

@@ -967,6 +967,27 @@ fn valid_kernel_name(n: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
+/// x86's COMMAND_LINE_SIZE: the kernel truncates a longer command line.
+const MAX_CMDLINE: usize = 2048;
+
+/// Why a kernel command line cannot be written into loader entries and iPXE scripts
+/// as one line: a control character (a newline would start a new iPXE command or
+/// loader key) or more than the kernel accepts.
+fn cmdline_problem(c: &str) -> Option<String> {
+    if let Some(ch) = c.chars().find(|ch| ch.is_control()) {
+        return Some(format!(
+            "contains the control character {ch:?}: expected one line of printable text"
+        ));
+    }
+    if c.len() >= MAX_CMDLINE {
+        return Some(format!(
+            "is {} bytes long: expected less than {MAX_CMDLINE} (the kernel's COMMAND_LINE_SIZE)",
+            c.len()
+        ));
+    }
+    None
+}
+
 /// The default kernel and every `[kernel.matrix]` entry, validated, with the inherited
 /// fields filled in (an entry with errors is left out; its errors are recorded).
 fn validate_kernels(
@@ -986,6 +1007,9 @@ fn validate_kernels(
             at!["kernel", "name"],
             format!("kernel name `{default_name}`: expected letters, digits, `-`, `_` or `.`"),
         );
+    }
+    if let Some(m) = cmdline_problem(&k.cmdline) {
+        errs.at(at!["kernel", "cmdline"], format!("[kernel] cmdline: {m}"));
     }
     let default = KernelVariant {
         name: default_name.clone(),
