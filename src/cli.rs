@@ -1,7 +1,9 @@
 //! The `sanforge` command line: verbs, their options and help texts, each a thin call
 //! into the library. `main` only parses, runs and prints the error chain.
 
-use crate::commands::{self, run::Accel, run::BootMode};
+use crate::commands::{
+    self, run::Accel, run::BootMode, run::DiskSpec, run::Forward, run::Machine, run::NicSpec,
+};
 use crate::config::recipe::Recipe;
 use crate::engine::{self, BuildOptions};
 use crate::stages;
@@ -179,7 +181,24 @@ recipe added or changed is resolved. `--update` moves every package to the archi
 itself (192.0.2.15, nothing outside reachable) with its iSCSI port forwarded to 127.0.0.1:--iscsi-port. \
 Without --until-ready the console is this terminal (Ctrl-A X quits). With --until-ready QEMU runs in the \
 background and this command exits 0 once the console prints `sanforge-init: ready` (non-zero on timeout); \
-stop it with --stop."
+stop it with --stop.\n\n\
+Server hardware: --machine q35, NICs with --nic (virtio, e1000e, vmxnet3), disks with --disk behind the \
+controllers servers carry (virtio, ahci, nvme, megasas-gen2, mptsas1068). NICs on the same network share one \
+QEMU hub, so two NICs on the user network are one bond's two slaves (the node config bonds them by MAC); \
+--monitor 'set_link nic0 off' then pulls the first one's cable. Two VMs are linked by a socket on 127.0.0.1: \
+net=listen:PORT on the first VM's NICs, net=connect:PORT on the second's.\n\n\
+Examples:\n  \
+# a server: two bonded e1000e NICs, a MegaRAID HBA with two disks, an NVMe drive\n  \
+sanforge run --until-ready --machine q35 --nic e1000e --nic e1000e \\\n    \
+--disk a.img,megasas-gen2 --disk b.img,megasas-gen2 --disk c.img,nvme --append sanforge.node=server\n  \
+# pull the active NIC's cable, put it back\n  \
+sanforge run --monitor 'set_link nic0 off'\n  \
+sanforge run --monitor 'set_link nic0 on'\n  \
+# two VMs (two output directories) linked by a bond of two NICs each\n  \
+sanforge run out/a --until-ready --iscsi-port 3261 --nic virtio \\\n    \
+--nic e1000e,net=listen:4000 --nic e1000e,net=listen:4000\n  \
+sanforge run out/b --until-ready --iscsi-port 3262 --nic virtio,mac=52:54:00:00:0b:0f \\\n    \
+--nic e1000e,net=connect:4000,mac=52:54:00:00:0b:10 --nic e1000e,net=connect:4000,mac=52:54:00:00:0b:11"
     )]
     Run {
         /// Output directory [default: out/storage-node]
@@ -211,6 +230,42 @@ stop it with --stop."
         /// Do not copy the console to this terminal while waiting
         #[arg(long)]
         quiet: bool,
+        /// QEMU machine type [default: pc; q35 with --boot uefi]
+        #[arg(long, value_enum)]
+        machine: Option<Machine>,
+        /// A NIC, repeatable, in PCI order: device nic0, nic1, … [default: one virtio NIC on the user network]
+        #[arg(
+            long = "nic",
+            value_name = "MODEL[,net=NET][,mac=MAC]",
+            long_help = "A NIC, repeatable; the Nth (from 0) is QEMU device nicN, the name --monitor \
+'set_link nicN off' takes. MODEL: virtio, e1000e (Intel 82574L) or vmxnet3. NET: user (default: QEMU's user \
+network, restricted to the guest, where --iscsi-port and --forward arrive), listen:PORT (a link to another VM, \
+which connects to 127.0.0.1:PORT) or connect:PORT (the other end; start the listening VM first). NICs on the \
+same network share a hub: two NICs on `user` are the slaves of an active-backup bond with the node's address \
+on it. MAC default: 52:54:00:00:02:0f for nic0, then :10, :11, … (give two linked VMs different ones). \
+Without --nic: one virtio NIC on the user network."
+        )]
+        nics: Vec<NicSpec>,
+        /// A disk image behind a controller, repeatable: serial sanforge-dN for the Nth (from 0)
+        #[arg(
+            long = "disk",
+            value_name = "FILE[,CONTROLLER]",
+            long_help = "A disk image (raw, or qcow2 by its header) behind a controller, repeatable, e.g. \
+--disk a.img,megasas-gen2. CONTROLLER: \
+virtio (default; one virtio-blk device each), ahci (one ICH9 AHCI controller, 6 ports), nvme (one NVMe \
+controller each), megasas-gen2 (one LSI MegaRAID SAS 2108 for all of them) or mptsas1068 (one LSI SAS 1068 for \
+all of them). The Nth disk (from 0) has serial sanforge-dN, so the guest's udev names it predictably: \
+/dev/disk/by-id/scsi-0QEMU_QEMU_HARDDISK_sanforge-dN (megasas-gen2, mptsas1068), ata-QEMU_HARDDISK_sanforge-dN, \
+nvme-QEMU_NVMe_Ctrl_sanforge-dN, virtio-sanforge-dN. Writes go to the file (make one with \
+`truncate -s 1G a.img`)."
+        )]
+        disks: Vec<DiskSpec>,
+        /// Also forward TCP 127.0.0.1:HOST to the guest's port GUEST (user network), repeatable
+        #[arg(long = "forward", value_name = "HOST:GUEST")]
+        forwards: Vec<Forward>,
+        /// Send one command to the monitor of the VM `run --until-ready` started, e.g. 'set_link nic0 off', and print its answer
+        #[arg(long, value_name = "COMMAND", conflicts_with = "stop")]
+        monitor: Option<String>,
     },
     /// Serve an output directory over HTTP for iPXE (`chain http://ADDR/boot.ipxe`)
     Serve {
@@ -452,10 +507,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
             append,
             stop,
             quiet,
+            machine,
+            nics,
+            disks,
+            forwards,
+            monitor,
         } => {
             if stop {
                 let stopped = commands::run::stop(&out)?;
                 println!("{}", if stopped { "stopped" } else { "not running" });
+                return Ok(ExitCode::SUCCESS);
+            }
+            if let Some(cmd) = monitor {
+                print!("{}", commands::run::monitor(&out, &cmd)?);
                 return Ok(ExitCode::SUCCESS);
             }
             let opts = commands::run::RunOptions {
@@ -468,6 +532,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 timeout: Duration::from_secs(timeout),
                 extra_cmdline: append,
                 echo: !quiet,
+                hw: commands::run::Hardware {
+                    machine,
+                    nics,
+                    disks,
+                    forwards,
+                },
             };
             commands::run::run(&opts)?;
             Ok(ExitCode::SUCCESS)

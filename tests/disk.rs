@@ -632,7 +632,11 @@ fn boot_uefi(out: &Path) -> String {
     // the console a moment (a loaded machine may need several seconds) before reading it.
     let mut console = std::fs::read_to_string(&log).unwrap_or_default();
     for _ in 0..600 {
-        if !o.status.success() || console.contains("boot slot") {
+        // A whole line: the console may be read while the init is writing it.
+        let whole = console
+            .find("boot slot")
+            .is_some_and(|i| console[i..].contains('\n'));
+        if !o.status.success() || whole {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));

@@ -296,6 +296,7 @@ fn boot(out: &Path, opts: &MatrixOptions) -> Boot {
             timeout: opts.timeout,
             extra_cmdline: Vec::new(),
             echo: false,
+            hw: Default::default(),
         };
         let started = Instant::now();
         let r = run::run(&ro);

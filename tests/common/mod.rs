@@ -7,6 +7,7 @@ pub mod initroot;
 pub mod iscsi;
 pub mod project;
 pub mod safety;
+pub mod server;
 pub mod vm;
 
 use std::io::Write;
