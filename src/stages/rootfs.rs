@@ -37,7 +37,7 @@ const DIRS: &[&str] = &[
 ];
 
 /// Bump when the stage's code changes what it produces, to invalidate old entries.
-const VERSION: &str = "rootfs-v1";
+const VERSION: &str = "rootfs-v2";
 
 /// The rootfs stage.
 pub struct Rootfs;
@@ -62,6 +62,16 @@ impl RootfsOut {
 impl Stage<super::Built> for Rootfs {
     fn name(&self) -> &'static str {
         "rootfs"
+    }
+
+    /// The `[firmware] files` of a recipe without SCST.
+    fn inputs(&self, ctx: &Ctx) -> Vec<String> {
+        ctx.recipe
+            .firmware
+            .files
+            .keys()
+            .map(|n| crate::config::recipe::Scst::firmware_input(n))
+            .collect()
     }
 
     fn key(&self, ctx: &Ctx, keys: &Keys) -> Result<String> {
@@ -97,6 +107,17 @@ impl Stage<super::Built> for Rootfs {
         if r.squashfs_root() {
             rb.add_str("root", "squashfs");
         }
+        // The firmware closure of a recipe without SCST (the modules stage has its own).
+        for name in r.firmware.files.keys() {
+            let input = crate::config::recipe::Scst::firmware_input(name);
+            rb.add_str("firmware", &format!("{name} {}", ctx.input_sha(&input)));
+        }
+        if r.firmware.declared {
+            rb.add_str("firmware-closure", "checked");
+        }
+        for w in &r.firmware.waived {
+            rb.add_str("waive-firmware", w);
+        }
         Ok(rb.finish())
     }
 
@@ -123,6 +144,43 @@ impl Stage<super::Built> for Rootfs {
         built.rootfs = Some(RootfsOut { dir });
         Ok(())
     }
+}
+
+/// The firmware list of a recipe without SCST, in the rootfs stage's directory (what
+/// the manifest reports).
+pub const FIRMWARE_JSON: &str = "firmware.json";
+
+/// Every firmware file the kernel's modules (`lib_modules`) request: provided by the
+/// recipe's `[firmware] files` (installed under `root/lib/firmware`) or waived by its
+/// `[firmware] waive`; a missing one fails, naming the module and the file. The list
+/// goes to `record`.
+fn firmware_closure(
+    ctx: &Ctx,
+    lib_modules: &Path,
+    root: &Path,
+    record: &Path,
+    log: &Log,
+) -> Result<()> {
+    use crate::stages::firmware;
+    let mut named = Vec::new();
+    for ko in firmware::find_modules(lib_modules)? {
+        let info = firmware::modinfo(&ko)?;
+        named.push((firmware::module_name(&ko, &info), info));
+    }
+    let required = firmware::required(&named);
+    let fw = firmware::install(ctx, &ctx.recipe.firmware, &required, root, log)?;
+    ufs::write(record, &serde_json::to_vec_pretty(&fw)?)?;
+    Ok(())
+}
+
+/// The firmware list the rootfs stage recorded (`None`: an SCST recipe's, or an image
+/// without modules).
+pub fn firmware_record(rootfs_dir: &Path) -> Result<Option<serde_json::Value>> {
+    let p = rootfs_dir.join(FIRMWARE_JSON);
+    if !p.is_file() {
+        return Ok(None);
+    }
+    Ok(Some(serde_json::from_str(&ufs::read_to_string(&p)?)?))
 }
 
 fn build(ctx: &Ctx, built: &super::Built, dir: &Path, log: &Log) -> Result<()> {
@@ -161,6 +219,19 @@ fn build(ctx: &Ctx, built: &super::Built, dir: &Path, log: &Log) -> Result<()> {
     let modules = kernel_out.lib_modules();
     if modules.is_dir() {
         ar.add_tree(&modules, "lib/modules")?;
+        // Without SCST, the firmware closure of the kernel's modules is checked here
+        // when the recipe has a [firmware] table (with SCST, the modules stage checks
+        // it over the kernel's modules and SCST's).
+        if built.modules.is_none() && !ctx.recipe.firmware.declared {
+            log.line("no [firmware] table in the recipe: the firmware its modules request is not checked");
+        } else if built.modules.is_none() {
+            let fw_root = dir.join("firmware-root");
+            firmware_closure(ctx, &modules, &fw_root, &dir.join(FIRMWARE_JSON), log)?;
+            let lib_firmware = fw_root.join("lib/firmware");
+            if lib_firmware.is_dir() {
+                ar.add_tree(&lib_firmware, "lib/firmware")?;
+            }
+        }
     }
     // SCST's modules, firmware and the module index over both (replaces the kernel's).
     if let Some(m) = &built.modules {
