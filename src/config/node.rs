@@ -13,6 +13,9 @@ pub use super::network::{
     Bond, BondMode, Interface, IpNet, LacpRate, LinkId, Network, Route, Vlan, XmitHashPolicy,
     DEFAULT_MIIMON,
 };
+// `[storage]` too (md, LVM, the targets' persistent state).
+use super::storage::validate_storage;
+pub use super::storage::{Activate, Storage};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -30,6 +33,10 @@ pub struct NodeConfig {
     pub hardware: Hardware,
     #[serde(default)]
     pub network: Network,
+    /// `[storage]`: md arrays and LVM assembled before the targets, and where the
+    /// targets' persistent state lives; see [`Storage`].
+    #[serde(default, skip_serializing_if = "Storage::is_default")]
+    pub storage: Storage,
     #[serde(default)]
     pub lio: Option<Lio>,
     /// Cluster membership (Corosync + Pacemaker) started by the init; see [`Ha`].
@@ -261,6 +268,24 @@ pub struct Ha {
     pub watchdog: Option<Watchdog>,
     /// SCST `cluster_mode` on every device (persistent reservations through the DLM).
     pub cluster_mode: bool,
+    /// Programs the cluster runs on this node beyond the daemons above (sbd, fence
+    /// agents, dlm_controld, the DRBD tools), with the Debian package that ships each:
+    /// `sanforge cluster render` lists them and the build refuses an image without
+    /// them, naming the package, so a fencing mode the image cannot execute fails at
+    /// build time, not at the first fence. The init does not read them.
+    pub requires: Vec<Requirement>,
+}
+
+/// A program the cluster needs on the node (`[[ha.requires]]`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Requirement {
+    /// Absolute path in the image.
+    pub path: String,
+    /// The Debian package that ships it.
+    pub package: String,
+    /// What in the cluster file needs it (`fencing.mode = "sbd"`).
+    pub reason: String,
 }
 
 impl Default for Ha {
@@ -277,6 +302,7 @@ impl Default for Ha {
             stop_timeout: HaDuration::secs(120),
             watchdog: None,
             cluster_mode: true,
+            requires: Vec::new(),
         }
     }
 }
@@ -476,8 +502,27 @@ impl NodeConfig {
             }
         }
         validate_network(&self.network, &mut errs);
+        validate_storage(&self.storage, &mut errs);
         if let Some(lio) = &self.lio {
             validate_lio(lio, &mut errs);
+            // A backstore on an LV the cluster activates on promote does not exist at
+            // boot: such LUNs are the cluster's (`sanforge cluster render`).
+            for (n, b) in lio.backstores.iter().enumerate() {
+                let vg = b
+                    .path
+                    .as_deref()
+                    .and_then(|p| self.storage.vg_of_path(p))
+                    .filter(|v| v.activate == Activate::Ha);
+                if let (Some(v), Some(p)) = (vg, &b.path) {
+                    errs.at(
+                        at!["lio", "backstores", n, "path"],
+                        format!(
+                            "backstore `{}` is on {p}, in volume group `{}`, which the cluster activates on promote ([storage] lvm activate = \"ha\"): it does not exist at boot; let the cluster export it (ocf:heartbeat:LVM-activate before the agent's `lio_luns`) or set activate = \"boot\"",
+                            b.name, v.vg
+                        ),
+                    );
+                }
+            }
         }
         let mut svc = BTreeSet::new();
         for (n, s) in self.services.iter().enumerate() {
@@ -495,6 +540,19 @@ impl NodeConfig {
                         s.name
                     ),
                 );
+            }
+        }
+        if let Some(ha) = &self.ha {
+            for (n, r) in ha.requires.iter().enumerate() {
+                if !r.path.starts_with('/') || r.path.contains(['\n', '\0']) {
+                    errs.at(
+                        at!["ha", "requires", n, "path"],
+                        format!(
+                            "ha.requires path `{}`: expected an absolute path in the image",
+                            r.path
+                        ),
+                    );
+                }
             }
         }
         if let Some(s) = &self.scst {

@@ -7,6 +7,7 @@ pub mod httpd;
 pub mod initroot;
 pub mod iscsi;
 pub mod project;
+pub mod qemu;
 pub mod safety;
 pub mod server;
 pub mod vm;
