@@ -2,22 +2,32 @@
 # SCSI conformance figures: libiscsi's whole suite (`iscsi-test-cu --dataloss`, every
 # family, 615 tests) against the default LIO image booted under QEMU, held to
 # tests/conformance/lio.expected (tests/conformance.rs, `lio_image_conformance_full`);
-# with --scst URL also against a booted SCST image's LUN (`scst_image_conformance_full`,
-# tests/conformance/scst.expected). Prints one row per stack: passed/total, failures
+# with --scst also against the real SCST 3.10 image (`scst_image_conformance_full`:
+# recipes/scst-fc-node.toml built from ../shared/upstream/scst-3.10.tar.gz or
+# SANFORGE_UPSTREAM=DIR, one vdisk_fileio LUN with nv_cache 1 on a 64 MiB virtio disk,
+# booted under TCG; held to tests/conformance/scst.expected); --scst-only skips LIO.
+# Prints one row per stack: passed/total, failures
 # expected and unexpected, listed tests that now pass, the suite's wall time and the
 # whole run's (build + boot + suite). `cargo test` runs only the SCSI family against
 # LIO (`lio_image_conformance_subset`); this is the full run.
-# Usage: benches/conformance.sh [--scst iscsi://127.0.0.1:PORT/IQN/0]
+# Usage: benches/conformance.sh [--scst | --scst-only]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scst_url=""
+lio=1
+scst=0
 while [ $# -gt 0 ]; do
   case "$1" in
-    --scst) scst_url="$2"; shift ;;
-    *) echo "usage: $0 [--scst iscsi://HOST:PORT/IQN/LUN]" >&2; exit 2 ;;
+    --scst) scst=1 ;;
+    --scst-only) scst=1; lio=0 ;;
+    *) echo "usage: $0 [--scst | --scst-only]" >&2; exit 2 ;;
   esac
   shift
 done
+upstream="${SANFORGE_UPSTREAM:-../shared/upstream}"
+if [ "$scst" = 1 ] && [ ! -f "$upstream/scst-3.10.tar.gz" ]; then
+  echo "--scst needs the SCST 3.10 archive: $upstream/scst-3.10.tar.gz (or SANFORGE_UPSTREAM=DIR)" >&2
+  exit 2
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cargo test --test conformance --no-run -q 2> "$work/build" || { cat "$work/build" >&2; exit 1; }
@@ -27,7 +37,7 @@ status=0
 run() {  # run STACK TEST
   local stack="$1" test="$2" log="$work/$1.log" s e rc=0
   s=$(date +%s)
-  SANFORGE_SCST_ISCSI_URL="$scst_url" cargo test -q --test conformance -- --ignored --exact "$test" \
+  cargo test -q --test conformance -- --ignored --exact "$test" \
     > "$log" 2>&1 || rc=$?
   e=$(date +%s)
   local line wall now
@@ -46,8 +56,8 @@ run() {  # run STACK TEST
   rows+=("$(echo "$line" | sed -E "s#^([a-z]+): ([0-9]+)/([0-9]+) passed, ([0-9]+) failed \(([0-9]+) expected, ([0-9]+) unexpected\); .* lists ([0-9]+) tests.*#| \1 | \2/\3 | \4 | \5 | \6 | \7 | ${now} | ${wall} | $((e - s))s |#")")
 }
 
-run lio lio_image_conformance_full
-[ -n "$scst_url" ] && run scst scst_image_conformance_full
+[ "$lio" = 1 ] && run lio lio_image_conformance_full
+[ "$scst" = 1 ] && run scst scst_image_conformance_full
 
 echo "| stack | passed | failed | expected failures | unexpected | list length | listed, now passing | suite wall time | build + boot + suite |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
