@@ -202,6 +202,9 @@ stop it with --stop."
         /// Extra kernel command-line arguments (repeatable), e.g. sanforge.node=san2
         #[arg(long = "append", value_name = "ARG")]
         append: Vec<String>,
+        /// Also forward 127.0.0.1:HOST_PORT to the guest's GUEST_PORT (repeatable), e.g. 2222:22 for SSH
+        #[arg(long = "forward", value_name = "HOST_PORT:GUEST_PORT", value_parser = commands::run::parse_forward)]
+        forward: Vec<(u16, u16)>,
         /// Stop the VM that `run --until-ready` started for this output directory
         #[arg(long)]
         stop: bool,
@@ -216,6 +219,29 @@ stop it with --stop."
         /// Address to listen on: loopback for tests, a LAN address for PXE clients
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
+    },
+    /// A node's status over SSH: image, boot slot, boot timeline, hardware, targets, services, HA
+    #[command(
+        long_about = "Runs `/init status --json` (sanforge-init's status) on the node over SSH as root, \
+with your key (never a password prompt; the node accepts keys only, from its node config's [ssh] \
+authorized-keys), and prints it as the node would. The node's host key is accepted on first contact and \
+checked afterwards."
+    )]
+    Status {
+        /// The node's address or name
+        host: String,
+        /// SSH port
+        #[arg(long, default_value_t = 22)]
+        port: u16,
+        /// Private key (ssh -i); ssh's defaults without it
+        #[arg(short = 'i', long, value_name = "FILE")]
+        identity: Option<PathBuf>,
+        /// known_hosts file for the node's host key [default: ssh's]
+        #[arg(long, value_name = "FILE")]
+        known_hosts: Option<PathBuf>,
+        /// Print the node's JSON as it came
+        #[arg(long)]
+        json: bool,
     },
     /// List the host tools sanforge needs, which are missing, and their Debian packages
     Doctor,
@@ -609,6 +635,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             accel,
             boot,
             append,
+            forward,
             stop,
             quiet,
         } => {
@@ -626,6 +653,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 until_ready,
                 timeout: Duration::from_secs(timeout),
                 extra_cmdline: append,
+                forwards: forward,
                 echo: !quiet,
             };
             commands::run::run(&opts)?;
@@ -640,6 +668,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 srv.local_addr()?
             );
             srv.serve(None)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status {
+            host,
+            port,
+            identity,
+            known_hosts,
+            json,
+        } => {
+            let o = commands::status::StatusOptions {
+                host,
+                port,
+                identity,
+                known_hosts,
+                connect_timeout_secs: 10,
+            };
+            commands::status::run(&o, json)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Doctor => {

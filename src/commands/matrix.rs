@@ -292,6 +292,7 @@ fn boot(out: &Path, opts: &MatrixOptions) -> Boot {
             accel: opts.accel,
             until_ready: true,
             timeout: opts.timeout,
+            forwards: Vec::new(),
             extra_cmdline: Vec::new(),
             echo: false,
         };

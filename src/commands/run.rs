@@ -51,6 +51,9 @@ pub struct RunOptions {
     pub until_ready: bool,
     pub timeout: Duration,
     pub extra_cmdline: Vec<String>,
+    /// More TCP ports forwarded from 127.0.0.1 to the guest, `(host, guest)` (SSH,
+    /// metrics).
+    pub forwards: Vec<(u16, u16)>,
     /// Print the console while waiting (off in tests that only want the result).
     pub echo: bool,
 }
@@ -128,6 +131,9 @@ fn qemu(opts: &RunOptions, accel: Accel) -> Result<Cmd> {
         "user,id=n0,restrict=on,net=192.0.2.0/24,host=192.0.2.2,hostfwd=tcp:127.0.0.1:{}-:3260",
         opts.iscsi_port
     );
+    for (host, guest) in &opts.forwards {
+        net.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"));
+    }
     let mut c = Cmd::new("qemu-system-x86_64")
         .args([
             "-nodefaults",
@@ -386,4 +392,18 @@ pub fn stop(out: &Path) -> Result<bool> {
     }
     let _ = std::fs::remove_file(&pidfile);
     Ok(true)
+}
+
+/// `HOST:GUEST` of `--forward`.
+pub fn parse_forward(s: &str) -> std::result::Result<(u16, u16), String> {
+    let (h, g) = s
+        .split_once(':')
+        .ok_or_else(|| format!("`{s}`: expected HOST_PORT:GUEST_PORT like 2222:22"))?;
+    let port = |p: &str| {
+        p.parse::<u16>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("`{s}`: `{p}` is not a port (1 to 65535)"))
+    };
+    Ok((port(h)?, port(g)?))
 }

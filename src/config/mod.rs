@@ -24,6 +24,7 @@ pub mod node;
 pub mod recipe;
 pub mod secrets;
 pub mod spans;
+pub mod ssh;
 pub mod userland;
 pub mod values;
 

@@ -12,6 +12,7 @@ pub use super::network::{
     Bond, BondMode, Interface, IpNet, LacpRate, LinkId, Network, Route, Vlan, XmitHashPolicy,
     DEFAULT_MIIMON,
 };
+pub use super::ssh::{Metrics, Ssh};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -38,6 +39,13 @@ pub struct NodeConfig {
     pub services: Vec<Service>,
     #[serde(default)]
     pub scst: Option<ScstNode>,
+    /// `[ssh]`: root's public keys and the listen address of the SSH server; none
+    /// or no key means no SSH server. See [`Ssh`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<Ssh>,
+    /// `[metrics]`: the Prometheus exporter; none means no exporter. See [`Metrics`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Metrics>,
 }
 
 /// `[scst]`: the node's SCST configuration, an `scst.conf` applied at boot by the init.
@@ -506,6 +514,36 @@ impl NodeConfig {
                     at!["scst", "iscsi-daemon"],
                     "scst iscsi-daemon: argv must start with an absolute program path",
                 );
+            }
+        }
+        if let Some(ssh) = &self.ssh {
+            if ssh.listen.parse::<std::net::SocketAddr>().is_err() {
+                errs.at(
+                    at!["ssh", "listen"],
+                    format!(
+                        "ssh listen `{}`: expected ADDRESS:PORT like 0.0.0.0:22 or [::]:22",
+                        ssh.listen
+                    ),
+                );
+            }
+        }
+        if let Some(m) = &self.metrics {
+            if m.listen.parse::<std::net::SocketAddr>().is_err() {
+                errs.at(
+                    at!["metrics", "listen"],
+                    format!(
+                        "metrics listen `{}`: expected ADDRESS:PORT like 0.0.0.0:9100",
+                        m.listen
+                    ),
+                );
+            }
+            if let Some(f) = &m.token_file {
+                if !f.starts_with('/') || f.contains(['\n', '\0']) {
+                    errs.at(
+                        at!["metrics", "token-file"],
+                        format!("metrics token-file `{f}`: expected an absolute path in the image (a secret, e.g. /etc/sanforge/secrets/metrics.token)"),
+                    );
+                }
             }
         }
         errs.finish(ValidNode(self))

@@ -75,33 +75,31 @@ pub const MODPROBE_CONF: &str = "/etc/modprobe.d/sanforge.conf";
 
 /// The boot timeline of this boot, JSON, rewritten after every boot step (so a node
 /// stuck in a step shows which): `{"version": 1, "clock": "boottime", "steps": [{"name":
-/// "kernel", "start": 0.0, "end": 1.234, "outcome": "ok"}, {"name": "mounts", …}, …],
-/// "ready": 3.456, "state": "ready"}`. Times are seconds since the kernel started
-/// (CLOCK_BOOTTIME); the first step, `kernel`, runs from 0 to the init's first
-/// instruction; the others are the init's boot steps by name; `outcome` is `ok`,
-/// `warning` (a warn-policy step failed) or `fatal` (the node went degraded there);
-/// `ready` (null until then) is when the final state line was printed and `state`
-/// that line (`ready`, `degraded`, …; `booting` until then).
+/// "kernel", "start": 0.0, "end": 1.234, "outcome": "ok", "message": null}, {"name":
+/// "mounts", …}, …], "ready": 3.456, "state": "ready"}`. Times are seconds since the
+/// kernel started (CLOCK_BOOTTIME); the first step, `kernel`, runs from 0 to the init's
+/// first clock reading; the others are the init's boot steps by name; `outcome` is
+/// `running`, `ok`, `warning` (a warn-policy step failed, `message` says why) or
+/// `fatal` (the node went degraded there); `ready` (null until then) is when the final
+/// state line was printed and `state` that line (`ready`, `state: degraded …`;
+/// `booting` until then). Written by `init::timeline`.
 pub const TIMELINE: &str = "/run/sanforge/timeline.json";
 /// The supervised services, JSON, rewritten at every start and exit: `{"services":
 /// [{"name": "syslogd", "pid": 123, "state": "running", "starts": 2, "restarts": 1,
 /// "last_exit": "exit status 1"}]}` (`state`: `running`, `waiting` (a restart is
 /// due), `stopped`; `pid` null unless running; `last_exit` null until one exited).
 pub const SERVICES_STATE: &str = "/run/sanforge/services.json";
-/// The node's log ring: the init's own lines, the kernel log and the services' output,
-/// one line each (`TIMESTAMP SOURCE[PID]: MESSAGE`), in two files that rotate
-/// (`current`, then `previous`) so that both together stay under `[logs] ring`.
-/// `sanforge-init logs [-f]` prints (and follows) them.
-pub const LOG_DIR: &str = "/run/sanforge/log";
-pub const LOG_CURRENT: &str = "/run/sanforge/log/current";
-pub const LOG_PREVIOUS: &str = "/run/sanforge/log/previous";
-/// chronyd's configuration, generated from `[time] servers` at boot.
-pub const CHRONY_CONF: &str = "/run/sanforge/chrony.conf";
-/// chronyd and chronyc (Debian package `chrony`), needed when `[time] servers` is set.
-pub const CHRONYD: &str = "/usr/sbin/chronyd";
-pub const CHRONYC: &str = "/usr/bin/chronyc";
-/// Where chronyd keeps its command socket and drift file.
-pub const CHRONY_RUN_DIR: &str = "/run/chrony";
+/// Root's public keys for SSH logins, written at boot from `[ssh] authorized-keys`.
+pub const AUTHORIZED_KEYS: &str = "/root/.ssh/authorized_keys";
+/// The SSH server and its key generator (Debian package `dropbear-bin`).
+pub const DROPBEAR: &str = "/usr/sbin/dropbear";
+pub const DROPBEARKEY: &str = "/usr/bin/dropbearkey";
+/// The SSH host key's directory on the config partition (generated on first boot).
+pub const SSH_KEY_DIR: &str = "ssh";
+/// Where the host key lives on a node without a config partition (new every boot).
+pub const SSH_RUN_KEY_DIR: &str = "/run/sanforge/ssh";
+/// The host key's file name (dropbear's format).
+pub const SSH_HOST_KEY: &str = "dropbear_ed25519_host_key";
 /// The DHCP lease of each link (`address A/N`, `router R`), written by
 /// `sanforge-init` as udhcpc's script and read back at the next event and at boot.
 pub const DHCP_STATE_DIR: &str = "/run/sanforge/dhcp";

@@ -24,6 +24,7 @@
 
 pub mod ha;
 pub mod hardware;
+pub mod metrics;
 pub mod modules;
 pub mod network;
 pub mod panic;
@@ -31,7 +32,10 @@ pub mod persist;
 pub mod root;
 pub mod scst;
 pub mod secrets;
+pub mod ssh;
+pub mod status;
 pub mod supervisor;
+pub mod timeline;
 pub mod udev;
 
 use crate::config::node::{norm_mod, NodeConfig, ValidNode};
@@ -173,6 +177,16 @@ pub const BOOT: &[Step] = &[
         run: start_services,
     },
     Step {
+        name: "ssh",
+        policy: Policy::Warn,
+        run: ssh::start,
+    },
+    Step {
+        name: "metrics",
+        policy: Policy::Warn,
+        run: start_metrics,
+    },
+    Step {
         name: "cluster",
         policy: Policy::Warn,
         run: ha::start_cluster,
@@ -201,10 +215,13 @@ pub struct Init<'a> {
     pub scst: Option<scst::ScstBoot>,
     /// The module index and what coldplug did, for the hardware report.
     pub hw: hardware::HwState,
+    /// When each boot step ran ([`timeline`]).
+    pub timeline: timeline::Timeline,
 }
 
 impl<'a> Init<'a> {
     pub fn new(sys: &'a mut dyn Sys, log: Logger) -> Self {
+        let started = sys.boottime();
         Init {
             sys,
             log,
@@ -217,6 +234,7 @@ impl<'a> Init<'a> {
             ha: ha::HaState::default(),
             scst: None,
             hw: hardware::HwState::default(),
+            timeline: timeline::Timeline::new(started),
         }
     }
 
@@ -230,51 +248,78 @@ impl<'a> Init<'a> {
         self.log.line(&format!("warning: {msg}"));
     }
 
-    /// Runs one step under its policy; returns false if the node is now degraded.
+    /// Runs one step under its policy, its start and end on the timeline (written
+    /// to [`TIMELINE`](crate::contract::TIMELINE) after it); returns false if the node
+    /// is now degraded.
     pub fn run_step(&mut self, step: &Step) -> bool {
         if self.degraded.is_some() {
             return false;
         }
-        match ((step.run)(self), step.policy) {
-            (Ok(()), _) => true,
+        let now = self.sys.boottime();
+        self.timeline.begin(step.name, now);
+        let (ok, outcome, message) = match ((step.run)(self), step.policy) {
+            (Ok(()), _) => (true, timeline::Outcome::Ok, None),
             (Err(e), Policy::Warn) => {
-                self.warn(format!("{}: {e:#}", step.name));
-                true
+                let msg = format!("{e:#}");
+                self.warn(format!("{}: {msg}", step.name));
+                (true, timeline::Outcome::Warning, Some(msg))
             }
             (Err(e), Policy::Fatal) => {
                 let reason = format!("{e:#}");
                 self.log.line(&format!("degraded: {reason}"));
-                self.degraded = Some(reason);
-                false
+                self.degraded = Some(reason.clone());
+                (false, timeline::Outcome::Fatal, Some(reason))
             }
+        };
+        let now = self.sys.boottime();
+        self.timeline.end(outcome, message, now);
+        self.write_timeline();
+        ok
+    }
+
+    fn write_timeline(&mut self) {
+        if let Err(e) = self.timeline.write(self.sys) {
+            self.warn(format!("boot timeline: {e:#}"));
         }
     }
 
-    /// Runs every boot step, then prints the final state line: `ready` when all is
-    /// well, `state: degraded` otherwise.
+    /// Runs every boot step, then prints the boot timeline and the final state line:
+    /// `ready` when all is well, `state: degraded` otherwise.
     pub fn boot(&mut self) {
         for step in BOOT {
             if !self.run_step(step) {
                 break;
             }
         }
+        let state = self.state_line();
+        let now = self.sys.boottime();
+        self.timeline.finish(state, now);
+        for line in self.timeline.render() {
+            self.log.line(&line);
+        }
         self.print_state();
+        self.write_timeline();
         if self.degraded.is_none() && self.targets_ok {
             persist::bless_after_ready(self);
         }
     }
 
-    pub fn print_state(&mut self) {
+    /// The final state line: `ready`, or why not.
+    pub fn state_line(&self) -> &'static str {
         if self.degraded.is_some() {
-            self.log
-                .line("state: degraded (see above); no targets, no services");
+            "state: degraded (see above); no targets, no services"
         } else if !self.targets_ok {
-            self.log.line("state: degraded targets (ports disabled)");
+            "state: degraded targets (ports disabled)"
         } else if let Some(line) = ha::state_line(self) {
-            self.log.line(line);
+            line
         } else {
-            self.log.line("ready");
+            "ready"
         }
+    }
+
+    pub fn print_state(&mut self) {
+        let line = self.state_line();
+        self.log.line(line);
     }
 
     /// The main loop of PID 1: reap and restart until a signal asks to stop.
@@ -302,6 +347,7 @@ impl<'a> Init<'a> {
             let now = Instant::now();
             self.supervisor.reap_all(self.sys, &mut self.log, now);
             self.supervisor.start_due(self.sys, &mut self.log, now);
+            self.supervisor.write_state(self.sys, &mut self.log);
             ha::tick(self, now);
         }
     }
@@ -651,6 +697,49 @@ pub fn start_services(init: &mut Init) -> Result<()> {
     init.supervisor = Supervisor::new(&node.services, now);
     init.supervisor.services.splice(0..0, started);
     init.supervisor.start_due(init.sys, &mut init.log, now);
+    init.supervisor.write_state(init.sys, &mut init.log);
+    Ok(())
+}
+
+/// The Prometheus exporter of `[metrics]`: the init's own binary as a supervised
+/// child (`/init metrics-serve ADDR [TOKEN_FILE]`), so a port in use only restarts it.
+pub fn start_metrics(init: &mut Init) -> Result<()> {
+    let node = init.node()?;
+    let Some(m) = &node.metrics else {
+        return Ok(());
+    };
+    let mut argv = vec![
+        crate::contract::INIT.to_string(),
+        metrics::SUBCOMMAND.to_string(),
+        m.listen.clone(),
+    ];
+    argv.extend(m.token_file.clone());
+    let now = Instant::now();
+    init.supervisor.services.push(supervisor::Supervised {
+        svc: crate::config::node::Service {
+            name: metrics::SERVICE.into(),
+            argv,
+            restart: crate::config::node::Restart::Always,
+            env: Default::default(),
+        },
+        pid: None,
+        started: None,
+        backoff: supervisor::BACKOFF_MIN,
+        next_start: Some(now),
+        starts: 0,
+        last_exit: None,
+    });
+    init.supervisor.start_due(init.sys, &mut init.log, now);
+    init.supervisor.write_state(init.sys, &mut init.log);
+    init.log.line(&format!(
+        "metrics: exporter on http://{}/metrics{}",
+        m.listen,
+        if m.token_file.is_some() {
+            " (bearer token)"
+        } else {
+            ""
+        }
+    ));
     Ok(())
 }
 
@@ -733,6 +822,8 @@ mod tests {
             ops,
             [
                 "spawn /bin/s",
+                "mkdir /run/sanforge",
+                "write_durable /run/sanforge/services.json (163 bytes)",
                 "kill 101 TERM",
                 "kill 101 KILL",
                 "kill -1 KILL",

@@ -100,6 +100,8 @@ fn scst_node_config(c: &Cluster, node: &Node) -> NodeConfig {
         ha: Some(ha),
         services,
         scst: None,
+        ssh: None,
+        metrics: None,
     }
 }
 
@@ -147,6 +149,8 @@ fn lio_node_config(c: &Cluster, node: &Node) -> NodeConfig {
         ha: Some(ha_section(c, false)),
         services: sbd_services(c),
         scst: None,
+        ssh: None,
+        metrics: None,
     }
 }
 

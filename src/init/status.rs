@@ -1,0 +1,816 @@
+//! `sanforge-init status [--json]`: what a running node is and does, gathered from the
+//! files the init leaves in `/run/sanforge` (boot timeline, hardware report, service
+//! state), the image's `/etc/os-release`, the kernel command line, the target stack's
+//! own view (LIO configfs under `/sys/kernel/config/target`, SCST sysfs under
+//! `/sys/kernel/scst_tgt`) and, where the image has them, the HA tools' one-shot status
+//! commands. Everything goes through [`Sys`], so it runs on fake trees; nothing here
+//! fails as a whole: what cannot be read is named in `problems` and the rest is shown.
+
+use super::supervisor::{ServiceState, ServicesFile};
+use super::timeline::Timeline;
+use crate::contract::HARDWARE_REPORT;
+use crate::scsi::lio::CONFIGFS_TARGET;
+use crate::sys::{FileKind, Sys};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// SCST's sysfs root.
+pub const SCST_ROOT: &str = "/sys/kernel/scst_tgt";
+/// How long one HA status command may take.
+pub const HA_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub hostname: Option<String>,
+    pub image: Image,
+    pub boot: Boot,
+    pub timeline: Option<Timeline>,
+    pub hardware: Option<Hardware>,
+    pub targets: Vec<Target>,
+    pub services: Vec<ServiceState>,
+    /// Present when the image has an HA stack.
+    pub ha: Option<Ha>,
+    /// The boot steps that failed, with their messages.
+    pub errors: Vec<String>,
+    /// What `status` itself could not read.
+    pub problems: Vec<String>,
+}
+
+/// The image, from its `/etc/os-release` (written by the builder).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Image {
+    /// `IMAGE_ID`: the recipe's name.
+    pub id: Option<String>,
+    /// `IMAGE_VERSION`: the short key of the image's root file system (a hash of
+    /// everything in it), the same for every node booted from one build.
+    pub version: Option<String>,
+    pub pretty_name: Option<String>,
+    /// The running kernel's release.
+    pub kernel: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Boot {
+    /// `a` or `b` on a disk boot (`sanforge.slot=`); None when booted from the network
+    /// or a single image.
+    pub slot: Option<String>,
+    /// `sanforge.node=` when the command line picks the node.
+    pub node: Option<String>,
+    pub uptime_seconds: Option<f64>,
+}
+
+/// A summary of [`HARDWARE_REPORT`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Hardware {
+    pub pci_devices: usize,
+    /// PCI devices (`slot id`) without a driver.
+    pub without_driver: Vec<String>,
+    /// `name mac driver state`, one per NIC.
+    pub nics: Vec<String>,
+    /// `name size model`, one per disk.
+    pub disks: Vec<String>,
+    pub firmware_failed: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    /// `lio` or `scst`.
+    pub stack: String,
+    /// `iscsi`, `qla2xxx`, … (the fabric or SCST target driver).
+    pub fabric: String,
+    pub name: String,
+    pub enabled: bool,
+    /// LIO: `tpgt_N`; SCST: none.
+    pub tpg: Option<u32>,
+    pub portals: Vec<String>,
+    pub luns: Vec<Lun>,
+    pub sessions: Vec<Session>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lun {
+    pub lun: u32,
+    /// The backstore (LIO) or device (SCST) name.
+    pub device: String,
+    /// The file or block device behind it (`ramdisk` for memory).
+    pub backing: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub initiator: String,
+    /// The kernel's session state (`TARG_SESS_STATE_LOGGED_IN`), when it says.
+    pub state: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ha {
+    /// `corosync-quorumtool -s`: `Quorate: Yes`.
+    pub quorate: Option<bool>,
+    /// `crm_mon -1`: `Current DC: NAME`.
+    pub dc: Option<String>,
+    /// Each tool's output, as it printed it.
+    pub reports: Vec<HaReport>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HaReport {
+    pub command: String,
+    pub exit: String,
+    pub output: String,
+}
+
+/// The HA tools asked, when the image has them.
+const HA_TOOLS: [&[&str]; 3] = [
+    &["/usr/sbin/corosync-quorumtool", "-s"],
+    &["/usr/sbin/crm_mon", "-1", "-r"],
+    &["/usr/sbin/drbdadm", "status"],
+];
+
+/// `KEY=value` of an os-release file, quotes removed.
+fn os_release_value(text: &str, key: &str) -> Option<String> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| k.trim() == key)
+        .map(|(_, v)| v.trim().trim_matches('"').to_string())
+}
+
+fn cmdline_value(cmdline: &str, key: &str) -> Option<String> {
+    cmdline
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix(key))
+        .next_back()
+        .map(str::to_string)
+}
+
+fn read_trim(sys: &mut dyn Sys, p: &Path) -> Option<String> {
+    sys.read_to_string(p).ok().map(|s| s.trim().to_string())
+}
+
+fn dirs(sys: &mut dyn Sys, p: &Path) -> Vec<String> {
+    let names = sys.list_dir(p).unwrap_or_default();
+    names
+        .into_iter()
+        .filter(|n| sys.file_kind(&p.join(n)) == Some(FileKind::Dir))
+        .collect()
+}
+
+/// Gathers everything; never fails as a whole.
+pub fn gather(sys: &mut dyn Sys) -> Status {
+    let mut st = Status::default();
+    let os = sys
+        .read_to_string(Path::new("/etc/os-release"))
+        .unwrap_or_default();
+    st.image = Image {
+        id: os_release_value(&os, "IMAGE_ID"),
+        version: os_release_value(&os, "IMAGE_VERSION"),
+        pretty_name: os_release_value(&os, "PRETTY_NAME"),
+        kernel: sys.kernel_release(),
+    };
+    st.hostname = read_trim(sys, Path::new("/proc/sys/kernel/hostname"))
+        .or_else(|| read_trim(sys, Path::new("/etc/hostname")));
+    let cmdline = sys
+        .read_to_string(Path::new("/proc/cmdline"))
+        .unwrap_or_default();
+    st.boot = Boot {
+        slot: cmdline_value(&cmdline, "sanforge.slot="),
+        node: cmdline_value(&cmdline, "sanforge.node="),
+        uptime_seconds: Some((sys.boottime().as_secs_f64() * 1000.0).round() / 1000.0),
+    };
+    match Timeline::read(sys) {
+        Ok(t) => {
+            st.errors = t
+                .errors()
+                .map(|s| {
+                    format!(
+                        "{} ({}): {}",
+                        s.name,
+                        s.outcome.as_str(),
+                        s.message.as_deref().unwrap_or("")
+                    )
+                })
+                .collect();
+            st.timeline = Some(t);
+        }
+        Err(e) => st.problems.push(format!("boot timeline: {e:#}")),
+    }
+    match sys.read_to_string(Path::new(HARDWARE_REPORT)) {
+        Ok(text) => match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(v) => st.hardware = Some(hardware_summary(&v)),
+            Err(e) => st.problems.push(format!("{HARDWARE_REPORT}: {e}")),
+        },
+        Err(e) => st.problems.push(format!("hardware report: {e}")),
+    }
+    st.targets = lio_targets(sys);
+    st.targets.extend(scst_targets(sys));
+    match ServicesFile::read(sys) {
+        Ok(f) => st.services = f.services,
+        Err(e) => st.problems.push(format!("services: {e:#}")),
+    }
+    st.ha = ha(sys);
+    st
+}
+
+fn hardware_summary(v: &serde_json::Value) -> Hardware {
+    let list = |k: &str| {
+        v.get(k)
+            .and_then(|x| x.as_array())
+            .cloned()
+            .unwrap_or_default()
+    };
+    let s = |x: &serde_json::Value, k: &str| {
+        x.get(k).and_then(|y| y.as_str()).unwrap_or("?").to_string()
+    };
+    let pci = list("pci");
+    Hardware {
+        pci_devices: pci.len(),
+        without_driver: pci
+            .iter()
+            .filter(|p| p.get("driver").is_none_or(|d| d.is_null()))
+            .map(|p| format!("{} {}", s(p, "slot"), s(p, "id")))
+            .collect(),
+        nics: list("nics")
+            .iter()
+            .map(|n| {
+                let carrier = match n.get("carrier").and_then(|c| c.as_bool()) {
+                    Some(true) => "link up".to_string(),
+                    Some(false) => "no carrier".to_string(),
+                    None => s(n, "state"),
+                };
+                let driver = n
+                    .get("driver")
+                    .and_then(|d| d.as_str())
+                    .unwrap_or("no driver");
+                format!("{} {} {driver} {carrier}", s(n, "name"), s(n, "mac"))
+            })
+            .collect(),
+        disks: list("disks")
+            .iter()
+            .map(|d| {
+                let size = d
+                    .get("size_bytes")
+                    .and_then(|b| b.as_u64())
+                    .map_or("?".to_string(), super::hardware::human_size);
+                format!("{} {size} {}", s(d, "name"), s(d, "model"))
+            })
+            .collect(),
+        firmware_failed: v
+            .get("firmware")
+            .and_then(|f| f.get("failed"))
+            .and_then(|f| f.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// The backing file or device of a LIO backstore directory `core/HBA/NAME`: its
+/// `udev_path`, else the `File:` / `UDEV PATH:` of its `info`, else the `control`
+/// value the init wrote (fake trees), else `ramdisk` for an rd_mcp HBA.
+fn lio_backing(sys: &mut dyn Sys, dev: &Path) -> Option<String> {
+    if let Some(p) = read_trim(sys, &dev.join("udev_path")).filter(|p| !p.is_empty()) {
+        return Some(p);
+    }
+    let info = sys.read_to_string(&dev.join("info")).unwrap_or_default();
+    for key in ["File: ", "UDEV PATH: "] {
+        if let Some(v) = info
+            .split_once(key)
+            .and_then(|(_, r)| r.split_whitespace().next())
+        {
+            return Some(v.to_string());
+        }
+    }
+    let control = sys.read_to_string(&dev.join("control")).unwrap_or_default();
+    for kv in control.split(',') {
+        if let Some(v) = kv
+            .trim()
+            .strip_prefix("fd_dev_name=")
+            .or_else(|| kv.trim().strip_prefix("udev_path="))
+        {
+            return Some(v.to_string());
+        }
+    }
+    let hba = dev.parent()?.file_name()?.to_string_lossy().into_owned();
+    hba.starts_with("rd_mcp_").then(|| "ramdisk".to_string())
+}
+
+/// Sessions of a LIO ACL from its `info` (`LIO Session ID: …` per session, `Session
+/// State: …`).
+fn lio_acl_sessions(initiator: &str, info: &str) -> Vec<Session> {
+    let mut out: Vec<Session> = Vec::new();
+    for l in info.lines().map(str::trim) {
+        if l.starts_with("LIO Session ID:") {
+            out.push(Session {
+                initiator: initiator.to_string(),
+                state: None,
+            });
+        } else if let Some(s) = l.strip_prefix("Session State:") {
+            if let Some(last) = out.last_mut() {
+                last.state = Some(s.trim().to_string());
+            }
+        }
+    }
+    out
+}
+
+fn lio_targets(sys: &mut dyn Sys) -> Vec<Target> {
+    let base = PathBuf::from(CONFIGFS_TARGET);
+    let mut out = Vec::new();
+    for fabric in dirs(sys, &base) {
+        if fabric == "core" || fabric == "alua" {
+            continue;
+        }
+        let fdir = base.join(&fabric);
+        for name in dirs(sys, &fdir) {
+            if name == "discovery_auth" {
+                continue;
+            }
+            let tdir = fdir.join(&name);
+            for tpg in dirs(sys, &tdir) {
+                let Some(tag) = tpg
+                    .strip_prefix("tpgt_")
+                    .and_then(|n| n.parse::<u32>().ok())
+                else {
+                    continue;
+                };
+                out.push(lio_tpg(sys, &fabric, &name, tag, &tdir.join(&tpg)));
+            }
+        }
+    }
+    out
+}
+
+fn lio_tpg(sys: &mut dyn Sys, fabric: &str, name: &str, tag: u32, tpg: &Path) -> Target {
+    let mut t = Target {
+        stack: "lio".into(),
+        fabric: fabric.into(),
+        name: name.into(),
+        enabled: read_trim(sys, &tpg.join("enable")).as_deref() == Some("1"),
+        tpg: Some(tag),
+        portals: dirs(sys, &tpg.join("np")),
+        ..Target::default()
+    };
+    for lun in dirs(sys, &tpg.join("lun")) {
+        let Some(n) = lun.strip_prefix("lun_").and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let ldir = tpg.join("lun").join(&lun);
+        let link = sys
+            .list_dir(&ldir)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|e| sys.file_kind(&ldir.join(e)) == Some(FileKind::Symlink));
+        let (device, backing) = match link {
+            Some(l) => {
+                let dev = sys.canonicalize(&ldir.join(&l)).ok();
+                let backing = dev.as_deref().and_then(|d| lio_backing(sys, d));
+                let device = dev
+                    .as_deref()
+                    .and_then(|d| {
+                        let hba = d.parent()?.file_name()?.to_string_lossy().into_owned();
+                        Some(format!("{hba}/{}", d.file_name()?.to_string_lossy()))
+                    })
+                    .unwrap_or(l);
+                (device, backing)
+            }
+            None => ("?".to_string(), None),
+        };
+        t.luns.push(Lun {
+            lun: n,
+            device,
+            backing,
+        });
+    }
+    t.luns.sort_by_key(|l| l.lun);
+    for acl in dirs(sys, &tpg.join("acls")) {
+        let info = sys
+            .read_to_string(&tpg.join("acls").join(&acl).join("info"))
+            .unwrap_or_default();
+        t.sessions.extend(lio_acl_sessions(&acl, &info));
+    }
+    t
+}
+
+fn scst_targets(sys: &mut dyn Sys) -> Vec<Target> {
+    let base = Path::new(SCST_ROOT).join("targets");
+    let mut out = Vec::new();
+    for driver in dirs(sys, &base) {
+        if driver == "copy_manager" || driver == "scst_local" {
+            continue;
+        }
+        for name in dirs(sys, &base.join(&driver)) {
+            let tdir = base.join(&driver).join(&name);
+            let enabled = read_trim(sys, &tdir.join("enabled"))
+                .and_then(|v| v.lines().next().map(|l| l.trim() == "1"))
+                .unwrap_or(false);
+            let mut t = Target {
+                stack: "scst".into(),
+                fabric: driver.clone(),
+                name: name.clone(),
+                enabled,
+                ..Target::default()
+            };
+            let mut lun_dirs: Vec<PathBuf> = vec![tdir.join("luns")];
+            for g in dirs(sys, &tdir.join("ini_groups")) {
+                lun_dirs.push(tdir.join("ini_groups").join(g).join("luns"));
+            }
+            for ld in lun_dirs {
+                for lun in dirs(sys, &ld) {
+                    let Ok(n) = lun.parse::<u32>() else { continue };
+                    let dev = sys.canonicalize(&ld.join(&lun).join("device")).ok();
+                    let device = dev
+                        .as_deref()
+                        .and_then(|d| d.file_name())
+                        .map_or("?".to_string(), |d| d.to_string_lossy().into_owned());
+                    let backing = sys
+                        .read_to_string(
+                            &Path::new(SCST_ROOT)
+                                .join("devices")
+                                .join(&device)
+                                .join("filename"),
+                        )
+                        .ok()
+                        .and_then(|f| f.lines().next().map(|l| l.trim().to_string()));
+                    if !t.luns.iter().any(|l| l.lun == n && l.device == device) {
+                        t.luns.push(Lun {
+                            lun: n,
+                            device,
+                            backing,
+                        });
+                    }
+                }
+            }
+            t.luns.sort_by_key(|l| l.lun);
+            t.sessions = dirs(sys, &tdir.join("sessions"))
+                .into_iter()
+                .map(|initiator| Session {
+                    initiator,
+                    state: None,
+                })
+                .collect();
+            out.push(t);
+        }
+    }
+    out
+}
+
+fn ha(sys: &mut dyn Sys) -> Option<Ha> {
+    let mut h = Ha::default();
+    for tool in HA_TOOLS {
+        let Some(prog) = tool.first() else { continue };
+        if !sys.exists(Path::new(prog)) {
+            continue;
+        }
+        let argv: Vec<String> = tool.iter().map(|s| s.to_string()).collect();
+        let (exit, output) = match sys.run_capture(&argv, HA_TIMEOUT) {
+            Ok((st, out)) => (st.to_string(), out),
+            Err(e) => (format!("not run: {e}"), String::new()),
+        };
+        for l in output
+            .lines()
+            .map(|l| l.trim().trim_start_matches(['*', ' ']))
+        {
+            if let Some(v) = l.strip_prefix("Quorate:") {
+                h.quorate = Some(v.trim().eq_ignore_ascii_case("yes"));
+            }
+            if let Some(v) = l.strip_prefix("Current DC:") {
+                h.dc = v.split_whitespace().next().map(str::to_string);
+            }
+        }
+        h.reports.push(HaReport {
+            command: argv.join(" "),
+            exit,
+            output,
+        });
+    }
+    (!h.reports.is_empty()).then_some(h)
+}
+
+/// The human-readable status.
+pub fn render(st: &Status) -> Vec<String> {
+    let or = |o: &Option<String>, d: &str| o.clone().unwrap_or_else(|| d.to_string());
+    let mut out = vec![
+        format!("host      {}", or(&st.hostname, "?")),
+        format!(
+            "image     {} version {} (kernel {})",
+            or(&st.image.id, "?"),
+            or(&st.image.version, "?"),
+            or(&st.image.kernel, "?")
+        ),
+        format!(
+            "boot      slot {}{}, up {}",
+            or(&st.boot.slot, "none (network or single image)"),
+            st.boot
+                .node
+                .as_ref()
+                .map(|n| format!(", node {n}"))
+                .unwrap_or_default(),
+            st.boot
+                .uptime_seconds
+                .map_or("?".to_string(), |u| format!("{u:.0} s"))
+        ),
+    ];
+    match &st.timeline {
+        Some(t) => {
+            let ready = t
+                .ready
+                .map_or("not yet".to_string(), |r| format!("at {r:.3} s"));
+            out.push(format!("state     {} ({ready})", t.state));
+            out.extend(t.render().into_iter().map(|l| format!("  {l}")));
+        }
+        None => out.push("state     unknown (no boot timeline)".into()),
+    }
+    if let Some(h) = &st.hardware {
+        out.push(format!(
+            "hardware  {} PCI devices, {} NICs, {} disks",
+            h.pci_devices,
+            h.nics.len(),
+            h.disks.len()
+        ));
+        for n in &h.nics {
+            out.push(format!("  nic  {n}"));
+        }
+        for d in &h.disks {
+            out.push(format!("  disk {d}"));
+        }
+        for p in &h.without_driver {
+            out.push(format!("  pci  {p} has no driver"));
+        }
+        for f in &h.firmware_failed {
+            out.push(format!("  fw   {f} FAILED"));
+        }
+    }
+    out.push(format!("targets   {}", st.targets.len()));
+    for t in &st.targets {
+        let tpg = t.tpg.map(|n| format!(" tpg {n}")).unwrap_or_default();
+        out.push(format!(
+            "  {} {} {}{tpg} {}{}",
+            t.stack,
+            t.fabric,
+            t.name,
+            if t.enabled { "enabled" } else { "DISABLED" },
+            if t.portals.is_empty() {
+                String::new()
+            } else {
+                format!(" portals {}", t.portals.join(" "))
+            }
+        ));
+        for l in &t.luns {
+            out.push(format!(
+                "    lun {} {} ({})",
+                l.lun,
+                l.device,
+                l.backing.as_deref().unwrap_or("backing unknown")
+            ));
+        }
+        if t.sessions.is_empty() {
+            out.push("    no sessions".into());
+        }
+        for s in &t.sessions {
+            out.push(format!(
+                "    session {}{}",
+                s.initiator,
+                s.state
+                    .as_ref()
+                    .map(|x| format!(" {x}"))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    out.push(format!("services  {}", st.services.len()));
+    for s in &st.services {
+        out.push(format!(
+            "  {} {}{} starts {} restarts {}{}",
+            s.name,
+            s.state,
+            s.pid.map(|p| format!(" pid {p}")).unwrap_or_default(),
+            s.starts,
+            s.restarts,
+            s.last_exit
+                .as_ref()
+                .map(|e| format!(", last exit: {e}"))
+                .unwrap_or_default()
+        ));
+    }
+    if let Some(h) = &st.ha {
+        out.push(format!(
+            "ha        quorate {}, DC {}",
+            h.quorate
+                .map_or("unknown", |q| if q { "yes" } else { "no" }),
+            or(&h.dc, "unknown")
+        ));
+        for r in &h.reports {
+            out.push(format!("  $ {} ({})", r.command, r.exit));
+            out.extend(r.output.lines().map(|l| format!("    {l}")));
+        }
+    }
+    if !st.errors.is_empty() {
+        out.push("errors".into());
+        out.extend(st.errors.iter().map(|e| format!("  {e}")));
+    }
+    if !st.problems.is_empty() {
+        out.push("not readable".into());
+        out.extend(st.problems.iter().map(|e| format!("  {e}")));
+    }
+    out
+}
+
+pub fn to_json(st: &Status) -> String {
+    serde_json::to_string_pretty(st).unwrap_or_else(|_| "{}".into()) + "\n"
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use crate::init::{Init, Logger};
+    use crate::sys::FakeSys;
+
+    fn write(dir: &Path, rel: &str, text: &str) {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    const NODE: &str = r#"hostname = "san1"
+[lio]
+backstores = [{ name = "disk0", kind = "fileio", path = "/run/disk0.img", size = "64MiB" }, { name = "mem", kind = "ramdisk", size = "1MiB" }]
+[[lio.iscsi]]
+iqn = "iqn.2026-11.org.example:san1"
+portals = ["0.0.0.0:3260"]
+luns = [{ lun = 0, backstore = "disk0" }, { lun = 1, backstore = "mem" }]
+acls = [{ initiator = "iqn.2026-11.org.example:host1" }]
+[[services]]
+name = "sleeper"
+argv = ["/bin/sleep", "1000"]
+"#;
+
+    /// A booted fake node: the init's own boot over FakeSys, then `status` over the
+    /// tree it left.
+    #[test]
+    fn status_after_a_fake_boot_shows_targets_luns_services_and_timeline() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write(d, "etc/sanforge/node.toml", NODE);
+        write(
+            d,
+            "etc/os-release",
+            "NAME=sanforge\nIMAGE_ID=storage-node\nIMAGE_VERSION=0123abcd\n",
+        );
+        write(d, "proc/cmdline", "console=ttyS0 sanforge.slot=b\n");
+        let mut sys = FakeSys::new(d);
+        sys.release = Some("6.1.0-sanforge".into());
+        let mut init = Init::new(&mut sys, Logger::capture());
+        init.boot();
+        assert_eq!(init.log.lines().last().unwrap(), "ready");
+        drop(init);
+        // An initiator logged in (what the kernel shows in the ACL's info).
+        write(
+            d,
+            "sys/kernel/config/target/iscsi/iqn.2026-11.org.example:san1/tpgt_1/acls/iqn.2026-11.org.example:host1/info",
+            "InitiatorName: iqn.2026-11.org.example:host1\nLIO Session ID: 1   ISID: 0x23d000000   TSIH: 1  SessionType: Normal\nSession State: TARG_SESS_STATE_LOGGED_IN\n",
+        );
+        let st = gather(&mut sys);
+        assert_eq!(st.image.id.as_deref(), Some("storage-node"));
+        assert_eq!(st.image.version.as_deref(), Some("0123abcd"));
+        assert_eq!(st.image.kernel.as_deref(), Some("6.1.0-sanforge"));
+        assert_eq!(st.boot.slot.as_deref(), Some("b"));
+        assert_eq!(st.targets.len(), 1, "{st:#?}");
+        let t = &st.targets[0];
+        assert_eq!(t.name, "iqn.2026-11.org.example:san1");
+        assert!(t.enabled);
+        assert_eq!(t.portals, ["0.0.0.0:3260"]);
+        let luns: Vec<(u32, &str, Option<&str>)> = t
+            .luns
+            .iter()
+            .map(|l| (l.lun, l.device.as_str(), l.backing.as_deref()))
+            .collect();
+        assert_eq!(
+            luns,
+            [
+                (0, "fileio_0/disk0", Some("/run/disk0.img")),
+                (1, "rd_mcp_1/mem", Some("ramdisk"))
+            ]
+        );
+        assert_eq!(t.sessions.len(), 1);
+        assert_eq!(
+            t.sessions[0].state.as_deref(),
+            Some("TARG_SESS_STATE_LOGGED_IN")
+        );
+        assert_eq!(st.services.len(), 1);
+        assert_eq!(st.services[0].name, "sleeper");
+        assert_eq!(st.services[0].state, "running");
+        assert_eq!(st.services[0].starts, 1);
+        let tl = st.timeline.as_ref().unwrap();
+        assert_eq!(tl.state, "ready");
+        let names: Vec<&str> = tl.steps.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names.first(), Some(&"kernel"));
+        assert!(names.contains(&"targets") && names.contains(&"enable ports"));
+        assert!(st.ha.is_none());
+        // The fake tree has no hardware in /sys: the report exists but is empty.
+        assert_eq!(st.hardware.as_ref().unwrap().pci_devices, 0);
+        let text = render(&st).join("\n");
+        assert!(
+            text.contains("lun 0 fileio_0/disk0 (/run/disk0.img)"),
+            "{text}"
+        );
+        assert!(text.contains("sleeper running pid"), "{text}");
+        let v: serde_json::Value = serde_json::from_str(&to_json(&st)).unwrap();
+        assert_eq!(v["targets"][0]["luns"][1]["backing"], "ramdisk");
+    }
+
+    #[test]
+    fn an_empty_tree_gives_a_status_naming_what_is_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sys = FakeSys::new(dir.path());
+        let st = gather(&mut sys);
+        assert!(st.targets.is_empty() && st.services.is_empty());
+        let p = st.problems.join("\n");
+        assert!(p.contains("/run/sanforge/timeline.json"), "{p}");
+        assert!(p.contains("/run/sanforge/hardware.json"), "{p}");
+        assert!(p.contains("/run/sanforge/services.json"), "{p}");
+        let text = render(&st).join("\n");
+        assert!(
+            text.contains("state     unknown (no boot timeline)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn garbage_in_the_state_files_is_named_not_fatal() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "run/sanforge/timeline.json",
+            "{\"version\": \"x\"",
+        );
+        write(dir.path(), "run/sanforge/hardware.json", "[1, 2");
+        write(dir.path(), "run/sanforge/services.json", "null");
+        let mut sys = FakeSys::new(dir.path());
+        let st = gather(&mut sys);
+        assert_eq!(st.problems.len(), 3, "{:?}", st.problems);
+        assert!(st.problems[0].starts_with("boot timeline: /run/sanforge/timeline.json: "));
+    }
+
+    #[test]
+    fn ha_tools_are_asked_when_present() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write(d, "usr/sbin/corosync-quorumtool", "");
+        write(d, "usr/sbin/crm_mon", "");
+        write(
+            d,
+            "fake-run/corosync-quorumtool",
+            "Quorum information\nQuorate:          Yes\n",
+        );
+        write(
+            d,
+            "fake-run/crm_mon",
+            "Cluster Summary:\n  * Current DC: alpha (version 2.1.5) - partition with quorum\n",
+        );
+        let mut sys = FakeSys::new(d);
+        let h = gather(&mut sys).ha.unwrap();
+        assert_eq!(h.quorate, Some(true));
+        assert_eq!(h.dc.as_deref(), Some("alpha"));
+        assert_eq!(h.reports.len(), 2);
+    }
+
+    #[test]
+    fn scst_targets_from_sysfs() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let t = "sys/kernel/scst_tgt/targets/iscsi/iqn.2026-11.org.example:t";
+        write(d, &format!("{t}/enabled"), "1\n");
+        write(
+            d,
+            "sys/kernel/scst_tgt/devices/disk0/filename",
+            "/dev/md0\n[key]\n",
+        );
+        std::fs::create_dir_all(d.join(format!("{t}/luns/0"))).unwrap();
+        std::os::unix::fs::symlink(
+            d.join("sys/kernel/scst_tgt/devices/disk0"),
+            d.join(format!("{t}/luns/0/device")),
+        )
+        .unwrap();
+        std::fs::create_dir_all(d.join(format!("{t}/sessions/iqn.2026-11.org.example:h"))).unwrap();
+        std::fs::create_dir_all(
+            d.join("sys/kernel/scst_tgt/targets/copy_manager/copy_manager_tgt"),
+        )
+        .unwrap();
+        let mut sys = FakeSys::new(d);
+        let st = gather(&mut sys);
+        assert_eq!(st.targets.len(), 1, "{:?}", st.targets);
+        let tg = &st.targets[0];
+        assert_eq!(
+            (tg.stack.as_str(), tg.fabric.as_str(), tg.enabled),
+            ("scst", "iscsi", true)
+        );
+        assert_eq!(tg.luns[0].device, "disk0");
+        assert_eq!(tg.luns[0].backing.as_deref(), Some("/dev/md0"));
+        assert_eq!(tg.sessions[0].initiator, "iqn.2026-11.org.example:h");
+    }
+}
