@@ -381,9 +381,9 @@ fn status(sys: &mut dyn Sys, args: &[String]) -> ExitCode {
     let st = init::status::gather(sys);
     let mut out = std::io::stdout().lock();
     let _ = if json {
-        out.write_all(init::status::to_json(&st).as_bytes())
+        out.write_all(sanforge::contract::status::to_json(&st).as_bytes())
     } else {
-        init::status::render(&st)
+        sanforge::contract::status::render(&st)
             .iter()
             .try_for_each(|l| writeln!(out, "{l}"))
     };

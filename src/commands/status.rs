@@ -3,8 +3,8 @@
 //! the operator's key (BatchMode: never a password prompt), and prints what it says the
 //! way the node prints it, or the JSON as it came.
 
+use crate::contract::status::{render, Status};
 use crate::contract::INIT;
-use crate::init::status::{render, Status};
 use crate::util::cmd::{Cmd, Log};
 use anyhow::{Context, Result};
 use std::path::PathBuf;

@@ -11,6 +11,9 @@
 //! * [`verity`] — the dm-verity hash tree and the command line that builds the root.
 //! * [`signature`] — `SHA256SUMS` and `SHA256SUMS.sig` of an output directory (written
 //!   by `sanforge sign`, checked by `sanforge verify-image` and `sanforge-init update`).
+//! * [`timeline`] — the boot timeline the init records ([`TIMELINE`]).
+//! * [`status`] — a node's status (`sanforge-init status --json`, read by `sanforge
+//!   status HOST`) and the services' state file ([`SERVICES_STATE`]).
 
 #![deny(
     clippy::unwrap_used,
@@ -27,6 +30,8 @@ pub mod formats;
 pub mod loader;
 pub mod partitions;
 pub mod signature;
+pub mod status;
+pub mod timeline;
 pub mod verity;
 
 // ---- The node config and what comes with it ----------------------------------
@@ -82,7 +87,7 @@ pub const MODPROBE_CONF: &str = "/etc/modprobe.d/sanforge.conf";
 /// `running`, `ok`, `warning` (a warn-policy step failed, `message` says why) or
 /// `fatal` (the node went degraded there); `ready` (null until then) is when the final
 /// state line was printed and `state` that line (`ready`, `state: degraded …`;
-/// `booting` until then). Written by `init::timeline`.
+/// `booting` until then). Written by `Init::run_step` (see [`timeline`]).
 pub const TIMELINE: &str = "/run/sanforge/timeline.json";
 /// The supervised services, JSON, rewritten at every start and exit: `{"services":
 /// [{"name": "syslogd", "pid": 123, "state": "running", "starts": 2, "restarts": 1,

@@ -10,7 +10,8 @@
 //! per connection, optional `Authorization: Bearer`), written here to keep an HTTP stack
 //! out of the init's binary.
 
-use super::status::{gather, Status};
+use super::status::gather;
+use crate::contract::status::Status;
 use crate::scsi::lio::CONFIGFS_TARGET;
 use crate::sys::Sys;
 use std::fmt::Write as _;

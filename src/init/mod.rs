@@ -35,7 +35,6 @@ pub mod secrets;
 pub mod ssh;
 pub mod status;
 pub mod supervisor;
-pub mod timeline;
 pub mod udev;
 
 use crate::config::node::{norm_mod, NodeConfig, ValidNode};
@@ -215,8 +214,8 @@ pub struct Init<'a> {
     pub scst: Option<scst::ScstBoot>,
     /// The module index and what coldplug did, for the hardware report.
     pub hw: hardware::HwState,
-    /// When each boot step ran ([`timeline`]).
-    pub timeline: timeline::Timeline,
+    /// When each boot step ran ([`crate::contract::timeline`]).
+    pub timeline: crate::contract::timeline::Timeline,
 }
 
 impl<'a> Init<'a> {
@@ -234,7 +233,7 @@ impl<'a> Init<'a> {
             ha: ha::HaState::default(),
             scst: None,
             hw: hardware::HwState::default(),
-            timeline: timeline::Timeline::new(started),
+            timeline: crate::contract::timeline::Timeline::new(started),
         }
     }
 
@@ -258,17 +257,21 @@ impl<'a> Init<'a> {
         let now = self.sys.boottime();
         self.timeline.begin(step.name, now);
         let (ok, outcome, message) = match ((step.run)(self), step.policy) {
-            (Ok(()), _) => (true, timeline::Outcome::Ok, None),
+            (Ok(()), _) => (true, crate::contract::timeline::Outcome::Ok, None),
             (Err(e), Policy::Warn) => {
                 let msg = format!("{e:#}");
                 self.warn(format!("{}: {msg}", step.name));
-                (true, timeline::Outcome::Warning, Some(msg))
+                (true, crate::contract::timeline::Outcome::Warning, Some(msg))
             }
             (Err(e), Policy::Fatal) => {
                 let reason = format!("{e:#}");
                 self.log.line(&format!("degraded: {reason}"));
                 self.degraded = Some(reason.clone());
-                (false, timeline::Outcome::Fatal, Some(reason))
+                (
+                    false,
+                    crate::contract::timeline::Outcome::Fatal,
+                    Some(reason),
+                )
             }
         };
         let now = self.sys.boottime();

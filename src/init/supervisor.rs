@@ -7,9 +7,9 @@
 
 use super::Logger;
 use crate::config::node::{Restart, Service};
+use crate::contract::status::{ServiceState, ServicesFile};
 use crate::contract::SERVICES_STATE;
 use crate::sys::{ExitStatus, Signal, Sys};
-use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -48,34 +48,6 @@ pub struct Supervised {
     pub starts: u32,
     /// How its last run ended.
     pub last_exit: Option<String>,
-}
-
-/// One service in [`SERVICES_STATE`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServiceState {
-    pub name: String,
-    pub pid: Option<i32>,
-    /// `running`, `waiting` (a start or restart is due) or `stopped`.
-    pub state: String,
-    pub starts: u32,
-    /// Starts after the first one.
-    pub restarts: u32,
-    pub last_exit: Option<String>,
-}
-
-/// The contents of [`SERVICES_STATE`].
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServicesFile {
-    pub services: Vec<ServiceState>,
-}
-
-impl ServicesFile {
-    pub fn read(sys: &mut dyn Sys) -> anyhow::Result<ServicesFile> {
-        let text = sys.read_to_string(Path::new(SERVICES_STATE))?;
-        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{SERVICES_STATE}: {e}"))
-    }
 }
 
 #[derive(Debug, Default)]
