@@ -128,6 +128,8 @@ pub const NEW_ROOT: &str = "sysroot";
 pub const CMDLINE_NODE: &str = "sanforge.node=";
 /// `sanforge.slot=a|b`: the disk slot the loader booted (written into loader entries).
 pub const CMDLINE_SLOT: &str = "sanforge.slot=";
+/// `sanforge.shell=1`: a root shell on the console (`init::shell`); never by default.
+pub const CMDLINE_SHELL: &str = "sanforge.shell=";
 /// `sanforge.root=verity`: the init mounts the dm-verity root the kernel created.
 pub const CMDLINE_VERITY_ROOT: &str = "sanforge.root=verity";
 /// Name of the device-mapper device the kernel creates for a verity root.

@@ -32,6 +32,7 @@ pub mod persist;
 pub mod root;
 pub mod scst;
 pub mod secrets;
+pub mod shell;
 pub mod ssh;
 pub mod status;
 pub mod supervisor;
@@ -184,6 +185,11 @@ pub const BOOT: &[Step] = &[
         name: "metrics",
         policy: Policy::Warn,
         run: start_metrics,
+    },
+    Step {
+        name: "debug shell",
+        policy: Policy::Warn,
+        run: shell::start,
     },
     Step {
         name: "cluster",

@@ -10,7 +10,7 @@ use crate::contract::status::{
     Boot, Ha, HaReport, Hardware, Image, Lun, ServicesFile, Session, Status, Target,
 };
 use crate::contract::timeline::Timeline;
-use crate::contract::HARDWARE_REPORT;
+use crate::contract::{CMDLINE_NODE, CMDLINE_SLOT, HARDWARE_REPORT};
 use crate::scsi::lio::CONFIGFS_TARGET;
 use crate::sys::{FileKind, Sys};
 use std::path::{Path, PathBuf};
@@ -74,8 +74,8 @@ pub fn gather(sys: &mut dyn Sys) -> Status {
         .read_to_string(Path::new("/proc/cmdline"))
         .unwrap_or_default();
     st.boot = Boot {
-        slot: cmdline_value(&cmdline, "sanforge.slot="),
-        node: cmdline_value(&cmdline, "sanforge.node="),
+        slot: cmdline_value(&cmdline, CMDLINE_SLOT),
+        node: cmdline_value(&cmdline, CMDLINE_NODE),
         uptime_seconds: Some((sys.boottime().as_secs_f64() * 1000.0).round() / 1000.0),
     };
     match Timeline::read(sys) {
