@@ -2,8 +2,8 @@
 //! line says `sanforge.shell=1` (a recipe asks for it with its `[kernel] cmdline`, an
 //! operator at the boot loader by adding the word); never by default. The boot report
 //! says so, as a warning, because anyone at the console is then root. The shell is a
-//! supervised service (restarted when it exits) in its own session, on the console
-//! the init inherited.
+//! supervised service (restarted when it exits) in its own session; busybox's
+//! `cttyhack` gives it the real console as controlling terminal (job control, Ctrl-C).
 
 use super::supervisor::{Supervised, BACKOFF_MIN};
 use super::Init;
@@ -40,7 +40,10 @@ pub fn start(init: &mut Init) -> Result<()> {
     init.supervisor.services.push(Supervised {
         svc: Service {
             name: SERVICE.into(),
-            argv: vec!["/bin/sh".into(), "-l".into()],
+            argv: ["/bin/busybox", "cttyhack", "/bin/sh", "-l"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             restart: Restart::Always,
             env: [("HOME".to_string(), "/root".to_string())].into(),
         },
@@ -91,8 +94,14 @@ mod tests {
                 "service debug-shell started (pid 101)"
             ]
         );
-        assert_eq!(init.supervisor.services[0].svc.argv, ["/bin/sh", "-l"]);
+        assert_eq!(
+            init.supervisor.services[0].svc.argv,
+            ["/bin/busybox", "cttyhack", "/bin/sh", "-l"]
+        );
         drop(init);
-        assert!(sys.ops.iter().any(|o| o.to_string() == "spawn /bin/sh -l"));
+        assert!(sys
+            .ops
+            .iter()
+            .any(|o| o.to_string() == "spawn /bin/busybox cttyhack /bin/sh -l"));
     }
 }
