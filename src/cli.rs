@@ -205,6 +205,9 @@ stop it with --stop."
         /// Also forward 127.0.0.1:HOST_PORT to the guest's GUEST_PORT (repeatable), e.g. 2222:22 for SSH
         #[arg(long = "forward", value_name = "HOST_PORT:GUEST_PORT", value_parser = commands::run::parse_forward)]
         forward: Vec<(u16, u16)>,
+        /// Lead the guest's TCP connections to 192.0.2.2:GUEST_PORT to 127.0.0.1:HOST_PORT (repeatable), e.g. 514:1514 for a syslog listener
+        #[arg(long = "guestfwd", value_name = "GUEST_PORT:HOST_PORT", value_parser = commands::run::parse_forward)]
+        guestfwd: Vec<(u16, u16)>,
         /// Stop the VM that `run --until-ready` started for this output directory
         #[arg(long)]
         stop: bool,
@@ -636,6 +639,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             boot,
             append,
             forward,
+            guestfwd,
             stop,
             quiet,
         } => {
@@ -654,6 +658,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 timeout: Duration::from_secs(timeout),
                 extra_cmdline: append,
                 forwards: forward,
+                guest_forwards: guestfwd,
                 echo: !quiet,
             };
             commands::run::run(&opts)?;

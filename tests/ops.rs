@@ -1,11 +1,12 @@
 //! Operating a node (issue 15): the boot timeline, `sanforge-init status`, SSH by key
-//! only, the Prometheus exporter.
+//! only, the Prometheus exporter, remote syslog.
 //!
 //! Cheap tests run the built `sanforge-init --root DIR …` against fake trees. One
 //! QEMU test (`one_boot_checks_timeline_status_ssh_and_metrics`) builds the default
 //! recipe with a test node config (a key generated for the test, `[metrics]`), boots it
 //! once under TCG and checks everything through `hostfwd` ports: the timeline on the
-//! console, `sanforge status` over SSH against the node config, a wrong key and a
+//! console, the kernel log and the init's lines at a syslog listener on 127.0.0.1
+//! (`guestfwd`), `sanforge status` over SSH against the node config, a wrong key and a
 //! password refused, `promtool check metrics` on a scrape and a LUN's write counter
 //! rising after the host writes through libiscsi.
 
@@ -298,6 +299,76 @@ fn ssh_at_boot_names_a_malformed_key_and_says_when_there_is_no_server() {
     );
 }
 
+#[test]
+fn the_kernel_log_reaches_a_syslog_listener_as_rfc5424_over_tcp() {
+    let t = tempfile::tempdir().unwrap();
+    let kmsg = t.path().join("kmsg");
+    std::fs::write(
+        &kmsg,
+        "6,1,1000000,-;Linux version 6.1.0-sanforge\n SUBSYSTEM=cpu\n4,2,2500000,-;sanforge-init: ready\n",
+    )
+    .unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let child = Command::new(env!("CARGO_BIN_EXE_sanforge-init"))
+        .args(["log-forward", &addr])
+        .arg(&kmsg)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (mut conn, _) = listener.accept().unwrap();
+    let mut got = String::new();
+    conn.read_to_string(&mut got).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", show(&o));
+    // Octet-counted frames: `LEN <PRI>1 TIMESTAMP HOST APP - - - MSG`.
+    let mut frames = Vec::new();
+    let mut rest = got.as_str();
+    while !rest.is_empty() {
+        let (len, tail) = rest.split_once(' ').unwrap();
+        let len: usize = len.parse().unwrap();
+        frames.push(&tail[..len]);
+        rest = &tail[len..];
+    }
+    assert_eq!(frames.len(), 2, "{got:?}");
+    assert!(
+        frames[0].starts_with("<6>1 ")
+            && frames[0].ends_with(" kernel - - - Linux version 6.1.0-sanforge"),
+        "{frames:?}"
+    );
+    assert!(
+        frames[1].starts_with("<12>1 ") && frames[1].ends_with(" sanforge-init - - - ready"),
+        "{frames:?}"
+    );
+    let ts = frames[0].split(' ').nth(1).unwrap();
+    assert!(
+        ts.len() == 27 && ts.ends_with('Z') && ts.contains('T'),
+        "{ts}"
+    );
+}
+
+#[test]
+fn an_unreachable_syslog_server_is_said_and_does_not_hang() {
+    let t = tempfile::tempdir().unwrap();
+    let kmsg = t.path().join("kmsg");
+    std::fs::write(&kmsg, "6,1,1000000,-;hello\n").unwrap();
+    let port = free_port(); // nothing listens there
+    let started = std::time::Instant::now();
+    let o = Command::new(env!("CARGO_BIN_EXE_sanforge-init"))
+        .args(["log-forward", &format!("127.0.0.1:{port}")])
+        .arg(&kmsg)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!("logs: 127.0.0.1:{port} unreachable"))
+            && err.contains("1 records wait"),
+        "{err}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}
+
 // ---- one QEMU boot -------------------------------------------------------------
 
 fn repo() -> PathBuf {
@@ -367,7 +438,7 @@ fn one_boot_checks_timeline_status_ssh_and_metrics() {
     let node = std::fs::read_to_string(r.join("recipes/nodes/storage-node.toml")).unwrap();
     std::fs::write(
         d.join("node.toml"),
-        format!("{node}\n[ssh]\nauthorized-keys = [\"ssh-ed25519 AAAA broken@key\", \"{public}\"]\n\n[metrics]\nlisten = \"0.0.0.0:9100\"\n"),
+        format!("{node}\n[ssh]\nauthorized-keys = [\"ssh-ed25519 AAAA broken@key\", \"{public}\"]\n\n[metrics]\nlisten = \"0.0.0.0:9100\"\n\n[logs]\nremote = \"192.0.2.2:514\"\n"),
     )
     .unwrap();
     let recipe = std::fs::read_to_string(r.join("recipes/storage-node.toml"))
@@ -395,6 +466,27 @@ fn one_boot_checks_timeline_status_ssh_and_metrics() {
     assert!(o.status.success(), "build failed: {}", show(&o));
 
     let (iscsi, ssh, metrics) = (free_port(), free_port(), free_port());
+    // The syslog server: the guest reaches it at 192.0.2.2:514 (QEMU guestfwd).
+    let syslog = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let syslog_port = syslog.local_addr().unwrap().port();
+    let received = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    {
+        let received = received.clone();
+        std::thread::spawn(move || {
+            if let Ok((mut c, _)) = syslog.accept() {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = c.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    received
+                        .lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            }
+        });
+    }
     let _vm = Vm(out.clone());
     let o = sanforge(d)
         .arg("run")
@@ -403,6 +495,7 @@ fn one_boot_checks_timeline_status_ssh_and_metrics() {
         .args(["--iscsi-port", &iscsi.to_string()])
         .args(["--forward", &format!("{ssh}:22")])
         .args(["--forward", &format!("{metrics}:9100")])
+        .args(["--guestfwd", &format!("514:{syslog_port}")])
         .output()
         .unwrap();
     let console = std::fs::read_to_string(d.join("out/ops.run/console.log")).unwrap_or_default();
@@ -427,6 +520,27 @@ fn one_boot_checks_timeline_status_ssh_and_metrics() {
     assert!(
         console.contains("ssh: authorized-keys[0] (broken@key) left out"),
         "{console}"
+    );
+
+    // The init's lines reach the syslog listener.
+    let mut waited = 0;
+    while !received
+        .lock()
+        .unwrap()
+        .contains(" sanforge-init - - - ready")
+        && waited < 60
+    {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        waited += 1;
+    }
+    let got = received.lock().unwrap().clone();
+    assert!(
+        got.contains(" sanforge-init - - - ready"),
+        "syslog got:\n{got}\nconsole:\n{console}"
+    );
+    assert!(
+        got.contains(" kernel - - - Linux version"),
+        "syslog got:\n{got}"
     );
 
     // Status over SSH with the configured key, checked against the node config.

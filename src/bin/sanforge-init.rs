@@ -43,6 +43,9 @@ usage: sanforge-init                       run as PID 1 (the image's /init)
        sanforge-init dhcp-event EVENT        apply a DHCP lease (udhcpc's script; `/init EVENT` works too)
        sanforge-init metrics-serve ADDR:PORT [TOKEN_FILE]
                                            the Prometheus exporter (GET /metrics), as the init starts it
+       sanforge-init log-forward ADDR:PORT [KMSG]
+                                           send the kernel log (default /dev/kmsg) to a syslog server, RFC 5424
+                                           over TCP, as the init starts it for [logs] remote
        sanforge-init status [--json]         what this node is and does: image, boot slot, boot timeline, hardware,
                                            targets with LUNs, backing devices and sessions, services, HA, errors
 
@@ -115,6 +118,16 @@ fn main() -> ExitCode {
             let mut sys = RealSys::new(SysRoot::new("/"));
             let token = token.first().map(Path::new);
             match init::metrics::serve(&mut sys, listen, token) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("sanforge-init: error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        [cmd, server, kmsg @ ..] if cmd == init::logs::SUBCOMMAND && kmsg.len() <= 1 => {
+            let kmsg = kmsg.first().map_or(Path::new("/dev/kmsg"), Path::new);
+            match init::logs::forward(server, kmsg) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("sanforge-init: error: {e:#}");

@@ -293,6 +293,7 @@ fn boot(out: &Path, opts: &MatrixOptions) -> Boot {
             until_ready: true,
             timeout: opts.timeout,
             forwards: Vec::new(),
+            guest_forwards: Vec::new(),
             extra_cmdline: Vec::new(),
             echo: false,
         };

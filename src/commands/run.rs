@@ -54,6 +54,9 @@ pub struct RunOptions {
     /// More TCP ports forwarded from 127.0.0.1 to the guest, `(host, guest)` (SSH,
     /// metrics).
     pub forwards: Vec<(u16, u16)>,
+    /// TCP ports of the host address the guest sees (192.0.2.2) led to 127.0.0.1,
+    /// `(guest side, host)` (a syslog listener of a test).
+    pub guest_forwards: Vec<(u16, u16)>,
     /// Print the console while waiting (off in tests that only want the result).
     pub echo: bool,
 }
@@ -133,6 +136,11 @@ fn qemu(opts: &RunOptions, accel: Accel) -> Result<Cmd> {
     );
     for (host, guest) in &opts.forwards {
         net.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"));
+    }
+    for (guest, host) in &opts.guest_forwards {
+        net.push_str(&format!(
+            ",guestfwd=tcp:192.0.2.2:{guest}-tcp:127.0.0.1:{host}"
+        ));
     }
     let mut c = Cmd::new("qemu-system-x86_64")
         .args([

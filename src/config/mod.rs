@@ -21,10 +21,10 @@
 pub mod lock;
 pub mod network;
 pub mod node;
+pub mod ops;
 pub mod recipe;
 pub mod secrets;
 pub mod spans;
-pub mod ssh;
 pub mod userland;
 pub mod values;
 

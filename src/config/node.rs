@@ -12,7 +12,7 @@ pub use super::network::{
     Bond, BondMode, Interface, IpNet, LacpRate, LinkId, Network, Route, Vlan, XmitHashPolicy,
     DEFAULT_MIIMON,
 };
-pub use super::ssh::{Metrics, Ssh};
+pub use super::ops::{Logs, Metrics, Ssh};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -46,6 +46,9 @@ pub struct NodeConfig {
     /// `[metrics]`: the Prometheus exporter; none means no exporter. See [`Metrics`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<Metrics>,
+    /// `[logs]`: remote syslog; see [`Logs`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs: Option<Logs>,
 }
 
 /// `[scst]`: the node's SCST configuration, an `scst.conf` applied at boot by the init.
@@ -544,6 +547,14 @@ impl NodeConfig {
                         format!("metrics token-file `{f}`: expected an absolute path in the image (a secret, e.g. /etc/sanforge/secrets/metrics.token)"),
                     );
                 }
+            }
+        }
+        if let Some(r) = self.logs.as_ref().and_then(|l| l.remote.as_ref()) {
+            if r.parse::<std::net::SocketAddr>().is_err() {
+                errs.at(
+                    at!["logs", "remote"],
+                    format!("logs remote `{r}`: expected ADDRESS:PORT of a syslog server (RFC 5424 over TCP), like 192.0.2.2:514"),
+                );
             }
         }
         errs.finish(ValidNode(self))

@@ -24,6 +24,7 @@
 
 pub mod ha;
 pub mod hardware;
+pub mod logs;
 pub mod metrics;
 pub mod modules;
 pub mod network;
@@ -175,6 +176,11 @@ pub const BOOT: &[Step] = &[
         name: "services",
         policy: Policy::Warn,
         run: start_services,
+    },
+    Step {
+        name: "logs",
+        policy: Policy::Warn,
+        run: start_log_forward,
     },
     Step {
         name: "ssh",
@@ -710,23 +716,34 @@ pub fn start_services(init: &mut Init) -> Result<()> {
     Ok(())
 }
 
-/// The Prometheus exporter of `[metrics]`: the init's own binary as a supervised
-/// child (`/init metrics-serve ADDR [TOKEN_FILE]`), so a port in use only restarts it.
-pub fn start_metrics(init: &mut Init) -> Result<()> {
+/// Remote syslog of `[logs] remote`: the init's own binary as a supervised child
+/// (`/init log-forward ADDR`) that sends the kernel log, the init's lines included.
+pub fn start_log_forward(init: &mut Init) -> Result<()> {
     let node = init.node()?;
-    let Some(m) = &node.metrics else {
+    let Some(remote) = node.logs.as_ref().and_then(|l| l.remote.clone()) else {
         return Ok(());
     };
-    let mut argv = vec![
-        crate::contract::INIT.to_string(),
-        metrics::SUBCOMMAND.to_string(),
-        m.listen.clone(),
-    ];
-    argv.extend(m.token_file.clone());
+    push_own_service(
+        init,
+        logs::SERVICE,
+        vec![
+            crate::contract::INIT.to_string(),
+            logs::SUBCOMMAND.to_string(),
+            remote.clone(),
+        ],
+    );
+    init.log.line(&format!(
+        "logs: kernel log and init lines to {remote} (RFC 5424 over TCP)"
+    ));
+    Ok(())
+}
+
+/// Starts the init's own binary as a supervised service (always restarted).
+fn push_own_service(init: &mut Init, name: &str, argv: Vec<String>) {
     let now = Instant::now();
     init.supervisor.services.push(supervisor::Supervised {
         svc: crate::config::node::Service {
-            name: metrics::SERVICE.into(),
+            name: name.into(),
             argv,
             restart: crate::config::node::Restart::Always,
             env: Default::default(),
@@ -740,6 +757,22 @@ pub fn start_metrics(init: &mut Init) -> Result<()> {
     });
     init.supervisor.start_due(init.sys, &mut init.log, now);
     init.supervisor.write_state(init.sys, &mut init.log);
+}
+
+/// The Prometheus exporter of `[metrics]`: the init's own binary as a supervised
+/// child (`/init metrics-serve ADDR [TOKEN_FILE]`), so a port in use only restarts it.
+pub fn start_metrics(init: &mut Init) -> Result<()> {
+    let node = init.node()?;
+    let Some(m) = &node.metrics else {
+        return Ok(());
+    };
+    let mut argv = vec![
+        crate::contract::INIT.to_string(),
+        metrics::SUBCOMMAND.to_string(),
+        m.listen.clone(),
+    ];
+    argv.extend(m.token_file.clone());
+    push_own_service(init, metrics::SERVICE, argv);
     init.log.line(&format!(
         "metrics: exporter on http://{}/metrics{}",
         m.listen,

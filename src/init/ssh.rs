@@ -11,7 +11,7 @@
 use super::supervisor::{Supervised, BACKOFF_MIN};
 use super::Init;
 use crate::config::node::{Restart, Service};
-use crate::config::ssh::parse_authorized_key;
+use crate::config::ops::parse_authorized_key;
 use crate::contract::{
     AUTHORIZED_KEYS, CONFIG_MOUNT, DROPBEAR, DROPBEARKEY, SSH_HOST_KEY, SSH_KEY_DIR,
     SSH_RUN_KEY_DIR,

@@ -102,6 +102,7 @@ fn scst_node_config(c: &Cluster, node: &Node) -> NodeConfig {
         scst: None,
         ssh: None,
         metrics: None,
+        logs: None,
     }
 }
 
@@ -151,6 +152,7 @@ fn lio_node_config(c: &Cluster, node: &Node) -> NodeConfig {
         scst: None,
         ssh: None,
         metrics: None,
+        logs: None,
     }
 }
 

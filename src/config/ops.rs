@@ -1,5 +1,6 @@
-//! `[ssh]` of the node config: who may log in to the node over SSH (public keys only)
-//! and where the server listens; and `[metrics]`, where the Prometheus exporter listens. The keys are checked one by one at boot
+//! The node config's sections for operating a node: `[ssh]` (who may log in over SSH,
+//! public keys only, and where the server listens), `[metrics]` (where the Prometheus
+//! exporter listens) and `[logs]` (the remote syslog server). The keys are checked one by one at boot
 //! ([`parse_authorized_key`]): a malformed one is named and left out, the others still
 //! work; no usable key means no SSH server.
 
@@ -48,6 +49,14 @@ impl Default for Metrics {
             token_file: None,
         }
     }
+}
+
+/// `[logs]`: where the kernel log and the init's lines go besides the console.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Logs {
+    /// `ADDRESS:PORT` of a syslog server taking RFC 5424 over TCP (octet counting).
+    pub remote: Option<String>,
 }
 
 /// The key types the image's server (dropbear) accepts.
