@@ -12,7 +12,7 @@ pub use super::network::{
     Bond, BondMode, Interface, IpNet, LacpRate, LinkId, Network, Route, Vlan, XmitHashPolicy,
     DEFAULT_MIIMON,
 };
-pub use super::ops::{Logs, Metrics, Ssh};
+pub use super::ops::{Logs, Metrics, Ssh, Time};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -49,6 +49,9 @@ pub struct NodeConfig {
     /// `[logs]`: remote syslog; see [`Logs`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logs: Option<Logs>,
+    /// `[time]`: NTP through chronyd; see [`Time`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<Time>,
 }
 
 /// `[scst]`: the node's SCST configuration, an `scst.conf` applied at boot by the init.
@@ -554,6 +557,18 @@ impl NodeConfig {
                 errs.at(
                     at!["logs", "remote"],
                     format!("logs remote `{r}`: expected ADDRESS:PORT of a syslog server (RFC 5424 over TCP), like 192.0.2.2:514"),
+                );
+            }
+        }
+        for (i, srv) in self.time.iter().flat_map(|t| t.servers.iter()).enumerate() {
+            if srv.is_empty()
+                || !srv
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.:_".contains(&b))
+            {
+                errs.at(
+                    at!["time", "servers", i],
+                    format!("time server `{srv}`: expected a host name or an IP address"),
                 );
             }
         }

@@ -1,6 +1,6 @@
 //! The node config's sections for operating a node: `[ssh]` (who may log in over SSH,
 //! public keys only, and where the server listens), `[metrics]` (where the Prometheus
-//! exporter listens) and `[logs]` (the remote syslog server). The keys are checked one by one at boot
+//! exporter listens) `[logs]` (the remote syslog server) and `[time]` (NTP servers). The keys are checked one by one at boot
 //! ([`parse_authorized_key`]): a malformed one is named and left out, the others still
 //! work; no usable key means no SSH server.
 
@@ -57,6 +57,14 @@ impl Default for Metrics {
 pub struct Logs {
     /// `ADDRESS:PORT` of a syslog server taking RFC 5424 over TCP (octet counting).
     pub remote: Option<String>,
+}
+
+/// `[time]`: NTP servers for chronyd (Debian package `chrony` in the recipe).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Time {
+    /// Host names or addresses of NTP servers; none: no NTP client.
+    pub servers: Vec<String>,
 }
 
 /// The key types the image's server (dropbear) accepts.

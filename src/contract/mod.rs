@@ -94,6 +94,13 @@ pub const TIMELINE: &str = "/run/sanforge/timeline.json";
 /// "last_exit": "exit status 1"}]}` (`state`: `running`, `waiting` (a restart is
 /// due), `stopped`; `pid` null unless running; `last_exit` null until one exited).
 pub const SERVICES_STATE: &str = "/run/sanforge/services.json";
+/// chronyd's configuration, generated from `[time] servers` at boot.
+pub const CHRONY_CONF: &str = "/run/sanforge/chrony.conf";
+/// chronyd and chronyc (Debian package `chrony`), needed when `[time] servers` is set.
+pub const CHRONYD: &str = "/usr/sbin/chronyd";
+pub const CHRONYC: &str = "/usr/bin/chronyc";
+/// Where chronyd keeps its command socket and drift file.
+pub const CHRONY_RUN_DIR: &str = "/run/chrony";
 /// Root's public keys for SSH logins, written at boot from `[ssh] authorized-keys`.
 pub const AUTHORIZED_KEYS: &str = "/root/.ssh/authorized_keys";
 /// The SSH server and its key generator (Debian package `dropbear-bin`).

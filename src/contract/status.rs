@@ -49,10 +49,25 @@ pub struct Status {
     pub services: Vec<ServiceState>,
     /// Present when the image has an HA stack.
     pub ha: Option<Ha>,
+    /// Present when the image has chrony (`chronyc tracking`).
+    #[serde(default)]
+    pub time: Option<TimeSync>,
     /// The boot steps that failed, with their messages.
     pub errors: Vec<String>,
     /// What `status` itself could not read.
     pub problems: Vec<String>,
+}
+
+/// The clock as chronyd sees it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TimeSync {
+    /// Seconds the system clock is ahead of NTP time (negative: behind).
+    pub offset_seconds: Option<f64>,
+    pub stratum: Option<u32>,
+    /// The server chronyd follows.
+    pub reference: Option<String>,
+    /// chronyc's answer, or why there is none.
+    pub output: String,
 }
 
 /// The image, from its `/etc/os-release` (written by the builder).
@@ -255,6 +270,16 @@ pub fn render(st: &Status) -> Vec<String> {
             out.push(format!("  $ {} ({})", r.command, r.exit));
             out.extend(r.output.lines().map(|l| format!("    {l}")));
         }
+    }
+    if let Some(t) = &st.time {
+        out.push(match t.offset_seconds {
+            Some(o) => format!(
+                "time      offset {o:+.6} s, stratum {}, reference {}",
+                t.stratum.map_or("?".to_string(), |s| s.to_string()),
+                or(&t.reference, "?")
+            ),
+            None => format!("time      not synchronised ({})", t.output.trim()),
+        });
     }
     if !st.errors.is_empty() {
         out.push("errors".into());

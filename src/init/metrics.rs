@@ -331,6 +331,14 @@ pub fn render(sys: &mut dyn Sys) -> String {
             o.sample("sanforge_ha_quorate", &[], if q { 1.0 } else { 0.0 });
         }
     }
+    if let Some(offset) = st.time.as_ref().and_then(|t| t.offset_seconds) {
+        o.family(
+            "sanforge_time_offset_seconds",
+            "gauge",
+            "How far the system clock is ahead of NTP time (chronyc tracking)",
+        );
+        o.sample("sanforge_time_offset_seconds", &[], offset);
+    }
     let mem = meminfo(
         &sys.read_to_string(Path::new("/proc/meminfo"))
             .unwrap_or_default(),

@@ -37,6 +37,7 @@ pub mod shell;
 pub mod ssh;
 pub mod status;
 pub mod supervisor;
+pub mod time;
 pub mod udev;
 
 use crate::config::node::{norm_mod, NodeConfig, ValidNode};
@@ -181,6 +182,11 @@ pub const BOOT: &[Step] = &[
         name: "logs",
         policy: Policy::Warn,
         run: start_log_forward,
+    },
+    Step {
+        name: "time",
+        policy: Policy::Warn,
+        run: time::start,
     },
     Step {
         name: "ssh",

@@ -7,10 +7,10 @@
 //! fails as a whole: what cannot be read is named in `problems` and the rest is shown.
 
 use crate::contract::status::{
-    Boot, Ha, HaReport, Hardware, Image, Lun, ServicesFile, Session, Status, Target,
+    Boot, Ha, HaReport, Hardware, Image, Lun, ServicesFile, Session, Status, Target, TimeSync,
 };
 use crate::contract::timeline::Timeline;
-use crate::contract::{CMDLINE_NODE, CMDLINE_SLOT, HARDWARE_REPORT};
+use crate::contract::{CHRONYC, CHRONY_RUN_DIR, CMDLINE_NODE, CMDLINE_SLOT, HARDWARE_REPORT};
 use crate::scsi::lio::CONFIGFS_TARGET;
 use crate::sys::{FileKind, Sys};
 use std::path::{Path, PathBuf};
@@ -109,7 +109,70 @@ pub fn gather(sys: &mut dyn Sys) -> Status {
         Err(e) => st.problems.push(format!("services: {e:#}")),
     }
     st.ha = ha(sys);
+    st.time = time(sys);
     st
+}
+
+/// `chronyc -n tracking` over chronyd's socket, when the image has chrony.
+fn time(sys: &mut dyn Sys) -> Option<TimeSync> {
+    if !sys.exists(Path::new(CHRONYC)) {
+        return None;
+    }
+    let sock = format!("{CHRONY_RUN_DIR}/chronyd.sock");
+    let argv: Vec<String> = [CHRONYC, "-n", "-h", &sock, "tracking"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    Some(match sys.run_capture(&argv, HA_TIMEOUT) {
+        Ok((st, out)) if st.success() => parse_tracking(&out),
+        Ok((st, out)) => TimeSync {
+            output: format!("chronyc: {st}: {}", out.trim()),
+            ..TimeSync::default()
+        },
+        Err(e) => TimeSync {
+            output: format!("chronyc: {e}"),
+            ..TimeSync::default()
+        },
+    })
+}
+
+/// `System time : 0.000012 seconds fast of NTP time`, `Stratum : 3`,
+/// `Reference ID : C0000202 (192.0.2.2)`.
+pub fn parse_tracking(out: &str) -> TimeSync {
+    let mut t = TimeSync {
+        output: out.to_string(),
+        ..TimeSync::default()
+    };
+    for l in out.lines() {
+        let Some((k, v)) = l.split_once(':') else {
+            continue;
+        };
+        let v = v.trim();
+        match k.trim() {
+            "System time" => {
+                let mut w = v.split_whitespace();
+                let n = w.next().and_then(|n| n.parse::<f64>().ok());
+                let sign = match w.nth(1) {
+                    Some("fast") => Some(1.0),
+                    Some("slow") => Some(-1.0),
+                    _ => None,
+                };
+                t.offset_seconds = n.zip(sign).map(|(n, s)| n * s);
+            }
+            "Stratum" => t.stratum = v.parse().ok(),
+            "Reference ID" => {
+                t.reference = v
+                    .split_once('(')
+                    .map(|(_, r)| r.trim_end_matches(')').to_string())
+            }
+            _ => {}
+        }
+    }
+    // Stratum 0 / reference 0.0.0.0: not synchronised yet.
+    if t.stratum == Some(0) {
+        t.offset_seconds = None;
+    }
+    t
 }
 
 fn hardware_summary(v: &serde_json::Value) -> Hardware {
@@ -546,6 +609,25 @@ argv = ["/bin/sleep", "1000"]
         assert_eq!(h.quorate, Some(true));
         assert_eq!(h.dc.as_deref(), Some("alpha"));
         assert_eq!(h.reports.len(), 2);
+    }
+
+    #[test]
+    fn chrony_tracking_gives_the_offset() {
+        let t = parse_tracking("Reference ID    : C0000202 (192.0.2.2)\nStratum         : 3\nSystem time     : 0.000012500 seconds slow of NTP time\n");
+        assert_eq!(t.offset_seconds, Some(-0.0000125));
+        assert_eq!(t.stratum, Some(3));
+        assert_eq!(t.reference.as_deref(), Some("192.0.2.2"));
+        let unsynced = parse_tracking("Reference ID    : 00000000 ()\nStratum         : 0\nSystem time     : 0.000000000 seconds fast of NTP time\n");
+        assert_eq!(unsynced.offset_seconds, None);
+        let text = render(&Status {
+            time: Some(t),
+            ..Status::default()
+        })
+        .join("\n");
+        assert!(
+            text.contains("time      offset -0.000013 s, stratum 3, reference 192.0.2.2"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -103,6 +103,7 @@ fn scst_node_config(c: &Cluster, node: &Node) -> NodeConfig {
         ssh: None,
         metrics: None,
         logs: None,
+        time: None,
     }
 }
 
@@ -153,6 +154,7 @@ fn lio_node_config(c: &Cluster, node: &Node) -> NodeConfig {
         ssh: None,
         metrics: None,
         logs: None,
+        time: None,
     }
 }
 
