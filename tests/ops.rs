@@ -369,6 +369,31 @@ fn an_unreachable_syslog_server_is_said_and_does_not_hang() {
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
 }
 
+#[test]
+fn status_of_an_unreachable_node_names_it_and_never_prompts() {
+    let t = tempfile::tempdir().unwrap();
+    let port = free_port(); // nothing listens there
+    let o = Command::new(env!("CARGO_BIN_EXE_sanforge"))
+        .args([
+            "status",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--known-hosts",
+        ])
+        .arg(t.path().join("known_hosts"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("sanforge");
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("cannot get the status of 127.0.0.1 over ssh")
+            && err.contains("Connection refused"),
+        "{err}"
+    );
+}
+
 // ---- one QEMU boot -------------------------------------------------------------
 
 fn repo() -> PathBuf {
