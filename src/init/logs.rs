@@ -124,56 +124,84 @@ fn uptime() -> Duration {
         .unwrap_or_default()
 }
 
+/// Reads `kmsg` into records (one line each; continuation lines dropped) and hands
+/// them over; ends at the end of a plain file, or on a read error (said).
+fn read_records(mut src: std::fs::File, path: &Path, tx: std::sync::mpsc::Sender<String>) {
+    let mut buf = vec![0u8; 8192];
+    let mut partial = String::new();
+    loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => n,
+            // A record overwritten while we read: go on with the next.
+            Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                eprintln!("sanforge-init: logs: reading {}: {e}", path.display());
+                return;
+            }
+        };
+        partial.push_str(&String::from_utf8_lossy(buf.get(..n).unwrap_or_default()));
+        while let Some(i) = partial.find('\n') {
+            let rec: String = partial.drain(..=i).collect();
+            // Continuation lines (` KEY=value`) carry device metadata: not forwarded.
+            if !rec.starts_with(' ') && tx.send(rec).is_err() {
+                return;
+            }
+        }
+    }
+}
+
 /// Forwards `kmsg` (a character device: one record per read, blocking; a plain file
-/// in tests: lines, until its end) to `server`, forever for the device.
+/// in tests: lines, until its end) to `server`, forever for the device. A reader
+/// thread feeds the records; this loop sends them and retries the server on a timer,
+/// so a quiet node still reconnects.
 pub fn forward(server: &str, kmsg: &Path) -> anyhow::Result<()> {
     let addr = server
         .to_socket_addrs()
         .map_err(|e| anyhow::anyhow!("logs: remote `{server}`: {e}"))?
         .next()
         .ok_or_else(|| anyhow::anyhow!("logs: remote `{server}` has no address"))?;
-    let mut src = std::fs::File::open(kmsg)
+    let src = std::fs::File::open(kmsg)
         .map_err(|e| anyhow::anyhow!("logs: cannot read {}: {e}", kmsg.display()))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let path = kmsg.to_path_buf();
+    std::thread::spawn(move || read_records(src, &path, tx));
     let host = hostname();
     let mut queue = Queue::default();
     let mut conn: Option<TcpStream> = None;
     let mut retry = RETRY_MIN;
     let mut next_try = Instant::now();
     let mut reported = 0u64;
-    let mut buf = vec![0u8; 8192];
-    let mut partial = String::new();
+    let mut ended = false;
     loop {
-        let n = match src.read(&mut buf) {
-            Ok(n) => n,
-            // A record overwritten while we read: go on with the next.
-            Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => anyhow::bail!("logs: reading {}: {e}", kmsg.display()),
-        };
-        let eof = n == 0;
-        partial.push_str(&String::from_utf8_lossy(buf.get(..n).unwrap_or_default()));
-        let (now, up) = (SystemTime::now(), uptime());
-        while let Some(i) = partial.find('\n') {
-            let rec: String = partial.drain(..=i).collect();
-            // Continuation lines (` KEY=value`) carry device metadata: not forwarded.
-            if rec.starts_with(' ') {
-                continue;
+        match rx.recv_timeout(RETRY_MIN) {
+            Ok(rec) => {
+                let (now, up) = (SystemTime::now(), uptime());
+                if let Some(m) = rfc5424(&rec, &host, now, up) {
+                    queue.push(m);
+                }
+                // Take what else is there before sending.
+                while let Ok(rec) = rx.try_recv() {
+                    if let Some(m) = rfc5424(&rec, &host, now, up) {
+                        queue.push(m);
+                    }
+                }
             }
-            if let Some(m) = rfc5424(&rec, &host, now, up) {
-                queue.push(m);
-            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => ended = true,
         }
         if queue.dropped > reported {
             let m = format!(
                 "<12>1 {} {} sanforge-init - - - log-forward: {} records dropped while {server} was unreachable",
-                rfc3339(now),
+                rfc3339(SystemTime::now()),
                 if host.is_empty() { "-" } else { &host },
                 queue.dropped - reported
             );
             reported = queue.dropped;
             queue.push(m);
         }
-        if conn.is_none() && Instant::now() >= next_try {
+        if conn.is_none() && !queue.is_empty() && Instant::now() >= next_try {
             match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
                 Ok(c) => {
                     eprintln!("sanforge-init: logs: sending to {server} (RFC 5424 over TCP)");
@@ -198,14 +226,8 @@ pub fn forward(server: &str, kmsg: &Path) -> anyhow::Result<()> {
                 next_try = Instant::now() + retry;
             }
         }
-        if eof {
-            // Only a plain file ends; give the server a last chance, then stop.
-            if conn.is_none() && !queue.is_empty() {
-                std::thread::sleep(RETRY_MIN);
-                if let Ok(mut c) = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
-                    queue.flush(&mut c)?;
-                }
-            }
+        // Only a plain file ends: stop once it is sent, or after one more try.
+        if ended && (queue.is_empty() || conn.is_none()) {
             return Ok(());
         }
     }
