@@ -143,8 +143,24 @@ pub struct Ha {
     pub quorate: Option<bool>,
     /// `crm_mon -1`: `Current DC: NAME`.
     pub dc: Option<String>,
+    /// Each DRBD device of `/proc/drbd` (DRBD 8.4, the kernel's module).
+    #[serde(default)]
+    pub drbd: Vec<DrbdDevice>,
     /// Each tool's output, as it printed it.
     pub reports: Vec<HaReport>,
+}
+
+/// One line pair of `/proc/drbd`: `0: cs:Connected ro:Primary/Secondary
+/// ds:UpToDate/UpToDate C r-----` and its counters (`oos:` KiB out of sync).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrbdDevice {
+    pub minor: u32,
+    pub connection: String,
+    pub role: String,
+    pub peer_role: String,
+    pub disk: String,
+    pub peer_disk: String,
+    pub out_of_sync_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -266,6 +282,20 @@ pub fn render(st: &Status) -> Vec<String> {
                 .map_or("unknown", |q| if q { "yes" } else { "no" }),
             or(&h.dc, "unknown")
         ));
+        for d in &h.drbd {
+            out.push(format!(
+                "  drbd{} {} {}/{} disk {}/{}{}",
+                d.minor,
+                d.connection,
+                d.role,
+                d.peer_role,
+                d.disk,
+                d.peer_disk,
+                d.out_of_sync_bytes
+                    .map(|b| format!(", {b} bytes out of sync"))
+                    .unwrap_or_default()
+            ));
+        }
         for r in &h.reports {
             out.push(format!("  $ {} ({})", r.command, r.exit));
             out.extend(r.output.lines().map(|l| format!("    {l}")));

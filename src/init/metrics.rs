@@ -322,6 +322,62 @@ pub fn render(sys: &mut dyn Sys) -> String {
         o.gauge_family(name, "counter", help, &rows);
     }
     if let Some(h) = &st.ha {
+        let minors: Vec<String> = h.drbd.iter().map(|d| d.minor.to_string()).collect();
+        let role: Vec<(Vec<(&str, &str)>, f64)> = h
+            .drbd
+            .iter()
+            .zip(&minors)
+            .map(|(d, m)| {
+                (
+                    vec![
+                        ("minor", m.as_str()),
+                        ("role", d.role.as_str()),
+                        ("peer_role", d.peer_role.as_str()),
+                    ],
+                    1.0,
+                )
+            })
+            .collect();
+        o.gauge_family(
+            "sanforge_drbd_role_info",
+            "gauge",
+            "DRBD role of this node and of its peer (/proc/drbd ro:)",
+            &role,
+        );
+        let state: Vec<(Vec<(&str, &str)>, f64)> = h
+            .drbd
+            .iter()
+            .zip(&minors)
+            .map(|(d, m)| {
+                (
+                    vec![
+                        ("minor", m.as_str()),
+                        ("connection", d.connection.as_str()),
+                        ("disk", d.disk.as_str()),
+                        ("peer_disk", d.peer_disk.as_str()),
+                    ],
+                    1.0,
+                )
+            })
+            .collect();
+        o.gauge_family(
+            "sanforge_drbd_state_info",
+            "gauge",
+            "DRBD connection and disk states (/proc/drbd cs:, ds:)",
+            &state,
+        );
+        let oos: Vec<(Vec<(&str, &str)>, f64)> = h
+            .drbd
+            .iter()
+            .zip(&minors)
+            .filter_map(|(d, m)| Some((vec![("minor", m.as_str())], d.out_of_sync_bytes? as f64)))
+            .collect();
+        o.gauge_family(
+            "sanforge_drbd_out_of_sync_bytes",
+            "gauge",
+            "Data DRBD still has to resynchronise",
+            &oos,
+        );
         if let Some(q) = h.quorate {
             o.family(
                 "sanforge_ha_quorate",

@@ -7,7 +7,8 @@
 //! fails as a whole: what cannot be read is named in `problems` and the rest is shown.
 
 use crate::contract::status::{
-    Boot, Ha, HaReport, Hardware, Image, Lun, ServicesFile, Session, Status, Target, TimeSync,
+    Boot, DrbdDevice, Ha, HaReport, Hardware, Image, Lun, ServicesFile, Session, Status, Target,
+    TimeSync,
 };
 use crate::contract::timeline::Timeline;
 use crate::contract::{CHRONYC, CHRONY_RUN_DIR, CMDLINE_NODE, CMDLINE_SLOT, HARDWARE_REPORT};
@@ -450,7 +451,49 @@ fn ha(sys: &mut dyn Sys) -> Option<Ha> {
             output,
         });
     }
-    (!h.reports.is_empty()).then_some(h)
+    h.drbd = sys
+        .read_to_string(Path::new("/proc/drbd"))
+        .map(|t| parse_proc_drbd(&t))
+        .unwrap_or_default();
+    (!h.reports.is_empty() || !h.drbd.is_empty()).then_some(h)
+}
+
+/// The devices of `/proc/drbd` (DRBD 8.4).
+pub fn parse_proc_drbd(text: &str) -> Vec<DrbdDevice> {
+    let mut out: Vec<DrbdDevice> = Vec::new();
+    for l in text.lines() {
+        let t = l.trim();
+        let (head, rest) = t.split_once(':').unwrap_or(("", ""));
+        if let Ok(minor) = head.parse::<u32>() {
+            let mut d = DrbdDevice {
+                minor,
+                ..DrbdDevice::default()
+            };
+            for w in rest.split_whitespace() {
+                let pair = |v: &str| {
+                    let (a, b) = v.split_once('/').unwrap_or((v, ""));
+                    (a.to_string(), b.to_string())
+                };
+                if let Some(v) = w.strip_prefix("cs:") {
+                    d.connection = v.to_string();
+                } else if let Some(v) = w.strip_prefix("ro:") {
+                    (d.role, d.peer_role) = pair(v);
+                } else if let Some(v) = w.strip_prefix("ds:") {
+                    (d.disk, d.peer_disk) = pair(v);
+                }
+            }
+            out.push(d);
+        } else if let Some(d) = out.last_mut() {
+            if let Some(kib) = t
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("oos:"))
+                .and_then(|v| v.parse::<u64>().ok())
+            {
+                d.out_of_sync_bytes = Some(kib * 1024);
+            }
+        }
+    }
+    out
 }
 
 /// The human-readable status.
@@ -609,6 +652,34 @@ argv = ["/bin/sleep", "1000"]
         assert_eq!(h.quorate, Some(true));
         assert_eq!(h.dc.as_deref(), Some("alpha"));
         assert_eq!(h.reports.len(), 2);
+    }
+
+    #[test]
+    fn proc_drbd_gives_roles_disks_and_out_of_sync_bytes() {
+        let text = "version: 8.4.11 (api:1/proto:86-101)\nsrcversion: 0123\n 0: cs:SyncSource ro:Primary/Secondary ds:UpToDate/Inconsistent C r-----\n    ns:1024 nr:0 dw:0 dr:0 al:0 bm:0 lo:0 pe:0 ua:0 ap:0 ep:1 wo:f oos:2048\n\t[=>..................] sync'ed: 10.0% (2048/2048)K\n 1: cs:StandAlone ro:Secondary/Unknown ds:Outdated/DUnknown   r-----\n";
+        let d = parse_proc_drbd(text);
+        assert_eq!(d.len(), 2, "{d:?}");
+        assert_eq!(
+            (
+                d[0].connection.as_str(),
+                d[0].role.as_str(),
+                d[0].peer_role.as_str(),
+                d[0].disk.as_str(),
+                d[0].peer_disk.as_str()
+            ),
+            (
+                "SyncSource",
+                "Primary",
+                "Secondary",
+                "UpToDate",
+                "Inconsistent"
+            )
+        );
+        assert_eq!(d[0].out_of_sync_bytes, Some(2048 * 1024));
+        assert_eq!(
+            (d[1].minor, d[1].peer_disk.as_str(), d[1].out_of_sync_bytes),
+            (1, "DUnknown", None)
+        );
     }
 
     #[test]
