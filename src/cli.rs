@@ -205,7 +205,7 @@ stop it with --stop."
         /// Also forward 127.0.0.1:HOST_PORT to the guest's GUEST_PORT (repeatable), e.g. 2222:22 for SSH
         #[arg(long = "forward", value_name = "HOST_PORT:GUEST_PORT", value_parser = commands::run::parse_forward)]
         forward: Vec<(u16, u16)>,
-        /// Lead the guest's TCP connections to 192.0.2.2:GUEST_PORT to 127.0.0.1:HOST_PORT (repeatable), e.g. 514:1514 for a syslog listener
+        /// Lead the guest's TCP connections to 192.0.2.100:GUEST_PORT to 127.0.0.1:HOST_PORT, which must listen when QEMU starts (repeatable), e.g. 514:1514 for a syslog listener
         #[arg(long = "guestfwd", value_name = "GUEST_PORT:HOST_PORT", value_parser = commands::run::parse_forward)]
         guestfwd: Vec<(u16, u16)>,
         /// Stop the VM that `run --until-ready` started for this output directory

@@ -120,7 +120,7 @@ fn main() -> ExitCode {
             match init::metrics::serve(&mut sys, listen, token) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("sanforge-init: error: {e:#}");
+                    init::child_line(&format!("error: {e:#}"));
                     ExitCode::FAILURE
                 }
             }
@@ -130,7 +130,7 @@ fn main() -> ExitCode {
             match init::logs::forward(server, kmsg) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("sanforge-init: error: {e:#}");
+                    init::child_line(&format!("error: {e:#}"));
                     ExitCode::FAILURE
                 }
             }

@@ -41,6 +41,10 @@ pub enum BootMode {
 pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 
+/// The address in the guest's network whose TCP ports `--guestfwd` leads to the host
+/// (not QEMU's own 192.0.2.2, which user networking keeps for itself).
+pub const GUESTFWD_ADDR: &str = "192.0.2.100";
+
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     pub boot: BootMode,
@@ -54,8 +58,8 @@ pub struct RunOptions {
     /// More TCP ports forwarded from 127.0.0.1 to the guest, `(host, guest)` (SSH,
     /// metrics).
     pub forwards: Vec<(u16, u16)>,
-    /// TCP ports of the host address the guest sees (192.0.2.2) led to 127.0.0.1,
-    /// `(guest side, host)` (a syslog listener of a test).
+    /// TCP ports of [`GUESTFWD_ADDR`] led to 127.0.0.1, `(guest side, host)` (a
+    /// syslog listener of a test). QEMU connects to each host port once, at start.
     pub guest_forwards: Vec<(u16, u16)>,
     /// Print the console while waiting (off in tests that only want the result).
     pub echo: bool,
@@ -139,7 +143,7 @@ fn qemu(opts: &RunOptions, accel: Accel) -> Result<Cmd> {
     }
     for (guest, host) in &opts.guest_forwards {
         net.push_str(&format!(
-            ",guestfwd=tcp:192.0.2.2:{guest}-tcp:127.0.0.1:{host}"
+            ",guestfwd=tcp:{GUESTFWD_ADDR}:{guest}-tcp:127.0.0.1:{host}"
         ));
     }
     let mut c = Cmd::new("qemu-system-x86_64")

@@ -137,7 +137,7 @@ fn read_records(mut src: std::fs::File, path: &Path, tx: std::sync::mpsc::Sender
             Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
-                eprintln!("sanforge-init: logs: reading {}: {e}", path.display());
+                super::child_line(&format!("logs: reading {}: {e}", path.display()));
                 return;
             }
         };
@@ -204,16 +204,16 @@ pub fn forward(server: &str, kmsg: &Path) -> anyhow::Result<()> {
         if conn.is_none() && !queue.is_empty() && Instant::now() >= next_try {
             match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
                 Ok(c) => {
-                    eprintln!("sanforge-init: logs: sending to {server} (RFC 5424 over TCP)");
+                    super::child_line(&format!("logs: sending to {server} (RFC 5424 over TCP)"));
                     conn = Some(c);
                     retry = RETRY_MIN;
                 }
                 Err(e) => {
-                    eprintln!(
-                        "sanforge-init: logs: {server} unreachable ({e}); {} records wait, retry in {} s",
+                    super::child_line(&format!(
+                        "logs: {server} unreachable ({e}); {} records wait, retry in {} s",
                         queue.len(),
                         retry.as_secs()
-                    );
+                    ));
                     next_try = Instant::now() + retry;
                     retry = (retry * 2).min(RETRY_MAX);
                 }
@@ -221,7 +221,7 @@ pub fn forward(server: &str, kmsg: &Path) -> anyhow::Result<()> {
         }
         if let Some(c) = conn.as_mut() {
             if let Err(e) = queue.flush(c) {
-                eprintln!("sanforge-init: logs: {server}: {e}; reconnecting");
+                super::child_line(&format!("logs: {server}: {e}; reconnecting"));
                 conn = None;
                 next_try = Instant::now() + retry;
             }

@@ -576,14 +576,14 @@ pub fn serve(sys: &mut dyn Sys, listen: &str, token_file: Option<&Path>) -> anyh
     };
     let l = TcpListener::bind(listen)
         .map_err(|e| anyhow::anyhow!("metrics: cannot listen on {listen}: {e}"))?;
-    eprintln!(
-        "sanforge-init: metrics on http://{listen}/metrics{}",
+    super::child_line(&format!(
+        "metrics on http://{listen}/metrics{}",
         if token.is_some() {
             " (bearer token)"
         } else {
             ""
         }
-    );
+    ));
     for conn in l.incoming().flatten() {
         handle(conn, sys, token.as_deref());
     }

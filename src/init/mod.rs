@@ -96,6 +96,14 @@ impl Logger {
     }
 }
 
+/// One line on the console from a child the init started (the exporter, the log
+/// forwarder): `sanforge-init: MSG` in a single write(2), so that it does not
+/// interleave with the init's own lines mid-line.
+pub fn child_line(msg: &str) {
+    let text = format!("sanforge-init: {msg}\n");
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
 /// What a step's failure means for the boot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Policy {
@@ -487,6 +495,14 @@ pub fn mount_filesystems(init: &mut Init) -> Result<()> {
         }
         if target == "/dev" {
             init.log.open_kmsg(init.sys);
+        }
+        if target == "/proc" {
+            // The kernel keeps only 10 lines per 5 s that userspace writes to /dev/kmsg
+            // unless told otherwise: the init's lines belong in the kernel log (and
+            // reach remote syslog from there) in full. Best effort.
+            let _ = init
+                .sys
+                .write_file(Path::new("/proc/sys/kernel/printk_devkmsg"), "on");
         }
         init.log.line(&format!("mounted {fstype} on {target}"));
     }
