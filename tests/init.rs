@@ -54,6 +54,9 @@ fn demo_tree() -> tempfile::TempDir {
         "kernel/drivers/block/loop.ko\n",
     );
     std::fs::create_dir_all(t.path().join("sys/class/net/eth0")).unwrap();
+    // The directory of the fileio backstore (the init leaves out a backstore whose
+    // directory is absent).
+    std::fs::create_dir_all(t.path().join("run")).unwrap();
     t
 }
 

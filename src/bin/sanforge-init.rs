@@ -49,7 +49,8 @@ usage: sanforge-init                       run as PID 1 (the image's /init)
        sanforge-init status [--json]         what this node is and does: image, boot slot, boot timeline, hardware,
                                            targets with LUNs, backing devices and sessions, services, HA, errors
 
-steps: mounts, load-modules, hardware (coldplug, udev, report), network, network-plan [NODE_TOML] (the netlink
+steps: mounts, load-modules, hardware (coldplug, udev, report), storage [NODE_TOML] (md, LVM, target state,
+       report), network, network-plan [NODE_TOML] (the netlink
        calls of the network step, every link of the config assumed present), dhcp-event EVENT,
        apply-targets [NODE_TOML], apply-scst [FILE] [--prune],
        boot, shutdown, status [--json], metrics (a scrape's text), config-set FILE, factory-reset, secrets-set FILE, update DIR (DIR inside the tree),
@@ -266,6 +267,15 @@ fn run_step(dir: PathBuf, step: &str, rest: &[String], show: bool) -> ExitCode {
             init::hardware::print_report,
         ],
         ("network", []) => vec![init::load_config, network::configure_network],
+        ("storage", [] | [_]) => {
+            init.config_file = rest.first().map(PathBuf::from);
+            vec![
+                init::load_config,
+                init::storage::assemble,
+                init::storage::target_state,
+                init::hardware::print_report,
+            ]
+        }
         ("apply-targets", [] | [_]) => {
             init.config_file = rest.first().map(PathBuf::from);
             vec![init::load_config, init::apply_targets, init::enable_ports]
@@ -289,7 +299,10 @@ fn run_step(dir: PathBuf, step: &str, rest: &[String], show: bool) -> ExitCode {
             if let Err(e) = f(&mut init) {
                 eprintln!("error: {e:#}");
                 code = ExitCode::FAILURE;
-                break;
+                // The storage steps are warnings at boot: the report still follows.
+                if step != "storage" || init.node.is_none() {
+                    break;
+                }
             }
         }
     }

@@ -5,6 +5,13 @@
 //! Reads `vmlinuz`, `initramfs.cpio.zst` and `manifest.json` (for the kernel command
 //! line) from the output directory; keeps its state (console log, pid file, monitor
 //! socket) in `<OUT>.run/`.
+//!
+//! Server hardware ([`Hardware`]): the machine type, NICs of the models servers carry
+//! (each on the user network or on a point-to-point socket link to another VM; NICs
+//! on one network share a QEMU hub, which is how two NICs become one bond's slaves)
+//! and disks behind the controllers servers carry (virtio, AHCI, NVMe, MegaRAID SAS,
+//! LSI SAS), with serial numbers that make their `/dev/disk/by-id` names predictable.
+//! [`monitor`] sends one command to a running VM's monitor (`set_link nic0 off`).
 
 use crate::contract::DISK_IMG;
 use crate::util::cmd::{Cmd, Log};
@@ -41,9 +48,275 @@ pub enum BootMode {
 pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 
-/// The address in the guest's network whose TCP ports `--guestfwd` leads to the host
-/// (not QEMU's own 192.0.2.2, which user networking keeps for itself).
-pub const GUESTFWD_ADDR: &str = "192.0.2.100";
+/// QEMU's machine type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Machine {
+    /// i440FX + PIIX (QEMU's default): PCI only.
+    Pc,
+    /// Q35 + ICH9: PCI Express, as on current servers (the default of --boot uefi).
+    Q35,
+}
+
+impl Machine {
+    fn name(self) -> &'static str {
+        match self {
+            Machine::Pc => "pc",
+            Machine::Q35 => "q35",
+        }
+    }
+}
+
+/// A NIC model `--nic` takes, and the QEMU device that emulates it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NicModel {
+    /// virtio-net (the default; built into the kernel).
+    Virtio,
+    /// Intel 82574L (e1000e), the common server GbE NIC.
+    E1000e,
+    /// VMware's paravirtual NIC (vmxnet3).
+    Vmxnet3,
+}
+
+impl NicModel {
+    const ALL: [(&'static str, NicModel); 3] = [
+        ("virtio", NicModel::Virtio),
+        ("e1000e", NicModel::E1000e),
+        ("vmxnet3", NicModel::Vmxnet3),
+    ];
+
+    fn device(self) -> &'static str {
+        match self {
+            NicModel::Virtio => "virtio-net-pci",
+            NicModel::E1000e => "e1000e",
+            NicModel::Vmxnet3 => "vmxnet3",
+        }
+    }
+}
+
+/// The network a NIC is plugged into. NICs that name the same network share a QEMU
+/// hub (an unmanaged switch: every frame reaches every NIC on it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NicNet {
+    /// QEMU's user network, restricted to the guest, where the host's forwards arrive
+    /// (`--iscsi-port`, `--forward`).
+    User,
+    /// A link to another VM: this VM listens on 127.0.0.1:PORT (QEMU `-netdev socket`).
+    Listen(u16),
+    /// A link to another VM that listens on 127.0.0.1:PORT (start that one first).
+    Connect(u16),
+}
+
+impl std::fmt::Display for NicNet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NicNet::User => write!(f, "user"),
+            NicNet::Listen(p) => write!(f, "listen:{p}"),
+            NicNet::Connect(p) => write!(f, "connect:{p}"),
+        }
+    }
+}
+
+/// One `--nic MODEL[,net=NET][,mac=MAC]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NicSpec {
+    pub model: NicModel,
+    pub net: NicNet,
+    /// Default: [`default_mac`] of the NIC's position.
+    pub mac: Option<String>,
+}
+
+/// The MAC of the `i`-th NIC (from 0) when `--nic` gives none: 52:54:00:00:02:0f,
+/// then :10, :11, … (the first is the one the single default NIC always had).
+pub fn default_mac(i: usize) -> String {
+    format!("52:54:00:00:02:{:02x}", 0x0f + i)
+}
+
+fn parse_port(what: &str, v: &str) -> Result<u16, String> {
+    match v.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(p),
+        _ => Err(format!("{what} `{v}`: expected a TCP port from 1 to 65535")),
+    }
+}
+
+fn valid_mac(m: &str) -> bool {
+    let parts: Vec<&str> = m.split(':').collect();
+    parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
+        // unicast: the group bit of the first octet is clear
+        && u8::from_str_radix(parts[0], 16).is_ok_and(|b| b & 1 == 0)
+}
+
+impl std::str::FromStr for NicSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<NicSpec, String> {
+        let mut parts = s.split(',');
+        let model_name = parts.next().unwrap_or_default();
+        let models = || {
+            NicModel::ALL
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let model = NicModel::ALL
+            .iter()
+            .find(|(n, _)| *n == model_name)
+            .map(|(_, m)| *m)
+            .ok_or_else(|| format!("NIC model `{model_name}`: expected one of {}", models()))?;
+        let mut spec = NicSpec {
+            model,
+            net: NicNet::User,
+            mac: None,
+        };
+        for opt in parts {
+            match opt.split_once('=') {
+                Some(("net", "user")) => spec.net = NicNet::User,
+                Some(("net", v)) => {
+                    spec.net = match v.split_once(':') {
+                        Some(("listen", p)) => NicNet::Listen(parse_port("net=listen", p)?),
+                        Some(("connect", p)) => NicNet::Connect(parse_port("net=connect", p)?),
+                        _ => {
+                            return Err(format!(
+                                "net=`{v}`: expected user, listen:PORT or connect:PORT"
+                            ))
+                        }
+                    }
+                }
+                Some(("mac", v)) => {
+                    if !valid_mac(v) {
+                        return Err(format!(
+                            "mac=`{v}`: expected a unicast MAC address like 52:54:00:12:34:56"
+                        ));
+                    }
+                    spec.mac = Some(v.to_ascii_lowercase());
+                }
+                _ => {
+                    return Err(format!(
+                        "`{opt}`: expected net=user|listen:PORT|connect:PORT or mac=MAC after the model"
+                    ))
+                }
+            }
+        }
+        Ok(spec)
+    }
+}
+
+/// The controller a disk hangs off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskBus {
+    /// virtio-blk, one PCI device per disk (`/dev/vdX`).
+    Virtio,
+    /// One ICH9 AHCI controller, six SATA ports (`/dev/sdX`, `ata-…` names).
+    Ahci,
+    /// One NVMe controller per disk (`/dev/nvmeXn1`).
+    Nvme,
+    /// One LSI MegaRAID SAS 2108 (megaraid_sas) for all such disks.
+    MegasasGen2,
+    /// One LSI SAS 1068 (mptsas) for all such disks.
+    Mptsas1068,
+}
+
+impl DiskBus {
+    const ALL: [(&'static str, DiskBus); 5] = [
+        ("virtio", DiskBus::Virtio),
+        ("ahci", DiskBus::Ahci),
+        ("nvme", DiskBus::Nvme),
+        ("megasas-gen2", DiskBus::MegasasGen2),
+        ("mptsas1068", DiskBus::Mptsas1068),
+    ];
+}
+
+/// One `--disk FILE[,CONTROLLER]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskSpec {
+    pub bus: DiskBus,
+    pub file: PathBuf,
+}
+
+/// The serial number of the `i`-th disk (from 0): `sanforge-dI`. The guest's udev
+/// makes its by-id names from it, e.g. `scsi-0QEMU_QEMU_HARDDISK_sanforge-d0`,
+/// `nvme-QEMU_NVMe_Ctrl_sanforge-d2`, `ata-QEMU_HARDDISK_sanforge-d1`, `virtio-sanforge-d3`.
+pub fn disk_serial(i: usize) -> String {
+    format!("sanforge-d{i}")
+}
+
+impl DiskBus {
+    /// The accepted controller names, for messages.
+    fn names() -> String {
+        DiskBus::ALL
+            .iter()
+            .map(|(n, _)| *n)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+impl std::str::FromStr for DiskSpec {
+    type Err = String;
+
+    /// `FILE` (virtio) or `FILE,CONTROLLER`: the controller is what follows the last
+    /// comma, so a file whose name has a comma is written with its controller
+    /// (`a,b.img,virtio`).
+    fn from_str(s: &str) -> Result<DiskSpec, String> {
+        let (file, bus) = match s.rsplit_once(',') {
+            None => (s, DiskBus::Virtio),
+            Some((f, c)) => match DiskBus::ALL.iter().find(|(n, _)| *n == c) {
+                Some((_, bus)) => (f, *bus),
+                None => {
+                    return Err(format!(
+                        "controller `{c}` (after the last comma): expected one of {} \
+                         (a file name with a comma: add its controller, e.g. `{s},virtio`)",
+                        DiskBus::names()
+                    ))
+                }
+            },
+        };
+        if file.is_empty() {
+            return Err(format!(
+                "`{s}`: expected FILE[,CONTROLLER], a disk image file before the controller"
+            ));
+        }
+        Ok(DiskSpec {
+            bus,
+            file: PathBuf::from(file),
+        })
+    }
+}
+
+/// One `--forward HOST:GUEST`: TCP 127.0.0.1:HOST to the guest's port GUEST.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Forward {
+    pub host: u16,
+    pub guest: u16,
+}
+
+impl std::str::FromStr for Forward {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Forward, String> {
+        let (h, g) = s
+            .split_once(':')
+            .ok_or_else(|| format!("`{s}`: expected HOST_PORT:GUEST_PORT, e.g. 2222:22"))?;
+        Ok(Forward {
+            host: parse_port("host port", h)?,
+            guest: parse_port("guest port", g)?,
+        })
+    }
+}
+
+/// The emulated hardware beyond the defaults (machine, NICs, disks, forwards).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hardware {
+    /// Default: `pc`, or `q35` for `--boot uefi`.
+    pub machine: Option<Machine>,
+    /// Default: one virtio NIC on the user network.
+    pub nics: Vec<NicSpec>,
+    pub disks: Vec<DiskSpec>,
+    pub forwards: Vec<Forward>,
+}
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -55,14 +328,10 @@ pub struct RunOptions {
     pub until_ready: bool,
     pub timeout: Duration,
     pub extra_cmdline: Vec<String>,
-    /// More TCP ports forwarded from 127.0.0.1 to the guest, `(host, guest)` (SSH,
-    /// metrics).
-    pub forwards: Vec<(u16, u16)>,
-    /// TCP ports of [`GUESTFWD_ADDR`] led to 127.0.0.1, `(guest side, host)` (a
-    /// syslog listener of a test). QEMU connects to each host port once, at start.
-    pub guest_forwards: Vec<(u16, u16)>,
     /// Print the console while waiting (off in tests that only want the result).
     pub echo: bool,
+    /// Machine type, NICs, disks and more forwards.
+    pub hw: Hardware,
 }
 
 /// `<OUT>.run/`: console log, pid file and monitor socket of a running VM.
@@ -132,20 +401,214 @@ fn check_out(opts: &RunOptions) -> Result<()> {
     Ok(())
 }
 
-fn qemu(opts: &RunOptions, accel: Accel) -> Result<Cmd> {
-    check_out(opts)?;
+/// QEMU's option syntax: a comma inside a value is written twice.
+fn qemu_escape(p: &Path) -> Result<String> {
+    let s = p
+        .to_str()
+        .with_context(|| format!("{} is not UTF-8: QEMU cannot be given it", p.display()))?;
+    Ok(s.replace(',', ",,"))
+}
+
+/// The NICs of `--nic` (one virtio NIC on the user network when none), each as
+/// device `nicI` (the name `--monitor 'set_link nicI off'` takes). `user` is the user
+/// network's `-netdev` value, attached only when a NIC is on it. NICs on one network
+/// share a hub: a hub port per NIC and one for the backend.
+pub fn nic_args(hw: &Hardware, user: &str) -> Result<Vec<String>> {
+    let default = [NicSpec {
+        model: NicModel::Virtio,
+        net: NicNet::User,
+        mac: None,
+    }];
+    let nics: &[NicSpec] = if hw.nics.is_empty() {
+        &default
+    } else {
+        &hw.nics
+    };
+    let macs: Vec<String> = nics
+        .iter()
+        .enumerate()
+        .map(|(i, n)| n.mac.clone().unwrap_or_else(|| default_mac(i)))
+        .collect();
+    for (i, m) in macs.iter().enumerate() {
+        if let Some(j) = macs[..i].iter().position(|o| o == m) {
+            bail!("--nic: nic{j} and nic{i} both have MAC {m}: give one of them another with mac=");
+        }
+    }
+    // Networks in the order the NICs first name them.
+    let mut nets: Vec<NicNet> = Vec::new();
+    for n in nics {
+        if !nets.contains(&n.net) {
+            nets.push(n.net);
+        }
+    }
+    let mut a = Vec::new();
+    let mut push = |k: &str, v: String| {
+        a.push(k.to_string());
+        a.push(v);
+    };
+    if !hw.forwards.is_empty() && !nets.contains(&NicNet::User) {
+        bail!("--forward needs a NIC on the user network (a --nic without net= or with net=user)");
+    }
+    for (k, net) in nets.iter().enumerate() {
+        let backend = match net {
+            NicNet::User => "n0".to_string(),
+            _ => format!("l{k}"),
+        };
+        push(
+            "-netdev",
+            match net {
+                NicNet::User => user.to_string(),
+                NicNet::Listen(p) => format!("socket,id={backend},listen=127.0.0.1:{p}"),
+                NicNet::Connect(p) => format!("socket,id={backend},connect=127.0.0.1:{p}"),
+            },
+        );
+        let members: Vec<usize> = (0..nics.len()).filter(|&i| nics[i].net == *net).collect();
+        let shared = members.len() > 1;
+        if shared {
+            push(
+                "-netdev",
+                format!("hubport,id=hub{k}up,hubid={k},netdev={backend}"),
+            );
+        }
+        for i in members {
+            let netdev = if shared {
+                push("-netdev", format!("hubport,id=hub{k}p{i},hubid={k}"));
+                format!("hub{k}p{i}")
+            } else {
+                backend.clone()
+            };
+            push(
+                "-device",
+                format!(
+                    "{},netdev={netdev},id=nic{i},mac={}",
+                    nics[i].model.device(),
+                    macs[i]
+                ),
+            );
+        }
+    }
+    Ok(a)
+}
+
+/// Whether a disk image is qcow2 (by its magic), else raw.
+fn disk_format(file: &Path) -> Result<&'static str> {
+    let mut f = std::fs::File::open(file)
+        .with_context(|| format!("--disk: cannot open {}", file.display()))?;
+    if !f
+        .metadata()
+        .with_context(|| format!("--disk: cannot stat {}", file.display()))?
+        .is_file()
+    {
+        bail!(
+            "--disk: {} is not a regular file (an image file: `truncate -s 1G disk.img` makes one)",
+            file.display()
+        );
+    }
+    let mut magic = [0u8; 4];
+    let n = f.read(&mut magic).unwrap_or(0);
+    Ok(if n == 4 && magic == *b"QFI\xfb" {
+        "qcow2"
+    } else {
+        "raw"
+    })
+}
+
+/// The disks of `--disk`, drive `diskI` with serial [`disk_serial`]`(I)`; one
+/// controller per kind for AHCI (`sata0`), MegaRAID (`megasas0`) and LSI SAS
+/// (`mptsas0`), one device per disk for virtio-blk and NVMe. Files must be absolute
+/// paths (QEMU may run from /).
+pub fn disk_args(hw: &Hardware) -> Result<Vec<String>> {
+    let mut a: Vec<String> = Vec::new();
+    let mut controllers: Vec<DiskBus> = Vec::new();
+    let mut sata_ports = 0;
+    let mut files: Vec<&Path> = Vec::new();
+    for (i, d) in hw.disks.iter().enumerate() {
+        if files.contains(&d.file.as_path()) {
+            bail!(
+                "--disk: {} is given twice (QEMU would open it twice)",
+                d.file.display()
+            );
+        }
+        files.push(&d.file);
+        let format = disk_format(&d.file)?;
+        if !controllers.contains(&d.bus) {
+            controllers.push(d.bus);
+            let ctl = match d.bus {
+                DiskBus::Ahci => Some("ich9-ahci,id=sata0"),
+                DiskBus::MegasasGen2 => Some("megasas-gen2,id=megasas0"),
+                DiskBus::Mptsas1068 => Some("mptsas1068,id=mptsas0"),
+                DiskBus::Virtio | DiskBus::Nvme => None,
+            };
+            if let Some(c) = ctl {
+                a.extend(["-device".to_string(), c.to_string()]);
+            }
+        }
+        a.push("-drive".into());
+        a.push(format!(
+            "file={},if=none,id=disk{i},format={format}",
+            qemu_escape(&d.file)?
+        ));
+        let serial = disk_serial(i);
+        let dev = match d.bus {
+            DiskBus::Virtio => format!("virtio-blk-pci,drive=disk{i},serial={serial}"),
+            DiskBus::Nvme => format!("nvme,drive=disk{i},serial={serial}"),
+            DiskBus::MegasasGen2 => format!("scsi-hd,drive=disk{i},bus=megasas0.0,serial={serial}"),
+            DiskBus::Mptsas1068 => format!("scsi-hd,drive=disk{i},bus=mptsas0.0,serial={serial}"),
+            DiskBus::Ahci => {
+                if sata_ports == 6 {
+                    bail!(
+                        "--disk: an AHCI controller has 6 ports; {} is the 7th ahci disk",
+                        d.file.display()
+                    );
+                }
+                sata_ports += 1;
+                format!(
+                    "ide-hd,drive=disk{i},bus=sata0.{},serial={serial}",
+                    sata_ports - 1
+                )
+            }
+        };
+        a.extend(["-device".to_string(), dev]);
+    }
+    Ok(a)
+}
+
+/// The `-netdev` of QEMU's user network: restricted, 192.0.2.0/24, the iSCSI port
+/// and `--forward`s on 127.0.0.1.
+fn user_netdev(opts: &RunOptions) -> Result<String> {
     let mut net = format!(
         "user,id=n0,restrict=on,net=192.0.2.0/24,host=192.0.2.2,hostfwd=tcp:127.0.0.1:{}-:3260",
         opts.iscsi_port
     );
-    for (host, guest) in &opts.forwards {
-        net.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"));
+    for f in &opts.hw.forwards {
+        if f.host == opts.iscsi_port
+            || opts.hw.forwards.iter().filter(|o| o.host == f.host).count() > 1
+        {
+            bail!(
+                "--forward: host port {} is forwarded twice (--iscsi-port is {})",
+                f.host,
+                opts.iscsi_port
+            );
+        }
+        net.push_str(&format!(",hostfwd=tcp:127.0.0.1:{}-:{}", f.host, f.guest));
     }
-    for (guest, host) in &opts.guest_forwards {
-        net.push_str(&format!(
-            ",guestfwd=tcp:{GUESTFWD_ADDR}:{guest}-tcp:127.0.0.1:{host}"
-        ));
-    }
+    Ok(net)
+}
+
+/// The hardware options are consistent and the disk files usable: checked before
+/// anything is written or started.
+fn check_hardware(opts: &RunOptions) -> Result<()> {
+    nic_args(&opts.hw, &user_netdev(opts)?)?;
+    disk_args(&opts.hw)?;
+    Ok(())
+}
+
+/// The QEMU command of a boot: the one place its command line is built (`run`, the
+/// background boot of `--until-ready`, `matrix` and the tests through `sanforge run`
+/// all come here). The console and monitor options are the caller's.
+pub fn qemu_command(opts: &RunOptions, accel: Accel) -> Result<Cmd> {
+    check_out(opts)?;
+    let mut net = user_netdev(opts)?;
     let mut c = Cmd::new("qemu-system-x86_64")
         .args([
             "-nodefaults",
@@ -180,6 +643,9 @@ fn qemu(opts: &RunOptions, accel: Accel) -> Result<Cmd> {
                         opts.out.display()
                     )
                 })?;
+            if !opts.hw.nics.is_empty() && opts.hw.nics.iter().all(|n| n.net != NicNet::User) {
+                bail!("--boot pxe needs a NIC on the user network (it serves the TFTP files)");
+            }
             net.push_str(&format!(",tftp={dir},bootfile=boot.ipxe"));
             c = c.args(["-boot", "n"]);
         }
@@ -201,7 +667,7 @@ fn qemu(opts: &RunOptions, accel: Accel) -> Result<Cmd> {
             let vars = state.join("OVMF_VARS.fd");
             ufs::copy(Path::new(OVMF_VARS), &vars)?;
             c = c
-                .args(["-machine", "q35"])
+                .args(["-machine", opts.hw.machine.unwrap_or(Machine::Q35).name()])
                 .arg("-drive")
                 .arg(format!(
                     "if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"
@@ -218,13 +684,14 @@ fn qemu(opts: &RunOptions, accel: Accel) -> Result<Cmd> {
                 ));
         }
     }
+    if opts.boot != BootMode::Uefi {
+        if let Some(m) = opts.hw.machine {
+            c = c.args(["-machine", m.name()]);
+        }
+    }
     c = c
-        .args([
-            "-netdev",
-            &net,
-            "-device",
-            "virtio-net-pci,netdev=n0,mac=52:54:00:00:02:0f",
-        ])
+        .args(nic_args(&opts.hw, &net)?)
+        .args(disk_args(&opts.hw)?)
         .args(["-device", "virtio-rng-pci"]);
     c = match accel {
         Accel::Kvm => c.args(["-accel", "kvm"]),
@@ -248,8 +715,13 @@ pub fn run(opts: &RunOptions) -> Result<()> {
     let mut opts = opts.clone();
     opts.out = std::path::absolute(&opts.out)
         .with_context(|| format!("cannot resolve {}", opts.out.display()))?;
+    for d in &mut opts.hw.disks {
+        d.file = std::path::absolute(&d.file)
+            .with_context(|| format!("cannot resolve {}", d.file.display()))?;
+    }
     let opts = &opts;
     check_out(opts)?;
+    check_hardware(opts)?;
     if !opts.until_ready {
         let accel = if opts.accel == Accel::Auto && kvm_usable() {
             Accel::Kvm
@@ -258,7 +730,7 @@ pub fn run(opts: &RunOptions) -> Result<()> {
         } else {
             opts.accel
         };
-        return qemu(opts, accel)?
+        return qemu_command(opts, accel)?
             .args(["-serial", "mon:stdio"])
             .run_interactive();
     }
@@ -284,7 +756,7 @@ fn boot_background(opts: &RunOptions, accel: Accel) -> Result<()> {
     let pidfile = state.join("qemu.pid");
     ufs::write(&console, "")?;
     let started = Instant::now();
-    qemu(opts, accel)?
+    qemu_command(opts, accel)?
         .arg("-serial")
         .arg(format!("file:{}", console.display()))
         .arg("-monitor")
@@ -406,16 +878,434 @@ pub fn stop(out: &Path) -> Result<bool> {
     Ok(true)
 }
 
-/// `HOST:GUEST` of `--forward`.
-pub fn parse_forward(s: &str) -> std::result::Result<(u16, u16), String> {
-    let (h, g) = s
-        .split_once(':')
-        .ok_or_else(|| format!("`{s}`: expected HOST_PORT:GUEST_PORT like 2222:22"))?;
-    let port = |p: &str| {
-        p.parse::<u16>()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| format!("`{s}`: `{p}` is not a port (1 to 65535)"))
+/// Sends one command to the monitor of the VM `run --until-ready` started for `out`
+/// (QEMU's human monitor, e.g. `set_link nic0 off`, `info network`) and returns its
+/// answer. A command QEMU does not know, or one it answers with `Error: …`, is an
+/// error carrying the answer.
+pub fn monitor(out: &Path, command: &str) -> Result<String> {
+    use std::os::unix::net::UnixStream;
+    if command.contains('\n') || command.trim().is_empty() {
+        bail!("--monitor takes one command on one line, e.g. 'set_link nic0 off'");
+    }
+    let sock = state_dir(out).join("monitor.sock");
+    if !alive(&state_dir(out).join("qemu.pid")) {
+        bail!(
+            "no VM is running for {} (start one with `sanforge run {} --until-ready`)",
+            out.display(),
+            out.display()
+        );
+    }
+    let mut s = UnixStream::connect(&sock)
+        .with_context(|| format!("cannot connect to the monitor {}", sock.display()))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .with_context(|| format!("cannot set a timeout on {}", sock.display()))?;
+    const PROMPT: &str = "(qemu) ";
+    let read_prompt = |s: &mut UnixStream| -> Result<String> {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while !buf.ends_with(PROMPT.as_bytes()) {
+            let n = s
+                .read(&mut chunk)
+                .with_context(|| format!("no answer from the monitor {}", sock.display()))?;
+            if n == 0 {
+                bail!("the monitor {} closed the connection", sock.display());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        Ok(String::from_utf8_lossy(&buf).into_owned())
     };
-    Ok((port(h)?, port(g)?))
+    read_prompt(&mut s)?; // the banner
+    s.write_all(format!("{command}\n").as_bytes())
+        .with_context(|| format!("cannot write to the monitor {}", sock.display()))?;
+    let answer = monitor_answer(&read_prompt(&mut s)?);
+    if answer.starts_with("unknown command") || answer.starts_with("Error:") {
+        bail!("QEMU's monitor refused `{command}`: {}", answer.trim_end());
+    }
+    Ok(answer)
+}
+
+/// The monitor's answer without its echo of the typed line (which ends at the first
+/// CRLF), the closing prompt and the carriage returns.
+fn monitor_answer(raw: &str) -> String {
+    let body = raw.strip_suffix("(qemu) ").unwrap_or(raw);
+    let body = body.split_once("\r\n").map(|(_, rest)| rest).unwrap_or("");
+    body.replace("\r\n", "\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nic(s: &str) -> NicSpec {
+        s.parse().unwrap()
+    }
+
+    fn hw(nics: &[&str]) -> Hardware {
+        Hardware {
+            nics: nics.iter().map(|n| nic(n)).collect(),
+            ..Hardware::default()
+        }
+    }
+
+    const USER: &str = "user,id=n0,restrict=on";
+
+    #[test]
+    fn nic_specs_parse_and_bad_ones_name_what_is_accepted() {
+        assert_eq!(
+            nic("e1000e"),
+            NicSpec {
+                model: NicModel::E1000e,
+                net: NicNet::User,
+                mac: None
+            }
+        );
+        assert_eq!(
+            nic("vmxnet3,net=listen:4000,mac=52:54:00:AA:00:01"),
+            NicSpec {
+                model: NicModel::Vmxnet3,
+                net: NicNet::Listen(4000),
+                mac: Some("52:54:00:aa:00:01".into())
+            }
+        );
+        assert_eq!(nic("virtio,net=connect:4000").net, NicNet::Connect(4000));
+        let err = |s: &str| s.parse::<NicSpec>().unwrap_err();
+        assert_eq!(
+            err("e1000"),
+            "NIC model `e1000`: expected one of virtio, e1000e, vmxnet3"
+        );
+        assert_eq!(
+            err("e1000e,net=tap"),
+            "net=`tap`: expected user, listen:PORT or connect:PORT"
+        );
+        assert_eq!(
+            err("e1000e,net=listen:0"),
+            "net=listen `0`: expected a TCP port from 1 to 65535"
+        );
+        assert!(err("e1000e,mac=01:00:5e:00:00:01").contains("expected a unicast MAC"));
+        assert!(err("e1000e,mac=52:54:00:00:02").contains("expected a unicast MAC"));
+        assert!(err("e1000e,speed=10")
+            .contains("expected net=user|listen:PORT|connect:PORT or mac=MAC"));
+    }
+
+    #[test]
+    fn disk_specs_parse_file_then_controller() {
+        let d = |s: &str| s.parse::<DiskSpec>().unwrap();
+        assert_eq!(
+            d("a.img"),
+            DiskSpec {
+                bus: DiskBus::Virtio,
+                file: "a.img".into()
+            }
+        );
+        assert_eq!(d("/x/a.img,megasas-gen2").bus, DiskBus::MegasasGen2);
+        assert_eq!(d("a.img,mptsas1068").bus, DiskBus::Mptsas1068);
+        assert_eq!(d("a.img,ahci").bus, DiskBus::Ahci);
+        let c = d("a,b.img,nvme");
+        assert_eq!((c.bus, c.file), (DiskBus::Nvme, PathBuf::from("a,b.img")));
+        assert_eq!(
+            "a.img,scsi".parse::<DiskSpec>().unwrap_err(),
+            "controller `scsi` (after the last comma): expected one of virtio, ahci, nvme, \
+             megasas-gen2, mptsas1068 (a file name with a comma: add its controller, e.g. \
+             `a.img,scsi,virtio`)"
+        );
+        assert!(",nvme"
+            .parse::<DiskSpec>()
+            .unwrap_err()
+            .contains("expected FILE[,CONTROLLER]"));
+        assert_eq!(
+            "2222:22".parse::<Forward>().unwrap(),
+            Forward {
+                host: 2222,
+                guest: 22
+            }
+        );
+        assert!("2222"
+            .parse::<Forward>()
+            .unwrap_err()
+            .contains("HOST_PORT:GUEST_PORT"));
+    }
+
+    #[test]
+    fn one_nic_is_wired_straight_to_its_network() {
+        assert_eq!(
+            nic_args(&Hardware::default(), USER).unwrap(),
+            [
+                "-netdev",
+                USER,
+                "-device",
+                "virtio-net-pci,netdev=n0,id=nic0,mac=52:54:00:00:02:0f"
+            ]
+        );
+    }
+
+    #[test]
+    fn nics_on_one_network_share_a_hub() {
+        let a = nic_args(
+            &hw(&[
+                "e1000e",
+                "e1000e",
+                "virtio,net=listen:4100,mac=52:54:00:00:0a:01",
+            ]),
+            USER,
+        )
+        .unwrap();
+        assert_eq!(
+            a,
+            [
+                "-netdev",
+                USER,
+                "-netdev",
+                "hubport,id=hub0up,hubid=0,netdev=n0",
+                "-netdev",
+                "hubport,id=hub0p0,hubid=0",
+                "-device",
+                "e1000e,netdev=hub0p0,id=nic0,mac=52:54:00:00:02:0f",
+                "-netdev",
+                "hubport,id=hub0p1,hubid=0",
+                "-device",
+                "e1000e,netdev=hub0p1,id=nic1,mac=52:54:00:00:02:10",
+                "-netdev",
+                "socket,id=l1,listen=127.0.0.1:4100",
+                "-device",
+                "virtio-net-pci,netdev=l1,id=nic2,mac=52:54:00:00:0a:01",
+            ]
+        );
+    }
+
+    #[test]
+    fn nic_conflicts_are_errors() {
+        let e = nic_args(&hw(&["e1000e", "e1000e,mac=52:54:00:00:02:0f"]), USER)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "--nic: nic0 and nic1 both have MAC 52:54:00:00:02:0f: give one of them another with mac="
+        );
+        let mut h = hw(&["e1000e,net=connect:4000"]);
+        h.forwards.push(Forward {
+            host: 2222,
+            guest: 22,
+        });
+        assert!(nic_args(&h, USER)
+            .unwrap_err()
+            .to_string()
+            .starts_with("--forward needs a NIC on the user network"));
+    }
+
+    fn disks(dir: &Path, specs: &[(&str, DiskBus)]) -> Hardware {
+        Hardware {
+            disks: specs
+                .iter()
+                .map(|(f, bus)| {
+                    let file = dir.join(f);
+                    if !file.exists() {
+                        std::fs::write(&file, vec![0u8; 4096]).unwrap();
+                    }
+                    DiskSpec { bus: *bus, file }
+                })
+                .collect(),
+            ..Hardware::default()
+        }
+    }
+
+    #[test]
+    fn disks_hang_off_one_controller_per_kind_with_serials() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("q.qcow2"), b"QFI\xfb\0\0\0\x03").unwrap();
+        let h = disks(
+            t.path(),
+            &[
+                ("a.img", DiskBus::MegasasGen2),
+                ("b.img", DiskBus::MegasasGen2),
+                ("q.qcow2", DiskBus::Nvme),
+                ("c.img", DiskBus::Ahci),
+                ("d.img", DiskBus::Mptsas1068),
+                ("e.img", DiskBus::Virtio),
+            ],
+        );
+        let p = |f: &str| t.path().join(f).display().to_string();
+        let want: Vec<String> = [
+            "-device".into(),
+            "megasas-gen2,id=megasas0".into(),
+            "-drive".into(),
+            format!("file={},if=none,id=disk0,format=raw", p("a.img")),
+            "-device".into(),
+            "scsi-hd,drive=disk0,bus=megasas0.0,serial=sanforge-d0".into(),
+            "-drive".into(),
+            format!("file={},if=none,id=disk1,format=raw", p("b.img")),
+            "-device".into(),
+            "scsi-hd,drive=disk1,bus=megasas0.0,serial=sanforge-d1".into(),
+            "-drive".into(),
+            format!("file={},if=none,id=disk2,format=qcow2", p("q.qcow2")),
+            "-device".into(),
+            "nvme,drive=disk2,serial=sanforge-d2".into(),
+            "-device".into(),
+            "ich9-ahci,id=sata0".into(),
+            "-drive".into(),
+            format!("file={},if=none,id=disk3,format=raw", p("c.img")),
+            "-device".into(),
+            "ide-hd,drive=disk3,bus=sata0.0,serial=sanforge-d3".into(),
+            "-device".into(),
+            "mptsas1068,id=mptsas0".into(),
+            "-drive".into(),
+            format!("file={},if=none,id=disk4,format=raw", p("d.img")),
+            "-device".into(),
+            "scsi-hd,drive=disk4,bus=mptsas0.0,serial=sanforge-d4".into(),
+            "-drive".into(),
+            format!("file={},if=none,id=disk5,format=raw", p("e.img")),
+            "-device".into(),
+            "virtio-blk-pci,drive=disk5,serial=sanforge-d5".into(),
+        ]
+        .to_vec();
+        assert_eq!(disk_args(&h).unwrap(), want);
+    }
+
+    #[test]
+    fn bad_disks_are_errors_naming_the_file() {
+        let t = tempfile::tempdir().unwrap();
+        let seven: Vec<String> = (0..7).map(|i| format!("s{i}.img")).collect();
+        let specs: Vec<(&str, DiskBus)> =
+            seven.iter().map(|f| (f.as_str(), DiskBus::Ahci)).collect();
+        let e = disk_args(&disks(t.path(), &specs)).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "--disk: an AHCI controller has 6 ports; {} is the 7th ahci disk",
+                t.path().join("s6.img").display()
+            )
+        );
+        let twice = disks(
+            t.path(),
+            &[("a.img", DiskBus::Nvme), ("a.img", DiskBus::Virtio)],
+        );
+        assert!(disk_args(&twice)
+            .unwrap_err()
+            .to_string()
+            .ends_with("a.img is given twice (QEMU would open it twice)"));
+        let missing = Hardware {
+            disks: vec![DiskSpec {
+                bus: DiskBus::Nvme,
+                file: t.path().join("none.img"),
+            }],
+            ..Hardware::default()
+        };
+        assert!(disk_args(&missing)
+            .unwrap_err()
+            .to_string()
+            .starts_with("--disk: cannot open "));
+        let dir = Hardware {
+            disks: vec![DiskSpec {
+                bus: DiskBus::Nvme,
+                file: t.path().to_path_buf(),
+            }],
+            ..Hardware::default()
+        };
+        assert!(disk_args(&dir)
+            .unwrap_err()
+            .to_string()
+            .contains("is not a regular file"));
+    }
+
+    /// A fake output directory: what `check_out` and `cmdline` read.
+    fn out_dir(t: &Path) -> PathBuf {
+        let out = t.join("storage-node");
+        std::fs::create_dir_all(&out).unwrap();
+        for f in ["vmlinuz", "initramfs.cpio.zst"] {
+            std::fs::write(out.join(f), b"x").unwrap();
+        }
+        std::fs::write(
+            out.join("manifest.json"),
+            r#"{"kernel":{"cmdline":"console=ttyS0 panic=-1 quiet"}}"#,
+        )
+        .unwrap();
+        out
+    }
+
+    fn opts(out: PathBuf, hw: Hardware) -> RunOptions {
+        RunOptions {
+            boot: BootMode::Direct,
+            out,
+            iscsi_port: 3260,
+            memory_mib: 1024,
+            accel: Accel::Tcg,
+            until_ready: true,
+            timeout: Duration::from_secs(1),
+            extra_cmdline: vec!["sanforge.node=server".into()],
+            echo: false,
+            hw,
+        }
+    }
+
+    fn argv(c: &Cmd) -> Vec<String> {
+        c.get_args()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn the_server_command_line() {
+        let t = tempfile::tempdir().unwrap();
+        let out = out_dir(t.path());
+        let mut h = disks(
+            t.path(),
+            &[("d0.img", DiskBus::MegasasGen2), ("d1.img", DiskBus::Nvme)],
+        );
+        h.machine = Some(Machine::Q35);
+        h.nics = vec![nic("e1000e"), nic("e1000e")];
+        h.forwards = vec![Forward {
+            host: 7001,
+            guest: 7000,
+        }];
+        let a = argv(&qemu_command(&opts(out.clone(), h), Accel::Tcg).unwrap());
+        let user = "user,id=n0,restrict=on,net=192.0.2.0/24,host=192.0.2.2,\
+                    hostfwd=tcp:127.0.0.1:3260-:3260,hostfwd=tcp:127.0.0.1:7001-:7000";
+        let has = |pair: [&str; 2]| a.windows(2).any(|w| w[0] == pair[0] && w[1] == pair[1]);
+        assert!(has(["-machine", "q35"]), "{a:?}");
+        assert!(has(["-netdev", user]), "{a:?}");
+        assert!(has([
+            "-append",
+            "console=ttyS0 panic=-1 quiet sanforge.node=server"
+        ]));
+        assert!(has(["-device", "megasas-gen2,id=megasas0"]), "{a:?}");
+        assert!(
+            has(["-device", "nvme,drive=disk1,serial=sanforge-d1"]),
+            "{a:?}"
+        );
+        assert!(has([
+            "-device",
+            "e1000e,netdev=hub0p1,id=nic1,mac=52:54:00:00:02:10"
+        ]));
+        assert_eq!(a.iter().filter(|x| *x == "-machine").count(), 1);
+        assert_eq!(a.last().map(String::as_str), Some("tcg"));
+
+        // Without server options: the one virtio NIC of before, no -machine, no disk.
+        let a = argv(&qemu_command(&opts(out.clone(), Hardware::default()), Accel::Tcg).unwrap());
+        assert!(!a.iter().any(|x| x == "-machine" || x == "-drive"), "{a:?}");
+        assert!(a.contains(&"virtio-net-pci,netdev=n0,id=nic0,mac=52:54:00:00:02:0f".to_string()));
+
+        // A host port forwarded twice.
+        let h = Hardware {
+            forwards: vec![Forward {
+                host: 3260,
+                guest: 22,
+            }],
+            ..Hardware::default()
+        };
+        assert_eq!(
+            qemu_command(&opts(out, h), Accel::Tcg)
+                .unwrap_err()
+                .to_string(),
+            "--forward: host port 3260 is forwarded twice (--iscsi-port is 3260)"
+        );
+    }
+
+    #[test]
+    fn the_monitor_answer_drops_the_echo_and_the_prompt() {
+        assert_eq!(monitor_answer("set_link nic0 off\r\n(qemu) "), "");
+        assert_eq!(
+            monitor_answer("info network\r\nhub 0\r\n \\ hub0p0: index=0\r\n(qemu) "),
+            "hub 0\n \\ hub0p0: index=0\n"
+        );
+    }
 }

@@ -25,6 +25,7 @@ pub mod ops;
 pub mod recipe;
 pub mod secrets;
 pub mod spans;
+pub mod storage;
 pub mod userland;
 pub mod values;
 

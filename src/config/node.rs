@@ -13,6 +13,9 @@ pub use super::network::{
     DEFAULT_MIIMON,
 };
 pub use super::ops::{Logs, Metrics, Ssh, Time};
+// `[storage]` too (md, LVM, the targets' persistent state).
+use super::storage::validate_storage;
+pub use super::storage::{Activate, Storage};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -30,6 +33,10 @@ pub struct NodeConfig {
     pub hardware: Hardware,
     #[serde(default)]
     pub network: Network,
+    /// `[storage]`: md arrays and LVM assembled before the targets, and where the
+    /// targets' persistent state lives; see [`Storage`].
+    #[serde(default, skip_serializing_if = "Storage::is_default")]
+    pub storage: Storage,
     #[serde(default)]
     pub lio: Option<Lio>,
     /// Cluster membership (Corosync + Pacemaker) started by the init; see [`Ha`].
@@ -484,8 +491,27 @@ impl NodeConfig {
             }
         }
         validate_network(&self.network, &mut errs);
+        validate_storage(&self.storage, &mut errs);
         if let Some(lio) = &self.lio {
             validate_lio(lio, &mut errs);
+            // A backstore on an LV the cluster activates on promote does not exist at
+            // boot: such LUNs are the cluster's (`sanforge cluster render`).
+            for (n, b) in lio.backstores.iter().enumerate() {
+                let vg = b
+                    .path
+                    .as_deref()
+                    .and_then(|p| self.storage.vg_of_path(p))
+                    .filter(|v| v.activate == Activate::Ha);
+                if let (Some(v), Some(p)) = (vg, &b.path) {
+                    errs.at(
+                        at!["lio", "backstores", n, "path"],
+                        format!(
+                            "backstore `{}` is on {p}, in volume group `{}`, which the cluster activates on promote ([storage] lvm activate = \"ha\"): it does not exist at boot; let the cluster export it (ocf:heartbeat:LVM-activate before the agent's `lio_luns`) or set activate = \"boot\"",
+                            b.name, v.vg
+                        ),
+                    );
+                }
+            }
         }
         let mut svc = BTreeSet::new();
         for (n, s) in self.services.iter().enumerate() {

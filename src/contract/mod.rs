@@ -112,6 +112,35 @@ pub const SSH_KEY_DIR: &str = "ssh";
 pub const SSH_RUN_KEY_DIR: &str = "/run/sanforge/ssh";
 /// The host key's file name (dropbear's format).
 pub const SSH_HOST_KEY: &str = "dropbear_ed25519_host_key";
+// ---- Storage: md, LVM and the targets' persistent state ---------------------------
+
+/// Debian's mdadm (package `mdadm`): the init assembles the `[storage]` arrays with it.
+pub const MDADM: &str = "/sbin/mdadm";
+/// Where the init writes `[storage] mdadm-conf` (mdadm's default config file).
+pub const MDADM_CONF: &str = "/etc/mdadm/mdadm.conf";
+/// Debian's LVM (package `lvm2`): `lvm vgchange -ay VG` at boot and in the OCF agent.
+pub const LVM: &str = "/sbin/lvm";
+/// The lvm.conf the init writes at boot (devices scanned in /dev, no udev).
+pub const LVM_CONF: &str = "/etc/lvm/lvm.conf";
+/// The GPT name (`PARTNAME`, `/dev/disk/by-partlabel/…`) of disk.img's state partition.
+pub const STATE_NAME: &str = "SANFORGE-STATE";
+/// The ext4 volume label of the state partition.
+pub const STATE_LABEL: &str = "SANFORGE-STATE";
+/// Where the init mounts the state device.
+pub const STATE_MOUNT: &str = "/run/sanforge/state";
+/// LIO's state directory (`db_root`) as the kernel reports it in configfs.
+pub const LIO_DBROOT_ATTR: &str = "/sys/kernel/config/target/dbroot";
+/// LIO's `db_root` when the kernel does not say: `/etc/target` when it exists (the
+/// kernel prefers it at load), else `/var/target`.
+pub const LIO_DBROOTS: [&str; 2] = ["/etc/target", "/var/target"];
+/// The target state directories bound onto the state device: (directory of the
+/// state device, directory the target uses; `{dbroot}` is LIO's db_root).
+pub const LIO_STATE_DIRS: [(&str, &str); 2] = [("lio/pr", "pr"), ("lio/alua", "alua")];
+pub const SCST_STATE_DIRS: [(&str, &str); 2] = [
+    ("scst/pr", "/var/lib/scst/pr"),
+    ("scst/vdev_mode_pages", "/var/lib/scst/vdev_mode_pages"),
+];
+
 /// The DHCP lease of each link (`address A/N`, `router R`), written by
 /// `sanforge-init` as udhcpc's script and read back at the next event and at boot.
 pub const DHCP_STATE_DIR: &str = "/run/sanforge/dhcp";

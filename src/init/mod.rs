@@ -36,6 +36,7 @@ pub mod secrets;
 pub mod shell;
 pub mod ssh;
 pub mod status;
+pub mod storage;
 pub mod supervisor;
 pub mod time;
 pub mod udev;
@@ -162,6 +163,16 @@ pub const BOOT: &[Step] = &[
         run: network::configure_network,
     },
     Step {
+        name: "storage",
+        policy: Policy::Warn,
+        run: storage::assemble,
+    },
+    Step {
+        name: "target state",
+        policy: Policy::Warn,
+        run: storage::target_state,
+    },
+    Step {
         name: "hardware report",
         policy: Policy::Warn,
         run: hardware::print_report,
@@ -242,6 +253,8 @@ pub struct Init<'a> {
     pub hw: hardware::HwState,
     /// When each boot step ran ([`crate::contract::timeline`]).
     pub timeline: crate::contract::timeline::Timeline,
+    /// What the storage steps found (md, LVM, absent LUN devices, target state).
+    pub storage: storage::StorageState,
 }
 
 impl<'a> Init<'a> {
@@ -260,6 +273,7 @@ impl<'a> Init<'a> {
             scst: None,
             hw: hardware::HwState::default(),
             timeline: crate::contract::timeline::Timeline::new(started),
+            storage: storage::StorageState::default(),
         }
     }
 
@@ -677,8 +691,10 @@ fn op_path(op: &ConfigfsOp) -> String {
     }
 }
 
-/// Step 5: LIO targets with every TPG disabled. On error the disable ops run and
-/// the ports stay disabled (degraded targets); the node stays up.
+/// Step 5: LIO targets with every TPG disabled. A backstore whose device is absent
+/// is left out with its LUNs (see [`storage`]); the persistent reservations and ALUA
+/// state of the others are restored between the backstores and the LUNs. On error the
+/// disable ops run and the ports stay disabled (degraded targets); the node stays up.
 pub fn apply_targets(init: &mut Init) -> Result<()> {
     let node = init.node()?;
     let Some(l) = &node.lio else { return Ok(()) };
@@ -689,9 +705,53 @@ pub fn apply_targets(init: &mut Init) -> Result<()> {
             return Err(e.context("iSCSI targets not configured, ports stay disabled"));
         }
     };
-    let plan = lio::plan(&l);
+    let absent: std::collections::BTreeSet<String> = storage::absent_lio(init.sys, &l)
+        .into_iter()
+        .map(|a| {
+            init.log.line(&format!(
+                "backstore `{}` not created: {} is not present",
+                a.backstore, a.path
+            ));
+            a.backstore
+        })
+        .collect();
+    for t in &l.iscsi {
+        let served: Vec<String> = t
+            .luns
+            .iter()
+            .filter(|x| !absent.contains(&x.backstore))
+            .map(|x| x.lun.to_string())
+            .collect();
+        if served.len() < t.luns.len() {
+            init.warn(format!(
+                "target {} tpg {}: {} of {} LUNs served{}",
+                t.iqn,
+                t.tpg,
+                served.len(),
+                t.luns.len(),
+                if served.is_empty() {
+                    " (the target is up with no LUN)".to_string()
+                } else {
+                    format!(" ({})", served.join(", "))
+                }
+            ));
+        }
+    }
+    let plan = lio::plan_without(&l, &absent);
     init.lio = Some(plan.clone());
-    if let Some(msg) = run_configfs(init, &plan.setup, "setup") {
+    // The backstores, then what the kernel does not restore itself, then the rest.
+    let split = plan
+        .setup
+        .iter()
+        .position(|o| !op_path(o).starts_with(&format!("{CONFIGFS_TARGET}/core/")))
+        .unwrap_or(plan.setup.len());
+    let (core, rest) = plan.setup.split_at(split);
+    let mut failed = run_configfs(init, core, "setup");
+    if failed.is_none() {
+        storage::restore_lio_state(init, &l, &absent);
+        failed = run_configfs(init, rest, "setup");
+    }
+    if let Some(msg) = failed {
         init.targets_ok = false;
         let _ = run_configfs(init, &plan.disable, "disable");
         bail!("setup failed ({msg}): ports stay disabled");

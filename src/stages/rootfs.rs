@@ -37,7 +37,7 @@ const DIRS: &[&str] = &[
 ];
 
 /// Bump when the stage's code changes what it produces, to invalidate old entries.
-const VERSION: &str = "rootfs-v1";
+const VERSION: &str = "rootfs-v2";
 
 /// The rootfs stage.
 pub struct Rootfs;
@@ -62,6 +62,16 @@ impl RootfsOut {
 impl Stage<super::Built> for Rootfs {
     fn name(&self) -> &'static str {
         "rootfs"
+    }
+
+    /// The `[firmware] files` of a recipe without SCST.
+    fn inputs(&self, ctx: &Ctx) -> Vec<String> {
+        ctx.recipe
+            .firmware
+            .files
+            .keys()
+            .map(|n| crate::config::recipe::Scst::firmware_input(n))
+            .collect()
     }
 
     fn key(&self, ctx: &Ctx, keys: &Keys) -> Result<String> {
@@ -97,6 +107,17 @@ impl Stage<super::Built> for Rootfs {
         if r.squashfs_root() {
             rb.add_str("root", "squashfs");
         }
+        // The firmware closure of a recipe without SCST (the modules stage has its own).
+        for name in r.firmware.files.keys() {
+            let input = crate::config::recipe::Scst::firmware_input(name);
+            rb.add_str("firmware", &format!("{name} {}", ctx.input_sha(&input)));
+        }
+        if r.firmware.declared {
+            rb.add_str("firmware-closure", "checked");
+        }
+        for w in &r.firmware.waived {
+            rb.add_str("waive-firmware", w);
+        }
         Ok(rb.finish())
     }
 
@@ -123,6 +144,43 @@ impl Stage<super::Built> for Rootfs {
         built.rootfs = Some(RootfsOut { dir });
         Ok(())
     }
+}
+
+/// The firmware list of a recipe without SCST, in the rootfs stage's directory (what
+/// the manifest reports).
+pub const FIRMWARE_JSON: &str = "firmware.json";
+
+/// Every firmware file the kernel's modules (`lib_modules`) request: provided by the
+/// recipe's `[firmware] files` (installed under `root/lib/firmware`) or waived by its
+/// `[firmware] waive`; a missing one fails, naming the module and the file. The list
+/// goes to `record`.
+fn firmware_closure(
+    ctx: &Ctx,
+    lib_modules: &Path,
+    root: &Path,
+    record: &Path,
+    log: &Log,
+) -> Result<()> {
+    use crate::stages::firmware;
+    let mut named = Vec::new();
+    for ko in firmware::find_modules(lib_modules)? {
+        let info = firmware::modinfo(&ko)?;
+        named.push((firmware::module_name(&ko, &info), info));
+    }
+    let required = firmware::required(&named);
+    let fw = firmware::install(ctx, &ctx.recipe.firmware, &required, root, log)?;
+    ufs::write(record, &serde_json::to_vec_pretty(&fw)?)?;
+    Ok(())
+}
+
+/// The firmware list the rootfs stage recorded (`None`: an SCST recipe's, or an image
+/// without modules).
+pub fn firmware_record(rootfs_dir: &Path) -> Result<Option<serde_json::Value>> {
+    let p = rootfs_dir.join(FIRMWARE_JSON);
+    if !p.is_file() {
+        return Ok(None);
+    }
+    Ok(Some(serde_json::from_str(&ufs::read_to_string(&p)?)?))
 }
 
 fn build(ctx: &Ctx, built: &super::Built, dir: &Path, log: &Log) -> Result<()> {
@@ -161,6 +219,19 @@ fn build(ctx: &Ctx, built: &super::Built, dir: &Path, log: &Log) -> Result<()> {
     let modules = kernel_out.lib_modules();
     if modules.is_dir() {
         ar.add_tree(&modules, "lib/modules")?;
+        // Without SCST, the firmware closure of the kernel's modules is checked here
+        // when the recipe has a [firmware] table (with SCST, the modules stage checks
+        // it over the kernel's modules and SCST's).
+        if built.modules.is_none() && !ctx.recipe.firmware.declared {
+            log.line("no [firmware] table in the recipe: the firmware its modules request is not checked");
+        } else if built.modules.is_none() {
+            let fw_root = dir.join("firmware-root");
+            firmware_closure(ctx, &modules, &fw_root, &dir.join(FIRMWARE_JSON), log)?;
+            let lib_firmware = fw_root.join("lib/firmware");
+            if lib_firmware.is_dir() {
+                ar.add_tree(&lib_firmware, "lib/firmware")?;
+            }
+        }
     }
     // SCST's modules, firmware and the module index over both (replaces the kernel's).
     if let Some(m) = &built.modules {
@@ -168,6 +239,7 @@ fn build(ctx: &Ctx, built: &super::Built, dir: &Path, log: &Log) -> Result<()> {
         ar.add_tree(&m.root(), "")?;
     }
     check_node_modules(ctx, built)?;
+    check_node_storage(ctx, built)?;
     let rendered =
         tempfile::tempdir().context("cannot create a temporary directory for overlays")?;
     for (i, overlay) in ctx.recipe.overlays.iter().enumerate() {
@@ -370,6 +442,75 @@ pub fn check_node_modules(ctx: &Ctx, built: &super::Built) -> Result<()> {
             }
             errs.finish(())?;
         }
+    }
+    Ok(())
+}
+
+/// What a node config's `[storage]` runs must be in the image: mdadm (package `mdadm`)
+/// for md arrays, lvm (package `lvm2`) for volume groups, the md modules; and a
+/// state partition (`[outputs] disk` `state`) needs the kernel's ext4. The error points
+/// at the `[storage]` entry and names the package to add to `[userland] packages`.
+pub fn check_node_storage(ctx: &Ctx, built: &super::Built) -> Result<()> {
+    use crate::config::spans::{at, Errors};
+    use crate::contract::{in_image, LVM, MDADM};
+    let userland = built.userland()?.root();
+    let (release, loadable, builtin) = image_modules(built)?;
+    let has_module = |m: &str| {
+        let n = crate::config::node::norm_mod(m);
+        loadable.contains(&n) || builtin.contains(&n)
+    };
+    let has_file = |p: &str| {
+        let f = userland.join(in_image(p));
+        f.exists() || f.is_symlink()
+    };
+    if ctx.recipe.disk().is_some_and(|d| d.state > 0) && !has_module("ext4") {
+        anyhow::bail!(
+            "{}: [outputs] disk has a state partition (ext4), but kernel {release} of this image has no ext4 (enable CONFIG_EXT4_FS, =m or =y), or drop `state`",
+            ctx.recipe.file.display()
+        );
+    }
+    let mut nodes: Vec<(&Path, &str)> = vec![(ctx.recipe.node_config.as_path(), &ctx.node_text)];
+    for ((_, text), file) in ctx.node_configs.iter().zip(&ctx.node_config_files) {
+        nodes.push((file.as_path(), text));
+    }
+    for (file, text) in nodes {
+        let node = crate::config::node::NodeConfig::parse(file, text)?;
+        let s = &node.storage;
+        let mut errs = Errors::new(file, text);
+        let md_at = if s.md.is_empty() {
+            at!["storage", "assemble"]
+        } else {
+            at!["storage", "md", 0]
+        };
+        if s.uses_md() && !has_file(MDADM) {
+            errs.at(md_at, format!("[storage] assembles md arrays with mdadm, which this image does not have ({MDADM}): add `mdadm` to the recipe's [userland] packages"));
+        }
+        if s.uses_md() && !has_module("md_mod") {
+            errs.at(md_at, format!("[storage] assembles md arrays, but kernel {release} of this image has no md driver (enable CONFIG_BLK_DEV_MD, =m or =y)"));
+        }
+        for (i, m) in s.md.iter().enumerate() {
+            let module = m
+                .level
+                .as_deref()
+                .and_then(crate::config::storage::md_level_module);
+            if let Some(module) = module.filter(|m| !has_module(m)) {
+                errs.at(
+                    at!["storage", "md", i, "level"],
+                    format!(
+                        "md array `{}` is {}, but kernel {release} of this image has no `{module}` module (enable its CONFIG_MD_RAID* option)",
+                        m.name,
+                        m.level.as_deref().unwrap_or("")
+                    ),
+                );
+            }
+        }
+        if s.uses_lvm() && !has_file(LVM) {
+            errs.at(at!["storage", "lvm", 0], format!("[storage] activates volume groups with lvm, which this image does not have ({LVM}): add `lvm2` to the recipe's [userland] packages"));
+        }
+        if s.uses_lvm() && !has_module("dm_mod") {
+            errs.at(at!["storage", "lvm", 0], format!("[storage] activates volume groups, but kernel {release} of this image has no device-mapper (enable CONFIG_BLK_DEV_DM)"));
+        }
+        errs.finish(())?;
     }
     Ok(())
 }

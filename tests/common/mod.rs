@@ -6,7 +6,9 @@ pub mod httpd;
 pub mod initroot;
 pub mod iscsi;
 pub mod project;
+pub mod qemu;
 pub mod safety;
+pub mod server;
 pub mod vm;
 
 use std::io::Write;
