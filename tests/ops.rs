@@ -542,7 +542,16 @@ fn one_boot_checks_timeline_status_ssh_and_metrics() {
             .output()
             .unwrap()
     };
-    let o = status(&key);
+    // dropbear may still be starting when the console says ready: a reset
+    // connection is retried for a while.
+    let mut o = status(&key);
+    for _ in 0..15 {
+        if o.status.success() || !String::from_utf8_lossy(&o.stderr).contains("Connection reset") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        o = status(&key);
+    }
     assert!(
         o.status.success(),
         "sanforge status: {}\n{console}",
