@@ -276,6 +276,24 @@ pub struct Ha {
     pub watchdog: Option<Watchdog>,
     /// SCST `cluster_mode` on every device (persistent reservations through the DLM).
     pub cluster_mode: bool,
+    /// Programs the cluster runs on this node beyond the daemons above (sbd, fence
+    /// agents, dlm_controld, the DRBD tools), with the Debian package that ships each:
+    /// `sanforge cluster render` lists them and the build refuses an image without
+    /// them, naming the package, so a fencing mode the image cannot execute fails at
+    /// build time, not at the first fence. The init does not read them.
+    pub requires: Vec<Requirement>,
+}
+
+/// A program the cluster needs on the node (`[[ha.requires]]`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Requirement {
+    /// Absolute path in the image.
+    pub path: String,
+    /// The Debian package that ships it.
+    pub package: String,
+    /// What in the cluster file needs it (`fencing.mode = "sbd"`).
+    pub reason: String,
 }
 
 impl Default for Ha {
@@ -292,6 +310,7 @@ impl Default for Ha {
             stop_timeout: HaDuration::secs(120),
             watchdog: None,
             cluster_mode: true,
+            requires: Vec::new(),
         }
     }
 }
@@ -529,6 +548,19 @@ impl NodeConfig {
                         s.name
                     ),
                 );
+            }
+        }
+        if let Some(ha) = &self.ha {
+            for (n, r) in ha.requires.iter().enumerate() {
+                if !r.path.starts_with('/') || r.path.contains(['\n', '\0']) {
+                    errs.at(
+                        at!["ha", "requires", n, "path"],
+                        format!(
+                            "ha.requires path `{}`: expected an absolute path in the image",
+                            r.path
+                        ),
+                    );
+                }
             }
         }
         if let Some(s) = &self.scst {
