@@ -147,14 +147,17 @@ non-zero if any kernel failed to build or boot."
     #[command(
         long_about = "Download every source a recipe names into the cache, verifying each sha256. \
 With --import, put local files into the cache by their sha256 instead (for machines that cannot reach \
-upstream: copy the file over, import it, and the recipe finds it without network). Every kernel of the \
-recipe's [kernel.matrix] is fetched too."
+upstream: copy the file over, import it, and the recipe finds it without network). A directory (a checkout) \
+is imported by its tree hash, and a tar archive (.tar.gz, .tar.bz2, .tar.xz, .tar.zst, .tar) by its sha256 \
+and by the tree hash of its content (its single top folder, if any, is the root), for sources pinned by \
+`tree = \"tree-v1:…\"`. Every kernel of the recipe's [kernel.matrix] is fetched too."
     )]
     Fetch {
         #[arg(default_value = DEFAULT_RECIPE)]
         recipe: PathBuf,
-        /// Files to put into the cache by their sha256 (no download): every file or none
-        #[arg(long, value_name = "FILE", num_args = 1..)]
+        /// Files to put into the cache by their sha256, directories (and the content of
+        /// tar archives) by their tree hash; no download: every one or none
+        #[arg(long, value_name = "FILE|DIR", num_args = 1..)]
         import: Vec<PathBuf>,
     },
     /// Pin every input of a recipe by sha256 in recipes/<name>.lock (apt resolves the package closure)
@@ -271,6 +274,23 @@ nvme-QEMU_NVMe_Ctrl_sanforge-dN, virtio-sanforge-dN. Writes go to the file (make
         /// Address to listen on: loopback for tests, a LAN address for PXE clients
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
+    },
+    /// A node's status over SSH: image, boot slot, boot timeline, hardware, targets, services, HA
+    Status {
+        /// The node's address or name
+        host: String,
+        /// SSH port
+        #[arg(long, default_value_t = 22)]
+        port: u16,
+        /// Private key (ssh -i); ssh's defaults without it
+        #[arg(short = 'i', long, value_name = "FILE")]
+        identity: Option<PathBuf>,
+        /// known_hosts file for the node's host key [default: ssh's]
+        #[arg(long, value_name = "FILE")]
+        known_hosts: Option<PathBuf>,
+        /// Print the node's JSON as it came
+        #[arg(long)]
+        json: bool,
     },
     /// List the host tools sanforge needs, which are missing, and their Debian packages
     Doctor,
@@ -550,6 +570,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
             srv.serve(None)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Status {
+            host,
+            port,
+            identity,
+            known_hosts,
+            json,
+        } => {
+            let o = commands::status::StatusOptions {
+                host,
+                port,
+                identity,
+                known_hosts,
+                connect_timeout_secs: 10,
+            };
+            commands::status::run(&o, json)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Doctor => {
             let (text, missing) = commands::doctor::report(&commands::doctor::check());
             print!("{text}");
@@ -750,8 +787,22 @@ fn cmd_matrix(
 fn cmd_fetch(recipe: PathBuf, import: Vec<PathBuf>) -> Result<ExitCode> {
     let cache = engine::cache::Cache::from_env()?;
     if !import.is_empty() {
-        for (f, sha) in cache.import_all(&import)? {
-            println!("{sha}  {}", f.display());
+        let log = crate::util::cmd::Log::none();
+        for i in engine::tree::import_all(&cache, &import, &log)? {
+            match i {
+                engine::tree::Imported::Blob { path, sha256 } => {
+                    println!("{sha256}  {}", path.display())
+                }
+                engine::tree::Imported::Tree { path, hash, top } => {
+                    println!("{hash}  {}", path.display());
+                    if let Some(t) = top {
+                        crate::util::progress::step(&format!(
+                            "{}: its top folder `{t}/` is the tree's root",
+                            path.display()
+                        ));
+                    }
+                }
+            }
         }
         return Ok(ExitCode::SUCCESS);
     }

@@ -167,7 +167,9 @@ fn mib(bytes: u64) -> String {
 /// `kind origin` of a source as the lock writes it.
 fn origin(recipe: &Recipe, s: &Source) -> String {
     match s {
-        Source::Url { mirrors, .. } => mirrors.first().cloned().unwrap_or_default(),
+        Source::Url { mirrors, .. } | Source::UrlTree { mirrors, .. } => {
+            mirrors.first().cloned().unwrap_or_default()
+        }
         Source::Debian {
             package, version, ..
         } => format!("{package}={version}"),

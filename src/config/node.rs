@@ -2,6 +2,7 @@
 //! does at boot. sanforge-init reads it; the builder validates it with these same
 //! types, so a mistake fails the build instead of the boot.
 
+use super::lio_attrib::{self, AttrValue};
 use super::spans::{at, Errors};
 use super::values::{self, is_iscsi_name, parse_size};
 use super::{parse_toml, ConfigError};
@@ -12,6 +13,7 @@ pub use super::network::{
     Bond, BondMode, Interface, IpNet, LacpRate, LinkId, Network, Route, Vlan, XmitHashPolicy,
     DEFAULT_MIIMON,
 };
+pub use super::ops::{Logs, Metrics, Ssh, Time};
 // `[storage]` too (md, LVM, the targets' persistent state).
 use super::storage::validate_storage;
 pub use super::storage::{Activate, Storage};
@@ -45,6 +47,19 @@ pub struct NodeConfig {
     pub services: Vec<Service>,
     #[serde(default)]
     pub scst: Option<ScstNode>,
+    /// `[ssh]`: root's public keys and the listen address of the SSH server; none
+    /// or no key means no SSH server. See [`Ssh`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<Ssh>,
+    /// `[metrics]`: the Prometheus exporter; none means no exporter. See [`Metrics`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Metrics>,
+    /// `[logs]`: remote syslog; see [`Logs`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs: Option<Logs>,
+    /// `[time]`: NTP through chronyd; see [`Time`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<Time>,
 }
 
 /// `[scst]`: the node's SCST configuration, an `scst.conf` applied at boot by the init.
@@ -139,6 +154,11 @@ pub struct Backstore {
     pub serial: Option<String>,
     #[serde(default)]
     pub write_back: bool,
+    /// Device attributes (`attrib/NAME` in configfs, the kernel's names, e.g.
+    /// `{ emulate_tpu = true, block_size = 4096 }`), written after the backstore is
+    /// enabled and before any LUN exports it; see [`super::lio_attrib`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, AttrValue>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -262,6 +282,24 @@ pub struct Ha {
     pub watchdog: Option<Watchdog>,
     /// SCST `cluster_mode` on every device (persistent reservations through the DLM).
     pub cluster_mode: bool,
+    /// Programs the cluster runs on this node beyond the daemons above (sbd, fence
+    /// agents, dlm_controld, the DRBD tools), with the Debian package that ships each:
+    /// `sanforge cluster render` lists them and the build refuses an image without
+    /// them, naming the package, so a fencing mode the image cannot execute fails at
+    /// build time, not at the first fence. The init does not read them.
+    pub requires: Vec<Requirement>,
+}
+
+/// A program the cluster needs on the node (`[[ha.requires]]`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Requirement {
+    /// Absolute path in the image.
+    pub path: String,
+    /// The Debian package that ships it.
+    pub package: String,
+    /// What in the cluster file needs it (`fencing.mode = "sbd"`).
+    pub reason: String,
 }
 
 impl Default for Ha {
@@ -278,6 +316,7 @@ impl Default for Ha {
             stop_timeout: HaDuration::secs(120),
             watchdog: None,
             cluster_mode: true,
+            requires: Vec::new(),
         }
     }
 }
@@ -517,6 +556,19 @@ impl NodeConfig {
                 );
             }
         }
+        if let Some(ha) = &self.ha {
+            for (n, r) in ha.requires.iter().enumerate() {
+                if !r.path.starts_with('/') || r.path.contains(['\n', '\0']) {
+                    errs.at(
+                        at!["ha", "requires", n, "path"],
+                        format!(
+                            "ha.requires path `{}`: expected an absolute path in the image",
+                            r.path
+                        ),
+                    );
+                }
+            }
+        }
         if let Some(s) = &self.scst {
             if s.conf.is_empty() || s.conf.contains('\n') {
                 errs.at(
@@ -531,6 +583,56 @@ impl NodeConfig {
                 errs.at(
                     at!["scst", "iscsi-daemon"],
                     "scst iscsi-daemon: argv must start with an absolute program path",
+                );
+            }
+        }
+        if let Some(ssh) = &self.ssh {
+            if ssh.listen.parse::<std::net::SocketAddr>().is_err() {
+                errs.at(
+                    at!["ssh", "listen"],
+                    format!(
+                        "ssh listen `{}`: expected ADDRESS:PORT like 0.0.0.0:22 or [::]:22",
+                        ssh.listen
+                    ),
+                );
+            }
+        }
+        if let Some(m) = &self.metrics {
+            if m.listen.parse::<std::net::SocketAddr>().is_err() {
+                errs.at(
+                    at!["metrics", "listen"],
+                    format!(
+                        "metrics listen `{}`: expected ADDRESS:PORT like 0.0.0.0:9100",
+                        m.listen
+                    ),
+                );
+            }
+            if let Some(f) = &m.token_file {
+                if !f.starts_with('/') || f.contains(['\n', '\0']) {
+                    errs.at(
+                        at!["metrics", "token-file"],
+                        format!("metrics token-file `{f}`: expected an absolute path in the image (a secret, e.g. /etc/sanforge/secrets/metrics.token)"),
+                    );
+                }
+            }
+        }
+        if let Some(r) = self.logs.as_ref().and_then(|l| l.remote.as_ref()) {
+            if r.parse::<std::net::SocketAddr>().is_err() {
+                errs.at(
+                    at!["logs", "remote"],
+                    format!("logs remote `{r}`: expected ADDRESS:PORT of a syslog server (RFC 5424 over TCP), like 192.0.2.2:514"),
+                );
+            }
+        }
+        for (i, srv) in self.time.iter().flat_map(|t| t.servers.iter()).enumerate() {
+            if srv.is_empty()
+                || !srv
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.:_".contains(&b))
+            {
+                errs.at(
+                    at!["time", "servers", i],
+                    format!("time server `{srv}`: expected a host name or an IP address"),
                 );
             }
         }
@@ -628,6 +730,36 @@ fn validate_lio(lio: &Lio, errs: &mut Errors) {
                         b.name
                     ),
                 );
+            }
+        }
+        for (name, value) in &b.attributes {
+            let at_a = &at!["lio", "backstores", n, "attributes", name].to_vec();
+            match lio_attrib::check(name, *value) {
+                // A name that cannot be set is the key's fault, a bad value the value's.
+                Err(why) if !lio_attrib::settable(name) => {
+                    errs.key(at_a, format!("backstore `{}`: {why}", b.name))
+                }
+                Err(why) => errs.at(at_a, format!("backstore `{}`: {why}", b.name)),
+                Ok(v) if v == "1"
+                    && b.kind == BackstoreKind::Ramdisk
+                    && lio_attrib::NEEDS_UNMAP.contains(&name.as_str()) =>
+                {
+                    errs.at(
+                        at_a,
+                        format!(
+                            "backstore `{}`: attribute `{name}` needs UNMAP, which ramdisk backstores do not have (use fileio on /run for a LUN in RAM)",
+                            b.name
+                        ),
+                    )
+                }
+                Ok(v) if v == "0" && name == "emulate_write_cache" && b.write_back => errs.at(
+                    at_a,
+                    format!(
+                        "backstore `{}`: emulate_write_cache = 0 with write-back = true would hide the page cache from initiators (they would never flush it): drop one",
+                        b.name
+                    ),
+                ),
+                Ok(_) => {}
             }
         }
         if let Some(s) = &b.serial {
@@ -824,6 +956,32 @@ mod tests {
                 .contains("n.toml:8:8: backstore `a` is defined twice"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn backstore_attributes_are_checked_where_they_are_written() {
+        let t = "hostname = \"n\"\n[lio]\n[[lio.backstores]]\nname = \"a\"\nkind = \"fileio\"\npath = \"/run/a\"\nsize = \"1MiB\"\nwrite-back = true\nattributes = { emulate_tpu = true, block_size = 520, emulate_write_cache = 0 }\n[[lio.backstores]]\nname = \"r\"\nkind = \"ramdisk\"\nsize = \"1MiB\"\nattributes = { emulate_tpws = 1, bogus = 1 }\n";
+        let e = NodeConfig::parse(Path::new("n.toml"), t).unwrap_err();
+        let text = e.to_string();
+        assert_eq!(e.count(), 4, "{text}");
+        for want in [
+            "n.toml:9:49: backstore `a`: attribute `block_size` = 520: expected one of 512, 1024, 2048, 4096",
+            "n.toml:9:76: backstore `a`: emulate_write_cache = 0 with write-back = true",
+            "n.toml:14:34: backstore `r`: unknown LIO backstore attribute `bogus`: expected one of block_size,",
+            "n.toml:14:31: backstore `r`: attribute `emulate_tpws` needs UNMAP, which ramdisk backstores do not have",
+        ] {
+            assert!(text.contains(want), "{want}\n{text}");
+        }
+        let ok = t
+            .replace(
+                "block_size = 520, emulate_write_cache = 0",
+                "block_size = 4096",
+            )
+            .replace("emulate_tpws = 1, bogus = 1", "emulate_caw = false");
+        let n = NodeConfig::parse(Path::new("n.toml"), &ok).unwrap();
+        let b = &n.lio.as_ref().unwrap().backstores[0];
+        assert_eq!(b.attributes["emulate_tpu"], AttrValue::Bool(true));
+        assert_eq!(b.attributes["block_size"], AttrValue::Int(4096));
     }
 
     #[test]

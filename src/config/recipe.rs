@@ -8,6 +8,7 @@
 use super::spans::{at, Errors, Seg};
 use super::values::{self, parse_size};
 use super::{parse_toml, ConfigError};
+use crate::util::hash::TreeHash;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,11 @@ pub struct SourceSpec {
     pub url: Option<UrlList>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// For a `url` or `path` source: the tree hash (`tree-v1:…`) of its unpacked
+    /// content, instead of the sha256 of one archive (any archive or directory with
+    /// the same files will do).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tree: Option<String>,
     /// A Debian binary package name (`version` required).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub debian: Option<String>,
@@ -60,6 +66,11 @@ pub enum Source {
         mirrors: Vec<String>,
         sha256: String,
     },
+    /// An archive from the first mirror whose unpacked tree has this tree hash.
+    UrlTree {
+        mirrors: Vec<String>,
+        tree: TreeHash,
+    },
     Debian {
         package: String,
         version: String,
@@ -71,7 +82,20 @@ pub enum Source {
         /// As written in the recipe (relative to the project root): what the lock,
         /// manifest and keys record, so they do not depend on where the project is.
         written: PathBuf,
+        /// The tree hash the path (a directory or an archive) must have, if pinned.
+        tree: Option<TreeHash>,
     },
+}
+
+impl Source {
+    /// The tree hash that pins this source, if it is pinned by content.
+    pub fn tree(&self) -> Option<&TreeHash> {
+        match self {
+            Source::UrlTree { tree, .. } => Some(tree),
+            Source::Path { tree, .. } => tree.as_ref(),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -103,6 +127,22 @@ pub struct RawRecipe {
     /// SCST: its source, how the QLogic driver is built, firmware.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scst: Option<ScstSpec>,
+    /// The firmware closure of a recipe without `[scst]` (which has its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firmware: Option<FirmwareTableSpec>,
+}
+
+/// `[firmware]` as written: the files the image provides, by the name modules request,
+/// and the requested files it deliberately goes without.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FirmwareTableSpec {
+    #[serde(default)]
+    pub files: Vec<FirmwareSpec>,
+    /// Each a name or `{ name = "…", reason = "…" }`; `PREFIX*` waives every requested
+    /// file that starts with PREFIX (`rtl_nic/*`).
+    #[serde(default)]
+    pub waive: Vec<WaiveSpec>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -426,6 +466,10 @@ pub struct Recipe {
     pub outputs: Outputs,
     /// The validated `[scst]` table.
     pub scst: Option<Scst>,
+    /// The validated `[firmware]` table (empty and not `declared` when the recipe has
+    /// none: its closure is then not checked). With `[scst]`, the SCST table's firmware
+    /// applies instead ([`Scst::firmware_set`]).
+    pub firmware: FirmwareSet,
     /// The text of the recipe file (kept for locating errors).
     pub text: String,
     /// Every kernel the recipe names, the default (`[kernel]`) first, then
@@ -531,6 +575,7 @@ impl Recipe {
         .unwrap_or_else(|| Source::Path {
             path: root.clone(),
             written: PathBuf::new(),
+            tree: None,
         });
         let mut sources = BTreeMap::new();
         for (n, s) in &raw.sources {
@@ -543,6 +588,35 @@ impl Recipe {
             .scst
             .clone()
             .map(|spec| validate_scst(&spec, &proj, &mut raw.sources, &mut sources, &mut errs));
+        let firmware = match (&raw.firmware, &scst) {
+            (Some(_), Some(_)) => {
+                errs.key(
+                    at!["firmware"],
+                    "[firmware]: an SCST recipe lists its firmware in [scst] firmware and [scst] waive-firmware (its modules stage checks the closure of every module)",
+                );
+                FirmwareSet::default()
+            }
+            (Some(spec), None) => {
+                let mut inputs = Vec::new();
+                let set = validate_firmware(
+                    ("firmware", "files", "waive"),
+                    &spec.files,
+                    &spec.waive,
+                    &proj,
+                    &mut errs,
+                    &mut inputs,
+                );
+                add_firmware_inputs(
+                    inputs,
+                    "[firmware]",
+                    &mut raw.sources,
+                    &mut sources,
+                    &mut errs,
+                );
+                set
+            }
+            (None, _) => FirmwareSet::default(),
+        };
         if let Err(m) = check_base(&proj, &raw.kernel.base) {
             errs.at(at!["kernel", "base"], m);
         }
@@ -733,6 +807,7 @@ impl Recipe {
                 root: raw.outputs.root,
             },
             scst,
+            firmware,
             text: text.to_string(),
             kernels,
             selected: 0,
@@ -1117,8 +1192,21 @@ fn validate_source(s: &SourceSpec, proj: &Project) -> Result<Source, (Vec<Seg>, 
                 ));
             }
         }
+        let tree = s.tree.as_deref().map(parse_tree).transpose()?;
+        if let Some(tree) = tree {
+            if s.sha256.is_some() {
+                return Err((
+                    at!["sha256"].to_vec(),
+                    "a `url` source is pinned by `sha256` (the archive) or `tree` (its unpacked content), not both".into(),
+                ));
+            }
+            return Ok(Source::UrlTree { mirrors, tree });
+        }
         let Some(sha) = s.sha256.clone() else {
-            return Err((Vec::new(), "a `url` source needs `sha256`".into()));
+            return Err((
+                Vec::new(),
+                "a `url` source needs `sha256` (of the file) or `tree` (of an archive's unpacked content)".into(),
+            ));
         };
         if !crate::util::hash::is_sha256(&sha) {
             return Err((
@@ -1132,6 +1220,12 @@ fn validate_source(s: &SourceSpec, proj: &Project) -> Result<Source, (Vec<Seg>, 
         });
     }
     if let Some(p) = &s.debian {
+        if s.tree.is_some() {
+            return Err((
+                at!["tree"].to_vec(),
+                "`tree` pins `url` and `path` sources: a `debian` source is pinned by apt".into(),
+            ));
+        }
         let Some(version) = s.version.clone() else {
             return Err((Vec::new(), "a `debian` source needs `version`".into()));
         };
@@ -1145,7 +1239,16 @@ fn validate_source(s: &SourceSpec, proj: &Project) -> Result<Source, (Vec<Seg>, 
     let path = proj
         .path(&written)
         .map_err(|m| (vec![Seg::from("path")], format!("path {m}")))?;
-    Ok(Source::Path { path, written })
+    let tree = s.tree.as_deref().map(parse_tree).transpose()?;
+    Ok(Source::Path {
+        path,
+        written,
+        tree,
+    })
+}
+
+fn parse_tree(t: &str) -> Result<TreeHash, (Vec<Seg>, String)> {
+    TreeHash::parse(t).map_err(|m| (at!["tree"].to_vec(), m))
 }
 
 /// How SCST's QLogic driver gets into the image (reference/scst.md §A3).
@@ -1171,6 +1274,71 @@ impl DriverMode {
     }
 }
 
+/// SCST's build mode (`make 2release|2perf|2debug`, reference/scst.md §A3): what
+/// `scst/include/build_mode.h` turns on in every SCST module.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum BuildMode {
+    /// `CONFIG_SCST_TRACING` only: the upstream default for production.
+    #[default]
+    Release,
+    /// No tracing at all (no `trace_level` files): what TrueNAS ships.
+    Perf,
+    /// Tracing, `CONFIG_SCST_DEBUG` and `CONFIG_SCST_EXTRACHECKS`.
+    Debug,
+}
+
+impl BuildMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BuildMode::Release => "release",
+            BuildMode::Perf => "perf",
+            BuildMode::Debug => "debug",
+        }
+    }
+
+    /// The top-level make target that selects the mode.
+    pub fn make_target(self) -> &'static str {
+        match self {
+            BuildMode::Release => "2release",
+            BuildMode::Perf => "2perf",
+            BuildMode::Debug => "2debug",
+        }
+    }
+}
+
+/// One entry of `[scst] waive-firmware`: a file name, or a name with the reason the
+/// image goes without it (recorded in the manifest).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum WaiveSpec {
+    Name(String),
+    WithReason(WaiveWithReason),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct WaiveWithReason {
+    pub name: String,
+    pub reason: String,
+}
+
+impl WaiveSpec {
+    pub fn name(&self) -> &str {
+        match self {
+            WaiveSpec::Name(n) => n,
+            WaiveSpec::WithReason(w) => &w.name,
+        }
+    }
+
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            WaiveSpec::Name(_) => None,
+            WaiveSpec::WithReason(w) => Some(&w.reason),
+        }
+    }
+}
+
 /// `[scst]` as written.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -1179,6 +1347,9 @@ pub struct ScstSpec {
     pub source: SourceSpec,
     #[serde(default)]
     pub driver_mode: DriverMode,
+    /// `release` (default), `perf` or `debug`: `make 2release|2perf|2debug`.
+    #[serde(default)]
+    pub build_mode: BuildMode,
     /// SCST components to build (make directories), in any order; built in SCST's
     /// order. Default: `scst` and `qla2x00t-32gbit`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1186,9 +1357,11 @@ pub struct ScstSpec {
     /// Firmware files the image provides, by the name modules request.
     #[serde(default)]
     pub firmware: Vec<FirmwareSpec>,
-    /// Firmware names requested by modules that the image deliberately omits.
+    /// Firmware names requested by modules that the image deliberately omits, each
+    /// a name or `{ name = "…", reason = "…" }`; a name ending in `*` waives every
+    /// requested file that starts with what precedes it (`rtl_nic/*`).
     #[serde(default)]
-    pub waive_firmware: Vec<String>,
+    pub waive_firmware: Vec<WaiveSpec>,
 }
 
 /// One firmware file: its name under /lib/firmware and where it comes from (the
@@ -1216,6 +1389,7 @@ impl FirmwareSpec {
         SourceSpec {
             url: self.url.clone(),
             sha256: self.sha256.clone(),
+            tree: None,
             debian: self.debian.clone(),
             version: self.version.clone(),
             member: self.member.clone(),
@@ -1243,14 +1417,43 @@ pub const SCST_COMPONENTS: &[(&str, &str)] = &[
 pub struct Scst {
     pub source: Source,
     pub driver_mode: DriverMode,
+    pub build_mode: BuildMode,
     /// Components in build order.
     pub components: Vec<String>,
     /// Firmware name → source.
     pub firmware: BTreeMap<String, Source>,
     pub waived: Vec<String>,
+    /// Why a waived file is left out, when the recipe says.
+    pub waive_reasons: BTreeMap<String, String>,
 }
 
 impl Scst {
+    /// The `waive-firmware` entry that waives firmware file `name`: the name itself,
+    /// or a prefix pattern ending in `*` that it starts with.
+    pub fn waiver(&self, name: &str) -> Option<&str> {
+        self.waived
+            .iter()
+            .find(|w| {
+                *w == name
+                    || w.strip_suffix('*')
+                        .is_some_and(|prefix| name.starts_with(prefix))
+            })
+            .map(String::as_str)
+    }
+
+    /// The firmware list and waivers of `[scst]`.
+    pub fn firmware_set(&self) -> FirmwareSet {
+        FirmwareSet {
+            table: "scst".into(),
+            files_key: "firmware".into(),
+            waive_key: "waive-firmware".into(),
+            files: self.firmware.clone(),
+            waived: self.waived.clone(),
+            waive_reasons: self.waive_reasons.clone(),
+            declared: true,
+        }
+    }
+
     /// The lock/input name of a firmware file.
     pub fn firmware_input(name: &str) -> String {
         format!("firmware:{name}")
@@ -1274,6 +1477,7 @@ fn validate_scst(
     .unwrap_or_else(|| Source::Path {
         path: proj.root.to_path_buf(),
         written: PathBuf::new(),
+        tree: None,
     });
     let requested = spec
         .modules
@@ -1321,18 +1525,71 @@ fn validate_scst(
     {
         errs.at(at!["scst", "driver-mode"], "scst driver-mode = \"in-tree\" swaps the QLogic driver: add `qla2x00t-32gbit` to modules");
     }
+    let mut inputs = vec![("scst".to_string(), spec.source.clone(), source.clone())];
+    let set = validate_firmware(
+        ("scst", "firmware", "waive-firmware"),
+        &spec.firmware,
+        &spec.waive_firmware,
+        proj,
+        errs,
+        &mut inputs,
+    );
+    add_firmware_inputs(inputs, "[scst]", raw_sources, sources, errs);
+    Scst {
+        source,
+        driver_mode: spec.driver_mode,
+        build_mode: spec.build_mode,
+        components,
+        firmware: set.files,
+        waived: set.waived,
+        waive_reasons: set.waive_reasons,
+    }
+}
+
+/// Named inputs like any [sources.NAME]: the lock pins them, fetch and plan see them.
+fn add_firmware_inputs(
+    inputs: Vec<(String, SourceSpec, Source)>,
+    table: &str,
+    raw_sources: &mut BTreeMap<String, SourceSpec>,
+    sources: &mut BTreeMap<String, Source>,
+    errs: &mut Errors,
+) {
+    for (name, raw, v) in inputs {
+        if raw_sources.contains_key(&name) {
+            errs.key(
+                at!["sources", &name],
+                format!("source `{name}` is defined by {table}: remove it from [sources]"),
+            );
+            continue;
+        }
+        raw_sources.insert(name.clone(), raw);
+        sources.insert(name, v);
+    }
+}
+
+/// Validates a firmware list and its waivers (`[scst] firmware` + `waive-firmware`,
+/// or `[firmware] files` + `waive`: `keys` = (table, files key, waive key)); each
+/// provided file is pushed to `inputs` as `firmware:NAME`.
+fn validate_firmware(
+    keys: (&'static str, &'static str, &'static str),
+    files: &[FirmwareSpec],
+    waive: &[WaiveSpec],
+    proj: &Project,
+    errs: &mut Errors,
+    inputs: &mut Vec<(String, SourceSpec, Source)>,
+) -> FirmwareSet {
+    let (table, files_key, waive_key) = keys;
     let valid_name = |n: &str| {
         !n.is_empty()
             && !n.starts_with('/')
             && n.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
     };
     let mut firmware = BTreeMap::new();
-    let mut inputs = vec![("scst".to_string(), spec.source.clone(), source.clone())];
-    for (i, f) in spec.firmware.iter().enumerate() {
-        let at_f = at!["scst", "firmware", i];
+    for (i, f) in files.iter().enumerate() {
+        let at_f = at![table, files_key, i];
         if !valid_name(&f.name) {
             errs.at(
-                at!["scst", "firmware", i, "name"],
+                at![table, files_key, i, "name"],
                 format!(
                     "firmware name `{}`: expected a relative file name under /lib/firmware",
                     f.name
@@ -1346,43 +1603,95 @@ fn validate_scst(
         };
         if firmware.insert(f.name.clone(), s.clone()).is_some() {
             errs.at(
-                at!["scst", "firmware", i, "name"],
+                at![table, files_key, i, "name"],
                 format!("firmware `{}` is listed twice", f.name),
             );
         }
         inputs.push((Scst::firmware_input(&f.name), f.source_spec(), s));
     }
-    for (i, w) in spec.waive_firmware.iter().enumerate() {
-        if !valid_name(w) {
+    for (i, w) in waive.iter().enumerate() {
+        let w = w.name();
+        // `DIR/*` or `PREFIX*`: every requested file whose name starts with PREFIX.
+        let name = w
+            .strip_suffix('*')
+            .map(|p| format!("{p}x"))
+            .unwrap_or(w.to_string());
+        if !valid_name(&name) || name.contains('*') {
             errs.at(
-                at!["scst", "waive-firmware", i],
-                format!("waived firmware `{w}`: expected a file name"),
+                at![table, waive_key, i],
+                format!("waived firmware `{w}`: expected a file name, or a prefix ending in `*` (e.g. `rtl_nic/*`)"),
             );
         } else if firmware.contains_key(w) {
             errs.at(
-                at!["scst", "waive-firmware", i],
+                at![table, waive_key, i],
                 format!("firmware `{w}` is both provided and waived"),
             );
         }
     }
-    // Named inputs like any [sources.NAME]: the lock pins them, fetch and plan see them.
-    for (name, raw, v) in inputs {
-        if raw_sources.contains_key(&name) {
-            errs.key(
-                at!["sources", &name],
-                format!("source `{name}` is defined by [scst]: remove it from [sources]"),
-            );
-            continue;
-        }
-        raw_sources.insert(name.clone(), raw);
-        sources.insert(name, v);
+    FirmwareSet {
+        table: table.to_string(),
+        files_key: files_key.to_string(),
+        waive_key: waive_key.to_string(),
+        files: firmware,
+        waived: waive.iter().map(|w| w.name().to_string()).collect(),
+        waive_reasons: waive
+            .iter()
+            .filter_map(|w| Some((w.name().to_string(), w.reason()?.to_string())))
+            .collect(),
+        declared: true,
     }
-    Scst {
-        source,
-        driver_mode: spec.driver_mode,
-        components,
-        firmware,
-        waived: spec.waive_firmware.clone(),
+}
+
+/// The firmware an image provides and waives (`[scst]` or `[firmware]`, validated).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirmwareSet {
+    /// The table and keys it was written in, for messages (`scst`, `firmware`,
+    /// `waive-firmware`).
+    pub table: String,
+    pub files_key: String,
+    pub waive_key: String,
+    /// Firmware name → source.
+    pub files: BTreeMap<String, Source>,
+    pub waived: Vec<String>,
+    /// Why a waived file is left out, when the recipe says.
+    pub waive_reasons: BTreeMap<String, String>,
+    /// Whether the recipe writes the table (`[firmware]` or `[scst]`): only then is
+    /// the closure checked (a recipe without it builds as before, with a note).
+    pub declared: bool,
+}
+
+/// A recipe without `[firmware]`: nothing provided, nothing waived.
+impl Default for FirmwareSet {
+    fn default() -> FirmwareSet {
+        FirmwareSet {
+            table: "firmware".into(),
+            files_key: "files".into(),
+            waive_key: "waive".into(),
+            files: BTreeMap::new(),
+            waived: Vec::new(),
+            waive_reasons: BTreeMap::new(),
+            declared: false,
+        }
+    }
+}
+
+impl FirmwareSet {
+    /// The waiver entry that waives firmware file `name`: the name itself, or a prefix
+    /// pattern ending in `*` that it starts with.
+    pub fn waiver(&self, name: &str) -> Option<&str> {
+        self.waived
+            .iter()
+            .find(|w| {
+                *w == name
+                    || w.strip_suffix('*')
+                        .is_some_and(|prefix| name.starts_with(prefix))
+            })
+            .map(String::as_str)
+    }
+
+    /// True when the recipe says nothing about firmware.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty() && self.waived.is_empty()
     }
 }
 

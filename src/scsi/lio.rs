@@ -15,6 +15,12 @@ use std::fmt;
 /// Where the LIO configfs tree is mounted in the image.
 pub const CONFIGFS_TARGET: &str = "/sys/kernel/config/target";
 
+/// The directories under LIO's database root (`dbroot`, `/etc/target` by default)
+/// where the kernel writes persistent-reservation (APTPL) and ALUA metadata; without
+/// them a PERSISTENT RESERVE OUT with APTPL fails (`filp_open(/etc/target/pr/…)`).
+/// Distributions create them with targetcli's package; the init creates them.
+pub const DBROOT_DIRS: [&str; 2] = ["/etc/target/pr", "/etc/target/alua"];
+
 /// One configfs operation; paths are relative to [`CONFIGFS_TARGET`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfigfsOp {
@@ -139,6 +145,11 @@ pub fn plan_without(lio: &Lio, absent: &std::collections::BTreeSet<String>) -> L
         let serial = b.serial.clone().unwrap_or_else(|| default_serial(&b.name));
         s.push(w(format!("{dir}/wwn/vpd_unit_serial"), &serial));
         s.push(w(format!("{dir}/enable"), "1"));
+        // After enable (the kernel sets block_size and the UNMAP limits when it
+        // configures the device), before any LUN exports it (most refuse then).
+        for (name, value) in &b.attributes {
+            s.push(w(format!("{dir}/attrib/{name}"), &value.to_configfs()));
+        }
     }
 
     if !lio.iscsi.is_empty() {
@@ -230,6 +241,7 @@ backstores = [
   { name = "fast", kind = "fileio", path = "/run/fast.img", size = "1GiB", write-back = true, serial = "SER-FAST" },
   { name = "sda", kind = "block", path = "/dev/sda" },
   { name = "rd", kind = "ramdisk", size = "16MiB" },
+  { name = "thin", kind = "fileio", path = "/run/thin.img", size = "1GiB", attributes = { emulate_tpu = true, emulate_tpws = 1, block_size = 4096 } },
 ]
 [[lio.iscsi]]
 iqn = "iqn.2026-11.org.example:san1"
