@@ -275,6 +275,23 @@ nvme-QEMU_NVMe_Ctrl_sanforge-dN, virtio-sanforge-dN. Writes go to the file (make
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
     },
+    /// A node's status over SSH: image, boot slot, boot timeline, hardware, targets, services, HA
+    Status {
+        /// The node's address or name
+        host: String,
+        /// SSH port
+        #[arg(long, default_value_t = 22)]
+        port: u16,
+        /// Private key (ssh -i); ssh's defaults without it
+        #[arg(short = 'i', long, value_name = "FILE")]
+        identity: Option<PathBuf>,
+        /// known_hosts file for the node's host key [default: ssh's]
+        #[arg(long, value_name = "FILE")]
+        known_hosts: Option<PathBuf>,
+        /// Print the node's JSON as it came
+        #[arg(long)]
+        json: bool,
+    },
     /// List the host tools sanforge needs, which are missing, and their Debian packages
     Doctor,
     /// Kernel configuration tools
@@ -551,6 +568,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 srv.local_addr()?
             );
             srv.serve(None)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status {
+            host,
+            port,
+            identity,
+            known_hosts,
+            json,
+        } => {
+            let o = commands::status::StatusOptions {
+                host,
+                port,
+                identity,
+                known_hosts,
+                connect_timeout_secs: 10,
+            };
+            commands::status::run(&o, json)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Doctor => {

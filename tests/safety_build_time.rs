@@ -302,6 +302,11 @@ fn scst_tree() -> tempfile::TempDir {
     let d = t.path();
     write(d, "etc/sanforge/node.toml", NODE);
     write(d, "etc/sanforge/scst.conf", A);
+    // The backing files exist, as on a real node: the init leaves out a device whose
+    // backing file is absent.
+    for f in ["a", "b", "c"] {
+        write(d, f, "");
+    }
     let s = d.join("sys/kernel/scst_tgt");
     write(&s, "last_sysfs_mgmt_res", "0\n");
     write(&s, "handlers/vdisk_fileio/mgmt", "");

@@ -10,9 +10,11 @@
 //! Both e1000e NICs sit on one QEMU hub with the user network (where the iSCSI port is
 //! forwarded to the host) and are the slaves of the node's active-backup bond
 //! (primary stor0, miimon 100). Checked: the hardware report names both NICs with
-//! e1000e, the MegaRAID disks and the NVMe drive with their by-id names; the LUN (a
-//! block backstore on the first MegaRAID disk by its by-id name — see
-//! `common::server::server_storage`, the extension point for md RAID1 → LVM) passes
+//! e1000e, the MegaRAID disks and the NVMe drive with their by-id names, and the md
+//! RAID1 of the two MegaRAID disks (both members) with VG `vg0`; the LUN (a block
+//! backstore on the LV `/dev/vg0/lun0` on that array, activated at boot — see
+//! `common::server::server_storage`; a first boot of node `mkraid` makes the array,
+//! VG and LV on the blank disks with the image's own mdadm and lvm) passes
 //! `iscsi-inq` and the libiscsi families the end-to-end test runs; then, while the
 //! host writes a verifiable pattern through the bond, `sanforge run --monitor
 //! 'set_link nic0 off'` pulls the active NIC's cable: the bond fails over to stor1,
@@ -52,27 +54,113 @@ fn report_lines<'a>(console: &'a str, kind: &str) -> Vec<&'a str> {
     console.lines().filter(|l| l.starts_with(&prefix)).collect()
 }
 
-/// What the storage under the LUN looks like in the guest. Today: the by-id link
-/// the backstore names resolves to a MegaRAID disk. EXTENSION POINT: with `[storage]`
-/// (md RAID1 → LVM, see `common::server::server_storage`), also assert the array is
-/// clean with both members (`/proc/mdstat`: `[UU]`) and the LV is active.
+/// The storage under the LUN in the guest: the md array is clean with both members
+/// in sync (`/proc/mdstat`: `[UU]`) and they are the two MegaRAID disks; the LV is
+/// active (a device-mapper device named VG-LV) and is what LIO's lun0 is on.
 fn check_storage(vm: &Vm, layout: &server::StorageLayout) {
-    let real = vm.sh_ok(&format!("readlink -f {}", layout.device));
+    let mdstat = vm.sh_ok("cat /proc/mdstat");
+    let real = |p: &str| {
+        vm.sh_ok(&format!("readlink -f {p}"))
+            .trim()
+            .trim_start_matches("/dev/")
+            .to_string()
+    };
+    let md = real(&format!("/dev/md/{}", layout.md));
+    let line = mdstat
+        .lines()
+        .find(|l| l.starts_with(&format!("{md} : active raid1 ")))
+        .unwrap_or_else(|| panic!("no active raid1 {md} in /proc/mdstat:\n{mdstat}"));
+    for m in &layout.members {
+        let dev = real(m);
+        assert!(
+            dev.starts_with("sd") && line.contains(&format!(" {dev}[")),
+            "{m} ({dev}) is not a member of {md}: {mdstat}"
+        );
+    }
+    assert!(mdstat.contains("[2/2] [UU]"), "{md} is not clean: {mdstat}");
+    // The LV: /dev/VG/LV (a link to, or like lvm makes without udev a node of, a
+    // /dev/mapper device) is dm-N by its numbers, whose device-mapper name is VG-LV,
+    // not suspended, on the array.
+    let ls = vm.sh_ok(&format!("ls -lL {}", layout.device));
+    let w: Vec<&str> = ls.split_whitespace().collect();
+    let numbers = w
+        .iter()
+        .position(|x| x.ends_with(','))
+        .and_then(|i| Some(format!("{}:{}", w[i].trim_end_matches(','), w.get(i + 1)?)))
+        .unwrap_or_else(|| panic!("{} is not a block device: {ls}", layout.device));
+    let dm = real(&format!("/sys/dev/block/{numbers}"))
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
     assert!(
-        real.trim().starts_with("/dev/sd"),
-        "{} resolves to `{}`, not a SCSI disk",
-        layout.device,
-        real.trim()
+        dm.starts_with("dm-"),
+        "{} ({numbers}) is {dm}",
+        layout.device
     );
-    // LIO's own view: `iBlock device: sda  UDEV PATH: /dev/disk/by-id/…`.
+    let sys = vm.sh_ok(&format!(
+        "cat /sys/block/{dm}/dm/name /sys/block/{dm}/dm/suspended; ls /sys/block/{dm}/slaves"
+    ));
+    let sys: Vec<&str> = sys.split_whitespace().collect();
+    assert_eq!(
+        sys,
+        [
+            format!("{}-{}", layout.vg, layout.lv).as_str(),
+            "0",
+            md.as_str()
+        ],
+        "{} ({dm}): dm name, suspended, slaves",
+        layout.device
+    );
+    let lvs = vm.sh_ok(&format!(
+        "lvm lvs --noheadings -o lv_name,lv_attr {}",
+        layout.vg
+    ));
+    let attr = lvs
+        .split_whitespace()
+        .skip_while(|w| *w != layout.lv)
+        .nth(1)
+        .unwrap_or_default();
+    assert_eq!(attr.chars().nth(4), Some('a'), "LV not active: {lvs}");
+    // LIO's own view: `iBlock device: dm-0  UDEV PATH: /dev/vg0/lun0`.
     let info = vm.sh_ok("cat /sys/kernel/config/target/core/iblock_*/lun0/info");
-    let dev = real.trim().trim_start_matches("/dev/");
     assert!(
-        info.contains(&format!("iBlock device: {dev} ")) && info.contains(&layout.device),
-        "LIO's lun0 is not on {} ({}): {info}",
-        layout.device,
-        real.trim()
+        info.contains(&format!("iBlock device: {dm} ")) && info.contains(&layout.device),
+        "LIO's lun0 is not on {} ({dm}): {info}",
+        layout.device
     );
+}
+
+/// First boot (node `mkraid`, the two MegaRAID disks only): the image's own mdadm and
+/// lvm make the RAID1, the VG and the LV on the blank disks; stopped once it says so.
+/// Its wall time.
+fn make_raid(out: &std::path::Path, disk_args: &[String]) -> Duration {
+    let started = Instant::now();
+    let mut args = vec!["--machine", "q35", "--append", "sanforge.node=mkraid"];
+    for d in disk_args {
+        args.extend(["--disk", d.as_str()]);
+    }
+    let (vm, mut child) = Vm::spawn(out, &args);
+    let end = Instant::now() + Duration::from_secs(600);
+    let console = loop {
+        let c = vm.console();
+        if c.contains("MKRAID RESULT=") || Instant::now() > end {
+            break c;
+        }
+        if let Ok(Some(st)) = child.try_wait() {
+            if !st.success() {
+                panic!("mkraid boot failed ({st}):\n{}", vm.console());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    drop(vm);
+    let _ = child.wait();
+    assert!(
+        console.contains("MKRAID RESULT=ok"),
+        "mkraid did not make the array:\n{console}"
+    );
+    started.elapsed()
 }
 
 /// The longest interval between two consecutive acknowledged writes that overlaps
@@ -126,6 +214,9 @@ fn server_hardware_boots_serves_a_lun_and_the_bond_fails_over_under_writes() {
     for d in &disk_args {
         args.extend(["--disk", d.as_str()]);
     }
+    // The md RAID1 of the two MegaRAID disks with the VG and LV on it: made first.
+    let mkraid = make_raid(&image.out, &disk_args[..2]);
+    eprintln!("mkraid boot: {:.1} s", mkraid.as_secs_f64());
     let vm = Vm::start(&image.out, &args);
     let console = vm.console();
     eprintln!(
@@ -159,11 +250,53 @@ fn server_hardware_boots_serves_a_lun_and_the_bond_fails_over_under_writes() {
             "no {dev} disk with serial {serial} in the report: {disks_seen:#?}\n{console}"
         );
     }
+    // The storage part of the report: the array with both MegaRAID disks as members,
+    // and the VG with its LV.
+    let layout = server::server_storage();
+    let sd_of = |serial: &str| -> String {
+        disks_seen
+            .iter()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|w| w.last().is_some_and(|id| id.ends_with(serial)))
+            .and_then(|w| w.get(2).map(|n| n.to_string()))
+            .unwrap_or_default()
+    };
+    let md_lines = report_lines(&console, "md  ");
+    let md_line = md_lines
+        .iter()
+        .find(|l| l.split_whitespace().nth(2) == Some(layout.md))
+        .unwrap_or_else(|| panic!("no md {} in the report:\n{console}", layout.md));
+    let members = md_line
+        .split_once(" members [")
+        .map(|(_, m)| m.trim_end_matches(']').to_string())
+        .unwrap_or_default();
+    let mut want: Vec<String> = [disk_serial(0), disk_serial(1)]
+        .iter()
+        .map(|s| sd_of(s))
+        .collect();
+    want.sort();
+    let mut got: Vec<String> = members.split(", ").map(str::to_string).collect();
+    got.sort();
+    assert!(
+        md_line.contains(" raid1 ") && !md_line.contains("MISSING") && got == want,
+        "md line {md_line:?}: members {got:?}, want the MegaRAID disks {want:?}"
+    );
+    let vg_lines = report_lines(&console, "vg  ");
+    assert!(
+        vg_lines
+            .iter()
+            .any(|l| l.contains(&format!(" {} ", layout.vg))
+                && l.contains(&format!("LVs [{}]", layout.lv))
+                && !l.contains("ERROR")),
+        "no vg {} with LV {} in the report: {vg_lines:#?}\n{console}",
+        layout.vg,
+        layout.lv
+    );
+    eprintln!("{md_line}");
     let hw = vm.sh_ok("cat /run/sanforge/hardware.json");
     for driver in ["\"megaraid_sas\"", "\"nvme\"", "\"e1000e\""] {
         assert!(hw.contains(driver), "hardware.json has no {driver}: {hw}");
     }
-    let layout = server::server_storage();
     eprintln!("LUN: {}", layout.description);
     check_storage(&vm, &layout);
 
@@ -304,6 +437,10 @@ fn server_hardware_boots_serves_a_lun_and_the_bond_fails_over_under_writes() {
     eprintln!(
         "| boot to ready (q35, 2x e1000e bond, megasas-gen2 + 2 disks, nvme; TCG) | {:.1} s |",
         vm.ready_after.unwrap_or(f64::NAN)
+    );
+    eprintln!(
+        "| first boot making md RAID1 + VG + LV (node mkraid), wall | {:.1} s |",
+        mkraid.as_secs_f64()
     );
     eprintln!(
         "| median interval between acknowledged writes | {:.1} ms |",
@@ -478,6 +615,7 @@ fn the_test_node_configs_are_valid() {
     let t = tempfile::tempdir().unwrap();
     for (name, text) in [
         ("server", server::server_node()),
+        ("mkraid", server::mkraid_node()),
         ("vlan-a", server::vlan_node('a')),
         ("vlan-b", server::vlan_node('b')),
     ] {

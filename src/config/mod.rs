@@ -22,6 +22,7 @@ pub mod lio_attrib;
 pub mod lock;
 pub mod network;
 pub mod node;
+pub mod ops;
 pub mod recipe;
 pub mod secrets;
 pub mod spans;

@@ -13,6 +13,7 @@ pub use super::network::{
     Bond, BondMode, Interface, IpNet, LacpRate, LinkId, Network, Route, Vlan, XmitHashPolicy,
     DEFAULT_MIIMON,
 };
+pub use super::ops::{Logs, Metrics, Ssh, Time};
 // `[storage]` too (md, LVM, the targets' persistent state).
 use super::storage::validate_storage;
 pub use super::storage::{Activate, Storage};
@@ -46,6 +47,19 @@ pub struct NodeConfig {
     pub services: Vec<Service>,
     #[serde(default)]
     pub scst: Option<ScstNode>,
+    /// `[ssh]`: root's public keys and the listen address of the SSH server; none
+    /// or no key means no SSH server. See [`Ssh`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<Ssh>,
+    /// `[metrics]`: the Prometheus exporter; none means no exporter. See [`Metrics`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Metrics>,
+    /// `[logs]`: remote syslog; see [`Logs`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs: Option<Logs>,
+    /// `[time]`: NTP through chronyd; see [`Time`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<Time>,
 }
 
 /// `[scst]`: the node's SCST configuration, an `scst.conf` applied at boot by the init.
@@ -569,6 +583,56 @@ impl NodeConfig {
                 errs.at(
                     at!["scst", "iscsi-daemon"],
                     "scst iscsi-daemon: argv must start with an absolute program path",
+                );
+            }
+        }
+        if let Some(ssh) = &self.ssh {
+            if ssh.listen.parse::<std::net::SocketAddr>().is_err() {
+                errs.at(
+                    at!["ssh", "listen"],
+                    format!(
+                        "ssh listen `{}`: expected ADDRESS:PORT like 0.0.0.0:22 or [::]:22",
+                        ssh.listen
+                    ),
+                );
+            }
+        }
+        if let Some(m) = &self.metrics {
+            if m.listen.parse::<std::net::SocketAddr>().is_err() {
+                errs.at(
+                    at!["metrics", "listen"],
+                    format!(
+                        "metrics listen `{}`: expected ADDRESS:PORT like 0.0.0.0:9100",
+                        m.listen
+                    ),
+                );
+            }
+            if let Some(f) = &m.token_file {
+                if !f.starts_with('/') || f.contains(['\n', '\0']) {
+                    errs.at(
+                        at!["metrics", "token-file"],
+                        format!("metrics token-file `{f}`: expected an absolute path in the image (a secret, e.g. /etc/sanforge/secrets/metrics.token)"),
+                    );
+                }
+            }
+        }
+        if let Some(r) = self.logs.as_ref().and_then(|l| l.remote.as_ref()) {
+            if r.parse::<std::net::SocketAddr>().is_err() {
+                errs.at(
+                    at!["logs", "remote"],
+                    format!("logs remote `{r}`: expected ADDRESS:PORT of a syslog server (RFC 5424 over TCP), like 192.0.2.2:514"),
+                );
+            }
+        }
+        for (i, srv) in self.time.iter().flat_map(|t| t.servers.iter()).enumerate() {
+            if srv.is_empty()
+                || !srv
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.:_".contains(&b))
+            {
+                errs.at(
+                    at!["time", "servers", i],
+                    format!("time server `{srv}`: expected a host name or an IP address"),
                 );
             }
         }

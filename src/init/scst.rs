@@ -344,6 +344,8 @@ fn start_iscsi_daemon(init: &mut Init, cfg: &ScstNode, conf: &ScstConf) -> bool 
         started: None,
         backoff: BACKOFF_MIN,
         next_start: Some(now),
+        starts: 0,
+        last_exit: None,
     });
     init.supervisor.start_due(init.sys, &mut init.log, now);
     init.supervisor

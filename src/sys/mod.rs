@@ -307,6 +307,30 @@ pub trait Sys {
     /// The kernel log records still in the ring buffer (`/dev/kmsg` read without
     /// blocking), one `PRIO,SEQ,USEC,FLAGS;message` line each.
     fn kernel_log(&mut self) -> SysResult<String>;
+    /// Time since the kernel started, suspend included (`CLOCK_BOOTTIME`): the clock
+    /// of the boot timeline, readable before /proc is mounted.
+    fn boottime(&mut self) -> Duration;
+    /// `statvfs(2)`: the size of the file system holding `path` and the bytes
+    /// available to unprivileged users, in bytes.
+    fn statfs(&mut self, path: &Path) -> SysResult<(u64, u64)>;
+}
+
+/// `statvfs(2)` of a host path: (size, available) in bytes.
+pub(crate) fn statfs_host(path: &Path) -> io::Result<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: statvfs is plain data; the call fills it.
+    let mut v: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is NUL-terminated and outlives the call; `v` is writable.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut v) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let frsize = v.f_frsize as u64;
+    Ok((
+        (v.f_blocks as u64).saturating_mul(frsize),
+        (v.f_bavail as u64).saturating_mul(frsize),
+    ))
 }
 
 /// What a path is, as `lstat(2)` sees it.
@@ -454,6 +478,9 @@ pub struct FakeSys {
     /// The links, read from `/sys/class/net` under the root at first use (see
     /// [`FakeSys::links`](Sys::links)), then changed by the link calls.
     net: Option<FakeNet>,
+    /// The fake `CLOCK_BOOTTIME`: starts at 1.5 s (the kernel's share of the boot)
+    /// and advances by [`FakeSys::TICK`] at every reading.
+    pub clock: Duration,
 }
 
 /// The links [`FakeSys`] plays.
@@ -486,8 +513,12 @@ impl FakeSys {
             watchdog_open: false,
             kernel_tree: None,
             net: None,
+            clock: Duration::from_millis(1500),
         }
     }
+
+    /// How far the fake clock moves at each [`Sys::boottime`] reading.
+    pub const TICK: Duration = Duration::from_millis(10);
 
     /// Plays these links instead of those of `/sys/class/net` under the root (the
     /// init's `network-plan`, which pretends every link of the config exists).
@@ -970,6 +1001,14 @@ impl Sys for FakeSys {
     /// The fake's kernel log is the plain file `/dev/kmsg` under its root.
     fn kernel_log(&mut self) -> SysResult<String> {
         self.read_to_string(Path::new("/dev/kmsg"))
+    }
+    fn statfs(&mut self, path: &Path) -> SysResult<(u64, u64)> {
+        statfs_host(&self.root.join(path)).map_err(|e| SysError::new("statfs", path.display(), e))
+    }
+    fn boottime(&mut self) -> Duration {
+        let now = self.clock;
+        self.clock += FakeSys::TICK;
+        now
     }
 }
 

@@ -470,6 +470,28 @@ impl Sys for RealSys {
             .map_err(|e| SysError::new("append to", path.display(), e))
     }
 
+    fn statfs(&mut self, path: &Path) -> SysResult<(u64, u64)> {
+        super::statfs_host(&self.root.join(path))
+            .map_err(|e| SysError::new("statfs", path.display(), e))
+    }
+
+    fn boottime(&mut self) -> Duration {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec; CLOCK_BOOTTIME exists on every
+        // kernel this init runs on (2.6.39+). On failure `ts` stays zero.
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+        if rc != 0 {
+            return Duration::ZERO;
+        }
+        Duration::new(
+            u64::try_from(ts.tv_sec).unwrap_or(0),
+            u32::try_from(ts.tv_nsec).unwrap_or(0),
+        )
+    }
+
     fn kernel_log(&mut self) -> SysResult<String> {
         use std::io::Read;
         use std::os::unix::fs::OpenOptionsExt;

@@ -1,11 +1,13 @@
 //! The image and VMs of the server-hardware tests (`tests/server_*.rs`, issue #12):
 //! the default recipe — same kernel (its stage comes from the cache), packages and
-//! overlays — built in a throw-away project whose `[node]` bakes three test node
+//! overlays — built in a throw-away project whose `[node]` bakes four test node
 //! configs (one image for all of them, picked with `sanforge.node=NAME`):
 //!
 //! * `server`: two e1000e NICs (found by MAC) as the slaves of an active-backup bond
-//!   carrying 192.0.2.15, and a LIO iSCSI LUN on a disk behind the MegaRAID HBA, named
-//!   by `/dev/disk/by-id` ([`server_storage`], the extension point for md/LVM);
+//!   carrying 192.0.2.15, and a LIO iSCSI LUN on an LV of a VG on an md RAID1 of the
+//!   two disks behind the MegaRAID HBA, named by `/dev/disk/by-id` ([`server_storage`]);
+//! * `mkraid`: makes that array, VG and LV on the blank disks with the image's own
+//!   mdadm and lvm (a first boot, [`mkraid_node`]);
 //! * `vlan-a`, `vlan-b`: a virtio NIC for the control shell, and two e1000e NICs in an
 //!   active-backup bond with MTU 9000 carrying VLAN 100 (192.0.2.193/27 and .194/27).
 //!
@@ -29,37 +31,110 @@ pub const INITIATOR: &str = "iqn.2026-11.org.example:initiator";
 
 /// What the server node exports and how it is built from its disks.
 pub struct StorageLayout {
-    /// Node-config TOML: the backstore `lun0` (and, once `[storage]` exists, the
-    /// arrays and volume groups under it).
+    /// Node-config TOML: the `[storage]` arrays and volume groups, and the backstore
+    /// `lun0` on them.
     pub node_toml: String,
     /// The block device LIO exports, as the node config names it.
     pub device: String,
+    /// The md array (`[[storage.md]]` name) and its members (by-id) in order.
+    pub md: &'static str,
+    pub members: Vec<String>,
+    /// The volume group and the logical volume LIO exports.
+    pub vg: &'static str,
+    pub lv: &'static str,
     /// One line for the test's report.
     pub description: &'static str,
 }
 
-/// EXTENSION POINT (issue #12, item 8: md RAID1 → LVM VG → LV exported by LIO).
-///
-/// Today: the LUN is the first MegaRAID disk itself, named by udev's by-id link (the
-/// serial `sanforge run --disk` gives it), as a `kind = "block"` backstore. When node
-/// configs get `[storage]` (md arrays and LVM, another branch), this function returns
-/// instead: a RAID1 of `sanforge-d0` and `sanforge-d1` (both by-id), a VG on it and
-/// an LV, with the backstore on `/dev/VG/LV`; `tests/server_boot.rs` needs no other
-/// change, and its `check_storage` step is where the array's and VG's state (e.g.
-/// `/proc/mdstat` showing `[UU]`, `lvs`) gets asserted.
-pub fn server_storage() -> StorageLayout {
-    // The serial `sanforge run --disk` gives the first disk.
-    let device = format!(
+/// The by-id name udev gives the `i`th disk of `sanforge run --disk` behind the
+/// MegaRAID HBA (its serial is `disk_serial(i)`).
+pub fn megasas_by_id(i: usize) -> String {
+    format!(
         "/dev/disk/by-id/scsi-0QEMU_QEMU_HARDDISK_{}",
-        sanforge::commands::run::disk_serial(0)
-    );
+        sanforge::commands::run::disk_serial(i)
+    )
+}
+
+/// Issue #12, item 8: md RAID1 → LVM VG → LV exported by LIO. The two MegaRAID disks
+/// (by-id) are the members of the RAID1 `data`, assembled at boot; the VG `vg0` on it
+/// is activated at boot, and the backstore `lun0` is `/dev/vg0/lun0`. The array, the
+/// VG and the LV are made on blank disks by the node `mkraid` ([`mkraid_node`]) with
+/// the image's own mdadm and lvm, in a first boot.
+pub fn server_storage() -> StorageLayout {
+    let members = vec![megasas_by_id(0), megasas_by_id(1)];
+    let (md, vg, lv) = ("data", "vg0", "lun0");
+    let device = format!("/dev/{vg}/{lv}");
     StorageLayout {
         node_toml: format!(
-            "[[lio.backstores]]\nname = \"lun0\"\nkind = \"block\"\npath = \"{device}\"\nserial = \"sanforge-server-lun0\"\n"
+            r#"[storage]
+[[storage.md]]
+name = "{md}"
+level = "raid1"
+devices = ["{m0}", "{m1}"]
+[[storage.lvm]]
+vg = "{vg}"
+
+[[lio.backstores]]
+name = "lun0"
+kind = "block"
+path = "{device}"
+serial = "sanforge-server-lun0"
+"#,
+            m0 = members[0],
+            m1 = members[1],
         ),
         device,
-        description: "block backstore on the first megasas-gen2 disk (by-id); md RAID1 + LVM: not yet (no [storage] in node configs)",
+        md,
+        members,
+        vg,
+        lv,
+        description: "block backstore on LV vg0/lun0 on md RAID1 `data` of the two megasas-gen2 disks (by-id)",
     }
+}
+
+/// The one-shot node that makes [`server_storage`]'s array, VG and LV on the blank
+/// MegaRAID disks with the image's own mdadm and lvm, stops them cleanly and prints
+/// `MKRAID RESULT=ok` (or `=failed`) on the console; the test then stops the VM.
+pub fn mkraid_node() -> String {
+    let l = server_storage();
+    format!(
+        r#"# Test node: makes the server node's md RAID1, VG and LV on its blank disks.
+hostname = "mkraid"
+[modules]
+load = ["raid1"]
+# lvm.conf for a node without udev rules for device-mapper (the init writes it for
+# [storage] lvm); activating {vg} fails on this boot: it does not exist yet.
+[storage]
+lvm = [{{ vg = "{vg}" }}]
+[[services]]
+name = "mkraid"
+restart = "never"
+env = {{ MDADM_NO_UDEV = "1" }}
+argv = ["/bin/sh", "-c", """
+exec > /dev/console 2>&1
+set -x
+i=0
+while [ $i -lt 60 ] && ! [ -e {m0} -a -e {m1} ]; do sleep 1; i=$((i+1)); done
+r=failed
+mdadm --create /dev/md/{md} --run --assume-clean --level=1 --raid-devices=2 --metadata=1.2 {m0} {m1} &&
+lvm pvcreate -y /dev/md/{md} &&
+lvm vgcreate -y {vg} /dev/md/{md} &&
+lvm lvcreate -y -l 100%FREE -n {lv} {vg} &&
+sync &&
+lvm vgchange -an {vg} &&
+mdadm --stop /dev/md/{md} &&
+sync &&
+r=ok
+# Printed as the console shows it only when run (the words differ from this text).
+echo "MKRAID" "RESULT=$r"
+"""]
+"#,
+        md = l.md,
+        vg = l.vg,
+        lv = l.lv,
+        m0 = l.members[0],
+        m1 = l.members[1],
+    )
 }
 
 /// MACs: the server's NICs get `sanforge run`'s defaults (nic0, nic1: the function
@@ -91,7 +166,7 @@ fn ctl_service() -> String {
 
 pub fn server_node() -> String {
     let mut t = format!(
-        r#"# Test node: a server with two bonded e1000e NICs and a LUN on a RAID HBA's disk.
+        r#"# Test node: a server with two bonded e1000e NICs and a LUN on an LV on md RAID1.
 hostname = "san-server"
 
 [modules]
@@ -258,6 +333,7 @@ fn write_and_build() -> (PathBuf, PathBuf) {
     std::fs::create_dir_all(t.join("recipes")).unwrap();
     std::fs::create_dir_all(t.join("nodes")).unwrap();
     std::fs::write(t.join("nodes/server.toml"), server_node()).unwrap();
+    std::fs::write(t.join("nodes/mkraid.toml"), mkraid_node()).unwrap();
     std::fs::write(t.join("nodes/vlan-a.toml"), vlan_node('a')).unwrap();
     std::fs::write(t.join("nodes/vlan-b.toml"), vlan_node('b')).unwrap();
     let recipe = std::fs::read_to_string(r.join("recipes/storage-node.toml")).unwrap();

@@ -101,6 +101,10 @@ fn scst_node_config(c: &Cluster, node: &Node) -> NodeConfig {
         ha: Some(ha),
         services,
         scst: None,
+        ssh: None,
+        metrics: None,
+        logs: None,
+        time: None,
     }
 }
 
@@ -149,6 +153,10 @@ fn lio_node_config(c: &Cluster, node: &Node) -> NodeConfig {
         ha: Some(ha_section(c, false)),
         services: sbd_services(c),
         scst: None,
+        ssh: None,
+        metrics: None,
+        logs: None,
+        time: None,
     }
 }
 
