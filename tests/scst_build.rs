@@ -693,7 +693,10 @@ fn real_kernel_fixture_module_has_the_kernels_vermagic() {
             .flatten()
             .filter_map(|e| e.ok())
             .map(|e| e.path())
-            .filter(|p| p.join(".complete").is_file() && p.join("build/.config").is_file())
+            .filter(|p| {
+                p.join(".complete").is_file()
+                    && sanforge::stages::kernel::obj_tree(p).join(".config").is_file()
+            })
             .find_map(|p| modules_of(&p).map(|m| (p, m))),
     };
     let Some((stage, (release, in_tree))) = found else {
@@ -711,7 +714,7 @@ fn real_kernel_fixture_module_has_the_kernels_vermagic() {
     std::fs::write(m.path().join("Kbuild"), "obj-m := fixture.o\n").unwrap();
     let o = Command::new("make")
         .arg("-C")
-        .arg(stage.join("build"))
+        .arg(sanforge::stages::kernel::obj_tree(&stage))
         .arg(format!("M={}", m.path().display()))
         .arg("modules")
         .output()

@@ -4,12 +4,14 @@
 //!
 //! Reads the kernel source blob (or path), `kernel-configs/` fragments and patches
 //! named by the recipe. Writes into its cache entry: `vmlinuz`, `config`,
-//! `kernel.release`, `modules/lib/modules/<release>/…`, and keeps `src/` and `build/`
-//! for out-of-tree module builds (KDIR).
+//! `kernel.release`, `modules/lib/modules/<release>/…`, and keeps `src/` with the
+//! object tree inside it (`src/.sanforge-obj`, KDIR of out-of-tree module builds, and
+//! the seed of later configs of the same source: see [`super::kernel_seed`]).
 
 use crate::config::recipe::Source;
 use crate::engine::runner::{PlanEntry, Runner};
 use crate::engine::{Ctx, Keys, Stage};
+use crate::stages::kernel_seed as seed;
 use crate::kconfig;
 use crate::util::cmd::{Cmd, Log};
 use crate::util::fs as ufs;
@@ -56,8 +58,10 @@ impl KernelOut {
     pub fn src(&self) -> PathBuf {
         self.dir.join("src")
     }
+    /// The object tree: `src/.sanforge-obj`, or `build/` in entries made before
+    /// seeded builds (same key, same outputs; only where the objects are differs).
     pub fn build_tree(&self) -> PathBuf {
-        self.dir.join("build")
+        obj_tree(&self.dir)
     }
     /// `uname -r` of the built kernel.
     pub fn release(&self) -> Result<String> {
@@ -145,15 +149,35 @@ impl Stage<super::Built> for Kernel {
     }
 }
 
+/// The object tree of a kernel entry (see [`KernelOut::build_tree`]).
+pub fn obj_tree(entry: &Path) -> PathBuf {
+    let inside = entry.join("src").join(seed::OBJ_DIR);
+    if inside.is_dir() {
+        inside
+    } else {
+        entry.join("build")
+    }
+}
+
 fn build(ctx: &Ctx, dir: &Path, log: &Log) -> Result<()> {
     let src = dir.join("src");
-    let obj = dir.join("build");
-    unpack(ctx, &src, log)?;
-    apply_patches(&ctx.recipe.kernel().patches, &src, log)?;
-    crate::stages::modules::prepare_kernel_tree(ctx, &src, log)?;
+    let obj = src.join(seed::OBJ_DIR);
+    let identity = seed::identity(ctx)?;
+    match seed::enabled()
+        .then(|| seed::find(ctx, &identity, dir))
+        .flatten()
+    {
+        Some(from) => seed::plant(&from, dir, log)?,
+        None => {
+            unpack(ctx, &src, log)?;
+            apply_patches(&ctx.recipe.kernel().patches, &src, log)?;
+            crate::stages::modules::prepare_kernel_tree(ctx, &src, log)?;
+        }
+    }
     configure(ctx, &src, &obj, log)?;
     compile(ctx, &src, &obj, log)?;
     install(ctx, &src, &obj, dir, log)?;
+    seed::mark(dir, &identity)?;
     Ok(())
 }
 

@@ -14,6 +14,7 @@
 pub mod fetch;
 pub mod firmware;
 pub mod kernel;
+pub mod kernel_seed;
 pub mod modules;
 pub mod outputs;
 pub mod rootfs;

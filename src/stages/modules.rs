@@ -561,7 +561,7 @@ fn build(ctx: &Ctx, kernel_out: &super::KernelOut, dir: &Path, log: &Log) -> Res
         return Ok(());
     };
     let release = kernel_out.release()?;
-    let kdir = kernel.join("build");
+    let kdir = kernel_out.build_tree();
     if !kdir.join(".config").is_file() {
         bail!("the kernel build tree {} is missing: out-of-tree modules need it (rebuild the kernel stage)", kdir.display());
     }
