@@ -103,6 +103,71 @@ pub struct RawRecipe {
     /// SCST: its source, how the QLogic driver is built, firmware.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scst: Option<ScstSpec>,
+    /// The remote stage cache: where it is, and whose signatures a pulled entry needs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheSpec>,
+}
+
+/// `[cache]`: the stage cache shared past one machine (`engine::remote`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CacheSpec {
+    /// `oci://HOST[:PORT]/REPOSITORY` (https) or `oci+http://…` (plain HTTP, tests);
+    /// `SANFORGE_REMOTE_CACHE` and `--remote-cache` take precedence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
+    /// Public keys (`sanforge keygen`'s `KEY.pub`) whose signature makes a pulled
+    /// entry trusted; an entry signed by any other key is ignored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_keys: Vec<PathBuf>,
+}
+
+/// `[kernel] module-signing`: the owner's module-signing key.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ModuleSigningSpec {
+    /// The public certificate (`KEY.crt` of `sanforge keygen --module-signing KEY`):
+    /// it may live in the project; it is what the stage keys hash.
+    pub cert: PathBuf,
+    /// The secret key (PEM, key and certificate), outside the project; or
+    /// `SANFORGE_MODULE_SIGNING_KEY`. Only needed when the kernel or modules run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+    /// Refuse unsigned modules and modules signed by any other key
+    /// (`CONFIG_MODULE_SIG_FORCE`, the built-in form of `module.sig_enforce=1`).
+    #[serde(default)]
+    pub enforce: bool,
+}
+
+/// `[kernel] module-signing`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleSigning {
+    /// The certificate (absolute) and the sha256 of its PEM text (the stage keys').
+    pub cert: PathBuf,
+    pub cert_sha256: String,
+    /// The secret key as the recipe names it (absolute); the environment may name
+    /// another ([`ModuleSigning::key_file`]).
+    pub key: Option<PathBuf>,
+    pub enforce: bool,
+}
+
+/// The environment variable that names the module-signing key (CI secrets).
+pub const MODULE_SIGNING_KEY_ENV: &str = "SANFORGE_MODULE_SIGNING_KEY";
+
+impl ModuleSigning {
+    /// The secret key file: `SANFORGE_MODULE_SIGNING_KEY`, else the recipe's `key`.
+    pub fn key_file(&self) -> anyhow::Result<PathBuf> {
+        if let Some(p) = std::env::var_os(MODULE_SIGNING_KEY_ENV).filter(|v| !v.is_empty()) {
+            return Ok(PathBuf::from(p));
+        }
+        match &self.key {
+            Some(k) => Ok(k.clone()),
+            None => anyhow::bail!(
+                "the kernel or its modules must be built and signed, but no module-signing key is given: set {MODULE_SIGNING_KEY_ENV}=FILE or [kernel] module-signing key = \"…\" (the secret key of `sanforge keygen --module-signing`, certificate {})",
+                self.cert.display()
+            ),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -148,6 +213,9 @@ pub struct KernelSpec {
     /// `sanforge matrix`), by name; each inherits what it does not override.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub matrix: BTreeMap<String, MatrixKernelSpec>,
+    /// Sign every module with the owner's key (and, with `enforce`, load no other).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module_signing: Option<ModuleSigningSpec>,
 }
 
 /// One entry of `[kernel.matrix]`: `"6.12" = { source = { … }, fragments = [ … ] }`.
@@ -429,6 +497,10 @@ pub struct Recipe {
     pub kernels: Vec<KernelVariant>,
     /// Index of the selected kernel in `kernels` (0: the default).
     pub selected: usize,
+    /// `[kernel] module-signing`, shared by every kernel of the matrix.
+    pub module_signing: Option<ModuleSigning>,
+    /// `[cache]` as written (the remote's URL, trusted keys resolved to absolute paths).
+    pub cache: CacheSpec,
 }
 
 /// What `source-date-epoch` may be: the 32-bit timestamps of cpio and squashfs.
@@ -694,6 +766,33 @@ impl Recipe {
             }
         }
         let userland = super::userland::validate(&raw.userland, &mut errs);
+        let module_signing = raw
+            .kernel
+            .module_signing
+            .as_ref()
+            .and_then(|m| validate_module_signing(m, &proj, &mut errs));
+        let mut cache = raw.cache.clone().unwrap_or_default();
+        let mut trusted = Vec::new();
+        for (i, k) in cache.trusted_keys.iter().enumerate() {
+            match proj.path(k) {
+                Ok(p) if p.is_file() => trusted.push(p),
+                Ok(p) => errs.at(
+                    at!["cache", "trusted-keys", i],
+                    format!(
+                        "trusted key `{}` not found (looked at {}): expected a public key written by `sanforge keygen`",
+                        k.display(),
+                        p.display()
+                    ),
+                ),
+                Err(m) => errs.at(at!["cache", "trusted-keys", i], format!("trusted key {m}")),
+            }
+        }
+        cache.trusted_keys = trusted;
+        if let Some(r) = &cache.remote {
+            if let Err(m) = parse_remote_url(r) {
+                errs.at(at!["cache", "remote"], m);
+            }
+        }
         // A size that does not parse was reported above (and `finish` fails).
         let disk = raw.outputs.disk.as_ref().and_then(|d| {
             Some(DiskSpec {
@@ -725,6 +824,8 @@ impl Recipe {
             text: text.to_string(),
             kernels,
             selected: 0,
+            module_signing,
+            cache,
         })
     }
 
@@ -835,6 +936,130 @@ impl Project<'_> {
     pub fn path(&self, p: &Path) -> Result<PathBuf, String> {
         crate::util::paths::confine(p, self.root, self.allowed)
     }
+}
+
+/// `[kernel] module-signing`: the certificate is read (its hash keys the kernel);
+/// the secret key, when the recipe names it, must exist outside the project (a key in
+/// the project would end up committed).
+fn validate_module_signing(
+    m: &ModuleSigningSpec,
+    proj: &Project,
+    errs: &mut Errors,
+) -> Option<ModuleSigning> {
+    let at_ms = |k: &str| at!["kernel", "module-signing", k].to_vec();
+    let cert = match proj.path(&m.cert) {
+        Ok(p) => p,
+        Err(e) => {
+            errs.at(&at_ms("cert"), format!("module-signing certificate {e}"));
+            return None;
+        }
+    };
+    let cert_sha256 = match std::fs::read_to_string(&cert) {
+        Ok(t) if t.contains("-----BEGIN CERTIFICATE-----") && !t.contains("PRIVATE KEY") => {
+            crate::util::hash::sha256_bytes(t.as_bytes())
+        }
+        Ok(_) => {
+            errs.at(&at_ms("cert"), format!("module-signing certificate `{}`: expected a PEM certificate without a private key (`KEY.crt` of `sanforge keygen --module-signing KEY`)", m.cert.display()));
+            return None;
+        }
+        Err(e) => {
+            errs.at(
+                &at_ms("cert"),
+                format!(
+                    "module-signing certificate `{}` cannot be read ({e}; looked at {})",
+                    m.cert.display(),
+                    cert.display()
+                ),
+            );
+            return None;
+        }
+    };
+    let mut key = None;
+    if let Some(k) = &m.key {
+        match proj.path(k) {
+            Ok(p) if crate::util::paths::resolve(proj.root).is_ok_and(|r| p.starts_with(r)) => {
+                errs.at(&at_ms("key"), format!("module-signing key `{}` is inside the project: a secret key must not be committed; keep it outside (with allow-outside-project) or name it with {MODULE_SIGNING_KEY_ENV}", k.display()));
+            }
+            Ok(p) => key = Some(p),
+            Err(e) => errs.at(&at_ms("key"), format!("module-signing key {e}")),
+        }
+    }
+    Some(ModuleSigning {
+        cert,
+        cert_sha256,
+        key,
+        enforce: m.enforce,
+    })
+}
+
+/// A remote stage cache: an OCI registry's repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteUrl {
+    /// `http` or `https`.
+    pub scheme: &'static str,
+    /// `HOST[:PORT]`.
+    pub host: String,
+    /// The repository inside the registry (`sanforge-cache`, `team/sanforge`).
+    pub repository: String,
+}
+
+impl std::fmt::Display for RemoteUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "oci://{}/{}", self.host, self.repository)
+    }
+}
+
+/// `oci://HOST[:PORT]/REPOSITORY`: https, or plain HTTP for a registry on the
+/// loopback (`127.*`, `localhost`, `[::1]`, as Docker treats them); `oci+http://`
+/// and `oci+https://` choose explicitly. The repository follows the OCI distribution
+/// spec's name grammar (lowercase components separated by `/`).
+pub fn parse_remote_url(s: &str) -> Result<RemoteUrl, String> {
+    let bad = |why: &str| {
+        format!("remote cache `{s}`: {why}; expected oci://HOST[:PORT]/REPOSITORY, e.g. oci://127.0.0.1:5000/sanforge-cache")
+    };
+    let (forced, rest) = if let Some(r) = s.strip_prefix("oci+http://") {
+        (Some("http"), r)
+    } else if let Some(r) = s.strip_prefix("oci+https://") {
+        (Some("https"), r)
+    } else if let Some(r) = s.strip_prefix("oci://") {
+        (None, r)
+    } else {
+        return Err(bad("unknown scheme"));
+    };
+    let (host, repository) = rest
+        .split_once('/')
+        .ok_or_else(|| bad("no repository after the host"))?;
+    let host_ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
+    if !host_ok {
+        return Err(bad("invalid host"));
+    }
+    let component_ok = |c: &str| {
+        !c.is_empty()
+            && c.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+            && c.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+            && c.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric())
+    };
+    if !repository.split('/').all(component_ok) {
+        return Err(bad("invalid repository name (lowercase letters, digits, `.`, `_`, `-`, components separated by `/`)"));
+    }
+    let name = host.rsplit_once(':').map_or(host, |(h, p)| {
+        if p.bytes().all(|b| b.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    });
+    let loopback = name == "localhost" || name == "[::1]" || name.starts_with("127.");
+    let scheme = forced.unwrap_or(if loopback { "http" } else { "https" });
+    Ok(RemoteUrl {
+        scheme,
+        host: host.to_string(),
+        repository: repository.to_string(),
+    })
 }
 
 /// `tinyconfig`, `defconfig`, `allnoconfig` or a config file inside the project.
