@@ -1,7 +1,9 @@
 //! The `sanforge` command line: verbs, their options and help texts, each a thin call
 //! into the library. `main` only parses, runs and prints the error chain.
 
-use crate::commands::{self, run::Accel, run::BootMode};
+use crate::commands::{
+    self, run::Accel, run::BootMode, run::DiskSpec, run::Forward, run::Machine, run::NicSpec,
+};
 use crate::config::recipe::Recipe;
 use crate::engine::{self, BuildOptions};
 use crate::stages;
@@ -145,14 +147,17 @@ non-zero if any kernel failed to build or boot."
     #[command(
         long_about = "Download every source a recipe names into the cache, verifying each sha256. \
 With --import, put local files into the cache by their sha256 instead (for machines that cannot reach \
-upstream: copy the file over, import it, and the recipe finds it without network). Every kernel of the \
-recipe's [kernel.matrix] is fetched too."
+upstream: copy the file over, import it, and the recipe finds it without network). A directory (a checkout) \
+is imported by its tree hash, and a tar archive (.tar.gz, .tar.bz2, .tar.xz, .tar.zst, .tar) by its sha256 \
+and by the tree hash of its content (its single top folder, if any, is the root), for sources pinned by \
+`tree = \"tree-v1:…\"`. Every kernel of the recipe's [kernel.matrix] is fetched too."
     )]
     Fetch {
         #[arg(default_value = DEFAULT_RECIPE)]
         recipe: PathBuf,
-        /// Files to put into the cache by their sha256 (no download): every file or none
-        #[arg(long, value_name = "FILE", num_args = 1..)]
+        /// Files to put into the cache by their sha256, directories (and the content of
+        /// tar archives) by their tree hash; no download: every one or none
+        #[arg(long, value_name = "FILE|DIR", num_args = 1..)]
         import: Vec<PathBuf>,
     },
     /// Pin every input of a recipe by sha256 in recipes/<name>.lock (apt resolves the package closure)
@@ -176,7 +181,24 @@ recipe added or changed is resolved. `--update` moves every package to the archi
 itself (192.0.2.15, nothing outside reachable) with its iSCSI port forwarded to 127.0.0.1:--iscsi-port. \
 Without --until-ready the console is this terminal (Ctrl-A X quits). With --until-ready QEMU runs in the \
 background and this command exits 0 once the console prints `sanforge-init: ready` (non-zero on timeout); \
-stop it with --stop."
+stop it with --stop.\n\n\
+Server hardware: --machine q35, NICs with --nic (virtio, e1000e, vmxnet3), disks with --disk behind the \
+controllers servers carry (virtio, ahci, nvme, megasas-gen2, mptsas1068). NICs on the same network share one \
+QEMU hub, so two NICs on the user network are one bond's two slaves (the node config bonds them by MAC); \
+--monitor 'set_link nic0 off' then pulls the first one's cable. Two VMs are linked by a socket on 127.0.0.1: \
+net=listen:PORT on the first VM's NICs, net=connect:PORT on the second's.\n\n\
+Examples:\n  \
+# a server: two bonded e1000e NICs, a MegaRAID HBA with two disks, an NVMe drive\n  \
+sanforge run --until-ready --machine q35 --nic e1000e --nic e1000e \\\n    \
+--disk a.img,megasas-gen2 --disk b.img,megasas-gen2 --disk c.img,nvme --append sanforge.node=server\n  \
+# pull the active NIC's cable, put it back\n  \
+sanforge run --monitor 'set_link nic0 off'\n  \
+sanforge run --monitor 'set_link nic0 on'\n  \
+# two VMs (two output directories) linked by a bond of two NICs each\n  \
+sanforge run out/a --until-ready --iscsi-port 3261 --nic virtio \\\n    \
+--nic e1000e,net=listen:4000 --nic e1000e,net=listen:4000\n  \
+sanforge run out/b --until-ready --iscsi-port 3262 --nic virtio,mac=52:54:00:00:0b:0f \\\n    \
+--nic e1000e,net=connect:4000,mac=52:54:00:00:0b:10 --nic e1000e,net=connect:4000,mac=52:54:00:00:0b:11"
     )]
     Run {
         /// Output directory [default: out/storage-node]
@@ -208,6 +230,42 @@ stop it with --stop."
         /// Do not copy the console to this terminal while waiting
         #[arg(long)]
         quiet: bool,
+        /// QEMU machine type [default: pc; q35 with --boot uefi]
+        #[arg(long, value_enum)]
+        machine: Option<Machine>,
+        /// A NIC, repeatable, in PCI order: device nic0, nic1, … [default: one virtio NIC on the user network]
+        #[arg(
+            long = "nic",
+            value_name = "MODEL[,net=NET][,mac=MAC]",
+            long_help = "A NIC, repeatable; the Nth (from 0) is QEMU device nicN, the name --monitor \
+'set_link nicN off' takes. MODEL: virtio, e1000e (Intel 82574L) or vmxnet3. NET: user (default: QEMU's user \
+network, restricted to the guest, where --iscsi-port and --forward arrive), listen:PORT (a link to another VM, \
+which connects to 127.0.0.1:PORT) or connect:PORT (the other end; start the listening VM first). NICs on the \
+same network share a hub: two NICs on `user` are the slaves of an active-backup bond with the node's address \
+on it. MAC default: 52:54:00:00:02:0f for nic0, then :10, :11, … (give two linked VMs different ones). \
+Without --nic: one virtio NIC on the user network."
+        )]
+        nics: Vec<NicSpec>,
+        /// A disk image behind a controller, repeatable: serial sanforge-dN for the Nth (from 0)
+        #[arg(
+            long = "disk",
+            value_name = "FILE[,CONTROLLER]",
+            long_help = "A disk image (raw, or qcow2 by its header) behind a controller, repeatable, e.g. \
+--disk a.img,megasas-gen2. CONTROLLER: \
+virtio (default; one virtio-blk device each), ahci (one ICH9 AHCI controller, 6 ports), nvme (one NVMe \
+controller each), megasas-gen2 (one LSI MegaRAID SAS 2108 for all of them) or mptsas1068 (one LSI SAS 1068 for \
+all of them). The Nth disk (from 0) has serial sanforge-dN, so the guest's udev names it predictably: \
+/dev/disk/by-id/scsi-0QEMU_QEMU_HARDDISK_sanforge-dN (megasas-gen2, mptsas1068), ata-QEMU_HARDDISK_sanforge-dN, \
+nvme-QEMU_NVMe_Ctrl_sanforge-dN, virtio-sanforge-dN. Writes go to the file (make one with \
+`truncate -s 1G a.img`)."
+        )]
+        disks: Vec<DiskSpec>,
+        /// Also forward TCP 127.0.0.1:HOST to the guest's port GUEST (user network), repeatable
+        #[arg(long = "forward", value_name = "HOST:GUEST")]
+        forwards: Vec<Forward>,
+        /// Send one command to the monitor of the VM `run --until-ready` started, e.g. 'set_link nic0 off', and print its answer
+        #[arg(long, value_name = "COMMAND", conflicts_with = "stop")]
+        monitor: Option<String>,
     },
     /// Serve an output directory over HTTP for iPXE (`chain http://ADDR/boot.ipxe`)
     Serve {
@@ -216,6 +274,23 @@ stop it with --stop."
         /// Address to listen on: loopback for tests, a LAN address for PXE clients
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
+    },
+    /// A node's status over SSH: image, boot slot, boot timeline, hardware, targets, services, HA
+    Status {
+        /// The node's address or name
+        host: String,
+        /// SSH port
+        #[arg(long, default_value_t = 22)]
+        port: u16,
+        /// Private key (ssh -i); ssh's defaults without it
+        #[arg(short = 'i', long, value_name = "FILE")]
+        identity: Option<PathBuf>,
+        /// known_hosts file for the node's host key [default: ssh's]
+        #[arg(long, value_name = "FILE")]
+        known_hosts: Option<PathBuf>,
+        /// Print the node's JSON as it came
+        #[arg(long)]
+        json: bool,
     },
     /// List the host tools sanforge needs, which are missing, and their Debian packages
     Doctor,
@@ -350,35 +425,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             init,
             kernel,
             ..
-        } => {
-            let report = commands::verify::verify_build(
-                &recipe,
-                &BuildOptions {
-                    out: None,
-                    locked,
-                    jobs,
-                    init,
-                    kernel,
-                    secrets: None,
-                },
-            )?;
-            print!("{}", report.table());
-            println!(
-                "outputs kept in {} and {}",
-                report.first.display(),
-                report.second.display()
-            );
-            if report.identical() {
-                println!("reproducible: both builds are identical");
-                return Ok(ExitCode::SUCCESS);
-            }
-            println!(
-                "NOT reproducible: {} of {} files differ",
-                report.differences.len(),
-                report.files.len()
-            );
-            Ok(ExitCode::FAILURE)
-        }
+        } => cmd_build_verify(recipe, locked, jobs, init, kernel),
         Command::Sign { out, key } => {
             let sig =
                 crate::image::sign::sign_dir(&out, &crate::image::sign::load_signing_key(&key)?)?;
@@ -416,111 +463,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
             verify: false,
             secrets,
             explain_size,
-        } => {
-            let started = std::time::Instant::now();
-            let ctx = stages::context(
-                load_recipe(&recipe)?,
-                &BuildOptions {
-                    out,
-                    locked,
-                    jobs,
-                    init,
-                    kernel,
-                    secrets,
-                },
-            )
-            .map_err(|e| scrubber_for(&recipe).scrub_error(e))?;
-            let report = stages::build(&ctx)?;
-            match stages::outputs::write_secrets_initrd(&ctx, &report.out)? {
-                Some(p) => println!(
-                    "wrote {} (the node's secrets as a second initrd: keep it private, never serve it with the image)",
-                    p.display()
-                ),
-                None if !ctx.secret_refs.is_empty() => eprintln!(
-                    "note: the node configs name secrets ({}) that the image does not contain: build with --secrets FILE for {}/secrets/initrd.cpio, or commit them on the node with `sanforge-init secrets-set FILE`",
-                    ctx.secret_refs.join(", "),
-                    report.out.display()
-                ),
-                None => {}
-            }
-            println!(
-                "built {} in {:.1}s (ran: {}; cached: {})",
-                report.out.display(),
-                started.elapsed().as_secs_f64(),
-                if report.ran.is_empty() {
-                    "nothing".to_string()
-                } else {
-                    report.ran.join(", ")
-                },
-                if report.skipped.is_empty() {
-                    "nothing".to_string()
-                } else {
-                    report.skipped.join(", ")
-                }
-            );
-            if explain_size {
-                print!(
-                    "{}",
-                    stages::userland::explain_size(&report.built, &report.out)?
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        } => cmd_build(
+            recipe,
+            BuildOptions {
+                out,
+                locked,
+                jobs,
+                init,
+                kernel,
+                secrets,
+            },
+            explain_size,
+        ),
         Command::Plan {
             recipe,
             json,
             out,
             init,
             kernel,
-        } => {
-            let r = load_recipe(&recipe)?;
-            let opts = BuildOptions {
-                out,
-                init,
-                kernel,
-                ..Default::default()
-            };
-            let ctx = stages::context(r.clone(), &opts)
-                .map_err(|e| scrubber_for(&recipe).scrub_error(e))?;
-            let plan = stages::plan(&ctx);
-            if json {
-                println!("{}", serde_json::to_string_pretty(&plan)?);
-            } else {
-                println!("{:<10} {:<14} {:<9} WHY", "STAGE", "KEY", "STATUS");
-                for e in &plan {
-                    println!(
-                        "{:<10} {:<14} {:<9} {}",
-                        e.stage,
-                        engine::short(&e.key),
-                        if e.cached { "cached" } else { "will run" },
-                        e.reason
-                    );
-                }
-                if r.kernels.len() > 1 {
-                    println!(
-                        "\nkernel matrix (this plan: {}; others: `sanforge plan --kernel NAME`)",
-                        ctx.recipe.kernel().name
-                    );
-                    println!("{:<12} {:<14} {:<9} SOURCE", "KERNEL", "KEY", "STATUS");
-                    for k in commands::matrix::plan_kernels(&r, &opts) {
-                        let status = match (&k.error, k.cached) {
-                            (Some(_), _) => "unknown",
-                            (None, true) => "cached",
-                            (None, false) => "will run",
-                        };
-                        println!(
-                            "{:<12} {:<14} {:<9} {}{}",
-                            k.name,
-                            engine::short(&k.key),
-                            status,
-                            k.source,
-                            k.error.map(|e| format!(" ({e})")).unwrap_or_default()
-                        );
-                    }
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        } => cmd_plan(recipe, json, out, init, kernel),
         Command::Matrix {
             recipe,
             no_boot,
@@ -532,74 +493,26 @@ fn run(cli: Cli) -> Result<ExitCode> {
             jobs,
             init,
             json,
-        } => {
-            let r = load_recipe(&recipe)?;
-            let report = commands::matrix::run(
-                &r,
-                &commands::matrix::MatrixOptions {
-                    build: BuildOptions {
-                        out,
-                        locked,
-                        jobs,
-                        init,
-                        kernel: None,
-                        secrets: None,
-                    },
-                    boot: !no_boot,
-                    accel,
-                    memory_mib: memory,
-                    timeout: Duration::from_secs(timeout),
+        } => cmd_matrix(
+            recipe,
+            commands::matrix::MatrixOptions {
+                build: BuildOptions {
+                    out,
+                    locked,
+                    jobs,
+                    init,
+                    kernel: None,
+                    secrets: None,
                 },
-            )?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print!("{}", report.table());
-            }
-            Ok(if report.ok() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
-        }
-        Command::Fetch { recipe, import } => {
-            let cache = engine::cache::Cache::from_env()?;
-            if !import.is_empty() {
-                for (f, sha) in cache.import_all(&import)? {
-                    println!("{sha}  {}", f.display());
-                }
-                return Ok(ExitCode::SUCCESS);
-            }
-            let r = load_recipe(&recipe)?;
-            let n = engine::fetch::fetch_all(&r, &cache, true)?;
-            println!(
-                "{n} inputs (sources and packages) in the cache ({})",
-                cache.root().display()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Lock { recipe, update } => {
-            let r = load_recipe(&recipe)?;
-            let cache = engine::cache::Cache::from_env()?;
-            let update = match update {
-                None => engine::lock::Update::Nothing,
-                Some(v) if v.is_empty() => engine::lock::Update::All,
-                Some(v) => engine::lock::Update::Only(v),
-            };
-            let old = crate::config::lock::Lock::load(&r.lock_path()).ok();
-            let lock = commands::lock::relock(&r, &cache, &update, &crate::util::cmd::Log::none())?;
-            commands::lock::write(&r, &lock)?;
-            println!(
-                "wrote {}: {}",
-                r.lock_path().display(),
-                commands::lock::summary(&r, &lock)
-            );
-            let changes = commands::lock::changes(old.as_ref(), &lock);
-            if !changes.is_empty() && old.is_some() {
-                println!("changed:\n{}", changes.join("\n"));
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+                boot: !no_boot,
+                accel,
+                memory_mib: memory,
+                timeout: Duration::from_secs(timeout),
+            },
+            json,
+        ),
+        Command::Fetch { recipe, import } => cmd_fetch(recipe, import),
+        Command::Lock { recipe, update } => cmd_lock(recipe, update),
         Command::Run {
             out,
             iscsi_port,
@@ -611,10 +524,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
             append,
             stop,
             quiet,
+            machine,
+            nics,
+            disks,
+            forwards,
+            monitor,
         } => {
             if stop {
                 let stopped = commands::run::stop(&out)?;
                 println!("{}", if stopped { "stopped" } else { "not running" });
+                return Ok(ExitCode::SUCCESS);
+            }
+            if let Some(cmd) = monitor {
+                print!("{}", commands::run::monitor(&out, &cmd)?);
                 return Ok(ExitCode::SUCCESS);
             }
             let opts = commands::run::RunOptions {
@@ -627,6 +549,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 timeout: Duration::from_secs(timeout),
                 extra_cmdline: append,
                 echo: !quiet,
+                hw: commands::run::Hardware {
+                    machine,
+                    nics,
+                    disks,
+                    forwards,
+                },
             };
             commands::run::run(&opts)?;
             Ok(ExitCode::SUCCESS)
@@ -640,6 +568,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 srv.local_addr()?
             );
             srv.serve(None)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status {
+            host,
+            port,
+            identity,
+            known_hosts,
+            json,
+        } => {
+            let o = commands::status::StatusOptions {
+                host,
+                port,
+                identity,
+                known_hosts,
+                connect_timeout_secs: 10,
+            };
+            commands::status::run(&o, json)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Doctor => {
@@ -665,38 +610,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("kernel config OK: {n} requested options verified");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Scst {
-            command: ScstCommand::Check { file },
-        } => {
-            let (report, errors) = crate::scsi::scst::check_file(&file)?;
-            print!("{report}");
-            Ok(if errors {
-                ExitCode::FAILURE
-            } else {
-                ExitCode::SUCCESS
-            })
-        }
-        Command::Scst {
-            command: ScstCommand::Plan { file, show_secrets },
-        } => {
-            print!(
-                "{}",
-                crate::scsi::scst::plan_file_with(&file, show_secrets)?
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Scst {
-            command:
-                ScstCommand::Generate {
-                    devices,
-                    targets,
-                    groups,
-                },
-        } => {
-            let conf = crate::scsi::scst::generate(devices, targets, groups);
-            print!("{}", crate::scsi::scst::print(&conf));
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Scst { command } => cmd_scst(command),
         Command::Cluster { command } => {
             match command {
                 ClusterCommand::Render { file, out, secrets } => {
@@ -709,13 +623,260 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Node {
-            command:
-                NodeCommand::Check {
-                    file,
-                    secrets,
-                    show_secrets,
-                },
+        Command::Node { command } => cmd_node(command),
+    }
+}
+
+/// Builds twice and compares every output (`build --verify`).
+fn cmd_build_verify(
+    recipe: PathBuf,
+    locked: bool,
+    jobs: Option<usize>,
+    init: Option<PathBuf>,
+    kernel: Option<String>,
+) -> Result<ExitCode> {
+    let report = commands::verify::verify_build(
+        &recipe,
+        &BuildOptions {
+            out: None,
+            locked,
+            jobs,
+            init,
+            kernel,
+            secrets: None,
+        },
+    )?;
+    print!("{}", report.table());
+    println!(
+        "outputs kept in {} and {}",
+        report.first.display(),
+        report.second.display()
+    );
+    if report.identical() {
+        println!("reproducible: both builds are identical");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "NOT reproducible: {} of {} files differ",
+        report.differences.len(),
+        report.files.len()
+    );
+    Ok(ExitCode::FAILURE)
+}
+
+/// Builds the image (`build`), its secrets initrd when asked, and explains its size.
+fn cmd_build(recipe: PathBuf, opts: BuildOptions, explain_size: bool) -> Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let ctx = stages::context(load_recipe(&recipe)?, &opts)
+        .map_err(|e| scrubber_for(&recipe).scrub_error(e))?;
+    let report = stages::build(&ctx)?;
+    match stages::outputs::write_secrets_initrd(&ctx, &report.out)? {
+        Some(p) => println!(
+            "wrote {} (the node's secrets as a second initrd: keep it private, never serve it with the image)",
+            p.display()
+        ),
+        None if !ctx.secret_refs.is_empty() => eprintln!(
+            "note: the node configs name secrets ({}) that the image does not contain: build with --secrets FILE for {}/secrets/initrd.cpio, or commit them on the node with `sanforge-init secrets-set FILE`",
+            ctx.secret_refs.join(", "),
+            report.out.display()
+        ),
+        None => {}
+    }
+    println!(
+        "built {} in {:.1}s (ran: {}; cached: {})",
+        report.out.display(),
+        started.elapsed().as_secs_f64(),
+        if report.ran.is_empty() {
+            "nothing".to_string()
+        } else {
+            report.ran.join(", ")
+        },
+        if report.skipped.is_empty() {
+            "nothing".to_string()
+        } else {
+            report.skipped.join(", ")
+        }
+    );
+    if explain_size {
+        print!(
+            "{}",
+            stages::userland::explain_size(&report.built, &report.out)?
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints every stage with its key, cached or not and why, and the kernel matrix (`plan`).
+fn cmd_plan(
+    recipe: PathBuf,
+    json: bool,
+    out: Option<PathBuf>,
+    init: Option<PathBuf>,
+    kernel: Option<String>,
+) -> Result<ExitCode> {
+    let r = load_recipe(&recipe)?;
+    let opts = BuildOptions {
+        out,
+        init,
+        kernel,
+        ..Default::default()
+    };
+    let ctx =
+        stages::context(r.clone(), &opts).map_err(|e| scrubber_for(&recipe).scrub_error(e))?;
+    let plan = stages::plan(&ctx);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&plan)?);
+    } else {
+        println!("{:<10} {:<14} {:<9} WHY", "STAGE", "KEY", "STATUS");
+        for e in &plan {
+            println!(
+                "{:<10} {:<14} {:<9} {}",
+                e.stage,
+                engine::short(&e.key),
+                if e.cached { "cached" } else { "will run" },
+                e.reason
+            );
+        }
+        if r.kernels.len() > 1 {
+            println!(
+                "\nkernel matrix (this plan: {}; others: `sanforge plan --kernel NAME`)",
+                ctx.recipe.kernel().name
+            );
+            println!("{:<12} {:<14} {:<9} SOURCE", "KERNEL", "KEY", "STATUS");
+            for k in commands::matrix::plan_kernels(&r, &opts) {
+                let status = match (&k.error, k.cached) {
+                    (Some(_), _) => "unknown",
+                    (None, true) => "cached",
+                    (None, false) => "will run",
+                };
+                println!(
+                    "{:<12} {:<14} {:<9} {}{}",
+                    k.name,
+                    engine::short(&k.key),
+                    status,
+                    k.source,
+                    k.error.map(|e| format!(" ({e})")).unwrap_or_default()
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Builds and boots every kernel of the recipe (`matrix`).
+fn cmd_matrix(
+    recipe: PathBuf,
+    opts: commands::matrix::MatrixOptions,
+    json: bool,
+) -> Result<ExitCode> {
+    let r = load_recipe(&recipe)?;
+    let report = commands::matrix::run(&r, &opts)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Downloads or imports every input into the cache (`fetch`).
+fn cmd_fetch(recipe: PathBuf, import: Vec<PathBuf>) -> Result<ExitCode> {
+    let cache = engine::cache::Cache::from_env()?;
+    if !import.is_empty() {
+        let log = crate::util::cmd::Log::none();
+        for i in engine::tree::import_all(&cache, &import, &log)? {
+            match i {
+                engine::tree::Imported::Blob { path, sha256 } => {
+                    println!("{sha256}  {}", path.display())
+                }
+                engine::tree::Imported::Tree { path, hash, top } => {
+                    println!("{hash}  {}", path.display());
+                    if let Some(t) = top {
+                        crate::util::progress::step(&format!(
+                            "{}: its top folder `{t}/` is the tree's root",
+                            path.display()
+                        ));
+                    }
+                }
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let r = load_recipe(&recipe)?;
+    let n = engine::fetch::fetch_all(&r, &cache, true)?;
+    println!(
+        "{n} inputs (sources and packages) in the cache ({})",
+        cache.root().display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the recipe's lock (`lock`) and prints what changed.
+fn cmd_lock(recipe: PathBuf, update: Option<Vec<String>>) -> Result<ExitCode> {
+    let r = load_recipe(&recipe)?;
+    let cache = engine::cache::Cache::from_env()?;
+    let update = match update {
+        None => engine::lock::Update::Nothing,
+        Some(v) if v.is_empty() => engine::lock::Update::All,
+        Some(v) => engine::lock::Update::Only(v),
+    };
+    let old = crate::config::lock::Lock::load(&r.lock_path()).ok();
+    let lock = commands::lock::relock(&r, &cache, &update, &crate::util::cmd::Log::none())?;
+    commands::lock::write(&r, &lock)?;
+    println!(
+        "wrote {}: {}",
+        r.lock_path().display(),
+        commands::lock::summary(&r, &lock)
+    );
+    let changes = commands::lock::changes(old.as_ref(), &lock);
+    if !changes.is_empty() && old.is_some() {
+        println!("changed:\n{}", changes.join("\n"));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `scst check`, `scst plan` and `scst generate`.
+fn cmd_scst(command: ScstCommand) -> Result<ExitCode> {
+    match command {
+        ScstCommand::Check { file } => {
+            let (report, errors) = crate::scsi::scst::check_file(&file)?;
+            print!("{report}");
+            Ok(if errors {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        ScstCommand::Plan { file, show_secrets } => {
+            print!(
+                "{}",
+                crate::scsi::scst::plan_file_with(&file, show_secrets)?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        ScstCommand::Generate {
+            devices,
+            targets,
+            groups,
+        } => {
+            let conf = crate::scsi::scst::generate(devices, targets, groups);
+            print!("{}", crate::scsi::scst::print(&conf));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `node check`.
+fn cmd_node(command: NodeCommand) -> Result<ExitCode> {
+    match command {
+        NodeCommand::Check {
+            file,
+            secrets,
+            show_secrets,
         } => {
             let report = commands::node::check(&file, secrets.as_deref());
             // Messages may quote a config line: its CHAP secrets are redacted.

@@ -502,3 +502,25 @@ fn a_version_1_lock_is_refused_and_lock_migrates_its_pins() {
     ok(p.run(&["lock", "recipes/test.toml"]));
     assert_eq!(version(&p, "libfoo"), "1.0");
 }
+
+/// A `debian` source (firmware from a non-free-firmware package, say) whose version
+/// the archive does not have: `lock` names the package, the version and what the
+/// archive has, and writes no lock.
+#[test]
+fn a_debian_source_version_missing_from_the_archive_is_named() {
+    if !available() {
+        return;
+    }
+    let r = repo();
+    let p = project(&r, "[\"busybox-fake\"]");
+    let mut t = std::fs::read_to_string(p.recipe()).unwrap();
+    t.push_str("\n[sources]\nfw = { debian = \"libfoo\", version = \"9.9\", member = \"usr/lib/libfoo-data.txt\" }\n");
+    std::fs::write(p.recipe(), t).unwrap();
+    let e = fail(p.run(&["lock", "recipes/test.toml"]));
+    assert!(e.contains("libfoo") && e.contains("9.9"), "{e}");
+    assert!(
+        e.contains("1.0"),
+        "the archive's versions are not listed: {e}"
+    );
+    assert!(!p.root().join("recipes/test.lock").exists());
+}

@@ -450,3 +450,71 @@ fn template_error_names_the_file_and_line() {
         "{e}"
     );
 }
+
+/// `sanforge run`'s server-hardware options: a bad value is refused before anything
+/// starts, with the option and the values it accepts.
+#[test]
+fn run_refuses_bad_hardware_naming_the_flag_and_what_it_accepts() {
+    let p = Project::new();
+    let o = p.run(&["build", "recipes/test.toml"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = p.root().join("out/test");
+    let out = out.to_str().unwrap();
+    let disk = p.root().join("d0.img");
+    std::fs::write(&disk, vec![0u8; 4096]).unwrap();
+    let disk = disk.to_str().unwrap();
+    let bad_disk = format!("{disk},scsi");
+    let cases: [(&[&str], &[&str]); 7] = [
+        (
+            &["--disk", &bad_disk],
+            &[
+                "--disk",
+                "`scsi`",
+                "virtio, ahci, nvme, megasas-gen2, mptsas1068",
+            ],
+        ),
+        (
+            &["--nic", "e1000"],
+            &["--nic", "`e1000`", "virtio, e1000e, vmxnet3"],
+        ),
+        (
+            &["--nic", "e1000e,net=tap"],
+            &["--nic", "user, listen:PORT or connect:PORT"],
+        ),
+        (&["--machine", "isapc"], &["--machine", "pc", "q35"]),
+        (
+            &["--forward", "7000"],
+            &["--forward", "HOST_PORT:GUEST_PORT"],
+        ),
+        (
+            &["--disk", "/nonexistent/d.img,nvme"],
+            &["--disk: cannot open /nonexistent/d.img"],
+        ),
+        (
+            &["--nic", "e1000e", "--nic", "e1000e,mac=52:54:00:00:02:0f"],
+            &["--nic: nic0 and nic1 both have MAC 52:54:00:00:02:0f"],
+        ),
+    ];
+    for (args, want) in cases {
+        let o = p
+            .sanforge()
+            .args([
+                "run",
+                out,
+                "--until-ready",
+                "--accel",
+                "tcg",
+                "--timeout",
+                "1",
+            ])
+            .args(args)
+            .env("PATH", "/nonexistent")
+            .output()
+            .unwrap();
+        let e = stderr(&o);
+        assert!(!o.status.success(), "{args:?} was accepted: {e}");
+        for w in want {
+            assert!(e.contains(w), "{args:?}: no `{w}` in: {e}");
+        }
+    }
+}

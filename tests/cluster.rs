@@ -898,6 +898,117 @@ fn sbd_fencing_renders_a_watchdog_service_before_corosync() {
     assert!(e.message.contains("watchdog-only sbd"), "{e}");
 }
 
+/// The fixture with `[fencing]` replaced by `fencing` (a whole table, without header).
+fn with_fencing(fencing: &str) -> String {
+    let t = fixture_text();
+    let start = t.find("mode = \"agent\"").unwrap();
+    let end = t.find("[[node]]").unwrap();
+    format!("{}{fencing}\n{}", &t[..start], &t[end..])
+}
+
+#[test]
+fn sbd_on_a_disk_that_is_not_shared_is_rejected() {
+    for (devices, needle) in [
+        ("/dev/drbd0", "`/dev/drbd0` is a DRBD device"),
+        ("/dev/drbd/by-res/r0/0", "is a DRBD device"),
+        (
+            "/dev/vg0/r0",
+            "`/dev/vg0/r0` is on `/dev/vg0/r0`, the backing disk of drbd `r0` on node `alpha`",
+        ),
+    ] {
+        let e = error_for(&with_fencing(&format!(
+            "mode = \"sbd\"\nwatchdog = \"/dev/watchdog\"\ndevices = [\"{devices}\"]\n"
+        )));
+        assert!(e.message.contains(needle), "`{needle}` not in: {e}");
+        assert!(
+            e.message
+                .contains("sbd needs one disk that both nodes open"),
+            "{e}"
+        );
+        assert_eq!(e.line, 16, "{e}");
+    }
+    // A partition of a node's DRBD backing disk is that node's own disk too.
+    let local = fixture_text().replace("disk = \"/dev/vg0/r0\"", "disk = \"/dev/sdb1\"");
+    let start = local.find("mode = \"agent\"").unwrap();
+    let end = local.find("[[node]]").unwrap();
+    let local = format!(
+        "{}mode = \"sbd\"\nwatchdog = \"/dev/watchdog\"\ndevices = [\"/dev/sdb2\"]\n\n{}",
+        &local[..start],
+        &local[end..]
+    );
+    let e = error_for(&local);
+    assert!(e.message.contains("the backing disk of drbd `r0`"), "{e}");
+    // A disk of its own (a SAN LUN, a shared virtual disk) is fine.
+    Cluster::parse(
+        Path::new("c.toml"),
+        &with_fencing("mode = \"sbd\"\nwatchdog = \"/dev/watchdog\"\ndevices = [\"/dev/vdb\"]\n"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_drbd_device_in_two_exports_is_rejected() {
+    let t = fixture_text();
+    let i = t.find("[[export]]").unwrap();
+    let j = t[i + 1..].find("\n[").map(|j| i + 1 + j).unwrap();
+    let second = t[i..j]
+        .replace("name = \"disk0\"", "name = \"disk1\"")
+        .replacen("lun = 0", "lun = 1", 1);
+    let text = format!("{}{second}{}", &t[..j], &t[j..]);
+    let e = error_for(&text);
+    assert!(
+        e.message.contains(
+            "export `disk1`: drbd `r0` is already exported as `disk0`: one DRBD device is one LUN"
+        ),
+        "{e}"
+    );
+    let line = text[..text.rfind("drbd = \"r0\"").unwrap()].lines().count() + 1;
+    assert_eq!(e.line, line, "{e}");
+}
+
+#[test]
+fn node_configs_require_what_the_fencing_and_dlm_run() {
+    use sanforge::config::node::Requirement;
+    let requires = |text: &str| -> Vec<Requirement> {
+        let c = Cluster::parse(Path::new("c.toml"), text).unwrap();
+        let r = render_files(&c, &secrets(&c)).unwrap();
+        let node = NodeConfig::parse(Path::new("n"), &self::text(&r, "alpha/node.toml")).unwrap();
+        node.ha.clone().unwrap().requires
+    };
+    let paths = |rs: &[Requirement]| -> Vec<(String, String)> {
+        rs.iter()
+            .map(|r| (r.path.clone(), r.package.clone()))
+            .collect()
+    };
+    let p = |a: &str, b: &str| (a.to_string(), b.to_string());
+    // The fixture: fence_ipmilan devices and an export in cluster-mode (the DLM).
+    assert_eq!(
+        paths(&requires(&fixture_text())),
+        [
+            p("/usr/sbin/fence_ipmilan", "fence-agents"),
+            p("/usr/bin/ipmitool", "ipmitool"),
+            p("/usr/sbin/dlm_controld", "dlm-controld"),
+            p("/usr/lib/ocf/resource.d/linbit/drbd", "drbd-utils"),
+        ]
+    );
+    let sbd = requires(&with_fencing(
+        "mode = \"sbd\"\nwatchdog = \"/dev/watchdog\"\ndevices = [\"/dev/vdb\"]\n",
+    ));
+    assert_eq!(
+        paths(&sbd)[..2],
+        [
+            p("/usr/sbin/sbd", "sbd"),
+            p("/usr/sbin/fence_sbd", "fence-agents")
+        ]
+    );
+    assert!(sbd[1].reason.contains("fencing.devices"), "{:?}", sbd[1]);
+    // Fencing off runs no fence program; LIO has no DLM.
+    assert_eq!(
+        paths(&requires(&lio_text())),
+        [p("/usr/lib/ocf/resource.d/linbit/drbd", "drbd-utils")]
+    );
+}
+
 // ----------------------------------------------------------------------------------
 // target = "lio" (tests/fixtures/cluster/cluster-lio.toml, the QEMU failover fixture)
 // ----------------------------------------------------------------------------------

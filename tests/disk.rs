@@ -632,7 +632,11 @@ fn boot_uefi(out: &Path) -> String {
     // the console a moment (a loaded machine may need several seconds) before reading it.
     let mut console = std::fs::read_to_string(&log).unwrap_or_default();
     for _ in 0..600 {
-        if !o.status.success() || console.contains("boot slot") {
+        // A whole line: the console may be read while the init is writing it.
+        let whole = console
+            .find("boot slot")
+            .is_some_and(|i| console[i..].contains('\n'));
+        if !o.status.success() || whole {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
@@ -733,4 +737,107 @@ fn build_verify_compares_the_disk_image_too() {
             .any(|l| l.contains("disk.img") && l.contains("identical")),
         "{all}"
     );
+}
+
+/// [`disk_project`] with an ext4 state partition of `state`; `ext4` puts ext4 into the
+/// fake kernel's modules.builtin (the build checks that the kernel mounts it).
+fn state_project(state: &str, ext4: bool) -> Project {
+    let p = disk_project("64MiB");
+    let recipe = std::fs::read_to_string(p.recipe()).unwrap().replace(
+        "boot-tries = 3 }",
+        &format!("boot-tries = 3, state = \"{state}\" }}"),
+    );
+    std::fs::write(p.recipe(), recipe).unwrap();
+    if ext4 {
+        let mk = p.root().join("fake-linux/Makefile");
+        let text = std::fs::read_to_string(&mk).unwrap().replace(
+            ": > $(INSTALL_MOD_PATH)/lib/modules/$(REL)/modules.builtin",
+            "printf 'kernel/fs/ext4/ext4.ko\\n' > $(INSTALL_MOD_PATH)/lib/modules/$(REL)/modules.builtin",
+        );
+        assert!(text.contains("ext4.ko"));
+        std::fs::write(mk, text).unwrap();
+    }
+    p
+}
+
+#[test]
+fn state_partition_is_ext4_labelled_last_in_the_gpt_and_reproducible() {
+    let a = state_project("16MiB", true);
+    let o = a.run(&["build", "recipes/test.toml"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let img = a.root().join("out/test/disk.img");
+    let dump = run(Command::new("sfdisk").arg("--dump").arg(&img));
+    let lines: Vec<&str> = dump.lines().filter(|l| l.contains(" : start=")).collect();
+    assert_eq!(lines.len(), 3, "{dump}");
+    // ESP and config partition keep their numbers; the state partition is entry 3,
+    // on the disk just before the config partition.
+    assert!(lines[1].contains("name=\"SANFORGE-CFG\""), "{dump}");
+    assert!(lines[2].contains("name=\"SANFORGE-STATE\""), "{dump}");
+    assert!(lines[2].contains("size=       32768"), "{dump}");
+    assert!(
+        lines[2].contains(&format!("type={}", disk::LINUX_DATA_TYPE)),
+        "{dump}"
+    );
+    let start = |l: &str| -> u64 {
+        l.split("start=")
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .next()
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(start(lines[2]) + 32768, start(lines[1]), "{dump}");
+    let verify = run(Command::new("sfdisk").arg("--verify").arg(&img));
+    assert!(verify.contains("No errors detected"), "{verify}");
+    // The file system as e2fsprogs reads it.
+    let part = a.root().join("state.part");
+    let data = std::fs::read(&img).unwrap();
+    let off = (start(lines[2]) * 512) as usize;
+    std::fs::write(&part, &data[off..off + (16 << 20)]).unwrap();
+    let head = run(Command::new("dumpe2fs").arg("-h").arg(&part));
+    assert!(
+        head.contains("Filesystem volume name:   SANFORGE-STATE"),
+        "{head}"
+    );
+    assert!(head.contains("has_journal"), "{head}");
+    let fsck = Command::new("e2fsck")
+        .args(["-n", "-f"])
+        .arg(&part)
+        .output()
+        .unwrap();
+    assert!(fsck.status.success(), "e2fsck: {}", text(&fsck));
+    // The same inputs make the same bytes.
+    let b = state_project("16MiB", true);
+    let o = b.run(&["build", "recipes/test.toml"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let y = std::fs::read(b.root().join("out/test/disk.img")).unwrap();
+    assert!(
+        data == y,
+        "disk.img with a state partition differs between two builds"
+    );
+}
+
+#[test]
+fn state_partition_errors_name_the_value_and_the_kernel_option() {
+    let p = state_project("4MiB", true);
+    let o = p.run(&["build", "recipes/test.toml"]);
+    assert!(!o.status.success(), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("disk state partition size `4MiB`: expected a whole number of MiB, at least 8MiB, or \"none\""),
+        "{err}"
+    );
+    let p = state_project("16MiB", false);
+    let o = p.run(&["build", "recipes/test.toml"]);
+    assert!(!o.status.success(), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("[outputs] disk has a state partition (ext4), but kernel")
+            && err.contains("has no ext4 (enable CONFIG_EXT4_FS, =m or =y)"),
+        "{err}"
+    );
+    assert!(!p.root().join("out/test/disk.img").exists());
 }

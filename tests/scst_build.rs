@@ -617,8 +617,9 @@ fn recipe_errors_name_the_key() {
     assert!(t.contains("both provided and waived"), "{t}");
 }
 
-/// The flagship recipe plans offline and lists the SCST archive and the firmware as
-/// missing from an empty cache.
+/// The flagship recipe plans from its lock and, from an empty cache, lists the SCST
+/// tree, the kernel and the QLogic firmware (from Debian's firmware-qlogic, pinned in
+/// the lock) as missing.
 #[test]
 fn plan_of_the_flagship_recipe_lists_scst_and_firmware_missing() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -633,8 +634,6 @@ fn plan_of_the_flagship_recipe_lists_scst_and_firmware_missing() {
         .output()
         .unwrap();
     let t = text(&o);
-    // The recipe has no lock: its Debian packages (the kernel source, busybox) are
-    // resolved by apt in a private state, from Debian's archive.
     assert!(o.status.success(), "{t}");
     let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let stages: Vec<&str> = plan
@@ -650,9 +649,9 @@ fn plan_of_the_flagship_recipe_lists_scst_and_firmware_missing() {
     let why = plan[0]["reason"].as_str().unwrap();
     for want in [
         "scst",
+        "kernel",
         "firmware:ql2400_fw.bin",
         "firmware:ql2500_fw.bin",
-        "kernel",
     ] {
         assert!(
             why.split([':', ',', ' ']).any(|w| w == want) || why.contains(&format!(" {want}")),
@@ -733,5 +732,563 @@ fn real_kernel_fixture_module_has_the_kernels_vermagic() {
     assert_eq!(
         sanforge::stages::firmware::module_name(&m.path().join("fixture.ko"), &ours),
         "fixture"
+    );
+}
+
+// --- SCST sources pinned by tree (issue #13) ----------------------------------------
+
+/// Runs a shell command in the project root.
+fn sh(root: &Path, script: &str) {
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(root)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{script}: {}", text(&o));
+}
+
+/// The `tree-v1:…` hashes `sanforge fetch --import` printed, in order.
+fn trees(o: &std::process::Output) -> Vec<String> {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|w| w.starts_with("tree-v1:"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// `sanforge fetch --import ARGS` with another cache (to learn a tree hash without
+/// putting the tree into the project's cache).
+fn tree_elsewhere(s: &Scst, args: &[&str]) -> String {
+    let other = s.root().join("other-cache");
+    let o =
+        s.p.sanforge()
+            .env("SANFORGE_CACHE", &other)
+            .args(["fetch", "--import"])
+            .args(args)
+            .output()
+            .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    trees(&o).pop().unwrap()
+}
+
+/// The entries of the project cache's tree store.
+fn stored_trees(s: &Scst) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(s.p.cache.join("trees/v1"))
+        .into_iter()
+        .flatten()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn nothing_in_tmp(s: &Scst) -> bool {
+    std::fs::read_dir(s.p.cache.join("tmp"))
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(true)
+}
+
+const WAIVE_ALL: &str = "waive-firmware = [\"ql2400_fw.bin\", { name = \"ql2500_fw.bin\", reason = \"no 25xx HBAs here\" }]\n";
+
+#[test]
+fn scst_pinned_by_tree_builds_from_an_archive_or_a_checkout_whatever_its_top_folder() {
+    let s = Scst::new();
+    let root = s.root();
+    // The same tree three ways: an archive with a top folder, a flat .tar.xz, and the
+    // directory itself (with a .git that does not count).
+    sh(root, "mkdir -p scst-src/.git && echo ref > scst-src/.git/HEAD && tar -czf scst-9.9.tar.gz --exclude=.git --transform 's|^scst-src|scst-9.9|' scst-src && tar -cJf flat.tar.xz --exclude=.git -C scst-src .");
+    let o = s.p.run(&[
+        "fetch",
+        "--import",
+        "scst-9.9.tar.gz",
+        "flat.tar.xz",
+        "scst-src",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let t = trees(&o);
+    assert_eq!(t.len(), 3, "{}", text(&o));
+    assert!(t[0] == t[1] && t[1] == t[2], "{t:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("top folder `scst-9.9/`"),
+        "{}",
+        text(&o)
+    );
+    // Both archives are also blobs (a recipe may pin them by sha256).
+    assert!(s
+        .p
+        .cache
+        .join("blobs/sha256")
+        .join(sha256(&root.join("scst-9.9.tar.gz")))
+        .is_file());
+    // The mirror does not exist: the tree store has it.
+    s.recipe(&format!(
+        "source = {{ url = [\"file:///nonexistent/scst-9.9.tar.gz\"], tree = \"{}\" }}\nbuild-mode = \"release\"\n{WAIVE_ALL}",
+        t[0]
+    ));
+    let o = s.p.run(&["lock", "recipes/test.toml"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let lock = std::fs::read_to_string(root.join("recipes/test.lock")).unwrap();
+    let entry = lock
+        .split("[[source]]")
+        .find(|e| e.contains("name = \"scst\""))
+        .unwrap();
+    assert!(
+        entry.contains(&format!("tree = \"{}\"", t[0])) && !entry.contains("sha256"),
+        "{lock}"
+    );
+    let o = s.build();
+    assert!(o.status.success(), "{}", text(&o));
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(s.out().join("manifest.json")).unwrap())
+            .unwrap();
+    let input = m["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "scst")
+        .unwrap();
+    assert_eq!(input["tree"], t[0].as_str());
+    assert!(input.get("sha256").is_none(), "{input}");
+    assert_eq!(m["scst"]["build-mode"], "release");
+    let fw = m["firmware"].as_array().unwrap();
+    let ql2500 = fw.iter().find(|f| f["name"] == "ql2500_fw.bin").unwrap();
+    assert_eq!(ql2500["reason"], "no 25xx HBAs here");
+    assert!(
+        fw.iter()
+            .find(|f| f["name"] == "ql2400_fw.bin")
+            .unwrap()
+            .get("reason")
+            .is_none(),
+        "{fw:?}"
+    );
+    let sbom = std::fs::read_to_string(s.out().join("sbom.cdx.json")).unwrap();
+    assert!(sbom.contains(&t[0]), "the SBOM does not name the tree");
+    // The store is read-only and holds exactly the tree (no .git).
+    let store =
+        s.p.cache
+            .join("trees/v1")
+            .join(t[0].trim_start_matches("tree-v1:"));
+    assert!(store.join("scst/Makefile").is_file() && !store.join(".git").exists());
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(store.join("scst/Makefile"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o222,
+        0
+    );
+    // A `path` source pinned by the same tree: the archive in the project.
+    s.recipe(&format!(
+        "source = {{ path = \"scst-9.9.tar.gz\", tree = \"{}\" }}\n{WAIVE_ALL}",
+        t[0]
+    ));
+    let o = s.build();
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+#[test]
+fn an_archive_of_another_tree_is_refused_with_both_hashes_and_nothing_is_kept() {
+    let s = Scst::new();
+    let root = s.root();
+    let good = tree_elsewhere(&s, &["scst-src"]);
+    // The same tree with one file changed, as an archive a mirror serves.
+    sh(
+        root,
+        "cp -r scst-src bad && echo '# changed' >> bad/scst/Makefile && tar -czf bad.tar.gz bad",
+    );
+    let bad = tree_elsewhere(&s, &["bad.tar.gz"]);
+    s.recipe(&format!(
+        "source = {{ url = [\"file://{}/bad.tar.gz\"], tree = \"{good}\" }}\n{WAIVE_ALL}",
+        root.display()
+    ));
+    let o = s.p.run(&["fetch", "recipes/test.toml"]);
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(
+        t.contains(&format!("tree mismatch: expected {good}")) && t.contains(&bad),
+        "{t}"
+    );
+    assert!(t.contains("top folder `bad/`"), "{t}");
+    // This cache never saw the expected tree: it says so instead of guessing.
+    assert!(t.contains("has never been in this cache"), "{t}");
+    assert!(t.contains("sanforge fetch --import"), "{t}");
+    assert!(stored_trees(&s).is_empty(), "{:?}", stored_trees(&s));
+    assert!(nothing_in_tmp(&s));
+
+    // A cache that knows the expected tree (its manifest stays when the tree is gone)
+    // names the first differing path.
+    let o = s.p.run(&["fetch", "--import", "scst-src"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let dir =
+        s.p.cache
+            .join("trees/v1")
+            .join(good.trim_start_matches("tree-v1:"));
+    sh(
+        root,
+        &format!("chmod -R u+w {0} && rm -rf {0}", dir.display()),
+    );
+    let o = s.p.run(&["fetch", "recipes/test.toml"]);
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(
+        t.contains("first difference: scst/Makefile: content differs"),
+        "{t}"
+    );
+    assert!(!dir.exists());
+    assert!(nothing_in_tmp(&s));
+
+    // A local path pinned by tree that no longer has it: both hashes, nothing stored.
+    s.recipe(&format!(
+        "source = {{ path = \"bad\", tree = \"{good}\" }}\n{WAIVE_ALL}"
+    ));
+    let o = s.build();
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(
+        t.contains(&format!("expected {good}")) && t.contains(&bad),
+        "{t}"
+    );
+    assert!(!dir.exists());
+}
+
+#[test]
+fn a_cached_tree_edited_behind_sanforges_back_is_found_and_removed() {
+    let s = Scst::new();
+    let o = s.p.run(&["fetch", "--import", "scst-src"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let good = trees(&o).pop().unwrap();
+    let dir =
+        s.p.cache
+            .join("trees/v1")
+            .join(good.trim_start_matches("tree-v1:"));
+    sh(
+        s.root(),
+        &format!(
+            "chmod u+w {0}/scst {0}/scst/Makefile && echo tampered >> {0}/scst/Makefile",
+            dir.display()
+        ),
+    );
+    s.recipe(&format!(
+        "source = {{ url = [\"file:///nonexistent.tar.gz\"], tree = \"{good}\" }}\n{WAIVE_ALL}"
+    ));
+    let o = s.build();
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(
+        t.contains("was modified and was removed") && t.contains("scst/Makefile: content differs"),
+        "{t}"
+    );
+    assert!(!dir.exists());
+    // No half-made modules stage.
+    assert!(std::fs::read_dir(s.p.cache.join("stages/modules"))
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(true));
+}
+
+#[test]
+fn an_archive_that_is_not_scst_is_refused_before_the_kernel_is_built() {
+    let s = Scst::new();
+    sh(
+        s.root(),
+        "mkdir -p notscst/src && echo hi > notscst/README && echo 'int x;' > notscst/src/main.c && tar -czf notscst-1.0.tar.gz notscst",
+    );
+    let o = s.p.run(&["fetch", "--import", "notscst-1.0.tar.gz"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let tree = trees(&o).pop().unwrap();
+    s.recipe(&format!(
+        "source = {{ url = [\"file:///nonexistent.tar.gz\"], tree = \"{tree}\" }}\n{WAIVE_ALL}"
+    ));
+    let o = s.build();
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(
+        t.contains(&format!("source `scst` ({tree}) is not an SCST tree: expected scst/ and qla2x00t-32gbit/ at its top (the recipe builds scst, qla2x00t-32gbit)")),
+        "{t}"
+    );
+    assert!(t.contains("it holds README, src/"), "{t}");
+    assert!(
+        !s.p.cache.join("stages/kernel").exists()
+            || std::fs::read_dir(s.p.cache.join("stages/kernel"))
+                .unwrap()
+                .all(|e| !e.unwrap().path().join(".complete").exists()),
+        "the kernel was built for a tree that cannot be SCST"
+    );
+}
+
+#[test]
+fn a_tree_that_does_not_compile_names_the_first_error_and_its_module() {
+    let s = Scst::new();
+    let src = s.root().join("scst-src/scst");
+    std::fs::write(
+        src.join("Makefile"),
+        mk(r#"all:
+>@echo "  CC [M]  $(CURDIR)/src/scst_copy_mgr.o"
+>@echo "$(CURDIR)/src/scst_copy_mgr.c:7:1: warning: unused variable 'x'"
+>@echo "  CC [M]  $(CURDIR)/src/scst_main.o"
+>@echo "$(CURDIR)/src/scst_main.c:42:7: error: 'scst_fake' undeclared (first use in this function)"
+>@echo "$(CURDIR)/src/scst_main.c:50:1: error: expected ';' before '}' token"
+>@exit 1
+"#),
+    )
+    .unwrap();
+    std::fs::create_dir_all(src.join("src")).unwrap();
+    std::fs::write(
+        src.join("src/Kbuild"),
+        "ccflags-y := -I$(src)/../include \\\n\t-Wall\nobj-m := scst.o\n\nscst-y +=\tscst_copy_mgr.o\t\\\n\t\tscst_main.o\n",
+    )
+    .unwrap();
+    std::fs::write(src.join("src/scst_main.c"), "int x;\n").unwrap();
+    s.recipe(&format!("source = {{ path = \"scst-src\" }}\n{WAIVE_ALL}"));
+    let o = s.build();
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(
+        t.contains("building SCST component `scst` failed (module scst): scst/src/scst_main.c:42:7: error: 'scst_fake' undeclared (first use in this function)"),
+        "{t}"
+    );
+    // The build keeps no half-made modules stage.
+    assert!(std::fs::read_dir(s.p.cache.join("stages/modules"))
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(true));
+}
+
+#[test]
+fn the_build_mode_selects_the_make_target_and_is_keyed_and_recorded() {
+    let s = Scst::new();
+    let scst = s.root().join("scst-src");
+    std::fs::write(
+        scst.join("Makefile"),
+        mk("2release:\n>echo RELEASE > scst/build_mode\n2perf:\n>echo PERF > scst/build_mode\n2debug:\n>echo > scst/build_mode\n"),
+    )
+    .unwrap();
+    // The fake core records the mode it was built in.
+    let core = std::fs::read_to_string(scst.join("scst/Makefile"))
+        .unwrap()
+        .replace(
+            "@test \"$$(cat build_mode 2>/dev/null)\" = RELEASE || { echo \"scst: not in release mode (run make 2release first)\"; exit 2; }",
+            "@echo \"built in mode [$$(cat build_mode)]\"",
+        );
+    std::fs::write(scst.join("scst/Makefile"), core).unwrap();
+    let mut keys = Vec::new();
+    for (mode, made) in [("perf", "PERF"), ("debug", ""), ("release", "RELEASE")] {
+        s.recipe(&format!(
+            "source = {{ path = \"scst-src\" }}\nbuild-mode = \"{mode}\"\n{WAIVE_ALL}"
+        ));
+        let o = s.build();
+        assert!(o.status.success(), "{mode}: {}", text(&o));
+        let m: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(s.out().join("manifest.json")).unwrap())
+                .unwrap();
+        assert_eq!(m["scst"]["build-mode"], mode);
+        let log = std::fs::read_to_string(s.out().join("logs/modules.log")).unwrap();
+        assert!(
+            log.contains(&format!("2{mode}")) && log.contains(&format!("built in mode [{made}]")),
+            "{mode}: {log}"
+        );
+        // Only SCST is rebuilt when the mode changes.
+        if !keys.is_empty() {
+            assert!(
+                String::from_utf8_lossy(&o.stdout).contains("ran: modules, rootfs, outputs"),
+                "{mode}: {}",
+                text(&o)
+            );
+        }
+        keys.push(m["keys"]["modules"].as_str().unwrap().to_string());
+    }
+    keys.dedup();
+    assert_eq!(keys.len(), 3, "{keys:?}");
+    s.recipe("source = { path = \"scst-src\" }\nbuild-mode = \"fast\"\n");
+    let t = text(&s.p.run(&["plan", "recipes/test.toml"]));
+    assert!(t.contains("test.toml:") && t.contains("fast"), "{t}");
+}
+
+#[test]
+fn tree_pins_are_validated_where_they_are_written() {
+    let s = Scst::new();
+    for (src, want) in [
+        (
+            "{ url = [\"https://example.org/s.tar.gz\"], tree = \"sha256-abc\" }",
+            "tree `sha256-abc`: expected `tree-v1:` followed by 64 lowercase hex digits",
+        ),
+        (
+            &format!("{{ url = [\"https://example.org/s.tar.gz\"], tree = \"tree-v1:{}\", sha256 = \"{}\" }}", "a".repeat(64), "b".repeat(64)),
+            "pinned by `sha256` (the archive) or `tree` (its unpacked content), not both",
+        ),
+        (
+            "{ url = [\"https://example.org/s.tar.gz\"] }",
+            "a `url` source needs `sha256` (of the file) or `tree`",
+        ),
+        (
+            &format!("{{ debian = \"scst\", version = \"1\", tree = \"tree-v1:{}\" }}", "a".repeat(64)),
+            "`tree` pins `url` and `path` sources",
+        ),
+    ] {
+        s.recipe(&format!("source = {src}\n"));
+        let o = s.p.run(&["plan", "recipes/test.toml"]);
+        let t = text(&o);
+        assert!(!o.status.success() && t.contains("test.toml:") && t.contains(want), "{src}: {t}");
+    }
+}
+
+#[test]
+fn an_import_with_a_broken_archive_imports_nothing() {
+    let s = Scst::new();
+    // A gzip'd tar cut in half: its first block reads as tar, the rest does not.
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let noise: Vec<u8> = (0..200_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::create_dir_all(s.root().join("big")).unwrap();
+    std::fs::write(s.root().join("big/noise.bin"), noise).unwrap();
+    sh(
+        s.root(),
+        "tar -czf full.tar.gz big && head -c 60000 full.tar.gz > broken.tar.gz",
+    );
+    let o = s.p.run(&["fetch", "--import", "scst-src", "broken.tar.gz"]);
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(
+        t.contains("cannot import 1 of 2 files (nothing was imported)")
+            && t.contains("broken.tar.gz: cannot unpack broken.tar.gz"),
+        "{t}"
+    );
+    assert!(stored_trees(&s).is_empty());
+    assert!(std::fs::read_dir(s.p.cache.join("blobs/sha256"))
+        .unwrap()
+        .next()
+        .is_none());
+    assert!(nothing_in_tmp(&s));
+}
+
+/// No committed recipe or lock pins anything by an all-zero placeholder hash, and the
+/// flagship's firmware and SCST tree are pinned by the lock: the firmware by the
+/// firmware-qlogic `.deb`, SCST by its tree hash.
+#[test]
+fn committed_recipes_have_no_placeholders_and_the_flagship_is_locked() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let zeros = "0".repeat(64);
+    for e in std::fs::read_dir(repo.join("recipes")).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() {
+            let t = std::fs::read_to_string(&p).unwrap();
+            assert!(!t.contains(&zeros), "{} has an all-zero hash", p.display());
+        }
+    }
+    let recipe = std::fs::read_to_string(repo.join("recipes/scst-fc-node.toml")).unwrap();
+    assert!(!recipe.to_lowercase().contains("placeholder"), "{recipe}");
+    let lock: toml::Value =
+        toml::from_str(&std::fs::read_to_string(repo.join("recipes/scst-fc-node.lock")).unwrap())
+            .unwrap();
+    let sources = lock["source"].as_array().unwrap();
+    let scst = sources
+        .iter()
+        .find(|s| s["name"].as_str() == Some("scst"))
+        .unwrap();
+    assert!(
+        scst["tree"].as_str().unwrap().starts_with("tree-v1:"),
+        "{scst}"
+    );
+    for fw in ["ql2400_fw.bin", "ql2500_fw.bin"] {
+        let name = format!("firmware:{fw}");
+        let l = sources
+            .iter()
+            .find(|s| s["name"].as_str() == Some(name.as_str()))
+            .unwrap_or_else(|| panic!("{name} not locked"));
+        assert_eq!(
+            l["origin"].as_str(),
+            Some("firmware-qlogic=20230210-5"),
+            "{l}"
+        );
+        assert_eq!(l["sha256"].as_str().unwrap().len(), 64, "{l}");
+        assert!(l["urls"].to_string().contains("non-free-firmware"), "{l}");
+    }
+}
+
+/// Without `[scst]`, a recipe's `[firmware]` table makes the firmware closure cover
+/// the kernel's own modules: a file a module requests and the recipe neither provides
+/// nor waives fails the build, naming
+/// the module, the file and where to list it (no output is written); `[firmware]`
+/// waivers (with reasons, `PREFIX*` patterns) and provided files reach the manifest and
+/// the image.
+#[test]
+fn a_recipe_without_scst_has_the_firmware_closure_of_the_kernels_modules() {
+    let s = Scst::new();
+    std::fs::write(
+        s.root().join("recipes/nodes/node.toml"),
+        "hostname = \"lio-node\"\n",
+    )
+    .unwrap();
+    let recipe = |firmware: &str| {
+        let text = format!(
+            "[recipe]\nname = \"test\"\nsource-date-epoch = 1767225600\n\n[kernel]\nsource = {{ path = \"fake-linux\" }}\nbase = \"tinyconfig\"\nfragments = [\"base.config\"]\nlocalversion = \"-t\"\n\n[node]\nconfig = \"recipes/nodes/node.toml\"\n\n[outputs]\nzstd-level = 3\n{firmware}"
+        );
+        std::fs::write(s.root().join("recipes/test.toml"), text).unwrap();
+    };
+    // No [firmware] table: not checked (the build log says so), nothing installed.
+    recipe("");
+    let o = s.build();
+    assert!(o.status.success(), "{}", text(&o));
+    let log = std::fs::read_to_string(s.out().join("logs/rootfs.log")).unwrap_or_default();
+    assert!(log.contains("no [firmware] table"), "{log}");
+    std::fs::remove_dir_all(s.out()).unwrap();
+    // An empty one: every requested file is missing.
+    recipe("\n[firmware]\n");
+    let o = s.build();
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(
+        t.contains("ql2400_fw.bin (requested by module qla2xxx)")
+            && t.contains("ql2500_fw.bin (requested by module qla2xxx)"),
+        "{t}"
+    );
+    assert!(
+        t.contains("[firmware] files") && t.contains("[firmware] waive"),
+        "{t}"
+    );
+    assert!(!s.out().join("manifest.json").exists());
+
+    s.firmware_file("ql2400_fw.bin", "qlogic 24xx firmware\n");
+    recipe("\n[firmware]\nfiles = [{ name = \"ql2400_fw.bin\", path = \"firmware/ql2400_fw.bin\" }]\nwaive = [{ name = \"ql25*\", reason = \"no 25xx HBAs here\" }]\n");
+    let o = s.build();
+    assert!(o.status.success(), "{}", text(&o));
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(s.out().join("manifest.json")).unwrap())
+            .unwrap();
+    let fw = m["firmware"].as_array().unwrap();
+    let get = |n: &str| fw.iter().find(|f| f["name"] == n).unwrap().clone();
+    let ql24 = get("ql2400_fw.bin");
+    assert_eq!(
+        ql24["sha256"].as_str().unwrap(),
+        sha256(&s.root().join("firmware/ql2400_fw.bin")),
+        "{ql24}"
+    );
+    assert_eq!(ql24["module"], "qla2xxx", "{ql24}");
+    assert_eq!(ql24["origin"], "firmware/ql2400_fw.bin", "{ql24}");
+    let ql25 = get("ql2500_fw.bin");
+    assert_eq!(ql25["waived"], true, "{ql25}");
+    assert_eq!(ql25["reason"], "no 25xx HBAs here", "{ql25}");
+    let root = s.initramfs();
+    assert_eq!(
+        std::fs::read_to_string(root.path().join("lib/firmware/ql2400_fw.bin")).unwrap(),
+        "qlogic 24xx firmware\n"
+    );
+    assert!(!root.path().join("lib/firmware/ql2500_fw.bin").exists());
+
+    // An SCST recipe lists its firmware in [scst].
+    let mut t = std::fs::read_to_string(s.root().join("recipes/test.toml")).unwrap();
+    t.push_str("\n[target]\nstack = \"scst\"\n\n[scst]\nsource = { path = \"scst-src\" }\n");
+    std::fs::write(s.root().join("recipes/test.toml"), t).unwrap();
+    let e = text(&s.p.run(&["plan", "recipes/test.toml"]));
+    assert!(
+        e.contains("[firmware]: an SCST recipe lists its firmware in [scst]"),
+        "{e}"
     );
 }

@@ -41,11 +41,19 @@ usage: sanforge-init                       run as PID 1 (the image's /init)
                                            apply NODE_TOML's [network] for real inside the network namespace
                                            NAME (/run/netns/NAME, from `ip netns add`), over netlink
        sanforge-init dhcp-event EVENT        apply a DHCP lease (udhcpc's script; `/init EVENT` works too)
+       sanforge-init metrics-serve ADDR:PORT [TOKEN_FILE]
+                                           the Prometheus exporter (GET /metrics), as the init starts it
+       sanforge-init log-forward ADDR:PORT [KMSG]
+                                           send the kernel log (default /dev/kmsg) to a syslog server, RFC 5424
+                                           over TCP, as the init starts it for [logs] remote
+       sanforge-init status [--json]         what this node is and does: image, boot slot, boot timeline, hardware,
+                                           targets with LUNs, backing devices and sessions, services, HA, errors
 
-steps: mounts, load-modules, hardware (coldplug, udev, report), network, network-plan [NODE_TOML] (the netlink
+steps: mounts, load-modules, hardware (coldplug, udev, report), storage [NODE_TOML] (md, LVM, target state,
+       report), network, network-plan [NODE_TOML] (the netlink
        calls of the network step, every link of the config assumed present), dhcp-event EVENT,
        apply-targets [NODE_TOML], apply-scst [FILE] [--prune],
-       boot, shutdown, config-set FILE, factory-reset, secrets-set FILE, update DIR (DIR inside the tree),
+       boot, shutdown, status [--json], metrics (a scrape's text), config-set FILE, factory-reset, secrets-set FILE, update DIR (DIR inside the tree),
        ocf-alua ACTION (the OCF agent, OCF_RESKEY_* from the environment)";
 
 /// The [`Sys`] the OCF agent runs over: the kernel, or, when `sysfs_root` names another
@@ -105,6 +113,28 @@ fn main() -> ExitCode {
         }
         [flag, name, step, file] if flag == "--netns" && step == "network" => {
             run_in_netns(name, file)
+        }
+        [cmd, rest @ ..] if cmd == "status" => status(&mut RealSys::new(SysRoot::new("/")), rest),
+        [cmd, listen, token @ ..] if cmd == init::metrics::SUBCOMMAND && token.len() <= 1 => {
+            let mut sys = RealSys::new(SysRoot::new("/"));
+            let token = token.first().map(Path::new);
+            match init::metrics::serve(&mut sys, listen, token) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    init::child_line(&format!("error: {e:#}"));
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        [cmd, server, kmsg @ ..] if cmd == init::logs::SUBCOMMAND && kmsg.len() <= 1 => {
+            let kmsg = kmsg.first().map_or(Path::new("/dev/kmsg"), Path::new);
+            match init::logs::forward(server, kmsg) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    init::child_line(&format!("error: {e:#}"));
+                    ExitCode::FAILURE
+                }
+            }
         }
         [cmd, event] if cmd == "dhcp-event" => {
             dhcp_event(&mut RealSys::new(SysRoot::new("/")), event)
@@ -180,6 +210,15 @@ fn run_step(dir: PathBuf, step: &str, rest: &[String], show: bool) -> ExitCode {
     if step == "network-plan" {
         return network_plan(dir, rest);
     }
+    if step == "metrics" && rest.is_empty() {
+        // What a scrape of this tree would return.
+        print!("{}", init::metrics::render(&mut FakeSys::new(dir)));
+        return ExitCode::SUCCESS;
+    }
+    if step == "status" {
+        // Reads only: no recorded calls to print.
+        return status(&mut FakeSys::new(dir), rest);
+    }
     let mut sys = FakeSys::new(dir);
     if step == "dhcp-event" {
         let code = match rest {
@@ -228,6 +267,15 @@ fn run_step(dir: PathBuf, step: &str, rest: &[String], show: bool) -> ExitCode {
             init::hardware::print_report,
         ],
         ("network", []) => vec![init::load_config, network::configure_network],
+        ("storage", [] | [_]) => {
+            init.config_file = rest.first().map(PathBuf::from);
+            vec![
+                init::load_config,
+                init::storage::assemble,
+                init::storage::target_state,
+                init::hardware::print_report,
+            ]
+        }
         ("apply-targets", [] | [_]) => {
             init.config_file = rest.first().map(PathBuf::from);
             vec![init::load_config, init::apply_targets, init::enable_ports]
@@ -251,7 +299,10 @@ fn run_step(dir: PathBuf, step: &str, rest: &[String], show: bool) -> ExitCode {
             if let Err(e) = f(&mut init) {
                 eprintln!("error: {e:#}");
                 code = ExitCode::FAILURE;
-                break;
+                // The storage steps are warnings at boot: the report still follows.
+                if step != "storage" || init.node.is_none() {
+                    break;
+                }
             }
         }
     }
@@ -341,6 +392,28 @@ fn run_in_netns(name: &str, file: &str) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `status [--json]`: gathered through `sys`, printed as text or JSON.
+fn status(sys: &mut dyn Sys, args: &[String]) -> ExitCode {
+    let json = match args {
+        [] => false,
+        [j] if j == "--json" => true,
+        _ => {
+            eprintln!("error: usage: status [--json]\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let st = init::status::gather(sys);
+    let mut out = std::io::stdout().lock();
+    let _ = if json {
+        out.write_all(sanforge::contract::status::to_json(&st).as_bytes())
+    } else {
+        sanforge::contract::status::render(&st)
+            .iter()
+            .try_for_each(|l| writeln!(out, "{l}"))
+    };
+    ExitCode::SUCCESS
 }
 
 /// A DHCP event with the lease from this process's environment (udhcpc's variables).

@@ -167,7 +167,9 @@ fn mib(bytes: u64) -> String {
 /// `kind origin` of a source as the lock writes it.
 fn origin(recipe: &Recipe, s: &Source) -> String {
     match s {
-        Source::Url { mirrors, .. } => mirrors.first().cloned().unwrap_or_default(),
+        Source::Url { mirrors, .. } | Source::UrlTree { mirrors, .. } => {
+            mirrors.first().cloned().unwrap_or_default()
+        }
         Source::Debian {
             package, version, ..
         } => format!("{package}={version}"),
@@ -294,6 +296,7 @@ fn boot(out: &Path, opts: &MatrixOptions) -> Boot {
             timeout: opts.timeout,
             extra_cmdline: Vec::new(),
             echo: false,
+            hw: Default::default(),
         };
         let started = Instant::now();
         let r = run::run(&ro);

@@ -8,4 +8,5 @@ pub mod matrix;
 pub mod node;
 pub mod run;
 pub mod serve;
+pub mod status;
 pub mod verify;

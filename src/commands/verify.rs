@@ -641,8 +641,9 @@ pub fn copy_project(from: &Path, to: &Path, skip: &[PathBuf], umask: u32) -> Res
     ufs::set_dir_modes(dirs)
 }
 
-/// A fresh cache at `root` holding the verified blobs of `cache` (hard links, or
-/// copies across file systems), so the build fetches nothing but rebuilds every stage.
+/// A fresh cache at `root` holding the verified blobs and stored trees of `cache`
+/// (hard links, or copies across file systems), so the build fetches nothing but
+/// rebuilds every stage.
 fn seed_cache(cache: &Cache, root: &Path) -> Result<()> {
     let src = cache.root().join("blobs/sha256");
     let dst = root.join("blobs/sha256");
@@ -659,7 +660,8 @@ fn seed_cache(cache: &Cache, root: &Path) -> Result<()> {
             ufs::copy(&from, &to)?;
         }
     }
-    Ok(())
+    // Sources pinned by tree: the stored trees, linked the same way.
+    crate::engine::tree::seed_store(cache, root)
 }
 
 /// Gives the owner rwx on every directory under `p` (stages may leave read-only

@@ -1,5 +1,6 @@
 //! The lock file (`recipes/NAME.lock`): every resolved input of a recipe pinned by
-//! sha256. Written by `sanforge lock`; `build --locked` refuses a missing or stale lock.
+//! sha256 (or, for a source pinned by its unpacked content, by its tree hash).
+//! Written by `sanforge lock`; `build --locked` refuses a missing or stale lock.
 //!
 //! Version 2 holds three parts:
 //! - `[apt]`: what the Debian packages were resolved from (architecture, the apt
@@ -53,7 +54,12 @@ pub struct LockedSource {
     /// What the recipe said (URL list, `package=version`, or path) — compared to find
     /// a stale entry.
     pub origin: String,
+    /// The file's sha256; empty (and not written) for a source pinned by `tree`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub sha256: String,
+    /// The tree hash (`tree-v1:…`) of a source pinned by its unpacked content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tree: Option<String>,
     /// Debian sources: where the archive serves the `.deb` (one URL per repository
     /// that lists it), so that a locked build needs no apt.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -103,6 +109,13 @@ impl LockedPackage {
                 )
             })
             .collect()
+    }
+}
+
+impl LockedSource {
+    /// What pins the input: its tree hash, else its sha256.
+    pub fn pin(&self) -> &str {
+        self.tree.as_deref().unwrap_or(&self.sha256)
     }
 }
 
@@ -195,6 +208,7 @@ mod tests {
                 origin: "linux-source-6.1=6.1.192-2".into(),
                 sha256: "a".repeat(64),
                 urls: vec!["http://x/pool/l.deb".into()],
+                tree: None,
             }],
             packages: vec![LockedPackage {
                 name: "libqb100".into(),

@@ -18,12 +18,15 @@
     clippy::unimplemented
 )]
 
+pub mod lio_attrib;
 pub mod lock;
 pub mod network;
 pub mod node;
+pub mod ops;
 pub mod recipe;
 pub mod secrets;
 pub mod spans;
+pub mod storage;
 pub mod userland;
 pub mod values;
 

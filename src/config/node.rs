@@ -2,6 +2,7 @@
 //! does at boot. sanforge-init reads it; the builder validates it with these same
 //! types, so a mistake fails the build instead of the boot.
 
+use super::lio_attrib::{self, AttrValue};
 use super::spans::{at, Errors};
 use super::values::{self, is_iscsi_name, parse_size};
 use super::{parse_toml, ConfigError};
@@ -12,6 +13,10 @@ pub use super::network::{
     Bond, BondMode, Interface, IpNet, LacpRate, LinkId, Network, Route, Vlan, XmitHashPolicy,
     DEFAULT_MIIMON,
 };
+pub use super::ops::{Logs, Metrics, Ssh, Time};
+// `[storage]` too (md, LVM, the targets' persistent state).
+use super::storage::validate_storage;
+pub use super::storage::{Activate, Storage};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -29,6 +34,10 @@ pub struct NodeConfig {
     pub hardware: Hardware,
     #[serde(default)]
     pub network: Network,
+    /// `[storage]`: md arrays and LVM assembled before the targets, and where the
+    /// targets' persistent state lives; see [`Storage`].
+    #[serde(default, skip_serializing_if = "Storage::is_default")]
+    pub storage: Storage,
     #[serde(default)]
     pub lio: Option<Lio>,
     /// Cluster membership (Corosync + Pacemaker) started by the init; see [`Ha`].
@@ -38,6 +47,19 @@ pub struct NodeConfig {
     pub services: Vec<Service>,
     #[serde(default)]
     pub scst: Option<ScstNode>,
+    /// `[ssh]`: root's public keys and the listen address of the SSH server; none
+    /// or no key means no SSH server. See [`Ssh`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<Ssh>,
+    /// `[metrics]`: the Prometheus exporter; none means no exporter. See [`Metrics`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Metrics>,
+    /// `[logs]`: remote syslog; see [`Logs`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs: Option<Logs>,
+    /// `[time]`: NTP through chronyd; see [`Time`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<Time>,
 }
 
 /// `[scst]`: the node's SCST configuration, an `scst.conf` applied at boot by the init.
@@ -132,6 +154,11 @@ pub struct Backstore {
     pub serial: Option<String>,
     #[serde(default)]
     pub write_back: bool,
+    /// Device attributes (`attrib/NAME` in configfs, the kernel's names, e.g.
+    /// `{ emulate_tpu = true, block_size = 4096 }`), written after the backstore is
+    /// enabled and before any LUN exports it; see [`super::lio_attrib`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, AttrValue>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -255,6 +282,24 @@ pub struct Ha {
     pub watchdog: Option<Watchdog>,
     /// SCST `cluster_mode` on every device (persistent reservations through the DLM).
     pub cluster_mode: bool,
+    /// Programs the cluster runs on this node beyond the daemons above (sbd, fence
+    /// agents, dlm_controld, the DRBD tools), with the Debian package that ships each:
+    /// `sanforge cluster render` lists them and the build refuses an image without
+    /// them, naming the package, so a fencing mode the image cannot execute fails at
+    /// build time, not at the first fence. The init does not read them.
+    pub requires: Vec<Requirement>,
+}
+
+/// A program the cluster needs on the node (`[[ha.requires]]`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Requirement {
+    /// Absolute path in the image.
+    pub path: String,
+    /// The Debian package that ships it.
+    pub package: String,
+    /// What in the cluster file needs it (`fencing.mode = "sbd"`).
+    pub reason: String,
 }
 
 impl Default for Ha {
@@ -271,6 +316,7 @@ impl Default for Ha {
             stop_timeout: HaDuration::secs(120),
             watchdog: None,
             cluster_mode: true,
+            requires: Vec::new(),
         }
     }
 }
@@ -470,8 +516,27 @@ impl NodeConfig {
             }
         }
         validate_network(&self.network, &mut errs);
+        validate_storage(&self.storage, &mut errs);
         if let Some(lio) = &self.lio {
             validate_lio(lio, &mut errs);
+            // A backstore on an LV the cluster activates on promote does not exist at
+            // boot: such LUNs are the cluster's (`sanforge cluster render`).
+            for (n, b) in lio.backstores.iter().enumerate() {
+                let vg = b
+                    .path
+                    .as_deref()
+                    .and_then(|p| self.storage.vg_of_path(p))
+                    .filter(|v| v.activate == Activate::Ha);
+                if let (Some(v), Some(p)) = (vg, &b.path) {
+                    errs.at(
+                        at!["lio", "backstores", n, "path"],
+                        format!(
+                            "backstore `{}` is on {p}, in volume group `{}`, which the cluster activates on promote ([storage] lvm activate = \"ha\"): it does not exist at boot; let the cluster export it (ocf:heartbeat:LVM-activate before the agent's `lio_luns`) or set activate = \"boot\"",
+                            b.name, v.vg
+                        ),
+                    );
+                }
+            }
         }
         let mut svc = BTreeSet::new();
         for (n, s) in self.services.iter().enumerate() {
@@ -491,6 +556,19 @@ impl NodeConfig {
                 );
             }
         }
+        if let Some(ha) = &self.ha {
+            for (n, r) in ha.requires.iter().enumerate() {
+                if !r.path.starts_with('/') || r.path.contains(['\n', '\0']) {
+                    errs.at(
+                        at!["ha", "requires", n, "path"],
+                        format!(
+                            "ha.requires path `{}`: expected an absolute path in the image",
+                            r.path
+                        ),
+                    );
+                }
+            }
+        }
         if let Some(s) = &self.scst {
             if s.conf.is_empty() || s.conf.contains('\n') {
                 errs.at(
@@ -505,6 +583,56 @@ impl NodeConfig {
                 errs.at(
                     at!["scst", "iscsi-daemon"],
                     "scst iscsi-daemon: argv must start with an absolute program path",
+                );
+            }
+        }
+        if let Some(ssh) = &self.ssh {
+            if ssh.listen.parse::<std::net::SocketAddr>().is_err() {
+                errs.at(
+                    at!["ssh", "listen"],
+                    format!(
+                        "ssh listen `{}`: expected ADDRESS:PORT like 0.0.0.0:22 or [::]:22",
+                        ssh.listen
+                    ),
+                );
+            }
+        }
+        if let Some(m) = &self.metrics {
+            if m.listen.parse::<std::net::SocketAddr>().is_err() {
+                errs.at(
+                    at!["metrics", "listen"],
+                    format!(
+                        "metrics listen `{}`: expected ADDRESS:PORT like 0.0.0.0:9100",
+                        m.listen
+                    ),
+                );
+            }
+            if let Some(f) = &m.token_file {
+                if !f.starts_with('/') || f.contains(['\n', '\0']) {
+                    errs.at(
+                        at!["metrics", "token-file"],
+                        format!("metrics token-file `{f}`: expected an absolute path in the image (a secret, e.g. /etc/sanforge/secrets/metrics.token)"),
+                    );
+                }
+            }
+        }
+        if let Some(r) = self.logs.as_ref().and_then(|l| l.remote.as_ref()) {
+            if r.parse::<std::net::SocketAddr>().is_err() {
+                errs.at(
+                    at!["logs", "remote"],
+                    format!("logs remote `{r}`: expected ADDRESS:PORT of a syslog server (RFC 5424 over TCP), like 192.0.2.2:514"),
+                );
+            }
+        }
+        for (i, srv) in self.time.iter().flat_map(|t| t.servers.iter()).enumerate() {
+            if srv.is_empty()
+                || !srv
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.:_".contains(&b))
+            {
+                errs.at(
+                    at!["time", "servers", i],
+                    format!("time server `{srv}`: expected a host name or an IP address"),
                 );
             }
         }
@@ -602,6 +730,36 @@ fn validate_lio(lio: &Lio, errs: &mut Errors) {
                         b.name
                     ),
                 );
+            }
+        }
+        for (name, value) in &b.attributes {
+            let at_a = &at!["lio", "backstores", n, "attributes", name].to_vec();
+            match lio_attrib::check(name, *value) {
+                // A name that cannot be set is the key's fault, a bad value the value's.
+                Err(why) if !lio_attrib::settable(name) => {
+                    errs.key(at_a, format!("backstore `{}`: {why}", b.name))
+                }
+                Err(why) => errs.at(at_a, format!("backstore `{}`: {why}", b.name)),
+                Ok(v) if v == "1"
+                    && b.kind == BackstoreKind::Ramdisk
+                    && lio_attrib::NEEDS_UNMAP.contains(&name.as_str()) =>
+                {
+                    errs.at(
+                        at_a,
+                        format!(
+                            "backstore `{}`: attribute `{name}` needs UNMAP, which ramdisk backstores do not have (use fileio on /run for a LUN in RAM)",
+                            b.name
+                        ),
+                    )
+                }
+                Ok(v) if v == "0" && name == "emulate_write_cache" && b.write_back => errs.at(
+                    at_a,
+                    format!(
+                        "backstore `{}`: emulate_write_cache = 0 with write-back = true would hide the page cache from initiators (they would never flush it): drop one",
+                        b.name
+                    ),
+                ),
+                Ok(_) => {}
             }
         }
         if let Some(s) = &b.serial {
@@ -737,87 +895,5 @@ pub fn norm_mod(name: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes() {
-        // Backstore sizes: a bare number is bytes.
-        let parse_size = |s| parse_size(s, values::BYTE).ok();
-        assert_eq!(parse_size("64MiB"), Some(64 << 20));
-        assert_eq!(parse_size("4096"), Some(4096));
-        assert_eq!(parse_size("1.5G"), None);
-        assert_eq!(parse_size("12XB"), None);
-    }
-
-    #[test]
-    fn iscsi_names() {
-        assert!(is_iscsi_name("iqn.2026-11.org.example:node1"));
-        assert!(is_iscsi_name("eui.0123456789abcdef"));
-        assert!(!is_iscsi_name("iqn.26-11.org"));
-        assert!(!is_iscsi_name("iqn.2026-11.org.Example"));
-        assert!(!is_iscsi_name("foo"));
-    }
-
-    #[test]
-    fn cidr() {
-        let c = Cidr::parse("192.0.2.15/24").unwrap();
-        assert_eq!(c.netmask(), Ipv4Addr::new(255, 255, 255, 0));
-        assert_eq!(c.network(), Ipv4Addr::new(192, 0, 2, 0));
-        assert!(Cidr::parse("192.0.2.15/33").is_none());
-    }
-
-    #[test]
-    fn undefined_backstore_is_located() {
-        let t = "hostname = \"n\"\n[lio]\n[[lio.iscsi]]\niqn = \"iqn.2026-11.org.example:t\"\nportals = [\"0.0.0.0:3260\"]\nluns = [{ lun = 0, backstore = \"nope\" }]\n";
-        let e = NodeConfig::parse(Path::new("n.toml"), t).unwrap_err();
-        assert!(e.message.contains("`nope`"), "{e}");
-        assert_eq!(e.line, 6);
-    }
-
-    #[test]
-    fn an_error_in_the_second_of_two_tables_points_at_the_second() {
-        let t = "hostname = \"n\"\n[[network.interfaces]]\nname = \"eth0\"\nmtu = 1500\n[[network.interfaces]]\nname = \"eth1\"\nmtu = 9\n";
-        let e = NodeConfig::parse(Path::new("n.toml"), t).unwrap_err();
-        assert!(e.message.contains("mtu 9 on eth1"), "{e}");
-        assert_eq!((e.line, e.column, e.count()), (7, 7, 1), "{e}");
-
-        let t = "hostname = \"n\"\n[lio]\n[[lio.backstores]]\nname = \"a\"\nkind = \"ramdisk\"\nsize = \"1MiB\"\n[[lio.backstores]]\nname = \"b\"\nkind = \"ramdisk\"\nsize = \"1ZiB\"\n";
-        let e = NodeConfig::parse(Path::new("n.toml"), t).unwrap_err();
-        assert!(e.message.contains("ramdisk backstore `b`"), "{e}");
-        assert_eq!((e.line, e.column), (10, 8), "{e}");
-        // A missing field: the entry that lacks it.
-        let t = t.replace("size = \"1ZiB\"\n", "");
-        let e = NodeConfig::parse(Path::new("n.toml"), &t).unwrap_err();
-        assert_eq!((e.line, e.column), (7, 1), "{e}");
-        // The second of two equal names is the duplicate.
-        let t = t.replace("name = \"b\"", "name = \"a\"");
-        let e = NodeConfig::parse(Path::new("n.toml"), &t).unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("n.toml:8:8: backstore `a` is defined twice"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn every_error_of_the_file_is_reported_in_file_order() {
-        let t = "hostname = \"-n\"\n[[network.interfaces]]\nname = \"eth0\"\naddresses = [\"192.0.2.1/24\", \"192.0.2.300/24\"]\n[[network.routes]]\nto = \"default\"\nvia = \"gateway\"\n";
-        let e = NodeConfig::parse(Path::new("n.toml"), t).unwrap_err();
-        assert_eq!(e.count(), 3, "{e}");
-        assert_eq!(
-            e.to_string(),
-            "n.toml:1:12: hostname `-n`: expected 1 to 64 letters, digits, `-` or `.`\n\
-             n.toml:4:30: address `192.0.2.300/24` on eth0: expected IPv4/prefix like 192.0.2.15/24\n\
-             n.toml:7:7: route via `gateway`: expected an IPv4 address"
-        );
-    }
-
-    #[test]
-    fn unknown_key_has_line_and_column() {
-        let e =
-            NodeConfig::parse(Path::new("n.toml"), "hostname = \"n\"\nbogus = 1\n").unwrap_err();
-        assert_eq!((e.line, e.column), (2, 1));
-        assert!(e.message.contains("bogus"), "{e}");
-    }
-}
+#[path = "node_tests.rs"]
+mod tests;

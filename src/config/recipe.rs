@@ -8,6 +8,7 @@
 use super::spans::{at, Errors, Seg};
 use super::values::{self, parse_size};
 use super::{parse_toml, ConfigError};
+use crate::util::hash::TreeHash;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,11 @@ pub struct SourceSpec {
     pub url: Option<UrlList>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// For a `url` or `path` source: the tree hash (`tree-v1:…`) of its unpacked
+    /// content, instead of the sha256 of one archive (any archive or directory with
+    /// the same files will do).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tree: Option<String>,
     /// A Debian binary package name (`version` required).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub debian: Option<String>,
@@ -60,6 +66,11 @@ pub enum Source {
         mirrors: Vec<String>,
         sha256: String,
     },
+    /// An archive from the first mirror whose unpacked tree has this tree hash.
+    UrlTree {
+        mirrors: Vec<String>,
+        tree: TreeHash,
+    },
     Debian {
         package: String,
         version: String,
@@ -71,7 +82,20 @@ pub enum Source {
         /// As written in the recipe (relative to the project root): what the lock,
         /// manifest and keys record, so they do not depend on where the project is.
         written: PathBuf,
+        /// The tree hash the path (a directory or an archive) must have, if pinned.
+        tree: Option<TreeHash>,
     },
+}
+
+impl Source {
+    /// The tree hash that pins this source, if it is pinned by content.
+    pub fn tree(&self) -> Option<&TreeHash> {
+        match self {
+            Source::UrlTree { tree, .. } => Some(tree),
+            Source::Path { tree, .. } => tree.as_ref(),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -103,71 +127,22 @@ pub struct RawRecipe {
     /// SCST: its source, how the QLogic driver is built, firmware.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scst: Option<ScstSpec>,
-    /// The remote stage cache: where it is, and whose signatures a pulled entry needs.
+    /// The firmware closure of a recipe without `[scst]` (which has its own).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cache: Option<CacheSpec>,
+    pub firmware: Option<FirmwareTableSpec>,
 }
 
-/// `[cache]`: the stage cache shared past one machine (`engine::remote`).
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, Default)]
+/// `[firmware]` as written: the files the image provides, by the name modules request,
+/// and the requested files it deliberately goes without.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct CacheSpec {
-    /// `oci://HOST[:PORT]/REPOSITORY` (https) or `oci+http://…` (plain HTTP, tests);
-    /// `SANFORGE_REMOTE_CACHE` and `--remote-cache` take precedence.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub remote: Option<String>,
-    /// Public keys (`sanforge keygen`'s `KEY.pub`) whose signature makes a pulled
-    /// entry trusted; an entry signed by any other key is ignored.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub trusted_keys: Vec<PathBuf>,
-}
-
-/// `[kernel] module-signing`: the owner's module-signing key.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct ModuleSigningSpec {
-    /// The public certificate (`KEY.crt` of `sanforge keygen --module-signing KEY`):
-    /// it may live in the project; it is what the stage keys hash.
-    pub cert: PathBuf,
-    /// The secret key (PEM, key and certificate), outside the project; or
-    /// `SANFORGE_MODULE_SIGNING_KEY`. Only needed when the kernel or modules run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key: Option<PathBuf>,
-    /// Refuse unsigned modules and modules signed by any other key
-    /// (`CONFIG_MODULE_SIG_FORCE`, the built-in form of `module.sig_enforce=1`).
+pub struct FirmwareTableSpec {
     #[serde(default)]
-    pub enforce: bool,
-}
-
-/// `[kernel] module-signing`, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ModuleSigning {
-    /// The certificate (absolute) and the sha256 of its PEM text (the stage keys').
-    pub cert: PathBuf,
-    pub cert_sha256: String,
-    /// The secret key as the recipe names it (absolute); the environment may name
-    /// another ([`ModuleSigning::key_file`]).
-    pub key: Option<PathBuf>,
-    pub enforce: bool,
-}
-
-/// The environment variable that names the module-signing key (CI secrets).
-pub const MODULE_SIGNING_KEY_ENV: &str = "SANFORGE_MODULE_SIGNING_KEY";
-
-impl ModuleSigning {
-    /// The secret key file: `SANFORGE_MODULE_SIGNING_KEY`, else the recipe's `key`.
-    pub fn key_file(&self) -> anyhow::Result<PathBuf> {
-        if let Some(p) = std::env::var_os(MODULE_SIGNING_KEY_ENV).filter(|v| !v.is_empty()) {
-            return Ok(PathBuf::from(p));
-        }
-        match &self.key {
-            Some(k) => Ok(k.clone()),
-            None => anyhow::bail!(
-                "the kernel or its modules must be built and signed, but no module-signing key is given: set {MODULE_SIGNING_KEY_ENV}=FILE or [kernel] module-signing key = \"…\" (the secret key of `sanforge keygen --module-signing`, certificate {})",
-                self.cert.display()
-            ),
-        }
-    }
+    pub files: Vec<FirmwareSpec>,
+    /// Each a name or `{ name = "…", reason = "…" }`; `PREFIX*` waives every requested
+    /// file that starts with PREFIX (`rtl_nic/*`).
+    #[serde(default)]
+    pub waive: Vec<WaiveSpec>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -213,9 +188,6 @@ pub struct KernelSpec {
     /// `sanforge matrix`), by name; each inherits what it does not override.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub matrix: BTreeMap<String, MatrixKernelSpec>,
-    /// Sign every module with the owner's key (and, with `enforce`, load no other).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub module_signing: Option<ModuleSigningSpec>,
 }
 
 /// One entry of `[kernel.matrix]`: `"6.12" = { source = { … }, fragments = [ … ] }`.
@@ -438,6 +410,10 @@ pub struct DiskOutputSpec {
     pub size: String,
     #[serde(default = "default_boot_tries")]
     pub boot_tries: u32,
+    /// The ext4 `SANFORGE-STATE` partition for the targets' persistent state (PR,
+    /// ALUA): a size such as `"16MiB"`; none unless given (or `"none"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
 }
 
 fn default_boot_tries() -> u32 {
@@ -490,6 +466,10 @@ pub struct Recipe {
     pub outputs: Outputs,
     /// The validated `[scst]` table.
     pub scst: Option<Scst>,
+    /// The validated `[firmware]` table (empty and not `declared` when the recipe has
+    /// none: its closure is then not checked). With `[scst]`, the SCST table's firmware
+    /// applies instead ([`Scst::firmware_set`]).
+    pub firmware: FirmwareSet,
     /// The text of the recipe file (kept for locating errors).
     pub text: String,
     /// Every kernel the recipe names, the default (`[kernel]`) first, then
@@ -497,10 +477,6 @@ pub struct Recipe {
     pub kernels: Vec<KernelVariant>,
     /// Index of the selected kernel in `kernels` (0: the default).
     pub selected: usize,
-    /// `[kernel] module-signing`, shared by every kernel of the matrix.
-    pub module_signing: Option<ModuleSigning>,
-    /// `[cache]` as written (the remote's URL, trusted keys resolved to absolute paths).
-    pub cache: CacheSpec,
 }
 
 /// What `source-date-epoch` may be: the 32-bit timestamps of cpio and squashfs.
@@ -599,6 +575,7 @@ impl Recipe {
         .unwrap_or_else(|| Source::Path {
             path: root.clone(),
             written: PathBuf::new(),
+            tree: None,
         });
         let mut sources = BTreeMap::new();
         for (n, s) in &raw.sources {
@@ -611,6 +588,35 @@ impl Recipe {
             .scst
             .clone()
             .map(|spec| validate_scst(&spec, &proj, &mut raw.sources, &mut sources, &mut errs));
+        let firmware = match (&raw.firmware, &scst) {
+            (Some(_), Some(_)) => {
+                errs.key(
+                    at!["firmware"],
+                    "[firmware]: an SCST recipe lists its firmware in [scst] firmware and [scst] waive-firmware (its modules stage checks the closure of every module)",
+                );
+                FirmwareSet::default()
+            }
+            (Some(spec), None) => {
+                let mut inputs = Vec::new();
+                let set = validate_firmware(
+                    ("firmware", "files", "waive"),
+                    &spec.files,
+                    &spec.waive,
+                    &proj,
+                    &mut errs,
+                    &mut inputs,
+                );
+                add_firmware_inputs(
+                    inputs,
+                    "[firmware]",
+                    &mut raw.sources,
+                    &mut sources,
+                    &mut errs,
+                );
+                set
+            }
+            (None, _) => FirmwareSet::default(),
+        };
         if let Err(m) = check_base(&proj, &raw.kernel.base) {
             errs.at(at!["kernel", "base"], m);
         }
@@ -722,6 +728,12 @@ impl Recipe {
                 ),
                 Ok(_) => {}
             }
+            if let Err(m) = disk_state_size(d.state.as_deref()) {
+                errs.at(
+                    at!["outputs", "disk", "state"],
+                    format!("disk state partition size {m}"),
+                );
+            }
             if d.boot_tries > 9 {
                 errs.at(
                     at!["outputs", "disk", "boot-tries"],
@@ -766,38 +778,12 @@ impl Recipe {
             }
         }
         let userland = super::userland::validate(&raw.userland, &mut errs);
-        let module_signing = raw
-            .kernel
-            .module_signing
-            .as_ref()
-            .and_then(|m| validate_module_signing(m, &proj, &mut errs));
-        let mut cache = raw.cache.clone().unwrap_or_default();
-        let mut trusted = Vec::new();
-        for (i, k) in cache.trusted_keys.iter().enumerate() {
-            match proj.path(k) {
-                Ok(p) if p.is_file() => trusted.push(p),
-                Ok(p) => errs.at(
-                    at!["cache", "trusted-keys", i],
-                    format!(
-                        "trusted key `{}` not found (looked at {}): expected a public key written by `sanforge keygen`",
-                        k.display(),
-                        p.display()
-                    ),
-                ),
-                Err(m) => errs.at(at!["cache", "trusted-keys", i], format!("trusted key {m}")),
-            }
-        }
-        cache.trusted_keys = trusted;
-        if let Some(r) = &cache.remote {
-            if let Err(m) = parse_remote_url(r) {
-                errs.at(at!["cache", "remote"], m);
-            }
-        }
         // A size that does not parse was reported above (and `finish` fails).
         let disk = raw.outputs.disk.as_ref().and_then(|d| {
             Some(DiskSpec {
                 size: parse_size(&d.size, values::MIB).ok()?,
                 boot_tries: d.boot_tries,
+                state: disk_state_size(d.state.as_deref()).ok()?,
             })
         });
         errs.finish(Recipe {
@@ -821,11 +807,10 @@ impl Recipe {
                 root: raw.outputs.root,
             },
             scst,
+            firmware,
             text: text.to_string(),
             kernels,
             selected: 0,
-            module_signing,
-            cache,
         })
     }
 
@@ -938,130 +923,6 @@ impl Project<'_> {
     }
 }
 
-/// `[kernel] module-signing`: the certificate is read (its hash keys the kernel);
-/// the secret key, when the recipe names it, must exist outside the project (a key in
-/// the project would end up committed).
-fn validate_module_signing(
-    m: &ModuleSigningSpec,
-    proj: &Project,
-    errs: &mut Errors,
-) -> Option<ModuleSigning> {
-    let at_ms = |k: &str| at!["kernel", "module-signing", k].to_vec();
-    let cert = match proj.path(&m.cert) {
-        Ok(p) => p,
-        Err(e) => {
-            errs.at(&at_ms("cert"), format!("module-signing certificate {e}"));
-            return None;
-        }
-    };
-    let cert_sha256 = match std::fs::read_to_string(&cert) {
-        Ok(t) if t.contains("-----BEGIN CERTIFICATE-----") && !t.contains("PRIVATE KEY") => {
-            crate::util::hash::sha256_bytes(t.as_bytes())
-        }
-        Ok(_) => {
-            errs.at(&at_ms("cert"), format!("module-signing certificate `{}`: expected a PEM certificate without a private key (`KEY.crt` of `sanforge keygen --module-signing KEY`)", m.cert.display()));
-            return None;
-        }
-        Err(e) => {
-            errs.at(
-                &at_ms("cert"),
-                format!(
-                    "module-signing certificate `{}` cannot be read ({e}; looked at {})",
-                    m.cert.display(),
-                    cert.display()
-                ),
-            );
-            return None;
-        }
-    };
-    let mut key = None;
-    if let Some(k) = &m.key {
-        match proj.path(k) {
-            Ok(p) if crate::util::paths::resolve(proj.root).is_ok_and(|r| p.starts_with(r)) => {
-                errs.at(&at_ms("key"), format!("module-signing key `{}` is inside the project: a secret key must not be committed; keep it outside (with allow-outside-project) or name it with {MODULE_SIGNING_KEY_ENV}", k.display()));
-            }
-            Ok(p) => key = Some(p),
-            Err(e) => errs.at(&at_ms("key"), format!("module-signing key {e}")),
-        }
-    }
-    Some(ModuleSigning {
-        cert,
-        cert_sha256,
-        key,
-        enforce: m.enforce,
-    })
-}
-
-/// A remote stage cache: an OCI registry's repository.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RemoteUrl {
-    /// `http` or `https`.
-    pub scheme: &'static str,
-    /// `HOST[:PORT]`.
-    pub host: String,
-    /// The repository inside the registry (`sanforge-cache`, `team/sanforge`).
-    pub repository: String,
-}
-
-impl std::fmt::Display for RemoteUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "oci://{}/{}", self.host, self.repository)
-    }
-}
-
-/// `oci://HOST[:PORT]/REPOSITORY`: https, or plain HTTP for a registry on the
-/// loopback (`127.*`, `localhost`, `[::1]`, as Docker treats them); `oci+http://`
-/// and `oci+https://` choose explicitly. The repository follows the OCI distribution
-/// spec's name grammar (lowercase components separated by `/`).
-pub fn parse_remote_url(s: &str) -> Result<RemoteUrl, String> {
-    let bad = |why: &str| {
-        format!("remote cache `{s}`: {why}; expected oci://HOST[:PORT]/REPOSITORY, e.g. oci://127.0.0.1:5000/sanforge-cache")
-    };
-    let (forced, rest) = if let Some(r) = s.strip_prefix("oci+http://") {
-        (Some("http"), r)
-    } else if let Some(r) = s.strip_prefix("oci+https://") {
-        (Some("https"), r)
-    } else if let Some(r) = s.strip_prefix("oci://") {
-        (None, r)
-    } else {
-        return Err(bad("unknown scheme"));
-    };
-    let (host, repository) = rest
-        .split_once('/')
-        .ok_or_else(|| bad("no repository after the host"))?;
-    let host_ok = !host.is_empty()
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
-    if !host_ok {
-        return Err(bad("invalid host"));
-    }
-    let component_ok = |c: &str| {
-        !c.is_empty()
-            && c.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
-            && c.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-            && c.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric())
-    };
-    if !repository.split('/').all(component_ok) {
-        return Err(bad("invalid repository name (lowercase letters, digits, `.`, `_`, `-`, components separated by `/`)"));
-    }
-    let name = host.rsplit_once(':').map_or(host, |(h, p)| {
-        if p.bytes().all(|b| b.is_ascii_digit()) {
-            h
-        } else {
-            host
-        }
-    });
-    let loopback = name == "localhost" || name == "[::1]" || name.starts_with("127.");
-    let scheme = forced.unwrap_or(if loopback { "http" } else { "https" });
-    Ok(RemoteUrl {
-        scheme,
-        host: host.to_string(),
-        repository: repository.to_string(),
-    })
-}
-
 /// `tinyconfig`, `defconfig`, `allnoconfig` or a config file inside the project.
 fn check_base(proj: &Project, base: &str) -> Result<(), String> {
     if matches!(base, "tinyconfig" | "defconfig" | "allnoconfig") {
@@ -1117,6 +978,27 @@ fn valid_kernel_name(n: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
+/// x86's COMMAND_LINE_SIZE: the kernel truncates a longer command line.
+const MAX_CMDLINE: usize = 2048;
+
+/// Why a kernel command line cannot be written into loader entries and iPXE scripts
+/// as one line: a control character (a newline would start a new iPXE command or
+/// loader key) or more than the kernel accepts.
+fn cmdline_problem(c: &str) -> Option<String> {
+    if let Some(ch) = c.chars().find(|ch| ch.is_control()) {
+        return Some(format!(
+            "contains the control character {ch:?}: expected one line of printable text"
+        ));
+    }
+    if c.len() >= MAX_CMDLINE {
+        return Some(format!(
+            "is {} bytes long: expected less than {MAX_CMDLINE} (the kernel's COMMAND_LINE_SIZE)",
+            c.len()
+        ));
+    }
+    None
+}
+
 /// The default kernel and every `[kernel.matrix]` entry, validated, with the inherited
 /// fields filled in (an entry with errors is left out; its errors are recorded).
 fn validate_kernels(
@@ -1136,6 +1018,9 @@ fn validate_kernels(
             at!["kernel", "name"],
             format!("kernel name `{default_name}`: expected letters, digits, `-`, `_` or `.`"),
         );
+    }
+    if let Some(m) = cmdline_problem(&k.cmdline) {
+        errs.at(at!["kernel", "cmdline"], format!("[kernel] cmdline: {m}"));
     }
     let default = KernelVariant {
         name: default_name.clone(),
@@ -1307,8 +1192,21 @@ fn validate_source(s: &SourceSpec, proj: &Project) -> Result<Source, (Vec<Seg>, 
                 ));
             }
         }
+        let tree = s.tree.as_deref().map(parse_tree).transpose()?;
+        if let Some(tree) = tree {
+            if s.sha256.is_some() {
+                return Err((
+                    at!["sha256"].to_vec(),
+                    "a `url` source is pinned by `sha256` (the archive) or `tree` (its unpacked content), not both".into(),
+                ));
+            }
+            return Ok(Source::UrlTree { mirrors, tree });
+        }
         let Some(sha) = s.sha256.clone() else {
-            return Err((Vec::new(), "a `url` source needs `sha256`".into()));
+            return Err((
+                Vec::new(),
+                "a `url` source needs `sha256` (of the file) or `tree` (of an archive's unpacked content)".into(),
+            ));
         };
         if !crate::util::hash::is_sha256(&sha) {
             return Err((
@@ -1322,6 +1220,12 @@ fn validate_source(s: &SourceSpec, proj: &Project) -> Result<Source, (Vec<Seg>, 
         });
     }
     if let Some(p) = &s.debian {
+        if s.tree.is_some() {
+            return Err((
+                at!["tree"].to_vec(),
+                "`tree` pins `url` and `path` sources: a `debian` source is pinned by apt".into(),
+            ));
+        }
         let Some(version) = s.version.clone() else {
             return Err((Vec::new(), "a `debian` source needs `version`".into()));
         };
@@ -1335,7 +1239,16 @@ fn validate_source(s: &SourceSpec, proj: &Project) -> Result<Source, (Vec<Seg>, 
     let path = proj
         .path(&written)
         .map_err(|m| (vec![Seg::from("path")], format!("path {m}")))?;
-    Ok(Source::Path { path, written })
+    let tree = s.tree.as_deref().map(parse_tree).transpose()?;
+    Ok(Source::Path {
+        path,
+        written,
+        tree,
+    })
+}
+
+fn parse_tree(t: &str) -> Result<TreeHash, (Vec<Seg>, String)> {
+    TreeHash::parse(t).map_err(|m| (at!["tree"].to_vec(), m))
 }
 
 /// How SCST's QLogic driver gets into the image (reference/scst.md §A3).
@@ -1361,6 +1274,71 @@ impl DriverMode {
     }
 }
 
+/// SCST's build mode (`make 2release|2perf|2debug`, reference/scst.md §A3): what
+/// `scst/include/build_mode.h` turns on in every SCST module.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum BuildMode {
+    /// `CONFIG_SCST_TRACING` only: the upstream default for production.
+    #[default]
+    Release,
+    /// No tracing at all (no `trace_level` files): what TrueNAS ships.
+    Perf,
+    /// Tracing, `CONFIG_SCST_DEBUG` and `CONFIG_SCST_EXTRACHECKS`.
+    Debug,
+}
+
+impl BuildMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BuildMode::Release => "release",
+            BuildMode::Perf => "perf",
+            BuildMode::Debug => "debug",
+        }
+    }
+
+    /// The top-level make target that selects the mode.
+    pub fn make_target(self) -> &'static str {
+        match self {
+            BuildMode::Release => "2release",
+            BuildMode::Perf => "2perf",
+            BuildMode::Debug => "2debug",
+        }
+    }
+}
+
+/// One entry of `[scst] waive-firmware`: a file name, or a name with the reason the
+/// image goes without it (recorded in the manifest).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum WaiveSpec {
+    Name(String),
+    WithReason(WaiveWithReason),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct WaiveWithReason {
+    pub name: String,
+    pub reason: String,
+}
+
+impl WaiveSpec {
+    pub fn name(&self) -> &str {
+        match self {
+            WaiveSpec::Name(n) => n,
+            WaiveSpec::WithReason(w) => &w.name,
+        }
+    }
+
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            WaiveSpec::Name(_) => None,
+            WaiveSpec::WithReason(w) => Some(&w.reason),
+        }
+    }
+}
+
 /// `[scst]` as written.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -1369,6 +1347,9 @@ pub struct ScstSpec {
     pub source: SourceSpec,
     #[serde(default)]
     pub driver_mode: DriverMode,
+    /// `release` (default), `perf` or `debug`: `make 2release|2perf|2debug`.
+    #[serde(default)]
+    pub build_mode: BuildMode,
     /// SCST components to build (make directories), in any order; built in SCST's
     /// order. Default: `scst` and `qla2x00t-32gbit`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1376,9 +1357,11 @@ pub struct ScstSpec {
     /// Firmware files the image provides, by the name modules request.
     #[serde(default)]
     pub firmware: Vec<FirmwareSpec>,
-    /// Firmware names requested by modules that the image deliberately omits.
+    /// Firmware names requested by modules that the image deliberately omits, each
+    /// a name or `{ name = "…", reason = "…" }`; a name ending in `*` waives every
+    /// requested file that starts with what precedes it (`rtl_nic/*`).
     #[serde(default)]
-    pub waive_firmware: Vec<String>,
+    pub waive_firmware: Vec<WaiveSpec>,
 }
 
 /// One firmware file: its name under /lib/firmware and where it comes from (the
@@ -1406,6 +1389,7 @@ impl FirmwareSpec {
         SourceSpec {
             url: self.url.clone(),
             sha256: self.sha256.clone(),
+            tree: None,
             debian: self.debian.clone(),
             version: self.version.clone(),
             member: self.member.clone(),
@@ -1433,14 +1417,43 @@ pub const SCST_COMPONENTS: &[(&str, &str)] = &[
 pub struct Scst {
     pub source: Source,
     pub driver_mode: DriverMode,
+    pub build_mode: BuildMode,
     /// Components in build order.
     pub components: Vec<String>,
     /// Firmware name → source.
     pub firmware: BTreeMap<String, Source>,
     pub waived: Vec<String>,
+    /// Why a waived file is left out, when the recipe says.
+    pub waive_reasons: BTreeMap<String, String>,
 }
 
 impl Scst {
+    /// The `waive-firmware` entry that waives firmware file `name`: the name itself,
+    /// or a prefix pattern ending in `*` that it starts with.
+    pub fn waiver(&self, name: &str) -> Option<&str> {
+        self.waived
+            .iter()
+            .find(|w| {
+                *w == name
+                    || w.strip_suffix('*')
+                        .is_some_and(|prefix| name.starts_with(prefix))
+            })
+            .map(String::as_str)
+    }
+
+    /// The firmware list and waivers of `[scst]`.
+    pub fn firmware_set(&self) -> FirmwareSet {
+        FirmwareSet {
+            table: "scst".into(),
+            files_key: "firmware".into(),
+            waive_key: "waive-firmware".into(),
+            files: self.firmware.clone(),
+            waived: self.waived.clone(),
+            waive_reasons: self.waive_reasons.clone(),
+            declared: true,
+        }
+    }
+
     /// The lock/input name of a firmware file.
     pub fn firmware_input(name: &str) -> String {
         format!("firmware:{name}")
@@ -1464,6 +1477,7 @@ fn validate_scst(
     .unwrap_or_else(|| Source::Path {
         path: proj.root.to_path_buf(),
         written: PathBuf::new(),
+        tree: None,
     });
     let requested = spec
         .modules
@@ -1511,18 +1525,71 @@ fn validate_scst(
     {
         errs.at(at!["scst", "driver-mode"], "scst driver-mode = \"in-tree\" swaps the QLogic driver: add `qla2x00t-32gbit` to modules");
     }
+    let mut inputs = vec![("scst".to_string(), spec.source.clone(), source.clone())];
+    let set = validate_firmware(
+        ("scst", "firmware", "waive-firmware"),
+        &spec.firmware,
+        &spec.waive_firmware,
+        proj,
+        errs,
+        &mut inputs,
+    );
+    add_firmware_inputs(inputs, "[scst]", raw_sources, sources, errs);
+    Scst {
+        source,
+        driver_mode: spec.driver_mode,
+        build_mode: spec.build_mode,
+        components,
+        firmware: set.files,
+        waived: set.waived,
+        waive_reasons: set.waive_reasons,
+    }
+}
+
+/// Named inputs like any [sources.NAME]: the lock pins them, fetch and plan see them.
+fn add_firmware_inputs(
+    inputs: Vec<(String, SourceSpec, Source)>,
+    table: &str,
+    raw_sources: &mut BTreeMap<String, SourceSpec>,
+    sources: &mut BTreeMap<String, Source>,
+    errs: &mut Errors,
+) {
+    for (name, raw, v) in inputs {
+        if raw_sources.contains_key(&name) {
+            errs.key(
+                at!["sources", &name],
+                format!("source `{name}` is defined by {table}: remove it from [sources]"),
+            );
+            continue;
+        }
+        raw_sources.insert(name.clone(), raw);
+        sources.insert(name, v);
+    }
+}
+
+/// Validates a firmware list and its waivers (`[scst] firmware` + `waive-firmware`,
+/// or `[firmware] files` + `waive`: `keys` = (table, files key, waive key)); each
+/// provided file is pushed to `inputs` as `firmware:NAME`.
+fn validate_firmware(
+    keys: (&'static str, &'static str, &'static str),
+    files: &[FirmwareSpec],
+    waive: &[WaiveSpec],
+    proj: &Project,
+    errs: &mut Errors,
+    inputs: &mut Vec<(String, SourceSpec, Source)>,
+) -> FirmwareSet {
+    let (table, files_key, waive_key) = keys;
     let valid_name = |n: &str| {
         !n.is_empty()
             && !n.starts_with('/')
             && n.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
     };
     let mut firmware = BTreeMap::new();
-    let mut inputs = vec![("scst".to_string(), spec.source.clone(), source.clone())];
-    for (i, f) in spec.firmware.iter().enumerate() {
-        let at_f = at!["scst", "firmware", i];
+    for (i, f) in files.iter().enumerate() {
+        let at_f = at![table, files_key, i];
         if !valid_name(&f.name) {
             errs.at(
-                at!["scst", "firmware", i, "name"],
+                at![table, files_key, i, "name"],
                 format!(
                     "firmware name `{}`: expected a relative file name under /lib/firmware",
                     f.name
@@ -1536,43 +1603,95 @@ fn validate_scst(
         };
         if firmware.insert(f.name.clone(), s.clone()).is_some() {
             errs.at(
-                at!["scst", "firmware", i, "name"],
+                at![table, files_key, i, "name"],
                 format!("firmware `{}` is listed twice", f.name),
             );
         }
         inputs.push((Scst::firmware_input(&f.name), f.source_spec(), s));
     }
-    for (i, w) in spec.waive_firmware.iter().enumerate() {
-        if !valid_name(w) {
+    for (i, w) in waive.iter().enumerate() {
+        let w = w.name();
+        // `DIR/*` or `PREFIX*`: every requested file whose name starts with PREFIX.
+        let name = w
+            .strip_suffix('*')
+            .map(|p| format!("{p}x"))
+            .unwrap_or(w.to_string());
+        if !valid_name(&name) || name.contains('*') {
             errs.at(
-                at!["scst", "waive-firmware", i],
-                format!("waived firmware `{w}`: expected a file name"),
+                at![table, waive_key, i],
+                format!("waived firmware `{w}`: expected a file name, or a prefix ending in `*` (e.g. `rtl_nic/*`)"),
             );
         } else if firmware.contains_key(w) {
             errs.at(
-                at!["scst", "waive-firmware", i],
+                at![table, waive_key, i],
                 format!("firmware `{w}` is both provided and waived"),
             );
         }
     }
-    // Named inputs like any [sources.NAME]: the lock pins them, fetch and plan see them.
-    for (name, raw, v) in inputs {
-        if raw_sources.contains_key(&name) {
-            errs.key(
-                at!["sources", &name],
-                format!("source `{name}` is defined by [scst]: remove it from [sources]"),
-            );
-            continue;
-        }
-        raw_sources.insert(name.clone(), raw);
-        sources.insert(name, v);
+    FirmwareSet {
+        table: table.to_string(),
+        files_key: files_key.to_string(),
+        waive_key: waive_key.to_string(),
+        files: firmware,
+        waived: waive.iter().map(|w| w.name().to_string()).collect(),
+        waive_reasons: waive
+            .iter()
+            .filter_map(|w| Some((w.name().to_string(), w.reason()?.to_string())))
+            .collect(),
+        declared: true,
     }
-    Scst {
-        source,
-        driver_mode: spec.driver_mode,
-        components,
-        firmware,
-        waived: spec.waive_firmware.clone(),
+}
+
+/// The firmware an image provides and waives (`[scst]` or `[firmware]`, validated).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirmwareSet {
+    /// The table and keys it was written in, for messages (`scst`, `firmware`,
+    /// `waive-firmware`).
+    pub table: String,
+    pub files_key: String,
+    pub waive_key: String,
+    /// Firmware name → source.
+    pub files: BTreeMap<String, Source>,
+    pub waived: Vec<String>,
+    /// Why a waived file is left out, when the recipe says.
+    pub waive_reasons: BTreeMap<String, String>,
+    /// Whether the recipe writes the table (`[firmware]` or `[scst]`): only then is
+    /// the closure checked (a recipe without it builds as before, with a note).
+    pub declared: bool,
+}
+
+/// A recipe without `[firmware]`: nothing provided, nothing waived.
+impl Default for FirmwareSet {
+    fn default() -> FirmwareSet {
+        FirmwareSet {
+            table: "firmware".into(),
+            files_key: "files".into(),
+            waive_key: "waive".into(),
+            files: BTreeMap::new(),
+            waived: Vec::new(),
+            waive_reasons: BTreeMap::new(),
+            declared: false,
+        }
+    }
+}
+
+impl FirmwareSet {
+    /// The waiver entry that waives firmware file `name`: the name itself, or a prefix
+    /// pattern ending in `*` that it starts with.
+    pub fn waiver(&self, name: &str) -> Option<&str> {
+        self.waived
+            .iter()
+            .find(|w| {
+                *w == name
+                    || w.strip_suffix('*')
+                        .is_some_and(|prefix| name.starts_with(prefix))
+            })
+            .map(String::as_str)
+    }
+
+    /// True when the recipe says nothing about firmware.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty() && self.waived.is_empty()
     }
 }
 
@@ -1583,6 +1702,24 @@ pub struct DiskSpec {
     pub size: u64,
     /// Tries a fresh entry gets before systemd-boot falls back (0: no boot counting).
     pub boot_tries: u32,
+    /// Bytes of the state partition (a multiple of 1 MiB), 0 for none.
+    pub state: u64,
+}
+
+/// `[outputs] disk` `state`: bytes, 0 when not given or `"none"`; at least 8 MiB (an
+/// ext4 journal needs room).
+pub fn disk_state_size(v: Option<&str>) -> Result<u64, String> {
+    let mib = values::MIB;
+    match v {
+        None | Some("none") => Ok(0),
+        Some(s) => match parse_size(s, mib) {
+            Ok(b) if b % mib == 0 && b >= 8 * mib => Ok(b),
+            Ok(_) => Err(format!(
+                "`{s}`: expected a whole number of MiB, at least 8MiB, or \"none\""
+            )),
+            Err(m) => Err(format!("{m} (or \"none\")")),
+        },
+    }
 }
 
 #[cfg(test)]

@@ -227,8 +227,40 @@ pub fn validate(raw: &super::recipe::UserlandSpec, errs: &mut Errors) -> Userlan
     if let Err(m) = check_components(&components) {
         errs.at(at!["userland", "components"], m);
     }
-    let sources = match &raw.repositories {
-        None => default_sources(&raw.suite, &components),
+    let sources = validate_repositories(raw, &components, errs);
+    let packages = validate_packages(&raw.packages, errs);
+    for (i, d) in raw.drop.iter().enumerate() {
+        if let Err(m) = crate::util::paths::image_path(d) {
+            errs.at(at!["userland", "drop", i], format!("[userland] drop: {m}"));
+        }
+    }
+    // In-image paths are absolute from here on (`usr/bin/x` means `/usr/bin/x`).
+    let absolute = |v: &[String]| -> Vec<String> {
+        v.iter()
+            .map(|p| format!("/{}", p.trim_start_matches('/')))
+            .collect()
+    };
+    Userland {
+        suite: raw.suite.clone(),
+        architecture,
+        components,
+        sources,
+        packages,
+        keep: absolute(&raw.keep),
+        drop: absolute(&raw.drop),
+        links: raw.links.clone(),
+    }
+}
+
+/// `[userland] repositories` as apt sources (Debian's archive with the recipe's suite
+/// and components when the recipe names none).
+fn validate_repositories(
+    raw: &super::recipe::UserlandSpec,
+    components: &[String],
+    errs: &mut Errors,
+) -> Vec<AptSource> {
+    match &raw.repositories {
+        None => default_sources(&raw.suite, components),
         Some(repos) if repos.is_empty() => {
             errs.at(
                 at!["userland", "repositories"],
@@ -272,7 +304,7 @@ pub fn validate(raw: &super::recipe::UserlandSpec, errs: &mut Errors) -> Userlan
                         ),
                     );
                 }
-                let comps = r.components.clone().unwrap_or_else(|| components.clone());
+                let comps = r.components.clone().unwrap_or_else(|| components.to_vec());
                 if let Err(m) = check_components(&comps) {
                     errs.at(&at_r("components"), format!("repository `{}`: {m}", r.uri));
                 }
@@ -301,9 +333,13 @@ pub fn validate(raw: &super::recipe::UserlandSpec, errs: &mut Errors) -> Userlan
             }
             out
         }
-    };
+    }
+}
+
+/// `[userland] packages`, the list or the table form, sorted by name.
+fn validate_packages(spec: &PackagesSpec, errs: &mut Errors) -> Vec<PackageRequest> {
     let mut packages: Vec<PackageRequest> = Vec::new();
-    match &raw.packages {
+    match spec {
         PackagesSpec::List(names) => {
             for (i, n) in names.iter().enumerate() {
                 let at_p = at!["userland", "packages", i];
@@ -342,27 +378,7 @@ pub fn validate(raw: &super::recipe::UserlandSpec, errs: &mut Errors) -> Userlan
         }
     }
     packages.sort_by(|a, b| a.name.cmp(&b.name));
-    for (i, d) in raw.drop.iter().enumerate() {
-        if let Err(m) = crate::util::paths::image_path(d) {
-            errs.at(at!["userland", "drop", i], format!("[userland] drop: {m}"));
-        }
-    }
-    // In-image paths are absolute from here on (`usr/bin/x` means `/usr/bin/x`).
-    let absolute = |v: &[String]| -> Vec<String> {
-        v.iter()
-            .map(|p| format!("/{}", p.trim_start_matches('/')))
-            .collect()
-    };
-    Userland {
-        suite: raw.suite.clone(),
-        architecture,
-        components,
-        sources,
-        packages,
-        keep: absolute(&raw.keep),
-        drop: absolute(&raw.drop),
-        links: raw.links.clone(),
-    }
+    packages
 }
 
 fn bad_name(n: &str) -> String {

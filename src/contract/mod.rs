@@ -11,6 +11,9 @@
 //! * [`verity`] — the dm-verity hash tree and the command line that builds the root.
 //! * [`signature`] — `SHA256SUMS` and `SHA256SUMS.sig` of an output directory (written
 //!   by `sanforge sign`, checked by `sanforge verify-image` and `sanforge-init update`).
+//! * [`timeline`] — the boot timeline the init records ([`TIMELINE`]).
+//! * [`status`] — a node's status (`sanforge-init status --json`, read by `sanforge
+//!   status HOST`) and the services' state file ([`SERVICES_STATE`]).
 
 #![deny(
     clippy::unwrap_used,
@@ -27,6 +30,8 @@ pub mod formats;
 pub mod loader;
 pub mod partitions;
 pub mod signature;
+pub mod status;
+pub mod timeline;
 pub mod verity;
 
 // ---- The node config and what comes with it ----------------------------------
@@ -73,6 +78,69 @@ pub const HARDWARE_REPORT: &str = "/run/sanforge/hardware.json";
 /// for what loads modules after the init: udev's kmod builtin (hotplug) and modprobe.
 pub const MODPROBE_CONF: &str = "/etc/modprobe.d/sanforge.conf";
 
+/// The boot timeline of this boot, JSON, rewritten after every boot step (so a node
+/// stuck in a step shows which): `{"version": 1, "clock": "boottime", "steps": [{"name":
+/// "kernel", "start": 0.0, "end": 1.234, "outcome": "ok", "message": null}, {"name":
+/// "mounts", …}, …], "ready": 3.456, "state": "ready"}`. Times are seconds since the
+/// kernel started (CLOCK_BOOTTIME); the first step, `kernel`, runs from 0 to the init's
+/// first clock reading; the others are the init's boot steps by name; `outcome` is
+/// `running`, `ok`, `warning` (a warn-policy step failed, `message` says why) or
+/// `fatal` (the node went degraded there); `ready` (null until then) is when the final
+/// state line was printed and `state` that line (`ready`, `state: degraded …`;
+/// `booting` until then). Written by `Init::run_step` (see [`timeline`]).
+pub const TIMELINE: &str = "/run/sanforge/timeline.json";
+/// The supervised services, JSON, rewritten at every start and exit: `{"services":
+/// [{"name": "syslogd", "pid": 123, "state": "running", "starts": 2, "restarts": 1,
+/// "last_exit": "exit status 1"}]}` (`state`: `running`, `waiting` (a restart is
+/// due), `stopped`; `pid` null unless running; `last_exit` null until one exited).
+pub const SERVICES_STATE: &str = "/run/sanforge/services.json";
+/// chronyd's configuration, generated from `[time] servers` at boot.
+pub const CHRONY_CONF: &str = "/run/sanforge/chrony.conf";
+/// chronyd and chronyc (Debian package `chrony`), needed when `[time] servers` is set.
+pub const CHRONYD: &str = "/usr/sbin/chronyd";
+pub const CHRONYC: &str = "/usr/bin/chronyc";
+/// Where chronyd keeps its command socket and drift file.
+pub const CHRONY_RUN_DIR: &str = "/run/chrony";
+/// Root's public keys for SSH logins, written at boot from `[ssh] authorized-keys`.
+pub const AUTHORIZED_KEYS: &str = "/root/.ssh/authorized_keys";
+/// The SSH server and its key generator (Debian package `dropbear-bin`).
+pub const DROPBEAR: &str = "/usr/sbin/dropbear";
+pub const DROPBEARKEY: &str = "/usr/bin/dropbearkey";
+/// The SSH host key's directory on the config partition (generated on first boot).
+pub const SSH_KEY_DIR: &str = "ssh";
+/// Where the host key lives on a node without a config partition (new every boot).
+pub const SSH_RUN_KEY_DIR: &str = "/run/sanforge/ssh";
+/// The host key's file name (dropbear's format).
+pub const SSH_HOST_KEY: &str = "dropbear_ed25519_host_key";
+// ---- Storage: md, LVM and the targets' persistent state ---------------------------
+
+/// Debian's mdadm (package `mdadm`): the init assembles the `[storage]` arrays with it.
+pub const MDADM: &str = "/sbin/mdadm";
+/// Where the init writes `[storage] mdadm-conf` (mdadm's default config file).
+pub const MDADM_CONF: &str = "/etc/mdadm/mdadm.conf";
+/// Debian's LVM (package `lvm2`): `lvm vgchange -ay VG` at boot and in the OCF agent.
+pub const LVM: &str = "/sbin/lvm";
+/// The lvm.conf the init writes at boot (devices scanned in /dev, no udev).
+pub const LVM_CONF: &str = "/etc/lvm/lvm.conf";
+/// The GPT name (`PARTNAME`, `/dev/disk/by-partlabel/…`) of disk.img's state partition.
+pub const STATE_NAME: &str = "SANFORGE-STATE";
+/// The ext4 volume label of the state partition.
+pub const STATE_LABEL: &str = "SANFORGE-STATE";
+/// Where the init mounts the state device.
+pub const STATE_MOUNT: &str = "/run/sanforge/state";
+/// LIO's state directory (`db_root`) as the kernel reports it in configfs.
+pub const LIO_DBROOT_ATTR: &str = "/sys/kernel/config/target/dbroot";
+/// LIO's `db_root` when the kernel does not say: `/etc/target` when it exists (the
+/// kernel prefers it at load), else `/var/target`.
+pub const LIO_DBROOTS: [&str; 2] = ["/etc/target", "/var/target"];
+/// The target state directories bound onto the state device: (directory of the
+/// state device, directory the target uses; `{dbroot}` is LIO's db_root).
+pub const LIO_STATE_DIRS: [(&str, &str); 2] = [("lio/pr", "pr"), ("lio/alua", "alua")];
+pub const SCST_STATE_DIRS: [(&str, &str); 2] = [
+    ("scst/pr", "/var/lib/scst/pr"),
+    ("scst/vdev_mode_pages", "/var/lib/scst/vdev_mode_pages"),
+];
+
 /// The DHCP lease of each link (`address A/N`, `router R`), written by
 /// `sanforge-init` as udhcpc's script and read back at the next event and at boot.
 pub const DHCP_STATE_DIR: &str = "/run/sanforge/dhcp";
@@ -96,6 +164,8 @@ pub const NEW_ROOT: &str = "sysroot";
 pub const CMDLINE_NODE: &str = "sanforge.node=";
 /// `sanforge.slot=a|b`: the disk slot the loader booted (written into loader entries).
 pub const CMDLINE_SLOT: &str = "sanforge.slot=";
+/// `sanforge.shell=1`: a root shell on the console (`init::shell`); never by default.
+pub const CMDLINE_SHELL: &str = "sanforge.shell=";
 /// `sanforge.root=verity`: the init mounts the dm-verity root the kernel created.
 pub const CMDLINE_VERITY_ROOT: &str = "sanforge.root=verity";
 /// Name of the device-mapper device the kernel creates for a verity root.

@@ -5,6 +5,8 @@
 //!
 //! ```text
 //! blobs/sha256/<hex>        verified source files, named by their sha256 (read-only)
+//! trees/v1/<hex>/           source trees pinned by content, read-only (engine::tree)
+//! trees/v1/<hex>.manifest   their manifests (sha256 = <hex>), written first
 //! tmp/<pid>-<random>        files being downloaded or imported (same file system)
 //! stages/<stage>/<key>/     a finished stage output (holds a `.complete` marker)
 //! stages/<stage>/.tmp-<key>-<pid>/   a stage being built by process <pid>
@@ -102,39 +104,8 @@ impl Cache {
         Ok(sha)
     }
 
-    /// Imports every file of `files` or none (`sanforge fetch --import A B C`): each
-    /// is copied and hashed into a temporary file first; only when all of them could
-    /// be read are they committed. The error names every file that could not be
-    /// imported and why. Returns (file, sha256) in the order given.
-    pub fn import_all(&self, files: &[PathBuf]) -> Result<Vec<(PathBuf, String)>> {
-        let mut staged = Vec::new();
-        let mut failed = Vec::new();
-        for f in files {
-            match self.stage_import(f) {
-                Ok((tmp, sha)) => staged.push((f.clone(), tmp, sha)),
-                Err(e) => failed.push(format!("  {}: {e:#}", f.display())),
-            }
-        }
-        if !failed.is_empty() {
-            bail!(
-                "cannot import {} of {} files (nothing was imported):\n{}",
-                failed.len(),
-                files.len(),
-                failed.join("\n")
-            );
-        }
-        let mut out = Vec::new();
-        for (f, tmp, sha) in staged {
-            if self.get_verified(&sha).ok().flatten().is_none() {
-                self.commit(tmp, &sha)?;
-            }
-            out.push((f, sha));
-        }
-        Ok(out)
-    }
-
     /// Copies `file` into a temporary file of the cache, hashing it on the way.
-    fn stage_import(&self, file: &Path) -> Result<(tempfile::NamedTempFile, String)> {
+    pub(crate) fn stage_import(&self, file: &Path) -> Result<(tempfile::NamedTempFile, String)> {
         let meta =
             std::fs::metadata(file).with_context(|| format!("cannot stat {}", file.display()))?;
         if !meta.is_file() {
@@ -505,7 +476,7 @@ fn finish_blob(p: &Path) -> Result<()> {
 
 /// Gives the owner write permission on every directory under `p` (a stage may have
 /// created read-only directories, which would make removal fail).
-fn make_writable(p: &Path) -> Result<()> {
+pub(crate) fn make_writable(p: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let meta =
         std::fs::symlink_metadata(p).with_context(|| format!("cannot stat {}", p.display()))?;

@@ -73,7 +73,22 @@ pub struct Input {
     pub name: String,
     pub kind: String,
     pub origin: String,
+    /// The file's sha256; empty (and not in the manifest) for a source pinned by tree.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub sha256: String,
+    /// The tree hash of a source pinned by its unpacked content.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tree: Option<crate::util::hash::TreeHash>,
+}
+
+impl Input {
+    /// What pins it: the tree hash, else the sha256 (what stage keys use).
+    pub fn pin(&self) -> &str {
+        match &self.tree {
+            Some(t) => t.as_str(),
+            None => &self.sha256,
+        }
+    }
 }
 
 impl Ctx {
@@ -186,9 +201,10 @@ impl Ctx {
         self.inputs.iter().find(|i| i.name == name)
     }
 
-    /// The sha256 of input `name`, or "" when the recipe has no such input.
+    /// What pins input `name` (its sha256, or its tree hash for a source pinned by
+    /// content), or "" when the recipe has no such input.
     pub fn input_sha(&self, name: &str) -> &str {
-        self.input(name).map(|i| i.sha256.as_str()).unwrap_or("")
+        self.input(name).map(Input::pin).unwrap_or("")
     }
 
     pub fn source_date_epoch(&self) -> u64 {
@@ -305,7 +321,9 @@ fn resolve_inputs(
     // still the input `kernel` of this build).
     let mut add = |name: &str, lock_name: &str, src: &Source| -> Result<()> {
         let (kind, origin) = match src {
-            Source::Url { mirrors, .. } => ("url", mirrors.join(" ")),
+            Source::Url { mirrors, .. } | Source::UrlTree { mirrors, .. } => {
+                ("url", mirrors.join(" "))
+            }
             Source::Debian {
                 package, version, ..
             } => ("debian", format!("{package}={version}")),
@@ -313,6 +331,18 @@ fn resolve_inputs(
             // where the project is checked out; the lock uses the same form.
             Source::Path { written, .. } => ("path", written.display().to_string()),
         };
+        if let Some(tree) = src.tree() {
+            // Pinned by content: the content is checked when it is fetched or
+            // imported into the tree store (not hashed at every plan).
+            inputs.push(Input {
+                name: name.to_string(),
+                kind: kind.to_string(),
+                origin,
+                sha256: String::new(),
+                tree: Some(tree.clone()),
+            });
+            return Ok(());
+        }
         let pinned = pins
             .get(lock_name)
             .filter(|l| l.kind == kind && l.origin == origin)
@@ -338,6 +368,7 @@ fn resolve_inputs(
             kind: kind.to_string(),
             origin,
             sha256,
+            tree: None,
         });
         Ok(())
     };
@@ -358,6 +389,7 @@ fn resolve_inputs(
             kind: "debian".to_string(),
             origin: format!("{}={}", p.name, p.version),
             sha256: p.sha256.clone(),
+            tree: None,
         });
     }
     Ok((inputs, drift))

@@ -1,5 +1,6 @@
 //! Getting sources into the cache: URL mirrors (http, https, file), Debian packages
-//! (by the URLs and sha256 the lock pins) and local paths.
+//! (by the URLs and sha256 the lock pins) and local paths; sources pinned by tree go
+//! to the tree store ([`crate::engine::tree`]).
 //!
 //! Why it exists: every input of a build is named by its sha256, and this is the only
 //! place that turns a recipe's source into a verified file on disk. A download is
@@ -11,6 +12,7 @@
 use crate::config::lock::Lock;
 use crate::config::recipe::Source;
 use crate::engine::cache::Cache;
+use crate::engine::tree::{self, TreeHash};
 use crate::util::cmd::{Cmd, Log};
 use crate::util::progress::{step, Task};
 use anyhow::{anyhow, bail, Context, Result};
@@ -93,11 +95,14 @@ impl Limits {
 /// A source made available on disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fetched {
-    /// The file (or directory, for a path source) to use.
+    /// The file (or directory, for a path source) to use. For a source pinned by
+    /// tree, its read-only directory in the tree store: use [`tree::checkout`].
     pub path: PathBuf,
     /// The sha256 that pins it: the blob for a URL, the `.deb` for a Debian source,
-    /// the file for a path source (`None` for a directory).
+    /// the file for a path source (`None` for a directory or a tree).
     pub sha256: Option<String>,
+    /// The tree hash of a source pinned by its unpacked content.
+    pub tree: Option<TreeHash>,
 }
 
 /// Returns the blob with `sha256`, downloading it from the first mirror that serves
@@ -178,6 +183,44 @@ fn download(
     sha256: &str,
     limits: &Limits,
 ) -> std::result::Result<PathBuf, String> {
+    let d = download_temp(cache, agent, url, limits)?;
+    if d.sha256 != sha256 {
+        // A chunked body cut short ends like a complete one (ureq 2 reads EOF inside a
+        // chunk as the end), so without a length only the hash can tell.
+        let hint = if d.len.is_none() {
+            "; the server sent no length, so the transfer may have been cut short"
+        } else {
+            ""
+        };
+        return Err(format!(
+            "sha256 mismatch: expected {sha256}, got {} ({} bytes{hint})",
+            d.sha256, d.count
+        ));
+    }
+    let p = cache.commit(d.tmp, sha256).map_err(|e| format!("{e:#}"))?;
+    d.task
+        .finish(&format!("{} bytes, sha256 {sha256}", d.count));
+    Ok(p)
+}
+
+/// A file downloaded into the cache's temporary directory, not verified yet.
+struct Downloaded {
+    tmp: tempfile::NamedTempFile,
+    count: u64,
+    sha256: String,
+    /// The length the server announced, if any.
+    len: Option<u64>,
+    task: Task,
+}
+
+/// Downloads `url` into a temporary file of the cache (deleted when dropped),
+/// within `limits`; the error is a short reason.
+fn download_temp(
+    cache: &Cache,
+    agent: &ureq::Agent,
+    url: &str,
+    limits: &Limits,
+) -> std::result::Result<Downloaded, String> {
     let started = std::time::Instant::now();
     let name = url.rsplit('/').find(|s| !s.is_empty()).unwrap_or(url);
     let (reader, len): (Box<dyn Read>, Option<u64>) =
@@ -223,21 +266,82 @@ fn download(
             return Err(format!("truncated: got {count} of {len} bytes"));
         }
     }
-    if actual != sha256 {
-        // A chunked body cut short ends like a complete one (ureq 2 reads EOF inside a
-        // chunk as the end), so without a length only the hash can tell.
-        let hint = if len.is_none() {
-            "; the server sent no length, so the transfer may have been cut short"
-        } else {
-            ""
-        };
-        return Err(format!(
-            "sha256 mismatch: expected {sha256}, got {actual} ({count} bytes{hint})"
-        ));
+    Ok(Downloaded {
+        tmp,
+        count,
+        sha256: actual,
+        len,
+        task,
+    })
+}
+
+/// Returns tree `tree` from the cache's tree store, or downloads the first mirror
+/// whose archive unpacks to that tree and stores it. A mirror whose tree differs is
+/// reported with both hashes (and the first differing path when this cache knows the
+/// expected tree); nothing of it is kept.
+pub fn fetch_url_tree(
+    cache: &Cache,
+    mirrors: &[String],
+    tree: &TreeHash,
+    log: &Log,
+) -> Result<PathBuf> {
+    fetch_url_tree_with(cache, mirrors, tree, &Limits::from_env()?, log)
+}
+
+/// [`fetch_url_tree`] with explicit time and rate limits for each mirror.
+pub fn fetch_url_tree_with(
+    cache: &Cache,
+    mirrors: &[String],
+    tree: &TreeHash,
+    limits: &Limits,
+    log: &Log,
+) -> Result<PathBuf> {
+    if tree::has(cache, tree) {
+        return Ok(tree::store_path(cache, tree));
     }
-    let p = cache.commit(tmp, sha256).map_err(|e| format!("{e:#}"))?;
-    task.finish(&format!("{count} bytes, sha256 {sha256}"));
-    Ok(p)
+    let hint = format!("hint: seed the cache with: sanforge fetch --import FILE|DIR (an archive or a checkout whose tree is {tree})");
+    if mirrors.is_empty() {
+        bail!(
+            "tree {tree} is not in the cache and no mirror is given
+{hint}"
+        );
+    }
+    let agent = ureq::AgentBuilder::new()
+        .timeout_connect(limits.connect)
+        .timeout_read(limits.read.min(limits.stall))
+        .redirects(5)
+        .user_agent(concat!("sanforge/", env!("CARGO_PKG_VERSION")))
+        .build();
+    let mut failures = Vec::new();
+    for url in mirrors {
+        let name = url.rsplit('/').find(|s| !s.is_empty()).unwrap_or(url);
+        let reason = match download_temp(cache, &agent, url, limits) {
+            Err(reason) => reason,
+            Ok(d) => match tree::stage_archive(cache, d.tmp.path(), name, log) {
+                Err(e) => format!("{e:#}"),
+                Ok(staged) if staged.hash != *tree => {
+                    let what = match &staged.top {
+                        Some(t) => format!("its tree (top folder `{t}/`)"),
+                        None => "its tree".to_string(),
+                    };
+                    tree::mismatch(cache, tree, &staged.manifest, &what)
+                }
+                Ok(staged) => {
+                    let p = staged.commit(cache)?;
+                    d.task.finish(&format!("{} bytes, {tree}", d.count));
+                    return Ok(p);
+                }
+            },
+        };
+        if mirrors.len() > 1 {
+            step(&format!("warning: {url}: {reason}"));
+        }
+        failures.push(format!("  {url}: {reason}"));
+    }
+    bail!(
+        "cannot fetch tree {tree}: every mirror failed\n{}\n{hint}",
+        failures.join("\n")
+    )
 }
 
 /// Copies `reader` to `out`, returning the byte count and the sha256.
@@ -501,6 +605,41 @@ pub fn fetch_source(
             Ok(Fetched {
                 path,
                 sha256: Some(sha256.clone()),
+                tree: None,
+            })
+        }
+        Source::UrlTree { mirrors, tree } => {
+            if let Some(l) = locked {
+                if l.tree.as_deref() != Some(tree.as_str()) {
+                    bail!("source `{name}`: the lock pins {} but the recipe says {tree}; run `sanforge lock`", l.pin());
+                }
+            }
+            let path = fetch_url_tree(cache, mirrors, tree, log)
+                .with_context(|| format!("cannot fetch source `{name}`"))?;
+            Ok(Fetched {
+                path,
+                sha256: None,
+                tree: Some(tree.clone()),
+            })
+        }
+        Source::Path {
+            path,
+            written,
+            tree: Some(tree),
+        } => {
+            // The path is where the tree is found; once stored, the store's copy is
+            // what every build uses.
+            if !tree::has(cache, tree) {
+                let what = written.display().to_string();
+                let staged = tree::stage_path(cache, path, &what, log)
+                    .with_context(|| format!("source `{name}`"))?;
+                tree::commit_expected(cache, staged, tree, &what)
+                    .with_context(|| format!("source `{name}`"))?;
+            }
+            Ok(Fetched {
+                path: tree::store_path(cache, tree),
+                sha256: None,
+                tree: Some(tree.clone()),
             })
         }
         Source::Debian {
@@ -539,6 +678,7 @@ pub fn fetch_source(
             Ok(Fetched {
                 path,
                 sha256: Some(sha),
+                tree: None,
             })
         }
         Source::Path { path, .. } => {
@@ -552,6 +692,7 @@ pub fn fetch_source(
             Ok(Fetched {
                 path: path.clone(),
                 sha256: file_sha,
+                tree: None,
             })
         }
     }

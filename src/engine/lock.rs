@@ -26,6 +26,8 @@ pub(crate) struct Needed<'a> {
     pub(crate) origin: String,
     /// The sha256 the recipe itself states (URL sources).
     pub(crate) sha256: Option<&'a str>,
+    /// The tree hash the recipe states (sources pinned by their unpacked content).
+    pub(crate) tree: Option<&'a str>,
     pub(crate) source: &'a Source,
 }
 
@@ -51,6 +53,7 @@ pub(crate) fn needed(recipe: &Recipe) -> Result<Vec<Needed<'_>>> {
 fn needed_source(name: String, source: &Source) -> Needed<'_> {
     let (kind, origin, sha256) = match source {
         Source::Url { mirrors, sha256 } => ("url", mirrors.join(" "), Some(sha256.as_str())),
+        Source::UrlTree { mirrors, .. } => ("url", mirrors.join(" "), None),
         Source::Debian {
             package, version, ..
         } => ("debian", format!("{package}={version}"), None),
@@ -61,6 +64,7 @@ fn needed_source(name: String, source: &Source) -> Needed<'_> {
         kind,
         origin,
         sha256,
+        tree: source.tree().map(|t| t.as_str()),
         source,
     }
 }
@@ -86,8 +90,19 @@ pub fn check(recipe: &Recipe, lock: &Lock) -> Result<()> {
             Some(l) if n.sha256.is_some_and(|s| s != l.sha256) => problems.push(format!(
                 "stale entry `{}`: the lock pins sha256 {}, the recipe says {}",
                 n.name,
-                l.sha256,
+                if l.sha256.is_empty() {
+                    l.pin()
+                } else {
+                    &l.sha256
+                },
                 n.sha256.unwrap_or_default()
+            )),
+            Some(l) if n.tree != l.tree.as_deref() => problems.push(format!(
+                "stale entry `{}`: the lock pins {}, the recipe {}",
+                n.name,
+                l.pin(),
+                n.tree
+                    .map_or("no tree".to_string(), |t| format!("tree {t}"))
             )),
             Some(_) => {}
         }
@@ -318,6 +333,19 @@ pub fn resolve(
     };
     let mut sources = Vec::new();
     for n in &needed {
+        if let Some(tree) = n.tree {
+            // Pinned by content: the recipe's tree hash is the pin (the content is
+            // checked against it when it is fetched or imported).
+            sources.push(LockedSource {
+                name: n.name.clone(),
+                kind: n.kind.to_string(),
+                origin: n.origin.clone(),
+                sha256: String::new(),
+                tree: Some(tree.to_string()),
+                urls: Vec::new(),
+            });
+            continue;
+        }
         let (sha256, urls) = match (n.source, n.sha256) {
             (_, Some(sha)) => (sha.to_string(), Vec::new()),
             (Source::Path { path, .. }, None) => (
@@ -338,12 +366,14 @@ pub fn resolve(
                 (info.sha256.clone(), info.urls.clone())
             }
             (Source::Url { sha256, .. }, None) => (sha256.clone(), Vec::new()),
+            (Source::UrlTree { tree, .. }, None) => (tree.to_string(), Vec::new()),
         };
         sources.push(LockedSource {
             name: n.name.clone(),
             kind: n.kind.to_string(),
             origin: n.origin.clone(),
             sha256,
+            tree: None,
             urls,
         });
     }

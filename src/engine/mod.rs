@@ -1,7 +1,8 @@
 //! The stage engine, shared by every stage and every verb that builds: the build
 //! context ([`ctx`]), what a stage is ([`stage`]), the walk over the ordered stage
 //! list for `plan` and `build` ([`runner`]), the content-addressed cache ([`cache`]),
-//! the fetcher that fills it ([`fetch`]) and the lock file ([`lock`]). The stages
+//! the fetcher that fills it ([`fetch`]), the store of source trees pinned by
+//! content ([`tree`]) and the lock file ([`lock`]). The stages
 //! themselves and their one list are [`crate::stages`].
 
 pub mod apt;
@@ -11,6 +12,7 @@ pub mod fetch;
 pub mod lock;
 pub mod runner;
 pub mod stage;
+pub mod tree;
 
 pub use ctx::{BuildOptions, Ctx, Input};
 pub use runner::{short, BuildReport, PlanEntry, StageFailed};

@@ -185,6 +185,50 @@ impl Archive {
         self.entries.get(&normalize(path))
     }
 
+    /// The entry `path` leads to inside the archive, following symbolic links (in the
+    /// path's directories too, absolute targets from the archive root) as the kernel
+    /// would in the booted image; `None` if it leads nowhere or loops.
+    pub fn resolve(&self, path: &str) -> Option<&Entry> {
+        let parts = |p: &str| -> Vec<String> {
+            p.split('/')
+                .filter(|c| !c.is_empty() && *c != ".")
+                .map(str::to_string)
+                .collect()
+        };
+        let mut todo: std::collections::VecDeque<String> = parts(path).into();
+        let mut cur: Vec<String> = Vec::new();
+        let mut hops = 0;
+        while let Some(c) = todo.pop_front() {
+            if c == ".." {
+                cur.pop();
+                continue;
+            }
+            cur.push(c);
+            // A directory without an entry of its own is written as a plain one
+            // (`ensure_parents`); only the last component must exist.
+            let Some(entry) = self.entries.get(&cur.join("/")) else {
+                if todo.is_empty() {
+                    return None;
+                }
+                continue;
+            };
+            if let EntryKind::Symlink(target) = &entry.kind {
+                hops += 1;
+                if hops > 40 {
+                    return None;
+                }
+                cur.pop();
+                if target.starts_with('/') {
+                    cur.clear();
+                }
+                let mut next: std::collections::VecDeque<String> = parts(target).into();
+                next.extend(todo.drain(..));
+                todo = next;
+            }
+        }
+        self.entries.get(&cur.join("/"))
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -691,6 +735,29 @@ mod tests {
         let mut a = Archive::new();
         a.add(Entry::data("etc/../x", "x", 0o644));
         assert!(a.write(Vec::new(), 0).is_err());
+    }
+
+    #[test]
+    fn resolve_follows_links_in_files_and_directories() {
+        let mut a = Archive::new();
+        a.add(Entry::dir("usr/bin", 0o755));
+        a.add(Entry::data("usr/bin/busybox", b"x".to_vec(), 0o755));
+        a.add(Entry::symlink("bin", "usr/bin"));
+        a.add(Entry::symlink("usr/bin/sh", "busybox"));
+        a.add(Entry::symlink("usr/sbin/abs", "/bin/sh"));
+        a.add(Entry::symlink("usr/sbin/up", "../bin/busybox"));
+        a.add(Entry::symlink("loop", "loop"));
+        a.add(Entry::symlink("dangling", "/nowhere"));
+        for p in ["/bin/sh", "usr/sbin/abs", "/usr/sbin/up", "bin/busybox"] {
+            assert_eq!(
+                a.resolve(p).map(|e| e.path.as_str()),
+                Some("usr/bin/busybox"),
+                "{p}"
+            );
+        }
+        assert!(a.resolve("/loop").is_none());
+        assert!(a.resolve("/dangling").is_none());
+        assert!(a.resolve("/usr/bin/missing").is_none());
     }
 
     #[test]

@@ -1,12 +1,19 @@
 //! The raw disk image (`disk.img`) for USB sticks and SATA DOMs: a GPT with an EFI
-//! system partition and a small persistent config partition.
+//! system partition, a small persistent config partition and (unless the recipe says
+//! `state = "none"`) an ext4 state partition for the targets' persistent state.
 //!
 //! The ESP holds systemd-boot (`EFI/BOOT/BOOTX64.EFI`), `loader/loader.conf`, two
 //! slots (`sanforge/a/` and `sanforge/b/`, each a kernel + initramfs pair) and a boot
 //! loader entry that uses systemd-boot's boot counting (`sanforge-a+3.conf`: three
 //! tries left; the init blesses it by renaming it to `sanforge-a.conf` once the node is
 //! ready). The config partition is an empty FAT file system that the init mounts and
-//! where `sanforge-init config-set` commits node.toml overrides.
+//! where `sanforge-init config-set` commits node.toml overrides. The state partition
+//! (`SANFORGE-STATE`, GPT entry after the config partition so that existing partition
+//! numbers stay, placed just before it on the disk) is an empty ext4 file system made
+//! by `mkfs.ext4` with a fixed config, UUID, hash seed and time: the init mounts it and
+//! binds LIO's and SCST's persistent-reservation and ALUA directories onto it. ext4,
+//! not FAT: LIO names ALUA state files after the target's IQN (`:` is no FAT
+//! character) and the kernel rewrites them in place, which a journal makes safe.
 //!
 //! The GPT is written here (protective MBR, primary and backup headers, CRC32); its
 //! disk and partition GUIDs are derived from the recipe name, so the same recipe always
@@ -33,7 +40,9 @@ use crate::contract::loader::{entry, entry_file, loader_conf};
 use crate::contract::partitions::{
     derived_guid, guid_from_str, guid_string, root_names, root_partuuids, Guid,
 };
-use crate::contract::{CONFIG_LABEL, CONFIG_NAME, ESP_LABEL, ESP_NAME, SLOTS};
+use crate::contract::{
+    CONFIG_LABEL, CONFIG_NAME, ESP_LABEL, ESP_NAME, SLOTS, STATE_LABEL, STATE_NAME,
+};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
@@ -48,6 +57,8 @@ pub const DATA_TYPE: &str = "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7";
 /// x86-64 root and root-verity partition types (Discoverable Partitions Specification).
 pub const ROOT_TYPE: &str = "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709";
 pub const ROOT_VERITY_TYPE: &str = "2C7357ED-EBD2-46D9-AEC1-23D437EC2BF5";
+/// Linux file system data (the state partition).
+pub const LINUX_DATA_TYPE: &str = "0FC63DAF-8483-4772-8E79-3D69D8477DE4";
 const ENTRIES: u64 = 128;
 const ENTRY_SIZE: u64 = 128;
 /// Sectors taken by the partition entry array (128 × 128 bytes).
@@ -205,8 +216,20 @@ pub fn layout_with_root(
     size: u64,
     root: Option<RootSizes>,
 ) -> Result<(Guid, Vec<Partition>)> {
+    layout_full(recipe, size, root, 0)
+}
+
+/// [`layout_with_root`] with a state partition of `state` bytes (0: none): it lies
+/// just before the config partition on the disk and comes last in the GPT, so the
+/// other partitions keep their numbers.
+pub fn layout_full(
+    recipe: &str,
+    size: u64,
+    root: Option<RootSizes>,
+    state: u64,
+) -> Result<(Guid, Vec<Partition>)> {
     let roots = root.map_or(0, |r| 2 * (r.root + r.verity));
-    let min = (CONFIG_MIB + 4) * MIB + roots;
+    let min = (CONFIG_MIB + 4) * MIB + roots + state;
     if !size.is_multiple_of(MIB) || size < min {
         bail!(
             "disk size {size} bytes: expected a multiple of 1 MiB of at least {} MiB",
@@ -215,15 +238,16 @@ pub fn layout_with_root(
     }
     let s = |bytes: u64| bytes / SECTOR;
     let cfg_first = s(size - MIB - CONFIG_MIB * MIB);
+    let state_first = cfg_first - s(state);
     let mut parts = vec![Partition {
         type_guid: guid_from_str(ESP_TYPE).unwrap_or_default(),
         guid: derived_guid(recipe, "esp"),
         first_lba: s(MIB),
-        last_lba: cfg_first - s(roots) - 1,
+        last_lba: state_first - s(roots) - 1,
         name: ESP_NAME.to_string(),
     }];
     if let Some(r) = root {
-        let mut next = cfg_first - s(roots);
+        let mut next = state_first - s(roots);
         for slot in SLOTS {
             let (root_name, verity_name) = root_names(slot);
             for (bytes, ty, role, name) in [
@@ -253,6 +277,15 @@ pub fn layout_with_root(
         last_lba: s(size - MIB) - 1,
         name: CONFIG_NAME.to_string(),
     }]);
+    if state > 0 {
+        parts.push(Partition {
+            type_guid: guid_from_str(LINUX_DATA_TYPE).unwrap_or_default(),
+            guid: derived_guid(recipe, "state"),
+            first_lba: state_first,
+            last_lba: cfg_first - 1,
+            name: STATE_NAME.to_string(),
+        });
+    }
     Ok((derived_guid(recipe, "disk"), parts))
 }
 
@@ -356,6 +389,55 @@ fn make_fat(
     Ok(())
 }
 
+/// The mke2fs config of the state partition: the host's `/etc/mke2fs.conf` is not
+/// read, so every host makes the same file system (features the 6.1 kernel mounts;
+/// no metadata_csum, which would need the crc32c module at mount time).
+const MKE2FS_CONF: &str = "\
+[defaults]
+\tbase_features = sparse_super,large_file,filetype,resize_inode,dir_index,ext_attr
+\tblocksize = 1024
+\tinode_size = 256
+\tinode_ratio = 8192
+\treserved_ratio = 0
+
+[fs_types]
+\text4 = {
+\t\tfeatures = has_journal,extent,huge_file,flex_bg,dir_nlink,extra_isize
+\t}
+";
+
+/// Makes an empty ext4 file system image of `bytes` at `img`, the same bytes for the
+/// same inputs (fixed UUID and hash seed, all times `epoch`).
+fn make_ext4(
+    img: &Path,
+    bytes: u64,
+    label: &str,
+    uuid: &str,
+    epoch: u64,
+    work: &Path,
+    log: &Log,
+) -> Result<()> {
+    let conf = work.join("mke2fs.conf");
+    ufs::write(&conf, MKE2FS_CONF)?;
+    let f =
+        std::fs::File::create(img).with_context(|| format!("cannot create {}", img.display()))?;
+    f.set_len(bytes)
+        .with_context(|| format!("cannot resize {}", img.display()))?;
+    drop(f);
+    Cmd::new("mkfs.ext4")
+        .env("MKE2FS_CONFIG", conf.display().to_string())
+        .env("E2FSPROGS_FAKE_TIME", epoch.to_string())
+        .args(["-q", "-F", "-t", "ext4", "-L", label, "-U", uuid])
+        .arg("-E")
+        .arg(format!(
+            "hash_seed={uuid},root_owner=0:0,lazy_itable_init=0,lazy_journal_init=0,nodiscard"
+        ))
+        .arg(img)
+        .run(log)
+        .with_context(|| format!("cannot make the ext4 state file system {}", img.display()))?;
+    Ok(())
+}
+
 fn write_at(f: &mut std::fs::File, path: &Path, offset: u64, data: &[u8]) -> Result<()> {
     f.seek(SeekFrom::Start(offset))
         .and_then(|_| f.write_all(data))
@@ -384,17 +466,27 @@ pub fn build(input: &DiskInput, out: &Path, work: &Path, log: &Log) -> Result<()
         }),
         None => None,
     };
-    let needed = needed_mib(content) + root_sizes.map_or(0, |r| 2 * (r.root + r.verity) / MIB);
+    let state_bytes = input.spec.state;
+    let needed = needed_mib(content)
+        + root_sizes.map_or(0, |r| 2 * (r.root + r.verity) / MIB)
+        + state_bytes / MIB;
     if input.spec.size < needed * MIB {
         bail!(
             "disk size {} MiB is too small for two slots of this build: at least {needed} MiB are needed (set `[outputs] disk = {{ size = \"{needed}MiB\" }}` or more)",
             input.spec.size / MIB
         );
     }
-    let (disk_guid, parts) = layout_with_root(&input.recipe, input.spec.size, root_sizes)?;
-    let [esp, slots @ .., config] = parts.as_slice() else {
+    let (disk_guid, parts) = layout_full(&input.recipe, input.spec.size, root_sizes, state_bytes)?;
+    let named = |n: &str| parts.iter().find(|p| p.name == n);
+    let (Some(esp), Some(config)) = (named(ESP_NAME), named(CONFIG_NAME)) else {
         bail!("the disk layout lacks its ESP or config partition");
     };
+    let state = named(STATE_NAME);
+    // The slots' root and root-verity partitions, A then B, root before verity.
+    let slots: Vec<&Partition> = parts
+        .iter()
+        .filter(|p| p.name.starts_with("SANFORGE-ROOT-") || p.name.starts_with("SANFORGE-VERITY-"))
+        .collect();
     ufs::create_dir_all(work)?;
     let esp_dir = work.join("esp");
     ufs::remove_dir_all(&esp_dir)?;
@@ -420,6 +512,18 @@ pub fn build(input: &DiskInput, out: &Path, work: &Path, log: &Log) -> Result<()
         None,
         log,
     )?;
+    let state_img = work.join("state.img");
+    if let Some(p) = state {
+        make_ext4(
+            &state_img,
+            bytes(p),
+            STATE_LABEL,
+            &guid_string(&derived_guid(&input.recipe, "state-fs")).to_ascii_lowercase(),
+            input.source_date_epoch,
+            work,
+            log,
+        )?;
+    }
     let sectors = input.spec.size / SECTOR;
     let g = gpt(sectors, &disk_guid, &parts);
     let tmp = out.with_extension("img.partial");
@@ -430,6 +534,9 @@ pub fn build(input: &DiskInput, out: &Path, work: &Path, log: &Log) -> Result<()
     write_at(&mut f, &tmp, 0, &g.primary)?;
     copy_into(&mut f, &tmp, esp.first_lba * SECTOR, &esp_img)?;
     copy_into(&mut f, &tmp, config.first_lba * SECTOR, &cfg_img)?;
+    if let Some(p) = state {
+        copy_into(&mut f, &tmp, p.first_lba * SECTOR, &state_img)?;
+    }
     // Each slot's root (squashfs) and root-verity (hash tree) partitions.
     if let Some(r) = &input.root {
         for (i, p) in slots.iter().enumerate() {
@@ -448,10 +555,13 @@ pub fn build(input: &DiskInput, out: &Path, work: &Path, log: &Log) -> Result<()
     drop(f);
     ufs::rename(&tmp, out)?;
     log.line(&format!(
-        "disk.img: {} MiB, disk GUID {}, ESP {} MiB{}",
+        "disk.img: {} MiB, disk GUID {}, ESP {} MiB{}{}",
         input.spec.size / MIB,
         guid_string(&disk_guid),
         bytes(esp) / MIB,
+        state
+            .map(|p| format!(", state (ext4) {} MiB", bytes(p) / MIB))
+            .unwrap_or_default(),
         match (&input.root, root_sizes) {
             (Some(r), Some(s)) => format!(
                 ", squashfs root {} MiB + verity {} MiB per slot, root hash {}",

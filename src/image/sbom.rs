@@ -208,16 +208,37 @@ fn add_external_refs(c: &mut Value, input: &Value) {
 fn source(input: &Value) -> Value {
     let name = input["name"].as_str().unwrap_or("");
     let sha = input["sha256"].as_str();
+    let tree = input["tree"].as_str();
+    let mut properties = vec![
+        prop("sanforge:source:kind", input["kind"].as_str().unwrap_or("")),
+        prop(
+            "sanforge:source:origin",
+            input["origin"].as_str().unwrap_or(""),
+        ),
+    ];
+    // Pinned by its unpacked content (`tree-v1:<hex>`, the sha256 of its manifest).
+    if let Some(t) = tree {
+        properties.push(prop("sanforge:source:tree", t));
+    }
+    let version = match tree {
+        Some(t) => format!(
+            "tree:{}",
+            t.rsplit(':')
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take(12)
+                .collect::<String>()
+        ),
+        None => content_version(sha),
+    };
     let mut c = json!({
         "type": "library",
         "bom-ref": format!("source:{name}"),
         "name": name,
-        "version": content_version(sha),
+        "version": version,
         "hashes": hashes(sha),
-        "properties": [
-            prop("sanforge:source:kind", input["kind"].as_str().unwrap_or("")),
-            prop("sanforge:source:origin", input["origin"].as_str().unwrap_or("")),
-        ],
+        "properties": properties,
     });
     add_external_refs(&mut c, input);
     c
@@ -245,11 +266,22 @@ fn firmware(fw: &Value) -> Value {
         "version": version.map(String::from).unwrap_or_else(|| content_version(sha)),
         "hashes": hashes(sha),
     });
-    if let (Some(o), Some(obj)) = (origin, c.as_object_mut()) {
-        obj.insert(
-            "properties".into(),
-            json!([prop("sanforge:source:origin", o)]),
-        );
+    let mut properties = Vec::new();
+    if let Some(o) = origin {
+        properties.push(prop("sanforge:source:origin", o));
+    }
+    // The Debian package the file was taken from (`firmware-qlogic=20230210-5`).
+    if let Some(p) = fw["package"].as_str() {
+        properties.push(prop("sanforge:firmware:package", p));
+    }
+    if fw["waived"].as_bool() == Some(true) {
+        properties.push(prop("sanforge:firmware:waived", "true"));
+        if let Some(r) = fw["reason"].as_str() {
+            properties.push(prop("sanforge:firmware:waived-reason", r));
+        }
+    }
+    if let (false, Some(obj)) = (properties.is_empty(), c.as_object_mut()) {
+        obj.insert("properties".into(), json!(properties));
     }
     c
 }
@@ -441,8 +473,7 @@ mod tests {
         // No firmware list: no firmware component; with one: listed.
         assert!(!comps.iter().any(|c| c["type"] == "firmware"));
         let mut m2 = m.clone();
-        m2["firmware"] =
-            json!([{ "name": "ql2500_fw.bin", "sha256": "4".repeat(64) }, "rtl_nic/rtl8168h-2.fw"]);
+        m2["firmware"] = json!([{ "name": "ql2500_fw.bin", "sha256": "4".repeat(64), "package": "firmware-qlogic=20230210-5" }, "rtl_nic/rtl8168h-2.fw"]);
         let s2 = sbom_from_manifest(&m2);
         assert_eq!(check_structure(&s2), Vec::<String>::new());
         let fw: Vec<&str> = s2["components"]
@@ -453,6 +484,19 @@ mod tests {
             .map(|c| c["name"].as_str().unwrap())
             .collect();
         assert_eq!(fw, ["ql2500_fw.bin", "rtl_nic/rtl8168h-2.fw"]);
+        // A file taken from a Debian package names it.
+        let ql = s2["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "ql2500_fw.bin")
+            .unwrap();
+        assert!(
+            ql["properties"]
+                .to_string()
+                .contains("firmware-qlogic=20230210-5"),
+            "{ql}"
+        );
         assert_ne!(s2["serialNumber"], s["serialNumber"]);
     }
 

@@ -229,6 +229,8 @@ fn add_service(init: &mut Init, name: &str, argv: &[String]) -> Result<()> {
         started: None,
         backoff: super::supervisor::BACKOFF_MIN,
         next_start: Some(now),
+        starts: 0,
+        last_exit: None,
     });
     init.supervisor.start_due(init.sys, &mut init.log, now);
     let up = init
@@ -444,6 +446,11 @@ pub fn tick(init: &mut Init, now: Instant) {
         init.log.line(&format!(
             "ha: quorum reached (DC {dc}): Pacemaker now decides the target ports"
         ));
+        let at = init.sys.boottime();
+        init.timeline.mark("quorum", at);
+        if let Err(e) = init.timeline.write(init.sys) {
+            init.warn(format!("boot timeline: {e:#}"));
+        }
     }
 }
 

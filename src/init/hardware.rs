@@ -425,6 +425,9 @@ pub struct Report {
     pub disks: Vec<Disk>,
     /// What coldplug did, module by module.
     pub modules: Vec<ModuleOutcome>,
+    /// md arrays, volume groups, absent LUN devices and where the targets' state
+    /// lives (the storage steps, `init::storage`).
+    pub storage: super::storage::StorageReport,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -752,7 +755,11 @@ pub fn print_report(init: &mut Init) -> Result<()> {
     }
     let mut r = report(init.sys, init.hw.index.as_ref(), &node.modules.blacklist);
     r.modules = init.hw.modules.clone();
-    for line in render_report(&r) {
+    r.storage = init.storage.report.clone();
+    for line in render_report(&r)
+        .into_iter()
+        .chain(super::storage::render(&r.storage))
+    {
         init.log.line(&line);
     }
     let json = serde_json::to_string_pretty(&r)

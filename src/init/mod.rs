@@ -24,6 +24,8 @@
 
 pub mod ha;
 pub mod hardware;
+pub mod logs;
+pub mod metrics;
 pub mod modules;
 pub mod network;
 pub mod panic;
@@ -31,7 +33,12 @@ pub mod persist;
 pub mod root;
 pub mod scst;
 pub mod secrets;
+pub mod shell;
+pub mod ssh;
+pub mod status;
+pub mod storage;
 pub mod supervisor;
+pub mod time;
 pub mod udev;
 
 use crate::config::node::{norm_mod, NodeConfig, ValidNode};
@@ -88,6 +95,14 @@ impl Logger {
     pub fn lines(&self) -> &[String] {
         self.captured.as_deref().unwrap_or(&[])
     }
+}
+
+/// One line on the console from a child the init started (the exporter, the log
+/// forwarder): `sanforge-init: MSG` in a single write(2), so that it does not
+/// interleave with the init's own lines mid-line.
+pub fn child_line(msg: &str) {
+    let text = format!("sanforge-init: {msg}\n");
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
 /// What a step's failure means for the boot.
@@ -148,6 +163,16 @@ pub const BOOT: &[Step] = &[
         run: network::configure_network,
     },
     Step {
+        name: "storage",
+        policy: Policy::Warn,
+        run: storage::assemble,
+    },
+    Step {
+        name: "target state",
+        policy: Policy::Warn,
+        run: storage::target_state,
+    },
+    Step {
         name: "hardware report",
         policy: Policy::Warn,
         run: hardware::print_report,
@@ -171,6 +196,31 @@ pub const BOOT: &[Step] = &[
         name: "services",
         policy: Policy::Warn,
         run: start_services,
+    },
+    Step {
+        name: "logs",
+        policy: Policy::Warn,
+        run: start_log_forward,
+    },
+    Step {
+        name: "time",
+        policy: Policy::Warn,
+        run: time::start,
+    },
+    Step {
+        name: "ssh",
+        policy: Policy::Warn,
+        run: ssh::start,
+    },
+    Step {
+        name: "metrics",
+        policy: Policy::Warn,
+        run: start_metrics,
+    },
+    Step {
+        name: "debug shell",
+        policy: Policy::Warn,
+        run: shell::start,
     },
     Step {
         name: "cluster",
@@ -201,10 +251,15 @@ pub struct Init<'a> {
     pub scst: Option<scst::ScstBoot>,
     /// The module index and what coldplug did, for the hardware report.
     pub hw: hardware::HwState,
+    /// When each boot step ran ([`crate::contract::timeline`]).
+    pub timeline: crate::contract::timeline::Timeline,
+    /// What the storage steps found (md, LVM, absent LUN devices, target state).
+    pub storage: storage::StorageState,
 }
 
 impl<'a> Init<'a> {
     pub fn new(sys: &'a mut dyn Sys, log: Logger) -> Self {
+        let started = sys.boottime();
         Init {
             sys,
             log,
@@ -217,6 +272,8 @@ impl<'a> Init<'a> {
             ha: ha::HaState::default(),
             scst: None,
             hw: hardware::HwState::default(),
+            timeline: crate::contract::timeline::Timeline::new(started),
+            storage: storage::StorageState::default(),
         }
     }
 
@@ -230,51 +287,82 @@ impl<'a> Init<'a> {
         self.log.line(&format!("warning: {msg}"));
     }
 
-    /// Runs one step under its policy; returns false if the node is now degraded.
+    /// Runs one step under its policy, its start and end on the timeline (written
+    /// to [`TIMELINE`](crate::contract::TIMELINE) after it); returns false if the node
+    /// is now degraded.
     pub fn run_step(&mut self, step: &Step) -> bool {
         if self.degraded.is_some() {
             return false;
         }
-        match ((step.run)(self), step.policy) {
-            (Ok(()), _) => true,
+        let now = self.sys.boottime();
+        self.timeline.begin(step.name, now);
+        let (ok, outcome, message) = match ((step.run)(self), step.policy) {
+            (Ok(()), _) => (true, crate::contract::timeline::Outcome::Ok, None),
             (Err(e), Policy::Warn) => {
-                self.warn(format!("{}: {e:#}", step.name));
-                true
+                let msg = format!("{e:#}");
+                self.warn(format!("{}: {msg}", step.name));
+                (true, crate::contract::timeline::Outcome::Warning, Some(msg))
             }
             (Err(e), Policy::Fatal) => {
                 let reason = format!("{e:#}");
                 self.log.line(&format!("degraded: {reason}"));
-                self.degraded = Some(reason);
-                false
+                self.degraded = Some(reason.clone());
+                (
+                    false,
+                    crate::contract::timeline::Outcome::Fatal,
+                    Some(reason),
+                )
             }
+        };
+        let now = self.sys.boottime();
+        self.timeline.end(outcome, message, now);
+        self.write_timeline();
+        ok
+    }
+
+    fn write_timeline(&mut self) {
+        if let Err(e) = self.timeline.write(self.sys) {
+            self.warn(format!("boot timeline: {e:#}"));
         }
     }
 
-    /// Runs every boot step, then prints the final state line: `ready` when all is
-    /// well, `state: degraded` otherwise.
+    /// Runs every boot step, then prints the boot timeline and the final state line:
+    /// `ready` when all is well, `state: degraded` otherwise.
     pub fn boot(&mut self) {
         for step in BOOT {
             if !self.run_step(step) {
                 break;
             }
         }
+        let state = self.state_line();
+        let now = self.sys.boottime();
+        self.timeline.finish(state, now);
+        for line in self.timeline.render() {
+            self.log.line(&line);
+        }
         self.print_state();
+        self.write_timeline();
         if self.degraded.is_none() && self.targets_ok {
             persist::bless_after_ready(self);
         }
     }
 
-    pub fn print_state(&mut self) {
+    /// The final state line: `ready`, or why not.
+    pub fn state_line(&self) -> &'static str {
         if self.degraded.is_some() {
-            self.log
-                .line("state: degraded (see above); no targets, no services");
+            "state: degraded (see above); no targets, no services"
         } else if !self.targets_ok {
-            self.log.line("state: degraded targets (ports disabled)");
+            "state: degraded targets (ports disabled)"
         } else if let Some(line) = ha::state_line(self) {
-            self.log.line(line);
+            line
         } else {
-            self.log.line("ready");
+            "ready"
         }
+    }
+
+    pub fn print_state(&mut self) {
+        let line = self.state_line();
+        self.log.line(line);
     }
 
     /// The main loop of PID 1: reap and restart until a signal asks to stop.
@@ -302,6 +390,7 @@ impl<'a> Init<'a> {
             let now = Instant::now();
             self.supervisor.reap_all(self.sys, &mut self.log, now);
             self.supervisor.start_due(self.sys, &mut self.log, now);
+            self.supervisor.write_state(self.sys, &mut self.log);
             ha::tick(self, now);
         }
     }
@@ -420,6 +509,14 @@ pub fn mount_filesystems(init: &mut Init) -> Result<()> {
         }
         if target == "/dev" {
             init.log.open_kmsg(init.sys);
+        }
+        if target == "/proc" {
+            // The kernel keeps only 10 lines per 5 s that userspace writes to /dev/kmsg
+            // unless told otherwise: the init's lines belong in the kernel log (and
+            // reach remote syslog from there) in full. Best effort.
+            let _ = init
+                .sys
+                .write_file(Path::new("/proc/sys/kernel/printk_devkmsg"), "on");
         }
         init.log.line(&format!("mounted {fstype} on {target}"));
     }
@@ -594,8 +691,10 @@ fn op_path(op: &ConfigfsOp) -> String {
     }
 }
 
-/// Step 5: LIO targets with every TPG disabled. On error the disable ops run and
-/// the ports stay disabled (degraded targets); the node stays up.
+/// Step 5: LIO targets with every TPG disabled. A backstore whose device is absent
+/// is left out with its LUNs (see [`storage`]); the persistent reservations and ALUA
+/// state of the others are restored between the backstores and the LUNs. On error the
+/// disable ops run and the ports stay disabled (degraded targets); the node stays up.
 pub fn apply_targets(init: &mut Init) -> Result<()> {
     let node = init.node()?;
     let Some(l) = &node.lio else { return Ok(()) };
@@ -606,9 +705,58 @@ pub fn apply_targets(init: &mut Init) -> Result<()> {
             return Err(e.context("iSCSI targets not configured, ports stay disabled"));
         }
     };
-    let plan = lio::plan(&l);
+    for dir in lio::DBROOT_DIRS {
+        if let Err(e) = init.sys.mkdir(Path::new(dir)) {
+            init.warn(format!("{e}: persistent reservations with APTPL will fail"));
+        }
+    }
+    let absent: std::collections::BTreeSet<String> = storage::absent_lio(init.sys, &l)
+        .into_iter()
+        .map(|a| {
+            init.log.line(&format!(
+                "backstore `{}` not created: {} is not present",
+                a.backstore, a.path
+            ));
+            a.backstore
+        })
+        .collect();
+    for t in &l.iscsi {
+        let served: Vec<String> = t
+            .luns
+            .iter()
+            .filter(|x| !absent.contains(&x.backstore))
+            .map(|x| x.lun.to_string())
+            .collect();
+        if served.len() < t.luns.len() {
+            init.warn(format!(
+                "target {} tpg {}: {} of {} LUNs served{}",
+                t.iqn,
+                t.tpg,
+                served.len(),
+                t.luns.len(),
+                if served.is_empty() {
+                    " (the target is up with no LUN)".to_string()
+                } else {
+                    format!(" ({})", served.join(", "))
+                }
+            ));
+        }
+    }
+    let plan = lio::plan_without(&l, &absent);
     init.lio = Some(plan.clone());
-    if let Some(msg) = run_configfs(init, &plan.setup, "setup") {
+    // The backstores, then what the kernel does not restore itself, then the rest.
+    let split = plan
+        .setup
+        .iter()
+        .position(|o| !op_path(o).starts_with(&format!("{CONFIGFS_TARGET}/core/")))
+        .unwrap_or(plan.setup.len());
+    let (core, rest) = plan.setup.split_at(split);
+    let mut failed = run_configfs(init, core, "setup");
+    if failed.is_none() {
+        storage::restore_lio_state(init, &l, &absent);
+        failed = run_configfs(init, rest, "setup");
+    }
+    if let Some(msg) = failed {
         init.targets_ok = false;
         let _ = run_configfs(init, &plan.disable, "disable");
         bail!("setup failed ({msg}): ports stay disabled");
@@ -651,6 +799,76 @@ pub fn start_services(init: &mut Init) -> Result<()> {
     init.supervisor = Supervisor::new(&node.services, now);
     init.supervisor.services.splice(0..0, started);
     init.supervisor.start_due(init.sys, &mut init.log, now);
+    init.supervisor.write_state(init.sys, &mut init.log);
+    Ok(())
+}
+
+/// Remote syslog of `[logs] remote`: the init's own binary as a supervised child
+/// (`/init log-forward ADDR`) that sends the kernel log, the init's lines included.
+pub fn start_log_forward(init: &mut Init) -> Result<()> {
+    let node = init.node()?;
+    let Some(remote) = node.logs.as_ref().and_then(|l| l.remote.clone()) else {
+        return Ok(());
+    };
+    push_own_service(
+        init,
+        logs::SERVICE,
+        vec![
+            crate::contract::INIT.to_string(),
+            logs::SUBCOMMAND.to_string(),
+            remote.clone(),
+        ],
+    );
+    init.log.line(&format!(
+        "logs: kernel log and init lines to {remote} (RFC 5424 over TCP)"
+    ));
+    Ok(())
+}
+
+/// Starts the init's own binary as a supervised service (always restarted).
+fn push_own_service(init: &mut Init, name: &str, argv: Vec<String>) {
+    let now = Instant::now();
+    init.supervisor.services.push(supervisor::Supervised {
+        svc: crate::config::node::Service {
+            name: name.into(),
+            argv,
+            restart: crate::config::node::Restart::Always,
+            env: Default::default(),
+        },
+        pid: None,
+        started: None,
+        backoff: supervisor::BACKOFF_MIN,
+        next_start: Some(now),
+        starts: 0,
+        last_exit: None,
+    });
+    init.supervisor.start_due(init.sys, &mut init.log, now);
+    init.supervisor.write_state(init.sys, &mut init.log);
+}
+
+/// The Prometheus exporter of `[metrics]`: the init's own binary as a supervised
+/// child (`/init metrics-serve ADDR [TOKEN_FILE]`), so a port in use only restarts it.
+pub fn start_metrics(init: &mut Init) -> Result<()> {
+    let node = init.node()?;
+    let Some(m) = &node.metrics else {
+        return Ok(());
+    };
+    let mut argv = vec![
+        crate::contract::INIT.to_string(),
+        metrics::SUBCOMMAND.to_string(),
+        m.listen.clone(),
+    ];
+    argv.extend(m.token_file.clone());
+    push_own_service(init, metrics::SERVICE, argv);
+    init.log.line(&format!(
+        "metrics: exporter on http://{}/metrics{}",
+        m.listen,
+        if m.token_file.is_some() {
+            " (bearer token)"
+        } else {
+            ""
+        }
+    ));
     Ok(())
 }
 
@@ -733,6 +951,8 @@ mod tests {
             ops,
             [
                 "spawn /bin/s",
+                "mkdir /run/sanforge",
+                "write_durable /run/sanforge/services.json (163 bytes)",
                 "kill 101 TERM",
                 "kill 101 KILL",
                 "kill -1 KILL",

@@ -593,6 +593,8 @@ fn start_dhcp(run: &mut Run, link: &str, hostname: &str) {
         started: None,
         backoff: BACKOFF_MIN,
         next_start: Some(now),
+        starts: 0,
+        last_exit: None,
     });
     let init = &mut *run.init;
     init.supervisor.start_due(init.sys, &mut init.log, now);

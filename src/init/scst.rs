@@ -265,6 +265,23 @@ fn boot_inner(init: &mut Init, cfg: &ScstNode) -> Result<()> {
     }
     let conf = super::secrets::resolve_scst(init.sys, &path, &conf)
         .context("SCST targets not configured, ports stay disabled")?;
+    // A device whose file or block device is absent is left out with its LUNs
+    // (`init::storage`); the rest is served.
+    let absent: std::collections::BTreeSet<String> = super::storage::absent_scst(init.sys, &conf)
+        .into_iter()
+        .map(|a| {
+            init.log.line(&format!(
+                "SCST device `{}` not created: {} is not present; its LUNs are left out",
+                a.backstore, a.path
+            ));
+            a.backstore
+        })
+        .collect();
+    let conf = if absent.is_empty() {
+        conf
+    } else {
+        super::storage::without_devices(&conf, &absent)
+    };
     if !init.sys.exists(Path::new(SCST_SYSFS)) {
         bail!(
             "{SCST_SYSFS} does not exist: the SCST core module `scst` is not loaded \
@@ -327,6 +344,8 @@ fn start_iscsi_daemon(init: &mut Init, cfg: &ScstNode, conf: &ScstConf) -> bool 
         started: None,
         backoff: BACKOFF_MIN,
         next_start: Some(now),
+        starts: 0,
+        last_exit: None,
     });
     init.supervisor.start_due(init.sys, &mut init.log, now);
     init.supervisor

@@ -1,11 +1,16 @@
 //! The service supervisor of PID 1: starts the node config's services, reaps every
 //! child (PID 1 inherits all orphans), restarts services per their policy with
 //! exponential backoff (1 s doubling to 30 s, reset after 60 s up), stops them on
-//! shutdown. Reads nothing but the service list; time is passed in.
+//! shutdown. Reads nothing but the service list; time is passed in. What it did (pid,
+//! starts, restarts, last exit of each service) is rewritten to [`SERVICES_STATE`]
+//! whenever it changes, for `sanforge-init status` and the metrics.
 
 use super::Logger;
 use crate::config::node::{Restart, Service};
+use crate::contract::status::{ServiceState, ServicesFile};
+use crate::contract::SERVICES_STATE;
 use crate::sys::{ExitStatus, Signal, Sys};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 pub const BACKOFF_MIN: Duration = Duration::from_secs(1);
@@ -39,12 +44,18 @@ pub struct Supervised {
     pub started: Option<Instant>,
     pub backoff: Duration,
     pub next_start: Option<Instant>,
+    /// How often it was started (the first start included).
+    pub starts: u32,
+    /// How its last run ended.
+    pub last_exit: Option<String>,
 }
 
 #[derive(Debug, Default)]
 pub struct Supervisor {
     pub services: Vec<Supervised>,
     stopping: bool,
+    /// Something changed since [`SERVICES_STATE`] was last written.
+    dirty: bool,
 }
 
 impl Supervisor {
@@ -57,11 +68,56 @@ impl Supervisor {
                 started: None,
                 backoff: BACKOFF_MIN,
                 next_start: Some(now),
+                starts: 0,
+                last_exit: None,
             })
             .collect();
         Supervisor {
             services,
             stopping: false,
+            dirty: true,
+        }
+    }
+
+    /// What the state file says now.
+    pub fn state(&self) -> ServicesFile {
+        let services = self
+            .services
+            .iter()
+            .map(|s| ServiceState {
+                name: s.svc.name.clone(),
+                pid: s.pid,
+                state: if s.pid.is_some() {
+                    "running"
+                } else if s.next_start.is_some() {
+                    "waiting"
+                } else {
+                    "stopped"
+                }
+                .into(),
+                starts: s.starts,
+                restarts: s.starts.saturating_sub(1),
+                last_exit: s.last_exit.clone(),
+            })
+            .collect();
+        ServicesFile { services }
+    }
+
+    /// Rewrites [`SERVICES_STATE`] if something changed since the last time.
+    pub fn write_state(&mut self, sys: &mut dyn Sys, log: &mut Logger) {
+        if !self.dirty {
+            return;
+        }
+        self.dirty = false;
+        let text = serde_json::to_string_pretty(&self.state()).unwrap_or_default() + "\n";
+        let path = Path::new(SERVICES_STATE);
+        let r = match path.parent() {
+            Some(dir) if !sys.exists(dir) => sys.mkdir(dir),
+            _ => Ok(()),
+        }
+        .and_then(|()| sys.write_durable(path, text.as_bytes()));
+        if let Err(e) = r {
+            log.line(&format!("warning: service state: {e}"));
         }
     }
 
@@ -75,6 +131,7 @@ impl Supervisor {
                 continue;
             }
             s.next_start = None;
+            self.dirty = true;
             let mut env: Vec<(String, String)> = s
                 .svc
                 .env
@@ -89,9 +146,11 @@ impl Supervisor {
                     log.line(&format!("service {} started (pid {pid})", s.svc.name));
                     s.pid = Some(pid);
                     s.started = Some(now);
+                    s.starts += 1;
                 }
                 Err(e) => {
                     log.line(&format!("warning: service {}: {e}", s.svc.name));
+                    s.last_exit = Some(format!("not started: {e}"));
                     if s.svc.restart != Restart::Never {
                         let (delay, next) = restart_delay(s.backoff, Duration::ZERO);
                         s.backoff = next;
@@ -110,6 +169,8 @@ impl Supervisor {
             return;
         };
         s.pid = None;
+        s.last_exit = Some(status.to_string());
+        self.dirty = true;
         let uptime = s
             .started
             .map(|t| now.saturating_duration_since(t))

@@ -93,6 +93,8 @@ pub fn start(init: &mut Init) -> Result<()> {
         started: None,
         backoff: BACKOFF_MIN,
         next_start: Some(now),
+        starts: 0,
+        last_exit: None,
     });
     init.supervisor.start_due(init.sys, &mut init.log, now);
     // Events sent before udevd listens are lost: wait for its control socket.

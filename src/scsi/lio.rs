@@ -15,6 +15,12 @@ use std::fmt;
 /// Where the LIO configfs tree is mounted in the image.
 pub const CONFIGFS_TARGET: &str = "/sys/kernel/config/target";
 
+/// The directories under LIO's database root (`dbroot`, `/etc/target` by default)
+/// where the kernel writes persistent-reservation (APTPL) and ALUA metadata; without
+/// them a PERSISTENT RESERVE OUT with APTPL fails (`filp_open(/etc/target/pr/…)`).
+/// Distributions create them with targetcli's package; the init creates them.
+pub const DBROOT_DIRS: [&str; 2] = ["/etc/target/pr", "/etc/target/alua"];
+
 /// One configfs operation; paths are relative to [`CONFIGFS_TARGET`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfigfsOp {
@@ -79,14 +85,41 @@ fn hba(kind: BackstoreKind, idx: usize) -> String {
     }
 }
 
+/// The configfs directory (`core/HBA/NAME`, relative to [`CONFIGFS_TARGET`]) and the
+/// unit serial of every backstore of `lio`, in config order.
+pub fn backstore_dirs(lio: &Lio) -> Vec<(String, String, String)> {
+    lio.backstores
+        .iter()
+        .enumerate()
+        .map(|(idx, b)| {
+            let serial = b.serial.clone().unwrap_or_else(|| default_serial(&b.name));
+            (
+                b.name.clone(),
+                format!("core/{}/{}", hba(b.kind, idx), b.name),
+                serial,
+            )
+        })
+        .collect()
+}
+
 /// The ordered configfs plan for `lio` (validated: every LUN names a defined backstore).
 pub fn plan(lio: &Lio) -> LioPlan {
+    plan_without(lio, &std::collections::BTreeSet::new())
+}
+
+/// [`plan`] without the backstores named in `absent` (their device is not there) and
+/// the LUNs and mapped LUNs on them; every other HBA keeps its index. A target left
+/// without LUNs is still made, with its portals and ACLs, and enabled like any other.
+pub fn plan_without(lio: &Lio, absent: &std::collections::BTreeSet<String>) -> LioPlan {
     use ConfigfsOp::*;
     let mut p = LioPlan::default();
     let s = &mut p.setup;
     let w = |path: String, v: &str| Write(path, v.to_string());
 
     for (idx, b) in lio.backstores.iter().enumerate() {
+        if absent.contains(&b.name) {
+            continue;
+        }
         let dir = format!("core/{}/{}", hba(b.kind, idx), b.name);
         let path = b.path.clone().unwrap_or_default();
         let bytes = b
@@ -112,6 +145,11 @@ pub fn plan(lio: &Lio) -> LioPlan {
         let serial = b.serial.clone().unwrap_or_else(|| default_serial(&b.name));
         s.push(w(format!("{dir}/wwn/vpd_unit_serial"), &serial));
         s.push(w(format!("{dir}/enable"), "1"));
+        // After enable (the kernel sets block_size and the UNMAP limits when it
+        // configures the device), before any LUN exports it (most refuse then).
+        for (name, value) in &b.attributes {
+            s.push(w(format!("{dir}/attrib/{name}"), &value.to_configfs()));
+        }
     }
 
     if !lio.iscsi.is_empty() {
@@ -129,7 +167,12 @@ pub fn plan(lio: &Lio) -> LioPlan {
         ));
         s.push(w(format!("{tpg}/attrib/generate_node_acls"), "0"));
         s.push(w(format!("{tpg}/attrib/demo_mode_write_protect"), "0"));
-        for l in &t.luns {
+        let luns: Vec<_> = t
+            .luns
+            .iter()
+            .filter(|l| !absent.contains(&l.backstore))
+            .collect();
+        for l in &luns {
             let Some((idx, b)) = lio
                 .backstores
                 .iter()
@@ -152,10 +195,11 @@ pub fn plan(lio: &Lio) -> LioPlan {
             let acl = format!("{tpg}/acls/{}", a.initiator);
             s.push(Mkdir(acl.clone()));
             let maps: Vec<(u32, u32, bool)> = if a.mapped_luns.is_empty() {
-                t.luns.iter().map(|l| (l.lun, l.lun, false)).collect()
+                luns.iter().map(|l| (l.lun, l.lun, false)).collect()
             } else {
                 a.mapped_luns
                     .iter()
+                    .filter(|m| luns.iter().any(|l| l.lun == m.lun))
                     .map(|m| (m.mapped, m.lun, m.write_protect))
                     .collect()
             };
@@ -197,6 +241,7 @@ backstores = [
   { name = "fast", kind = "fileio", path = "/run/fast.img", size = "1GiB", write-back = true, serial = "SER-FAST" },
   { name = "sda", kind = "block", path = "/dev/sda" },
   { name = "rd", kind = "ramdisk", size = "16MiB" },
+  { name = "thin", kind = "fileio", path = "/run/thin.img", size = "1GiB", attributes = { emulate_tpu = true, emulate_tpws = 1, block_size = 4096 } },
 ]
 [[lio.iscsi]]
 iqn = "iqn.2026-11.org.example:san1"

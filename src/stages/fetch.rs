@@ -4,7 +4,8 @@
 //! blobs are the cache), and is "cached" when nothing is missing.
 //!
 //! Reads the build inputs ([`Ctx::inputs`]); the fetching itself is
-//! [`crate::engine::fetch`].
+//! [`crate::engine::fetch`]. Sources pinned by tree are missing until the tree store
+//! has them; an SCST tree that cannot be one is refused here, before the kernel.
 
 use crate::config::recipe::Source;
 use crate::engine::fetch;
@@ -34,8 +35,11 @@ impl Fetch {
             }
         }
         needed.retain(|(n, _)| {
-            ctx.input(n)
-                .is_some_and(|i| i.kind != "path" && !ctx.cache.blob_path(&i.sha256).is_file())
+            ctx.input(n).is_some_and(|i| match &i.tree {
+                // Pinned by content (a URL or a path): missing until it is in the store.
+                Some(t) => !crate::engine::tree::has(&ctx.cache, t),
+                None => i.kind != "path" && !ctx.cache.blob_path(&i.sha256).is_file(),
+            })
         });
         needed
     }
@@ -55,7 +59,7 @@ impl Stage<super::Built> for Fetch {
     fn key(&self, ctx: &Ctx, _keys: &Keys) -> Result<String> {
         let mut kb = KeyBuilder::new("fetch");
         for i in &ctx.inputs {
-            kb.add_str("input", &i.sha256);
+            kb.add_str("input", i.pin());
         }
         Ok(kb.finish())
     }
@@ -84,6 +88,15 @@ impl Stage<super::Built> for Fetch {
                         stage: stage.to_string(),
                         log: log_path.to_path_buf(),
                     })?;
+            }
+            // A source tree that cannot be SCST is found now, not after the kernel.
+            if super::STAGES.iter().any(|s| {
+                s.name() == "modules" && s.applies(ctx) && !s.cached(ctx, ctx.keys.get("modules"))
+            }) {
+                crate::stages::modules::check_source_tree(ctx).with_context(|| StageFailed {
+                    stage: "modules".to_string(),
+                    log: log_path.to_path_buf(),
+                })?;
             }
             Ok(!missing.is_empty())
         })

@@ -11,7 +11,7 @@
 //! Reads: `.ko` files (ELF `.modinfo` sections, parsed with goblin: no `modinfo`
 //! spawn), the recipe's firmware sources through the cache.
 
-use crate::config::recipe::Scst;
+use crate::config::recipe::{FirmwareSet, Scst};
 use crate::engine::Ctx;
 use crate::util::cmd::Log;
 use crate::util::fs as ufs;
@@ -127,6 +127,16 @@ pub struct Firmware {
     /// Every module that requests it.
     pub modules: Vec<String>,
     pub waived: bool,
+    /// Why the recipe waives it, when it says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The Debian package it comes from (`firmware-qlogic=20230210-5`), for a file
+    /// taken from a `.deb`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
+    /// Where it comes from otherwise: the URL list or the path, as the recipe says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 /// Firmware name → the modules that request it, over every module file in `modules`
@@ -148,14 +158,14 @@ pub fn required(modules: &[(String, ModInfo)]) -> BTreeMap<String, Vec<String>> 
 /// Missing files fail the build, each named with the module that requests it.
 pub fn install(
     ctx: &Ctx,
-    scst: &Scst,
+    scst: &FirmwareSet,
     required: &BTreeMap<String, Vec<String>>,
     root: &Path,
     log: &Log,
 ) -> Result<Vec<Firmware>> {
     let missing: Vec<String> = required
         .iter()
-        .filter(|(name, _)| !scst.firmware.contains_key(*name) && !scst.waived.contains(name))
+        .filter(|(name, _)| !scst.files.contains_key(*name) && scst.waiver(name).is_none())
         .map(|(name, mods)| {
             format!(
                 "{name} (requested by {})",
@@ -168,12 +178,15 @@ pub fn install(
         .collect();
     if !missing.is_empty() {
         bail!(
-            "firmware missing from the recipe:\n  {}\nadd each file to [scst] firmware (name + url + sha256, or name + path), or list it in [scst] waive-firmware if the hardware loads it from flash",
-            missing.join("\n  ")
+            "firmware missing from the recipe:\n  {}\nadd each file to [{t}] {f} (name + debian + version + member, name + url + sha256, or name + path), or list it in [{t}] {w} (with the reason) if the image goes without it",
+            missing.join("\n  "),
+            t = scst.table,
+            f = scst.files_key,
+            w = scst.waive_key,
         );
     }
     let mut out = Vec::new();
-    for (name, source) in &scst.firmware {
+    for (name, source) in &scst.files {
         let input = Scst::firmware_input(name);
         let fetched =
             crate::engine::fetch::fetch_source(&ctx.cache, &input, source, ctx.lock.as_ref(), log)
@@ -187,9 +200,19 @@ pub fn install(
         let dst = root.join("lib/firmware").join(name);
         ufs::create_dir_all(&ufs::parent_dir(&dst))?;
         ufs::copy(&fetched.path, &dst)?;
-        let sha256 = match fetched.sha256 {
-            Some(s) => s,
-            None => crate::util::hash::sha256_file(&dst)?,
+        // The file's own sha256 (for a Debian source, `fetched` pins the `.deb`).
+        let sha256 = crate::util::hash::sha256_file(&dst)?;
+        let (package, origin) = match source {
+            crate::config::recipe::Source::Debian {
+                package, version, ..
+            } => (Some(format!("{package}={version}")), None),
+            crate::config::recipe::Source::Url { mirrors, .. }
+            | crate::config::recipe::Source::UrlTree { mirrors, .. } => {
+                (None, Some(mirrors.join(" ")))
+            }
+            crate::config::recipe::Source::Path { written, .. } => {
+                (None, Some(written.display().to_string()))
+            }
         };
         let modules = required.get(name).cloned().unwrap_or_default();
         if modules.is_empty() {
@@ -204,17 +227,41 @@ pub fn install(
             module: modules.first().cloned(),
             modules,
             waived: false,
+            reason: None,
+            package,
+            origin,
         });
     }
-    for name in &scst.waived {
+    // Every file waived by name, and every requested file a `PREFIX*` entry waives.
+    let mut waived: Vec<&String> = scst.waived.iter().filter(|w| !w.ends_with('*')).collect();
+    for name in required.keys() {
+        if !scst.files.contains_key(name) && !waived.contains(&name) && scst.waiver(name).is_some()
+        {
+            waived.push(name);
+        }
+    }
+    for name in waived {
         let modules = required.get(name).cloned().unwrap_or_default();
-        log.line(&format!("firmware {name}: waived by the recipe"));
+        let reason = scst
+            .waiver(name)
+            .and_then(|w| scst.waive_reasons.get(w))
+            .cloned();
+        log.line(&format!(
+            "firmware {name}: waived by the recipe{}",
+            reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        ));
         out.push(Firmware {
             name: name.clone(),
             sha256: None,
             module: modules.first().cloned(),
             modules,
             waived: true,
+            reason,
+            package: None,
+            origin: None,
         });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));

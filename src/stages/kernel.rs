@@ -183,6 +183,15 @@ fn unpack(ctx: &Ctx, src: &Path, log: &Log) -> Result<()> {
         ctx.lock.as_ref(),
         log,
     )?;
+    if let Some(tree) = &fetched.tree {
+        progress::step(&format!("kernel: checking out source tree {tree}"));
+        let m = crate::engine::tree::checkout(&ctx.cache, tree, src)?;
+        log.line(&format!("checked out {tree} ({} files)", m.entries.len()));
+        if !src.join("Makefile").is_file() || !src.join("Kconfig").is_file() {
+            bail!("tree {tree} does not look like a Linux source tree (no Makefile and Kconfig at its top)");
+        }
+        return Ok(());
+    }
     if fetched.path.is_dir() {
         progress::step(&format!(
             "kernel: copying source tree {}",

@@ -6,7 +6,8 @@
 //! §C) runs `make 2release`, then `make -C <component> KDIR=… KVER=…` with
 //! `BUILD_2X_MODULE=y CONFIG_SCSI_QLA_FC=y CONFIG_SCSI_QLA2XXX_TARGET=y`, and installs
 //! the `.ko` files into `lib/modules/<release>/extra/` before running depmod. This
-//! stage does that, then checks what a boot would otherwise find out the hard way:
+//! stage does that (with the recipe's build mode: `make 2release`, `2perf` or
+//! `2debug`), then checks what a boot would otherwise find out the hard way:
 //! every module's vermagic matches the kernel, the firmware the modules request is
 //! provided or waived, and which module claims the QLogic PCI IDs.
 //!
@@ -66,6 +67,10 @@ pub struct PciClaim {
     pub module: String,
     pub file: String,
     pub aliases: usize,
+    /// Whether it claims a QLogic device that an SCST module (`extra/`) claims too
+    /// (bnx2x, say, binds QLogic-branded NICs, not the HBAs).
+    #[serde(default, rename = "shares-devices-with-scst")]
+    pub shared: bool,
 }
 
 /// `modules.json`.
@@ -73,6 +78,9 @@ pub struct PciClaim {
 #[serde(rename_all = "kebab-case")]
 pub struct ModulesRecord {
     pub driver_mode: String,
+    /// SCST's build mode: `release`, `perf` or `debug`.
+    #[serde(default)]
+    pub build_mode: String,
     pub release: String,
     pub components: Vec<String>,
     pub modules: Vec<BuiltModule>,
@@ -91,6 +99,15 @@ pub struct FirmwareRecord {
     pub sha256: Option<String>,
     pub module: Option<String>,
     pub waived: bool,
+    /// Why the recipe waives it, when it says.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reason: Option<String>,
+    /// The Debian package it was taken from (`firmware-qlogic=20230210-5`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub package: Option<String>,
+    /// Where it came from otherwise (URL list or path, as the recipe says).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub origin: Option<String>,
 }
 
 /// Extra kernel options an SCST recipe implies: the swapped driver's target hooks in
@@ -276,6 +293,14 @@ fn unpack(ctx: &Ctx, scst: &Scst, dest: &Path, log: &Log) -> Result<()> {
         log,
     )?;
     ufs::create_dir_all(dest)?;
+    if let Some(tree) = &fetched.tree {
+        let m = crate::engine::tree::checkout(&ctx.cache, tree, dest)?;
+        log.line(&format!(
+            "checked out SCST tree {tree} ({} files)",
+            m.entries.len()
+        ));
+        return check_layout(&m.top_level(), scst, &format!("source `scst` ({tree})"));
+    }
     if fetched.path.is_dir() {
         ufs::copy_tree(&fetched.path, dest)?;
     } else {
@@ -288,17 +313,161 @@ fn unpack(ctx: &Ctx, scst: &Scst, dest: &Path, log: &Log) -> Result<()> {
             .arg("--no-same-owner")
             .run(log)?;
     }
-    if !dest.join("scst").is_dir() {
-        bail!(
-            "{} does not look like an SCST tree (no scst/ directory at its top)",
-            fetched.path.display()
-        );
+    let mut top: Vec<String> = std::fs::read_dir(dest)
+        .with_context(|| format!("cannot list {}", dest.display()))?
+        .filter_map(|e| e.ok())
+        .map(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if e.path().is_dir() {
+                format!("{n}/")
+            } else {
+                n
+            }
+        })
+        .collect();
+    top.sort();
+    check_layout(&top, scst, &fetched.path.display().to_string())
+}
+
+/// The top-level directories an SCST tree must have for the recipe's components
+/// (`scst/` always).
+fn required_dirs(scst: &Scst) -> Vec<&'static str> {
+    let mut dirs = vec!["scst"];
+    for c in &scst.components {
+        if let Some((_, make_dir)) = SCST_COMPONENTS.iter().find(|(n, _)| n == c) {
+            let top = make_dir.split('/').next().unwrap_or(make_dir);
+            if !dirs.contains(&top) {
+                dirs.push(top);
+            }
+        }
     }
-    Ok(())
+    dirs
+}
+
+/// `top`: the names at the top of a source tree, directories ending in `/`. Fails
+/// unless it has every directory the recipe's SCST components are built from,
+/// saying what was expected and what is there.
+fn check_layout(top: &[String], scst: &Scst, what: &str) -> Result<()> {
+    let required = required_dirs(scst);
+    let missing: Vec<String> = required
+        .iter()
+        .filter(|d| !top.iter().any(|t| *t == format!("{d}/")))
+        .map(|d| format!("{d}/"))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let expected: Vec<String> = required.iter().map(|d| format!("{d}/")).collect();
+    let shown: Vec<&str> = top.iter().take(12).map(String::as_str).collect();
+    bail!(
+        "{what} is not an SCST tree: expected {} at its top (the recipe builds {}), but {} missing; it holds {}{}",
+        join_and(&expected),
+        scst.components.join(", "),
+        if missing.len() == 1 {
+            format!("{} is", missing.join(""))
+        } else {
+            format!("{} are", join_and(&missing))
+        },
+        if shown.is_empty() {
+            "nothing".to_string()
+        } else {
+            shown.join(", ")
+        },
+        if top.len() > shown.len() { ", …" } else { "" }
+    )
+}
+
+fn join_and(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+/// Before anything is built: when the recipe's SCST source is pinned by tree and the
+/// tree is in the store, its manifest must show an SCST tree (a wrong archive is
+/// found in a second, not after the kernel build).
+pub fn check_source_tree(ctx: &Ctx) -> Result<()> {
+    let Some(scst) = &ctx.recipe.scst else {
+        return Ok(());
+    };
+    let Some(tree) = scst.source.tree() else {
+        return Ok(());
+    };
+    match crate::engine::tree::known_manifest(&ctx.cache, tree) {
+        Some(m) if crate::engine::tree::has(&ctx.cache, tree) => {
+            check_layout(&m.top_level(), scst, &format!("source `scst` ({tree})"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The first line of a build's output that is a compiler (or modpost) error, with
+/// the tree's path removed: `scst/src/scst_main.c:42:7: error: …`.
+fn first_error(line: &str, tree: &Path) -> Option<String> {
+    let l = line.trim();
+    let is_error = l.contains(": error: ")
+        || l.contains(": fatal error: ")
+        || l.starts_with("ERROR: modpost:");
+    if !is_error {
+        return None;
+    }
+    let prefix = format!("{}/", tree.display());
+    Some(l.replace(&prefix, ""))
+}
+
+/// The object kbuild is compiling on a `  CC [M]  path/x.o` line.
+fn compiling(line: &str) -> Option<String> {
+    let rest = line.trim_start().strip_prefix("CC [M]")?;
+    Some(rest.trim().to_string())
+}
+
+/// The kernel module that `file` (a source file or an object, as the build printed
+/// it: absolute, or relative to the tree or the component's make directory) belongs
+/// to, from the Kbuild (or Makefile) beside it: `obj-m := NAME.o`, or `NAME-y` /
+/// `NAME-objs` listing the file's object.
+fn module_of(file: &str, tree: &Path, make_dir: &str) -> Option<String> {
+    let p = Path::new(file);
+    let candidates = [tree.join(p), tree.join(make_dir).join(p), p.to_path_buf()];
+    let dir = candidates
+        .iter()
+        .filter_map(|c| c.parent())
+        .filter(|d| d.is_absolute())
+        .find(|d| d.join("Kbuild").is_file() || d.join("Makefile").is_file())?;
+    let object = format!("{}.o", p.file_stem()?.to_string_lossy());
+    for kb in ["Kbuild", "Makefile"] {
+        let Ok(text) = std::fs::read_to_string(dir.join(kb)) else {
+            continue;
+        };
+        let joined = text.replace("\\\n", " ");
+        let mut direct = None;
+        for l in joined.lines() {
+            let Some((lhs, rhs)) = l.split_once('=') else {
+                continue;
+            };
+            let lhs = lhs.trim_end_matches([':', '+', '?']).trim();
+            if !rhs.split_whitespace().any(|w| w == object) {
+                continue;
+            }
+            if let Some(m) = lhs.strip_suffix("-y").or_else(|| lhs.strip_suffix("-objs")) {
+                if !m.starts_with("obj") && !m.starts_with("ccflags") {
+                    return Some(m.to_string());
+                }
+            }
+            if lhs.starts_with("obj-") {
+                direct = Some(object.trim_end_matches(".o").to_string());
+            }
+        }
+        if direct.is_some() {
+            return direct;
+        }
+    }
+    None
 }
 
 /// Bump when the stage's code changes what it produces, to invalidate old entries.
-const VERSION: &str = "modules-v3";
+const VERSION: &str = "modules-v4";
 
 /// The modules stage: SCST and its QLogic driver built against the kernel stage's
 /// tree, their firmware, and the module index over the kernel's modules and these.
@@ -348,6 +517,7 @@ impl Stage<super::Built> for Modules {
         mb.add_str("kernel", keys.get("kernel"));
         mb.add_str("scst", ctx.input_sha("scst"));
         mb.add_str("mode", s.driver_mode.as_str());
+        mb.add_str("build-mode", s.build_mode.as_str());
         for c in &s.components {
             mb.add_str("component", c);
         }
@@ -369,7 +539,7 @@ impl Stage<super::Built> for Modules {
         if earlier.iter().any(|e| e.stage == "kernel" && !e.cached) {
             "the kernel will be rebuilt".to_string()
         } else {
-            "no cache entry for this SCST source, driver mode, component list and firmware set"
+            "no cache entry for this SCST source, driver mode, build mode, component list and firmware set"
                 .to_string()
         }
     }
@@ -431,10 +601,16 @@ fn build(ctx: &Ctx, kernel_out: &super::KernelOut, dir: &Path, log: &Log) -> Res
         }
         c
     };
-    progress::step("modules: make 2release");
-    with_env(Cmd::new("make").arg("-C").arg(&tree).arg("2release"))
+    let target = scst.build_mode.make_target();
+    progress::step(&format!("modules: make {target}"));
+    with_env(Cmd::new("make").arg("-C").arg(&tree).arg(target))
         .run(log)
-        .context("cannot select SCST's release build mode")?;
+        .with_context(|| {
+            format!(
+                "cannot select SCST's {} build mode (make {target})",
+                scst.build_mode.as_str()
+            )
+        })?;
 
     let lib = dir.join("root/lib/modules").join(&release);
     let extra = lib.join("extra");
@@ -462,9 +638,35 @@ fn build(ctx: &Ctx, kernel_out: &super::KernelOut, dir: &Path, log: &Log) -> Res
             cmd = cmd.arg("LOCAL_LD_FLAGS=-static");
         }
         progress::step(&format!("modules: building SCST component {comp}"));
-        with_env(cmd)
-            .run(log)
-            .with_context(|| format!("building SCST component `{comp}` failed"))?;
+        // The compiler's first error, and the object kbuild was compiling then.
+        let mut first: Option<(String, Option<String>)> = None;
+        let mut object = None;
+        if let Err(e) = with_env(cmd).run_lines(log, |l| {
+            if first.is_some() {
+                return;
+            }
+            if let Some(o) = compiling(l) {
+                object = Some(o);
+            } else if let Some(err) = first_error(l, &tree) {
+                first = Some((err, object.take()));
+            }
+        }) {
+            // They say more than the last lines of make's output.
+            let msg = match &first {
+                Some((line, object)) => {
+                    let file = line.split(':').next().unwrap_or("");
+                    let module = object
+                        .as_deref()
+                        .and_then(|o| module_of(o, &tree, make_dir))
+                        .or_else(|| module_of(file, &tree, make_dir))
+                        .map(|m| format!(" (module {m})"))
+                        .unwrap_or_default();
+                    format!("building SCST component `{comp}` failed{module}: {line}")
+                }
+                None => format!("building SCST component `{comp}` failed"),
+            };
+            return Err(e.context(msg));
+        }
         // The component's whole directory: qla2x00t-32gbit builds qla2xxx_scst.ko one
         // level above the qla2x00-target directory it is made from.
         let top = make_dir.split('/').next().unwrap_or(make_dir);
@@ -526,25 +728,35 @@ fn build(ctx: &Ctx, kernel_out: &super::KernelOut, dir: &Path, log: &Log) -> Res
 
     depmod(ctx, &kernel_lib, &lib, &release, log)?;
 
+    // The QLogic devices (`pci:v00001077dDEVICE`) each module claims.
+    let devices = |info: &ModInfo| -> Vec<String> {
+        info.all("alias")
+            .iter()
+            .filter(|a| a.starts_with(QLOGIC_ALIAS))
+            .map(|a| a.get(..QLOGIC_ALIAS.len() + 8).unwrap_or(a).to_string())
+            .collect()
+    };
+    let scst_devices: Vec<String> = all
+        .iter()
+        .filter(|(_, file, _)| file.starts_with("extra/"))
+        .flat_map(|(_, _, info)| devices(info))
+        .collect();
     let qlogic_pci: Vec<PciClaim> = all
         .iter()
         .filter_map(|(name, file, info)| {
-            let n = info
-                .all("alias")
-                .iter()
-                .filter(|a| a.starts_with(QLOGIC_ALIAS))
-                .count();
-            (n > 0).then(|| PciClaim {
+            let d = devices(info);
+            (!d.is_empty()).then(|| PciClaim {
                 module: name.clone(),
                 file: file.clone(),
-                aliases: n,
+                aliases: d.len(),
+                shared: !file.starts_with("extra/") && d.iter().any(|x| scst_devices.contains(x)),
             })
         })
         .collect();
     let named: Vec<(String, ModInfo)> =
         all.iter().map(|(n, _, i)| (n.clone(), i.clone())).collect();
     let required = firmware::required(&named);
-    let fw = firmware::install(ctx, scst, &required, &dir.join("root"), log)?;
+    let fw = firmware::install(ctx, &scst.firmware_set(), &required, &dir.join("root"), log)?;
     let kernel_patches = match ufs::read_to_string(&kernel.join(KERNEL_RECORD)) {
         Ok(t) => serde_json::from_str::<KernelRecord>(&t)
             .map(|r| r.patches)
@@ -553,6 +765,7 @@ fn build(ctx: &Ctx, kernel_out: &super::KernelOut, dir: &Path, log: &Log) -> Res
     };
     let record = ModulesRecord {
         driver_mode: scst.driver_mode.as_str().into(),
+        build_mode: scst.build_mode.as_str().into(),
         release,
         components: scst.components.clone(),
         modules: built,
@@ -563,6 +776,9 @@ fn build(ctx: &Ctx, kernel_out: &super::KernelOut, dir: &Path, log: &Log) -> Res
                 sha256: f.sha256,
                 module: f.module,
                 waived: f.waived,
+                reason: f.reason,
+                package: f.package,
+                origin: f.origin,
             })
             .collect(),
         qlogic_pci,
@@ -680,7 +896,9 @@ pub fn record(modules: &Path) -> Result<ModulesRecord> {
 }
 
 /// In out-of-tree mode both the kernel's `qla2xxx` and `qla2xxx_scst` bind QLogic
-/// HBAs; the first loaded wins. The node must blacklist the in-tree one.
+/// HBAs; the first loaded wins. The node must blacklist every in-tree module that
+/// claims a device qla2xxx_scst claims (other QLogic-vendor drivers, such as bnx2x
+/// for QLogic-branded NICs, are left alone).
 pub fn check_node(ctx: &Ctx, rec: &ModulesRecord) -> Result<()> {
     if rec.driver_mode != DriverMode::OutOfTree.as_str() {
         return Ok(());
@@ -689,7 +907,7 @@ pub fn check_node(ctx: &Ctx, rec: &ModulesRecord) -> Result<()> {
     let theirs: Vec<&PciClaim> = rec
         .qlogic_pci
         .iter()
-        .filter(|c| !c.file.starts_with("extra/"))
+        .filter(|c| !c.file.starts_with("extra/") && c.shared)
         .collect();
     for c in theirs {
         if ours
@@ -768,6 +986,54 @@ mod tests {
                 "readahead.patch"
             ]
         );
+    }
+
+    #[test]
+    fn the_first_compiler_error_names_its_module() {
+        let t = tempfile::tempdir().unwrap();
+        let tree = t.path().join("scst");
+        let kbuild = "ccflags-y := -I$(src)/../include \\\n\t-Wall\nobj-m := scst.o\n\nscst-y +=\tscst_copy_mgr.o\t\\\n\t\tscst_main.o\n";
+        std::fs::create_dir_all(tree.join("scst/src/dev_handlers")).unwrap();
+        std::fs::write(tree.join("scst/src/Kbuild"), kbuild).unwrap();
+        touch(&tree.join("scst/src/scst_main.c"));
+        std::fs::write(
+            tree.join("scst/src/dev_handlers/Kbuild"),
+            "obj-m += scst_vdisk.o scst_disk.o\n",
+        )
+        .unwrap();
+        touch(&tree.join("scst/src/dev_handlers/scst_vdisk.c"));
+        let line = format!(
+            "{}/scst/src/scst_main.c:42:7: error: 'x' undeclared",
+            tree.display()
+        );
+        let e = first_error(&line, &tree).unwrap();
+        assert_eq!(e, "scst/src/scst_main.c:42:7: error: 'x' undeclared");
+        assert_eq!(
+            module_of("scst/src/scst_main.c", &tree, "scst").as_deref(),
+            Some("scst")
+        );
+        // Relative to the component's make directory, a module of its own.
+        assert!(first_error(
+            "src/dev_handlers/scst_vdisk.c:1:1: fatal error: x.h: No such file",
+            &tree
+        )
+        .is_some());
+        assert_eq!(
+            module_of("src/dev_handlers/scst_vdisk.c", &tree, "scst").as_deref(),
+            Some("scst_vdisk")
+        );
+        // An object kbuild names on its `CC [M]` line.
+        let o = compiling(&format!(
+            "  CC [M]  {}/scst/src/scst_main.o",
+            tree.display()
+        ));
+        assert_eq!(
+            module_of(&o.unwrap(), &tree, "scst").as_deref(),
+            Some("scst")
+        );
+        assert!(first_error("scst_main.c:7:1: warning: unused", &tree).is_none());
+        assert!(first_error("make[2]: *** [Makefile:42: all] Error 2", &tree).is_none());
+        assert_eq!(module_of("nowhere.c", &tree, "scst"), None);
     }
 
     #[test]

@@ -78,9 +78,12 @@ impl Stage<super::Built> for Outputs {
             .add_str("cmdline", &r.kernel().cmdline);
         if let Some(d) = &r.outputs.disk_spec {
             ob.add_str("disk", &format!("{} {}", d.size, d.boot_tries));
+            if let Some(st) = &d.state {
+                ob.add_str("disk-state", st);
+            }
         }
         for i in &ctx.inputs {
-            ob.add_str("input", &format!("{} {} {}", i.name, i.origin, i.sha256));
+            ob.add_str("input", &format!("{} {} {}", i.name, i.origin, i.pin()));
         }
         Ok(ob.finish())
     }
@@ -309,7 +312,8 @@ fn manifest(ctx: &Ctx, built: &super::Built, out: &Path) -> Result<serde_json::V
         "inputs": ctx.inputs,
         "kernel": {
             "release": release,
-            "source-sha256": ctx.input("kernel").map(|i| i.sha256.clone()),
+            "source-sha256": ctx.input("kernel").map(|i| i.sha256.clone()).filter(|s| !s.is_empty()),
+            "source-tree": ctx.input("kernel").and_then(|i| i.tree.clone()),
             "config-sha256": sha256_file(&kernel.config())?,
             "cmdline": r.kernel().cmdline,
             "patches": r.kernel().patches.iter().map(|p| rel(p)).collect::<Vec<_>>(),
@@ -322,7 +326,10 @@ fn manifest(ctx: &Ctx, built: &super::Built, out: &Path) -> Result<serde_json::V
         "node-config": { "file": rel(&r.node_config), "sha256": crate::engine::ctx::text_sha(&ctx.node_text), "hostname": ctx.node.hostname },
         "rootfs": { "entries": ufs::read_to_string(&rootfs.join("rootfs.list"))?.lines().count() },
         "outputs": outputs,
-        "firmware": scst.as_ref().map(|s| s.firmware.clone()).unwrap_or_default(),
+        "firmware": match &scst {
+            Some(s) => serde_json::to_value(&s.firmware)?,
+            None => crate::stages::rootfs::firmware_record(rootfs)?.unwrap_or_else(|| serde_json::json!([])),
+        },
         "scst": scst,
         "disk": r.outputs.disk_spec,
     });

@@ -37,7 +37,7 @@ const DIRS: &[&str] = &[
 ];
 
 /// Bump when the stage's code changes what it produces, to invalidate old entries.
-const VERSION: &str = "rootfs-v1";
+const VERSION: &str = "rootfs-v2";
 
 /// The rootfs stage.
 pub struct Rootfs;
@@ -62,6 +62,16 @@ impl RootfsOut {
 impl Stage<super::Built> for Rootfs {
     fn name(&self) -> &'static str {
         "rootfs"
+    }
+
+    /// The `[firmware] files` of a recipe without SCST.
+    fn inputs(&self, ctx: &Ctx) -> Vec<String> {
+        ctx.recipe
+            .firmware
+            .files
+            .keys()
+            .map(|n| crate::config::recipe::Scst::firmware_input(n))
+            .collect()
     }
 
     fn key(&self, ctx: &Ctx, keys: &Keys) -> Result<String> {
@@ -97,6 +107,17 @@ impl Stage<super::Built> for Rootfs {
         if r.squashfs_root() {
             rb.add_str("root", "squashfs");
         }
+        // The firmware closure of a recipe without SCST (the modules stage has its own).
+        for name in r.firmware.files.keys() {
+            let input = crate::config::recipe::Scst::firmware_input(name);
+            rb.add_str("firmware", &format!("{name} {}", ctx.input_sha(&input)));
+        }
+        if r.firmware.declared {
+            rb.add_str("firmware-closure", "checked");
+        }
+        for w in &r.firmware.waived {
+            rb.add_str("waive-firmware", w);
+        }
         Ok(rb.finish())
     }
 
@@ -123,6 +144,43 @@ impl Stage<super::Built> for Rootfs {
         built.rootfs = Some(RootfsOut { dir });
         Ok(())
     }
+}
+
+/// The firmware list of a recipe without SCST, in the rootfs stage's directory (what
+/// the manifest reports).
+pub const FIRMWARE_JSON: &str = "firmware.json";
+
+/// Every firmware file the kernel's modules (`lib_modules`) request: provided by the
+/// recipe's `[firmware] files` (installed under `root/lib/firmware`) or waived by its
+/// `[firmware] waive`; a missing one fails, naming the module and the file. The list
+/// goes to `record`.
+fn firmware_closure(
+    ctx: &Ctx,
+    lib_modules: &Path,
+    root: &Path,
+    record: &Path,
+    log: &Log,
+) -> Result<()> {
+    use crate::stages::firmware;
+    let mut named = Vec::new();
+    for ko in firmware::find_modules(lib_modules)? {
+        let info = firmware::modinfo(&ko)?;
+        named.push((firmware::module_name(&ko, &info), info));
+    }
+    let required = firmware::required(&named);
+    let fw = firmware::install(ctx, &ctx.recipe.firmware, &required, root, log)?;
+    ufs::write(record, &serde_json::to_vec_pretty(&fw)?)?;
+    Ok(())
+}
+
+/// The firmware list the rootfs stage recorded (`None`: an SCST recipe's, or an image
+/// without modules).
+pub fn firmware_record(rootfs_dir: &Path) -> Result<Option<serde_json::Value>> {
+    let p = rootfs_dir.join(FIRMWARE_JSON);
+    if !p.is_file() {
+        return Ok(None);
+    }
+    Ok(Some(serde_json::from_str(&ufs::read_to_string(&p)?)?))
 }
 
 fn build(ctx: &Ctx, built: &super::Built, dir: &Path, log: &Log) -> Result<()> {
@@ -161,6 +219,19 @@ fn build(ctx: &Ctx, built: &super::Built, dir: &Path, log: &Log) -> Result<()> {
     let modules = kernel_out.lib_modules();
     if modules.is_dir() {
         ar.add_tree(&modules, "lib/modules")?;
+        // Without SCST, the firmware closure of the kernel's modules is checked here
+        // when the recipe has a [firmware] table (with SCST, the modules stage checks
+        // it over the kernel's modules and SCST's).
+        if built.modules.is_none() && !ctx.recipe.firmware.declared {
+            log.line("no [firmware] table in the recipe: the firmware its modules request is not checked");
+        } else if built.modules.is_none() {
+            let fw_root = dir.join("firmware-root");
+            firmware_closure(ctx, &modules, &fw_root, &dir.join(FIRMWARE_JSON), log)?;
+            let lib_firmware = fw_root.join("lib/firmware");
+            if lib_firmware.is_dir() {
+                ar.add_tree(&lib_firmware, "lib/firmware")?;
+            }
+        }
     }
     // SCST's modules, firmware and the module index over both (replaces the kernel's).
     if let Some(m) = &built.modules {
@@ -168,6 +239,7 @@ fn build(ctx: &Ctx, built: &super::Built, dir: &Path, log: &Log) -> Result<()> {
         ar.add_tree(&m.root(), "")?;
     }
     check_node_modules(ctx, built)?;
+    check_node_storage(ctx, built)?;
     let rendered =
         tempfile::tempdir().context("cannot create a temporary directory for overlays")?;
     for (i, overlay) in ctx.recipe.overlays.iter().enumerate() {
@@ -176,6 +248,7 @@ fn build(ctx: &Ctx, built: &super::Built, dir: &Path, log: &Log) -> Result<()> {
         ar.add_tree_with_modes(&out, "", ModeRule::Checkout)?;
         log.line(&format!("overlay {} added", overlay.display()));
     }
+    check_node_programs(ctx, &ar)?;
     // Placed by the builder, never by overlays.
     ar.add(Entry {
         path: "init".into(),
@@ -352,8 +425,12 @@ pub fn check_node_modules(ctx: &Ctx, built: &super::Built) -> Result<()> {
             if loadable.contains(&norm) || builtin.contains(&norm) {
                 continue;
             }
-            let hint = crate::util::suggest::closest(&norm, &all)
-                .map(|k| format!(" (did you mean `{k}`?)"))
+            let hint = module_hint(&norm)
+                .map(|h| format!(" ({h})"))
+                .or_else(|| {
+                    crate::util::suggest::closest(&norm, &all)
+                        .map(|k| format!(" (did you mean `{k}`?)"))
+                })
                 .unwrap_or_default();
             let what = if index.is_some() {
                 "[modules] load names"
@@ -370,6 +447,202 @@ pub fn check_node_modules(ctx: &Ctx, built: &super::Built) -> Result<()> {
             }
             errs.finish(())?;
         }
+    }
+    Ok(())
+}
+
+/// Why a node config loads a module the kernel may lack, for the modules a cluster
+/// render adds: the option to enable.
+fn module_hint(module: &str) -> Option<&'static str> {
+    match module {
+        "dlm" => {
+            Some("SCST cluster-mode shares persistent reservations through the DLM: CONFIG_DLM=m")
+        }
+        "drbd" => Some("the cluster's [[drbd]] resources: CONFIG_BLK_DEV_DRBD=m"),
+        _ => None,
+    }
+}
+
+/// Every program a node config of the image runs must be in the image and runnable:
+/// its services, Corosync and Pacemaker when `[ha]` is on, and what `[[ha.requires]]`
+/// lists (sbd, fence agents, dlm_controld: what the cluster file's fencing and
+/// `cluster-mode` need). Otherwise the node would find out when it first fences.
+pub fn check_node_programs(ctx: &Ctx, ar: &Archive) -> Result<()> {
+    let mut nodes: Vec<(&Path, &str)> = vec![(ctx.recipe.node_config.as_path(), &ctx.node_text)];
+    for ((_, text), file) in ctx.node_configs.iter().zip(&ctx.node_config_files) {
+        nodes.push((file.as_path(), text));
+    }
+    for (file, text) in nodes {
+        node_programs_present(file, text, ar, &ctx.recipe.file)?;
+    }
+    Ok(())
+}
+
+/// [`check_node_programs`] for one node config (`file`, `text`) against the image
+/// `ar` of recipe `recipe`: every missing program reported at the node config value
+/// that names it, with the Debian package to add.
+pub fn node_programs_present(file: &Path, text: &str, ar: &Archive, recipe: &Path) -> Result<()> {
+    use crate::config::spans::{at, Errors, Seg};
+    let node = crate::config::node::NodeConfig::parse(file, text)?;
+    let requires = node
+        .ha
+        .as_ref()
+        .map(|h| h.requires.clone())
+        .unwrap_or_default();
+    // (where, path, what runs it, whether it must be executable: a required module
+    // file such as python3-requests' `__init__.py` need not be)
+    let mut wanted: Vec<(Vec<Seg>, String, String, bool)> = Vec::new();
+    for (i, s) in node.services.iter().enumerate() {
+        if let Some(p) = s.argv.first() {
+            wanted.push((
+                at!["services", i, "argv", 0].to_vec(),
+                p.clone(),
+                format!("service `{}`", s.name),
+                true,
+            ));
+        }
+    }
+    if let Some(ha) = node.ha.as_ref().filter(|h| h.enabled) {
+        for (key, argv) in [
+            ("corosync", &ha.corosync),
+            ("pacemaker", &ha.pacemaker),
+            ("corosync-ready", &ha.corosync_ready),
+            ("status", &ha.status),
+        ] {
+            if let Some(p) = argv.first() {
+                wanted.push((
+                    at!["ha", key].to_vec(),
+                    p.clone(),
+                    format!("[ha] {key}"),
+                    true,
+                ));
+            }
+        }
+        for (i, r) in ha.requires.iter().enumerate() {
+            wanted.push((
+                at!["ha", "requires", i, "path"].to_vec(),
+                r.path.clone(),
+                r.reason.clone(),
+                false,
+            ));
+        }
+    }
+    let mut errs = Errors::new(file, text);
+    for (span, path, why, program) in wanted {
+        let Some(problem) = program_problem(ar, &path, program) else {
+            continue;
+        };
+        // A package's script whose interpreter is missing never reaches the image:
+        // the userland stage leaves it out (and says so), hence the second hint.
+        let fix = requires
+            .iter()
+            .find(|r| r.path == path)
+            .map(|r| format!("add the Debian package `{}` to [userland] packages of {} (and, for a script, its interpreter's packages)", r.package, recipe.display()))
+            .unwrap_or_else(|| format!("add the package, overlay file or [userland] links entry that provides it to {}", recipe.display()));
+        errs.at(&span, format!("{why} runs {path}, which {problem}: {fix}"));
+    }
+    errs.finish(())?;
+    Ok(())
+}
+
+/// Why `path` cannot run in the image `ar`, if it cannot: missing, not a file, not
+/// executable (when it must be a `program`), or a script whose `#!` interpreter is
+/// missing.
+fn program_problem(ar: &Archive, path: &str, program: bool) -> Option<String> {
+    let Some(e) = ar.resolve(path) else {
+        return Some("this image does not have".into());
+    };
+    let head: Vec<u8> = match &e.kind {
+        EntryKind::File(host) => {
+            use std::io::Read;
+            let mut b = Vec::new();
+            let _ = std::fs::File::open(host).map(|f| f.take(256).read_to_end(&mut b));
+            b
+        }
+        EntryKind::Data(d) => d.iter().take(256).copied().collect(),
+        _ => return Some("is not a file in this image".into()),
+    };
+    if e.mode & 0o111 == 0 {
+        return program.then(|| format!("is not executable in this image (mode {:o})", e.mode));
+    }
+    let first = head.split(|b| *b == b'\n').next().unwrap_or_default();
+    let interp = first
+        .strip_prefix(b"#!")
+        .map(|l| String::from_utf8_lossy(l).trim().to_string())
+        .and_then(|l| l.split_whitespace().next().map(str::to_string));
+    match interp {
+        Some(i) if ar.resolve(&i).is_none() => Some(format!(
+            "is a script for {i}, which this image does not have"
+        )),
+        _ => None,
+    }
+}
+
+/// What a node config's `[storage]` runs must be in the image: mdadm (package `mdadm`)
+/// for md arrays, lvm (package `lvm2`) for volume groups, the md modules; and a
+/// state partition (`[outputs] disk` `state`) needs the kernel's ext4. The error points
+/// at the `[storage]` entry and names the package to add to `[userland] packages`.
+pub fn check_node_storage(ctx: &Ctx, built: &super::Built) -> Result<()> {
+    use crate::config::spans::{at, Errors};
+    use crate::contract::{in_image, LVM, MDADM};
+    let userland = built.userland()?.root();
+    let (release, loadable, builtin) = image_modules(built)?;
+    let has_module = |m: &str| {
+        let n = crate::config::node::norm_mod(m);
+        loadable.contains(&n) || builtin.contains(&n)
+    };
+    let has_file = |p: &str| {
+        let f = userland.join(in_image(p));
+        f.exists() || f.is_symlink()
+    };
+    if ctx.recipe.disk().is_some_and(|d| d.state > 0) && !has_module("ext4") {
+        anyhow::bail!(
+            "{}: [outputs] disk has a state partition (ext4), but kernel {release} of this image has no ext4 (enable CONFIG_EXT4_FS, =m or =y), or drop `state`",
+            ctx.recipe.file.display()
+        );
+    }
+    let mut nodes: Vec<(&Path, &str)> = vec![(ctx.recipe.node_config.as_path(), &ctx.node_text)];
+    for ((_, text), file) in ctx.node_configs.iter().zip(&ctx.node_config_files) {
+        nodes.push((file.as_path(), text));
+    }
+    for (file, text) in nodes {
+        let node = crate::config::node::NodeConfig::parse(file, text)?;
+        let s = &node.storage;
+        let mut errs = Errors::new(file, text);
+        let md_at = if s.md.is_empty() {
+            at!["storage", "assemble"]
+        } else {
+            at!["storage", "md", 0]
+        };
+        if s.uses_md() && !has_file(MDADM) {
+            errs.at(md_at, format!("[storage] assembles md arrays with mdadm, which this image does not have ({MDADM}): add `mdadm` to the recipe's [userland] packages"));
+        }
+        if s.uses_md() && !has_module("md_mod") {
+            errs.at(md_at, format!("[storage] assembles md arrays, but kernel {release} of this image has no md driver (enable CONFIG_BLK_DEV_MD, =m or =y)"));
+        }
+        for (i, m) in s.md.iter().enumerate() {
+            let module = m
+                .level
+                .as_deref()
+                .and_then(crate::config::storage::md_level_module);
+            if let Some(module) = module.filter(|m| !has_module(m)) {
+                errs.at(
+                    at!["storage", "md", i, "level"],
+                    format!(
+                        "md array `{}` is {}, but kernel {release} of this image has no `{module}` module (enable its CONFIG_MD_RAID* option)",
+                        m.name,
+                        m.level.as_deref().unwrap_or("")
+                    ),
+                );
+            }
+        }
+        if s.uses_lvm() && !has_file(LVM) {
+            errs.at(at!["storage", "lvm", 0], format!("[storage] activates volume groups with lvm, which this image does not have ({LVM}): add `lvm2` to the recipe's [userland] packages"));
+        }
+        if s.uses_lvm() && !has_module("dm_mod") {
+            errs.at(at!["storage", "lvm", 0], format!("[storage] activates volume groups, but kernel {release} of this image has no device-mapper (enable CONFIG_BLK_DEV_DM)"));
+        }
+        errs.finish(())?;
     }
     Ok(())
 }
@@ -511,5 +784,116 @@ fn template_error(file: &Path, err: &tera::Error) -> anyhow::Error {
             file.display(),
             msg.replace("__tera_one_off", &file.display().to_string())
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NODE: &str = r#"hostname = "alpha"
+
+[ha]
+enabled = true
+
+[[ha.requires]]
+path = "/usr/sbin/fence_sbd"
+package = "fence-agents"
+reason = "fencing.mode = \"sbd\" with fencing.devices"
+
+[[services]]
+name = "sbd"
+argv = ["/usr/sbin/sbd", "watch"]
+"#;
+
+    fn image(with: &[(&str, &[u8], u32)]) -> Archive {
+        let mut a = Archive::new();
+        for p in [
+            "usr/sbin/corosync",
+            "usr/sbin/pacemakerd",
+            "usr/sbin/corosync-cfgtool",
+            "usr/sbin/crm_mon",
+        ] {
+            a.add(Entry::data(p, b"\x7fELF".to_vec(), 0o755));
+        }
+        for (p, data, mode) in with {
+            a.add(Entry::data(*p, data.to_vec(), *mode));
+        }
+        a
+    }
+
+    fn check(a: &Archive) -> Result<()> {
+        node_programs_present(
+            Path::new("nodes/alpha.toml"),
+            NODE,
+            a,
+            Path::new("recipes/ha.toml"),
+        )
+    }
+
+    #[test]
+    fn a_fencing_mode_the_image_cannot_run_is_named_with_its_package() {
+        let e = check(&image(&[("usr/sbin/sbd", b"\x7fELF", 0o755)])).unwrap_err();
+        let m = format!("{e:#}");
+        assert!(m.contains("nodes/alpha.toml:7:"), "{m}");
+        assert!(
+            m.contains("runs /usr/sbin/fence_sbd, which this image does not have"),
+            "{m}"
+        );
+        assert!(m.contains("Debian package `fence-agents`"), "{m}");
+        assert!(m.contains("recipes/ha.toml"), "{m}");
+        // The service is checked too: here sbd is the missing one.
+        let e = check(&image(&[("usr/sbin/fence_sbd", b"\x7fELF", 0o755)])).unwrap_err();
+        let m = format!("{e:#}");
+        assert!(m.contains("service `sbd` runs /usr/sbin/sbd"), "{m}");
+    }
+
+    #[test]
+    fn a_missing_cluster_module_names_its_kernel_option() {
+        assert!(module_hint("dlm").unwrap().contains("CONFIG_DLM=m"));
+        assert!(module_hint("drbd").unwrap().contains("CONFIG_BLK_DEV_DRBD"));
+        assert_eq!(module_hint("e1000e"), None);
+    }
+
+    #[test]
+    fn a_required_module_file_need_not_be_executable() {
+        let py = "usr/lib/python3/dist-packages/requests/__init__.py";
+        let mut a = Archive::new();
+        a.add(Entry::data(py, b"import urllib3\n".to_vec(), 0o644));
+        assert_eq!(program_problem(&a, py, false), None);
+        let e = program_problem(&a, py, true).unwrap();
+        assert!(
+            e.contains("is not executable in this image (mode 644)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_script_needs_its_interpreter_and_a_program_its_x_bit() {
+        let sbd = ("usr/sbin/sbd", &b"\x7fELF"[..], 0o755);
+        let script = (
+            "usr/sbin/fence_sbd",
+            &b"#!/usr/bin/python3 -tt\nimport sys\n"[..],
+            0o755,
+        );
+        let m = format!("{:#}", check(&image(&[sbd, script])).unwrap_err());
+        assert!(
+            m.contains("is a script for /usr/bin/python3, which this image does not have"),
+            "{m}"
+        );
+        let python = ("usr/bin/python3.11", &b"\x7fELF"[..], 0o755);
+        let mut a = image(&[sbd, script, python]);
+        a.add(Entry::symlink("usr/bin/python3", "python3.11"));
+        check(&a).unwrap();
+        let m = format!(
+            "{:#}",
+            check(&image(&[
+                ("usr/sbin/sbd", b"\x7fELF", 0o644),
+                script,
+                python
+            ]))
+            .unwrap_err()
+        );
+        assert!(m.contains("is not executable"), "{m}");
     }
 }

@@ -178,6 +178,25 @@ impl fmt::Display for ExitStatus {
     }
 }
 
+/// What a finished command printed, and how it ended ([`Sys::run_output`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    /// The last non-empty line of stderr (what a failing tool says last), if any.
+    pub fn last_error_line(&self) -> Option<&str> {
+        self.stderr
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+    }
+}
+
 /// Every kernel interface the init and the OCF agent use. File operations take
 /// absolute paths as seen inside the image; implementations resolve them under their
 /// [`SysRoot`].
@@ -243,6 +262,15 @@ pub trait Sys {
         argv: &[String],
         timeout: Duration,
     ) -> SysResult<(ExitStatus, String)>;
+    /// Runs `argv` to completion (killed after `timeout`) with `env` added to its
+    /// environment (otherwise only `PATH`): its exit status, stdout and stderr. For the
+    /// storage tools (mdadm, lvm), which need an environment and say why on stderr.
+    fn run_output(
+        &mut self,
+        argv: &[String],
+        env: &[(String, String)],
+        timeout: Duration,
+    ) -> SysResult<Output>;
     /// Opens (and so arms) a watchdog device; the init keeps it open and pets it.
     fn watchdog_open(&mut self, device: &Path) -> SysResult<()>;
     /// Pets the open watchdog (one write of `1`); no-op when none is open.
@@ -279,6 +307,30 @@ pub trait Sys {
     /// The kernel log records still in the ring buffer (`/dev/kmsg` read without
     /// blocking), one `PRIO,SEQ,USEC,FLAGS;message` line each.
     fn kernel_log(&mut self) -> SysResult<String>;
+    /// Time since the kernel started, suspend included (`CLOCK_BOOTTIME`): the clock
+    /// of the boot timeline, readable before /proc is mounted.
+    fn boottime(&mut self) -> Duration;
+    /// `statvfs(2)`: the size of the file system holding `path` and the bytes
+    /// available to unprivileged users, in bytes.
+    fn statfs(&mut self, path: &Path) -> SysResult<(u64, u64)>;
+}
+
+/// `statvfs(2)` of a host path: (size, available) in bytes.
+pub(crate) fn statfs_host(path: &Path) -> io::Result<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: statvfs is plain data; the call fills it.
+    let mut v: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is NUL-terminated and outlives the call; `v` is writable.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut v) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let frsize = v.f_frsize as u64;
+    Ok((
+        (v.f_blocks as u64).saturating_mul(frsize),
+        (v.f_bavail as u64).saturating_mul(frsize),
+    ))
 }
 
 /// What a path is, as `lstat(2)` sees it.
@@ -426,6 +478,9 @@ pub struct FakeSys {
     /// The links, read from `/sys/class/net` under the root at first use (see
     /// [`FakeSys::links`](Sys::links)), then changed by the link calls.
     net: Option<FakeNet>,
+    /// The fake `CLOCK_BOOTTIME`: starts at 1.5 s (the kernel's share of the boot)
+    /// and advances by [`FakeSys::TICK`] at every reading.
+    pub clock: Duration,
 }
 
 /// The links [`FakeSys`] plays.
@@ -438,7 +493,11 @@ struct FakeNet {
 
 /// Where [`FakeSys::run_capture`] finds the answers of a command, under the root:
 /// `<dir>/<basename of argv[0]>` is its stdout (exit 0 unless `<basename>.rc` holds
-/// another code); no such file means the program is missing (`ENOENT`).
+/// another code); no such file means the program is missing (`ENOENT`). For
+/// [`FakeSys::run_output`], `<basename>.err` is its stderr, and a file named after the
+/// basename and the first argument (`lvm.vgchange`, with `.rc` and `.err` beside it)
+/// answers for that subcommand instead, and a directory `<name>.tree` is copied into
+/// the root when the command runs (what it makes: `/dev/md/NAME`, sysfs entries).
 pub const FAKE_RUN_DIR: &str = "/fake-run";
 
 impl FakeSys {
@@ -454,8 +513,12 @@ impl FakeSys {
             watchdog_open: false,
             kernel_tree: None,
             net: None,
+            clock: Duration::from_millis(1500),
         }
     }
+
+    /// How far the fake clock moves at each [`Sys::boottime`] reading.
+    pub const TICK: Duration = Duration::from_millis(10);
 
     /// Plays these links instead of those of `/sys/class/net` under the root (the
     /// init's `network-plan`, which pretends every link of the config exists).
@@ -815,6 +878,38 @@ impl Sys for FakeSys {
             .unwrap_or(0);
         Ok((ExitStatus::Exited(code), out))
     }
+    fn run_output(
+        &mut self,
+        argv: &[String],
+        _env: &[(String, String)],
+        _timeout: Duration,
+    ) -> SysResult<Output> {
+        let prog = argv.first().cloned().unwrap_or_default();
+        self.record(Op::Run(argv.to_vec()), &prog, "run")?;
+        let base = Path::new(&prog)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let dir = self.root.join(Path::new(FAKE_RUN_DIR));
+        let sub = argv.get(1).map(|a| format!("{base}.{a}"));
+        let name = match sub {
+            Some(s) if dir.join(&s).is_file() => s,
+            _ => base,
+        };
+        let stdout =
+            std::fs::read_to_string(dir.join(&name)).map_err(|e| SysError::new("run", &prog, e))?;
+        let read = |ext: &str| std::fs::read_to_string(dir.join(format!("{name}.{ext}"))).ok();
+        let tree = dir.join(format!("{name}.tree"));
+        if tree.is_dir() {
+            copy_tree(&tree, self.root.dir()).map_err(|e| SysError::new("run", &prog, e))?;
+        }
+        let code = read("rc").and_then(|c| c.trim().parse().ok()).unwrap_or(0);
+        Ok(Output {
+            status: ExitStatus::Exited(code),
+            stdout,
+            stderr: read("err").unwrap_or_default(),
+        })
+    }
     fn watchdog_open(&mut self, device: &Path) -> SysResult<()> {
         self.record(
             Op::WatchdogOpen(show(device)),
@@ -907,6 +1002,14 @@ impl Sys for FakeSys {
     fn kernel_log(&mut self) -> SysResult<String> {
         self.read_to_string(Path::new("/dev/kmsg"))
     }
+    fn statfs(&mut self, path: &Path) -> SysResult<(u64, u64)> {
+        statfs_host(&self.root.join(path)).map_err(|e| SysError::new("statfs", path.display(), e))
+    }
+    fn boottime(&mut self) -> Duration {
+        let now = self.clock;
+        self.clock += FakeSys::TICK;
+        now
+    }
 }
 
 /// The operation and object words of an error about a link change: `cannot set mtu
@@ -919,6 +1022,26 @@ pub(crate) fn net_change_words(ifname: &str, change: &LinkChange) -> (&'static s
         LinkChange::Name(n) => ("rename", format!("{ifname} to {n}")),
         LinkChange::Master(b) => ("enslave", format!("{ifname} to {b}")),
     }
+}
+
+/// Copies the tree `from` into `to` (files, directories, symlinks as they are).
+fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let dest = to.join(e.file_name());
+        let t = e.file_type()?;
+        if t.is_symlink() {
+            let target = std::fs::read_link(e.path())?;
+            let _ = std::fs::remove_file(&dest);
+            std::os::unix::fs::symlink(target, &dest)?;
+        } else if t.is_dir() {
+            std::fs::create_dir_all(&dest)?;
+            copy_tree(&e.path(), &dest)?;
+        } else {
+            std::fs::copy(e.path(), &dest)?;
+        }
+    }
+    Ok(())
 }
 
 /// Up to `len` bytes from the start of `p`.

@@ -3,8 +3,8 @@
 use super::net::{IfAddr, Link, LinkChange, NewLink, RouteSpec};
 use super::netlink::Rtnl;
 use super::{
-    append, canonicalize, file_kind, list_dir, net_change_words, ExitStatus, FileKind, RebootCmd,
-    Signal, Sys, SysError, SysResult, SysRoot, HANDLED,
+    append, canonicalize, file_kind, list_dir, net_change_words, ExitStatus, FileKind, Output,
+    RebootCmd, Signal, Sys, SysError, SysResult, SysRoot, HANDLED,
 };
 use std::ffi::CString;
 use std::io::{self, Write};
@@ -346,63 +346,17 @@ impl Sys for RealSys {
         argv: &[String],
         timeout: Duration,
     ) -> SysResult<(ExitStatus, String)> {
-        use std::io::Read;
-        let prog = argv.first().cloned().unwrap_or_default();
-        let err = |e| SysError::new("run", &prog, e);
-        let mut cmd = std::process::Command::new(&prog);
-        cmd.args(argv.iter().skip(1))
-            .env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null());
-        // SAFETY: the closure runs between fork and exec and only calls the
-        // async-signal-safe sigprocmask on the child's own state.
-        unsafe {
-            cmd.pre_exec(|| {
-                // SAFETY: sigset_t is plain data; sigemptyset initialises it.
-                let mut empty: libc::sigset_t = std::mem::zeroed();
-                libc::sigemptyset(&mut empty);
-                if libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok(())
-            })
-        };
-        let mut child = cmd.spawn().map_err(err)?;
-        // Status commands print little: read it all on a thread, so that a full pipe
-        // cannot block the child while we wait for it with a deadline.
-        let mut stdout = child.stdout.take();
-        let reader = std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(s) = &mut stdout {
-                let _ = s.read_to_end(&mut buf);
-            }
-            buf
-        });
-        let deadline = std::time::Instant::now() + timeout;
-        let status = loop {
-            match child.try_wait().map_err(err)? {
-                Some(s) => break s,
-                None if std::time::Instant::now() >= deadline => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!("no answer within {} s", timeout.as_secs()),
-                    )));
-                }
-                None => std::thread::sleep(Duration::from_millis(50)),
-            }
-        };
-        let out = reader.join().unwrap_or_default();
-        use std::os::unix::process::ExitStatusExt;
-        let st = match (status.code(), status.signal()) {
-            (Some(c), _) => ExitStatus::Exited(c),
-            (None, Some(s)) => ExitStatus::Signaled(s),
-            (None, None) => ExitStatus::Exited(-1),
-        };
-        Ok((st, String::from_utf8_lossy(&out).into_owned()))
+        let o = run_child(argv, &[], timeout, false)?;
+        Ok((o.status, o.stdout))
+    }
+
+    fn run_output(
+        &mut self,
+        argv: &[String],
+        env: &[(String, String)],
+        timeout: Duration,
+    ) -> SysResult<Output> {
+        run_child(argv, env, timeout, true)
     }
 
     fn watchdog_open(&mut self, device: &Path) -> SysResult<()> {
@@ -516,6 +470,28 @@ impl Sys for RealSys {
             .map_err(|e| SysError::new("append to", path.display(), e))
     }
 
+    fn statfs(&mut self, path: &Path) -> SysResult<(u64, u64)> {
+        super::statfs_host(&self.root.join(path))
+            .map_err(|e| SysError::new("statfs", path.display(), e))
+    }
+
+    fn boottime(&mut self) -> Duration {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec; CLOCK_BOOTTIME exists on every
+        // kernel this init runs on (2.6.39+). On failure `ts` stays zero.
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+        if rc != 0 {
+            return Duration::ZERO;
+        }
+        Duration::new(
+            u64::try_from(ts.tv_sec).unwrap_or(0),
+            u32::try_from(ts.tv_nsec).unwrap_or(0),
+        )
+    }
+
     fn kernel_log(&mut self) -> SysResult<String> {
         use std::io::Read;
         use std::os::unix::fs::OpenOptionsExt;
@@ -542,4 +518,94 @@ impl Sys for RealSys {
         }
         Ok(out)
     }
+}
+
+/// Runs `argv` to completion (killed after `timeout`) with only `PATH` and `env` in its
+/// environment and an empty signal mask; stdout (and with `stderr`, stderr) captured.
+fn run_child(
+    argv: &[String],
+    env: &[(String, String)],
+    timeout: Duration,
+    stderr: bool,
+) -> SysResult<Output> {
+    use std::io::Read;
+    let prog = argv.first().cloned().unwrap_or_default();
+    let err = |e| SysError::new("run", &prog, e);
+    let mut cmd = std::process::Command::new(&prog);
+    cmd.args(argv.iter().skip(1))
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(if stderr {
+            std::process::Stdio::piped()
+        } else {
+            std::process::Stdio::null()
+        });
+    // SAFETY: the closure runs between fork and exec and only calls the
+    // async-signal-safe sigprocmask on the child's own state.
+    unsafe {
+        cmd.pre_exec(|| {
+            // SAFETY: sigset_t is plain data; sigemptyset initialises it.
+            let mut empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut empty);
+            if libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    };
+    let mut child = cmd.spawn().map_err(err)?;
+    // Status commands print little: read it all on threads, so that a full pipe
+    // cannot block the child while we wait for it with a deadline.
+    let reader = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut s) = pipe {
+                let _ = s.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out = reader(
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
+    let errs = reader(
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
+    let deadline = std::time::Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait().map_err(err)? {
+            Some(s) => break s,
+            None if std::time::Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no answer within {} s", timeout.as_secs()),
+                )));
+            }
+            None => std::thread::sleep(Duration::from_millis(50)),
+        }
+    };
+    let out = out.join().unwrap_or_default();
+    let errs = errs.join().unwrap_or_default();
+    use std::os::unix::process::ExitStatusExt;
+    let st = match (status.code(), status.signal()) {
+        (Some(c), _) => ExitStatus::Exited(c),
+        (None, Some(s)) => ExitStatus::Signaled(s),
+        (None, None) => ExitStatus::Exited(-1),
+    };
+    Ok(Output {
+        status: st,
+        stdout: String::from_utf8_lossy(&out).into_owned(),
+        stderr: String::from_utf8_lossy(&errs).into_owned(),
+    })
 }

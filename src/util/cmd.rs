@@ -102,6 +102,11 @@ impl Cmd {
         self
     }
 
+    /// The arguments after the program, as given.
+    pub fn get_args(&self) -> &[OsString] {
+        &self.args
+    }
+
     /// The command line as a user would type it (for logs and errors).
     pub fn display(&self) -> String {
         std::iter::once(&self.program)

@@ -76,6 +76,27 @@ pub fn write_atomic(path: &Path, data: impl AsRef<[u8]>) -> Result<()> {
     Ok(())
 }
 
+/// Writes a secret to `path` only if nothing is there: a temporary file created 0600
+/// in the same directory, fsync, then a rename that never replaces an existing file.
+/// Returns false, writing nothing, when `path` exists. Readers never see a partial file.
+pub fn write_new_private(path: &Path, data: &[u8]) -> Result<bool> {
+    use std::io::Write;
+    let dir = parent_dir(path);
+    create_dir_all(&dir)?;
+    // tempfile creates its files 0600 on Unix: the secret is never readable by others.
+    let mut tmp = tempfile::NamedTempFile::new_in(&dir)
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    tmp.write_all(data)
+        .and_then(|_| tmp.as_file().sync_all())
+        .with_context(|| format!("cannot write {}", tmp.path().display()))?;
+    match tmp.persist_noclobber(path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e.error)
+            .with_context(|| format!("cannot move a temporary file to {}", path.display())),
+    }
+}
+
 /// The directory holding `path` ("." for a bare file name).
 pub fn parent_dir(path: &Path) -> PathBuf {
     match path.parent() {
@@ -406,5 +427,24 @@ mod tests {
         for d in [t.path(), out.path()] {
             std::fs::set_permissions(d.join("a"), std::fs::Permissions::from_mode(0o755)).unwrap();
         }
+    }
+
+    #[test]
+    fn a_new_private_file_is_written_once_0600_and_never_replaced() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("secrets.toml");
+        assert!(write_new_private(&p, b"first").unwrap());
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(!write_new_private(&p, b"second").unwrap());
+        assert_eq!(std::fs::read(&p).unwrap(), b"first");
+        // No temporary file is left beside it.
+        let names: Vec<_> = std::fs::read_dir(t.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("secrets.toml")]);
     }
 }

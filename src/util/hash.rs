@@ -110,3 +110,44 @@ impl KeyBuilder {
         hex::encode(self.h.clone().finalize())
     }
 }
+
+/// What every tree hash starts with.
+pub const TREE_PREFIX: &str = "tree-v1:";
+
+/// A source tree pinned by content: `tree-v1:<64 lowercase hex>`, the sha256 of the
+/// tree's manifest (defined and computed in `engine::tree`). Validated on parsing.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct TreeHash(String);
+
+impl TreeHash {
+    /// Parses `tree-v1:<64 lowercase hex>`; the error says what was expected.
+    pub fn parse(s: &str) -> std::result::Result<TreeHash, String> {
+        match s.strip_prefix(TREE_PREFIX) {
+            Some(hex) if is_sha256(hex) => Ok(TreeHash(s.to_string())),
+            _ => Err(format!(
+                "tree `{s}`: expected `{TREE_PREFIX}` followed by 64 lowercase hex digits (what `sanforge fetch --import` prints for an archive or a directory)"
+            )),
+        }
+    }
+
+    /// The tree hash whose manifest has the sha256 `hex`.
+    pub fn from_digest(hex: String) -> TreeHash {
+        TreeHash(format!("{TREE_PREFIX}{hex}"))
+    }
+
+    /// The 64 hex digits.
+    pub fn hex(&self) -> &str {
+        self.0.get(TREE_PREFIX.len()..).unwrap_or("")
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for TreeHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}

@@ -14,6 +14,11 @@ pub const TOOLS: &[(&str, &str, &str)] = &[
     ("tar", "tar", "source unpacking"),
     ("cp", "coreutils", "copying source trees"),
     ("xz", "xz-utils", "kernel source unpacking"),
+    (
+        "bzip2",
+        "bzip2",
+        "source archives pinned by tree (.tar.bz2)",
+    ),
     ("patch", "patch", "kernel patches"),
     ("depmod", "kmod", "module dependency lists"),
     ("strip", "binutils", "stripping out-of-tree modules"),
@@ -36,6 +41,11 @@ pub const TOOLS: &[(&str, &str, &str)] = &[
     ),
     ("mkfs.vfat", "dosfstools", "disk image (FAT partitions)"),
     ("mcopy", "mtools", "disk image (FAT partitions)"),
+    (
+        "mkfs.ext4",
+        "e2fsprogs",
+        "disk image (the ext4 state partition)",
+    ),
     (
         "gensquashfs",
         "squashfs-tools-ng",

@@ -1309,6 +1309,9 @@ pub struct Report {
     pub gaps: Vec<Gap>,
     /// Acknowledged WRITEs.
     pub writes: u64,
+    /// When each acknowledged WRITE completed, in order (a stall of the stream, e.g.
+    /// a path failover under an open session, is the longest interval between two).
+    pub acked_at: Vec<Instant>,
 }
 
 /// Writes pattern blocks (`lba = i % nblocks`, `seq = i`, one block per WRITE) to the
@@ -1474,6 +1477,7 @@ impl Writer {
                 Ok(()) => {
                     report.acked.insert(lba, seq);
                     report.writes += 1;
+                    report.acked_at.push(Instant::now());
                     self.progress.writes.store(report.writes, Ordering::SeqCst);
                     i += 1;
                     if let Some(mut g) = gap.take() {

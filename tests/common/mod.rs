@@ -2,11 +2,14 @@
 #![allow(dead_code)]
 
 pub mod aptrepo;
+pub mod conformance;
 pub mod httpd;
 pub mod initroot;
 pub mod iscsi;
 pub mod project;
+pub mod qemu;
 pub mod safety;
+pub mod server;
 pub mod vm;
 
 use std::io::Write;

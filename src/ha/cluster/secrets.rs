@@ -177,28 +177,18 @@ pub fn generate_secrets(cluster: Option<&Cluster>) -> Result<Secrets> {
 
 /// Writes a new secrets file with mode 0600; refuses to overwrite an existing file.
 pub fn write_secrets(path: &Path, secrets: &Secrets) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let body = toml::to_string(secrets).context("cannot serialize the secrets")?;
     let text = format!(
         "# sanforge cluster secrets: DO NOT COMMIT. Generated from /dev/urandom.\n# Add fence device passwords as:\n# [fence-passwords]\n# NODE = \"…\"\n\n{body}"
     );
-    let mut f = match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            bail!("{} already exists; refusing to overwrite secrets (remove it first if you really mean to replace every key)", path.display())
-        }
-        Err(e) => return Err(e).with_context(|| format!("cannot create {}", path.display())),
-    };
-    f.write_all(text.as_bytes())
-        .and_then(|_| f.sync_all())
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    // All or nothing: a temporary 0600 file in the same directory, renamed into place
+    // only if nothing is there yet. An interrupted run leaves no half-written file that
+    // the next run would refuse to replace.
+    if crate::util::fs::write_new_private(path, text.as_bytes())? {
+        Ok(())
+    } else {
+        bail!("{} already exists; refusing to overwrite secrets (remove it first if you really mean to replace every key)", path.display())
+    }
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ pub use corosync::corosync_conf;
 pub use drbd::{
     drbd_conf, drbd_res, drbd_secret, FENCE_PEER, FENCE_PEER_84, UNFENCE_PEER, UNFENCE_PEER_84,
 };
-pub use node::node_toml;
+pub use node::{node_toml, requirements, FENCE_AGENTS_DIR, SBD};
 pub use scst::{merge_auth, rel_tgt_ids, scst_auth, scst_conf, scst_model};
 
 use super::cluster::{Cluster, Fencing, Node, Secrets, TargetStack};

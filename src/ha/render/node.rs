@@ -6,8 +6,8 @@
 
 use super::templates;
 use crate::config::node::{
-    Acl, Chap, Ha, Interface, IscsiTarget, Lio, Modules, Network, NodeConfig, Service, Watchdog,
-    WatchdogMode,
+    Acl, Chap, Ha, Interface, IscsiTarget, Lio, Modules, Network, NodeConfig, Requirement, Restart,
+    Service, Watchdog, WatchdogMode,
 };
 use crate::ha::cluster::{Cluster, Fencing, Node, TargetStack};
 use anyhow::{Context, Result};
@@ -96,10 +96,15 @@ fn scst_node_config(c: &Cluster, node: &Node) -> NodeConfig {
         },
         hardware: Default::default(),
         network: node_interfaces(node),
+        storage: Default::default(),
         lio: None,
         ha: Some(ha),
         services,
         scst: None,
+        ssh: None,
+        metrics: None,
+        logs: None,
+        time: None,
     }
 }
 
@@ -143,10 +148,15 @@ fn lio_node_config(c: &Cluster, node: &Node) -> NodeConfig {
         },
         hardware: Default::default(),
         network: node_interfaces(node),
+        storage: Default::default(),
         lio: Some(lio),
         ha: Some(ha_section(c, false)),
         services: sbd_services(c),
         scst: None,
+        ssh: None,
+        metrics: None,
+        logs: None,
+        time: None,
     }
 }
 
@@ -176,8 +186,10 @@ fn sbd_services(c: &Cluster) -> Vec<Service> {
     if let Fencing::Sbd { .. } = &c.fencing {
         services.push(Service {
             name: "sbd".into(),
-            argv: vec!["/usr/sbin/sbd".into(), "watch".into()],
-            restart: Default::default(),
+            argv: vec![SBD.into(), "watch".into()],
+            // `sbd watch` forks: the parent exits 0 once its watcher (which owns the
+            // watchdog) completed a first round, 1 if it could not start.
+            restart: Restart::OnFailure,
             env: sbd_vars(c).into_iter().collect(),
         });
     }
@@ -197,8 +209,86 @@ fn ha_section(c: &Cluster, cluster_mode: bool) -> Ha {
             }),
             _ => None,
         },
+        requires: requirements(c, cluster_mode),
         ..Ha::default()
     }
+}
+
+/// The sbd daemon the node runs for `fencing.mode = "sbd"`.
+pub const SBD: &str = "/usr/sbin/sbd";
+/// Where Debian's fence-agents puts its agents (pacemaker-fenced runs them from there).
+pub const FENCE_AGENTS_DIR: &str = "/usr/sbin";
+
+/// What a fence agent of fence-agents needs beyond python3 and `fencing.py`: the
+/// IPMI agents run `ipmitool`, fence_redfish imports `requests`.
+fn agent_needs(agent: &str) -> &'static [(&'static str, &'static str)] {
+    const IPMI: &[(&str, &str)] = &[("/usr/bin/ipmitool", "ipmitool")];
+    const REDFISH: &[(&str, &str)] = &[(
+        "/usr/lib/python3/dist-packages/requests/__init__.py",
+        "python3-requests",
+    )];
+    match agent {
+        "fence_ipmilan" | "fence_ipmilanplus" | "fence_idrac" | "fence_ilo3" | "fence_ilo4"
+        | "fence_ilo5" | "fence_imm" => IPMI,
+        "fence_redfish" => REDFISH,
+        _ => &[],
+    }
+}
+
+/// The programs the rendered CIB and services run on a node, each with the Debian
+/// package that ships it and what in the cluster file needs it (`[[ha.requires]]`,
+/// checked by the build against the image).
+pub fn requirements(c: &Cluster, cluster_mode: bool) -> Vec<Requirement> {
+    let req = |path: String, package: &str, reason: &str| Requirement {
+        path,
+        package: package.to_string(),
+        reason: reason.to_string(),
+    };
+    let mut v = Vec::new();
+    match &c.fencing {
+        Fencing::Sbd { devices, .. } => {
+            v.push(req(SBD.into(), "sbd", "fencing.mode = \"sbd\""));
+            if !devices.is_empty() {
+                // pacemaker-fenced fences the peer by writing to its slot on the
+                // shared disk through fence-agents' fence_sbd (a python3 script).
+                v.push(req(
+                    format!("{FENCE_AGENTS_DIR}/fence_sbd"),
+                    "fence-agents",
+                    "fencing.mode = \"sbd\" with fencing.devices (the fence_sbd device of the CIB)",
+                ));
+            }
+        }
+        Fencing::Agent { agent, .. } => {
+            let why = format!("fencing.agent = \"{agent}\"");
+            v.push(req(
+                format!("{FENCE_AGENTS_DIR}/{agent}"),
+                "fence-agents",
+                &why,
+            ));
+            // What the agent itself runs or imports (fence-agents only recommends
+            // or depends on them, and a dependency's files are not in the image
+            // unless named).
+            for (path, package) in agent_needs(agent) {
+                v.push(req(path.to_string(), package, &why));
+            }
+        }
+        Fencing::Off => {}
+    }
+    if cluster_mode {
+        v.push(req(
+            "/usr/sbin/dlm_controld".into(),
+            "dlm-controld",
+            "export cluster-mode = true (the DLM of SCST's cluster_mode, run by ocf:pacemaker:controld)",
+        ));
+    }
+    if !c.drbd.is_empty() {
+        v.push(req(
+            "/usr/lib/ocf/resource.d/linbit/drbd".into(),
+            "drbd-utils",
+            "[[drbd]] (the ocf:linbit:drbd agent)",
+        ));
+    }
+    v
 }
 
 fn node_interfaces(node: &Node) -> Network {
@@ -236,6 +326,10 @@ fn sbd_vars(c: &Cluster) -> Vec<(String, String)> {
             "SBD_WATCHDOG_TIMEOUT".to_string(),
             watchdog_timeout.to_string(),
         ),
+        // Debian's default is `yes`, which pacemakerd must also see in its own
+        // environment (systemd passes it /etc/default/sbd); the init starts pacemakerd
+        // without it, so both sides say no.
+        ("SBD_SYNC_RESOURCE_STARTUP".to_string(), "no".to_string()),
     ];
     if !devices.is_empty() {
         v.push(("SBD_DEVICE".to_string(), devices.join(";")));

@@ -518,9 +518,38 @@ fn one_outgoing(o: &mut Out, owner: &str, attrs: &[Attr]) {
 /// scstadmin would warn about.
 pub fn validate(conf: &ScstConf) -> Vec<Diagnostic> {
     let mut o = Out::default();
-    check_attrs(&mut o, "global", &conf.globals, &[], &[]);
+    check_globals(&mut o, conf);
+    let devs = check_handlers(&mut o, conf);
+    let mut rel = RelIds::default();
+    check_drivers(&mut o, conf, &devs, &mut rel);
+    check_alua_groups(&mut o, conf, &devs, &mut rel);
+    let mut v = o.0;
+    v.sort_by_key(|d| d.line);
+    v
+}
+
+/// Relative target port ids (id → target, line): unique across the whole config (every
+/// node of a cluster), whether set on a target or on a target group's target.
+#[derive(Default)]
+struct RelIds(HashMap<u32, (String, usize)>);
+
+impl RelIds {
+    fn check(&mut self, o: &mut Out, target: &str, id: u32, line: usize) {
+        match self.0.get(&id) {
+            Some((t, first)) if t != target => o.error(line, format!("rel_tgt_id {id} of '{target}' is already used by '{t}' (line {first}); relative target port ids must be unique across all nodes")),
+            Some(_) => {}
+            None => {
+                self.0.insert(id, (target.to_string(), line));
+            }
+        }
+    }
+}
+
+/// Global and ALUA-level attributes.
+fn check_globals(o: &mut Out, conf: &ScstConf) {
+    check_attrs(o, "global", &conf.globals, &[], &[]);
     check_catalog(
-        &mut o,
+        o,
         "global",
         "SCST",
         &conf.globals,
@@ -529,8 +558,12 @@ pub fn validate(conf: &ScstConf) -> Vec<Diagnostic> {
         &catalog::known_names(catalog::Level::Global, ""),
         &[],
     );
-    check_attrs(&mut o, "ALUA", &conf.alua, &[], &[]);
+    check_attrs(o, "ALUA", &conf.alua, &[], &[]);
+}
 
+/// Handlers and their devices: names, attributes, backing files (two devices on one
+/// file or device corrupt each other's data).
+fn check_handlers<'a>(o: &mut Out, conf: &'a ScstConf) -> Devices<'a> {
     // Handlers and devices.
     let mut devs = Devices {
         by_name: HashMap::new(),
@@ -551,10 +584,10 @@ pub fn validate(conf: &ScstConf) -> Vec<Diagnostic> {
                 ),
             );
         }
-        check_attrs(&mut o, "handler", &h.attrs, &[], &[]);
+        check_attrs(o, "handler", &h.attrs, &[], &[]);
         let known = catalog::known_handler(&h.name);
         check_catalog(
-            &mut o,
+            o,
             "handler",
             &format!("handler {}", h.name),
             &h.attrs,
@@ -566,7 +599,7 @@ pub fn validate(conf: &ScstConf) -> Vec<Diagnostic> {
         let device_names = catalog::known_names(catalog::Level::Device, &h.name);
         let creation = catalog::device_creation_params(&h.name);
         for d in &h.devices {
-            check_name(&mut o, "device", &d.name, d.line);
+            check_name(o, "device", &d.name, d.line);
             if let Some((hn, first)) = devs.by_name.insert(&d.name, (&h.name, d.line)) {
                 o.error(
                     d.line,
@@ -593,9 +626,9 @@ pub fn validate(conf: &ScstConf) -> Vec<Diagnostic> {
                     format!("device name '{}' is longer than 64 characters", d.name),
                 );
             }
-            check_attrs(&mut o, "device", &d.attrs, creation, &[]);
+            check_attrs(o, "device", &d.attrs, creation, &[]);
             check_catalog(
-                &mut o,
+                o,
                 "device",
                 &format!("{} devices", h.name),
                 &d.attrs,
@@ -645,17 +678,12 @@ pub fn validate(conf: &ScstConf) -> Vec<Diagnostic> {
         }
     }
 
+    devs
+}
+
+/// Target drivers, targets, LUNs and initiator groups.
+fn check_drivers(o: &mut Out, conf: &ScstConf, devs: &Devices, rel: &mut RelIds) {
     // Target drivers, targets, LUNs, groups. rel_tgt_id: id → (target, line).
-    let mut rel_ids: HashMap<u32, (String, usize)> = HashMap::new();
-    let mut check_rel = |o: &mut Out, target: &str, id: u32, line: usize| {
-        match rel_ids.get(&id) {
-        Some((t, first)) if t != target => o.error(line, format!("rel_tgt_id {id} of '{target}' is already used by '{t}' (line {first}); relative target port ids must be unique across all nodes")),
-        Some(_) => {}
-        None => {
-            rel_ids.insert(id, (target.to_string(), line));
-        }
-    }
-    };
     let mut drivers: HashMap<&str, usize> = HashMap::new();
     for d in &conf.drivers {
         if let Some(first) = drivers.insert(&d.name, d.line) {
@@ -672,7 +700,7 @@ pub fn validate(conf: &ScstConf) -> Vec<Diagnostic> {
             );
         }
         check_attrs(
-            &mut o,
+            o,
             "driver",
             &d.attrs,
             &[],
@@ -680,7 +708,7 @@ pub fn validate(conf: &ScstConf) -> Vec<Diagnostic> {
         );
         let strict = catalog::known_driver(&d.name) && catalog::driver_catalogued(&d.name);
         check_catalog(
-            &mut o,
+            o,
             "driver",
             &format!("driver {}", d.name),
             &d.attrs,
@@ -689,12 +717,12 @@ pub fn validate(conf: &ScstConf) -> Vec<Diagnostic> {
             &catalog::known_names(catalog::Level::Driver, &d.name),
             &[],
         );
-        one_outgoing(&mut o, &format!("driver {}", d.name), &d.attrs);
+        one_outgoing(o, &format!("driver {}", d.name), &d.attrs);
         let target_names = catalog::known_names(catalog::Level::Target, &d.name);
         let group_names = catalog::known_names(catalog::Level::Group, &d.name);
         let mut targets: HashMap<&str, usize> = HashMap::new();
         for t in &d.targets {
-            check_name(&mut o, "target", &t.name, t.line);
+            check_name(o, "target", &t.name, t.line);
             if let Some(first) = targets.insert(&t.name, t.line) {
                 o.error(
                     t.line,
@@ -705,7 +733,7 @@ pub fn validate(conf: &ScstConf) -> Vec<Diagnostic> {
                 );
             }
             if catalog::is_fc_driver(&d.name) {
-                check_wwpn(&mut o, "target", &t.name, t.line);
+                check_wwpn(o, "target", &t.name, t.line);
             } else if d.name == "iscsi" && !is_iscsi_name(&t.name) {
                 o.error(t.line, format!("iSCSI target '{}' is not an iSCSI name (iqn.YYYY-MM.domain[:id], eui.…, naa.…)", t.name));
             }
@@ -716,14 +744,14 @@ pub fn validate(conf: &ScstConf) -> Vec<Diagnostic> {
                 &[]
             };
             check_attrs(
-                &mut o,
+                o,
                 "target",
                 &t.attrs,
                 params,
                 catalog::target_dynamic_attrs(&d.name),
             );
             check_catalog(
-                &mut o,
+                o,
                 "target",
                 &format!("{} targets", d.name),
                 &t.attrs,
@@ -733,7 +761,7 @@ pub fn validate(conf: &ScstConf) -> Vec<Diagnostic> {
                 // Checked below, with their own messages.
                 &["rel_tgt_id", "node_name", "parent_host"],
             );
-            one_outgoing(&mut o, &format!("target {}", t.name), &t.attrs);
+            one_outgoing(o, &format!("target {}", t.name), &t.attrs);
             if d.name == "qla2x00t" && virt {
                 for p in ["node_name", "parent_host"] {
                     match super::attr(&t.attrs, p) {
@@ -743,22 +771,15 @@ pub fn validate(conf: &ScstConf) -> Vec<Diagnostic> {
                     }
                 }
             }
-            if let Some((id, line)) = check_range(&mut o, &t.attrs, "rel_tgt_id") {
-                check_rel(&mut o, &t.name, id, line);
+            if let Some((id, line)) = check_range(o, &t.attrs, "rel_tgt_id") {
+                rel.check(o, &t.name, id, line);
             }
             let cm = d.name == "copy_manager";
-            check_luns(
-                &mut o,
-                &format!("target {}", t.name),
-                &t.luns,
-                &devs,
-                t.line,
-                cm,
-            );
+            check_luns(o, &format!("target {}", t.name), &t.luns, devs, t.line, cm);
             let mut groups: HashMap<&str, usize> = HashMap::new();
             let mut inis: HashMap<&str, (&str, usize)> = HashMap::new();
             for g in &t.groups {
-                check_name(&mut o, "group", &g.name, g.line);
+                check_name(o, "group", &g.name, g.line);
                 if let Some(first) = groups.insert(&g.name, g.line) {
                     o.error(
                         g.line,
@@ -768,9 +789,9 @@ pub fn validate(conf: &ScstConf) -> Vec<Diagnostic> {
                         ),
                     );
                 }
-                check_attrs(&mut o, "group", &g.attrs, &[], &[]);
+                check_attrs(o, "group", &g.attrs, &[], &[]);
                 check_catalog(
-                    &mut o,
+                    o,
                     "group",
                     &format!("{} initiator groups", d.name),
                     &g.attrs,
@@ -779,15 +800,8 @@ pub fn validate(conf: &ScstConf) -> Vec<Diagnostic> {
                     &group_names,
                     &[],
                 );
-                check_luns(
-                    &mut o,
-                    &format!("group {}", g.name),
-                    &g.luns,
-                    &devs,
-                    g.line,
-                    cm,
-                );
-                check_initiator(&mut o, &d.name, g);
+                check_luns(o, &format!("group {}", g.name), &g.luns, devs, g.line, cm);
+                check_initiator(o, &d.name, g);
                 for i in &g.initiators {
                     if let Some((og, first)) = inis.insert(&i.name, (&g.name, i.line)) {
                         o.error(i.line, format!("initiator '{}' is listed twice in target {} (first on line {first}, group {og}); an initiator can be in only one group", i.name, t.name));
@@ -796,16 +810,19 @@ pub fn validate(conf: &ScstConf) -> Vec<Diagnostic> {
             }
         }
     }
+}
 
+/// ALUA: device groups, their target groups and targets.
+fn check_alua_groups(o: &mut Out, conf: &ScstConf, devs: &Devices, rel: &mut RelIds) {
     // ALUA: device groups and target groups.
     let mut dgs: HashMap<&str, usize> = HashMap::new();
     let mut dg_devs: HashMap<&str, (&str, usize)> = HashMap::new();
     for dg in &conf.device_groups {
-        check_name(&mut o, "device group", &dg.name, dg.line);
+        check_name(o, "device group", &dg.name, dg.line);
         if let Some(first) = dgs.insert(&dg.name, dg.line) {
             o.error(dg.line, format!("DEVICE_GROUP {} appears twice (first on line {first}); scstadmin would keep only the last block", dg.name));
         }
-        check_attrs(&mut o, "device group", &dg.attrs, &[], &[]);
+        check_attrs(o, "device group", &dg.attrs, &[], &[]);
         for dv in &dg.devices {
             if !devs.by_name.contains_key(dv.name.as_str()) {
                 o.error(
@@ -823,7 +840,7 @@ pub fn validate(conf: &ScstConf) -> Vec<Diagnostic> {
         let mut tgs: HashMap<&str, usize> = HashMap::new();
         let mut gids: HashMap<u32, (&str, usize)> = HashMap::new();
         for tg in &dg.target_groups {
-            check_name(&mut o, "target group", &tg.name, tg.line);
+            check_name(o, "target group", &tg.name, tg.line);
             if let Some(first) = tgs.insert(&tg.name, tg.line) {
                 o.error(
                     tg.line,
@@ -833,8 +850,8 @@ pub fn validate(conf: &ScstConf) -> Vec<Diagnostic> {
                     ),
                 );
             }
-            check_attrs(&mut o, "target group", &tg.attrs, &[], &[]);
-            if let Some((id, line)) = check_range(&mut o, &tg.attrs, "group_id") {
+            check_attrs(o, "target group", &tg.attrs, &[], &[]);
+            if let Some((id, line)) = check_range(o, &tg.attrs, "group_id") {
                 if let Some((other, first)) = gids.insert(id, (&tg.name, line)) {
                     o.error(
                         line,
@@ -844,7 +861,7 @@ pub fn validate(conf: &ScstConf) -> Vec<Diagnostic> {
                     );
                 }
             }
-            check_bool(&mut o, &tg.attrs, "preferred");
+            check_bool(o, &tg.attrs, "preferred");
             for a in &tg.attrs {
                 if !["group_id", "preferred", "state"].contains(&a.name.as_str()) {
                     o.error(
@@ -866,26 +883,23 @@ pub fn validate(conf: &ScstConf) -> Vec<Diagnostic> {
                 }
             }
             for t in &tg.targets {
-                check_name(&mut o, "target", &t.name, t.line);
+                check_name(o, "target", &t.name, t.line);
                 if t.name.contains(':') && t.name.chars().all(|c| c == ':' || c.is_ascii_hexdigit())
                 {
-                    check_wwpn(&mut o, "target", &t.name, t.line);
+                    check_wwpn(o, "target", &t.name, t.line);
                 }
-                check_attrs(&mut o, "target-group target", &t.attrs, &[], &[]);
+                check_attrs(o, "target-group target", &t.attrs, &[], &[]);
                 for a in &t.attrs {
                     if a.name != "rel_tgt_id" {
                         o.warn(a.line, format!("target-group target attribute '{}' is not known; only rel_tgt_id is", a.name));
                     }
                 }
-                if let Some((id, line)) = check_range(&mut o, &t.attrs, "rel_tgt_id") {
-                    check_rel(&mut o, &t.name, id, line);
+                if let Some((id, line)) = check_range(o, &t.attrs, "rel_tgt_id") {
+                    rel.check(o, &t.name, id, line);
                 }
             }
         }
     }
-    let mut v = o.0;
-    v.sort_by_key(|d| d.line);
-    v
 }
 
 #[cfg(test)]

@@ -316,12 +316,49 @@ fn files_under(tree: &Path, dir: &str, out: &mut Vec<String>) -> Result<()> {
 
 /// Selects the image's files from `tree` (every unpacked package of `pkgs`, merged).
 pub fn select(tree: &Path, pkgs: &[Pkg], rules: &Rules) -> Result<Selection> {
-    let mut owner: BTreeMap<&str, &Pkg> = BTreeMap::new();
+    let mut owner: Owners = BTreeMap::new();
     for p in pkgs {
         for f in &p.files {
             owner.entry(f.as_str()).or_insert(p);
         }
     }
+    let (mut starts, mut dropped) = starting_files(pkgs, rules);
+    add_kept(tree, rules, &mut starts, &mut dropped)?;
+    let mut an = Analyzer {
+        tree,
+        memo: BTreeMap::new(),
+        busy: BTreeSet::new(),
+    };
+    let mut plugins_of: BTreeSet<&str> = BTreeSet::new();
+    let (image, closures) = loop {
+        let closures = runnable(&mut an, &owner, &mut starts, &mut dropped)?;
+        let mut image: BTreeSet<String> = BTreeSet::new();
+        for (p, c) in &closures {
+            image.insert(p.clone());
+            image.extend(c.files.iter().cloned());
+            image.extend(c.links.iter().cloned());
+        }
+        if !add_private_dirs(&image, &owner, &mut plugins_of, &mut starts, &dropped) {
+            break (image, closures);
+        }
+    };
+    let why = reasons(&starts, &closures);
+    let report = file_report(tree, pkgs, &image, &why, &dropped);
+    Ok(Selection {
+        paths: image,
+        report,
+    })
+}
+
+/// The package that ships each file of the closure (the first, in closure order).
+type Owners<'p> = BTreeMap<&'p str, &'p Pkg>;
+
+/// Rules 1 and 2: every file of a package the recipe names (or of its companions from
+/// the same source) starts the image, unless pruned or dropped by the recipe.
+fn starting_files(
+    pkgs: &[Pkg],
+    rules: &Rules,
+) -> (BTreeMap<String, Start>, BTreeMap<String, String>) {
     let companion_of = |p: &Pkg| -> String {
         let named: Vec<&str> = pkgs
             .iter()
@@ -357,6 +394,17 @@ pub fn select(tree: &Path, pkgs: &[Pkg], rules: &Rules) -> Result<Selection> {
             }
         }
     }
+    (starts, dropped)
+}
+
+/// The recipe's `keep` entries (a file, or every file under a directory) start the
+/// image and must run; a path no package of the closure has is an error.
+fn add_kept(
+    tree: &Path,
+    rules: &Rules,
+    starts: &mut BTreeMap<String, Start>,
+    dropped: &mut BTreeMap<String, String>,
+) -> Result<()> {
     for k in rules.keep {
         let mut found = Vec::new();
         match elf::resolve_file(tree, k)? {
@@ -395,123 +443,135 @@ pub fn select(tree: &Path, pkgs: &[Pkg], rules: &Rules) -> Result<Selection> {
             );
         }
     }
-    let mut an = Analyzer {
-        tree,
-        memo: BTreeMap::new(),
-        busy: BTreeSet::new(),
-    };
-    let mut plugins_of: BTreeSet<&str> = BTreeSet::new();
-    let (image, closures) = loop {
-        // Drop what cannot run until nothing changes.
-        let mut closures: BTreeMap<String, Closure> = BTreeMap::new();
-        let mut changed = true;
-        while changed {
-            changed = false;
-            closures.clear();
-            let paths: Vec<String> = starts.keys().cloned().collect();
-            for p in &paths {
-                let Some(st) = starts.get(p).cloned() else {
-                    continue;
-                };
-                match an.start(p)? {
-                    Ok(c) => {
-                        closures.insert(p.clone(), c);
-                    }
-                    Err(why) if st.mandatory => bail!("{} ({}) cannot run: {why}", p, st.why),
-                    Err(why) => {
-                        dropped.insert(p.clone(), format!("cannot run: {why}"));
-                        starts.remove(p);
-                        changed = true;
-                    }
+    Ok(())
+}
+
+/// The closures of the start files that can run: a start file that cannot (a missing
+/// library, or a script whose interpreter is not in the image by itself) is dropped
+/// with the reason, until nothing changes; a `keep` file that cannot run is an error.
+fn runnable(
+    an: &mut Analyzer<'_>,
+    owner: &Owners<'_>,
+    starts: &mut BTreeMap<String, Start>,
+    dropped: &mut BTreeMap<String, String>,
+) -> Result<BTreeMap<String, Closure>> {
+    let mut closures: BTreeMap<String, Closure> = BTreeMap::new();
+    let mut changed = true;
+    while changed {
+        changed = false;
+        closures.clear();
+        let paths: Vec<String> = starts.keys().cloned().collect();
+        for p in &paths {
+            let Some(st) = starts.get(p).cloned() else {
+                continue;
+            };
+            match an.start(p)? {
+                Ok(c) => {
+                    closures.insert(p.clone(), c);
+                }
+                Err(why) if st.mandatory => bail!("{} ({}) cannot run: {why}", p, st.why),
+                Err(why) => {
+                    dropped.insert(p.clone(), format!("cannot run: {why}"));
+                    starts.remove(p);
+                    changed = true;
                 }
             }
-            // Script interpreters must be in the image by themselves: a start file, or
-            // the target of a start symlink.
-            let present: BTreeSet<String> = closures
-                .iter()
-                .flat_map(|(p, c)| {
-                    std::iter::once(p.clone()).chain(
-                        c.kinds
-                            .iter()
-                            .filter(|(_, k)| **k == "link target")
-                            .map(|(f, _)| f.clone()),
+        }
+        // Script interpreters must be in the image by themselves: a start file, or
+        // the target of a start symlink.
+        let present: BTreeSet<String> = closures
+            .iter()
+            .flat_map(|(p, c)| {
+                std::iter::once(p.clone()).chain(
+                    c.kinds
+                        .iter()
+                        .filter(|(_, k)| **k == "link target")
+                        .map(|(f, _)| f.clone()),
+                )
+            })
+            .collect();
+        for (p, c) in &closures {
+            let Some(missing) = c.interpreters.iter().find(|i| !present.contains(*i)) else {
+                continue;
+            };
+            let who = owner
+                .get(missing.as_str())
+                .map(|o| {
+                    format!(
+                        " ({}, not named by the recipe: add it to `packages` to keep this file)",
+                        o.name
                     )
                 })
-                .collect();
-            for (p, c) in &closures {
-                let Some(missing) = c.interpreters.iter().find(|i| !present.contains(*i)) else {
-                    continue;
-                };
-                let who = owner
-                    .get(missing.as_str())
-                    .map(|o| {
-                        format!(
-                            " ({}, not named by the recipe: add it to `packages` to keep this file)",
-                            o.name
-                        )
-                    })
-                    .unwrap_or_default();
-                let why = format!("cannot run: its interpreter {missing} is not in the image{who}");
-                if let Some(st) = starts.get(p).filter(|st| st.mandatory) {
-                    bail!("{p} ({}) {why}", st.why);
-                }
-                dropped.insert(p.clone(), why);
-                starts.remove(p);
-                changed = true;
+                .unwrap_or_default();
+            let why = format!("cannot run: its interpreter {missing} is not in the image{who}");
+            if let Some(st) = starts.get(p).filter(|st| st.mandatory) {
+                bail!("{p} ({}) {why}", st.why);
             }
+            dropped.insert(p.clone(), why);
+            starts.remove(p);
+            changed = true;
         }
-        let mut image: BTreeSet<String> = BTreeSet::new();
-        for (p, c) in &closures {
-            image.insert(p.clone());
-            image.extend(c.files.iter().cloned());
-            image.extend(c.links.iter().cloned());
+    }
+    Ok(closures)
+}
+
+/// Rule 3: the private directory of a library package in the image (its plugins,
+/// loaded with dlopen) starts the image too. True when it added a start file.
+fn add_private_dirs<'p>(
+    image: &BTreeSet<String>,
+    owner: &Owners<'p>,
+    plugins_of: &mut BTreeSet<&'p str>,
+    starts: &mut BTreeMap<String, Start>,
+    dropped: &BTreeMap<String, String>,
+) -> bool {
+    let mut added = false;
+    let contributing: Vec<&'p Pkg> = image
+        .iter()
+        .filter_map(|f| owner.get(f.as_str()).copied())
+        .filter(|p| p.role == Role::Dependency)
+        .collect();
+    for p in contributing {
+        if !plugins_of.insert(p.name.as_str()) {
+            continue;
         }
-        // Rule 3: the private directory of a library package in the image.
-        let mut added = false;
-        let contributing: Vec<&Pkg> = image
+        let dirs: Vec<String> = elf::DEFAULT_LIB_DIRS
             .iter()
-            .filter_map(|f| owner.get(f.as_str()).copied())
-            .filter(|p| p.role == Role::Dependency)
+            .flat_map(|d| [format!("{d}/{}/", p.source), format!("{d}/{}/", p.name)])
             .collect();
-        for p in contributing {
-            if !plugins_of.insert(p.name.as_str()) {
-                continue;
-            }
-            let dirs: Vec<String> = elf::DEFAULT_LIB_DIRS
-                .iter()
-                .flat_map(|d| [format!("{d}/{}/", p.source), format!("{d}/{}/", p.name)])
-                .collect();
-            for f in &p.files {
-                if dirs.iter().any(|d| f.starts_with(d.as_str()))
-                    && !starts.contains_key(f)
-                    && !dropped.contains_key(f)
-                    && pruned(f).is_none()
-                {
-                    starts.insert(
-                        f.clone(),
-                        Start {
-                            mandatory: false,
-                            why: format!(
-                                "plugin of {} (its private directory, loaded with dlopen)",
-                                p.name
-                            ),
-                        },
-                    );
-                    added = true;
-                }
+        for f in &p.files {
+            if dirs.iter().any(|d| f.starts_with(d.as_str()))
+                && !starts.contains_key(f)
+                && !dropped.contains_key(f)
+                && pruned(f).is_none()
+            {
+                starts.insert(
+                    f.clone(),
+                    Start {
+                        mandatory: false,
+                        why: format!(
+                            "plugin of {} (its private directory, loaded with dlopen)",
+                            p.name
+                        ),
+                    },
+                );
+                added = true;
             }
         }
-        if !added {
-            break (image, closures);
-        }
-    };
-    // Why each file is in the image: its own start reason, else the first start file
-    // (in path order) that needs it.
+    }
+    added
+}
+
+/// Why each file is in the image: its own start reason, else the first start file
+/// (in path order) that needs it.
+fn reasons(
+    starts: &BTreeMap<String, Start>,
+    closures: &BTreeMap<String, Closure>,
+) -> BTreeMap<String, String> {
     let mut why: BTreeMap<String, String> = BTreeMap::new();
-    for (p, st) in &starts {
+    for (p, st) in starts {
         why.insert(p.clone(), st.why.clone());
     }
-    for (p, c) in &closures {
+    for (p, c) in closures {
         for f in c.files.iter().chain(c.links.iter()) {
             if !why.contains_key(f) {
                 let kind = c.kinds.get(f).copied().unwrap_or("link");
@@ -519,6 +579,18 @@ pub fn select(tree: &Path, pkgs: &[Pkg], rules: &Rules) -> Result<Selection> {
             }
         }
     }
+    why
+}
+
+/// Every file of the closure's packages (and every other file in the image), kept or
+/// not, with its size, package and why: what `build --explain-size` prints.
+fn file_report(
+    tree: &Path,
+    pkgs: &[Pkg],
+    image: &BTreeSet<String>,
+    why: &BTreeMap<String, String>,
+    dropped: &BTreeMap<String, String>,
+) -> Vec<FileInfo> {
     let mut report = Vec::new();
     let mut seen: BTreeSet<&str> = BTreeSet::new();
     let size_of = |p: &str| -> u64 {
@@ -555,7 +627,7 @@ pub fn select(tree: &Path, pkgs: &[Pkg], rules: &Rules) -> Result<Selection> {
             });
         }
     }
-    for f in &image {
+    for f in image {
         if !seen.contains(f.as_str()) {
             report.push(FileInfo {
                 path: f.clone(),
@@ -567,10 +639,7 @@ pub fn select(tree: &Path, pkgs: &[Pkg], rules: &Rules) -> Result<Selection> {
         }
     }
     report.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(Selection {
-        paths: image,
-        report,
-    })
+    report
 }
 
 #[cfg(test)]

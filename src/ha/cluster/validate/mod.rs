@@ -94,6 +94,7 @@ impl RawCluster {
             &addrs,
             fencing.as_ref(),
         );
+        check_sbd_shared(&mut errs, fencing.as_ref(), &self.drbd);
         check_vips(&mut errs, &self.vips, &resources, &mut addrs);
         check_exports(
             &mut errs,
@@ -369,6 +370,70 @@ fn check_sbd(errs: &mut Errors, fc: &FencingConf, quorum: Option<&Quorum>) -> Op
     })
 }
 
+/// sbd's disks must be one disk that every node opens (a SAN LUN, a shared virtual
+/// disk): never a DRBD device (sbd's man page: sbd partitions "must not be mirrored
+/// (via MD, DRBD, or the storage layer itself)", a split mirror would hide one
+/// node's messages from the other) nor a node's own disk that backs DRBD (each node
+/// would read its own copy and never see the fence message). `fencing` is `None`
+/// when in error.
+fn check_sbd_shared(errs: &mut Errors, fencing: Option<&Fencing>, drbd: &[DrbdConf]) {
+    let Some(Fencing::Sbd { devices, .. }) = fencing else {
+        return;
+    };
+    for (dx, dev) in devices.iter().enumerate() {
+        let mirrored = dev.starts_with("/dev/drbd")
+            || drbd.iter().any(|d| dev == &format!("/dev/drbd{}", d.minor));
+        if mirrored {
+            errs.at(
+                at!["fencing", "devices", dx],
+                format!("fencing.devices `{dev}` is a DRBD device: sbd needs one disk that both nodes open (a shared LUN or virtual disk), never a replicated one (a split mirror hides the fence messages)"),
+            );
+            continue;
+        }
+        let local = drbd.iter().find_map(|d| {
+            d.nodes.iter().find_map(|(node, dn)| {
+                same_disk(dev, &dn.disk).then_some((d.name.as_str(), node.as_str(), &dn.disk))
+            })
+        });
+        if let Some((res, node, disk)) = local {
+            errs.at(
+                at!["fencing", "devices", dx],
+                format!("fencing.devices `{dev}` is on `{disk}`, the backing disk of drbd `{res}` on node `{node}`: that disk is the node's own, not shared; sbd needs one disk that both nodes open (a shared LUN or virtual disk)"),
+            );
+        }
+    }
+}
+
+/// Whether two device paths name the same disk: equal, or one a partition of the
+/// other's disk (`/dev/vda1` and `/dev/vda`, `/dev/nvme0n1p2` and `/dev/nvme0n1p1`).
+/// Kernel names only (`/dev/NAME`); links under `/dev/disk/` or `/dev/VG/` are
+/// compared as written.
+fn same_disk(a: &str, b: &str) -> bool {
+    fn whole(p: &str) -> &str {
+        let Some(name) = p.strip_prefix("/dev/").filter(|n| !n.contains('/')) else {
+            return p;
+        };
+        let base = p.trim_end_matches(|c: char| c.is_ascii_digit());
+        // Disks whose own name ends in a number (nvme0n1, mmcblk0, md0, loop0) number
+        // their partitions after a `p`; the others (sda, vda, xvda) right after.
+        if ["nvme", "mmcblk", "md", "loop", "nbd"]
+            .iter()
+            .any(|k| name.starts_with(k))
+        {
+            return match base.strip_suffix('p') {
+                Some(disk)
+                    if base.len() < p.len() && disk.ends_with(|c: char| c.is_ascii_digit()) =>
+                {
+                    disk
+                }
+                _ => p,
+            };
+        }
+        base
+    }
+    a == b || whole(a) == whole(b)
+}
+
 // ---------------------------------------------------------------------------------
 // ALUA
 // ---------------------------------------------------------------------------------
@@ -464,6 +529,19 @@ mod tests {
         };
         assert_eq!(locate(at!["node", 1, "x"]), (6, 1));
         assert_eq!(locate(at!["node", 0, "x"]), (3, 1));
+    }
+
+    #[test]
+    fn same_disk_sees_partitions_of_one_disk() {
+        assert!(same_disk("/dev/vda", "/dev/vda"));
+        assert!(same_disk("/dev/vda1", "/dev/vda"));
+        assert!(same_disk("/dev/sdb2", "/dev/sdb1"));
+        assert!(same_disk("/dev/nvme0n1p2", "/dev/nvme0n1"));
+        assert!(same_disk("/dev/nvme0n1p2", "/dev/nvme0n1p1"));
+        assert!(!same_disk("/dev/vdb", "/dev/vda"));
+        assert!(!same_disk("/dev/nvme0n1", "/dev/nvme1n1"));
+        assert!(!same_disk("/dev/disk/by-id/virtio-sbd", "/dev/vda"));
+        assert!(!same_disk("/dev/vg0/r1", "/dev/vg0/r0"));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::ha::cluster::model::{
 };
 use crate::scsi::scst::catalog::MAX_LUN;
 use crate::scsi::scst::validate::is_wwpn;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 // ---------------------------------------------------------------------------------
@@ -229,6 +229,8 @@ pub(super) fn check_vips(
 #[derive(Default)]
 struct ExportsSeen {
     names: BTreeSet<String>,
+    /// Each exported DRBD resource and the export that exports it first.
+    drbd: BTreeMap<String, String>,
     luns: BTreeSet<u32>,
     t10_ids: BTreeSet<String>,
 }
@@ -290,6 +292,16 @@ fn check_export(
             at!["export", ex, "drbd"],
             format!(
                 "export `{}`: drbd `{}` is not a [[drbd]] resource",
+                e.name, e.drbd
+            ),
+        );
+    } else if let Some(first) = claim(&mut seen.drbd, e.drbd.clone(), &e.name) {
+        // Two devices (SCST) or backstores (LIO) on one block device: two caches and
+        // two sets of reservations over the same blocks, and the second open fails.
+        errs.at(
+            at!["export", ex, "drbd"],
+            format!(
+                "export `{}`: drbd `{}` is already exported as `{first}`: one DRBD device is one LUN (give this export its own [[drbd]] resource)",
                 e.name, e.drbd
             ),
         );
