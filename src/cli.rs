@@ -70,6 +70,12 @@ the end: an interrupted build never leaves half an output. Logs: OUT/logs/STAGE.
         /// After the build, print why the image is the size it is: the largest files, their package, why each is kept, and what was dropped
         #[arg(long)]
         explain_size: bool,
+        /// Share stage entries through an OCI registry: oci://HOST[:PORT]/REPOSITORY, or `off` [default: $SANFORGE_REMOTE_CACHE, else the recipe's [cache] remote]
+        #[arg(long, value_name = "URL")]
+        remote_cache: Option<String>,
+        /// Secret key (`sanforge keygen`) that signs the entries this build pushes [default: $SANFORGE_REMOTE_CACHE_KEY; none: pull only]
+        #[arg(long, value_name = "KEY")]
+        remote_cache_key: Option<PathBuf>,
     },
     /// Sign an output directory: writes OUT/SHA256SUMS.sig (Ed25519 over SHA256SUMS)
     Sign {
@@ -463,6 +469,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             verify: false,
             secrets,
             explain_size,
+            remote_cache,
+            remote_cache_key,
         } => cmd_build(
             recipe,
             BuildOptions {
@@ -472,6 +480,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 init,
                 kernel,
                 secrets,
+                remote_cache,
+                remote_cache_key,
             },
             explain_size,
         ),
@@ -503,6 +513,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     init,
                     kernel: None,
                     secrets: None,
+                    ..Default::default()
                 },
                 boot: !no_boot,
                 accel,
@@ -644,6 +655,7 @@ fn cmd_build_verify(
             init,
             kernel,
             secrets: None,
+            ..Default::default()
         },
     )?;
     print!("{}", report.table());
@@ -697,6 +709,14 @@ fn cmd_build(recipe: PathBuf, opts: BuildOptions, explain_size: bool) -> Result<
             report.skipped.join(", ")
         }
     );
+    if !report.pulled.is_empty() {
+        println!("pulled from the remote cache: {}", report.pulled.join(", "));
+    }
+    if let Some(r) = &ctx.remote {
+        for (stage, bytes) in r.pushed() {
+            println!("pushed {stage}: {bytes} bytes to {}", r.url);
+        }
+    }
     if explain_size {
         print!(
             "{}",

@@ -130,6 +130,10 @@ pub struct RawRecipe {
     /// The firmware closure of a recipe without `[scst]` (which has its own).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub firmware: Option<FirmwareTableSpec>,
+    /// `[cache]`: the remote stage cache and the keys a pulled entry must be signed by
+    /// ([`super::remote_cache`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<super::remote_cache::CacheSpec>,
 }
 
 /// `[firmware]` as written: the files the image provides, by the name modules request,
@@ -477,6 +481,8 @@ pub struct Recipe {
     pub kernels: Vec<KernelVariant>,
     /// Index of the selected kernel in `kernels` (0: the default).
     pub selected: usize,
+    /// `[cache]`, validated (no remote and no trusted keys without it).
+    pub cache: super::remote_cache::CacheConfig,
 }
 
 /// What `source-date-epoch` may be: the 32-bit timestamps of cpio and squashfs.
@@ -778,6 +784,7 @@ impl Recipe {
             }
         }
         let userland = super::userland::validate(&raw.userland, &mut errs);
+        let cache = super::remote_cache::validate(raw.cache.as_ref(), &proj, &mut errs);
         // A size that does not parse was reported above (and `finish` fails).
         let disk = raw.outputs.disk.as_ref().and_then(|d| {
             Some(DiskSpec {
@@ -811,6 +818,7 @@ impl Recipe {
             text: text.to_string(),
             kernels,
             selected: 0,
+            cache,
         })
     }
 

@@ -496,6 +496,15 @@ impl Stage<super::Built> for Modules {
         "modules"
     }
 
+    fn shared(&self) -> Option<&'static [&'static str]> {
+        Some(&[])
+    }
+
+    /// SCST builds against the kernel's build tree (KDIR).
+    fn reads_local_parts_of(&self) -> &'static [&'static str] {
+        &["kernel"]
+    }
+
     fn applies(&self, ctx: &Ctx) -> bool {
         ctx.recipe.scst.is_some()
     }
@@ -563,7 +572,7 @@ fn build(ctx: &Ctx, kernel_out: &super::KernelOut, dir: &Path, log: &Log) -> Res
     let release = kernel_out.release()?;
     let kdir = kernel.join("build");
     if !kdir.join(".config").is_file() {
-        bail!("the kernel build tree {} is missing: out-of-tree modules need it (rebuild the kernel stage)", kdir.display());
+        bail!("the kernel build tree {} is missing: out-of-tree modules need it (a kernel pulled from a remote cache comes without it: remove {} and build again to build the kernel here)", kdir.display(), kernel.display());
     }
     let config = crate::kconfig::parse_config(&ufs::read_to_string(&kernel.join("config"))?);
     let opt = |o: &str| config.get(o).map(String::as_str).unwrap_or("n");
