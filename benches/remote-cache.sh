@@ -27,9 +27,8 @@ tmp=$(mktemp -d)
 variant="${recipe%.toml}.bench-rcache-$$"
 reg_pid=""
 cleanup() {
-  [ -n "$reg_pid" ] && kill "$reg_pid" 2> /dev/null && wait "$reg_pid" 2> /dev/null
+  if [ -n "$reg_pid" ]; then kill "$reg_pid" 2> /dev/null || true; wait "$reg_pid" 2> /dev/null || true; fi
   rm -rf "$tmp" "$variant.toml" "$variant.lock" "$variant.pub"
-  true
 }
 trap cleanup EXIT
 
@@ -80,6 +79,13 @@ printf '%-42s %s\n' "fresh builder, warm remote" "$warm_s"
 printf '%-42s %s\n' "fresh builder, cold (no remote)" "$cold_s"
 echo
 echo "warm run pulled: ${pulled:-nothing}; ran: ${ran:-?}"
+grep '^==> fetch' "$tmp/warm.log" | sed 's/^/  warm: /' || true
+same=yes
+for f in "$tmp/out-push"/*; do
+  [ -f "$f" ] || continue
+  cmp -s "$f" "$tmp/out-warm/$(basename "$f")" || { same=no; echo "differs: $(basename "$f")"; }
+done
+echo "warm outputs identical to the pushing builder's: $same"
 echo
 printf '%-10s %14s\n' STAGE "BYTES PUSHED"
 grep '^pushed ' "$tmp/push.log" | sed 's/^pushed \([a-z]*\): \([0-9]*\) bytes.*/\1 \2/' |

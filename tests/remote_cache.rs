@@ -136,6 +136,20 @@ fn builders_share_stages_through_a_registry_and_refuse_what_they_do_not_trust() 
         text(&o)
     );
 
+    // `plan` (offline) says a missing stage may come from the registry.
+    let o = p
+        .sanforge()
+        .env("SANFORGE_CACHE", work.path().join("cache-b"))
+        .env("SANFORGE_REMOTE_CACHE", &shared)
+        .args(["plan", "recipes/test.toml"])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&o).contains(&format!("pulled instead if {shared} has a trusted entry")),
+        "{}",
+        text(&o)
+    );
+
     // B: another empty cache, no key: pulls every stage, builds only the outputs.
     let o = builder("b", None).build(&shared, &out("b"));
     assert!(

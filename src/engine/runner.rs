@@ -33,10 +33,15 @@ pub fn plan<B>(ctx: &Ctx, stages: &[&dyn Stage<B>]) -> Vec<PlanEntry> {
     for s in stages.iter().filter(|s| s.applies(ctx)) {
         let key = ctx.keys.get(s.name()).to_string();
         let cached = s.cached(ctx, &key);
-        let reason = if cached {
-            s.cached_reason(ctx)
-        } else {
-            s.reason(ctx, &entries)
+        let reason = match (&ctx.remote, cached) {
+            (_, true) => s.cached_reason(ctx),
+            // `plan` is offline: it cannot know what the registry holds.
+            (Some(r), false) if s.shared().is_some() => format!(
+                "{}; pulled instead if {} has a trusted entry",
+                s.reason(ctx, &entries),
+                r.url
+            ),
+            (_, false) => s.reason(ctx, &entries),
         };
         entries.push(PlanEntry {
             stage: s.name().to_string(),

@@ -275,6 +275,7 @@ impl Remote {
     ) -> std::result::Result<u64, PushError> {
         let started = std::time::Instant::now();
         let (tar, layer) = pack(cache, dir, local_only)?;
+        let packed = started.elapsed().as_secs_f64();
         let mut task = Task::start(
             &format!("{stage}: pushing {} to {}", super::short(key), self.url),
             Some(layer.size),
@@ -320,10 +321,9 @@ impl Remote {
         let bytes = serde_json::to_vec(&manifest).context("cannot serialise the manifest")?;
         self.reg.put_manifest(&tag(stage, key), &bytes)?;
         task.finish(&format!(
-            "{} bytes (zstd tar), signed by key {} in {:.1}s",
+            "{} bytes (the entry as a zstd tar, packed in {packed:.1}s), signed by key {}",
             layer.size,
-            fingerprint(&signer.verifying_key()),
-            started.elapsed().as_secs_f64()
+            fingerprint(&signer.verifying_key())
         ));
         Ok(layer.size)
     }
