@@ -568,12 +568,6 @@ pub fn sync<B>(ctx: &Ctx, stages: &[&&dyn Stage<B>], pull: bool) {
     let Some(remote) = &ctx.remote else {
         return;
     };
-    struct Row {
-        name: &'static str,
-        key: String,
-        local: Option<PathBuf>,
-        remote: bool,
-    }
     let mut rows = Vec::new();
     for s in stages {
         let Some(local_only) = s.shared() else {
@@ -591,46 +585,61 @@ pub fn sync<B>(ctx: &Ctx, stages: &[&&dyn Stage<B>], pull: bool) {
             key,
             local,
             remote: there,
+            local_only,
+            reads: s.reads_local_parts_of(),
         });
     }
     for r in &rows {
         if let (Some(dir), false) = (&r.local, r.remote) {
-            let local_only = stages
-                .iter()
-                .find(|s| s.name() == r.name)
-                .and_then(|s| s.shared())
-                .unwrap_or(&[]);
-            remote.push(&ctx.cache, r.name, &r.key, dir, local_only);
+            remote.push(&ctx.cache, r.name, &r.key, dir, r.local_only);
         }
     }
     if !pull {
         return;
     }
+    let kept = pull_missing(&rows, |r| remote.pull(&ctx.cache, r.name, &r.key));
+    for (r, reader) in kept {
+        progress::step(&format!(
+            "{}: not pulled: {reader} runs here and needs its {} ({})",
+            r.name,
+            r.local_only.join(", "),
+            super::short(&r.key)
+        ));
+    }
+}
+
+/// One shared stage of a build, as [`sync`] finds it.
+struct Row {
+    name: &'static str,
+    key: String,
+    /// Its complete entry here, if any.
+    local: Option<PathBuf>,
+    /// Whether the registry has an entry under its key.
+    remote: bool,
+    local_only: &'static [&'static str],
+    reads: &'static [&'static str],
+}
+
+/// Tries `pull` on every stage missing here that the registry has, last stage first;
+/// a stage whose local-only parts a stage that runs here reads is not tried (it is
+/// returned with that reader). A stage runs here when it is missing and not pulled.
+fn pull_missing(rows: &[Row], mut pull: impl FnMut(&Row) -> bool) -> Vec<(&Row, &'static str)> {
     let mut runs_here: Vec<&str> = Vec::new();
+    let mut kept = Vec::new();
     for r in rows.iter().rev().filter(|r| r.local.is_none()) {
-        let local_only = stages
+        let reader = rows
             .iter()
-            .find(|s| s.name() == r.name)
-            .and_then(|s| s.shared())
-            .unwrap_or(&[]);
-        let needed_here = stages
-            .iter()
-            .find(|t| t.reads_local_parts_of().contains(&r.name) && runs_here.contains(&t.name()));
-        if let (Some(t), false) = (needed_here, local_only.is_empty()) {
-            progress::step(&format!(
-                "{}: not pulled: {} runs here and needs its {} ({})",
-                r.name,
-                t.name(),
-                local_only.join(", "),
-                super::short(&r.key)
-            ));
+            .find(|t| t.reads.contains(&r.name) && runs_here.contains(&t.name));
+        if let (Some(t), false) = (reader, r.local_only.is_empty()) {
+            kept.push((r, t.name));
             runs_here.push(r.name);
             continue;
         }
-        if !(r.remote && remote.pull(&ctx.cache, r.name, &r.key)) {
+        if !(r.remote && pull(r)) {
             runs_here.push(r.name);
         }
     }
+    kept
 }
 
 /// The error of a push or a download: the registry's, or this machine's.
@@ -691,6 +700,58 @@ mod tests {
             ]),
         })
         .unwrap()
+    }
+
+    fn row(name: &'static str, local: bool, remote: bool) -> Row {
+        let (local_only, reads): (&'static [&'static str], &'static [&'static str]) = match name {
+            "kernel" => (&["src", "build"], &[]),
+            "modules" => (&[], &["kernel"]),
+            _ => (&[], &[]),
+        };
+        Row {
+            name,
+            key: format!("{name}-key"),
+            local: local.then(|| PathBuf::from(name)),
+            remote,
+            local_only,
+            reads,
+        }
+    }
+
+    /// Runs [`pull_missing`] with pulls of `failing` failing: (tried, kept local).
+    fn decide(rows: &[Row], failing: &[&str]) -> (Vec<&'static str>, Vec<&'static str>) {
+        let mut tried = Vec::new();
+        let kept = pull_missing(rows, |r| {
+            tried.push(r.name);
+            !failing.contains(&r.name)
+        });
+        (tried, kept.iter().map(|(r, _)| r.name).collect())
+    }
+
+    #[test]
+    fn a_kernel_is_pulled_only_when_no_stage_that_runs_here_needs_its_trees() {
+        let all = |m_remote| {
+            vec![
+                row("kernel", false, true),
+                row("modules", false, m_remote),
+                row("rootfs", false, true),
+            ]
+        };
+        // Everything in the registry: everything pulled, last first.
+        assert_eq!(
+            decide(&all(true), &[]),
+            (vec!["rootfs", "modules", "kernel"], vec![])
+        );
+        // The modules must be built here: the kernel too (its build tree).
+        assert_eq!(decide(&all(false), &[]), (vec!["rootfs"], vec!["kernel"]));
+        // The modules' entry is refused: the same.
+        assert_eq!(
+            decide(&all(true), &["modules"]),
+            (vec!["rootfs", "modules"], vec!["kernel"])
+        );
+        // The modules are here already: the kernel is pulled.
+        let rows = vec![row("kernel", false, true), row("modules", true, true)];
+        assert_eq!(decide(&rows, &[]), (vec!["kernel"], vec![]));
     }
 
     #[test]
