@@ -331,7 +331,9 @@ impl Remote {
     /// Pulls the entry of `stage` under `key` into the cache if the registry has one
     /// that verifies; `false` (with a warning when it was refused) otherwise.
     pub fn pull(&self, cache: &Cache, stage: &str, key: &str) -> bool {
-        if self.is_down() || self.trusted.is_empty() {
+        // A directory without its marker is an in-place build of another sanforge
+        // (the kernel's) or a leftover: the stage builds it here, never a pull over it.
+        if self.is_down() || self.trusted.is_empty() || cache.stage_path(stage, key).exists() {
             return false;
         }
         let bytes = match self.reg.get_manifest(&tag(stage, key)) {
