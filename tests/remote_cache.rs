@@ -24,6 +24,7 @@ impl Builder<'_> {
         c.env("SANFORGE_CACHE", &self.cache)
             .env("SANFORGE_REMOTE_CACHE", remote)
             .env_remove("SANFORGE_REMOTE_CACHE_KEY")
+            .env_remove("SANFORGE_REMOTE_CACHE_AUTH")
             .args(["build", "recipes/test.toml", "--out"])
             .arg(out);
         if let Some(k) = &self.key {
@@ -74,6 +75,80 @@ fn stage_key(out: &Path, stage: &str) -> String {
     let m: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
     m["keys"][stage].as_str().unwrap().to_string()
+}
+
+/// htpasswd entry of user `ci`, password `secret` (bcrypt, cost 4: cheap to check).
+const HTPASSWD: &str = "ci:$2b$04$ksHXnHoSJhyXB9NCxcViWelaeqcT1YtgG18KOh6wBS9BH4GrsUGlO\n";
+
+#[test]
+fn a_registry_that_asks_for_credentials_gets_them_from_the_environment() {
+    let auth = tempfile::tempdir().unwrap();
+    std::fs::write(auth.path().join("htpasswd"), HTPASSWD).unwrap();
+    let reg = Registry::start_with(&format!(
+        "auth:\n  htpasswd:\n    realm: sanforge-test\n    path: {}\n",
+        auth.path().join("htpasswd").display()
+    ));
+    let p = Project::new();
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("a");
+    sanforge::image::sign::keygen(&key).unwrap();
+    std::fs::create_dir_all(p.root().join("keys")).unwrap();
+    std::fs::copy(
+        sanforge::image::sign::public_path(&key),
+        p.root().join("keys/a.pub"),
+    )
+    .unwrap();
+    let recipe = std::fs::read_to_string(p.recipe()).unwrap();
+    std::fs::write(
+        p.recipe(),
+        format!("{recipe}\n[cache]\ntrusted-keys = [\"keys/a.pub\"]\n"),
+    )
+    .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let url = reg.url("sanforge-cache");
+    let build = |name: &str, credentials: Option<&str>| {
+        let b = Builder {
+            p: &p,
+            cache: work.path().join(format!("cache-{name}")),
+            key: Some(key.clone()),
+        };
+        let mut c = b.cmd(&url, &work.path().join(format!("out-{name}")));
+        if let Some(cr) = credentials {
+            c.env("SANFORGE_REMOTE_CACHE_AUTH", cr);
+        }
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{name}: {}", text(&o));
+        o
+    };
+    // No credentials, then wrong ones: one warning naming the variable, a local build.
+    for (name, cr, want) in [
+        ("none", None, "set SANFORGE_REMOTE_CACHE_AUTH=USER:PASSWORD"),
+        ("wrong", Some("ci:nope"), "check SANFORGE_REMOTE_CACHE_AUTH"),
+    ] {
+        let o = build(name, cr);
+        assert_eq!(
+            stderr(&o).matches("refuses access").count(),
+            1,
+            "{name}: {}",
+            text(&o)
+        );
+        assert!(stderr(&o).contains(want), "{name}: {}", text(&o));
+        assert!(!stdout(&o).contains("pushed "), "{name}: {}", text(&o));
+    }
+    // Right ones: A pushes, B pulls the kernel.
+    let o = build("a", Some("ci:secret"));
+    assert!(stdout(&o).contains("pushed kernel: "), "{}", text(&o));
+    let o = build("b", Some("ci:secret"));
+    assert!(
+        stdout(&o).contains("pulled from the remote cache: kernel, userland, rootfs"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        !stderr(&o).contains("password") && !stderr(&o).contains("secret"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]

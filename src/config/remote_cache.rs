@@ -18,6 +18,9 @@ use std::path::PathBuf;
 
 /// The environment variable naming the remote cache (overrides the recipe).
 pub const REMOTE_ENV: &str = "SANFORGE_REMOTE_CACHE";
+/// The environment variable with the registry's credentials, `USER:PASSWORD` (HTTP
+/// Basic, or exchanged for a bearer token when the registry asks for one).
+pub const AUTH_ENV: &str = "SANFORGE_REMOTE_CACHE_AUTH";
 /// The environment variable naming the builder's secret key that signs pushes
 /// (`sanforge keygen`'s `KEY`); without one a build only pulls.
 pub const KEY_ENV: &str = "SANFORGE_REMOTE_CACHE_KEY";

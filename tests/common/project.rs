@@ -147,6 +147,7 @@ zstd-level = 3
         // A remote cache of the developer's shell must not leak into a test's build.
         c.env_remove("SANFORGE_REMOTE_CACHE");
         c.env_remove("SANFORGE_REMOTE_CACHE_KEY");
+        c.env_remove("SANFORGE_REMOTE_CACHE_AUTH");
         c
     }
 

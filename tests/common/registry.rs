@@ -19,6 +19,11 @@ impl Registry {
     /// Starts the registry and waits until it answers `GET /v2/`. Panics naming the
     /// package when the binary is missing (`.ci/setup` installs it).
     pub fn start() -> Registry {
+        Self::start_with("")
+    }
+
+    /// [`Registry::start`] with `extra` appended to its config (YAML, e.g. `auth:`).
+    pub fn start_with(extra: &str) -> Registry {
         let dir = tempfile::Builder::new()
             .prefix("registry-")
             .tempdir()
@@ -32,7 +37,7 @@ impl Registry {
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{extra}",
                 dir.path().join("storage").display()
             ),
         )

@@ -201,12 +201,17 @@ impl Remote {
     /// Reports a failed call: the first transport error marks the registry down.
     fn failed(&self, what: &str, e: &OciError) {
         match e {
-            OciError::Down(m) => {
+            OciError::Down(m) | OciError::Unauthorized(m) => {
                 let mut st = self.state();
                 if !st.down {
                     st.down = true;
+                    let why = if matches!(e, OciError::Down(_)) {
+                        "is unreachable"
+                    } else {
+                        "refuses access"
+                    };
                     progress::step(&format!(
-                        "warning: remote cache {} is unreachable ({what}: {m}); going on without it",
+                        "warning: remote cache {} {why} ({what}: {m}); going on without it",
                         self.url
                     ));
                 }
@@ -577,22 +582,24 @@ pub fn sync<B>(ctx: &Ctx, stages: &[&&dyn Stage<B>], pull: bool) {
         };
         let key = ctx.keys.get(s.name()).to_string();
         let local = ctx.cache.stage_done(s.name(), &key);
-        let there = remote.has(s.name(), &key).unwrap_or(true);
+        // Unknown (unreachable, refused): neither pulled nor pushed.
+        let there = remote.has(s.name(), &key);
         remote
             .state()
             .shared
-            .insert(s.name().to_string(), (local_only, there));
+            .insert(s.name().to_string(), (local_only, there != Some(false)));
         rows.push(Row {
             name: s.name(),
             key,
             local,
-            remote: there,
+            remote: there == Some(true),
+            absent: there == Some(false),
             local_only,
             reads: s.reads_local_parts_of(),
         });
     }
     for r in &rows {
-        if let (Some(dir), false) = (&r.local, r.remote) {
+        if let (Some(dir), true) = (&r.local, r.absent) {
             remote.push(&ctx.cache, r.name, &r.key, dir, r.local_only);
         }
     }
@@ -616,8 +623,10 @@ struct Row {
     key: String,
     /// Its complete entry here, if any.
     local: Option<PathBuf>,
-    /// Whether the registry has an entry under its key.
+    /// Whether the registry has an entry under its key; lacks one (both false when
+    /// it could not tell).
     remote: bool,
+    absent: bool,
     local_only: &'static [&'static str],
     reads: &'static [&'static str],
 }
@@ -715,6 +724,7 @@ mod tests {
             key: format!("{name}-key"),
             local: local.then(|| PathBuf::from(name)),
             remote,
+            absent: !remote,
             local_only,
             reads,
         }
