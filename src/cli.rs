@@ -263,6 +263,9 @@ nvme-QEMU_NVMe_Ctrl_sanforge-dN, virtio-sanforge-dN. Writes go to the file (make
         /// Also forward TCP 127.0.0.1:HOST to the guest's port GUEST (user network), repeatable
         #[arg(long = "forward", value_name = "HOST:GUEST")]
         forwards: Vec<Forward>,
+        /// A guest reboot resets the machine (A/B updates, `sanforge push`) instead of ending QEMU
+        #[arg(long)]
+        reboot: bool,
         /// Send one command to the monitor of the VM `run --until-ready` started, e.g. 'set_link nic0 off', and print its answer
         #[arg(long, value_name = "COMMAND", conflicts_with = "stop")]
         monitor: Option<String>,
@@ -292,6 +295,8 @@ nvme-QEMU_NVMe_Ctrl_sanforge-dN, virtio-sanforge-dN. Writes go to the file (make
         #[arg(long)]
         json: bool,
     },
+    /// Update a node over SSH: check OUT's signature here, copy it, `sanforge-init update`, reboot, wait for ready
+    Push(commands::push::PushArgs),
     /// List the host tools sanforge needs, which are missing, and their Debian packages
     Doctor,
     /// Kernel configuration tools
@@ -528,6 +533,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             nics,
             disks,
             forwards,
+            reboot,
             monitor,
         } => {
             if stop {
@@ -554,6 +560,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     nics,
                     disks,
                     forwards,
+                    reboot,
                 },
             };
             commands::run::run(&opts)?;
@@ -585,6 +592,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 connect_timeout_secs: 10,
             };
             commands::status::run(&o, json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Push(a) => {
+            commands::push::run(&a)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Doctor => {

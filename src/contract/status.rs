@@ -81,6 +81,10 @@ pub struct Image {
     pub pretty_name: Option<String>,
     /// The running kernel's release.
     pub kernel: Option<String>,
+    /// The public key the node checks updates against ([`super::UPDATE_KEY`], 64 hex
+    /// digits); None when the image has none.
+    #[serde(default)]
+    pub update_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -91,6 +95,14 @@ pub struct Boot {
     /// `sanforge.node=` when the command line picks the node.
     pub node: Option<String>,
     pub uptime_seconds: Option<f64>,
+    /// The kernel's boot id (`/proc/sys/kernel/random/boot_id`): a new one each boot.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// The sanforge boot loader entries on the EFI system partition
+    /// (`sanforge-b+1.conf`: slot b with one try left; `sanforge-b+0-1.conf`: its tries
+    /// used up; `sanforge-a.conf`: blessed). Empty on a network boot.
+    #[serde(default)]
+    pub entries: Vec<String>,
 }
 
 /// A summary of [`HARDWARE_REPORT`].
@@ -193,6 +205,15 @@ pub fn render(st: &Status) -> Vec<String> {
                 .map_or("?".to_string(), |u| format!("{u:.0} s"))
         ),
     ];
+    if !st.boot.entries.is_empty() {
+        out.push(format!("loader    {}", st.boot.entries.join(" ")));
+    }
+    if let Some(k) = &st.image.update_key {
+        let short = crate::contract::signature::verifying_key_from_hex(k, "update key")
+            .map(|k| crate::contract::signature::fingerprint(&k))
+            .unwrap_or_else(|_| "invalid".into());
+        out.push(format!("updates   signed by key {short}"));
+    }
     match &st.timeline {
         Some(t) => {
             let ready = t
