@@ -36,6 +36,7 @@ pub mod secrets;
 pub mod shell;
 pub mod ssh;
 pub mod status;
+pub mod status_ha;
 pub mod storage;
 pub mod supervisor;
 pub mod time;

@@ -131,6 +131,7 @@ pub fn gather(sys: &mut dyn Sys) -> Status {
         Err(e) => st.problems.push(format!("services: {e:#}")),
     }
     st.ha = ha(sys);
+    st.alua = super::status_ha::alua_groups(sys, Path::new(SCST_ROOT));
     st.time = time(sys);
     st
 }
@@ -471,6 +472,21 @@ fn ha(sys: &mut dyn Sys) -> Option<Ha> {
             exit,
             output,
         });
+    }
+    // Roles, fail counts and failed actions from crm_mon's XML API (the text above
+    // stays for people; a crm_mon that cannot answer leaves these empty).
+    if sys.exists(Path::new(super::status_ha::CRM_MON_XML[0])) {
+        let argv: Vec<String> = super::status_ha::CRM_MON_XML
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        if let Ok((_, xml)) = sys.run_capture(&argv, HA_TIMEOUT) {
+            if let Ok(p) = super::status_ha::parse_crm_mon(&xml) {
+                h.resources = p.resources;
+                h.fail_counts = p.fail_counts;
+                h.failures = p.failures;
+            }
+        }
     }
     h.drbd = sys
         .read_to_string(Path::new("/proc/drbd"))
