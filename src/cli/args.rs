@@ -43,6 +43,12 @@ the end: an interrupted build never leaves half an output. Logs: OUT/logs/STAGE.
         /// After the build, print why the image is the size it is: the largest files, their package, why each is kept, and what was dropped
         #[arg(long)]
         explain_size: bool,
+        /// Share stage entries through an OCI registry: oci://HOST[:PORT]/REPOSITORY, or `off` [default: $SANFORGE_REMOTE_CACHE, else the recipe's [cache] remote]
+        #[arg(long, value_name = "URL")]
+        remote_cache: Option<String>,
+        /// Secret key (`sanforge keygen`) that signs the entries this build pushes [default: $SANFORGE_REMOTE_CACHE_KEY; none: pull only]
+        #[arg(long, value_name = "KEY")]
+        remote_cache_key: Option<PathBuf>,
     },
     /// Sign an output directory: writes OUT/SHA256SUMS.sig (Ed25519 over SHA256SUMS)
     Sign {
