@@ -15,6 +15,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+unset SANFORGE_SKIP_E2E
 test=push_installs_a_second_build_on_slot_b_and_refuses_a_foreign_signature
 cargo test -q --test push --no-run 2>/dev/null
 log=$(mktemp)
