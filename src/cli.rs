@@ -85,10 +85,15 @@ the end: an interrupted build never leaves half an output. Logs: OUT/logs/STAGE.
         #[arg(long)]
         pubkey: PathBuf,
     },
-    /// Create a signing key pair: KEY (secret, mode 0600) and KEY.pub
+    /// Create a signing key pair: KEY (secret, mode 0600) and KEY.pub; or, with
+    /// --module-signing, the RSA key + certificate PEM that [kernel.module-signing] names
     Keygen {
-        #[arg(long)]
-        out: PathBuf,
+        #[arg(long, required_unless_present = "module_signing")]
+        out: Option<PathBuf>,
+        /// Write a module-signing key (RSA 4096 + self-signed X.509 certificate, one PEM
+        /// file, mode 0600) to PATH (default keys/module-signing.pem)
+        #[arg(long, value_name = "PATH", num_args = 0..=1, conflicts_with = "out")]
+        module_signing: Option<Option<PathBuf>>,
     },
     /// Show every stage with its cache key and whether it will run (offline)
     Plan {
@@ -443,7 +448,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Keygen { out } => {
+        Command::Keygen {
+            module_signing: Some(path),
+            ..
+        } => {
+            let path = crate::image::module_key::path_or_default(path);
+            let fp = crate::image::module_key::keygen(&path, "sanforge module-signing key")?;
+            println!(
+                "wrote {} (module-signing key and certificate, secret: keep it out of the repository and the image; certificate sha256 {fp})",
+                path.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keygen { out, .. } => {
+            let out = out.context("keygen needs --out PATH (or --module-signing [PATH])")?;
             let key = crate::image::sign::keygen(&out)?;
             println!(
                 "wrote {} (secret, keep it private) and {} (key {})",

@@ -188,6 +188,9 @@ pub struct KernelSpec {
     /// `sanforge matrix`), by name; each inherits what it does not override.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub matrix: BTreeMap<String, MatrixKernelSpec>,
+    /// `[kernel.module-signing]`: the owner's module-signing key (shared by the matrix).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module_signing: Option<super::module_signing::ModuleSigningSpec>,
 }
 
 /// One entry of `[kernel.matrix]`: `"6.12" = { source = { … }, fragments = [ … ] }`.
@@ -477,6 +480,8 @@ pub struct Recipe {
     pub kernels: Vec<KernelVariant>,
     /// Index of the selected kernel in `kernels` (0: the default).
     pub selected: usize,
+    /// `[kernel.module-signing]`, validated (None: modules are not signed).
+    pub module_signing: Option<super::module_signing::ModuleSigning>,
 }
 
 /// What `source-date-epoch` may be: the 32-bit timestamps of cpio and squashfs.
@@ -685,6 +690,13 @@ impl Recipe {
             }
             overlays.push(a);
         }
+        let module_signing = super::module_signing::from_recipe(
+            raw.kernel.module_signing.as_ref(),
+            &root,
+            &proj,
+            &overlays,
+            &mut errs,
+        );
         let node_config = proj.path(&raw.node.config).unwrap_or_else(|m| {
             errs.at(at!["node", "config"], format!("node config {m}"));
             PathBuf::new()
@@ -811,6 +823,7 @@ impl Recipe {
             text: text.to_string(),
             kernels,
             selected: 0,
+            module_signing,
         })
     }
 

@@ -694,6 +694,8 @@ fn build(ctx: &Ctx, kernel_out: &super::KernelOut, dir: &Path, log: &Log) -> Res
             // As the kernel's INSTALL_MOD_STRIP=1 does: debug sections are most of an
             // out-of-tree module's size (qla2xxx_scst.ko: 17 MB before, ~1 MB after).
             Cmd::new("strip").arg("--strip-debug").arg(&dst).run(log)?;
+            // Signed after stripping, as modules_install does (strip drops a signature).
+            crate::stages::kernel::signing::sign_module(ctx, &kdir, &dst, log)?;
             built.push(BuiltModule {
                 name: firmware::module_name(&ko, &info),
                 file: format!("extra/{file_name}"),
