@@ -304,8 +304,8 @@ fn sig_hash(obj: &Path) -> Result<String> {
 /// Signs an out-of-tree module (already stripped: stripping drops a signature) with
 /// the kernel's `scripts/sign-file`, the recipe's key and the certificate the kernel
 /// trusts. `kdir`: the kernel stage's build tree. Nothing without a key.
-pub fn sign_module(ctx: &Ctx, kdir: &Path, ko: &Path, log: &Log) -> Result<()> {
-    let Some(m) = settings(ctx) else {
+pub fn sign_module(m: Option<&ModuleSigning>, kdir: &Path, ko: &Path, log: &Log) -> Result<()> {
+    let Some(m) = m else {
         return Ok(());
     };
     check_cert(m, kdir)?;
