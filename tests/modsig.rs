@@ -131,15 +131,20 @@ fn a_module_signed_with_another_key_is_refused_at_boot_and_the_init_says_why() {
         assert!(o.status.success(), "{}", show(&o));
     };
     // Signatures are deterministic (RSA PKCS#1 v1.5): crc4 stripped and signed again
-    // with the same key is the image's crc4, byte for byte.
+    // with the same key, the way the modules stage signs SCST's modules, is the
+    // image's crc4 (signed by modules_install), byte for byte.
     let again = tmp.path().join("crc4.ko");
     std::fs::copy(kdir.join("lib/crc4.ko"), &again).unwrap();
     run(Command::new("strip").arg("--strip-debug").arg(&again));
-    run(Command::new(kdir.join("scripts/sign-file"))
-        .arg("sha256")
-        .arg(&test_key)
-        .arg(kdir.join("certs/signing_key.x509"))
-        .arg(&again));
+    let recipe =
+        sanforge::config::recipe::Recipe::load(&project.join("recipes/modsig.toml")).unwrap();
+    sanforge::stages::kernel::signing::sign_module(
+        recipe.module_signing.as_ref(),
+        &kdir,
+        &again,
+        &sanforge::util::cmd::Log::none(),
+    )
+    .unwrap();
     let image_crc4 = &members
         .iter()
         .find(|(n, _)| n.ends_with("/kernel/lib/crc4.ko"))
