@@ -95,6 +95,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             verify: false,
             secrets,
             explain_size,
+            remote_cache,
+            remote_cache_key,
         } => verbs::cmd_build(
             recipe,
             BuildOptions {
@@ -104,6 +106,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 init,
                 kernel,
                 secrets,
+                remote_cache,
+                remote_cache_key,
             },
             explain_size,
         ),
@@ -135,6 +139,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     init,
                     kernel: None,
                     secrets: None,
+                    ..Default::default()
                 },
                 boot: !no_boot,
                 accel,
@@ -160,6 +165,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             nics,
             disks,
             forwards,
+            reboot,
             monitor,
         } => verbs::cmd_run(
             commands::run::RunOptions {
@@ -177,6 +183,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     nics,
                     disks,
                     forwards,
+                    reboot,
                 },
             },
             stop,
@@ -199,6 +206,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             },
             json,
         ),
+        Command::Push(a) => {
+            commands::push::run(&a)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Doctor => verbs::cmd_doctor(),
         Command::Kconfig {
             command: KconfigCommand::Check { recipe, kernel },

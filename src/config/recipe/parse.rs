@@ -78,6 +78,7 @@ impl Recipe {
         check_userland_paths(&mut errs, &raw.userland);
         let modes = image_modes(&raw.modes, &mut errs);
         let userland = crate::config::userland::validate(&raw.userland, &mut errs);
+        let cache = crate::config::remote_cache::validate(raw.cache.as_ref(), &proj, &mut errs);
         errs.finish(Recipe {
             name,
             file: abs,
@@ -99,6 +100,7 @@ impl Recipe {
             kernels,
             selected: 0,
             module_signing,
+            cache,
         })
     }
 }
