@@ -30,7 +30,7 @@ use crate::util::cmd::{Cmd, Log};
 use crate::util::fs as ufs;
 use crate::util::hash::KeyBuilder;
 use crate::util::progress;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
 /// The object tree's directory inside `src/` (kbuild: "building in a subdirectory of
@@ -126,7 +126,51 @@ pub fn plant(seed: &Path, dir: &Path, log: &Log) -> Result<()> {
         .arg(&obj)
         .run(log)?;
     Cmd::new("chmod").arg("-R").arg("u+w").arg(&obj).run(log)?;
+    let n = relocate(&obj, &seed.join("src").join(OBJ_DIR), &obj)?;
+    log.line(&format!(
+        "seed: {n} dependency files of the tools build moved to this entry's path"
+    ));
     Ok(())
+}
+
+/// The kernel's own build records relative paths, but the tools it builds for itself
+/// (objtool: every object depends on its binary) use the tools build system, whose
+/// `.cmd` and `.d` files name targets by absolute path: left as they are, the copied
+/// objtool looks changed, is relinked, and every object is compiled again. Rewrites
+/// the seed's object-tree path to the new one in those files, keeping their
+/// modification times. Returns how many files changed.
+fn relocate(obj: &Path, from: &Path, to: &Path) -> Result<usize> {
+    let (from, to) = (from.to_string_lossy(), to.to_string_lossy());
+    let tools = obj.join("tools");
+    if !tools.is_dir() {
+        return Ok(0);
+    }
+    let mut n = 0;
+    for e in ufs::walk(&tools) {
+        let e = e?;
+        let name = e.file_name().to_string_lossy();
+        let dep_file = name.starts_with('.') && (name.ends_with(".cmd") || name.ends_with(".d"));
+        if !dep_file || e.is_dir() || e.is_symlink() {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(e.path()) else {
+            continue;
+        };
+        if !text.contains(from.as_ref()) {
+            continue;
+        }
+        let mtime = std::fs::metadata(e.path())
+            .and_then(|m| m.modified())
+            .with_context(|| format!("cannot stat {}", e.path().display()))?;
+        ufs::write(e.path(), text.replace(from.as_ref(), to.as_ref()))?;
+        std::fs::File::options()
+            .write(true)
+            .open(e.path())
+            .and_then(|f| f.set_modified(mtime))
+            .with_context(|| format!("cannot set the time of {}", e.path().display()))?;
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// Records the source identity, making the entry a seed for later configs.
