@@ -126,7 +126,7 @@ pub fn plant(seed: &Path, dir: &Path, log: &Log) -> Result<()> {
         .arg(&obj)
         .run(log)?;
     Cmd::new("chmod").arg("-R").arg("u+w").arg(&obj).run(log)?;
-    let n = relocate(&obj, &seed.join("src").join(OBJ_DIR), &obj)?;
+    let n = relocate(&obj, &seed.join("src"), &src)?;
     log.line(&format!(
         "seed: {n} dependency files of the tools build moved to this entry's path"
     ));
@@ -135,10 +135,10 @@ pub fn plant(seed: &Path, dir: &Path, log: &Log) -> Result<()> {
 
 /// The kernel's own build records relative paths, but the tools it builds for itself
 /// (objtool: every object depends on its binary) use the tools build system, whose
-/// `.cmd` and `.d` files name targets by absolute path: left as they are, the copied
-/// objtool looks changed, is relinked, and every object is compiled again. Rewrites
-/// the seed's object-tree path to the new one in those files, keeping their
-/// modification times. Returns how many files changed.
+/// `.cmd` and `.d` files name targets, sources and include directories by absolute
+/// path: left as they are, the copied objtool looks changed, is relinked, and every
+/// object is compiled again. Rewrites the seed's `src/` path to the new one in those
+/// files, keeping their modification times. Returns how many files changed.
 fn relocate(obj: &Path, from: &Path, to: &Path) -> Result<usize> {
     let (from, to) = (from.to_string_lossy(), to.to_string_lossy());
     let tools = obj.join("tools");
