@@ -371,6 +371,10 @@ pub enum ScstCommand {
         targets: usize,
         #[arg(long, default_value_t = 64)]
         groups: usize,
+        /// The iSCSI layout a QEMU guest can apply for real (benches/scst-apply.sh):
+        /// vdisk_nullio devices, iSCSI targets, no ALUA group
+        #[arg(long)]
+        iscsi: bool,
     },
 }
 
@@ -862,8 +866,13 @@ fn cmd_scst(command: ScstCommand) -> Result<ExitCode> {
             devices,
             targets,
             groups,
+            iscsi,
         } => {
-            let conf = crate::scsi::scst::generate(devices, targets, groups);
+            let conf = if iscsi {
+                crate::scsi::scst::generate_iscsi(devices, targets, groups)
+            } else {
+                crate::scsi::scst::generate(devices, targets, groups)
+            };
             print!("{}", crate::scsi::scst::print(&conf));
             Ok(ExitCode::SUCCESS)
         }

@@ -22,6 +22,7 @@
     clippy::unimplemented
 )]
 
+pub mod bench;
 pub mod ha;
 pub mod hardware;
 pub mod logs;
@@ -443,6 +444,7 @@ pub fn run_pid1(sys: &mut dyn Sys) -> ! {
         init.warn(e);
     }
     init.boot();
+    bench::run(&mut init);
     let cmd = init.supervise();
     init.shutdown(cmd);
     loop {

@@ -9,6 +9,7 @@ pub mod iscsi;
 pub mod project;
 pub mod qemu;
 pub mod safety;
+pub mod scstimage;
 pub mod server;
 pub mod vm;
 
