@@ -1702,6 +1702,20 @@ fn lvm_on_drbd_with_scst_names_the_lv_in_scst_conf() {
     assert!(conf.contains("filename /dev/vg-san/disk0"), "{conf}");
     assert!(!conf.contains("/dev/drbd0"), "{conf}");
     assert!(text(&r, "alpha/cib.xml").contains("type=\"LVM-activate\""));
+    // Not served yet with SCST: the render says so.
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.contains("export `disk0` is on /dev/vg-san/disk0")
+                && w.contains("not yet served")),
+        "{:?}",
+        r.warnings
+    );
+    assert!(!render_files(&lvm_cluster(), &secrets(&lvm_cluster()))
+        .unwrap()
+        .warnings
+        .iter()
+        .any(|w| w.contains("not yet served")));
 }
 
 /// The index in `out` of the first line that holds every one of `words`.
