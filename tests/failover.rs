@@ -12,7 +12,7 @@
 //!   primary (QEMU monitor `quit`); the acknowledged writes that do not read back
 //!   intact afterwards must be 0. Prints boot, switchover and failover times.
 //! * `lvm_on_drbd_switches_over_without_losing_acknowledged_writes` (ignored, about
-//!   9 minutes): the same cluster with the LUN on an LV of a VG on DRBD
+//!   3 to 9 minutes): the same cluster with the LUN on an LV of a VG on DRBD
 //!   (`cluster-lio-lvm.toml`): day 0 (PV, VG, LV made on the Primary), then a planned
 //!   switchover under writes; ocf:heartbeat:LVM-activate moves the VG with its system
 //!   ID; no acknowledged write may be lost.
@@ -884,7 +884,7 @@ fn vg_state(pair: &Pair, i: usize) -> String {
 ///
 /// `cargo test --test failover -- --ignored lvm_on_drbd --nocapture` prints its figures.
 #[test]
-#[ignore = "about 9 min of two TCG VMs and an image build; run: cargo test --test failover -- --ignored lvm_on_drbd --nocapture"]
+#[ignore = "3 to 9 min (host load) of two TCG VMs and an image build; run: cargo test --test failover -- --ignored lvm_on_drbd --nocapture"]
 fn lvm_on_drbd_switches_over_without_losing_acknowledged_writes() {
     let t0 = Instant::now();
     let lab = Lab::build_from(LVM_FIXTURE, Fencing::Off);
