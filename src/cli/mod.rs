@@ -78,7 +78,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => verbs::cmd_build_verify(recipe, locked, jobs, init, kernel),
         Command::Sign { out, key } => verbs::cmd_sign(&out, &key),
         Command::VerifyImage { out, pubkey } => verbs::cmd_verify_image(&out, &pubkey),
-        Command::Keygen { out } => verbs::cmd_keygen(&out),
+        Command::Keygen {
+            module_signing: Some(path),
+            ..
+        } => verbs::cmd_keygen_module_signing(path),
+        Command::Keygen { out, .. } => {
+            verbs::cmd_keygen(&out.context("keygen needs --out PATH (or --module-signing [PATH])")?)
+        }
         Command::Build {
             recipe,
             out,
@@ -89,6 +95,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             verify: false,
             secrets,
             explain_size,
+            remote_cache,
+            remote_cache_key,
         } => verbs::cmd_build(
             recipe,
             BuildOptions {
@@ -98,6 +106,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 init,
                 kernel,
                 secrets,
+                remote_cache,
+                remote_cache_key,
             },
             explain_size,
         ),
@@ -129,6 +139,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     init,
                     kernel: None,
                     secrets: None,
+                    ..Default::default()
                 },
                 boot: !no_boot,
                 accel,
@@ -154,6 +165,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             nics,
             disks,
             forwards,
+            reboot,
             monitor,
         } => verbs::cmd_run(
             commands::run::RunOptions {
@@ -171,6 +183,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     nics,
                     disks,
                     forwards,
+                    reboot,
                 },
             },
             stop,
@@ -193,6 +206,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             },
             json,
         ),
+        Command::Push(a) => {
+            commands::push::run(&a)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Doctor => verbs::cmd_doctor(),
         Command::Kconfig {
             command: KconfigCommand::Check { recipe, kernel },

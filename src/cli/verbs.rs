@@ -26,6 +26,7 @@ pub(super) fn cmd_build_verify(
             init,
             kernel,
             secrets: None,
+            ..Default::default()
         },
     )?;
     print!("{}", report.table());
@@ -83,6 +84,14 @@ pub(super) fn cmd_build(
             report.skipped.join(", ")
         }
     );
+    if !report.pulled.is_empty() {
+        println!("pulled from the remote cache: {}", report.pulled.join(", "));
+    }
+    if let Some(r) = &ctx.remote {
+        for (stage, bytes) in r.pushed() {
+            println!("pushed {stage}: {bytes} bytes to {}", r.url);
+        }
+    }
     if explain_size {
         print!(
             "{}",
@@ -293,6 +302,17 @@ pub(super) fn cmd_verify_image(out: &Path, pubkey: &Path) -> Result<ExitCode> {
         out.display(),
         crate::contract::signature::fingerprint(&key),
         files.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `keygen --module-signing [PATH]`: writes a module-signing key + certificate.
+pub(super) fn cmd_keygen_module_signing(path: Option<PathBuf>) -> Result<ExitCode> {
+    let path = crate::image::module_key::path_or_default(path);
+    let fp = crate::image::module_key::keygen(&path, "sanforge module-signing key")?;
+    println!(
+        "wrote {} (module-signing key and certificate, secret: keep it out of the repository and the image; certificate sha256 {fp})",
+        path.display()
     );
     Ok(ExitCode::SUCCESS)
 }

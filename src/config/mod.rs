@@ -20,10 +20,12 @@
 
 pub mod lio_attrib;
 pub mod lock;
+pub mod module_signing;
 pub mod network;
 pub mod node;
 pub mod ops;
 pub mod recipe;
+pub mod remote_cache;
 pub mod secrets;
 pub mod spans;
 pub mod storage;

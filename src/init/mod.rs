@@ -36,6 +36,7 @@ pub mod secrets;
 pub mod shell;
 pub mod ssh;
 pub mod status;
+pub mod status_ha;
 pub mod storage;
 pub mod supervisor;
 pub mod time;
@@ -61,7 +62,16 @@ pub const STOP_GRACE: Duration = Duration::from_secs(5);
 pub struct Logger {
     kmsg: Option<std::fs::File>,
     captured: Option<Vec<String>>,
+    /// Lines logged before `/dev/kmsg` could be opened (the first mounts), written
+    /// there once it is, so the kernel log holds every line of the init.
+    early: Vec<String>,
 }
+
+/// The sysctl that turns the kernel's rate limit of `/dev/kmsg` writers off.
+pub const PRINTK_DEVKMSG: &str = "/proc/sys/kernel/printk_devkmsg";
+
+/// At most this many early lines wait for `/dev/kmsg`.
+const EARLY_LINES: usize = 64;
 
 impl Logger {
     pub fn console() -> Self {
@@ -72,12 +82,19 @@ impl Logger {
         Logger {
             kmsg: None,
             captured: Some(Vec::new()),
+            early: Vec::new(),
         }
     }
-    /// Also log to `/dev/kmsg` under the root, if it can be opened.
+    /// Also log to `/dev/kmsg` under the root, if it can be opened; the lines logged
+    /// before go there first.
     pub fn open_kmsg(&mut self, sys: &dyn Sys) {
         let p = sys.root().join(Path::new("/dev/kmsg"));
         self.kmsg = std::fs::OpenOptions::new().write(true).open(p).ok();
+        if let Some(k) = &mut self.kmsg {
+            for text in self.early.drain(..) {
+                let _ = k.write_all(text.as_bytes());
+            }
+        }
     }
     pub fn line(&mut self, msg: &str) {
         let text = format!("sanforge-init: {msg}\n");
@@ -88,8 +105,12 @@ impl Logger {
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(text.as_bytes());
         let _ = out.flush();
-        if let Some(k) = &mut self.kmsg {
-            let _ = k.write_all(text.as_bytes());
+        match &mut self.kmsg {
+            Some(k) => {
+                let _ = k.write_all(text.as_bytes());
+            }
+            None if self.early.len() < EARLY_LINES => self.early.push(text),
+            None => {}
         }
     }
     pub fn lines(&self) -> &[String] {
@@ -513,10 +534,16 @@ pub fn mount_filesystems(init: &mut Init) -> Result<()> {
         if target == "/proc" {
             // The kernel keeps only 10 lines per 5 s that userspace writes to /dev/kmsg
             // unless told otherwise: the init's lines belong in the kernel log (and
-            // reach remote syslog from there) in full. Best effort.
-            let _ = init
-                .sys
-                .write_file(Path::new("/proc/sys/kernel/printk_devkmsg"), "on");
+            // reach remote syslog from there) in full. The kernel takes only `on\n`
+            // (the word and exactly one newline; `on` alone is EINVAL). Best effort.
+            let devkmsg = Path::new(PRINTK_DEVKMSG);
+            if !init.sys.exists(devkmsg) {
+                // A kernel without sysctls: nothing to turn off.
+            } else if let Err(e) = init.sys.write_file(devkmsg, "on\n") {
+                init.log.line(&format!(
+                    "warning: {e}: the kernel may drop init lines beyond 10 per 5 s from its log"
+                ));
+            }
         }
         init.log.line(&format!("mounted {fstype} on {target}"));
     }
@@ -643,7 +670,7 @@ pub fn load_modules(init: &mut Init) -> Result<()> {
                 init.log.line(&format!("module {} already loaded", l.name))
             }
             Err(e) => {
-                init.warn(e);
+                init.warn(modules::load_error(&l.name, &e));
                 failed += 1;
             }
         }

@@ -286,7 +286,8 @@ fn load_named(
             Ok(()) => init.log.line(&format!("{why}: loaded module {}", l.name)),
             Err(e) if e.errno() == Some(libc::EEXIST) => {}
             Err(e) => {
-                init.warn(format!("{why}: {e}"));
+                let msg = super::modules::load_error(&l.name, &e);
+                init.warn(format!("{why}: {msg}"));
                 failed += 1;
             }
         }

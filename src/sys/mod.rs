@@ -234,6 +234,18 @@ pub trait Sys {
     fn sync(&mut self);
     /// Starts `argv` with exactly `env`, an empty signal mask, in a new session.
     fn spawn(&mut self, argv: &[String], env: &[(String, String)]) -> SysResult<i32>;
+    /// [`Sys::spawn`] with the child's stdout and stderr on a pipe to the init's log
+    /// relay (`/init log-relay TAG`, `init::logs::relay`): its lines go to the console
+    /// and, tagged `TAG`, to the kernel log. By default (and when the relay cannot be
+    /// started) a plain spawn: a service never waits for its logging.
+    fn spawn_logged(
+        &mut self,
+        argv: &[String],
+        env: &[(String, String)],
+        _tag: &str,
+    ) -> SysResult<i32> {
+        self.spawn(argv, env)
+    }
     /// Reaps one exited child if any (`waitpid(-1, WNOHANG)`).
     fn wait_any_nohang(&mut self) -> Option<(i32, ExitStatus)>;
     /// Blocks [`HANDLED`] so that they are only seen through `wait_signal`.
@@ -481,6 +493,9 @@ pub struct FakeSys {
     /// The fake `CLOCK_BOOTTIME`: starts at 1.5 s (the kernel's share of the boot)
     /// and advances by [`FakeSys::TICK`] at every reading.
     pub clock: Duration,
+    /// The tag of each [`Sys::spawn_logged`] with the pid it got (the spawn itself is
+    /// recorded as any spawn).
+    pub logged: Vec<(i32, String)>,
 }
 
 /// The links [`FakeSys`] plays.
@@ -490,6 +505,9 @@ struct FakeNet {
     /// Links whose `carrier` file says 0: they stay without carrier when up.
     unplugged: Vec<String>,
 }
+
+/// The init's argument that runs the log relay of [`Sys::spawn_logged`].
+pub const LOG_RELAY: &str = "log-relay";
 
 /// Where [`FakeSys::run_capture`] finds the answers of a command, under the root:
 /// `<dir>/<basename of argv[0]>` is its stdout (exit 0 unless `<basename>.rc` holds
@@ -514,6 +532,7 @@ impl FakeSys {
             kernel_tree: None,
             net: None,
             clock: Duration::from_millis(1500),
+            logged: Vec::new(),
         }
     }
 
@@ -788,6 +807,16 @@ impl Sys for FakeSys {
         self.record(Op::Spawn(argv.to_vec()), prog, "start")?;
         self.next_pid += 1;
         Ok(self.next_pid)
+    }
+    fn spawn_logged(
+        &mut self,
+        argv: &[String],
+        env: &[(String, String)],
+        tag: &str,
+    ) -> SysResult<i32> {
+        let pid = self.spawn(argv, env)?;
+        self.logged.push((pid, tag.to_string()));
+        Ok(pid)
     }
     fn wait_any_nohang(&mut self) -> Option<(i32, ExitStatus)> {
         self.exits.pop_front()
