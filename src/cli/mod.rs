@@ -78,7 +78,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => verbs::cmd_build_verify(recipe, locked, jobs, init, kernel),
         Command::Sign { out, key } => verbs::cmd_sign(&out, &key),
         Command::VerifyImage { out, pubkey } => verbs::cmd_verify_image(&out, &pubkey),
-        Command::Keygen { out } => verbs::cmd_keygen(&out),
+        Command::Keygen {
+            module_signing: Some(path),
+            ..
+        } => verbs::cmd_keygen_module_signing(path),
+        Command::Keygen { out, .. } => {
+            verbs::cmd_keygen(&out.context("keygen needs --out PATH (or --module-signing [PATH])")?)
+        }
         Command::Build {
             recipe,
             out,

@@ -311,6 +311,17 @@ pub(super) fn cmd_verify_image(out: &Path, pubkey: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `keygen --module-signing [PATH]`: writes a module-signing key + certificate.
+pub(super) fn cmd_keygen_module_signing(path: Option<PathBuf>) -> Result<ExitCode> {
+    let path = crate::image::module_key::path_or_default(path);
+    let fp = crate::image::module_key::keygen(&path, "sanforge module-signing key")?;
+    println!(
+        "wrote {} (module-signing key and certificate, secret: keep it out of the repository and the image; certificate sha256 {fp})",
+        path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `keygen`: writes a signing key pair.
 pub(super) fn cmd_keygen(out: &Path) -> Result<ExitCode> {
     let key = crate::image::sign::keygen(out)?;

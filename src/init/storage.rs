@@ -15,8 +15,10 @@
 //! * LVM: `/etc/lvm/lvm.conf` is written for a system without udev and without
 //!   dmeventd (LVM scans /dev and makes its own nodes and `/dev/VG/LV` links, LVs are
 //!   not scanned for PVs, `lvm-reject` is its `global_filter`), then `lvm vgchange -ay
-//!   VG` for each `activate = "boot"` VG. An `activate = "ha"` VG (on a DRBD device) is
-//!   left to the cluster (`ocf:sanforge:alua`'s `lvm_vgs`). Active LVs are read from
+//!   VG` for each `activate = "boot"` VG. An `activate = "ha"` VG (on a DRBD device,
+//!   `[[lvm]]` of the cluster file) is left to the cluster: `ocf:heartbeat:LVM-activate`
+//!   activates it on the DRBD Primary, with the node name as its LVM system ID
+//!   (lvm.conf `system_id_source = "uname"`). Active LVs are read from
 //!   `/sys/block/dm-*/dm/`.
 //! * Absent backing devices: a LIO block backstore whose device is not there (a
 //!   fileio one whose directory is not), or an SCST device whose `filename` is not
@@ -284,7 +286,8 @@ fn load_named(
             Ok(()) => init.log.line(&format!("{why}: loaded module {}", l.name)),
             Err(e) if e.errno() == Some(libc::EEXIST) => {}
             Err(e) => {
-                init.warn(format!("{why}: {e}"));
+                let msg = super::modules::load_error(&l.name, &e);
+                init.warn(format!("{why}: {msg}"));
                 failed += 1;
             }
         }
@@ -677,7 +680,15 @@ pub fn render_lvm_conf(s: &Storage) -> String {
         out.push_str(&format!("\tglobal_filter = [ {} ]\n", pats.join(", ")));
     }
     out.push_str("}\n");
-    out.push_str("global {\n\tuse_lvmlockd = 0\n\tevent_activation = 0\n}\n");
+    out.push_str("global {\n\tuse_lvmlockd = 0\n\tevent_activation = 0\n");
+    if s.lvm.iter().any(|v| v.activate == Activate::Ha) {
+        // A VG the cluster activates carries the system ID of the node that holds it
+        // (`ocf:heartbeat:LVM-activate` with `vg_access_mode=system_id` refuses to run
+        // without one): the node's name, which the init sets as its hostname. Another
+        // node's VG is foreign here and cannot be activated by mistake.
+        out.push_str("\tsystem_id_source = \"uname\"\n");
+    }
+    out.push_str("}\n");
     out.push_str(
         "activation {\n\tudev_sync = 0\n\tudev_rules = 0\n\tverify_udev_operations = 0\n\tmonitoring = 0\n}\n",
     );
@@ -1329,6 +1340,30 @@ mod tests {
             assert!(c.contains(l), "{l} not in\n{c}");
         }
         assert!(!render_lvm_conf(&Storage::default()).contains("global_filter"));
+    }
+
+    #[test]
+    fn lvm_conf_gives_a_system_id_only_with_a_vg_the_cluster_activates() {
+        use crate::config::storage::VolumeGroup;
+        let vg = |activate| VolumeGroup {
+            vg: "vgha".into(),
+            activate,
+        };
+        let boot = Storage {
+            lvm: vec![vg(Activate::Boot)],
+            ..Storage::default()
+        };
+        assert!(!render_lvm_conf(&boot).contains("system_id_source"));
+        let ha = Storage {
+            lvm: vec![vg(Activate::Boot), vg(Activate::Ha)],
+            ..Storage::default()
+        };
+        let c = render_lvm_conf(&ha);
+        let global = c.split("global {").nth(1).and_then(|g| g.split('}').next());
+        assert!(
+            global.is_some_and(|g| g.contains("\tsystem_id_source = \"uname\"\n")),
+            "{c}"
+        );
     }
 
     #[test]
