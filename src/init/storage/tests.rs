@@ -2,7 +2,6 @@
 
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 use super::*;
-use super::{absent::*, lvm::*, md::*, state::*};
 use std::collections::BTreeSet;
 
 #[test]
