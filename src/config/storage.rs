@@ -320,8 +320,8 @@ const MDADM_CONF_KEYWORDS: [&str; 12] = [
     "SYSFS",
 ];
 
-/// The `[storage]` checks of the node config's validation.
-pub fn validate_storage(s: &Storage, errs: &mut Errors) {
+/// `[storage] order`: each layer once, and every layer the section uses.
+fn check_order(s: &Storage, errs: &mut Errors) {
     if let Some(order) = &s.order {
         let mut seen = BTreeSet::new();
         for (i, l) in order.iter().enumerate() {
@@ -344,12 +344,10 @@ pub fn validate_storage(s: &Storage, errs: &mut Errors) {
             }
         }
     }
-    if s.assemble == Assemble::Scan && !s.md.is_empty() {
-        errs.at(
-            at!["storage", "assemble"],
-            "assemble = \"scan\" takes the arrays from mdadm.conf: remove the [[storage.md]] entries, or `assemble` to assemble those",
-        );
-    }
+}
+
+/// `[storage] mdadm-conf`: mdadm.conf keywords, and ARRAY lines for `assemble = "scan"`.
+fn check_mdadm_conf(s: &Storage, errs: &mut Errors) {
     if let Some(conf) = &s.mdadm_conf {
         for (n, line) in conf.lines().enumerate() {
             let t = line.trim();
@@ -382,23 +380,32 @@ pub fn validate_storage(s: &Storage, errs: &mut Errors) {
             );
         }
     }
+}
+
+/// The `[storage]` checks of the node config's validation.
+pub fn validate_storage(s: &Storage, errs: &mut Errors) {
+    check_order(s, errs);
+    if s.assemble == Assemble::Scan && !s.md.is_empty() {
+        errs.at(
+            at!["storage", "assemble"],
+            "assemble = \"scan\" takes the arrays from mdadm.conf: remove the [[storage.md]] entries, or `assemble` to assemble those",
+        );
+    }
+    check_mdadm_conf(s, errs);
     let mut names = BTreeSet::new();
     let mut members: BTreeMap<&str, &str> = BTreeMap::new();
     for (i, m) in s.md.iter().enumerate() {
-        if !md_name_ok(&m.name) {
-            errs.at(
-                at!["storage", "md", i, "name"],
-                format!(
-                    "md array name `{}`: expected up to 32 letters, digits, `_`, `-` or `.` (the array is /dev/md/NAME)",
-                    m.name
-                ),
-            );
-        } else if !names.insert(m.name.as_str()) {
-            errs.at(
-                at!["storage", "md", i, "name"],
-                format!("md array `{}` is defined twice", m.name),
-            );
-        }
+        errs.name_once(
+            at!["storage", "md", i, "name"],
+            m.name.as_str(),
+            &mut names,
+            md_name_ok(&m.name),
+            || format!(
+                "md array name `{}`: expected up to 32 letters, digits, `_`, `-` or `.` (the array is /dev/md/NAME)",
+                m.name
+            ),
+            || format!("md array `{}` is defined twice", m.name),
+        );
         if let Some(l) = &m.level {
             if md_level_module(l).is_none() {
                 errs.at(
@@ -447,20 +454,19 @@ pub fn validate_storage(s: &Storage, errs: &mut Errors) {
     }
     let mut vgs = BTreeSet::new();
     for (i, v) in s.lvm.iter().enumerate() {
-        if !vg_name_ok(&v.vg) {
-            errs.at(
-                at!["storage", "lvm", i, "vg"],
+        errs.name_once(
+            at!["storage", "lvm", i, "vg"],
+            v.vg.as_str(),
+            &mut vgs,
+            vg_name_ok(&v.vg),
+            || {
                 format!(
                     "volume group name `{}`: expected letters, digits, `+`, `_`, `.` or `-`",
                     v.vg
-                ),
-            );
-        } else if !vgs.insert(v.vg.as_str()) {
-            errs.at(
-                at!["storage", "lvm", i, "vg"],
-                format!("volume group `{}` is listed twice", v.vg),
-            );
-        }
+                )
+            },
+            || format!("volume group `{}` is listed twice", v.vg),
+        );
     }
     for (i, d) in s.lvm_reject.iter().enumerate() {
         if let Some(why) = dev_path_error(d, false) {

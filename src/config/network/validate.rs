@@ -91,19 +91,14 @@ pub(super) fn validate_interfaces(net: &Network, errs: &mut Errors, names: &mut 
                 "interface: expected a `name`, a `mac` or both",
             );
         } else if !i.name.is_empty() || i.mac.is_none() {
-            if !ifname_ok(&i.name) {
-                errs.at(
-                    &at_if("name"),
-                    format!("interface name `{}`: {NAME_RULE}", i.name),
-                );
-            } else if names.contains(&i.name) {
-                errs.at(
-                    &at_if("name"),
-                    format!("interface `{}` is listed twice", i.name),
-                );
-            } else {
-                names.insert(i.name.clone());
-            }
+            errs.name_once(
+                &at_if("name"),
+                i.name.clone(),
+                names,
+                ifname_ok(&i.name),
+                || format!("interface name `{}`: {NAME_RULE}", i.name),
+                || format!("interface `{}` is listed twice", i.name),
+            );
         }
         if let Some(m) = &i.mac {
             match parse_mac(m) {
