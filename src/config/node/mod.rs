@@ -337,48 +337,7 @@ impl NodeConfig {
                 format!("hostname `{h}`: expected 1 to 64 letters, digits, `-` or `.`"),
             );
         }
-        let module_name = |m: &str| {
-            !m.is_empty()
-                && m.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        };
-        let bad_module =
-            |m: &str| format!("module name `{m}`: expected letters, digits, `_` or `-`");
-        for (list, names) in [
-            ("load", &self.modules.load),
-            ("blacklist", &self.modules.blacklist),
-        ] {
-            for (i, m) in names.iter().enumerate() {
-                if !module_name(m) {
-                    errs.at(at!["modules", list, i], bad_module(m));
-                }
-            }
-        }
-        for (m, v) in &self.modules.params {
-            if !module_name(m) {
-                errs.key(at!["modules", "params", m], bad_module(m));
-            }
-            // They become one `options` line of modprobe.d too.
-            if v.contains(['\n', '\r', '\0']) {
-                errs.at(
-                    at!["modules", "params", m],
-                    format!("parameters of `{m}`: expected one line like `qlini_mode=disabled`"),
-                );
-            }
-        }
-        for m in &self.modules.load {
-            if let Some(i) = self
-                .modules
-                .blacklist
-                .iter()
-                .position(|b| norm_mod(b) == norm_mod(m))
-            {
-                errs.at(
-                    at!["modules", "blacklist", i],
-                    format!("module `{m}` is both in `load` and in `blacklist`"),
-                );
-            }
-        }
+        validate_modules(&self.modules, &mut errs);
         for (k, v) in &self.sysctl {
             if k.is_empty() || k.contains("..") || k.starts_with('/') || v.contains('\n') {
                 errs.key(at!["sysctl", k], format!("sysctl `{k}`: expected a key like net.ipv4.ip_forward and a one-line value"));
@@ -455,57 +414,105 @@ impl NodeConfig {
                 );
             }
         }
-        if let Some(ssh) = &self.ssh {
-            if ssh.listen.parse::<std::net::SocketAddr>().is_err() {
-                errs.at(
-                    at!["ssh", "listen"],
-                    format!(
-                        "ssh listen `{}`: expected ADDRESS:PORT like 0.0.0.0:22 or [::]:22",
-                        ssh.listen
-                    ),
-                );
-            }
-        }
-        if let Some(m) = &self.metrics {
-            if m.listen.parse::<std::net::SocketAddr>().is_err() {
-                errs.at(
-                    at!["metrics", "listen"],
-                    format!(
-                        "metrics listen `{}`: expected ADDRESS:PORT like 0.0.0.0:9100",
-                        m.listen
-                    ),
-                );
-            }
-            if let Some(f) = &m.token_file {
-                if !f.starts_with('/') || f.contains(['\n', '\0']) {
-                    errs.at(
-                        at!["metrics", "token-file"],
-                        format!("metrics token-file `{f}`: expected an absolute path in the image (a secret, e.g. /etc/sanforge/secrets/metrics.token)"),
-                    );
-                }
-            }
-        }
-        if let Some(r) = self.logs.as_ref().and_then(|l| l.remote.as_ref()) {
-            if r.parse::<std::net::SocketAddr>().is_err() {
-                errs.at(
-                    at!["logs", "remote"],
-                    format!("logs remote `{r}`: expected ADDRESS:PORT of a syslog server (RFC 5424 over TCP), like 192.0.2.2:514"),
-                );
-            }
-        }
-        for (i, srv) in self.time.iter().flat_map(|t| t.servers.iter()).enumerate() {
-            if srv.is_empty()
-                || !srv
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-.:_".contains(&b))
-            {
-                errs.at(
-                    at!["time", "servers", i],
-                    format!("time server `{srv}`: expected a host name or an IP address"),
-                );
-            }
-        }
+        validate_endpoints(&self, &mut errs);
         errs.finish(ValidNode(self))
+    }
+}
+
+/// `[modules]`: module names, one-line parameters, nothing both loaded and
+/// blacklisted.
+fn validate_modules(modules: &Modules, errs: &mut Errors) {
+    let module_name = |m: &str| {
+        !m.is_empty()
+            && m.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    };
+    let bad_module = |m: &str| format!("module name `{m}`: expected letters, digits, `_` or `-`");
+    for (list, names) in [("load", &modules.load), ("blacklist", &modules.blacklist)] {
+        for (i, m) in names.iter().enumerate() {
+            if !module_name(m) {
+                errs.at(at!["modules", list, i], bad_module(m));
+            }
+        }
+    }
+    for (m, v) in &modules.params {
+        if !module_name(m) {
+            errs.key(at!["modules", "params", m], bad_module(m));
+        }
+        // They become one `options` line of modprobe.d too.
+        if v.contains(['\n', '\r', '\0']) {
+            errs.at(
+                at!["modules", "params", m],
+                format!("parameters of `{m}`: expected one line like `qlini_mode=disabled`"),
+            );
+        }
+    }
+    for m in &modules.load {
+        if let Some(i) = modules
+            .blacklist
+            .iter()
+            .position(|b| norm_mod(b) == norm_mod(m))
+        {
+            errs.at(
+                at!["modules", "blacklist", i],
+                format!("module `{m}` is both in `load` and in `blacklist`"),
+            );
+        }
+    }
+}
+
+/// `[ssh]`, `[metrics]`, `[logs]` and `[time]`: listen and server addresses, the
+/// metrics token file.
+fn validate_endpoints(node: &NodeConfig, errs: &mut Errors) {
+    if let Some(ssh) = &node.ssh {
+        if ssh.listen.parse::<std::net::SocketAddr>().is_err() {
+            errs.at(
+                at!["ssh", "listen"],
+                format!(
+                    "ssh listen `{}`: expected ADDRESS:PORT like 0.0.0.0:22 or [::]:22",
+                    ssh.listen
+                ),
+            );
+        }
+    }
+    if let Some(m) = &node.metrics {
+        if m.listen.parse::<std::net::SocketAddr>().is_err() {
+            errs.at(
+                at!["metrics", "listen"],
+                format!(
+                    "metrics listen `{}`: expected ADDRESS:PORT like 0.0.0.0:9100",
+                    m.listen
+                ),
+            );
+        }
+        if let Some(f) = &m.token_file {
+            if !f.starts_with('/') || f.contains(['\n', '\0']) {
+                errs.at(
+                    at!["metrics", "token-file"],
+                    format!("metrics token-file `{f}`: expected an absolute path in the image (a secret, e.g. /etc/sanforge/secrets/metrics.token)"),
+                );
+            }
+        }
+    }
+    if let Some(r) = node.logs.as_ref().and_then(|l| l.remote.as_ref()) {
+        if r.parse::<std::net::SocketAddr>().is_err() {
+            errs.at(
+                at!["logs", "remote"],
+                format!("logs remote `{r}`: expected ADDRESS:PORT of a syslog server (RFC 5424 over TCP), like 192.0.2.2:514"),
+            );
+        }
+    }
+    for (i, srv) in node.time.iter().flat_map(|t| t.servers.iter()).enumerate() {
+        if srv.is_empty()
+            || !srv
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.:_".contains(&b))
+        {
+            errs.at(
+                at!["time", "servers", i],
+                format!("time server `{srv}`: expected a host name or an IP address"),
+            );
+        }
     }
 }
 
