@@ -246,34 +246,7 @@ pub fn configure_network(init: &mut Init) -> Result<()> {
         make_bond(&mut run, b, slave_name, &slaves);
     }
 
-    // VLANs.
-    for (n, v) in net.vlans.iter().enumerate() {
-        let (Some(name), Some(parent)) = (net.vlan_name(n), net.resolve(&v.link).and_then(name_of))
-        else {
-            continue;
-        };
-        let Ok(id) = u16::try_from(v.id) else {
-            continue;
-        };
-        let link = NewLink {
-            name: name.clone(),
-            kind: NewLinkKind::Vlan {
-                link: parent.clone(),
-                id,
-            },
-            mtu: v.mtu,
-        };
-        if !run.ok(&parent) {
-            run.broken.insert(name);
-            continue;
-        }
-        if let Err(e) = run.init.sys.link_add(&link) {
-            let hint = driver_hint(&e, &link.kind);
-            run.init.warn(format!("{e}{hint}"));
-            run.failed += 1;
-            run.broken.insert(name);
-        }
-    }
+    make_vlans(&mut run, net, &name_of);
 
     // Addresses, on every link that is no slave.
     let addressed: Vec<(LinkId, String)> = net
@@ -282,27 +255,7 @@ pub fn configure_network(init: &mut Init) -> Result<()> {
         .filter_map(|id| name_of(id).map(|n| (id, n)))
         .filter(|(_, n)| run.ok(n))
         .collect();
-    for (id, name) in &addressed {
-        let mut v4 = 0;
-        for a in net.addressing(*id).0 {
-            let Some(ip) = IpNet::parse(a) else { continue };
-            let label = if ip.is_ipv6() {
-                None
-            } else {
-                v4 += 1;
-                // Secondary IPv4 addresses on alias labels (eth0:1), as the ioctl
-                // path had them, when the label fits a link name.
-                Some(format!("{name}:{}", v4 - 1)).filter(|l| v4 > 1 && l.len() <= 15)
-            };
-            let addr = IfAddr {
-                net: ip,
-                label,
-                nodad: ip.is_ipv6(),
-            };
-            let r = run.init.sys.addr_add(name, &addr);
-            run.check_exists_ok(r);
-        }
-    }
+    add_addresses(&mut run, net, &addressed);
 
     // Links up: interfaces, bonds, VLANs (a VLAN after its link).
     for id in net.all_links() {
@@ -353,6 +306,63 @@ pub fn configure_network(init: &mut Init) -> Result<()> {
         bail!("{} network settings failed", run.failed);
     }
     Ok(())
+}
+
+/// The VLANs, each on its link (a VLAN whose link failed is marked broken).
+fn make_vlans(run: &mut Run, net: &Network, name_of: &impl Fn(LinkId) -> Option<String>) {
+    for (n, v) in net.vlans.iter().enumerate() {
+        let (Some(name), Some(parent)) = (net.vlan_name(n), net.resolve(&v.link).and_then(name_of))
+        else {
+            continue;
+        };
+        let Ok(id) = u16::try_from(v.id) else {
+            continue;
+        };
+        let link = NewLink {
+            name: name.clone(),
+            kind: NewLinkKind::Vlan {
+                link: parent.clone(),
+                id,
+            },
+            mtu: v.mtu,
+        };
+        if !run.ok(&parent) {
+            run.broken.insert(name);
+            continue;
+        }
+        if let Err(e) = run.init.sys.link_add(&link) {
+            let hint = driver_hint(&e, &link.kind);
+            run.init.warn(format!("{e}{hint}"));
+            run.failed += 1;
+            run.broken.insert(name);
+        }
+    }
+}
+
+/// The addresses of each link that is no slave; secondary IPv4 addresses get alias
+/// labels.
+fn add_addresses(run: &mut Run, net: &Network, addressed: &[(LinkId, String)]) {
+    for (id, name) in addressed {
+        let mut v4 = 0;
+        for a in net.addressing(*id).0 {
+            let Some(ip) = IpNet::parse(a) else { continue };
+            let label = if ip.is_ipv6() {
+                None
+            } else {
+                v4 += 1;
+                // Secondary IPv4 addresses on alias labels (eth0:1), as the ioctl
+                // path had them, when the label fits a link name.
+                Some(format!("{name}:{}", v4 - 1)).filter(|l| v4 > 1 && l.len() <= 15)
+            };
+            let addr = IfAddr {
+                net: ip,
+                label,
+                nodad: ip.is_ipv6(),
+            };
+            let r = run.init.sys.addr_add(name, &addr);
+            run.check_exists_ok(r);
+        }
+    }
 }
 
 /// Waits up to [`LINK_WAIT`] for every wanted link, renames those found by MAC, and
