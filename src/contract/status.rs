@@ -223,43 +223,7 @@ pub fn render(st: &Status) -> Vec<String> {
             out.push(format!("  fw   {f} FAILED"));
         }
     }
-    out.push(format!("targets   {}", st.targets.len()));
-    for t in &st.targets {
-        let tpg = t.tpg.map(|n| format!(" tpg {n}")).unwrap_or_default();
-        out.push(format!(
-            "  {} {} {}{tpg} {}{}",
-            t.stack,
-            t.fabric,
-            t.name,
-            if t.enabled { "enabled" } else { "DISABLED" },
-            if t.portals.is_empty() {
-                String::new()
-            } else {
-                format!(" portals {}", t.portals.join(" "))
-            }
-        ));
-        for l in &t.luns {
-            out.push(format!(
-                "    lun {} {} ({})",
-                l.lun,
-                l.device,
-                l.backing.as_deref().unwrap_or("backing unknown")
-            ));
-        }
-        if t.sessions.is_empty() {
-            out.push("    no sessions".into());
-        }
-        for s in &t.sessions {
-            out.push(format!(
-                "    session {}{}",
-                s.initiator,
-                s.state
-                    .as_ref()
-                    .map(|x| format!(" {x}"))
-                    .unwrap_or_default()
-            ));
-        }
-    }
+    render_targets(st, &mut out);
     out.push(format!("services  {}", st.services.len()));
     for s in &st.services {
         out.push(format!(
@@ -320,6 +284,47 @@ pub fn render(st: &Status) -> Vec<String> {
         out.extend(st.problems.iter().map(|e| format!("  {e}")));
     }
     out
+}
+
+/// The targets' lines of [`render`]: each with its LUNs and sessions.
+fn render_targets(st: &Status, out: &mut Vec<String>) {
+    out.push(format!("targets   {}", st.targets.len()));
+    for t in &st.targets {
+        let tpg = t.tpg.map(|n| format!(" tpg {n}")).unwrap_or_default();
+        out.push(format!(
+            "  {} {} {}{tpg} {}{}",
+            t.stack,
+            t.fabric,
+            t.name,
+            if t.enabled { "enabled" } else { "DISABLED" },
+            if t.portals.is_empty() {
+                String::new()
+            } else {
+                format!(" portals {}", t.portals.join(" "))
+            }
+        ));
+        for l in &t.luns {
+            out.push(format!(
+                "    lun {} {} ({})",
+                l.lun,
+                l.device,
+                l.backing.as_deref().unwrap_or("backing unknown")
+            ));
+        }
+        if t.sessions.is_empty() {
+            out.push("    no sessions".into());
+        }
+        for s in &t.sessions {
+            out.push(format!(
+                "    session {}{}",
+                s.initiator,
+                s.state
+                    .as_ref()
+                    .map(|x| format!(" {x}"))
+                    .unwrap_or_default()
+            ));
+        }
+    }
 }
 
 pub fn to_json(st: &Status) -> String {
