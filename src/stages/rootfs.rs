@@ -188,33 +188,7 @@ fn build(ctx: &Ctx, built: &super::Built, dir: &Path, log: &Log) -> Result<()> {
     let userland = built.userland()?.root();
     let task = Task::start("rootfs: assembling the initramfs", None, "files");
     let mut ar = Archive::new();
-    for d in DIRS {
-        ar.add(Entry {
-            path: d.to_string(),
-            kind: EntryKind::Dir,
-            mode: 0o755,
-        });
-    }
-    ar.add(Entry {
-        path: "tmp".into(),
-        kind: EntryKind::Dir,
-        mode: 0o1777,
-    });
-    ar.add(Entry {
-        path: "root".into(),
-        kind: EntryKind::Dir,
-        mode: 0o700,
-    });
-    ar.add(Entry {
-        path: "dev/console".into(),
-        kind: EntryKind::CharDev { major: 5, minor: 1 },
-        mode: 0o600,
-    });
-    ar.add(Entry {
-        path: "dev/null".into(),
-        kind: EntryKind::CharDev { major: 1, minor: 3 },
-        mode: 0o666,
-    });
+    add_skeleton(&mut ar);
     ar.add_tree(&userland, "")?;
     let modules = kernel_out.lib_modules();
     if modules.is_dir() {
@@ -333,6 +307,37 @@ fn build(ctx: &Ctx, built: &super::Built, dir: &Path, log: &Log) -> Result<()> {
         squashfs_root(ctx, &ar, dir, mtime, log)?;
     }
     Ok(())
+}
+
+/// The directories and device nodes every image has, before the userland.
+fn add_skeleton(ar: &mut Archive) {
+    for d in DIRS {
+        ar.add(Entry {
+            path: d.to_string(),
+            kind: EntryKind::Dir,
+            mode: 0o755,
+        });
+    }
+    ar.add(Entry {
+        path: "tmp".into(),
+        kind: EntryKind::Dir,
+        mode: 0o1777,
+    });
+    ar.add(Entry {
+        path: "root".into(),
+        kind: EntryKind::Dir,
+        mode: 0o700,
+    });
+    ar.add(Entry {
+        path: "dev/console".into(),
+        kind: EntryKind::CharDev { major: 5, minor: 1 },
+        mode: 0o600,
+    });
+    ar.add(Entry {
+        path: "dev/null".into(),
+        kind: EntryKind::CharDev { major: 1, minor: 3 },
+        mode: 0o666,
+    });
 }
 
 /// The module names of the image's index: `modules.dep` (the SCST modules stage's when
