@@ -504,6 +504,39 @@ fn corrupted_truncated_or_unsigned_updates_are_refused_and_nothing_changes() {
     assert!(!ops(&sys).iter().any(|o| o.starts_with("kill")));
 }
 
+/// What `sanforge push` stages: SHA256SUMS lists disk.img and boot.ipxe, which a slot
+/// does not use and the copy leaves out; what the slot needs must be there.
+#[test]
+fn an_update_without_the_files_a_slot_does_not_use_is_installed() {
+    let d = node_tree('a', "sanforge-a.conf");
+    let dir = update_dir(d.path());
+    let mut sums = std::fs::read_to_string(dir.join("SHA256SUMS")).unwrap();
+    sums.push_str(&format!(
+        "{}  disk.img\n{}  boot.ipxe\n",
+        "ab".repeat(32),
+        "cd".repeat(32)
+    ));
+    std::fs::write(dir.join("SHA256SUMS"), &sums).unwrap();
+    let mut sys = FakeSys::new(d.path());
+    assert_eq!(
+        persist::update(&mut sys, Path::new("/media/update"), false).unwrap(),
+        'b'
+    );
+    // The kernel listed but not copied: refused, the slot untouched.
+    let d = node_tree('a', "sanforge-a.conf");
+    let dir = update_dir(d.path());
+    std::fs::write(dir.join("SHA256SUMS"), &sums).unwrap();
+    std::fs::remove_file(dir.join("vmlinuz")).unwrap();
+    let before = esp_snapshot(d.path());
+    let mut sys = FakeSys::new(d.path());
+    let e = persist::update(&mut sys, Path::new("/media/update"), false).unwrap_err();
+    assert_eq!(
+        format!("{e:#}"),
+        "refusing the update in /media/update: vmlinuz is listed in SHA256SUMS but missing"
+    );
+    assert_eq!(esp_snapshot(d.path()), before);
+}
+
 #[test]
 fn bless_renames_the_booted_entry_to_its_good_name() {
     let d = node_tree('a', "sanforge-a+2-1.conf");

@@ -657,3 +657,55 @@ fn one_boot_checks_timeline_status_ssh_and_metrics() {
     );
     assert!(w1 >= w0, "written bytes went down: {w0} -> {w1}");
 }
+
+#[test]
+fn logs_prints_the_ring_and_one_service_by_its_app_name() {
+    let t = tempfile::tempdir().unwrap();
+    let kmsg = t.path().join("kmsg");
+    // What /dev/kmsg holds: a kernel line, the init's, two services' (as the relay
+    // writes them: facility daemon, `NAME: line`).
+    std::fs::write(
+        &kmsg,
+        "6,1,1000000,-;Linux version 6.1.0-sanforge\n SUBSYSTEM=cpu\n12,2,2500000,-;sanforge-init: ready\n30,3,3000000,-;sshd: [120] Child connection from 192.0.2.2:40000\n30,4,4250000,-;syslogd: started\n",
+    )
+    .unwrap();
+    let logs = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_sanforge-init"))
+            .arg("logs")
+            .args(args)
+            .arg(&kmsg)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", show(&o));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    assert_eq!(
+        logs(&[]),
+        "[    1.000000] kernel: Linux version 6.1.0-sanforge\n\
+         [    2.500000] sanforge-init: ready\n\
+         [    3.000000] sshd: [120] Child connection from 192.0.2.2:40000\n\
+         [    4.250000] syslogd: started\n"
+    );
+    assert_eq!(
+        logs(&["--service", "sshd"]),
+        "[    3.000000] sshd: [120] Child connection from 192.0.2.2:40000\n"
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_sanforge-init"))
+        .args(["logs", "--service"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+}
+
+#[test]
+fn boot_turns_the_kernel_rate_limit_of_its_log_lines_off() {
+    let t = node_tree();
+    // The kernel's default; it takes `on` followed by exactly one newline.
+    write(t.path(), "proc/sys/kernel/printk_devkmsg", "ratelimit\n");
+    let r = run(t.path(), &["boot"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        std::fs::read_to_string(t.path().join("proc/sys/kernel/printk_devkmsg")).unwrap(),
+        "on\n"
+    );
+}

@@ -36,7 +36,8 @@ usage: sanforge-init                       run as PID 1 (the image's /init)
        sanforge-init config-set FILE         validate FILE and commit it to the config partition (next boot uses it)
        sanforge-init factory-reset           remove the config partition's override (next boot uses the baked config)
        sanforge-init secrets-set FILE        validate the secrets file FILE (mode 0600) and commit it to the config partition
-       sanforge-init update DIR              verify the output directory DIR and install it into the inactive boot slot, then reboot
+       sanforge-init update DIR [--no-reboot]
+                                           verify the output directory DIR and install it into the inactive boot slot, then reboot
        sanforge-init --netns NAME network NODE_TOML
                                            apply NODE_TOML's [network] for real inside the network namespace
                                            NAME (/run/netns/NAME, from `ip netns add`), over netlink
@@ -46,6 +47,9 @@ usage: sanforge-init                       run as PID 1 (the image's /init)
        sanforge-init log-forward ADDR:PORT [KMSG]
                                            send the kernel log (default /dev/kmsg) to a syslog server, RFC 5424
                                            over TCP, as the init starts it for [logs] remote
+       sanforge-init logs [--follow] [--service NAME] [KMSG]
+                                           the node's log ring (default /dev/kmsg): the kernel's, the init's
+                                           and the services' lines (`[SECONDS] APP: TEXT`), or one service's
        sanforge-init status [--json]         what this node is and does: image, boot slot, boot timeline, hardware,
                                            targets with LUNs, backing devices and sessions, services, HA, errors
 
@@ -115,6 +119,20 @@ fn main() -> ExitCode {
             run_in_netns(name, file)
         }
         [cmd, rest @ ..] if cmd == "status" => status(&mut RealSys::new(SysRoot::new("/")), rest),
+        [cmd, tag] if cmd == init::logs::RELAY => {
+            let mut kmsg = std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/kmsg")
+                .ok();
+            init::logs::relay(
+                tag,
+                std::io::stdin().lock(),
+                kmsg.as_mut().map(|k| k as &mut dyn Write),
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
+        }
+        [cmd, rest @ ..] if cmd == init::logs::LOGS => logs(rest),
         [cmd, listen, token @ ..] if cmd == init::metrics::SUBCOMMAND && token.len() <= 1 => {
             let mut sys = RealSys::new(SysRoot::new("/"));
             let token = token.first().map(Path::new);
@@ -429,6 +447,37 @@ fn dhcp_event(sys: &mut dyn Sys, event: &str) -> ExitCode {
     }
 }
 
+/// `logs [--follow] [--service NAME] [KMSG]`.
+fn logs(args: &[String]) -> ExitCode {
+    let (mut follow, mut service, mut kmsg) = (false, None, None);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--follow" | "-f" => follow = true,
+            "--service" => match it.next() {
+                Some(n) => service = Some(n.as_str()),
+                None => {
+                    eprintln!("error: --service needs a service name\n\n{USAGE}");
+                    return ExitCode::from(2);
+                }
+            },
+            p if kmsg.is_none() && !p.starts_with('-') => kmsg = Some(Path::new(p)),
+            _ => {
+                eprintln!("error: unexpected argument `{a}`\n\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let kmsg = kmsg.unwrap_or(Path::new("/dev/kmsg"));
+    match init::logs::print_ring(kmsg, follow, service) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn is_persist_command(cmd: &str) -> bool {
     matches!(
         cmd,
@@ -465,6 +514,11 @@ fn persist_command(
             .map(|()| println!("config override removed; the next boot uses the baked config")),
         ("update", [dir]) => persist::update(sys, std::path::Path::new(dir), reboot)
             .map(|slot| println!("slot {slot} updated (one try); rebooting into it")),
+        // `sanforge push` reboots on its own (`kill -USR1 1`) once it has the answer.
+        ("update", [dir, flag]) if flag == "--no-reboot" => {
+            persist::update(sys, std::path::Path::new(dir), false)
+                .map(|slot| println!("slot {slot} updated (one try); it boots at the next reboot"))
+        }
         _ => return None,
     })
 }

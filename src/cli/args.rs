@@ -43,6 +43,12 @@ the end: an interrupted build never leaves half an output. Logs: OUT/logs/STAGE.
         /// After the build, print why the image is the size it is: the largest files, their package, why each is kept, and what was dropped
         #[arg(long)]
         explain_size: bool,
+        /// Share stage entries through an OCI registry: oci://HOST[:PORT]/REPOSITORY, or `off` [default: $SANFORGE_REMOTE_CACHE, else the recipe's [cache] remote]
+        #[arg(long, value_name = "URL")]
+        remote_cache: Option<String>,
+        /// Secret key (`sanforge keygen`) that signs the entries this build pushes [default: $SANFORGE_REMOTE_CACHE_KEY; none: pull only]
+        #[arg(long, value_name = "KEY")]
+        remote_cache_key: Option<PathBuf>,
     },
     /// Sign an output directory: writes OUT/SHA256SUMS.sig (Ed25519 over SHA256SUMS)
     Sign {
@@ -236,6 +242,9 @@ nvme-QEMU_NVMe_Ctrl_sanforge-dN, virtio-sanforge-dN. Writes go to the file (make
         /// Also forward TCP 127.0.0.1:HOST to the guest's port GUEST (user network), repeatable
         #[arg(long = "forward", value_name = "HOST:GUEST")]
         forwards: Vec<Forward>,
+        /// A guest reboot resets the machine (A/B updates, `sanforge push`) instead of ending QEMU
+        #[arg(long)]
+        reboot: bool,
         /// Send one command to the monitor of the VM `run --until-ready` started, e.g. 'set_link nic0 off', and print its answer
         #[arg(long, value_name = "COMMAND", conflicts_with = "stop")]
         monitor: Option<String>,
@@ -265,6 +274,8 @@ nvme-QEMU_NVMe_Ctrl_sanforge-dN, virtio-sanforge-dN. Writes go to the file (make
         #[arg(long)]
         json: bool,
     },
+    /// Update a node over SSH: check OUT's signature here, copy it, `sanforge-init update`, reboot, wait for ready
+    Push(crate::commands::push::PushArgs),
     /// List the host tools sanforge needs, which are missing, and their Debian packages
     Doctor,
     /// Kernel configuration tools

@@ -89,6 +89,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             verify: false,
             secrets,
             explain_size,
+            remote_cache,
+            remote_cache_key,
         } => verbs::cmd_build(
             recipe,
             BuildOptions {
@@ -98,6 +100,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 init,
                 kernel,
                 secrets,
+                remote_cache,
+                remote_cache_key,
             },
             explain_size,
         ),
@@ -129,6 +133,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     init,
                     kernel: None,
                     secrets: None,
+                    ..Default::default()
                 },
                 boot: !no_boot,
                 accel,
@@ -154,6 +159,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             nics,
             disks,
             forwards,
+            reboot,
             monitor,
         } => verbs::cmd_run(
             commands::run::RunOptions {
@@ -171,6 +177,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     nics,
                     disks,
                     forwards,
+                    reboot,
                 },
             },
             stop,
@@ -193,6 +200,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             },
             json,
         ),
+        Command::Push(a) => {
+            commands::push::run(&a)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Doctor => verbs::cmd_doctor(),
         Command::Kconfig {
             command: KconfigCommand::Check { recipe, kernel },

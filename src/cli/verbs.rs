@@ -26,6 +26,7 @@ pub(super) fn cmd_build_verify(
             init,
             kernel,
             secrets: None,
+            ..Default::default()
         },
     )?;
     print!("{}", report.table());
@@ -83,6 +84,14 @@ pub(super) fn cmd_build(
             report.skipped.join(", ")
         }
     );
+    if !report.pulled.is_empty() {
+        println!("pulled from the remote cache: {}", report.pulled.join(", "));
+    }
+    if let Some(r) = &ctx.remote {
+        for (stage, bytes) in r.pushed() {
+            println!("pushed {stage}: {bytes} bytes to {}", r.url);
+        }
+    }
     if explain_size {
         print!(
             "{}",

@@ -32,6 +32,9 @@ pub fn ssh_command(o: &StatusOptions, remote: &[&str]) -> Cmd {
             "-o",
         ])
         .arg(format!("ConnectTimeout={}", o.connect_timeout_secs))
+        // A node that goes away mid-session (rebooted, cable pulled) ends the
+        // session after 15 s instead of hanging it.
+        .args(["-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3"])
         .arg("-p")
         .arg(o.port.to_string());
     if let Some(i) = &o.identity {
@@ -86,7 +89,7 @@ mod tests {
         };
         assert_eq!(
             ssh_command(&o, &["/init", "status", "--json"]).display(),
-            "ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new -o ConnectTimeout=10 -p 2222 -i /k/id -o IdentitiesOnly=yes -o UserKnownHostsFile=/k/known root@127.0.0.1 /init status --json"
+            "ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new -o ConnectTimeout=10 -o ServerAliveInterval=5 -o ServerAliveCountMax=3 -p 2222 -i /k/id -o IdentitiesOnly=yes -o UserKnownHostsFile=/k/known root@127.0.0.1 /init status --json"
         );
     }
 }

@@ -571,6 +571,9 @@ pub fn verify_build(recipe_file: &Path, opts: &BuildOptions) -> Result<VerifyRep
                 .arg(&run.out)
                 .arg("--init")
                 .arg(&init)
+                // Both builds run every stage: nothing comes from a shared cache.
+                .arg("--remote-cache")
+                .arg(crate::engine::remote::OFF)
                 .dir(&run.project)
                 .env("SANFORGE_CACHE", &run.cache)
                 .env("SANFORGE_INIT", &init)

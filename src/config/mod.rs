@@ -24,6 +24,7 @@ pub mod network;
 pub mod node;
 pub mod ops;
 pub mod recipe;
+pub mod remote_cache;
 pub mod secrets;
 pub mod spans;
 pub mod storage;

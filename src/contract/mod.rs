@@ -63,6 +63,10 @@ pub const INIT: &str = "/init";
 
 /// The config partition, mounted by the init.
 pub const CONFIG_MOUNT: &str = "/run/sanforge/config";
+/// Where `sanforge push` stages a new output directory on the node (RAM, gone at the
+/// next boot) before `sanforge-init update` checks and installs it: an interrupted copy
+/// never touches a slot, and the next push starts the directory afresh.
+pub const PUSH_STAGING: &str = "/run/sanforge/push";
 /// The EFI system partition, mounted by the init for updates and blessing.
 pub const ESP_MOUNT: &str = "/run/sanforge/esp";
 /// The node config override on the config partition (`sanforge-init config-set`).

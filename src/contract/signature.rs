@@ -109,6 +109,26 @@ pub fn load_verifying_key(path: &Path) -> Result<VerifyingKey> {
     })
 }
 
+/// A public key from its 64 hex digits (as `sanforge-init status` reports the node's
+/// update key); `what` names where they came from.
+pub fn verifying_key_from_hex(hex_key: &str, what: &str) -> Result<VerifyingKey> {
+    let bytes = hex::decode(hex_key.trim())
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .with_context(|| format!("{what}: `{hex_key}` is not 64 hex digits"))?;
+    VerifyingKey::from_bytes(&bytes)
+        .with_context(|| format!("{what}: not a valid Ed25519 public key"))
+}
+
+/// The 64 hex digits of a public key file's text (`sanforge-ed25519-public <hex>`).
+pub fn public_key_hex(text: &str) -> Option<String> {
+    let mut w = text.split_whitespace();
+    match (w.next(), w.next(), w.next()) {
+        (Some(PUBLIC_TAG), Some(h), None) if h.len() == 64 => Some(h.to_ascii_lowercase()),
+        _ => None,
+    }
+}
+
 pub(crate) fn message(sums: &[u8]) -> Vec<u8> {
     let mut m = CONTEXT.to_vec();
     m.extend_from_slice(sums);
@@ -172,16 +192,39 @@ pub fn check_sums(dir: &Path) -> Result<Vec<String>> {
 /// Checks `dir/SHA256SUMS.sig` against the trusted `key`, then every file listed in
 /// `SHA256SUMS`. Returns the verified file names.
 pub fn verify_dir_files(dir: &Path, key: &VerifyingKey) -> Result<Vec<String>> {
-    let sig_path = dir.join(SIG_FILE);
+    verify_signature(dir, key)?;
+    check_sums(dir)
+}
+
+/// Re-hashes the files listed in `dir/SHA256SUMS` that are present (a copy of an output
+/// directory with only some of its files, as `sanforge push` stages it); returns the
+/// listed names and, of them, the present ones.
+pub fn check_present_sums(dir: &Path) -> Result<(Vec<String>, Vec<String>)> {
     let sums_path = dir.join(SUMS_FILE);
-    if !sig_path.is_file() {
-        return Err(VerifyError::MissingSignature {
-            dir: dir.display().to_string(),
-            sig: sig_path.display().to_string(),
+    let text = ufs::read_to_string(&sums_path)?;
+    let (mut listed, mut present) = (Vec::new(), Vec::new());
+    for (expected, file) in parse_sums(&sums_path, &text)? {
+        let p = dir.join(&file);
+        if p.is_file() {
+            let actual = sha256_file(&p)?;
+            if actual != expected {
+                return Err(VerifyError::Tampered {
+                    file: p.display().to_string(),
+                    expected,
+                    actual,
+                }
+                .into());
+            }
+            present.push(file.clone());
         }
-        .into());
+        listed.push(file);
     }
-    let text = ufs::read_to_string(&sig_path)?;
+    Ok((listed, present))
+}
+
+/// The words of a signature file: the signer's public key and the signature.
+fn read_signature(sig_path: &Path) -> Result<([u8; 32], [u8; 64])> {
+    let text = ufs::read_to_string(sig_path)?;
     let words: Vec<&str> = text.split_whitespace().collect();
     let [tag, pk_hex, sig_hex] = words.as_slice() else {
         bail!(
@@ -213,6 +256,21 @@ pub fn verify_dir_files(dir: &Path, key: &VerifyingKey) -> Result<Vec<String>> {
                 sig_path.display()
             )
         })?;
+    Ok((signer, sig_bytes))
+}
+
+/// Checks `dir/SHA256SUMS.sig` against the trusted `key` (not the files it lists).
+pub fn verify_signature(dir: &Path, key: &VerifyingKey) -> Result<()> {
+    let sig_path = dir.join(SIG_FILE);
+    let sums_path = dir.join(SUMS_FILE);
+    if !sig_path.is_file() {
+        return Err(VerifyError::MissingSignature {
+            dir: dir.display().to_string(),
+            sig: sig_path.display().to_string(),
+        }
+        .into());
+    }
+    let (signer, sig_bytes) = read_signature(&sig_path)?;
     if signer != *key.as_bytes() {
         let found = VerifyingKey::from_bytes(&signer)
             .map(|k| fingerprint(&k))
@@ -233,7 +291,7 @@ pub fn verify_dir_files(dir: &Path, key: &VerifyingKey) -> Result<Vec<String>> {
         }
         .into());
     }
-    check_sums(dir)
+    Ok(())
 }
 
 /// [`verify_dir_files`] for callers that only need yes or no (`sanforge update`).

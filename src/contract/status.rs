@@ -52,6 +52,9 @@ pub struct Status {
     /// Present when the image has chrony (`chronyc tracking`).
     #[serde(default)]
     pub time: Option<TimeSync>,
+    /// ALUA target port groups and their states (LIO configfs, SCST sysfs).
+    #[serde(default)]
+    pub alua: Vec<AluaGroup>,
     /// The boot steps that failed, with their messages.
     pub errors: Vec<String>,
     /// What `status` itself could not read.
@@ -81,6 +84,10 @@ pub struct Image {
     pub pretty_name: Option<String>,
     /// The running kernel's release.
     pub kernel: Option<String>,
+    /// The public key the node checks updates against ([`super::UPDATE_KEY`], 64 hex
+    /// digits); None when the image has none.
+    #[serde(default)]
+    pub update_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -91,6 +98,14 @@ pub struct Boot {
     /// `sanforge.node=` when the command line picks the node.
     pub node: Option<String>,
     pub uptime_seconds: Option<f64>,
+    /// The kernel's boot id (`/proc/sys/kernel/random/boot_id`): a new one each boot.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// The sanforge boot loader entries on the EFI system partition
+    /// (`sanforge-b+1.conf`: slot b with one try left; `sanforge-b+0-1.conf`: its tries
+    /// used up; `sanforge-a.conf`: blessed). Empty on a network boot.
+    #[serde(default)]
+    pub entries: Vec<String>,
 }
 
 /// A summary of [`HARDWARE_REPORT`].
@@ -148,6 +163,53 @@ pub struct Ha {
     pub drbd: Vec<DrbdDevice>,
     /// Each tool's output, as it printed it.
     pub reports: Vec<HaReport>,
+    /// Pacemaker's resource instances with their roles (`crm_mon --output-as=xml`).
+    #[serde(default)]
+    pub resources: Vec<HaResource>,
+    /// Non-zero fail counts, per resource and node.
+    #[serde(default)]
+    pub fail_counts: Vec<FailCount>,
+    /// Pacemaker's failed resource actions, one line each.
+    #[serde(default)]
+    pub failures: Vec<String>,
+}
+
+/// One resource instance in `crm_mon`'s `<resources>` (clones and groups flattened).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HaResource {
+    pub id: String,
+    /// `ocf:sanforge:alua`, `stonith:fence_sbd`, …
+    pub agent: String,
+    /// `Started`, `Stopped`, `Promoted`, `Unpromoted`, …
+    pub role: String,
+    pub nodes: Vec<String>,
+    /// The clone or group it belongs to.
+    pub parent: Option<String>,
+    pub failed: bool,
+    pub managed: bool,
+}
+
+/// `fail-count` of a resource on a node (`crm_mon`'s `<node_history>`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailCount {
+    pub resource: String,
+    pub node: String,
+    pub count: u64,
+    pub migration_threshold: Option<u64>,
+}
+
+/// An ALUA target port group's access state as the target stack shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AluaGroup {
+    /// `lio` or `scst`.
+    pub stack: String,
+    /// LIO: the backstore `HBA/DEVICE`; SCST: the device group.
+    pub device: String,
+    /// The target port group (LIO `tg_pt_gp`, SCST target group).
+    pub group: String,
+    /// SPC-4 name: `active`, `nonoptimized`, `standby`, `unavailable`, `offline`,
+    /// `transitioning`, `lba-dependent` (or the raw value when unknown).
+    pub state: String,
 }
 
 /// One line pair of `/proc/drbd`: `0: cs:Connected ro:Primary/Secondary
@@ -193,6 +255,15 @@ pub fn render(st: &Status) -> Vec<String> {
                 .map_or("?".to_string(), |u| format!("{u:.0} s"))
         ),
     ];
+    if !st.boot.entries.is_empty() {
+        out.push(format!("loader    {}", st.boot.entries.join(" ")));
+    }
+    if let Some(k) = &st.image.update_key {
+        let short = crate::contract::signature::verifying_key_from_hex(k, "update key")
+            .map(|k| crate::contract::signature::fingerprint(&k))
+            .unwrap_or_else(|_| "invalid".into());
+        out.push(format!("updates   signed by key {short}"));
+    }
     match &st.timeline {
         Some(t) => {
             let ready = t
@@ -239,6 +310,37 @@ pub fn render(st: &Status) -> Vec<String> {
                 .unwrap_or_default()
         ));
     }
+    for a in &st.alua {
+        out.push(format!(
+            "alua      {} {} group {}: {}",
+            a.stack, a.device, a.group, a.state
+        ));
+    }
+    render_ha(st, &mut out);
+    if let Some(t) = &st.time {
+        out.push(match t.offset_seconds {
+            Some(o) => format!(
+                "time      offset {o:+.6} s, stratum {}, reference {}",
+                t.stratum.map_or("?".to_string(), |s| s.to_string()),
+                or(&t.reference, "?")
+            ),
+            None => format!("time      not synchronised ({})", t.output.trim()),
+        });
+    }
+    if !st.errors.is_empty() {
+        out.push("errors".into());
+        out.extend(st.errors.iter().map(|e| format!("  {e}")));
+    }
+    if !st.problems.is_empty() {
+        out.push("not readable".into());
+        out.extend(st.problems.iter().map(|e| format!("  {e}")));
+    }
+    out
+}
+
+/// The HA lines of [`render`]: quorum, DRBD, the cluster's resources and reports.
+fn render_ha(st: &Status, out: &mut Vec<String>) {
+    let or = |o: &Option<String>, d: &str| o.clone().unwrap_or_else(|| d.to_string());
     if let Some(h) = &st.ha {
         out.push(format!(
             "ha        quorate {}, DC {}",
@@ -260,30 +362,40 @@ pub fn render(st: &Status) -> Vec<String> {
                     .unwrap_or_default()
             ));
         }
+        for r in &h.resources {
+            out.push(format!(
+                "  resource {} ({}) {}{}{}{}",
+                r.id,
+                r.agent,
+                r.role,
+                if r.nodes.is_empty() {
+                    String::new()
+                } else {
+                    format!(" on {}", r.nodes.join(" "))
+                },
+                if r.failed { ", FAILED" } else { "" },
+                if r.managed { "" } else { ", unmanaged" }
+            ));
+        }
+        for f in &h.fail_counts {
+            out.push(format!(
+                "  fail count {} on {}: {}{}",
+                f.resource,
+                f.node,
+                f.count,
+                f.migration_threshold
+                    .map(|m| format!(" (migration threshold {m})"))
+                    .unwrap_or_default()
+            ));
+        }
+        for f in &h.failures {
+            out.push(format!("  failed action {f}"));
+        }
         for r in &h.reports {
             out.push(format!("  $ {} ({})", r.command, r.exit));
             out.extend(r.output.lines().map(|l| format!("    {l}")));
         }
     }
-    if let Some(t) = &st.time {
-        out.push(match t.offset_seconds {
-            Some(o) => format!(
-                "time      offset {o:+.6} s, stratum {}, reference {}",
-                t.stratum.map_or("?".to_string(), |s| s.to_string()),
-                or(&t.reference, "?")
-            ),
-            None => format!("time      not synchronised ({})", t.output.trim()),
-        });
-    }
-    if !st.errors.is_empty() {
-        out.push("errors".into());
-        out.extend(st.errors.iter().map(|e| format!("  {e}")));
-    }
-    if !st.problems.is_empty() {
-        out.push("not readable".into());
-        out.extend(st.problems.iter().map(|e| format!("  {e}")));
-    }
-    out
 }
 
 /// The targets' lines of [`render`]: each with its LUNs and sessions.

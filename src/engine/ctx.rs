@@ -32,6 +32,11 @@ pub struct BuildOptions {
     /// before anything is built, written to `OUT/secrets/initrd.cpio` after, never into
     /// a stage, a cache entry or a public output.
     pub secrets: Option<PathBuf>,
+    /// The remote stage cache (`oci://…`, or `off`), over `SANFORGE_REMOTE_CACHE` and
+    /// the recipe's `[cache] remote` ([`super::remote::Remote::configure`]).
+    pub remote_cache: Option<String>,
+    /// The secret key that signs pushed entries, over `SANFORGE_REMOTE_CACHE_KEY`.
+    pub remote_cache_key: Option<PathBuf>,
 }
 
 /// Everything a stage may read, resolved once.
@@ -66,6 +71,8 @@ pub struct Ctx {
     /// Resolved sha256 of every fetched input, by lock name (`kernel`, `package:NAME`, …).
     pub inputs: Vec<Input>,
     pub keys: Keys,
+    /// The remote stage cache, when the build has one.
+    pub remote: Option<super::remote::Remote>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -173,6 +180,11 @@ impl Ctx {
                 }
             }
         }
+        let remote = super::remote::Remote::configure(
+            &recipe,
+            opts.remote_cache.as_deref(),
+            opts.remote_cache_key.as_deref(),
+        )?;
         let mut ctx = Ctx {
             recipe,
             cache,
@@ -192,6 +204,7 @@ impl Ctx {
             out,
             inputs,
             keys: Keys::default(),
+            remote,
         };
         ctx.keys = Keys::compute(&ctx, stages)?;
         Ok(ctx)

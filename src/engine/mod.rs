@@ -1,7 +1,8 @@
 //! The stage engine, shared by every stage and every verb that builds: the build
 //! context ([`ctx`]), what a stage is ([`stage`]), the walk over the ordered stage
 //! list for `plan` and `build` ([`runner`]), the content-addressed cache ([`cache`]),
-//! the fetcher that fills it ([`fetch`]), the store of source trees pinned by
+//! the fetcher that fills it ([`fetch`]), the remote stage cache shared through an OCI
+//! registry ([`remote`]), the store of source trees pinned by
 //! content ([`tree`]) and the lock file ([`lock`]). The stages
 //! themselves and their one list are [`crate::stages`].
 
@@ -10,6 +11,7 @@ pub mod cache;
 pub mod ctx;
 pub mod fetch;
 pub mod lock;
+pub mod remote;
 pub mod runner;
 pub mod stage;
 pub mod tree;

@@ -33,10 +33,15 @@ pub fn plan<B>(ctx: &Ctx, stages: &[&dyn Stage<B>]) -> Vec<PlanEntry> {
     for s in stages.iter().filter(|s| s.applies(ctx)) {
         let key = ctx.keys.get(s.name()).to_string();
         let cached = s.cached(ctx, &key);
-        let reason = if cached {
-            s.cached_reason(ctx)
-        } else {
-            s.reason(ctx, &entries)
+        let reason = match (&ctx.remote, cached) {
+            (_, true) => s.cached_reason(ctx),
+            // `plan` is offline: it cannot know what the registry holds.
+            (Some(r), false) if s.shared().is_some() => format!(
+                "{}; pulled instead if {} has a trusted entry",
+                s.reason(ctx, &entries),
+                r.url
+            ),
+            (_, false) => s.reason(ctx, &entries),
         };
         entries.push(PlanEntry {
             stage: s.name().to_string(),
@@ -53,6 +58,8 @@ pub struct BuildReport<B> {
     pub out: PathBuf,
     pub ran: Vec<String>,
     pub skipped: Vec<String>,
+    /// The stages taken from the remote cache ([`super::remote`]).
+    pub pulled: Vec<String>,
     /// The typed outputs of every stage that ran or was taken from the cache.
     pub built: B,
 }
@@ -63,9 +70,11 @@ pub fn build<B: Default>(ctx: &Ctx, stages: &[&dyn Stage<B>]) -> Result<BuildRep
     // image: they must not depend on the caller's umask (`build --verify` checks this).
     crate::sys::set_umask(0o022);
     let applicable: Vec<&&dyn Stage<B>> = stages.iter().filter(|s| s.applies(ctx)).collect();
-    // When the last stage's result (the output directory) is there, nothing runs.
+    // When the last stage's result (the output directory) is there, nothing runs
+    // (a remote cache still gets the entries it lacks).
     if let Some(last) = applicable.last() {
         if last.cached(ctx, ctx.keys.get(last.name())) {
+            super::remote::sync(ctx, &applicable, false);
             progress::step(&format!(
                 "{} is up to date ({} key {})",
                 ctx.out.display(),
@@ -80,10 +89,13 @@ pub fn build<B: Default>(ctx: &Ctx, stages: &[&dyn Stage<B>]) -> Result<BuildRep
                     .map(|s| s.name().to_string())
                     .filter(|n| n != "fetch")
                     .collect(),
+                pulled: Vec::new(),
                 built: B::default(),
             });
         }
     }
+    // Entries missing here are pulled before `fetch` decides what to download.
+    super::remote::sync(ctx, &applicable, true);
     let mut runner = Runner::start(&ctx.out)?;
     let mut built = B::default();
     for s in applicable {
@@ -100,6 +112,7 @@ pub struct Runner {
     logs: PathBuf,
     ran: Vec<String>,
     skipped: Vec<String>,
+    pulled: Vec<String>,
 }
 
 impl Runner {
@@ -121,6 +134,7 @@ impl Runner {
             logs,
             ran: Vec::new(),
             skipped: Vec::new(),
+            pulled: Vec::new(),
         })
     }
 
@@ -142,8 +156,16 @@ impl Runner {
         f: impl FnOnce(&Path, &Log) -> Result<()>,
     ) -> Result<PathBuf> {
         if let Some(dir) = ctx.cache.stage_done(stage, key) {
-            progress::step(&format!("{stage}: cached ({})", short(key)));
-            self.skipped.push(stage.to_string());
+            match &ctx.remote {
+                Some(r) if r.pulled().iter().any(|s| s == stage) => {
+                    progress::step(&format!("{stage}: pulled from {} ({})", r.url, short(key)));
+                    self.pulled.push(stage.to_string());
+                }
+                _ => {
+                    progress::step(&format!("{stage}: cached ({})", short(key)));
+                    self.skipped.push(stage.to_string());
+                }
+            }
             return Ok(dir);
         }
         let (log_path, log) = self.open_log(stage)?;
@@ -168,6 +190,9 @@ impl Runner {
             started.elapsed().as_secs_f64()
         ));
         self.ran.push(stage.to_string());
+        if let Some(r) = &ctx.remote {
+            r.after_build(&ctx.cache, stage, key, &dir);
+        }
         Ok(dir)
     }
 
@@ -208,6 +233,7 @@ impl Runner {
             ran: self.ran,
             // `fetch` with nothing to fetch is not a stage anybody waits for.
             skipped: self.skipped.into_iter().filter(|s| s != "fetch").collect(),
+            pulled: self.pulled,
             built,
         })
     }

@@ -48,6 +48,19 @@ pub trait Stage<B>: Sync {
         "cache entry present".to_string()
     }
 
+    /// Whether the stage's cache entry is shared through a remote cache
+    /// ([`super::remote`]), and which of its top-level parts stay on this machine
+    /// (trees that record their absolute path). `None`: it has no entry to share.
+    fn shared(&self) -> Option<&'static [&'static str]> {
+        None
+    }
+
+    /// The stages whose local-only parts ([`Stage::shared`]) this stage reads when it
+    /// runs: a remote cache keeps those stages local when this one runs here.
+    fn reads_local_parts_of(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// Runs the stage, or takes its cached result, through `runner` (which logs, times
     /// and reports it), and records its typed output in `built`.
     fn execute(&self, ctx: &Ctx, built: &mut B, runner: &mut Runner) -> Result<()>;

@@ -2,7 +2,7 @@
 //! modules.
 
 use super::Init;
-use super::{ha, modules};
+use super::{ha, modules, PRINTK_DEVKMSG};
 use crate::config::node::{norm_mod, NodeConfig};
 use crate::contract::{NODE_CONFIG, NODE_CONFIG_DIR};
 use crate::sys::Sys;
@@ -72,10 +72,16 @@ pub fn mount_filesystems(init: &mut Init) -> Result<()> {
         if target == "/proc" {
             // The kernel keeps only 10 lines per 5 s that userspace writes to /dev/kmsg
             // unless told otherwise: the init's lines belong in the kernel log (and
-            // reach remote syslog from there) in full. Best effort.
-            let _ = init
-                .sys
-                .write_file(Path::new("/proc/sys/kernel/printk_devkmsg"), "on");
+            // reach remote syslog from there) in full. The kernel takes only `on\n`
+            // (the word and exactly one newline; `on` alone is EINVAL). Best effort.
+            let devkmsg = Path::new(PRINTK_DEVKMSG);
+            if !init.sys.exists(devkmsg) {
+                // A kernel without sysctls: nothing to turn off.
+            } else if let Err(e) = init.sys.write_file(devkmsg, "on\n") {
+                init.log.line(&format!(
+                    "warning: {e}: the kernel may drop init lines beyond 10 per 5 s from its log"
+                ));
+            }
         }
         init.log.line(&format!("mounted {fstype} on {target}"));
     }

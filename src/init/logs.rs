@@ -5,7 +5,14 @@
 //! as RFC 5424 over TCP with octet-counting framing (RFC 6587), hostname included.
 //! An unreachable server never delays anything: records wait in a bounded queue (the
 //! oldest are dropped, and the next record says how many) while the forwarder retries
-//! with backoff. Services' own output still goes to the console only.
+//! with backoff.
+//!
+//! Services' output joins the same ring: the supervisor starts each service with its
+//! stdout and stderr on a pipe read by `sanforge-init log-relay NAME`
+//! ([`Sys::spawn_logged`](crate::sys::Sys::spawn_logged)), which copies every line to
+//! the console as before and to `/dev/kmsg` as `NAME: line` at facility daemon, so the
+//! forwarder sends it with APP-NAME `NAME`. `sanforge-init logs [--follow] [--service
+//! NAME]` prints the ring on the node, the kernel's, the init's and the services' lines.
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
@@ -23,31 +30,152 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const RETRY_MIN: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(30);
 
-/// One `/dev/kmsg` record (`PRIO,SEQ,USEC,FLAGS;MESSAGE`) as an RFC 5424 message.
-/// `now` and `uptime` place the record's boot-relative time on the wall clock.
-pub fn rfc5424(record: &str, hostname: &str, now: SystemTime, uptime: Duration) -> Option<String> {
+/// The init's argument for the relay of a service's output.
+pub use crate::sys::LOG_RELAY as RELAY;
+/// The argument of `sanforge-init logs`.
+pub const LOGS: &str = "logs";
+/// A service's lines in the ring: facility daemon (3), severity info (6).
+pub const SERVICE_PRI: u32 = 3 * 8 + 6;
+/// The longest line a relay writes as one record (the kernel keeps about 1 KiB).
+const MAX_RECORD: usize = 900;
+
+/// One `/dev/kmsg` record, parsed: who wrote it (APP-NAME) and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record<'a> {
+    /// `facility * 8 + severity` as RFC 5424 wants it.
+    pub pri: u32,
+    /// Microseconds since boot.
+    pub usec: u64,
+    /// `kernel`, `sanforge-init`, a service's name, or `-` (another userspace writer).
+    pub app: &'a str,
+    pub text: &'a str,
+}
+
+/// A tag as syslog writes it before `: `: a service name (RFC 5424 APP-NAME: printable
+/// ASCII, at most 48).
+fn tag_of(msg: &str) -> Option<(&str, &str)> {
+    let (tag, rest) = msg.split_once(": ")?;
+    let ok = !tag.is_empty()
+        && tag.len() <= 48
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b));
+    ok.then_some((tag, rest))
+}
+
+/// Parses `PRIO,SEQ,USEC,FLAGS;MESSAGE`.
+pub fn parse(record: &str) -> Option<Record<'_>> {
     let (head, msg) = record.split_once(';')?;
     let mut f = head.split(',');
     let prio: u32 = f.next()?.trim().parse().ok()?;
     let _seq = f.next()?;
     let usec: u64 = f.next()?.trim().parse().ok()?;
-    let at = Duration::from_micros(usec);
-    let when = now.checked_sub(uptime.saturating_sub(at)).unwrap_or(now);
-    let ts = rfc3339(when);
     let msg = msg.trim_end_matches(['\n', '\r']);
     let (app, text) = match msg.strip_prefix("sanforge-init: ") {
-        // The init writes its lines at the default priority: facility user.
         Some(rest) => ("sanforge-init", rest),
-        None => ("kernel", msg),
+        // The kernel's facility is 0 (kern); records userspace wrote carry theirs.
+        None if prio < 8 => ("kernel", msg),
+        None => tag_of(msg).unwrap_or(("-", msg)),
     };
-    // The kernel's facility is 0 (kern); records userspace wrote carry theirs.
+    // The init writes its lines at the default priority: facility user.
     let pri = if app == "sanforge-init" && prio < 8 {
         8 + prio
     } else {
         prio
     };
+    Some(Record {
+        pri,
+        usec,
+        app,
+        text,
+    })
+}
+
+/// One `/dev/kmsg` record (`PRIO,SEQ,USEC,FLAGS;MESSAGE`) as an RFC 5424 message.
+/// `now` and `uptime` place the record's boot-relative time on the wall clock.
+pub fn rfc5424(record: &str, hostname: &str, now: SystemTime, uptime: Duration) -> Option<String> {
+    let r = parse(record)?;
+    let at = Duration::from_micros(r.usec);
+    let when = now.checked_sub(uptime.saturating_sub(at)).unwrap_or(now);
+    let ts = rfc3339(when);
     let host = if hostname.is_empty() { "-" } else { hostname };
-    Some(format!("<{pri}>1 {ts} {host} {app} - - - {text}"))
+    Some(format!(
+        "<{}>1 {ts} {host} {} - - - {}",
+        r.pri, r.app, r.text
+    ))
+}
+
+/// A record as `sanforge-init logs` prints it: `[SECONDS] APP: TEXT`.
+pub fn render(r: &Record) -> String {
+    format!(
+        "[{:5}.{:06}] {}: {}",
+        r.usec / 1_000_000,
+        r.usec % 1_000_000,
+        r.app,
+        r.text
+    )
+}
+
+/// The relay of one service's output (`sanforge-init log-relay NAME`): each line of
+/// `input` goes to `console` as it came and to `kmsg` as one record `NAME: line` (a
+/// line of the init's own children, `sanforge-init: …`, as it is; long lines cut at
+/// [`MAX_RECORD`] bytes). Ends with its input (the service exited).
+pub fn relay(
+    tag: &str,
+    input: impl std::io::BufRead,
+    kmsg: Option<&mut dyn Write>,
+    console: &mut dyn Write,
+) {
+    let mut kmsg = kmsg;
+    for line in input.split(b'\n') {
+        let Ok(line) = line else { return };
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end_matches('\r');
+        let mut out = text.to_string();
+        out.push('\n');
+        let _ = console.write_all(out.as_bytes());
+        let _ = console.flush();
+        let mut end = text.len().min(MAX_RECORD);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let body = text.get(..end).unwrap_or_default();
+        // The init's own children (exporter, forwarder) already name themselves.
+        let tag = if body.starts_with("sanforge-init: ") {
+            String::new()
+        } else {
+            format!("{tag}: ")
+        };
+        if let Some(k) = kmsg.as_deref_mut() {
+            let _ = k.write_all(format!("<{SERVICE_PRI}>{tag}{body}\n").as_bytes());
+        }
+    }
+}
+
+/// `sanforge-init logs [--follow] [--service NAME] [KMSG]`: prints the ring (the
+/// device: what it holds now, or on and on with `follow`; a plain file: to its end),
+/// only `service`'s lines when given.
+pub fn print_ring(kmsg: &Path, follow: bool, service: Option<&str>) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let src = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(if follow { 0 } else { libc::O_NONBLOCK })
+        .open(kmsg)
+        .map_err(|e| anyhow::anyhow!("logs: cannot read {}: {e}", kmsg.display()))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let path = kmsg.to_path_buf();
+    std::thread::spawn(move || read_records(src, &path, tx));
+    let mut out = std::io::stdout().lock();
+    for rec in rx {
+        let Some(r) = parse(&rec) else { continue };
+        if service.is_some_and(|s| s != r.app) {
+            continue;
+        }
+        if writeln!(out, "{}", render(&r)).is_err() {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// RFC 6587 octet counting: `LEN SP MSG`.
@@ -133,6 +261,8 @@ fn read_records(mut src: std::fs::File, path: &Path, tx: std::sync::mpsc::Sender
         let n = match src.read(&mut buf) {
             Ok(0) => return,
             Ok(n) => n,
+            // The end of what the ring holds now (`logs` without --follow).
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
             // A record overwritten while we read: go on with the next.
             Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -262,6 +392,58 @@ mod tests {
             rfc3339(SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400)),
             "2000-02-29T00:00:00.000000Z"
         );
+    }
+
+    #[test]
+    fn a_service_line_is_sent_with_its_name_as_app_name() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_600 + 100);
+        let up = Duration::from_secs(10);
+        assert_eq!(
+            rfc5424(
+                "30,12,5000000,-;sshd: [120] Dec 05 10:00:01 Child connection from 192.0.2.2:40000\n",
+                "san1",
+                now,
+                up
+            )
+            .unwrap(),
+            "<30>1 2026-01-01T00:01:35.000000Z san1 sshd - - - [120] Dec 05 10:00:01 Child connection from 192.0.2.2:40000"
+        );
+        // The kernel's own lines keep their text, colon or not.
+        let r = parse("6,2,1000,-;eth0: link up\n").unwrap();
+        assert_eq!((r.app, r.text), ("kernel", "eth0: link up"));
+        // Another writer without a tag.
+        let r = parse("14,3,1000,-;no tag here\n").unwrap();
+        assert_eq!((r.app, r.text, r.pri), ("-", "no tag here", 14));
+        assert_eq!(
+            render(&parse("30,4,12345678,-;corosync: [QUORUM] Members[1]: 1\n").unwrap()),
+            "[   12.345678] corosync: [QUORUM] Members[1]: 1"
+        );
+    }
+
+    #[test]
+    fn the_relay_copies_each_line_to_the_console_and_tags_it_in_the_ring() {
+        let long = "x".repeat(2000);
+        let input =
+            format!("starting\r\nsanforge-init: metrics: listening\n{long}\nlast without newline");
+        let (mut kmsg, mut console) = (Vec::new(), Vec::new());
+        relay(
+            "chronyd",
+            std::io::Cursor::new(input.clone()),
+            Some(&mut kmsg),
+            &mut console,
+        );
+        let console = String::from_utf8(console).unwrap();
+        assert_eq!(
+            console,
+            format!("starting\nsanforge-init: metrics: listening\n{long}\nlast without newline\n")
+        );
+        let kmsg = String::from_utf8(kmsg).unwrap();
+        let lines: Vec<&str> = kmsg.lines().collect();
+        assert_eq!(lines.len(), 4, "{kmsg}");
+        assert_eq!(lines[0], "<30>chronyd: starting");
+        assert_eq!(lines[1], "<30>sanforge-init: metrics: listening");
+        assert_eq!(lines[2].len(), "<30>chronyd: ".len() + MAX_RECORD);
+        assert_eq!(lines[3], "<30>chronyd: last without newline");
     }
 
     #[test]

@@ -36,6 +36,7 @@ pub mod secrets;
 pub mod shell;
 pub mod ssh;
 pub mod status;
+pub mod status_ha;
 pub mod storage;
 pub mod supervisor;
 pub mod time;
@@ -72,7 +73,16 @@ pub use targets::{apply_targets, enable_ports};
 pub struct Logger {
     kmsg: Option<std::fs::File>,
     captured: Option<Vec<String>>,
+    /// Lines logged before `/dev/kmsg` could be opened (the first mounts), written
+    /// there once it is, so the kernel log holds every line of the init.
+    early: Vec<String>,
 }
+
+/// The sysctl that turns the kernel's rate limit of `/dev/kmsg` writers off.
+pub const PRINTK_DEVKMSG: &str = "/proc/sys/kernel/printk_devkmsg";
+
+/// At most this many early lines wait for `/dev/kmsg`.
+const EARLY_LINES: usize = 64;
 
 impl Logger {
     pub fn console() -> Self {
@@ -83,12 +93,19 @@ impl Logger {
         Logger {
             kmsg: None,
             captured: Some(Vec::new()),
+            early: Vec::new(),
         }
     }
-    /// Also log to `/dev/kmsg` under the root, if it can be opened.
+    /// Also log to `/dev/kmsg` under the root, if it can be opened; the lines logged
+    /// before go there first.
     pub fn open_kmsg(&mut self, sys: &dyn Sys) {
         let p = sys.root().join(Path::new("/dev/kmsg"));
         self.kmsg = std::fs::OpenOptions::new().write(true).open(p).ok();
+        if let Some(k) = &mut self.kmsg {
+            for text in self.early.drain(..) {
+                let _ = k.write_all(text.as_bytes());
+            }
+        }
     }
     pub fn line(&mut self, msg: &str) {
         let text = format!("sanforge-init: {msg}\n");
@@ -99,8 +116,12 @@ impl Logger {
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(text.as_bytes());
         let _ = out.flush();
-        if let Some(k) = &mut self.kmsg {
-            let _ = k.write_all(text.as_bytes());
+        match &mut self.kmsg {
+            Some(k) => {
+                let _ = k.write_all(text.as_bytes());
+            }
+            None if self.early.len() < EARLY_LINES => self.early.push(text),
+            None => {}
         }
     }
     pub fn lines(&self) -> &[String] {

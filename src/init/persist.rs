@@ -211,26 +211,47 @@ fn max_version(sys: &mut dyn Sys) -> u64 {
 /// holds a sanforge output directory. Its SHA256SUMS (and, when the image has an
 /// update key, its signature) are verified; then the inactive slot gets the new
 /// kernel and initramfs and an entry with one try that systemd-boot prefers (newest
-/// version). Nothing of the booted slot is touched. A node on a squashfs root gets the
+/// version). Files SHA256SUMS lists that the slot does not use (disk.img, boot.ipxe,
+/// the SBOM) may be absent, as in the copy `sanforge push` stages; those present must
+/// match. Nothing of the booted slot is touched. A node on a squashfs root gets the
 /// new root in the inactive slot's root partitions and the new root hash in its entry.
 /// Returns the slot written.
 pub fn update(sys: &mut dyn Sys, dir: &Path, reboot: bool) -> Result<char> {
+    use crate::contract::signature;
     let host_dir = sys.root().join(dir);
     let key_path = Path::new(UPDATE_KEY);
-    let listed = if sys.exists(key_path) {
-        let key = crate::contract::signature::load_verifying_key(&sys.root().join(key_path))?;
-        crate::contract::signature::verify_dir_files(&host_dir, &key)
+    // Every file SHA256SUMS lists that is there must match; the files a slot does not
+    // use (disk.img, boot.ipxe, the SBOM) may be absent: `sanforge push` copies only
+    // what the slot needs. What the slot needs must be there (below).
+    let (listed, present) = if sys.exists(key_path) {
+        let key = signature::load_verifying_key(&sys.root().join(key_path))?;
+        signature::verify_signature(&host_dir, &key)
+            .and_then(|()| signature::check_present_sums(&host_dir))
     } else {
-        crate::contract::signature::check_sums(&host_dir)
+        signature::check_present_sums(&host_dir)
     }
     .with_context(|| format!("refusing the update in {}", dir.display()))?;
-    for f in ["vmlinuz", "initramfs.cpio.zst"] {
+    let need = |f: &str| -> Result<()> {
         if !listed.iter().any(|l| l == f) {
             bail!(
                 "refusing the update in {}: SHA256SUMS does not list {f}",
                 dir.display()
             );
         }
+        if !present.iter().any(|l| l == f) {
+            bail!(
+                "refusing the update in {}: {f} is listed in SHA256SUMS but missing",
+                dir.display()
+            );
+        }
+        Ok(())
+    };
+    need("vmlinuz")?;
+    if !listed.iter().any(|l| l == "initramfs.cpio.zst") {
+        bail!(
+            "refusing the update in {}: SHA256SUMS does not list initramfs.cpio.zst",
+            dir.display()
+        );
     }
     require_mounted(sys, ESP_MOUNT, "EFI system partition")?;
     let cmdline = sys.read_to_string(Path::new("/proc/cmdline"))?;
@@ -250,14 +271,11 @@ pub fn update(sys: &mut dyn Sys, dir: &Path, reboot: bool) -> Result<char> {
         );
     }
     if squashfs {
-        for f in [INIT_CPIO, ROOT_VERITY, "manifest.json"] {
-            if !listed.iter().any(|l| l == f) {
-                bail!(
-                    "refusing the update in {}: SHA256SUMS does not list {f}",
-                    dir.display()
-                );
-            }
+        for f in [INIT_CPIO, ROOT_SQUASHFS, ROOT_VERITY, "manifest.json"] {
+            need(f)?;
         }
+    } else {
+        need("initramfs.cpio.zst")?;
     }
     // (file in the update, file in the slot): a squashfs slot boots the init alone.
     let esp_files = [

@@ -11,7 +11,9 @@ use crate::contract::status::{
     TimeSync,
 };
 use crate::contract::timeline::Timeline;
-use crate::contract::{CHRONYC, CHRONY_RUN_DIR, CMDLINE_NODE, CMDLINE_SLOT, HARDWARE_REPORT};
+use crate::contract::{
+    CHRONYC, CHRONY_RUN_DIR, CMDLINE_NODE, CMDLINE_SLOT, ESP_MOUNT, HARDWARE_REPORT, UPDATE_KEY,
+};
 use crate::scsi::lio::CONFIGFS_TARGET;
 use crate::sys::{FileKind, Sys};
 use std::path::{Path, PathBuf};
@@ -57,6 +59,19 @@ fn dirs(sys: &mut dyn Sys, p: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The sanforge entries of the mounted ESP's loader, sorted.
+fn loader_entries(sys: &mut dyn Sys) -> Vec<String> {
+    let dir = Path::new(ESP_MOUNT).join("loader/entries");
+    let mut names: Vec<String> = sys
+        .list_dir(&dir)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|n| super::persist::entry_slot(n).is_some())
+        .collect();
+    names.sort();
+    names
+}
+
 /// Gathers everything; never fails as a whole.
 pub fn gather(sys: &mut dyn Sys) -> Status {
     let mut st = Status::default();
@@ -68,6 +83,10 @@ pub fn gather(sys: &mut dyn Sys) -> Status {
         version: os_release_value(&os, "IMAGE_VERSION"),
         pretty_name: os_release_value(&os, "PRETTY_NAME"),
         kernel: sys.kernel_release(),
+        update_key: sys
+            .read_to_string(Path::new(UPDATE_KEY))
+            .ok()
+            .and_then(|t| crate::contract::signature::public_key_hex(&t)),
     };
     st.hostname = read_trim(sys, Path::new("/proc/sys/kernel/hostname"))
         .or_else(|| read_trim(sys, Path::new("/etc/hostname")));
@@ -78,6 +97,8 @@ pub fn gather(sys: &mut dyn Sys) -> Status {
         slot: cmdline_value(&cmdline, CMDLINE_SLOT),
         node: cmdline_value(&cmdline, CMDLINE_NODE),
         uptime_seconds: Some((sys.boottime().as_secs_f64() * 1000.0).round() / 1000.0),
+        id: read_trim(sys, Path::new("/proc/sys/kernel/random/boot_id")),
+        entries: loader_entries(sys),
     };
     match Timeline::read(sys) {
         Ok(t) => {
@@ -110,6 +131,7 @@ pub fn gather(sys: &mut dyn Sys) -> Status {
         Err(e) => st.problems.push(format!("services: {e:#}")),
     }
     st.ha = ha(sys);
+    st.alua = super::status_ha::alua_groups(sys, Path::new(SCST_ROOT));
     st.time = time(sys);
     st
 }
@@ -450,6 +472,21 @@ fn ha(sys: &mut dyn Sys) -> Option<Ha> {
             exit,
             output,
         });
+    }
+    // Roles, fail counts and failed actions from crm_mon's XML API (the text above
+    // stays for people; a crm_mon that cannot answer leaves these empty).
+    if sys.exists(Path::new(super::status_ha::CRM_MON_XML[0])) {
+        let argv: Vec<String> = super::status_ha::CRM_MON_XML
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        if let Ok((_, xml)) = sys.run_capture(&argv, HA_TIMEOUT) {
+            if let Ok(p) = super::status_ha::parse_crm_mon(&xml) {
+                h.resources = p.resources;
+                h.fail_counts = p.fail_counts;
+                h.failures = p.failures;
+            }
+        }
     }
     h.drbd = sys
         .read_to_string(Path::new("/proc/drbd"))

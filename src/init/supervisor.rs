@@ -141,7 +141,7 @@ impl Supervisor {
             if !s.svc.env.contains_key("PATH") {
                 env.push(("PATH".into(), "/usr/sbin:/usr/bin:/sbin:/bin".into()));
             }
-            match sys.spawn(&s.svc.argv, &env) {
+            match sys.spawn_logged(&s.svc.argv, &env, &s.svc.name) {
                 Ok(pid) => {
                     log.line(&format!("service {} started (pid {pid})", s.svc.name));
                     s.pid = Some(pid);
@@ -297,5 +297,8 @@ mod tests {
             .filter(|o| o.to_string() == "spawn /bin/a")
             .count();
         assert_eq!(spawns, 2);
+        // Each start's output goes to the ring tagged with the service's name.
+        let tags: Vec<&str> = sys.logged.iter().map(|(_, t)| t.as_str()).collect();
+        assert_eq!(tags, ["a", "b", "a"]);
     }
 }

@@ -72,6 +72,12 @@ impl Stage<super::Built> for Kernel {
         "kernel"
     }
 
+    /// The source and build trees stay here: gigabytes, and the build tree records
+    /// its absolute path. A pulled kernel has vmlinuz, config and its modules.
+    fn shared(&self) -> Option<&'static [&'static str]> {
+        Some(&["src", "build"])
+    }
+
     fn inputs(&self, ctx: &Ctx) -> Vec<String> {
         let mut v = vec!["kernel".to_string()];
         // SCST's tree may change the kernel source (in-tree mode).

@@ -64,6 +64,10 @@ impl Stage<super::Built> for Rootfs {
         "rootfs"
     }
 
+    fn shared(&self) -> Option<&'static [&'static str]> {
+        Some(&[])
+    }
+
     /// The `[firmware] files` of a recipe without SCST.
     fn inputs(&self, ctx: &Ctx) -> Vec<String> {
         ctx.recipe

@@ -71,6 +71,10 @@ impl Stage<super::Built> for Userland {
         "userland"
     }
 
+    fn shared(&self) -> Option<&'static [&'static str]> {
+        Some(&[])
+    }
+
     fn inputs(&self, ctx: &Ctx) -> Vec<String> {
         ctx.inputs
             .iter()

@@ -152,6 +152,9 @@ pub struct FakeSys {
     /// The fake `CLOCK_BOOTTIME`: starts at 1.5 s (the kernel's share of the boot)
     /// and advances by [`FakeSys::TICK`] at every reading.
     pub clock: Duration,
+    /// The tag of each [`Sys::spawn_logged`] with the pid it got (the spawn itself is
+    /// recorded as any spawn).
+    pub logged: Vec<(i32, String)>,
 }
 
 /// The links [`FakeSys`] plays.
@@ -185,6 +188,7 @@ impl FakeSys {
             kernel_tree: None,
             net: None,
             clock: Duration::from_millis(1500),
+            logged: Vec::new(),
         }
     }
 
@@ -459,6 +463,16 @@ impl Sys for FakeSys {
         self.record(Op::Spawn(argv.to_vec()), prog, "start")?;
         self.next_pid += 1;
         Ok(self.next_pid)
+    }
+    fn spawn_logged(
+        &mut self,
+        argv: &[String],
+        env: &[(String, String)],
+        tag: &str,
+    ) -> SysResult<i32> {
+        let pid = self.spawn(argv, env)?;
+        self.logged.push((pid, tag.to_string()));
+        Ok(pid)
     }
     fn wait_any_nohang(&mut self) -> Option<(i32, ExitStatus)> {
         self.exits.pop_front()

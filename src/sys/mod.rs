@@ -45,6 +45,9 @@ mod fake;
 use fake::{append, canonicalize, file_kind, list_dir};
 pub use fake::{FakeSys, Op, FAKE_RUN_DIR};
 
+/// The init's argument that runs the log relay of [`Sys::spawn_logged`].
+pub const LOG_RELAY: &str = "log-relay";
+
 /// The directory every absolute path of the init is resolved under.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SysRoot(PathBuf);
@@ -240,6 +243,18 @@ pub trait Sys {
     fn sync(&mut self);
     /// Starts `argv` with exactly `env`, an empty signal mask, in a new session.
     fn spawn(&mut self, argv: &[String], env: &[(String, String)]) -> SysResult<i32>;
+    /// [`Sys::spawn`] with the child's stdout and stderr on a pipe to the init's log
+    /// relay (`/init log-relay TAG`, `init::logs::relay`): its lines go to the console
+    /// and, tagged `TAG`, to the kernel log. By default (and when the relay cannot be
+    /// started) a plain spawn: a service never waits for its logging.
+    fn spawn_logged(
+        &mut self,
+        argv: &[String],
+        env: &[(String, String)],
+        _tag: &str,
+    ) -> SysResult<i32> {
+        self.spawn(argv, env)
+    }
     /// Reaps one exited child if any (`waitpid(-1, WNOHANG)`).
     fn wait_any_nohang(&mut self) -> Option<(i32, ExitStatus)>;
     /// Blocks [`HANDLED`] so that they are only seen through `wait_signal`.

@@ -207,24 +207,40 @@ impl Sys for RealSys {
 
     fn spawn(&mut self, argv: &[String], env: &[(String, String)]) -> SysResult<i32> {
         let prog = argv.first().cloned().unwrap_or_default();
-        let mut cmd = std::process::Command::new(&prog);
-        cmd.args(argv.iter().skip(1))
-            .env_clear()
-            .envs(env.iter().map(|(k, v)| (k, v)));
-        // SAFETY: the closure runs between fork and exec and only calls the
-        // async-signal-safe sigprocmask and setsid on the child's own state.
-        unsafe {
-            cmd.pre_exec(|| {
-                // SAFETY: sigset_t is plain data; sigemptyset initialises it.
-                let mut empty: libc::sigset_t = std::mem::zeroed();
-                libc::sigemptyset(&mut empty);
-                if libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                libc::setsid();
-                Ok(())
-            })
-        };
+        let child = service_command(argv, env)
+            .spawn()
+            .map_err(|e| SysError::new("start", &prog, e))?;
+        Ok(child.id() as i32)
+    }
+
+    fn spawn_logged(
+        &mut self,
+        argv: &[String],
+        env: &[(String, String)],
+        tag: &str,
+    ) -> SysResult<i32> {
+        let prog = argv.first().cloned().unwrap_or_default();
+        // The relay is this very binary (PID 1's /init); it ends when the service and
+        // whatever inherited its output have closed the pipe.
+        let relayed = std::io::pipe().and_then(|(reader, writer)| {
+            let mut relay = service_command(
+                &[
+                    "/proc/self/exe".to_string(),
+                    super::LOG_RELAY.to_string(),
+                    tag.to_string(),
+                ],
+                &[],
+            );
+            relay.stdin(reader).spawn()?;
+            Ok(writer)
+        });
+        let mut cmd = service_command(argv, env);
+        if let Ok(w) = relayed {
+            let err = w
+                .try_clone()
+                .map_err(|e| SysError::new("start", &prog, e))?;
+            cmd.stdout(w).stderr(err);
+        }
         let child = cmd.spawn().map_err(|e| SysError::new("start", &prog, e))?;
         Ok(child.id() as i32)
     }
@@ -608,4 +624,28 @@ fn run_child(
         stdout: String::from_utf8_lossy(&out).into_owned(),
         stderr: String::from_utf8_lossy(&errs).into_owned(),
     })
+}
+
+/// `argv` with exactly `env`, an empty signal mask, in a new session.
+fn service_command(argv: &[String], env: &[(String, String)]) -> std::process::Command {
+    let prog = argv.first().cloned().unwrap_or_default();
+    let mut cmd = std::process::Command::new(&prog);
+    cmd.args(argv.iter().skip(1))
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    // SAFETY: the closure runs between fork and exec and only calls the
+    // async-signal-safe sigprocmask and setsid on the child's own state.
+    unsafe {
+        cmd.pre_exec(|| {
+            // SAFETY: sigset_t is plain data; sigemptyset initialises it.
+            let mut empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut empty);
+            if libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            libc::setsid();
+            Ok(())
+        })
+    };
+    cmd
 }

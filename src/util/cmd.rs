@@ -68,6 +68,8 @@ pub struct Cmd {
     args: Vec<OsString>,
     dir: Option<PathBuf>,
     env: Vec<(OsString, OsString)>,
+    /// A file to read as stdin in [`Cmd::output`] and [`Cmd::capture`] (else none).
+    stdin: Option<PathBuf>,
 }
 
 impl Cmd {
@@ -77,6 +79,7 @@ impl Cmd {
             args: Vec::new(),
             dir: None,
             env: Vec::new(),
+            stdin: None,
         }
     }
     pub fn arg(mut self, a: impl AsRef<OsStr>) -> Self {
@@ -99,6 +102,12 @@ impl Cmd {
     pub fn env(mut self, k: impl AsRef<OsStr>, v: impl AsRef<OsStr>) -> Self {
         self.env
             .push((k.as_ref().to_os_string(), v.as_ref().to_os_string()));
+        self
+    }
+
+    /// Feeds `path` to the command's stdin ([`Cmd::output`], [`Cmd::capture`]).
+    pub fn stdin_file(mut self, path: impl AsRef<Path>) -> Self {
+        self.stdin = Some(path.as_ref().to_path_buf());
         self
     }
 
@@ -199,14 +208,12 @@ impl Cmd {
     /// Runs and returns stdout (stderr is kept for the error message and the log).
     pub fn output(&self, log: &Log) -> Result<String> {
         log.line(&format!("$ {}", self.display()));
-        let out = self
-            .expression()
-            .stdout_capture()
-            .stderr_capture()
-            .stdin_null()
-            .unchecked()
-            .run()
-            .with_context(|| self.spawn_error())?;
+        let out = self.expression().stdout_capture().stderr_capture();
+        let out = match &self.stdin {
+            Some(p) => out.stdin_path(p),
+            None => out.stdin_null(),
+        };
+        let out = out.unchecked().run().with_context(|| self.spawn_error())?;
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         if !stderr.is_empty() {
             log.line(stderr.trim_end());
@@ -231,14 +238,12 @@ impl Cmd {
     /// succeeded (for programs whose messages the caller interprets, such as apt).
     pub fn capture(&self, log: &Log) -> Result<Captured> {
         log.line(&format!("$ {}", self.display()));
-        let out = self
-            .expression()
-            .stdout_capture()
-            .stderr_capture()
-            .stdin_null()
-            .unchecked()
-            .run()
-            .with_context(|| self.spawn_error())?;
+        let out = self.expression().stdout_capture().stderr_capture();
+        let out = match &self.stdin {
+            Some(p) => out.stdin_path(p),
+            None => out.stdin_null(),
+        };
+        let out = out.unchecked().run().with_context(|| self.spawn_error())?;
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         for t in [&stdout, &stderr] {

@@ -8,6 +8,7 @@ pub mod initroot;
 pub mod iscsi;
 pub mod project;
 pub mod qemu;
+pub mod registry;
 pub mod safety;
 pub mod server;
 pub mod vm;

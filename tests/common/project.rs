@@ -144,6 +144,10 @@ zstd-level = 3
         c.env("SANFORGE_INIT", env!("CARGO_BIN_EXE_sanforge-init"));
         c.env("SANFORGE_PROGRESS", "plain");
         c.env_remove("FAKE_KERNEL_SLEEP");
+        // A remote cache of the developer's shell must not leak into a test's build.
+        c.env_remove("SANFORGE_REMOTE_CACHE");
+        c.env_remove("SANFORGE_REMOTE_CACHE_KEY");
+        c.env_remove("SANFORGE_REMOTE_CACHE_AUTH");
         c
     }
 

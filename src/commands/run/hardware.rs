@@ -297,4 +297,7 @@ pub struct Hardware {
     pub nics: Vec<NicSpec>,
     pub disks: Vec<DiskSpec>,
     pub forwards: Vec<Forward>,
+    /// A guest reboot resets the machine, as a server does (A/B updates, `sanforge
+    /// push`), instead of ending QEMU (`-no-reboot`, the default: a panic ends the run).
+    pub reboot: bool,
 }

@@ -280,14 +280,11 @@ pub fn qemu_command(opts: &RunOptions, accel: Accel) -> Result<Cmd> {
     check_out(opts)?;
     let mut net = user_netdev(opts)?;
     let mut c = Cmd::new("qemu-system-x86_64")
-        .args([
-            "-nodefaults",
-            "-no-user-config",
-            "-display",
-            "none",
-            "-no-reboot",
-        ])
+        .args(["-nodefaults", "-no-user-config", "-display", "none"])
         .args(["-m", &opts.memory_mib.to_string()]);
+    if !opts.hw.reboot {
+        c = c.arg("-no-reboot");
+    }
     match opts.boot {
         BootMode::Direct => {
             c = c

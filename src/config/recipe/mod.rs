@@ -69,6 +69,10 @@ pub struct RawRecipe {
     /// The firmware closure of a recipe without `[scst]` (which has its own).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub firmware: Option<FirmwareTableSpec>,
+    /// `[cache]`: the remote stage cache and the keys a pulled entry must be signed by
+    /// ([`crate::config::remote_cache`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<crate::config::remote_cache::CacheSpec>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -203,6 +207,8 @@ pub struct Recipe {
     pub kernels: Vec<KernelVariant>,
     /// Index of the selected kernel in `kernels` (0: the default).
     pub selected: usize,
+    /// `[cache]`, validated (no remote and no trusted keys without it).
+    pub cache: crate::config::remote_cache::CacheConfig,
 }
 
 /// What `source-date-epoch` may be: the 32-bit timestamps of cpio and squashfs.

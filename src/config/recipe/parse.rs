@@ -71,6 +71,7 @@ impl Recipe {
         check_userland_paths(&mut errs, &raw.userland);
         let modes = image_modes(&raw.modes, &mut errs);
         let userland = crate::config::userland::validate(&raw.userland, &mut errs);
+        let cache = crate::config::remote_cache::validate(raw.cache.as_ref(), &proj, &mut errs);
         errs.finish(Recipe {
             name,
             file: abs,
@@ -91,6 +92,7 @@ impl Recipe {
             text: text.to_string(),
             kernels,
             selected: 0,
+            cache,
         })
     }
 }

@@ -149,6 +149,15 @@ impl Stage<super::Built> for Modules {
         "modules"
     }
 
+    fn shared(&self) -> Option<&'static [&'static str]> {
+        Some(&[])
+    }
+
+    /// SCST builds against the kernel's build tree (KDIR).
+    fn reads_local_parts_of(&self) -> &'static [&'static str] {
+        &["kernel"]
+    }
+
     fn applies(&self, ctx: &Ctx) -> bool {
         ctx.recipe.scst.is_some()
     }
@@ -292,7 +301,7 @@ fn build(ctx: &Ctx, kernel_out: &super::KernelOut, dir: &Path, log: &Log) -> Res
 /// in out-of-tree mode a modular qla2xxx.
 fn check_kernel(kernel: &Path, kdir: &Path, scst: &Scst) -> Result<()> {
     if !kdir.join(".config").is_file() {
-        bail!("the kernel build tree {} is missing: out-of-tree modules need it (rebuild the kernel stage)", kdir.display());
+        bail!("the kernel build tree {} is missing: out-of-tree modules need it (a kernel pulled from a remote cache comes without it: remove {} and build again to build the kernel here)", kdir.display(), kernel.display());
     }
     let config = crate::kconfig::parse_config(&ufs::read_to_string(&kernel.join("config"))?);
     let opt = |o: &str| config.get(o).map(String::as_str).unwrap_or("n");
