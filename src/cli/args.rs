@@ -64,10 +64,15 @@ the end: an interrupted build never leaves half an output. Logs: OUT/logs/STAGE.
         #[arg(long)]
         pubkey: PathBuf,
     },
-    /// Create a signing key pair: KEY (secret, mode 0600) and KEY.pub
+    /// Create a signing key pair: KEY (secret, mode 0600) and KEY.pub; or, with
+    /// --module-signing, the RSA key + certificate PEM that [kernel.module-signing] names
     Keygen {
-        #[arg(long)]
-        out: PathBuf,
+        #[arg(long, required_unless_present = "module_signing")]
+        out: Option<PathBuf>,
+        /// Write a module-signing key (RSA 4096 + self-signed X.509 certificate, one PEM
+        /// file, mode 0600) to PATH (default keys/module-signing.pem)
+        #[arg(long, value_name = "PATH", num_args = 0..=1, conflicts_with = "out")]
+        module_signing: Option<Option<PathBuf>>,
     },
     /// Show every stage with its cache key and whether it will run (offline)
     Plan {

@@ -78,7 +78,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => verbs::cmd_build_verify(recipe, locked, jobs, init, kernel),
         Command::Sign { out, key } => verbs::cmd_sign(&out, &key),
         Command::VerifyImage { out, pubkey } => verbs::cmd_verify_image(&out, &pubkey),
-        Command::Keygen { out } => verbs::cmd_keygen(&out),
+        Command::Keygen {
+            module_signing: Some(path),
+            ..
+        } => verbs::cmd_keygen_module_signing(path),
+        Command::Keygen { out, .. } => verbs::cmd_keygen(out),
         Command::Build {
             recipe,
             out,
@@ -200,10 +204,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             },
             json,
         ),
-        Command::Push(a) => {
-            commands::push::run(&a)?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Push(a) => verbs::cmd_push(&a),
         Command::Doctor => verbs::cmd_doctor(),
         Command::Kconfig {
             command: KconfigCommand::Check { recipe, kernel },

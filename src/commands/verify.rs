@@ -579,6 +579,13 @@ pub fn verify_build(recipe_file: &Path, opts: &BuildOptions) -> Result<VerifyRep
                 .env("SANFORGE_INIT", &init)
                 .env("TZ", run.tz)
                 .env("LC_ALL", run.lc_all);
+            if let Some(m) = &recipe.module_signing {
+                // A secret stays where its owner keeps it: both builds read the key from
+                // there (the project copies need not hold it, and a key path relative
+                // to the project or outside it means the same file for both).
+                let key = std::path::absolute(&m.key).unwrap_or_else(|_| m.key.clone());
+                cmd = cmd.env(crate::config::module_signing::KEY_ENV, key);
+            }
             if opts.locked {
                 cmd = cmd.arg("--locked");
             }

@@ -20,6 +20,7 @@
 
 pub mod lio_attrib;
 pub mod lock;
+pub mod module_signing;
 pub mod network;
 pub mod node;
 pub mod ops;

@@ -195,8 +195,8 @@ pub enum Activate {
     /// The init, at boot (`vgchange -ay VG`).
     #[default]
     Boot,
-    /// The cluster, on promote (a VG on a DRBD device: `ocf:sanforge:alua` with
-    /// `lvm_vgs`); the boot leaves it inactive.
+    /// The cluster, on promote (a VG on a DRBD device: `ocf:heartbeat:LVM-activate`,
+    /// rendered from the cluster file's `[[lvm]]`); the boot leaves it inactive.
     Ha,
 }
 

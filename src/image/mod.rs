@@ -16,6 +16,7 @@
 pub mod cpio;
 pub mod disk;
 pub mod elf;
+pub mod module_key;
 pub mod sbom;
 pub mod sign;
 pub mod squashfs;

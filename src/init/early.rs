@@ -208,7 +208,7 @@ pub fn load_modules(init: &mut Init) -> Result<()> {
                 init.log.line(&format!("module {} already loaded", l.name))
             }
             Err(e) => {
-                init.warn(e);
+                init.warn(modules::load_error(&l.name, &e));
                 failed += 1;
             }
         }

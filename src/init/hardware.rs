@@ -355,8 +355,9 @@ pub fn coldplug(init: &mut Init) -> Result<()> {
                 Err(e) if e.errno() == Some(libc::EEXIST) => "already loaded".to_string(),
                 Err(e) => {
                     failed += 1;
-                    init.warn(format!("coldplug: {e}"));
-                    format!("{e}")
+                    let msg = modules::load_error(&l.name, &e);
+                    init.warn(format!("coldplug: {msg}"));
+                    msg
                 }
             };
             if let Some(o) = outcomes.iter_mut().find(|o| o.module == l.name) {

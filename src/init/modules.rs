@@ -16,6 +16,19 @@ pub struct DepDb {
     pub modules: BTreeMap<String, (String, Vec<String>)>,
 }
 
+/// What the console says when `finit_module` fails for `name`. A module the kernel
+/// refuses for its signature (`EKEYREJECTED`: unsigned, or signed by a key the kernel
+/// does not trust, with enforcement on; `ENOKEY`: no trusted key for it) gets words
+/// that say so, rather than "Key was rejected by service".
+pub fn load_error(name: &str, e: &crate::sys::SysError) -> String {
+    match e.errno() {
+        Some(libc::EKEYREJECTED) | Some(libc::ENOKEY) => format!(
+            "module {name} refused: not signed by the image's module-signing key (module.sig_enforce=1; {e})"
+        ),
+        _ => e.to_string(),
+    }
+}
+
 /// `kernel/drivers/target/target_core_mod.ko.xz` → `target_core_mod`.
 pub fn module_name(path: &str) -> String {
     let base = path.rsplit('/').next().unwrap_or(path);
@@ -322,6 +335,26 @@ kernel/drivers/net/b.ko: kernel/drivers/net/a.ko
 
     fn req(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_module_refused_for_its_signature_is_named_as_such() {
+        let err = |n| {
+            crate::sys::SysError::new(
+                "load module",
+                "/lib/modules/6.1.0/kernel/lib/crc7.ko",
+                std::io::Error::from_raw_os_error(n),
+            )
+        };
+        for errno in [libc::EKEYREJECTED, libc::ENOKEY] {
+            let m = load_error("crc7", &err(errno));
+            assert!(
+                m.starts_with("module crc7 refused: not signed by the image's module-signing key (module.sig_enforce=1; cannot load module /lib/modules/6.1.0/kernel/lib/crc7.ko: "),
+                "{m}"
+            );
+        }
+        let m = load_error("crc7", &err(libc::ENOENT));
+        assert!(!m.contains("refused") && m.contains("crc7.ko"), "{m}");
     }
 
     #[test]

@@ -7,8 +7,8 @@
 //! (`device_groups/DG/target_groups/TG/state`, a name). Pure parsing over [`Sys`]:
 //! runs on fake trees and recorded outputs.
 
-use crate::agent::AluaState;
 use crate::contract::status::{AluaGroup, FailCount, HaResource};
+use crate::scsi::alua::AluaState;
 use crate::scsi::lio::CONFIGFS_TARGET;
 use crate::sys::{FileKind, Sys};
 use std::path::Path;

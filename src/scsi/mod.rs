@@ -10,5 +10,6 @@
     clippy::todo,
     clippy::unimplemented
 )]
+pub mod alua;
 pub mod lio;
 pub mod scst;

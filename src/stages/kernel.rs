@@ -18,6 +18,8 @@ use crate::util::progress::{self, Task};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
+pub mod signing;
+
 /// Options sanforge always asserts: the init is loaded from an initramfs compressed
 /// with zstd and talks to a serial console.
 const REQUIRED: &[(&str, &str)] = &[
@@ -123,6 +125,7 @@ impl Stage<super::Built> for Kernel {
             kb.add("patch", &ufs::read(p)?);
         }
         kb.add_str("localversion", &k.localversion);
+        signing::add_key(ctx, &mut kb);
         kb.add_str("sde", &r.source_date_epoch().to_string());
         if let Some(s) = r
             .scst
@@ -157,10 +160,12 @@ fn build(ctx: &Ctx, dir: &Path, log: &Log) -> Result<()> {
     unpack(ctx, &src, log)?;
     apply_patches(&ctx.recipe.kernel().patches, &src, log)?;
     crate::stages::modules::prepare_kernel_tree(ctx, &src, log)?;
+    // The owner's module-signing key, in the build tree only until modules_install.
+    let key = signing::place_key(ctx, &obj, log)?;
     configure(ctx, &src, &obj, log)?;
     compile(ctx, &src, &obj, log)?;
     install(ctx, &src, &obj, dir, log)?;
-    Ok(())
+    signing::finish(ctx, key, &obj, dir)
 }
 
 /// `sanforge kconfig check`: unpack the source into a scratch directory, build the
@@ -347,6 +352,7 @@ pub fn requests(ctx: &Ctx) -> Result<Vec<kconfig::Request>> {
     reqs.extend(kconfig::requests_from_recipe(&ctx.recipe.kernel().options));
     reqs.extend(kconfig::requests_from_forbid(&ctx.recipe.kernel().forbid));
     reqs.extend(crate::stages::modules::kernel_requests(ctx));
+    reqs.extend(signing::requests(ctx));
     Ok(reqs)
 }
 

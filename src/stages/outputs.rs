@@ -337,6 +337,10 @@ fn manifest(ctx: &Ctx, built: &super::Built, out: &Path) -> Result<serde_json::V
     if !root.is_null() {
         m["root"] = root;
     }
+    // Only signing builds: the certificate's fingerprint, never the key.
+    if let Some(s) = crate::stages::kernel::signing::manifest(&kernel.dir)? {
+        m["kernel"]["module-signing"] = s;
+    }
     Ok(m)
 }
 

@@ -23,6 +23,11 @@ pub const TOOLS: &[(&str, &str, &str)] = &[
     ("depmod", "kmod", "module dependency lists"),
     ("strip", "binutils", "stripping out-of-tree modules"),
     (
+        "openssl",
+        "openssl",
+        "module-signing keys ([kernel.module-signing], keygen --module-signing)",
+    ),
+    (
         "ccache",
         "ccache",
         "kernel builds share compiled objects (optional)",

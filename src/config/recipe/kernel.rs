@@ -39,6 +39,9 @@ pub struct KernelSpec {
     /// `sanforge matrix`), by name; each inherits what it does not override.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub matrix: BTreeMap<String, MatrixKernelSpec>,
+    /// `[kernel.module-signing]`: the owner's module-signing key (shared by the matrix).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module_signing: Option<crate::config::module_signing::ModuleSigningSpec>,
 }
 
 /// One entry of `[kernel.matrix]`: `"6.12" = { source = { … }, fragments = [ … ] }`.

@@ -207,6 +207,8 @@ pub struct Recipe {
     pub kernels: Vec<KernelVariant>,
     /// Index of the selected kernel in `kernels` (0: the default).
     pub selected: usize,
+    /// `[kernel.module-signing]`, validated (None: modules are not signed).
+    pub module_signing: Option<crate::config::module_signing::ModuleSigning>,
     /// `[cache]`, validated (no remote and no trusted keys without it).
     pub cache: crate::config::remote_cache::CacheConfig,
 }

@@ -53,6 +53,13 @@ impl Recipe {
         );
         let kernels = validate_kernels(&raw.kernel, &proj, &mut errs);
         let overlays = overlays(&raw.overlays, &proj, &mut errs);
+        let module_signing = crate::config::module_signing::from_recipe(
+            raw.kernel.module_signing.as_ref(),
+            &root,
+            &proj,
+            &overlays,
+            &mut errs,
+        );
         let node_config = node_config(&raw.node, &proj, &mut errs);
         // Every timestamp of the outputs is this one: the newc cpio header and the
         // squashfs inode hold 32-bit mtimes, so a later time would fail only after the
@@ -92,6 +99,7 @@ impl Recipe {
             text: text.to_string(),
             kernels,
             selected: 0,
+            module_signing,
             cache,
         })
     }

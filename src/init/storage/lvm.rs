@@ -32,7 +32,15 @@ pub fn render_lvm_conf(s: &Storage) -> String {
         out.push_str(&format!("\tglobal_filter = [ {} ]\n", pats.join(", ")));
     }
     out.push_str("}\n");
-    out.push_str("global {\n\tuse_lvmlockd = 0\n\tevent_activation = 0\n}\n");
+    out.push_str("global {\n\tuse_lvmlockd = 0\n\tevent_activation = 0\n");
+    if s.lvm.iter().any(|v| v.activate == Activate::Ha) {
+        // A VG the cluster activates carries the system ID of the node that holds it
+        // (`ocf:heartbeat:LVM-activate` with `vg_access_mode=system_id` refuses to run
+        // without one): the node's name, which the init sets as its hostname. Another
+        // node's VG is foreign here and cannot be activated by mistake.
+        out.push_str("\tsystem_id_source = \"uname\"\n");
+    }
+    out.push_str("}\n");
     out.push_str(
         "activation {\n\tudev_sync = 0\n\tudev_rules = 0\n\tverify_udev_operations = 0\n\tmonitoring = 0\n}\n",
     );

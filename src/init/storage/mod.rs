@@ -15,8 +15,10 @@
 //! * LVM: `/etc/lvm/lvm.conf` is written for a system without udev and without
 //!   dmeventd (LVM scans /dev and makes its own nodes and `/dev/VG/LV` links, LVs are
 //!   not scanned for PVs, `lvm-reject` is its `global_filter`), then `lvm vgchange -ay
-//!   VG` for each `activate = "boot"` VG. An `activate = "ha"` VG (on a DRBD device) is
-//!   left to the cluster (`ocf:sanforge:alua`'s `lvm_vgs`). Active LVs are read from
+//!   VG` for each `activate = "boot"` VG. An `activate = "ha"` VG (on a DRBD device,
+//!   `[[lvm]]` of the cluster file) is left to the cluster: `ocf:heartbeat:LVM-activate`
+//!   activates it on the DRBD Primary, with the node name as its LVM system ID
+//!   (lvm.conf `system_id_source = "uname"`). Active LVs are read from
 //!   `/sys/block/dm-*/dm/`.
 //! * Absent backing devices: a LIO block backstore whose device is not there (a
 //!   fileio one whose directory is not), or an SCST device whose `filename` is not
@@ -290,7 +292,8 @@ fn load_named(
             Ok(()) => init.log.line(&format!("{why}: loaded module {}", l.name)),
             Err(e) if e.errno() == Some(libc::EEXIST) => {}
             Err(e) => {
-                init.warn(format!("{why}: {e}"));
+                let msg = super::modules::load_error(&l.name, &e);
+                init.warn(format!("{why}: {msg}"));
                 failed += 1;
             }
         }

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 use super::*;
+use crate::config::storage::Activate;
 use std::collections::BTreeSet;
 
 #[test]
@@ -62,6 +63,30 @@ fn lvm_conf_works_without_udev_and_rejects_what_it_is_told() {
         assert!(c.contains(l), "{l} not in\n{c}");
     }
     assert!(!render_lvm_conf(&Storage::default()).contains("global_filter"));
+}
+
+#[test]
+fn lvm_conf_gives_a_system_id_only_with_a_vg_the_cluster_activates() {
+    use crate::config::storage::VolumeGroup;
+    let vg = |activate| VolumeGroup {
+        vg: "vgha".into(),
+        activate,
+    };
+    let boot = Storage {
+        lvm: vec![vg(Activate::Boot)],
+        ..Storage::default()
+    };
+    assert!(!render_lvm_conf(&boot).contains("system_id_source"));
+    let ha = Storage {
+        lvm: vec![vg(Activate::Boot), vg(Activate::Ha)],
+        ..Storage::default()
+    };
+    let c = render_lvm_conf(&ha);
+    let global = c.split("global {").nth(1).and_then(|g| g.split('}').next());
+    assert!(
+        global.is_some_and(|g| g.contains("\tsystem_id_source = \"uname\"\n")),
+        "{c}"
+    );
 }
 
 #[test]

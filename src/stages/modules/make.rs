@@ -109,6 +109,8 @@ pub(super) struct Make<'a> {
     /// The kernel build tree (KDIR).
     pub kdir: &'a Path,
     pub release: &'a str,
+    /// `[kernel.module-signing]`: each module is signed with the owner's key.
+    pub signing: Option<&'a crate::config::module_signing::ModuleSigning>,
 }
 
 impl Make<'_> {
@@ -197,6 +199,8 @@ impl Make<'_> {
             // As the kernel's INSTALL_MOD_STRIP=1 does: debug sections are most of an
             // out-of-tree module's size (qla2xxx_scst.ko: 17 MB before, ~1 MB after).
             Cmd::new("strip").arg("--strip-debug").arg(&dst).run(log)?;
+            // Signed after stripping, as modules_install does (strip drops a signature).
+            crate::stages::kernel::signing::sign_module(self.signing, self.kdir, &dst, log)?;
             built.push(BuiltModule {
                 name: firmware::module_name(&ko, &info),
                 file: format!("extra/{file_name}"),

@@ -237,6 +237,7 @@ fn build(ctx: &Ctx, kernel_out: &super::KernelOut, dir: &Path, log: &Log) -> Res
         tree: &tree,
         kdir: &kdir,
         release: &release,
+        signing: ctx.recipe.module_signing.as_ref(),
     };
     make.select_build_mode(scst, log)?;
     let lib = dir.join("root/lib/modules").join(&release);
