@@ -5,27 +5,41 @@
 # with --scst also against the real SCST 3.10 image (`scst_image_conformance_full`:
 # recipes/scst-fc-node.toml built from ../shared/upstream/scst-3.10.tar.gz or
 # SANFORGE_UPSTREAM=DIR, one vdisk_fileio LUN with nv_cache 1 on a 64 MiB virtio disk,
-# booted under TCG; held to tests/conformance/scst.expected); --scst-only skips LIO.
+# booted under TCG; held to tests/conformance/scst.expected); --scst-only skips LIO;
+# --scst-trunk runs the same against the image built from SCST trunk
+# (scst-aa5cc2dd70f9c2d0dfd30d2d8821986023c34aba.tar.gz, build mode perf:
+# `scst_trunk_image_conformance_full`, held to tests/conformance/scst-trunk.expected),
+# alone (combine with --scst for both SCST trees, add LIO with --lio).
 # Prints one row per stack: passed/total, failures
 # expected and unexpected, listed tests that now pass, the suite's wall time and the
 # whole run's (build + boot + suite). `cargo test` runs only the SCSI family against
 # LIO (`lio_image_conformance_subset`); this is the full run.
-# Usage: benches/conformance.sh [--scst | --scst-only]
+# Usage: benches/conformance.sh [--scst | --scst-only] [--scst-trunk] [--lio]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lio=1
 scst=0
+trunk=0
+withlio=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --scst) scst=1 ;;
     --scst-only) scst=1; lio=0 ;;
-    *) echo "usage: $0 [--scst | --scst-only]" >&2; exit 2 ;;
+    --scst-trunk) trunk=1; lio=0 ;;
+    --lio) withlio=1 ;;
+    *) echo "usage: $0 [--scst | --scst-only] [--scst-trunk] [--lio]" >&2; exit 2 ;;
   esac
   shift
 done
+[ "$withlio" = 1 ] && lio=1
 upstream="${SANFORGE_UPSTREAM:-../shared/upstream}"
 if [ "$scst" = 1 ] && [ ! -f "$upstream/scst-3.10.tar.gz" ]; then
   echo "--scst needs the SCST 3.10 archive: $upstream/scst-3.10.tar.gz (or SANFORGE_UPSTREAM=DIR)" >&2
+  exit 2
+fi
+trunk_archive=scst-aa5cc2dd70f9c2d0dfd30d2d8821986023c34aba.tar.gz
+if [ "$trunk" = 1 ] && [ ! -f "$upstream/$trunk_archive" ]; then
+  echo "--scst-trunk needs the SCST trunk archive: $upstream/$trunk_archive (or SANFORGE_UPSTREAM=DIR)" >&2
   exit 2
 fi
 work=$(mktemp -d)
@@ -53,11 +67,12 @@ run() {  # run STACK TEST
   now=$(grep -c "NOW PASSES" "$log" || true)
   grep "NOW PASSES" "$log" >&2 || true
   # lio: 531/615 passed, 84 failed (84 expected, 0 unexpected); FILE lists 84 tests
-  rows+=("$(echo "$line" | sed -E "s#^([a-z]+): ([0-9]+)/([0-9]+) passed, ([0-9]+) failed \(([0-9]+) expected, ([0-9]+) unexpected\); .* lists ([0-9]+) tests.*#| \1 | \2/\3 | \4 | \5 | \6 | \7 | ${now} | ${wall} | $((e - s))s |#")")
+  rows+=("$(echo "$line" | sed -E "s#^([a-z-]+): ([0-9]+)/([0-9]+) passed, ([0-9]+) failed \(([0-9]+) expected, ([0-9]+) unexpected\); .* lists ([0-9]+) tests.*#| \1 | \2/\3 | \4 | \5 | \6 | \7 | ${now} | ${wall} | $((e - s))s |#")")
 }
 
 [ "$lio" = 1 ] && run lio lio_image_conformance_full
 [ "$scst" = 1 ] && run scst scst_image_conformance_full
+[ "$trunk" = 1 ] && run scst-trunk scst_trunk_image_conformance_full
 
 echo "| stack | passed | failed | expected failures | unexpected | list length | listed, now passing | suite wall time | build + boot + suite |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"

@@ -1601,3 +1601,279 @@ fn sbd_variant_renders_as_snapshotted() {
     let c = Cluster::parse(Path::new("cluster.toml"), &sbd).unwrap();
     snapshot_render("sbd", &c);
 }
+
+// ----------------------------------------------------------------------------------
+// LVM on DRBD (`[[lvm]]`, `lv` of an export)
+// ----------------------------------------------------------------------------------
+
+fn lvm_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cluster/cluster-lio-lvm.toml")
+}
+
+fn lvm_text() -> String {
+    std::fs::read_to_string(lvm_path()).unwrap()
+}
+
+fn lvm_cluster() -> Cluster {
+    Cluster::parse(&lvm_path(), &lvm_text()).unwrap()
+}
+
+fn lvm_mutate(from: &str, to: &str) -> String {
+    let t = lvm_text();
+    assert!(t.contains(from), "lvm fixture lacks `{from}`");
+    t.replacen(from, to, 1)
+}
+
+#[test]
+fn lvm_fixture_renders_as_snapshotted() {
+    snapshot_render("lio-lvm", &lvm_cluster());
+}
+
+/// Each node boots with the VG inactive and its own DRBD backing disk hidden from
+/// LVM; the CIB activates the VG between the DRBD promote and the LUNs, on the LV.
+#[test]
+fn lvm_on_drbd_leaves_the_vg_to_the_cluster_and_exports_the_lv() {
+    use sanforge::config::storage::Activate;
+    let c = lvm_cluster();
+    let r = render_files(&c, &secrets(&c)).unwrap();
+    for n in ["alpha", "beta"] {
+        let toml = text(&r, &format!("{n}/node.toml"));
+        let node = NodeConfig::parse(Path::new("node.toml"), &toml).unwrap();
+        assert_eq!(node.storage.lvm.len(), 1, "{toml}");
+        assert_eq!(node.storage.lvm[0].vg, "vgha");
+        assert_eq!(node.storage.lvm[0].activate, Activate::Ha);
+        assert_eq!(node.storage.lvm_reject, ["/dev/vda"], "{toml}");
+        let conf = sanforge::init::storage::render_lvm_conf(&node.storage);
+        assert!(conf.contains("system_id_source = \"uname\""), "{conf}");
+        assert!(conf.contains("\"r|^/dev/vda$|\""), "{conf}");
+        let requires: Vec<_> = node.ha.as_ref().unwrap().requires.iter().collect();
+        for (path, package) in [
+            (
+                "/usr/lib/ocf/resource.d/heartbeat/LVM-activate",
+                "resource-agents",
+            ),
+            ("/sbin/lvm", "lvm2"),
+            ("/sbin/dmsetup", "dmsetup"),
+            ("/usr/bin/pgrep", "procps"),
+        ] {
+            assert!(
+                requires
+                    .iter()
+                    .any(|q| q.path == path && q.package == package),
+                "{path} ({package}) not required:\n{toml}"
+            );
+        }
+    }
+    // The fixture without [[lvm]] requires none of it and has no [storage].
+    let plain = render_files(&lio_cluster(), &secrets(&lio_cluster())).unwrap();
+    let toml = text(&plain, "alpha/node.toml");
+    assert!(
+        !toml.contains("LVM-activate") && !toml.contains("[storage]"),
+        "{toml}"
+    );
+
+    let cib = text(&r, "alpha/cib.xml");
+    for needle in [
+        "<primitive id=\"lvm-r0\" class=\"ocf\" provider=\"heartbeat\" type=\"LVM-activate\">",
+        "name=\"vgname\" value=\"vgha\"",
+        "name=\"vg_access_mode\" value=\"system_id\"",
+        "<rsc_colocation id=\"col-lvm-r0-with-drbd-r0-clone\" rsc=\"lvm-r0\" with-rsc=\"drbd-r0-clone\" with-rsc-role=\"Promoted\" score=\"INFINITY\"/>",
+        "first=\"drbd-r0-clone\" first-action=\"promote\" then=\"lvm-r0\" then-action=\"start\"",
+        "rsc=\"alua-r0-clone\" rsc-role=\"Promoted\" with-rsc=\"lvm-r0\" score=\"INFINITY\"",
+        "first=\"lvm-r0\" first-action=\"start\" then=\"alua-r0-clone\" then-action=\"promote\"",
+        "name=\"lio_luns\" value=\"disk0=/dev/vgha/lun0@0\"",
+    ] {
+        assert!(cib.contains(needle), "`{needle}` not in:\n{cib}");
+    }
+    assert_eq!(render::lio_luns(&c, "r0"), "disk0=/dev/vgha/lun0@0");
+    assert_eq!(render::lio_luns(&lio_cluster(), "r0"), "disk0=/dev/drbd0@0");
+}
+
+/// With SCST the device's `filename` is the LV.
+#[test]
+fn lvm_on_drbd_with_scst_names_the_lv_in_scst_conf() {
+    let t = mutate(
+        "[[export]]\nname = \"disk0\"\ndrbd = \"r0\"\n",
+        "[[lvm]]\nvg = \"vg-san\"\ndrbd = \"r0\"\n\n[[export]]\nname = \"disk0\"\ndrbd = \"r0\"\nlv = \"disk0\"\n",
+    );
+    let c = Cluster::parse(Path::new("cluster.toml"), &t).unwrap();
+    let r = render_files(&c, &secrets(&c)).unwrap();
+    let conf = text(&r, "alpha/scst.conf");
+    assert!(conf.contains("filename /dev/vg-san/disk0"), "{conf}");
+    assert!(!conf.contains("/dev/drbd0"), "{conf}");
+    assert!(text(&r, "alpha/cib.xml").contains("type=\"LVM-activate\""));
+    // Not served yet with SCST: the render says so.
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.contains("export `disk0` is on /dev/vg-san/disk0")
+                && w.contains("not yet served")),
+        "{:?}",
+        r.warnings
+    );
+    assert!(!render_files(&lvm_cluster(), &secrets(&lvm_cluster()))
+        .unwrap()
+        .warnings
+        .iter()
+        .any(|w| w.contains("not yet served")));
+}
+
+/// The index in `out` of the first line that holds every one of `words`.
+fn action_at(out: &str, words: &[&str]) -> usize {
+    out.lines()
+        .position(|l| words.iter().all(|w| l.contains(w)))
+        .unwrap_or_else(|| panic!("no action {words:?} in:\n{out}"))
+}
+
+#[test]
+fn lvm_cib_passes_crm_verify_and_orders_the_vg_between_drbd_and_the_luns() {
+    require("crm_verify", "pacemaker-cli-utils");
+    require("crm_simulate", "pacemaker-cli-utils");
+    let c = lvm_cluster();
+    let r = render_files(&c, &secrets(&c)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("live.xml");
+    std::fs::write(&live, live_cib(&text(&r, "alpha/cib.xml"))).unwrap();
+    run(Cmd::new(tool("crm_verify"))
+        .arg("--xml-file")
+        .arg(&live)
+        .arg("-V"));
+    // Start: DRBD promoted, then the VG, then the LUNs (alua promote), on alpha.
+    let s1 = dir.path().join("s1.xml");
+    let out = run(Cmd::new(tool("crm_simulate"))
+        .arg("-x")
+        .arg(&live)
+        .arg("-S")
+        .arg("-O")
+        .arg(&s1));
+    assert_eq!(promoted_on(&out, "drbd-r0-clone"), "alpha", "{out}");
+    assert_eq!(promoted_on(&out, "alua-r0-clone"), "alpha", "{out}");
+    let after = out
+        .split("Executing Cluster Transition")
+        .nth(1)
+        .unwrap_or(&out);
+    let drbd = action_at(after, &["drbd-r0", "promote", "alpha"]);
+    let vg = action_at(after, &["lvm-r0", "start", "alpha"]);
+    let luns = action_at(after, &["alua-r0", "promote", "alpha"]);
+    assert!(drbd < vg && vg < luns, "{out}");
+    assert!(
+        out.contains("lvm-r0\t(ocf:heartbeat:LVM-activate):\t Started alpha"),
+        "{out}"
+    );
+
+    // A planned move to beta: the LUNs go first, then the VG, then DRBD's demote;
+    // on beta the reverse.
+    let moved = dir.path().join("moved.xml");
+    std::fs::write(
+        &moved,
+        std::fs::read_to_string(&s1).unwrap().replacen(
+            "<constraints>",
+            "<constraints>\n      <rsc_location id=\"cli-prefer-drbd-r0-clone\" rsc=\"drbd-r0-clone\" role=\"Promoted\" node=\"beta\" score=\"INFINITY\"/>",
+            1,
+        ),
+    )
+    .unwrap();
+    let out = run(Cmd::new(tool("crm_simulate"))
+        .arg("-x")
+        .arg(&moved)
+        .arg("-S"));
+    assert_eq!(promoted_on(&out, "drbd-r0-clone"), "beta", "{out}");
+    let after = out
+        .split("Executing Cluster Transition")
+        .nth(1)
+        .unwrap_or(&out);
+    let order = [
+        action_at(after, &["alua-r0", "demote", "alpha"]),
+        action_at(after, &["lvm-r0", "stop", "alpha"]),
+        action_at(after, &["drbd-r0", "demote", "alpha"]),
+        action_at(after, &["drbd-r0", "promote", "beta"]),
+        action_at(after, &["lvm-r0", "start", "beta"]),
+        action_at(after, &["alua-r0", "promote", "beta"]),
+    ];
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}\n{out}");
+}
+
+#[test]
+fn lvm_validation_names_the_field() {
+    let cases: Vec<(String, &str, &str)> = vec![
+        (
+            lvm_mutate("vg = \"vgha\"", "vg = \"-vg\""),
+            "vg = \"-vg\"",
+            "lvm.vg `-vg`: expected a volume group name",
+        ),
+        (
+            lvm_mutate("vg = \"vgha\"\ndrbd = \"r0\"", "vg = \"vgha\"\ndrbd = \"r9\""),
+            "drbd = \"r9\"",
+            "lvm `vgha`: drbd `r9` is not a [[drbd]] resource",
+        ),
+        (
+            lvm_mutate(
+                "[[lvm]]\nvg = \"vgha\"\ndrbd = \"r0\"\n",
+                "[[lvm]]\nvg = \"vgha\"\ndrbd = \"r0\"\n\n[[lvm]]\nvg = \"vgb\"\ndrbd = \"r0\"\n",
+            ),
+            "drbd = \"r0\"\n\n[[export]]",
+            "lvm `vgb`: drbd `r0` already carries volume group `vgha`",
+        ),
+        (
+            lvm_mutate(
+                "[[lvm]]\nvg = \"vgha\"\ndrbd = \"r0\"\n",
+                "[[lvm]]\nvg = \"vgha\"\ndrbd = \"r0\"\n\n[[lvm]]\nvg = \"vgha\"\ndrbd = \"r0\"\n",
+            ),
+            "vg = \"vgha\"\ndrbd = \"r0\"\n\n[[export]]",
+            "lvm.vg `vgha` is listed twice",
+        ),
+        (
+            lvm_mutate(
+                "[drbd.nodes.beta]\ndisk = \"/dev/vda\"",
+                "[drbd.nodes.beta]\ndisk = \"/dev/vgha/drbd\"",
+            ),
+            "vg = \"vgha\"",
+            "lvm.vg `vgha`: node `beta`'s DRBD backing disk /dev/vgha/drbd is in a volume group of that name",
+        ),
+        (
+            lvm_mutate("lv = \"lun0\"", "lv = \"snapshot0\""),
+            "lv = \"snapshot0\"",
+            "export `disk0`: lv `snapshot0`: expected a logical volume name",
+        ),
+        (
+            lvm_mutate("[[lvm]]\nvg = \"vgha\"\ndrbd = \"r0\"\n", ""),
+            "lv = \"lun0\"",
+            "export `disk0`: lv `lun0` needs a volume group on drbd `r0`: add [[lvm]]",
+        ),
+        (
+            lvm_mutate("lv = \"lun0\"\n", ""),
+            "drbd = \"r0\"\nlun = 0",
+            "export `disk0`: drbd `r0` is the physical volume of volume group `vgha` ([[lvm]]): export one of its logical volumes",
+        ),
+        (
+            lvm_mutate(
+                "[[initiator]]",
+                "[[export]]\nname = \"disk1\"\ndrbd = \"r0\"\nlv = \"lun0\"\nlun = 1\n\n[[initiator]]",
+            ),
+            "lv = \"lun0\"\nlun = 1",
+            "export `disk1`: lv `lun0` on drbd `r0` is already exported as `disk0`",
+        ),
+    ];
+    for (t, at, needle) in cases {
+        let e = error_for(&t);
+        assert!(e.message.contains(needle), "`{needle}` not in: {e}");
+        let line = t[..t.rfind(at).unwrap_or_else(|| panic!("{at}"))]
+            .lines()
+            .count()
+            + 1;
+        assert_eq!(e.line, line, "`{needle}` at the wrong line: {e}\n{t}");
+    }
+    // Two LVs of the VG are two LUNs.
+    let c = Cluster::parse(
+        Path::new("c.toml"),
+        &lvm_mutate(
+            "[[initiator]]",
+            "[[export]]\nname = \"disk1\"\ndrbd = \"r0\"\nlv = \"lun1\"\nlun = 1\n\n[[initiator]]",
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        render::lio_luns(&c, "r0"),
+        "disk0=/dev/vgha/lun0@0 disk1=/dev/vgha/lun1@1"
+    );
+}

@@ -13,6 +13,10 @@
 //!   virtio disk, `nv_cache 1`). Ignored in `cargo test` (minutes under TCG), with the
 //!   missing archive as the reason where it is not there: `benches/conformance.sh
 //!   --scst` runs it.
+//! * `scst_trunk_image_conformance_full`: the same against the image built from SCST
+//!   trunk (`scst-aa5cc2dd70f9c2d0dfd30d2d8821986023c34aba.tar.gz`, build mode `perf`),
+//!   held to `tests/conformance/scst-trunk.expected`: `benches/conformance.sh
+//!   --scst-trunk` runs it.
 //!
 //! The rest are unit tests of the harness: CUnit's XML report, the expected-failure list
 //! and the verdict.
@@ -21,8 +25,9 @@ mod common;
 
 use common::conformance::{
     judge, listing, merge, parse_listing, parse_report, plan, run_suite, Expected, Initiators,
-    Outcome, Shown, Stack, SuiteReport, SuiteRun, LIO, SCST,
+    Outcome, Shown, Stack, SuiteReport, SuiteRun, LIO, SCST, SCST_TRUNK,
 };
+use common::scstimage::{self, project_for, Tree};
 use common::vm::{free_port, sanforge_in_repo, show, Vm};
 
 const LIO_TARGET: &str = "iqn.2026-11.org.example.sanforge:storage-node";
@@ -114,77 +119,31 @@ fn lio_image_conformance_full() {
     conformance(&LIO, &url, IMAGE, &[]);
 }
 
-/// The real SCST image's iSCSI target (its node config as `tests/scst_real.rs` sets it
+/// The real SCST image's iSCSI target (its node config as `common::scstimage` sets it
 /// up, with the LUN below).
 const SCST_TARGET: &str = "iqn.2026-11.org.example.sanforge:scst-conformance";
-/// The SCST 3.10 archive (build.rs sets `sanforge_scst_3_10` where it exists).
-const SCST_RELEASE: &str = "scst-3.10.tar.gz";
 /// The LUN's size: the suite writes all over it (`--dataloss`).
 const SCST_LUN_BYTES: u64 = 64 << 20;
 
-/// Builds the flagship recipe (SCST 3.10, as committed) in a temporary copy of the
-/// project whose scst.conf serves one vdisk_fileio LUN over iSCSI: a 64 MiB host
-/// file attached as the guest's virtio disk `/dev/vda`, `nv_cache 1` (as the issue
-/// measured); boots it under TCG; returns the directory (kept alive), the VM guard and
-/// the forwarded iSCSI port.
-fn boot_scst_image() -> (tempfile::TempDir, Vm, u16) {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = match std::env::var_os("SANFORGE_UPSTREAM").filter(|v| !v.is_empty()) {
-        Some(d) => std::path::PathBuf::from(d),
-        None => repo.join("../shared/upstream"),
-    };
-    let archive = dir.join(SCST_RELEASE);
-    assert!(
-        archive.is_file(),
-        "{} is missing: it was there when the tests were compiled (build.rs); put it back, or `touch build.rs` to have this test reported as ignored",
-        archive.display()
-    );
-    let tmp = tempfile::tempdir().unwrap();
+/// Builds the flagship recipe from `tree` (SCST 3.10 as committed, or trunk in perf
+/// mode) in a temporary copy of the project whose scst.conf serves one vdisk_fileio
+/// LUN over iSCSI: a 64 MiB host file attached as the guest's virtio disk `/dev/vda`,
+/// `nv_cache 1` (as the issue measured); boots it under TCG; returns the directory
+/// (kept alive), the VM guard and the forwarded iSCSI port.
+fn boot_scst_image(tree: Tree) -> (tempfile::TempDir, Vm, u16) {
+    let conf = format!("HANDLER vdisk_fileio {{\n\tDEVICE disk0 {{\n\t\tfilename /dev/vda\n\t\tnv_cache 1\n\t\tt10_dev_id sanforge-disk0\n\t}}\n}}\n\nTARGET_DRIVER iscsi {{\n\tenabled 1\n\n\tTARGET {SCST_TARGET} {{\n\t\tLUN 0 disk0\n\t\tenabled 1\n\t}}\n}}\n");
+    let (tmp, _hash) = project_for(tree, &conf);
     let root = tmp.path();
-    for d in ["recipes", "overlays", "kernel-configs"] {
-        let st = std::process::Command::new("cp")
-            .arg("-r")
-            .arg(repo.join(d))
-            .arg(root.join(d))
-            .status()
-            .unwrap();
-        assert!(st.success(), "cp -r {d}");
-    }
-    std::fs::write(
-        root.join("recipes/nodes/scst-fc-node.scst.conf"),
-        format!("HANDLER vdisk_fileio {{\n\tDEVICE disk0 {{\n\t\tfilename /dev/vda\n\t\tnv_cache 1\n\t\tt10_dev_id sanforge-disk0\n\t}}\n}}\n\nTARGET_DRIVER iscsi {{\n\tenabled 1\n\n\tTARGET {SCST_TARGET} {{\n\t\tLUN 0 disk0\n\t\tenabled 1\n\t}}\n}}\n"),
-    )
-    .unwrap();
-    // The address QEMU's port forward reaches.
-    let node = root.join("recipes/nodes/scst-fc-node.toml");
-    let t = std::fs::read_to_string(&node).unwrap();
-    let t: Vec<&str> = t
-        .lines()
-        .map(|l| {
-            if l.starts_with("addresses = ") {
-                "addresses = [\"192.0.2.15/24\"]"
-            } else {
-                l
-            }
-        })
-        .collect();
-    std::fs::write(&node, t.join("\n") + "\n").unwrap();
-    let sanforge = || {
-        let mut c = sanforge_in_repo();
-        c.current_dir(root);
-        c
-    };
-    let o = sanforge()
-        .args(["fetch", "--import"])
-        .arg(&archive)
+    let o = scstimage::sanforge(root)
+        .args(["build", scstimage::RECIPE])
         .output()
         .unwrap();
-    assert!(o.status.success(), "import: {}", show(&o));
-    let o = sanforge()
-        .args(["build", "recipes/scst-fc-node.toml"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "build failed: {}", show(&o));
+    assert!(
+        o.status.success(),
+        "{}: build failed: {}",
+        tree.label(),
+        show(&o)
+    );
     let out = root.join("out/scst-fc-node");
     let disk = root.join("lun0.img");
     std::fs::File::create(&disk)
@@ -192,7 +151,7 @@ fn boot_scst_image() -> (tempfile::TempDir, Vm, u16) {
         .unwrap();
     let port = free_port();
     let vm = Vm(out.clone());
-    let o = sanforge()
+    let o = scstimage::sanforge(root)
         .arg("run")
         .arg(&out)
         .args([
@@ -211,7 +170,8 @@ fn boot_scst_image() -> (tempfile::TempDir, Vm, u16) {
         .unwrap();
     assert!(
         o.status.success(),
-        "the SCST image did not reach ready: {}",
+        "the SCST image ({}) did not reach ready: {}",
+        tree.label(),
         show(&o)
     );
     (tmp, vm, port)
@@ -227,9 +187,24 @@ fn boot_scst_image() -> (tempfile::TempDir, Vm, u16) {
     ignore = "the whole libiscsi suite under QEMU TCG takes minutes: benches/conformance.sh --scst runs it"
 )]
 fn scst_image_conformance_full() {
-    let (_tmp, _vm, port) = boot_scst_image();
+    let (_tmp, _vm, port) = boot_scst_image(Tree::Release);
     let url = format!("iscsi://127.0.0.1:{port}/{SCST_TARGET}/0");
     conformance(&SCST, &url, IMAGE, &[]);
+}
+
+#[test]
+#[cfg_attr(
+    not(sanforge_scst_trunk),
+    ignore = "needs the SCST trunk archive: ../shared/upstream/scst-aa5cc2dd70f9c2d0dfd30d2d8821986023c34aba.tar.gz beside the project, or SANFORGE_UPSTREAM=DIR (looked for when the tests are compiled)"
+)]
+#[cfg_attr(
+    sanforge_scst_trunk,
+    ignore = "an SCST trunk build (perf mode) and the whole libiscsi suite under QEMU TCG take minutes: benches/conformance.sh --scst-trunk runs it"
+)]
+fn scst_trunk_image_conformance_full() {
+    let (_tmp, _vm, port) = boot_scst_image(Tree::TrunkPerf);
+    let url = format!("iscsi://127.0.0.1:{port}/{SCST_TARGET}/0");
+    conformance(&SCST_TRUNK, &url, IMAGE, &[]);
 }
 
 #[test]

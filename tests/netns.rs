@@ -60,11 +60,7 @@ impl Netns {
     }
 
     fn json(&self, args: &[&str]) -> Vec<Value> {
-        let text = self.ip(args);
-        match serde_json::from_str::<Value>(&text).unwrap() {
-            Value::Array(a) => a,
-            v => panic!("not a JSON array: {v}"),
-        }
+        array(&self.ip(args))
     }
 
     /// A veth pair, the peer up (so that `name` gets carrier once up).
@@ -147,22 +143,7 @@ impl Netns {
 
     /// `DST via GW dev DEV proto P` of each route of a family, kernel routes left out.
     fn routes(&self, family: &str) -> Vec<String> {
-        self.json(&[family, "-j", "route", "show"])
-            .into_iter()
-            .filter(|r| r["protocol"] != "kernel")
-            .map(|r| {
-                let mut s = r["dst"].as_str().unwrap().to_string();
-                if let Some(g) = r["gateway"].as_str() {
-                    s.push_str(&format!(" via {g}"));
-                }
-                s.push_str(&format!(
-                    " dev {} proto {}",
-                    r["dev"].as_str().unwrap(),
-                    r["protocol"].as_str().unwrap()
-                ));
-                s
-            })
-            .collect()
+        route_lines(&self.json(&[family, "-j", "route", "show"]))
     }
 }
 
@@ -180,6 +161,27 @@ fn array(text: &str) -> Vec<Value> {
         Ok(Value::Array(a)) => a,
         r => panic!("not a JSON array ({r:?}): {text}"),
     }
+}
+
+/// `DST via GW dev DEV proto P` of each route of `ip -j route` output, kernel routes
+/// left out.
+fn route_lines(routes: &[Value]) -> Vec<String> {
+    routes
+        .iter()
+        .filter(|r| r["protocol"] != "kernel")
+        .map(|r| {
+            let mut s = r["dst"].as_str().unwrap().to_string();
+            if let Some(g) = r["gateway"].as_str() {
+                s.push_str(&format!(" via {g}"));
+            }
+            s.push_str(&format!(
+                " dev {} proto {}",
+                r["dev"].as_str().unwrap(),
+                r["protocol"].as_str().unwrap()
+            ));
+            s
+        })
+        .collect()
 }
 
 impl Readback {
@@ -204,21 +206,7 @@ impl Readback {
     /// `DST via GW dev DEV proto P`, kernel routes left out.
     fn routes(&self, v6: bool) -> Vec<String> {
         let list = if v6 { &self.routes6 } else { &self.routes4 };
-        list.iter()
-            .filter(|r| r["protocol"] != "kernel")
-            .map(|r| {
-                let mut s = r["dst"].as_str().unwrap().to_string();
-                if let Some(g) = r["gateway"].as_str() {
-                    s.push_str(&format!(" via {g}"));
-                }
-                s.push_str(&format!(
-                    " dev {} proto {}",
-                    r["dev"].as_str().unwrap(),
-                    r["protocol"].as_str().unwrap()
-                ));
-                s
-            })
-            .collect()
+        route_lines(list)
     }
 }
 

@@ -26,16 +26,15 @@
 mod common;
 
 use common::project::text;
+use common::scstimage::{project_for, sanforge, Tree};
 use common::vm::{cunit_summary, free_port, Vm};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
 const TARGET: &str = "iqn.2026-11.org.example.sanforge:scst-real";
 const INITIATOR: &str = "iqn.2026-11.org.example:initiator";
-const RELEASE: &str = "scst-3.10.tar.gz";
-const TRUNK: &str = "scst-aa5cc2dd70f9c2d0dfd30d2d8821986023c34aba.tar.gz";
 
 /// One build and one TCG boot at a time: two at once on a small CI machine would
 /// only make both slower (and the boots time out).
@@ -46,100 +45,9 @@ fn note(s: &str) {
     let _ = writeln!(std::io::stderr(), "scst_real: {s}");
 }
 
-/// The archive `file` from `SANFORGE_UPSTREAM` or `../shared/upstream`.
-fn archive(file: &str) -> PathBuf {
-    let dir = match std::env::var_os("SANFORGE_UPSTREAM").filter(|v| !v.is_empty()) {
-        Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/upstream"),
-    };
-    let p = dir.join(file);
-    assert!(
-        p.is_file(),
-        "{} is missing: it was there when the tests were compiled (build.rs); put it back, or `touch build.rs` to have this test reported as ignored",
-        p.display()
-    );
-    p
-}
-
-fn sanforge(root: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_sanforge"));
-    c.current_dir(root)
-        .env("SANFORGE_INIT", env!("CARGO_BIN_EXE_sanforge-init"))
-        .env("SANFORGE_PROGRESS", "plain");
-    c
-}
-
-/// `sanforge fetch --import ARCHIVE` into the builder's cache; returns the tree hash
-/// it prints.
-fn import(root: &Path, archive: &Path) -> String {
-    let o = sanforge(root)
-        .args(["fetch", "--import"])
-        .arg(archive)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "import: {}", text(&o));
-    let out = String::from_utf8_lossy(&o.stdout);
-    out.lines()
-        .find_map(|l| {
-            l.split_whitespace()
-                .next()
-                .filter(|w| w.starts_with("tree-v1:"))
-        })
-        .unwrap_or_else(|| panic!("no tree hash in: {out}"))
-        .to_string()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    let st = Command::new("cp")
-        .arg("-r")
-        .arg(from)
-        .arg(to)
-        .status()
-        .unwrap();
-    assert!(st.success(), "cp {} {}", from.display(), to.display());
-}
-
-/// A temporary copy of the project's recipes, overlays and kernel configs, with a
-/// node config QEMU can serve: one vdisk_nullio LUN behind an iSCSI target, at the
-/// address QEMU's port forward reaches. `edit` changes the flagship recipe's text.
-fn project(edit: impl Fn(&str) -> String) -> tempfile::TempDir {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
-    for d in ["recipes", "overlays", "kernel-configs"] {
-        copy_dir(&repo.join(d), &root.join(d));
-    }
-    let r = root.join("recipes/scst-fc-node.toml");
-    let text = std::fs::read_to_string(&r).unwrap();
-    std::fs::write(&r, edit(&text)).unwrap();
-    std::fs::write(
-        root.join("recipes/nodes/scst-fc-node.scst.conf"),
-        format!("HANDLER vdisk_nullio {{\n\tDEVICE null0 {{\n\t\tsize_mb 64\n\t}}\n}}\n\nTARGET_DRIVER iscsi {{\n\tenabled 1\n\n\tTARGET {TARGET} {{\n\t\tLUN 0 null0\n\t\tenabled 1\n\t}}\n}}\n"),
-    )
-    .unwrap();
-    let node = root.join("recipes/nodes/scst-fc-node.toml");
-    let t = std::fs::read_to_string(&node).unwrap();
-    let t = t
-        .lines()
-        .map(|l| {
-            if l.starts_with("addresses = ") {
-                "addresses = [\"192.0.2.15/24\"]"
-            } else {
-                l
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    std::fs::write(&node, t + "\n").unwrap();
-    tmp
-}
-
-/// The recipe's `[scst] source` line.
-fn source_line(recipe: &str) -> &str {
-    recipe
-        .lines()
-        .find(|l| l.starts_with("source = { url = [\"https://github.com/SCST-project"))
-        .expect("the flagship recipe's [scst] source line")
+/// One vdisk_nullio LUN behind an iSCSI target.
+fn scst_conf() -> String {
+    format!("HANDLER vdisk_nullio {{\n\tDEVICE null0 {{\n\t\tsize_mb 64\n\t}}\n}}\n\nTARGET_DRIVER iscsi {{\n\tenabled 1\n\n\tTARGET {TARGET} {{\n\t\tLUN 0 null0\n\t\tenabled 1\n\t}}\n}}\n")
 }
 
 /// Builds the project's flagship recipe, checks the manifest, boots it under TCG and
@@ -285,18 +193,14 @@ fn scst_3_10_flagship_builds_boots_and_serves_an_iscsi_lun() {
         return;
     }
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let archive = archive(RELEASE);
-    let tmp = project(|t| t.to_string());
-    let root = tmp.path();
-    let tree = import(root, &archive);
-    // The committed recipe pins exactly this archive's tree.
-    let recipe = std::fs::read_to_string(root.join("recipes/scst-fc-node.toml")).unwrap();
-    assert!(
-        source_line(&recipe).contains(&format!("tree = \"{tree}\"")),
-        "recipes/scst-fc-node.toml does not pin {tree} ({})",
-        archive.display()
+    // The committed recipe pins exactly this archive's tree (asserted).
+    let (tmp, tree) = project_for(Tree::Release, &scst_conf());
+    build_boot_and_serve(
+        Tree::Release.label(),
+        tmp.path(),
+        &tree,
+        Tree::Release.mode(),
     );
-    build_boot_and_serve("3.10 release", root, &tree, "release");
 }
 
 #[test]
@@ -310,17 +214,11 @@ fn scst_trunk_in_perf_mode_builds_boots_and_serves_an_iscsi_lun() {
         return;
     }
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let archive = archive(TRUNK);
-    // The tree hash is learnt from the import (a different project each time, the
-    // same cache).
-    let scratch = tempfile::tempdir().unwrap();
-    let tree = import(scratch.path(), &archive);
-    let tmp = project(|t| {
-        let old = source_line(t).to_string();
-        let start = old.find("tree = \"").unwrap();
-        let new = format!("{}tree = \"{tree}\" }}", &old[..start]);
-        t.replace(&old, &new)
-            .replace("build-mode = \"release\"", "build-mode = \"perf\"")
-    });
-    build_boot_and_serve("trunk perf", tmp.path(), &tree, "perf");
+    let (tmp, tree) = project_for(Tree::TrunkPerf, &scst_conf());
+    build_boot_and_serve(
+        Tree::TrunkPerf.label(),
+        tmp.path(),
+        &tree,
+        Tree::TrunkPerf.mode(),
+    );
 }

@@ -360,6 +360,10 @@ pub enum ScstCommand {
         targets: usize,
         #[arg(long, default_value_t = 64)]
         groups: usize,
+        /// The iSCSI layout a QEMU guest can apply for real (benches/scst-apply.sh):
+        /// vdisk_nullio devices, iSCSI targets, no ALUA group
+        #[arg(long)]
+        iscsi: bool,
     },
 }
 

@@ -82,9 +82,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             module_signing: Some(path),
             ..
         } => verbs::cmd_keygen_module_signing(path),
-        Command::Keygen { out, .. } => {
-            verbs::cmd_keygen(&out.context("keygen needs --out PATH (or --module-signing [PATH])")?)
-        }
+        Command::Keygen { out, .. } => verbs::cmd_keygen(out),
         Command::Build {
             recipe,
             out,
@@ -206,10 +204,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             },
             json,
         ),
-        Command::Push(a) => {
-            commands::push::run(&a)?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Push(a) => verbs::cmd_push(&a),
         Command::Doctor => verbs::cmd_doctor(),
         Command::Kconfig {
             command: KconfigCommand::Check { recipe, kernel },

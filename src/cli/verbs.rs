@@ -5,7 +5,7 @@ use super::{load_recipe, scrubber_for, ClusterCommand, NodeCommand, ScstCommand}
 use crate::commands;
 use crate::engine::{self, BuildOptions};
 use crate::stages;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -257,8 +257,13 @@ pub(super) fn cmd_scst(command: ScstCommand) -> Result<ExitCode> {
             devices,
             targets,
             groups,
+            iscsi,
         } => {
-            let conf = crate::scsi::scst::generate(devices, targets, groups);
+            let conf = if iscsi {
+                crate::scsi::scst::generate_iscsi(devices, targets, groups)
+            } else {
+                crate::scsi::scst::generate(devices, targets, groups)
+            };
             print!("{}", crate::scsi::scst::print(&conf));
             Ok(ExitCode::SUCCESS)
         }
@@ -318,7 +323,9 @@ pub(super) fn cmd_keygen_module_signing(path: Option<PathBuf>) -> Result<ExitCod
 }
 
 /// `keygen`: writes a signing key pair.
-pub(super) fn cmd_keygen(out: &Path) -> Result<ExitCode> {
+pub(super) fn cmd_keygen(out: Option<PathBuf>) -> Result<ExitCode> {
+    let out = out.context("keygen needs --out PATH (or --module-signing [PATH])")?;
+    let out = out.as_path();
     let key = crate::image::sign::keygen(out)?;
     println!(
         "wrote {} (secret, keep it private) and {} (key {})",
@@ -403,5 +410,11 @@ pub(super) fn cmd_cluster(command: ClusterCommand) -> Result<ExitCode> {
             commands::cluster::secrets(&out, cluster.as_deref())?
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `push`: an image onto a running node, then its reboot into it.
+pub(super) fn cmd_push(a: &commands::push::PushArgs) -> Result<ExitCode> {
+    commands::push::run(a)?;
     Ok(ExitCode::SUCCESS)
 }

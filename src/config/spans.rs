@@ -200,6 +200,25 @@ impl<'a> Errors<'a> {
         self.list.push(e);
     }
 
+    /// The usual check of a name among others of its kind, at `path`: records
+    /// `invalid()` when the name is not `valid`, else `twice()` when `seen` already
+    /// holds its `key` (which it holds afterwards).
+    pub fn name_once<K: Ord>(
+        &mut self,
+        path: &[Seg],
+        key: K,
+        seen: &mut std::collections::BTreeSet<K>,
+        valid: bool,
+        invalid: impl FnOnce() -> String,
+        twice: impl FnOnce() -> String,
+    ) {
+        if !valid {
+            self.at(path, invalid());
+        } else if !seen.insert(key) {
+            self.at(path, twice());
+        }
+    }
+
     /// `Some(value)`, or records `Err(message)` at `path` and gives `None`.
     pub fn check<T>(&mut self, path: &[Seg], r: Result<T, String>) -> Option<T> {
         r.map_err(|m| self.at(path, m)).ok()

@@ -170,6 +170,10 @@ pub const CMDLINE_NODE: &str = "sanforge.node=";
 pub const CMDLINE_SLOT: &str = "sanforge.slot=";
 /// `sanforge.shell=1`: a root shell on the console (`init::shell`); never by default.
 pub const CMDLINE_SHELL: &str = "sanforge.shell=";
+/// `sanforge.bench=scst-apply`: after the boot the init measures its SCST apply
+/// against busybox replaying the same writes (`init::bench`, benches/scst-apply.sh);
+/// never by default.
+pub const CMDLINE_BENCH: &str = "sanforge.bench=";
 /// `sanforge.root=verity`: the init mounts the dm-verity root the kernel created.
 pub const CMDLINE_VERITY_ROOT: &str = "sanforge.root=verity";
 /// Name of the device-mapper device the kernel creates for a verity root.

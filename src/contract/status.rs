@@ -294,43 +294,7 @@ pub fn render(st: &Status) -> Vec<String> {
             out.push(format!("  fw   {f} FAILED"));
         }
     }
-    out.push(format!("targets   {}", st.targets.len()));
-    for t in &st.targets {
-        let tpg = t.tpg.map(|n| format!(" tpg {n}")).unwrap_or_default();
-        out.push(format!(
-            "  {} {} {}{tpg} {}{}",
-            t.stack,
-            t.fabric,
-            t.name,
-            if t.enabled { "enabled" } else { "DISABLED" },
-            if t.portals.is_empty() {
-                String::new()
-            } else {
-                format!(" portals {}", t.portals.join(" "))
-            }
-        ));
-        for l in &t.luns {
-            out.push(format!(
-                "    lun {} {} ({})",
-                l.lun,
-                l.device,
-                l.backing.as_deref().unwrap_or("backing unknown")
-            ));
-        }
-        if t.sessions.is_empty() {
-            out.push("    no sessions".into());
-        }
-        for s in &t.sessions {
-            out.push(format!(
-                "    session {}{}",
-                s.initiator,
-                s.state
-                    .as_ref()
-                    .map(|x| format!(" {x}"))
-                    .unwrap_or_default()
-            ));
-        }
-    }
+    render_targets(st, &mut out);
     out.push(format!("services  {}", st.services.len()));
     for s in &st.services {
         out.push(format!(
@@ -352,6 +316,31 @@ pub fn render(st: &Status) -> Vec<String> {
             a.stack, a.device, a.group, a.state
         ));
     }
+    render_ha(st, &mut out);
+    if let Some(t) = &st.time {
+        out.push(match t.offset_seconds {
+            Some(o) => format!(
+                "time      offset {o:+.6} s, stratum {}, reference {}",
+                t.stratum.map_or("?".to_string(), |s| s.to_string()),
+                or(&t.reference, "?")
+            ),
+            None => format!("time      not synchronised ({})", t.output.trim()),
+        });
+    }
+    if !st.errors.is_empty() {
+        out.push("errors".into());
+        out.extend(st.errors.iter().map(|e| format!("  {e}")));
+    }
+    if !st.problems.is_empty() {
+        out.push("not readable".into());
+        out.extend(st.problems.iter().map(|e| format!("  {e}")));
+    }
+    out
+}
+
+/// The HA lines of [`render`]: quorum, DRBD, the cluster's resources and reports.
+fn render_ha(st: &Status, out: &mut Vec<String>) {
+    let or = |o: &Option<String>, d: &str| o.clone().unwrap_or_else(|| d.to_string());
     if let Some(h) = &st.ha {
         out.push(format!(
             "ha        quorate {}, DC {}",
@@ -407,25 +396,47 @@ pub fn render(st: &Status) -> Vec<String> {
             out.extend(r.output.lines().map(|l| format!("    {l}")));
         }
     }
-    if let Some(t) = &st.time {
-        out.push(match t.offset_seconds {
-            Some(o) => format!(
-                "time      offset {o:+.6} s, stratum {}, reference {}",
-                t.stratum.map_or("?".to_string(), |s| s.to_string()),
-                or(&t.reference, "?")
-            ),
-            None => format!("time      not synchronised ({})", t.output.trim()),
-        });
+}
+
+/// The targets' lines of [`render`]: each with its LUNs and sessions.
+fn render_targets(st: &Status, out: &mut Vec<String>) {
+    out.push(format!("targets   {}", st.targets.len()));
+    for t in &st.targets {
+        let tpg = t.tpg.map(|n| format!(" tpg {n}")).unwrap_or_default();
+        out.push(format!(
+            "  {} {} {}{tpg} {}{}",
+            t.stack,
+            t.fabric,
+            t.name,
+            if t.enabled { "enabled" } else { "DISABLED" },
+            if t.portals.is_empty() {
+                String::new()
+            } else {
+                format!(" portals {}", t.portals.join(" "))
+            }
+        ));
+        for l in &t.luns {
+            out.push(format!(
+                "    lun {} {} ({})",
+                l.lun,
+                l.device,
+                l.backing.as_deref().unwrap_or("backing unknown")
+            ));
+        }
+        if t.sessions.is_empty() {
+            out.push("    no sessions".into());
+        }
+        for s in &t.sessions {
+            out.push(format!(
+                "    session {}{}",
+                s.initiator,
+                s.state
+                    .as_ref()
+                    .map(|x| format!(" {x}"))
+                    .unwrap_or_default()
+            ));
+        }
     }
-    if !st.errors.is_empty() {
-        out.push("errors".into());
-        out.extend(st.errors.iter().map(|e| format!("  {e}")));
-    }
-    if !st.problems.is_empty() {
-        out.push("not readable".into());
-        out.extend(st.problems.iter().map(|e| format!("  {e}")));
-    }
-    out
 }
 
 pub fn to_json(st: &Status) -> String {

@@ -331,52 +331,7 @@ pub fn resolve(
         Some(a) if !debian.is_empty() => apt::lookup(a, &debian)?,
         _ => BTreeMap::new(),
     };
-    let mut sources = Vec::new();
-    for n in &needed {
-        if let Some(tree) = n.tree {
-            // Pinned by content: the recipe's tree hash is the pin (the content is
-            // checked against it when it is fetched or imported).
-            sources.push(LockedSource {
-                name: n.name.clone(),
-                kind: n.kind.to_string(),
-                origin: n.origin.clone(),
-                sha256: String::new(),
-                tree: Some(tree.to_string()),
-                urls: Vec::new(),
-            });
-            continue;
-        }
-        let (sha256, urls) = match (n.source, n.sha256) {
-            (_, Some(sha)) => (sha.to_string(), Vec::new()),
-            (Source::Path { path, .. }, None) => (
-                super::fetch::path_sha256(path).with_context(|| format!("source `{}`", n.name))?,
-                Vec::new(),
-            ),
-            (
-                Source::Debian {
-                    package, version, ..
-                },
-                None,
-            ) => {
-                let info = infos
-                    .get(&(package.clone(), version.clone()))
-                    .with_context(|| {
-                        format!("internal error: {package}={version} was not looked up")
-                    })?;
-                (info.sha256.clone(), info.urls.clone())
-            }
-            (Source::Url { sha256, .. }, None) => (sha256.clone(), Vec::new()),
-            (Source::UrlTree { tree, .. }, None) => (tree.to_string(), Vec::new()),
-        };
-        sources.push(LockedSource {
-            name: n.name.clone(),
-            kind: n.kind.to_string(),
-            origin: n.origin.clone(),
-            sha256,
-            tree: None,
-            urls,
-        });
-    }
+    let sources = locked_sources(&needed, &infos)?;
     let (apt_section, packages) = match &apt {
         Some(a) if !u.packages.is_empty() => {
             crate::util::progress::step(&format!(
@@ -437,6 +392,62 @@ pub fn resolve(
         }
     }
     Ok(lock)
+}
+
+/// The lock entry of each needed source: its tree hash when pinned by content, else
+/// the sha256 of its file (a Debian package's from apt's index, `infos`) and where
+/// it is served.
+fn locked_sources(
+    needed: &[Needed],
+    infos: &BTreeMap<(String, String), apt::DebInfo>,
+) -> Result<Vec<LockedSource>> {
+    let mut sources = Vec::new();
+    for n in needed {
+        if let Some(tree) = n.tree {
+            // Pinned by content: the recipe's tree hash is the pin (the content is
+            // checked against it when it is fetched or imported).
+            sources.push(LockedSource {
+                name: n.name.clone(),
+                kind: n.kind.to_string(),
+                origin: n.origin.clone(),
+                sha256: String::new(),
+                tree: Some(tree.to_string()),
+                urls: Vec::new(),
+            });
+            continue;
+        }
+        let (sha256, urls) = match (n.source, n.sha256) {
+            (_, Some(sha)) => (sha.to_string(), Vec::new()),
+            (Source::Path { path, .. }, None) => (
+                super::fetch::path_sha256(path).with_context(|| format!("source `{}`", n.name))?,
+                Vec::new(),
+            ),
+            (
+                Source::Debian {
+                    package, version, ..
+                },
+                None,
+            ) => {
+                let info = infos
+                    .get(&(package.clone(), version.clone()))
+                    .with_context(|| {
+                        format!("internal error: {package}={version} was not looked up")
+                    })?;
+                (info.sha256.clone(), info.urls.clone())
+            }
+            (Source::Url { sha256, .. }, None) => (sha256.clone(), Vec::new()),
+            (Source::UrlTree { tree, .. }, None) => (tree.to_string(), Vec::new()),
+        };
+        sources.push(LockedSource {
+            name: n.name.clone(),
+            kind: n.kind.to_string(),
+            origin: n.origin.clone(),
+            sha256,
+            tree: None,
+            urls,
+        });
+    }
+    Ok(sources)
 }
 
 /// The pins a build uses: the lock file when it matches the recipe; otherwise a fresh

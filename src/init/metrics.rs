@@ -159,6 +159,17 @@ pub fn render(sys: &mut dyn Sys) -> String {
         ],
         1.0,
     );
+    boot_metrics(&mut o, &st);
+    service_metrics(&mut o, &st);
+    target_metrics(&mut o, &st);
+    lun_metrics(&mut o, sys, &st);
+    ha_metrics(&mut o, &st);
+    node_metrics(&mut o, sys, &st);
+    o.text
+}
+
+/// The boot: how long each step took, whether and when it ended ready.
+fn boot_metrics(o: &mut Out, st: &Status) {
     if let Some(t) = &st.timeline {
         let rows: Vec<(Vec<(&str, &str)>, f64)> = t
             .steps
@@ -200,6 +211,10 @@ pub fn render(sys: &mut dyn Sys) -> String {
             t.errors().count() as f64,
         );
     }
+}
+
+/// The supervised services: up, restarts.
+fn service_metrics(o: &mut Out, st: &Status) {
     let svc_up: Vec<(Vec<(&str, &str)>, f64)> = st
         .services
         .iter()
@@ -227,6 +242,10 @@ pub fn render(sys: &mut dyn Sys) -> String {
         "Restarts of the supervised service since boot",
         &svc_restarts,
     );
+}
+
+/// The SCSI targets: enabled, sessions, LUNs.
+fn target_metrics(o: &mut Out, st: &Status) {
     let enabled: Vec<(Vec<(&str, &str)>, f64)> = st
         .targets
         .iter()
@@ -283,7 +302,11 @@ pub fn render(sys: &mut dyn Sys) -> String {
         "LUNs the target exports",
         &luns,
     );
-    let stats = lio_lun_stats(sys, &st);
+}
+
+/// LIO's per-LUN counters: commands, bytes read and written.
+fn lun_metrics(o: &mut Out, sys: &mut dyn Sys, st: &Status) {
+    let stats = lio_lun_stats(sys, st);
     let tpgs: Vec<String> = stats.iter().map(|s| s.tpg.to_string()).collect();
     let lun_ids: Vec<String> = stats.iter().map(|s| s.lun.to_string()).collect();
     type Pick = fn(&LunStats) -> Option<u64>;
@@ -321,6 +344,10 @@ pub fn render(sys: &mut dyn Sys) -> String {
             .collect();
         o.gauge_family(name, "counter", help, &rows);
     }
+}
+
+/// HA: DRBD roles, states and resync backlog, Corosync quorum.
+fn ha_metrics(o: &mut Out, st: &Status) {
     if let Some(h) = &st.ha {
         let minors: Vec<String> = h.drbd.iter().map(|d| d.minor.to_string()).collect();
         let role: Vec<(Vec<(&str, &str)>, f64)> = h
@@ -387,6 +414,10 @@ pub fn render(sys: &mut dyn Sys) -> String {
             o.sample("sanforge_ha_quorate", &[], if q { 1.0 } else { 0.0 });
         }
     }
+}
+
+/// The node: clock offset, memory, load, file systems.
+fn node_metrics(o: &mut Out, sys: &mut dyn Sys, st: &Status) {
     if let Some(offset) = st.time.as_ref().and_then(|t| t.offset_seconds) {
         o.family(
             "sanforge_time_offset_seconds",
@@ -454,7 +485,6 @@ pub fn render(sys: &mut dyn Sys) -> String {
         "Space available to unprivileged users",
         &avail_rows,
     );
-    o.text
 }
 
 /// `(mount point, type, size, available)` of the real file systems in /proc/mounts.

@@ -22,6 +22,7 @@
     clippy::unimplemented
 )]
 
+pub mod bench;
 pub mod ha;
 pub mod hardware;
 pub mod logs;
@@ -42,11 +43,11 @@ pub mod supervisor;
 pub mod time;
 pub mod udev;
 
-use crate::config::node::{norm_mod, NodeConfig, ValidNode};
-use crate::contract::{NODE_CONFIG, NODE_CONFIG_DIR};
-use crate::scsi::lio::{self, ConfigfsOp, LioPlan, CONFIGFS_TARGET};
+use crate::config::node::ValidNode;
+use crate::contract::NODE_CONFIG_DIR;
+use crate::scsi::lio::LioPlan;
 use crate::sys::{RebootCmd, Signal, Sys};
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -55,6 +56,17 @@ use supervisor::Supervisor;
 pub use network::LINK_WAIT;
 /// How long services get between SIGTERM and SIGKILL at shutdown.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
+
+mod early;
+mod services;
+mod targets;
+pub use early::{
+    cmdline_node, load_config, load_modules, modules_dir, mount_filesystems,
+    set_hostname_and_sysctls,
+};
+pub use services::{start_log_forward, start_metrics, start_services};
+use targets::run_configfs;
+pub use targets::{apply_targets, enable_ports};
 
 /// Console (stdout, which is /dev/console for PID 1) and /dev/kmsg logging; every
 /// line is prefixed `sanforge-init: `. Write errors are ignored.
@@ -464,439 +476,12 @@ pub fn run_pid1(sys: &mut dyn Sys) -> ! {
         init.warn(e);
     }
     init.boot();
+    bench::run(&mut init);
     let cmd = init.supervise();
     init.shutdown(cmd);
     loop {
         init.sys.sleep(Duration::from_secs(3600));
     }
-}
-
-/// Step 1: the kernel file systems, then console + kmsg logging.
-pub fn mount_filesystems(init: &mut Init) -> Result<()> {
-    const MOUNTS: [(&str, &str, &str, u64, &str); 7] = [
-        (
-            "proc",
-            "/proc",
-            "proc",
-            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-            "",
-        ),
-        (
-            "sysfs",
-            "/sys",
-            "sysfs",
-            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-            "",
-        ),
-        ("devtmpfs", "/dev", "devtmpfs", libc::MS_NOSUID, "mode=0755"),
-        // POSIX shared memory: libqb's IPC (Corosync, Pacemaker) lives here.
-        (
-            "tmpfs",
-            "/dev/shm",
-            "tmpfs",
-            libc::MS_NOSUID | libc::MS_NODEV,
-            "mode=1777",
-        ),
-        (
-            "tmpfs",
-            "/run",
-            "tmpfs",
-            libc::MS_NOSUID | libc::MS_NODEV,
-            "mode=0755",
-        ),
-        (
-            "tmpfs",
-            "/tmp",
-            "tmpfs",
-            libc::MS_NOSUID | libc::MS_NODEV,
-            "mode=1777",
-        ),
-        (
-            "configfs",
-            "/sys/kernel/config",
-            "configfs",
-            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-            "",
-        ),
-    ];
-    for (src, target, fstype, flags, data) in MOUNTS {
-        let t = Path::new(target);
-        init.sys.mkdir(t)?;
-        match init.sys.mount(src, t, fstype, flags, data) {
-            Err(e) if e.errno() == Some(libc::EBUSY) => {
-                init.log.line(&format!("{target} already mounted"))
-            }
-            r => r?,
-        }
-        if target == "/dev" {
-            init.log.open_kmsg(init.sys);
-        }
-        if target == "/proc" {
-            // The kernel keeps only 10 lines per 5 s that userspace writes to /dev/kmsg
-            // unless told otherwise: the init's lines belong in the kernel log (and
-            // reach remote syslog from there) in full. The kernel takes only `on\n`
-            // (the word and exactly one newline; `on` alone is EINVAL). Best effort.
-            let devkmsg = Path::new(PRINTK_DEVKMSG);
-            if !init.sys.exists(devkmsg) {
-                // A kernel without sysctls: nothing to turn off.
-            } else if let Err(e) = init.sys.write_file(devkmsg, "on\n") {
-                init.log.line(&format!(
-                    "warning: {e}: the kernel may drop init lines beyond 10 per 5 s from its log"
-                ));
-            }
-        }
-        init.log.line(&format!("mounted {fstype} on {target}"));
-    }
-    Ok(())
-}
-
-/// The `sanforge.node=NAME` value of a kernel command line.
-pub fn cmdline_node(cmdline: &str) -> Option<&str> {
-    cmdline
-        .split_whitespace()
-        .filter_map(|w| w.strip_prefix("sanforge.node="))
-        .next_back()
-}
-
-/// Step 2: the node config; the command line may pick another node's file.
-pub fn load_config(init: &mut Init) -> Result<()> {
-    let (path, text) = if let Some(f) = init.config_file.clone() {
-        let text =
-            std::fs::read_to_string(&f).with_context(|| format!("cannot read {}", f.display()))?;
-        (f, text)
-    } else {
-        let mut path = PathBuf::from(NODE_CONFIG);
-        let cmdline = init
-            .sys
-            .read_to_string(Path::new("/proc/cmdline"))
-            .unwrap_or_default();
-        if let Some(name) = cmdline_node(&cmdline) {
-            let p = Path::new(NODE_CONFIG_DIR).join(format!("{name}.toml"));
-            if !name.is_empty() && !name.contains('/') && init.sys.exists(&p) {
-                path = p;
-            } else {
-                init.warn(format!(
-                    "sanforge.node={name}: {} not found, using {NODE_CONFIG}",
-                    p.display()
-                ));
-            }
-        } else if let Some(p) = ha::node_by_mac(init)? {
-            path = p;
-        }
-        let text = init.sys.read_to_string(&path)?;
-        (path, text)
-    };
-    let node = NodeConfig::parse(&path, &text)?;
-    init.log.line(&format!(
-        "node config {} (host {})",
-        path.display(),
-        node.hostname
-    ));
-    init.node = Some(node);
-    Ok(())
-}
-
-/// Step 3a: hostname and sysctls.
-pub fn set_hostname_and_sysctls(init: &mut Init) -> Result<()> {
-    let node = init.node()?;
-    let mut failed = 0;
-    if let Err(e) = init.sys.sethostname(&node.hostname) {
-        init.warn(e);
-        failed += 1;
-    }
-    for (k, v) in &node.sysctl {
-        let p = PathBuf::from("/proc/sys").join(k.replace('.', "/"));
-        if let Err(e) = init.sys.write_file(&p, v) {
-            init.warn(format!("sysctl {k} = {v}: {e}"));
-            failed += 1;
-        }
-    }
-    if failed > 0 {
-        bail!("{failed} settings failed");
-    }
-    Ok(())
-}
-
-/// `/lib/modules/<uname -r>`, or the only directory under `/lib/modules`.
-pub fn modules_dir(sys: &mut dyn Sys) -> Result<PathBuf> {
-    let base = Path::new("/lib/modules");
-    if let Some(rel) = sys.kernel_release() {
-        let d = base.join(rel);
-        if sys.exists(&d.join("modules.dep")) {
-            return Ok(d);
-        }
-    }
-    let dirs = sys.list_dir(base)?;
-    match dirs.as_slice() {
-        [one] => Ok(base.join(one)),
-        [] => bail!("no kernel modules directory under /lib/modules"),
-        many => bail!("several module directories under /lib/modules ({}) and none matches the running kernel", many.join(", ")),
-    }
-}
-
-/// Step 3b: the modules the node names, in modules.dep order, with parameters,
-/// honouring the blacklist (the devices' modules follow in [`hardware::hardware`]).
-pub fn load_modules(init: &mut Init) -> Result<()> {
-    let node = init.node()?;
-    let m = &node.modules;
-    if m.load.is_empty() {
-        return Ok(());
-    }
-    let dir = modules_dir(init.sys)?;
-    let db = modules::DepDb::parse(&init.sys.read_to_string(&dir.join("modules.dep"))?);
-    let builtin = init
-        .sys
-        .read_to_string(&dir.join("modules.builtin"))
-        .map(|t| modules::parse_builtin(&t))
-        .unwrap_or_default();
-    let plan = modules::load_order(&db, &builtin, &m.load, &m.blacklist);
-    for b in &plan.builtin {
-        init.log.line(&format!("module {b} is built in"));
-    }
-    let mut failed = plan.warnings.len();
-    for w in &plan.warnings {
-        init.warn(w);
-    }
-    for l in &plan.loads {
-        let params = m
-            .params
-            .iter()
-            .find(|(k, _)| norm_mod(k) == l.name)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("");
-        match init.sys.finit_module(&dir.join(&l.path), params) {
-            Ok(()) => init.log.line(&format!("loaded module {}", l.name)),
-            Err(e) if e.errno() == Some(libc::EEXIST) => {
-                init.log.line(&format!("module {} already loaded", l.name))
-            }
-            Err(e) => {
-                init.warn(modules::load_error(&l.name, &e));
-                failed += 1;
-            }
-        }
-    }
-    if failed > 0 {
-        bail!("{failed} modules not loaded");
-    }
-    Ok(())
-}
-
-/// Runs configfs ops; on the first error logs path, value and errno and returns it.
-fn run_configfs(init: &mut Init, ops: &[ConfigfsOp], what: &str) -> Option<String> {
-    let base = Path::new(CONFIGFS_TARGET);
-    for op in ops {
-        let r = match op {
-            ConfigfsOp::Mkdir(p) => init.sys.mkdir(&base.join(p)),
-            ConfigfsOp::Write(p, v) => init.sys.write_file(&base.join(p), v),
-            ConfigfsOp::Symlink { target, link } => {
-                init.sys.symlink(&base.join(target), &base.join(link))
-            }
-        };
-        if let Err(e) = r {
-            let value = match op {
-                ConfigfsOp::Write(p, v) => {
-                    format!(" (value {:?})", crate::util::redact::write_value(p, v))
-                }
-                _ => String::new(),
-            };
-            let errno = e
-                .errno()
-                .map(|n| format!(", errno {n}"))
-                .unwrap_or_default();
-            init.warn(format!("configfs {what}: {e}{value}{errno}"));
-            return Some(format!("{} failed", op_path(op)));
-        }
-    }
-    None
-}
-
-fn op_path(op: &ConfigfsOp) -> String {
-    match op {
-        ConfigfsOp::Mkdir(p) | ConfigfsOp::Write(p, _) | ConfigfsOp::Symlink { link: p, .. } => {
-            format!("{CONFIGFS_TARGET}/{p}")
-        }
-    }
-}
-
-/// Step 5: LIO targets with every TPG disabled. A backstore whose device is absent
-/// is left out with its LUNs (see [`storage`]); the persistent reservations and ALUA
-/// state of the others are restored between the backstores and the LUNs. On error the
-/// disable ops run and the ports stay disabled (degraded targets); the node stays up.
-pub fn apply_targets(init: &mut Init) -> Result<()> {
-    let node = init.node()?;
-    let Some(l) = &node.lio else { return Ok(()) };
-    let l = match secrets::resolve_lio(init.sys, l) {
-        Ok(l) => l,
-        Err(e) => {
-            init.targets_ok = false;
-            return Err(e.context("iSCSI targets not configured, ports stay disabled"));
-        }
-    };
-    for dir in lio::DBROOT_DIRS {
-        if let Err(e) = init.sys.mkdir(Path::new(dir)) {
-            init.warn(format!("{e}: persistent reservations with APTPL will fail"));
-        }
-    }
-    let absent: std::collections::BTreeSet<String> = storage::absent_lio(init.sys, &l)
-        .into_iter()
-        .map(|a| {
-            init.log.line(&format!(
-                "backstore `{}` not created: {} is not present",
-                a.backstore, a.path
-            ));
-            a.backstore
-        })
-        .collect();
-    for t in &l.iscsi {
-        let served: Vec<String> = t
-            .luns
-            .iter()
-            .filter(|x| !absent.contains(&x.backstore))
-            .map(|x| x.lun.to_string())
-            .collect();
-        if served.len() < t.luns.len() {
-            init.warn(format!(
-                "target {} tpg {}: {} of {} LUNs served{}",
-                t.iqn,
-                t.tpg,
-                served.len(),
-                t.luns.len(),
-                if served.is_empty() {
-                    " (the target is up with no LUN)".to_string()
-                } else {
-                    format!(" ({})", served.join(", "))
-                }
-            ));
-        }
-    }
-    let plan = lio::plan_without(&l, &absent);
-    init.lio = Some(plan.clone());
-    // The backstores, then what the kernel does not restore itself, then the rest.
-    let split = plan
-        .setup
-        .iter()
-        .position(|o| !op_path(o).starts_with(&format!("{CONFIGFS_TARGET}/core/")))
-        .unwrap_or(plan.setup.len());
-    let (core, rest) = plan.setup.split_at(split);
-    let mut failed = run_configfs(init, core, "setup");
-    if failed.is_none() {
-        storage::restore_lio_state(init, &l, &absent);
-        failed = run_configfs(init, rest, "setup");
-    }
-    if let Some(msg) = failed {
-        init.targets_ok = false;
-        let _ = run_configfs(init, &plan.disable, "disable");
-        bail!("setup failed ({msg}): ports stay disabled");
-    }
-    init.log.line(&format!(
-        "{} iSCSI targets configured (ports disabled)",
-        l.iscsi.len()
-    ));
-    Ok(())
-}
-
-/// Step 7: enable the target ports (`tpgt_N/enable` ← 1).
-pub fn enable_ports(init: &mut Init) -> Result<()> {
-    scst::enable_ports(init)?;
-    let Some(plan) = init.lio.clone() else {
-        return Ok(());
-    };
-    if !init.targets_ok {
-        bail!("target setup failed: ports stay disabled");
-    }
-    if ha::owns_ports(init) {
-        return Ok(());
-    }
-    if let Some(msg) = run_configfs(init, &plan.enable, "enable") {
-        init.targets_ok = false;
-        let _ = run_configfs(init, &plan.disable, "disable");
-        bail!("enabling failed ({msg}): ports disabled again");
-    }
-    if !plan.enable.is_empty() {
-        init.log.line("target ports enabled");
-    }
-    Ok(())
-}
-
-/// Step 8: start the services.
-pub fn start_services(init: &mut Init) -> Result<()> {
-    let node = init.node()?;
-    let now = Instant::now();
-    let started = std::mem::take(&mut init.supervisor.services); // e.g. the iSCSI daemon
-    init.supervisor = Supervisor::new(&node.services, now);
-    init.supervisor.services.splice(0..0, started);
-    init.supervisor.start_due(init.sys, &mut init.log, now);
-    init.supervisor.write_state(init.sys, &mut init.log);
-    Ok(())
-}
-
-/// Remote syslog of `[logs] remote`: the init's own binary as a supervised child
-/// (`/init log-forward ADDR`) that sends the kernel log, the init's lines included.
-pub fn start_log_forward(init: &mut Init) -> Result<()> {
-    let node = init.node()?;
-    let Some(remote) = node.logs.as_ref().and_then(|l| l.remote.clone()) else {
-        return Ok(());
-    };
-    push_own_service(
-        init,
-        logs::SERVICE,
-        vec![
-            crate::contract::INIT.to_string(),
-            logs::SUBCOMMAND.to_string(),
-            remote.clone(),
-        ],
-    );
-    init.log.line(&format!(
-        "logs: kernel log and init lines to {remote} (RFC 5424 over TCP)"
-    ));
-    Ok(())
-}
-
-/// Starts the init's own binary as a supervised service (always restarted).
-fn push_own_service(init: &mut Init, name: &str, argv: Vec<String>) {
-    let now = Instant::now();
-    init.supervisor.services.push(supervisor::Supervised {
-        svc: crate::config::node::Service {
-            name: name.into(),
-            argv,
-            restart: crate::config::node::Restart::Always,
-            env: Default::default(),
-        },
-        pid: None,
-        started: None,
-        backoff: supervisor::BACKOFF_MIN,
-        next_start: Some(now),
-        starts: 0,
-        last_exit: None,
-    });
-    init.supervisor.start_due(init.sys, &mut init.log, now);
-    init.supervisor.write_state(init.sys, &mut init.log);
-}
-
-/// The Prometheus exporter of `[metrics]`: the init's own binary as a supervised
-/// child (`/init metrics-serve ADDR [TOKEN_FILE]`), so a port in use only restarts it.
-pub fn start_metrics(init: &mut Init) -> Result<()> {
-    let node = init.node()?;
-    let Some(m) = &node.metrics else {
-        return Ok(());
-    };
-    let mut argv = vec![
-        crate::contract::INIT.to_string(),
-        metrics::SUBCOMMAND.to_string(),
-        m.listen.clone(),
-    ];
-    argv.extend(m.token_file.clone());
-    push_own_service(init, metrics::SERVICE, argv);
-    init.log.line(&format!(
-        "metrics: exporter on http://{}/metrics{}",
-        m.listen,
-        if m.token_file.is_some() {
-            " (bearer token)"
-        } else {
-            ""
-        }
-    ));
-    Ok(())
 }
 
 #[cfg(test)]

@@ -58,8 +58,14 @@ const DAEMON_RETRY_WAIT: Duration = Duration::from_millis(100);
 #[derive(Debug, Clone)]
 pub struct ScstBoot {
     pub conf: ScstConf,
+    /// The writes of the `scst` step (everything but the enables), in the order made.
+    pub setup: Vec<SysfsWrite>,
     /// The `enabled` ← 1 writes of the plan, held back until the ports are enabled.
     pub enable: Vec<SysfsWrite>,
+    /// How long the `scst` step's write loop took, first write to last.
+    pub setup_time: Duration,
+    /// How long the enables' write loop took, once made.
+    pub enable_time: Option<Duration>,
 }
 
 /// One line for a failed write: path, command and errno, and where the reason is.
@@ -298,20 +304,29 @@ fn boot_inner(init: &mut Init, cfg: &ScstNode) -> Result<()> {
     let (enable, setup): (Vec<SysfsWrite>, Vec<SysfsWrite>) =
         plan.into_iter().partition(SysfsWrite::is_enable);
     let daemon = start_iscsi_daemon(init, cfg, &conf);
+    let first = init.sys.boottime();
     if let Err(e) = run_writes(init.sys, &setup, daemon) {
         bail!("{}: SCST target ports stay disabled", describe(&e));
     }
+    let setup_time = init.sys.boottime().saturating_sub(first);
     if let Err(e) = record_applied(init.sys, &without_enables(&conf)) {
         init.warn(format!("{e:#}"));
     }
     let devices: usize = conf.handlers.iter().map(|h| h.devices.len()).sum();
     let targets: usize = conf.drivers.iter().map(|d| d.targets.len()).sum();
     init.log.line(&format!(
-        "SCST configured from {}: {devices} devices, {targets} targets, {} writes (ports disabled)",
+        "SCST configured from {}: {devices} devices, {targets} targets, {} writes in {:.3}s (ports disabled)",
         path.display(),
-        setup.len()
+        setup.len(),
+        setup_time.as_secs_f64()
     ));
-    init.scst = Some(ScstBoot { conf, enable });
+    init.scst = Some(ScstBoot {
+        conf,
+        setup,
+        enable,
+        setup_time,
+        enable_time: None,
+    });
     Ok(())
 }
 
@@ -371,7 +386,12 @@ pub fn enable_ports(init: &mut Init) -> Result<()> {
         return Ok(());
     }
     let _lock = lock(init.sys)?;
-    if let Err(e) = run_writes(init.sys, &b.enable, false) {
+    let first = init.sys.boottime();
+    let r = run_writes(init.sys, &b.enable, false);
+    if let Some(s) = init.scst.as_mut() {
+        s.enable_time = Some(init.sys.boottime().saturating_sub(first));
+    }
+    if let Err(e) = r {
         init.targets_ok = false;
         for w in disable_writes(&b.conf) {
             let _ = init

@@ -43,6 +43,12 @@ pub const SCST: Stack = Stack {
     expected: "tests/conformance/scst.expected",
 };
 
+/// The real SCST image built from trunk (build mode perf).
+pub const SCST_TRUNK: Stack = Stack {
+    name: "scst-trunk",
+    expected: "tests/conformance/scst-trunk.expected",
+};
+
 impl Stack {
     pub fn expected_path(&self) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join(self.expected)

@@ -10,6 +10,7 @@ pub mod project;
 pub mod qemu;
 pub mod registry;
 pub mod safety;
+pub mod scstimage;
 pub mod server;
 pub mod vm;
 

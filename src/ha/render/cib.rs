@@ -139,6 +139,12 @@ const ALUA_OPS: &[OpSpec] = &[
     ("demote", "0s", "60s", None),
 ];
 const VIP_OPS: &[OpSpec] = &[("monitor", "10s", "20s", None)];
+/// LVM-activate's own advertised defaults (90 s for every action).
+const LVM_OPS: &[OpSpec] = &[
+    ("monitor", "30s", "90s", None),
+    ("start", "0s", "90s", None),
+    ("stop", "0s", "90s", None),
+];
 
 /// The meta attributes of a promotable clone: one Promoted instance, one instance per
 /// node, notifications on.
@@ -407,9 +413,10 @@ impl Cib {
         // the node returns (automatic failback, measured in tests/failover.rs). With
         // equal scores Pacemaker keeps the current Promoted instance.
         // What the VIPs follow: the target when there is one, else DRBD itself.
+        let lvm = self.add_lvm(c, d, &drbd_clone);
         let mut holder = drbd_clone.clone();
         if c.exports.iter().any(|e| e.drbd == d.name) {
-            holder = self.add_alua(c, d, &drbd_clone, dlm);
+            holder = self.add_alua(c, d, &drbd_clone, lvm.as_deref(), dlm);
         }
         for v in c.vips.iter().filter(|v| v.drbd == d.name) {
             let id = format!("vip-{}", v.name);
@@ -429,9 +436,49 @@ impl Cib {
         }
     }
 
+    /// The volume group on DRBD resource `d` (`[[lvm]]`), if any: an
+    /// `ocf:heartbeat:LVM-activate` primitive where DRBD is Promoted, started after the
+    /// promote (and so stopped before the demote). `vg_access_mode=system_id`: the VG
+    /// carries the LVM system ID of the node that activated it (lvm.conf's
+    /// `system_id_source = "uname"`, the node name), which the agent takes over on the
+    /// new Primary; no lock manager is needed. Returns the primitive's id.
+    fn add_lvm(&mut self, c: &Cluster, d: &DrbdConf, drbd_clone: &str) -> Option<String> {
+        let vg = c.vg_on(&d.name)?;
+        // Named after the DRBD resource: a VG name may hold `+`, which an XML id cannot.
+        let id = format!("lvm-{}", d.name);
+        let params = vec![
+            ("vgname", vg.vg.clone()),
+            ("vg_access_mode", "system_id".to_string()),
+            ("activation_mode", "exclusive".to_string()),
+        ];
+        self.resources.push(
+            primitive(
+                &id,
+                ("ocf", Some("heartbeat"), "LVM-activate"),
+                params,
+                LVM_OPS,
+            )
+            .into(),
+        );
+        self.constraints.extend([
+            colocation(&id, None, drbd_clone, Some("Promoted")),
+            order(drbd_clone, "promote", &id, "start"),
+        ]);
+        Some(id)
+    }
+
     /// The `ocf:sanforge:alua` clone of DRBD resource `d`, Promoted where DRBD is,
-    /// started and promoted after it (and after the DLM); returns the clone's id.
-    fn add_alua(&mut self, c: &Cluster, d: &DrbdConf, drbd_clone: &str, dlm: bool) -> String {
+    /// started and promoted after it (and after the DLM); with a VG on the DRBD device
+    /// (`lvm`), promoted after the VG is active and so demoted (its LUNs on the VG's
+    /// LVs removed) before the VG is deactivated. Returns the clone's id.
+    fn add_alua(
+        &mut self,
+        c: &Cluster,
+        d: &DrbdConf,
+        drbd_clone: &str,
+        lvm: Option<&str>,
+        dlm: bool,
+    ) -> String {
         let alua_id = format!("alua-{}", d.name);
         let alua_clone = format!("{alua_id}-clone");
         let mut params: Vec<(&str, String)> = Vec::new();
@@ -461,6 +508,12 @@ impl Cib {
             order(drbd_clone, "start", &alua_clone, "start"),
             order(drbd_clone, "promote", &alua_clone, "promote"),
         ]);
+        if let Some(lvm) = lvm {
+            self.constraints.extend([
+                colocation(&alua_clone, Some("Promoted"), lvm, None),
+                order(lvm, "start", &alua_clone, "promote"),
+            ]);
+        }
         if dlm {
             self.constraints.extend([
                 order("dlm-clone", "start", &alua_clone, "start"),
@@ -505,15 +558,13 @@ fn alua_node_params(c: &Cluster, id: &str) -> Vec<NodeParams> {
 }
 
 /// `lio_luns` of the `ocf:sanforge:alua` instance for DRBD resource `drbd`:
-/// `NAME=/dev/drbdMINOR@LUN`, blank separated, in export order.
+/// `NAME=DEVICE@LUN` (`/dev/drbdMINOR`, or `/dev/VG/LV` for an LV of a VG on DRBD),
+/// blank separated, in export order.
 pub fn lio_luns(c: &Cluster, drbd: &str) -> String {
     c.exports
         .iter()
         .filter(|e| e.drbd == drbd)
-        .filter_map(|e| {
-            let minor = c.drbd(&e.drbd)?.minor;
-            Some(format!("{}=/dev/drbd{minor}@{}", e.name, e.lun))
-        })
+        .map(|e| format!("{}={}@{}", e.name, c.export_device(e), e.lun))
         .collect::<Vec<_>>()
         .join(" ")
 }

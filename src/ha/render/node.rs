@@ -9,6 +9,7 @@ use crate::config::node::{
     Acl, Chap, Ha, Interface, IscsiTarget, Lio, Modules, Network, NodeConfig, Requirement, Restart,
     Service, Watchdog, WatchdogMode,
 };
+use crate::config::storage::{Activate, Storage, VolumeGroup};
 use crate::ha::cluster::{Cluster, Fencing, Node, TargetStack};
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -96,7 +97,7 @@ fn scst_node_config(c: &Cluster, node: &Node) -> NodeConfig {
         },
         hardware: Default::default(),
         network: node_interfaces(node),
-        storage: Default::default(),
+        storage: ha_storage(c, node),
         lio: None,
         ha: Some(ha),
         services,
@@ -148,7 +149,7 @@ fn lio_node_config(c: &Cluster, node: &Node) -> NodeConfig {
         },
         hardware: Default::default(),
         network: node_interfaces(node),
-        storage: Default::default(),
+        storage: ha_storage(c, node),
         lio: Some(lio),
         ha: Some(ha_section(c, false)),
         services: sbd_services(c),
@@ -158,6 +159,29 @@ fn lio_node_config(c: &Cluster, node: &Node) -> NodeConfig {
         logs: None,
         time: None,
     }
+}
+
+/// The node's `[storage]` for the cluster's `[[lvm]]` VGs: each one `activate = "ha"`
+/// (left inactive at boot; `ocf:heartbeat:LVM-activate` activates it on promote, and
+/// lvm.conf gets a `system_id_source` for its system ID), and this node's backing disk
+/// of each DRBD resource carrying one in `lvm-reject`: the disk holds the same PV label
+/// as the DRBD device above it, and LVM must only ever see the PV through DRBD.
+fn ha_storage(c: &Cluster, node: &Node) -> Storage {
+    let mut s = Storage::default();
+    for l in &c.lvm {
+        s.lvm.push(VolumeGroup {
+            vg: l.vg.clone(),
+            activate: Activate::Ha,
+        });
+        let disk = c
+            .drbd(&l.drbd)
+            .and_then(|d| d.nodes.get(&node.name))
+            .map(|dn| dn.disk.clone());
+        if let Some(disk) = disk.filter(|d| !s.lvm_reject.contains(d)) {
+            s.lvm_reject.push(disk);
+        }
+    }
+    s
 }
 
 /// An ACL per iSCSI initiator; one with `chap` names its account (the initiator's
@@ -287,6 +311,23 @@ pub fn requirements(c: &Cluster, cluster_mode: bool) -> Vec<Requirement> {
             "drbd-utils",
             "[[drbd]] (the ocf:linbit:drbd agent)",
         ));
+    }
+    if !c.lvm.is_empty() {
+        // LVM-activate checks for `lvm`, `dmsetup` and `pgrep` before it starts
+        // (`check_binary`); vgs, vgchange, lvchange, lvmconfig and pvscan are lvm2's
+        // links to `lvm`.
+        let why = "[[lvm]] (the ocf:heartbeat:LVM-activate agent)";
+        v.push(req(
+            "/usr/lib/ocf/resource.d/heartbeat/LVM-activate".into(),
+            "resource-agents",
+            why,
+        ));
+        v.push(req(crate::contract::LVM.into(), "lvm2", why));
+        for tool in ["vgs", "vgchange", "lvchange", "lvmconfig", "pvscan"] {
+            v.push(req(format!("/sbin/{tool}"), "lvm2", why));
+        }
+        v.push(req("/sbin/dmsetup".into(), "dmsetup", why));
+        v.push(req("/usr/bin/pgrep".into(), "procps", why));
     }
     v
 }

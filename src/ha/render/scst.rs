@@ -86,13 +86,13 @@ pub fn scst_model(c: &Cluster, node: &Node) -> ScstConf {
     }
 }
 
-/// One handler per export handler, with a device per export on `/dev/drbdMINOR`.
+/// One handler per export handler, with a device per export on its block device
+/// (`/dev/drbdMINOR`, or `/dev/VG/LV` for an LV of a VG on DRBD).
 fn handlers(c: &Cluster) -> Vec<Handler> {
     let mut handlers: BTreeMap<&str, Vec<Device>> = BTreeMap::new();
     for e in &c.exports {
-        let minor = c.drbd(&e.drbd).map(|d| d.minor).unwrap_or(0);
         let mut attrs = vec![
-            Attr::new("filename", format!("/dev/drbd{minor}")),
+            Attr::new("filename", c.export_device(e)),
             Attr::new(
                 "t10_dev_id",
                 e.t10_dev_id.clone().unwrap_or_else(|| e.name.clone()),

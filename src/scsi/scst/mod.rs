@@ -23,7 +23,7 @@ use std::path::Path;
 use crate::config::node::ValidNode;
 use anyhow::{anyhow, bail, Context, Result};
 
-pub use gen::generate;
+pub use gen::{generate, generate_iscsi};
 pub use parse::{parse, ParseError};
 pub use plan::{
     apply, apply_with, diff_plan, live_gaps, plan, ApplyError, ApplyOptions, SysfsWrite,

@@ -11,6 +11,7 @@
 //! Reads: the parsed file and its text (for the spans of the values at fault);
 //! nothing else.
 
+mod lvm;
 mod nodes;
 mod resources;
 
@@ -96,11 +97,13 @@ impl RawCluster {
         );
         check_sbd_shared(&mut errs, fencing.as_ref(), &self.drbd);
         check_vips(&mut errs, &self.vips, &resources, &mut addrs);
+        let vgs = lvm::check_lvm(&mut errs, &self.lvm, &resources, &self.drbd);
         check_exports(
             &mut errs,
             &self.exports,
             self.target,
             &resources,
+            &vgs,
             &self.nodes,
         );
         check_initiators(&mut errs, &self.initiators, self.target);
@@ -114,6 +117,7 @@ impl RawCluster {
             fencing,
             nodes: checked.nodes,
             drbd: self.drbd,
+            lvm: self.lvm,
             vips: self.vips,
             exports: self.exports,
             initiators: self.initiators,

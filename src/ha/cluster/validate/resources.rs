@@ -5,10 +5,12 @@
 //! Reads: the parsed entries and what the node checks found; errors are recorded in
 //! [`Errors`] at the value at fault.
 
+use super::lvm::Vgs;
 use super::nodes::Addrs;
 use super::{claim, is_name, Names};
 use crate::config::node::Cidr;
 use crate::config::spans::{at, Errors};
+use crate::config::storage::vg_name_ok;
 use crate::config::values::is_iscsi_name;
 use crate::ha::cluster::model::{
     DrbdConf, ExportConf, Fencing, InitiatorConf, NodeConf, TargetStack, VipConf,
@@ -229,8 +231,9 @@ pub(super) fn check_vips(
 #[derive(Default)]
 struct ExportsSeen {
     names: BTreeSet<String>,
-    /// Each exported DRBD resource and the export that exports it first.
-    drbd: BTreeMap<String, String>,
+    /// Each exported device (a DRBD resource, or an LV of the VG on one) and the
+    /// export that exports it first.
+    devices: BTreeMap<(String, Option<String>), String>,
     luns: BTreeSet<u32>,
     t10_ids: BTreeSet<String>,
 }
@@ -241,11 +244,15 @@ pub(super) fn check_exports(
     exports: &[ExportConf],
     target: TargetStack,
     resources: &Names,
+    vgs: &Vgs,
     nodes: &[NodeConf],
 ) {
     let mut seen = ExportsSeen::default();
     for (ex, e) in exports.iter().enumerate() {
         let name_ok = check_export(errs, e, ex, resources, &mut seen);
+        if !resources.lacks(&e.drbd) {
+            check_export_lv(errs, e, ex, vgs, &mut seen);
+        }
         if target == TargetStack::Lio {
             check_lio_export(errs, e, ex);
         }
@@ -295,16 +302,6 @@ fn check_export(
                 e.name, e.drbd
             ),
         );
-    } else if let Some(first) = claim(&mut seen.drbd, e.drbd.clone(), &e.name) {
-        // Two devices (SCST) or backstores (LIO) on one block device: two caches and
-        // two sets of reservations over the same blocks, and the second open fails.
-        errs.at(
-            at!["export", ex, "drbd"],
-            format!(
-                "export `{}`: drbd `{}` is already exported as `{first}`: one DRBD device is one LUN (give this export its own [[drbd]] resource)",
-                e.name, e.drbd
-            ),
-        );
     }
     if !seen.luns.insert(e.lun) || e.lun > MAX_LUN {
         errs.at(
@@ -325,6 +322,47 @@ fn check_export(
         );
     }
     name_ok
+}
+
+/// An export's device: the whole DRBD device, or with `lv` a logical volume of the
+/// `[[lvm]]` VG on it (a DRBD device that carries a VG is never exported whole: its
+/// first blocks are the PV label). Each device is exported once.
+fn check_export_lv(
+    errs: &mut Errors,
+    e: &ExportConf,
+    ex: usize,
+    vgs: &Vgs,
+    seen: &mut ExportsSeen,
+) {
+    match (&e.lv, vgs.on(&e.drbd)) {
+        (Some(lv), _) if !lv_name_ok(lv) => {
+            errs.at(at!["export", ex, "lv"], format!("export `{}`: lv `{lv}`: expected a logical volume name (letters, digits, `+`, `_`, `.` or `-`, not starting with `-`, not `snapshot*` or `pvmove*`)", e.name));
+            return;
+        }
+        (Some(lv), None) if vgs.known() => {
+            errs.at(at!["export", ex, "lv"], format!("export `{}`: lv `{lv}` needs a volume group on drbd `{}`: add [[lvm]] with vg = \"…\" and drbd = \"{}\"", e.name, e.drbd, e.drbd));
+            return;
+        }
+        (None, Some(vg)) => {
+            errs.at(at!["export", ex, "drbd"], format!("export `{}`: drbd `{}` is the physical volume of volume group `{vg}` ([[lvm]]): export one of its logical volumes (`lv = \"…\"`), not the whole device", e.name, e.drbd));
+            return;
+        }
+        _ => {}
+    }
+    if let Some(first) = claim(&mut seen.devices, (e.drbd.clone(), e.lv.clone()), &e.name) {
+        // Two devices (SCST) or backstores (LIO) on one block device: two caches and
+        // two sets of reservations over the same blocks, and the second open fails.
+        let (field, msg) = match &e.lv {
+            Some(lv) => ("lv", format!("export `{}`: lv `{lv}` on drbd `{}` is already exported as `{first}`: one logical volume is one LUN (give this export its own lv)", e.name, e.drbd)),
+            None => ("drbd", format!("export `{}`: drbd `{}` is already exported as `{first}`: one DRBD device is one LUN (give this export its own [[drbd]] resource, or put a volume group on it with [[lvm]] and export its logical volumes)", e.name, e.drbd)),
+        };
+        errs.at(at!["export", ex, field], msg);
+    }
+}
+
+/// An LVM logical volume name: as a VG name, and none of the prefixes LVM reserves.
+fn lv_name_ok(lv: &str) -> bool {
+    vg_name_ok(lv) && !lv.starts_with("snapshot") && !lv.starts_with("pvmove")
 }
 
 /// With `target = "lio"`: no SCST-only settings, and a name that is a backstore name

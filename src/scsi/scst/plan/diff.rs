@@ -14,27 +14,7 @@ pub fn diff_plan(current: &ScstConf, desired: &ScstConf, prune: bool) -> Vec<Sys
     // Devices that must be deleted: gone from the config, or (re-created) moved to
     // another handler or with changed creation parameters.
     if prune {
-        let mut doomed = Vec::new();
-        for h in &current.handlers {
-            for d in &h.devices {
-                let keep = match find_device(desired, &d.name) {
-                    None => false,
-                    Some((dh, dd)) => {
-                        dh == h.name && creation_sig(dh, dd) == creation_sig(&h.name, d)
-                    }
-                };
-                if !keep {
-                    doomed.push((h.name.clone(), d.name.clone()));
-                }
-            }
-        }
-        for (h, d) in doomed {
-            ph.remove_devices.push(SysfsWrite::new(
-                format!("handlers/{h}/mgmt"),
-                format!("del_device {d}"),
-            ));
-            forget_device(&mut cur, &d);
-        }
+        remove_devices(current, desired, &mut cur, &mut ph);
     }
 
     // Globals.
@@ -159,6 +139,31 @@ pub fn diff_plan(current: &ScstConf, desired: &ScstConf, prune: bool) -> Vec<Sys
     out.extend(ph.enable_targets);
     out.extend(ph.enable_drivers);
     out
+}
+
+/// Deletes the devices of `current` that `desired` does not have, or has on another
+/// handler or with other creation parameters (they are re-created), and forgets them
+/// in `cur`.
+fn remove_devices(current: &ScstConf, desired: &ScstConf, cur: &mut ScstConf, ph: &mut Phases) {
+    let mut doomed = Vec::new();
+    for h in &current.handlers {
+        for d in &h.devices {
+            let keep = match find_device(desired, &d.name) {
+                None => false,
+                Some((dh, dd)) => dh == h.name && creation_sig(dh, dd) == creation_sig(&h.name, d),
+            };
+            if !keep {
+                doomed.push((h.name.clone(), d.name.clone()));
+            }
+        }
+    }
+    for (h, d) in doomed {
+        ph.remove_devices.push(SysfsWrite::new(
+            format!("handlers/{h}/mgmt"),
+            format!("del_device {d}"),
+        ));
+        forget_device(cur, &d);
+    }
 }
 
 fn enable_diff(

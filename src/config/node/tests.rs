@@ -1,4 +1,5 @@
 use super::*;
+use crate::config::values::{self, is_iscsi_name, parse_size};
 
 #[test]
 fn sizes() {

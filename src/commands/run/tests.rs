@@ -1,4 +1,5 @@
 use super::*;
+use crate::util::cmd::Cmd;
 
 fn nic(s: &str) -> NicSpec {
     s.parse().unwrap()
