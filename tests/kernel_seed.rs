@@ -12,7 +12,9 @@ use std::path::PathBuf;
 const SEEDED: &str = "starting from the build tree of";
 
 fn build(p: &Project, option: &str, seed: &str) -> String {
-    p.write_recipe(&format!("options = {{ CONFIG_PRINTK_TIME = \"{option}\" }}"));
+    p.write_recipe(&format!(
+        "options = {{ CONFIG_PRINTK_TIME = \"{option}\" }}"
+    ));
     let o = p
         .sanforge()
         .env("SANFORGE_KERNEL_SEED", seed)
@@ -43,7 +45,10 @@ fn obj_config(entry: &std::path::Path) -> String {
 fn a_second_config_starts_from_the_first_build_and_leaves_it_alone() {
     let p = Project::new();
     let first = build(&p, "y", "1");
-    assert!(!first.contains(SEEDED), "nothing to seed from yet:\n{first}");
+    assert!(
+        !first.contains(SEEDED),
+        "nothing to seed from yet:\n{first}"
+    );
     let [a] = entries(&p).try_into().unwrap();
     assert!(
         a.join("seed-id").is_file() && obj_config(&a).contains("CONFIG_PRINTK_TIME=y"),

@@ -695,7 +695,9 @@ fn real_kernel_fixture_module_has_the_kernels_vermagic() {
             .map(|e| e.path())
             .filter(|p| {
                 p.join(".complete").is_file()
-                    && sanforge::stages::kernel::obj_tree(p).join(".config").is_file()
+                    && sanforge::stages::kernel::obj_tree(p)
+                        .join(".config")
+                        .is_file()
             })
             .find_map(|p| modules_of(&p).map(|m| (p, m))),
     };

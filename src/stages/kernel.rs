@@ -11,8 +11,8 @@
 use crate::config::recipe::Source;
 use crate::engine::runner::{PlanEntry, Runner};
 use crate::engine::{Ctx, Keys, Stage};
-use crate::stages::kernel_seed as seed;
 use crate::kconfig;
+use crate::stages::kernel_seed as seed;
 use crate::util::cmd::{Cmd, Log};
 use crate::util::fs as ufs;
 use crate::util::hash::KeyBuilder;
