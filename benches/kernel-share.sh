@@ -5,11 +5,12 @@
 #   cold:   nothing shared (SANFORGE_KERNEL_SEED=0, SANFORGE_CCACHE=0): every object compiled
 #   seeded: a second config started from the cold build's tree (kbuild recompiles what
 #           the changed option touches; ccache off, so only seeding counts)
-#   ccache: the same second config with seeding off and ccache on (warm from the builds
-#           before): the older way of sharing, for comparison
+#   clean:  the same second config again, not seeded (ccache on: it only fills or reuses
+#           the compiler cache, whose objects are what gcc writes): the reference
+#           output, and the older way of sharing, for comparison
 # and prints wall and CPU time (user+sys of the whole `sanforge build`, which does not
 # depend on what else the machine is doing) of each, and the ratio to cold. `seeded` and
-# `ccache` build the same config: the script checks that vmlinuz and every module are
+# `clean` build the same config: the script checks that vmlinuz and every module are
 # byte-identical between them (a seeded build must equal a clean one).
 # The bench removes its own variants' cache entries when it ends.
 # Usage: benches/kernel-share.sh [RECIPE]
@@ -22,10 +23,12 @@ export SANFORGE_PROGRESS=plain SANFORGE_INIT="$bin/sanforge-init"
 cache="${SANFORGE_CACHE:-$HOME/.cache/sanforge}"
 tmp=$(mktemp -d)
 variant="recipes/bench-kshare-$$.toml"
+# The variant keeps the recipe's pinned packages (only the kernel differs).
+[ -f "${recipe%.toml}.lock" ] && cp "${recipe%.toml}.lock" "${variant%.toml}.lock"
 made=()
 cleanup() {
   for k in "${made[@]}"; do rm -rf "$cache/stages/kernel/$k"; done
-  rm -rf "$tmp" "$variant"
+  rm -rf "$tmp" "$variant" "${variant%.toml}.lock"
 }
 trap cleanup EXIT
 # Distinct from the default and from earlier runs' leftovers.
@@ -36,7 +39,7 @@ mkvariant() { # OPTION
 }
 kernel_entry() { # full path of the variant's kernel entry
   local short
-  short=$("$bin/sanforge" plan "$variant" | awk '$1 == "kernel" { print $2 }')
+  short=$("$bin/sanforge" plan "$variant" 2>/dev/null | awk '$1 == "kernel" { print $2 }')
   ls -d "$cache/stages/kernel/$short"* 2>/dev/null | head -1
 }
 run() { # NAME SEED CCACHE
@@ -63,9 +66,9 @@ grep -q "starting from the build tree of" "$tmp/seeded.log" \
   || { echo "the seeded build did not start from the cold build's tree" >&2; exit 1; }
 digest "$entry" > "$tmp/seeded.sums"
 rm -rf "$entry"
-run ccache 0 1
+run clean 0 1
 made+=("$(basename "$(kernel_entry)")")
-digest "$(kernel_entry)" > "$tmp/ccache.sums"
+digest "$(kernel_entry)" > "$tmp/clean.sums"
 
 printf '%-8s %9s %9s %12s %10s\n' BUILD "WALL s" "CPU s" "KERNEL s" "CPU/cold"
 read -r _ _ cold_cpu _ < <(head -1 "$tmp/table")
@@ -74,9 +77,9 @@ while read -r name wall cpu kwall; do
 done < "$tmp/table"
 echo
 files=$(wc -l < "$tmp/seeded.sums")
-if cmp -s "$tmp/seeded.sums" "$tmp/ccache.sums"; then
+if cmp -s "$tmp/seeded.sums" "$tmp/clean.sums"; then
   echo "seeded build = clean build: vmlinuz and $((files - 1)) modules byte-identical"
 else
-  echo "seeded build DIFFERS from the clean build:"; diff "$tmp/seeded.sums" "$tmp/ccache.sums" | head -20
+  echo "seeded build DIFFERS from the clean build:"; diff "$tmp/seeded.sums" "$tmp/clean.sums" | head -20
   exit 1
 fi
