@@ -525,7 +525,7 @@ fn in_tree_mode_swaps_the_driver_and_applies_the_version_patches() {
         .find(|p| p.is_dir())
         .unwrap();
     // The kernel compiled SCST's driver, with its in-tree Makefile, and the 6.1 patch.
-    let built = kernel.join("build/qla2xxx-as-built");
+    let built = sanforge::stages::kernel::obj_tree(&kernel).join("qla2xxx-as-built");
     assert!(std::fs::read_to_string(built.join("qla_os.c"))
         .unwrap()
         .contains("SCST qla2x00t-32gbit"));
