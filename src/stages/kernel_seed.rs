@@ -108,9 +108,12 @@ pub fn plant(seed: &Path, dir: &Path, log: &Log) -> Result<()> {
     let src = dir.join("src");
     progress::step(&format!(
         "kernel: starting from the build tree of {} (same source, another config)",
-        seed.file_name()
-            .map(|n| n.to_string_lossy().chars().take(12).collect::<String>())
-            .unwrap_or_default()
+        crate::engine::runner::short(
+            &seed
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        )
     ));
     log.line(&format!("seed: {}", seed.display()));
     Cmd::new("cp")
