@@ -1880,3 +1880,85 @@ fn lvm_validation_names_the_field() {
         "disk0=/dev/vgha/lun0@0 disk1=/dev/vgha/lun1@1"
     );
 }
+
+// ----------------------------------------------------------------------------------
+// The SCST cluster of the QEMU test (tests/fixtures/cluster/cluster-scst.toml)
+// ----------------------------------------------------------------------------------
+
+fn scst_qemu_cluster() -> Cluster {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cluster/cluster-scst.toml");
+    Cluster::parse(&p, &std::fs::read_to_string(&p).unwrap()).unwrap()
+}
+
+/// Each SCST node's node.toml names its own scst.conf (installed at its own path: one
+/// image serves both nodes) and starts iscsi-scstd through `[scst]`, before the init
+/// adds the iSCSI target; with DRBD 8.4 no DRBD 9 transport module is loaded.
+#[test]
+fn scst_nodes_apply_their_own_scst_conf_with_the_iscsi_daemon() {
+    let c = scst_qemu_cluster();
+    assert_eq!(c.drbd_version, DrbdVersion::V84);
+    let r = render_files(&c, &secrets(&c)).unwrap();
+    // Only the warning the test cluster asks for (`fencing.mode = "off"`).
+    assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
+    assert!(r.warnings[0].contains("fencing off"), "{:?}", r.warnings);
+    for n in ["alpha", "beta"] {
+        let node = NodeConfig::parse(Path::new("node.toml"), &text(&r, &format!("{n}/node.toml")))
+            .unwrap();
+        let s = node.scst.clone().expect("[scst] in an SCST node config");
+        assert_eq!(s.conf, format!("/etc/sanforge/nodes/{n}.scst.conf"));
+        assert_eq!(
+            s.iscsi_daemon,
+            Some(vec!["/usr/sbin/iscsi-scstd".to_string(), "-f".to_string()])
+        );
+        assert!(
+            !node.services.iter().any(|s| s.name == "iscsi-scstd"),
+            "iscsi-scstd as a plain service starts after the targets step"
+        );
+        assert!(
+            !node.modules.load.iter().any(|m| m == "drbd_transport_tcp"),
+            "DRBD 8.4 has no transport module: {:?}",
+            node.modules.load
+        );
+        for m in ["dlm", "drbd", "scst", "scst_vdisk", "iscsi_scst"] {
+            assert!(node.modules.load.iter().any(|x| x == m), "{m}");
+        }
+        let manifest = text(&r, &format!("{n}/MANIFEST"));
+        assert!(
+            manifest.contains(&format!("scst.conf -> /etc/sanforge/nodes/{n}.scst.conf ")),
+            "{manifest}"
+        );
+        assert!(
+            manifest.contains("dlm.conf -> /etc/dlm/dlm.conf "),
+            "{manifest}"
+        );
+        // Its own target only; the peer's appears in its target group.
+        let conf = text(&r, &format!("{n}/scst.conf"));
+        let other = if n == "alpha" { "beta" } else { "alpha" };
+        assert!(conf.contains(&format!("TARGET iqn.2026-11.org.example:sanscst.{n} {{")));
+        assert!(conf.contains(&format!("TARGET_GROUP {other} {{")), "{conf}");
+    }
+    // The cluster.toml fixture (DRBD 9) keeps its transport module.
+    let c9 = cluster();
+    let r9 = render_files(&c9, &secrets(&c9)).unwrap();
+    assert!(text(&r9, "alpha/node.toml").contains("drbd_transport_tcp"));
+}
+
+/// dlm.conf: TCP (one address per node, link 0) always; `enable_fencing=0` only when
+/// the cluster has no fencing (else the DLM waits for the fence, as it must).
+#[test]
+fn dlm_conf_uses_tcp_and_waits_for_fencing_unless_fencing_is_off() {
+    let off = scst_qemu_cluster();
+    let r = render_files(&off, &secrets(&off)).unwrap();
+    let d = text(&r, "alpha/dlm.conf");
+    let settings: Vec<&str> = d.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(settings, ["protocol=tcp", "enable_fencing=0"], "{d}");
+    let fenced = cluster();
+    let r = render_files(&fenced, &secrets(&fenced)).unwrap();
+    let d = text(&r, "alpha/dlm.conf");
+    let settings: Vec<&str> = d.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(settings, ["protocol=tcp"], "{d}");
+    // No cluster_mode, no DLM: no dlm.conf.
+    let lio = lio_cluster();
+    let r = render_files(&lio, &secrets(&lio)).unwrap();
+    assert!(r.get("alpha/dlm.conf").is_none());
+}

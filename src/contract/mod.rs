@@ -42,6 +42,14 @@ pub const NODE_CONFIG: &str = "/etc/sanforge/node.toml";
 pub const NODE_CONFIG_DIR: &str = "/etc/sanforge/nodes";
 /// Where a relative `[scst] conf` of the node config is resolved.
 pub const CONF_DIR: &str = "/etc/sanforge";
+/// A cluster node's own `scst.conf` (`sanforge cluster render`): per node, since each
+/// holds only that node's target ports, beside its `nodes/NAME.toml` (one image serves
+/// every node of the cluster).
+pub fn node_scst_conf(node: &str) -> String {
+    format!("{NODE_CONFIG_DIR}/{node}.scst.conf")
+}
+/// The DLM daemon's settings (`dlm_controld`, Debian's dlm-controld).
+pub const DLM_CONF: &str = "/etc/dlm/dlm.conf";
 /// The Pacemaker CIB rendered by `sanforge cluster render`, seeded at first start.
 pub const CIB_SEED: &str = "/etc/sanforge/cib.xml";
 /// Where secret files live in the image (delivered by the secrets initrd).

@@ -32,6 +32,11 @@ pub const NAMES: [&str; 2] = ["alpha", "beta"];
 pub const LIO_FIXTURE: &str = "cluster-lio.toml";
 /// The same cluster with LVM on DRBD (`[[lvm]] vg = "vgha"`, the LUN on `lv = "lun0"`).
 pub const LVM_FIXTURE: &str = "cluster-lio-lvm.toml";
+/// The SCST cluster (seeds 000/002): ALUA groups, cluster_mode with the DLM.
+pub const SCST_FIXTURE: &str = "cluster-scst.toml";
+/// The image recipes the lab builds: LIO (ha-node) and SCST (scst-ha-node).
+pub const LIO_RECIPE: &str = "recipes/ha-node.toml";
+pub const SCST_RECIPE: &str = "recipes/scst-ha-node.toml";
 /// The sbd disk as the guests see it: the second virtio disk (the first backs DRBD).
 pub const SBD_DISK: &str = "/dev/vdb";
 
@@ -203,6 +208,9 @@ pub struct Lab {
     pub out: PathBuf,
     pub fencing: Fencing,
     pub build_time: Duration,
+    /// Each node's iSCSI target (the first of its `iscsi-targets` in the cluster
+    /// file), in [`NAMES`] order: what the portals log in to.
+    pub targets: [String; 2],
 }
 
 impl Lab {
@@ -214,9 +222,14 @@ impl Lab {
 
     /// [`Lab::build`] for the cluster file `fixture` of tests/fixtures/cluster/.
     pub fn build_from(fixture: &str, fencing: Fencing) -> Lab {
+        Lab::build_image(fixture, LIO_RECIPE, fencing)
+    }
+
+    /// [`Lab::build_from`] with the image of `recipe` (relative to the repository).
+    pub fn build_image(fixture: &str, recipe: &str, fencing: Fencing) -> Lab {
         let tmp = tempfile::tempdir().unwrap();
         let t = tmp.path().to_path_buf();
-        prepare_project(&t, fixture, fencing);
+        prepare_project_for(&t, fixture, recipe, fencing);
         let out = t.join("out");
         let b0 = Instant::now();
         run_ok(
@@ -232,6 +245,7 @@ impl Lab {
             out,
             fencing,
             build_time,
+            targets: NAMES.map(|n| node_target(fixture, n)),
         }
     }
 
@@ -259,10 +273,8 @@ impl Lab {
         let beta = start_vm(self, &dir, "beta", links, false, &disks[1], sbd.as_deref());
         let portals = [&alpha, &beta]
             .iter()
-            .zip(NAMES)
-            .map(|(n, name)| {
-                Portal::new(n.iscsi, &format!("iqn.2026-11.org.example:sanlio.{name}"))
-            })
+            .zip(&self.targets)
+            .map(|(n, target)| Portal::new(n.iscsi, target))
             .collect();
         let mut pair = Pair {
             nodes: [Some(alpha), Some(beta)],
@@ -536,10 +548,30 @@ pub fn cluster_file(fixture: &str, fencing: Fencing) -> String {
     }
 }
 
-/// Copies the repo pieces a build reads into `t` and writes the test recipe: the
-/// ha-node recipe with the rendered cluster as node configs plus an overlay of the
-/// rendered public files.
+/// The first iSCSI target of node `name` in the cluster file `fixture`.
+pub fn node_target(fixture: &str, name: &str) -> String {
+    let text = cluster_file(fixture, Fencing::Off);
+    let v: toml::Value = toml::from_str(&text).unwrap();
+    v["node"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"].as_str() == Some(name))
+        .and_then(|n| n["iscsi-targets"].as_array()?.first()?.as_str())
+        .unwrap_or_else(|| panic!("{fixture}: node {name} has no iscsi-targets"))
+        .to_string()
+}
+
+/// [`prepare_project_for`] the LIO image (recipes/ha-node.toml).
 pub fn prepare_project(t: &Path, fixture: &str, fencing: Fencing) {
+    prepare_project_for(t, fixture, LIO_RECIPE, fencing)
+}
+
+/// Copies the repo pieces a build reads into `t` and writes the test recipe: `recipe`
+/// with the rendered cluster as node configs plus an overlay of the rendered public
+/// files (every node's: a node's own files, such as its scst.conf, have paths of
+/// their own).
+pub fn prepare_project_for(t: &Path, fixture: &str, recipe_path: &str, fencing: Fencing) {
     let r = repo();
     for d in ["kernel-configs", "overlays"] {
         std::os::unix::fs::symlink(r.join(d), t.join(d)).unwrap();
@@ -563,9 +595,16 @@ pub fn prepare_project(t: &Path, fixture: &str, fencing: Fencing) {
         "--out",
         "rendered",
     ]));
-    // The public rendered files (identical on every node) as an overlay.
-    let manifest = std::fs::read_to_string(t.join("rendered/alpha/MANIFEST")).unwrap();
-    for line in manifest.lines().filter(|l| !l.starts_with('#')) {
+    // The public rendered files (identical on every node, or at a node's own path)
+    // as an overlay.
+    for (n, line) in NAMES.iter().flat_map(|n| {
+        let manifest = std::fs::read_to_string(t.join(format!("rendered/{n}/MANIFEST"))).unwrap();
+        manifest
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| (*n, l.to_string()))
+            .collect::<Vec<_>>()
+    }) {
         let Some((rel, rest)) = line.split_once(" -> ") else {
             continue;
         };
@@ -577,7 +616,7 @@ pub fn prepare_project(t: &Path, fixture: &str, fencing: Fencing) {
             .join("cluster-overlay")
             .join(install.trim_start_matches('/'));
         std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
-        std::fs::copy(t.join("rendered/alpha").join(rel), dst).unwrap();
+        std::fs::copy(t.join("rendered").join(n).join(rel), dst).unwrap();
     }
     // Test-only: eth0 (QEMU user networking, where the host's forwards arrive) and a
     // control shell on every node; with sbd, the disk's slots are created once (on
@@ -606,7 +645,7 @@ pub fn prepare_project(t: &Path, fixture: &str, fencing: Fencing) {
         );
         std::fs::write(&p, text).unwrap();
     }
-    let recipe = std::fs::read_to_string(r.join("recipes/ha-node.toml")).unwrap();
+    let recipe = std::fs::read_to_string(r.join(recipe_path)).unwrap();
     let i = recipe.find("\n[node]").unwrap();
     let j = recipe[i + 1..].find("\n[").map(|j| i + 1 + j).unwrap();
     let recipe = format!(
@@ -626,7 +665,8 @@ pub fn prepare_project(t: &Path, fixture: &str, fencing: Fencing) {
     // kernel-configs/ and overlays/ link into the repository: the recipe opts in.
     let recipe = format!("allow-outside-project = [\"{}\"]\n{recipe}", r.display());
     std::fs::write(t.join("recipes/ha.toml"), recipe).unwrap();
-    std::fs::copy(r.join("recipes/ha-node.lock"), t.join("recipes/ha.lock")).unwrap();
+    let lock = Path::new(recipe_path).with_extension("lock");
+    std::fs::copy(r.join(lock), t.join("recipes/ha.lock")).unwrap();
 }
 
 /// Two blank backing disks with DRBD 8.4 internal metadata (`drbdmeta create-md`, as

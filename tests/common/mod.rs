@@ -11,6 +11,7 @@ pub mod project;
 pub mod qemu;
 pub mod registry;
 pub mod safety;
+pub mod scsi_spc;
 pub mod scstimage;
 pub mod server;
 pub mod vm;

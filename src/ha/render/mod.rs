@@ -30,7 +30,7 @@ pub use node::{node_toml, requirements, FENCE_AGENTS_DIR, SBD};
 pub use scst::{merge_auth, rel_tgt_ids, scst_auth, scst_conf, scst_model};
 
 use super::cluster::{Cluster, Fencing, Node, Secrets, TargetStack};
-use crate::contract::{AUTHKEY_PATH, SECRETS_DIR};
+use crate::contract::{AUTHKEY_PATH, DLM_CONF, SECRETS_DIR};
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -178,14 +178,25 @@ fn public_files(c: &Cluster, s: &Secrets, node: &Node) -> Result<Vec<RenderedFil
             n,
             "scst.conf",
             scst_conf(c, node)?,
-            "/etc/scst.conf",
+            &crate::contract::node_scst_conf(n),
             0o644,
         ));
+    }
+    if c.exports.iter().any(|e| e.cluster_mode) {
+        v.push(file(n, "dlm.conf", dlm_conf(c)?, DLM_CONF, 0o644));
     }
     if matches!(c.fencing, Fencing::Sbd { .. }) {
         v.push(file(n, "sbd", node::sbd_env(c)?, "/etc/default/sbd", 0o644));
     }
     Ok(v)
+}
+
+/// dlm_controld's `dlm.conf` for SCST `cluster_mode` (the template says why TCP).
+fn dlm_conf(c: &Cluster) -> Result<String> {
+    templates::render(
+        "dlm.conf",
+        &serde_json::json!({ "cluster": c.name, "fencing": c.fencing != Fencing::Off }),
+    )
 }
 
 /// The secrets, referenced by path from the public files: the `.gitignore`, the

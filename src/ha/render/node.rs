@@ -7,10 +7,10 @@
 use super::templates;
 use crate::config::node::{
     Acl, Chap, Ha, Interface, IscsiTarget, Lio, Modules, Network, NodeConfig, Requirement, Restart,
-    Service, Watchdog, WatchdogMode,
+    ScstNode, Service, Watchdog, WatchdogMode,
 };
 use crate::config::storage::{Activate, Storage, VolumeGroup};
-use crate::ha::cluster::{Cluster, Fencing, Node, TargetStack};
+use crate::ha::cluster::{Cluster, DrbdVersion, Fencing, Node, TargetStack};
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -50,16 +50,18 @@ pub fn node_toml(c: &Cluster, node: &Node) -> Result<String> {
     Ok(text)
 }
 
-/// The SCST node config: DRBD (9, with its TCP transport), SCST and vdisk, the DLM
-/// when a device uses `cluster_mode`, the iSCSI and QLogic target drivers the node's
-/// ports need, and the iSCSI daemon as a service.
+/// The SCST node config: DRBD (9 with its TCP transport, or the kernel's 8.4), SCST
+/// and vdisk, the DLM when a device uses `cluster_mode`, the iSCSI and QLogic target
+/// drivers the node's ports need, and `[scst]`: the node's own scst.conf (applied by
+/// the init at boot, devices inactive and ports disabled, for the agent to switch) and
+/// the iSCSI daemon, which the init starts before it adds the iSCSI targets.
 fn scst_node_config(c: &Cluster, node: &Node) -> NodeConfig {
-    let mut load: Vec<String> = vec![
-        "drbd".into(),
-        "drbd_transport_tcp".into(),
-        "scst".into(),
-        "scst_vdisk".into(),
-    ];
+    let mut load: Vec<String> = vec!["drbd".into()];
+    if c.drbd_version != DrbdVersion::V84 {
+        // DRBD 9's transports are modules of their own; 8.4 has TCP built in.
+        load.push("drbd_transport_tcp".into());
+    }
+    load.extend(["scst".into(), "scst_vdisk".into()]);
     let mut params = BTreeMap::new();
     if c.exports.iter().any(|e| e.cluster_mode) {
         load.insert(0, "dlm".into());
@@ -75,18 +77,16 @@ fn scst_node_config(c: &Cluster, node: &Node) -> NodeConfig {
             "qlini_mode=disabled".to_string(),
         );
     }
-    let mut services = sbd_services(c);
     // Corosync and Pacemaker are not plain services: the init starts them in the
     // cluster order of its `[ha]` section (src/init/ha.rs), after sbd (a service).
     let ha = ha_section(c, c.exports.iter().any(|e| e.cluster_mode));
-    if !node.iscsi_targets.is_empty() {
-        services.push(Service {
-            name: "iscsi-scstd".into(),
-            argv: vec!["/usr/sbin/iscsi-scstd".into(), "-f".into()],
-            restart: Default::default(),
-            env: BTreeMap::new(),
-        });
-    }
+    // iscsi-scstd must run before `add_target` on the iSCSI driver: the init's SCST
+    // step starts it (a plain service would start after the targets step).
+    let scst = ScstNode {
+        conf: crate::contract::node_scst_conf(&node.name),
+        iscsi_daemon: (!node.iscsi_targets.is_empty())
+            .then(|| vec![ISCSI_SCSTD.into(), "-f".into()]),
+    };
     NodeConfig {
         hostname: node.name.clone(),
         sysctl: BTreeMap::new(),
@@ -100,8 +100,8 @@ fn scst_node_config(c: &Cluster, node: &Node) -> NodeConfig {
         storage: ha_storage(c, node),
         lio: None,
         ha: Some(ha),
-        services,
-        scst: None,
+        services: sbd_services(c),
+        scst: Some(scst),
         ssh: None,
         metrics: None,
         logs: None,
@@ -238,6 +238,8 @@ fn ha_section(c: &Cluster, cluster_mode: bool) -> Ha {
     }
 }
 
+/// SCST's iSCSI daemon (built by the modules stage with iscsi-scst).
+pub const ISCSI_SCSTD: &str = "/usr/sbin/iscsi-scstd";
 /// The sbd daemon the node runs for `fencing.mode = "sbd"`.
 pub const SBD: &str = "/usr/sbin/sbd";
 /// Where Debian's fence-agents puts its agents (pacemaker-fenced runs them from there).

@@ -24,6 +24,7 @@ const TEMPLATES: &[(&str, &str)] = &[
         "drbd-secret.conf",
         include_str!("../templates/drbd-secret.conf.tera"),
     ),
+    ("dlm.conf", include_str!("../templates/dlm.conf.tera")),
     ("drbd.conf", include_str!("../templates/drbd.conf.tera")),
     ("drbd84.res", include_str!("../templates/drbd84.res.tera")),
     ("drbd9.res", include_str!("../templates/drbd9.res.tera")),
