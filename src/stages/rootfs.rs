@@ -344,6 +344,43 @@ fn add_skeleton(ar: &mut Archive) {
     });
 }
 
+/// The image's `modules.dep`: the SCST modules stage's when there is one (it covers
+/// the kernel's modules too), else the kernel's.
+fn modules_dep(built: &super::Built, kdir: &Path, release: &str) -> std::path::PathBuf {
+    match &built.modules {
+        Some(m)
+            if m.root()
+                .join("lib/modules")
+                .join(release)
+                .join("modules.dep")
+                .is_file() =>
+        {
+            m.root()
+                .join("lib/modules")
+                .join(release)
+                .join("modules.dep")
+        }
+        _ => kdir.join("modules.dep"),
+    }
+}
+
+/// Whether `scst.ko` of a `modules.dep` text uses the `dlm` module (SCST compiles
+/// its DLM support, scst_dlm.c, only against a kernel with `CONFIG_DLM`); None when
+/// the text has no scst module or the DLM is built in (no module to depend on).
+pub fn scst_uses_dlm(dep_text: &str) -> Option<bool> {
+    let name = |path: &str| {
+        let base = path.rsplit('/').next().unwrap_or(path);
+        base.find(".ko")
+            .and_then(|i| base.get(..i))
+            .unwrap_or(base)
+            .to_string()
+    };
+    dep_text.lines().find_map(|l| {
+        let (m, deps) = l.split_once(':')?;
+        (name(m.trim()) == "scst").then(|| deps.split_whitespace().any(|d| name(d) == "dlm"))
+    })
+}
+
 /// The module names of the image's index: `modules.dep` (the SCST modules stage's when
 /// there is one, it covers the kernel's modules too) and `modules.builtin` (the
 /// kernel's), with `-` and `_` alike, as the init and modprobe treat them.
@@ -351,21 +388,7 @@ fn image_modules(built: &super::Built) -> Result<(String, BTreeSet<String>, BTre
     let kernel = built.kernel()?;
     let release = kernel.release()?;
     let kdir = kernel.lib_modules().join(&release);
-    let dep = match &built.modules {
-        Some(m)
-            if m.root()
-                .join("lib/modules")
-                .join(&release)
-                .join("modules.dep")
-                .is_file() =>
-        {
-            m.root()
-                .join("lib/modules")
-                .join(&release)
-                .join("modules.dep")
-        }
-        _ => kdir.join("modules.dep"),
-    };
+    let dep = modules_dep(built, &kdir, &release);
     let name = |path: &str| {
         let base = path.rsplit('/').next().unwrap_or(path);
         let stem = base.find(".ko").and_then(|i| base.get(..i)).unwrap_or(base);
@@ -420,8 +443,31 @@ pub fn check_node_modules(ctx: &Ctx, built: &super::Built) -> Result<()> {
         .chain(&builtin)
         .map(String::as_str)
         .collect();
+    let dep_text = {
+        let kernel = built.kernel()?;
+        let dep = modules_dep(built, &kernel.lib_modules().join(&release), &release);
+        if dep.is_file() {
+            ufs::read_to_string(&dep)?
+        } else {
+            String::new()
+        }
+    };
     for (file, text) in nodes {
         let node = crate::config::node::NodeConfig::parse(file, text)?;
+        if node
+            .ha
+            .as_ref()
+            .is_some_and(|h| h.enabled && h.cluster_mode)
+            && !builtin.contains("dlm")
+            && scst_uses_dlm(&dep_text) == Some(false)
+        {
+            let mut errs = crate::config::spans::Errors::new(file, text);
+            errs.at(
+                crate::config::spans::at!["ha", "cluster-mode"],
+                format!("[ha] cluster-mode needs SCST's DLM support, but scst.ko of this image (kernel {release}) does not use the dlm module: SCST compiles scst_dlm.c only against a kernel with CONFIG_DLM=m or =y; enable it in the recipe's kernel config"),
+            );
+            errs.finish(())?;
+        }
         let m = &node.modules;
         let named = m
             .load

@@ -65,6 +65,16 @@ fn a_missing_cluster_module_names_its_kernel_option() {
 }
 
 #[test]
+fn scst_built_without_the_dlm_is_told_apart() {
+    let with =
+        "kernel/fs/dlm/dlm.ko:\nextra/scst.ko: kernel/fs/dlm/dlm.ko kernel/net/sctp/sctp.ko\n";
+    let without = "kernel/fs/dlm/dlm.ko:\nextra/scst.ko:\nextra/scst_vdisk.ko: extra/scst.ko\n";
+    assert_eq!(scst_uses_dlm(with), Some(true));
+    assert_eq!(scst_uses_dlm(without), Some(false));
+    assert_eq!(scst_uses_dlm("kernel/fs/dlm/dlm.ko.xz:\n"), None, "no SCST");
+}
+
+#[test]
 fn a_required_module_file_need_not_be_executable() {
     let py = "usr/lib/python3/dist-packages/requests/__init__.py";
     let mut a = Archive::new();
