@@ -988,6 +988,8 @@ fn node_configs_require_what_the_fencing_and_dlm_run() {
             p("/usr/sbin/fence_ipmilan", "fence-agents"),
             p("/usr/bin/ipmitool", "ipmitool"),
             p("/usr/sbin/dlm_controld", "dlm-controld"),
+            p("/usr/lib/ocf/resource.d/pacemaker/controld", "pacemaker"),
+            p("/usr/sbin/dlm_tool", "dlm-controld"),
             p("/usr/lib/ocf/resource.d/linbit/drbd", "drbd-utils"),
         ]
     );

@@ -301,11 +301,15 @@ pub fn requirements(c: &Cluster, cluster_mode: bool) -> Vec<Requirement> {
         Fencing::Off => {}
     }
     if cluster_mode {
+        let why = "export cluster-mode = true (the DLM of SCST's cluster_mode, run by ocf:pacemaker:controld)";
+        v.push(req("/usr/sbin/dlm_controld".into(), "dlm-controld", why));
+        // The agent itself, and what it runs: dlm_tool (monitor), killall (stop).
         v.push(req(
-            "/usr/sbin/dlm_controld".into(),
-            "dlm-controld",
-            "export cluster-mode = true (the DLM of SCST's cluster_mode, run by ocf:pacemaker:controld)",
+            "/usr/lib/ocf/resource.d/pacemaker/controld".into(),
+            "pacemaker",
+            why,
         ));
+        v.push(req("/usr/sbin/dlm_tool".into(), "dlm-controld", why));
     }
     if !c.drbd.is_empty() {
         v.push(req(
