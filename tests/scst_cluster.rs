@@ -121,6 +121,22 @@ fn persistent_reservation_data_decodes() {
 const KEY_A: u64 = 0x5346_0000_0000_000a;
 const KEY_B: u64 = 0x5346_0000_0000_000b;
 
+/// The cluster's state (crm_mon, DRBD, Pacemaker's log) and SCST's: ALUA states, the
+/// devices' `active`, the ports, the DLM, SCST's kernel messages.
+fn states(pair: &Pair) -> String {
+    let cmd = "S=/sys/kernel/scst_tgt; for f in $S/device_groups/*/target_groups/*/state \
+               $S/devices/*/active $S/devices/*/cluster_mode $S/targets/iscsi/*/enabled; do \
+               echo \"$f: $(head -n1 $f)\"; done; dlm_tool ls; dlm_tool status; \
+               cat /etc/dlm/dlm.conf | grep -v '^#'; dmesg | grep -i 'scst\\|dlm' | tail -n 25";
+    let scst: Vec<String> = pair
+        .nodes
+        .iter()
+        .flatten()
+        .map(|n| format!("--- {} SCST ---\n{}", n.name, n.sh(cmd).unwrap_or_default()))
+        .collect();
+    format!("{}\n{}", pair.states(), scst.join("\n"))
+}
+
 /// A session to portal `i`, unit attentions cleared (a standby port answers TEST UNIT
 /// READY with NOT READY, which is fine here).
 fn session(pair: &Pair, i: usize) -> Session {
@@ -162,7 +178,7 @@ fn check_alua(pair: &Pair, primary: usize, promoted: AluaState, unpromoted: Alua
             "RTPG through {} with {} Promoted: {g:?}\n{}",
             NAMES[i],
             NAMES[primary],
-            pair.states()
+            states(pair)
         );
     }
     format!(
@@ -183,7 +199,7 @@ fn primary(pair: &Pair) -> usize {
                 .sh("cat /proc/drbd")
                 .is_ok_and(|s| s.contains("ro:Primary/"))
         })
-        .unwrap_or_else(|| panic!("no DRBD Primary\n{}", pair.states()))
+        .unwrap_or_else(|| panic!("no DRBD Primary\n{}", states(pair)))
 }
 
 /// Moves the Promoted role to node `to` and waits until its portal serves the LUN;
@@ -203,7 +219,7 @@ fn move_to(pair: &Pair, to: usize) -> Duration {
         served.is_some(),
         "{} does not serve after the move\n{out}\n{}",
         NAMES[to],
-        pair.states()
+        states(pair)
     );
     let _ = pair.node(0).sh("crm_resource --clear -r drbd-r0-clone");
     let _ = pair.node(0).sh("crm_resource --wait --timeout=60s");
@@ -238,16 +254,26 @@ fn scst_cluster_alua_and_persistent_reservations_seen_from_the_initiator() {
     let (promoted, unpromoted) = (state("promoted-state"), state("unpromoted-state"));
     let pair = lab.boot("scst");
 
-    // SCST was built with its DLM support: scst.ko uses the dlm module, and
-    // dlm_controld joined the lockspace membership through Corosync.
-    for i in 0..2 {
-        let mods = pair.node(i).sh("cat /proc/modules").unwrap_or_default();
+    // SCST was built with its DLM support: scst.ko uses the dlm module; and
+    // dlm_controld (ocf:pacemaker:controld) configured both nodes in the DLM's
+    // configfs (what scst_dlm reads to make its lockspace).
+    for (i, name) in NAMES.iter().enumerate() {
+        let n = pair.node(i);
+        let mods = n.sh("cat /proc/modules").unwrap_or_default();
         let dlm = mods.lines().find(|l| l.starts_with("dlm "));
         assert!(
             dlm.is_some_and(|l| l.contains("scst")),
-            "{}: scst.ko does not use the dlm module (SCST built without CONFIG_DLM?): {dlm:?}\n{}",
-            NAMES[i],
-            pair.states()
+            "{name}: scst.ko does not use the dlm module (SCST built without CONFIG_DLM?): {dlm:?}\n{}",
+            states(&pair)
+        );
+        let comms = n
+            .sh("ls /sys/kernel/config/dlm/cluster/comms")
+            .unwrap_or_default();
+        assert_eq!(
+            comms.split_whitespace().count(),
+            2,
+            "{name}: the DLM does not know both nodes: {comms}\n{}",
+            states(&pair)
         );
     }
 
@@ -305,7 +331,7 @@ fn scst_cluster_alua_and_persistent_reservations_seen_from_the_initiator() {
         pr_ok,
         "through {} after the switchover: keys {keys_b:x?}, reservation {res_b:x?}, unregistered write {write:?}\n{}",
         NAMES[other],
-        pair.states()
+        states(&pair)
     );
     // Cleared from the other node: register its nexus, CLEAR.
     b.pr_out(pr_out::REGISTER_AND_IGNORE, 0, 0, KEY_B).unwrap();
@@ -319,7 +345,7 @@ fn scst_cluster_alua_and_persistent_reservations_seen_from_the_initiator() {
         run.advances(20, Duration::from_secs(60)),
         "writes do not progress on {}\n{}",
         NAMES[other],
-        pair.states()
+        states(&pair)
     );
     let gaps = run.gaps();
     let t_move = Instant::now();
@@ -329,7 +355,7 @@ fn scst_cluster_alua_and_persistent_reservations_seen_from_the_initiator() {
     ));
     let moved = takeover(&run, gaps, first, Duration::from_secs(120));
     let switch2 = t_move.elapsed();
-    assert!(moved.is_ok(), "{moved:?}\n{}", pair.states());
+    assert!(moved.is_ok(), "{moved:?}\n{}", states(&pair));
     let _ = pair.node(0).sh("crm_resource --clear -r drbd-r0-clone");
     assert!(run.advances(10, Duration::from_secs(60)));
     let (report, checked) = run.finish(&pair.portals, first);
