@@ -76,7 +76,6 @@ fn fixture_renders_every_file_for_both_nodes() {
             "cib.xml",
             "drbd/drbd.conf",
             "drbd/r0.res",
-            "scst.conf",
             "MANIFEST",
             "secrets/authkey",
             "secrets/drbd-secret.conf",
@@ -85,6 +84,11 @@ fn fixture_renders_every_file_for_both_nodes() {
         ] {
             assert!(r.get(&format!("{n}/{f}")).is_some(), "{n}/{f} missing");
         }
+        // Each node's own scst.conf, under the name its node.toml gives.
+        assert!(
+            r.get(&format!("{n}/{n}.scst.conf")).is_some(),
+            "{n}.scst.conf missing"
+        );
     }
     assert!(r.warnings.is_empty(), "{:?}", r.warnings);
     // corosync.conf is the same on both nodes; the CIB too.
@@ -229,7 +233,7 @@ fn scst_conf_is_valid_with_unique_rel_tgt_ids_and_standby_groups() {
     let r = render_files(&c, &s).unwrap();
     let mut ids_by_node = Vec::new();
     for n in ["alpha", "beta"] {
-        let conf = scst::parse(&text(&r, &format!("{n}/scst.conf"))).unwrap();
+        let conf = scst::parse(&text(&r, &format!("{n}/{n}.scst.conf"))).unwrap();
         let errors: Vec<_> = scst::validate(&conf)
             .into_iter()
             .filter(|d| d.severity == scst::Severity::Error)
@@ -1050,7 +1054,11 @@ fn lio_fixture_renders_targets_and_acls_but_no_scst_and_no_luns() {
         ] {
             assert!(r.get(&format!("{n}/{f}")).is_some(), "{n}/{f} missing");
         }
-        for f in ["scst.conf", "secrets/scst-auth.conf", "secrets/node.toml"] {
+        for f in [
+            &format!("{n}.scst.conf"),
+            "secrets/scst-auth.conf",
+            "secrets/node.toml",
+        ] {
             assert!(r.get(&format!("{n}/{f}")).is_none(), "{n}/{f} rendered");
         }
         assert!(!text(&r, &format!("{n}/MANIFEST")).contains("scst"));
@@ -1700,7 +1708,7 @@ fn lvm_on_drbd_with_scst_names_the_lv_in_scst_conf() {
     );
     let c = Cluster::parse(Path::new("cluster.toml"), &t).unwrap();
     let r = render_files(&c, &secrets(&c)).unwrap();
-    let conf = text(&r, "alpha/scst.conf");
+    let conf = text(&r, "alpha/alpha.scst.conf");
     assert!(conf.contains("filename /dev/vg-san/disk0"), "{conf}");
     assert!(!conf.contains("/dev/drbd0"), "{conf}");
     assert!(text(&r, "alpha/cib.xml").contains("type=\"LVM-activate\""));
@@ -1907,7 +1915,8 @@ fn scst_nodes_apply_their_own_scst_conf_with_the_iscsi_daemon() {
         let node = NodeConfig::parse(Path::new("node.toml"), &text(&r, &format!("{n}/node.toml")))
             .unwrap();
         let s = node.scst.clone().expect("[scst] in an SCST node config");
-        assert_eq!(s.conf, format!("/etc/sanforge/nodes/{n}.scst.conf"));
+        // Relative: beside node.toml at build time, under /etc/sanforge in the image.
+        assert_eq!(s.conf, format!("{n}.scst.conf"));
         assert_eq!(
             s.iscsi_daemon,
             Some(vec!["/usr/sbin/iscsi-scstd".to_string(), "-f".to_string()])
@@ -1926,7 +1935,7 @@ fn scst_nodes_apply_their_own_scst_conf_with_the_iscsi_daemon() {
         }
         let manifest = text(&r, &format!("{n}/MANIFEST"));
         assert!(
-            manifest.contains(&format!("scst.conf -> /etc/sanforge/nodes/{n}.scst.conf ")),
+            manifest.contains(&format!("{n}.scst.conf -> /etc/sanforge/{n}.scst.conf ")),
             "{manifest}"
         );
         assert!(
@@ -1934,7 +1943,7 @@ fn scst_nodes_apply_their_own_scst_conf_with_the_iscsi_daemon() {
             "{manifest}"
         );
         // Its own target only; the peer's appears in its target group.
-        let conf = text(&r, &format!("{n}/scst.conf"));
+        let conf = text(&r, &format!("{n}/{n}.scst.conf"));
         let other = if n == "alpha" { "beta" } else { "alpha" };
         assert!(conf.contains(&format!("TARGET iqn.2026-11.org.example:sanscst.{n} {{")));
         assert!(conf.contains(&format!("TARGET_GROUP {other} {{")), "{conf}");

@@ -42,11 +42,12 @@ pub const NODE_CONFIG: &str = "/etc/sanforge/node.toml";
 pub const NODE_CONFIG_DIR: &str = "/etc/sanforge/nodes";
 /// Where a relative `[scst] conf` of the node config is resolved.
 pub const CONF_DIR: &str = "/etc/sanforge";
-/// A cluster node's own `scst.conf` (`sanforge cluster render`): per node, since each
-/// holds only that node's target ports, beside its `nodes/NAME.toml` (one image serves
-/// every node of the cluster).
+/// A cluster node's own `scst.conf` (`sanforge cluster render`), as its node config
+/// names it (`[scst] conf`): `NODE.scst.conf`, beside the node config at build time and
+/// under [`CONF_DIR`] in the image. Per node, since each holds only that node's target
+/// ports, and one image serves every node of the cluster.
 pub fn node_scst_conf(node: &str) -> String {
-    format!("{NODE_CONFIG_DIR}/{node}.scst.conf")
+    format!("{node}.scst.conf")
 }
 /// The DLM daemon's settings (`dlm_controld`, Debian's dlm-controld).
 pub const DLM_CONF: &str = "/etc/dlm/dlm.conf";

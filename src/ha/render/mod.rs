@@ -174,11 +174,14 @@ fn public_files(c: &Cluster, s: &Secrets, node: &Node) -> Result<Vec<RenderedFil
         ));
     }
     if c.target == TargetStack::Scst {
+        // Beside node.toml under the name its `[scst] conf` gives (the build reads
+        // it from there for the node config it boots with).
+        let name = crate::contract::node_scst_conf(n);
         v.push(file(
             n,
-            "scst.conf",
+            &name,
             scst_conf(c, node)?,
-            &crate::contract::node_scst_conf(n),
+            &crate::contract::conf_path(&name).to_string_lossy(),
             0o644,
         ));
     }
