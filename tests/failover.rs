@@ -16,6 +16,13 @@
 //!   (`cluster-lio-lvm.toml`): day 0 (PV, VG, LV made on the Primary), then a planned
 //!   switchover under writes; ocf:heartbeat:LVM-activate moves the VG with its system
 //!   ID; no acknowledged write may be lost.
+//! * `idle_cluster_makes_no_spurious_transitions` (ignored, about 14 minutes;
+//!   benches/soak.sh): the idle soak, 10 minutes of one WRITE a second with every
+//!   resource action, failed operation, Corosync membership and DRBD state change
+//!   counted on both nodes (0 expected).
+//!
+//! `SANFORGE_FAILOVER_LOGS=DIR` keeps the nodes' logs of the first test for
+//! benches/failover-steps.sh (`benches/failover.sh --logs DIR`).
 //!
 //! The lab (project, image, VMs, writer) is tests/common/cluster.rs; the fault matrix
 //! is tests/fault_matrix.rs.
