@@ -18,7 +18,9 @@
 //!    duplicate address detection would keep it tentative for a second or more,
 //!    during which iSCSI portals and Corosync cannot bind to it;
 //! 7. links up; 8. routes; 9. a bounded wait ([`CARRIER_WAIT`]) for carrier on the
-//!    links that carry addresses;
+//!    links that carry addresses: in the boot step `carrier` after storage
+//!    ([`wait_pending_carrier`]), so that it overlaps md and LVM; here only when a link
+//!    uses DHCP (the client needs the link up);
 //! 10. DHCP (v4, off by default, at most one link): busybox `udhcpc` as a supervised
 //!     service whose script is the init itself (`/init EVENT`), which applies the
 //!     lease over the same netlink calls ([`dhcp_event`]) and keeps it in
@@ -286,7 +288,10 @@ pub fn configure_network(init: &mut Init) -> Result<()> {
         run.check_exists_ok(res);
     }
 
-    // Carrier on the links that carry addresses.
+    // Carrier on the links that carry addresses. A DHCP client needs it before it
+    // asks, so with DHCP the wait is here; otherwise nothing before the carrier step
+    // (after storage) needs the link up, and the autonegotiation, the bond's miimon
+    // and (with LACP) the partner's answer run while the disks are assembled.
     let carrying: Vec<String> = addressed
         .iter()
         .filter(|(id, _)| {
@@ -295,12 +300,14 @@ pub fn configure_network(init: &mut Init) -> Result<()> {
         })
         .map(|(_, n)| n.clone())
         .collect();
-    wait_carrier(&mut run, &carrying);
-
-    if let Some(id) = net.dhcp_link() {
-        if let Some(name) = name_of(id).filter(|n| run.ok(n)) {
-            start_dhcp(&mut run, &name, &node.hostname);
+    match net.dhcp_link() {
+        Some(id) => {
+            wait_carrier(&mut run, &carrying);
+            if let Some(name) = name_of(id).filter(|n| run.ok(n)) {
+                start_dhcp(&mut run, &name, &node.hostname);
+            }
         }
+        None => run.init.carrier_pending = carrying,
     }
     if run.failed > 0 {
         bail!("{} network settings failed", run.failed);
@@ -544,13 +551,30 @@ fn route_spec(
 }
 
 fn wait_carrier(run: &mut Run, names: &[String]) {
+    run.failed += carrier_wait(run.init, names);
+}
+
+/// Boot step `carrier` (after storage): the wait for carrier that the network step
+/// left pending ([`Init::carrier_pending`]): up to [`CARRIER_WAIT`] from now, so a
+/// link gets at least that long, plus the time the steps in between took.
+pub fn wait_pending_carrier(init: &mut Init) -> Result<()> {
+    let names = std::mem::take(&mut init.carrier_pending);
+    match carrier_wait(init, &names) {
+        0 => Ok(()),
+        n => bail!("{n} link{} without carrier", if n == 1 { "" } else { "s" }),
+    }
+}
+
+/// Polls until every link of `names` has carrier, up to [`CARRIER_WAIT`]; warns for
+/// each one without and returns how many.
+fn carrier_wait(init: &mut Init, names: &[String]) -> usize {
     if names.is_empty() {
-        return;
+        return 0;
     }
     let mut waited = Duration::ZERO;
     let mut without: Vec<String>;
     loop {
-        let links = run.init.sys.links().unwrap_or_default();
+        let links = init.sys.links().unwrap_or_default();
         without = names
             .iter()
             .filter(|n| !links.iter().any(|l| &&l.name == n && l.carrier))
@@ -559,16 +583,16 @@ fn wait_carrier(run: &mut Run, names: &[String]) {
         if without.is_empty() || waited >= CARRIER_WAIT {
             break;
         }
-        run.init.sys.sleep(POLL);
+        init.sys.sleep(POLL);
         waited += POLL;
     }
-    for n in without {
-        run.init.warn(format!(
+    for n in &without {
+        init.warn(format!(
             "{n}: no carrier after {} s (cable, switch port or peer down?)",
             CARRIER_WAIT.as_secs()
         ));
-        run.failed += 1;
     }
+    without.len()
 }
 
 /// The supervised DHCP client of `link`: busybox udhcpc in the foreground, the init as

@@ -20,7 +20,7 @@ fn run(sys: &mut FakeSys, node: &str) -> (bool, Vec<String>, Vec<String>) {
     let node = NodeConfig::parse(Path::new("n.toml"), node).unwrap();
     let mut init = Init::new(sys, Logger::capture());
     init.node = Some(node);
-    let ok = configure_network(&mut init).is_ok();
+    let ok = configure_network(&mut init).is_ok() & wait_pending_carrier(&mut init).is_ok();
     let log = init.log.lines().to_vec();
     drop(init);
     (ok, log, sys.ops.iter().map(ToString::to_string).collect())
