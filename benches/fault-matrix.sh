@@ -8,5 +8,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -gt 0 ] && export SANFORGE_FAULTS="$1"
-cargo test --release --test failover -- --exact fault_matrix --include-ignored --nocapture 2>&1 \
+cargo test --release --test fault_matrix -- --exact fault_matrix --include-ignored --nocapture 2>&1 \
   | grep -E '^\||image built|LUN served|: [0-9]+ s$|expected outcome not met|panicked|test result'

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod aptrepo;
+pub mod cluster;
 pub mod conformance;
 pub mod httpd;
 pub mod initroot;

@@ -1,0 +1,717 @@
+//! The two-node cluster lab of tests/failover.rs and tests/fault_matrix.rs (issues 5
+//! and 14): a temporary project with a rendered cluster file and the image built from
+//! it, two QEMU VMs linked by two socket networks on 127.0.0.1 (Corosync links 0 and 1,
+//! DRBD on link 0), each one's iSCSI portal and control shell forwarded to loopback
+//! ports, and the host writer of tests/common/iscsi.rs that fails over between the two
+//! portals as a multipath initiator would.
+//!
+//! Test-only: each VM gets a control shell (`busybox nc -ll -e /bin/sh`, forwarded to a
+//! loopback port), which shipped images never have, and the secrets initrd
+//! (`NODE/secrets/initrd.cpio` from `sanforge cluster render`) is appended to the
+//! public initramfs, as a second initrd would be on a real PXE server. With sbd the
+//! operator's once-per-disk step (`sbd -d DISK create`, like DRBD's `create-md`) runs
+//! on alpha before its sbd starts (sbd refuses to create slots on a host file).
+
+use super::iscsi::{self, Portal, Progress, Report, Writer};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub const INITIATOR: &str = "iqn.2026-11.org.example:host";
+pub const BLOCK: usize = 512;
+pub const NBLOCKS: u64 = 2048;
+pub const CTL_PORT: u16 = 7000;
+pub const NAMES: [&str; 2] = ["alpha", "beta"];
+/// The cluster the CI test and the fault matrix boot.
+pub const LIO_FIXTURE: &str = "cluster-lio.toml";
+/// The same cluster with LVM on DRBD (`[[lvm]] vg = "vgha"`, the LUN on `lv = "lun0"`).
+pub const LVM_FIXTURE: &str = "cluster-lio-lvm.toml";
+/// The sbd disk as the guests see it: the second virtio disk (the first backs DRBD).
+pub const SBD_DISK: &str = "/dev/vdb";
+
+pub fn sanforge(dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sanforge"));
+    c.current_dir(dir);
+    c.env("SANFORGE_PROGRESS", "plain");
+    c
+}
+
+pub fn run_ok(c: &mut Command) -> String {
+    let o = c.output().expect("spawn");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "{c:?} failed:\n{text}");
+    text
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// How the test cluster fences: the fixture's `[fencing]` (off), or sbd on a shared
+/// disk with the i6300esb watchdog.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fencing {
+    Off,
+    Sbd,
+}
+
+/// One VM; killed when dropped.
+pub struct Node {
+    pub name: &'static str,
+    pub child: Child,
+    pub serial: PathBuf,
+    pub monitor: PathBuf,
+    pub iscsi: SocketAddr,
+    pub ctl: SocketAddr,
+    pub started: Instant,
+    /// Set when the test itself ended the VM (power loss); a VM that exits without
+    /// it reset itself: fenced.
+    pub killed: bool,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Node {
+    pub fn log(&self) -> String {
+        std::fs::read(&self.serial)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Waits until the serial log holds `needle`; the time since the VM started.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> Option<Duration> {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if self.log().contains(needle) {
+                return Some(self.started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        None
+    }
+
+    /// Runs a shell command in the guest through the test-only control shell.
+    pub fn sh(&self, cmd: &str) -> std::io::Result<String> {
+        let mut s = TcpStream::connect_timeout(&self.ctl, Duration::from_secs(5))?;
+        s.set_read_timeout(Some(Duration::from_secs(60)))?;
+        s.write_all(format!("exec 2>&1; {cmd}; exit\n").as_bytes())?;
+        let mut out = String::new();
+        s.read_to_string(&mut out)?;
+        Ok(out)
+    }
+
+    /// Cluster, DRBD and LIO state as the node sees it (for failure messages).
+    pub fn state(&self) -> String {
+        let cmd = "crm_mon -1 -r; cat /proc/drbd; ls /sys/kernel/config/target/core; \
+                   ls /sys/kernel/config/target/iscsi/*/tpgt_1/lun; \
+                   cat /sys/kernel/config/target/iscsi/*/tpgt_1/enable; \
+                   cat /sys/kernel/config/target/core/iblock_*/*/alua/*/alua_access_state; \
+                   grep -i 'alua(' /var/log/pacemaker/pacemaker.log | tail -n 15; \
+                   tail -n 30 /var/log/pacemaker/pacemaker.log | grep -i 'alua\\|error\\|warn\\|fenc\\|stonith'";
+        format!(
+            "--- {} ---\n{}",
+            self.name,
+            self.sh(cmd)
+                .unwrap_or_else(|e| format!("control shell: {e}"))
+        )
+    }
+
+    /// A QEMU monitor command; its answer.
+    pub fn monitor(&self, cmd: &str) -> String {
+        let Ok(mut m) = UnixStream::connect(&self.monitor) else {
+            return String::new();
+        };
+        let _ = m.set_read_timeout(Some(Duration::from_millis(500)));
+        let _ = m.write_all(format!("{cmd}\n").as_bytes());
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = m.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// Whether the VM is gone.
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// Whether the VM reset itself (sbd or its watchdog): fenced.
+    pub fn fenced(&mut self) -> bool {
+        !self.killed && self.exited()
+    }
+
+    /// QEMU monitor `quit`: the VM is gone at once, as on a power loss.
+    /// Keeps the monitor connection open until QEMU exits (a monitor that sees its
+    /// client go away at once may drop the command); SIGKILL, the same power loss,
+    /// if it is still there after 10 s.
+    pub fn quit(&mut self) {
+        self.killed = true;
+        if let Ok(mut m) = UnixStream::connect(&self.monitor) {
+            let _ = m.set_read_timeout(Some(Duration::from_secs(10)));
+            let _ = m.write_all(b"quit\n");
+            let mut sink = Vec::new();
+            let _ = m.read_to_end(&mut sink);
+        }
+        let end = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < end {
+            if self.exited() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The mac of a node's NIC `i` (eth0 = user networking; eth1/eth2 as in the fixture).
+pub fn mac(node: &str, i: u8) -> String {
+    let n = if node == "alpha" { "0a" } else { "0b" };
+    format!("52:54:00:00:{n}:{i:02x}")
+}
+
+/// A built image and the rendered cluster it serves, in a temporary project.
+pub struct Lab {
+    pub _tmp: tempfile::TempDir,
+    pub t: PathBuf,
+    pub out: PathBuf,
+    pub fencing: Fencing,
+    pub build_time: Duration,
+}
+
+impl Lab {
+    /// Renders the LIO fixture (with `fencing`), builds the image; panics with the
+    /// builder's output on failure.
+    pub fn build(fencing: Fencing) -> Lab {
+        Lab::build_from(LIO_FIXTURE, fencing)
+    }
+
+    /// [`Lab::build`] for the cluster file `fixture` of tests/fixtures/cluster/.
+    pub fn build_from(fixture: &str, fencing: Fencing) -> Lab {
+        let tmp = tempfile::tempdir().unwrap();
+        let t = tmp.path().to_path_buf();
+        prepare_project(&t, fixture, fencing);
+        let out = t.join("out");
+        let b0 = Instant::now();
+        run_ok(
+            sanforge(&t)
+                .args(["build", "recipes/ha.toml", "--out"])
+                .arg(&out),
+        );
+        let build_time = b0.elapsed();
+        eprintln!("image built in {:.1} s", build_time.as_secs_f64());
+        Lab {
+            _tmp: tmp,
+            t,
+            out,
+            fencing,
+            build_time,
+        }
+    }
+
+    /// Boots both nodes on fresh disks and waits until the cluster serves the LUN.
+    pub fn boot(&self, tag: &str) -> Pair {
+        let mut pair = self.boot_nodes(tag);
+        skip_initial_sync_of(&pair);
+        wait_lun_served(&mut pair);
+        pair
+    }
+
+    /// Boots both nodes on fresh disks and waits until both are cluster members.
+    pub fn boot_nodes(&self, tag: &str) -> Pair {
+        let dir = self.t.join(tag);
+        std::fs::create_dir_all(&dir).unwrap();
+        let disks = make_disks(&dir);
+        let sbd = (self.fencing == Fencing::Sbd).then(|| {
+            let p = dir.join("sbd.img");
+            std::fs::File::create(&p).unwrap().set_len(8 << 20).unwrap();
+            p
+        });
+        let links = [free_port(), free_port()];
+        let alpha = start_vm(self, &dir, "alpha", links, true, &disks[0], sbd.as_deref());
+        std::thread::sleep(Duration::from_millis(300));
+        let beta = start_vm(self, &dir, "beta", links, false, &disks[1], sbd.as_deref());
+        let portals = [&alpha, &beta]
+            .iter()
+            .zip(NAMES)
+            .map(|(n, name)| {
+                Portal::new(n.iscsi, &format!("iqn.2026-11.org.example:sanlio.{name}"))
+            })
+            .collect();
+        let mut pair = Pair {
+            nodes: [Some(alpha), Some(beta)],
+            portals,
+            boot: Vec::new(),
+            served_after: Duration::ZERO,
+        };
+        for i in 0..2 {
+            let n = pair.node(i);
+            let ready = n.wait_log("sanforge-init: ready", Duration::from_secs(300));
+            let settled = n.wait_log("ha: cluster settled", Duration::from_secs(300));
+            assert!(
+                ready.is_some() && settled.is_some(),
+                "{} did not settle\n{}",
+                n.name,
+                pair.dump()
+            );
+            pair.boot.push((n.name, settled.unwrap()));
+        }
+        pair
+    }
+}
+
+/// [`skip_initial_sync`] on alpha; panics with the cluster's state if it fails.
+pub fn skip_initial_sync_of(pair: &Pair) {
+    if let Err(e) = skip_initial_sync(pair.node(0)) {
+        panic!(
+            "{e}\n{}\n{}",
+            pair.node(0).sh("crm_mon -1 -r").unwrap_or_default(),
+            pair.dump()
+        );
+    }
+}
+
+/// Waits until one node serves the LUN (noting when), then until the cluster is idle.
+pub fn wait_lun_served(pair: &mut Pair) {
+    let Some(first) = wait_served(&pair.portals, Duration::from_secs(240)) else {
+        panic!(
+            "the LUN is not served by either node\n{}\n{}",
+            pair.node(0).sh("crm_mon -1 -r").unwrap_or_default(),
+            pair.dump()
+        );
+    };
+    pair.served_after = pair.node(0).started.elapsed();
+    eprintln!(
+        "LUN served by {} {:.1} s after boot",
+        NAMES[first],
+        pair.served_after.as_secs_f64()
+    );
+    // The first promotion may still change hands while the two promotion scores
+    // arrive (seen once: beta, then alpha): wait until the cluster has no pending
+    // action; the primary is where the writer actually writes.
+    let _ = pair.node(0).sh("crm_resource --wait --timeout=60s");
+}
+
+/// The two running nodes (`None` once one is gone for good) and their portals.
+pub struct Pair {
+    pub nodes: [Option<Node>; 2],
+    pub portals: Vec<Portal>,
+    pub boot: Vec<(&'static str, Duration)>,
+    pub served_after: Duration,
+}
+
+impl Pair {
+    pub fn node(&self, i: usize) -> &Node {
+        self.nodes[i].as_ref().expect("node still running")
+    }
+
+    pub fn node_mut(&mut self, i: usize) -> &mut Node {
+        self.nodes[i].as_mut().expect("node still running")
+    }
+
+    pub fn dump(&self) -> String {
+        self.nodes
+            .iter()
+            .flatten()
+            .map(|n| format!("--- {} serial ---\n{}", n.name, n.log()))
+            .collect()
+    }
+
+    pub fn states(&self) -> String {
+        self.nodes
+            .iter()
+            .flatten()
+            .map(Node::state)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// The host writer, running on its own thread until [`Run::finish`].
+pub struct Run {
+    pub progress: Arc<Progress>,
+    pub stop: Arc<AtomicBool>,
+    pub handle: JoinHandle<Report>,
+}
+
+impl Run {
+    pub fn start(portals: &[Portal]) -> Run {
+        let mut writer = Writer::new(portals.to_vec(), INITIATOR, 0, BLOCK, NBLOCKS);
+        let progress = writer.progress();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let handle = std::thread::spawn(move || writer.run_until(&stop2));
+        Run {
+            progress,
+            stop,
+            handle,
+        }
+    }
+
+    pub fn writes(&self) -> u64 {
+        self.progress.writes.load(Ordering::Relaxed)
+    }
+
+    pub fn gaps(&self) -> u64 {
+        self.progress.gaps.load(Ordering::Relaxed)
+    }
+
+    /// The portal the writer writes through (`usize::MAX` while it has none).
+    pub fn portal(&self) -> usize {
+        self.progress.portal.load(Ordering::Relaxed)
+    }
+
+    /// Waits until `n` more writes are acknowledged (at most `timeout`).
+    pub fn advances(&self, n: u64, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        let w0 = self.writes();
+        while self.writes() < w0 + n && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.writes() >= w0 + n
+    }
+
+    /// After a fault: waits for the failure to show as a gap, then for writes to
+    /// advance again; when they did (polled every 20 ms).
+    pub fn resumed(&self, gaps_before: u64, timeout: Duration) -> Option<Instant> {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end && self.gaps() <= gaps_before {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let w0 = self.writes();
+        while Instant::now() < end {
+            if self.writes() > w0 {
+                return Some(Instant::now());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Stops the writer; its report and the read-back through `portal`: the blocks
+    /// read, or the acknowledged writes that did not read back intact (or, first
+    /// line "no portal served the read-back", why nothing could be read).
+    pub fn finish(self, portals: &[Portal], portal: usize) -> (Report, Result<usize, Vec<String>>) {
+        self.stop.store(true, Ordering::Relaxed);
+        let report = self.handle.join().unwrap();
+        let checked = iscsi::verify(
+            &portals[portal..portal + 1],
+            INITIATOR,
+            0,
+            BLOCK,
+            &report,
+            Duration::from_secs(10),
+        );
+        (report, checked)
+    }
+}
+
+/// Starts node `name`'s VM: user networking (iSCSI and control shell forwards), the two
+/// socket links, its DRBD disk and, with sbd, the shared sbd disk and the watchdog.
+pub fn start_vm(
+    lab: &Lab,
+    dir: &Path,
+    name: &'static str,
+    links: [u16; 2],
+    listen: bool,
+    disk: &Path,
+    sbd: Option<&Path>,
+) -> Node {
+    let iscsi = free_port();
+    let ctl = free_port();
+    let serial = dir.join(format!("{name}.serial"));
+    let monitor = dir.join(format!("{name}.monitor"));
+    // The public initramfs followed by this node's secrets archive.
+    let initrd = dir.join(format!("{name}.initrd"));
+    let mut data = std::fs::read(lab.out.join("initramfs.cpio.zst")).unwrap();
+    // The kernel looks for the next archive at a 4-byte boundary (zeros are skipped).
+    data.resize(data.len().next_multiple_of(4), 0);
+    data.extend(std::fs::read(lab.t.join(format!("rendered/{name}/secrets/initrd.cpio"))).unwrap());
+    std::fs::write(&initrd, data).unwrap();
+    let mut c = Command::new("qemu-system-x86_64");
+    c.args(["-accel", "tcg", "-m", "768", "-smp", "1", "-display", "none"])
+        .args(["-no-reboot", "-nodefaults"])
+        .arg("-serial")
+        .arg(format!("file:{}", serial.display()))
+        .arg("-monitor")
+        .arg(format!("unix:{},server,nowait", monitor.display()))
+        .arg("-kernel")
+        .arg(lab.out.join("vmlinuz"))
+        .arg("-initrd")
+        .arg(&initrd)
+        .arg("-append")
+        .arg(format!("console=ttyS0 panic=-1 sanforge.node={name}"))
+        .arg("-netdev")
+        .arg(format!(
+            "user,id=u0,restrict=on,hostfwd=tcp:127.0.0.1:{iscsi}-:3260,hostfwd=tcp:127.0.0.1:{ctl}-:{CTL_PORT}"
+        ))
+        .arg("-device")
+        .arg(format!("virtio-net-pci,netdev=u0,mac={}", mac(name, 0)));
+    for (i, port) in links.iter().enumerate() {
+        let mode = if listen { "listen" } else { "connect" };
+        c.arg("-netdev")
+            .arg(format!("socket,id=l{i},{mode}=127.0.0.1:{port}"))
+            .arg("-device")
+            .arg(format!(
+                "virtio-net-pci,netdev=l{i},mac={}",
+                mac(name, i as u8 + 1)
+            ));
+    }
+    // Both disks as explicit devices, in this order: /dev/vda backs DRBD, /dev/vdb is
+    // sbd's (an `if=virtio` drive would be created after every -device, i.e. after
+    // the sbd disk, and take vdb).
+    c.arg("-drive")
+        .arg(format!("file={},format=raw,if=none,id=d0", disk.display()))
+        .args(["-device", "virtio-blk-pci,drive=d0"]);
+    if let Some(sbd) = sbd {
+        // One file, opened by both VMs: no image locking, and the device says the
+        // sharing is intended. A guest reset (sbd, the watchdog) ends the VM
+        // (`-no-reboot`): that is how the test sees a fence.
+        c.arg("-drive")
+            .arg(format!(
+                "file={},format=raw,if=none,id=sbd,file.locking=off",
+                sbd.display()
+            ))
+            .args(["-device", "virtio-blk-pci,drive=sbd,share-rw=on"])
+            .args(["-device", "i6300esb", "-action", "watchdog=reset"]);
+    }
+    c.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let child = c.spawn().expect("qemu-system-x86_64");
+    Node {
+        name,
+        child,
+        serial,
+        monitor,
+        iscsi: SocketAddr::from(([127, 0, 0, 1], iscsi)),
+        ctl: SocketAddr::from(([127, 0, 0, 1], ctl)),
+        started: Instant::now(),
+        killed: false,
+    }
+}
+
+/// The cluster file `fixture` with its `[fencing]` table for `fencing`.
+pub fn cluster_file(fixture: &str, fencing: Fencing) -> String {
+    let text =
+        std::fs::read_to_string(repo().join("tests/fixtures/cluster").join(fixture)).unwrap();
+    match fencing {
+        Fencing::Off => text,
+        Fencing::Sbd => {
+            let start = text.find("[fencing]\n").unwrap();
+            let end = text[start..].find("\n[[node]]").unwrap() + start;
+            // 10 s: sbd's own loop must not miss it under TCG on a loaded host.
+            format!(
+                "{}[fencing]\nmode = \"sbd\"\nwatchdog = \"/dev/watchdog\"\ndevices = [\"{SBD_DISK}\"]\nwatchdog-timeout = 10\n{}",
+                &text[..start],
+                &text[end..]
+            )
+        }
+    }
+}
+
+/// Copies the repo pieces a build reads into `t` and writes the test recipe: the
+/// ha-node recipe with the rendered cluster as node configs plus an overlay of the
+/// rendered public files.
+pub fn prepare_project(t: &Path, fixture: &str, fencing: Fencing) {
+    let r = repo();
+    for d in ["kernel-configs", "overlays"] {
+        std::os::unix::fs::symlink(r.join(d), t.join(d)).unwrap();
+    }
+    std::fs::create_dir_all(t.join("recipes")).unwrap();
+    std::fs::write(t.join("cluster.toml"), cluster_file(fixture, fencing)).unwrap();
+    run_ok(sanforge(t).args([
+        "cluster",
+        "secrets",
+        "--cluster",
+        "cluster.toml",
+        "--out",
+        "cluster.secrets.toml",
+    ]));
+    run_ok(sanforge(t).args([
+        "cluster",
+        "render",
+        "cluster.toml",
+        "--secrets",
+        "cluster.secrets.toml",
+        "--out",
+        "rendered",
+    ]));
+    // The public rendered files (identical on every node) as an overlay.
+    let manifest = std::fs::read_to_string(t.join("rendered/alpha/MANIFEST")).unwrap();
+    for line in manifest.lines().filter(|l| !l.starts_with('#')) {
+        let Some((rel, rest)) = line.split_once(" -> ") else {
+            continue;
+        };
+        let install = rest.split_whitespace().next().unwrap();
+        if rel.starts_with("secrets/") || rel == "node.toml" {
+            continue;
+        }
+        let dst = t
+            .join("cluster-overlay")
+            .join(install.trim_start_matches('/'));
+        std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+        std::fs::copy(t.join("rendered/alpha").join(rel), dst).unwrap();
+    }
+    // Test-only: eth0 (QEMU user networking, where the host's forwards arrive) and a
+    // control shell on every node; with sbd, the disk's slots are created once (on
+    // alpha, before its sbd starts; beta's waits for them).
+    for n in NAMES {
+        let p = t.join(format!("rendered/{n}/node.toml"));
+        let mut text = std::fs::read_to_string(&p)
+            .unwrap()
+            .replace("services = []\n", "");
+        if fencing == Fencing::Sbd {
+            let prepare = if n == "alpha" {
+                format!("/usr/sbin/sbd -d {SBD_DISK} -1 10 -4 20 create")
+            } else {
+                format!("until /usr/sbin/sbd -d {SBD_DISK} dump >/dev/null; do sleep 1; done")
+            };
+            let argv = "argv = [\"/usr/sbin/sbd\", \"watch\"]";
+            assert!(text.contains(argv), "{text}");
+            text = text.replace(
+                argv,
+                &format!("argv = [\"/bin/sh\", \"-c\", \"{prepare} && exec /usr/sbin/sbd watch\"]"),
+            );
+        }
+        let text = format!(
+            "{text}\n[[network.interfaces]]\nname = \"eth0\"\naddresses = [\"10.0.2.15/24\"]\nmac = \"{}\"\n\n[[services]]\nname = \"test-ctl\"\nargv = [\"/bin/busybox\", \"nc\", \"-ll\", \"-p\", \"{CTL_PORT}\", \"-e\", \"/bin/sh\"]\nrestart = \"always\"\n",
+            mac(n, 0)
+        );
+        std::fs::write(&p, text).unwrap();
+    }
+    let recipe = std::fs::read_to_string(r.join("recipes/ha-node.toml")).unwrap();
+    let i = recipe.find("\n[node]").unwrap();
+    let j = recipe[i + 1..].find("\n[").map(|j| i + 1 + j).unwrap();
+    let recipe = format!(
+        "{}\n[node]\nconfig = \"rendered/alpha/node.toml\"\nconfigs = [\"rendered\"]\n{}",
+        &recipe[..i],
+        &recipe[j..]
+    )
+    .replace(
+        "overlays = [\"overlays/base\", \"overlays/ha\"]",
+        "overlays = [\"overlays/base\", \"overlays/ha\", \"cluster-overlay\"]",
+    );
+    // The image is built for this run only: a fast zstd level saves most of the
+    // rootfs stage (level 19 takes about a minute on a loaded host), the VMs unpack
+    // either just as fast.
+    assert!(recipe.contains("zstd-level = 19"), "{recipe}");
+    let recipe = recipe.replace("zstd-level = 19", "zstd-level = 3");
+    // kernel-configs/ and overlays/ link into the repository: the recipe opts in.
+    let recipe = format!("allow-outside-project = [\"{}\"]\n{recipe}", r.display());
+    std::fs::write(t.join("recipes/ha.toml"), recipe).unwrap();
+    std::fs::copy(r.join("recipes/ha-node.lock"), t.join("recipes/ha.lock")).unwrap();
+}
+
+/// Two blank backing disks with DRBD 8.4 internal metadata (`drbdmeta create-md`, as
+/// an operator does once per disk); the initial sync is skipped after the nodes
+/// connect (see [`skip_initial_sync`]).
+pub fn make_disks(t: &Path) -> [PathBuf; 2] {
+    NAMES.map(|n| {
+        let p = t.join(format!("{n}.img"));
+        let f = std::fs::File::create(&p).unwrap();
+        f.set_len(64 << 20).unwrap();
+        run_ok(
+            Command::new("drbdmeta")
+                .args(["--force", "0", "v08"])
+                .arg(&p)
+                .args(["internal", "create-md"]),
+        );
+        p
+    })
+}
+
+/// DRBD's procedure for two blank disks: once both nodes are Connected and
+/// Inconsistent, `new-current-uuid --clear-bitmap` on one of them makes both UpToDate
+/// without a full sync; a refresh then lets the drbd agent report its promotion score
+/// at once instead of at its next monitor.
+pub fn skip_initial_sync(alpha: &Node) -> Result<(), String> {
+    let end = Instant::now() + Duration::from_secs(120);
+    let mut last = String::new();
+    while Instant::now() < end {
+        last = alpha.sh("cat /proc/drbd").unwrap_or_default();
+        if last.contains("cs:Connected") && last.contains("ds:Inconsistent/Inconsistent") {
+            let out = alpha
+                .sh("drbdadm -- --clear-bitmap new-current-uuid r0/0 && crm_resource --refresh -r drbd-r0-clone")
+                .map_err(|e| e.to_string())?;
+            let end = Instant::now() + Duration::from_secs(20);
+            let mut state = String::new();
+            while Instant::now() < end {
+                state = alpha.sh("cat /proc/drbd").unwrap_or_default();
+                if state.contains("ds:UpToDate/UpToDate") {
+                    return Ok(());
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            return Err(format!("after clear-bitmap:\n{out}\n{state}"));
+        }
+        if last.contains("ds:UpToDate/UpToDate") {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    Err(format!("DRBD did not connect:\n{last}"))
+}
+
+/// Polls the portals until one serves LUN 0 (TEST UNIT READY succeeds): its index.
+pub fn wait_served(portals: &[Portal], timeout: Duration) -> Option<usize> {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        for (i, p) in portals.iter().enumerate() {
+            if let Ok(mut s) =
+                iscsi::Session::login(p.addr, &p.target, INITIATOR, Duration::from_secs(3))
+            {
+                let _ = s.clear_unit_attentions(3);
+                if s.test_unit_ready().is_ok() && s.read_capacity10().is_ok() {
+                    let _ = s.logout();
+                    return Some(i);
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    None
+}
+
+/// Waits until the other node serves I/O: the portal index, or what was seen.
+pub fn takeover(run: &Run, gaps: u64, to: usize, within: Duration) -> Result<String, String> {
+    match run.resumed(gaps, within) {
+        Some(_) if run.portal() == to => Ok(format!("I/O on {}", NAMES[to])),
+        Some(_) => Err(format!("I/O resumed on {}", NAMES[run.portal().min(1)])),
+        None => Err(format!("no I/O within {} s", within.as_secs())),
+    }
+}
+
+/// Sets QEMU link `l0`/`l1` of node `i` up or down.
+pub fn set_link(pair: &Pair, i: usize, link: usize, up: bool) {
+    pair.node(i).monitor(&format!(
+        "set_link l{link} {}",
+        if up { "on" } else { "off" }
+    ));
+}
