@@ -23,6 +23,7 @@
 )]
 
 pub mod bench;
+pub mod dhcp;
 pub mod ha;
 pub mod hardware;
 pub mod logs;

@@ -2,7 +2,8 @@
 use super::*;
 use crate::config::node::NodeConfig;
 use crate::init::Logger;
-use crate::sys::FakeSys;
+use crate::sys::{FakeSys, Sys};
+use std::path::Path;
 
 /// A tree whose /sys/class/net has these (name, MAC) links.
 fn tree(links: &[(&str, &str)]) -> tempfile::TempDir {
