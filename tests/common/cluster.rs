@@ -556,8 +556,15 @@ pub fn start_vm(lab: &Lab, image: &Path, w: &Wiring, i: usize, generation: u32) 
         .arg(image.join("vmlinuz"))
         .arg("-initrd")
         .arg(&initrd)
+        // clocksource=hpet: on a loaded host the kernel's TSC calibration can go wrong
+        // under TCG (seen: "PIT calibration deviates from HPET", a 48 MHz TSC on a
+        // 2.6 GHz host), and a TSC clock then runs ~50 times too fast: Corosync's
+        // token timed out in a loop, the cluster never settled. QEMU's HPET counts
+        // the virtual clock, which stays true.
         .arg("-append")
-        .arg(format!("console=ttyS0 panic=-1 sanforge.node={name}"))
+        .arg(format!(
+            "console=ttyS0 panic=-1 clocksource=hpet sanforge.node={name}"
+        ))
         .arg("-netdev")
         .arg(format!(
             "user,id=u0,restrict=on,hostfwd=tcp:127.0.0.1:{iscsi}-:3260,hostfwd=tcp:127.0.0.1:{ctl}-:{CTL_PORT}"
