@@ -451,17 +451,6 @@ impl Cluster {
                 self.name
             ));
         }
-        if self.target == TargetStack::Scst {
-            // sanforge-init leaves out an SCST device whose file is absent at boot,
-            // and an LV of a VG the cluster activates always is (not yet handled).
-            for e in self.exports.iter().filter(|e| e.lv.is_some()) {
-                w.push(format!(
-                    "WARNING: export `{}` is on {}, an LV of a VG on DRBD: with target = \"scst\" this is rendered but not yet served (the boot leaves out an SCST device whose file is absent, and the LV exists only after the cluster activates the VG); use target = \"lio\"",
-                    e.name,
-                    self.export_device(e)
-                ));
-            }
-        }
         if self.initiators.is_empty() && !self.exports.is_empty() {
             w.push(
                 "WARNING: no [[initiator]] is listed: no initiator will see any LUN".to_string(),

@@ -32,7 +32,11 @@ pub fn absent_lio(sys: &mut dyn Sys, lio: &Lio) -> Vec<AbsentLun> {
     out
 }
 
-/// The SCST devices whose `filename` is not there.
+/// The SCST devices whose `filename` is not there. A device created inactive
+/// (`active 0`) is not one of them: SCST's vdisk handlers open the file only when the
+/// device is activated, which the cluster does (`ocf:sanforge:alua` on promote, after
+/// DRBD is Primary and, for an LV of a VG on DRBD, after LVM-activate), so its file may
+/// rightly be absent at boot; SCST serves no command from an inactive device.
 pub fn absent_scst(sys: &mut dyn Sys, conf: &ScstConf) -> Vec<AbsentLun> {
     let mut out = Vec::new();
     for h in &conf.handlers {
@@ -40,6 +44,9 @@ pub fn absent_scst(sys: &mut dyn Sys, conf: &ScstConf) -> Vec<AbsentLun> {
             let Some(f) = crate::scsi::scst::attr(&d.attrs, "filename") else {
                 continue;
             };
+            if crate::scsi::scst::attr(&d.attrs, "active").is_some_and(|a| a.trim() == "0") {
+                continue;
+            }
             if f.starts_with('/') && !sys.exists(Path::new(f)) {
                 out.push(AbsentLun {
                     stack: "scst".into(),

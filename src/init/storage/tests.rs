@@ -130,3 +130,29 @@ fn scst_devices_that_are_absent_leave_with_their_luns() {
     // Nothing absent: the same config.
     assert_eq!(without_devices(&conf, &BTreeSet::new()), conf);
 }
+
+/// An SCST device created inactive (what `sanforge cluster render` writes for a device
+/// on DRBD or on an LV of a VG the cluster activates) is not absent when its file is
+/// missing at boot: SCST opens it only when the cluster activates it. An active device
+/// whose file is missing is.
+#[test]
+fn scst_devices_created_inactive_are_left_to_the_cluster() {
+    let t = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(t.path().join("dev")).unwrap();
+    std::fs::write(t.path().join("dev/present"), b"").unwrap();
+    let conf = crate::scsi::scst::parse(
+        "HANDLER vdisk_blockio {\n\
+         \tDEVICE lv {\n\t\tfilename /dev/vgha/lun0\n\t\tactive 0\n\t}\n\
+         \tDEVICE gone {\n\t\tfilename /dev/md/gone\n\t}\n\
+         \tDEVICE off {\n\t\tfilename /dev/md/off\n\t\tactive 1\n\t}\n\
+         \tDEVICE here {\n\t\tfilename /dev/present\n\t}\n\
+         }\n",
+    )
+    .unwrap();
+    let mut sys = crate::sys::FakeSys::new(t.path());
+    let absent: Vec<String> = absent_scst(&mut sys, &conf)
+        .into_iter()
+        .map(|a| a.backstore)
+        .collect();
+    assert_eq!(absent, ["gone", "off"]);
+}
