@@ -2,18 +2,33 @@
 # Two-node failover figures (issues 5, 14): image build, boot to cluster-ready per node,
 # planned switchover and unplanned failover (primary VM killed) until the LUN serves
 # I/O again, acknowledged writes lost, the test's wall time. Runs the failover test of
-# tests/failover.rs RUNS times (default 5) and prints each
-# run's table, then the median switchover and failover.
-# Usage: benches/failover.sh [RUNS]   (two QEMU VMs under TCG, a few minutes per run)
+# tests/failover.rs RUNS times (default 5) and prints each run's table, then the median
+# switchover and failover.
+# With --logs DIR, each run saves the nodes' logs in DIR/run-N (SANFORGE_FAILOVER_LOGS)
+# and benches/failover-steps.sh prints its per-step breakdown.
+# Usage: benches/failover.sh [--logs DIR] [RUNS]   (two QEMU VMs under TCG, a few
+# minutes per run; run it on an otherwise idle machine for figures)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+logs=
+if [ "${1:-}" = --logs ]; then
+  logs=$(realpath -m "$2")
+  shift 2
+fi
 runs=${1:-5}
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 for i in $(seq "$runs"); do
   echo "## run $i"
+  if [ -n "$logs" ]; then
+    export SANFORGE_FAILOVER_LOGS="$logs/run-$i"
+    rm -rf "$SANFORGE_FAILOVER_LOGS"
+  fi
   cargo test --release --test failover -- --exact two_nodes_fail_over_without_losing_acknowledged_writes --nocapture 2>&1 \
     | grep -E '^\||image built|LUN served|panicked|test result' | tee -a "$log"
+  if [ -n "$logs" ]; then
+    benches/failover-steps.sh "$SANFORGE_FAILOVER_LOGS" || true
+  fi
 done
 median() { sort -n | awk '{a[NR]=$1} END {if (NR) print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2); else print "n/a"}'; }
 echo

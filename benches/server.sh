@@ -7,5 +7,7 @@
 # Usage: benches/server.sh   (three QEMU VMs under TCG one after the other, minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo test --test server_boot -- --nocapture --test-threads 1 2>&1 \
+# --release: the image carries the release sanforge-init, as a built image does (the
+# debug one is three times larger, and the kernel unpacks the initramfs under TCG).
+cargo test --release --test server_boot -- --nocapture --test-threads 1 2>&1 \
   | grep -E '^\||image built|boot to ready|LUN:|panicked|test result'

@@ -183,6 +183,9 @@ fn corosync_conf_has_two_links_crypto_and_two_node_quorum() {
         "crypto_cipher: aes256",
         "crypto_hash: sha256",
         "token: 3000",
+        // Two nodes: half the token (corosync.conf(5) calls a consensus below the
+        // token safe for two nodes); the failover waits token + consensus.
+        "consensus: 1500",
         "ring0_addr: 10.0.0.1",
         "ring1_addr: 10.0.1.1",
         "ring0_addr: 10.0.0.2",
@@ -209,6 +212,10 @@ fn drbd_res_has_protocol_c_fencing_and_handlers() {
         "crm-fence-peer.9.sh",
         "crm-unfence-peer.9.sh",
         "auto-promote no;",
+        // A Secondary notices a dead Primary within ping-int + ping-timeout.
+        "ping-int 3;",
+        "ping-timeout 10;",
+        "timeout 25;",
         "on \"alpha\"",
         "on \"beta\"",
         "address 10.0.1.1:7789;",
@@ -473,6 +480,22 @@ fn errors_in_the_second_of_repeated_tables_point_at_the_second() {
         "{e}"
     );
     assert_eq!((e.line, e.column), (62, 8), "{e}");
+}
+
+#[test]
+fn corosync_consensus_is_the_files_or_checked() {
+    let t = mutate("token = 3000", "token = 3000\nconsensus = 900");
+    let c = Cluster::parse(Path::new("cluster.toml"), &t).unwrap();
+    let conf = text(
+        &render_files(&c, &secrets(&c)).unwrap(),
+        "alpha/corosync.conf",
+    );
+    assert!(conf.contains("consensus: 900\n"), "{conf}");
+    let e = error_for(&mutate("token = 3000", "token = 3000\nconsensus = 20"));
+    assert_eq!(
+        e.to_string(),
+        "cluster.toml:9:13: corosync.consensus 20: expected 200 to 60000 ms"
+    );
 }
 
 #[test]

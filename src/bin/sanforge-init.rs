@@ -282,9 +282,14 @@ fn run_step(dir: PathBuf, step: &str, rest: &[String], show: bool) -> ExitCode {
         ("hardware", []) => vec![
             init::load_config,
             init::hardware::hardware,
+            init::udev::settle,
             init::hardware::print_report,
         ],
-        ("network", []) => vec![init::load_config, network::configure_network],
+        ("network", []) => vec![
+            init::load_config,
+            network::configure_network,
+            network::wait_pending_carrier,
+        ],
         ("storage", [] | [_]) => {
             init.config_file = rest.first().map(PathBuf::from);
             vec![
@@ -377,7 +382,8 @@ fn network_plan(dir: PathBuf, rest: &[String]) -> ExitCode {
     let mut sys = FakeSys::new(&dir).with_links(network::assumed_links(&node.network));
     let mut init = Init::new(&mut sys, Logger::console());
     init.node = Some(node);
-    let r = network::configure_network(&mut init);
+    let r = network::configure_network(&mut init)
+        .and_then(|()| network::wait_pending_carrier(&mut init));
     drop(init);
     print_ops(&sys.ops, false);
     match r {
@@ -403,7 +409,10 @@ fn run_in_netns(name: &str, file: &str) -> ExitCode {
     let mut sys = RealSys::new(SysRoot::new("/"));
     let mut init = Init::new(&mut sys, Logger::console());
     init.config_file = Some(PathBuf::from(file));
-    match init::load_config(&mut init).and_then(|()| network::configure_network(&mut init)) {
+    match init::load_config(&mut init)
+        .and_then(|()| network::configure_network(&mut init))
+        .and_then(|()| network::wait_pending_carrier(&mut init))
+    {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

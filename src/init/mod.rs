@@ -23,6 +23,7 @@
 )]
 
 pub mod bench;
+pub mod dhcp;
 pub mod ha;
 pub mod hardware;
 pub mod logs;
@@ -196,6 +197,11 @@ pub const BOOT: &[Step] = &[
         run: network::configure_network,
     },
     Step {
+        name: "udev settle",
+        policy: Policy::Warn,
+        run: udev::settle,
+    },
+    Step {
         name: "storage",
         policy: Policy::Warn,
         run: storage::assemble,
@@ -204,6 +210,11 @@ pub const BOOT: &[Step] = &[
         name: "target state",
         policy: Policy::Warn,
         run: storage::target_state,
+    },
+    Step {
+        name: "carrier",
+        policy: Policy::Warn,
+        run: network::wait_pending_carrier,
     },
     Step {
         name: "hardware report",
@@ -288,6 +299,11 @@ pub struct Init<'a> {
     pub timeline: crate::contract::timeline::Timeline,
     /// What the storage steps found (md, LVM, absent LUN devices, target state).
     pub storage: storage::StorageState,
+    /// The links the network step configured whose carrier the `carrier` step waits
+    /// for (empty when the network step waited itself: DHCP).
+    pub carrier_pending: Vec<String>,
+    /// Replayed udev events the `udev settle` step waits for: the settle timeout.
+    pub udev_settle_pending: Option<Duration>,
 }
 
 impl<'a> Init<'a> {
@@ -307,6 +323,8 @@ impl<'a> Init<'a> {
             hw: hardware::HwState::default(),
             timeline: crate::contract::timeline::Timeline::new(started),
             storage: storage::StorageState::default(),
+            carrier_pending: Vec::new(),
+            udev_settle_pending: None,
         }
     }
 

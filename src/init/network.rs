@@ -18,8 +18,10 @@
 //!    duplicate address detection would keep it tentative for a second or more,
 //!    during which iSCSI portals and Corosync cannot bind to it;
 //! 7. links up; 8. routes; 9. a bounded wait ([`CARRIER_WAIT`]) for carrier on the
-//!    links that carry addresses;
-//! 10. DHCP (v4, off by default, at most one link): busybox `udhcpc` as a supervised
+//!    links that carry addresses: in the boot step `carrier` after storage
+//!    ([`wait_pending_carrier`]), so that it overlaps md and LVM; here only when a link
+//!    uses DHCP (the client needs the link up);
+//! 10. DHCP (v4, off by default, at most one link, src/init/dhcp.rs): busybox `udhcpc` as a supervised
 //!     service whose script is the init itself (`/init EVENT`), which applies the
 //!     lease over the same netlink calls ([`dhcp_event`]) and keeps it in
 //!     `/run/sanforge/dhcp/LINK`; the boot waits up to [`DHCP_WAIT`] for it.
@@ -28,21 +30,19 @@
 //! that could not be made takes its VLANs and addresses with it); the step then
 //! fails as a whole, which the boot logs as a warning.
 
+pub use super::dhcp::{dhcp_event, Lease, DHCP_CLIENT, DHCP_EVENTS};
+use super::dhcp::{dhcp_service, dhcp_state};
 use super::supervisor::{Supervised, BACKOFF_MIN};
 use super::Init;
 use crate::config::network::{Bond, LinkId, Network, DEFAULT_MIIMON};
-use crate::config::node::Restart;
-use crate::config::node::Service;
-use crate::contract::{DHCP_STATE_DIR, INIT};
 use crate::sys::net::{
     parse_mac, BondOpts, IfAddr, IpNet, Link, LinkChange, NewLink, NewLinkKind, RouteProto,
     RouteSpec,
 };
-use crate::sys::{Sys, SysError, SysResult};
+use crate::sys::{SysError, SysResult};
 use anyhow::{bail, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// How long to wait for a configured network interface to appear.
@@ -54,11 +54,6 @@ pub const CARRIER_WAIT: Duration = Duration::from_secs(5);
 /// asking).
 pub const DHCP_WAIT: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(100);
-
-/// The DHCPv4 client: busybox's, from the image's busybox.
-pub const DHCP_CLIENT: [&str; 2] = ["/bin/busybox", "udhcpc"];
-/// The events udhcpc runs its script with.
-pub const DHCP_EVENTS: [&str; 5] = ["deconfig", "bound", "renew", "leasefail", "nak"];
 
 /// A physical link the config wants: an `[[network.interfaces]]` entry, or a bond
 /// slave named only in `slaves`.
@@ -286,7 +281,10 @@ pub fn configure_network(init: &mut Init) -> Result<()> {
         run.check_exists_ok(res);
     }
 
-    // Carrier on the links that carry addresses.
+    // Carrier on the links that carry addresses. A DHCP client needs it before it
+    // asks, so with DHCP the wait is here; otherwise nothing before the carrier step
+    // (after storage) needs the link up, and the autonegotiation, the bond's miimon
+    // and (with LACP) the partner's answer run while the disks are assembled.
     let carrying: Vec<String> = addressed
         .iter()
         .filter(|(id, _)| {
@@ -295,12 +293,14 @@ pub fn configure_network(init: &mut Init) -> Result<()> {
         })
         .map(|(_, n)| n.clone())
         .collect();
-    wait_carrier(&mut run, &carrying);
-
-    if let Some(id) = net.dhcp_link() {
-        if let Some(name) = name_of(id).filter(|n| run.ok(n)) {
-            start_dhcp(&mut run, &name, &node.hostname);
+    match net.dhcp_link() {
+        Some(id) => {
+            wait_carrier(&mut run, &carrying);
+            if let Some(name) = name_of(id).filter(|n| run.ok(n)) {
+                start_dhcp(&mut run, &name, &node.hostname);
+            }
         }
+        None => run.init.carrier_pending = carrying,
     }
     if run.failed > 0 {
         bail!("{} network settings failed", run.failed);
@@ -544,13 +544,30 @@ fn route_spec(
 }
 
 fn wait_carrier(run: &mut Run, names: &[String]) {
+    run.failed += carrier_wait(run.init, names);
+}
+
+/// Boot step `carrier` (after storage): the wait for carrier that the network step
+/// left pending ([`Init::carrier_pending`]): up to [`CARRIER_WAIT`] from now, so a
+/// link gets at least that long, plus the time the steps in between took.
+pub fn wait_pending_carrier(init: &mut Init) -> Result<()> {
+    let names = std::mem::take(&mut init.carrier_pending);
+    match carrier_wait(init, &names) {
+        0 => Ok(()),
+        n => bail!("{n} link{} without carrier", if n == 1 { "" } else { "s" }),
+    }
+}
+
+/// Polls until every link of `names` has carrier, up to [`CARRIER_WAIT`]; warns for
+/// each one without and returns how many.
+fn carrier_wait(init: &mut Init, names: &[String]) -> usize {
     if names.is_empty() {
-        return;
+        return 0;
     }
     let mut waited = Duration::ZERO;
     let mut without: Vec<String>;
     loop {
-        let links = run.init.sys.links().unwrap_or_default();
+        let links = init.sys.links().unwrap_or_default();
         without = names
             .iter()
             .filter(|n| !links.iter().any(|l| &&l.name == n && l.carrier))
@@ -559,40 +576,16 @@ fn wait_carrier(run: &mut Run, names: &[String]) {
         if without.is_empty() || waited >= CARRIER_WAIT {
             break;
         }
-        run.init.sys.sleep(POLL);
+        init.sys.sleep(POLL);
         waited += POLL;
     }
-    for n in without {
-        run.init.warn(format!(
+    for n in &without {
+        init.warn(format!(
             "{n}: no carrier after {} s (cable, switch port or peer down?)",
             CARRIER_WAIT.as_secs()
         ));
-        run.failed += 1;
     }
-}
-
-/// The supervised DHCP client of `link`: busybox udhcpc in the foreground, the init as
-/// its script, the lease released at shutdown.
-pub fn dhcp_service(link: &str, hostname: &str) -> Service {
-    let mut argv: Vec<String> = DHCP_CLIENT.iter().map(|s| s.to_string()).collect();
-    argv.extend(
-        [
-            "-f", "-R", "-i", link, "-s", INIT, "-t", "3", "-T", "2", "-A", "5", "-x",
-        ]
-        .iter()
-        .map(|s| s.to_string()),
-    );
-    argv.push(format!("hostname:{hostname}"));
-    Service {
-        name: format!("dhcp-{link}"),
-        argv,
-        restart: Restart::Always,
-        env: BTreeMap::new(),
-    }
-}
-
-fn dhcp_state(link: &str) -> PathBuf {
-    Path::new(DHCP_STATE_DIR).join(link)
+    without.len()
 }
 
 fn start_dhcp(run: &mut Run, link: &str, hostname: &str) {
@@ -623,158 +616,6 @@ fn start_dhcp(run: &mut Run, link: &str, hostname: &str) {
         ));
         run.failed += 1;
     }
-}
-
-/// A lease as `/run/sanforge/dhcp/LINK` keeps it: `address A/N` and `router R` lines.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Lease {
-    pub address: Option<IpNet>,
-    pub router: Option<Ipv4Addr>,
-}
-
-impl Lease {
-    pub fn parse(text: &str) -> Lease {
-        let mut l = Lease::default();
-        for line in text.lines() {
-            match line.split_once(' ') {
-                Some(("address", a)) => l.address = IpNet::parse(a.trim()),
-                Some(("router", r)) => l.router = r.trim().parse().ok(),
-                _ => {}
-            }
-        }
-        l
-    }
-
-    pub fn render(&self) -> String {
-        let mut s = String::new();
-        if let Some(a) = self.address {
-            s.push_str(&format!("address {a}\n"));
-        }
-        if let Some(r) = self.router {
-            s.push_str(&format!("router {r}\n"));
-        }
-        s
-    }
-
-    /// The lease udhcpc describes in its script's environment (`ip`, `mask` or
-    /// `subnet`, `router`).
-    pub fn from_env(env: &BTreeMap<String, String>) -> Option<Lease> {
-        let ip: Ipv4Addr = env.get("ip")?.trim().parse().ok()?;
-        let prefix = match env.get("mask").and_then(|m| m.trim().parse::<u8>().ok()) {
-            Some(p) => p,
-            None => {
-                let m: Ipv4Addr = env.get("subnet")?.trim().parse().ok()?;
-                let bits = u32::from(m);
-                if bits.leading_ones() + bits.trailing_zeros() != 32 {
-                    return None;
-                }
-                u8::try_from(bits.leading_ones()).ok()?
-            }
-        };
-        Some(Lease {
-            address: IpNet::new(IpAddr::V4(ip), prefix),
-            router: env
-                .get("router")
-                .and_then(|r| r.split_whitespace().next())
-                .and_then(|r| r.parse().ok()),
-        })
-    }
-}
-
-fn dhcp_route(link: &str, router: Ipv4Addr) -> RouteSpec {
-    RouteSpec {
-        dst: IpNet::default_for(false),
-        via: Some(IpAddr::V4(router)),
-        dev: Some(link.to_string()),
-        proto: RouteProto::Dhcp,
-    }
-}
-
-fn lease_addr(net: IpNet) -> IfAddr {
-    IfAddr {
-        net,
-        label: None,
-        nodad: false,
-    }
-}
-
-/// udhcpc's script (`/init EVENT` with the lease in the environment): applies the
-/// lease of `interface` over the same netlink calls as the boot and keeps it in
-/// `/run/sanforge/dhcp/LINK`, replacing the previous one: `bound` and `renew` set the
-/// address and the default route, `deconfig` removes them, `leasefail` and `nak`
-/// are logged.
-pub fn dhcp_event(
-    sys: &mut dyn Sys,
-    log: &mut super::Logger,
-    event: &str,
-    env: &BTreeMap<String, String>,
-) -> Result<()> {
-    let Some(link) = env
-        .get("interface")
-        .filter(|l| !l.is_empty() && l.len() <= 15 && !l.contains('/') && !l.contains(".."))
-    else {
-        bail!("dhcp {event}: no valid `interface` in the environment (udhcpc sets it)");
-    };
-    let state = dhcp_state(link);
-    let old = sys
-        .read_to_string(&state)
-        .map(|t| Lease::parse(&t))
-        .unwrap_or_default();
-    match event {
-        "deconfig" => {
-            if let Some(r) = old.router {
-                let _ = sys.route_del(&dhcp_route(link, r));
-            }
-            if let Some(a) = old.address {
-                let _ = sys.addr_del(link, &lease_addr(a));
-            }
-            if sys.exists(&state) {
-                sys.remove_file(&state)?;
-            }
-            sys.link_set(link, &LinkChange::Up)?;
-            log.line(&format!("dhcp: {link} deconfigured"));
-        }
-        "bound" | "renew" => {
-            let Some(new) = Lease::from_env(env) else {
-                bail!(
-                    "dhcp {event} on {link}: no usable `ip` and `mask`/`subnet` in the environment"
-                );
-            };
-            let Some(addr) = new.address else {
-                bail!("dhcp {event} on {link}: bad prefix length");
-            };
-            if let Some(r) = old.router.filter(|r| Some(*r) != new.router) {
-                let _ = sys.route_del(&dhcp_route(link, r));
-            }
-            if let Some(a) = old.address.filter(|a| *a != addr) {
-                let _ = sys.addr_del(link, &lease_addr(a));
-            }
-            match sys.addr_add(link, &lease_addr(addr)) {
-                Err(e) if e.errno() != Some(libc::EEXIST) => return Err(e.into()),
-                _ => {}
-            }
-            if let Some(r) = new.router {
-                match sys.route_add(&dhcp_route(link, r)) {
-                    Err(e) if e.errno() != Some(libc::EEXIST) => return Err(e.into()),
-                    _ => {}
-                }
-            }
-            sys.mkdir(Path::new(DHCP_STATE_DIR))?;
-            sys.write_durable(&state, new.render().as_bytes())?;
-            let via = new
-                .router
-                .map(|r| format!(", router {r}"))
-                .unwrap_or_default();
-            let lease = env
-                .get("lease")
-                .map(|l| format!(", lease {l} s"))
-                .unwrap_or_default();
-            log.line(&format!("dhcp: {link} {event} {addr}{via}{lease}"));
-        }
-        "leasefail" | "nak" => log.line(&format!("dhcp: {link}: {event}")),
-        other => log.line(&format!("dhcp: {link}: event `{other}` ignored")),
-    }
-    Ok(())
 }
 
 /// The links `network-plan` pretends exist: one per interface the config names (a

@@ -2,7 +2,8 @@
 use super::*;
 use crate::config::node::NodeConfig;
 use crate::init::Logger;
-use crate::sys::FakeSys;
+use crate::sys::{FakeSys, Sys};
+use std::path::Path;
 
 /// A tree whose /sys/class/net has these (name, MAC) links.
 fn tree(links: &[(&str, &str)]) -> tempfile::TempDir {
@@ -20,7 +21,7 @@ fn run(sys: &mut FakeSys, node: &str) -> (bool, Vec<String>, Vec<String>) {
     let node = NodeConfig::parse(Path::new("n.toml"), node).unwrap();
     let mut init = Init::new(sys, Logger::capture());
     init.node = Some(node);
-    let ok = configure_network(&mut init).is_ok();
+    let ok = configure_network(&mut init).is_ok() & wait_pending_carrier(&mut init).is_ok();
     let log = init.log.lines().to_vec();
     drop(init);
     (ok, log, sys.ops.iter().map(ToString::to_string).collect())

@@ -8,8 +8,9 @@
 //! `params` so that kmod honours them, starts udevd as a supervised service, waits
 //! for its control socket, replays the `add` events of the block devices (`udevadm
 //! trigger`; coldplug has loaded the other devices' modules, and replaying their
-//! events too costs seconds under emulation for nothing) and waits for them, bounded
-//! by `[hardware] settle-timeout`. udev is opt-in per recipe (the `udev` package and the files it
+//! events too costs seconds under emulation for nothing). The boot step `udev settle`
+//! ([`settle`], after the network step, before storage) waits for them, bounded by
+//! `[hardware] settle-timeout`: udevd works while the links are configured. udev is opt-in per recipe (the `udev` package and the files it
 //! keeps); without it this step says so and the by-* names are absent.
 //!
 //! Reads: the node config; whether [`UDEVD`] exists. Writes: [`MODPROBE_CONF`].
@@ -112,33 +113,46 @@ pub fn start(init: &mut Init) -> Result<()> {
         );
     }
     let timeout = node.hardware.settle_timeout.0;
-    let mut failed = Vec::new();
     // Block devices only: coldplug already loaded the modules of every device
     // present, so replaying the other events would only make udev's kmod builtin
     // find those modules loaded (seconds under emulation). The disks' events carry
     // the by-* names; events of devices that appear from now on reach udevd live.
     if let Some(e) = udevadm(init, &TRIGGER_BLOCK, timeout) {
-        failed.push(e);
+        bail!("{e}");
     }
+    // udevd handles the events while the network step runs; the `udev settle` step
+    // waits for them before the storage step names disks by-id.
+    init.udev_settle_pending = Some(timeout);
+    init.log.line(&format!(
+        "udev: block events replayed (udevd listening after {:.1} s)",
+        listening.as_secs_f64()
+    ));
+    Ok(())
+}
+
+/// Boot step `udev settle` (before storage): waits, bounded by `[hardware]
+/// settle-timeout`, until udevd has handled the events [`start`] replayed, so that
+/// the `/dev/disk/by-*` names exist. Nothing to do when udev did not start.
+pub fn settle(init: &mut Init) -> Result<()> {
+    let Some(timeout) = init.udev_settle_pending.take() else {
+        return Ok(());
+    };
+    let started = Instant::now();
     let settle = format!("--timeout={}", timeout.as_secs().max(1));
-    if let Some(e) = udevadm(init, &["settle", &settle], timeout + Duration::from_secs(5)) {
-        failed.push(e);
-    }
+    let failed = udevadm(init, &["settle", &settle], timeout + Duration::from_secs(5));
     let names = init
         .sys
         .list_dir(Path::new("/dev/disk/by-id"))
         .map(|l| l.len())
         .unwrap_or(0);
     init.log.line(&format!(
-        "udev: coldplug events handled in {:.1} s (udevd listening after {:.1} s); \
-         /dev/disk/by-id has {names} names",
+        "udev: coldplug events handled (settle waited {:.1} s); /dev/disk/by-id has {names} names",
         started.elapsed().as_secs_f64(),
-        listening.as_secs_f64()
     ));
-    if !failed.is_empty() {
-        bail!("{}", failed.join("; "));
+    match failed {
+        Some(e) => bail!("{e}"),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Runs `udevadm ARGS`; the error, if any, as a message.
@@ -175,7 +189,7 @@ mod tests {
         let mut sys = FakeSys::new(root);
         let mut init = Init::new(&mut sys, Logger::capture());
         init.node = Some(NodeConfig::parse(Path::new("node.toml"), NODE).unwrap());
-        let r = start(&mut init);
+        let r = start(&mut init).and_then(|()| settle(&mut init));
         let log = init.log.lines().to_vec();
         let services = init
             .supervisor
@@ -236,9 +250,10 @@ mod tests {
             ["/lib/systemd/systemd-udevd --resolve-names=never"]
         );
         assert!(
-            log.iter()
-                .any(|l| l.starts_with("udev: coldplug events handled in ")
-                    && l.ends_with("/dev/disk/by-id has 1 names")),
+            log.iter().any(
+                |l| l.starts_with("udev: coldplug events handled (settle waited ")
+                    && l.ends_with("/dev/disk/by-id has 1 names")
+            ),
             "{log:?}"
         );
     }
@@ -259,9 +274,31 @@ mod tests {
         let (r, _, _, _) = run(t.path());
         let e = r.unwrap_err().to_string();
         assert!(
-            e.contains("`/bin/udevadm settle --timeout=10` ended with exit status 1"),
+            e.contains("`/bin/udevadm trigger --type=devices --action=add --subsystem-match=block` ended with exit status 1"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_settle_step_waits_only_after_a_replay_and_reports_a_failing_settle() {
+        let t = tempfile::tempdir().unwrap();
+        let mut sys = FakeSys::new(t.path());
+        let mut init = Init::new(&mut sys, Logger::capture());
+        // Nothing replayed (no udev in the image): nothing to wait for.
+        settle(&mut init).unwrap();
+        assert!(init.log.lines().is_empty());
+        init.udev_settle_pending = Some(Duration::from_secs(7));
+        put(t.path(), &format!("{FAKE_RUN_DIR}/udevadm"), "");
+        put(t.path(), &format!("{FAKE_RUN_DIR}/udevadm.rc"), "1");
+        let e = settle(&mut init).unwrap_err().to_string();
+        assert!(
+            e.contains("`/bin/udevadm settle --timeout=7` ended with exit status 1"),
+            "{e}"
+        );
+        assert_eq!(init.udev_settle_pending, None);
+        drop(init);
+        let ops: Vec<String> = sys.ops.iter().map(ToString::to_string).collect();
+        assert_eq!(ops, ["run /bin/udevadm settle --timeout=7"]);
     }
 
     #[test]

@@ -337,17 +337,30 @@ fn the_server_command_line() {
         has(["-device", "nvme,drive=disk1,serial=sanforge-d1"]),
         "{a:?}"
     );
+    // A direct kernel boot: the NICs without their PXE option ROMs.
     assert!(has([
         "-device",
-        "e1000e,netdev=hub0p1,id=nic1,mac=52:54:00:00:02:10"
+        "e1000e,netdev=hub0p1,id=nic1,mac=52:54:00:00:02:10,romfile="
     ]));
     assert_eq!(a.iter().filter(|x| *x == "-machine").count(), 1);
     assert_eq!(a.last().map(String::as_str), Some("tcg"));
 
+    // A PXE boot keeps the NICs' option ROMs: iPXE is what boots it.
+    let mut pxe = opts(out.clone(), Hardware::default());
+    pxe.boot = BootMode::Pxe;
+    pxe.extra_cmdline.clear();
+    let a = argv(&qemu_command(&pxe, Accel::Tcg).unwrap());
+    assert!(
+        a.contains(&"virtio-net-pci,netdev=n0,id=nic0,mac=52:54:00:00:02:0f".to_string()),
+        "{a:?}"
+    );
+
     // Without server options: the one virtio NIC of before, no -machine, no disk.
     let a = argv(&qemu_command(&opts(out.clone(), Hardware::default()), Accel::Tcg).unwrap());
     assert!(!a.iter().any(|x| x == "-machine" || x == "-drive"), "{a:?}");
-    assert!(a.contains(&"virtio-net-pci,netdev=n0,id=nic0,mac=52:54:00:00:02:0f".to_string()));
+    assert!(
+        a.contains(&"virtio-net-pci,netdev=n0,id=nic0,mac=52:54:00:00:02:0f,romfile=".to_string())
+    );
 
     // A host port forwarded twice.
     let h = Hardware {

@@ -65,6 +65,11 @@ pub struct CorosyncConf {
     /// Token timeout in ms (corosync 3.1 default 3000).
     #[serde(default = "d_token")]
     pub token: u32,
+    /// Consensus timeout in ms: after a token loss, how long a node waits for the
+    /// others' join messages before it forms a membership without them. Unset: half
+    /// the token for two nodes, corosync's 1.2 × token for more (`ha::render`).
+    #[serde(default)]
+    pub consensus: Option<u32>,
     /// `passive` (default) or `active`.
     #[serde(default = "d_passive")]
     pub link_mode: String,
@@ -77,6 +82,7 @@ impl Default for CorosyncConf {
             crypto_cipher: d_aes256(),
             crypto_hash: d_sha256(),
             token: d_token(),
+            consensus: None,
             link_mode: d_passive(),
         }
     }

@@ -147,16 +147,26 @@ const LVM_OPS: &[OpSpec] = &[
 ];
 
 /// The meta attributes of a promotable clone: one Promoted instance, one instance per
-/// node, notifications on.
+/// node; `notify` is given per clone ([`promotable`]).
 const PROMOTABLE_META: &[(&str, &str)] = &[
     ("promotable", "true"),
     ("promoted-max", "1"),
     ("promoted-node-max", "1"),
     ("clone-max", "2"),
     ("clone-node-max", "1"),
-    ("notify", "true"),
     ("interleave", "true"),
 ];
+
+/// Whether the `ocf:linbit:drbd` clone gets notifications. No: in a two-node cluster
+/// they do nothing the other actions do not (drbd-utils 9.22's agent: `*/start`
+/// re-runs `drbdadm adjust`, "usually a no-op" for two nodes; `post/*` refreshes the
+/// promotion score, which start and every monitor also do, and would outdate the
+/// disk only with `stop_outdates_secondary`, off by default; crm-fence-peer finds the
+/// peer of a two-node cluster without them), yet each is a run of the shell agent on
+/// both nodes before and after every demote and promote, which the transition waits
+/// for: four rounds of 1 to 3 s each under TCG, most of a planned switchover
+/// (measured in tests/failover.rs, benches/failover-steps.sh).
+const DRBD_NOTIFY: bool = false;
 
 /// `<nvpair>`s with ids `PREFIX-NAME`.
 fn nvpairs<K: AsRef<str>, V: Into<String>>(
@@ -214,12 +224,19 @@ impl From<Primitive> for Resource {
     }
 }
 
-/// A promotable clone `id` of `primitive`.
-fn promotable(id: &str, primitive: Primitive) -> Resource {
+/// A promotable clone `id` of `primitive`, with clone notifications when `notify`.
+/// Each notification is a round of agent runs on every node that the transition waits
+/// for (pre and post of every demote and promote): only an agent that acts on them
+/// gets them.
+fn promotable(id: &str, primitive: Primitive, notify: bool) -> Resource {
+    let meta = PROMOTABLE_META
+        .iter()
+        .copied()
+        .chain([("notify", if notify { "true" } else { "false" })]);
     Resource {
         clone: Some(CloneMeta {
             id: id.to_string(),
-            meta: nvpairs(&format!("{id}-meta"), PROMOTABLE_META.iter().copied()),
+            meta: nvpairs(&format!("{id}-meta"), meta),
         }),
         primitive,
     }
@@ -305,6 +322,13 @@ fn properties(c: &Cluster) -> Vec<NvPair> {
         ("no-quorum-policy", "stop".into()),
         ("symmetric-cluster", "true".into()),
         ("stonith-timeout", "60s".into()),
+        // Pacemaker throttles actions when a node's load average nears this share of
+        // its cores (default 80%): one action at a time in the whole cluster when a
+        // node reports "high load", which a storage node with I/O in flight (D-state
+        // threads count) or a TCG guest does all the time. A failover here is a few
+        // actions that must run now, not a recovery storm to pace: measured, the
+        // default serialized a switchover into 2.5 s monitors on the critical path.
+        ("load-threshold", "1000%".into()),
     ];
     if fencing_on && c.quorum == Quorum::TwoNode {
         // The node holding the Promoted instance wins the fence race after a split.
@@ -402,9 +426,15 @@ impl Cib {
             primitive(
                 &drbd_id,
                 ("ocf", Some("linbit"), "drbd"),
-                vec![("drbd_resource", d.name.clone())],
+                vec![
+                    ("drbd_resource", d.name.clone()),
+                    // The agent's sanctioned switch for running without notifications
+                    // (it refuses notify=false without it): see DRBD_NOTIFY.
+                    ("ignore_missing_notifications", (!DRBD_NOTIFY).to_string()),
+                ],
                 DRBD_OPS,
             ),
+            DRBD_NOTIFY,
         ));
         // No location score for `preferred-node`: the drbd agent gives a connected
         // UpToDate Secondary the same promotion score as the Primary (10000), and
@@ -502,7 +532,8 @@ impl Cib {
             ALUA_OPS,
         );
         p.node_params = alua_node_params(c, &alua_id);
-        self.resources.push(promotable(&alua_clone, p));
+        // ocf:sanforge:alua does nothing on a notification (it answers 0 at once).
+        self.resources.push(promotable(&alua_clone, p, false));
         self.constraints.extend([
             colocation(&alua_clone, Some("Promoted"), drbd_clone, Some("Promoted")),
             order(drbd_clone, "start", &alua_clone, "start"),

@@ -16,6 +16,7 @@ struct CorosyncData<'a> {
     transport: &'a str,
     link_mode: &'a str,
     token: u32,
+    consensus: Option<u32>,
     crypto_cipher: &'a str,
     crypto_hash: &'a str,
     keyfile: &'a str,
@@ -38,6 +39,19 @@ struct QdeviceData<'a> {
     algorithm: &'a str,
 }
 
+/// The consensus timeout written to `corosync.conf`: the cluster file's, else for two
+/// nodes half the token. After a token loss a node waits `token` + `consensus` before
+/// it forms a membership without a peer that stopped answering, so this is most of an
+/// unplanned failover. corosync.conf(5): "For two node clusters, a consensus larger
+/// than the join timeout but less than token is safe"; a live peer answers a join in
+/// well under a second even under TCG (the idle soak of tests/failover.rs checks that
+/// no membership forms spuriously). `None` (more nodes): corosync's own 1.2 × token.
+pub fn consensus(c: &Cluster) -> Option<u32> {
+    c.corosync
+        .consensus
+        .or((c.nodes.len() == 2).then_some(c.corosync.token / 2))
+}
+
 /// The cluster's `corosync.conf`. knet's crypto model is OpenSSL: its plugin links
 /// libcrypto directly (the image's ELF closure sees it), while the NSS model needs an
 /// NSS database and dlopen()s the softoken at run time.
@@ -48,6 +62,7 @@ pub fn corosync_conf(c: &Cluster) -> Result<String> {
         transport: &cs.transport,
         link_mode: &cs.link_mode,
         token: cs.token,
+        consensus: consensus(c),
         crypto_cipher: &cs.crypto_cipher,
         crypto_hash: &cs.crypto_hash,
         keyfile: AUTHKEY_PATH,

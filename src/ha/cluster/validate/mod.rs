@@ -164,6 +164,14 @@ fn check_corosync(errs: &mut Errors, cs: &CorosyncConf) {
             format!("corosync.token {}: expected 1000 to 60000 ms", cs.token),
         );
     }
+    if let Some(c) = cs.consensus {
+        if !(200..=60000).contains(&c) {
+            errs.at(
+                at!["corosync", "consensus"],
+                format!("corosync.consensus {c}: expected 200 to 60000 ms"),
+            );
+        }
+    }
     if cs.link_mode != "passive" && cs.link_mode != "active" {
         errs.at(
             at!["corosync", "link-mode"],
