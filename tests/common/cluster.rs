@@ -1,6 +1,6 @@
 //! The two-node cluster lab of tests/failover.rs and tests/fault_matrix.rs (issues 5
 //! and 14): a temporary project with a rendered cluster file and the image built from
-//! it, two QEMU VMs linked by two socket networks on 127.0.0.1 (Corosync links 0 and 1,
+//! it, two QEMU VMs linked by two UDP socket networks on 127.0.0.1 (Corosync links 0 and 1,
 //! DRBD on link 0), each one's iSCSI portal and control shell forwarded to loopback
 //! ports, and the host writer of tests/common/iscsi.rs that fails over between the two
 //! portals as a multipath initiator would.
@@ -12,12 +12,13 @@
 //! operator's once-per-disk step (`sbd -d DISK create`, like DRBD's `create-md`) runs
 //! on alpha before its sbd starts (sbd refuses to create slots on a host file).
 
+pub use super::cluster_vm::{free_udp_ports, start_vm, Wiring};
 use super::iscsi::{self, Portal, Progress, Report, Writer};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -267,10 +268,17 @@ impl Lab {
             std::fs::File::create(&p).unwrap().set_len(8 << 20).unwrap();
             p
         });
-        let links = [free_port(), free_port()];
-        let alpha = start_vm(self, &dir, "alpha", links, true, &disks[0], sbd.as_deref());
-        std::thread::sleep(Duration::from_millis(300));
-        let beta = start_vm(self, &dir, "beta", links, false, &disks[1], sbd.as_deref());
+        let udp = free_udp_ports::<4>();
+        let wiring = Wiring {
+            dir,
+            disks,
+            sbd,
+            links: [[udp[0], udp[1]], [udp[2], udp[3]]],
+            iscsi: [free_port(), free_port()],
+            ctl: [free_port(), free_port()],
+        };
+        let alpha = start_vm(self, &self.out, &wiring, 0, 0);
+        let beta = start_vm(self, &self.out, &wiring, 1, 0);
         let portals = [&alpha, &beta]
             .iter()
             .zip(&self.targets)
@@ -281,20 +289,46 @@ impl Lab {
             portals,
             boot: Vec::new(),
             served_after: Duration::ZERO,
+            wiring,
+            generation: 0,
+            fenced: [false; 2],
         };
-        for i in 0..2 {
-            let n = pair.node(i);
-            let ready = n.wait_log("sanforge-init: ready", Duration::from_secs(300));
-            let settled = n.wait_log("ha: cluster settled", Duration::from_secs(300));
-            assert!(
-                ready.is_some() && settled.is_some(),
-                "{} did not settle\n{}",
-                n.name,
-                pair.dump()
-            );
-            pair.boot.push((n.name, settled.unwrap()));
+        for (i, name) in NAMES.iter().enumerate() {
+            let settled = pair.wait_member(i);
+            pair.boot.push((name, settled));
         }
         pair
+    }
+
+    /// A second image of the same cluster, the "new release" of a rolling upgrade: the
+    /// recipe adds one overlay file (`/etc/sanforge-upgrade`), so the root file
+    /// system's key (the image's `IMAGE_VERSION`) differs while the kernel (whose key
+    /// holds the recipe's source-date-epoch) stays the cached one. Its output directory.
+    pub fn build_second_image(&self) -> PathBuf {
+        let recipe = std::fs::read_to_string(self.t.join("recipes/ha.toml")).unwrap();
+        let v2 = recipe.replacen(
+            "\"cluster-overlay\"]",
+            "\"cluster-overlay\", \"upgrade-overlay\"]",
+            1,
+        );
+        assert_ne!(v2, recipe, "no cluster-overlay in the recipe");
+        std::fs::create_dir_all(self.t.join("upgrade-overlay/etc")).unwrap();
+        std::fs::write(self.t.join("upgrade-overlay/etc/sanforge-upgrade"), "2\n").unwrap();
+        std::fs::write(self.t.join("recipes/ha-v2.toml"), v2).unwrap();
+        std::fs::copy(
+            self.t.join("recipes/ha.lock"),
+            self.t.join("recipes/ha-v2.lock"),
+        )
+        .unwrap();
+        let out = self.t.join("out-v2");
+        let b0 = Instant::now();
+        run_ok(
+            sanforge(&self.t)
+                .args(["build", "recipes/ha-v2.toml", "--out"])
+                .arg(&out),
+        );
+        eprintln!("second image built in {:.1} s", b0.elapsed().as_secs_f64());
+        out
     }
 }
 
@@ -336,6 +370,11 @@ pub struct Pair {
     pub portals: Vec<Portal>,
     pub boot: Vec<(&'static str, Duration)>,
     pub served_after: Duration,
+    pub wiring: Wiring,
+    /// How many restarts so far (names the restarted VMs' serial logs).
+    pub generation: u32,
+    /// Nodes whose VM reset itself before a restart replaced it.
+    pub fenced: [bool; 2],
 }
 
 impl Pair {
@@ -345,6 +384,38 @@ impl Pair {
 
     pub fn node_mut(&mut self, i: usize) -> &mut Node {
         self.nodes[i].as_mut().expect("node still running")
+    }
+
+    /// Waits until node `i` is up and a cluster member; the time since its VM started.
+    pub fn wait_member(&self, i: usize) -> Duration {
+        let n = self.node(i);
+        let ready = n.wait_log("sanforge-init: ready", Duration::from_secs(300));
+        let settled = n.wait_log("ha: cluster settled", Duration::from_secs(300));
+        match (ready, settled) {
+            (Some(_), Some(t)) => t,
+            _ => panic!("{} did not settle\n{}", n.name, self.dump()),
+        }
+    }
+
+    /// Whether node `i` was fenced: its VM reset itself (now or before a restart).
+    pub fn was_fenced(&mut self, i: usize) -> bool {
+        self.fenced[i] || self.nodes[i].as_mut().is_some_and(Node::fenced)
+    }
+
+    /// Restarts node `i` on its own disks, links and ports from the image in `image`
+    /// (the lab's `out`, or [`Lab::build_second_image`]): ends its VM if it still runs
+    /// (a power loss), boots it again and waits until it is a cluster member; the
+    /// time from its start to settled.
+    pub fn restart(&mut self, lab: &Lab, i: usize, image: &Path) -> Duration {
+        if let Some(mut old) = self.nodes[i].take() {
+            if !old.exited() {
+                old.quit();
+            }
+            self.fenced[i] |= old.fenced();
+        }
+        self.generation += 1;
+        self.nodes[i] = Some(start_vm(lab, image, &self.wiring, i, self.generation));
+        self.wait_member(i)
     }
 
     pub fn dump(&self) -> String {
@@ -444,91 +515,6 @@ impl Run {
     }
 }
 
-/// Starts node `name`'s VM: user networking (iSCSI and control shell forwards), the two
-/// socket links, its DRBD disk and, with sbd, the shared sbd disk and the watchdog.
-pub fn start_vm(
-    lab: &Lab,
-    dir: &Path,
-    name: &'static str,
-    links: [u16; 2],
-    listen: bool,
-    disk: &Path,
-    sbd: Option<&Path>,
-) -> Node {
-    let iscsi = free_port();
-    let ctl = free_port();
-    let serial = dir.join(format!("{name}.serial"));
-    let monitor = dir.join(format!("{name}.monitor"));
-    // The public initramfs followed by this node's secrets archive.
-    let initrd = dir.join(format!("{name}.initrd"));
-    let mut data = std::fs::read(lab.out.join("initramfs.cpio.zst")).unwrap();
-    // The kernel looks for the next archive at a 4-byte boundary (zeros are skipped).
-    data.resize(data.len().next_multiple_of(4), 0);
-    data.extend(std::fs::read(lab.t.join(format!("rendered/{name}/secrets/initrd.cpio"))).unwrap());
-    std::fs::write(&initrd, data).unwrap();
-    let mut c = Command::new("qemu-system-x86_64");
-    c.args(["-accel", "tcg", "-m", "768", "-smp", "1", "-display", "none"])
-        .args(["-no-reboot", "-nodefaults"])
-        .arg("-serial")
-        .arg(format!("file:{}", serial.display()))
-        .arg("-monitor")
-        .arg(format!("unix:{},server,nowait", monitor.display()))
-        .arg("-kernel")
-        .arg(lab.out.join("vmlinuz"))
-        .arg("-initrd")
-        .arg(&initrd)
-        .arg("-append")
-        .arg(format!("console=ttyS0 panic=-1 sanforge.node={name}"))
-        .arg("-netdev")
-        .arg(format!(
-            "user,id=u0,restrict=on,hostfwd=tcp:127.0.0.1:{iscsi}-:3260,hostfwd=tcp:127.0.0.1:{ctl}-:{CTL_PORT}"
-        ))
-        .arg("-device")
-        .arg(format!("virtio-net-pci,netdev=u0,mac={}", mac(name, 0)));
-    for (i, port) in links.iter().enumerate() {
-        let mode = if listen { "listen" } else { "connect" };
-        c.arg("-netdev")
-            .arg(format!("socket,id=l{i},{mode}=127.0.0.1:{port}"))
-            .arg("-device")
-            .arg(format!(
-                "virtio-net-pci,netdev=l{i},mac={}",
-                mac(name, i as u8 + 1)
-            ));
-    }
-    // Both disks as explicit devices, in this order: /dev/vda backs DRBD, /dev/vdb is
-    // sbd's (an `if=virtio` drive would be created after every -device, i.e. after
-    // the sbd disk, and take vdb).
-    c.arg("-drive")
-        .arg(format!("file={},format=raw,if=none,id=d0", disk.display()))
-        .args(["-device", "virtio-blk-pci,drive=d0"]);
-    if let Some(sbd) = sbd {
-        // One file, opened by both VMs: no image locking, and the device says the
-        // sharing is intended. A guest reset (sbd, the watchdog) ends the VM
-        // (`-no-reboot`): that is how the test sees a fence.
-        c.arg("-drive")
-            .arg(format!(
-                "file={},format=raw,if=none,id=sbd,file.locking=off",
-                sbd.display()
-            ))
-            .args(["-device", "virtio-blk-pci,drive=sbd,share-rw=on"])
-            .args(["-device", "i6300esb", "-action", "watchdog=reset"]);
-    }
-    c.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let child = c.spawn().expect("qemu-system-x86_64");
-    Node {
-        name,
-        child,
-        serial,
-        monitor,
-        iscsi: SocketAddr::from(([127, 0, 0, 1], iscsi)),
-        ctl: SocketAddr::from(([127, 0, 0, 1], ctl)),
-        started: Instant::now(),
-        killed: false,
-    }
-}
-
 /// The cluster file `fixture` with its `[fencing]` table for `fencing`.
 pub fn cluster_file(fixture: &str, fencing: Fencing) -> String {
     let text =
@@ -620,7 +606,7 @@ pub fn prepare_project_for(t: &Path, fixture: &str, recipe_path: &str, fencing: 
     }
     // Test-only: eth0 (QEMU user networking, where the host's forwards arrive) and a
     // control shell on every node; with sbd, the disk's slots are created once (on
-    // alpha, before its sbd starts; beta's waits for them).
+    // alpha, before its sbd starts, if the disk has none; beta's waits for them).
     for n in NAMES {
         let p = t.join(format!("rendered/{n}/node.toml"));
         let mut text = std::fs::read_to_string(&p)
@@ -628,7 +614,9 @@ pub fn prepare_project_for(t: &Path, fixture: &str, recipe_path: &str, fencing: 
             .replace("services = []\n", "");
         if fencing == Fencing::Sbd {
             let prepare = if n == "alpha" {
-                format!("/usr/sbin/sbd -d {SBD_DISK} -1 10 -4 20 create")
+                // Only on a blank disk: a restarted alpha must not wipe the slots
+                // beta's sbd is watching.
+                format!("/usr/sbin/sbd -d {SBD_DISK} dump >/dev/null 2>&1 || /usr/sbin/sbd -d {SBD_DISK} -1 10 -4 20 create")
             } else {
                 format!("until /usr/sbin/sbd -d {SBD_DISK} dump >/dev/null; do sleep 1; done")
             };

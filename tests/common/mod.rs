@@ -3,6 +3,7 @@
 
 pub mod aptrepo;
 pub mod cluster;
+pub mod cluster_vm;
 pub mod conformance;
 pub mod httpd;
 pub mod initroot;
