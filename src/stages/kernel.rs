@@ -173,7 +173,8 @@ fn build(ctx: &Ctx, dir: &Path, log: &Log) -> Result<()> {
     let obj = src.join(seed::OBJ_DIR);
     let identity = seed::identity(ctx)?;
     match seed::enabled()
-        .then(|| seed::find(ctx, &identity, dir))
+        .then(|| requests(ctx).map(|wanted| seed::find(ctx, &identity, dir, &wanted)))
+        .transpose()?
         .flatten()
     {
         Some(from) => seed::plant(&from, dir, log)?,
