@@ -1018,6 +1018,8 @@ fn node_configs_require_what_the_fencing_and_dlm_run() {
             p("/usr/lib/ocf/resource.d/pacemaker/controld", "pacemaker"),
             p("/usr/sbin/dlm_tool", "dlm-controld"),
             p("/sbin/drbdadm", "drbd-utils"),
+            // DRBD 9 (the fixture's default): drbdsetup itself.
+            p("/sbin/drbdsetup", "drbd-utils"),
             p("/usr/sbin/crm_attribute", "pacemaker-cli-utils"),
         ]
     );
@@ -1037,6 +1039,7 @@ fn node_configs_require_what_the_fencing_and_dlm_run() {
         paths(&requires(&lio_text())),
         [
             p("/sbin/drbdadm", "drbd-utils"),
+            p("/lib/drbd/drbdsetup-84", "drbd-utils"),
             p("/usr/sbin/crm_attribute", "pacemaker-cli-utils")
         ]
     );

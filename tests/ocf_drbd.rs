@@ -2,8 +2,8 @@
 //! with xmllint against resource-agents' `ra-api-1.dtd` and `metadata.rng`, the
 //! `argv[0]` dispatch (a symlink named `drbd`), and a switchover's actions on one node
 //! (`sanforge-init --root DIR ocf-drbd ACTION`: `/proc/drbd` is `DIR/proc/drbd`, the
-//! tools answer from `DIR/fake-run`, and `drbdadm SUB` leaves the `/proc/drbd` of
-//! `fake-run/drbdadm.SUB.tree`), checking each exit code and the processes it ran.
+//! tools answer from `DIR/fake-run`, and `drbdsetup-84 SUB 0` leaves the `/proc/drbd`
+//! of `fake-run/drbdsetup-84.SUB.tree`), checking each exit code and the processes it ran.
 //! The agent's own decisions (scores, refusals, retries) are unit-tested in
 //! src/agent/drbd/tests.rs.
 
@@ -84,14 +84,15 @@ fn node(dir: &Path, line: &str) {
     let run = dir.join("fake-run");
     fs::create_dir_all(&run).unwrap();
     fs::write(run.join("drbdadm"), "").unwrap();
+    fs::write(run.join("drbdsetup-84"), "").unwrap();
     fs::write(run.join("crm_attribute"), "").unwrap();
 }
 
-/// `drbdadm SUB` leaves minor 0 as `line`.
+/// `drbdsetup-84 SUB 0` leaves minor 0 as `line`.
 fn leaves(dir: &Path, sub: &str, line: &str) {
     let run = dir.join("fake-run");
-    fs::write(run.join(format!("drbdadm.{sub}")), "").unwrap();
-    let tree = run.join(format!("drbdadm.{sub}.tree/proc"));
+    fs::write(run.join(format!("drbdsetup-84.{sub}")), "").unwrap();
+    let tree = run.join(format!("drbdsetup-84.{sub}.tree/proc"));
     fs::create_dir_all(&tree).unwrap();
     fs::write(tree.join("drbd"), format!("{V84}{line}")).unwrap();
 }
@@ -123,7 +124,7 @@ fn act(dir: &Path, action: &str) -> (i32, Vec<String>, String) {
 }
 
 #[test]
-fn a_switchover_runs_one_drbdadm_per_action() {
+fn a_switchover_runs_one_process_per_action() {
     let t = tempfile::tempdir().unwrap();
     let (old, new) = (t.path().join("alpha"), t.path().join("beta"));
     node(
@@ -150,7 +151,11 @@ fn a_switchover_runs_one_drbdadm_per_action() {
     );
     let (rc, runs, err) = act(&old, "demote");
     assert_eq!(rc, 0, "{err}");
-    assert_eq!(runs, ["drbdadm secondary r0"], "the score is unchanged");
+    assert_eq!(
+        runs,
+        ["/lib/drbd/drbdsetup-84 secondary 0"],
+        "the score is unchanged"
+    );
     leaves(
         &new,
         "primary",
@@ -158,7 +163,7 @@ fn a_switchover_runs_one_drbdadm_per_action() {
     );
     let (rc, runs, err) = act(&new, "promote");
     assert_eq!(rc, 0, "{err}");
-    assert_eq!(runs, ["drbdadm primary r0"]);
+    assert_eq!(runs, ["/lib/drbd/drbdsetup-84 primary 0"]);
     assert_eq!(act(&new, "monitor"), (8, vec![], String::new()));
     // The run-time memory of the score stays in the node's tree.
     assert_eq!(

@@ -1,6 +1,6 @@
 //! `ocf:sanforge:drbd`, a promotable Pacemaker resource agent for one DRBD resource:
-//! start (`drbdadm adjust`), stop (`drbdadm down`), promote (`drbdadm primary`), demote
-//! (`drbdadm secondary`), monitor, notify, meta-data and validate-all, with the
+//! start (`drbdadm adjust`), stop (`drbdadm down`), promote and demote (`drbdsetup
+//! primary|secondary`), monitor, notify, meta-data and validate-all, with the
 //! promotion score kept in the node attribute `master-<resource>` as `ocf:linbit:drbd`
 //! keeps it (see [`status::promotion`]).
 //!
@@ -11,8 +11,9 @@
 //! sed and grep dozens of times per action; under QEMU TCG that cost 5 to 11 s of every
 //! switchover and failover (benches/failover-steps.sh, issue 14). This agent reads the
 //! state without starting a process where the kernel offers it (DRBD 8.4: one read of
-//! `/proc/drbd`; DRBD 9: one `drbdsetup status RES --json`), acts with one `drbdadm`
-//! call per action, and sets the score with one `crm_attribute` call only when it
+//! `/proc/drbd`; DRBD 9: one `drbdsetup status RES --json`), acts with one process
+//! per action (`drbdsetup-84 primary|secondary MINOR` for a role change, `drbdadm
+//! adjust|down` to start and stop), and sets the score with one `crm_attribute` call only when it
 //! changed since the last one it set (the value is remembered under
 //! `/run/sanforge/ocf-drbd/`; probes, start and stop always set it, so a restarted
 //! Pacemaker, which forgets transient attributes, gets it back with its first probe).
@@ -30,11 +31,11 @@
 //!   the first score is the right one, Secondary → 0.
 //! * promote: refuses (1, logged, score removed) when the local disk is not UpToDate:
 //!   Inconsistent, Outdated or Consistent data is never promoted; otherwise
-//!   `drbdadm primary`, retried until the action's timeout while DRBD refuses for a
+//!   `drbdsetup primary`, retried until the action's timeout while DRBD refuses for a
 //!   reason that can pass (the dead peer still counted Primary until DRBD's ping
-//!   timeout), but not when DRBD answers 17 (no access to UpToDate data, or the
-//!   fence-peer handler failed).
-//! * demote: `drbdadm secondary`, retried while the device is held open.
+//!   timeout), but not when DRBD answers 12 or 17 (no access to UpToDate data, or
+//!   the fence-peer handler failed).
+//! * demote: `drbdsetup secondary`, retried while the device is held open.
 //! * stop: Secondary if Primary, then `drbdadm down`, score removed; 1 if it cannot
 //!   finish in time (Pacemaker then fences the node).
 //! * notify: 0 (the cluster renders this agent's clone without notifications).
@@ -65,10 +66,17 @@ pub const PROC_DRBD: &str = "/proc/drbd";
 pub const SCORE_DIR: &str = "/run/sanforge/ocf-drbd";
 const DRBDADM: &str = "drbdadm";
 const DRBDSETUP: &str = "drbdsetup";
+/// drbd-utils' drbdsetup for the 8.4 module, which `drbdsetup` and `drbdadm` exec
+/// after checking the module's version: called directly for a role change, one
+/// process instead of four (drbdadm, drbdadm-84, drbdsetup, drbdsetup-84) and no
+/// parse of the configuration.
+pub const DRBDSETUP_84: &str = "/lib/drbd/drbdsetup-84";
 const CRM_ATTRIBUTE: &str = "crm_attribute";
-/// `drbdadm primary`'s exit code when DRBD refuses for good: no access to UpToDate
-/// data, or the fence-peer handler did not fence the peer.
-const REFUSED: i32 = 17;
+/// `drbdsetup primary`'s exit codes (10 + DRBD's negative state-change result, passed
+/// on by drbdadm) when DRBD refuses for good: 12 `SS_NO_UP_TO_DATE_DISK` (no access
+/// to UpToDate data), 17 `SS_PRIMARY_NOP` (the peer is not outdated: the fence-peer
+/// handler did not fence it). Others (11, the peer still counted Primary) can pass.
+const REFUSED: [i32; 2] = [12, 17];
 /// How long start waits for the peer's connection, so the first score counts it.
 const START_SETTLE: Duration = Duration::from_secs(5);
 /// Between two tries of a state change DRBD refused for a passing reason (a try that
@@ -130,6 +138,8 @@ pub struct Agent<'a> {
     probe: bool,
     /// `OCF_RESKEY_CRM_meta_on_node`: the node whose attribute is set.
     node: Option<String>,
+    /// Whether the loaded module is DRBD 8.4 (known after the first [`Agent::look`]).
+    v84: bool,
 }
 
 impl<'a> Agent<'a> {
@@ -156,6 +166,7 @@ impl<'a> Agent<'a> {
                 .get("OCF_RESKEY_CRM_meta_on_node")
                 .filter(|n| !n.is_empty())
                 .map(str::to_string),
+            v84: false,
         }
     }
 
@@ -172,7 +183,7 @@ impl<'a> Agent<'a> {
     }
 
     /// The pause before retrying a state change that failed after `tried` began: none
-    /// when the try itself took [`RETRY`] or more. A `drbdadm primary` issued while DRBD
+    /// when the try itself took [`RETRY`] or more. A `drbdsetup primary` issued while DRBD
     /// still counts a dead peer as Primary can block until DRBD's ping timeout and the
     /// fence-peer handler are done and then fail; the next one succeeds at once
     /// (measured: a fixed pause after it was 0.6 s of the failover).
@@ -230,7 +241,8 @@ impl<'a> Agent<'a> {
             .next()
             .and_then(|l| l.strip_prefix("version: "))
             .unwrap_or("");
-        if version.starts_with("8.") {
+        self.v84 = version.starts_with("8.");
+        if self.v84 {
             let minor = self.minor()?;
             return Status::from_proc_drbd(&text, minor).map_err(|e| format!("{PROC_DRBD}: {e}"));
         }
@@ -287,6 +299,18 @@ impl<'a> Agent<'a> {
         })?;
         self.params.minor = Some(m);
         Ok(m)
+    }
+
+    /// Makes the resource Primary or Secondary (`role`) with one process: DRBD 8.4's
+    /// `drbdsetup-84 ROLE MINOR`, DRBD 9's `drbdsetup ROLE RESOURCE`. The kernel runs
+    /// the fence-peer handler itself when a promotion needs it.
+    fn set_role(&mut self, role: &str) -> Result<(), (Option<i32>, String)> {
+        let res = self.params.resource.clone();
+        match (self.v84, self.params.minor) {
+            (true, Some(m)) => self.run(&[DRBDSETUP_84, role, &m.to_string()]),
+            (true, None) => self.run(&[DRBDADM, role, &res]),
+            (false, _) => self.run(&[DRBDSETUP, role, &res]),
+        }
     }
 
     fn score_file(&self) -> PathBuf {
@@ -368,7 +392,7 @@ impl<'a> Agent<'a> {
         match self.look() {
             Ok(Some(s)) if s.role == Role::Primary => {
                 self.warn(&format!("start: {res} is Primary already, demoting"));
-                if let Err((_, why)) = self.run(&[DRBDADM, "secondary", &res]) {
+                if let Err((_, why)) = self.set_role("secondary") {
                     self.err(&format!("start: {why}"));
                     return Rc::ErrGeneric;
                 }
@@ -431,7 +455,7 @@ impl<'a> Agent<'a> {
                 }
                 Ok(Some(s)) if s.role == Role::Primary => {
                     self.warn(&format!("stop: {res} is still Primary, demoting"));
-                    self.run(&[DRBDADM, "secondary", &res]).err()
+                    self.set_role("secondary").err()
                 }
                 Ok(Some(_)) => self.run(&[DRBDADM, "down", &res]).err(),
                 Err(e) => Some((None, e)),
@@ -474,9 +498,9 @@ impl<'a> Agent<'a> {
                 return Rc::ErrGeneric;
             }
             let tried = Instant::now();
-            match self.run(&[DRBDADM, "primary", &res]) {
+            match self.set_role("primary") {
                 Ok(()) => self.info(&format!("promote: {res} is Primary")),
-                Err((Some(REFUSED), why)) => {
+                Err((Some(code), why)) if REFUSED.contains(&code) => {
                     self.err(&format!(
                         "promote: DRBD refused {res} without access to UpToDate data or a fenced peer: {why}"
                     ));
@@ -512,7 +536,7 @@ impl<'a> Agent<'a> {
                     return Rc::ErrGeneric;
                 }
             }
-            match self.run(&[DRBDADM, "secondary", &res]) {
+            match self.set_role("secondary") {
                 Ok(()) => self.info(&format!("demote: {res} is Secondary")),
                 Err((_, why)) if self.left() <= RETRY => {
                     self.err(&format!("demote: {why}; giving up"));

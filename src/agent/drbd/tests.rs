@@ -1,6 +1,6 @@
 //! The DRBD agent over the recording fake: `/proc/drbd` is a file of the fake's tree,
-//! and the tools answer from `fake-run/` (a `drbdadm.primary.tree/proc/drbd` is what
-//! `drbdadm primary` leaves behind). Each test checks the exit code and the exact
+//! and the tools answer from `fake-run/` (a `drbdsetup-84.primary.tree/proc/drbd` is
+//! what `drbdsetup-84 primary 0` leaves behind). Each test checks the exit code and the exact
 //! processes the action started.
 
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
@@ -32,27 +32,37 @@ impl Lab {
         fs::write(dir.path().join("proc/drbd"), proc).unwrap();
         let run = dir.path().join("fake-run");
         fs::create_dir_all(&run).unwrap();
-        for tool in ["drbdadm", "crm_attribute", "modprobe"] {
+        for tool in ["drbdadm", "drbdsetup-84", "crm_attribute", "modprobe"] {
             fs::write(run.join(tool), "").unwrap();
         }
         Lab { dir }
     }
 
-    /// `drbdadm SUB` leaves `/proc/drbd` as `proc`.
+    /// The tool of `sub`: drbdsetup-84 for role changes, drbdadm for the rest.
+    fn tool(sub: &str) -> &'static str {
+        match sub {
+            "primary" | "secondary" => "drbdsetup-84",
+            _ => "drbdadm",
+        }
+    }
+
+    /// `TOOL SUB` leaves `/proc/drbd` as `proc`.
     fn leaves(&self, sub: &str, proc: &str) {
         let run = self.dir.path().join("fake-run");
-        fs::write(run.join(format!("drbdadm.{sub}")), "").unwrap();
-        let tree = run.join(format!("drbdadm.{sub}.tree/proc"));
+        let tool = Self::tool(sub);
+        fs::write(run.join(format!("{tool}.{sub}")), "").unwrap();
+        let tree = run.join(format!("{tool}.{sub}.tree/proc"));
         fs::create_dir_all(&tree).unwrap();
         fs::write(tree.join("drbd"), proc).unwrap();
     }
 
-    /// `drbdadm SUB` fails with `rc` and `err` on stderr, changing nothing.
+    /// `TOOL SUB` fails with `rc` and `err` on stderr, changing nothing.
     fn fails(&self, sub: &str, rc: i32, err: &str) {
         let run = self.dir.path().join("fake-run");
-        fs::write(run.join(format!("drbdadm.{sub}")), "").unwrap();
-        fs::write(run.join(format!("drbdadm.{sub}.rc")), rc.to_string()).unwrap();
-        fs::write(run.join(format!("drbdadm.{sub}.err")), err).unwrap();
+        let tool = Self::tool(sub);
+        fs::write(run.join(format!("{tool}.{sub}")), "").unwrap();
+        fs::write(run.join(format!("{tool}.{sub}.rc")), rc.to_string()).unwrap();
+        fs::write(run.join(format!("{tool}.{sub}.err")), err).unwrap();
     }
 
     /// Runs `action` with `extra` variables; its code, the processes it ran, its log.
@@ -121,7 +131,7 @@ fn promote_runs_drbdadm_primary_once() {
     );
     let (rc, runs, log) = lab.act("promote", &[("OCF_RESKEY_CRM_meta_interval", "0")]);
     assert_eq!(rc, Rc::Success, "{log}");
-    assert_eq!(runs, ["drbdadm primary r0", SET_10000]);
+    assert_eq!(runs, ["/lib/drbd/drbdsetup-84 primary 0", SET_10000]);
     assert!(log.contains("drbd(drbd-r0:1)["), "{log}");
     assert!(log.contains("INFO: promote: r0 is Primary"), "{log}");
     // Promoting a Primary changes nothing.
@@ -135,7 +145,7 @@ fn inconsistent_or_outdated_data_is_never_promoted() {
         lab.leaves("primary", PRIMARY);
         let (rc, runs, log) = lab.act("promote", &[]);
         assert_eq!(rc, Rc::ErrGeneric);
-        assert_eq!(runs, [REMOVE], "no drbdadm primary");
+        assert_eq!(runs, [REMOVE], "no drbdsetup primary");
         assert!(
             log.contains("ERROR: promote: refusing to promote r0: its local disk is"),
             "{log}"
@@ -153,7 +163,7 @@ fn drbd_refusing_for_good_is_not_retried() {
     );
     let (rc, runs, log) = lab.act("promote", &[]);
     assert_eq!(rc, Rc::ErrGeneric);
-    assert_eq!(runs, ["drbdadm primary r0"]);
+    assert_eq!(runs, ["/lib/drbd/drbdsetup-84 primary 0"]);
     assert!(
         log.contains("Refusing to be Primary while peer is not outdated"),
         "{log}"
@@ -172,7 +182,10 @@ fn a_passing_refusal_is_retried_until_the_timeout() {
     let (rc, runs, log) = lab.act("promote", &[("OCF_RESKEY_CRM_meta_timeout", "4000")]);
     assert_eq!(rc, Rc::ErrGeneric);
     assert_eq!(runs.len(), 7, "{runs:?}");
-    assert!(runs.iter().all(|r| r == "drbdadm primary r0"), "{runs:?}");
+    assert!(
+        runs.iter().all(|r| r == "/lib/drbd/drbdsetup-84 primary 0"),
+        "{runs:?}"
+    );
     assert!(
         log.contains("Multiple primaries not allowed by config; giving up"),
         "{log}"
@@ -185,7 +198,7 @@ fn demote_and_stop() {
     lab.leaves("secondary", SECONDARY);
     let (rc, runs, _) = lab.act("demote", &[]);
     assert_eq!(rc, Rc::Success);
-    assert_eq!(runs, ["drbdadm secondary r0", SET_10000]);
+    assert_eq!(runs, ["/lib/drbd/drbdsetup-84 secondary 0", SET_10000]);
     let lab = Lab::new(SECONDARY);
     lab.leaves("down", DOWN);
     let (rc, runs, _) = lab.act("stop", &[]);

@@ -320,8 +320,14 @@ pub fn requirements(c: &Cluster, cluster_mode: bool) -> Vec<Requirement> {
             )),
             DrbdAgent::Sanforge => {
                 // What ocf:sanforge:drbd runs (the agent itself is /init).
-                let why = "[[drbd]] (the ocf:sanforge:drbd agent runs drbdadm and crm_attribute)";
+                let why = "[[drbd]] (the ocf:sanforge:drbd agent runs drbdadm, drbdsetup and crm_attribute)";
                 v.push(req("/sbin/drbdadm".into(), "drbd-utils", why));
+                // Role changes: drbd-utils' drbdsetup of the module's generation.
+                let drbdsetup = match c.drbd_version {
+                    DrbdVersion::V84 => crate::agent::drbd::DRBDSETUP_84,
+                    DrbdVersion::V9 => "/sbin/drbdsetup",
+                };
+                v.push(req(drbdsetup.into(), "drbd-utils", why));
                 v.push(req(
                     "/usr/sbin/crm_attribute".into(),
                     "pacemaker-cli-utils",
