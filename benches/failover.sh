@@ -5,14 +5,21 @@
 # tests/failover.rs RUNS times (default 5) and prints each run's table, then the median
 # switchover and failover.
 # With --logs DIR, each run saves the nodes' logs in DIR/run-N (SANFORGE_FAILOVER_LOGS)
-# and benches/failover-steps.sh prints its per-step breakdown.
-# Usage: benches/failover.sh [--logs DIR] [RUNS]   (two QEMU VMs under TCG, a few
+# and benches/failover-steps.sh prints its per-step breakdown. With --agent linbit the
+# cluster runs DRBD under LINBIT's ocf:linbit:drbd instead of ocf:sanforge:drbd
+# (`drbd-agent` of the cluster file, SANFORGE_DRBD_AGENT), for a before/after.
+# Usage: benches/failover.sh [--logs DIR] [--agent sanforge|linbit] [RUNS]   (two QEMU VMs under TCG, a few
 # minutes per run; run it on an otherwise idle machine for figures)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 logs=
 if [ "${1:-}" = --logs ]; then
   logs=$(realpath -m "$2")
+  shift 2
+fi
+if [ "${1:-}" = --agent ]; then
+  export SANFORGE_DRBD_AGENT=$2
+  echo "drbd agent: ocf:$2:drbd"
   shift 2
 fi
 runs=${1:-5}

@@ -1017,7 +1017,10 @@ fn node_configs_require_what_the_fencing_and_dlm_run() {
             p("/usr/sbin/dlm_controld", "dlm-controld"),
             p("/usr/lib/ocf/resource.d/pacemaker/controld", "pacemaker"),
             p("/usr/sbin/dlm_tool", "dlm-controld"),
-            p("/usr/lib/ocf/resource.d/linbit/drbd", "drbd-utils"),
+            p("/sbin/drbdadm", "drbd-utils"),
+            // DRBD 9 (the fixture's default): drbdsetup itself.
+            p("/sbin/drbdsetup", "drbd-utils"),
+            p("/usr/sbin/crm_attribute", "pacemaker-cli-utils"),
         ]
     );
     let sbd = requires(&with_fencing(
@@ -1034,8 +1037,54 @@ fn node_configs_require_what_the_fencing_and_dlm_run() {
     // Fencing off runs no fence program; LIO has no DLM.
     assert_eq!(
         paths(&requires(&lio_text())),
+        [
+            p("/sbin/drbdadm", "drbd-utils"),
+            p("/lib/drbd/drbdsetup-84", "drbd-utils"),
+            p("/usr/sbin/crm_attribute", "pacemaker-cli-utils")
+        ]
+    );
+    // LINBIT's agent, when the cluster file picks it.
+    assert_eq!(
+        paths(&requires(&format!(
+            "drbd-agent = \"linbit\"\n{}",
+            lio_text()
+        ))),
         [p("/usr/lib/ocf/resource.d/linbit/drbd", "drbd-utils")]
     );
+}
+
+#[test]
+fn the_drbd_agent_is_sanforges_unless_the_cluster_file_picks_linbits() {
+    let cib = |text: &str| {
+        let c = Cluster::parse(Path::new("c.toml"), text).unwrap();
+        self::text(&render_files(&c, &secrets(&c)).unwrap(), "alpha/cib.xml")
+    };
+    let native = cib(&lio_text());
+    assert!(
+        native.contains("class=\"ocf\" provider=\"sanforge\" type=\"drbd\""),
+        "{native}"
+    );
+    assert!(
+        native.contains("name=\"drbd_minor\" value=\"0\""),
+        "{native}"
+    );
+    assert!(!native.contains("linbit"), "{native}");
+    let linbit = cib(&format!("drbd-agent = \"linbit\"\n{}", lio_text()));
+    assert!(
+        linbit.contains("class=\"ocf\" provider=\"linbit\" type=\"drbd\""),
+        "{linbit}"
+    );
+    assert!(
+        linbit.contains("name=\"ignore_missing_notifications\" value=\"true\""),
+        "{linbit}"
+    );
+    let e = Cluster::parse(
+        Path::new("c.toml"),
+        &format!("drbd-agent = \"heartbeat\"\n{}", lio_text()),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("c.toml:1:") && e.contains("sanforge"), "{e}");
 }
 
 // ----------------------------------------------------------------------------------

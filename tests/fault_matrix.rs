@@ -421,13 +421,14 @@ fn monitor_failure(
 
 /// The agent of `ocf:sanforge:alua` on node `i` from now on fails demote and stop and
 /// passes every other action to the real one (`/init ocf-alua`): a tmpfs over the
-/// agents' directory holds the wrapper (the root file system is read-only squashfs).
+/// agents' directory holds the wrapper (the root file system is read-only squashfs),
+/// and the link of `ocf:sanforge:drbd`, which lives there too.
 fn break_alua_stop(node: &Node) -> Result<String, String> {
     let dir = "/usr/lib/ocf/resource.d/sanforge";
     let script =
         "#!/bin/sh\\ncase \"$1\" in demote|stop) exit 1;; esac\\nexec /init ocf-alua \"$@\"\\n";
     node.sh(&format!(
-        "mount -t tmpfs failing-agent {dir} && printf '{script}' > {dir}/alua && chmod 755 {dir}/alua && test -x {dir}/alua && grep -c 'exec /init ocf-alua' {dir}/alua"
+        "mount -t tmpfs failing-agent {dir} && ln -s /init {dir}/drbd && printf '{script}' > {dir}/alua && chmod 755 {dir}/alua && test -x {dir}/alua && grep -c 'exec /init ocf-alua' {dir}/alua"
     ))
     .map_err(|e| e.to_string())
 }

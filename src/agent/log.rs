@@ -1,5 +1,5 @@
-//! The agent's log: lines on stderr (Pacemaker collects them) prefixed with
-//! `alua(<instance>)[pid]`, the same lines time-stamped and appended to `$HA_LOGFILE`
+//! The agents' log: lines on stderr (Pacemaker collects them) prefixed with
+//! `AGENT(<instance>)[pid]` (`alua`, `drbd`), the same lines time-stamped and appended to `$HA_LOGFILE`
 //! when set, debug lines only with `HA_debug=1`. Reads `OCF_RESOURCE_INSTANCE`,
 //! `HA_debug` and `HA_LOGFILE` from the [`Env`]; the log file is written through the
 //! agent's [`Sys`]. Logging never fails an action.
@@ -20,11 +20,16 @@ pub struct Log<'w> {
 }
 
 impl<'w> Log<'w> {
-    /// A log writing to `sink` (stderr for Pacemaker), configured from `env`.
+    /// The `alua` agent's log writing to `sink` (stderr for Pacemaker), configured from `env`.
     pub fn from_env(env: &Env, sink: &'w mut dyn Write) -> Self {
+        Self::named(AGENT, env, sink)
+    }
+
+    /// The log of agent `agent` writing to `sink`, configured from `env`.
+    pub fn named(agent: &str, env: &Env, sink: &'w mut dyn Write) -> Self {
         let inst = env.get("OCF_RESOURCE_INSTANCE").unwrap_or("default");
         Log {
-            prefix: format!("{AGENT}({inst})[{}]", std::process::id()),
+            prefix: format!("{agent}({inst})[{}]", std::process::id()),
             debug: matches!(env.get("HA_debug"), Some("1" | "yes" | "true")),
             file: env
                 .get("HA_LOGFILE")

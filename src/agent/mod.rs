@@ -67,7 +67,8 @@
 //! parameter specs and the meta-data XML), [`state`] (ALUA states and monitor's pure
 //! verdicts), `sysfs` (paths, attribute reads and writes), `groups` (switching existing
 //! target groups: SCST, LIO `lio_devices`), `lio_luns` (LIO LUNs made at promote),
-//! `log`, `error`.
+//! `log`, `error`. The same binary is also `ocf:sanforge:drbd`, the promotable DRBD
+//! agent ([`drbd`]), which shares [`Rc`], [`Env`] and [`Log`].
 
 #![deny(
     clippy::unwrap_used,
@@ -77,6 +78,7 @@
 )]
 #![forbid(unsafe_code)]
 
+pub mod drbd;
 mod error;
 mod groups;
 mod lio_luns;
@@ -308,18 +310,24 @@ pub fn run_with<'a>(
     }
 }
 
-/// The action when `args` invoke the agent — `…/alua ACTION` (`argv[0]`, how Pacemaker
-/// calls it) or `sanforge-init ocf-alua ACTION` — `Some(None)` when the action is
-/// missing; None when they do not.
+/// The action when `args` invoke the alua agent — `…/alua ACTION` (`argv[0]`, how
+/// Pacemaker calls it) or `sanforge-init ocf-alua ACTION` — `Some(None)` when the
+/// action is missing; None when they do not.
 pub fn invoked_action(args: &[OsString]) -> Option<Option<String>> {
-    let name = args
+    invoked(args, AGENT, SUBCOMMAND)
+}
+
+/// The action when `args` invoke agent `name` (`argv[0]`'s file name) or the
+/// sanforge-init subcommand `sub`.
+fn invoked(args: &[OsString], name: &str, sub: &str) -> Option<Option<String>> {
+    let arg0 = args
         .first()
         .map(Path::new)
         .and_then(Path::file_name)
         .and_then(|n| n.to_str());
-    let action = if name == Some(AGENT) {
+    let action = if arg0 == Some(name) {
         args.get(1)
-    } else if args.get(1).and_then(|a| a.to_str()) == Some(SUBCOMMAND) {
+    } else if args.get(1).and_then(|a| a.to_str()) == Some(sub) {
         args.get(2)
     } else {
         return None;
@@ -327,10 +335,15 @@ pub fn invoked_action(args: &[OsString]) -> Option<Option<String>> {
     Some(action.map(|a| a.to_string_lossy().into_owned()))
 }
 
-/// For `main` of sanforge-init: when `args` invoke the agent, runs it with the
-/// process's environment over the [`Sys`] `sys_for` picks for that environment, and
-/// returns its exit code.
+/// For `main` of sanforge-init: when `args` invoke one of the agents (`alua`,
+/// [`drbd`]), runs it with the process's environment over the [`Sys`] `sys_for` picks
+/// for that environment, and returns its exit code.
 pub fn dispatch(args: &[OsString], sys_for: impl FnOnce(&Env) -> Box<dyn Sys>) -> Option<u8> {
+    if let Some(action) = invoked(args, drbd::AGENT, drbd::SUBCOMMAND) {
+        let env = Env::from_process();
+        let mut sys = sys_for(&env);
+        return Some(drbd::run(action.as_deref(), &env, sys.as_mut()).code());
+    }
     let action = invoked_action(args)?;
     let env = Env::from_process();
     let mut sys = sys_for(&env);
@@ -361,5 +374,13 @@ mod tests {
             Some(3)
         );
         assert_eq!(dispatch(&a(&["sanforge-init", "ocf-alua"]), fake), Some(2));
+        assert_eq!(dispatch(&a(&["sanforge-init", "ocf-drbd"]), fake), Some(2));
+        assert_eq!(
+            dispatch(
+                &a(&["/usr/lib/ocf/resource.d/sanforge/drbd", "frobnicate"]),
+                fake
+            ),
+            Some(3)
+        );
     }
 }

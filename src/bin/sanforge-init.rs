@@ -58,7 +58,8 @@ steps: mounts, load-modules, hardware (coldplug, udev, report), storage [NODE_TO
        calls of the network step, every link of the config assumed present), dhcp-event EVENT,
        apply-targets [NODE_TOML], apply-scst [FILE] [--prune],
        boot, shutdown, status [--json], metrics (a scrape's text), config-set FILE, factory-reset, secrets-set FILE, update DIR (DIR inside the tree),
-       ocf-alua ACTION (the OCF agent, OCF_RESKEY_* from the environment)";
+       ocf-alua ACTION (the OCF agent, OCF_RESKEY_* from the environment),
+       ocf-drbd ACTION (the DRBD agent: DIR/proc/drbd, tools answering from DIR/fake-run)";
 
 /// The [`Sys`] the OCF agent runs over: the kernel, or, when `sysfs_root` names another
 /// directory than `/sys` (tests, ocf-tester, development), the recording fake playing
@@ -74,7 +75,8 @@ fn agent_sys(env: &agent::Env) -> Box<dyn Sys> {
 
 fn main() -> ExitCode {
     install_panic_hook(std::process::id() == 1);
-    // Also the Pacemaker agent ocf:sanforge:alua (argv[0] `alua`, or `ocf-alua ACTION`).
+    // Also the Pacemaker agents ocf:sanforge:alua (argv[0] `alua`, or `ocf-alua ACTION`)
+    // and ocf:sanforge:drbd (`drbd`, or `ocf-drbd ACTION`).
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if let Some(code) = agent::dispatch(&argv, agent_sys) {
         return ExitCode::from(code);
@@ -225,6 +227,9 @@ fn run_step(dir: PathBuf, step: &str, rest: &[String], show: bool) -> ExitCode {
     if step == agent::SUBCOMMAND {
         return run_agent_step(dir, rest);
     }
+    if step == agent::drbd::SUBCOMMAND {
+        return run_drbd_agent_step(dir, rest);
+    }
     if step == "network-plan" {
         return network_plan(dir, rest);
     }
@@ -346,6 +351,27 @@ fn run_agent_step(dir: PathBuf, rest: &[String]) -> ExitCode {
         [action] => agent::run(Some(action), &env, &mut sys),
         _ => {
             eprintln!("error: unexpected arguments for `ocf-alua`\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    for op in &sys.ops {
+        let _ = writeln!(out, "{op}");
+    }
+    ExitCode::from(rc.code())
+}
+
+/// `--root DIR ocf-drbd ACTION`: the DRBD agent over the fake rooted at DIR
+/// (`DIR/proc/drbd`, the tools answering from `DIR/fake-run`); the recorded calls
+/// follow on stdout.
+fn run_drbd_agent_step(dir: PathBuf, rest: &[String]) -> ExitCode {
+    let env = agent::Env::from_process();
+    let mut sys = FakeSys::new(dir);
+    let rc = match rest {
+        [] => agent::drbd::run(None, &env, &mut sys),
+        [action] => agent::drbd::run(Some(action), &env, &mut sys),
+        _ => {
+            eprintln!("error: unexpected arguments for `ocf-drbd`\n\n{USAGE}");
             return ExitCode::from(2);
         }
     };

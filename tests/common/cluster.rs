@@ -515,10 +515,17 @@ impl Run {
     }
 }
 
-/// The cluster file `fixture` with its `[fencing]` table for `fencing`.
+/// The cluster file `fixture` with its `[fencing]` table for `fencing`; with
+/// `SANFORGE_DRBD_AGENT=linbit` (benches/failover.sh --agent), its `drbd-agent` too.
 pub fn cluster_file(fixture: &str, fencing: Fencing) -> String {
-    let text =
+    let mut text =
         std::fs::read_to_string(repo().join("tests/fixtures/cluster").join(fixture)).unwrap();
+    if let Some(agent) = std::env::var("SANFORGE_DRBD_AGENT")
+        .ok()
+        .filter(|a| !a.is_empty())
+    {
+        text = format!("drbd-agent = \"{agent}\"\n{text}");
+    }
     match fencing {
         Fencing::Off => text,
         Fencing::Sbd => {

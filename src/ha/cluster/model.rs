@@ -30,6 +30,10 @@ pub struct RawCluster {
     /// in-tree module of distribution kernels); it decides the `.res` syntax.
     #[serde(default)]
     pub drbd_version: DrbdVersion,
+    /// The Pacemaker agent of the DRBD resources: `"sanforge"` (the default,
+    /// `ocf:sanforge:drbd`) or `"linbit"` (drbd-utils' `ocf:linbit:drbd`).
+    #[serde(default)]
+    pub drbd_agent: DrbdAgent,
     #[serde(default)]
     pub corosync: CorosyncConf,
     pub quorum: Option<QuorumConf>,
@@ -148,6 +152,18 @@ pub enum DrbdVersion {
     /// DRBD 8.4, the module in mainline kernels (drbd-utils runs `drbdadm-84`).
     #[serde(rename = "8.4")]
     V84,
+}
+
+/// The resource agent that runs DRBD under Pacemaker (top-level `drbd-agent`).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum DrbdAgent {
+    /// `ocf:sanforge:drbd`: sanforge-init's native agent (src/agent/drbd), seconds
+    /// faster per switchover than LINBIT's shell agent under TCG.
+    #[default]
+    Sanforge,
+    /// `ocf:linbit:drbd`, LINBIT's agent from drbd-utils.
+    Linbit,
 }
 
 /// `two-node = true`, or `device = { host = "…" }` for a corosync-qnetd arbiter.
@@ -402,6 +418,7 @@ pub struct Cluster {
     pub name: String,
     pub target: TargetStack,
     pub drbd_version: DrbdVersion,
+    pub drbd_agent: DrbdAgent,
     pub corosync: CorosyncConf,
     pub quorum: Quorum,
     pub fencing: Fencing,

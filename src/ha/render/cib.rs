@@ -1,6 +1,7 @@
 //! The Pacemaker CIB (configuration only, empty status), as data for `cib.xml.tera`:
 //! the cluster properties, the fencing devices, a DLM clone when a device uses SCST
-//! `cluster_mode`, and per DRBD resource a promotable `ocf:linbit:drbd` clone, a
+//! `cluster_mode`, and per DRBD resource a promotable DRBD clone (`ocf:sanforge:drbd`,
+//! or `ocf:linbit:drbd` with `drbd-agent = "linbit"`), a
 //! promotable `ocf:sanforge:alua` clone (when the resource is exported) and the VIPs,
 //! with the constraints that tie them together. Ids are derived from names here; the
 //! template escapes parameter values.
@@ -9,7 +10,7 @@
 
 use super::templates;
 use crate::contract::SECRETS_DIR;
-use crate::ha::cluster::{Cluster, DrbdConf, Fencing, Quorum, Secrets, TargetStack};
+use crate::ha::cluster::{Cluster, DrbdAgent, DrbdConf, Fencing, Quorum, Secrets, TargetStack};
 use anyhow::Result;
 use serde::Serialize;
 
@@ -157,7 +158,8 @@ const PROMOTABLE_META: &[(&str, &str)] = &[
     ("interleave", "true"),
 ];
 
-/// Whether the `ocf:linbit:drbd` clone gets notifications. No: in a two-node cluster
+/// Whether the DRBD clone gets notifications. No: `ocf:sanforge:drbd` ignores them,
+/// and for `ocf:linbit:drbd`: in a two-node cluster
 /// they do nothing the other actions do not (drbd-utils 9.22's agent: `*/start`
 /// re-runs `drbdadm adjust`, "usually a no-op" for two nodes; `post/*` refreshes the
 /// promotion score, which start and every monitor also do, and would outdate the
@@ -274,7 +276,7 @@ fn order(
     }
 }
 
-/// The Pacemaker CIB: fencing, per DRBD resource a promotable `ocf:linbit:drbd` clone
+/// The Pacemaker CIB: fencing, per DRBD resource a promotable DRBD clone
 /// and a promotable `ocf:sanforge:alua` clone colocated with its Promoted role and
 /// ordered after its promotion (as in the classic DRBD + target setups), VIPs with the
 /// Promoted target, a DLM clone when a device uses SCST `cluster_mode`, stickiness
@@ -421,9 +423,19 @@ impl Cib {
     fn add_drbd(&mut self, c: &Cluster, d: &DrbdConf, dlm: bool) {
         let drbd_id = format!("drbd-{}", d.name);
         let drbd_clone = format!("{drbd_id}-clone");
-        self.resources.push(promotable(
-            &drbd_clone,
-            primitive(
+        let drbd = match c.drbd_agent {
+            // sanforge-init's native agent (src/agent/drbd): the minor names its line
+            // of /proc/drbd (DRBD 8.4), so it starts no process to find it.
+            DrbdAgent::Sanforge => primitive(
+                &drbd_id,
+                ("ocf", Some("sanforge"), "drbd"),
+                vec![
+                    ("drbd_resource", d.name.clone()),
+                    ("drbd_minor", d.minor.to_string()),
+                ],
+                DRBD_OPS,
+            ),
+            DrbdAgent::Linbit => primitive(
                 &drbd_id,
                 ("ocf", Some("linbit"), "drbd"),
                 vec![
@@ -434,8 +446,9 @@ impl Cib {
                 ],
                 DRBD_OPS,
             ),
-            DRBD_NOTIFY,
-        ));
+        };
+        self.resources
+            .push(promotable(&drbd_clone, drbd, DRBD_NOTIFY));
         // No location score for `preferred-node`: the drbd agent gives a connected
         // UpToDate Secondary the same promotion score as the Primary (10000), and
         // stickiness does not hold the Promoted role, so any role preference pulls the

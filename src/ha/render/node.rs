@@ -10,7 +10,7 @@ use crate::config::node::{
     ScstNode, Service, Watchdog, WatchdogMode,
 };
 use crate::config::storage::{Activate, Storage, VolumeGroup};
-use crate::ha::cluster::{Cluster, DrbdVersion, Fencing, Node, TargetStack};
+use crate::ha::cluster::{Cluster, DrbdAgent, DrbdVersion, Fencing, Node, TargetStack};
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -312,11 +312,29 @@ pub fn requirements(c: &Cluster, cluster_mode: bool) -> Vec<Requirement> {
         v.push(req("/usr/sbin/dlm_tool".into(), "dlm-controld", why));
     }
     if !c.drbd.is_empty() {
-        v.push(req(
-            "/usr/lib/ocf/resource.d/linbit/drbd".into(),
-            "drbd-utils",
-            "[[drbd]] (the ocf:linbit:drbd agent)",
-        ));
+        match c.drbd_agent {
+            DrbdAgent::Linbit => v.push(req(
+                "/usr/lib/ocf/resource.d/linbit/drbd".into(),
+                "drbd-utils",
+                "[[drbd]] (the ocf:linbit:drbd agent)",
+            )),
+            DrbdAgent::Sanforge => {
+                // What ocf:sanforge:drbd runs (the agent itself is /init).
+                let why = "[[drbd]] (the ocf:sanforge:drbd agent runs drbdadm, drbdsetup and crm_attribute)";
+                v.push(req("/sbin/drbdadm".into(), "drbd-utils", why));
+                // Role changes: drbd-utils' drbdsetup of the module's generation.
+                let drbdsetup = match c.drbd_version {
+                    DrbdVersion::V84 => crate::agent::drbd::DRBDSETUP_84,
+                    DrbdVersion::V9 => "/sbin/drbdsetup",
+                };
+                v.push(req(drbdsetup.into(), "drbd-utils", why));
+                v.push(req(
+                    "/usr/sbin/crm_attribute".into(),
+                    "pacemaker-cli-utils",
+                    why,
+                ));
+            }
+        }
     }
     if !c.lvm.is_empty() {
         // LVM-activate checks for `lvm`, `dmsetup` and `pgrep` before it starts

@@ -112,6 +112,7 @@ impl RawCluster {
             name: self.name,
             target: self.target,
             drbd_version: self.drbd_version,
+            drbd_agent: self.drbd_agent,
             corosync: self.corosync,
             quorum,
             fencing,

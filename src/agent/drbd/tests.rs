@@ -1,0 +1,275 @@
+//! The DRBD agent over the recording fake: `/proc/drbd` is a file of the fake's tree,
+//! and the tools answer from `fake-run/` (a `drbdsetup-84.primary.tree/proc/drbd` is
+//! what `drbdsetup-84 primary 0` leaves behind). Each test checks the exit code and the exact
+//! processes the action started.
+
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+use super::*;
+use crate::sys::FakeSys;
+use std::fs;
+
+const PRIMARY: &str =
+    "version: 8.4.11 (api:1/proto:86-101)\n 0: cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate C r-----\n";
+const SECONDARY: &str =
+    "version: 8.4.11 (api:1/proto:86-101)\n 0: cs:Connected ro:Secondary/Primary ds:UpToDate/UpToDate C r-----\n";
+const LOST_PEER: &str =
+    "version: 8.4.11 (api:1/proto:86-101)\n 0: cs:WFConnection ro:Secondary/Unknown ds:UpToDate/DUnknown C r-----\n";
+const SYNC_TARGET: &str =
+    "version: 8.4.11 (api:1/proto:86-101)\n 0: cs:SyncTarget ro:Secondary/Primary ds:Inconsistent/UpToDate C r-----\n";
+const OUTDATED: &str =
+    "version: 8.4.11 (api:1/proto:86-101)\n 0: cs:WFConnection ro:Secondary/Unknown ds:Outdated/DUnknown C r-----\n";
+const DOWN: &str = "version: 8.4.11 (api:1/proto:86-101)\n";
+
+struct Lab {
+    dir: tempfile::TempDir,
+}
+
+impl Lab {
+    fn new(proc: &str) -> Lab {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("proc")).unwrap();
+        fs::write(dir.path().join("proc/drbd"), proc).unwrap();
+        let run = dir.path().join("fake-run");
+        fs::create_dir_all(&run).unwrap();
+        for tool in ["drbdadm", "drbdsetup-84", "crm_attribute", "modprobe"] {
+            fs::write(run.join(tool), "").unwrap();
+        }
+        Lab { dir }
+    }
+
+    /// The tool of `sub`: drbdsetup-84 for role changes, drbdadm for the rest.
+    fn tool(sub: &str) -> &'static str {
+        match sub {
+            "primary" | "secondary" => "drbdsetup-84",
+            _ => "drbdadm",
+        }
+    }
+
+    /// `TOOL SUB` leaves `/proc/drbd` as `proc`.
+    fn leaves(&self, sub: &str, proc: &str) {
+        let run = self.dir.path().join("fake-run");
+        let tool = Self::tool(sub);
+        fs::write(run.join(format!("{tool}.{sub}")), "").unwrap();
+        let tree = run.join(format!("{tool}.{sub}.tree/proc"));
+        fs::create_dir_all(&tree).unwrap();
+        fs::write(tree.join("drbd"), proc).unwrap();
+    }
+
+    /// `TOOL SUB` fails with `rc` and `err` on stderr, changing nothing.
+    fn fails(&self, sub: &str, rc: i32, err: &str) {
+        let run = self.dir.path().join("fake-run");
+        let tool = Self::tool(sub);
+        fs::write(run.join(format!("{tool}.{sub}")), "").unwrap();
+        fs::write(run.join(format!("{tool}.{sub}.rc")), rc.to_string()).unwrap();
+        fs::write(run.join(format!("{tool}.{sub}.err")), err).unwrap();
+    }
+
+    /// Runs `action` with `extra` variables; its code, the processes it ran, its log.
+    fn act(&self, action: &str, extra: &[(&str, &str)]) -> (Rc, Vec<String>, String) {
+        let mut sys = FakeSys::new(self.dir.path());
+        let mut vars = vec![
+            ("OCF_RESOURCE_INSTANCE", "drbd-r0:1"),
+            ("OCF_RESKEY_drbd_resource", "r0"),
+            ("OCF_RESKEY_drbd_minor", "0"),
+            ("OCF_RESKEY_CRM_meta_interval", "31000"),
+            ("OCF_RESKEY_CRM_meta_timeout", "20000"),
+        ];
+        vars.extend_from_slice(extra);
+        let env = Env::from_pairs(vars);
+        let (mut out, mut log) = (Vec::new(), Vec::new());
+        let rc = run_with(Some(action), &env, &mut sys, &mut out, &mut log);
+        let runs = sys
+            .ops
+            .iter()
+            .map(|o| o.to_string())
+            .filter_map(|o| o.strip_prefix("run ").map(str::to_string))
+            .collect();
+        (rc, runs, String::from_utf8(log).unwrap())
+    }
+}
+
+const SET_10000: &str = "crm_attribute -q -n master-drbd-r0 -l reboot -v 10000";
+const REMOVE: &str = "crm_attribute -q -n master-drbd-r0 -l reboot -D";
+
+#[test]
+fn monitor_reads_proc_drbd_and_sets_an_unchanged_score_once() {
+    let lab = Lab::new(PRIMARY);
+    assert_eq!(
+        lab.act("monitor", &[]),
+        (Rc::RunningPromoted, vec![SET_10000.into()], String::new())
+    );
+    // Unchanged: no process at all.
+    assert_eq!(lab.act("monitor", &[]).1, Vec::<String>::new());
+    // A probe sets it again (a restarted Pacemaker forgot it).
+    let probe = [("OCF_RESKEY_CRM_meta_interval", "0")];
+    assert_eq!(lab.act("monitor", &probe).1, vec![SET_10000.to_string()]);
+    fs::write(lab.dir.path().join("proc/drbd"), LOST_PEER).unwrap();
+    let (rc, runs, _) = lab.act("monitor", &[]);
+    assert_eq!(rc, Rc::Success);
+    assert_eq!(
+        runs,
+        ["crm_attribute -q -n master-drbd-r0 -l reboot -v 1000"]
+    );
+    fs::write(lab.dir.path().join("proc/drbd"), DOWN).unwrap();
+    assert_eq!(
+        lab.act("monitor", &[]),
+        (Rc::NotRunning, vec![REMOVE.into()], String::new())
+    );
+    // A probe of a stopped resource leaves the score alone (as ocf:linbit:drbd).
+    assert_eq!(lab.act("monitor", &probe).1, Vec::<String>::new());
+    fs::remove_file(lab.dir.path().join("proc/drbd")).unwrap();
+    assert_eq!(lab.act("monitor", &probe).0, Rc::NotRunning);
+}
+
+#[test]
+fn promote_runs_drbdadm_primary_once() {
+    let lab = Lab::new(LOST_PEER);
+    lab.leaves(
+        "primary",
+        "version: 8.4.11\n 0: cs:WFConnection ro:Primary/Unknown ds:UpToDate/DUnknown C r-----\n",
+    );
+    let (rc, runs, log) = lab.act("promote", &[("OCF_RESKEY_CRM_meta_interval", "0")]);
+    assert_eq!(rc, Rc::Success, "{log}");
+    assert_eq!(runs, ["/lib/drbd/drbdsetup-84 primary 0", SET_10000]);
+    assert!(log.contains("drbd(drbd-r0:1)["), "{log}");
+    assert!(log.contains("INFO: promote: r0 is Primary"), "{log}");
+    // Promoting a Primary changes nothing.
+    assert_eq!(lab.act("promote", &[]).1, Vec::<String>::new());
+}
+
+#[test]
+fn inconsistent_or_outdated_data_is_never_promoted() {
+    for proc in [SYNC_TARGET, OUTDATED] {
+        let lab = Lab::new(proc);
+        lab.leaves("primary", PRIMARY);
+        let (rc, runs, log) = lab.act("promote", &[]);
+        assert_eq!(rc, Rc::ErrGeneric);
+        assert_eq!(runs, [REMOVE], "no drbdsetup primary");
+        assert!(
+            log.contains("ERROR: promote: refusing to promote r0: its local disk is"),
+            "{log}"
+        );
+    }
+}
+
+#[test]
+fn drbd_refusing_for_good_is_not_retried() {
+    let lab = Lab::new(LOST_PEER);
+    lab.fails(
+        "primary",
+        17,
+        "0: State change failed: (-7) Refusing to be Primary while peer is not outdated",
+    );
+    let (rc, runs, log) = lab.act("promote", &[]);
+    assert_eq!(rc, Rc::ErrGeneric);
+    assert_eq!(runs, ["/lib/drbd/drbdsetup-84 primary 0"]);
+    assert!(
+        log.contains("Refusing to be Primary while peer is not outdated"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_passing_refusal_is_retried_until_the_timeout() {
+    let lab = Lab::new(LOST_PEER);
+    lab.fails(
+        "primary",
+        11,
+        "0: State change failed: (-1) Multiple primaries not allowed by config",
+    );
+    // 4 s timeout: a 2 s budget, 300 ms between quick tries: 7 tries.
+    let (rc, runs, log) = lab.act("promote", &[("OCF_RESKEY_CRM_meta_timeout", "4000")]);
+    assert_eq!(rc, Rc::ErrGeneric);
+    assert_eq!(runs.len(), 7, "{runs:?}");
+    assert!(
+        runs.iter().all(|r| r == "/lib/drbd/drbdsetup-84 primary 0"),
+        "{runs:?}"
+    );
+    assert!(
+        log.contains("Multiple primaries not allowed by config; giving up"),
+        "{log}"
+    );
+}
+
+#[test]
+fn demote_and_stop() {
+    let lab = Lab::new(PRIMARY);
+    lab.leaves("secondary", SECONDARY);
+    let (rc, runs, _) = lab.act("demote", &[]);
+    assert_eq!(rc, Rc::Success);
+    assert_eq!(runs, ["/lib/drbd/drbdsetup-84 secondary 0", SET_10000]);
+    let lab = Lab::new(SECONDARY);
+    lab.leaves("down", DOWN);
+    let (rc, runs, _) = lab.act("stop", &[]);
+    assert_eq!(rc, Rc::Success);
+    assert_eq!(runs, ["drbdadm down r0", REMOVE]);
+    // A stop that cannot finish says so: Pacemaker fences the node.
+    let lab = Lab::new(SECONDARY);
+    lab.fails(
+        "down",
+        11,
+        "0: State change failed: (-12) Device is held open by someone",
+    );
+    let (rc, _, log) = lab.act("stop", &[("OCF_RESKEY_CRM_meta_timeout", "3000")]);
+    assert_eq!(rc, Rc::ErrGeneric);
+    assert!(log.contains("held open by someone; giving up"), "{log}");
+}
+
+#[test]
+fn start_adjusts_a_stopped_resource_and_scores_it() {
+    let lab = Lab::new(DOWN);
+    lab.leaves("adjust", SECONDARY);
+    let (rc, runs, log) = lab.act("start", &[]);
+    assert_eq!(rc, Rc::Success, "{log}");
+    assert_eq!(runs, ["drbdadm adjust r0", SET_10000]);
+    // Without a peer it waits a few seconds, then scores what it has.
+    let lab = Lab::new(DOWN);
+    lab.leaves("adjust", LOST_PEER);
+    let (rc, runs, _) = lab.act("start", &[]);
+    assert_eq!(rc, Rc::Success);
+    assert_eq!(
+        runs,
+        [
+            "drbdadm adjust r0",
+            "crm_attribute -q -n master-drbd-r0 -l reboot -v 1000"
+        ]
+    );
+}
+
+#[test]
+fn bad_parameters_and_the_minor_from_drbdadm() {
+    let lab = Lab::new(PRIMARY);
+    let (rc, _, log) = lab.act("monitor", &[("OCF_RESKEY_drbd_resource", "-x")]);
+    assert_eq!(rc, Rc::ErrConfigured);
+    assert!(
+        log.contains("drbd_resource '-x' is not a DRBD resource name"),
+        "{log}"
+    );
+    let (rc, _, log) = lab.act("monitor", &[("OCF_RESKEY_drbd_minor", "zero")]);
+    assert_eq!(rc, Rc::ErrConfigured);
+    assert!(
+        log.contains("drbd_minor 'zero' is not a minor number"),
+        "{log}"
+    );
+    // Without drbd_minor, drbdadm sh-minor says which line to read.
+    fs::write(lab.dir.path().join("fake-run/drbdadm.sh-minor"), "0\n").unwrap();
+    let (rc, runs, _) = lab.act("monitor", &[("OCF_RESKEY_drbd_minor", "")]);
+    assert_eq!(rc, Rc::RunningPromoted);
+    assert_eq!(runs, ["drbdadm sh-minor r0", SET_10000]);
+    let (mut out, mut log) = (Vec::new(), Vec::new());
+    let mut sys = FakeSys::new(lab.dir.path());
+    let rc = run_with(
+        Some("meta-data"),
+        &Env::default(),
+        &mut sys,
+        &mut out,
+        &mut log,
+    );
+    assert_eq!(rc, Rc::Success);
+    let xml = String::from_utf8(out).unwrap();
+    assert!(
+        xml.contains("<parameter name=\"drbd_resource\" unique=\"1\" required=\"1\">"),
+        "{xml}"
+    );
+}
