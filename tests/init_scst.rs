@@ -51,6 +51,10 @@ fn fake_scst(root: &Path, conf: &ScstConf) {
     }
     for d in &conf.drivers {
         write(&s, &format!("targets/{}/mgmt", d.name), "");
+        if d.name == "iscsi" {
+            // What iscsi-scstd adds once it has registered with the kernel.
+            write(&s, sanforge::init::scst::ISCSI_DAEMON_READY, "");
+        }
         for t in &d.targets {
             if !catalog::is_virtual_target(&d.name, t) {
                 let base = format!("targets/{}/{}", d.name, t.name);
@@ -160,6 +164,41 @@ fn iscsi_fixture() -> String {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/scst/iscsi_drbd.conf"),
     )
     .unwrap()
+}
+
+#[test]
+fn the_boot_waits_for_the_iscsi_daemon_to_register_then_adds_its_targets() {
+    let text = iscsi_fixture();
+    // Registered (the attribute is there): no note.
+    let t = tree(&text);
+    let mut sys = FakeSys::new(t.path());
+    let log = boot(&mut sys);
+    assert!(
+        !log.iter().any(|l| l.contains("has not created")),
+        "{log:?}"
+    );
+    // Never registered: the bounded wait ends with a note naming the file, and the
+    // targets are added anyway.
+    let t = tree(&text);
+    std::fs::remove_file(
+        t.path()
+            .join(&SYSFS[1..])
+            .join(sanforge::init::scst::ISCSI_DAEMON_READY),
+    )
+    .unwrap();
+    let mut sys = FakeSys::new(t.path());
+    let log = boot(&mut sys);
+    let note = format!(
+        "note: the iSCSI daemon has not created {SYSFS}/{} after 10 s: adding iSCSI targets anyway",
+        sanforge::init::scst::ISCSI_DAEMON_READY
+    );
+    assert!(log.contains(&note), "{log:?}");
+    let ops = op_lines(&sys);
+    assert!(
+        ops.iter()
+            .any(|o| o.starts_with(&format!("write {SYSFS}/targets/iscsi/mgmt add_target"))),
+        "{ops:?}"
+    );
 }
 
 #[test]
