@@ -201,6 +201,30 @@ fn the_boot_waits_for_the_iscsi_daemon_to_register_then_adds_its_targets() {
     );
 }
 
+/// With `[ha]`, ocf:sanforge:alua enables the target ports, never the init; but the
+/// iSCSI driver's own switch (`targets/iscsi/enabled`, without which iscsi-scstd
+/// refuses every login) is the init's, at the "enable ports" step.
+#[test]
+fn with_ha_the_init_enables_the_iscsi_driver_but_no_port() {
+    let text = iscsi_fixture();
+    let t = tree(&text);
+    let node = format!("{NODE}[ha]\nenabled = true\n");
+    let mut sys = FakeSys::new(t.path());
+    let mut init = Init::new(&mut sys, Logger::capture());
+    init.node =
+        Some(sanforge::config::node::NodeConfig::parse(Path::new("node.toml"), &node).unwrap());
+    sanforge::init::scst::apply_at_boot(&mut init).unwrap();
+    sanforge::init::scst::enable_ports(&mut init).unwrap();
+    let log = init.log.lines().to_vec();
+    drop(init);
+    let enables: Vec<String> = scst_writes(&op_lines(&sys))
+        .into_iter()
+        .filter(SysfsWrite::is_enable)
+        .map(|w| w.path)
+        .collect();
+    assert_eq!(enables, ["targets/iscsi/enabled"], "{log:?}");
+}
+
 #[test]
 fn a_rejected_write_is_logged_and_leaves_the_ports_disabled() {
     let text = iscsi_fixture();

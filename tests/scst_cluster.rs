@@ -125,8 +125,10 @@ const KEY_B: u64 = 0x5346_0000_0000_000b;
 /// devices' `active`, the ports, the DLM, SCST's kernel messages.
 fn states(pair: &Pair) -> String {
     let cmd = "S=/sys/kernel/scst_tgt; for f in $S/device_groups/*/target_groups/*/state \
-               $S/devices/*/active $S/devices/*/cluster_mode $S/targets/iscsi/*/enabled; do \
-               echo \"$f: $(head -n1 $f)\"; done; dlm_tool ls; dlm_tool status; \
+               $S/devices/*/active $S/devices/*/cluster_mode $S/targets/iscsi/enabled \
+               $S/targets/iscsi/*/enabled $S/targets/iscsi/*/sessions/*/commands; do \
+               echo \"$f: $(head -n1 $f)\"; done; dlm_tool ls; dlm_tool status; ls -l /dev/misc; \
+               ps | grep -v ' \\[.*\\]$'; \
                cat /etc/dlm/dlm.conf | grep -v '^#'; dmesg | grep -i 'scst\\|dlm' | tail -n 25";
     let scst: Vec<String> = pair
         .nodes
@@ -252,7 +254,17 @@ fn scst_cluster_alua_and_persistent_reservations_seen_from_the_initiator() {
             .unwrap_or_else(|| panic!("{SCST_FIXTURE}: alua {k}"))
     };
     let (promoted, unpromoted) = (state("promoted-state"), state("unpromoted-state"));
-    let pair = lab.boot("scst");
+    // Lab::boot, with SCST's and the DLM's state when no portal serves.
+    let mut pair = lab.boot_nodes("scst");
+    skip_initial_sync_of(&pair);
+    if wait_served(&pair.portals, Duration::from_secs(240)).is_none() {
+        panic!(
+            "the LUN is not served by either node\n{}\n{}",
+            states(&pair),
+            pair.dump()
+        );
+    }
+    wait_lun_served(&mut pair);
 
     // SCST was built with its DLM support: scst.ko uses the dlm module; and
     // dlm_controld (ocf:pacemaker:controld) configured both nodes in the DLM's

@@ -411,7 +411,14 @@ pub fn enable_ports(init: &mut Init) -> Result<()> {
         bail!("SCST target setup failed: ports stay disabled");
     }
     if super::ha::owns_ports(init) {
-        // With HA the resource agent (ocf:sanforge:alua) enables the ports on start.
+        // With HA the resource agent (ocf:sanforge:alua) enables the ports on start;
+        // a target driver's own switch (`targets/iscsi/enabled`: iscsi-scstd refuses
+        // every login while it is 0) is no port, and the agent never touches it.
+        let drivers = driver_enables(&b.enable);
+        if let Err(e) = run_writes(init.sys, &drivers, false) {
+            init.targets_ok = false;
+            bail!("{}: the iSCSI target driver stays disabled", describe(&e));
+        }
         if let Err(e) = record_applied(init.sys, &b.conf) {
             init.warn(format!("{e:#}"));
         }
@@ -440,6 +447,18 @@ pub fn enable_ports(init: &mut Init) -> Result<()> {
             .line(&format!("{} SCST target ports enabled", b.enable.len()));
     }
     Ok(())
+}
+
+/// The enables of target drivers themselves (`targets/DRIVER/enabled`), not of ports.
+pub fn driver_enables(enable: &[SysfsWrite]) -> Vec<SysfsWrite> {
+    enable
+        .iter()
+        .filter(|w| {
+            let parts: Vec<&str> = w.path.split('/').collect();
+            matches!(parts.as_slice(), ["targets", _, "enabled"])
+        })
+        .cloned()
+        .collect()
 }
 
 /// Shutdown: `enabled` ← 0 for every target the record (or the boot) enabled. Errors
@@ -706,6 +725,21 @@ mod tests {
     use super::*;
 
     const A: &str = "HANDLER vdisk_nullio {\n\tDEVICE d0\n\tDEVICE d1\n}\nTARGET_DRIVER iscsi {\n\tenabled 1\n\tTARGET iqn.2026-11.org.example:t {\n\t\tenabled 1\n\t\tallowed_portal 10.0.0.1\n\t\tLUN 0 d0\n\t}\n}\n";
+
+    #[test]
+    fn driver_enables_are_the_drivers_own_switches_not_ports() {
+        let (enable, _): (Vec<SysfsWrite>, Vec<SysfsWrite>) = scst::plan(&scst::parse(A).unwrap())
+            .into_iter()
+            .partition(SysfsWrite::is_enable);
+        assert_eq!(enable.len(), 2, "{enable:?}");
+        assert_eq!(
+            driver_enables(&enable),
+            [SysfsWrite {
+                path: "targets/iscsi/enabled".into(),
+                value: "1".into()
+            }]
+        );
+    }
 
     #[test]
     fn relative_conf_is_under_etc_sanforge() {
