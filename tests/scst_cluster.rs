@@ -146,6 +146,16 @@ fn session(pair: &Pair, i: usize) -> Session {
     let mut s = Session::login(p.addr, &p.target, INITIATOR, Duration::from_secs(10))
         .unwrap_or_else(|e| panic!("login to {}: {e}", NAMES[i]));
     let _ = s.clear_unit_attentions(5);
+    // A standby port answers TEST UNIT READY with NOT READY and keeps its pending unit
+    // attentions (power on 29/00, ALUA state changed 2A/06) for the next command.
+    // REPORT TARGET PORT GROUPS is served in every ALUA state: it takes them, as an
+    // initiator's mid-layer retries a command that got one.
+    for _ in 0..8 {
+        match s.report_target_port_groups() {
+            Err(e) if scsi_error(&e).is_some_and(|x| x.is_unit_attention()) => continue,
+            _ => break,
+        }
+    }
     s
 }
 
