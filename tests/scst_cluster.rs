@@ -202,6 +202,24 @@ fn check_alua(pair: &Pair, primary: usize, promoted: AluaState, unpromoted: Alua
     )
 }
 
+/// The node ids `dlm_tool ls` lists as members of `lockspace` on node `i`.
+fn lockspace_members(pair: &Pair, i: usize, lockspace: &str) -> Vec<String> {
+    let out = pair.node(i).sh("dlm_tool ls").unwrap_or_default();
+    out.split("\n\n")
+        .find(|block| {
+            block
+                .lines()
+                .any(|l| l.split_whitespace().eq(["name", lockspace]))
+        })
+        .and_then(|block| {
+            block
+                .lines()
+                .find_map(|l| l.strip_prefix("members"))
+                .map(|m| m.split_whitespace().map(String::from).collect())
+        })
+        .unwrap_or_default()
+}
+
 /// The node whose DRBD is Primary once the cluster is idle.
 fn primary(pair: &Pair) -> usize {
     let _ = pair.node(0).sh("crm_resource --wait --timeout=60s");
@@ -355,6 +373,15 @@ fn scst_cluster_alua_and_persistent_reservations_seen_from_the_initiator() {
         NAMES[other],
         states(&pair)
     );
+    // Both nodes are members of SCST's lockspace for the device (`scst-` and the
+    // cluster file's t10-dev-id): the DLM, not a lucky copy, carried the reservation.
+    let t10 = cluster["export"][0]["t10-dev-id"].as_str().unwrap();
+    let members = [0, 1].map(|i| lockspace_members(&pair, i, &format!("scst-{t10}")));
+    assert!(
+        members.iter().all(|m| m == &["1", "2"]),
+        "members of lockspace scst-{t10}: {members:?}\n{}",
+        states(&pair)
+    );
     // Cleared from the other node: register its nexus, CLEAR.
     b.pr_out(pr_out::REGISTER_AND_IGNORE, 0, 0, KEY_B).unwrap();
     b.pr_out(pr_out::CLEAR, 0, KEY_B, 0).unwrap();
@@ -409,6 +436,11 @@ fn scst_cluster_alua_and_persistent_reservations_seen_from_the_initiator() {
     eprintln!(
         "| switchover under writes to I/O again | {:.2} s |",
         switch2.as_secs_f64()
+    );
+    eprintln!(
+        "| DLM lockspace scst-{t10} members (alpha, beta) | {} / {} |",
+        members[0].join(" "),
+        members[1].join(" ")
     );
     eprintln!("| acknowledged writes | {} |", report.writes);
     eprintln!("| acknowledged writes lost | {lost} |");
