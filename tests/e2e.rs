@@ -51,7 +51,9 @@ fn default_recipe_builds_boots_and_serves_a_lun() {
         .filter_map(|m| m.as_str())
         .collect();
     assert!(
-        modules.iter().any(|m| m.ends_with("iscsi_target_mod.ko")),
+        modules
+            .iter()
+            .any(|m| m.ends_with("iscsi_target_mod.ko") || m.ends_with("iscsi_target_mod.ko.xz")),
         "manifest modules: {modules:?}"
     );
     assert!(manifest["kernel"]["release"]

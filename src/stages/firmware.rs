@@ -8,8 +8,9 @@
 //! any source) or waived explicitly (`[scst] waive-firmware`); anything else fails the
 //! build, naming the module and the file.
 //!
-//! Reads: `.ko` files (ELF `.modinfo` sections, parsed with goblin: no `modinfo`
-//! spawn), the recipe's firmware sources through the cache.
+//! Reads: `.ko` and `.ko.xz` files (ELF `.modinfo` sections, parsed with goblin after
+//! lzma-rs decompressed an xz module: no `modinfo` spawn), the recipe's firmware
+//! sources through the cache.
 
 use crate::config::recipe::{FirmwareSet, Scst};
 use crate::engine::Ctx;
@@ -45,11 +46,36 @@ impl ModInfo {
     }
 }
 
-/// Reads the `.modinfo` section of a module (an ELF relocatable object).
+/// Reads the `.modinfo` section of a module (an ELF relocatable object, plain or
+/// xz-compressed).
 pub fn modinfo(path: &Path) -> Result<ModInfo> {
-    let bytes = ufs::read(path)?;
+    let bytes = read_module(path)?;
     parse_modinfo(&bytes)
         .with_context(|| format!("cannot read the module information of {}", path.display()))
+}
+
+/// The ELF bytes of a module file: `NAME.ko` as it is, `NAME.ko.xz` (what
+/// `modules_install` writes with `CONFIG_MODULE_COMPRESS_XZ`) decompressed.
+pub fn read_module(path: &Path) -> Result<Vec<u8>> {
+    let bytes = ufs::read(path)?;
+    if !path.to_string_lossy().ends_with(".xz") {
+        return Ok(bytes);
+    }
+    let mut out = Vec::with_capacity(bytes.len() * 3);
+    lzma_rs::xz_decompress(&mut std::io::Cursor::new(&bytes), &mut out).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: not a valid xz-compressed module ({e:?})",
+            path.display()
+        )
+    })?;
+    Ok(out)
+}
+
+/// The file name of a module without its `.ko` / `.ko.xz` suffix.
+pub fn module_stem(file: &str) -> &str {
+    file.strip_suffix(".ko")
+        .or_else(|| file.strip_suffix(".ko.xz"))
+        .unwrap_or(file)
 }
 
 /// The `.modinfo` section of an ELF image in memory: NUL-separated `key=value` strings.
@@ -89,11 +115,12 @@ pub fn module_name(path: &Path, info: &ModInfo) -> String {
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_default();
-    file.strip_suffix(".ko").unwrap_or(&file).replace('-', "_")
+    module_stem(&file).replace('-', "_")
 }
 
-/// Every `*.ko` under `dir`, sorted. Compressed modules are refused: their
-/// `.modinfo` cannot be read without decompressing, and the init loads plain `.ko`.
+/// Every `*.ko` and `*.ko.xz` under `dir`, sorted. Modules compressed otherwise are
+/// refused: the init has the kernel decompress what it loads, and 6.1 decompresses
+/// gzip and xz only, while Debian's libkmod (udevd, modprobe) reads xz but not gzip.
 pub fn find_modules(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     if !dir.is_dir() {
@@ -104,11 +131,10 @@ pub fn find_modules(dir: &Path) -> Result<Vec<PathBuf>> {
         let name = e.file_name().to_string_lossy();
         if e.is_dir() {
             continue;
-        } else if name.ends_with(".ko") {
+        } else if name.ends_with(".ko") || name.ends_with(".ko.xz") {
             out.push(e.path().to_path_buf());
-        } else if name.ends_with(".ko.xz") || name.ends_with(".ko.zst") || name.ends_with(".ko.gz")
-        {
-            bail!("{} is a compressed module: sanforge reads and loads plain .ko files (turn CONFIG_MODULE_COMPRESS_* off)", e.path().display());
+        } else if name.ends_with(".ko.zst") || name.ends_with(".ko.gz") {
+            bail!("{} is a module compressed with other than xz: sanforge-init has the kernel decompress modules, which 6.1 does for xz and gzip only, and Debian's libkmod reads no gzip (set CONFIG_MODULE_COMPRESS_XZ, or turn CONFIG_MODULE_COMPRESS_* off)", e.path().display());
         }
     }
     out.sort();
@@ -303,6 +329,40 @@ mod tests {
             entries: vec![("name".into(), "scst".into())],
         };
         assert_eq!(module_name(Path::new("/x/other.ko"), &named), "scst");
+    }
+
+    #[test]
+    fn xz_modules_are_found_named_and_read_decompressed() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path().join("kernel/drivers/net");
+        std::fs::create_dir_all(&d).unwrap();
+        let elf = b"\x7fELF not really a module, but its bytes".to_vec();
+        let mut xz = Vec::new();
+        lzma_rs::xz_compress(&mut std::io::Cursor::new(&elf), &mut xz).unwrap();
+        std::fs::write(d.join("e1000e.ko.xz"), &xz).unwrap();
+        std::fs::write(d.join("bonding.ko"), &elf).unwrap();
+        let found = find_modules(t.path()).unwrap();
+        assert_eq!(found, vec![d.join("bonding.ko"), d.join("e1000e.ko.xz")]);
+        assert_eq!(read_module(&d.join("e1000e.ko.xz")).unwrap(), elf);
+        assert_eq!(read_module(&d.join("bonding.ko")).unwrap(), elf);
+        let none = ModInfo::default();
+        assert_eq!(module_name(&d.join("e1000e.ko.xz"), &none), "e1000e");
+        // A damaged xz module: an error naming the file, not a panic or a plain read.
+        std::fs::write(d.join("e1000e.ko.xz"), &xz[..xz.len() / 2]).unwrap();
+        let e = read_module(&d.join("e1000e.ko.xz"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("e1000e.ko.xz: not a valid xz-compressed module"),
+            "{e}"
+        );
+        // gzip and zstd modules would load from neither the init nor udevd: refused.
+        std::fs::write(d.join("igb.ko.gz"), b"x").unwrap();
+        let e = find_modules(t.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("igb.ko.gz is a module compressed with other than xz"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -406,6 +406,8 @@ fn configure(ctx: &Ctx, src: &Path, obj: &Path, log: &Log) -> Result<()> {
     let final_text = ufs::read_to_string(&obj.join(".config"))?;
     kconfig::verify(&final_text, &reqs, &ctx.recipe.kernel().forbid, Some(src))
         .map_err(|e| anyhow::anyhow!("kernel config verification failed:\n{e}"))?;
+    check_module_compression(&final_text)
+        .map_err(|e| anyhow::anyhow!("kernel config {}: {e}", obj.join(".config").display()))?;
     task.finish(&format!("{} requested options verified", reqs.len()));
     Ok(())
 }
@@ -466,6 +468,27 @@ fn compile(ctx: &Ctx, src: &Path, obj: &Path, log: &Log) -> Result<()> {
     Ok(())
 }
 
+/// Compressed modules only as sanforge-init can load them: xz, which the kernel itself
+/// decompresses (`CONFIG_MODULE_DECOMPRESS`: the init passes the file as it is). 6.1
+/// decompresses gzip and xz only, and Debian's libkmod (udevd's hotplug loads,
+/// modprobe) was built without zlib, so a gzip module would load from neither.
+pub fn check_module_compression(config: &str) -> Result<()> {
+    let c = kconfig::parse_config(config);
+    let on = |o: &str| c.get(o).is_some_and(|v| v == "y");
+    for (opt, what) in [
+        ("CONFIG_MODULE_COMPRESS_GZIP", "gzip"),
+        ("CONFIG_MODULE_COMPRESS_ZSTD", "zstd"),
+    ] {
+        if on(opt) {
+            bail!("{opt}=y installs {what}-compressed modules, which this kernel or Debian's libkmod cannot load; expected CONFIG_MODULE_COMPRESS_XZ=y with CONFIG_MODULE_DECOMPRESS=y, or no module compression");
+        }
+    }
+    if on("CONFIG_MODULE_COMPRESS_XZ") && !on("CONFIG_MODULE_DECOMPRESS") {
+        bail!("CONFIG_MODULE_COMPRESS_XZ=y without CONFIG_MODULE_DECOMPRESS=y: sanforge-init has the kernel decompress the modules it loads; expected CONFIG_MODULE_DECOMPRESS=y");
+    }
+    Ok(())
+}
+
 fn modules_enabled(obj: &Path) -> Result<bool> {
     Ok(ufs::read_to_string(&obj.join(".config"))?
         .lines()
@@ -498,4 +521,31 @@ fn install(ctx: &Ctx, src: &Path, obj: &Path, dir: &Path, log: &Log) -> Result<(
     }
     progress::step(&format!("kernel: {release} installed"));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_module_compression;
+
+    #[test]
+    fn module_compression_must_be_xz_with_in_kernel_decompression() {
+        assert!(check_module_compression("CONFIG_MODULES=y\n").is_ok());
+        assert!(check_module_compression(
+            "CONFIG_MODULE_COMPRESS_XZ=y\nCONFIG_MODULE_DECOMPRESS=y\n"
+        )
+        .is_ok());
+        let e = check_module_compression("CONFIG_MODULE_COMPRESS_XZ=y\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("expected CONFIG_MODULE_DECOMPRESS=y"), "{e}");
+        let e =
+            check_module_compression("CONFIG_MODULE_COMPRESS_GZIP=y\nCONFIG_MODULE_DECOMPRESS=y\n")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            e.contains("CONFIG_MODULE_COMPRESS_GZIP=y installs gzip"),
+            "{e}"
+        );
+        assert!(check_module_compression("CONFIG_MODULE_COMPRESS_ZSTD=y\n").is_err());
+    }
 }

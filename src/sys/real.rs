@@ -118,8 +118,9 @@ impl Sys for RealSys {
         let f = std::fs::File::open(self.root.join(path))
             .map_err(|e| SysError::new("open module", &what, e))?;
         let p = cstr("load module", &what, params)?;
+        let flags = module_load_flags(path);
         // SAFETY: finit_module takes an open fd, a NUL-terminated string and flags.
-        let rc = unsafe { libc::syscall(libc::SYS_finit_module, f.as_raw_fd(), p.as_ptr(), 0) };
+        let rc = unsafe { libc::syscall(libc::SYS_finit_module, f.as_raw_fd(), p.as_ptr(), flags) };
         check("load module", what, rc)
     }
 
@@ -648,4 +649,35 @@ fn service_command(argv: &[String], env: &[(String, String)]) -> std::process::C
         })
     };
     cmd
+}
+
+/// `finit_module(2)` flags for a module file: `MODULE_INIT_COMPRESSED_FILE` for an
+/// `.xz` module (the kernel decompresses it: CONFIG_MODULE_DECOMPRESS, which the build
+/// checks), none for a plain `.ko`.
+pub(crate) fn module_load_flags(path: &Path) -> libc::c_long {
+    /// linux/module.h (5.17+); libc does not export it.
+    const MODULE_INIT_COMPRESSED_FILE: libc::c_long = 4;
+    if path.extension().is_some_and(|e| e == "xz") {
+        MODULE_INIT_COMPRESSED_FILE
+    } else {
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::module_load_flags;
+    use std::path::Path;
+
+    #[test]
+    fn xz_modules_are_loaded_as_compressed_files() {
+        assert_eq!(
+            module_load_flags(Path::new("/lib/modules/6.1.0/kernel/a.ko.xz")),
+            4
+        );
+        assert_eq!(
+            module_load_flags(Path::new("/lib/modules/6.1.0/extra/scst.ko")),
+            0
+        );
+    }
 }

@@ -209,9 +209,14 @@ pub fn manifest(kernel_dir: &Path) -> Result<Option<serde_json::Value>> {
     Ok(Some(serde_json::to_value(rec)?))
 }
 
-/// Whether a module file ends with sign-file's trailer.
+/// Whether a module file ends with sign-file's trailer (of the decompressed module
+/// for a `.ko.xz`: modules_install signs before it compresses).
 pub fn is_signed(ko: &Path) -> Result<bool> {
     use std::io::{Read, Seek, SeekFrom};
+    if ko.to_string_lossy().ends_with(".xz") {
+        let bytes = crate::stages::firmware::read_module(ko)?;
+        return Ok(bytes.ends_with(SIG_MAGIC));
+    }
     let mut f = std::fs::File::open(ko).with_context(|| format!("cannot open {}", ko.display()))?;
     let len = f
         .metadata()
