@@ -51,6 +51,10 @@ fn fake_scst(root: &Path, conf: &ScstConf) {
     }
     for d in &conf.drivers {
         write(&s, &format!("targets/{}/mgmt", d.name), "");
+        if d.name == "iscsi" {
+            // What iscsi-scstd adds once it has registered with the kernel.
+            write(&s, sanforge::init::scst::ISCSI_DAEMON_READY, "");
+        }
         for t in &d.targets {
             if !catalog::is_virtual_target(&d.name, t) {
                 let base = format!("targets/{}/{}", d.name, t.name);
@@ -160,6 +164,65 @@ fn iscsi_fixture() -> String {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/scst/iscsi_drbd.conf"),
     )
     .unwrap()
+}
+
+#[test]
+fn the_boot_waits_for_the_iscsi_daemon_to_register_then_adds_its_targets() {
+    let text = iscsi_fixture();
+    // Registered (the attribute is there): no note.
+    let t = tree(&text);
+    let mut sys = FakeSys::new(t.path());
+    let log = boot(&mut sys);
+    assert!(
+        !log.iter().any(|l| l.contains("has not created")),
+        "{log:?}"
+    );
+    // Never registered: the bounded wait ends with a note naming the file, and the
+    // targets are added anyway.
+    let t = tree(&text);
+    std::fs::remove_file(
+        t.path()
+            .join(&SYSFS[1..])
+            .join(sanforge::init::scst::ISCSI_DAEMON_READY),
+    )
+    .unwrap();
+    let mut sys = FakeSys::new(t.path());
+    let log = boot(&mut sys);
+    let note = format!(
+        "note: the iSCSI daemon has not created {SYSFS}/{} after 10 s: adding iSCSI targets anyway",
+        sanforge::init::scst::ISCSI_DAEMON_READY
+    );
+    assert!(log.contains(&note), "{log:?}");
+    let ops = op_lines(&sys);
+    assert!(
+        ops.iter()
+            .any(|o| o.starts_with(&format!("write {SYSFS}/targets/iscsi/mgmt add_target"))),
+        "{ops:?}"
+    );
+}
+
+/// With `[ha]`, ocf:sanforge:alua enables the target ports, never the init; but the
+/// iSCSI driver's own switch (`targets/iscsi/enabled`, without which iscsi-scstd
+/// refuses every login) is the init's, at the "enable ports" step.
+#[test]
+fn with_ha_the_init_enables_the_iscsi_driver_but_no_port() {
+    let text = iscsi_fixture();
+    let t = tree(&text);
+    let node = format!("{NODE}[ha]\nenabled = true\n");
+    let mut sys = FakeSys::new(t.path());
+    let mut init = Init::new(&mut sys, Logger::capture());
+    init.node =
+        Some(sanforge::config::node::NodeConfig::parse(Path::new("node.toml"), &node).unwrap());
+    sanforge::init::scst::apply_at_boot(&mut init).unwrap();
+    sanforge::init::scst::enable_ports(&mut init).unwrap();
+    let log = init.log.lines().to_vec();
+    drop(init);
+    let enables: Vec<String> = scst_writes(&op_lines(&sys))
+        .into_iter()
+        .filter(SysfsWrite::is_enable)
+        .map(|w| w.path)
+        .collect();
+    assert_eq!(enables, ["targets/iscsi/enabled"], "{log:?}");
 }
 
 #[test]

@@ -125,8 +125,10 @@ const KEY_B: u64 = 0x5346_0000_0000_000b;
 /// devices' `active`, the ports, the DLM, SCST's kernel messages.
 fn states(pair: &Pair) -> String {
     let cmd = "S=/sys/kernel/scst_tgt; for f in $S/device_groups/*/target_groups/*/state \
-               $S/devices/*/active $S/devices/*/cluster_mode $S/targets/iscsi/*/enabled; do \
-               echo \"$f: $(head -n1 $f)\"; done; dlm_tool ls; dlm_tool status; \
+               $S/devices/*/active $S/devices/*/cluster_mode $S/targets/iscsi/enabled \
+               $S/targets/iscsi/*/enabled $S/targets/iscsi/*/sessions/*/commands; do \
+               echo \"$f: $(head -n1 $f)\"; done; dlm_tool ls; dlm_tool status; ls -l /dev/misc; \
+               ps | grep -v ' \\[.*\\]$'; \
                cat /etc/dlm/dlm.conf | grep -v '^#'; dmesg | grep -i 'scst\\|dlm' | tail -n 25";
     let scst: Vec<String> = pair
         .nodes
@@ -144,6 +146,16 @@ fn session(pair: &Pair, i: usize) -> Session {
     let mut s = Session::login(p.addr, &p.target, INITIATOR, Duration::from_secs(10))
         .unwrap_or_else(|e| panic!("login to {}: {e}", NAMES[i]));
     let _ = s.clear_unit_attentions(5);
+    // A standby port answers TEST UNIT READY with NOT READY and keeps its pending unit
+    // attentions (power on 29/00, ALUA state changed 2A/06) for the next command.
+    // REPORT TARGET PORT GROUPS is served in every ALUA state: it takes them, as an
+    // initiator's mid-layer retries a command that got one.
+    for _ in 0..8 {
+        match s.report_target_port_groups() {
+            Err(e) if scsi_error(&e).is_some_and(|x| x.is_unit_attention()) => continue,
+            _ => break,
+        }
+    }
     s
 }
 
@@ -188,6 +200,24 @@ fn check_alua(pair: &Pair, primary: usize, promoted: AluaState, unpromoted: Alua
         NAMES[1],
         state_of(&answers[0], 1).unwrap()
     )
+}
+
+/// The node ids `dlm_tool ls` lists as members of `lockspace` on node `i`.
+fn lockspace_members(pair: &Pair, i: usize, lockspace: &str) -> Vec<String> {
+    let out = pair.node(i).sh("dlm_tool ls").unwrap_or_default();
+    out.split("\n\n")
+        .find(|block| {
+            block
+                .lines()
+                .any(|l| l.split_whitespace().eq(["name", lockspace]))
+        })
+        .and_then(|block| {
+            block
+                .lines()
+                .find_map(|l| l.strip_prefix("members"))
+                .map(|m| m.split_whitespace().map(String::from).collect())
+        })
+        .unwrap_or_default()
 }
 
 /// The node whose DRBD is Primary once the cluster is idle.
@@ -252,7 +282,17 @@ fn scst_cluster_alua_and_persistent_reservations_seen_from_the_initiator() {
             .unwrap_or_else(|| panic!("{SCST_FIXTURE}: alua {k}"))
     };
     let (promoted, unpromoted) = (state("promoted-state"), state("unpromoted-state"));
-    let pair = lab.boot("scst");
+    // Lab::boot, with SCST's and the DLM's state when no portal serves.
+    let mut pair = lab.boot_nodes("scst");
+    skip_initial_sync_of(&pair);
+    if wait_served(&pair.portals, Duration::from_secs(240)).is_none() {
+        panic!(
+            "the LUN is not served by either node\n{}\n{}",
+            states(&pair),
+            pair.dump()
+        );
+    }
+    wait_lun_served(&mut pair);
 
     // SCST was built with its DLM support: scst.ko uses the dlm module; and
     // dlm_controld (ocf:pacemaker:controld) configured both nodes in the DLM's
@@ -333,6 +373,15 @@ fn scst_cluster_alua_and_persistent_reservations_seen_from_the_initiator() {
         NAMES[other],
         states(&pair)
     );
+    // Both nodes are members of SCST's lockspace for the device (`scst-` and the
+    // cluster file's t10-dev-id): the DLM, not a lucky copy, carried the reservation.
+    let t10 = cluster["export"][0]["t10-dev-id"].as_str().unwrap();
+    let members = [0, 1].map(|i| lockspace_members(&pair, i, &format!("scst-{t10}")));
+    assert!(
+        members.iter().all(|m| m == &["1", "2"]),
+        "members of lockspace scst-{t10}: {members:?}\n{}",
+        states(&pair)
+    );
     // Cleared from the other node: register its nexus, CLEAR.
     b.pr_out(pr_out::REGISTER_AND_IGNORE, 0, 0, KEY_B).unwrap();
     b.pr_out(pr_out::CLEAR, 0, KEY_B, 0).unwrap();
@@ -387,6 +436,11 @@ fn scst_cluster_alua_and_persistent_reservations_seen_from_the_initiator() {
     eprintln!(
         "| switchover under writes to I/O again | {:.2} s |",
         switch2.as_secs_f64()
+    );
+    eprintln!(
+        "| DLM lockspace scst-{t10} members (alpha, beta) | {} / {} |",
+        members[0].join(" "),
+        members[1].join(" ")
     );
     eprintln!("| acknowledged writes | {} |", report.writes);
     eprintln!("| acknowledged writes lost | {lost} |");

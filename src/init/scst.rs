@@ -53,6 +53,15 @@ pub const STATE_DIRS: [&str; 3] = [
 /// `targets/iscsi/mgmt` fails with `EPERM`: retried this many times, this far apart.
 const DAEMON_RETRIES: u32 = 50;
 const DAEMON_RETRY_WAIT: Duration = Duration::from_millis(100);
+/// The last driver attribute iscsi-scstd adds at start-up (`internal_portal`, in
+/// iscsi-scst's usr/iscsi_scstd.c), after it has opened the control device *and*
+/// registered its netlink socket. Between the two, `add_target` passes the kernel's
+/// "daemon connected" check but its event goes to netlink port 0 (a WARN in
+/// iscsi-scst's event.c) and the write fails with `EBUSY` after half a minute (seen
+/// once in three two-node boots): the boot waits for this file before the writes.
+pub const ISCSI_DAEMON_READY: &str = "targets/iscsi/internal_portal";
+/// How long the boot waits for [`ISCSI_DAEMON_READY`].
+const DAEMON_READY_WAIT: Duration = Duration::from_secs(10);
 
 /// What the boot's `scst` step leaves for the "enable ports" step.
 #[derive(Debug, Clone)]
@@ -304,6 +313,9 @@ fn boot_inner(init: &mut Init, cfg: &ScstNode) -> Result<()> {
     let (enable, setup): (Vec<SysfsWrite>, Vec<SysfsWrite>) =
         plan.into_iter().partition(SysfsWrite::is_enable);
     let daemon = start_iscsi_daemon(init, cfg, &conf);
+    if daemon {
+        wait_iscsi_daemon(init);
+    }
     let first = init.sys.boottime();
     if let Err(e) = run_writes(init.sys, &setup, daemon) {
         bail!("{}: SCST target ports stay disabled", describe(&e));
@@ -328,6 +340,26 @@ fn boot_inner(init: &mut Init, cfg: &ScstNode) -> Result<()> {
         enable_time: None,
     });
     Ok(())
+}
+
+/// Waits (bounded) until the just-started iSCSI daemon has registered with the kernel
+/// ([`ISCSI_DAEMON_READY`]); says so when it did not, and the writes go ahead (a
+/// daemon not connected at all is `run_writes`' EPERM retry).
+fn wait_iscsi_daemon(init: &mut Init) {
+    let ready = Path::new(SCST_SYSFS).join(ISCSI_DAEMON_READY);
+    let step = Duration::from_millis(20);
+    let mut waited = Duration::ZERO;
+    while !init.sys.exists(&ready) && waited < DAEMON_READY_WAIT {
+        init.sys.sleep(step);
+        waited += step;
+    }
+    if !init.sys.exists(&ready) {
+        init.log.line(&format!(
+            "note: the iSCSI daemon has not created {} after {} s: adding iSCSI targets anyway",
+            ready.display(),
+            DAEMON_READY_WAIT.as_secs()
+        ));
+    }
 }
 
 /// Starts the configured iSCSI daemon as a supervised service when the config has an
@@ -379,7 +411,14 @@ pub fn enable_ports(init: &mut Init) -> Result<()> {
         bail!("SCST target setup failed: ports stay disabled");
     }
     if super::ha::owns_ports(init) {
-        // With HA the resource agent (ocf:sanforge:alua) enables the ports on start.
+        // With HA the resource agent (ocf:sanforge:alua) enables the ports on start;
+        // a target driver's own switch (`targets/iscsi/enabled`: iscsi-scstd refuses
+        // every login while it is 0) is no port, and the agent never touches it.
+        let drivers = driver_enables(&b.enable);
+        if let Err(e) = run_writes(init.sys, &drivers, false) {
+            init.targets_ok = false;
+            bail!("{}: the iSCSI target driver stays disabled", describe(&e));
+        }
         if let Err(e) = record_applied(init.sys, &b.conf) {
             init.warn(format!("{e:#}"));
         }
@@ -408,6 +447,18 @@ pub fn enable_ports(init: &mut Init) -> Result<()> {
             .line(&format!("{} SCST target ports enabled", b.enable.len()));
     }
     Ok(())
+}
+
+/// The enables of target drivers themselves (`targets/DRIVER/enabled`), not of ports.
+pub fn driver_enables(enable: &[SysfsWrite]) -> Vec<SysfsWrite> {
+    enable
+        .iter()
+        .filter(|w| {
+            let parts: Vec<&str> = w.path.split('/').collect();
+            matches!(parts.as_slice(), ["targets", _, "enabled"])
+        })
+        .cloned()
+        .collect()
 }
 
 /// Shutdown: `enabled` ← 0 for every target the record (or the boot) enabled. Errors
@@ -674,6 +725,21 @@ mod tests {
     use super::*;
 
     const A: &str = "HANDLER vdisk_nullio {\n\tDEVICE d0\n\tDEVICE d1\n}\nTARGET_DRIVER iscsi {\n\tenabled 1\n\tTARGET iqn.2026-11.org.example:t {\n\t\tenabled 1\n\t\tallowed_portal 10.0.0.1\n\t\tLUN 0 d0\n\t}\n}\n";
+
+    #[test]
+    fn driver_enables_are_the_drivers_own_switches_not_ports() {
+        let (enable, _): (Vec<SysfsWrite>, Vec<SysfsWrite>) = scst::plan(&scst::parse(A).unwrap())
+            .into_iter()
+            .partition(SysfsWrite::is_enable);
+        assert_eq!(enable.len(), 2, "{enable:?}");
+        assert_eq!(
+            driver_enables(&enable),
+            [SysfsWrite {
+                path: "targets/iscsi/enabled".into(),
+                value: "1".into()
+            }]
+        );
+    }
 
     #[test]
     fn relative_conf_is_under_etc_sanforge() {

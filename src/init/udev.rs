@@ -30,12 +30,17 @@ use anyhow::{bail, Result};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// The replayed coldplug events: `add` for every block device.
-pub const TRIGGER_BLOCK: [&str; 4] = [
+/// The replayed coldplug events: `add` for every block device and every misc device.
+/// Misc devices because modules loaded before udevd (the modules step) create device
+/// nodes whose names only rules give: dlm_controld waits for `/dev/misc/dlm-control`,
+/// the link dlm-controld's 51-dlm.rules makes for the dlm module's `/dev/dlm-control`
+/// (dlm is loaded with scst.ko, long before udevd runs). A handful of events.
+pub const TRIGGER_COLDPLUG: [&str; 5] = [
     "trigger",
     "--type=devices",
     "--action=add",
     "--subsystem-match=block",
+    "--subsystem-match=misc",
 ];
 
 /// How long the init waits for udevd to listen before triggering events.
@@ -113,18 +118,19 @@ pub fn start(init: &mut Init) -> Result<()> {
         );
     }
     let timeout = node.hardware.settle_timeout.0;
-    // Block devices only: coldplug already loaded the modules of every device
-    // present, so replaying the other events would only make udev's kmod builtin
-    // find those modules loaded (seconds under emulation). The disks' events carry
-    // the by-* names; events of devices that appear from now on reach udevd live.
-    if let Some(e) = udevadm(init, &TRIGGER_BLOCK, timeout) {
+    // Block and misc devices only: coldplug already loaded the modules of every
+    // device present, so replaying the other events would only make udev's kmod
+    // builtin find those modules loaded (seconds under emulation). The disks' events
+    // carry the by-* names, the misc devices' the names rules give them (DLM's);
+    // events of devices that appear from now on reach udevd live.
+    if let Some(e) = udevadm(init, &TRIGGER_COLDPLUG, timeout) {
         bail!("{e}");
     }
     // udevd handles the events while the network step runs; the `udev settle` step
     // waits for them before the storage step names disks by-id.
     init.udev_settle_pending = Some(timeout);
     init.log.line(&format!(
-        "udev: block events replayed (udevd listening after {:.1} s)",
+        "udev: block and misc events replayed (udevd listening after {:.1} s)",
         listening.as_secs_f64()
     ));
     Ok(())
@@ -228,7 +234,7 @@ mod tests {
     }
 
     #[test]
-    fn udevd_is_supervised_then_block_events_are_replayed_and_settled() {
+    fn udevd_is_supervised_then_block_and_misc_events_are_replayed_and_settled() {
         let t = tempfile::tempdir().unwrap();
         put(t.path(), "lib/systemd/systemd-udevd", "");
         put(t.path(), "run/udev/control", "");
@@ -241,7 +247,8 @@ mod tests {
             &ops[2..],
             [
                 "spawn /lib/systemd/systemd-udevd --resolve-names=never",
-                "run /bin/udevadm trigger --type=devices --action=add --subsystem-match=block",
+                "run /bin/udevadm trigger --type=devices --action=add --subsystem-match=block \
+                 --subsystem-match=misc",
                 "run /bin/udevadm settle --timeout=10",
             ]
         );
@@ -274,7 +281,7 @@ mod tests {
         let (r, _, _, _) = run(t.path());
         let e = r.unwrap_err().to_string();
         assert!(
-            e.contains("`/bin/udevadm trigger --type=devices --action=add --subsystem-match=block` ended with exit status 1"),
+            e.contains("`/bin/udevadm trigger --type=devices --action=add --subsystem-match=block --subsystem-match=misc` ended with exit status 1"),
             "{e}"
         );
     }
