@@ -78,6 +78,7 @@
 )]
 #![forbid(unsafe_code)]
 
+mod budget;
 pub mod drbd;
 mod error;
 mod groups;
@@ -98,7 +99,6 @@ use crate::sys::Sys;
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 /// The agent's type name (`ocf:sanforge:alua`); also the `argv[0]` name it answers to.
 pub const AGENT: &str = "alua";
@@ -131,32 +131,17 @@ pub struct Agent<'a> {
     pub params: Params,
     sys: &'a mut dyn Sys,
     log: Log<'a>,
-    /// When Pacemaker's timeout for the action is near.
-    deadline: Instant,
-    /// The action's time budget, and how much of it was spent waiting through `sys`
-    /// (a fake `sleep` returns at once: retries still end).
-    budget: Duration,
-    waited: Duration,
+    /// Pacemaker's timeout for the action, less a margin.
+    budget: budget::Budget,
 }
 
 impl<'a> Agent<'a> {
     pub fn new(params: Params, env: &Env, sys: &'a mut dyn Sys, log: Log<'a>) -> Self {
-        // Pacemaker passes the action's timeout; keep a margin to report before it kills us.
-        let ms = env
-            .get("OCF_RESKEY_CRM_meta_timeout")
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .unwrap_or(20_000)
-            .min(86_400_000);
-        let budget = Duration::from_millis(ms)
-            .saturating_sub(Duration::from_secs(2))
-            .max(Duration::from_secs(1));
         Agent {
             params,
             sys,
             log,
-            deadline: Instant::now() + budget,
-            budget,
-            waited: Duration::ZERO,
+            budget: budget::Budget::from_env(env),
         }
     }
 

@@ -12,7 +12,7 @@ use super::state::{AluaState, Ports, Stack};
 use super::{Agent, Rc};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long the agent waits between two tries of a busy attribute.
 const RETRY: Duration = Duration::from_secs(1);
@@ -104,13 +104,12 @@ impl Params {
 impl Agent<'_> {
     /// True while the action's time budget lasts (wall clock and time spent waiting).
     fn time_left(&self) -> bool {
-        Instant::now() < self.deadline && self.waited < self.budget
+        !self.budget.left().is_zero()
     }
 
     /// Waits before the next try of a busy attribute.
     fn pause(&mut self) {
-        self.sys.sleep(RETRY);
-        self.waited += RETRY;
+        self.budget.sleep(&mut *self.sys, RETRY);
     }
 
     /// One sysfs attribute's first line, trimmed (SCST adds `[key]` as a second line).

@@ -129,11 +129,7 @@ pub struct Agent<'a> {
     pub params: Params,
     sys: &'a mut dyn Sys,
     log: Log<'a>,
-    deadline: Instant,
-    /// The action's time budget, and how much of it was spent sleeping through `sys`
-    /// (a fake `sleep` returns at once: retries still end).
-    budget: Duration,
-    waited: Duration,
+    budget: super::budget::Budget,
     /// A probe (monitor with interval 0): the score is set even when unchanged.
     probe: bool,
     /// `OCF_RESKEY_CRM_meta_on_node`: the node whose attribute is set.
@@ -144,21 +140,11 @@ pub struct Agent<'a> {
 
 impl<'a> Agent<'a> {
     pub fn new(params: Params, env: &Env, sys: &'a mut dyn Sys, log: Log<'a>) -> Self {
-        let ms = env
-            .get("OCF_RESKEY_CRM_meta_timeout")
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .unwrap_or(20_000)
-            .min(86_400_000);
-        let budget = Duration::from_millis(ms)
-            .saturating_sub(Duration::from_secs(2))
-            .max(Duration::from_secs(1));
         Agent {
             params,
             sys,
             log,
-            deadline: Instant::now() + budget,
-            budget,
-            waited: Duration::ZERO,
+            budget: super::budget::Budget::from_env(env),
             probe: env
                 .get("OCF_RESKEY_CRM_meta_interval")
                 .is_none_or(|v| v.trim() == "0"),
@@ -170,16 +156,13 @@ impl<'a> Agent<'a> {
         }
     }
 
-    /// What is left of the action's budget (wall clock, and time spent sleeping).
+    /// What is left of the action's budget.
     fn left(&self) -> Duration {
-        self.deadline
-            .saturating_duration_since(Instant::now())
-            .min(self.budget.saturating_sub(self.waited))
+        self.budget.left()
     }
 
     fn sleep(&mut self, d: Duration) {
-        self.sys.sleep(d);
-        self.waited += d;
+        self.budget.sleep(&mut *self.sys, d);
     }
 
     /// The pause before retrying a state change that failed after `tried` began: none
@@ -412,12 +395,12 @@ impl<'a> Agent<'a> {
         // A moment for the disk to attach and the peer to connect, so the first score
         // is the one monitor would give (a node that just attached is often only
         // Consistent until its peer answers).
-        let settle = self.waited + START_SETTLE.min(self.left());
+        let settle = self.budget.waited() + START_SETTLE.min(self.left());
         loop {
             match self.look() {
                 Ok(Some(s)) => {
                     let settled = s.disk == "UpToDate" && s.peer_disk != "DUnknown";
-                    if settled || self.waited >= settle || self.left().is_zero() {
+                    if settled || self.budget.waited() >= settle || self.left().is_zero() {
                         self.set_score(status::promotion(&s), true);
                         return match s.role {
                             Role::Secondary => Rc::Success,
@@ -428,7 +411,7 @@ impl<'a> Agent<'a> {
                         };
                     }
                 }
-                Ok(None) if self.waited >= settle || self.left().is_zero() => {
+                Ok(None) if self.budget.waited() >= settle || self.left().is_zero() => {
                     self.err(&format!(
                         "start: {res} is not configured after drbdadm adjust"
                     ));
