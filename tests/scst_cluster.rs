@@ -625,6 +625,15 @@ fn scst_cluster_two_groups_active_active() {
         );
     }
     let stay_stalls = runs[0].gaps() - stay_gaps;
+    // Where the switchover's time went: the demote and promote results Pacemaker
+    // logged on each node (its log's timestamps).
+    let steps: Vec<String> = (0..2)
+        .map(|i| {
+            pair.node(i)
+                .sh("grep -E 'Result of (demote|promote) operation' /var/log/pacemaker/pacemaker.log | tail -n 6")
+                .unwrap_or_default()
+        })
+        .collect();
     let mut after = Vec::new();
     for e in &exports {
         assert_eq!(
@@ -691,6 +700,13 @@ fn scst_cluster_two_groups_active_active() {
         failback.as_secs_f64()
     );
     eprintln!("| test wall time | {:.1} s |", t0.elapsed().as_secs_f64());
+    for (i, log) in steps.iter().enumerate() {
+        eprintln!(
+            "\ndemotes/promotes logged on {}:\n{}",
+            NAMES[i],
+            log.trim_end()
+        );
+    }
     eprintln!("\n| LUN | export | DRBD | served by before (RTPG) | served by after the move (RTPG) | acknowledged writes | lost |\n|---|---|---|---|---|---|---|");
     for (k, e) in exports.iter().enumerate() {
         let (report, checked) = &results[k];
