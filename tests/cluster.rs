@@ -684,11 +684,21 @@ fn unknown_fields_and_bad_values_are_located() {
 /// promotion scores the DRBD and ALUA agents set at runtime (`crm_master`), so that
 /// the scheduler has something to place. The configuration part is untouched.
 fn live_cib(cib: &str) -> String {
+    live_cib_for(cib, &["r0"])
+}
+
+/// [`live_cib`] with equal promotion scores on both nodes for every DRBD resource
+/// of `resources` and its ALUA agent.
+fn live_cib_for(cib: &str, resources: &[&str]) -> String {
     let mut s = cib.replacen("<cib ", "<cib have-quorum=\"1\" dc-uuid=\"1\" ", 1);
     let mut status = String::from("<status>\n");
     for (id, n) in [(1, "alpha"), (2, "beta")] {
+        let scores: String = resources
+            .iter()
+            .map(|r| format!("          <nvpair id=\"status-{id}-drbd-{r}\" name=\"master-drbd-{r}\" value=\"10000\"/>\n          <nvpair id=\"status-{id}-alua-{r}\" name=\"master-alua-{r}\" value=\"10000\"/>\n"))
+            .collect();
         status.push_str(&format!(
-            "    <node_state id=\"{id}\" uname=\"{n}\" in_ccm=\"true\" crmd=\"online\" join=\"member\" expected=\"member\">\n      <transient_attributes id=\"{id}\">\n        <instance_attributes id=\"status-{id}\">\n          <nvpair id=\"status-{id}-drbd\" name=\"master-drbd-r0\" value=\"10000\"/>\n          <nvpair id=\"status-{id}-alua\" name=\"master-alua-r0\" value=\"10000\"/>\n        </instance_attributes>\n      </transient_attributes>\n    </node_state>\n"
+            "    <node_state id=\"{id}\" uname=\"{n}\" in_ccm=\"true\" crmd=\"online\" join=\"member\" expected=\"member\">\n      <transient_attributes id=\"{id}\">\n        <instance_attributes id=\"status-{id}\">\n{scores}        </instance_attributes>\n      </transient_attributes>\n    </node_state>\n"
         ));
     }
     status.push_str("  </status>");
@@ -2044,4 +2054,167 @@ fn dlm_conf_uses_tcp_and_waits_for_fencing_unless_fencing_is_off() {
     let lio = lio_cluster();
     let r = render_files(&lio, &secrets(&lio)).unwrap();
     assert!(r.get("alpha/dlm.conf").is_none());
+}
+
+// ----------------------------------------------------------------------------------
+// Seed 003: two groups active/active (tests/fixtures/cluster/cluster-scst-aa.toml)
+// ----------------------------------------------------------------------------------
+
+fn aa_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cluster/cluster-scst-aa.toml")
+}
+
+fn aa_cluster() -> Cluster {
+    Cluster::parse(&aa_path(), &std::fs::read_to_string(aa_path()).unwrap()).unwrap()
+}
+
+#[test]
+fn scst_active_active_fixture_renders_as_snapshotted() {
+    snapshot_render("scst-aa", &aa_cluster());
+}
+
+/// Each DRBD resource's `preferred-node` becomes a Promoted-role preference when the
+/// exported resources prefer different nodes, and only then: the one-resource
+/// fixtures keep no role preference (no automatic failback).
+#[test]
+fn preferred_nodes_spread_over_the_nodes_become_promoted_role_preferences() {
+    let c = aa_cluster();
+    assert!(render::spreads_promoted_roles(&c));
+    let cib = text(&render_files(&c, &secrets(&c)).unwrap(), "alpha/cib.xml");
+    for want in [
+        "<rsc_location id=\"loc-drbd-r0-clone-promoted-on-alpha\" rsc=\"drbd-r0-clone\" role=\"Promoted\" node=\"alpha\" score=\"50\"/>",
+        "<rsc_location id=\"loc-drbd-r1-clone-promoted-on-beta\" rsc=\"drbd-r1-clone\" role=\"Promoted\" node=\"beta\" score=\"50\"/>",
+        // Each group (its ALUA agent) with its own DRBD resource's Promoted role.
+        "<rsc_colocation id=\"col-alua-r0-clone-with-drbd-r0-clone\" rsc=\"alua-r0-clone\" rsc-role=\"Promoted\" with-rsc=\"drbd-r0-clone\" with-rsc-role=\"Promoted\" score=\"INFINITY\"/>",
+        "<rsc_colocation id=\"col-alua-r1-clone-with-drbd-r1-clone\" rsc=\"alua-r1-clone\" rsc-role=\"Promoted\" with-rsc=\"drbd-r1-clone\" with-rsc-role=\"Promoted\" score=\"INFINITY\"/>",
+        "name=\"device_group\" value=\"r1\"",
+    ] {
+        assert!(cib.contains(want), "CIB lacks `{want}`:\n{cib}");
+    }
+    assert_eq!(cib.matches("<rsc_location ").count(), 2, "{cib}");
+    // Both preferring the same node: not spread, nothing rendered.
+    let text_same = std::fs::read_to_string(aa_path()).unwrap().replacen(
+        "preferred-node = \"beta\"",
+        "preferred-node = \"alpha\"",
+        1,
+    );
+    let same = Cluster::parse(&aa_path(), &text_same).unwrap();
+    assert!(!render::spreads_promoted_roles(&same));
+    let cib = text(
+        &render_files(&same, &secrets(&same)).unwrap(),
+        "alpha/cib.xml",
+    );
+    assert!(!cib.contains("role=\"Promoted\" node="), "{cib}");
+    // The one-resource fixtures: no role preference.
+    for c in [cluster(), lio_cluster()] {
+        assert!(!render::spreads_promoted_roles(&c));
+    }
+}
+
+/// A device group: its name, devices and target groups (`NAME=GROUP_ID`, state).
+type DgSummary = (String, Vec<String>, Vec<(String, String)>);
+
+/// Each node's scst.conf: a device group per DRBD resource holding only its own
+/// device, each with a target group per node (same group ids, unpromoted), and both
+/// LUNs in the initiators' group of the node's target.
+#[test]
+fn scst_active_active_has_a_device_group_per_resource() {
+    let c = aa_cluster();
+    for n in ["alpha", "beta"] {
+        let node = c.node(n).unwrap();
+        let m = render::scst_model(&c, node);
+        let groups: Vec<DgSummary> = m
+            .device_groups
+            .iter()
+            .map(|g| {
+                (
+                    g.name.clone(),
+                    g.devices.iter().map(|d| d.name.clone()).collect(),
+                    g.target_groups
+                        .iter()
+                        .map(|t| {
+                            let attr = |k: &str| {
+                                t.attrs
+                                    .iter()
+                                    .find(|a| a.name == k)
+                                    .map(|a| a.value.clone())
+                                    .unwrap_or_default()
+                            };
+                            (format!("{}={}", t.name, attr("group_id")), attr("state"))
+                        })
+                        .collect(),
+                )
+            })
+            .collect();
+        let tgs = vec![
+            ("alpha=1".to_string(), "standby".to_string()),
+            ("beta=2".to_string(), "standby".to_string()),
+        ];
+        assert_eq!(
+            groups,
+            vec![
+                ("r0".to_string(), vec!["disk0".to_string()], tgs.clone()),
+                ("r1".to_string(), vec!["disk1".to_string()], tgs),
+            ],
+            "{n}"
+        );
+        let luns: Vec<(u32, String)> = m.drivers[0].targets[0].groups[0]
+            .luns
+            .iter()
+            .map(|l| (l.number, l.device.clone()))
+            .collect();
+        assert_eq!(luns, vec![(0, "disk0".into()), (1, "disk1".into())], "{n}");
+        let errors: Vec<_> = scst::validate(&m)
+            .into_iter()
+            .filter(|d| d.severity == scst::Severity::Error)
+            .collect();
+        assert!(errors.is_empty(), "{n}: {errors:?}");
+    }
+}
+
+/// Pacemaker itself (crm_simulate): one Primary on each node at start, both groups
+/// on the survivor when a node fails, and each back on its own node when it returns.
+#[test]
+fn active_active_cib_places_one_primary_on_each_node_and_fails_back() {
+    require("crm_verify", "pacemaker-cli-utils");
+    require("crm_simulate", "pacemaker-cli-utils");
+    let c = aa_cluster();
+    let r = render_files(&c, &secrets(&c)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("live.xml");
+    std::fs::write(
+        &live,
+        live_cib_for(&text(&r, "alpha/cib.xml"), &["r0", "r1"]),
+    )
+    .unwrap();
+    run(Cmd::new(tool("crm_verify"))
+        .arg("--xml-file")
+        .arg(&live)
+        .arg("-V"));
+    let sim = |from: &Path, args: &[&str], to: &str| {
+        let out_path = dir.path().join(to);
+        let out = run(Cmd::new(tool("crm_simulate"))
+            .arg("-x")
+            .arg(from)
+            .arg("-S")
+            .args(args)
+            .arg("-O")
+            .arg(&out_path));
+        (out, out_path)
+    };
+    let placed = |out: &str| {
+        [
+            "drbd-r0-clone",
+            "alua-r0-clone",
+            "drbd-r1-clone",
+            "alua-r1-clone",
+        ]
+        .map(|clone| promoted_on(out, clone))
+    };
+    let (out, s1) = sim(&live, &[], "s1.xml");
+    assert_eq!(placed(&out), ["alpha", "alpha", "beta", "beta"], "{out}");
+    let (out, s2) = sim(&s1, &["-f", "alpha"], "s2.xml");
+    assert_eq!(placed(&out), ["beta", "beta", "beta", "beta"], "{out}");
+    let (out, _) = sim(&s2, &["-u", "alpha"], "s3.xml");
+    assert_eq!(placed(&out), ["alpha", "alpha", "beta", "beta"], "{out}");
 }

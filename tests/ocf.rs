@@ -219,6 +219,47 @@ fn scst_lifecycle_writes_the_states_and_reports_the_roles() {
     );
 }
 
+/// Two device groups on the same ports (one per DRBD resource, seed 003's
+/// active/active cluster): the other group's instance enabled the ports first, so
+/// this one looks started before its start ran; its start must still set the remote
+/// group promoted (scst.conf left it unpromoted), or RTPG through this node's port
+/// reports no active path for the device at all.
+#[test]
+fn scst_start_on_ports_another_group_enabled_still_sets_the_remote_group() {
+    let t = tmp();
+    let s = Scst::new(t.path());
+    put(&s.tg("remote"), "standby\n");
+    put(&s.port(), "1\n");
+    let env = s.env();
+    let o = agent("monitor", &env);
+    assert_eq!(o.code, 0, "looks started: {}", o.stderr);
+    let o = agent("start", &env);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(
+        writes_to(&o.stderr, &s.tg("remote")),
+        ["active"],
+        "{}",
+        o.stderr
+    );
+    assert!(
+        writes_to(&o.stderr, &s.tg("local")).is_empty(),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(
+        s.snapshot(),
+        ("standby\n".into(), "active\n".into(), "1\n".into())
+    );
+    // Started again: nothing to write.
+    let o = agent("start", &env);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(
+        writes_to(&o.stderr, &s.tg("remote")).is_empty(),
+        "{}",
+        o.stderr
+    );
+}
+
 #[test]
 fn scst_inconsistent_promoted_state_is_failed_promoted() {
     let t = tmp();

@@ -142,9 +142,15 @@ fn states(pair: &Pair) -> String {
 /// A session to portal `i`, unit attentions cleared (a standby port answers TEST UNIT
 /// READY with NOT READY, which is fine here).
 fn session(pair: &Pair, i: usize) -> Session {
+    session_on(pair, i, 0)
+}
+
+/// [`session`] addressing LUN `lun`.
+fn session_on(pair: &Pair, i: usize, lun: u16) -> Session {
     let p = &pair.portals[i];
     let mut s = Session::login(p.addr, &p.target, INITIATOR, Duration::from_secs(10))
         .unwrap_or_else(|e| panic!("login to {}: {e}", NAMES[i]));
+    s.set_lun(lun);
     let _ = s.clear_unit_attentions(5);
     // A standby port answers TEST UNIT READY with NOT READY and keeps its pending unit
     // attentions (power on 29/00, ALUA state changed 2A/06) for the next command.
@@ -161,12 +167,12 @@ fn session(pair: &Pair, i: usize) -> Session {
 
 /// RTPG through both portals: (the answers agree, the state of each node's group).
 /// Groups are numbered in node order from 1 (src/ha/render/scst.rs).
-fn alua_states(pair: &Pair) -> [Vec<PortGroup>; 2] {
+fn alua_states(pair: &Pair, lun: u16) -> [Vec<PortGroup>; 2] {
     [0, 1].map(|i| {
-        let mut s = session(pair, i);
+        let mut s = session_on(pair, i, lun);
         let g = s
             .report_target_port_groups()
-            .unwrap_or_else(|e| panic!("RTPG through {}: {e}", NAMES[i]));
+            .unwrap_or_else(|e| panic!("RTPG for LUN {lun} through {}: {e}", NAMES[i]));
         let _ = s.logout();
         g
     })
@@ -182,12 +188,23 @@ fn state_of(groups: &[PortGroup], node: usize) -> Option<AluaState> {
 /// Checks that both portals report `primary`'s group promoted and the other's
 /// unpromoted; the states, for the table.
 fn check_alua(pair: &Pair, primary: usize, promoted: AluaState, unpromoted: AluaState) -> String {
-    let answers = alua_states(pair);
+    check_alua_on(pair, 0, primary, promoted, unpromoted)
+}
+
+/// [`check_alua`] for LUN `lun`.
+fn check_alua_on(
+    pair: &Pair,
+    lun: u16,
+    primary: usize,
+    promoted: AluaState,
+    unpromoted: AluaState,
+) -> String {
+    let answers = alua_states(pair, lun);
     for (i, g) in answers.iter().enumerate() {
         assert_eq!(
             (state_of(g, primary), state_of(g, 1 - primary)),
             (Some(promoted), Some(unpromoted)),
-            "RTPG through {} with {} Promoted: {g:?}\n{}",
+            "RTPG for LUN {lun} through {} with {} Promoted: {g:?}\n{}",
             NAMES[i],
             NAMES[primary],
             states(pair)
@@ -222,14 +239,19 @@ fn lockspace_members(pair: &Pair, i: usize, lockspace: &str) -> Vec<String> {
 
 /// The node whose DRBD is Primary once the cluster is idle.
 fn primary(pair: &Pair) -> usize {
+    primary_of(pair, 0)
+}
+
+/// [`primary`] for DRBD minor `minor`.
+fn primary_of(pair: &Pair, minor: u32) -> usize {
     let _ = pair.node(0).sh("crm_resource --wait --timeout=60s");
     (0..2)
         .find(|&i| {
             pair.node(i)
                 .sh("cat /proc/drbd")
-                .is_ok_and(|s| s.contains("ro:Primary/"))
+                .is_ok_and(|s| proc_drbd_line(&s, minor).contains("ro:Primary/"))
         })
-        .unwrap_or_else(|| panic!("no DRBD Primary\n{}", states(pair)))
+        .unwrap_or_else(|| panic!("no DRBD Primary for minor {minor}\n{}", states(pair)))
 }
 
 /// Moves the Promoted role to node `to` and waits until its portal serves the LUN;
@@ -446,5 +468,261 @@ fn scst_cluster_alua_and_persistent_reservations_seen_from_the_initiator() {
     eprintln!("| acknowledged writes lost | {lost} |");
     eprintln!("| test wall time | {:.1} s |", t0.elapsed().as_secs_f64());
     assert_eq!(checked.err(), None, "acknowledged writes did not read back");
+    drop(pair);
+}
+
+/// One export of the active/active fixture: its LUN, DRBD resource and minor, and the
+/// node its `preferred-node` names.
+struct AaExport {
+    name: String,
+    lun: u16,
+    res: String,
+    minor: u32,
+    preferred: usize,
+}
+
+/// The exports of cluster file `fixture`, each with its DRBD resource's minor and
+/// preferred node.
+fn aa_exports(cluster: &toml::Value, fixture: &str) -> Vec<AaExport> {
+    let drbd = cluster["drbd"].as_array().unwrap();
+    cluster["export"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let res = e["drbd"].as_str().unwrap().to_string();
+            let d = drbd
+                .iter()
+                .find(|d| d["name"].as_str() == Some(&res))
+                .unwrap_or_else(|| panic!("{fixture}: no [[drbd]] {res}"));
+            let pref = d["preferred-node"].as_str().unwrap_or_default();
+            AaExport {
+                name: e["name"].as_str().unwrap().to_string(),
+                lun: e["lun"].as_integer().unwrap() as u16,
+                res: res.clone(),
+                minor: d["minor"].as_integer().unwrap() as u32,
+                preferred: NAMES
+                    .iter()
+                    .position(|n| *n == pref)
+                    .unwrap_or_else(|| panic!("{fixture}: drbd {res}: preferred-node {pref:?}")),
+            }
+        })
+        .collect()
+}
+
+/// Seed 003: two DRBD resources, each exported by its own group (device, LUN, ALUA
+/// device group) and Promoted on its own node, so both nodes serve at once; a move
+/// of one group puts both on one node without losing an acknowledged write.
+#[test]
+#[cfg_attr(
+    not(sanforge_scst_3_10),
+    ignore = "needs ../shared/upstream/scst-3.10.tar.gz (or SANFORGE_UPSTREAM); see build.rs"
+)]
+#[cfg_attr(
+    sanforge_scst_3_10,
+    ignore = "builds an SCST image and boots two TCG VMs for minutes: benches/scst-cluster.sh"
+)]
+fn scst_cluster_two_groups_active_active() {
+    if common::skip_e2e("scst_cluster") {
+        return;
+    }
+    let t0 = Instant::now();
+    let scratch = tempfile::tempdir().unwrap();
+    common::scstimage::import(
+        scratch.path(),
+        &common::scstimage::archive(common::scstimage::RELEASE),
+    );
+    let lab = Lab::build_image(SCST_AA_FIXTURE, SCST_RECIPE, Fencing::Off);
+    let cluster: toml::Value =
+        toml::from_str(&cluster_file(SCST_AA_FIXTURE, Fencing::Off)).unwrap();
+    let state = |k: &str| {
+        AluaState::from_name(cluster["alua"][k].as_str().unwrap())
+            .unwrap_or_else(|| panic!("{SCST_AA_FIXTURE}: alua {k}"))
+    };
+    let (promoted, unpromoted) = (state("promoted-state"), state("unpromoted-state"));
+    let exports = aa_exports(&cluster, SCST_AA_FIXTURE);
+    assert!(
+        exports.len() == 2 && exports[0].preferred != exports[1].preferred,
+        "{SCST_AA_FIXTURE}: two exports preferring different nodes expected"
+    );
+
+    let pair = lab.boot_nodes("scst-aa");
+    skip_initial_sync_of(&pair);
+    for e in &exports {
+        if wait_lun_served_by(&pair.portals, e.lun, Duration::from_secs(240)).is_none() {
+            panic!(
+                "LUN {} ({}) is not served by either node\n{}\n{}",
+                e.lun,
+                e.name,
+                states(&pair),
+                pair.dump()
+            );
+        }
+    }
+    let served_after = pair.node(0).started.elapsed();
+    let _ = pair.node(0).sh("crm_resource --wait --timeout=60s");
+
+    // Active/active: each resource Primary on its preferred node, and through both
+    // portals each LUN's group of that node in the promoted state.
+    let mut before = Vec::new();
+    for e in &exports {
+        let p = primary_of(&pair, e.minor);
+        assert_eq!(
+            p,
+            e.preferred,
+            "{} Primary on {}, preferred {}\n{}",
+            e.res,
+            NAMES[p],
+            NAMES[e.preferred],
+            states(&pair)
+        );
+        before.push(check_alua_on(&pair, e.lun, p, promoted, unpromoted));
+    }
+
+    // A writer per LUN, each through the node serving it.
+    let runs: Vec<Run> = exports
+        .iter()
+        .map(|e| Run::start_lun(&pair.portals, e.lun))
+        .collect();
+    for (e, run) in exports.iter().zip(&runs) {
+        assert!(
+            run.advances(20, Duration::from_secs(60)),
+            "writes to LUN {} do not progress\n{}",
+            e.lun,
+            states(&pair)
+        );
+        assert_eq!(
+            run.portal(),
+            e.preferred,
+            "LUN {} written through {}",
+            e.lun,
+            NAMES[run.portal().min(1)]
+        );
+    }
+
+    // Move the second group to the first one's node: that node serves both.
+    let (stay, mv) = (&exports[0], &exports[1]);
+    let to = stay.preferred;
+    let gaps = runs[1].gaps();
+    let stay_gaps = runs[0].gaps();
+    let t_move = Instant::now();
+    let out = pair
+        .node(0)
+        .sh(&format!(
+            "crm_resource --move --promoted -r drbd-{}-clone --node {}",
+            mv.res, NAMES[to]
+        ))
+        .unwrap_or_default();
+    let moved = takeover(&runs[1], gaps, to, Duration::from_secs(120));
+    let switch = t_move.elapsed();
+    assert!(moved.is_ok(), "{moved:?}\n{out}\n{}", states(&pair));
+    for (e, run) in exports.iter().zip(&runs) {
+        assert!(
+            run.advances(10, Duration::from_secs(60)),
+            "writes to LUN {} do not progress after the move\n{}",
+            e.lun,
+            states(&pair)
+        );
+    }
+    let stay_stalls = runs[0].gaps() - stay_gaps;
+    // Where the switchover's time went: the demote and promote results Pacemaker
+    // logged on each node (its log's timestamps).
+    let steps: Vec<String> = (0..2)
+        .map(|i| {
+            pair.node(i)
+                .sh("grep -E 'Result of (demote|promote) operation' /var/log/pacemaker/pacemaker.log | tail -n 6")
+                .unwrap_or_default()
+        })
+        .collect();
+    let mut after = Vec::new();
+    for e in &exports {
+        assert_eq!(
+            primary_of(&pair, e.minor),
+            to,
+            "{}\n{}",
+            e.res,
+            states(&pair)
+        );
+        after.push(check_alua_on(&pair, e.lun, to, promoted, unpromoted));
+    }
+    // Every acknowledged write reads back through the node now serving both.
+    let results: Vec<_> = runs
+        .into_iter()
+        .map(|r| r.finish(&pair.portals, to))
+        .collect();
+
+    // Clearing the move gives the group back to its preferred node (the
+    // Promoted-role preference of an active/active cluster).
+    let t_back = Instant::now();
+    let _ = pair
+        .node(0)
+        .sh(&format!("crm_resource --clear -r drbd-{}-clone", mv.res));
+    let back = wait_lun_served_by(
+        &pair.portals[mv.preferred..mv.preferred + 1],
+        mv.lun,
+        Duration::from_secs(120),
+    );
+    let failback = t_back.elapsed();
+    assert!(
+        back.is_some(),
+        "{} does not serve LUN {} after the clear\n{}",
+        NAMES[mv.preferred],
+        mv.lun,
+        states(&pair)
+    );
+    let _ = pair.node(0).sh("crm_resource --wait --timeout=60s");
+    let back_alua = check_alua_on(&pair, mv.lun, mv.preferred, promoted, unpromoted);
+
+    eprintln!("\n| figure | value |\n|---|---|");
+    eprintln!("| image build | {:.1} s |", lab.build_time.as_secs_f64());
+    for (n, d) in &pair.boot {
+        eprintln!("| boot to cluster-ready, {n} | {:.1} s |", d.as_secs_f64());
+    }
+    eprintln!(
+        "| both LUNs served after boot | {:.1} s |",
+        served_after.as_secs_f64()
+    );
+    eprintln!(
+        "| planned switchover of {} (LUN {}) to {}, under writes, to I/O again | {:.2} s |",
+        mv.res,
+        mv.lun,
+        NAMES[to],
+        switch.as_secs_f64()
+    );
+    eprintln!(
+        "| write stalls on LUN {} (not moved) during the move | {stay_stalls} |",
+        stay.lun
+    );
+    eprintln!(
+        "| failback of {} to {} after `crm_resource --clear` | {:.2} s ({back_alua}) |",
+        mv.res,
+        NAMES[mv.preferred],
+        failback.as_secs_f64()
+    );
+    eprintln!("| test wall time | {:.1} s |", t0.elapsed().as_secs_f64());
+    for (i, log) in steps.iter().enumerate() {
+        eprintln!(
+            "\ndemotes/promotes logged on {}:\n{}",
+            NAMES[i],
+            log.trim_end()
+        );
+    }
+    eprintln!("\n| LUN | export | DRBD | served by before (RTPG) | served by after the move (RTPG) | acknowledged writes | lost |\n|---|---|---|---|---|---|---|");
+    for (k, e) in exports.iter().enumerate() {
+        let (report, checked) = &results[k];
+        let lost = checked.as_ref().err().map(Vec::len).unwrap_or(0);
+        eprintln!(
+            "| {} | {} | {} | {} ({}) | {} ({}) | {} | {lost} |",
+            e.lun, e.name, e.res, NAMES[e.preferred], before[k], NAMES[to], after[k], report.writes
+        );
+    }
+    for (e, (_, checked)) in exports.iter().zip(&results) {
+        assert_eq!(
+            checked.as_ref().err(),
+            None,
+            "LUN {}: acknowledged writes did not read back",
+            e.lun
+        );
+    }
     drop(pair);
 }

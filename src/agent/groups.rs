@@ -52,12 +52,20 @@ impl Agent<'_> {
             self.err(&e.to_string());
             return Rc::ErrInstalled;
         }
-        if self.monitor() == Rc::Success {
-            self.info("start: already running unpromoted");
-            return Rc::Success;
-        }
         let p = self.params.clone();
         let mut errors = Vec::new();
+        if self.monitor() == Rc::Success {
+            // Unpromoted with the ports enabled: started before, or the ports are
+            // shared with another device group's instance (one group per DRBD
+            // resource, active/active) whose start enabled them before this one ran,
+            // leaving this group's remote state as scst.conf set it (unpromoted).
+            // The remote group is still set (a no-op when it already is).
+            self.info("start: already running unpromoted");
+            if let Some(r) = &p.remote_target_group {
+                self.set_group(r, p.promoted_state, &mut errors);
+            }
+            return self.finish("start", errors, Rc::Success);
+        }
         if self.local_is_promoted() {
             self.set_group(&p.local_target_group, AluaState::Transitioning, &mut errors);
         }

@@ -35,6 +35,9 @@ pub const LIO_FIXTURE: &str = "cluster-lio.toml";
 pub const LVM_FIXTURE: &str = "cluster-lio-lvm.toml";
 /// The SCST cluster (seeds 000/002): ALUA groups, cluster_mode with the DLM.
 pub const SCST_FIXTURE: &str = "cluster-scst.toml";
+/// The SCST cluster of seed 003: two DRBD resources, each exported and Promoted on
+/// its own node (active/active).
+pub const SCST_AA_FIXTURE: &str = "cluster-scst-aa.toml";
 /// The image recipes the lab builds: LIO (ha-node) and SCST (scst-ha-node).
 pub const LIO_RECIPE: &str = "recipes/ha-node.toml";
 pub const SCST_RECIPE: &str = "recipes/scst-ha-node.toml";
@@ -212,6 +215,9 @@ pub struct Lab {
     /// Each node's iSCSI target (the first of its `iscsi-targets` in the cluster
     /// file), in [`NAMES`] order: what the portals log in to.
     pub targets: [String; 2],
+    /// The cluster file's DRBD resources (name, minor), in file order: the first is
+    /// on each node's /dev/vda, the others on the disks after it (see [`Wiring`]).
+    pub drbd: Vec<(String, u32)>,
 }
 
 impl Lab {
@@ -247,6 +253,7 @@ impl Lab {
             fencing,
             build_time,
             targets: NAMES.map(|n| node_target(fixture, n)),
+            drbd: drbd_resources(fixture),
         }
     }
 
@@ -262,7 +269,10 @@ impl Lab {
     pub fn boot_nodes(&self, tag: &str) -> Pair {
         let dir = self.t.join(tag);
         std::fs::create_dir_all(&dir).unwrap();
-        let disks = make_disks(&dir);
+        let minors: Vec<u32> = self.drbd.iter().map(|d| d.1).collect();
+        let mut all = make_disks_for(&dir, &minors).into_iter();
+        let disks = all.next().unwrap_or_else(|| make_disks(&dir));
+        let more_disks = all.collect();
         let sbd = (self.fencing == Fencing::Sbd).then(|| {
             let p = dir.join("sbd.img");
             std::fs::File::create(&p).unwrap().set_len(8 << 20).unwrap();
@@ -272,6 +282,7 @@ impl Lab {
         let wiring = Wiring {
             dir,
             disks,
+            more_disks,
             sbd,
             links: [[udp[0], udp[1]], [udp[2], udp[3]]],
             iscsi: [free_port(), free_port()],
@@ -292,6 +303,7 @@ impl Lab {
             wiring,
             generation: 0,
             fenced: [false; 2],
+            drbd: self.drbd.clone(),
         };
         for (i, name) in NAMES.iter().enumerate() {
             let settled = pair.wait_member(i);
@@ -332,14 +344,17 @@ impl Lab {
     }
 }
 
-/// [`skip_initial_sync`] on alpha; panics with the cluster's state if it fails.
+/// [`skip_initial_sync_of_res`] on alpha for every DRBD resource of the pair; panics
+/// with the cluster's state if it fails.
 pub fn skip_initial_sync_of(pair: &Pair) {
-    if let Err(e) = skip_initial_sync(pair.node(0)) {
-        panic!(
-            "{e}\n{}\n{}",
-            pair.node(0).sh("crm_mon -1 -r").unwrap_or_default(),
-            pair.dump()
-        );
+    for (res, minor) in &pair.drbd {
+        if let Err(e) = skip_initial_sync_of_res(pair.node(0), res, *minor) {
+            panic!(
+                "{res}: {e}\n{}\n{}",
+                pair.node(0).sh("crm_mon -1 -r").unwrap_or_default(),
+                pair.dump()
+            );
+        }
     }
 }
 
@@ -375,6 +390,8 @@ pub struct Pair {
     pub generation: u32,
     /// Nodes whose VM reset itself before a restart replaced it.
     pub fenced: [bool; 2],
+    /// The lab's DRBD resources (name, minor).
+    pub drbd: Vec<(String, u32)>,
 }
 
 impl Pair {
@@ -441,11 +458,18 @@ pub struct Run {
     pub progress: Arc<Progress>,
     pub stop: Arc<AtomicBool>,
     pub handle: JoinHandle<Report>,
+    /// The LUN it writes to.
+    pub lun: u16,
 }
 
 impl Run {
     pub fn start(portals: &[Portal]) -> Run {
-        let mut writer = Writer::new(portals.to_vec(), INITIATOR, 0, BLOCK, NBLOCKS);
+        Run::start_lun(portals, 0)
+    }
+
+    /// [`Run::start`] on LUN `lun`.
+    pub fn start_lun(portals: &[Portal], lun: u16) -> Run {
+        let mut writer = Writer::new(portals.to_vec(), INITIATOR, lun, BLOCK, NBLOCKS);
         let progress = writer.progress();
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
@@ -454,6 +478,7 @@ impl Run {
             progress,
             stop,
             handle,
+            lun,
         }
     }
 
@@ -506,7 +531,7 @@ impl Run {
         let checked = iscsi::verify(
             &portals[portal..portal + 1],
             INITIATOR,
-            0,
+            self.lun,
             BLOCK,
             &report,
             Duration::from_secs(10),
@@ -539,6 +564,23 @@ pub fn cluster_file(fixture: &str, fencing: Fencing) -> String {
             )
         }
     }
+}
+
+/// The DRBD resources (name, minor) of the cluster file `fixture`, in file order.
+pub fn drbd_resources(fixture: &str) -> Vec<(String, u32)> {
+    let v: toml::Value = toml::from_str(&cluster_file(fixture, Fencing::Off)).unwrap();
+    v.get("drbd")
+        .and_then(toml::Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|d| {
+                    let name = d["name"].as_str().unwrap_or_default().to_string();
+                    let minor = d["minor"].as_integer().unwrap_or_default() as u32;
+                    (name, minor)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The first iSCSI target of node `name` in the cluster file `fixture`.
@@ -668,18 +710,33 @@ pub fn prepare_project_for(t: &Path, fixture: &str, recipe_path: &str, fencing: 
 /// an operator does once per disk); the initial sync is skipped after the nodes
 /// connect (see [`skip_initial_sync`]).
 pub fn make_disks(t: &Path) -> [PathBuf; 2] {
-    NAMES.map(|n| {
-        let p = t.join(format!("{n}.img"));
-        let f = std::fs::File::create(&p).unwrap();
-        f.set_len(64 << 20).unwrap();
-        run_ok(
-            Command::new("drbdmeta")
-                .args(["--force", "0", "v08"])
-                .arg(&p)
-                .args(["internal", "create-md"]),
-        );
-        p
-    })
+    make_disks_for(t, &[0]).remove(0)
+}
+
+/// [`make_disks`] for DRBD minors `minors`: a pair per minor (`NODE.img` for the
+/// first, `NODE.MINOR.img` for the others).
+pub fn make_disks_for(t: &Path, minors: &[u32]) -> Vec<[PathBuf; 2]> {
+    minors
+        .iter()
+        .enumerate()
+        .map(|(k, &minor)| NAMES.map(|n| make_disk(t, n, k, minor)))
+        .collect()
+}
+
+fn make_disk(t: &Path, n: &str, k: usize, minor: u32) -> PathBuf {
+    let p = match k {
+        0 => t.join(format!("{n}.img")),
+        _ => t.join(format!("{n}.{minor}.img")),
+    };
+    let f = std::fs::File::create(&p).unwrap();
+    f.set_len(64 << 20).unwrap();
+    run_ok(
+        Command::new("drbdmeta")
+            .args(["--force", &minor.to_string(), "v08"])
+            .arg(&p)
+            .args(["internal", "create-md"]),
+    );
+    p
 }
 
 /// DRBD's procedure for two blank disks: once both nodes are Connected and
@@ -687,18 +744,34 @@ pub fn make_disks(t: &Path) -> [PathBuf; 2] {
 /// without a full sync; a refresh then lets the drbd agent report its promotion score
 /// at once instead of at its next monitor.
 pub fn skip_initial_sync(alpha: &Node) -> Result<(), String> {
+    skip_initial_sync_of_res(alpha, "r0", 0)
+}
+
+/// The line of DRBD minor `minor` in DRBD 8.4's /proc/drbd (` 0: cs:… ro:… ds:…`).
+pub fn proc_drbd_line(proc_drbd: &str, minor: u32) -> String {
+    let prefix = format!("{minor}: ");
+    proc_drbd
+        .lines()
+        .find(|l| l.trim_start().starts_with(&prefix))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// [`skip_initial_sync`] for DRBD resource `res` (minor `minor`).
+pub fn skip_initial_sync_of_res(alpha: &Node, res: &str, minor: u32) -> Result<(), String> {
     let end = Instant::now() + Duration::from_secs(120);
     let mut last = String::new();
+    let line = |n: &Node| proc_drbd_line(&n.sh("cat /proc/drbd").unwrap_or_default(), minor);
     while Instant::now() < end {
-        last = alpha.sh("cat /proc/drbd").unwrap_or_default();
+        last = line(alpha);
         if last.contains("cs:Connected") && last.contains("ds:Inconsistent/Inconsistent") {
             let out = alpha
-                .sh("drbdadm -- --clear-bitmap new-current-uuid r0/0 && crm_resource --refresh -r drbd-r0-clone")
+                .sh(&format!("drbdadm -- --clear-bitmap new-current-uuid {res}/0 && crm_resource --refresh -r drbd-{res}-clone"))
                 .map_err(|e| e.to_string())?;
             let end = Instant::now() + Duration::from_secs(20);
             let mut state = String::new();
             while Instant::now() < end {
-                state = alpha.sh("cat /proc/drbd").unwrap_or_default();
+                state = line(alpha);
                 if state.contains("ds:UpToDate/UpToDate") {
                     return Ok(());
                 }
@@ -716,12 +789,18 @@ pub fn skip_initial_sync(alpha: &Node) -> Result<(), String> {
 
 /// Polls the portals until one serves LUN 0 (TEST UNIT READY succeeds): its index.
 pub fn wait_served(portals: &[Portal], timeout: Duration) -> Option<usize> {
+    wait_lun_served_by(portals, 0, timeout)
+}
+
+/// [`wait_served`] for LUN `lun`.
+pub fn wait_lun_served_by(portals: &[Portal], lun: u16, timeout: Duration) -> Option<usize> {
     let end = Instant::now() + timeout;
     while Instant::now() < end {
         for (i, p) in portals.iter().enumerate() {
             if let Ok(mut s) =
                 iscsi::Session::login(p.addr, &p.target, INITIATOR, Duration::from_secs(3))
             {
+                s.set_lun(lun);
                 let _ = s.clear_unit_attentions(3);
                 if s.test_unit_ready().is_ok() && s.read_capacity10().is_ok() {
                     let _ = s.logout();

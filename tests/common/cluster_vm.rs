@@ -23,6 +23,9 @@ pub struct Wiring {
     pub dir: PathBuf,
     /// Each node's DRBD backing disk.
     pub disks: [PathBuf; 2],
+    /// Each node's backing disks of the further DRBD resources (the lab's second and
+    /// later `[[drbd]]`), attached after the sbd disk: /dev/vdb, … without sbd.
+    pub more_disks: Vec<[PathBuf; 2]>,
     /// The shared sbd disk (with sbd fencing).
     pub sbd: Option<PathBuf>,
     /// The UDP port of each node's end of links 0 and 1 (`[node][link]`): datagram
@@ -110,6 +113,15 @@ pub fn start_vm(lab: &Lab, image: &Path, w: &Wiring, i: usize, generation: u32) 
             ))
             .args(["-device", "virtio-blk-pci,drive=sbd,share-rw=on"])
             .args(["-device", "i6300esb", "-action", "watchdog=reset"]);
+    }
+    for (k, d) in w.more_disks.iter().enumerate() {
+        c.arg("-drive")
+            .arg(format!(
+                "file={},format=raw,if=none,id=d{}",
+                d[i].display(),
+                k + 1
+            ))
+            .args(["-device", &format!("virtio-blk-pci,drive=d{}", k + 1)]);
     }
     c.stdin(Stdio::null())
         .stdout(Stdio::null())

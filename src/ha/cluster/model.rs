@@ -270,10 +270,14 @@ pub struct DrbdConf {
     /// `resource-and-stonith` (needs cluster fencing) or `resource-only`. Required.
     #[serde(default)]
     pub fencing: Option<String>,
-    /// Accepted for compatibility and validated, but not rendered as a score: any
-    /// Promoted-role preference causes automatic failback with the drbd agent's equal
-    /// promotion scores (see `render::cib_xml`). Which node the cluster promotes first
-    /// is Pacemaker's choice; move it with `crm_resource --move --promoted`.
+    /// Where the resource is Promoted. When the exported resources' preferred nodes
+    /// differ (active/active, seed 003: each node serves its own resources) it is
+    /// rendered as a Promoted-role location preference (`render::cib`'s
+    /// `spreads_promoted_roles`), and a returning node takes its resources back.
+    /// Otherwise it is validated but not rendered: any Promoted-role preference
+    /// causes automatic failback with the drbd agent's equal promotion scores (see
+    /// `render::cib_xml`); which node the cluster promotes first is Pacemaker's
+    /// choice; move it with `crm_resource --move --promoted`.
     #[serde(default)]
     pub preferred_node: Option<String>,
     /// Backing disk and replication address per node name.

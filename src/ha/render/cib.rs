@@ -19,6 +19,30 @@ use serde::Serialize;
 /// decision, taken at a quiet hour).
 pub const STICKINESS: u32 = 1000;
 
+/// The Promoted-role preference of a DRBD resource's `preferred-node` when the
+/// cluster spreads its resources over the nodes ([`spreads_promoted_roles`]), as seed
+/// 003's `location PREFER-1 MS_DRBD_VM_STORAGE_1 50: server1`.
+pub const PREFERRED_NODE_SCORE: &str = "50";
+
+/// Whether the exported DRBD resources' `preferred-node`s name more than one node
+/// (active/active: each node serves its own resources). Only then is
+/// `preferred-node` rendered as a Promoted-role location: in a one-node-serves
+/// cluster it would only pull the Promoted role back (see `Cib::add_drbd`), while in
+/// an active/active one, without it Pacemaker promotes every resource on the same
+/// node (equal promotion scores), and a returning node taking its own resources back
+/// is the point of the spread.
+pub fn spreads_promoted_roles(c: &Cluster) -> bool {
+    let mut preferred = c
+        .drbd
+        .iter()
+        .filter(|d| c.exports.iter().any(|e| e.drbd == d.name))
+        .filter_map(|d| d.preferred_node.as_deref())
+        .collect::<Vec<_>>();
+    preferred.sort_unstable();
+    preferred.dedup();
+    preferred.len() > 1
+}
+
 #[derive(Serialize)]
 struct Cib {
     /// `cib-bootstrap-options`.
@@ -91,6 +115,8 @@ enum Constraint {
     Location {
         id: String,
         rsc: String,
+        /// Only the role (`Promoted`) is placed, not the instances.
+        role: Option<&'static str>,
         node: String,
         score: &'static str,
     },
@@ -377,6 +403,7 @@ impl Cib {
                     self.constraints.push(Constraint::Location {
                         id: format!("loc-{id}-avoid-{}", n.name),
                         rsc: id,
+                        role: None,
                         node: n.name.clone(),
                         score: "-INFINITY",
                     });
@@ -449,12 +476,24 @@ impl Cib {
         };
         self.resources
             .push(promotable(&drbd_clone, drbd, DRBD_NOTIFY));
-        // No location score for `preferred-node`: the drbd agent gives a connected
+        // No location score for `preferred-node` unless the cluster spreads its
+        // resources (active/active): the drbd agent gives a connected
         // UpToDate Secondary the same promotion score as the Primary (10000), and
         // stickiness does not hold the Promoted role, so any role preference pulls the
         // Promoted role back to that node as soon as a move constraint is cleared or
         // the node returns (automatic failback, measured in tests/failover.rs). With
         // equal scores Pacemaker keeps the current Promoted instance.
+        if spreads_promoted_roles(c) {
+            if let Some(node) = &d.preferred_node {
+                self.constraints.push(Constraint::Location {
+                    id: format!("loc-{drbd_clone}-promoted-on-{node}"),
+                    rsc: drbd_clone.clone(),
+                    role: Some("Promoted"),
+                    node: node.clone(),
+                    score: PREFERRED_NODE_SCORE,
+                });
+            }
+        }
         // What the VIPs follow: the target when there is one, else DRBD itself.
         let lvm = self.add_lvm(c, d, &drbd_clone);
         let mut holder = drbd_clone.clone();

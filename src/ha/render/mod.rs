@@ -21,7 +21,9 @@ mod node;
 mod scst;
 mod templates;
 
-pub use cib::{agent_ports, cib_xml, lio_luns, STICKINESS};
+pub use cib::{
+    agent_ports, cib_xml, lio_luns, spreads_promoted_roles, PREFERRED_NODE_SCORE, STICKINESS,
+};
 pub use corosync::corosync_conf;
 pub use drbd::{
     drbd_conf, drbd_res, drbd_secret, FENCE_PEER, FENCE_PEER_84, UNFENCE_PEER, UNFENCE_PEER_84,
