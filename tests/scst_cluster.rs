@@ -278,6 +278,34 @@ fn move_to(pair: &Pair, to: usize) -> Duration {
     took
 }
 
+/// The SCST release imported into the builder's cache (kept while the returned
+/// directory lives), the image of `fixture` built, its cluster file, and the ALUA
+/// states it declares for the Promoted and the other node.
+fn scst_lab(fixture: &str) -> (tempfile::TempDir, Lab, toml::Value, AluaState, AluaState) {
+    let scratch = tempfile::tempdir().unwrap();
+    common::scstimage::import(
+        scratch.path(),
+        &common::scstimage::archive(common::scstimage::RELEASE),
+    );
+    let lab = Lab::build_image(fixture, SCST_RECIPE, Fencing::Off);
+    let cluster: toml::Value = toml::from_str(&cluster_file(fixture, Fencing::Off)).unwrap();
+    let state = |k: &str| {
+        AluaState::from_name(cluster["alua"][k].as_str().unwrap())
+            .unwrap_or_else(|| panic!("{fixture}: alua {k}"))
+    };
+    let (promoted, unpromoted) = (state("promoted-state"), state("unpromoted-state"));
+    (scratch, lab, cluster, promoted, unpromoted)
+}
+
+/// The figures table's heading and the rows both tests print first.
+fn print_build_and_boot(lab: &Lab, pair: &Pair) {
+    eprintln!("\n| figure | value |\n|---|---|");
+    eprintln!("| image build | {:.1} s |", lab.build_time.as_secs_f64());
+    for (n, d) in &pair.boot {
+        eprintln!("| boot to cluster-ready, {n} | {:.1} s |", d.as_secs_f64());
+    }
+}
+
 #[test]
 #[cfg_attr(
     not(sanforge_scst_3_10),
@@ -292,18 +320,7 @@ fn scst_cluster_alua_and_persistent_reservations_seen_from_the_initiator() {
         return;
     }
     let t0 = Instant::now();
-    let scratch = tempfile::tempdir().unwrap();
-    common::scstimage::import(
-        scratch.path(),
-        &common::scstimage::archive(common::scstimage::RELEASE),
-    );
-    let lab = Lab::build_image(SCST_FIXTURE, SCST_RECIPE, Fencing::Off);
-    let cluster: toml::Value = toml::from_str(&cluster_file(SCST_FIXTURE, Fencing::Off)).unwrap();
-    let state = |k: &str| {
-        AluaState::from_name(cluster["alua"][k].as_str().unwrap())
-            .unwrap_or_else(|| panic!("{SCST_FIXTURE}: alua {k}"))
-    };
-    let (promoted, unpromoted) = (state("promoted-state"), state("unpromoted-state"));
+    let (_scst, lab, cluster, promoted, unpromoted) = scst_lab(SCST_FIXTURE);
     // Lab::boot, with SCST's and the DLM's state when no portal serves.
     let mut pair = lab.boot_nodes("scst");
     skip_initial_sync_of(&pair);
@@ -432,11 +449,7 @@ fn scst_cluster_alua_and_persistent_reservations_seen_from_the_initiator() {
     let (report, checked) = run.finish(&pair.portals, first);
     let lost = checked.as_ref().err().map(Vec::len).unwrap_or(0);
 
-    eprintln!("\n| figure | value |\n|---|---|");
-    eprintln!("| image build | {:.1} s |", lab.build_time.as_secs_f64());
-    for (n, d) in &pair.boot {
-        eprintln!("| boot to cluster-ready, {n} | {:.1} s |", d.as_secs_f64());
-    }
+    print_build_and_boot(&lab, &pair);
     eprintln!(
         "| RTPG before the move ({} Promoted) | {before} |",
         NAMES[first]
@@ -527,19 +540,7 @@ fn scst_cluster_two_groups_active_active() {
         return;
     }
     let t0 = Instant::now();
-    let scratch = tempfile::tempdir().unwrap();
-    common::scstimage::import(
-        scratch.path(),
-        &common::scstimage::archive(common::scstimage::RELEASE),
-    );
-    let lab = Lab::build_image(SCST_AA_FIXTURE, SCST_RECIPE, Fencing::Off);
-    let cluster: toml::Value =
-        toml::from_str(&cluster_file(SCST_AA_FIXTURE, Fencing::Off)).unwrap();
-    let state = |k: &str| {
-        AluaState::from_name(cluster["alua"][k].as_str().unwrap())
-            .unwrap_or_else(|| panic!("{SCST_AA_FIXTURE}: alua {k}"))
-    };
-    let (promoted, unpromoted) = (state("promoted-state"), state("unpromoted-state"));
+    let (_scst, lab, cluster, promoted, unpromoted) = scst_lab(SCST_AA_FIXTURE);
     let exports = aa_exports(&cluster, SCST_AA_FIXTURE);
     assert!(
         exports.len() == 2 && exports[0].preferred != exports[1].preferred,
@@ -673,11 +674,7 @@ fn scst_cluster_two_groups_active_active() {
     let _ = pair.node(0).sh("crm_resource --wait --timeout=60s");
     let back_alua = check_alua_on(&pair, mv.lun, mv.preferred, promoted, unpromoted);
 
-    eprintln!("\n| figure | value |\n|---|---|");
-    eprintln!("| image build | {:.1} s |", lab.build_time.as_secs_f64());
-    for (n, d) in &pair.boot {
-        eprintln!("| boot to cluster-ready, {n} | {:.1} s |", d.as_secs_f64());
-    }
+    print_build_and_boot(&lab, &pair);
     eprintln!(
         "| both LUNs served after boot | {:.1} s |",
         served_after.as_secs_f64()

@@ -244,35 +244,8 @@ pub fn run_with<'a>(
         log.plain(USAGE);
         return Rc::ErrArgs;
     };
-    match action {
-        "meta-data" => {
-            return match out.write_all(metadata().as_bytes()) {
-                Ok(()) => Rc::Success,
-                Err(_) => Rc::ErrGeneric,
-            };
-        }
-        "usage" | "help" | "-h" | "--help" => {
-            return match writeln!(out, "{USAGE}") {
-                Ok(()) => Rc::Success,
-                Err(_) => Rc::ErrGeneric,
-            };
-        }
-        "notify" => {
-            // Notifications carry no work for this agent; Pacemaker requires 0.
-            let msg = format!(
-                "notify: {}-{}",
-                env.get("OCF_RESKEY_CRM_meta_notify_type").unwrap_or("?"),
-                env.get("OCF_RESKEY_CRM_meta_notify_operation")
-                    .unwrap_or("?")
-            );
-            log.info(sys, &msg);
-            return Rc::Success;
-        }
-        "start" | "stop" | "monitor" | "promote" | "demote" | "validate-all" => {}
-        other => {
-            log.err(sys, &format!("action '{other}' is not implemented"));
-            return Rc::ErrUnimplemented;
-        }
+    if let Some(rc) = answer_without_params(action, &metadata(), USAGE, env, out, &mut log, sys) {
+        return rc;
     }
     let params = match Params::from_env(env) {
         Ok(p) => p,
@@ -292,6 +265,47 @@ pub fn run_with<'a>(
         "promote" => agent.promote(),
         "demote" => agent.demote(),
         _ => Rc::ErrUnimplemented,
+    }
+}
+
+/// What an OCF agent answers before it reads its parameters: `meta-data`, `usage`,
+/// `notify` (no work: the clones notify nobody that needs it; Pacemaker requires 0)
+/// and unknown actions; `None` for the six resource actions, which the agent runs.
+/// Shared by the alua and drbd agents.
+pub(crate) fn answer_without_params(
+    action: &str,
+    metadata: &str,
+    usage: &str,
+    env: &Env,
+    out: &mut dyn Write,
+    log: &mut Log,
+    sys: &mut dyn Sys,
+) -> Option<Rc> {
+    let written = |r: std::io::Result<()>| {
+        Some(if r.is_ok() {
+            Rc::Success
+        } else {
+            Rc::ErrGeneric
+        })
+    };
+    match action {
+        "meta-data" => written(out.write_all(metadata.as_bytes())),
+        "usage" | "help" | "-h" | "--help" => written(writeln!(out, "{usage}")),
+        "notify" => {
+            let msg = format!(
+                "notify: {}-{}",
+                env.get("OCF_RESKEY_CRM_meta_notify_type").unwrap_or("?"),
+                env.get("OCF_RESKEY_CRM_meta_notify_operation")
+                    .unwrap_or("?")
+            );
+            log.info(sys, &msg);
+            Some(Rc::Success)
+        }
+        "start" | "stop" | "monitor" | "promote" | "demote" | "validate-all" => None,
+        other => {
+            log.err(sys, &format!("action '{other}' is not implemented"));
+            Some(Rc::ErrUnimplemented)
+        }
     }
 }
 

@@ -443,6 +443,19 @@ impl Pair {
             .collect()
     }
 
+    /// The host writer through both portals, once it has 30 acknowledged writes
+    /// (within 120 s; else the test fails with both nodes' states).
+    pub fn writer(&self) -> Run {
+        let run = Run::start(&self.portals);
+        assert!(
+            run.advances(30, Duration::from_secs(120)),
+            "writes do not progress: {:?}\n{}",
+            run.progress,
+            self.states()
+        );
+        run
+    }
+
     pub fn states(&self) -> String {
         self.nodes
             .iter()

@@ -563,26 +563,10 @@ pub fn run_with<'a>(
         log.plain(USAGE);
         return Rc::ErrArgs;
     };
-    match action {
-        "meta-data" => {
-            return match out.write_all(meta::metadata().as_bytes()) {
-                Ok(()) => Rc::Success,
-                Err(_) => Rc::ErrGeneric,
-            };
-        }
-        "usage" | "help" | "-h" | "--help" => {
-            return match writeln!(out, "{USAGE}") {
-                Ok(()) => Rc::Success,
-                Err(_) => Rc::ErrGeneric,
-            };
-        }
-        // The clone is rendered without notifications; Pacemaker requires 0.
-        "notify" => return Rc::Success,
-        "start" | "stop" | "monitor" | "promote" | "demote" | "validate-all" => {}
-        other => {
-            log.err(sys, &format!("action '{other}' is not implemented"));
-            return Rc::ErrUnimplemented;
-        }
+    if let Some(rc) =
+        super::answer_without_params(action, &meta::metadata(), USAGE, env, out, &mut log, sys)
+    {
+        return rc;
     }
     let params = match Params::from_env(env) {
         Ok(p) => p,
