@@ -147,12 +147,16 @@ impl Part<'_> {
 /// and why they disagree when they do:
 /// * the same role (7 stopped, 0 unpromoted, 8 promoted): that role;
 /// * an error of either (DRBD's first): that error;
+/// * DRBD stopped, the target unpromoted: stopped (7). An unpromoted target serves
+///   nothing, and with SCST a node's ports are shared by every device group on it
+///   (active/active), so another group's start enables them and makes this group's
+///   target look started (`ocf:sanforge:alua` monitor: 0) before this resource is;
 /// * Primary or promoted on one side only: 9 (failed while promoted: Pacemaker
 ///   demotes, stops and starts it again);
-/// * started on one side only: 1.
+/// * DRBD started, the target stopped: 1.
 pub fn combine(drbd: Rc, target: Rc) -> (Rc, Option<String>) {
     let role = |rc: Rc| matches!(rc, Rc::Success | Rc::NotRunning | Rc::RunningPromoted);
-    if drbd == target {
+    if drbd == target || (drbd, target) == (Rc::NotRunning, Rc::Success) {
         return (drbd, None);
     }
     if !role(drbd) {
@@ -208,7 +212,8 @@ mod tests {
             why.as_deref(),
             Some("DRBD is started (unpromoted) but the target is stopped")
         );
-        assert_eq!(combine(NotRunning, Success).0, ErrGeneric);
+        // DRBD stopped under a target left unpromoted (ports another group enabled).
+        assert_eq!(combine(NotRunning, Success), (NotRunning, None));
     }
 
     #[test]
