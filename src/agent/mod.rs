@@ -269,6 +269,22 @@ pub fn run_with<'a>(
     let mut agent = Agent::new(params, env, sys, log);
     let shown = format!("{action}: {:?}", agent.params);
     agent.debug(&shown);
+    act(&mut agent, action)
+}
+
+/// The six resource actions of an OCF agent (both agents, and the two parts of a
+/// DRBD resource that carries its target: `drbd::target`).
+pub(crate) trait Actions {
+    fn validate(&mut self) -> Rc;
+    fn start(&mut self) -> Rc;
+    fn stop(&mut self) -> Rc;
+    fn monitor(&mut self) -> Rc;
+    fn promote(&mut self) -> Rc;
+    fn demote(&mut self) -> Rc;
+}
+
+/// Runs resource action `action` of `agent`; 3 (unimplemented) for any other name.
+pub(crate) fn act(agent: &mut dyn Actions, action: &str) -> Rc {
     match action {
         "validate-all" => agent.validate(),
         "start" => agent.start(),
@@ -277,6 +293,27 @@ pub fn run_with<'a>(
         "promote" => agent.promote(),
         "demote" => agent.demote(),
         _ => Rc::ErrUnimplemented,
+    }
+}
+
+impl Actions for Agent<'_> {
+    fn validate(&mut self) -> Rc {
+        Agent::validate(self)
+    }
+    fn start(&mut self) -> Rc {
+        Agent::start(self)
+    }
+    fn stop(&mut self) -> Rc {
+        Agent::stop(self)
+    }
+    fn monitor(&mut self) -> Rc {
+        Agent::monitor(self)
+    }
+    fn promote(&mut self) -> Rc {
+        Agent::promote(self)
+    }
+    fn demote(&mut self) -> Rc {
+        Agent::demote(self)
     }
 }
 

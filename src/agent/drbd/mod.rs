@@ -600,14 +600,27 @@ pub fn run_with<'a>(
         return target::run(action, &params, &target, env, sys, log_to);
     }
     let mut agent = Agent::new(params, env, sys, log);
-    match action {
-        "validate-all" => agent.validate(),
-        "start" => agent.start(),
-        "stop" => agent.stop(),
-        "monitor" => agent.monitor(),
-        "promote" => agent.promote(),
-        "demote" => agent.demote(),
-        _ => Rc::ErrUnimplemented,
+    super::act(&mut agent, action)
+}
+
+impl super::Actions for Agent<'_> {
+    fn validate(&mut self) -> Rc {
+        Agent::validate(self)
+    }
+    fn start(&mut self) -> Rc {
+        Agent::start(self)
+    }
+    fn stop(&mut self) -> Rc {
+        Agent::stop(self)
+    }
+    fn monitor(&mut self) -> Rc {
+        Agent::monitor(self)
+    }
+    fn promote(&mut self) -> Rc {
+        Agent::promote(self)
+    }
+    fn demote(&mut self) -> Rc {
+        Agent::demote(self)
     }
 }
 
