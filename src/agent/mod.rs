@@ -172,9 +172,11 @@ impl<'a> Agent<'a> {
     fn debug(&mut self, msg: &str) {
         self.log.debug(&mut *self.sys, msg)
     }
+}
 
+impl Actions for Agent<'_> {
     /// 8 promoted, 0 unpromoted, 7 stopped, 9 promoted but inconsistent, 1 otherwise.
-    pub fn monitor(&mut self) -> Rc {
+    fn monitor(&mut self) -> Rc {
         if self.params.manages_luns() {
             self.luns_monitor()
         } else {
@@ -182,7 +184,7 @@ impl<'a> Agent<'a> {
         }
     }
 
-    pub fn start(&mut self) -> Rc {
+    fn start(&mut self) -> Rc {
         if self.params.manages_luns() {
             self.luns_start()
         } else {
@@ -191,7 +193,7 @@ impl<'a> Agent<'a> {
     }
 
     /// Reaches "stopped" or returns 1, upon which Pacemaker fences the node.
-    pub fn stop(&mut self) -> Rc {
+    fn stop(&mut self) -> Rc {
         if self.params.manages_luns() {
             self.luns_stop()
         } else {
@@ -199,7 +201,7 @@ impl<'a> Agent<'a> {
         }
     }
 
-    pub fn promote(&mut self) -> Rc {
+    fn promote(&mut self) -> Rc {
         if self.params.manages_luns() {
             self.luns_promote()
         } else {
@@ -207,7 +209,7 @@ impl<'a> Agent<'a> {
         }
     }
 
-    pub fn demote(&mut self) -> Rc {
+    fn demote(&mut self) -> Rc {
         if self.params.manages_luns() {
             self.luns_demote()
         } else {
@@ -216,7 +218,7 @@ impl<'a> Agent<'a> {
     }
 
     /// 0 when everything the parameters name exists, else 5 naming what is missing.
-    pub fn validate(&mut self) -> Rc {
+    fn validate(&mut self) -> Rc {
         match self.check_installed() {
             Ok(()) => Rc::Success,
             Err(e) => {
@@ -293,27 +295,6 @@ pub(crate) fn act(agent: &mut dyn Actions, action: &str) -> Rc {
         "promote" => agent.promote(),
         "demote" => agent.demote(),
         _ => Rc::ErrUnimplemented,
-    }
-}
-
-impl Actions for Agent<'_> {
-    fn validate(&mut self) -> Rc {
-        Agent::validate(self)
-    }
-    fn start(&mut self) -> Rc {
-        Agent::start(self)
-    }
-    fn stop(&mut self) -> Rc {
-        Agent::stop(self)
-    }
-    fn monitor(&mut self) -> Rc {
-        Agent::monitor(self)
-    }
-    fn promote(&mut self) -> Rc {
-        Agent::promote(self)
-    }
-    fn demote(&mut self) -> Rc {
-        Agent::demote(self)
     }
 }
 
