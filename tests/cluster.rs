@@ -1524,6 +1524,7 @@ fn lio_render_and_agent_agree() {
         .lines()
         .filter(|l| l.contains("id=\"drbd-r0-params-") && !l.contains("-params-beta-"))
         .filter(|l| l.contains("<nvpair") && !l.contains("name=\"drbd_"))
+        .filter(|l| !l.contains("name=\"preferred_node\""))
         .map(|l| {
             let attr = |k: &str| {
                 l.split(&format!("{k}=\""))
@@ -1601,7 +1602,7 @@ fn scst_cib_gives_each_node_its_own_target_group_and_ports() {
     let known: Vec<&str> = sanforge::agent::PARAMS
         .iter()
         .map(|p| p.name)
-        .chain(["drbd_resource", "drbd_minor"])
+        .chain(["drbd_resource", "drbd_minor", "preferred_node"])
         .filter(|n| meta.contains(&format!("<parameter name=\"{n}\"")))
         .collect();
     let lio = render_files(&lio_cluster(), &secrets(&lio_cluster())).unwrap();

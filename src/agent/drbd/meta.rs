@@ -44,6 +44,15 @@ const HEAD: &str = "<?xml version=\"1.0\"?>\n\
          line of /proc/drbd to read). When unset, the agent asks drbdadm sh-minor.</longdesc>\n\
          <shortdesc lang=\"en\">DRBD minor (8.4)</shortdesc>\n\
          <content type=\"integer\" />\n\
+         </parameter>\n\
+         <parameter name=\"preferred_node\" unique=\"0\" required=\"0\">\n\
+         <longdesc lang=\"en\">The node (its name, as Pacemaker passes it in \
+         CRM_meta_on_node) whose promotion score is one point higher while both nodes \
+         are connected, UpToDate and Secondary: the first promotion goes there. Once a \
+         node is Primary both score the same, so the role does not move back by \
+         itself.</longdesc>\n\
+         <shortdesc lang=\"en\">Node of the first promotion</shortdesc>\n\
+         <content type=\"string\" />\n\
          </parameter>\n";
 
 const TAIL: &str = "</parameters>\n\

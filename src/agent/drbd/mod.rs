@@ -21,7 +21,9 @@
 //! Invoked by Pacemaker as `/usr/lib/ocf/resource.d/sanforge/drbd ACTION` (a symlink to
 //! `/init`, dispatched on `argv[0]`) or by hand as `sanforge-init ocf-drbd ACTION`.
 //! Parameters (`OCF_RESKEY_*`): `drbd_resource` (required), `drbd_minor` (DRBD 8.4: the
-//! line of `/proc/drbd` to read; asked of `drbdadm sh-minor` when unset).
+//! line of `/proc/drbd` to read; asked of `drbdadm sh-minor` when unset),
+//! `preferred_node` (the node that gets the first promotion, [`status::promotion_on`]),
+//! and the target's parameters when it carries one ([`target`]).
 //!
 //! Semantics (exit codes are OCF's, see [`Rc`]):
 //! * monitor: 8 Primary, 0 Secondary, 7 not configured (or the module not loaded),
@@ -137,6 +139,9 @@ pub struct Agent<'a> {
     node: Option<String>,
     /// Whether the loaded module is DRBD 8.4 (known after the first [`Agent::look`]).
     v84: bool,
+    /// Whether this node is the resource's `preferred_node` (see
+    /// [`status::promotion_on`]).
+    preferred: bool,
 }
 
 impl<'a> Agent<'a> {
@@ -154,6 +159,10 @@ impl<'a> Agent<'a> {
                 .filter(|n| !n.is_empty())
                 .map(str::to_string),
             v84: false,
+            preferred: env.param("preferred_node").is_some_and(|p| {
+                env.get("OCF_RESKEY_CRM_meta_on_node")
+                    .is_some_and(|n| n.trim() == p)
+            }),
         }
     }
 
@@ -369,7 +378,7 @@ impl super::Actions for Agent<'_> {
             }
             Ok(Some(s)) => {
                 let force = self.probe;
-                self.set_score(status::promotion(&s), force);
+                self.set_score(status::promotion_on(&s, self.preferred), force);
                 s.verdict()
             }
             Err(e) => {
@@ -416,7 +425,7 @@ impl super::Actions for Agent<'_> {
                 Ok(Some(s)) => {
                     let settled = s.disk == "UpToDate" && s.peer_disk != "DUnknown";
                     if settled || self.budget.waited() >= settle || self.left().is_zero() {
-                        self.set_score(status::promotion(&s), true);
+                        self.set_score(status::promotion_on(&s, self.preferred), true);
                         return match s.role {
                             Role::Secondary => Rc::Success,
                             _ => {
@@ -484,7 +493,7 @@ impl super::Actions for Agent<'_> {
                 }
             };
             if s.role == Role::Primary {
-                self.set_score(status::promotion(&s), false);
+                self.set_score(status::promotion_on(&s, self.preferred), false);
                 return Rc::Success;
             }
             if !s.promotable() {
@@ -521,7 +530,7 @@ impl super::Actions for Agent<'_> {
         loop {
             match self.look() {
                 Ok(Some(s)) if s.role != Role::Primary => {
-                    self.set_score(status::promotion(&s), false);
+                    self.set_score(status::promotion_on(&s, self.preferred), false);
                     return Rc::Success;
                 }
                 Ok(Some(_)) => {}

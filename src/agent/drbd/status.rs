@@ -206,10 +206,55 @@ pub fn promotion(s: &Status) -> Score {
     }
 }
 
+/// [`promotion`] on the cluster file's `preferred-node` (`preferred`): one point above
+/// the best score while the resource is connected, UpToDate on both sides and Primary
+/// on neither, so that the first promotion (a cluster coming up) goes to the
+/// preferred node. Once a node is Primary both score the same again, so the Promoted
+/// role stays where it is (no automatic failback, no pull after a move is cleared).
+pub fn promotion_on(s: &Status, preferred: bool) -> Score {
+    match promotion(s) {
+        Score::Set(SCORE_BEST)
+            if preferred
+                && s.role == Role::Secondary
+                && s.peer_role == Role::Secondary
+                && s.peer_disk == "UpToDate" =>
+        {
+            Score::Set(SCORE_BEST + 1)
+        }
+        other => other,
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_preferred_node_scores_one_more_only_while_no_node_is_primary() {
+        let line = |ro: &str, ds: &str| {
+            let text = format!(
+                "version: 8.4.11 (api:1/proto:86-101)\n 0: cs:Connected ro:{ro} ds:{ds} C r-----\n"
+            );
+            Status::from_proc_drbd(&text, 0).unwrap().unwrap()
+        };
+        let both_secondary = line("Secondary/Secondary", "UpToDate/UpToDate");
+        assert_eq!(
+            promotion_on(&both_secondary, true),
+            Score::Set(SCORE_BEST + 1)
+        );
+        assert_eq!(promotion_on(&both_secondary, false), Score::Set(SCORE_BEST));
+        for (ro, ds) in [
+            ("Secondary/Primary", "UpToDate/UpToDate"),
+            ("Primary/Secondary", "UpToDate/UpToDate"),
+            ("Secondary/Secondary", "UpToDate/Inconsistent"),
+        ] {
+            let s = line(ro, ds);
+            assert_eq!(promotion_on(&s, true), promotion(&s), "{ro} {ds}");
+        }
+        let outdated = line("Secondary/Secondary", "Outdated/UpToDate");
+        assert_eq!(promotion_on(&outdated, true), Score::Remove);
+    }
 
     const PROC: &str = "version: 8.4.11 (api:1/proto:86-101)\n\
         srcversion: 211FB288A383ED945B83420\n \

@@ -408,3 +408,28 @@ fn a_target_that_fails_keeps_drbd_as_it_is() {
     assert!(runs.is_empty(), "{runs:?}");
     assert!(log.contains("sideways"), "{log}");
 }
+
+/// On the cluster file's preferred node, a resource that is Secondary on both sides
+/// scores one point more (the first promotion goes there); elsewhere, or once a node
+/// is Primary, the usual scores.
+#[test]
+fn the_preferred_node_gets_the_first_promotion() {
+    let idle =
+        "version: 8.4.11 (api:1/proto:86-101)\n 0: cs:Connected ro:Secondary/Secondary ds:UpToDate/UpToDate C r-----\n";
+    let lab = Lab::new(idle);
+    let on = |node| {
+        [
+            ("OCF_RESKEY_preferred_node", "alpha"),
+            ("OCF_RESKEY_CRM_meta_on_node", node),
+        ]
+    };
+    let set = |n: u32| format!("crm_attribute -q -n master-drbd-r0 -l reboot -N alpha -v {n}");
+    assert_eq!(lab.act("monitor", &on("alpha")).1, [set(10001)]);
+    fs::write(lab.dir.path().join("proc/drbd"), SECONDARY).unwrap();
+    assert_eq!(lab.act("monitor", &on("alpha")).1, [set(10000)]);
+    let lab = Lab::new(idle);
+    assert_eq!(
+        lab.act("monitor", &on("beta")).1,
+        ["crm_attribute -q -n master-drbd-r0 -l reboot -N beta -v 10000"]
+    );
+}

@@ -471,6 +471,12 @@ impl Cib {
                     ("drbd_resource", d.name.clone()),
                     ("drbd_minor", d.minor.to_string()),
                 ];
+                // The first promotion goes to the preferred node (the agent scores it
+                // one point higher while no node is Primary), without a location
+                // score that would pull the role back later (below).
+                if let Some(node) = &d.preferred_node {
+                    params.push(("preferred_node", node.clone()));
+                }
                 if carries {
                     params.extend(target_params(c, d));
                 }
@@ -501,7 +507,8 @@ impl Cib {
         self.resources
             .push(promotable(&drbd_clone, drbd, DRBD_NOTIFY));
         // No location score for `preferred-node` unless the cluster spreads its
-        // resources (active/active): the drbd agent gives a connected
+        // resources (active/active; the native agent's `preferred_node` only decides
+        // the first promotion): the drbd agent gives a connected
         // UpToDate Secondary the same promotion score as the Primary (10000), and
         // stickiness does not hold the Promoted role, so any role preference pulls the
         // Promoted role back to that node as soon as a move constraint is cleared or
