@@ -47,10 +47,10 @@ const HEAD: &str = "<?xml version=\"1.0\"?>\n\
          </parameter>\n\
          <parameter name=\"preferred_node\" unique=\"0\" required=\"0\">\n\
          <longdesc lang=\"en\">The node (its name, as Pacemaker passes it in \
-         CRM_meta_on_node) whose promotion score is one point higher while both nodes \
-         are connected, UpToDate and Secondary: the first promotion goes there. Once a \
-         node is Primary both score the same, so the role does not move back by \
-         itself.</longdesc>\n\
+         CRM_meta_on_node) whose start scores it one point higher when both nodes are \
+         connected, UpToDate and Secondary (monitors keep that, a demote never gives \
+         it): the first promotion goes there. Once a node is Primary both score the \
+         same, so the role does not move back by itself.</longdesc>\n\
          <shortdesc lang=\"en\">Node of the first promotion</shortdesc>\n\
          <content type=\"string\" />\n\
          </parameter>\n";

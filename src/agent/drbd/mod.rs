@@ -364,6 +364,29 @@ impl<'a> Agent<'a> {
             }
         }
     }
+
+    /// The score a monitor sets: [`status::promotion`], except that the preferred
+    /// node's bonus ([`status::promotion_on`]) is kept while it still applies. Only
+    /// start gives the bonus: a demote leaves both nodes Secondary for a moment during
+    /// every switchover, and a bonus given then would pull the Promoted role back as
+    /// soon as the move constraint is cleared.
+    fn monitor_score(&mut self, s: &Status) -> Score {
+        let bonus = status::promotion_on(s, self.preferred);
+        if bonus == status::promotion(s) {
+            return bonus;
+        }
+        let kept = self
+            .sys
+            .read_to_string(&self.score_file())
+            .ok()
+            .and_then(|v| v.trim().parse::<u32>().ok());
+        match bonus {
+            // Unchanged, so set_score starts no process, except in a probe (a
+            // restarted Pacemaker forgot it).
+            Score::Set(n) if kept == Some(n) => bonus,
+            _ => status::promotion(s),
+        }
+    }
 }
 
 impl super::Actions for Agent<'_> {
@@ -378,7 +401,8 @@ impl super::Actions for Agent<'_> {
             }
             Ok(Some(s)) => {
                 let force = self.probe;
-                self.set_score(status::promotion_on(&s, self.preferred), force);
+                let score = self.monitor_score(&s);
+                self.set_score(score, force);
                 s.verdict()
             }
             Err(e) => {
@@ -493,7 +517,7 @@ impl super::Actions for Agent<'_> {
                 }
             };
             if s.role == Role::Primary {
-                self.set_score(status::promotion_on(&s, self.preferred), false);
+                self.set_score(status::promotion(&s), false);
                 return Rc::Success;
             }
             if !s.promotable() {
@@ -530,7 +554,7 @@ impl super::Actions for Agent<'_> {
         loop {
             match self.look() {
                 Ok(Some(s)) if s.role != Role::Primary => {
-                    self.set_score(status::promotion_on(&s, self.preferred), false);
+                    self.set_score(status::promotion(&s), false);
                     return Rc::Success;
                 }
                 Ok(Some(_)) => {}

@@ -209,7 +209,8 @@ pub fn promotion(s: &Status) -> Score {
 /// [`promotion`] on the cluster file's `preferred-node` (`preferred`): one point above
 /// the best score while the resource is connected, UpToDate on both sides and Primary
 /// on neither, so that the first promotion (a cluster coming up) goes to the
-/// preferred node. Once a node is Primary both score the same again, so the Promoted
+/// preferred node. The agent gives it at start only and monitors keep it
+/// (`Agent::monitor_score`): both nodes are Secondary for a moment in every switchover. Once a node is Primary both score the same again, so the Promoted
 /// role stays where it is (no automatic failback, no pull after a move is cleared).
 pub fn promotion_on(s: &Status, preferred: bool) -> Score {
     match promotion(s) {

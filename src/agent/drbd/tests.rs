@@ -409,27 +409,47 @@ fn a_target_that_fails_keeps_drbd_as_it_is() {
     assert!(log.contains("sideways"), "{log}");
 }
 
-/// On the cluster file's preferred node, a resource that is Secondary on both sides
-/// scores one point more (the first promotion goes there); elsewhere, or once a node
-/// is Primary, the usual scores.
+/// On the cluster file's preferred node, start scores a resource that is Secondary
+/// on both sides one point higher (the first promotion goes there) and monitors keep
+/// that while it applies; a demote (both Secondary for a moment during a switchover)
+/// or another node never gets it, and once a node is Primary the scores are equal.
 #[test]
 fn the_preferred_node_gets_the_first_promotion() {
     let idle =
         "version: 8.4.11 (api:1/proto:86-101)\n 0: cs:Connected ro:Secondary/Secondary ds:UpToDate/UpToDate C r-----\n";
-    let lab = Lab::new(idle);
     let on = |node| {
         [
             ("OCF_RESKEY_preferred_node", "alpha"),
             ("OCF_RESKEY_CRM_meta_on_node", node),
         ]
     };
-    let set = |n: u32| format!("crm_attribute -q -n master-drbd-r0 -l reboot -N alpha -v {n}");
-    assert_eq!(lab.act("monitor", &on("alpha")).1, [set(10001)]);
+    let set = |node: &str, n: u32| {
+        format!("crm_attribute -q -n master-drbd-r0 -l reboot -N {node} -v {n}")
+    };
+    let lab = Lab::new(DOWN);
+    lab.leaves("adjust", idle);
+    let (rc, runs, log) = lab.act("start", &on("alpha"));
+    assert_eq!(rc, Rc::Success, "{log}");
+    assert_eq!(runs, ["drbdadm adjust r0".to_string(), set("alpha", 10001)]);
+    // Monitors keep it (no process) while both are Secondary.
+    assert_eq!(lab.act("monitor", &on("alpha")).1, Vec::<String>::new());
+    // The peer became Primary: equal scores.
     fs::write(lab.dir.path().join("proc/drbd"), SECONDARY).unwrap();
-    assert_eq!(lab.act("monitor", &on("alpha")).1, [set(10000)]);
-    let lab = Lab::new(idle);
+    assert_eq!(lab.act("monitor", &on("alpha")).1, [set("alpha", 10000)]);
+    // Both Secondary again (the moment of a switchover): a monitor does not give it.
+    fs::write(lab.dir.path().join("proc/drbd"), idle).unwrap();
+    assert_eq!(lab.act("monitor", &on("alpha")).1, Vec::<String>::new());
+    // A demote leaves the usual score.
+    fs::write(lab.dir.path().join("proc/drbd"), PRIMARY).unwrap();
+    lab.leaves("secondary", idle);
+    let (rc, runs, _) = lab.act("demote", &on("alpha"));
+    assert_eq!(rc, Rc::Success);
+    assert!(!runs.iter().any(|r| r.ends_with("10001")), "{runs:?}");
+    // Another node's start: the usual score.
+    let lab = Lab::new(DOWN);
+    lab.leaves("adjust", idle);
     assert_eq!(
-        lab.act("monitor", &on("beta")).1,
-        ["crm_attribute -q -n master-drbd-r0 -l reboot -N beta -v 10000"]
+        lab.act("start", &on("beta")).1,
+        ["drbdadm adjust r0".to_string(), set("beta", 10000)]
     );
 }
