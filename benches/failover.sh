@@ -5,7 +5,9 @@
 # tests/failover.rs RUNS times (default 5) and prints each run's table, then the median
 # switchover and failover.
 # With --logs DIR, each run saves the nodes' logs in DIR/run-N (SANFORGE_FAILOVER_LOGS)
-# and benches/failover-steps.sh prints its per-step breakdown. With --agent linbit the
+# and benches/failover-steps.sh prints its per-step breakdown, and the medians add the
+# switchover as seed 004 measured it, in the cluster's log: from the move constraint
+# landing in the CIB to I/O again (the rest is the move command itself). With --agent linbit the
 # cluster runs DRBD under LINBIT's ocf:linbit:drbd instead of ocf:sanforge:drbd
 # (`drbd-agent` of the cluster file, SANFORGE_DRBD_AGENT), for a before/after.
 # Usage: benches/failover.sh [--logs DIR] [--agent sanforge|linbit] [RUNS]   (two QEMU VMs under TCG, a few
@@ -34,7 +36,7 @@ for i in $(seq "$runs"); do
   cargo test --release --test failover -- --exact two_nodes_fail_over_without_losing_acknowledged_writes --nocapture 2>&1 \
     | grep -E '^\||image built|LUN served|panicked|test result' | tee -a "$log"
   if [ -n "$logs" ]; then
-    benches/failover-steps.sh "$SANFORGE_FAILOVER_LOGS" || true
+    benches/failover-steps.sh "$SANFORGE_FAILOVER_LOGS" | tee -a "$log" || true
   fi
 done
 median() { sort -n | awk '{a[NR]=$1} END {if (NR) print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2); else print "n/a"}'; }
@@ -43,3 +45,7 @@ echo "| figure (median of $runs) | value |"
 echo "|---|---|"
 echo "| planned switchover to I/O again | $(grep 'planned switchover' "$log" | awk -F'|' '{print $3}' | tr -d ' s' | median) s |"
 echo "| primary killed to I/O again | $(grep 'primary killed' "$log" | awk -F'|' '{print $3}' | tr -d ' s' | median) s |"
+if [ -n "$logs" ]; then
+  echo "| switchover from the move constraint in the CIB to I/O again (seed 004's log measure) | $(grep -o 'constraint in the CIB to I/O again: [0-9.]*' "$log" | awk '{print $NF}' | median) s |"
+  echo "| the move command (crm_resource --move) until its constraint lands | $(grep -o 'the move command itself: [0-9.]*' "$log" | awk '{print $NF}' | median) s |"
+fi

@@ -786,7 +786,6 @@ fn crm_verify_accepts_the_cib_and_crm_simulate_places_and_fails_over() {
         .arg("-O")
         .arg(&s1));
     assert_eq!(promoted_on(&out, "drbd-r0-clone"), "alpha", "{out}");
-    assert_eq!(promoted_on(&out, "alua-r0-clone"), "alpha", "{out}");
     assert_eq!(vip_node(&out), "alpha", "{out}");
     assert!(
         out.contains("fence-alpha\t(stonith:fence_ipmilan):\t Started beta"),
@@ -805,7 +804,6 @@ fn crm_verify_accepts_the_cib_and_crm_simulate_places_and_fails_over() {
         .arg(&s2));
     assert!(out.contains("Fence (reboot) alpha"), "{out}");
     assert_eq!(promoted_on(&out, "drbd-r0-clone"), "beta", "{out}");
-    assert_eq!(promoted_on(&out, "alua-r0-clone"), "beta", "{out}");
     assert_eq!(vip_node(&out), "beta", "{out}");
 
     // alpha comes back: no automatic failback (stickiness above the preference).
@@ -816,7 +814,6 @@ fn crm_verify_accepts_the_cib_and_crm_simulate_places_and_fails_over() {
         .arg("-u")
         .arg("alpha"));
     assert_eq!(promoted_on(&out, "drbd-r0-clone"), "beta", "{out}");
-    assert_eq!(promoted_on(&out, "alua-r0-clone"), "beta", "{out}");
     assert_eq!(vip_node(&out), "beta", "{out}");
 }
 
@@ -1214,14 +1211,17 @@ fn lio_cib_passes_the_luns_and_each_nodes_ports_to_the_agent() {
         "name=\"cluster_name\" value=\"sanlio\"",
         "name=\"unpromoted_state\" value=\"standby\"",
         "attribute=\"#uname\" operation=\"eq\" value=\"alpha\"",
-        "id=\"alua-r0-params-alpha-ports\" name=\"ports\" value=\"iscsi/iqn.2026-11.org.example:sanlio.alpha/tpgt_1\"",
-        "id=\"alua-r0-params-beta-ports\" name=\"ports\" value=\"iscsi/iqn.2026-11.org.example:sanlio.beta/tpgt_1\"",
+        "id=\"drbd-r0-params-alpha-ports\" name=\"ports\" value=\"iscsi/iqn.2026-11.org.example:sanlio.alpha/tpgt_1\"",
+        "id=\"drbd-r0-params-beta-ports\" name=\"ports\" value=\"iscsi/iqn.2026-11.org.example:sanlio.beta/tpgt_1\"",
+        // The DRBD primitive carries the target: no separate alua clone.
+        "<primitive id=\"drbd-r0\" class=\"ocf\" provider=\"sanforge\" type=\"drbd\">",
+        "<op id=\"drbd-r0-monitor-10s-promoted\" name=\"monitor\" interval=\"10s\" timeout=\"20s\" role=\"Promoted\"/>",
         "name=\"stonith-enabled\" value=\"false\"",
     ] {
         assert!(cib.contains(want), "CIB lacks `{want}`:\n{cib}");
     }
     assert!(
-        !cib.contains("device_group") && !cib.contains("dlm"),
+        !cib.contains("device_group") && !cib.contains("dlm") && !cib.contains("type=\"alua\""),
         "{cib}"
     );
 }
@@ -1261,7 +1261,6 @@ fn lio_cib_passes_crm_verify_and_fails_over() {
         .arg("-O")
         .arg(&s1));
     assert_eq!(promoted_on(&out, "drbd-r0-clone"), "alpha", "{out}");
-    assert_eq!(promoted_on(&out, "alua-r0-clone"), "alpha", "{out}");
     // alpha fails (fencing is off: assumed dead): beta promotes DRBD, then the LUNs.
     let out = run(Cmd::new(tool("crm_simulate"))
         .arg("-x")
@@ -1270,7 +1269,6 @@ fn lio_cib_passes_crm_verify_and_fails_over() {
         .arg("-f")
         .arg("alpha"));
     assert_eq!(promoted_on(&out, "drbd-r0-clone"), "beta", "{out}");
-    assert_eq!(promoted_on(&out, "alua-r0-clone"), "beta", "{out}");
 }
 
 #[test]
@@ -1524,8 +1522,8 @@ fn lio_render_and_agent_agree() {
     let cib = text(&r, "alpha/cib.xml");
     let mut env: Vec<(String, String)> = cib
         .lines()
-        .filter(|l| l.contains("id=\"alua-r0-params-") && !l.contains("-params-beta-"))
-        .filter(|l| l.contains("<nvpair"))
+        .filter(|l| l.contains("id=\"drbd-r0-params-") && !l.contains("-params-beta-"))
+        .filter(|l| l.contains("<nvpair") && !l.contains("name=\"drbd_"))
         .map(|l| {
             let attr = |k: &str| {
                 l.split(&format!("{k}=\""))
@@ -1590,20 +1588,27 @@ fn scst_cib_gives_each_node_its_own_target_group_and_ports() {
     for want in [
         "name=\"stack\" value=\"scst\"",
         "name=\"device_group\" value=\"r0\"",
-        "id=\"alua-r0-params-alpha-local_target_group\" name=\"local_target_group\" value=\"alpha\"",
-        "id=\"alua-r0-params-alpha-remote_target_group\" name=\"remote_target_group\" value=\"beta\"",
-        "id=\"alua-r0-params-beta-local_target_group\" name=\"local_target_group\" value=\"beta\"",
-        "id=\"alua-r0-params-alpha-ports\" name=\"ports\" value=\"iscsi/iqn.2026-01.org.example:san1.alpha qla2x00t/21:00:00:24:ff:54:09:32\"",
+        "id=\"drbd-r0-params-alpha-local_target_group\" name=\"local_target_group\" value=\"alpha\"",
+        "id=\"drbd-r0-params-alpha-remote_target_group\" name=\"remote_target_group\" value=\"beta\"",
+        "id=\"drbd-r0-params-beta-local_target_group\" name=\"local_target_group\" value=\"beta\"",
+        "id=\"drbd-r0-params-alpha-ports\" name=\"ports\" value=\"iscsi/iqn.2026-01.org.example:san1.alpha qla2x00t/21:00:00:24:ff:54:09:32\"",
     ] {
         assert!(cib.contains(want), "CIB lacks `{want}`:\n{cib}");
     }
-    // Only parameters the agent knows (its meta-data) are passed.
-    let known: Vec<&str> = sanforge::agent::PARAMS.iter().map(|p| p.name).collect();
+    // Only parameters the agent knows (its meta-data: the drbd agent's own and the
+    // target's, ocf:sanforge:alua's) are passed.
+    let meta = sanforge::agent::drbd::meta::metadata();
+    let known: Vec<&str> = sanforge::agent::PARAMS
+        .iter()
+        .map(|p| p.name)
+        .chain(["drbd_resource", "drbd_minor"])
+        .filter(|n| meta.contains(&format!("<parameter name=\"{n}\"")))
+        .collect();
     let lio = render_files(&lio_cluster(), &secrets(&lio_cluster())).unwrap();
     for x in [cib, text(&lio, "alpha/cib.xml")] {
         for l in x
             .lines()
-            .filter(|l| l.contains("id=\"alua-r0-params-") && l.contains("<nvpair"))
+            .filter(|l| l.contains("id=\"drbd-r0-params-") && l.contains("<nvpair"))
         {
             let name = l
                 .split("name=\"")
@@ -2084,10 +2089,9 @@ fn preferred_nodes_spread_over_the_nodes_become_promoted_role_preferences() {
     for want in [
         "<rsc_location id=\"loc-drbd-r0-clone-promoted-on-alpha\" rsc=\"drbd-r0-clone\" role=\"Promoted\" node=\"alpha\" score=\"50\"/>",
         "<rsc_location id=\"loc-drbd-r1-clone-promoted-on-beta\" rsc=\"drbd-r1-clone\" role=\"Promoted\" node=\"beta\" score=\"50\"/>",
-        // Each group (its ALUA agent) with its own DRBD resource's Promoted role.
-        "<rsc_colocation id=\"col-alua-r0-clone-with-drbd-r0-clone\" rsc=\"alua-r0-clone\" rsc-role=\"Promoted\" with-rsc=\"drbd-r0-clone\" with-rsc-role=\"Promoted\" score=\"INFINITY\"/>",
-        "<rsc_colocation id=\"col-alua-r1-clone-with-drbd-r1-clone\" rsc=\"alua-r1-clone\" rsc-role=\"Promoted\" with-rsc=\"drbd-r1-clone\" with-rsc-role=\"Promoted\" score=\"INFINITY\"/>",
-        "name=\"device_group\" value=\"r1\"",
+        // Each group (its ALUA device group) carried by its own DRBD resource.
+        "<nvpair id=\"drbd-r0-params-device_group\" name=\"device_group\" value=\"r0\"/>",
+        "<nvpair id=\"drbd-r1-params-device_group\" name=\"device_group\" value=\"r1\"/>",
     ] {
         assert!(cib.contains(want), "CIB lacks `{want}`:\n{cib}");
     }
@@ -2202,19 +2206,12 @@ fn active_active_cib_places_one_primary_on_each_node_and_fails_back() {
             .arg(&out_path));
         (out, out_path)
     };
-    let placed = |out: &str| {
-        [
-            "drbd-r0-clone",
-            "alua-r0-clone",
-            "drbd-r1-clone",
-            "alua-r1-clone",
-        ]
-        .map(|clone| promoted_on(out, clone))
-    };
+    let placed =
+        |out: &str| ["drbd-r0-clone", "drbd-r1-clone"].map(|clone| promoted_on(out, clone));
     let (out, s1) = sim(&live, &[], "s1.xml");
-    assert_eq!(placed(&out), ["alpha", "alpha", "beta", "beta"], "{out}");
+    assert_eq!(placed(&out), ["alpha", "beta"], "{out}");
     let (out, s2) = sim(&s1, &["-f", "alpha"], "s2.xml");
-    assert_eq!(placed(&out), ["beta", "beta", "beta", "beta"], "{out}");
+    assert_eq!(placed(&out), ["beta", "beta"], "{out}");
     let (out, _) = sim(&s2, &["-u", "alpha"], "s3.xml");
-    assert_eq!(placed(&out), ["alpha", "alpha", "beta", "beta"], "{out}");
+    assert_eq!(placed(&out), ["alpha", "beta"], "{out}");
 }

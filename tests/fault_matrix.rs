@@ -108,7 +108,7 @@ const ROWS: &[RowSpec] = &[
     ),
     (
         "stop-failure",
-        "the alua agent's demote and stop fail on the primary; planned move",
+        "the target agent's (ocf:sanforge:drbd) demote and stop fail on the primary; planned move",
         "the primary is fenced; I/O on the peer",
         stop_failure,
     ),
@@ -419,16 +419,17 @@ fn monitor_failure(
     (on, met)
 }
 
-/// The agent of `ocf:sanforge:alua` on node `i` from now on fails demote and stop and
-/// passes every other action to the real one (`/init ocf-alua`): a tmpfs over the
-/// agents' directory holds the wrapper (the root file system is read-only squashfs),
-/// and the link of `ocf:sanforge:drbd`, which lives there too.
-fn break_alua_stop(node: &Node) -> Result<String, String> {
+/// The agent that carries the target on node `i` from now on fails demote and stop
+/// and passes every other action to the real one: `ocf:sanforge:drbd` (`/init
+/// ocf-drbd`), which carries the lab's LIO target (src/agent/drbd/target.rs). A tmpfs
+/// over the agents' directory holds the wrapper (the root file system is read-only
+/// squashfs), and the link of `ocf:sanforge:alua`, which lives there too.
+fn break_target_stop(node: &Node) -> Result<String, String> {
     let dir = "/usr/lib/ocf/resource.d/sanforge";
     let script =
-        "#!/bin/sh\\ncase \"$1\" in demote|stop) exit 1;; esac\\nexec /init ocf-alua \"$@\"\\n";
+        "#!/bin/sh\\ncase \"$1\" in demote|stop) exit 1;; esac\\nexec /init ocf-drbd \"$@\"\\n";
     node.sh(&format!(
-        "mount -t tmpfs failing-agent {dir} && ln -s /init {dir}/drbd && printf '{script}' > {dir}/alua && chmod 755 {dir}/alua && test -x {dir}/alua && grep -c 'exec /init ocf-alua' {dir}/alua"
+        "mount -t tmpfs failing-agent {dir} && ln -s /init {dir}/alua && printf '{script}' > {dir}/drbd && chmod 755 {dir}/drbd && test -x {dir}/drbd && grep -c 'exec /init ocf-drbd' {dir}/drbd"
     ))
     .map_err(|e| e.to_string())
 }
@@ -436,7 +437,7 @@ fn break_alua_stop(node: &Node) -> Result<String, String> {
 fn stop_failure(_: &Lab, pair: &mut Pair, run: &Run, p: usize) -> (usize, Result<String, String>) {
     // The wrapper in place (run by hand, the agent would lack Pacemaker's
     // OCF_RESKEY_* parameters: the cluster's own monitors go on through it).
-    let armed = break_alua_stop(pair.node(p)).unwrap_or_else(|e| e);
+    let armed = break_target_stop(pair.node(p)).unwrap_or_else(|e| e);
     if armed.trim() != "1" {
         return (
             p,

@@ -7,6 +7,7 @@ use super::Env;
 use crate::sys::Sys;
 use std::time::{Duration, Instant};
 
+#[derive(Clone, Debug)]
 pub struct Budget {
     deadline: Instant,
     total: Duration,

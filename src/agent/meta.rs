@@ -141,6 +141,25 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// The `<parameter>` element of `p` with the default `default` (the drbd agent,
+/// which carries these parameters too, has none for `stack`: unset means no target).
+pub fn parameter_xml(p: &ParamSpec, default: Option<&str>) -> String {
+    format!(
+        "<parameter name=\"{}\" unique=\"0\" required=\"{}\">\n\
+         <longdesc lang=\"en\">{}</longdesc>\n\
+         <shortdesc lang=\"en\">{}</shortdesc>\n\
+         <content type=\"string\"{} />\n\
+         </parameter>\n",
+        p.name,
+        u8::from(p.required),
+        esc(p.longdesc),
+        esc(p.shortdesc),
+        default
+            .map(|d| format!(" default=\"{}\"", esc(d)))
+            .unwrap_or_default()
+    )
+}
+
 /// The OCF 1.1 meta-data (valid against `ra-api-1.dtd` and resource-agents' metadata.rng).
 pub fn metadata() -> String {
     let mut x = String::from(
@@ -160,20 +179,7 @@ pub fn metadata() -> String {
          <parameters>\n",
     );
     for p in PARAMS {
-        x.push_str(&format!(
-            "<parameter name=\"{}\" unique=\"0\" required=\"{}\">\n\
-             <longdesc lang=\"en\">{}</longdesc>\n\
-             <shortdesc lang=\"en\">{}</shortdesc>\n\
-             <content type=\"string\"{} />\n\
-             </parameter>\n",
-            p.name,
-            u8::from(p.required),
-            esc(p.longdesc),
-            esc(p.shortdesc),
-            p.default
-                .map(|d| format!(" default=\"{}\"", esc(d)))
-                .unwrap_or_default()
-        ));
+        x.push_str(&parameter_xml(p, p.default));
     }
     x.push_str(
         "</parameters>\n\

@@ -83,7 +83,7 @@
 )]
 #![forbid(unsafe_code)]
 
-mod budget;
+pub(crate) mod budget;
 pub mod drbd;
 mod error;
 mod groups;
@@ -149,6 +149,18 @@ impl<'a> Agent<'a> {
             log,
             budget: budget::Budget::from_env(env),
         }
+    }
+
+    /// The agent spending `budget` (one action's, shared with the drbd agent when
+    /// that carries the target: see `drbd::target`).
+    pub(crate) fn with_budget(mut self, budget: budget::Budget) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// What is left of the budget, for the next part of the same action.
+    pub(crate) fn into_budget(self) -> budget::Budget {
+        self.budget
     }
 
     fn info(&mut self, msg: &str) {

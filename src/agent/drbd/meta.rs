@@ -1,10 +1,19 @@
 //! The OCF meta-data of `ocf:sanforge:drbd` (what Pacemaker and `ocf-tester` ask for
-//! with `meta-data`). Reads nothing.
+//! with `meta-data`): its own parameters, then `ocf:sanforge:alua`'s, which it takes
+//! when it carries the resource's target (see [`super::target`]). Reads nothing.
+
+use crate::agent::meta::{parameter_xml, PARAMS};
 
 /// The OCF 1.1 meta-data (valid against `ra-api-1.dtd`).
 pub fn metadata() -> String {
-    String::from(
-        "<?xml version=\"1.0\"?>\n\
+    let target: String = PARAMS
+        .iter()
+        .map(|p| parameter_xml(p, p.default.filter(|_| p.name != "stack")))
+        .collect();
+    HEAD.to_string() + &target + TAIL
+}
+
+const HEAD: &str = "<?xml version=\"1.0\"?>\n\
          <!DOCTYPE resource-agent SYSTEM \"ra-api-1.dtd\">\n\
          <resource-agent name=\"drbd\" version=\"1.0\">\n\
          <version>1.1</version>\n\
@@ -16,7 +25,12 @@ pub fn metadata() -> String {
          UpToDate data while Primary or with the peer known, 1000 for UpToDate data whose \
          peer is gone, none otherwise. Data that is not UpToDate (Inconsistent, Outdated, \
          Consistent) is never promoted. Reads /proc/drbd (DRBD 8.4) or drbdsetup status \
-         --json (DRBD 9); notifications are not needed.\n\
+         --json (DRBD 9); notifications are not needed. With stack set (and the other \
+         parameters of ocf:sanforge:alua), the resource also carries the SCSI target on \
+         its device: start, promote, demote and stop do what ocf:sanforge:alua does, in \
+         the same process (promote: DRBD first, then the target; demote and stop: the \
+         target first), and monitor checks both, so a switchover is one demote and one \
+         promote instead of four actions.\n\
          </longdesc>\n\
          <shortdesc lang=\"en\">DRBD resource (promotable)</shortdesc>\n\
          <parameters>\n\
@@ -30,8 +44,9 @@ pub fn metadata() -> String {
          line of /proc/drbd to read). When unset, the agent asks drbdadm sh-minor.</longdesc>\n\
          <shortdesc lang=\"en\">DRBD minor (8.4)</shortdesc>\n\
          <content type=\"integer\" />\n\
-         </parameter>\n\
-         </parameters>\n\
+         </parameter>\n";
+
+const TAIL: &str = "</parameters>\n\
          <actions>\n\
          <action name=\"start\" timeout=\"240s\" />\n\
          <action name=\"stop\" timeout=\"100s\" />\n\
@@ -43,6 +58,4 @@ pub fn metadata() -> String {
          <action name=\"meta-data\" timeout=\"5s\" />\n\
          <action name=\"validate-all\" timeout=\"20s\" />\n\
          </actions>\n\
-         </resource-agent>\n",
-    )
-}
+         </resource-agent>\n";

@@ -46,6 +46,7 @@
 
 pub mod meta;
 pub mod status;
+pub mod target;
 #[cfg(test)]
 mod tests;
 
@@ -154,6 +155,18 @@ impl<'a> Agent<'a> {
                 .map(str::to_string),
             v84: false,
         }
+    }
+
+    /// The agent spending `budget` (one action's, shared with the target's part: see
+    /// [`target`]).
+    pub(crate) fn with_budget(mut self, budget: super::budget::Budget) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// What is left of the budget, for the next part of the same action.
+    pub(crate) fn into_budget(self) -> super::budget::Budget {
+        self.budget
     }
 
     /// What is left of the action's budget.
@@ -575,6 +588,17 @@ pub fn run_with<'a>(
             return Rc::ErrConfigured;
         }
     };
+    let target = match target::params(env) {
+        Ok(t) => t,
+        Err(e) => {
+            log.err(sys, &format!("{action}: invalid parameters: {e}"));
+            return Rc::ErrConfigured;
+        }
+    };
+    if let Some(target) = target {
+        drop(log);
+        return target::run(action, &params, &target, env, sys, log_to);
+    }
     let mut agent = Agent::new(params, env, sys, log);
     match action {
         "validate-all" => agent.validate(),

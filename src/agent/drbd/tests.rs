@@ -273,3 +273,149 @@ fn bad_parameters_and_the_minor_from_drbdadm() {
         "{xml}"
     );
 }
+
+/// The SCST target of DRBD resource r0 as the fake's tree: device group r0 with
+/// target groups alpha (this node, unavailable) and beta, the port `iscsi/iqn.x`
+/// disabled; and the parameters that make the drbd agent carry it.
+fn with_scst_target(lab: &Lab) -> Vec<(&'static str, &'static str)> {
+    let s = lab.dir.path().join("sys/kernel/scst_tgt");
+    let put = |p: &str, v: &str| {
+        let f = s.join(p);
+        fs::create_dir_all(f.parent().unwrap()).unwrap();
+        fs::write(f, v).unwrap();
+    };
+    put("version", "3.10.0\n");
+    put("last_sysfs_mgmt_res", "0\n");
+    put("device_groups/r0/devices/disk0", "");
+    put(
+        "device_groups/r0/target_groups/alpha/state",
+        "unavailable\n",
+    );
+    put("device_groups/r0/target_groups/beta/state", "active\n");
+    put("targets/iscsi/iqn.x/enabled", "0\n");
+    vec![
+        ("OCF_RESKEY_stack", "scst"),
+        ("OCF_RESKEY_device_group", "r0"),
+        ("OCF_RESKEY_local_target_group", "alpha"),
+        ("OCF_RESKEY_remote_target_group", "beta"),
+        ("OCF_RESKEY_ports", "iscsi/iqn.x"),
+        ("OCF_RESKEY_promoted_state", "active"),
+        ("OCF_RESKEY_unpromoted_state", "unavailable"),
+    ]
+}
+
+/// What the target's files hold: alpha's state, beta's, the port's `enabled`.
+fn target_files(lab: &Lab) -> [String; 3] {
+    let s = lab.dir.path().join("sys/kernel/scst_tgt");
+    [
+        "device_groups/r0/target_groups/alpha/state",
+        "device_groups/r0/target_groups/beta/state",
+        "targets/iscsi/iqn.x/enabled",
+    ]
+    .map(|p| fs::read_to_string(s.join(p)).unwrap().trim().to_string())
+}
+
+/// With the target's parameters, one action does both parts in the order the device
+/// needs: DRBD first on start and promote, the target first on demote and stop; the
+/// monitor answers for both.
+#[test]
+fn a_drbd_resource_carrying_its_target_switches_both_in_one_action() {
+    let lab = Lab::new(DOWN);
+    let target = with_scst_target(&lab);
+    // Nothing started: both stopped.
+    assert_eq!(lab.act("monitor", &target).0, Rc::NotRunning);
+    lab.leaves("adjust", SECONDARY);
+    let (rc, runs, log) = lab.act("start", &target);
+    assert_eq!(rc, Rc::Success, "{log}");
+    assert_eq!(runs, ["drbdadm adjust r0", SET_10000]);
+    assert_eq!(target_files(&lab), ["unavailable", "active", "1"]);
+    assert_eq!(lab.act("monitor", &target).0, Rc::Success);
+
+    lab.leaves("primary", PRIMARY);
+    let (rc, runs, log) = lab.act("promote", &target);
+    assert_eq!(rc, Rc::Success, "{log}");
+    assert_eq!(runs, ["/lib/drbd/drbdsetup-84 primary 0"]);
+    assert_eq!(target_files(&lab), ["active", "unavailable", "1"]);
+    assert_eq!(lab.act("monitor", &target).0, Rc::RunningPromoted);
+
+    // Demote: the target's group leaves active before DRBD goes Secondary.
+    lab.leaves("secondary", SECONDARY);
+    let mut sys = FakeSys::new(lab.dir.path());
+    let mut vars = vec![
+        ("OCF_RESOURCE_INSTANCE", "drbd-r0:1"),
+        ("OCF_RESKEY_drbd_resource", "r0"),
+        ("OCF_RESKEY_drbd_minor", "0"),
+        ("OCF_RESKEY_CRM_meta_timeout", "20000"),
+    ];
+    vars.extend_from_slice(&target);
+    let (mut out, mut log) = (Vec::new(), Vec::new());
+    let rc = run_with(
+        Some("demote"),
+        &Env::from_pairs(vars),
+        &mut sys,
+        &mut out,
+        &mut log,
+    );
+    assert_eq!(rc, Rc::Success, "{}", String::from_utf8_lossy(&log));
+    let ops: Vec<String> = sys.ops.iter().map(|o| o.to_string()).collect();
+    let at = |needle: &str| {
+        ops.iter()
+            .position(|o| o.contains(needle))
+            .unwrap_or_else(|| panic!("{needle} not in {ops:#?}"))
+    };
+    assert!(
+        at("target_groups/alpha/state") < at("drbdsetup-84 secondary 0"),
+        "{ops:#?}"
+    );
+    assert_eq!(target_files(&lab), ["unavailable", "active", "1"]);
+    assert_eq!(lab.act("monitor", &target).0, Rc::Success);
+
+    // DRBD Primary behind the cluster's back while the target is unpromoted: failed
+    // promoted, named.
+    fs::write(lab.dir.path().join("proc/drbd"), PRIMARY).unwrap();
+    let (rc, _, log) = lab.act("monitor", &target);
+    assert_eq!(rc, Rc::FailedPromoted);
+    assert!(
+        log.contains("DRBD is promoted but the target is started (unpromoted)"),
+        "{log}"
+    );
+    fs::write(lab.dir.path().join("proc/drbd"), SECONDARY).unwrap();
+
+    // Stop: the target's group offline and the port disabled, then DRBD down.
+    lab.leaves("down", DOWN);
+    let (rc, runs, log) = lab.act("stop", &target);
+    assert_eq!(rc, Rc::Success, "{log}");
+    assert_eq!(runs, ["drbdadm down r0", REMOVE]);
+    assert_eq!(target_files(&lab), ["offline", "active", "0"]);
+    assert_eq!(lab.act("monitor", &target).0, Rc::NotRunning);
+}
+
+/// A target that cannot be demoted keeps DRBD Primary (it still holds the device) and
+/// the action fails; bad target parameters are a configuration error.
+#[test]
+fn a_target_that_fails_keeps_drbd_as_it_is() {
+    let lab = Lab::new(PRIMARY);
+    let mut target = with_scst_target(&lab);
+    target.retain(|(k, _)| *k != "OCF_RESKEY_ports");
+    target.push(("OCF_RESKEY_ports", "iscsi/iqn.absent"));
+    fs::write(
+        lab.dir
+            .path()
+            .join("sys/kernel/scst_tgt/device_groups/r0/target_groups/alpha/state"),
+        "active\n",
+    )
+    .unwrap();
+    lab.leaves("secondary", SECONDARY);
+    let (rc, runs, log) = lab.act("demote", &target);
+    assert_ne!(rc, Rc::Success, "{log}");
+    assert!(
+        !runs.iter().any(|r| r.contains("secondary")),
+        "{runs:?}\n{log}"
+    );
+    let mut bad = with_scst_target(&lab);
+    bad.push(("OCF_RESKEY_promoted_state", "sideways"));
+    let (rc, runs, log) = lab.act("promote", &bad);
+    assert_eq!(rc, Rc::ErrConfigured, "{log}");
+    assert!(runs.is_empty(), "{runs:?}");
+    assert!(log.contains("sideways"), "{log}");
+}
