@@ -532,12 +532,33 @@ fn scst_attr(pair: &Pair, i: usize, rel: &str) -> String {
         .to_string()
 }
 
-/// Stops `other`'s alua clone instance on the node serving `keep` (a ban of the clone
-/// there) while `keep`'s writer writes through that node, and starts it again (the
-/// ban cleared). Both groups' target groups of that node list its one iSCSI target:
-/// the stop sets `other`'s group offline there and must leave the target enabled, so
-/// `keep`'s writer sees no failure and RTPG through that node still shows `keep`'s
-/// group promoted. The table rows.
+/// The clone that carries `res`'s target, as the CIB on node 0 names it: the alua
+/// clone when the render made one (a VG between, the LINBIT agent), else the DRBD
+/// clone (`ocf:sanforge:drbd` carrying its target).
+fn target_clone(pair: &Pair, res: &str) -> String {
+    let alua = format!("alua-{res}-clone");
+    let cib = pair
+        .node(0)
+        .sh("cibadmin -Q -o resources")
+        .unwrap_or_default();
+    if cib.contains(&format!("id=\"{alua}\"")) {
+        alua
+    } else {
+        assert!(
+            cib.contains(&format!("id=\"drbd-{res}-clone\"")),
+            "no clone of {res} in the CIB:\n{cib}"
+        );
+        format!("drbd-{res}-clone")
+    }
+}
+
+/// Stops `other`'s target on the node serving `keep` (a ban of the clone carrying it,
+/// [`target_clone`], there) while `keep`'s writer writes through that node, and starts
+/// it again (the ban cleared; DRBD UpToDate again when it was stopped too). Both
+/// groups' target groups of that node list its one iSCSI target: the stop sets
+/// `other`'s group offline there and must leave the target enabled, so `keep`'s
+/// writer sees no failure and RTPG through that node still shows `keep`'s group
+/// promoted. The table rows.
 fn stop_sharing_group(
     pair: &Pair,
     (keep, run): (&AaExport, &Run),
@@ -547,7 +568,7 @@ fn stop_sharing_group(
 ) -> String {
     let node = keep.preferred;
     let name = NAMES[node];
-    let clone = format!("alua-{}-clone", other.res);
+    let clone = target_clone(pair, &other.res);
     let tg_state = format!("device_groups/{}/target_groups/{name}/state", other.res);
     let enabled = format!("targets/iscsi/{}/enabled", pair.portals[node].target);
     let (gaps0, w0) = (run.gaps(), run.writes());
@@ -606,7 +627,21 @@ fn stop_sharing_group(
         std::thread::sleep(Duration::from_millis(200));
     }
     let _ = pair.node(0).sh("crm_resource --wait --timeout=60s");
+    let end = Instant::now() + Duration::from_secs(120);
+    let drbd = || {
+        let s = pair.node(node).sh("cat /proc/drbd").unwrap_or_default();
+        proc_drbd_line(&s, other.minor)
+    };
+    while !drbd().contains("ds:UpToDate/UpToDate") && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(500));
+    }
     let restarted = t.elapsed();
+    assert!(
+        drbd().contains("ds:UpToDate/UpToDate"),
+        "{} not UpToDate on {name} after the clear of {clone}\n{}",
+        other.res,
+        states(pair)
+    );
     let other_alua = check_alua_on(pair, other.lun, other.preferred, promoted, unpromoted);
     assert_eq!(
         run.gaps(),
