@@ -6,7 +6,7 @@
 
 use super::error::Error;
 use super::state::{classify, AluaState, Observed};
-use super::{Agent, Rc};
+use super::{Actions, Agent, Rc};
 
 impl Agent<'_> {
     /// The local and remote groups' states and the ports, as they are now.

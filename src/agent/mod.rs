@@ -178,9 +178,11 @@ impl<'a> Agent<'a> {
     fn debug(&mut self, msg: &str) {
         self.log.debug(&mut *self.sys, msg)
     }
+}
 
+impl Actions for Agent<'_> {
     /// 8 promoted, 0 unpromoted, 7 stopped, 9 promoted but inconsistent, 1 otherwise.
-    pub fn monitor(&mut self) -> Rc {
+    fn monitor(&mut self) -> Rc {
         if self.params.manages_luns() {
             self.luns_monitor()
         } else {
@@ -188,7 +190,7 @@ impl<'a> Agent<'a> {
         }
     }
 
-    pub fn start(&mut self) -> Rc {
+    fn start(&mut self) -> Rc {
         if self.params.manages_luns() {
             self.luns_start()
         } else {
@@ -197,7 +199,7 @@ impl<'a> Agent<'a> {
     }
 
     /// Reaches "stopped" or returns 1, upon which Pacemaker fences the node.
-    pub fn stop(&mut self) -> Rc {
+    fn stop(&mut self) -> Rc {
         if self.params.manages_luns() {
             self.luns_stop()
         } else {
@@ -205,7 +207,7 @@ impl<'a> Agent<'a> {
         }
     }
 
-    pub fn promote(&mut self) -> Rc {
+    fn promote(&mut self) -> Rc {
         if self.params.manages_luns() {
             self.luns_promote()
         } else {
@@ -213,7 +215,7 @@ impl<'a> Agent<'a> {
         }
     }
 
-    pub fn demote(&mut self) -> Rc {
+    fn demote(&mut self) -> Rc {
         if self.params.manages_luns() {
             self.luns_demote()
         } else {
@@ -222,7 +224,7 @@ impl<'a> Agent<'a> {
     }
 
     /// 0 when everything the parameters name exists, else 5 naming what is missing.
-    pub fn validate(&mut self) -> Rc {
+    fn validate(&mut self) -> Rc {
         match self.check_installed() {
             Ok(()) => Rc::Success,
             Err(e) => {
@@ -275,6 +277,22 @@ pub fn run_with<'a>(
     let mut agent = Agent::new(params, env, sys, log);
     let shown = format!("{action}: {:?}", agent.params);
     agent.debug(&shown);
+    act(&mut agent, action)
+}
+
+/// The six resource actions of an OCF agent (both agents, and the two parts of a
+/// DRBD resource that carries its target: `drbd::target`).
+pub(crate) trait Actions {
+    fn validate(&mut self) -> Rc;
+    fn start(&mut self) -> Rc;
+    fn stop(&mut self) -> Rc;
+    fn monitor(&mut self) -> Rc;
+    fn promote(&mut self) -> Rc;
+    fn demote(&mut self) -> Rc;
+}
+
+/// Runs resource action `action` of `agent`; 3 (unimplemented) for any other name.
+pub(crate) fn act(agent: &mut dyn Actions, action: &str) -> Rc {
     match action {
         "validate-all" => agent.validate(),
         "start" => agent.start(),

@@ -95,7 +95,7 @@ impl Agent<'_> {
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::super::params::{Env, Params};
-    use super::super::{Agent, Log, Rc};
+    use super::super::{Actions, Agent, Log, Rc};
     use crate::sys::FakeSys;
     use std::fs;
     use std::path::Path;

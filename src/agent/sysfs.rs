@@ -9,7 +9,7 @@
 use super::error::Error;
 use super::params::Params;
 use super::state::{AluaState, Ports, Stack};
-use super::{Agent, Rc};
+use super::{Actions, Agent, Rc};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

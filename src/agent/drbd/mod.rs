@@ -355,9 +355,11 @@ impl<'a> Agent<'a> {
             }
         }
     }
+}
 
+impl super::Actions for Agent<'_> {
     /// 8 Primary, 0 Secondary, 7 not configured, 9 Primary without good data.
-    pub fn monitor(&mut self) -> Rc {
+    fn monitor(&mut self) -> Rc {
         match self.look() {
             Ok(None) => {
                 if !self.probe {
@@ -377,7 +379,7 @@ impl<'a> Agent<'a> {
         }
     }
 
-    pub fn start(&mut self) -> Rc {
+    fn start(&mut self) -> Rc {
         if !self.sys.exists(Path::new(PROC_DRBD)) {
             if let Err((_, why)) = self.run(&["modprobe", "drbd"]) {
                 self.err(&format!("start: the drbd module is not loaded: {why}"));
@@ -441,7 +443,7 @@ impl<'a> Agent<'a> {
     }
 
     /// Reaches "stopped" or returns 1, upon which Pacemaker fences the node.
-    pub fn stop(&mut self) -> Rc {
+    fn stop(&mut self) -> Rc {
         let res = self.params.resource.clone();
         loop {
             let step = match self.look() {
@@ -467,7 +469,7 @@ impl<'a> Agent<'a> {
         }
     }
 
-    pub fn promote(&mut self) -> Rc {
+    fn promote(&mut self) -> Rc {
         let res = self.params.resource.clone();
         loop {
             let s = match self.look() {
@@ -514,7 +516,7 @@ impl<'a> Agent<'a> {
         }
     }
 
-    pub fn demote(&mut self) -> Rc {
+    fn demote(&mut self) -> Rc {
         let res = self.params.resource.clone();
         loop {
             match self.look() {
@@ -547,7 +549,7 @@ impl<'a> Agent<'a> {
     }
 
     /// 0 when the kernel module is loaded or loadable and the state can be read, else 5.
-    pub fn validate(&mut self) -> Rc {
+    fn validate(&mut self) -> Rc {
         match self.look() {
             Ok(_) => Rc::Success,
             Err(e) => {
@@ -600,15 +602,7 @@ pub fn run_with<'a>(
         return target::run(action, &params, &target, env, sys, log_to);
     }
     let mut agent = Agent::new(params, env, sys, log);
-    match action {
-        "validate-all" => agent.validate(),
-        "start" => agent.start(),
-        "stop" => agent.stop(),
-        "monitor" => agent.monitor(),
-        "promote" => agent.promote(),
-        "demote" => agent.demote(),
-        _ => Rc::ErrUnimplemented,
-    }
+    super::act(&mut agent, action)
 }
 
 /// [`run_with`] on stdout and stderr.

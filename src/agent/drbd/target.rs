@@ -21,7 +21,7 @@
 //! on the device, the native DRBD agent); otherwise the two clones stay separate.
 
 use super::super::budget::Budget;
-use super::super::{Agent as TargetAgent, Env, Log, Params as TargetParams, Rc};
+use super::super::{act, Agent as TargetAgent, Env, Log, Params as TargetParams, Rc};
 use super::{Agent, Params, AGENT};
 use crate::sys::Sys;
 use std::io::Write;
@@ -112,15 +112,7 @@ impl Part<'_> {
         let log = Log::named(AGENT, self.env, &mut *self.log_to);
         let mut a = Agent::new(params.clone(), self.env, &mut *self.sys, log)
             .with_budget(self.budget.clone());
-        let rc = match action {
-            "start" => a.start(),
-            "promote" => a.promote(),
-            "monitor" => a.monitor(),
-            "validate-all" => a.validate(),
-            "demote" => a.demote(),
-            "stop" => a.stop(),
-            _ => Rc::ErrUnimplemented,
-        };
+        let rc = act(&mut a, action);
         *self.budget = a.into_budget();
         rc
     }
@@ -129,15 +121,7 @@ impl Part<'_> {
         let log = Log::from_env(self.env, &mut *self.log_to);
         let mut t = TargetAgent::new(params.clone(), self.env, &mut *self.sys, log)
             .with_budget(self.budget.clone());
-        let rc = match action {
-            "start" => t.start(),
-            "promote" => t.promote(),
-            "monitor" => t.monitor(),
-            "validate-all" => t.validate(),
-            "demote" => t.demote(),
-            "stop" => t.stop(),
-            _ => Rc::ErrUnimplemented,
-        };
+        let rc = act(&mut t, action);
         *self.budget = t.into_budget();
         rc
     }

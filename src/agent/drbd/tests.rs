@@ -67,6 +67,16 @@ impl Lab {
 
     /// Runs `action` with `extra` variables; its code, the processes it ran, its log.
     fn act(&self, action: &str, extra: &[(&str, &str)]) -> (Rc, Vec<String>, String) {
+        let (rc, ops, log) = self.act_ops(action, extra);
+        let runs = ops
+            .iter()
+            .filter_map(|o| o.strip_prefix("run ").map(str::to_string))
+            .collect();
+        (rc, runs, log)
+    }
+
+    /// [`Lab::act`] with every operation the fake recorded, in order.
+    fn act_ops(&self, action: &str, extra: &[(&str, &str)]) -> (Rc, Vec<String>, String) {
         let mut sys = FakeSys::new(self.dir.path());
         let mut vars = vec![
             ("OCF_RESOURCE_INSTANCE", "drbd-r0:1"),
@@ -79,13 +89,8 @@ impl Lab {
         let env = Env::from_pairs(vars);
         let (mut out, mut log) = (Vec::new(), Vec::new());
         let rc = run_with(Some(action), &env, &mut sys, &mut out, &mut log);
-        let runs = sys
-            .ops
-            .iter()
-            .map(|o| o.to_string())
-            .filter_map(|o| o.strip_prefix("run ").map(str::to_string))
-            .collect();
-        (rc, runs, String::from_utf8(log).unwrap())
+        let ops = sys.ops.iter().map(|o| o.to_string()).collect();
+        (rc, ops, String::from_utf8(log).unwrap())
     }
 }
 
@@ -340,24 +345,8 @@ fn a_drbd_resource_carrying_its_target_switches_both_in_one_action() {
 
     // Demote: the target's group leaves active before DRBD goes Secondary.
     lab.leaves("secondary", SECONDARY);
-    let mut sys = FakeSys::new(lab.dir.path());
-    let mut vars = vec![
-        ("OCF_RESOURCE_INSTANCE", "drbd-r0:1"),
-        ("OCF_RESKEY_drbd_resource", "r0"),
-        ("OCF_RESKEY_drbd_minor", "0"),
-        ("OCF_RESKEY_CRM_meta_timeout", "20000"),
-    ];
-    vars.extend_from_slice(&target);
-    let (mut out, mut log) = (Vec::new(), Vec::new());
-    let rc = run_with(
-        Some("demote"),
-        &Env::from_pairs(vars),
-        &mut sys,
-        &mut out,
-        &mut log,
-    );
-    assert_eq!(rc, Rc::Success, "{}", String::from_utf8_lossy(&log));
-    let ops: Vec<String> = sys.ops.iter().map(|o| o.to_string()).collect();
+    let (rc, ops, log) = lab.act_ops("demote", &target);
+    assert_eq!(rc, Rc::Success, "{log}");
     let at = |needle: &str| {
         ops.iter()
             .position(|o| o.contains(needle))

@@ -148,30 +148,27 @@ type OpSpec = (
 
 const MONITOR_60S: &[OpSpec] = &[("monitor", "60s", "20s", None)];
 const DLM_OPS: &[OpSpec] = &[("monitor", "60s", "60s", None)];
-const DRBD_OPS: &[OpSpec] = &[
+/// The DRBD primitive's role monitors (LINBIT's defaults, 29 s and 31 s).
+const DRBD_MONITORS: &[OpSpec] = &[
     ("monitor", "29s", "20s", Some("Promoted")),
     ("monitor", "31s", "20s", Some("Unpromoted")),
+];
+/// The DRBD primitive's other actions.
+const DRBD_ACTIONS: &[OpSpec] = &[
     ("start", "0s", "240s", None),
     ("stop", "0s", "100s", None),
     ("promote", "0s", "90s", None),
     ("demote", "0s", "90s", None),
     ("notify", "0s", "90s", None),
 ];
-/// A DRBD primitive that carries its target ([`carries_target`]): DRBD's actions with
-/// the target's monitor intervals, so a target changed behind the cluster's back is
-/// seen as soon as with a separate alua clone.
-const DRBD_TARGET_OPS: &[OpSpec] = &[
+/// The alua agent's role monitors: also those of a DRBD primitive that carries its
+/// target ([`carries_target`]), so a target changed behind the cluster's back is seen
+/// as soon as with a separate alua clone.
+const ALUA_MONITORS: &[OpSpec] = &[
     ("monitor", "10s", "20s", Some("Promoted")),
     ("monitor", "11s", "20s", Some("Unpromoted")),
-    ("start", "0s", "240s", None),
-    ("stop", "0s", "100s", None),
-    ("promote", "0s", "90s", None),
-    ("demote", "0s", "90s", None),
-    ("notify", "0s", "90s", None),
 ];
-const ALUA_OPS: &[OpSpec] = &[
-    ("monitor", "10s", "20s", Some("Promoted")),
-    ("monitor", "11s", "20s", Some("Unpromoted")),
+const ALUA_ACTIONS: &[OpSpec] = &[
     ("start", "0s", "60s", None),
     ("stop", "0s", "60s", None),
     ("promote", "0s", "60s", None),
@@ -477,8 +474,13 @@ impl Cib {
                 if carries {
                     params.extend(target_params(c, d));
                 }
-                let ops = if carries { DRBD_TARGET_OPS } else { DRBD_OPS };
-                let mut p = primitive(&drbd_id, ("ocf", Some("sanforge"), "drbd"), params, ops);
+                let monitors = if carries {
+                    ALUA_MONITORS
+                } else {
+                    DRBD_MONITORS
+                };
+                let ops = [monitors, DRBD_ACTIONS].concat();
+                let mut p = primitive(&drbd_id, ("ocf", Some("sanforge"), "drbd"), params, &ops);
                 if carries {
                     p.node_params = alua_node_params(c, &drbd_id);
                 }
@@ -493,7 +495,7 @@ impl Cib {
                     // (it refuses notify=false without it): see DRBD_NOTIFY.
                     ("ignore_missing_notifications", (!DRBD_NOTIFY).to_string()),
                 ],
-                DRBD_OPS,
+                &[DRBD_MONITORS, DRBD_ACTIONS].concat(),
             ),
         };
         self.resources
@@ -592,7 +594,7 @@ impl Cib {
             &alua_id,
             ("ocf", Some("sanforge"), "alua"),
             params,
-            ALUA_OPS,
+            &[ALUA_MONITORS, ALUA_ACTIONS].concat(),
         );
         p.node_params = alua_node_params(c, &alua_id);
         // ocf:sanforge:alua does nothing on a notification (it answers 0 at once).
