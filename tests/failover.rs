@@ -1,7 +1,7 @@
 //! Two-node failover in QEMU (issues 5 and 14): one image built from
 //! `recipes/ha-node.toml` serves both nodes of `tests/fixtures/cluster/cluster-lio.toml`
-//! (LIO iSCSI on DRBD, Corosync + Pacemaker, `ocf:sanforge:drbd` and
-//! `ocf:sanforge:alua`). The nodes are linked by two QEMU socket networks on 127.0.0.1
+//! (LIO iSCSI on DRBD, Corosync + Pacemaker, `ocf:sanforge:drbd` carrying the LIO
+//! target, src/agent/drbd/target.rs). The nodes are linked by two QEMU socket networks on 127.0.0.1
 //! (Corosync links 0 and 1, DRBD on link 0);
 //! each one's iSCSI portal is forwarded to a loopback port, where the initiator of
 //! tests/common/iscsi.rs writes a verifiable pattern continuously, failing over between

@@ -2,7 +2,8 @@
 //! one image (recipes/scst-ha-node.toml: SCST 3.10 built with its DLM support, the HA
 //! userland, dlm-controld) running tests/fixtures/cluster/cluster-scst.toml: DRBD under
 //! a vdisk_blockio device, an iSCSI target on each node, the ALUA device group with a
-//! target group per node, `ocf:sanforge:alua` switching them, `cluster_mode` with the
+//! target group per node, switched by `ocf:sanforge:drbd` carrying the target (the
+//! alua agent's part, src/agent/drbd/target.rs), `cluster_mode` with the
 //! DLM. Checked from the initiator (tests/common/scsi_spc.rs over our RFC 7143
 //! initiator), through each node's portal, before and after planned moves:
 //!
