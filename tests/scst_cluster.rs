@@ -524,9 +524,151 @@ fn aa_exports(cluster: &toml::Value, fixture: &str) -> Vec<AaExport> {
         .collect()
 }
 
+/// `head -n1` of SCST sysfs file `rel` on node `i`, trimmed.
+fn scst_attr(pair: &Pair, i: usize, rel: &str) -> String {
+    pair.node(i)
+        .sh(&format!("head -n1 /sys/kernel/scst_tgt/{rel}"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// The clone that carries `res`'s target, as the CIB on node 0 names it: the alua
+/// clone when the render made one (a VG between, the LINBIT agent), else the DRBD
+/// clone (`ocf:sanforge:drbd` carrying its target).
+fn target_clone(pair: &Pair, res: &str) -> String {
+    let alua = format!("alua-{res}-clone");
+    let cib = pair
+        .node(0)
+        .sh("cibadmin -Q -o resources")
+        .unwrap_or_default();
+    if cib.contains(&format!("id=\"{alua}\"")) {
+        alua
+    } else {
+        assert!(
+            cib.contains(&format!("id=\"drbd-{res}-clone\"")),
+            "no clone of {res} in the CIB:\n{cib}"
+        );
+        format!("drbd-{res}-clone")
+    }
+}
+
+/// Stops `other`'s target on the node serving `keep` (a ban of the clone carrying it,
+/// [`target_clone`], there) while `keep`'s writer writes through that node, and starts
+/// it again (the ban cleared; DRBD UpToDate again when it was stopped too). Both
+/// groups' target groups of that node list its one iSCSI target: the stop sets
+/// `other`'s group offline there and must leave the target enabled, so `keep`'s
+/// writer sees no failure and RTPG through that node still shows `keep`'s group
+/// promoted. The table rows.
+fn stop_sharing_group(
+    pair: &Pair,
+    (keep, run): (&AaExport, &Run),
+    other: &AaExport,
+    promoted: AluaState,
+    unpromoted: AluaState,
+) -> String {
+    let node = keep.preferred;
+    let name = NAMES[node];
+    let clone = target_clone(pair, &other.res);
+    let tg_state = format!("device_groups/{}/target_groups/{name}/state", other.res);
+    let enabled = format!("targets/iscsi/{}/enabled", pair.portals[node].target);
+    let (gaps0, w0) = (run.gaps(), run.writes());
+    let t = Instant::now();
+    let out = pair
+        .node(0)
+        .sh(&format!("crm_resource --ban -r {clone} --node {name}"))
+        .unwrap_or_default();
+    let end = Instant::now() + Duration::from_secs(90);
+    while scst_attr(pair, node, &tg_state) != "offline" && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let stopped = t.elapsed();
+    let _ = pair.node(0).sh("crm_resource --wait --timeout=60s");
+    let mon = pair.node(0).sh("crm_mon -1 -r").unwrap_or_default();
+    assert_eq!(
+        scst_attr(pair, node, &tg_state),
+        "offline",
+        "{clone} banned from {name}: {}'s target group {name} not offline\n{out}\n{}",
+        other.res,
+        states(pair)
+    );
+    assert!(
+        run.advances(20, Duration::from_secs(60)) && run.gaps() == gaps0 && run.portal() == node,
+        "LUN {} writes through {name} interrupted by the stop of {clone} there (gaps {} -> {}, portal {})\n{}",
+        keep.lun,
+        gaps0,
+        run.gaps(),
+        run.portal(),
+        states(pair)
+    );
+    assert_eq!(
+        scst_attr(pair, node, &enabled),
+        "1",
+        "{name}'s target disabled by the stop of {clone} there\n{}",
+        states(pair)
+    );
+    assert!(
+        !mon.contains("Failed Resource Actions"),
+        "{clone} banned from {name}:\n{mon}"
+    );
+    let keep_alua = check_alua_on(pair, keep.lun, node, promoted, unpromoted);
+    let through = &alua_states(pair, other.lun)[node];
+    assert_eq!(
+        state_of(through, node),
+        Some(AluaState::Offline),
+        "RTPG for LUN {} through {name} with {clone} stopped there: {through:?}",
+        other.lun
+    );
+    let writes = run.writes() - w0;
+
+    let t = Instant::now();
+    let _ = pair.node(0).sh(&format!("crm_resource --clear -r {clone}"));
+    let end = Instant::now() + Duration::from_secs(90);
+    while scst_attr(pair, node, &tg_state) == "offline" && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = pair.node(0).sh("crm_resource --wait --timeout=60s");
+    let end = Instant::now() + Duration::from_secs(120);
+    let drbd = || {
+        let s = pair.node(node).sh("cat /proc/drbd").unwrap_or_default();
+        proc_drbd_line(&s, other.minor)
+    };
+    while !drbd().contains("ds:UpToDate/UpToDate") && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let restarted = t.elapsed();
+    assert!(
+        drbd().contains("ds:UpToDate/UpToDate"),
+        "{} not UpToDate on {name} after the clear of {clone}\n{}",
+        other.res,
+        states(pair)
+    );
+    let other_alua = check_alua_on(pair, other.lun, other.preferred, promoted, unpromoted);
+    assert_eq!(
+        run.gaps(),
+        gaps0,
+        "LUN {} writes interrupted by the restart of {clone} on {name}\n{}",
+        keep.lun,
+        states(pair)
+    );
+    format!(
+        "| stop of {clone} on {name} (ban), LUN {} written through {name} | {:.2} s to offline; \
+         LUN {} {keep_alua}; {writes} writes, {} gaps; {name}'s target enabled |\n\
+         | restart of {clone} on {name} (clear) | {:.2} s; LUN {} {other_alua} |",
+        keep.lun,
+        stopped.as_secs_f64(),
+        keep.lun,
+        run.gaps() - gaps0,
+        restarted.as_secs_f64(),
+        other.lun
+    )
+}
+
 /// Seed 003: two DRBD resources, each exported by its own group (device, LUN, ALUA
-/// device group) and Promoted on its own node, so both nodes serve at once; a move
-/// of one group puts both on one node without losing an acknowledged write.
+/// device group) and Promoted on its own node, so both nodes serve at once; the
+/// second group's alua instance stopped on the first group's node leaves their shared
+/// target enabled (no write of the first group fails); a move of one group puts both
+/// on one node without losing an acknowledged write.
 #[test]
 #[cfg_attr(
     not(sanforge_scst_3_10),
@@ -601,6 +743,16 @@ fn scst_cluster_two_groups_active_active() {
             NAMES[run.portal().min(1)]
         );
     }
+
+    // The other group's instance stops on the first group's node while that node
+    // serves the first group: their shared port stays enabled, no write fails.
+    let shared_stop = stop_sharing_group(
+        &pair,
+        (&exports[0], &runs[0]),
+        &exports[1],
+        promoted,
+        unpromoted,
+    );
 
     // Move the second group to the first one's node: that node serves both.
     let (stay, mv) = (&exports[0], &exports[1]);
@@ -680,6 +832,7 @@ fn scst_cluster_two_groups_active_active() {
         "| both LUNs served after boot | {:.1} s |",
         served_after.as_secs_f64()
     );
+    eprintln!("{shared_stop}");
     eprintln!(
         "| planned switchover of {} (LUN {}) to {}, under writes, to I/O again | {:.2} s |",
         mv.res,

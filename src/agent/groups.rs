@@ -79,8 +79,10 @@ impl Agent<'_> {
         self.finish("start", errors, Rc::Success)
     }
 
-    /// Local group → `offline` (through `transitioning` when promoted), ports disabled.
-    /// Stop must reach "stopped" or fail with 1, upon which Pacemaker fences the node.
+    /// Local group → `offline` (through `transitioning` when promoted), then every port
+    /// that no other device group on this node still uses disabled (see
+    /// [`super::shared`]). Stop must reach "stopped" or fail with 1, upon which
+    /// Pacemaker fences the node.
     pub(super) fn groups_stop(&mut self) -> Rc {
         if let Err(e) = self.check_installed() {
             let root = self.params.stack_root();
@@ -95,8 +97,9 @@ impl Agent<'_> {
             self.set_group(&p.local_target_group, AluaState::Transitioning, &mut errors);
         }
         self.set_group(&p.local_target_group, AluaState::Offline, &mut errors);
-        // Disable the ports even when the state write failed: fewer paths left to serve.
-        self.set_ports(false, &mut errors);
+        // Only after the local group is offline (so of two concurrent stops the later
+        // disables a shared port), and even when that write failed: fewer paths left.
+        self.release_ports(&mut errors);
         let rc = self.finish("stop", errors, Rc::NotRunning);
         if rc != Rc::Success {
             self.err("stop did not complete: Pacemaker will fence this node");

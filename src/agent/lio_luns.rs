@@ -35,7 +35,7 @@ impl Agent<'_> {
     }
 
     /// A directory's subdirectory names, sorted (none when it does not exist).
-    fn subdirs(&mut self, dir: &Path) -> Result<Vec<String>, Error> {
+    pub(super) fn subdirs(&mut self, dir: &Path) -> Result<Vec<String>, Error> {
         let names = match self.sys.list_dir(dir) {
             Ok(n) => n,
             Err(e) if e.err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),

@@ -116,7 +116,10 @@ pub const PARAMS: &[ParamSpec] = &[
                    by blanks. SCST: DRIVER/TARGET under /sys/kernel/scst_tgt/targets \
                    (e.g. iscsi/iqn.2024-01.org.example:t1). LIO: FABRIC/WWN/tpgt_N under \
                    /sys/kernel/config/target (e.g. iscsi/iqn.2024-01.org.example:t1/tpgt_1). \
-                   When set, a node whose ports are all disabled is reported stopped.",
+                   SCST: stop leaves a port enabled while another device group on this \
+                   node still uses it (one of its target groups lists the target and is \
+                   not offline). When set, a node whose ports are all disabled is \
+                   reported stopped.",
     },
     ParamSpec {
         name: "sysfs_root",

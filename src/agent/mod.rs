@@ -20,11 +20,15 @@
 //!   state (the peer is assumed to serve), ports enabled. Monitor then says 0.
 //! * promote: local → `transitioning`, remote → unpromoted, local → promoted (8).
 //! * demote: local → `transitioning` → unpromoted, remote → promoted (0).
-//! * stop: local → `transitioning` (when promoted) → `offline`, ports disabled (7).
+//! * stop: local → `transitioning` (when promoted) → `offline`, ports disabled (7);
+//!   with SCST a port stays enabled while another device group on this node still
+//!   uses it (its target group there listing the port, not `offline`: several groups,
+//!   one per DRBD resource, share the node's targets; see `shared`).
 //!   A stop that cannot finish returns 1: Pacemaker then **fences the node**, which is
 //!   the only safe answer when a node may still be advertising active paths.
-//! * monitor: 8 promoted, 0 unpromoted, 7 stopped (group absent, local state offline,
-//!   or every configured port disabled), 9 promoted-looking but inconsistent (ports
+//! * monitor: 8 promoted, 0 unpromoted, 7 stopped (group absent, local state offline
+//!   whatever the ports, or unpromoted with every configured port disabled), 9
+//!   promoted-looking but inconsistent (ports
 //!   not all enabled, devices disagreeing, the remote group promoted too), 1 anything
 //!   else (e.g. left in `transitioning` by an interrupted promote).
 //!
@@ -66,7 +70,8 @@
 //! The parts: [`params`] (the environment into validated [`Params`]), [`meta`] (the
 //! parameter specs and the meta-data XML), [`state`] (ALUA states and monitor's pure
 //! verdicts), `sysfs` (paths, attribute reads and writes), `groups` (switching existing
-//! target groups: SCST, LIO `lio_devices`), `lio_luns` (LIO LUNs made at promote),
+//! target groups: SCST, LIO `lio_devices`), `shared` (SCST ports other device groups
+//! still use), `lio_luns` (LIO LUNs made at promote),
 //! `log`, `error`. The same binary is also `ocf:sanforge:drbd`, the promotable DRBD
 //! agent ([`drbd`]), which shares [`Rc`], [`Env`] and [`Log`].
 
@@ -86,6 +91,7 @@ mod lio_luns;
 mod log;
 pub mod meta;
 pub mod params;
+mod shared;
 pub mod state;
 mod sysfs;
 

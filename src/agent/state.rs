@@ -89,9 +89,12 @@ pub fn classify(p: &Params, o: &Observed) -> (Rc, String) {
         (AluaState::Offline, Ports::Unmanaged | Ports::AllDisabled) => {
             (Rc::NotRunning, "stopped (offline)".into())
         }
+        // Only stop sets `offline`; it leaves a port enabled that another device group
+        // still uses, and while two groups stop at once the port is enabled until the
+        // later stop disables it. The group serves nothing through it either way.
         (AluaState::Offline, _) => (
-            Rc::ErrGeneric,
-            "offline, but ports are enabled: an unfinished stop".into(),
+            Rc::NotRunning,
+            "stopped (offline; a port is still enabled, for another device group)".into(),
         ),
         (s, Ports::AllDisabled) if s == p.unpromoted_state => (
             Rc::NotRunning,
@@ -301,8 +304,17 @@ mod tests {
             )),
             Rc::NotRunning
         );
+        // Stop leaves a port another device group uses enabled.
         assert_eq!(
             rc(obs(&[Some(Offline), Some(Offline)], &[], Ports::AllEnabled)),
+            Rc::NotRunning
+        );
+        assert_eq!(
+            rc(obs(&[Some(Offline), Some(Offline)], &[], Ports::Mixed)),
+            Rc::NotRunning
+        );
+        assert_eq!(
+            rc(obs(&[Some(Offline), Some(Standby)], &[], Ports::AllEnabled)),
             Rc::ErrGeneric
         );
         assert_eq!(

@@ -279,19 +279,25 @@ impl Agent<'_> {
 
     /// Enables (or disables) every port not already so.
     pub(super) fn set_ports(&mut self, on: bool, errors: &mut Vec<Error>) {
-        let want = if on { "1" } else { "0" };
         for f in self.params.port_files() {
-            if self.read_attr(&f).is_ok_and(|v| v == want) {
-                continue;
-            }
-            match self.write_attr(&f, &format!("{want}\n")) {
-                Ok(()) => self.info(&format!(
-                    "{} {}",
-                    if on { "enabled" } else { "disabled" },
-                    f.display()
-                )),
-                Err(e) => errors.push(e),
-            }
+            self.set_port(&f, on, errors);
+        }
+    }
+
+    /// Enables (or disables) the port whose `enabled`/`enable` file is `f`, unless it
+    /// already is.
+    pub(super) fn set_port(&mut self, f: &Path, on: bool, errors: &mut Vec<Error>) {
+        let want = if on { "1" } else { "0" };
+        if self.read_attr(f).is_ok_and(|v| v == want) {
+            return;
+        }
+        match self.write_attr(f, &format!("{want}\n")) {
+            Ok(()) => self.info(&format!(
+                "{} {}",
+                if on { "enabled" } else { "disabled" },
+                f.display()
+            )),
+            Err(e) => errors.push(e),
         }
     }
 

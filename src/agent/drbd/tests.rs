@@ -453,3 +453,39 @@ fn the_preferred_node_gets_the_first_promotion() {
         ["drbdadm adjust r0".to_string(), set("beta", 10000)]
     );
 }
+
+/// Active/active (seed 003): device group r1, Promoted on this node, lists the same
+/// port in its target group alpha. Stopping r0 (the target offline, then DRBD down)
+/// leaves the port enabled for r1, and r0's monitor says stopped.
+#[test]
+fn stop_leaves_the_port_another_device_group_uses_enabled() {
+    let lab = Lab::new(SECONDARY);
+    let target = with_scst_target(&lab);
+    let s = lab.dir.path().join("sys/kernel/scst_tgt");
+    let put = |p: &str, v: &str| {
+        let f = s.join(p);
+        fs::create_dir_all(f.parent().unwrap()).unwrap();
+        fs::write(f, v).unwrap();
+    };
+    put(
+        "device_groups/r0/target_groups/alpha/iqn.x/rel_tgt_id",
+        "1\n",
+    );
+    put("device_groups/r1/target_groups/alpha/state", "active\n");
+    put(
+        "device_groups/r1/target_groups/alpha/iqn.x/rel_tgt_id",
+        "1\n",
+    );
+    put("device_groups/r1/target_groups/beta/state", "unavailable\n");
+    put("targets/iscsi/iqn.x/enabled", "1\n");
+    lab.leaves("down", DOWN);
+    let (rc, runs, log) = lab.act("stop", &target);
+    assert_eq!(rc, Rc::Success, "{log}");
+    assert_eq!(runs, ["drbdadm down r0", REMOVE]);
+    assert_eq!(target_files(&lab), ["offline", "active", "1"]);
+    assert!(
+        log.contains("enabled: device group r1 (target group alpha: active) still uses it"),
+        "{log}"
+    );
+    assert_eq!(lab.act("monitor", &target).0, Rc::NotRunning);
+}
