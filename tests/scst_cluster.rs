@@ -15,8 +15,8 @@
 //!   Promoted node's port is, after the switchover, visible through the other node's
 //!   (READ KEYS, READ RESERVATION) and enforced there (a write from an unregistered
 //!   I_T nexus gets RESERVATION CONFLICT): the DLM carried it;
-//! * the host writer of tests/failover.rs through a switchover: no acknowledged write
-//!   lost.
+//! * the host writer of tests/failover.rs through a switchover, then through a power
+//!   loss of the primary (QEMU quit): no acknowledged write lost.
 //!
 //! Needs `../shared/upstream/scst-3.10.tar.gz` (or `SANFORGE_UPSTREAM`, see build.rs):
 //! without it the test is reported ignored, as tests/scst_real.rs's are. It builds an
@@ -447,7 +447,22 @@ fn scst_cluster_alua_and_persistent_reservations_seen_from_the_initiator() {
     assert!(moved.is_ok(), "{moved:?}\n{}", states(&pair));
     let _ = pair.node(0).sh("crm_resource --clear -r drbd-r0-clone");
     assert!(run.advances(10, Duration::from_secs(60)));
-    let (report, checked) = run.finish(&pair.portals, first);
+
+    // Unplanned: the primary loses power (QEMU quit); the other node takes over with
+    // the DLM's lockspace recovered, and no acknowledged write is lost.
+    let gaps = run.gaps();
+    let t_kill = Instant::now();
+    pair.node_mut(first).quit();
+    let took = takeover(&run, gaps, other, Duration::from_secs(180));
+    let failover = t_kill.elapsed();
+    assert!(
+        took.is_ok(),
+        "{took:?} after {} lost power\n{}",
+        NAMES[first],
+        pair.node(other).state()
+    );
+    assert!(run.advances(10, Duration::from_secs(60)));
+    let (report, checked) = run.finish(&pair.portals, other);
     let lost = checked.as_ref().err().map(Vec::len).unwrap_or(0);
 
     print_build_and_boot(&lab, &pair);
@@ -472,6 +487,12 @@ fn scst_cluster_alua_and_persistent_reservations_seen_from_the_initiator() {
     eprintln!(
         "| switchover under writes to I/O again | {:.2} s |",
         switch2.as_secs_f64()
+    );
+    eprintln!(
+        "| primary ({}) killed (QEMU quit) to I/O again on {} | {:.2} s |",
+        NAMES[first],
+        NAMES[other],
+        failover.as_secs_f64()
     );
     eprintln!(
         "| DLM lockspace scst-{t10} members (alpha, beta) | {} / {} |",
