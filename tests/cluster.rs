@@ -1397,6 +1397,16 @@ fn lio_validation_names_the_field() {
             "iet",
         ),
         (
+            lio_mutate(
+                "[alua]\n",
+                "[[drbd]]\nname = \"r1\"\nminor = 1\nport = 7790\nprotocol = \"C\"\nfencing = \"resource-only\"\n\
+                 [drbd.nodes.alpha]\ndisk = \"/dev/vdb\"\naddress = \"192.0.2.1\"\n\
+                 [drbd.nodes.beta]\ndisk = \"/dev/vdb\"\naddress = \"192.0.2.2\"\n\
+                 [[export]]\nname = \"disk1\"\ndrbd = \"r1\"\nlun = 1\n[alua]\n",
+            ),
+            "export `disk1`: drbd `r1`, but export `disk0` is on `r0`: with target = \"lio\" every export must be on one DRBD resource",
+        ),
+        (
             lio_mutate("drbd-version = \"8.4\"\n", "drbd-version = \"8.3\"\n"),
             "8.3",
         ),

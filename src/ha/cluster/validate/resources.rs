@@ -258,6 +258,9 @@ pub(super) fn check_exports(
         }
         check_t10_id(errs, e, ex, name_ok, &mut seen);
     }
+    if target == TargetStack::Lio {
+        check_lio_one_resource(errs, exports);
+    }
     if !exports.is_empty() && !seen.luns.contains(&0) {
         errs.at(
             at!["export"],
@@ -272,6 +275,30 @@ pub(super) fn check_exports(
         errs.at(
             at!["export"],
             "export: devices are exported but no node has iscsi-targets or fc-targets",
+        );
+    }
+}
+
+/// With LIO every export is on one DRBD resource. Each node has one TPG per iSCSI
+/// target, shared by every resource's LUNs, and its one `enable` switch is the
+/// target agent's port: the stop of one resource on a node (a ban, a recovery, a
+/// maintenance stop) would turn it off under the other resource's LUNs. SCST has a
+/// device group per resource (see `agent::shared`); LIO would need a TPG per resource.
+fn check_lio_one_resource(errs: &mut Errors, exports: &[ExportConf]) {
+    let Some(first) = exports.first() else {
+        return;
+    };
+    if let Some((ex, e)) = exports
+        .iter()
+        .enumerate()
+        .find(|(_, e)| e.drbd != first.drbd)
+    {
+        errs.at(
+            at!["export", ex, "drbd"],
+            format!(
+                "export `{}`: drbd `{}`, but export `{}` is on `{}`: with target = \"lio\" every export must be on one DRBD resource, since the resources would share each node's TPG and the stop of one would disable it under the other's LUNs; use one DRBD resource (several LUNs: a VG on it, [[lvm]]) or target = \"scst\" (a device group per resource)",
+                e.name, e.drbd, first.name, first.drbd
+            ),
         );
     }
 }
