@@ -8,17 +8,23 @@
 # Needs ../shared/upstream/scst-3.10.tar.gz (or SANFORGE_UPSTREAM).
 # Usage: benches/scst-cluster.sh [RUNS]   (two TCG VMs, several minutes per run)
 # SCST_CLUSTER_TEST=scst_cluster_two_groups_active_active benches/scst-cluster.sh runs
-# seed 003's active/active cluster (tests/fixtures/cluster/cluster-scst-aa.toml) instead.
+# seed 003's active/active cluster (tests/fixtures/cluster/cluster-scst-aa.toml,
+# tests/scst_cluster_aa.rs) instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-1}
 test=${SCST_CLUSTER_TEST:-scst_cluster_alua_and_persistent_reservations_seen_from_the_initiator}
-cargo test --test scst_cluster --no-run
+# The test file that holds it: seed 003's in tests/scst_cluster_aa.rs.
+file=scst_cluster
+if [ "$test" = scst_cluster_two_groups_active_active ]; then
+  file=scst_cluster_aa
+fi
+cargo test --test "$file" --no-run
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 for i in $(seq "$runs"); do
   echo "## run $i"
-  cargo test --test scst_cluster -- --ignored --exact \
+  cargo test --test "$file" -- --ignored --exact \
     "$test" --nocapture 2>&1 \
     | grep -E '^\||image built|LUN served|panicked|test result' | tee -a "$log"
 done

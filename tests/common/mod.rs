@@ -13,6 +13,7 @@ pub mod qemu;
 pub mod registry;
 pub mod safety;
 pub mod scsi_spc;
+pub mod scst_lab;
 pub mod scstimage;
 pub mod server;
 pub mod vm;
