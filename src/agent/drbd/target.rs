@@ -56,11 +56,7 @@ pub fn run(
     };
     match action {
         "start" | "promote" => {
-            let first = if action == "start" {
-                part.drbd(drbd, "start")
-            } else {
-                part.drbd(drbd, "promote")
-            };
+            let first = part.drbd(drbd, action);
             // DRBD did not reach the state the target needs: the target is left alone.
             if first != Rc::Success {
                 return first;
@@ -74,11 +70,7 @@ pub fn run(
             if first != Rc::Success {
                 return first;
             }
-            if action == "demote" {
-                part.drbd(drbd, "demote")
-            } else {
-                part.drbd(drbd, "stop")
-            }
+            part.drbd(drbd, action)
         }
         "monitor" => {
             let d = part.drbd(drbd, "monitor");
