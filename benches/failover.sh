@@ -9,8 +9,11 @@
 # switchover as seed 004 measured it, in the cluster's log: from the move constraint
 # landing in the CIB to I/O again (the rest is the move command itself). With --agent linbit the
 # cluster runs DRBD under LINBIT's ocf:linbit:drbd instead of ocf:sanforge:drbd
-# (`drbd-agent` of the cluster file, SANFORGE_DRBD_AGENT), for a before/after.
-# Usage: benches/failover.sh [--logs DIR] [--agent sanforge|linbit] [RUNS]   (two QEMU VMs under TCG, a few
+# (`drbd-agent` of the cluster file, SANFORGE_DRBD_AGENT), for a before/after. The
+# switchover is the image's `sanforge-init switchover r0` (moves, waits, removes its
+# constraint); with --move crm_resource it is Pacemaker's `crm_resource --move
+# --promoted` then `--clear` (SANFORGE_SWITCHOVER), for a before/after.
+# Usage: benches/failover.sh [--logs DIR] [--agent sanforge|linbit] [--move sanforge|crm_resource] [RUNS]   (two QEMU VMs under TCG, a few
 # minutes per run; run it on an otherwise idle machine for figures)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +25,11 @@ fi
 if [ "${1:-}" = --agent ]; then
   export SANFORGE_DRBD_AGENT=$2
   echo "drbd agent: ocf:$2:drbd"
+  shift 2
+fi
+if [ "${1:-}" = --move ]; then
+  export SANFORGE_SWITCHOVER=$2
+  echo "switchover command: $2"
   shift 2
 fi
 runs=${1:-5}
@@ -47,5 +55,5 @@ echo "| planned switchover to I/O again | $(grep 'planned switchover' "$log" | a
 echo "| primary killed to I/O again | $(grep 'primary killed' "$log" | awk -F'|' '{print $3}' | tr -d ' s' | median) s |"
 if [ -n "$logs" ]; then
   echo "| switchover from the move constraint in the CIB to I/O again (seed 004's log measure) | $(grep -o 'constraint in the CIB to I/O again: [0-9.]*' "$log" | awk '{print $NF}' | median) s |"
-  echo "| the move command (crm_resource --move) until its constraint lands | $(grep -o 'the move command itself: [0-9.]*' "$log" | awk '{print $NF}' | median) s |"
+  echo "| the move command until its constraint lands | $(grep -o 'the move command itself: [0-9.]*' "$log" | awk '{print $NF}' | median) s |"
 fi

@@ -9,7 +9,9 @@
 //!
 //! * `two_nodes_fail_over_without_losing_acknowledged_writes` (in `cargo test`, about
 //!   3 minutes with the kernel cached; `SANFORGE_SKIP_E2E=1` skips it): the
-//!   planned switchover (`crm_resource --move --promoted`), then a power loss of the new
+//!   planned switchover (the image's `sanforge-init switchover r0`, or
+//!   `crm_resource --move --promoted` with `SANFORGE_SWITCHOVER=crm_resource`; no move
+//!   constraint may be left and no failback happen), then a power loss of the new
 //!   primary (QEMU monitor `quit`); the acknowledged writes that do not read back
 //!   intact afterwards must be 0. Prints boot, switchover and failover times.
 //! * `lvm_on_drbd_switches_over_without_losing_acknowledged_writes` (ignored, about
@@ -105,34 +107,70 @@ fn two_nodes_fail_over_without_losing_acknowledged_writes() {
     let other = 1 - first;
     let other_name = NAMES[other];
 
-    // (a) Planned switchover: move the Promoted role to the other node.
+    // (a) Planned switchover: move the Promoted role to the other node with the
+    // image's operator command (checks the peer, moves, waits for the cluster, removes
+    // its move constraint), or with Pacemaker's own `crm_resource --move` then
+    // `--clear` when SANFORGE_SWITCHOVER=crm_resource (benches/failover.sh --move
+    // crm_resource, for a before/after). The command runs on a thread: the writer's
+    // I/O resumes while it still waits for the cluster to settle.
+    let crm = std::env::var("SANFORGE_SWITCHOVER").as_deref() == Ok("crm_resource");
+    let cmd = if crm {
+        format!("crm_resource --move --promoted -r drbd-r0-clone --node {other_name}")
+    } else {
+        format!("/init switchover r0 --to {other_name}")
+    };
     let gaps = run.gaps();
     let mut events = vec![(format!("move to {other_name}"), SystemTime::now())];
     let t_move = Instant::now();
-    let moved = pair
-        .node(0)
-        .sh(&format!(
-            "crm_resource --move --promoted -r drbd-r0-clone --node {other_name}"
-        ))
-        .unwrap_or_else(|e| format!("control shell: {e}"));
-    let switchover = run
-        .resumed(gaps, Duration::from_secs(120))
-        .map(|r| r - t_move);
-    events.push(("switchover: I/O again".into(), SystemTime::now()));
+    let (switchover, moved) = std::thread::scope(|s| {
+        let node = pair.node(0);
+        let moved = s.spawn(|| node.sh(&cmd));
+        let switchover = run
+            .resumed(gaps, Duration::from_secs(120))
+            .map(|r| r - t_move);
+        let moved = moved
+            .join()
+            .unwrap()
+            .unwrap_or_else(|e| format!("control shell: {e}"));
+        (switchover, moved)
+    });
+    // When the writer resumed (the command may have returned well after it).
+    let resumed_wall = SystemTime::now() - (t_move + switchover.unwrap_or_default()).elapsed();
+    events.push(("switchover: I/O again".into(), resumed_wall));
     assert!(
         switchover.is_some(),
         "I/O did not resume after the switchover\n{moved}\n{:?}\n{}",
         run.progress,
         pair.states()
     );
-    assert_eq!(run.portal(), other, "writes did not move to {other_name}");
-    // Drop the move constraint: the Promoted role must stay where it is (no
-    // automatic failback), so writes keep going to the same portal. A failback would
-    // start within the transition the clear triggers: `crm_resource --wait` waits
-    // for it to end, then writes must still flow on the same portal with no new gap.
-    let _ = pair.node(0).sh("crm_resource --clear -r drbd-r0-clone");
+    assert_eq!(
+        run.portal(),
+        other,
+        "writes did not move to {other_name}\n{moved}"
+    );
+    if crm {
+        let _ = pair.node(0).sh("crm_resource --clear -r drbd-r0-clone");
+    } else {
+        eprintln!("{moved}");
+        assert!(
+            moved.contains("move constraint removed: r0 stays on"),
+            "switchover did not finish:\n{moved}"
+        );
+    }
+    // No move constraint is left, and the Promoted role stays where it is (no
+    // automatic failback): a failback would start within the transition the clear
+    // triggered; `crm_resource --wait` waits for it to end, then writes must still
+    // flow on the same portal with no new gap.
     let gaps_after_clear = run.gaps();
     let _ = pair.node(0).sh("crm_resource --wait --timeout=30s");
+    let constraints = pair
+        .node(1)
+        .sh("cibadmin -Q -o constraints")
+        .unwrap_or_default();
+    assert!(
+        constraints.contains("<constraints") && !constraints.contains("cli-prefer"),
+        "a move constraint is left:\n{constraints}"
+    );
     assert!(
         run.advances(10, Duration::from_secs(60)),
         "writes do not progress on {other_name}"
@@ -192,7 +230,12 @@ fn two_nodes_fail_over_without_losing_acknowledged_writes() {
         pair.served_after.as_secs_f64()
     );
     eprintln!(
-        "| planned switchover (crm_resource --move) to I/O again | {:.2} s |",
+        "| planned switchover ({}) to I/O again | {:.2} s |",
+        if crm {
+            "crm_resource --move"
+        } else {
+            "sanforge-init switchover"
+        },
         switchover.unwrap().as_secs_f64()
     );
     eprintln!(

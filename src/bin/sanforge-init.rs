@@ -52,6 +52,10 @@ usage: sanforge-init                       run as PID 1 (the image's /init)
                                            and the services' lines (`[SECONDS] APP: TEXT`), or one service's
        sanforge-init status [--json]         what this node is and does: image, boot slot, boot timeline, hardware,
                                            targets with LUNs, backing devices and sessions, services, HA, errors
+       sanforge-init switchover RESOURCE [--to NODE] [--keep] [--timeout SECONDS]
+                                           planned switchover of a DRBD resource and its target to the other
+                                           node: checks the peer is UpToDate, moves, waits, removes the move
+                                           constraint (`sanforge-init switchover --help`)
 
 steps: mounts, load-modules, hardware (coldplug, udev, report), storage [NODE_TOML] (md, LVM, target state,
        report), network, network-plan [NODE_TOML] (the netlink
@@ -121,6 +125,9 @@ fn main() -> ExitCode {
             run_in_netns(name, file)
         }
         [cmd, rest @ ..] if cmd == "status" => status(&mut RealSys::new(SysRoot::new("/")), rest),
+        [cmd, rest @ ..] if cmd == "switchover" => {
+            switchover(&mut RealSys::new(SysRoot::new("/")), rest)
+        }
         [cmd, tag] if cmd == init::logs::RELAY => {
             let mut kmsg = std::fs::OpenOptions::new()
                 .write(true)
@@ -467,6 +474,29 @@ fn status(sys: &mut dyn Sys, args: &[String]) -> ExitCode {
             .try_for_each(|l| writeln!(out, "{l}"))
     };
     ExitCode::SUCCESS
+}
+
+/// `switchover ARGS` (see [`init::switchover`]): 0 done, 1 refused or failed, 2 usage.
+fn switchover(sys: &mut dyn Sys, args: &[String]) -> ExitCode {
+    use init::switchover::{run, Request, USAGE};
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    let req = match Request::parse(args) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: switchover: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(sys, &req, &mut std::io::stdout().lock()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: switchover {}: {e}", req.resource);
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// A DHCP event with the lease from this process's environment (udhcpc's variables).

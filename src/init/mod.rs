@@ -41,6 +41,7 @@ pub mod status;
 pub mod status_ha;
 pub mod storage;
 pub mod supervisor;
+pub mod switchover;
 pub mod time;
 pub mod udev;
 

@@ -648,3 +648,17 @@ pub fn run(action: Option<&str>, env: &Env, sys: &mut dyn Sys) -> Rc {
         &mut std::io::stderr().lock(),
     )
 }
+
+/// DRBD resource `resource` (minor `minor`) as this node sees it, read as the agent
+/// reads it (DRBD 8.4: `/proc/drbd`; DRBD 9: `drbdsetup status`); `Ok(None)` when it
+/// is not configured. For operator commands (`sanforge-init switchover`).
+pub fn look(sys: &mut dyn Sys, resource: &str, minor: u32) -> Result<Option<Status>, String> {
+    let env = Env::from_pairs([
+        ("OCF_RESKEY_drbd_resource", resource.to_string()),
+        ("OCF_RESKEY_drbd_minor", minor.to_string()),
+        ("OCF_RESKEY_CRM_meta_timeout", "10000".to_string()),
+    ]);
+    let params = Params::from_env(&env)?;
+    let mut sink = std::io::sink();
+    Agent::new(params, &env, sys, Log::named(AGENT, &env, &mut sink)).look()
+}
