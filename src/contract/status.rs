@@ -172,6 +172,50 @@ pub struct Ha {
     /// Pacemaker's failed resource actions, one line each.
     #[serde(default)]
     pub failures: Vec<String>,
+    /// Negative location constraints (`crm_mon -L`): a `cli-ban-…` a move left
+    /// behind keeps a resource off a node, failover included.
+    #[serde(default)]
+    pub bans: Vec<Ban>,
+}
+
+/// One `<ban>` of `crm_mon -L --output-as=xml`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ban {
+    /// The constraint's id (`cli-ban-drbd-r0-clone-on-beta`).
+    pub id: String,
+    pub resource: String,
+    pub node: String,
+    /// Only the Promoted role is kept off the node.
+    pub promoted_only: bool,
+}
+
+impl Ban {
+    /// One line for people: `cli-ban-r-on-beta: r kept off beta (…origin…)`.
+    pub fn line(&self) -> String {
+        format!(
+            "{}: {}{} kept off {} ({})",
+            self.id,
+            self.resource,
+            if self.promoted_only {
+                " (Promoted role)"
+            } else {
+                ""
+            },
+            self.node,
+            self.origin()
+        )
+    }
+
+    /// What made it, for people: a move left behind, or DRBD's fence-peer handler.
+    pub fn origin(&self) -> &'static str {
+        if self.id.starts_with("cli-") {
+            "left by a move or ban: `crm_resource --clear` removes it"
+        } else if self.id.starts_with("drbd-fence-by-handler-") {
+            "DRBD's fence-peer constraint: lifted once the peer is resynced"
+        } else {
+            "from the configuration"
+        }
+    }
 }
 
 /// One resource instance in `crm_mon`'s `<resources>` (clones and groups flattened).
@@ -390,6 +434,9 @@ fn render_ha(st: &Status, out: &mut Vec<String>) {
         }
         for f in &h.failures {
             out.push(format!("  failed action {f}"));
+        }
+        for b in &h.bans {
+            out.push(format!("  ban {}", b.line()));
         }
         for r in &h.reports {
             out.push(format!("  $ {} ({})", r.command, r.exit));

@@ -485,6 +485,7 @@ fn ha(sys: &mut dyn Sys) -> Option<Ha> {
                 h.resources = p.resources;
                 h.fail_counts = p.fail_counts;
                 h.failures = p.failures;
+                h.bans = p.bans;
             }
         }
     }

@@ -1,20 +1,28 @@
 //! The parts of `sanforge-init status` read from the HA stack and the target stack's
 //! ALUA groups: Pacemaker's resource instances with their roles, fail counts and
-//! failed actions from `crm_mon -1 -r -f --output-as=xml` (its XML API, the
+//! failed actions and bans from `crm_mon -1 -r -f -L --output-as=xml` (its XML API, the
 //! `crm_mon-2.x.rng` schema Pacemaker ships, rather than the text meant for people),
 //! and each target port group's access state from LIO configfs
 //! (`core/HBA/DEV/alua/GROUP/alua_access_state`, a number) and SCST sysfs
 //! (`device_groups/DG/target_groups/TG/state`, a name). Pure parsing over [`Sys`]:
 //! runs on fake trees and recorded outputs.
 
-use crate::contract::status::{AluaGroup, FailCount, HaResource};
+use crate::contract::status::{AluaGroup, Ban, FailCount, HaResource};
 use crate::scsi::alua::AluaState;
 use crate::scsi::lio::CONFIGFS_TARGET;
 use crate::sys::{FileKind, Sys};
 use std::path::Path;
 
-/// The command that prints Pacemaker's state as XML.
-pub const CRM_MON_XML: [&str; 5] = ["/usr/sbin/crm_mon", "-1", "-r", "-f", "--output-as=xml"];
+/// The command that prints Pacemaker's state as XML: inactive resources too (`-r`),
+/// fail counts (`-f`) and the negative location constraints (`-L`, `<bans>`).
+pub const CRM_MON_XML: [&str; 6] = [
+    "/usr/sbin/crm_mon",
+    "-1",
+    "-r",
+    "-f",
+    "-L",
+    "--output-as=xml",
+];
 
 /// What `crm_mon --output-as=xml` says about resources.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -22,6 +30,7 @@ pub struct Pacemaker {
     pub resources: Vec<HaResource>,
     pub fail_counts: Vec<FailCount>,
     pub failures: Vec<String>,
+    pub bans: Vec<Ban>,
 }
 
 fn attr(n: roxmltree::Node, name: &str) -> String {
@@ -109,6 +118,16 @@ pub fn parse_crm_mon(xml: &str) -> Result<Pacemaker, String> {
             ));
         }
     }
+    if let Some(bans) = child(root, "bans") {
+        for b in bans.children().filter(|c| c.tag_name().name() == "ban") {
+            p.bans.push(Ban {
+                id: attr(b, "id"),
+                resource: attr(b, "resource"),
+                node: attr(b, "node"),
+                promoted_only: b.attribute("promoted-only") == Some("true"),
+            });
+        }
+    }
     Ok(p)
 }
 
@@ -179,6 +198,26 @@ mod tests {
     /// by `crm_simulate` (alpha promoted, a failed monitor of alua-r0 on beta).
     const RECORDED: &str =
         include_str!("../../tests/fixtures/pacemaker/crm_mon-two-nodes-promoted.xml");
+
+    /// Recorded: `crm_mon -1 -r -f -L --output-as=xml` (Pacemaker 2.1.5) on the LIO
+    /// cluster's CIB after `crm_resource --ban -r drbd-r0-clone --node beta` and the
+    /// constraint DRBD's crm-fence-peer.sh places (a rule: Promoted only on alpha).
+    #[test]
+    fn bans_of_a_recorded_crm_mon_say_where_they_come_from() {
+        let xml = include_str!("../../tests/fixtures/pacemaker/crm_mon-bans.xml");
+        let p = parse_crm_mon(xml).unwrap();
+        let lines: Vec<String> = p.bans.iter().map(Ban::line).collect();
+        assert_eq!(
+            lines,
+            [
+                "drbd-fence-by-handler-r0-rule-drbd-r0-clone: drbd-r0-clone (Promoted role) kept off beta \
+                 (DRBD's fence-peer constraint: lifted once the peer is resynced)",
+                "cli-ban-drbd-r0-clone-on-beta: drbd-r0-clone kept off beta \
+                 (left by a move or ban: `crm_resource --clear` removes it)",
+            ]
+        );
+        assert!(parse_crm_mon(RECORDED).unwrap().bans.is_empty());
+    }
 
     #[test]
     fn roles_failures_and_fail_counts_of_a_recorded_crm_mon() {

@@ -421,14 +421,21 @@ fn wait_and_check(
     Ok(())
 }
 
-/// The failed actions `crm_mon` reports, as lines to append to an error.
+/// The failed actions and bans `crm_mon` reports, as lines to append to an error.
 fn failures(r: &mut Run) -> String {
     match r
         .run(&CRM_MON_XML, CIB_TIMEOUT)
         .and_then(|x| parse_crm_mon(&x))
     {
-        Ok(p) if p.failures.is_empty() => "; crm_mon reports no failed action".into(),
-        Ok(p) => format!("; failed actions:\n  {}", p.failures.join("\n  ")),
+        Ok(p) => {
+            let mut lines = p.failures;
+            lines.extend(p.bans.iter().map(|b| format!("ban {}", b.line())));
+            if lines.is_empty() {
+                "; crm_mon reports no failed action and no ban".into()
+            } else {
+                format!("; crm_mon reports:\n  {}", lines.join("\n  "))
+            }
+        }
         Err(e) => format!("; crm_mon: {e}"),
     }
 }

@@ -45,7 +45,7 @@ const MOVE: &str = "/usr/sbin/cibadmin --modify --allow-create -o constraints --
      <rsc_location id=\"cli-prefer-drbd-r0-clone\" rsc=\"drbd-r0-clone\" role=\"Promoted\" node=\"beta\" score=\"INFINITY\"/>";
 const CLEAR: &str =
     "/usr/sbin/cibadmin --delete --xml-text <rsc_location id=\"cli-prefer-drbd-r0-clone\"/>";
-const CRM_MON: &str = "/usr/sbin/crm_mon -1 -r -f --output-as=xml";
+const CRM_MON: &str = "/usr/sbin/crm_mon -1 -r -f -L --output-as=xml";
 
 /// crm_mon's XML with the Promoted instance of drbd-r0-clone on `node`.
 fn crm_mon_promoted_on(node: &str) -> String {
@@ -188,7 +188,7 @@ fn a_move_that_does_not_happen_in_time_removes_its_constraint() {
         "{e}"
     );
     assert!(
-        e.contains("failed actions:\n  alua-r0_monitor_10000"),
+        e.contains("crm_mon reports:\n  alua-r0_monitor_10000"),
         "{e}"
     );
     assert_eq!(runs.first().map(String::as_str), Some(MOVE));
