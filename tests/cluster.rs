@@ -216,11 +216,10 @@ fn drbd_res_has_protocol_c_fencing_and_handlers() {
         "crm-fence-peer.9.sh",
         "crm-unfence-peer.9.sh",
         "auto-promote no;",
-        // A Secondary notices a dead Primary within twice ping-int + ping-timeout
-        // (5 s), and `timeout` stays below ping-int (drbd.conf(5)).
-        "ping-int 2;",
+        // A Secondary notices a dead Primary within ping-int + ping-timeout.
+        "ping-int 3;",
         "ping-timeout 10;",
-        "timeout 15;",
+        "timeout 25;",
         "on \"alpha\"",
         "on \"beta\"",
         "address 10.0.1.1:7789;",

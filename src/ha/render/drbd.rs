@@ -49,23 +49,26 @@ pub fn drbd_secret(s: &Secrets) -> Result<String> {
 
 /// DRBD's liveness timers in the `net` section, for a failover within seconds (DRBD's
 /// defaults are ping-int 10 s, ping-timeout 0.5 s, timeout 6 s). A Secondary notices
-/// that its Primary died only when a ping goes unanswered, and until then it refuses to
-/// become Primary (the peer still looks Primary). DRBD 8.4's ack receiver waits
-/// `ping-int` for a packet, and when the data socket received something within that
-/// time it waits `ping-int` again before it pings: the death is seen between
-/// `ping-int` + `ping-timeout` and twice `ping-int` + `ping-timeout` after it (the
-/// defaults: 13 s measured). At 3 s + 1 s that was 6.1 to 6.8 s after a power loss
-/// (benches/failover-steps.sh), over a second after Pacemaker asked for the promote
-/// (5.3 s: Corosync's token 3 s + consensus 1.5 s, then the scheduler), so the promote
-/// waited for DRBD; at 2 s + 1 s it is 3 to 5 s, before the promote is asked for.
-/// `ping-timeout` is doubled from the default: a ping answered late on a loaded host
-/// must not cost a reconnect and resync (the idle soak of tests/failover.rs counts DRBD
-/// state changes). `timeout` (tenths of a second) must stay below `ping-int`
-/// (drbd.conf(5)): 1.5 s per try, times `ko-count` (7) before a peer that does not
-/// answer a write is dropped, which is what a loaded host must survive.
-pub const PING_INT_S: u32 = 2;
+/// that its Primary died only when a ping goes unanswered: `ping-int` + `ping-timeout`
+/// after the death, 10.5 s at worst with the defaults, and until then it refuses to
+/// become Primary (the peer still looks Primary), which held up the promote after a
+/// power loss far longer than Corosync's token + consensus (4 to 4.5 s at token 3 s).
+/// At 3 s + 1 s it ends about when Pacemaker asks for the promote (measured 5.9 and
+/// 6.1 s after the power loss on a loaded TCG host, against 13 s before). `ping-timeout` is doubled from the default: a ping
+/// answered late on a loaded host must not cost a reconnect and resync (the idle soak
+/// of tests/failover.rs counts DRBD state changes). `timeout` (tenths of a second) must
+/// stay below `ping-int` (drbd.conf(5)): 2.5 s per try, times `ko-count` (7) before a
+/// peer that does not answer a write is dropped.
+///
+/// ping-int 2 s (timeout 1.5 s) was tried and not kept: the death was seen 3.1 to
+/// 5.7 s after it, but the promote then ran DRBD's fence-peer handler
+/// (crm-fence-peer.sh) before the DC had recorded the peer as offline in the CIB, and
+/// the handler then asks the dead peer's controller (`crmadmin -S`, seconds of
+/// timeout) and polls the CIB every 2 s: 2.7 to 3.1 s in the handler instead of 1.3 to
+/// 2.0 s, failover median 9.18 s over 5 runs (benches/failover.sh --logs).
+pub const PING_INT_S: u32 = 3;
 pub const PING_TIMEOUT_DS: u32 = 10;
-pub const TIMEOUT_DS: u32 = 15;
+pub const TIMEOUT_DS: u32 = 25;
 
 #[derive(Serialize)]
 struct ResData<'a> {
