@@ -113,26 +113,14 @@ fn two_nodes_fail_over_without_losing_acknowledged_writes() {
     // `--clear` when SANFORGE_SWITCHOVER=crm_resource (benches/failover.sh --move
     // crm_resource, for a before/after). The command runs on a thread: the writer's
     // I/O resumes while it still waits for the cluster to settle.
-    let crm = std::env::var("SANFORGE_SWITCHOVER").as_deref() == Ok("crm_resource");
-    let cmd = if crm {
-        format!("crm_resource --move --promoted -r drbd-r0-clone --node {other_name}")
-    } else {
-        format!("/init switchover r0 --to {other_name}")
-    };
+    let crm = crm_switchover();
+    let cmd = switchover_cmd("r0", other_name);
     let gaps = run.gaps();
     let mut events = vec![(format!("move to {other_name}"), SystemTime::now())];
     let t_move = Instant::now();
-    let (switchover, moved) = std::thread::scope(|s| {
-        let node = pair.node(0);
-        let moved = s.spawn(|| node.sh(&cmd));
-        let switchover = run
-            .resumed(gaps, Duration::from_secs(120))
-            .map(|r| r - t_move);
-        let moved = moved
-            .join()
-            .unwrap()
-            .unwrap_or_else(|e| format!("control shell: {e}"));
-        (switchover, moved)
+    let (switchover, moved) = while_running(pair.node(0), &cmd, || {
+        run.resumed(gaps, Duration::from_secs(120))
+            .map(|r| r - t_move)
     });
     // When the writer resumed (the command may have returned well after it).
     let resumed_wall = SystemTime::now() - (t_move + switchover.unwrap_or_default()).elapsed();
@@ -148,15 +136,10 @@ fn two_nodes_fail_over_without_losing_acknowledged_writes() {
         other,
         "writes did not move to {other_name}\n{moved}"
     );
-    if crm {
-        let _ = pair.node(0).sh("crm_resource --clear -r drbd-r0-clone");
-    } else {
+    if !crm {
         eprintln!("{moved}");
-        assert!(
-            moved.contains("move constraint removed: r0 stays on"),
-            "switchover did not finish:\n{moved}"
-        );
     }
+    clear_move(pair.node(0), "r0", &moved);
     // No move constraint is left, and the Promoted role stays where it is (no
     // automatic failback): a failback would start within the transition the clear
     // triggered; `crm_resource --wait` waits for it to end, then writes must still

@@ -256,14 +256,13 @@ fn scst_cluster_alua_and_persistent_reservations_seen_from_the_initiator() {
     );
     let gaps = run.gaps();
     let t_move = Instant::now();
-    let _ = pair.node(0).sh(&format!(
-        "crm_resource --move --promoted -r drbd-r0-clone --node {}",
-        NAMES[first]
-    ));
-    let moved = takeover(&run, gaps, first, Duration::from_secs(120));
-    let switch2 = t_move.elapsed();
-    assert!(moved.is_ok(), "{moved:?}\n{}", states(&pair));
-    let _ = pair.node(0).sh("crm_resource --clear -r drbd-r0-clone");
+    let ((moved, switch2), out) =
+        while_running(pair.node(0), &switchover_cmd("r0", NAMES[first]), || {
+            let moved = takeover(&run, gaps, first, Duration::from_secs(120));
+            (moved, t_move.elapsed())
+        });
+    assert!(moved.is_ok(), "{moved:?}\n{out}\n{}", states(&pair));
+    clear_move(pair.node(0), "r0", &out);
     assert!(run.advances(10, Duration::from_secs(60)));
 
     // Unplanned: the primary loses power (QEMU quit); the other node takes over with
@@ -293,7 +292,12 @@ fn scst_cluster_alua_and_persistent_reservations_seen_from_the_initiator() {
         NAMES[other]
     );
     eprintln!(
-        "| planned switchover (crm_resource --move) to LUN served | {:.2} s |",
+        "| planned switchover ({}) to LUN served | {:.2} s |",
+        if crm_switchover() {
+            "crm_resource --move"
+        } else {
+            "sanforge-init switchover"
+        },
         switch1.as_secs_f64()
     );
     eprintln!(

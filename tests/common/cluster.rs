@@ -842,3 +842,48 @@ pub fn set_link(pair: &Pair, i: usize, link: usize, up: bool) {
         if up { "on" } else { "off" }
     ));
 }
+
+/// The planned switchover of DRBD resource `res` to node `to`: the image's
+/// `sanforge-init switchover` (it waits for the cluster and removes its move
+/// constraint), or with `SANFORGE_SWITCHOVER=crm_resource` Pacemaker's `crm_resource
+/// --move --promoted` (the caller clears it: [`clear_move`]).
+pub fn switchover_cmd(res: &str, to: &str) -> String {
+    if crm_switchover() {
+        format!("crm_resource --move --promoted -r drbd-{res}-clone --node {to}")
+    } else {
+        format!("/init switchover {res} --to {to}")
+    }
+}
+
+/// Whether the switchover is Pacemaker's `crm_resource --move` (see [`switchover_cmd`]).
+pub fn crm_switchover() -> bool {
+    std::env::var("SANFORGE_SWITCHOVER").as_deref() == Ok("crm_resource")
+}
+
+/// After [`switchover_cmd`] returned `out`: `crm_resource --clear` when the move was
+/// Pacemaker's, else a check that the command finished and removed its constraint.
+pub fn clear_move(node: &Node, res: &str, out: &str) {
+    if crm_switchover() {
+        let _ = node.sh(&format!("crm_resource --clear -r drbd-{res}-clone"));
+    } else {
+        assert!(
+            out.contains(&format!("move constraint removed: {res} stays on")),
+            "switchover did not finish:\n{out}"
+        );
+    }
+}
+
+/// Runs `cmd` on `node` on its own thread while `watch` runs here (the switchover
+/// command returns only once the cluster settled, after the I/O resumed); `watch`'s
+/// result and the command's output.
+pub fn while_running<T>(node: &Node, cmd: &str, watch: impl FnOnce() -> T) -> (T, String) {
+    std::thread::scope(|s| {
+        let h = s.spawn(|| node.sh(cmd));
+        let t = watch();
+        let out = h
+            .join()
+            .unwrap()
+            .unwrap_or_else(|e| format!("control shell: {e}"));
+        (t, out)
+    })
+}

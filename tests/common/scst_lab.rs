@@ -146,28 +146,22 @@ pub fn primary_of(pair: &Pair, minor: u32) -> usize {
         .unwrap_or_else(|| panic!("no DRBD Primary for minor {minor}\n{}", states(pair)))
 }
 
-/// Moves the Promoted role to node `to` and waits until its portal serves the LUN;
-/// the time that took. Clears the move constraint afterwards.
+/// Moves the Promoted role to node `to` ([`switchover_cmd`]) and waits until its
+/// portal serves the LUN; the time that took. No move constraint is left afterwards.
 pub fn move_to(pair: &Pair, to: usize) -> Duration {
     let t = Instant::now();
-    let out = pair
-        .node(0)
-        .sh(&format!(
-            "crm_resource --move --promoted -r drbd-r0-clone --node {}",
-            NAMES[to]
-        ))
-        .unwrap_or_default();
-    let served = wait_served(&pair.portals[to..to + 1], Duration::from_secs(120));
-    let took = t.elapsed();
+    let (served, out) = while_running(pair.node(0), &switchover_cmd("r0", NAMES[to]), || {
+        wait_served(&pair.portals[to..to + 1], Duration::from_secs(120)).map(|_| t.elapsed())
+    });
     assert!(
         served.is_some(),
         "{} does not serve after the move\n{out}\n{}",
         NAMES[to],
         states(pair)
     );
-    let _ = pair.node(0).sh("crm_resource --clear -r drbd-r0-clone");
+    clear_move(pair.node(0), "r0", &out);
     let _ = pair.node(0).sh("crm_resource --wait --timeout=60s");
-    took
+    served.unwrap()
 }
 
 /// The SCST release imported into the builder's cache (kept while the returned
