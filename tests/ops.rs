@@ -187,6 +187,47 @@ fn a_scrape_of_a_booted_tree_passes_promtool() {
     );
 }
 
+/// HA metrics of a node whose `crm_mon` answers with the bans recorded from Pacemaker
+/// 2.1.5 (a `crm_resource --ban` and DRBD's fence-peer constraint): promtool accepts
+/// the scrape, and each ban is a sample labelled with where it comes from.
+#[test]
+fn a_scrape_names_the_clusters_bans_and_passes_promtool() {
+    let t = node_tree();
+    let r = run(t.path(), &["boot"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    write(
+        t.path(),
+        "proc/drbd",
+        "version: 8.4.11 (api:1/proto:86-101)\n 0: cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate C r-----\n",
+    );
+    write(t.path(), "usr/sbin/crm_mon", "");
+    write(
+        t.path(),
+        "fake-run/crm_mon",
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pacemaker/crm_mon-bans.xml"),
+        )
+        .unwrap(),
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_sanforge-init"))
+        .arg("--root")
+        .arg(t.path())
+        .arg("metrics")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", show(&o));
+    let text = String::from_utf8(o.stdout).unwrap();
+    let (ok, out) = promtool_check(&text);
+    assert!(ok, "promtool check metrics: {out}\n{text}");
+    for want in [
+        "sanforge_ha_ban_info{id=\"cli-ban-drbd-r0-clone-on-beta\",resource=\"drbd-r0-clone\",node=\"beta\",role=\"any\",origin=\"move\"} 1",
+        "sanforge_ha_ban_info{id=\"drbd-fence-by-handler-r0-rule-drbd-r0-clone\",resource=\"drbd-r0-clone\",node=\"beta\",role=\"Promoted\",origin=\"drbd-fence\"} 1",
+        "sanforge_ha_failed_actions 0",
+    ] {
+        assert!(text.contains(want), "missing {want}:\n{text}");
+    }
+}
+
 #[test]
 fn the_exporter_says_when_its_port_is_taken() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

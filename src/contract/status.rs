@@ -206,14 +206,24 @@ impl Ban {
         )
     }
 
+    /// What made it, as a metric label: `move` (`cli-…`: a move or ban left behind),
+    /// `drbd-fence` (DRBD's fence-peer handler) or `config`.
+    pub fn origin_kind(&self) -> &'static str {
+        if self.id.starts_with("cli-") {
+            "move"
+        } else if self.id.starts_with("drbd-fence-by-handler-") {
+            "drbd-fence"
+        } else {
+            "config"
+        }
+    }
+
     /// What made it, for people: a move left behind, or DRBD's fence-peer handler.
     pub fn origin(&self) -> &'static str {
-        if self.id.starts_with("cli-") {
-            "left by a move or ban: `crm_resource --clear` removes it"
-        } else if self.id.starts_with("drbd-fence-by-handler-") {
-            "DRBD's fence-peer constraint: lifted once the peer is resynced"
-        } else {
-            "from the configuration"
+        match self.origin_kind() {
+            "move" => "left by a move or ban: `crm_resource --clear` removes it",
+            "drbd-fence" => "DRBD's fence-peer constraint: lifted once the peer is resynced",
+            _ => "from the configuration",
         }
     }
 }

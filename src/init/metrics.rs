@@ -346,7 +346,8 @@ fn lun_metrics(o: &mut Out, sys: &mut dyn Sys, st: &Status) {
     }
 }
 
-/// HA: DRBD roles, states and resync backlog, Corosync quorum.
+/// HA: DRBD roles, states and resync backlog, Pacemaker's bans and failed actions,
+/// Corosync quorum.
 fn ha_metrics(o: &mut Out, st: &Status) {
     if let Some(h) = &st.ha {
         let minors: Vec<String> = h.drbd.iter().map(|d| d.minor.to_string()).collect();
@@ -405,6 +406,36 @@ fn ha_metrics(o: &mut Out, st: &Status) {
             "Data DRBD still has to resynchronise",
             &oos,
         );
+        let bans: Vec<(Vec<(&str, &str)>, f64)> = h
+            .bans
+            .iter()
+            .map(|b| {
+                (
+                    vec![
+                        ("id", b.id.as_str()),
+                        ("resource", b.resource.as_str()),
+                        ("node", b.node.as_str()),
+                        ("role", if b.promoted_only { "Promoted" } else { "any" }),
+                        ("origin", b.origin_kind()),
+                    ],
+                    1.0,
+                )
+            })
+            .collect();
+        o.gauge_family(
+            "sanforge_ha_ban_info",
+            "gauge",
+            "A negative location constraint (crm_mon -L); origin move: left behind by a move or ban, it keeps the resource off the node even in a failover",
+            &bans,
+        );
+        if !h.resources.is_empty() {
+            o.family(
+                "sanforge_ha_failed_actions",
+                "gauge",
+                "Failed resource actions Pacemaker reports (crm_mon)",
+            );
+            o.sample("sanforge_ha_failed_actions", &[], h.failures.len() as f64);
+        }
         if let Some(q) = h.quorate {
             o.family(
                 "sanforge_ha_quorate",
