@@ -62,10 +62,12 @@ pub fn drbd_secret(s: &Secrets) -> Result<String> {
 ///
 /// ping-int 2 s (timeout 1.5 s) was tried and not kept: the death was seen 3.1 to
 /// 5.7 s after it, but the promote then ran DRBD's fence-peer handler
-/// (crm-fence-peer.sh) before the DC had recorded the peer as offline in the CIB, and
-/// the handler then asks the dead peer's controller (`crmadmin -S`, seconds of
-/// timeout) and polls the CIB every 2 s: 2.7 to 3.1 s in the handler instead of 1.3 to
-/// 2.0 s, failover median 9.18 s over 5 runs (benches/failover.sh --logs).
+/// (crm-fence-peer.sh) while the cluster was still settling (a new DC being elected),
+/// and the handler then asks the DC with growing timeouts and the dead peer's
+/// controller (`crmadmin -S`, seconds of timeout) while the CIB still shows it online,
+/// polling every 2 s: 2.05 to 3.1 s in the handler in 3 of 5 runs, against 1.24 to
+/// 1.35 s at ping-int 3; failover median 9.18 s over 5 runs (benches/failover.sh
+/// --logs).
 pub const PING_INT_S: u32 = 3;
 pub const PING_TIMEOUT_DS: u32 = 10;
 pub const TIMEOUT_DS: u32 = 25;
