@@ -146,6 +146,22 @@ fn boot_prints_and_writes_the_timeline_and_status_reads_the_tree_back() {
     );
 }
 
+/// `sanforge-init --root TREE metrics`: its text, once `promtool check metrics`
+/// accepted it.
+fn scrape_checked(tree: &Path) -> String {
+    let o = Command::new(env!("CARGO_BIN_EXE_sanforge-init"))
+        .arg("--root")
+        .arg(tree)
+        .arg("metrics")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", show(&o));
+    let text = String::from_utf8(o.stdout).unwrap();
+    let (ok, out) = promtool_check(&text);
+    assert!(ok, "promtool check metrics: {out}\n{text}");
+    text
+}
+
 #[test]
 fn a_scrape_of_a_booted_tree_passes_promtool() {
     let t = node_tree();
@@ -163,16 +179,7 @@ fn a_scrape_of_a_booted_tree_passes_promtool() {
     ] {
         std::fs::write(stats.join(f), format!("{v}\n")).unwrap();
     }
-    let o = Command::new(env!("CARGO_BIN_EXE_sanforge-init"))
-        .arg("--root")
-        .arg(t.path())
-        .arg("metrics")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", show(&o));
-    let text = String::from_utf8(o.stdout).unwrap();
-    let (ok, out) = promtool_check(&text);
-    assert!(ok, "promtool check metrics: {out}\n{text}");
+    let text = scrape_checked(t.path());
     assert!(
         text.contains("sanforge_lun_written_bytes_total{target=\"iqn.2026-11.org.example:san1\",tpg=\"1\",lun=\"0\"} 3145728"),
         "{text}"
@@ -209,16 +216,7 @@ fn a_scrape_names_the_clusters_bans_and_passes_promtool() {
         )
         .unwrap(),
     );
-    let o = Command::new(env!("CARGO_BIN_EXE_sanforge-init"))
-        .arg("--root")
-        .arg(t.path())
-        .arg("metrics")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", show(&o));
-    let text = String::from_utf8(o.stdout).unwrap();
-    let (ok, out) = promtool_check(&text);
-    assert!(ok, "promtool check metrics: {out}\n{text}");
+    let text = scrape_checked(t.path());
     for want in [
         "sanforge_ha_ban_info{id=\"cli-ban-drbd-r0-clone-on-beta\",resource=\"drbd-r0-clone\",node=\"beta\",role=\"any\",origin=\"move\"} 1",
         "sanforge_ha_ban_info{id=\"drbd-fence-by-handler-r0-rule-drbd-r0-clone\",resource=\"drbd-r0-clone\",node=\"beta\",role=\"Promoted\",origin=\"drbd-fence\"} 1",
