@@ -294,11 +294,13 @@ fn boot_uefi(out: &Path) -> String {
         .unwrap();
     let log = console_of(out);
     let mut console = String::new();
-    // `run` returns at ready; the blessing line follows it, give it up to a minute.
+    // `run` returns at ready; the blessing line follows it, give it up to a minute. A
+    // degraded boot ends with the state line, printed after the timeline, whose last
+    // row also says `state: degraded` (indented): wait for the line itself.
     let mut after_exit = 0;
     for _ in 0..7000 {
         console = std::fs::read_to_string(&log).unwrap_or_default();
-        if console.contains("boot slot") || console.contains("state: degraded") {
+        if console.contains("boot slot") || console.contains("sanforge-init: state: degraded") {
             break;
         }
         if child.try_wait().unwrap().is_some() {
