@@ -12,8 +12,11 @@
 # (`drbd-agent` of the cluster file, SANFORGE_DRBD_AGENT), for a before/after. The
 # switchover is the image's `sanforge-init switchover r0` (moves, waits, removes its
 # constraint); with --move crm_resource it is Pacemaker's `crm_resource --move
-# --promoted` then `--clear` (SANFORGE_SWITCHOVER), for a before/after.
-# Usage: benches/failover.sh [--logs DIR] [--agent sanforge|linbit] [--move sanforge|crm_resource] [RUNS]   (two QEMU VMs under TCG, a few
+# --promoted` then `--clear` (SANFORGE_SWITCHOVER), for a before/after. The host writer
+# makes one WRITE every 10 ms; --pace MS sets another pace, --pace 0 writes as fast as
+# acknowledged (SANFORGE_WRITER_PACE_MS; about 430 a second, which saturates both host
+# cores under TCG and slows every process in the guest 4 to 7 times).
+# Usage: benches/failover.sh [--logs DIR] [--agent sanforge|linbit] [--move sanforge|crm_resource] [--pace MS] [RUNS]   (two QEMU VMs under TCG, a few
 # minutes per run; run it on an otherwise idle machine for figures)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +33,11 @@ fi
 if [ "${1:-}" = --move ]; then
   export SANFORGE_SWITCHOVER=$2
   echo "switchover command: $2"
+  shift 2
+fi
+if [ "${1:-}" = --pace ]; then
+  export SANFORGE_WRITER_PACE_MS=$2
+  echo "writer pace: $2 ms (0: unpaced)"
   shift 2
 fi
 runs=${1:-5}

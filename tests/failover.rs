@@ -234,6 +234,7 @@ fn two_nodes_fail_over_without_losing_acknowledged_writes() {
             g.attempts
         );
     }
+    eprintln!("| writer pace | {} |", pace_text());
     eprintln!("| acknowledged writes | {} |", report.writes);
     eprintln!(
         "| blocks read back | {} |",

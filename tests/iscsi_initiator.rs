@@ -859,3 +859,19 @@ fn real_lio_target_login_read_write_verify_and_acl() {
     assert_eq!(report.in_flight, Some(g.in_flight));
     assert_eq!(g.in_flight.1, report.writes, "the write after the last ack");
 }
+
+#[test]
+fn a_paced_writer_waits_its_interval_between_writes() {
+    let (a, _b, _disk) = fake_pair(1000);
+    let portals = vec![Portal::new(a.addr, TARGET)];
+    let mut w = Writer::new(portals, INITIATOR, 0, FAKE_BS, 64);
+    w.max_writes = Some(6);
+    w.pace = Some(Duration::from_millis(40));
+    let stop = AtomicBool::new(false);
+    let report = w.run_until(&stop);
+    assert_eq!(report.writes, 6);
+    // six writes paced 40 ms apart: the last acknowledged at least 5 intervals after
+    // the first
+    let span = report.acked_at[5] - report.acked_at[0];
+    assert!(span >= Duration::from_millis(200), "{span:?}");
+}

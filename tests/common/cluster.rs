@@ -27,6 +27,35 @@ use std::time::{Duration, Instant};
 pub const INITIATOR: &str = "iqn.2026-11.org.example:host";
 pub const BLOCK: usize = 512;
 pub const NBLOCKS: u64 = 2048;
+/// The host writer's pace: one WRITE every 10 ms (100 a second, the gap measured to
+/// within 10 ms). Unpaced, the QD1 writer makes about 430 WRITEs a second, and the
+/// primary VM's iSCSI and DRBD threads, QEMU's user network and the peer's replication
+/// then take both host cores: every process in the guest runs 4 to 7 times slower
+/// (`cibadmin -Q` 0.15 s idle, 0.24 s at 100 writes a second, 0.7 to 1.1 s unpaced,
+/// TCG), which no real server serving a QD1 writer sees. `SANFORGE_WRITER_PACE_MS`
+/// sets another pace; 0 writes as fast as acknowledged (benches/failover.sh --pace).
+pub const WRITER_PACE: Duration = Duration::from_millis(10);
+
+/// The writer's pace as a table cell.
+pub fn pace_text() -> String {
+    match writer_pace() {
+        Some(p) => format!("one WRITE every {} ms", p.as_millis()),
+        None => "unpaced (as fast as acknowledged)".into(),
+    }
+}
+
+/// The host writer's pace: [`WRITER_PACE`] unless `SANFORGE_WRITER_PACE_MS` says
+/// otherwise (0: unpaced).
+pub fn writer_pace() -> Option<Duration> {
+    match std::env::var("SANFORGE_WRITER_PACE_MS") {
+        Err(_) => Some(WRITER_PACE),
+        Ok(v) => match v.trim().parse::<u64>() {
+            Ok(0) => None,
+            Ok(ms) => Some(Duration::from_millis(ms)),
+            Err(_) => panic!("SANFORGE_WRITER_PACE_MS={v:?}: expected whole milliseconds (0: unpaced)"),
+        },
+    }
+}
 pub const CTL_PORT: u16 = 7000;
 pub const NAMES: [&str; 2] = ["alpha", "beta"];
 /// The cluster the CI test and the fault matrix boot.
@@ -483,6 +512,7 @@ impl Run {
     /// [`Run::start`] on LUN `lun`.
     pub fn start_lun(portals: &[Portal], lun: u16) -> Run {
         let mut writer = Writer::new(portals.to_vec(), INITIATOR, lun, BLOCK, NBLOCKS);
+        writer.pace = writer_pace();
         let progress = writer.progress();
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();

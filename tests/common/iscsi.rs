@@ -1331,6 +1331,8 @@ pub struct Writer {
     pub max_writes: Option<u64>,
     /// First lba of the written range (default 0).
     pub first_lba: u64,
+    /// At most one WRITE per this interval (default: none, as fast as acknowledged).
+    pub pace: Option<Duration>,
     isid: [u8; 6],
     progress: Arc<Progress>,
 }
@@ -1367,6 +1369,7 @@ impl Writer {
             nblocks: nblocks.max(1),
             io_timeout: Duration::from_secs(5),
             round_pause: Duration::from_millis(200),
+            pace: None,
             max_writes: None,
             first_lba: 0,
             isid: random_isid(),
@@ -1440,6 +1443,7 @@ impl Writer {
         let n = self.portals.len();
         // the portal to try first when there is no session
         let mut next = 0usize;
+        let mut next_write = Instant::now();
         'run: while !stop.load(Ordering::Relaxed)
             && self.max_writes.is_none_or(|m| report.writes < m)
         {
@@ -1473,6 +1477,13 @@ impl Writer {
                 continue;
             };
             let idx = *idx;
+            if let Some(p) = self.pace {
+                let now = Instant::now();
+                if next_write > now {
+                    std::thread::sleep(next_write - now);
+                }
+                next_write = next_write.max(now) + p;
+            }
             match self.write_one(s, lba, seq) {
                 Ok(()) => {
                     report.acked.insert(lba, seq);
