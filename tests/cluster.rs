@@ -1042,12 +1042,15 @@ fn node_configs_require_what_the_fencing_and_dlm_run() {
     );
     assert!(sbd[1].reason.contains("fencing.devices"), "{:?}", sbd[1]);
     // Fencing off runs no fence program; LIO has no DLM.
+    // DRBD 8.4: the native fence-peer handler's tools too.
     assert_eq!(
         paths(&requires(&lio_text())),
         [
             p("/sbin/drbdadm", "drbd-utils"),
             p("/lib/drbd/drbdsetup-84", "drbd-utils"),
-            p("/usr/sbin/crm_attribute", "pacemaker-cli-utils")
+            p("/usr/sbin/crm_attribute", "pacemaker-cli-utils"),
+            p("/usr/sbin/cibadmin", "pacemaker-cli-utils"),
+            p("/usr/sbin/crmadmin", "pacemaker-cli-utils"),
         ]
     );
     // LINBIT's agent, when the cluster file picks it.
@@ -1056,8 +1059,73 @@ fn node_configs_require_what_the_fencing_and_dlm_run() {
             "drbd-agent = \"linbit\"\n{}",
             lio_text()
         ))),
-        [p("/usr/lib/ocf/resource.d/linbit/drbd", "drbd-utils")]
+        [
+            p("/usr/lib/ocf/resource.d/linbit/drbd", "drbd-utils"),
+            p("/usr/sbin/cibadmin", "pacemaker-cli-utils"),
+            p("/usr/sbin/crmadmin", "pacemaker-cli-utils"),
+        ]
     );
+    // drbd-utils' fence-peer handler: nothing more (drbd-utils ships it).
+    assert_eq!(
+        paths(&requires(&format!(
+            "drbd-fence-peer = \"drbd-utils\"\n{}",
+            lio_text()
+        ))),
+        [
+            p("/sbin/drbdadm", "drbd-utils"),
+            p("/lib/drbd/drbdsetup-84", "drbd-utils"),
+            p("/usr/sbin/crm_attribute", "pacemaker-cli-utils"),
+        ]
+    );
+}
+
+#[test]
+fn drbd_84_fences_with_the_native_handler_unless_the_file_picks_drbd_utils() {
+    let res = |text: &str| {
+        let c = Cluster::parse(Path::new("c.toml"), text).unwrap();
+        self::text(
+            &render_files(&c, &secrets(&c)).unwrap(),
+            "alpha/drbd/r0.res",
+        )
+    };
+    let native = res(&lio_text());
+    assert!(
+        native.contains("fence-peer \"/init drbd-fence-peer\";"),
+        "{native}"
+    );
+    // the unfence handler stays drbd-utils' (it removes the same constraint)
+    assert!(
+        native.contains("after-resync-target \"/usr/lib/drbd/crm-unfence-peer.sh\";"),
+        "{native}"
+    );
+    let script = res(&format!("drbd-fence-peer = \"drbd-utils\"\n{}", lio_text()));
+    assert!(
+        script.contains("fence-peer \"/usr/lib/drbd/crm-fence-peer.sh\";"),
+        "{script}"
+    );
+    // DRBD 9 runs drbd-utils' handler; asking for the native one there is an error
+    // at the key.
+    let v9 = lio_text().replace("drbd-version = \"8.4\"\n", "");
+    assert!(res(&v9).contains("crm-fence-peer.9.sh"));
+    let e = Cluster::parse(
+        Path::new("c.toml"),
+        &format!("drbd-fence-peer = \"sanforge\"\n{v9}"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("c.toml:1:")
+            && e.contains("drbd-fence-peer `sanforge`")
+            && e.contains("drbd-utils"),
+        "{e}"
+    );
+    let e = Cluster::parse(
+        Path::new("c.toml"),
+        &format!("drbd-fence-peer = \"crm\"\n{}", lio_text()),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("c.toml:1:") && e.contains("drbd-utils"), "{e}");
 }
 
 #[test]
@@ -1311,7 +1379,7 @@ fn lio_drbd_and_corosync_configs_are_accepted() {
         "disk         /dev/vda;",
         "device       minor 0;",
         "cram-hmac-alg    sha256;",
-        "fence-peer       /usr/lib/drbd/crm-fence-peer.sh;",
+        "fence-peer       \"/init drbd-fence-peer\";",
     ] {
         assert!(
             dump.contains(want),

@@ -56,6 +56,9 @@ usage: sanforge-init                       run as PID 1 (the image's /init)
                                            planned switchover of a DRBD resource and its target to the other
                                            node: checks the peer is UpToDate, moves, waits, removes the move
                                            constraint (`sanforge-init switchover --help`)
+       sanforge-init drbd-fence-peer [--resource RES] [--timeout S] [--dc-timeout S]
+                                           DRBD 8.4's fence-peer handler (drbdadm runs it): keeps the
+                                           lost peer from being promoted, as crm-fence-peer.sh does
 
 steps: mounts, load-modules, hardware (coldplug, udev, report), storage [NODE_TOML] (md, LVM, target state,
        report), network, network-plan [NODE_TOML] (the netlink
@@ -127,6 +130,9 @@ fn main() -> ExitCode {
         [cmd, rest @ ..] if cmd == "status" => status(&mut RealSys::new(SysRoot::new("/")), rest),
         [cmd, rest @ ..] if cmd == "switchover" => {
             switchover(&mut RealSys::new(SysRoot::new("/")), rest)
+        }
+        [cmd, rest @ ..] if cmd == agent::drbd::fence_peer::SUBCOMMAND => {
+            fence_peer(&mut RealSys::new(SysRoot::new("/")), rest)
         }
         [cmd, tag] if cmd == init::logs::RELAY => {
             let mut kmsg = std::fs::OpenOptions::new()
@@ -495,6 +501,22 @@ fn switchover(sys: &mut dyn Sys, args: &[String]) -> ExitCode {
         Err(e) => {
             eprintln!("error: switchover {}: {e}", req.resource);
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// DRBD 8.4's fence-peer handler: its answer is the exit code (4, 5, 7; 1 nothing done).
+fn fence_peer(sys: &mut dyn Sys, args: &[String]) -> ExitCode {
+    use agent::drbd::fence_peer::{run, Request, USAGE};
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    match Request::parse(args, |k| std::env::var(k).ok()) {
+        Ok(req) => ExitCode::from(run(sys, &req, &mut std::io::stderr().lock()) as u8),
+        Err(e) => {
+            eprintln!("error: drbd-fence-peer: {e}\n\n{USAGE}");
+            ExitCode::from(2)
         }
     }
 }

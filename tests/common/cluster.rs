@@ -52,7 +52,9 @@ pub fn writer_pace() -> Option<Duration> {
         Ok(v) => match v.trim().parse::<u64>() {
             Ok(0) => None,
             Ok(ms) => Some(Duration::from_millis(ms)),
-            Err(_) => panic!("SANFORGE_WRITER_PACE_MS={v:?}: expected whole milliseconds (0: unpaced)"),
+            Err(_) => {
+                panic!("SANFORGE_WRITER_PACE_MS={v:?}: expected whole milliseconds (0: unpaced)")
+            }
         },
     }
 }

@@ -46,7 +46,9 @@
 //! [`FakeSys`](crate::sys::FakeSys) plays the kernel and the tools in tests
 //! (`sanforge-init --root DIR ocf-drbd ACTION`).
 
+pub mod fence_peer;
 pub mod meta;
+pub mod res_file;
 pub mod status;
 pub mod target;
 #[cfg(test)]

@@ -17,8 +17,8 @@ mod validate;
 
 pub use model::{
     AluaConf, Cluster, CorosyncConf, DrbdAgent, DrbdConf, DrbdNodeConf, DrbdVersion, ExportConf,
-    Fencing, FencingConf, FencingMode, InitiatorConf, InterfaceConf, Node, NodeConf, QdeviceConf,
-    Quorum, QuorumConf, RawCluster, TargetStack, VipConf, DEFAULT_PORTAL,
+    FencePeer, Fencing, FencingConf, FencingMode, InitiatorConf, InterfaceConf, Node, NodeConf,
+    QdeviceConf, Quorum, QuorumConf, RawCluster, TargetStack, VipConf, DEFAULT_PORTAL,
 };
 pub use secrets::{generate_secrets, write_secrets, ChapSecret, Secrets};
 pub use validate::check_alua;

@@ -34,6 +34,10 @@ pub struct RawCluster {
     /// `ocf:sanforge:drbd`) or `"linbit"` (drbd-utils' `ocf:linbit:drbd`).
     #[serde(default)]
     pub drbd_agent: DrbdAgent,
+    /// DRBD's fence-peer handler: `"sanforge"` (`sanforge-init drbd-fence-peer`, the
+    /// default with DRBD 8.4) or `"drbd-utils"` (`crm-fence-peer.sh`, the default and
+    /// the only one with DRBD 9).
+    pub drbd_fence_peer: Option<FencePeer>,
     #[serde(default)]
     pub corosync: CorosyncConf,
     pub quorum: Option<QuorumConf>,
@@ -164,6 +168,17 @@ pub enum DrbdAgent {
     Sanforge,
     /// `ocf:linbit:drbd`, LINBIT's agent from drbd-utils.
     Linbit,
+}
+
+/// DRBD's fence-peer handler (top-level `drbd-fence-peer`).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum FencePeer {
+    /// `sanforge-init drbd-fence-peer` (src/agent/drbd/fence_peer.rs): crm-fence-peer.sh's
+    /// decisions with two processes instead of dozens; DRBD 8.4 only.
+    Sanforge,
+    /// drbd-utils' `crm-fence-peer.sh` (DRBD 8.4) or `crm-fence-peer.9.sh` (DRBD 9).
+    DrbdUtils,
 }
 
 /// `two-node = true`, or `device = { host = "…" }` for a corosync-qnetd arbiter.
@@ -423,6 +438,7 @@ pub struct Cluster {
     pub target: TargetStack,
     pub drbd_version: DrbdVersion,
     pub drbd_agent: DrbdAgent,
+    pub fence_peer: FencePeer,
     pub corosync: CorosyncConf,
     pub quorum: Quorum,
     pub fencing: Fencing,

@@ -6,8 +6,9 @@
 //! Reads: only its arguments.
 
 use super::templates;
+use crate::agent::drbd::fence_peer;
 use crate::contract::SECRETS_DIR;
-use crate::ha::cluster::{Cluster, DrbdVersion, Secrets};
+use crate::ha::cluster::{Cluster, DrbdVersion, FencePeer, Secrets};
 use anyhow::{bail, Result};
 use serde::Serialize;
 
@@ -125,7 +126,11 @@ pub fn drbd_res(c: &Cluster, name: &str) -> Result<String> {
         ping_timeout: PING_TIMEOUT_DS,
         timeout: TIMEOUT_DS,
         fencing: d.fencing.as_deref().unwrap_or("resource-and-stonith"),
-        fence_peer: if v84 { FENCE_PEER_84 } else { FENCE_PEER },
+        fence_peer: match (c.fence_peer, v84) {
+            (FencePeer::Sanforge, _) => fence_peer::HANDLER,
+            (FencePeer::DrbdUtils, true) => FENCE_PEER_84,
+            (FencePeer::DrbdUtils, false) => FENCE_PEER,
+        },
         unfence_peer: if v84 { UNFENCE_PEER_84 } else { UNFENCE_PEER },
         port: d.port,
         minor: d.minor,

@@ -10,7 +10,7 @@ use crate::config::node::{
     ScstNode, Service, Watchdog, WatchdogMode,
 };
 use crate::config::storage::{Activate, Storage, VolumeGroup};
-use crate::ha::cluster::{Cluster, DrbdAgent, DrbdVersion, Fencing, Node, TargetStack};
+use crate::ha::cluster::{Cluster, DrbdAgent, DrbdVersion, FencePeer, Fencing, Node, TargetStack};
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -335,6 +335,12 @@ pub fn requirements(c: &Cluster, cluster_mode: bool) -> Vec<Requirement> {
                 ));
             }
         }
+    }
+    if !c.drbd.is_empty() && c.fence_peer == FencePeer::Sanforge {
+        // The handler itself is /init; what it runs.
+        let why = "[[drbd]] (DRBD's fence-peer handler, sanforge-init drbd-fence-peer, runs cibadmin and crmadmin)";
+        v.push(req("/usr/sbin/cibadmin".into(), "pacemaker-cli-utils", why));
+        v.push(req("/usr/sbin/crmadmin".into(), "pacemaker-cli-utils", why));
     }
     if !c.lvm.is_empty() {
         // LVM-activate checks for `lvm`, `dmsetup` and `pgrep` before it starts

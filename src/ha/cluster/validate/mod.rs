@@ -108,11 +108,13 @@ impl RawCluster {
         );
         check_initiators(&mut errs, &self.initiators, self.target);
         check_alua_states(&mut errs, &self.alua);
+        let fence_peer = check_fence_peer(&mut errs, self.drbd_fence_peer, self.drbd_version);
         let cluster = quorum.zip(fencing).map(|(quorum, fencing)| Cluster {
             name: self.name,
             target: self.target,
             drbd_version: self.drbd_version,
             drbd_agent: self.drbd_agent,
+            fence_peer,
             corosync: self.corosync,
             quorum,
             fencing,
@@ -457,6 +459,25 @@ fn serves_io(state: &str) -> bool {
 }
 
 /// Records the error of each ALUA state (see [`check_alua`]).
+/// The fence-peer handler: the native one for DRBD 8.4 unless the file says otherwise;
+/// DRBD 9 only with drbd-utils' (the native handler reads `/proc/drbd`, which DRBD 9
+/// no longer fills, and must not ask netlink from inside a state change).
+fn check_fence_peer(errs: &mut Errors, f: Option<FencePeer>, v: DrbdVersion) -> FencePeer {
+    match (f, v) {
+        (Some(FencePeer::Sanforge), DrbdVersion::V9) => {
+            errs.at(
+                at!["drbd-fence-peer"],
+                "drbd-fence-peer `sanforge`: the native handler is DRBD 8.4's (it reads /proc/drbd); \
+                 with drbd-version \"9\" use \"drbd-utils\" (crm-fence-peer.9.sh) or leave it unset",
+            );
+            FencePeer::DrbdUtils
+        }
+        (Some(f), _) => f,
+        (None, DrbdVersion::V84) => FencePeer::Sanforge,
+        (None, DrbdVersion::V9) => FencePeer::DrbdUtils,
+    }
+}
+
 fn check_alua_states(errs: &mut Errors, a: &AluaConf) {
     if let Err(m) = check_promoted_state(&a.promoted_state) {
         errs.at(at!["alua", "promoted-state"], m);
