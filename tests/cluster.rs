@@ -217,9 +217,9 @@ fn drbd_res_has_protocol_c_fencing_and_handlers() {
         "crm-unfence-peer.9.sh",
         "auto-promote no;",
         // A Secondary notices a dead Primary within ping-int + ping-timeout.
-        "ping-int 3;",
+        "ping-int 2;",
         "ping-timeout 10;",
-        "timeout 25;",
+        "timeout 15;",
         "on \"alpha\"",
         "on \"beta\"",
         "address 10.0.1.1:7789;",

@@ -345,8 +345,9 @@ fn partition(_: &Lab, pair: &mut Pair, run: &Run, p: usize) -> (usize, Result<St
 
 fn drbd_link(_: &Lab, pair: &mut Pair, run: &Run, p: usize) -> (usize, Result<String, String>) {
     set_link(pair, p, 0, false);
-    // DRBD 8.4's crm-fence-peer.sh outdates the peer through the constraint (it can
-    // no longer be promoted) and answers 4, after which the Primary records the peer's
+    // DRBD 8.4's fence-peer handler (sanforge-init drbd-fence-peer: beta's controller
+    // still answers `crmadmin -S` over Corosync's link 1) outdates the peer through the
+    // constraint (it can no longer be promoted) and answers 4, after which the Primary records the peer's
     // disk as Outdated (`ds:UpToDate/Outdated`); the peer itself, cut off, still says
     // UpToDate/DUnknown. DRBD notices the loss after its ping timeout (writes wait for
     // the peer's acknowledgement until then: protocol C), then runs the handler.

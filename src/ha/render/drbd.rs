@@ -50,28 +50,33 @@ pub fn drbd_secret(s: &Secrets) -> Result<String> {
 
 /// DRBD's liveness timers in the `net` section, for a failover within seconds (DRBD's
 /// defaults are ping-int 10 s, ping-timeout 0.5 s, timeout 6 s). A Secondary notices
-/// that its Primary died only when a ping goes unanswered: `ping-int` + `ping-timeout`
-/// after the death, 10.5 s at worst with the defaults, and until then it refuses to
-/// become Primary (the peer still looks Primary), which held up the promote after a
-/// power loss far longer than Corosync's token + consensus (4 to 4.5 s at token 3 s).
-/// At 3 s + 1 s it ends about when Pacemaker asks for the promote (measured 5.9 and
-/// 6.1 s after the power loss on a loaded TCG host, against 13 s before). `ping-timeout` is doubled from the default: a ping
-/// answered late on a loaded host must not cost a reconnect and resync (the idle soak
-/// of tests/failover.rs counts DRBD state changes). `timeout` (tenths of a second) must
-/// stay below `ping-int` (drbd.conf(5)): 2.5 s per try, times `ko-count` (7) before a
-/// peer that does not answer a write is dropped.
+/// that its Primary died only when a ping goes unanswered, and until then it refuses to
+/// become Primary (the peer still looks Primary). DRBD 8.4's ack receiver waits
+/// `ping-int` for a packet, and when the data socket received something within that
+/// time it waits `ping-int` again before it pings: the death is seen between
+/// `ping-int` + `ping-timeout` and twice `ping-int` + `ping-timeout` after it. At 3 s +
+/// 1 s that was 5.9 to 6.9 s after a power loss (benches/failover-steps.sh), after
+/// Pacemaker asked for the promote (4.7 to 5.4 s: Corosync's token 3 s + consensus
+/// 1.5 s, then the scheduler), so the promote waited for DRBD; at 2 s + 1 s it is 3.5 s,
+/// before Corosync even declares the node lost. `ping-timeout` is doubled from the
+/// default: a ping answered late on a loaded host must not cost a reconnect and resync
+/// (the idle soak of tests/failover.rs counts DRBD state changes). `timeout` (tenths of
+/// a second) must stay below `ping-int` (drbd.conf(5)): 1.5 s per try, times `ko-count`
+/// (7) before a peer that does not answer a write is dropped.
 ///
-/// ping-int 2 s (timeout 1.5 s) was tried and not kept: the death was seen 3.1 to
-/// 5.7 s after it, but the promote then ran DRBD's fence-peer handler
-/// (crm-fence-peer.sh) while the cluster was still settling (a new DC being elected),
-/// and the handler then asks the DC with growing timeouts and the dead peer's
-/// controller (`crmadmin -S`, seconds of timeout) while the CIB still shows it online,
-/// polling every 2 s: 2.05 to 3.1 s in the handler in 3 of 5 runs, against 1.24 to
-/// 1.35 s at ping-int 3; failover median 9.18 s over 5 runs (benches/failover.sh
-/// --logs).
-pub const PING_INT_S: u32 = 3;
+/// ping-int 2 s paid only with the native fence-peer handler
+/// ([`crate::agent::drbd::fence_peer`]). With crm-fence-peer.sh it was tried and
+/// reverted (session of 2026-12-05): the promote then ran the script while the cluster
+/// was still settling (a new DC being elected), and the script asks the DC with growing
+/// timeouts and the dead peer's controller (`crmadmin -S`, 3.6 s of timeout) while the
+/// CIB still shows it online, polling every 2 s: 2.05 to 3.1 s in the handler in 3 of
+/// 5 runs; failover median 9.18 s over 5 runs. With the native handler (0.4 to 0.5 s,
+/// polling every 0.5 s, `crmadmin -S` bounded to 1 s), the failover went from 6.87,
+/// 6.23, 6.43 s at ping-int 3 to 6.43, 5.48, 5.64 s at ping-int 2
+/// (`benches/failover.sh --logs DIR 3`, writer paced at 10 ms, exclusive).
+pub const PING_INT_S: u32 = 2;
 pub const PING_TIMEOUT_DS: u32 = 10;
-pub const TIMEOUT_DS: u32 = 25;
+pub const TIMEOUT_DS: u32 = 15;
 
 #[derive(Serialize)]
 struct ResData<'a> {
