@@ -153,17 +153,7 @@ impl Run<'_> {
 
     /// Runs `argv`; its stdout, or an error naming the command and its last stderr line.
     fn run(&mut self, argv: &[&str], timeout: Duration) -> Result<String, String> {
-        let argv: Vec<String> = argv.iter().map(|a| a.to_string()).collect();
-        match self.sys.run_output(&argv, &[], timeout) {
-            Ok(o) if o.status.success() => Ok(o.stdout),
-            Ok(o) => Err(format!(
-                "`{}` failed ({}): {}",
-                argv.join(" "),
-                o.status,
-                o.last_error_line().unwrap_or("no message")
-            )),
-            Err(e) => Err(format!("`{}`: {e}", argv.join(" "))),
-        }
+        crate::sys::run_stdout(&mut *self.sys, argv, timeout).map_err(|(_, e)| e)
     }
 
     /// DRBD's state of `res` (minor `minor`) as this node sees it.

@@ -206,6 +206,32 @@ impl Output {
     }
 }
 
+/// Runs `argv` through `sys` (no extra environment): its stdout when it exits 0, else
+/// the exit code (`None` when killed or not started) and a message naming the command,
+/// how it ended and the last line of its stderr.
+pub fn run_stdout(
+    sys: &mut dyn Sys,
+    argv: &[&str],
+    timeout: Duration,
+) -> Result<String, (Option<i32>, String)> {
+    let argv: Vec<String> = argv.iter().map(|a| a.to_string()).collect();
+    match sys.run_output(&argv, &[], timeout) {
+        Ok(o) if o.status.success() => Ok(o.stdout),
+        Ok(o) => {
+            let code = match o.status {
+                ExitStatus::Exited(c) => Some(c),
+                ExitStatus::Signaled(_) => None,
+            };
+            let why = o.last_error_line().unwrap_or("no message");
+            Err((
+                code,
+                format!("`{}` failed ({}): {why}", argv.join(" "), o.status),
+            ))
+        }
+        Err(e) => Err((None, format!("`{}`: {e}", argv.join(" ")))),
+    }
+}
+
 /// Every kernel interface the init and the OCF agent use. File operations take
 /// absolute paths as seen inside the image; implementations resolve them under their
 /// [`SysRoot`].

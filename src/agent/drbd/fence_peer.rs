@@ -405,17 +405,7 @@ impl Run<'_> {
     }
 
     fn run(&mut self, argv: &[&str], timeout: Duration) -> Result<String, String> {
-        let argv: Vec<String> = argv.iter().map(|a| a.to_string()).collect();
-        match self.sys.run_output(&argv, &[], timeout) {
-            Ok(o) if o.status.success() => Ok(o.stdout),
-            Ok(o) => Err(format!(
-                "`{}` failed ({}): {}",
-                argv.join(" "),
-                o.status,
-                o.last_error_line().unwrap_or("no message")
-            )),
-            Err(e) => Err(format!("`{}`: {e}", argv.join(" "))),
-        }
+        crate::sys::run_stdout(&mut *self.sys, argv, timeout).map_err(|(_, e)| e)
     }
 
     /// The CIB as the DC has it (`cibadmin -Q -t 2`).

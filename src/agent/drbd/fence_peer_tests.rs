@@ -16,25 +16,12 @@ const CIB: &str = include_str!("../../../tests/fixtures/pacemaker/cib-two-nodes.
 /// `cibadmin -Q` on alpha after beta's VM was killed (no fencing): Corosync lost it.
 const CIB_BETA_LOST: &str = include_str!("../../../tests/fixtures/pacemaker/cib-peer-lost.xml");
 
-const RES_84: &str = r#"resource "r0" {
-    on "alpha" {
-        address 192.0.2.11:7789;
-        volume 0 {
-            device minor 0;
-            disk "/dev/vdb";
-            meta-disk internal;
-        }
-    }
-    on "beta" {
-        address 192.0.2.12:7789;
-        volume 0 {
-            device minor 0;
-            disk "/dev/vdb";
-            meta-disk internal;
-        }
-    }
+/// The resource file as the cluster render writes it for the failover lab (its
+/// snapshot, header cut off).
+fn res_84() -> &'static str {
+    let snap = include_str!("../../../tests/snapshots/cluster__lio__alpha__drbd__r0.res.snap");
+    snap.splitn(3, "---\n").nth(2).expect("an insta snapshot")
 }
-"#;
 
 /// Alpha Secondary after its Primary died (what a promote's handler sees).
 const PEER_GONE: &str = "version: 8.4.11 (api:1/proto:86-101)\n 0: cs:WFConnection ro:Secondary/Unknown ds:UpToDate/DUnknown C r-----\n";
@@ -101,7 +88,7 @@ impl Lab {
         fs::write(d.join("proc/sys/kernel/hostname"), "alpha\n").unwrap();
         fs::write(d.join("proc/drbd"), proc).unwrap();
         fs::create_dir_all(d.join("etc/drbd.d")).unwrap();
-        fs::write(d.join("etc/drbd.d/r0.res"), RES_84).unwrap();
+        fs::write(d.join("etc/drbd.d/r0.res"), res_84()).unwrap();
         fs::create_dir_all(d.join("dev")).unwrap();
         let run = d.join("fake-run");
         fs::create_dir_all(&run).unwrap();

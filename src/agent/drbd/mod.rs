@@ -55,7 +55,7 @@ pub mod target;
 mod tests;
 
 use super::{Env, Log, Rc};
-use crate::sys::{ExitStatus, Sys};
+use crate::sys::Sys;
 use status::{Role, Score, Status};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -215,23 +215,8 @@ impl<'a> Agent<'a> {
     /// Runs `argv`; its exit code, or the reason it did not run or failed (argv, exit
     /// status, the last line of stderr).
     fn run(&mut self, argv: &[&str]) -> Result<(), (Option<i32>, String)> {
-        let argv: Vec<String> = argv.iter().map(|a| a.to_string()).collect();
         let timeout = self.left().max(Duration::from_secs(1));
-        match self.sys.run_output(&argv, &[], timeout) {
-            Ok(o) if o.status.success() => Ok(()),
-            Ok(o) => {
-                let code = match o.status {
-                    ExitStatus::Exited(c) => Some(c),
-                    ExitStatus::Signaled(_) => None,
-                };
-                let why = o.last_error_line().unwrap_or("no message").to_string();
-                Err((
-                    code,
-                    format!("`{}` failed ({}): {why}", argv.join(" "), o.status),
-                ))
-            }
-            Err(e) => Err((None, format!("`{}`: {e}", argv.join(" ")))),
-        }
+        crate::sys::run_stdout(&mut *self.sys, argv, timeout).map(|_| ())
     }
 
     /// The resource's state; `Ok(None)` when it is not configured (or the module is
