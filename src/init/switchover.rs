@@ -30,11 +30,10 @@
 //! `crm_resource --wait` and `crm_mon` through it.
 
 use super::status_ha::{parse_crm_mon, CRM_MON_XML};
+use crate::agent::drbd;
 use crate::agent::drbd::res_file::clone_id;
 pub use crate::agent::drbd::res_file::{ResFile, DRBD_DIR};
 use crate::agent::drbd::status::{Role, Status};
-use crate::agent::drbd::{self, Params};
-use crate::agent::Env;
 use crate::sys::Sys;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -104,7 +103,7 @@ impl Request {
         }
         let resource = resource.ok_or("name the DRBD resource (as in /etc/drbd.d)")?;
         // The agent's own check of a resource name (no path separators, no options).
-        Params::from_env(&Env::from_pairs([("OCF_RESKEY_drbd_resource", &resource)]))?;
+        drbd::check_resource_name("resource", &resource)?;
         Ok(Request {
             resource,
             to,

@@ -154,15 +154,7 @@ impl Request {
         }
         let resource = resource
             .ok_or("no resource: DRBD_RESOURCE is not set (drbdadm sets it) and no --resource")?;
-        if resource.is_empty()
-            || !resource
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-        {
-            return Err(format!(
-                "resource '{resource}': expected a DRBD resource name (letters, digits, - _ .)"
-            ));
-        }
+        super::check_resource_name("resource", &resource)?;
         // drbdadm passes every volume's minor, blank-separated: one is ours.
         let minor = env("DRBD_MINOR").and_then(|m| {
             let mut w = m.split_whitespace();

@@ -98,20 +98,29 @@ pub struct Params {
     pub instance: String,
 }
 
+/// A DRBD resource name as the agent, the switchover and the fence-peer handler accept
+/// it (it becomes a path under /etc/drbd.d and an argument of drbdadm): letters,
+/// digits, `_`, `-`, `.`, not starting with `-` or `.`; `what` names where it came from.
+pub fn check_resource_name(what: &str, name: &str) -> Result<(), String> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        || name.starts_with(['-', '.'])
+    {
+        return Err(format!(
+            "{what} '{name}' is not a DRBD resource name (letters, digits, '_', '-', '.')"
+        ));
+    }
+    Ok(())
+}
+
 impl Params {
     pub fn from_env(env: &Env) -> Result<Params, String> {
         let resource = env
             .param("drbd_resource")
             .ok_or("drbd_resource is not set: name the DRBD resource (as in /etc/drbd.d)")?;
-        if !resource
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-            || resource.starts_with(['-', '.'])
-        {
-            return Err(format!(
-                "drbd_resource '{resource}' is not a DRBD resource name (letters, digits, '_', '-', '.')"
-            ));
-        }
+        check_resource_name("drbd_resource", resource)?;
         let minor =
             match env.param("drbd_minor") {
                 None => None,
